@@ -1,0 +1,26 @@
+// batch_norm normalisation: y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
+// Training binds the batch statistics, eval binds the running statistics.
+
+override WG: u32 = 256u;
+
+struct Params { total: u32, c: u32, hw: u32, eps: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;        // (N, C, H, W)
+@group(0) @binding(2) var<storage, read> mean: array<f32>;     // (C)
+@group(0) @binding(3) var<storage, read> var_: array<f32>;     // (C)
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;    // (C)
+@group(0) @binding(5) var<storage, read> beta: array<f32>;     // (C)
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;  // (N, C, H, W)
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (i >= p.total) {
+        return;
+    }
+    let c = (i / p.hw) % p.c;
+    let scale = gamma[c] * inverseSqrt(var_[c] + p.eps);
+    y[i] = (x[i] - mean[c]) * scale + beta[c];
+}

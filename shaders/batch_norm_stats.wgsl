@@ -1,0 +1,62 @@
+// batch_norm training statistics: one workgroup per channel reduces over (N, H, W) in two passes
+// (mean, then the mean squared deviation: stabler than E[x^2] - E[x]^2), saves the batch mean and
+// biased variance for normalisation and backward, and updates the running statistics the way
+// PyTorch does: running = (1 - momentum) * running + momentum * batch, with the unbiased variance.
+
+const WG: u32 = 256u;
+
+struct Params {
+    n: u32, c: u32, hw: u32, momentum: f32,
+    update_running: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;              // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> mean: array<f32>;     // (C) batch mean
+@group(0) @binding(3) var<storage, read_write> var_b: array<f32>;    // (C) biased batch variance
+@group(0) @binding(4) var<storage, read_write> run_mean: array<f32>; // (C)
+@group(0) @binding(5) var<storage, read_write> run_var: array<f32>;  // (C)
+
+var<workgroup> red: array<f32, WG>;
+
+fn reduce(lid: u32, v: f32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = red[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
+    let count = p.n * p.hw;
+    var s = 0.0;
+    for (var i = lid; i < count; i += WG) {
+        let ni = i / p.hw;
+        s += x[(ni * p.c + c) * p.hw + i % p.hw];
+    }
+    let m = reduce(lid, s) / f32(count);
+    var q = 0.0;
+    for (var i = lid; i < count; i += WG) {
+        let ni = i / p.hw;
+        let d = x[(ni * p.c + c) * p.hw + i % p.hw] - m;
+        q += d * d;
+    }
+    let v = reduce(lid, q) / f32(count);
+    if (lid == 0u) {
+        mean[c] = m;
+        var_b[c] = v;
+        if (p.update_running != 0u) {
+            let unbiased = v * f32(count) / f32(max(count, 2u) - 1u);
+            run_mean[c] = (1.0 - p.momentum) * run_mean[c] + p.momentum * m;
+            run_var[c] = (1.0 - p.momentum) * run_var[c] + p.momentum * unbiased;
+        }
+    }
+}

@@ -1,0 +1,51 @@
+// Softmax cross-entropy with label smoothing, mean over the batch, in one workgroup:
+// loss_i = -(1 - eps) * log p[label_i] - eps * mean_j log p[j], log p = x - logsumexp(x).
+// A label outside [0, K) makes the loss NaN (the host checks labels it uploads).
+
+const WG: u32 = 256u;
+
+struct Params { n: u32, k: u32, smoothing: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;     // (N, K)
+@group(0) @binding(2) var<storage, read> labels: array<i32>;     // (N)
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>; // (1)
+
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32) {
+    var s = 0.0;
+    for (var r = lid; r < p.n; r += WG) {
+        let base = r * p.k;
+        var mx = logits[base];
+        var total = 0.0;
+        for (var j = 0u; j < p.k; j++) {
+            mx = max(mx, logits[base + j]);
+            total += logits[base + j];
+        }
+        var e = 0.0;
+        for (var j = 0u; j < p.k; j++) {
+            e += exp(logits[base + j] - mx);
+        }
+        let lse = mx + log(e);
+        let label = labels[r];
+        var nll = bitcast<f32>(0x7fc00000u);  // NaN for a bad label
+        if (label >= 0 && u32(label) < p.k) {
+            nll = lse - logits[base + u32(label)];
+        }
+        let smoothed = lse - total / f32(p.k);
+        s += (1.0 - p.smoothing) * nll + p.smoothing * smoothed;
+    }
+    red[lid] = s;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st = st / 2u) {
+        if (lid < st) {
+            red[lid] += red[lid + st];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        loss[0] = red[0] / f32(p.n);
+    }
+}

@@ -1,0 +1,47 @@
+// max_pool2d forward: padding counts as -inf; a NaN in the window wins, as in PyTorch.
+
+override KH: u32 = 2u;
+override KW: u32 = 2u;
+override SH: u32 = 2u;
+override SW: u32 = 2u;
+override PH: u32 = 0u;
+override PW: u32 = 0u;
+override DH: u32 = 1u;
+override DW: u32 = 1u;
+override WG: u32 = 256u;
+
+struct Params { nc: u32, h: u32, w: u32, oh: u32, ow: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;        // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;  // (N, C, OH, OW)
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (i >= p.nc * p.oh * p.ow) {
+        return;
+    }
+    let ox = i % p.ow;
+    let oy = (i / p.ow) % p.oh;
+    let plane = i / (p.ow * p.oh);
+    var m = -bitcast<f32>(0x7f800000u);  // -inf
+    for (var ky = 0u; ky < KH; ky++) {
+        let iy = i32(oy * SH + ky * DH) - i32(PH);
+        if (iy < 0 || iy >= i32(p.h)) {
+            continue;
+        }
+        for (var kx = 0u; kx < KW; kx++) {
+            let ix = i32(ox * SW + kx * DW) - i32(PW);
+            if (ix < 0 || ix >= i32(p.w)) {
+                continue;
+            }
+            let v = x[(plane * p.h + u32(iy)) * p.w + u32(ix)];
+            if (v > m || v != v) {
+                m = v;
+            }
+        }
+    }
+    y[i] = m;
+}

@@ -1,0 +1,125 @@
+//! `Dispatch`: one kernel launch with its bind group and grid, made once and encoded as often as
+//! needed. The functional API runs a few; a compiled plan records hundreds into one submit.
+
+use super::gpu::Gpu;
+use super::pipeline::{Binding, Pipeline};
+use crate::error::{Error, Result};
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+/// WebGPU's guaranteed minimum; kernels fold a linear workgroup id over x and y beyond it.
+pub const MAX_WORKGROUPS_PER_DIM: u32 = 65_535;
+
+/// A grid of `groups` workgroups folded into (x, y) so that x stays within the device limit.
+/// Kernels recover the linear id as `wid.x + wid.y * nwg.x` and skip ids past their work.
+pub fn grid_1d(groups: u32) -> [u32; 3] {
+    let groups = groups.max(1);
+    if groups <= MAX_WORKGROUPS_PER_DIM {
+        [groups, 1, 1]
+    } else {
+        let y = groups.div_ceil(MAX_WORKGROUPS_PER_DIM);
+        [groups.div_ceil(y), y, 1]
+    }
+}
+
+pub struct Dispatch {
+    pub pipeline: Arc<Pipeline>,
+    pub bind_group: wgpu::BindGroup,
+    pub grid: [u32; 3],
+}
+
+impl Dispatch {
+    /// Bind `params` (a uniform struct, as plain u32/f32 words) and `buffers` in binding order.
+    /// The shader's binding list decides which is the uniform: it must be binding 0 if present.
+    pub fn new(
+        gpu: &Gpu,
+        pipeline: Arc<Pipeline>,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        grid: [u32; 3],
+    ) -> Result<Dispatch> {
+        let shader = pipeline.shader;
+        let has_uniform = shader.bindings.first() == Some(&Binding::Uniform);
+        let expected = shader.bindings.len() - usize::from(has_uniform);
+        if buffers.len() != expected {
+            return Err(Error::Shader {
+                shader: shader.name.into(),
+                reason: format!(
+                    "{} buffers bound, the kernel declares {expected}",
+                    buffers.len()
+                ),
+            });
+        }
+        if grid
+            .iter()
+            .any(|&g| g > gpu.limits().max_compute_workgroups_per_dimension)
+        {
+            return Err(Error::Limit {
+                what: format!("dispatch of {} with grid {grid:?}", shader.name),
+                need: *grid.iter().max().unwrap_or(&0) as u64,
+                max: gpu.limits().max_compute_workgroups_per_dimension as u64,
+            });
+        }
+        let device = gpu.device();
+        let uniform = has_uniform.then(|| {
+            // Uniform buffers need 16-byte sizes; pad with zeros.
+            let mut words = params.to_vec();
+            words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(shader.name),
+                contents: bytemuck::cast_slice(&words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+        });
+        let mut entries = Vec::with_capacity(shader.bindings.len());
+        if let Some(u) = &uniform {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 0,
+                resource: u.as_entire_binding(),
+            });
+        }
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: (i + usize::from(has_uniform)) as u32,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(shader.name),
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+        Ok(Dispatch {
+            pipeline,
+            bind_group,
+            grid,
+        })
+    }
+
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+    }
+}
+
+impl Gpu {
+    /// Record `dispatches` in order into one compute pass and submit once.
+    pub fn run(&self, dispatches: &[Dispatch]) {
+        let mut encoder = self
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("convoy"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("convoy"),
+                timestamp_writes: None,
+            });
+            for d in dispatches {
+                d.encode(&mut pass);
+            }
+        }
+        self.queue().submit([encoder.finish()]);
+    }
+}

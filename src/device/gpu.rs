@@ -1,0 +1,347 @@
+//! `Gpu`: picks an adapter, opens a device with the limits and features convoy uses, and owns the
+//! pipeline cache. Cheap to clone (a handle); tensors keep one to read themselves back.
+
+use super::pipeline::PipelineCache;
+use crate::error::{Error, Result};
+use std::fmt;
+use std::sync::Arc;
+
+const NO_ADAPTER_HINT: &str = "convoy needs a GPU driver with Vulkan, Metal or DX12 \
+(or WebGPU in a browser). On a machine without a GPU install the software Vulkan driver: \
+`apt-get install -y mesa-vulkan-drivers libvulkan1` (Debian/Ubuntu). \
+CONVOY_BACKEND (vulkan, metal, dx12, gl) and CONVOY_ADAPTER (index or part of the name) pick one.";
+
+/// What the opened device is and what it offers; printed by `convoy info`.
+#[derive(Clone, Debug)]
+pub struct GpuInfo {
+    pub name: String,
+    pub backend: wgpu::Backend,
+    pub device_type: wgpu::DeviceType,
+    pub driver: String,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+}
+
+impl GpuInfo {
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+}
+
+impl fmt::Display for GpuInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = &self.limits;
+        writeln!(
+            f,
+            "adapter: {} ({:?}, {:?})",
+            self.name, self.backend, self.device_type
+        )?;
+        writeln!(f, "driver: {}", self.driver)?;
+        writeln!(
+            f,
+            "limits: storage binding {} MiB, buffer {} MiB, workgroup storage {} KiB, {} invocations/workgroup, {} workgroups/dim",
+            l.max_storage_buffer_binding_size / (1 << 20),
+            l.max_buffer_size / (1 << 20),
+            l.max_compute_workgroup_storage_size / 1024,
+            l.max_compute_invocations_per_workgroup,
+            l.max_compute_workgroups_per_dimension
+        )?;
+        write!(
+            f,
+            "features: shader-f16 {}, subgroups {}, timestamps {}",
+            yes(self.has_f16()),
+            yes(self.features.contains(wgpu::Features::SUBGROUP)),
+            yes(self.has_timestamps())
+        )
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+pub(crate) struct GpuInner {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: GpuInfo,
+    pub pipelines: PipelineCache,
+    /// Bound where a kernel declares an optional input it will not read (a missing bias).
+    pub dummy: wgpu::Buffer,
+}
+
+/// A handle to one GPU device and its queue. Clone it freely.
+#[derive(Clone)]
+pub struct Gpu {
+    pub(crate) inner: Arc<GpuInner>,
+}
+
+impl fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Gpu({})", self.inner.info.name)
+    }
+}
+
+/// Chooses how to open a `Gpu`. `GpuBuilder::default()` reads CONVOY_BACKEND / CONVOY_ADAPTER.
+#[derive(Clone, Debug, Default)]
+pub struct GpuBuilder {
+    backends: Option<wgpu::Backends>,
+    adapter: Option<String>,
+    want_f16: Option<bool>,
+}
+
+impl GpuBuilder {
+    /// Restrict to these backends (default: all native ones, or CONVOY_BACKEND).
+    pub fn backends(mut self, b: wgpu::Backends) -> Self {
+        self.backends = Some(b);
+        self
+    }
+    /// Pick the adapter by index in the ranked list or by a case-insensitive part of its name.
+    pub fn adapter(mut self, which: impl Into<String>) -> Self {
+        self.adapter = Some(which.into());
+        self
+    }
+    /// Ask for shader-f16 (default: whenever the adapter has it).
+    pub fn f16(mut self, on: bool) -> Self {
+        self.want_f16 = Some(on);
+        self
+    }
+
+    /// Open the device (blocking). Native only; on the web use `build_async`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn build(self) -> Result<Gpu> {
+        pollster::block_on(self.build_async())
+    }
+
+    pub async fn build_async(self) -> Result<Gpu> {
+        let backends = match self.backends {
+            Some(b) => b,
+            None => backends_from_env()?,
+        };
+        let which = self
+            .adapter
+            .or_else(|| std::env::var("CONVOY_ADAPTER").ok());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+        });
+        let adapter = pick_adapter(&instance, backends, which.as_deref()).await?;
+        open(adapter, self.want_f16).await
+    }
+}
+
+fn backends_from_env() -> Result<wgpu::Backends> {
+    match std::env::var("CONVOY_BACKEND") {
+        Err(_) => Ok(wgpu::Backends::all()),
+        Ok(v) => match v.to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+            "metal" => Ok(wgpu::Backends::METAL),
+            "dx12" => Ok(wgpu::Backends::DX12),
+            "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+            "webgpu" | "browser" => Ok(wgpu::Backends::BROWSER_WEBGPU),
+            "all" | "" => Ok(wgpu::Backends::all()),
+            other => Err(Error::arg(
+                "Gpu",
+                "CONVOY_BACKEND",
+                format!("'{other}' is not one of vulkan, metal, dx12, gl, webgpu, all"),
+            )),
+        },
+    }
+}
+
+/// Higher is better: discrete > integrated > virtual > CPU; native APIs before GL.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 4,
+        wgpu::DeviceType::IntegratedGpu => 3,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 1,
+        wgpu::DeviceType::Other => 0,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Gl => 0,
+        _ => 1,
+    };
+    (ty, api)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+async fn pick_adapter(
+    instance: &wgpu::Instance,
+    backends: wgpu::Backends,
+    which: Option<&str>,
+) -> Result<wgpu::Adapter> {
+    let mut adapters = instance.enumerate_adapters(backends).await;
+    // Stable sort, best first, so indices in CONVOY_ADAPTER are predictable.
+    adapters.sort_by_key(|a| std::cmp::Reverse(rank(&a.get_info())));
+    let names: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?})", i.name, i.backend)
+        })
+        .collect();
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter {
+            detail: format!(" for backends {backends:?}"),
+            hint: NO_ADAPTER_HINT,
+        });
+    }
+    let Some(which) = which else {
+        return Ok(adapters.swap_remove(0));
+    };
+    let pos = match which.parse::<usize>() {
+        Ok(i) if i < adapters.len() => Some(i),
+        Ok(_) => None,
+        Err(_) => {
+            let w = which.to_ascii_lowercase();
+            names
+                .iter()
+                .position(|n| n.to_ascii_lowercase().contains(&w))
+        }
+    };
+    match pos {
+        Some(i) => Ok(adapters.swap_remove(i)),
+        None => Err(Error::NoAdapter {
+            detail: format!(
+                " matching CONVOY_ADAPTER='{which}' among [{}]",
+                names.join(", ")
+            ),
+            hint: NO_ADAPTER_HINT,
+        }),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn pick_adapter(
+    instance: &wgpu::Instance,
+    _backends: wgpu::Backends,
+    _which: Option<&str>,
+) -> Result<wgpu::Adapter> {
+    instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+        })
+        .await
+        .map_err(|e| Error::NoAdapter {
+            detail: format!(" ({e})"),
+            hint: NO_ADAPTER_HINT,
+        })
+}
+
+async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>) -> Result<Gpu> {
+    let ainfo = adapter.get_info();
+    let have = adapter.features();
+    // Only the features convoy uses: newer drivers refuse a request for every adapter feature.
+    let mut wanted = wgpu::Features::SUBGROUP
+        | wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+    if want_f16.unwrap_or(true) {
+        wanted |= wgpu::Features::SHADER_F16;
+    }
+    let features = have & wanted;
+    // The adapter's own maxima: convoy's big tensors need the largest bindings the device has.
+    let limits = adapter.limits();
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("convoy"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        })
+        .await
+        .map_err(|e| Error::Device {
+            adapter: ainfo.name.clone(),
+            reason: e.to_string(),
+        })?;
+    let info = GpuInfo {
+        name: ainfo.name.clone(),
+        backend: ainfo.backend,
+        device_type: ainfo.device_type,
+        driver: format!("{} {}", ainfo.driver, ainfo.driver_info)
+            .trim()
+            .to_string(),
+        limits: device.limits(),
+        features: device.features(),
+    };
+    let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("convoy dummy"),
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    Ok(Gpu {
+        inner: Arc::new(GpuInner {
+            dummy,
+            device,
+            queue,
+            info,
+            pipelines: PipelineCache::default(),
+        }),
+    })
+}
+
+impl Gpu {
+    /// Open the best adapter (blocking). Honours CONVOY_BACKEND and CONVOY_ADAPTER.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new() -> Result<Gpu> {
+        GpuBuilder::default().build()
+    }
+
+    pub fn builder() -> GpuBuilder {
+        GpuBuilder::default()
+    }
+
+    pub fn info(&self) -> &GpuInfo {
+        &self.inner.info
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.info.limits
+    }
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+    pub(crate) fn dummy(&self) -> &wgpu::Buffer {
+        &self.inner.dummy
+    }
+
+    /// Block until all submitted work is done (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn sync(&self) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu {
+                during: "sync".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Check that a storage binding of `bytes` fits this device; names `what` if not.
+    pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        let max = self.limits().max_storage_buffer_binding_size;
+        if bytes > max {
+            return Err(Error::Limit {
+                what: format!("{what} ({bytes} bytes as one storage binding)"),
+                need: bytes,
+                max,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The GPU: adapter choice, device limits and features, the pipeline cache, dispatch recording
+//! and readback. This is the only layer (with `kernels/` and `exec/`) that talks to wgpu.
+
+mod dispatch;
+mod gpu;
+mod pipeline;
+mod readback;
+
+pub use dispatch::{grid_1d, Dispatch, MAX_WORKGROUPS_PER_DIM};
+pub use gpu::{Gpu, GpuBuilder, GpuInfo};
+pub use pipeline::{Binding, Pipeline, Shader};
+pub use readback::read_buffer;

@@ -1,0 +1,75 @@
+//! Reading a buffer back to the host without blocking the thread: native code polls the device,
+//! the browser resolves the map from its event loop.
+
+use super::gpu::Gpu;
+use crate::error::{Error, Result};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+type Slot = Arc<
+    Mutex<(
+        Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+        Option<Waker>,
+    )>,
+>;
+
+struct MapFuture(Slot);
+
+impl Future for MapFuture {
+    type Output = std::result::Result<(), wgpu::BufferAsyncError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = super::pipeline::lock(&self.0);
+        match s.0.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Copy `bytes` bytes of `src` to the host. Submits its own copy; earlier submits finish first.
+pub async fn read_buffer(gpu: &Gpu, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    let size = bytes.div_ceil(4) * 4;
+    let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("convoy readback"),
+        size: size.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = gpu.device().create_command_encoder(&Default::default());
+    if size > 0 {
+        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+    }
+    gpu.queue().submit([encoder.finish()]);
+    let slot: Slot = Arc::new(Mutex::new((None, None)));
+    let s2 = slot.clone();
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let mut s = super::pipeline::lock(&s2);
+        s.0 = Some(r);
+        if let Some(w) = s.1.take() {
+            w.wake();
+        }
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    gpu.sync()?;
+    MapFuture(slot).await.map_err(|e| Error::Gpu {
+        during: "readback".into(),
+        reason: e.to_string(),
+    })?;
+    let out = {
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu {
+                during: "readback".into(),
+                reason: e.to_string(),
+            })?;
+        view[..bytes as usize].to_vec()
+    };
+    staging.unmap();
+    Ok(out)
+}

@@ -1,0 +1,40 @@
+//! Elementwise kernels: relu, add.
+
+use super::shaders::{ADD, RELU};
+use super::{groups_for, u32_of};
+use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::error::Result;
+
+const WG: usize = 256;
+
+/// y = max(x, 0) over `total` elements.
+pub fn relu(gpu: &Gpu, total: usize, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&RELU, &[("WG", WG as f64)])?;
+    let grid = grid_1d(groups_for("relu", total, WG)?);
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &[u32_of("relu elements", total)?],
+        &[x, y],
+        grid,
+    )
+}
+
+/// y = a + b over `total` elements.
+pub fn add(
+    gpu: &Gpu,
+    total: usize,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&ADD, &[("WG", WG as f64)])?;
+    let grid = grid_1d(groups_for("add", total, WG)?);
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &[u32_of("add elements", total)?],
+        &[a, b, y],
+        grid,
+    )
+}

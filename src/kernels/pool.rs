@@ -1,0 +1,79 @@
+//! Pooling kernels: one invocation per output element.
+
+use super::shaders::{ADAPTIVE_AVG_POOL2D_FWD, AVG_POOL2D_FWD, MAX_POOL2D_FWD};
+use super::{groups_for, u32_of};
+use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::error::Result;
+use crate::ops::pool::Pool2dGeom;
+
+const WG: usize = 256;
+
+fn params(g: &Pool2dGeom) -> Result<[u32; 5]> {
+    u32_of("pool input elements", g.n * g.c * g.h * g.w)?;
+    Ok([
+        u32_of("pool planes", g.n * g.c)?,
+        g.h as u32,
+        g.w as u32,
+        g.oh as u32,
+        g.ow as u32,
+    ])
+}
+
+fn grid(g: &Pool2dGeom) -> Result<[u32; 3]> {
+    Ok(grid_1d(groups_for(
+        "pool output",
+        g.n * g.c * g.oh * g.ow,
+        WG,
+    )?))
+}
+
+fn window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
+    let a = &g.args;
+    vec![
+        ("KH", a.kernel as f64),
+        ("KW", a.kernel as f64),
+        ("SH", a.stride as f64),
+        ("SW", a.stride as f64),
+        ("PH", a.padding as f64),
+        ("PW", a.padding as f64),
+        ("WG", WG as f64),
+    ]
+}
+
+pub fn max_forward(
+    gpu: &Gpu,
+    g: &Pool2dGeom,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let mut c = window(g);
+    c.push(("DH", g.args.dilation as f64));
+    c.push(("DW", g.args.dilation as f64));
+    let pipeline = gpu.pipeline(&MAX_POOL2D_FWD, &c)?;
+    Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
+}
+
+pub fn avg_forward(
+    gpu: &Gpu,
+    g: &Pool2dGeom,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let mut c = window(g);
+    c.push((
+        "COUNT_INCLUDE_PAD",
+        f64::from(u8::from(g.args.count_include_pad)),
+    ));
+    let pipeline = gpu.pipeline(&AVG_POOL2D_FWD, &c)?;
+    Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
+}
+
+pub fn adaptive_avg_forward(
+    gpu: &Gpu,
+    g: &Pool2dGeom,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&ADAPTIVE_AVG_POOL2D_FWD, &[("WG", WG as f64)])?;
+    Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
+}

@@ -1,0 +1,26 @@
+//! convoy: a CNN runtime on portable GPU compute. Hand-written WGSL kernels run through wgpu on
+//! Vulkan, Metal, DX12 and WebGPU.
+//!
+//! ```no_run
+//! use convoy::{ops, Gpu, Tensor};
+//! let gpu = Gpu::new()?;
+//! let x = Tensor::from_slice(&gpu, &[1.0; 2 * 3 * 8 * 8], [2, 3, 8, 8])?;
+//! let w = Tensor::from_slice(&gpu, &[0.1; 4 * 3 * 3 * 3], [4, 3, 3, 3])?;
+//! let y = ops::conv2d(&gpu, &x, &w, None, ops::Conv2dArgs { padding: 1, ..Default::default() })?;
+//! assert_eq!(y.dims(), &[2, 4, 8, 8]);
+//! # Ok::<(), convoy::Error>(())
+//! ```
+
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod kernels;
+pub mod ops;
+pub mod rng;
+pub mod shape;
+pub mod tensor;
+
+pub use device::{Gpu, GpuBuilder, GpuInfo};
+pub use error::{Error, Result};
+pub use shape::Shape;
+pub use tensor::{DType, Tensor};

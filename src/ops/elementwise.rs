@@ -1,0 +1,50 @@
+//! relu, add and flatten.
+
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::tensor::{DType, Tensor};
+
+/// `torch.relu`: max(x, 0), any shape.
+pub fn relu(gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
+    x.expect_dtype("relu", DType::F32)?;
+    let y = Tensor::empty(gpu, x.shape().clone())?;
+    gpu.run(&[kernels::elementwise::relu(
+        gpu,
+        x.numel(),
+        x.buffer(),
+        y.buffer(),
+    )?]);
+    Ok(y)
+}
+
+/// a + b for tensors of the same shape (the residual connection).
+pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.expect_dtype("add", DType::F32)?;
+    b.expect_dtype("add", DType::F32)?;
+    if a.shape() != b.shape() {
+        return Err(Error::shape(
+            "add",
+            format!("two tensors of shape {}", a.shape()),
+            b.shape(),
+        ));
+    }
+    let y = Tensor::empty(gpu, a.shape().clone())?;
+    gpu.run(&[kernels::elementwise::add(
+        gpu,
+        a.numel(),
+        a.buffer(),
+        b.buffer(),
+        y.buffer(),
+    )?]);
+    Ok(y)
+}
+
+/// `torch.flatten(x, 1)`: (N, ...) -> (N, prod(...)). A view: no copy, no kernel.
+pub fn flatten(x: &Tensor) -> Result<Tensor> {
+    let d = x.dims();
+    if d.is_empty() {
+        return Err(Error::shape("flatten", "a tensor of rank >= 1", x.shape()));
+    }
+    x.reshape([d[0], d[1..].iter().product()])
+}

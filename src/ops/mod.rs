@@ -1,0 +1,17 @@
+//! Ops: for each family its arguments and shape rule, and the functional API over tensors
+//! (close to `torch.nn.functional`). Each function checks its inputs, launches its kernels and
+//! returns new tensors; it submits work without waiting for it.
+
+pub mod conv;
+pub mod elementwise;
+pub mod linear;
+pub mod loss;
+pub mod norm;
+pub mod pool;
+
+pub use conv::{conv2d, Conv2dArgs, Conv2dGeom};
+pub use elementwise::{add, flatten, relu};
+pub use linear::linear;
+pub use loss::{cross_entropy, topk_accuracy};
+pub use norm::{batch_norm, BatchNormArgs, BatchNormState};
+pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2dArgs, Pool2dGeom};

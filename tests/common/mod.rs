@@ -1,0 +1,52 @@
+//! Shared test support: the GPU (failing loudly without one), tolerances, f64 references.
+#![allow(dead_code)]
+
+pub mod reference;
+
+use convoy::Gpu;
+use std::sync::OnceLock;
+
+/// The test GPU, opened once per test binary. No adapter is a test failure, never a skip.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new() {
+        Ok(g) => g,
+        Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
+    })
+}
+
+/// fp32 tolerance for kernels that sum up to a few thousand products: their rounding error is
+/// about sqrt(terms) * 6e-8 relative to the magnitude of the sum, far below 1e-4.
+pub const RTOL: f64 = 1e-4;
+
+/// Max over elements of |got - want| / max(|want|, rms(want)): relative error per element, with
+/// values near zero (cancellation) measured against the typical magnitude of the output.
+pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let rms = (want.iter().map(|w| w * w).sum::<f64>() / want.len().max(1) as f64)
+        .sqrt()
+        .max(1e-30);
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| {
+            let g = g as f64;
+            if g.is_nan() != w.is_nan() {
+                return f64::INFINITY;
+            }
+            if g.is_nan() {
+                return 0.0;
+            }
+            (g - w).abs() / w.abs().max(rms)
+        })
+        .fold(0.0, f64::max)
+}
+
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    let e = rel_err(got, want);
+    assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.1e}");
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}

@@ -1,0 +1,315 @@
+//! conv2d forward against the f64 reference.
+
+use crate::common::{assert_close, gpu, reference, to_f64, RTOL};
+use convoy::ops::{conv2d, Conv2dArgs};
+use convoy::rng::Rng;
+use convoy::Tensor;
+
+struct Case {
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    groups: usize,
+    bias: bool,
+}
+
+fn check(c: &Case, rng: &mut Rng) {
+    let g = gpu();
+    let xs = [c.n, c.cin, c.h, c.w];
+    let ws = [c.cout, c.cin / c.groups, c.k, c.k];
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let b = rng.vec(c.cout, -1.0, 1.0);
+    let xt = Tensor::from_slice(g, &x, xs).unwrap();
+    let wt = Tensor::from_slice(g, &w, ws).unwrap();
+    let bt = Tensor::from_slice(g, &b, [c.cout]).unwrap();
+    let args = Conv2dArgs {
+        stride: c.stride,
+        padding: c.pad,
+        dilation: c.dil,
+        groups: c.groups,
+    };
+    let y = conv2d(g, &xt, &wt, c.bias.then_some(&bt), args).unwrap();
+    let bf = to_f64(&b);
+    let (want, shape) = reference::conv2d(
+        &to_f64(&x),
+        xs,
+        &to_f64(&w),
+        ws,
+        c.bias.then_some(&bf[..]),
+        c.stride,
+        c.pad,
+        c.dil,
+        c.groups,
+    );
+    assert_eq!(y.dims(), shape);
+    let what = format!(
+        "conv2d x{xs:?} w{ws:?} s{} p{} d{} g{} bias {}",
+        c.stride, c.pad, c.dil, c.groups, c.bias
+    );
+    assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+}
+
+#[test]
+fn conv2d_named_cases() {
+    let mut rng = Rng::new(1);
+    let cases = [
+        // 1x1 pointwise, channels not multiples of 4
+        Case {
+            n: 2,
+            cin: 7,
+            h: 5,
+            w: 6,
+            cout: 9,
+            k: 1,
+            stride: 1,
+            pad: 0,
+            dil: 1,
+            groups: 1,
+            bias: true,
+        },
+        // 3x3 same padding, batch 1
+        Case {
+            n: 1,
+            cin: 3,
+            h: 9,
+            w: 7,
+            cout: 5,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            dil: 1,
+            groups: 1,
+            bias: false,
+        },
+        // 5x5 stride 2
+        Case {
+            n: 3,
+            cin: 4,
+            h: 13,
+            w: 11,
+            cout: 6,
+            k: 5,
+            stride: 2,
+            pad: 2,
+            dil: 1,
+            groups: 1,
+            bias: true,
+        },
+        // the 7x7 stride-2 ResNet stem on RGB
+        Case {
+            n: 2,
+            cin: 3,
+            h: 23,
+            w: 19,
+            cout: 8,
+            k: 7,
+            stride: 2,
+            pad: 3,
+            dil: 1,
+            groups: 1,
+            bias: false,
+        },
+        // depthwise (MobileNet), stride 1 and 2
+        Case {
+            n: 2,
+            cin: 6,
+            h: 10,
+            w: 9,
+            cout: 6,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            dil: 1,
+            groups: 6,
+            bias: true,
+        },
+        Case {
+            n: 1,
+            cin: 5,
+            h: 11,
+            w: 11,
+            cout: 5,
+            k: 3,
+            stride: 2,
+            pad: 1,
+            dil: 1,
+            groups: 5,
+            bias: false,
+        },
+        // depthwise with channel multiplier 2
+        Case {
+            n: 2,
+            cin: 3,
+            h: 7,
+            w: 8,
+            cout: 6,
+            k: 3,
+            stride: 1,
+            pad: 0,
+            dil: 1,
+            groups: 3,
+            bias: true,
+        },
+        // grouped (ResNeXt-like), cout per group 3
+        Case {
+            n: 2,
+            cin: 8,
+            h: 9,
+            w: 9,
+            cout: 12,
+            k: 3,
+            stride: 1,
+            pad: 1,
+            dil: 1,
+            groups: 4,
+            bias: true,
+        },
+        // dilation 2
+        Case {
+            n: 2,
+            cin: 3,
+            h: 12,
+            w: 10,
+            cout: 4,
+            k: 3,
+            stride: 1,
+            pad: 2,
+            dil: 2,
+            groups: 1,
+            bias: false,
+        },
+        // dilation 2, stride 2, no padding
+        Case {
+            n: 1,
+            cin: 2,
+            h: 15,
+            w: 14,
+            cout: 3,
+            k: 3,
+            stride: 2,
+            pad: 0,
+            dil: 2,
+            groups: 1,
+            bias: true,
+        },
+        // kernel as large as the input: output 1x1
+        Case {
+            n: 3,
+            cin: 4,
+            h: 5,
+            w: 5,
+            cout: 10,
+            k: 5,
+            stride: 1,
+            pad: 0,
+            dil: 1,
+            groups: 1,
+            bias: true,
+        },
+    ];
+    for c in &cases {
+        check(c, &mut rng);
+    }
+}
+
+#[test]
+fn conv2d_random_shapes() {
+    let mut rng = Rng::new(2);
+    for _ in 0..24 {
+        let groups = [1, 1, 2, 3][rng.int(0, 3)];
+        let k = [1, 2, 3, 5][rng.int(0, 3)];
+        let dil = rng.int(1, 2);
+        let pad = rng.int(0, k / 2 * dil);
+        let span = dil * (k - 1) + 1;
+        let c = Case {
+            n: rng.int(1, 3),
+            cin: groups * rng.int(1, 5),
+            h: rng.int(span, span + 9),
+            w: rng.int(span, span + 9),
+            cout: groups * rng.int(1, 6),
+            k,
+            stride: rng.int(1, 3),
+            pad,
+            dil,
+            groups,
+            bias: rng.int(0, 1) == 1,
+        };
+        check(&c, &mut rng);
+    }
+}
+
+#[test]
+fn conv2d_hand_set_top_edge_kernel() {
+    // The top-edge detector of the MNIST chapter on an image whose top half is dark and bottom
+    // half bright: the response is 3 on the rows straddling the edge and 0 elsewhere.
+    let g = gpu();
+    let mut img = vec![0.0f32; 6 * 6];
+    img[18..].iter_mut().for_each(|v| *v = 1.0);
+    let x = Tensor::from_slice(g, &img, [1, 1, 6, 6]).unwrap();
+    let k = Tensor::from_slice(g, &[-1., -1., -1., 0., 0., 0., 1., 1., 1.], [1, 1, 3, 3]).unwrap();
+    let y = conv2d(g, &x, &k, None, Conv2dArgs::default())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let want = [
+        0., 0., 0., 0., 3., 3., 3., 3., 3., 3., 3., 3., 0., 0., 0., 0.,
+    ];
+    assert_eq!(y, want);
+}
+
+#[test]
+fn conv2d_rejects_bad_shapes() {
+    let g = gpu();
+    let x = Tensor::zeros(g, [1, 4, 8, 8]).unwrap();
+    let w_bad_cin = Tensor::zeros(g, [2, 3, 3, 3]).unwrap();
+    let err = conv2d(g, &x, &w_bad_cin, None, Conv2dArgs::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("conv2d") && err.contains("[2, 3, 3, 3]"),
+        "{err}"
+    );
+    let w = Tensor::zeros(g, [6, 2, 3, 3]).unwrap();
+    let bad_groups = Conv2dArgs {
+        groups: 3,
+        ..Default::default()
+    };
+    let err = conv2d(g, &x, &w, None, bad_groups).unwrap_err().to_string();
+    assert!(err.contains("groups"), "{err}");
+    let big = Tensor::zeros(g, [1, 4, 9, 9]).unwrap();
+    let err = conv2d(g, &x, &big, None, Conv2dArgs::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conv2d"), "{err}");
+    let x3 = Tensor::zeros(g, [4, 8, 8]).unwrap();
+    assert!(conv2d(g, &x3, &w_bad_cin, None, Conv2dArgs::default()).is_err());
+    let zero_stride = Conv2dArgs {
+        stride: 0,
+        ..Default::default()
+    };
+    assert!(conv2d(
+        g,
+        &x,
+        &Tensor::zeros(g, [2, 4, 3, 3]).unwrap(),
+        None,
+        zero_stride
+    )
+    .is_err());
+    let bias = Tensor::zeros(g, [3]).unwrap();
+    let err = conv2d(
+        g,
+        &x,
+        &Tensor::zeros(g, [2, 4, 3, 3]).unwrap(),
+        Some(&bias),
+        Conv2dArgs::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("bias"), "{err}");
+}

@@ -1,0 +1,70 @@
+//! relu, add, flatten.
+
+use crate::common::{assert_close, gpu, to_f64};
+use convoy::ops::{add, flatten, relu};
+use convoy::rng::Rng;
+use convoy::Tensor;
+
+#[test]
+fn relu_and_add_match_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(3);
+    for _ in 0..6 {
+        let shape = [rng.int(1, 4), rng.int(1, 7), rng.int(1, 9), rng.int(1, 9)];
+        let n: usize = shape.iter().product();
+        let a = rng.vec(n, -2.0, 2.0);
+        let b = rng.vec(n, -2.0, 2.0);
+        let at = Tensor::from_slice(g, &a, shape).unwrap();
+        let bt = Tensor::from_slice(g, &b, shape).unwrap();
+        let r: Vec<f64> = a.iter().map(|&v| (v as f64).max(0.0)).collect();
+        assert_close("relu", &relu(g, &at).unwrap().to_vec().unwrap(), &r, 0.0);
+        let s: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| x as f64 + y as f64)
+            .collect();
+        // one f32 rounding of the sum: 2^-24 relative
+        assert_close(
+            "add",
+            &add(g, &at, &bt).unwrap().to_vec().unwrap(),
+            &s,
+            1e-7,
+        );
+    }
+}
+
+#[test]
+fn relu_over_many_workgroups_folds_the_grid() {
+    // 20M elements = 78,125 workgroups of 256: more than the 65,535 of one grid dimension.
+    let g = gpu();
+    let n = 20_000_000;
+    let x: Vec<f32> = (0..n)
+        .map(|i| if i % 2 == 0 { -1.0 } else { i as f32 })
+        .collect();
+    let y = relu(g, &Tensor::from_slice(g, &x, [n]).unwrap())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert!(y
+        .iter()
+        .enumerate()
+        .all(|(i, &v)| v == if i % 2 == 0 { 0.0 } else { i as f32 }));
+}
+
+#[test]
+fn add_rejects_mismatched_shapes_and_flatten_is_a_view() {
+    let g = gpu();
+    let a = Tensor::zeros(g, [2, 3]).unwrap();
+    let b = Tensor::zeros(g, [3, 2]).unwrap();
+    let err = add(g, &a, &b).unwrap_err().to_string();
+    assert!(err.contains("add") && err.contains("[3, 2]"), "{err}");
+    let x = Tensor::from_slice(g, &to_f32((0..24).collect()), [2, 3, 2, 2]).unwrap();
+    let f = flatten(&x).unwrap();
+    assert_eq!(f.dims(), &[2, 12]);
+    assert_eq!(f.to_vec().unwrap(), x.to_vec().unwrap());
+    let _ = to_f64(&[]);
+}
+
+fn to_f32(v: Vec<i32>) -> Vec<f32> {
+    v.into_iter().map(|i| i as f32).collect()
+}

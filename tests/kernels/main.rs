@@ -1,0 +1,14 @@
+//! Every forward kernel against its float64 CPU reference on random shapes and data, and every
+//! WGSL file through naga. One binary: the GPU is opened once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod conv;
+mod elementwise;
+mod linear;
+mod loss;
+mod norm;
+mod pool;
+mod shaders;
+mod tensor;

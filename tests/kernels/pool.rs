@@ -1,0 +1,102 @@
+//! max_pool2d, avg_pool2d, adaptive_avg_pool2d against f64.
+
+use crate::common::{assert_close, gpu, reference, to_f64, RTOL};
+use convoy::ops::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2dArgs};
+use convoy::rng::Rng;
+use convoy::Tensor;
+
+#[test]
+fn pools_match_reference_on_random_shapes() {
+    let g = gpu();
+    let mut rng = Rng::new(8);
+    let mut cases = vec![
+        (3, 2, 1, 1),
+        (2, 2, 0, 1),
+        (3, 1, 1, 1),
+        (3, 2, 1, 2),
+        (5, 3, 2, 1),
+    ];
+    for _ in 0..8 {
+        let k = rng.int(1, 4);
+        cases.push((k, rng.int(1, 3), rng.int(0, k / 2), rng.int(1, 2)));
+    }
+    for (k, s, p, d) in cases {
+        let span = d * (k - 1) + 1;
+        let shape = [
+            rng.int(1, 3),
+            rng.int(1, 5),
+            rng.int(span, span + 10),
+            rng.int(span, span + 10),
+        ];
+        let x = rng.vec(shape.iter().product(), -3.0, 3.0);
+        let xt = Tensor::from_slice(g, &x, shape).unwrap();
+        let x64 = to_f64(&x);
+        let args = Pool2dArgs::new(k).stride(s).padding(p).dilation(d);
+        let y = max_pool2d(g, &xt, args).unwrap();
+        let what = format!("max_pool2d {shape:?} k{k} s{s} p{p} d{d}");
+        assert_close(
+            &what,
+            &y.to_vec().unwrap(),
+            &reference::max_pool2d(&x64, shape, k, s, p, d),
+            0.0,
+        );
+        for include in [true, false] {
+            let y = avg_pool2d(
+                g,
+                &xt,
+                Pool2dArgs::new(k)
+                    .stride(s)
+                    .padding(p)
+                    .count_include_pad(include),
+            )
+            .unwrap();
+            let want = reference::avg_pool2d(&x64, shape, k, s, p, include);
+            assert_close(
+                &format!("avg_pool2d {shape:?} k{k} s{s} p{p} inc {include}"),
+                &y.to_vec().unwrap(),
+                &want,
+                RTOL,
+            );
+        }
+    }
+}
+
+#[test]
+fn adaptive_avg_pool_any_output_size() {
+    let g = gpu();
+    let mut rng = Rng::new(9);
+    for (h, w, oh, ow) in [
+        (7, 7, 1, 1),
+        (10, 7, 3, 4),
+        (5, 5, 5, 5),
+        (4, 6, 7, 9),
+        (13, 11, 2, 3),
+    ] {
+        let shape = [2, 3, h, w];
+        let x = rng.vec(shape.iter().product(), -3.0, 3.0);
+        let y =
+            adaptive_avg_pool2d(g, &Tensor::from_slice(g, &x, shape).unwrap(), [oh, ow]).unwrap();
+        assert_eq!(y.dims(), &[2, 3, oh, ow]);
+        let want = reference::adaptive_avg_pool2d(&to_f64(&x), shape, oh, ow);
+        assert_close(
+            &format!("adaptive {h}x{w} -> {oh}x{ow}"),
+            &y.to_vec().unwrap(),
+            &want,
+            RTOL,
+        );
+    }
+}
+
+#[test]
+fn pools_reject_bad_arguments() {
+    let g = gpu();
+    let x = Tensor::zeros(g, [1, 1, 4, 4]).unwrap();
+    let err = max_pool2d(g, &x, Pool2dArgs::new(2).padding(2))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("padding"), "{err}");
+    assert!(max_pool2d(g, &x, Pool2dArgs::new(5)).is_err());
+    assert!(avg_pool2d(g, &x, Pool2dArgs::new(2).dilation(2)).is_err());
+    assert!(adaptive_avg_pool2d(g, &x, [0, 1]).is_err());
+    assert!(max_pool2d(g, &Tensor::zeros(g, [4, 4]).unwrap(), Pool2dArgs::new(2)).is_err());
+}

@@ -1,0 +1,41 @@
+//! Each kernel parses and validates with naga, the compiler wgpu itself uses.
+
+use convoy::kernels::shaders::ALL;
+
+#[test]
+fn every_shader_validates_with_naga() {
+    let mut failures = Vec::new();
+    for s in ALL {
+        let module = match naga::front::wgsl::parse_str(s.source) {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(format!("{}: {}", s.name, e.emit_to_string(s.source)));
+                continue;
+            }
+        };
+        let mut v = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        );
+        if let Err(e) = v.validate(&module) {
+            failures.push(format!("{}: {}", s.name, e.emit_to_string(s.source)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_shader_file_is_registered() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+    for entry in std::fs::read_dir(dir).expect("shaders/ exists") {
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .to_string_lossy()
+            .replace(".wgsl", "");
+        assert!(
+            ALL.iter().any(|s| s.name == name),
+            "shaders/{name}.wgsl is not in kernels::shaders::ALL"
+        );
+    }
+}

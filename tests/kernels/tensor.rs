@@ -1,0 +1,62 @@
+//! Tensor upload/download, reshape, dtypes, and the errors on bad lengths.
+
+use crate::common::gpu;
+use convoy::rng::Rng;
+use convoy::{DType, Tensor};
+
+#[test]
+fn round_trip_and_reshape() {
+    let g = gpu();
+    let mut rng = Rng::new(10);
+    let v = rng.vec(2 * 3 * 5, -1.0, 1.0);
+    let t = Tensor::from_slice(g, &v, [2, 3, 5]).unwrap();
+    assert_eq!(t.to_vec().unwrap(), v);
+    let r = t.reshape([6, 5]).unwrap();
+    assert_eq!(r.dims(), &[6, 5]);
+    assert_eq!(r.to_vec().unwrap(), v);
+    assert!(t.reshape([7, 5]).is_err());
+    let labels = Tensor::from_i32(g, &[3, -1, 7], [3]).unwrap();
+    assert_eq!(labels.dtype(), DType::I32);
+    assert_eq!(labels.to_i32_vec().unwrap(), vec![3, -1, 7]);
+    let w = [9.0f32; 30];
+    t.write(&w).unwrap();
+    assert_eq!(t.to_vec().unwrap(), w);
+}
+
+#[test]
+fn bad_lengths_are_errors() {
+    let g = gpu();
+    let err = Tensor::from_slice(g, &[1.0, 2.0, 3.0], [2, 2])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("4 values") && err.contains("3 values"),
+        "{err}"
+    );
+    let t = Tensor::zeros(g, [2, 2]).unwrap();
+    assert!(t.write(&[1.0]).is_err());
+    // larger than the device allows as one binding: a clear Limit error, not a panic
+    let huge = g.limits().max_storage_buffer_binding_size as usize / 4 + 1;
+    let err = Tensor::zeros(g, [huge]).unwrap_err().to_string();
+    assert!(err.contains("device allows"), "{err}");
+}
+
+#[test]
+fn f16_storage_round_trips_where_supported() {
+    let g = gpu();
+    let v = [0.5f32, -1.25, 3.0, 65504.0, 1e-3];
+    match Tensor::from_slice_f16(g, &v, [5]) {
+        Ok(t) => {
+            assert_eq!(t.dtype(), DType::F16);
+            let back = t.to_vec().unwrap();
+            for (a, b) in v.iter().zip(&back) {
+                // f16 has an 11-bit significand: relative error <= 2^-11
+                assert!((a - b).abs() <= a.abs() * 4.9e-4, "{a} vs {b}");
+            }
+        }
+        Err(e) => assert!(
+            !g.info().has_f16() && e.to_string().contains("shader-f16"),
+            "{e}"
+        ),
+    }
+}
