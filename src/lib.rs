@@ -11,9 +11,11 @@
 //! # Ok::<(), convoy::Error>(())
 //! ```
 
+pub mod bench;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod io;
 pub mod kernels;
 pub mod ops;
 pub mod rng;

@@ -106,10 +106,10 @@ impl Tensor {
         Self::alloc(gpu, shape.into(), DType::F32, false)
     }
 
-    /// An f32 tensor that a kernel is about to overwrite completely. In debug builds it is filled
-    /// with NaN so that an element a kernel forgot to write shows up in the tests.
+    /// An f32 tensor that a kernel is about to overwrite completely. On a Gpu opened with
+    /// `poison_outputs` (the tests) it is filled with NaN so an unwritten element shows.
     pub fn empty(gpu: &Gpu, shape: impl Into<Shape>) -> Result<Tensor> {
-        Self::alloc(gpu, shape.into(), DType::F32, cfg!(debug_assertions))
+        Self::alloc(gpu, shape.into(), DType::F32, gpu.poisons_outputs())
     }
 
     fn alloc(gpu: &Gpu, shape: Shape, dtype: DType, poison: bool) -> Result<Tensor> {

@@ -1,1 +1,6 @@
-//! Data sets.
+//! Data sets and their parsers. Parsers take bytes; files come through `io/`.
+
+pub mod idx;
+pub mod mnist;
+
+pub use mnist::{Mnist, Split, FASHION_CLASSES};

@@ -74,6 +74,7 @@ pub(crate) struct GpuInner {
     pub pipelines: PipelineCache,
     /// Bound where a kernel declares an optional input it will not read (a missing bias).
     pub dummy: wgpu::Buffer,
+    pub poison: bool,
 }
 
 /// A handle to one GPU device and its queue. Clone it freely.
@@ -94,6 +95,7 @@ pub struct GpuBuilder {
     backends: Option<wgpu::Backends>,
     adapter: Option<String>,
     want_f16: Option<bool>,
+    poison: bool,
 }
 
 impl GpuBuilder {
@@ -110,6 +112,13 @@ impl GpuBuilder {
     /// Ask for shader-f16 (default: whenever the adapter has it).
     pub fn f16(mut self, on: bool) -> Self {
         self.want_f16 = Some(on);
+        self
+    }
+
+    /// Fill every new output tensor with NaN, so an element a kernel forgets to write shows up
+    /// (for tests; costs an upload per allocation).
+    pub fn poison_outputs(mut self, on: bool) -> Self {
+        self.poison = on;
         self
     }
 
@@ -132,7 +141,7 @@ impl GpuBuilder {
             ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
         });
         let adapter = pick_adapter(&instance, backends, which.as_deref()).await?;
-        open(adapter, self.want_f16).await
+        open(adapter, self.want_f16, self.poison).await
     }
 }
 
@@ -237,7 +246,7 @@ async fn pick_adapter(
         })
 }
 
-async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>) -> Result<Gpu> {
+async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>, poison: bool) -> Result<Gpu> {
     let ainfo = adapter.get_info();
     let have = adapter.features();
     // Only the features convoy uses: newer drivers refuse a request for every adapter feature.
@@ -284,6 +293,7 @@ async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>) -> Result<Gpu> {
     Ok(Gpu {
         inner: Arc::new(GpuInner {
             dummy,
+            poison,
             device,
             queue,
             info,
@@ -314,6 +324,9 @@ impl Gpu {
     }
     pub fn queue(&self) -> &wgpu::Queue {
         &self.inner.queue
+    }
+    pub(crate) fn poisons_outputs(&self) -> bool {
+        self.inner.poison
     }
     pub(crate) fn dummy(&self) -> &wgpu::Buffer {
         &self.inner.dummy

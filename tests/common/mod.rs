@@ -6,10 +6,11 @@ pub mod reference;
 use convoy::Gpu;
 use std::sync::OnceLock;
 
-/// The test GPU, opened once per test binary. No adapter is a test failure, never a skip.
+/// The test GPU, opened once per test binary, filling new outputs with NaN so unwritten
+/// elements fail the comparisons. No adapter is a test failure, never a skip.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::new() {
+    GPU.get_or_init(|| match Gpu::builder().poison_outputs(true).build() {
         Ok(g) => g,
         Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
     })

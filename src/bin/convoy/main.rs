@@ -1,1 +1,42 @@
-fn main() {}
+//! The convoy command line: `convoy info`, `convoy bench`.
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "convoy",
+    version,
+    about = "CNN runtime on portable GPU compute (wgpu + WGSL)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the GPU adapter convoy picks, its limits and features.
+    Info,
+    /// Time kernels on the shape suite (shared/bench-suite.md).
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Info) {
+        Command::Info => info(),
+        Command::Bench(args) => bench::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn info() -> convoy::Result<()> {
+    let gpu = convoy::Gpu::new()?;
+    println!("{}", gpu.info());
+    Ok(())
+}

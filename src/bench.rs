@@ -1,0 +1,138 @@
+//! The benchmark shape suite of shared/bench-suite.md and a timer for it, shared by
+//! `convoy bench` and the criterion benches so their numbers line up.
+
+use crate::device::Gpu;
+use crate::error::Result;
+use crate::kernels;
+use crate::ops::{Conv2dArgs, Conv2dGeom};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// One conv shape of the suite (batch N = 8, square input).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvShape {
+    pub name: &'static str,
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub groups: usize,
+    pub hw: usize,
+}
+
+const fn shape(
+    name: &'static str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+    hw: usize,
+) -> ConvShape {
+    ConvShape {
+        name,
+        cin,
+        cout,
+        k,
+        stride,
+        pad,
+        groups,
+        hw,
+    }
+}
+
+/// shared/bench-suite.md, "Conv shapes".
+pub const CONV_SUITE: [ConvShape; 10] = [
+    shape("r18_stem", 3, 64, 7, 2, 3, 1, 224),
+    shape("r18_l1", 64, 64, 3, 1, 1, 1, 56),
+    shape("r18_down", 64, 128, 3, 2, 1, 1, 56),
+    shape("r18_l3", 256, 256, 3, 1, 1, 1, 14),
+    shape("r18_l4", 512, 512, 3, 1, 1, 1, 7),
+    shape("r50_reduce", 256, 64, 1, 1, 0, 1, 56),
+    shape("r50_expand", 64, 256, 1, 1, 0, 1, 56),
+    shape("mbv2_dw", 144, 144, 3, 1, 1, 144, 56),
+    shape("mbv2_dw_s2", 144, 144, 3, 2, 1, 144, 56),
+    shape("resnext_g32", 128, 128, 3, 1, 1, 32, 28),
+];
+
+pub const SUITE_BATCH: usize = 8;
+
+impl ConvShape {
+    pub fn geom(&self, n: usize) -> Result<Conv2dGeom> {
+        let args = Conv2dArgs {
+            stride: self.stride,
+            padding: self.pad,
+            dilation: 1,
+            groups: self.groups,
+        };
+        Conv2dGeom::new(
+            &[n, self.cin, self.hw, self.hw].into(),
+            &[self.cout, self.cin / self.groups, self.k, self.k].into(),
+            args,
+        )
+    }
+}
+
+/// Median and spread of repeated GPU runs, each synchronised.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub iters: usize,
+}
+
+/// Time `run` (which submits GPU work) `iters` times after `warmup` runs, waiting for the GPU
+/// after each, and report the median.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time_gpu(
+    gpu: &Gpu,
+    warmup: usize,
+    iters: usize,
+    mut run: impl FnMut() -> Result<()>,
+) -> Result<Timing> {
+    for _ in 0..warmup {
+        run()?;
+        gpu.sync()?;
+    }
+    let mut ms = Vec::with_capacity(iters);
+    for _ in 0..iters.max(1) {
+        let t = std::time::Instant::now();
+        run()?;
+        gpu.sync()?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(Timing {
+        median_ms: ms[ms.len() / 2],
+        min_ms: ms[0],
+        iters: ms.len(),
+    })
+}
+
+/// Buffers and the prepared forward dispatch of one suite shape, on random data.
+pub struct ConvForwardBench {
+    pub geom: Conv2dGeom,
+    pub dispatch: crate::device::Dispatch,
+    _tensors: [Tensor; 3],
+}
+
+impl ConvForwardBench {
+    pub fn new(gpu: &Gpu, s: &ConvShape, n: usize) -> Result<Self> {
+        let geom = s.geom(n)?;
+        let mut rng = Rng::new(0);
+        let xs = [n, s.cin, s.hw, s.hw];
+        let ws = [s.cout, s.cin / s.groups, s.k, s.k];
+        let x = Tensor::from_slice(gpu, &rng.vec(xs.iter().product(), -1.0, 1.0), xs)?;
+        let w = Tensor::from_slice(gpu, &rng.vec(ws.iter().product(), -0.1, 0.1), ws)?;
+        let y = Tensor::zeros(gpu, geom.out_shape())?;
+        let dispatch =
+            kernels::conv::forward(gpu, &geom, x.buffer(), w.buffer(), None, y.buffer())?;
+        Ok(ConvForwardBench {
+            geom,
+            dispatch,
+            _tensors: [x, w, y],
+        })
+    }
+}
