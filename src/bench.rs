@@ -21,6 +21,7 @@ pub struct ConvShape {
     pub hw: usize,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn shape(
     name: &'static str,
     cin: usize,
