@@ -12,10 +12,7 @@ use convoy::{Gpu, Tensor};
 fn main() -> convoy::Result<()> {
     let out_dir = std::env::args().nth(1).unwrap_or_else(|| "out".into());
     let path = run(std::path::Path::new(&out_dir))?;
-    println!(
-        "wrote {} (original | top edges | left edges)",
-        path.display()
-    );
+    println!("wrote {} (original | top edges | left edges)", path.display());
     Ok(())
 }
 
@@ -55,8 +52,7 @@ fn run(out_dir: &std::path::Path) -> convoy::Result<std::path::PathBuf> {
                 for k in 0..2 {
                     // responses lie in [-3, 3]: map 0 to mid-gray
                     let v = edges[((i * 2 + k) * h + y) * w + xx];
-                    img[row + (k + 1) * (w + gap) + xx] =
-                        (128.0 + v * 42.0).clamp(0.0, 255.0) as u8;
+                    img[row + (k + 1) * (w + gap) + xx] = (128.0 + v * 42.0).clamp(0.0, 255.0) as u8;
                 }
             }
         }

@@ -87,12 +87,7 @@ pub struct Timing {
 /// Time `run` (which submits GPU work) `iters` times after `warmup` runs, waiting for the GPU
 /// after each, and report the median.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn time_gpu(
-    gpu: &Gpu,
-    warmup: usize,
-    iters: usize,
-    mut run: impl FnMut() -> Result<()>,
-) -> Result<Timing> {
+pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<Timing> {
     for _ in 0..warmup {
         run()?;
         gpu.sync()?;
@@ -128,8 +123,7 @@ impl ConvForwardBench {
         let x = Tensor::from_slice(gpu, &rng.vec(xs.iter().product(), -1.0, 1.0), xs)?;
         let w = Tensor::from_slice(gpu, &rng.vec(ws.iter().product(), -0.1, 0.1), ws)?;
         let y = Tensor::zeros(gpu, geom.out_shape())?;
-        let dispatch =
-            kernels::conv::forward(gpu, &geom, x.buffer(), w.buffer(), None, y.buffer())?;
+        let dispatch = kernels::conv::forward(gpu, &geom, x.buffer(), w.buffer(), None, y.buffer())?;
         Ok(ConvForwardBench {
             geom,
             dispatch,

@@ -17,19 +17,11 @@ pub enum Error {
 
     /// Shapes that do not fit the op: names the op, what it expected and what it got.
     #[error("{op}: expected {expected}, got {got}")]
-    Shape {
-        op: String,
-        expected: String,
-        got: String,
-    },
+    Shape { op: String, expected: String, got: String },
 
     /// A bad argument value (stride 0, groups not dividing channels, ...).
     #[error("{op}: invalid argument {arg}: {reason}")]
-    Arg {
-        op: String,
-        arg: String,
-        reason: String,
-    },
+    Arg { op: String, arg: String, reason: String },
 
     /// A size beyond what the device allows.
     #[error("{what} needs {need} but the device allows at most {max}")]
@@ -65,11 +57,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn shape(
-        op: impl Into<String>,
-        expected: impl fmt::Display,
-        got: impl fmt::Display,
-    ) -> Self {
+    pub fn shape(op: impl Into<String>, expected: impl fmt::Display, got: impl fmt::Display) -> Self {
         Error::Shape {
             op: op.into(),
             expected: expected.to_string(),

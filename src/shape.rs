@@ -25,11 +25,7 @@ impl Shape {
     pub fn nchw(&self, op: &str, what: &str) -> Result<[usize; 4]> {
         match self.0[..] {
             [n, c, h, w] => Ok([n, c, h, w]),
-            _ => Err(Error::shape(
-                op,
-                format!("{what} of rank 4 (N, C, H, W)"),
-                self,
-            )),
+            _ => Err(Error::shape(op, format!("{what} of rank 4 (N, C, H, W)"), self)),
         }
     }
     /// The two dims of a matrix shape, or an error naming the op.
@@ -75,14 +71,7 @@ impl<const R: usize> From<[usize; R]> for Shape {
 /// Output length of a sliding window (conv or pool) along one dimension, as PyTorch computes it
 /// with `ceil_mode=False`: floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1.
 /// Errors when the window does not fit even once.
-pub fn window_out(
-    op: &str,
-    input: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    dilation: usize,
-) -> Result<usize> {
+pub fn window_out(op: &str, input: usize, k: usize, stride: usize, pad: usize, dilation: usize) -> Result<usize> {
     let span = dilation * (k - 1) + 1;
     let padded = input + 2 * pad;
     if padded < span {

@@ -77,21 +77,19 @@ impl Tensor {
         let padded = padded_size(bytes.len() as u64);
         check_size(gpu, "tensor upload", &shape, padded)?;
         let buffer = if padded as usize == bytes.len() {
-            gpu.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: None,
-                    contents: bytes,
-                    usage: USAGE,
-                })
+            gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytes,
+                usage: USAGE,
+            })
         } else {
             let mut v = bytes.to_vec();
             v.resize(padded as usize, 0);
-            gpu.device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: None,
-                    contents: &v,
-                    usage: USAGE,
-                })
+            gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: &v,
+                usage: USAGE,
+            })
         };
         Ok(Tensor {
             gpu: gpu.clone(),
@@ -123,8 +121,7 @@ impl Tensor {
         });
         if poison {
             let nan = vec![f32::NAN; bytes as usize / 4];
-            gpu.queue()
-                .write_buffer(&buffer, 0, bytemuck::cast_slice(&nan));
+            gpu.queue().write_buffer(&buffer, 0, bytemuck::cast_slice(&nan));
         }
         Ok(Tensor {
             gpu: gpu.clone(),
@@ -132,6 +129,16 @@ impl Tensor {
             shape,
             dtype,
         })
+    }
+
+    /// A tensor over an existing buffer (a plan's value); the buffer must hold the shape.
+    pub(crate) fn from_buffer(gpu: &Gpu, buffer: wgpu::Buffer, shape: Shape, dtype: DType) -> Tensor {
+        Tensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(buffer),
+            shape,
+            dtype,
+        }
     }
 
     pub fn shape(&self) -> &Shape {
@@ -163,18 +170,11 @@ impl Tensor {
         if shape.numel() != self.numel() {
             return Err(Error::shape(
                 "reshape",
-                format!(
-                    "a shape with {} elements (from {})",
-                    self.numel(),
-                    self.shape
-                ),
+                format!("a shape with {} elements (from {})", self.numel(), self.shape),
                 &shape,
             ));
         }
-        Ok(Tensor {
-            shape,
-            ..self.clone()
-        })
+        Ok(Tensor { shape, ..self.clone() })
     }
 
     /// Write new f32 data into this tensor (same element count).

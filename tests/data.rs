@@ -14,8 +14,7 @@ fn embedded_subset_has_ten_balanced_classes() {
         assert!((900..=1100).contains(&count), "class {c}: {count} images");
     }
     // real images, not blank: mean intensity of Fashion-MNIST is about 0.29
-    let mean =
-        m.train.images.iter().map(|&b| b as f64).sum::<f64>() / m.train.images.len() as f64 / 255.0;
+    let mean = m.train.images.iter().map(|&b| b as f64).sum::<f64>() / m.train.images.len() as f64 / 255.0;
     assert!((0.25..0.33).contains(&mean), "mean {mean}");
 }
 
@@ -46,17 +45,11 @@ fn reads_a_full_set_from_a_folder_plain_or_gzip() {
         idx(&[3, 28, 28], &m.test.images[..3 * 784]),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("t10k-labels-idx1-ubyte"),
-        idx(&[3], &m.test.labels[..3]),
-    )
-    .unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx(&[3], &m.test.labels[..3])).unwrap();
     let got = Mnist::from_dir(&dir).unwrap();
     assert_eq!(got.train.images, m.train.images[..n as usize * 784]);
     assert_eq!(got.test.labels, m.test.labels[..3]);
-    let err = Mnist::from_dir(dir.join("missing"))
-        .unwrap_err()
-        .to_string();
+    let err = Mnist::from_dir(dir.join("missing")).unwrap_err().to_string();
     assert!(err.contains("missing"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -74,19 +67,14 @@ fn hostile_idx_bytes_are_errors_not_panics() {
         // 4e9 x 4e9 elements would overflow; must not allocate
         (
             "huge dims",
-            vec![
-                0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1,
-            ],
+            vec![0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1],
         ),
         ("broken gzip", vec![0x1f, 0x8b, 8, 0, 1, 2, 3]),
     ];
     for (what, bytes) in cases {
         let r = parse_idx(&bytes, what);
         assert!(r.is_err(), "{what} parsed");
-        assert!(
-            r.unwrap_err().to_string().contains(what),
-            "error names the file"
-        );
+        assert!(r.unwrap_err().to_string().contains(what), "error names the file");
     }
     let ok = parse_idx(&[0, 0, 8, 2, 0, 0, 0, 1, 0, 0, 0, 2, 7, 9], "ok").unwrap();
     assert_eq!((ok.dims, ok.data), (vec![1, 2], vec![7, 9]));

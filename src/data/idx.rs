@@ -61,9 +61,7 @@ fn parse_raw(b: &[u8], name: &str) -> Result<Idx> {
         ));
     }
     let dims: Vec<usize> = (0..ndim)
-        .map(|i| {
-            u32::from_be_bytes([b[4 + 4 * i], b[5 + 4 * i], b[6 + 4 * i], b[7 + 4 * i]]) as usize
-        })
+        .map(|i| u32::from_be_bytes([b[4 + 4 * i], b[5 + 4 * i], b[6 + 4 * i], b[7 + 4 * i]]) as usize)
         .collect();
     let count = dims
         .iter()

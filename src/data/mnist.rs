@@ -33,10 +33,7 @@ impl Split {
         let [n, h, w] = images.dims[..] else {
             return Err(Error::format(
                 name,
-                format!(
-                    "images must have 3 dimensions (N, H, W), got {:?}",
-                    images.dims
-                ),
+                format!("images must have 3 dimensions (N, H, W), got {:?}", images.dims),
             ));
         };
         if labels.dims != [n] {
@@ -68,11 +65,7 @@ impl Split {
 
     /// The number of distinct classes (the largest label plus one).
     pub fn classes(&self) -> usize {
-        self.labels
-            .iter()
-            .copied()
-            .max()
-            .map_or(0, |m| m as usize + 1)
+        self.labels.iter().copied().max().map_or(0, |m| m as usize + 1)
     }
 }
 
@@ -132,11 +125,7 @@ impl Mnist {
         let mut names = Vec::new();
         for f in FILES {
             let gz = dir.join(format!("{f}.gz"));
-            let path = if crate::io::exists(&gz) {
-                gz
-            } else {
-                dir.join(f)
-            };
+            let path = if crate::io::exists(&gz) { gz } else { dir.join(f) };
             bytes.push(crate::io::read_file(&path)?);
             names.push(path.display().to_string());
         }

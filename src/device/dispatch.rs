@@ -44,10 +44,7 @@ impl Dispatch {
         if buffers.len() != expected {
             return Err(Error::Shader {
                 shader: shader.name.into(),
-                reason: format!(
-                    "{} buffers bound, the kernel declares {expected}",
-                    buffers.len()
-                ),
+                reason: format!("{} buffers bound, the kernel declares {expected}", buffers.len()),
             });
         }
         if grid
@@ -108,9 +105,7 @@ impl Gpu {
     pub fn run(&self, dispatches: &[Dispatch]) {
         let mut encoder = self
             .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("convoy"),
-            });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("convoy") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("convoy"),

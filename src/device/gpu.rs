@@ -34,11 +34,7 @@ impl GpuInfo {
 impl fmt::Display for GpuInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let l = &self.limits;
-        writeln!(
-            f,
-            "adapter: {} ({:?}, {:?})",
-            self.name, self.backend, self.device_type
-        )?;
+        writeln!(f, "adapter: {} ({:?}, {:?})", self.name, self.backend, self.device_type)?;
         writeln!(f, "driver: {}", self.driver)?;
         writeln!(
             f,
@@ -133,9 +129,7 @@ impl GpuBuilder {
             Some(b) => b,
             None => backends_from_env()?,
         };
-        let which = self
-            .adapter
-            .or_else(|| std::env::var("CONVOY_ADAPTER").ok());
+        let which = self.adapter.or_else(|| std::env::var("CONVOY_ADAPTER").ok());
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends,
             ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
@@ -210,18 +204,13 @@ async fn pick_adapter(
         Ok(_) => None,
         Err(_) => {
             let w = which.to_ascii_lowercase();
-            names
-                .iter()
-                .position(|n| n.to_ascii_lowercase().contains(&w))
+            names.iter().position(|n| n.to_ascii_lowercase().contains(&w))
         }
     };
     match pos {
         Some(i) => Ok(adapters.swap_remove(i)),
         None => Err(Error::NoAdapter {
-            detail: format!(
-                " matching CONVOY_ADAPTER='{which}' among [{}]",
-                names.join(", ")
-            ),
+            detail: format!(" matching CONVOY_ADAPTER='{which}' among [{}]", names.join(", ")),
             hint: NO_ADAPTER_HINT,
         }),
     }
@@ -278,9 +267,7 @@ async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>, poison: bool) -> R
         name: ainfo.name.clone(),
         backend: ainfo.backend,
         device_type: ainfo.device_type,
-        driver: format!("{} {}", ainfo.driver, ainfo.driver_info)
-            .trim()
-            .to_string(),
+        driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
         limits: device.limits(),
         features: device.features(),
     };

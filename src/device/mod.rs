@@ -9,4 +9,4 @@ mod readback;
 pub use dispatch::{grid_1d, Dispatch, MAX_WORKGROUPS_PER_DIM};
 pub use gpu::{Gpu, GpuBuilder, GpuInfo};
 pub use pipeline::{Binding, Pipeline, Shader};
-pub use readback::read_buffer;
+pub use readback::{map_read, read_buffer};

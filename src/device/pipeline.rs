@@ -40,17 +40,10 @@ pub(crate) struct PipelineCache {
 
 impl Gpu {
     /// The pipeline of `shader` specialised by `constants` (WGSL `override`s), built on first use.
-    pub fn pipeline(
-        &self,
-        shader: &'static Shader,
-        constants: &[(&'static str, f64)],
-    ) -> Result<Arc<Pipeline>> {
+    pub fn pipeline(&self, shader: &'static Shader, constants: &[(&'static str, f64)]) -> Result<Arc<Pipeline>> {
         let mut sorted: Vec<(&'static str, f64)> = constants.to_vec();
         sorted.sort_by(|a, b| a.0.cmp(b.0));
-        let key: Key = (
-            shader.name,
-            sorted.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
-        );
+        let key: Key = (shader.name, sorted.iter().map(|(k, v)| (*k, v.to_bits())).collect());
         let cache = &self.inner.pipelines;
         if let Some(p) = lock(&cache.pipelines).get(&key) {
             return Ok(p.clone());

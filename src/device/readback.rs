@@ -8,12 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-type Slot = Arc<
-    Mutex<(
-        Option<std::result::Result<(), wgpu::BufferAsyncError>>,
-        Option<Waker>,
-    )>,
->;
+type Slot = Arc<Mutex<(Option<std::result::Result<(), wgpu::BufferAsyncError>>, Option<Waker>)>>;
 
 struct MapFuture(Slot);
 
@@ -45,6 +40,13 @@ pub async fn read_buffer(gpu: &Gpu, src: &wgpu::Buffer, bytes: u64) -> Result<Ve
         encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
     }
     gpu.queue().submit([encoder.finish()]);
+    let mut out = map_read(gpu, &staging).await?;
+    out.truncate(bytes as usize);
+    Ok(out)
+}
+
+/// Map a whole MAP_READ buffer once submitted work has filled it, copy it out, unmap it.
+pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
     let slot: Slot = Arc::new(Mutex::new((None, None)));
     let s2 = slot.clone();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
@@ -61,14 +63,11 @@ pub async fn read_buffer(gpu: &Gpu, src: &wgpu::Buffer, bytes: u64) -> Result<Ve
         reason: e.to_string(),
     })?;
     let out = {
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu {
-                during: "readback".into(),
-                reason: e.to_string(),
-            })?;
-        view[..bytes as usize].to_vec()
+        let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu {
+            during: "readback".into(),
+            reason: e.to_string(),
+        })?;
+        view.to_vec()
     };
     staging.unmap();
     Ok(out)

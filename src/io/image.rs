@@ -36,12 +36,6 @@ pub fn encode_png(width: usize, height: usize, channels: usize, pixels: &[u8]) -
 }
 
 /// Write an 8-bit image as a PNG file.
-pub fn write_png(
-    path: impl AsRef<Path>,
-    width: usize,
-    height: usize,
-    channels: usize,
-    pixels: &[u8],
-) -> Result<()> {
+pub fn write_png(path: impl AsRef<Path>, width: usize, height: usize, channels: usize, pixels: &[u8]) -> Result<()> {
     super::write_file(path, &encode_png(width, height, channels, pixels)?)
 }

@@ -1,6 +1,6 @@
 //! conv2d kernels. Forward: a direct kernel that blocks 4 output channels per invocation.
 
-use super::shaders::CONV2D_FWD;
+use super::shaders::{CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_FWD};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
@@ -40,7 +40,15 @@ pub fn forward(
     let groups = g.args.groups;
     let blocks = groups * (g.cout / groups).div_ceil(OCB);
     let work = g.n * blocks * g.oh * g.ow;
-    let params = [
+    let grid = grid_1d(groups_for("conv2d work items", work, WG)?);
+    Dispatch::new(gpu, pipeline, &sizes(g)?, &[x, w, bias.unwrap_or(gpu.dummy()), y], grid)
+}
+
+/// The Params struct shared by the three conv kernels.
+fn sizes(g: &Conv2dGeom) -> Result<[u32; 8]> {
+    u32_of("conv2d input elements", g.n * g.cin * g.h * g.w)?;
+    u32_of("conv2d output elements", g.n * g.cout * g.oh * g.ow)?;
+    Ok([
         u32_of("conv2d batch", g.n)?,
         u32_of("conv2d input channels", g.cin)?,
         u32_of("conv2d input height", g.h)?,
@@ -48,15 +56,37 @@ pub fn forward(
         u32_of("conv2d output channels", g.cout)?,
         u32_of("conv2d output height", g.oh)?,
         u32_of("conv2d output width", g.ow)?,
-        u32_of("conv2d groups", groups)?,
-    ];
-    u32_of("conv2d output elements", g.n * g.cout * g.oh * g.ow)?;
-    let grid = grid_1d(groups_for("conv2d work items", work, WG)?);
-    Dispatch::new(
-        gpu,
-        pipeline,
-        &params,
-        &[x, w, bias.unwrap_or(gpu.dummy()), y],
-        grid,
-    )
+        u32_of("conv2d groups", g.args.groups)?,
+    ])
+}
+
+/// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: one invocation per dx element.
+pub fn backward_data(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let mut constants = geometry_constants(g);
+    constants.push(("WG", WG as f64));
+    let pipeline = gpu.pipeline(&CONV2D_BWD_DATA, &constants)?;
+    let grid = grid_1d(groups_for("conv2d input grad", g.n * g.cin * g.h * g.w, WG)?);
+    Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, w, dx], grid)
+}
+
+/// dw (Cout, Cin/g, KH, KW) from dy and x: one invocation per weight reduces over N*OH*OW.
+pub fn backward_weight(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let mut constants = geometry_constants(g);
+    constants.push(("WG", WG as f64));
+    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT, &constants)?;
+    let weights = g.cout * (g.cin / g.args.groups) * g.kh * g.kw;
+    let grid = grid_1d(groups_for("conv2d weight grad", weights, WG)?);
+    Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, x, dw], grid)
 }

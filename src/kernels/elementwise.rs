@@ -1,6 +1,6 @@
 //! Elementwise kernels: relu, add.
 
-use super::shaders::{ADD, RELU};
+use super::shaders::{ADD, RELU, RELU_BWD};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
@@ -11,30 +11,25 @@ const WG: usize = 256;
 pub fn relu(gpu: &Gpu, total: usize, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(&RELU, &[("WG", WG as f64)])?;
     let grid = grid_1d(groups_for("relu", total, WG)?);
-    Dispatch::new(
-        gpu,
-        pipeline,
-        &[u32_of("relu elements", total)?],
-        &[x, y],
-        grid,
-    )
+    Dispatch::new(gpu, pipeline, &[u32_of("relu elements", total)?], &[x, y], grid)
 }
 
 /// y = a + b over `total` elements.
-pub fn add(
-    gpu: &Gpu,
-    total: usize,
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-) -> Result<Dispatch> {
+pub fn add(gpu: &Gpu, total: usize, a: &wgpu::Buffer, b: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(&ADD, &[("WG", WG as f64)])?;
     let grid = grid_1d(groups_for("add", total, WG)?);
-    Dispatch::new(
-        gpu,
-        pipeline,
-        &[u32_of("add elements", total)?],
-        &[a, b, y],
-        grid,
-    )
+    Dispatch::new(gpu, pipeline, &[u32_of("add elements", total)?], &[a, b, y], grid)
+}
+
+/// dx = dy where y > 0, else 0, over `total` elements (y: the relu output).
+pub fn relu_backward(
+    gpu: &Gpu,
+    total: usize,
+    dy: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&RELU_BWD, &[("WG", WG as f64)])?;
+    let grid = grid_1d(groups_for("relu backward", total, WG)?);
+    Dispatch::new(gpu, pipeline, &[u32_of("relu elements", total)?], &[dy, y, dx], grid)
 }

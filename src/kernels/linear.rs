@@ -32,11 +32,7 @@ pub fn gemm(
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
     ];
     let pipeline = gpu.pipeline(&GEMM, &constants)?;
-    for (what, v) in [
-        ("gemm A", g.m * g.k),
-        ("gemm B", g.k * g.n),
-        ("gemm C", g.m * g.n),
-    ] {
+    for (what, v) in [("gemm A", g.m * g.k), ("gemm B", g.k * g.n), ("gemm C", g.m * g.n)] {
         u32_of(what, v)?;
     }
     let grid = [g.n.div_ceil(TILE) as u32, g.m.div_ceil(TILE) as u32, 1];
@@ -49,11 +45,5 @@ pub fn gemm(
         });
     }
     let params = [g.m as u32, g.n as u32, g.k as u32];
-    Dispatch::new(
-        gpu,
-        pipeline,
-        &params,
-        &[a, b, bias.unwrap_or(gpu.dummy()), c],
-        grid,
-    )
+    Dispatch::new(gpu, pipeline, &params, &[a, b, bias.unwrap_or(gpu.dummy()), c], grid)
 }

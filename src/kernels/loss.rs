@@ -1,8 +1,8 @@
 //! Loss and metric kernels over logits (N, K) and i32 labels (N).
 
-use super::shaders::{CROSS_ENTROPY_FWD, TOPK_ACCURACY};
-use super::{f32_bits, u32_of};
-use crate::device::{Dispatch, Gpu};
+use super::shaders::{CROSS_ENTROPY_BWD, CROSS_ENTROPY_FWD, TOPK_ACCURACY};
+use super::{f32_bits, groups_for, u32_of};
+use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
 
 /// Mean softmax cross-entropy with label smoothing into `loss` (1 value).
@@ -42,5 +42,27 @@ pub fn topk_accuracy(
         &[n as u32, k as u32, u32_of("top-k", topk)?],
         &[logits, labels, acc],
         [1, 1, 1],
+    )
+}
+
+/// dlogits (N, K) of the mean smoothed cross-entropy (upstream gradient 1: the loss is the root).
+pub fn cross_entropy_backward(
+    gpu: &Gpu,
+    [n, k]: [usize; 2],
+    smoothing: f32,
+    logits: &wgpu::Buffer,
+    labels: &wgpu::Buffer,
+    dlogits: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    const WG: usize = 64;
+    let pipeline = gpu.pipeline(&CROSS_ENTROPY_BWD, &[("WG", WG as f64)])?;
+    u32_of("cross_entropy logits", n * k)?;
+    let grid = grid_1d(groups_for("cross_entropy rows", n, WG)?);
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &[n as u32, k as u32, f32_bits(smoothing)],
+        &[logits, labels, dlogits],
+        grid,
     )
 }

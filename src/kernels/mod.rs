@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 pub mod shaders;
 

@@ -1,6 +1,6 @@
 //! batch_norm kernels: per-channel batch statistics, and the normalisation itself.
 
-use super::shaders::{BATCH_NORM_APPLY, BATCH_NORM_STATS};
+use super::shaders::{BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_REDUCE, BATCH_NORM_STATS, CHANNEL_SUM};
 use super::{f32_bits, groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
@@ -21,14 +21,7 @@ pub fn stats(
     running_mean: &wgpu::Buffer,
     running_var: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
-    if c > max {
-        return Err(Error::Limit {
-            what: "batch_norm channels (one workgroup each)".into(),
-            need: c as u64,
-            max: max as u64,
-        });
-    }
+    per_channel_grid(gpu, "batch_norm", c)?;
     let pipeline = gpu.pipeline(&BATCH_NORM_STATS, &[])?;
     u32_of("batch_norm elements", n * c * hw)?;
     let params = [
@@ -69,11 +62,59 @@ pub fn apply(
         f32_bits(eps),
     ];
     let grid = grid_1d(groups_for("batch_norm", total, WG)?);
-    Dispatch::new(
-        gpu,
-        pipeline,
-        &params,
-        &[x, mean, var, gamma, beta, y],
-        grid,
-    )
+    Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, y], grid)
+}
+
+/// Kernels that give each channel one workgroup: the channel count must fit one grid dimension.
+fn per_channel_grid(gpu: &Gpu, what: &str, c: usize) -> Result<[u32; 3]> {
+    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    if c > max {
+        return Err(Error::Limit {
+            what: format!("{what} channels (one workgroup each)"),
+            need: c as u64,
+            max: max as u64,
+        });
+    }
+    Ok([c as u32, 1, 1])
+}
+
+/// y (C) = sum of x (N, C, HW) over N and HW: the bias gradient of conv2d and linear.
+pub fn channel_sum(gpu: &Gpu, [n, c, hw]: [usize; 3], x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
+    let grid = per_channel_grid(gpu, "channel_sum", c)?;
+    u32_of("channel_sum elements", n * c * hw)?;
+    let pipeline = gpu.pipeline(&CHANNEL_SUM, &[])?;
+    Dispatch::new(gpu, pipeline, &[n as u32, c as u32, hw as u32], &[x, y], grid)
+}
+
+/// batch_norm training backward: dgamma, dbeta (C) by reduction, then dx elementwise.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    gpu: &Gpu,
+    [n, c, hw]: [usize; 3],
+    eps: f32,
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    mean: &wgpu::Buffer,
+    var: &wgpu::Buffer,
+    gamma: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    dgamma: &wgpu::Buffer,
+    dbeta: &wgpu::Buffer,
+) -> Result<[Dispatch; 2]> {
+    let total = n * c * hw;
+    let grid = per_channel_grid(gpu, "batch_norm backward", c)?;
+    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[])?;
+    let params = [n as u32, c as u32, hw as u32, f32_bits(eps)];
+    let r = Dispatch::new(gpu, reduce, &params, &[dy, x, mean, var, dgamma, dbeta], grid)?;
+    let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64)])?;
+    let params = [
+        u32_of("batch_norm elements", total)?,
+        c as u32,
+        hw as u32,
+        f32_bits(eps),
+        f32_bits((n * hw) as f32),
+    ];
+    let grid = grid_1d(groups_for("batch_norm backward", total, WG)?);
+    let d = Dispatch::new(gpu, data, &params, &[dy, x, mean, var, gamma, dgamma, dbeta, dx], grid)?;
+    Ok([r, d])
 }

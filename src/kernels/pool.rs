@@ -1,6 +1,8 @@
 //! Pooling kernels: one invocation per output element.
 
-use super::shaders::{ADAPTIVE_AVG_POOL2D_FWD, AVG_POOL2D_FWD, MAX_POOL2D_FWD};
+use super::shaders::{
+    ADAPTIVE_AVG_POOL2D_BWD, ADAPTIVE_AVG_POOL2D_FWD, AVG_POOL2D_BWD, AVG_POOL2D_FWD, MAX_POOL2D_BWD, MAX_POOL2D_FWD,
+};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
@@ -20,11 +22,7 @@ fn params(g: &Pool2dGeom) -> Result<[u32; 5]> {
 }
 
 fn grid(g: &Pool2dGeom) -> Result<[u32; 3]> {
-    Ok(grid_1d(groups_for(
-        "pool output",
-        g.n * g.c * g.oh * g.ow,
-        WG,
-    )?))
+    Ok(grid_1d(groups_for("pool output", g.n * g.c * g.oh * g.ow, WG)?))
 }
 
 fn window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
@@ -40,40 +38,57 @@ fn window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
     ]
 }
 
-pub fn max_forward(
-    gpu: &Gpu,
-    g: &Pool2dGeom,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-) -> Result<Dispatch> {
+/// Backward kernels have one invocation per input element.
+fn input_grid(g: &Pool2dGeom) -> Result<[u32; 3]> {
+    Ok(grid_1d(groups_for("pool input", g.n * g.c * g.h * g.w, WG)?))
+}
+
+fn max_window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
     let mut c = window(g);
     c.push(("DH", g.args.dilation as f64));
     c.push(("DW", g.args.dilation as f64));
-    let pipeline = gpu.pipeline(&MAX_POOL2D_FWD, &c)?;
-    Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
+    c
 }
 
-pub fn avg_forward(
-    gpu: &Gpu,
-    g: &Pool2dGeom,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-) -> Result<Dispatch> {
+fn avg_window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
     let mut c = window(g);
-    c.push((
-        "COUNT_INCLUDE_PAD",
-        f64::from(u8::from(g.args.count_include_pad)),
-    ));
-    let pipeline = gpu.pipeline(&AVG_POOL2D_FWD, &c)?;
+    c.push(("COUNT_INCLUDE_PAD", f64::from(u8::from(g.args.count_include_pad))));
+    c
+}
+
+pub fn max_forward(gpu: &Gpu, g: &Pool2dGeom, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&MAX_POOL2D_FWD, &max_window(g))?;
     Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
 }
 
-pub fn adaptive_avg_forward(
+/// dx from dy and the forward input x (the maximum is recomputed, not stored).
+pub fn max_backward(
     gpu: &Gpu,
     g: &Pool2dGeom,
+    dy: &wgpu::Buffer,
     x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&MAX_POOL2D_BWD, &max_window(g))?;
+    Dispatch::new(gpu, pipeline, &params(g)?, &[dy, x, dx], input_grid(g)?)
+}
+
+pub fn avg_forward(gpu: &Gpu, g: &Pool2dGeom, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&AVG_POOL2D_FWD, &avg_window(g))?;
+    Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
+}
+
+pub fn avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &wgpu::Buffer) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&AVG_POOL2D_BWD, &avg_window(g))?;
+    Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)
+}
+
+pub fn adaptive_avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &wgpu::Buffer) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&ADAPTIVE_AVG_POOL2D_BWD, &[("WG", WG as f64)])?;
+    Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)
+}
+
+pub fn adaptive_avg_forward(gpu: &Gpu, g: &Pool2dGeom, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(&ADAPTIVE_AVG_POOL2D_FWD, &[("WG", WG as f64)])?;
     Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
 }

@@ -1,65 +1,42 @@
 //! Every WGSL kernel convoy has, with the layout of its bind group. One source of truth for the
-//! native and web builds; `tests/shaders.rs` validates each with naga.
+//! native and web builds; `tests/kernels/shaders.rs` validates each with naga.
 
 use crate::device::{Binding::*, Shader};
 
-macro_rules! shader {
-    ($id:ident, $file:literal, [$($b:expr),*]) => {
-        pub static $id: Shader = Shader {
+macro_rules! shaders {
+    ($($id:ident = $file:literal [$($b:expr),*];)*) => {
+        $(pub static $id: Shader = Shader {
             name: $file,
             source: include_str!(concat!("../../shaders/", $file, ".wgsl")),
             bindings: &[$($b),*],
-        };
+        };)*
+        /// All kernels, for validation and warm-up.
+        pub static ALL: &[&Shader] = &[$(&$id),*];
     };
 }
 
-shader!(
-    CONV2D_FWD,
-    "conv2d_fwd",
-    [Uniform, Read, Read, Read, ReadWrite]
-);
-shader!(
-    BATCH_NORM_STATS,
-    "batch_norm_stats",
-    [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-);
-shader!(
-    BATCH_NORM_APPLY,
-    "batch_norm_apply",
-    [Uniform, Read, Read, Read, Read, Read, ReadWrite]
-);
-shader!(RELU, "relu", [Uniform, Read, ReadWrite]);
-shader!(ADD, "add", [Uniform, Read, Read, ReadWrite]);
-shader!(MAX_POOL2D_FWD, "max_pool2d_fwd", [Uniform, Read, ReadWrite]);
-shader!(AVG_POOL2D_FWD, "avg_pool2d_fwd", [Uniform, Read, ReadWrite]);
-shader!(
-    ADAPTIVE_AVG_POOL2D_FWD,
-    "adaptive_avg_pool2d_fwd",
-    [Uniform, Read, ReadWrite]
-);
-shader!(GEMM, "gemm", [Uniform, Read, Read, Read, ReadWrite]);
-shader!(
-    CROSS_ENTROPY_FWD,
-    "cross_entropy_fwd",
-    [Uniform, Read, Read, ReadWrite]
-);
-shader!(
-    TOPK_ACCURACY,
-    "topk_accuracy",
-    [Uniform, Read, Read, ReadWrite]
-);
-
-/// All kernels, for validation and warm-up.
-pub static ALL: &[&Shader] = &[
-    &CONV2D_FWD,
-    &BATCH_NORM_STATS,
-    &BATCH_NORM_APPLY,
-    &RELU,
-    &ADD,
-    &MAX_POOL2D_FWD,
-    &AVG_POOL2D_FWD,
-    &ADAPTIVE_AVG_POOL2D_FWD,
-    &GEMM,
-    &CROSS_ENTROPY_FWD,
-    &TOPK_ACCURACY,
-];
+shaders! {
+    CONV2D_FWD = "conv2d_fwd" [Uniform, Read, Read, Read, ReadWrite];
+    CONV2D_BWD_DATA = "conv2d_bwd_data" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" [Uniform, Read, Read, ReadWrite];
+    CHANNEL_SUM = "channel_sum" [Uniform, Read, ReadWrite];
+    BATCH_NORM_STATS = "batch_norm_stats" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
+    BATCH_NORM_APPLY = "batch_norm_apply" [Uniform, Read, Read, Read, Read, Read, ReadWrite];
+    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" [Uniform, Read, Read, Read, Read, Read, Read, Read, ReadWrite];
+    RELU = "relu" [Uniform, Read, ReadWrite];
+    RELU_BWD = "relu_bwd" [Uniform, Read, Read, ReadWrite];
+    ADD = "add" [Uniform, Read, Read, ReadWrite];
+    MAX_POOL2D_FWD = "max_pool2d_fwd" [Uniform, Read, ReadWrite];
+    MAX_POOL2D_BWD = "max_pool2d_bwd" [Uniform, Read, Read, ReadWrite];
+    AVG_POOL2D_FWD = "avg_pool2d_fwd" [Uniform, Read, ReadWrite];
+    AVG_POOL2D_BWD = "avg_pool2d_bwd" [Uniform, Read, ReadWrite];
+    ADAPTIVE_AVG_POOL2D_FWD = "adaptive_avg_pool2d_fwd" [Uniform, Read, ReadWrite];
+    ADAPTIVE_AVG_POOL2D_BWD = "adaptive_avg_pool2d_bwd" [Uniform, Read, ReadWrite];
+    GEMM = "gemm" [Uniform, Read, Read, Read, ReadWrite];
+    CROSS_ENTROPY_FWD = "cross_entropy_fwd" [Uniform, Read, Read, ReadWrite];
+    CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];
+    TOPK_ACCURACY = "topk_accuracy" [Uniform, Read, Read, ReadWrite];
+    SGD_STEP = "sgd_step" [Uniform, Read, Read, ReadWrite, ReadWrite];
+    ADAMW_STEP = "adamw_step" [Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+}

@@ -101,25 +101,13 @@ impl Conv2dGeom {
 
     /// Multiply-adds times two: 2 * N * Cout * OH * OW * (Cin/groups) * KH * KW.
     pub fn flops(&self) -> f64 {
-        2.0 * (self.n
-            * self.cout
-            * self.oh
-            * self.ow
-            * (self.cin / self.args.groups)
-            * self.kh
-            * self.kw) as f64
+        2.0 * (self.n * self.cout * self.oh * self.ow * (self.cin / self.args.groups) * self.kh * self.kw) as f64
     }
 }
 
 /// y = conv2d(x, weight) + bias, as `torch.nn.functional.conv2d`.
 /// x: (N, Cin, H, W); weight: (Cout, Cin/groups, KH, KW); bias: (Cout).
-pub fn conv2d(
-    gpu: &Gpu,
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    args: Conv2dArgs,
-) -> Result<Tensor> {
+pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, args: Conv2dArgs) -> Result<Tensor> {
     x.expect_dtype("conv2d input", DType::F32)?;
     weight.expect_dtype("conv2d weight", DType::F32)?;
     let geom = Conv2dGeom::new(x.shape(), weight.shape(), args)?;

@@ -11,9 +11,7 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
     x.expect_dtype(OP, DType::F32)?;
     weight.expect_dtype(OP, DType::F32)?;
     let [n, fin] = x.shape().matrix(OP, "input (N, in_features)")?;
-    let [fout, win] = weight
-        .shape()
-        .matrix(OP, "weight (out_features, in_features)")?;
+    let [fout, win] = weight.shape().matrix(OP, "weight (out_features, in_features)")?;
     if win != fin {
         return Err(Error::shape(
             OP,
@@ -24,11 +22,7 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
     if let Some(b) = bias {
         b.expect_dtype(OP, DType::F32)?;
         if b.dims() != [fout] {
-            return Err(Error::shape(
-                OP,
-                format!("bias of shape [{fout}]"),
-                b.shape(),
-            ));
+            return Err(Error::shape(OP, format!("bias of shape [{fout}]"), b.shape()));
         }
     }
     let y = Tensor::empty(gpu, [n, fout])?;

@@ -17,23 +17,14 @@ fn check(op: &str, logits: &Tensor, labels: &Tensor) -> Result<[usize; 2]> {
         ));
     }
     if n == 0 || k == 0 {
-        return Err(Error::shape(
-            op,
-            "at least one row and one class",
-            logits.shape(),
-        ));
+        return Err(Error::shape(op, "at least one row and one class", logits.shape()));
     }
     Ok([n, k])
 }
 
 /// `torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)`, mean over
 /// the batch, as a 1-element tensor (read it back only when needed). Labels are class indices.
-pub fn cross_entropy(
-    gpu: &Gpu,
-    logits: &Tensor,
-    labels: &Tensor,
-    smoothing: f32,
-) -> Result<Tensor> {
+pub fn cross_entropy(gpu: &Gpu, logits: &Tensor, labels: &Tensor, smoothing: f32) -> Result<Tensor> {
     let nk = check("cross_entropy", logits, labels)?;
     if !(0.0..=1.0).contains(&smoothing) {
         return Err(Error::arg(

@@ -59,20 +59,12 @@ pub fn batch_norm(
         }
     }
     if args.eps.is_nan() || args.eps <= 0.0 {
-        return Err(Error::arg(
-            OP,
-            "eps",
-            format!("{} must be positive", args.eps),
-        ));
+        return Err(Error::arg(OP, "eps", format!("{} must be positive", args.eps)));
     }
     let dims = [n, c, h * w];
     let (mean, var) = if args.training {
         if n * h * w < 2 {
-            return Err(Error::shape(
-                OP,
-                "more than 1 value per channel in training",
-                x.shape(),
-            ));
+            return Err(Error::shape(OP, "more than 1 value per channel in training", x.shape()));
         }
         let mean = Tensor::empty(gpu, [c])?;
         let var = Tensor::empty(gpu, [c])?;

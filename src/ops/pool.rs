@@ -73,20 +73,13 @@ impl Pool2dGeom {
             }
         }
         if op == "avg_pool2d" && args.dilation != 1 {
-            return Err(Error::arg(
-                op,
-                "dilation",
-                "avg_pool2d has no dilation; use 1",
-            ));
+            return Err(Error::arg(op, "dilation", "avg_pool2d has no dilation; use 1"));
         }
         if args.padding * 2 > args.kernel {
             return Err(Error::arg(
                 op,
                 "padding",
-                format!(
-                    "{} is more than half the kernel size {}",
-                    args.padding, args.kernel
-                ),
+                format!("{} is more than half the kernel size {}", args.padding, args.kernel),
             ));
         }
         let oh = window_out(op, h, args.kernel, args.stride, args.padding, args.dilation)?;
@@ -107,11 +100,7 @@ impl Pool2dGeom {
         const OP: &str = "adaptive_avg_pool2d";
         let [n, c, h, w] = x.nchw(OP, "input")?;
         if out[0] == 0 || out[1] == 0 {
-            return Err(Error::arg(
-                OP,
-                "output_size",
-                format!("{out:?} must be at least 1x1"),
-            ));
+            return Err(Error::arg(OP, "output_size", format!("{out:?} must be at least 1x1")));
         }
         if h == 0 || w == 0 {
             return Err(Error::shape(OP, "a non-empty input", x));
@@ -146,30 +135,15 @@ fn pool(op: &str, gpu: &Gpu, x: &Tensor, geom: Pool2dGeom) -> Result<Tensor> {
 
 /// `torch.nn.functional.max_pool2d`. x: (N, C, H, W).
 pub fn max_pool2d(gpu: &Gpu, x: &Tensor, args: Pool2dArgs) -> Result<Tensor> {
-    pool(
-        "max_pool2d",
-        gpu,
-        x,
-        Pool2dGeom::new("max_pool2d", x.shape(), args)?,
-    )
+    pool("max_pool2d", gpu, x, Pool2dGeom::new("max_pool2d", x.shape(), args)?)
 }
 
 /// `torch.nn.functional.avg_pool2d`. x: (N, C, H, W).
 pub fn avg_pool2d(gpu: &Gpu, x: &Tensor, args: Pool2dArgs) -> Result<Tensor> {
-    pool(
-        "avg_pool2d",
-        gpu,
-        x,
-        Pool2dGeom::new("avg_pool2d", x.shape(), args)?,
-    )
+    pool("avg_pool2d", gpu, x, Pool2dGeom::new("avg_pool2d", x.shape(), args)?)
 }
 
 /// `torch.nn.functional.adaptive_avg_pool2d`. x: (N, C, H, W) -> (N, C, out[0], out[1]).
 pub fn adaptive_avg_pool2d(gpu: &Gpu, x: &Tensor, out: [usize; 2]) -> Result<Tensor> {
-    pool(
-        "adaptive_avg_pool2d",
-        gpu,
-        x,
-        Pool2dGeom::adaptive(x.shape(), out)?,
-    )
+    pool("adaptive_avg_pool2d", gpu, x, Pool2dGeom::adaptive(x.shape(), out)?)
 }

@@ -1,6 +1,7 @@
 //! Shared test support: the GPU (failing loudly without one), tolerances, f64 references.
 #![allow(dead_code)]
 
+pub mod cpu_graph;
 pub mod reference;
 
 use convoy::Gpu;

@@ -84,14 +84,7 @@ pub fn pool_out(h: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn max_pool2d(
-    x: &[f64],
-    [n, c, h, w]: [usize; 4],
-    k: usize,
-    s: usize,
-    p: usize,
-    d: usize,
-) -> Vec<f64> {
+pub fn max_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], k: usize, s: usize, p: usize, d: usize) -> Vec<f64> {
     let (oh, ow) = (pool_out(h, k, s, p, d), pool_out(w, k, s, p, d));
     let mut y = Vec::with_capacity(n * c * oh * ow);
     for pl in 0..n * c {
@@ -114,14 +107,7 @@ pub fn max_pool2d(
     y
 }
 
-pub fn avg_pool2d(
-    x: &[f64],
-    [n, c, h, w]: [usize; 4],
-    k: usize,
-    s: usize,
-    p: usize,
-    include_pad: bool,
-) -> Vec<f64> {
+pub fn avg_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], k: usize, s: usize, p: usize, include_pad: bool) -> Vec<f64> {
     let (oh, ow) = (pool_out(h, k, s, p, 1), pool_out(w, k, s, p, 1));
     let mut y = Vec::with_capacity(n * c * oh * ow);
     for pl in 0..n * c {
@@ -170,21 +156,11 @@ pub fn adaptive_avg_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], oh: usize, ow: u
 }
 
 /// x (N, in) W^T (out, in) + b.
-pub fn linear(
-    x: &[f64],
-    n: usize,
-    fin: usize,
-    wt: &[f64],
-    fout: usize,
-    b: Option<&[f64]>,
-) -> Vec<f64> {
+pub fn linear(x: &[f64], n: usize, fin: usize, wt: &[f64], fout: usize, b: Option<&[f64]>) -> Vec<f64> {
     let mut y = vec![0.0; n * fout];
     for i in 0..n {
         for o in 0..fout {
-            y[i * fout + o] = b.map_or(0.0, |b| b[o])
-                + (0..fin)
-                    .map(|k| x[i * fin + k] * wt[o * fin + k])
-                    .sum::<f64>();
+            y[i * fout + o] = b.map_or(0.0, |b| b[o]) + (0..fin).map(|k| x[i * fin + k] * wt[o * fin + k]).sum::<f64>();
         }
     }
     y

@@ -258,9 +258,7 @@ fn conv2d_hand_set_top_edge_kernel() {
         .unwrap()
         .to_vec()
         .unwrap();
-    let want = [
-        0., 0., 0., 0., 3., 3., 3., 3., 3., 3., 3., 3., 0., 0., 0., 0.,
-    ];
+    let want = [0., 0., 0., 0., 3., 3., 3., 3., 3., 3., 3., 3., 0., 0., 0., 0.];
     assert_eq!(y, want);
 }
 
@@ -272,10 +270,7 @@ fn conv2d_rejects_bad_shapes() {
     let err = conv2d(g, &x, &w_bad_cin, None, Conv2dArgs::default())
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("conv2d") && err.contains("[2, 3, 3, 3]"),
-        "{err}"
-    );
+    assert!(err.contains("conv2d") && err.contains("[2, 3, 3, 3]"), "{err}");
     let w = Tensor::zeros(g, [6, 2, 3, 3]).unwrap();
     let bad_groups = Conv2dArgs {
         groups: 3,
@@ -294,14 +289,7 @@ fn conv2d_rejects_bad_shapes() {
         stride: 0,
         ..Default::default()
     };
-    assert!(conv2d(
-        g,
-        &x,
-        &Tensor::zeros(g, [2, 4, 3, 3]).unwrap(),
-        None,
-        zero_stride
-    )
-    .is_err());
+    assert!(conv2d(g, &x, &Tensor::zeros(g, [2, 4, 3, 3]).unwrap(), None, zero_stride).is_err());
     let bias = Tensor::zeros(g, [3]).unwrap();
     let err = conv2d(
         g,

@@ -18,18 +18,9 @@ fn relu_and_add_match_reference() {
         let bt = Tensor::from_slice(g, &b, shape).unwrap();
         let r: Vec<f64> = a.iter().map(|&v| (v as f64).max(0.0)).collect();
         assert_close("relu", &relu(g, &at).unwrap().to_vec().unwrap(), &r, 0.0);
-        let s: Vec<f64> = a
-            .iter()
-            .zip(&b)
-            .map(|(&x, &y)| x as f64 + y as f64)
-            .collect();
+        let s: Vec<f64> = a.iter().zip(&b).map(|(&x, &y)| x as f64 + y as f64).collect();
         // one f32 rounding of the sum: 2^-24 relative
-        assert_close(
-            "add",
-            &add(g, &at, &bt).unwrap().to_vec().unwrap(),
-            &s,
-            1e-7,
-        );
+        assert_close("add", &add(g, &at, &bt).unwrap().to_vec().unwrap(), &s, 1e-7);
     }
 }
 
@@ -38,9 +29,7 @@ fn relu_over_many_workgroups_folds_the_grid() {
     // 20M elements = 78,125 workgroups of 256: more than the 65,535 of one grid dimension.
     let g = gpu();
     let n = 20_000_000;
-    let x: Vec<f32> = (0..n)
-        .map(|i| if i % 2 == 0 { -1.0 } else { i as f32 })
-        .collect();
+    let x: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { -1.0 } else { i as f32 }).collect();
     let y = relu(g, &Tensor::from_slice(g, &x, [n]).unwrap())
         .unwrap()
         .to_vec()

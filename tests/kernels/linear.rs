@@ -25,14 +25,7 @@ fn linear_random_shapes() {
             let y = linear(g, &xt, &wt, with_bias.then_some(&bt)).unwrap();
             assert_eq!(y.dims(), &[n, fout]);
             let bf = to_f64(&b);
-            let want = reference::linear(
-                &to_f64(&x),
-                n,
-                fin,
-                &to_f64(&w),
-                fout,
-                with_bias.then_some(&bf[..]),
-            );
+            let want = reference::linear(&to_f64(&x), n, fin, &to_f64(&w), fout, with_bias.then_some(&bf[..]));
             assert_close(
                 &format!("linear {n}x{fin} -> {fout}"),
                 &y.to_vec().unwrap(),

@@ -9,13 +9,7 @@ use convoy::Tensor;
 fn batch_norm_training_and_eval_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(7);
-    for (n, c, h, w) in [
-        (2, 3, 5, 5),
-        (1, 7, 3, 4),
-        (4, 16, 9, 7),
-        (8, 5, 1, 1),
-        (3, 2, 31, 29),
-    ] {
+    for (n, c, h, w) in [(2, 3, 5, 5), (1, 7, 3, 4), (4, 16, 9, 7), (8, 5, 1, 1), (3, 2, 31, 29)] {
         let shape = [n, c, h, w];
         // an offset per tensor: the two-pass variance must not lose it to cancellation
         let x = rng.vec(n * c * h * w, 2.0, 4.0);
@@ -47,14 +41,8 @@ fn batch_norm_training_and_eval_match_reference() {
             ..Default::default()
         };
         let (y, _, _) = batch_norm(g, &xt, &state, eval).unwrap();
-        let want =
-            reference::batch_norm_apply(&x64, shape, &to_f64(&rm), &to_f64(&rv), &g64, &b64, 1e-5);
-        assert_close(
-            &format!("batch_norm eval {shape:?}"),
-            &y.to_vec().unwrap(),
-            &want,
-            RTOL,
-        );
+        let want = reference::batch_norm_apply(&x64, shape, &to_f64(&rm), &to_f64(&rv), &g64, &b64, 1e-5);
+        assert_close(&format!("batch_norm eval {shape:?}"), &y.to_vec().unwrap(), &want, RTOL);
 
         let args = BatchNormArgs {
             training: true,
@@ -74,11 +62,7 @@ fn batch_norm_training_and_eval_match_reference() {
         assert_close("batch var", &var.to_vec().unwrap(), &v64, RTOL);
         // PyTorch: running = 0.7 * running + 0.3 * batch, with the unbiased variance
         let cnt = (n * h * w) as f64;
-        let want_rm: Vec<f64> = rm
-            .iter()
-            .zip(&m64)
-            .map(|(&r, m)| 0.7 * r as f64 + 0.3 * m)
-            .collect();
+        let want_rm: Vec<f64> = rm.iter().zip(&m64).map(|(&r, m)| 0.7 * r as f64 + 0.3 * m).collect();
         let want_rv: Vec<f64> = rv
             .iter()
             .zip(&v64)

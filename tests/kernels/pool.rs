@@ -9,13 +9,7 @@ use convoy::Tensor;
 fn pools_match_reference_on_random_shapes() {
     let g = gpu();
     let mut rng = Rng::new(8);
-    let mut cases = vec![
-        (3, 2, 1, 1),
-        (2, 2, 0, 1),
-        (3, 1, 1, 1),
-        (3, 2, 1, 2),
-        (5, 3, 2, 1),
-    ];
+    let mut cases = vec![(3, 2, 1, 1), (2, 2, 0, 1), (3, 1, 1, 1), (3, 2, 1, 2), (5, 3, 2, 1)];
     for _ in 0..8 {
         let k = rng.int(1, 4);
         cases.push((k, rng.int(1, 3), rng.int(0, k / 2), rng.int(1, 2)));
@@ -44,10 +38,7 @@ fn pools_match_reference_on_random_shapes() {
             let y = avg_pool2d(
                 g,
                 &xt,
-                Pool2dArgs::new(k)
-                    .stride(s)
-                    .padding(p)
-                    .count_include_pad(include),
+                Pool2dArgs::new(k).stride(s).padding(p).count_include_pad(include),
             )
             .unwrap();
             let want = reference::avg_pool2d(&x64, shape, k, s, p, include);
@@ -65,17 +56,10 @@ fn pools_match_reference_on_random_shapes() {
 fn adaptive_avg_pool_any_output_size() {
     let g = gpu();
     let mut rng = Rng::new(9);
-    for (h, w, oh, ow) in [
-        (7, 7, 1, 1),
-        (10, 7, 3, 4),
-        (5, 5, 5, 5),
-        (4, 6, 7, 9),
-        (13, 11, 2, 3),
-    ] {
+    for (h, w, oh, ow) in [(7, 7, 1, 1), (10, 7, 3, 4), (5, 5, 5, 5), (4, 6, 7, 9), (13, 11, 2, 3)] {
         let shape = [2, 3, h, w];
         let x = rng.vec(shape.iter().product(), -3.0, 3.0);
-        let y =
-            adaptive_avg_pool2d(g, &Tensor::from_slice(g, &x, shape).unwrap(), [oh, ow]).unwrap();
+        let y = adaptive_avg_pool2d(g, &Tensor::from_slice(g, &x, shape).unwrap(), [oh, ow]).unwrap();
         assert_eq!(y.dims(), &[2, 3, oh, ow]);
         let want = reference::adaptive_avg_pool2d(&to_f64(&x), shape, oh, ow);
         assert_close(

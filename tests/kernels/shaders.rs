@@ -13,10 +13,7 @@ fn every_shader_validates_with_naga() {
                 continue;
             }
         };
-        let mut v = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        );
+        let mut v = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
         if let Err(e) = v.validate(&module) {
             failures.push(format!("{}: {}", s.name, e.emit_to_string(s.source)));
         }

@@ -26,13 +26,8 @@ fn round_trip_and_reshape() {
 #[test]
 fn bad_lengths_are_errors() {
     let g = gpu();
-    let err = Tensor::from_slice(g, &[1.0, 2.0, 3.0], [2, 2])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("4 values") && err.contains("3 values"),
-        "{err}"
-    );
+    let err = Tensor::from_slice(g, &[1.0, 2.0, 3.0], [2, 2]).unwrap_err().to_string();
+    assert!(err.contains("4 values") && err.contains("3 values"), "{err}");
     let t = Tensor::zeros(g, [2, 2]).unwrap();
     assert!(t.write(&[1.0]).is_err());
     // larger than the device allows as one binding: a clear Limit error, not a panic
@@ -54,9 +49,6 @@ fn f16_storage_round_trips_where_supported() {
                 assert!((a - b).abs() <= a.abs() * 4.9e-4, "{a} vs {b}");
             }
         }
-        Err(e) => assert!(
-            !g.info().has_f16() && e.to_string().contains("shader-f16"),
-            "{e}"
-        ),
+        Err(e) => assert!(!g.info().has_f16() && e.to_string().contains("shader-f16"), "{e}"),
     }
 }

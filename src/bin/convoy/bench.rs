@@ -42,10 +42,7 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         let gflops = b.geom.flops() / (t.median_ms * 1e-3) / 1e9;
         rows.push((s.name, t.median_ms, gflops));
         if !args.json {
-            println!(
-                "{:<12} fwd {:>9.2} ms {:>8.2} GFLOP/s",
-                s.name, t.median_ms, gflops
-            );
+            println!("{:<12} fwd {:>9.2} ms {:>8.2} GFLOP/s", s.name, t.median_ms, gflops);
         }
     }
     if args.json {

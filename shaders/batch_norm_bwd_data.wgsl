@@ -1,0 +1,29 @@
+// batch_norm training backward, input gradient through the batch statistics (M = N*H*W):
+// dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma).
+
+override WG: u32 = 256u;
+
+struct Params { total: u32, c: u32, hw: u32, eps: f32, count: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;        // (N, C, HW)
+@group(0) @binding(2) var<storage, read> x: array<f32>;         // (N, C, HW)
+@group(0) @binding(3) var<storage, read> mean: array<f32>;      // (C)
+@group(0) @binding(4) var<storage, read> var_: array<f32>;      // (C)
+@group(0) @binding(5) var<storage, read> gamma: array<f32>;     // (C)
+@group(0) @binding(6) var<storage, read> dgamma: array<f32>;    // (C)
+@group(0) @binding(7) var<storage, read> dbeta: array<f32>;     // (C)
+@group(0) @binding(8) var<storage, read_write> dx: array<f32>;  // (N, C, HW)
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (i >= p.total) {
+        return;
+    }
+    let c = (i / p.hw) % p.c;
+    let inv = inverseSqrt(var_[c] + p.eps);
+    let xhat = (x[i] - mean[c]) * inv;
+    dx[i] = gamma[c] * inv / p.count * (p.count * dy[i] - dbeta[c] - xhat * dgamma[c]);
+}

@@ -1,0 +1,46 @@
+// batch_norm training backward, reductions: per channel, dbeta = sum(dy) and
+// dgamma = sum(dy * xhat) with xhat = (x - mean) / sqrt(var + eps). One workgroup per channel.
+
+const WG: u32 = 256u;
+
+struct Params { n: u32, c: u32, hw: u32, eps: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;           // (N, C, HW)
+@group(0) @binding(2) var<storage, read> x: array<f32>;            // (N, C, HW)
+@group(0) @binding(3) var<storage, read> mean: array<f32>;         // (C)
+@group(0) @binding(4) var<storage, read> var_: array<f32>;         // (C) biased batch variance
+@group(0) @binding(5) var<storage, read_write> dgamma: array<f32>; // (C)
+@group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;  // (C)
+
+var<workgroup> red_a: array<f32, WG>;
+var<workgroup> red_b: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
+    let count = p.n * p.hw;
+    let m = mean[c];
+    let inv = inverseSqrt(var_[c] + p.eps);
+    var sa = 0.0;
+    var sb = 0.0;
+    for (var i = lid; i < count; i += WG) {
+        let j = ((i / p.hw) * p.c + c) * p.hw + i % p.hw;
+        sa += dy[j];
+        sb += dy[j] * (x[j] - m) * inv;
+    }
+    red_a[lid] = sa;
+    red_b[lid] = sb;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st = st / 2u) {
+        if (lid < st) {
+            red_a[lid] += red_a[lid + st];
+            red_b[lid] += red_b[lid + st];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        dbeta[c] = red_a[0];
+        dgamma[c] = red_b[0];
+    }
+}

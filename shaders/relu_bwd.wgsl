@@ -1,0 +1,19 @@
+// relu backward: dx = dy where the relu output y is positive, else 0.
+
+override WG: u32 = 256u;
+
+struct Params { total: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (i < p.total) {
+        dx[i] = select(0.0, dy[i], y[i] > 0.0);
+    }
+}

@@ -1,0 +1,185 @@
+//! Lowering: the kernel launches of one graph node, given the buffers of its values.
+
+use crate::device::{Dispatch, Gpu};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Node, Op};
+use crate::kernels::{self, linear::GemmGeom};
+use crate::ops::{Conv2dGeom, Pool2dGeom};
+
+/// (N, C, rest) of a shape with at least two dims.
+fn ncs(dims: &[usize]) -> [usize; 3] {
+    [
+        dims[0],
+        dims.get(1).copied().unwrap_or(1),
+        dims.iter().skip(2).product(),
+    ]
+}
+
+pub fn lower(
+    gpu: &Gpu,
+    g: &Graph,
+    n: &Node,
+    buf: &dyn Fn(usize) -> wgpu::Buffer,
+    hyper: Option<&wgpu::Buffer>,
+) -> Result<Vec<Dispatch>> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let o = |k: usize| buf(n.outputs[k].0);
+    let ishape = |k: usize| g.shape(n.inputs[k]);
+    let oshape = |k: usize| g.shape(n.outputs[k]);
+    let d = match &n.op {
+        Op::Conv2d { args } => {
+            let geom = Conv2dGeom::new(ishape(0), ishape(1), *args)?;
+            let bias = (n.inputs.len() > 2).then(|| i(2));
+            vec![kernels::conv::forward(gpu, &geom, &i(0), &i(1), bias.as_ref(), &o(0))?]
+        }
+        Op::BatchNorm {
+            training,
+            momentum,
+            eps,
+        } => {
+            let dims = ncs(ishape(0).dims());
+            let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
+            if *training {
+                let (mean, var) = (o(1), o(2));
+                let stats = kernels::norm::stats(gpu, dims, *momentum, true, &i(0), &mean, &var, &rm, &rv)?;
+                let apply = kernels::norm::apply(gpu, dims, *eps, &i(0), &mean, &var, &gamma, &beta, &o(0))?;
+                vec![stats, apply]
+            } else {
+                vec![kernels::norm::apply(
+                    gpu,
+                    dims,
+                    *eps,
+                    &i(0),
+                    &rm,
+                    &rv,
+                    &gamma,
+                    &beta,
+                    &o(0),
+                )?]
+            }
+        }
+        Op::Relu => vec![kernels::elementwise::relu(gpu, ishape(0).numel(), &i(0), &o(0))?],
+        Op::Add => vec![kernels::elementwise::add(gpu, ishape(0).numel(), &i(0), &i(1), &o(0))?],
+        Op::MaxPool2d(a) => {
+            let geom = Pool2dGeom::new("max_pool2d", ishape(0), *a)?;
+            vec![kernels::pool::max_forward(gpu, &geom, &i(0), &o(0))?]
+        }
+        Op::AvgPool2d(a) => {
+            let geom = Pool2dGeom::new("avg_pool2d", ishape(0), *a)?;
+            vec![kernels::pool::avg_forward(gpu, &geom, &i(0), &o(0))?]
+        }
+        Op::AdaptiveAvgPool2d(out) => {
+            let geom = Pool2dGeom::adaptive(ishape(0), *out)?;
+            vec![kernels::pool::adaptive_avg_forward(gpu, &geom, &i(0), &o(0))?]
+        }
+        Op::Reshape => vec![],
+        Op::Linear => {
+            let [m, k] = ishape(0).matrix("linear", "input")?;
+            let [nn, _] = ishape(1).matrix("linear", "weight")?;
+            let geom = GemmGeom {
+                m,
+                n: nn,
+                k,
+                trans_a: false,
+                trans_b: true,
+            };
+            let bias = (n.inputs.len() > 2).then(|| i(2));
+            vec![kernels::linear::gemm(gpu, &geom, &i(0), &i(1), bias.as_ref(), &o(0))?]
+        }
+        Op::CrossEntropy { smoothing } => {
+            let nk = ishape(0).matrix("cross_entropy", "logits")?;
+            vec![kernels::loss::cross_entropy(gpu, nk, *smoothing, &i(0), &i(1), &o(0))?]
+        }
+        Op::TopkAccuracy { k } => {
+            let nk = ishape(0).matrix("topk_accuracy", "logits")?;
+            vec![kernels::loss::topk_accuracy(gpu, nk, *k, &i(0), &i(1), &o(0))?]
+        }
+        Op::Conv2dBwdData { args } => {
+            let geom = Conv2dGeom::new(oshape(0), ishape(1), *args)?;
+            vec![kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0))?]
+        }
+        Op::Conv2dBwdWeight { args } => {
+            let geom = Conv2dGeom::new(ishape(1), oshape(0), *args)?;
+            vec![kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0))?]
+        }
+        Op::ChannelSum => vec![kernels::norm::channel_sum(gpu, ncs(ishape(0).dims()), &i(0), &o(0))?],
+        Op::BatchNormBwd { eps } => {
+            let dims = ncs(ishape(0).dims());
+            let [r, dx] =
+                kernels::norm::backward(gpu, dims, *eps, &i(0), &i(1), &i(2), &i(3), &i(4), &o(0), &o(1), &o(2))?;
+            vec![r, dx]
+        }
+        Op::ReluBwd => vec![kernels::elementwise::relu_backward(
+            gpu,
+            ishape(0).numel(),
+            &i(0),
+            &i(1),
+            &o(0),
+        )?],
+        Op::MaxPool2dBwd(a) => {
+            let geom = Pool2dGeom::new("max_pool2d", ishape(1), *a)?;
+            vec![kernels::pool::max_backward(gpu, &geom, &i(0), &i(1), &o(0))?]
+        }
+        Op::AvgPool2dBwd(a) => {
+            let geom = Pool2dGeom::new("avg_pool2d", oshape(0), *a)?;
+            vec![kernels::pool::avg_backward(gpu, &geom, &i(0), &o(0))?]
+        }
+        Op::AdaptiveAvgPool2dBwd => {
+            let dy = ishape(0).dims();
+            let geom = Pool2dGeom::adaptive(oshape(0), [dy[2], dy[3]])?;
+            vec![kernels::pool::adaptive_avg_backward(gpu, &geom, &i(0), &o(0))?]
+        }
+        Op::Gemm { trans_a, trans_b } => {
+            let [ar, ac] = ishape(0).matrix("gemm", "a")?;
+            let [br, bc] = ishape(1).matrix("gemm", "b")?;
+            let (m, k) = if *trans_a { (ac, ar) } else { (ar, ac) };
+            let nn = if *trans_b { br } else { bc };
+            let geom = GemmGeom {
+                m,
+                n: nn,
+                k,
+                trans_a: *trans_a,
+                trans_b: *trans_b,
+            };
+            vec![kernels::linear::gemm(gpu, &geom, &i(0), &i(1), None, &o(0))?]
+        }
+        Op::CrossEntropyBwd { smoothing } => {
+            let nk = ishape(0).matrix("cross_entropy", "logits")?;
+            vec![kernels::loss::cross_entropy_backward(
+                gpu,
+                nk,
+                *smoothing,
+                &i(0),
+                &i(1),
+                &o(0),
+            )?]
+        }
+        Op::SgdStep { group, nesterov } => {
+            let hyper = hyper.ok_or_else(|| Error::arg("sgd_step", "hyperparameters", "plan has none"))?;
+            vec![kernels::optim::sgd(
+                gpu,
+                ishape(0).numel(),
+                *group,
+                *nesterov,
+                hyper,
+                &i(1),
+                &i(0),
+                &i(2),
+            )?]
+        }
+        Op::AdamWStep { group } => {
+            let hyper = hyper.ok_or_else(|| Error::arg("adamw_step", "hyperparameters", "plan has none"))?;
+            vec![kernels::optim::adamw(
+                gpu,
+                ishape(0).numel(),
+                *group,
+                hyper,
+                &i(1),
+                &i(0),
+                &i(2),
+                &i(3),
+            )?]
+        }
+    };
+    Ok(d)
+}

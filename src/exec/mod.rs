@@ -1,0 +1,12 @@
+//! The executor: compiles a graph into a `Plan` (buffers planned, pipelines and bind groups
+//! made once) and runs it with one submit. `TrainStep` wraps a plan of forward, backward and
+//! optimizer update; `Inference` one of the forward alone.
+
+mod lower;
+mod plan;
+mod session;
+mod store;
+
+pub use plan::{debug_level, Plan, PlanStats};
+pub use session::{Inference, TrainStep};
+pub use store::ParamStore;

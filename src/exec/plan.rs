@@ -1,0 +1,272 @@
+//! `Plan`: a graph compiled once for its shapes. Buffers, pipelines and bind groups are made at
+//! compile time; a run writes the inputs, records every dispatch into one compute pass, copies
+//! the values asked for into a staging buffer in the same encoder, and submits once.
+
+use super::lower::lower;
+use super::store::ParamStore;
+use crate::device::{Dispatch, Gpu};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, ValueId, ValueKind};
+use crate::passes::memory::{self, MemoryPlan};
+use crate::tensor::{DType, Tensor};
+use std::collections::BTreeMap;
+
+/// What a compiled plan holds, for tests, `CONVOY_DEBUG` and the benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct PlanStats {
+    pub nodes: usize,
+    pub dispatches: usize,
+    /// Buffers for temporaries after memory planning, and their bytes.
+    pub temp_buffers: usize,
+    pub temp_bytes: u64,
+    /// Bytes the temporaries would take with one buffer each (no reuse).
+    pub temp_bytes_unplanned: u64,
+    pub pipelines: usize,
+}
+
+pub struct Plan {
+    gpu: Gpu,
+    pub graph: Graph,
+    pub memory: MemoryPlan,
+    pub stats: PlanStats,
+    dispatches: Vec<Dispatch>,
+    /// Buffer of every value (views share their base's buffer).
+    buffers: Vec<Option<wgpu::Buffer>>,
+    inputs: BTreeMap<String, ValueId>,
+    /// Values copied out after each run: (value, offset in staging, bytes).
+    readable: Vec<(ValueId, u64, u64)>,
+    staging: Option<wgpu::Buffer>,
+    pub(crate) hyper: Option<wgpu::Buffer>,
+}
+
+impl Plan {
+    /// Compile `graph`. Resident values come from `store` (optimizer state is created there,
+    /// zero-filled, when missing); `readable` values can be read back after each run;
+    /// `hyper_groups` sizes the optimizer hyperparameter buffer (0 for inference).
+    pub fn compile(
+        gpu: &Gpu,
+        graph: Graph,
+        store: &mut ParamStore,
+        readable: &[ValueId],
+        hyper_groups: usize,
+    ) -> Result<Plan> {
+        graph.verify()?;
+        let memory = memory::plan(&graph, readable);
+        let device = gpu.device();
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let slots: Vec<wgpu::Buffer> = memory
+            .slot_bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                gpu.check_binding(&format!("temporary buffer {i}"), size)?;
+                Ok(device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("convoy temp"),
+                    size,
+                    usage,
+                    mapped_at_creation: false,
+                }))
+            })
+            .collect::<Result<_>>()?;
+        let mut buffers: Vec<Option<wgpu::Buffer>> = vec![None; graph.values.len()];
+        let mut inputs = BTreeMap::new();
+        let mut unplanned = 0u64;
+        for (i, v) in graph.values.iter().enumerate() {
+            let b = match v.kind {
+                ValueKind::Param { .. } => Some(store.expect(&v.name, &v.shape)?.buffer().clone()),
+                ValueKind::State => Some(store.get_or_zeros(gpu, &v.name, &v.shape)?.buffer().clone()),
+                ValueKind::Input => {
+                    inputs.insert(v.name.clone(), ValueId(i));
+                    let t = match v.dtype {
+                        DType::I32 => Tensor::from_i32(gpu, &vec![0; v.shape.numel()], v.shape.clone())?,
+                        _ => Tensor::zeros(gpu, v.shape.clone())?,
+                    };
+                    Some(t.buffer().clone())
+                }
+                ValueKind::Temp => {
+                    if memory.slot_of[i].is_some() && memory::base_of(&graph, ValueId(i)).0 == i {
+                        unplanned += (v.shape.numel() * v.dtype.size()) as u64;
+                    }
+                    memory.slot_of[i].map(|s| slots[s].clone())
+                }
+            };
+            buffers[i] = b;
+        }
+        let hyper = (hyper_groups > 0).then(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("convoy hyperparameters"),
+                size: (hyper_groups * crate::kernels::optim::HYPER_STRIDE * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let mut dispatches = Vec::new();
+        let lookup = |v: usize| buffers[v].clone().expect("every value read by a node has a buffer");
+        for n in &graph.nodes {
+            dispatches.extend(lower(gpu, &graph, n, &lookup, hyper.as_ref())?);
+        }
+        let mut offset = 0;
+        let mut read = Vec::new();
+        for &v in readable {
+            let bytes = (graph.shape(v).numel() * graph.value(v).dtype.size()) as u64;
+            read.push((v, offset, bytes));
+            offset += bytes.div_ceil(4) * 4;
+        }
+        let staging = (offset > 0).then(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("convoy readback"),
+                size: offset,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let stats = PlanStats {
+            nodes: graph.nodes.len(),
+            dispatches: dispatches.len(),
+            temp_buffers: slots.len(),
+            temp_bytes: memory.total_bytes(),
+            temp_bytes_unplanned: unplanned,
+            pipelines: gpu.pipeline_count(),
+        };
+        if debug_level() >= 1 {
+            eprintln!("convoy: compiled plan: {stats:?}");
+        }
+        if debug_level() >= 3 {
+            eprintln!("{}", graph.dump());
+        }
+        Ok(Plan {
+            gpu: gpu.clone(),
+            graph,
+            memory,
+            stats,
+            dispatches,
+            buffers,
+            inputs,
+            readable: read,
+            staging,
+            hyper,
+        })
+    }
+
+    fn input(&self, name: &str, dtype: DType, len: usize) -> Result<&wgpu::Buffer> {
+        let v = *self
+            .inputs
+            .get(name)
+            .ok_or_else(|| Error::arg("plan", name, "no input of this name"))?;
+        let val = self.graph.value(v);
+        if val.dtype != dtype || val.shape.numel() != len {
+            return Err(Error::shape(
+                format!("input '{name}'"),
+                format!(
+                    "{:?} data of shape {} ({} values)",
+                    val.dtype,
+                    val.shape,
+                    val.shape.numel()
+                ),
+                format!("{dtype:?} data with {len} values"),
+            ));
+        }
+        Ok(self.buffers[v.0].as_ref().expect("inputs have buffers"))
+    }
+
+    /// Write float data into the input `name` for the next run.
+    pub fn write_input(&self, name: &str, data: &[f32]) -> Result<()> {
+        let b = self.input(name, DType::F32, data.len())?;
+        self.gpu.queue().write_buffer(b, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Write i32 labels into the input `name` for the next run.
+    pub fn write_labels(&self, name: &str, data: &[i32]) -> Result<()> {
+        let b = self.input(name, DType::I32, data.len())?;
+        self.gpu.queue().write_buffer(b, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Copy the readable values from an input tensor already on the GPU (no host round trip).
+    pub fn copy_input(&self, name: &str, t: &Tensor) -> Result<()> {
+        let b = self.input(name, t.dtype(), t.numel())?;
+        let mut e = self.gpu.device().create_command_encoder(&Default::default());
+        e.copy_buffer_to_buffer(t.buffer(), 0, b, 0, t.byte_len());
+        self.gpu.queue().submit([e.finish()]);
+        Ok(())
+    }
+
+    fn encode(&self, copy_out: bool) -> wgpu::CommandBuffer {
+        let mut encoder = self
+            .gpu
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("convoy step"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("convoy step"),
+                timestamp_writes: None,
+            });
+            for d in &self.dispatches {
+                d.encode(&mut pass);
+            }
+        }
+        if let (true, Some(staging)) = (copy_out, &self.staging) {
+            for &(v, off, bytes) in &self.readable {
+                let src = self.buffers[v.0].as_ref().expect("readable values have buffers");
+                encoder.copy_buffer_to_buffer(src, 0, staging, off, bytes.div_ceil(4) * 4);
+            }
+        }
+        encoder.finish()
+    }
+
+    /// Run once without reading anything back (one submit).
+    pub fn run(&self) {
+        self.gpu.queue().submit([self.encode(false)]);
+    }
+
+    /// Run once and read every readable value back (one submit, then one wait).
+    pub async fn run_and_read_async(&self) -> Result<Vec<Vec<f32>>> {
+        self.gpu.queue().submit([self.encode(true)]);
+        let Some(staging) = &self.staging else {
+            return Ok(vec![]);
+        };
+        let bytes = crate::device::map_read(&self.gpu, staging).await?;
+        Ok(self
+            .readable
+            .iter()
+            .map(|&(v, off, len)| {
+                let b = &bytes[off as usize..(off + len) as usize];
+                match self.graph.value(v).dtype {
+                    DType::I32 => bytemuck::pod_collect_to_vec::<u8, i32>(b)
+                        .into_iter()
+                        .map(|i| i as f32)
+                        .collect(),
+                    _ => bytemuck::pod_collect_to_vec::<u8, f32>(b),
+                }
+            })
+            .collect())
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_and_read(&self) -> Result<Vec<Vec<f32>>> {
+        pollster::block_on(self.run_and_read_async())
+    }
+
+    /// The current contents of any value with a buffer (a temporary may since have been reused:
+    /// read only values the plan keeps, or after a run for values still live at its end).
+    pub fn tensor(&self, v: ValueId) -> Option<Tensor> {
+        let b = self.buffers.get(v.0)?.clone()?;
+        let val = self.graph.value(v);
+        Some(Tensor::from_buffer(&self.gpu, b, val.shape.clone(), val.dtype))
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+}
+
+/// CONVOY_DEBUG: 1 logs plans, 3 also dumps graphs.
+pub fn debug_level() -> u32 {
+    std::env::var("CONVOY_DEBUG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,182 @@
+//! Training steps and inference over compiled plans: what a model's user calls each batch.
+
+use super::plan::Plan;
+use super::store::ParamStore;
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, ValueId, ValueKind};
+use crate::passes::{autodiff, optimizer};
+use crate::tensor::DType;
+use crate::train::Optimizer;
+
+/// The one float input and the one label input of a graph, by name.
+fn io_names(g: &Graph) -> Result<(String, Option<String>)> {
+    let pick = |dtype: DType| -> Vec<String> {
+        g.values
+            .iter()
+            .filter(|v| v.kind == ValueKind::Input && v.dtype == dtype)
+            .map(|v| v.name.clone())
+            .collect()
+    };
+    let (xs, ys) = (pick(DType::F32), pick(DType::I32));
+    if xs.len() != 1 || ys.len() > 1 {
+        return Err(Error::arg(
+            "compile",
+            "graph inputs",
+            format!("need exactly one float input and at most one label input, found {xs:?} and {ys:?}"),
+        ));
+    }
+    Ok((xs[0].clone(), ys.into_iter().next()))
+}
+
+/// One training step compiled once: forward, backward and optimizer update in one submit.
+/// Parameters, gradients and optimizer state stay on the GPU; only what is asked is read back.
+pub struct TrainStep {
+    pub plan: Plan,
+    pub optimizer: Optimizer,
+    lr_mults: Vec<f32>,
+    steps: u64,
+    input: String,
+    labels: String,
+}
+
+impl TrainStep {
+    /// `graph` is the forward graph in training mode ending in `loss` (a cross_entropy output);
+    /// `readable` values (the loss is always first) can be read back after a step.
+    pub fn compile(
+        gpu: &Gpu,
+        graph: Graph,
+        loss: ValueId,
+        readable: &[ValueId],
+        store: &mut ParamStore,
+        optimizer: Optimizer,
+    ) -> Result<TrainStep> {
+        Self::compile_groups(gpu, graph, loss, readable, store, optimizer, &|_| 0, vec![1.0])
+    }
+
+    /// As `compile`, with parameter groups: `group_of(name)` indexes `lr_mults`, the learning-rate
+    /// multiplier of each group (discriminative learning rates).
+    #[allow(clippy::too_many_arguments)]
+    pub fn compile_groups(
+        gpu: &Gpu,
+        mut graph: Graph,
+        loss: ValueId,
+        readable: &[ValueId],
+        store: &mut ParamStore,
+        optimizer: Optimizer,
+        group_of: &dyn Fn(&str) -> usize,
+        lr_mults: Vec<f32>,
+    ) -> Result<TrainStep> {
+        let (input, labels) = io_names(&graph)?;
+        let labels = labels.ok_or_else(|| Error::arg("TrainStep", "graph inputs", "no label input"))?;
+        let grads = autodiff::backward(&mut graph, loss)?;
+        if let Some(bad) = grads
+            .keys()
+            .map(|p| group_of(&graph.value(*p).name))
+            .find(|&g| g >= lr_mults.len())
+        {
+            return Err(Error::arg(
+                "TrainStep",
+                "parameter groups",
+                format!("group {bad} has no learning-rate multiplier"),
+            ));
+        }
+        optimizer::append_updates(&mut graph, &grads, optimizer.rule(), group_of)?;
+        let mut read = vec![loss];
+        read.extend(readable.iter().filter(|&&v| v != loss));
+        let plan = Plan::compile(gpu, graph, store, &read, lr_mults.len())?;
+        Ok(TrainStep {
+            plan,
+            optimizer,
+            lr_mults,
+            steps: 0,
+            input,
+            labels,
+        })
+    }
+
+    fn prepare(&mut self, x: &[f32], labels: &[i32]) -> Result<()> {
+        self.plan.write_input(&self.input, x)?;
+        self.plan.write_labels(&self.labels, labels)?;
+        self.steps += 1;
+        let hyper: Vec<f32> = self
+            .lr_mults
+            .iter()
+            .flat_map(|&m| self.optimizer.hyper(self.steps, m))
+            .collect();
+        let buf = self.plan.hyper.as_ref().expect("a training plan has hyperparameters");
+        self.plan
+            .gpu()
+            .queue()
+            .write_buffer(buf, 0, bytemuck::cast_slice(&hyper));
+        Ok(())
+    }
+
+    /// One step on a batch; nothing read back (the GPU runs ahead of the host).
+    pub fn step(&mut self, x: &[f32], labels: &[i32]) -> Result<()> {
+        self.prepare(x, labels)?;
+        self.plan.run();
+        Ok(())
+    }
+
+    /// One step, then read the loss and the other readable values (waits for the GPU).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn step_read(&mut self, x: &[f32], labels: &[i32]) -> Result<Vec<Vec<f32>>> {
+        self.prepare(x, labels)?;
+        self.plan.run_and_read()
+    }
+
+    pub async fn step_read_async(&mut self, x: &[f32], labels: &[i32]) -> Result<Vec<Vec<f32>>> {
+        self.prepare(x, labels)?;
+        self.plan.run_and_read_async().await
+    }
+
+    /// Updates applied so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    pub fn set_lr_mults(&mut self, mults: &[f32]) -> Result<()> {
+        if mults.len() != self.lr_mults.len() {
+            return Err(Error::arg(
+                "TrainStep",
+                "lr_mults",
+                format!("{} groups, not {}", self.lr_mults.len(), mults.len()),
+            ));
+        }
+        self.lr_mults = mults.to_vec();
+        Ok(())
+    }
+}
+
+/// A forward pass compiled once (eval mode, or train mode for statistics): write the input,
+/// run, read the outputs.
+pub struct Inference {
+    pub plan: Plan,
+    input: String,
+    labels: Option<String>,
+}
+
+impl Inference {
+    pub fn compile(gpu: &Gpu, graph: Graph, outputs: &[ValueId], store: &mut ParamStore) -> Result<Inference> {
+        let (input, labels) = io_names(&graph)?;
+        let plan = Plan::compile(gpu, graph, store, outputs, 0)?;
+        Ok(Inference { plan, input, labels })
+    }
+
+    /// Run on `x` (and `labels` if the graph reads labels); returns the outputs in order.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run(&self, x: &[f32], labels: Option<&[i32]>) -> Result<Vec<Vec<f32>>> {
+        pollster::block_on(self.run_async(x, labels))
+    }
+
+    pub async fn run_async(&self, x: &[f32], labels: Option<&[i32]>) -> Result<Vec<Vec<f32>>> {
+        self.plan.write_input(&self.input, x)?;
+        match (&self.labels, labels) {
+            (Some(name), Some(l)) => self.plan.write_labels(name, l)?,
+            (Some(name), None) => return Err(Error::arg("Inference", name, "the graph needs labels")),
+            _ => {}
+        }
+        self.plan.run_and_read_async().await
+    }
+}

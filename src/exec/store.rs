@@ -1,0 +1,65 @@
+//! `ParamStore`: the resident tensors of a model by name (parameters, batch-norm running
+//! statistics, optimizer state), shared by compiled plans, which update them in place.
+
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Default, Debug)]
+pub struct ParamStore {
+    tensors: BTreeMap<String, Tensor>,
+}
+
+impl ParamStore {
+    pub fn new() -> ParamStore {
+        ParamStore::default()
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, t: Tensor) {
+        self.tensors.insert(name.into(), t);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Tensor> {
+        self.tensors.remove(name)
+    }
+
+    /// The tensor called `name`, which must have `shape`; a clear error if absent or mis-shaped.
+    pub fn expect(&self, name: &str, shape: &Shape) -> Result<&Tensor> {
+        let t = self.tensors.get(name).ok_or_else(|| Error::Arg {
+            op: "parameter store".into(),
+            arg: name.into(),
+            reason: "missing: the model needs this tensor".into(),
+        })?;
+        if t.shape() != shape {
+            return Err(Error::shape(format!("parameter '{name}'"), shape, t.shape()));
+        }
+        Ok(t)
+    }
+
+    /// The tensor called `name`, created zero-filled with `shape` if absent (optimizer state).
+    pub fn get_or_zeros(&mut self, gpu: &Gpu, name: &str, shape: &Shape) -> Result<&Tensor> {
+        if !self.tensors.contains_key(name) {
+            self.tensors
+                .insert(name.to_string(), Tensor::zeros(gpu, shape.clone())?);
+        }
+        self.expect(name, shape)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
+        self.tensors.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+}

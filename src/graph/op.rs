@@ -1,0 +1,98 @@
+//! `Op`: every operation a graph can hold, forward, backward and optimizer, with its attributes.
+//! An enum, so a new op does not compile until every pass (autodiff, lowering) handles it.
+
+use crate::ops::{Conv2dArgs, Pool2dArgs};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    // ---- forward ----
+    /// [x (N,Cin,H,W), w (Cout,Cin/g,KH,KW), bias (Cout)?] -> [y (N,Cout,OH,OW)]
+    Conv2d { args: Conv2dArgs },
+    /// Training: [x, gamma, beta, running_mean, running_var] -> [y, batch mean, batch biased var];
+    /// updates the running statistics in place. Eval: same inputs -> [y].
+    BatchNorm { training: bool, momentum: f32, eps: f32 },
+    /// [x] -> [y]
+    Relu,
+    /// [a, b] -> [a + b] (same shapes)
+    Add,
+    /// [x] -> [y]
+    MaxPool2d(Pool2dArgs),
+    /// [x] -> [y]
+    AvgPool2d(Pool2dArgs),
+    /// [x] -> [y (N,C,out)]
+    AdaptiveAvgPool2d([usize; 2]),
+    /// [x] -> [y]: same data, another shape (flatten). No kernel: y aliases x's buffer.
+    Reshape,
+    /// [x (N,in), w (out,in), bias (out)?] -> [y (N,out)]
+    Linear,
+    /// [logits (N,K), labels (N) i32] -> [mean loss (1)]
+    CrossEntropy { smoothing: f32 },
+    /// [logits, labels] -> [fraction right (1)]
+    TopkAccuracy { k: usize },
+
+    // ---- backward ----
+    /// [dy, w] -> [dx]
+    Conv2dBwdData { args: Conv2dArgs },
+    /// [dy, x] -> [dw]
+    Conv2dBwdWeight { args: Conv2dArgs },
+    /// [dy (N,C,...)] -> [(C)]: bias gradients
+    ChannelSum,
+    /// [dy, x, mean, var, gamma] -> [dx, dgamma, dbeta]
+    BatchNormBwd { eps: f32 },
+    /// [dy, y] -> [dx]
+    ReluBwd,
+    /// [dy, x] -> [dx]
+    MaxPool2dBwd(Pool2dArgs),
+    /// [dy] -> [dx]
+    AvgPool2dBwd(Pool2dArgs),
+    /// [dy] -> [dx]
+    AdaptiveAvgPool2dBwd,
+    /// [a, b] -> [op(a) op(b)]: the linear backward products
+    Gemm { trans_a: bool, trans_b: bool },
+    /// [logits, labels] -> [dlogits]; the loss is the root (upstream gradient 1)
+    CrossEntropyBwd { smoothing: f32 },
+
+    // ---- optimizer (in place, no outputs) ----
+    /// [param, grad, momentum_buffer]; hyperparameters from group `group`
+    SgdStep { group: usize, nesterov: bool },
+    /// [param, grad, exp_avg, exp_avg_sq]
+    AdamWStep { group: usize },
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "conv2d",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::Relu => "relu",
+            Op::Add => "add",
+            Op::MaxPool2d(_) => "max_pool2d",
+            Op::AvgPool2d(_) => "avg_pool2d",
+            Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
+            Op::Reshape => "reshape",
+            Op::Linear => "linear",
+            Op::CrossEntropy { .. } => "cross_entropy",
+            Op::TopkAccuracy { .. } => "topk_accuracy",
+            Op::Conv2dBwdData { .. } => "conv2d_bwd_data",
+            Op::Conv2dBwdWeight { .. } => "conv2d_bwd_weight",
+            Op::ChannelSum => "channel_sum",
+            Op::BatchNormBwd { .. } => "batch_norm_bwd",
+            Op::ReluBwd => "relu_bwd",
+            Op::MaxPool2dBwd(_) => "max_pool2d_bwd",
+            Op::AvgPool2dBwd(_) => "avg_pool2d_bwd",
+            Op::AdaptiveAvgPool2dBwd => "adaptive_avg_pool2d_bwd",
+            Op::Gemm { .. } => "gemm",
+            Op::CrossEntropyBwd { .. } => "cross_entropy_bwd",
+            Op::SgdStep { .. } => "sgd_step",
+            Op::AdamWStep { .. } => "adamw_step",
+        }
+    }
+
+    /// Ops that change resident state (running statistics, parameters): never removed as dead.
+    pub fn has_side_effects(&self) -> bool {
+        matches!(
+            self,
+            Op::BatchNorm { training: true, .. } | Op::SgdStep { .. } | Op::AdamWStep { .. }
+        )
+    }
+}

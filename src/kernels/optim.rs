@@ -1,0 +1,52 @@
+//! Optimizer update kernels. Hyperparameters live in a GPU buffer of 8 floats per parameter
+//! group that the host rewrites before each step: a schedule never rebuilds a plan.
+
+use super::shaders::{ADAMW_STEP, SGD_STEP};
+use super::{groups_for, u32_of};
+use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::error::Result;
+
+const WG: usize = 256;
+
+/// Floats per parameter group in the hyperparameter buffer:
+/// lr, momentum, weight_decay, beta1, beta2, eps, bias_correction1, bias_correction2.
+pub const HYPER_STRIDE: usize = 8;
+
+/// In place: param and momentum buffer from grad (PyTorch's SGD, dampening 0).
+#[allow(clippy::too_many_arguments)]
+pub fn sgd(
+    gpu: &Gpu,
+    total: usize,
+    group: usize,
+    nesterov: bool,
+    hyper: &wgpu::Buffer,
+    grad: &wgpu::Buffer,
+    param: &wgpu::Buffer,
+    momentum_buf: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(
+        &SGD_STEP,
+        &[("WG", WG as f64), ("NESTEROV", f64::from(u8::from(nesterov)))],
+    )?;
+    let grid = grid_1d(groups_for("sgd", total, WG)?);
+    let params = [u32_of("sgd elements", total)?, group as u32];
+    Dispatch::new(gpu, pipeline, &params, &[hyper, grad, param, momentum_buf], grid)
+}
+
+/// In place: param and both moment buffers from grad (PyTorch's AdamW).
+#[allow(clippy::too_many_arguments)]
+pub fn adamw(
+    gpu: &Gpu,
+    total: usize,
+    group: usize,
+    hyper: &wgpu::Buffer,
+    grad: &wgpu::Buffer,
+    param: &wgpu::Buffer,
+    m: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&ADAMW_STEP, &[("WG", WG as f64)])?;
+    let grid = grid_1d(groups_for("adamw", total, WG)?);
+    let params = [u32_of("adamw elements", total)?, group as u32];
+    Dispatch::new(gpu, pipeline, &params, &[hyper, grad, param, m, v], grid)
+}

@@ -1,0 +1,6 @@
+//! Graph passes: autodiff, the optimizer update, and memory planning. Each is a small walker
+//! over the graph; the graph is verified after each.
+
+pub mod autodiff;
+pub mod memory;
+pub mod optimizer;

@@ -1,0 +1,82 @@
+//! A float64 CPU interpreter for forward graphs, built from the references: the independent
+//! model that finite-difference gradient checks differentiate.
+
+use super::reference as r;
+use convoy::graph::{Graph, Op, ValueId};
+use std::collections::HashMap;
+
+/// Values of every forward value, given data for inputs, parameters and state by name.
+pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec<Option<Vec<f64>>> {
+    let mut vals: Vec<Option<Vec<f64>>> = g.values.iter().map(|v| feeds.get(&v.name).cloned()).collect();
+    for n in &g.nodes {
+        let x = |k: usize| vals[n.inputs[k].0].clone().expect("input evaluated");
+        let sh = |k: usize| -> [usize; 4] {
+            let d = g.shape(n.inputs[k]).dims();
+            [d[0], d[1], d[2], d[3]]
+        };
+        let out: Vec<Vec<f64>> = match &n.op {
+            Op::Conv2d { args } => {
+                let b = (n.inputs.len() > 2).then(|| x(2));
+                let (y, _) = r::conv2d(
+                    &x(0),
+                    sh(0),
+                    &x(1),
+                    sh(1),
+                    b.as_deref(),
+                    args.stride,
+                    args.padding,
+                    args.dilation,
+                    args.groups,
+                );
+                vec![y]
+            }
+            Op::BatchNorm { training, eps, .. } => {
+                let s = sh(0);
+                if *training {
+                    let (m, v) = r::channel_stats(&x(0), s);
+                    let y = r::batch_norm_apply(&x(0), s, &m, &v, &x(1), &x(2), *eps as f64);
+                    vec![y, m, v]
+                } else {
+                    vec![r::batch_norm_apply(&x(0), s, &x(3), &x(4), &x(1), &x(2), *eps as f64)]
+                }
+            }
+            Op::Relu => vec![x(0).iter().map(|v| v.max(0.0)).collect()],
+            Op::Add => vec![x(0).iter().zip(x(1)).map(|(a, b)| a + b).collect()],
+            Op::MaxPool2d(a) => vec![r::max_pool2d(&x(0), sh(0), a.kernel, a.stride, a.padding, a.dilation)],
+            Op::AvgPool2d(a) => vec![r::avg_pool2d(
+                &x(0),
+                sh(0),
+                a.kernel,
+                a.stride,
+                a.padding,
+                a.count_include_pad,
+            )],
+            Op::AdaptiveAvgPool2d(o) => vec![r::adaptive_avg_pool2d(&x(0), sh(0), o[0], o[1])],
+            Op::Reshape => vec![x(0)],
+            Op::Linear => {
+                let d = g.shape(n.inputs[0]).dims();
+                let fout = g.shape(n.inputs[1]).dims()[0];
+                let b = (n.inputs.len() > 2).then(|| x(2));
+                vec![r::linear(&x(0), d[0], d[1], &x(1), fout, b.as_deref())]
+            }
+            Op::CrossEntropy { smoothing } => {
+                let d = g.shape(n.inputs[0]).dims();
+                vec![vec![r::cross_entropy(&x(0), d[0], d[1], labels, *smoothing as f64)]]
+            }
+            Op::TopkAccuracy { k } => {
+                let d = g.shape(n.inputs[0]).dims();
+                vec![vec![r::topk_accuracy(&x(0), d[0], d[1], labels, *k)]]
+            }
+            other => panic!("cpu_graph evaluates forward graphs only, not {}", other.name()),
+        };
+        for (o, v) in n.outputs.iter().zip(out) {
+            vals[o.0] = Some(v);
+        }
+    }
+    vals
+}
+
+/// The scalar value of `v` after evaluation.
+pub fn scalar(vals: &[Option<Vec<f64>>], v: ValueId) -> f64 {
+    vals[v.0].as_ref().expect("evaluated")[0]
+}

@@ -1,0 +1,274 @@
+//! The executor: memory planning never lets two live values share a buffer, optimizers follow
+//! PyTorch's update rules, and a small CNN overfits one batch.
+
+mod common;
+
+use common::gpu;
+use convoy::data::Mnist;
+use convoy::graph::{Graph, ValueId, ValueKind};
+use convoy::nn::{simple_cnn, Model, Net};
+use convoy::ops::Conv2dArgs;
+use convoy::passes::{autodiff, memory};
+use convoy::rng::Rng;
+use convoy::train::Optimizer;
+use convoy::{ParamStore, Tensor, TrainStep};
+
+/// A random graph of convs, relus, adds (skip connections over random distances) and
+/// reshapes, ending in a loss; then its backward graph.
+fn random_graph(rng: &mut Rng) -> (Graph, ValueId) {
+    let mut g = Graph::new();
+    let c = rng.int(1, 4);
+    let x = g.input("x", [2, c, 5, 5]);
+    let mut live = vec![x];
+    for i in 0..rng.int(3, 12) {
+        let a = live[rng.int(0, live.len() - 1)];
+        let v = match rng.int(0, 2) {
+            0 => {
+                let w = g.param(&format!("w{i}"), [c, c, 3, 3], true);
+                g.conv2d(
+                    a,
+                    w,
+                    None,
+                    Conv2dArgs {
+                        padding: 1,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            }
+            1 => g.relu(a),
+            _ => {
+                let b = live[rng.int(0, live.len() - 1)];
+                g.add(a, b).unwrap()
+            }
+        };
+        live.push(v);
+    }
+    let last = *live.last().unwrap();
+    let f = g.flatten(last).unwrap();
+    let w = g.param("fc", [3, c * 25], true);
+    let logits = g.linear(f, w, None).unwrap();
+    let y = g.labels("y", 2);
+    let loss = g.cross_entropy(logits, y, 0.0).unwrap();
+    autodiff::backward(&mut g, loss).unwrap();
+    (g, loss)
+}
+
+#[test]
+fn memory_plan_never_aliases_live_values() {
+    let mut rng = Rng::new(1);
+    for _ in 0..200 {
+        let (g, loss) = random_graph(&mut rng);
+        let plan = memory::plan(&g, &[loss]);
+        // Independent liveness: a base value lives from its producer to the last node reading
+        // it or any view of it (to the end if kept).
+        let n = g.nodes.len();
+        let mut range: Vec<Option<(usize, usize)>> = vec![None; g.values.len()];
+        for (i, node) in g.nodes.iter().enumerate() {
+            for &o in &node.outputs {
+                let b = memory::base_of(&g, o);
+                if b == o {
+                    range[o.0] = Some((i, i));
+                }
+            }
+            for &v in &node.inputs {
+                let b = memory::base_of(&g, v).0;
+                if let Some((s, _)) = range[b] {
+                    range[b] = Some((s, range[b].unwrap().1.max(i)));
+                }
+            }
+        }
+        range[memory::base_of(&g, loss).0] = range[memory::base_of(&g, loss).0].map(|(s, _)| (s, n));
+        let temps: Vec<usize> = (0..g.values.len())
+            .filter(|&v| g.values[v].kind == ValueKind::Temp && memory::base_of(&g, ValueId(v)).0 == v)
+            .collect();
+        for &v in &temps {
+            let slot = plan.slot_of[v].expect("every temporary has a slot");
+            let bytes = g.values[v].shape.numel() as u64 * 4;
+            assert!(plan.slot_bytes[slot] >= bytes, "slot {slot} too small for value {v}");
+        }
+        for (i, &a) in temps.iter().enumerate() {
+            for &b in &temps[i + 1..] {
+                if plan.slot_of[a] != plan.slot_of[b] {
+                    continue;
+                }
+                let (sa, ea) = range[a].unwrap();
+                let (sb, eb) = range[b].unwrap();
+                // sharing is fine only if one dies strictly before the other is written
+                assert!(
+                    ea < sb || eb < sa,
+                    "values {a} [{sa},{ea}] and {b} [{sb},{eb}] share slot {:?}\n{}",
+                    plan.slot_of[a],
+                    g.dump()
+                );
+            }
+        }
+        assert!(plan.total_bytes() <= temps.iter().map(|&v| g.values[v].shape.numel() as u64 * 4).sum::<u64>());
+    }
+}
+
+/// linear + cross-entropy gradients in f64, by hand: dlogits = (softmax - onehot) / N.
+fn linear_ce_grads(
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    labels: &[i32],
+    n: usize,
+    fin: usize,
+    k: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut dw = vec![0.0; k * fin];
+    let mut db = vec![0.0; k];
+    for i in 0..n {
+        let logits: Vec<f64> = (0..k)
+            .map(|o| b[o] + (0..fin).map(|j| x[i * fin + j] * w[o * fin + j]).sum::<f64>())
+            .collect();
+        let mx = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let z: f64 = logits.iter().map(|l| (l - mx).exp()).sum();
+        for o in 0..k {
+            let d = ((logits[o] - mx).exp() / z - f64::from(u8::from(o as i32 == labels[i]))) / n as f64;
+            db[o] += d;
+            for j in 0..fin {
+                dw[o * fin + j] += d * x[i * fin + j];
+            }
+        }
+    }
+    (dw, db)
+}
+
+fn optimizer_matches_pytorch_rule(opt: Optimizer) {
+    let g = gpu();
+    let (n, fin, k) = (6, 5, 4);
+    let mut rng = Rng::new(9);
+    let x: Vec<f32> = rng.vec(n * fin, -1.0, 1.0);
+    let labels: Vec<i32> = (0..n).map(|_| rng.int(0, k - 1) as i32).collect();
+    let w0 = rng.vec(k * fin, -0.5, 0.5);
+    let b0 = rng.vec(k, -0.5, 0.5);
+    let mut graph = Graph::new();
+    let xi = graph.input("x", [n, fin]);
+    let wv = graph.param("w", [k, fin], true);
+    let bv = graph.param("b", [k], true);
+    let logits = graph.linear(xi, wv, Some(bv)).unwrap();
+    let y = graph.labels("y", n);
+    let loss = graph.cross_entropy(logits, y, 0.0).unwrap();
+    let mut store = ParamStore::new();
+    store.insert("w", Tensor::from_slice(g, &w0, [k, fin]).unwrap());
+    store.insert("b", Tensor::from_slice(g, &b0, [k]).unwrap());
+    let mut step = TrainStep::compile(g, graph, loss, &[], &mut store, opt).unwrap();
+
+    // The same steps in f64 with PyTorch's formulas.
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let mut p: Vec<Vec<f64>> = vec![
+        w0.iter().map(|&v| v as f64).collect(),
+        b0.iter().map(|&v| v as f64).collect(),
+    ];
+    let mut s1: Vec<Vec<f64>> = p.iter().map(|v| vec![0.0; v.len()]).collect();
+    let mut s2 = s1.clone();
+    for t in 1..=4 {
+        step.step(&x, &labels).unwrap();
+        let (dw, db) = linear_ce_grads(&x64, &p[0], &p[1], &labels, n, fin, k);
+        for (pi, gi) in [dw, db].into_iter().enumerate() {
+            for j in 0..gi.len() {
+                let (g, w) = (gi[j], p[pi][j]);
+                match opt {
+                    Optimizer::Sgd {
+                        lr,
+                        momentum,
+                        weight_decay,
+                        nesterov,
+                    } => {
+                        let d = g + weight_decay as f64 * w;
+                        let buf = if t == 1 { d } else { momentum as f64 * s1[pi][j] + d };
+                        s1[pi][j] = buf;
+                        let d = if nesterov { d + momentum as f64 * buf } else { buf };
+                        p[pi][j] = w - lr as f64 * d;
+                    }
+                    Optimizer::AdamW {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                    } => {
+                        let (lr, b1, b2) = (lr as f64, beta1 as f64, beta2 as f64);
+                        let w = w * (1.0 - lr * weight_decay as f64);
+                        s1[pi][j] = b1 * s1[pi][j] + (1.0 - b1) * g;
+                        s2[pi][j] = b2 * s2[pi][j] + (1.0 - b2) * g * g;
+                        let mh = s1[pi][j] / (1.0 - b1.powi(t));
+                        let vh = s2[pi][j] / (1.0 - b2.powi(t));
+                        p[pi][j] = w - lr * mh / (vh.sqrt() + eps as f64);
+                    }
+                }
+            }
+        }
+    }
+    for (name, want) in [("w", &p[0]), ("b", &p[1])] {
+        let got = store.get(name).unwrap().to_vec().unwrap();
+        // four f32 steps from the same start: errors of a few ulps of the weights
+        common::assert_close(&format!("{opt:?} {name}"), &got, want, 1e-5);
+    }
+}
+
+#[test]
+fn sgd_momentum_weight_decay_matches_pytorch() {
+    optimizer_matches_pytorch_rule(Optimizer::Sgd {
+        lr: 0.3,
+        momentum: 0.9,
+        weight_decay: 0.01,
+        nesterov: false,
+    });
+    optimizer_matches_pytorch_rule(Optimizer::Sgd {
+        lr: 0.2,
+        momentum: 0.8,
+        weight_decay: 0.05,
+        nesterov: true,
+    });
+    optimizer_matches_pytorch_rule(Optimizer::sgd(0.5));
+}
+
+#[test]
+fn adamw_matches_pytorch() {
+    optimizer_matches_pytorch_rule(Optimizer::adamw(0.01));
+    optimizer_matches_pytorch_rule(Optimizer::AdamW {
+        lr: 0.05,
+        beta1: 0.8,
+        beta2: 0.99,
+        eps: 1e-6,
+        weight_decay: 0.1,
+    });
+}
+
+#[test]
+fn small_cnn_overfits_one_batch() {
+    let g = gpu();
+    let data = Mnist::fashion_embedded().unwrap();
+    let n = 32;
+    let x: Vec<f32> = (0..n).flat_map(|i| data.train.image(i)).collect();
+    let y: Vec<i32> = data.train.labels[..n].iter().map(|&l| l as i32).collect();
+    let model = simple_cnn(10);
+    let mut net = Net::new(true);
+    let xi = net.graph.input("x", [n, 1, 28, 28]);
+    let logits = model.forward(&mut net, xi).unwrap();
+    let labels = net.graph.labels("labels", n);
+    let loss = net.graph.cross_entropy(logits, labels, 0.0).unwrap();
+    let mut store = ParamStore::new();
+    net.init_params(g, &mut store, 0).unwrap();
+    let opt = Optimizer::Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    let mut step = TrainStep::compile(g, net.graph, loss, &[], &mut store, opt).unwrap();
+    assert_eq!(step.plan.stats.temp_buffers, step.plan.memory.slot_bytes.len());
+    let first = step.step_read(&x, &y).unwrap()[0][0];
+    for _ in 0..80 {
+        step.step(&x, &y).unwrap();
+    }
+    let last = step.step_read(&x, &y).unwrap()[0][0];
+    assert!(first > 1.5, "starts near ln(10): {first}");
+    assert!(last < 0.05, "loss after 82 steps on one batch: {last} (from {first})");
+    // buffer reuse: temporaries take less than one buffer each would
+    let s = &step.plan.stats;
+    assert!(s.temp_bytes < s.temp_bytes_unplanned, "{s:?}");
+}
