@@ -131,6 +131,11 @@ impl TrainStep {
         self.plan.run_and_read_async().await
     }
 
+    /// Continue the update count of an earlier plan (AdamW's bias correction depends on it).
+    pub fn skip_to(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
     /// Updates applied so far.
     pub fn steps(&self) -> u64 {
         self.steps

@@ -2,6 +2,7 @@
 //! parser elsewhere takes bytes.
 
 pub mod image;
+pub mod npy;
 
 use crate::error::{Error, Result};
 use std::path::Path;

@@ -1,5 +1,9 @@
 //! Training: optimizers (and, as they land, schedules, the Learner, metrics and callbacks).
 
+pub mod learner;
 pub mod optim;
+pub mod schedule;
 
+pub use learner::{EpochStats, Learner};
 pub use optim::Optimizer;
+pub use schedule::OneCycle;

@@ -1,6 +1,7 @@
-//! The convoy command line: `convoy info`, `convoy bench`.
+//! The convoy command line: `convoy train` (the default), `convoy info`, `convoy bench`.
 
 mod bench;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model (the default: the MNIST-chapter CNN on the embedded Fashion-MNIST subset).
+    Train(train::TrainArgs),
     /// Print the GPU adapter convoy picks, its limits and features.
     Info,
     /// Time kernels on the shape suite (shared/bench-suite.md).
@@ -25,7 +28,8 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Info) {
+    let result = match cli.command.unwrap_or(Command::Train(train::TrainArgs::default())) {
+        Command::Train(args) => train::run(args),
         Command::Info => info(),
         Command::Bench(args) => bench::run(args),
     };

@@ -1,0 +1,132 @@
+//! NumPy `.npy` files (format 1.0-3.0): float32 and int64 arrays, little-endian, C order.
+//! Reads untrusted bytes: the header is bounded and the data length must match the shape.
+
+use crate::error::{Error, Result};
+
+/// An array read from or written to `.npy`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NpyArray {
+    F32 { shape: Vec<usize>, data: Vec<f32> },
+    I64 { shape: Vec<usize>, data: Vec<i64> },
+}
+
+impl NpyArray {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            NpyArray::F32 { shape, .. } | NpyArray::I64 { shape, .. } => shape,
+        }
+    }
+}
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+const MAX_HEADER: usize = 1 << 16;
+
+/// Parse `.npy` bytes; `name` labels errors.
+pub fn parse_npy(b: &[u8], name: &str) -> Result<NpyArray> {
+    let bad = |why: String| Error::format(name, why);
+    if b.len() < 10 || !b.starts_with(MAGIC) {
+        return Err(bad("not a .npy file (missing the \\x93NUMPY magic)".into()));
+    }
+    let (hlen, start) = match b[6] {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
+        2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
+        v => return Err(bad(format!(".npy format version {v} is not supported"))),
+    };
+    if hlen > MAX_HEADER || start + hlen > b.len() {
+        return Err(bad(format!(
+            "header of {hlen} bytes does not fit the file ({} bytes)",
+            b.len()
+        )));
+    }
+    let header = std::str::from_utf8(&b[start..start + hlen]).map_err(|_| bad("header is not text".into()))?;
+    let descr = dict_str(header, "descr").ok_or_else(|| bad(format!("no 'descr' in header {header:?}")))?;
+    if header.contains("'fortran_order': True") {
+        return Err(bad("Fortran-order arrays are not supported; save with C order".into()));
+    }
+    let shape = dict_shape(header).ok_or_else(|| bad(format!("no valid 'shape' in header {header:?}")))?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
+    let body = &b[start + hlen..];
+    let width = match descr {
+        "<f4" => 4,
+        "<i8" => 8,
+        other => {
+            return Err(bad(format!(
+                "dtype '{other}' is not supported: use float32 ('<f4') or int64 ('<i8')"
+            )))
+        }
+    };
+    if count.checked_mul(width) != Some(body.len()) {
+        return Err(bad(format!(
+            "shape {shape:?} of '{descr}' needs {} data bytes, the file has {}",
+            count.saturating_mul(width),
+            body.len()
+        )));
+    }
+    Ok(match width {
+        4 => NpyArray::F32 {
+            shape,
+            data: bytemuck::pod_collect_to_vec(body),
+        },
+        _ => NpyArray::I64 {
+            shape,
+            data: bytemuck::pod_collect_to_vec(body),
+        },
+    })
+}
+
+fn dict_str<'a>(h: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &h[h.find(&format!("'{key}'"))? + key.len() + 2..];
+    let rest = &rest[rest.find('\'')? + 1..];
+    Some(&rest[..rest.find('\'')?])
+}
+
+fn dict_shape(h: &str) -> Option<Vec<usize>> {
+    let rest = &h[h.find("'shape'")?..];
+    let inner = &rest[rest.find('(')? + 1..rest.find(')')?];
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Encode an array as `.npy` (version 1.0).
+pub fn encode_npy(a: &NpyArray) -> Vec<u8> {
+    let (descr, shape, body): (&str, &[usize], &[u8]) = match a {
+        NpyArray::F32 { shape, data } => ("<f4", shape, bytemuck::cast_slice(data)),
+        NpyArray::I64 { shape, data } => ("<i8", shape, bytemuck::cast_slice(data)),
+    };
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    // pad with spaces so the data starts on a 64-byte boundary, ending in a newline
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(total.div_ceil(64) * 64 - total));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Read a `.npy` file.
+pub fn read_npy(path: impl AsRef<std::path::Path>) -> Result<NpyArray> {
+    let path = path.as_ref();
+    parse_npy(&super::read_file(path)?, &path.display().to_string())
+}
+
+/// Write a `.npy` file.
+pub fn write_npy(path: impl AsRef<std::path::Path>, a: &NpyArray) -> Result<()> {
+    super::write_file(path, &encode_npy(a))
+}

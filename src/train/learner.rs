@@ -1,0 +1,159 @@
+//! `Learner`: trains a model on an image-classification split and evaluates it, over compiled
+//! training steps and eval plans that share one parameter store.
+
+use super::{optim::Optimizer, schedule::OneCycle};
+use crate::data::loader::{batches, epoch_order};
+use crate::data::Split;
+use crate::device::Gpu;
+use crate::error::Result;
+use crate::exec::{Inference, ParamStore, TrainStep};
+use crate::nn::{Model, Net};
+use std::collections::HashMap;
+
+/// Metrics of one epoch.
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub valid_loss: f32,
+    pub top1: f32,
+    pub top5: f32,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+pub struct Learner {
+    gpu: Gpu,
+    model: Box<dyn Model>,
+    pub store: ParamStore,
+    pub optimizer: Optimizer,
+    pub bs: usize,
+    pub label_smoothing: f32,
+    pub seed: u64,
+    step: Option<TrainStep>,
+    evals: HashMap<[usize; 4], Inference>,
+    epochs_done: usize,
+    /// (loss, lr, momentum) per training batch.
+    pub recorder: Vec<(f32, f32, f32)>,
+}
+
+impl Learner {
+    pub fn new(gpu: &Gpu, model: Box<dyn Model>, optimizer: Optimizer, bs: usize, seed: u64) -> Learner {
+        Learner {
+            gpu: gpu.clone(),
+            model,
+            store: ParamStore::new(),
+            optimizer,
+            bs,
+            label_smoothing: 0.0,
+            seed,
+            step: None,
+            evals: HashMap::new(),
+            epochs_done: 0,
+            recorder: Vec::new(),
+        }
+    }
+
+    /// Build the graph for input (N, C, H, W): loss (and, in eval, top-1 and top-5 accuracy).
+    fn build(&mut self, shape: [usize; 4], training: bool) -> Result<(Net, Vec<crate::graph::ValueId>)> {
+        let mut net = Net::new(training);
+        let x = net.graph.input("x", shape);
+        let logits = self.model.forward(&mut net, x)?;
+        let y = net.graph.labels("labels", shape[0]);
+        let smoothing = if training { self.label_smoothing } else { 0.0 };
+        let loss = net.graph.cross_entropy(logits, y, smoothing)?;
+        let mut outs = vec![loss];
+        if !training {
+            let k5 = self.model.num_classes().min(5);
+            outs.push(net.graph.topk_accuracy(logits, y, 1)?);
+            outs.push(net.graph.topk_accuracy(logits, y, k5)?);
+        }
+        net.init_params(&self.gpu, &mut self.store, self.seed)?;
+        Ok((net, outs))
+    }
+
+    fn train_step(&mut self, shape: [usize; 4]) -> Result<&mut TrainStep> {
+        let stale = self
+            .step
+            .as_ref()
+            .is_none_or(|s| s.plan.graph.find("x").map(|v| s.plan.graph.shape(v).dims()) != Some(&shape[..]));
+        if stale {
+            let (net, outs) = self.build(shape, true)?;
+            let steps_done = self.step.as_ref().map_or(0, |s| s.steps());
+            let mut step = TrainStep::compile(&self.gpu, net.graph, outs[0], &[], &mut self.store, self.optimizer)?;
+            step.skip_to(steps_done);
+            self.step = Some(step);
+        }
+        Ok(self.step.as_mut().expect("compiled above"))
+    }
+
+    /// Train `epochs` epochs with the 1cycle schedule peaking at `lr_max`; evaluate on `valid`
+    /// after each; `on_epoch` sees each epoch's metrics as they come.
+    pub fn fit_one_cycle(
+        &mut self,
+        train: &Split,
+        valid: &Split,
+        epochs: usize,
+        lr_max: f32,
+        on_epoch: &mut dyn FnMut(&EpochStats),
+    ) -> Result<Vec<EpochStats>> {
+        let per_epoch = train.n / self.bs;
+        let sched = OneCycle::new(lr_max, epochs * per_epoch);
+        let mut out = Vec::new();
+        let mut i = 0;
+        for _ in 0..epochs {
+            let t0 = std::time::Instant::now();
+            let shape = [self.bs, 1, train.h, train.w];
+            let order = epoch_order(
+                train.n,
+                Some(self.seed ^ (self.epochs_done as u64 + 1).wrapping_mul(0x9E37)),
+            );
+            let mut losses = Vec::with_capacity(per_epoch);
+            for b in batches(train, self.bs, order, false) {
+                let (lr, mom) = sched.at(i);
+                i += 1;
+                let step = self.train_step(shape)?;
+                step.optimizer.set_lr(lr);
+                step.optimizer.set_momentum(mom);
+                let loss = step.step_read(&b.images, &b.labels)?[0][0];
+                losses.push(loss);
+                self.recorder.push((loss, lr, mom));
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let (valid_loss, top1, top5) = self.evaluate(valid)?;
+            self.epochs_done += 1;
+            let stats = EpochStats {
+                epoch: self.epochs_done,
+                train_loss: losses.iter().sum::<f32>() / losses.len().max(1) as f32,
+                valid_loss,
+                top1,
+                top5,
+                seconds: secs,
+                images_per_sec: (losses.len() * self.bs) as f64 / secs,
+            };
+            on_epoch(&stats);
+            out.push(stats);
+        }
+        Ok(out)
+    }
+
+    /// Mean loss, top-1 and top-5 accuracy over a split, in eval mode (running statistics).
+    pub fn evaluate(&mut self, split: &Split) -> Result<(f32, f32, f32)> {
+        let (mut loss, mut top1, mut top5) = (0.0, 0.0, 0.0);
+        for b in batches(split, self.bs, epoch_order(split.n, None), true) {
+            let shape = [b.n, 1, split.h, split.w];
+            if !self.evals.contains_key(&shape) {
+                let (net, outs) = self.build(shape, false)?;
+                let inf = Inference::compile(&self.gpu, net.graph, &outs, &mut self.store)?;
+                self.evals.insert(shape, inf);
+            }
+            let r = self.evals[&shape].run(&b.images, Some(&b.labels))?;
+            let w = b.n as f32;
+            loss += r[0][0] * w;
+            top1 += r[1][0] * w;
+            top5 += r[2][0] * w;
+        }
+        let n = split.n as f32;
+        Ok((loss / n, top1 / n, top5 / n))
+    }
+}
