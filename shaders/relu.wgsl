@@ -1,6 +1,7 @@
-// relu: y = max(x, 0).
+// relu and relu6: y = min(max(x, 0), MAX); MAX = 6 for relu6, the largest f32 for relu.
 
 override WG: u32 = 256u;
+override MAX: f32 = 3.4028235e38;
 
 struct Params { total: u32 }
 
@@ -13,6 +14,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
     if (i < p.total) {
-        y[i] = max(x[i], 0.0);
+        y[i] = min(max(x[i], 0.0), MAX);
     }
 }

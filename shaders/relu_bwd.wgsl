@@ -1,6 +1,8 @@
-// relu backward: dx = dy where the relu output y is positive, else 0.
+// relu / relu6 backward: dx = dy where the output y is strictly between 0 and MAX, else 0
+// (the same mask as PyTorch's, which tests the input: y < MAX exactly when x < MAX).
 
 override WG: u32 = 256u;
+override MAX: f32 = 3.4028235e38;
 
 struct Params { total: u32 }
 
@@ -14,6 +16,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
     if (i < p.total) {
-        dx[i] = select(0.0, dy[i], y[i] > 0.0);
+        dx[i] = select(0.0, dy[i], y[i] > 0.0 && y[i] < MAX);
     }
 }

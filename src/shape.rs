@@ -62,6 +62,12 @@ impl From<&[usize]> for Shape {
     }
 }
 
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape(d)
+    }
+}
+
 impl<const R: usize> From<[usize; R]> for Shape {
     fn from(d: [usize; R]) -> Self {
         Shape(d.to_vec())

@@ -233,14 +233,32 @@ fn pooling_backward() {
         let loss = c.head(y);
         c.check(&format!("max_pool2d k{k} s{s} p{p} d{d}"), loss);
     }
-    for (k, s, p, inc) in [(2, 2, 0, true), (3, 2, 1, true), (3, 2, 1, false), (3, 1, 1, false)] {
+    for (k, s, p, inc, ceil) in [
+        (2, 2, 0, true, true),
+        (3, 2, 1, true, false),
+        (3, 2, 1, false, true),
+        (3, 1, 1, false, false),
+    ] {
         let mut c = Case::new(rng.next_u64());
         let x = c.param("x", &[2, 2, 7, 6], -1.0, 1.0);
-        let y =
-            c.g.avg_pool2d(x, Pool2dArgs::new(k).stride(s).padding(p).count_include_pad(inc))
-                .unwrap();
+        let args = Pool2dArgs::new(k)
+            .stride(s)
+            .padding(p)
+            .count_include_pad(inc)
+            .ceil_mode(ceil);
+        let y = c.g.avg_pool2d(x, args).unwrap();
         let loss = c.head(y);
-        c.check(&format!("avg_pool2d k{k} s{s} p{p} include_pad {inc}"), loss);
+        c.check(
+            &format!("avg_pool2d k{k} s{s} p{p} include_pad {inc} ceil {ceil}"),
+            loss,
+        );
+    }
+    {
+        let mut c = Case::new(rng.next_u64());
+        let x = c.param("x", &[2, 2, 7, 6], -1.0, 1.0);
+        let y = c.g.max_pool2d(x, Pool2dArgs::new(2).stride(2).ceil_mode(true)).unwrap();
+        let loss = c.head(y);
+        c.check("max_pool2d k2 s2 ceil", loss);
     }
     for out in [[1, 1], [2, 3], [4, 4]] {
         let mut c = Case::new(rng.next_u64());

@@ -8,5 +8,5 @@ mod readback;
 
 pub use dispatch::{grid_1d, Dispatch, MAX_WORKGROUPS_PER_DIM};
 pub use gpu::{Gpu, GpuBuilder, GpuInfo};
-pub use pipeline::{Binding, Pipeline, Shader};
+pub use pipeline::{lock, Binding, Pipeline, Shader};
 pub use readback::{map_read, read_buffer};

@@ -144,6 +144,6 @@ fn check_scope(scope: wgpu::ErrorScopeGuard, _shader: &str) -> Result<()> {
 }
 
 /// A poisoned lock only means another thread panicked mid-insert; the map is still usable.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -58,7 +58,14 @@ pub fn lower(
                 )?]
             }
         }
-        Op::Relu => vec![kernels::elementwise::relu(gpu, ishape(0).numel(), &i(0), &o(0))?],
+        Op::Relu => vec![kernels::elementwise::relu(
+            gpu,
+            ishape(0).numel(),
+            f32::MAX,
+            &i(0),
+            &o(0),
+        )?],
+        Op::Relu6 => vec![kernels::elementwise::relu(gpu, ishape(0).numel(), 6.0, &i(0), &o(0))?],
         Op::Add => vec![kernels::elementwise::add(gpu, ishape(0).numel(), &i(0), &i(1), &o(0))?],
         Op::MaxPool2d(a) => {
             let geom = Pool2dGeom::new("max_pool2d", ishape(0), *a)?;
@@ -109,13 +116,16 @@ pub fn lower(
                 kernels::norm::backward(gpu, dims, *eps, &i(0), &i(1), &i(2), &i(3), &i(4), &o(0), &o(1), &o(2))?;
             vec![r, dx]
         }
-        Op::ReluBwd => vec![kernels::elementwise::relu_backward(
-            gpu,
-            ishape(0).numel(),
-            &i(0),
-            &i(1),
-            &o(0),
-        )?],
+        Op::ReluBwd { max } => {
+            vec![kernels::elementwise::relu_backward(
+                gpu,
+                ishape(0).numel(),
+                *max,
+                &i(0),
+                &i(1),
+                &o(0),
+            )?]
+        }
         Op::MaxPool2dBwd(a) => {
             let geom = Pool2dGeom::new("max_pool2d", ishape(1), *a)?;
             vec![kernels::pool::max_backward(gpu, &geom, &i(0), &i(1), &o(0))?]

@@ -37,6 +37,9 @@ pub struct Plan {
     readable: Vec<(ValueId, u64, u64)>,
     staging: Option<wgpu::Buffer>,
     pub(crate) hyper: Option<wgpu::Buffer>,
+    /// `num_batches_tracked` of each training-mode batch norm, advanced once per run.
+    bn_counters: Vec<String>,
+    counters: super::store::Counters,
 }
 
 impl Plan {
@@ -120,6 +123,18 @@ impl Plan {
                 mapped_at_creation: false,
             })
         });
+        let bn_counters = graph
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, crate::graph::Op::BatchNorm { training: true, .. }))
+            .map(|n| {
+                let rm = &graph.value(n.inputs[3]).name;
+                format!(
+                    "{}num_batches_tracked",
+                    rm.strip_suffix("running_mean").unwrap_or(&format!("{rm}."))
+                )
+            })
+            .collect();
         let stats = PlanStats {
             nodes: graph.nodes.len(),
             dispatches: dispatches.len(),
@@ -145,7 +160,19 @@ impl Plan {
             readable: read,
             staging,
             hyper,
+            bn_counters,
+            counters: store.counters().clone(),
         })
+    }
+
+    fn advance_counters(&self) {
+        if self.bn_counters.is_empty() {
+            return;
+        }
+        let mut c = crate::device::lock(&self.counters);
+        for name in &self.bn_counters {
+            *c.entry(name.clone()).or_insert(0) += 1;
+        }
     }
 
     fn input(&self, name: &str, dtype: DType, len: usize) -> Result<&wgpu::Buffer> {
@@ -219,11 +246,13 @@ impl Plan {
 
     /// Run once without reading anything back (one submit).
     pub fn run(&self) {
+        self.advance_counters();
         self.gpu.queue().submit([self.encode(false)]);
     }
 
     /// Run once and read every readable value back (one submit, then one wait).
     pub async fn run_and_read_async(&self) -> Result<Vec<Vec<f32>>> {
+        self.advance_counters();
         self.gpu.queue().submit([self.encode(true)]);
         let Some(staging) = &self.staging else {
             return Ok(vec![]);

@@ -6,10 +6,16 @@ use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Integer buffers kept on the host, such as batch norm's `num_batches_tracked`, shared by the
+/// plans that advance them.
+pub type Counters = Arc<Mutex<BTreeMap<String, i64>>>;
 
 #[derive(Clone, Default, Debug)]
 pub struct ParamStore {
     tensors: BTreeMap<String, Tensor>,
+    counters: Counters,
 }
 
 impl ParamStore {
@@ -53,6 +59,19 @@ impl ParamStore {
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
         self.tensors.iter()
+    }
+
+    /// Integer buffers (`num_batches_tracked`), shared with every plan compiled on this store.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn counter(&self, name: &str) -> Option<i64> {
+        crate::device::lock(&self.counters).get(name).copied()
+    }
+
+    pub fn set_counter(&self, name: impl Into<String>, v: i64) {
+        crate::device::lock(&self.counters).insert(name.into(), v);
     }
 
     pub fn len(&self) -> usize {

@@ -11,8 +11,10 @@ pub enum Op {
     /// Training: [x, gamma, beta, running_mean, running_var] -> [y, batch mean, batch biased var];
     /// updates the running statistics in place. Eval: same inputs -> [y].
     BatchNorm { training: bool, momentum: f32, eps: f32 },
-    /// [x] -> [y]
+    /// [x] -> [max(x, 0)]
     Relu,
+    /// [x] -> [min(max(x, 0), 6)]
+    Relu6,
     /// [a, b] -> [a + b] (same shapes)
     Add,
     /// [x] -> [y]
@@ -39,8 +41,8 @@ pub enum Op {
     ChannelSum,
     /// [dy, x, mean, var, gamma] -> [dx, dgamma, dbeta]
     BatchNormBwd { eps: f32 },
-    /// [dy, y] -> [dx]
-    ReluBwd,
+    /// [dy, y] -> [dx = dy where 0 < y < max]; max is 6 for relu6, f32::MAX for relu
+    ReluBwd { max: f32 },
     /// [dy, x] -> [dx]
     MaxPool2dBwd(Pool2dArgs),
     /// [dy] -> [dx]
@@ -65,6 +67,7 @@ impl Op {
             Op::Conv2d { .. } => "conv2d",
             Op::BatchNorm { .. } => "batch_norm",
             Op::Relu => "relu",
+            Op::Relu6 => "relu6",
             Op::Add => "add",
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
@@ -77,7 +80,7 @@ impl Op {
             Op::Conv2dBwdWeight { .. } => "conv2d_bwd_weight",
             Op::ChannelSum => "channel_sum",
             Op::BatchNormBwd { .. } => "batch_norm_bwd",
-            Op::ReluBwd => "relu_bwd",
+            Op::ReluBwd { .. } => "relu_bwd",
             Op::MaxPool2dBwd(_) => "max_pool2d_bwd",
             Op::AvgPool2dBwd(_) => "avg_pool2d_bwd",
             Op::AdaptiveAvgPool2dBwd => "adaptive_avg_pool2d_bwd",

@@ -3,6 +3,7 @@
 
 pub mod image;
 pub mod npy;
+pub mod safetensors;
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -13,13 +14,37 @@ pub fn read_file(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path.display(), e))
 }
 
-/// Write a whole file, creating its parent folders.
+/// Write a whole file atomically, creating its parent folders: the bytes go to a temporary file
+/// beside it, are synced to disk, and the temporary is renamed over the target, so a crash
+/// mid-write leaves either the old file or the new one, never a torn one.
 pub fn write_file(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let path = path.as_ref();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    }
-    std::fs::write(path, bytes).map_err(|e| Error::io(path.display(), e))
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // make the rename itself durable
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path.display(), e)
+    })
 }
 
 /// Does a file exist at this path?

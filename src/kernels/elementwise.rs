@@ -7,9 +7,9 @@ use crate::error::Result;
 
 const WG: usize = 256;
 
-/// y = max(x, 0) over `total` elements.
-pub fn relu(gpu: &Gpu, total: usize, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&RELU, &[("WG", WG as f64)])?;
+/// y = min(max(x, 0), max) over `total` elements (max = f32::MAX for relu, 6 for relu6).
+pub fn relu(gpu: &Gpu, total: usize, max: f32, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&RELU, &[("WG", WG as f64), ("MAX", max as f64)])?;
     let grid = grid_1d(groups_for("relu", total, WG)?);
     Dispatch::new(gpu, pipeline, &[u32_of("relu elements", total)?], &[x, y], grid)
 }
@@ -21,15 +21,16 @@ pub fn add(gpu: &Gpu, total: usize, a: &wgpu::Buffer, b: &wgpu::Buffer, y: &wgpu
     Dispatch::new(gpu, pipeline, &[u32_of("add elements", total)?], &[a, b, y], grid)
 }
 
-/// dx = dy where y > 0, else 0, over `total` elements (y: the relu output).
+/// dx = dy where 0 < y < max, else 0, over `total` elements (y: the relu/relu6 output).
 pub fn relu_backward(
     gpu: &Gpu,
     total: usize,
+    max: f32,
     dy: &wgpu::Buffer,
     y: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&RELU_BWD, &[("WG", WG as f64)])?;
+    let pipeline = gpu.pipeline(&RELU_BWD, &[("WG", WG as f64), ("MAX", max as f64)])?;
     let grid = grid_1d(groups_for("relu backward", total, WG)?);
     Dispatch::new(gpu, pipeline, &[u32_of("relu elements", total)?], &[dy, y, dx], grid)
 }

@@ -2,9 +2,14 @@
 //! torchvision-style names (`layer1.0.conv1.weight`) from a prefix stack, and the list of
 //! parameters and buffers it needs with their PyTorch default initialisation.
 
+mod mobilenet;
 mod models;
+mod resnet;
 
-pub use models::{simple_cnn, Model};
+pub use mobilenet::{mobilenet_v1, mobilenet_v2, MobileNetV1, MobileNetV2};
+pub use models::{by_name, plain_net, simple_cnn, Model, PlainNet, SimpleCnn, MODEL_NAMES};
+pub use resnet::Block;
+pub use resnet::{resnet18, resnet34, resnet50, xresnet18, xresnet34, xresnet50, ResNet};
 
 use crate::device::Gpu;
 use crate::error::Result;
@@ -21,7 +26,18 @@ pub enum Init {
     /// U(-bound, bound): PyTorch's default for conv and linear weights and biases
     /// (kaiming_uniform with a = sqrt(5) gives bound = 1 / sqrt(fan_in) for both).
     Uniform(f32),
+    /// N(0, std): torchvision's kaiming_normal(mode="fan_out") for ResNet and MobileNet convs.
+    Normal(f32),
     Const(f32),
+}
+
+/// How `Net::conv2d` initialises weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvInit {
+    /// PyTorch's nn.Conv2d default (uniform, bound 1/sqrt(fan_in)).
+    Default,
+    /// kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / (Cout*K*K)).
+    KaimingFanOut,
 }
 
 /// A graph under construction plus the parameters it declared.
@@ -31,7 +47,10 @@ pub struct Net {
     prefix: Vec<String>,
     /// (name, shape, init, trainable)
     pub declared: Vec<(String, Shape, Init, bool)>,
+    /// Host integer buffers declared (`<bn>.num_batches_tracked`).
+    pub counters: Vec<String>,
     frozen: Vec<String>,
+    pub conv_init: ConvInit,
 }
 
 impl Net {
@@ -41,7 +60,9 @@ impl Net {
             training,
             prefix: Vec::new(),
             declared: Vec::new(),
+            counters: Vec::new(),
             frozen: Vec::new(),
+            conv_init: ConvInit::Default,
         }
     }
 
@@ -119,15 +140,22 @@ impl Net {
         let beta = self.param("bias", Shape::new(&[c]), Init::Const(0.0));
         let rm = self.buffer("running_mean", Shape::new(&[c]), Init::Const(0.0));
         let rv = self.buffer("running_var", Shape::new(&[c]), Init::Const(1.0));
+        let counter = self.full("num_batches_tracked");
+        self.counters.push(counter);
         let training = self.training;
         self.graph.batch_norm(x, [gamma, beta, rm, rv], training, 0.1, 1e-5)
     }
 
-    /// `nn.Linear(fin, fout)`.
+    /// `nn.Linear(fin, fout)` with PyTorch's default init.
     pub fn linear(&mut self, x: ValueId, fin: usize, fout: usize) -> Result<ValueId> {
         let bound = 1.0 / (fin as f32).sqrt();
-        let w = self.param("weight", Shape::new(&[fout, fin]), Init::Uniform(bound));
-        let b = self.param("bias", Shape::new(&[fout]), Init::Uniform(bound));
+        self.linear_with(x, fin, fout, Init::Uniform(bound), Init::Uniform(bound))
+    }
+
+    /// `nn.Linear(fin, fout)` with the given weight and bias init.
+    pub fn linear_with(&mut self, x: ValueId, fin: usize, fout: usize, w: Init, b: Init) -> Result<ValueId> {
+        let w = self.param("weight", Shape::new(&[fout, fin]), w);
+        let b = self.param("bias", Shape::new(&[fout]), b);
         self.graph.linear(x, w, Some(b))
     }
 
@@ -135,8 +163,71 @@ impl Net {
         self.graph.relu(x)
     }
 
+    pub fn relu6(&mut self, x: ValueId) -> ValueId {
+        self.graph.relu6(x)
+    }
+
+    /// Every tensor name the model has (parameters, buffers, counters): what a checkpoint holds.
+    pub fn state_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.declared.iter().map(|d| d.0.clone()).collect();
+        v.extend(self.counters.iter().cloned());
+        v
+    }
+
     pub fn max_pool2d(&mut self, x: ValueId, args: Pool2dArgs) -> Result<ValueId> {
         self.graph.max_pool2d(x, args)
+    }
+
+    /// Check that `store` holds exactly the model's tensors with the model's shapes: the error
+    /// names every missing, unexpected and mis-shaped tensor (as PyTorch's load_state_dict).
+    pub fn check_state(&self, store: &ParamStore, source: &str) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut shapes = Vec::new();
+        for (name, shape, _, _) in &self.declared {
+            match store.get(name) {
+                None => missing.push(name.clone()),
+                Some(t) if t.shape() != shape => {
+                    shapes.push(format!("{name}: checkpoint {}, model {shape}", t.shape()))
+                }
+                Some(_) => {}
+            }
+        }
+        let known: std::collections::HashSet<&str> = self
+            .declared
+            .iter()
+            .map(|d| d.0.as_str())
+            .chain(self.counters.iter().map(|c| c.as_str()))
+            .collect();
+        let unexpected: Vec<String> = store
+            .iter()
+            .map(|(n, _)| n.clone())
+            .chain(crate::device::lock(store.counters()).keys().cloned())
+            .filter(|n| !known.contains(n.as_str()))
+            .collect();
+        if missing.is_empty() && shapes.is_empty() && unexpected.is_empty() {
+            return Ok(());
+        }
+        let mut why = Vec::new();
+        let list = |v: &[String]| {
+            if v.len() > 8 {
+                format!("{} ... ({} in all)", v[..8].join(", "), v.len())
+            } else {
+                v.join(", ")
+            }
+        };
+        if !missing.is_empty() {
+            why.push(format!("missing tensors: {}", list(&missing)));
+        }
+        if !unexpected.is_empty() {
+            why.push(format!("unexpected tensors: {}", list(&unexpected)));
+        }
+        if !shapes.is_empty() {
+            why.push(format!("mis-shaped tensors: {}", list(&shapes)));
+        }
+        Err(crate::error::Error::format(
+            source,
+            format!("does not fit the model: {}", why.join("; ")),
+        ))
     }
 
     /// Create every declared tensor missing from `store`, drawn from `seed`.
@@ -146,10 +237,16 @@ impl Net {
             let n = shape.numel();
             let data: Vec<f32> = match *init {
                 Init::Uniform(b) => rng.vec(n, -b as f64, b as f64),
+                Init::Normal(std) => (0..n).map(|_| (rng.normal() * std as f64) as f32).collect(),
                 Init::Const(c) => vec![c; n],
             };
             if store.get(name).is_none() {
                 store.insert(name.clone(), Tensor::from_slice(gpu, &data, shape.clone())?);
+            }
+        }
+        for c in &self.counters {
+            if store.counter(c).is_none() {
+                store.set_counter(c.clone(), 0);
             }
         }
         Ok(())

@@ -1,13 +1,142 @@
 //! Models. Each writes its forward graph into a `Net` given the input value.
 
-use super::Net;
-use crate::error::Result;
+use super::{mobilenet_v1, mobilenet_v2, resnet18, resnet34, resnet50, xresnet18, xresnet34, xresnet50, Net};
+use crate::error::{Error, Result};
 use crate::graph::ValueId;
 
 /// A model: builds its graph for an input of shape (N, C, H, W).
 pub trait Model {
     fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId>;
     fn num_classes(&self) -> usize;
+}
+
+/// The names `by_name` knows.
+pub const MODEL_NAMES: [&str; 15] = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "xresnet18",
+    "xresnet34",
+    "xresnet50",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "simple_cnn",
+    "plain8",
+    "plain14",
+    "plain20",
+    "resplain8",
+    "resplain14",
+    "resplain20",
+];
+
+/// A model by name, for `classes` outputs and images of `in_channels` channels.
+pub fn by_name(name: &str, classes: usize, in_channels: usize) -> Result<Box<dyn Model>> {
+    if classes == 0 || in_channels == 0 {
+        return Err(Error::arg("model", "num_classes/in_channels", "must be at least 1"));
+    }
+    Ok(match name {
+        "resnet18" | "resnet34" | "resnet50" | "xresnet18" | "xresnet34" | "xresnet50" => {
+            let mut m = match name {
+                "resnet18" => resnet18(classes),
+                "resnet34" => resnet34(classes),
+                "resnet50" => resnet50(classes),
+                "xresnet18" => xresnet18(classes),
+                "xresnet34" => xresnet34(classes),
+                _ => xresnet50(classes),
+            };
+            m.in_channels = in_channels;
+            Box::new(m)
+        }
+        "mobilenet_v1" => Box::new(super::MobileNetV1 {
+            in_channels,
+            ..mobilenet_v1(classes)
+        }),
+        "mobilenet_v2" => Box::new(super::MobileNetV2 {
+            in_channels,
+            ..mobilenet_v2(classes)
+        }),
+        "simple_cnn" => Box::new(SimpleCnn {
+            in_channels,
+            ..simple_cnn(classes)
+        }),
+        "plain8" | "plain14" | "plain20" | "resplain8" | "resplain14" | "resplain20" => {
+            let depth: usize = name
+                .trim_start_matches("res")
+                .trim_start_matches("plain")
+                .parse()
+                .expect("listed names");
+            Box::new(plain_net(classes, in_channels, depth, name.starts_with("res")))
+        }
+        other => {
+            return Err(Error::arg(
+                "model",
+                "name",
+                format!("'{other}' is not one of {}", MODEL_NAMES.join(", ")),
+            ))
+        }
+    })
+}
+
+/// The depth experiment of the ResNet paper on small images: a 3x3 stem, three stages of
+/// 3x3 conv-BN-ReLU pairs (16, 32, 64 channels; stride 2 entering stages 2 and 3), global
+/// pool, linear. `depth` = 6n + 2 conv+fc layers; `residual` adds identity / 1x1 shortcuts
+/// around each pair, which is the only difference between the plain and the residual net.
+pub struct PlainNet {
+    pub classes: usize,
+    pub in_channels: usize,
+    pub depth: usize,
+    pub residual: bool,
+}
+
+pub fn plain_net(classes: usize, in_channels: usize, depth: usize, residual: bool) -> PlainNet {
+    PlainNet {
+        classes,
+        in_channels,
+        depth,
+        residual,
+    }
+}
+
+impl Model for PlainNet {
+    fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId> {
+        let pairs = (self.depth.max(8) - 2) / 6;
+        let c = net.scope("stem.0", |n| n.conv2d(x, self.in_channels, 16, 3, 1, 1, 1, false))?;
+        let b = net.scope("stem.1", |n| n.batch_norm(c, 16, false))?;
+        let mut h = net.relu(b);
+        let mut cin = 16;
+        for (si, cout) in [16, 32, 64].into_iter().enumerate() {
+            for p in 0..pairs {
+                let stride = if si > 0 && p == 0 { 2 } else { 1 };
+                let input = h;
+                h = net.scope(&format!("layer{}.{p}", si + 1), |n| {
+                    let a = n.scope("conv1", |n| n.conv2d(input, cin, cout, 3, stride, 1, 1, false))?;
+                    let a = n.scope("bn1", |n| n.batch_norm(a, cout, false))?;
+                    let a = n.relu(a);
+                    let a = n.scope("conv2", |n| n.conv2d(a, cout, cout, 3, 1, 1, 1, false))?;
+                    let a = n.scope("bn2", |n| n.batch_norm(a, cout, false))?;
+                    if !self.residual {
+                        return Ok(n.relu(a));
+                    }
+                    let short = if stride == 1 && cin == cout {
+                        input
+                    } else {
+                        let s = n.scope("downsample.0", |n| n.conv2d(input, cin, cout, 1, stride, 0, 1, false))?;
+                        n.scope("downsample.1", |n| n.batch_norm(s, cout, false))?
+                    };
+                    let y = n.graph.add(a, short)?;
+                    Ok(n.relu(y))
+                })?;
+                cin = cout;
+            }
+        }
+        let p = net.graph.adaptive_avg_pool2d(h, [1, 1])?;
+        let f = net.graph.flatten(p)?;
+        net.scope("fc", |n| n.linear(f, cin, self.classes))
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
 }
 
 /// The MNIST chapter's CNN (fastai book ch. 13): stride-2 3x3 convs halve the image down to 1x1,

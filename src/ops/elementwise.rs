@@ -9,7 +9,13 @@ use crate::tensor::{DType, Tensor};
 pub fn relu(gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
     x.expect_dtype("relu", DType::F32)?;
     let y = Tensor::empty(gpu, x.shape().clone())?;
-    gpu.run(&[kernels::elementwise::relu(gpu, x.numel(), x.buffer(), y.buffer())?]);
+    gpu.run(&[kernels::elementwise::relu(
+        gpu,
+        x.numel(),
+        f32::MAX,
+        x.buffer(),
+        y.buffer(),
+    )?]);
     Ok(y)
 }
 

@@ -16,6 +16,8 @@ pub struct Pool2dArgs {
     pub dilation: usize,
     /// avg_pool2d only: divide by the padded window (PyTorch's default, true).
     pub count_include_pad: bool,
+    /// Round the output size up, so a last partial window counts (PyTorch's ceil_mode).
+    pub ceil_mode: bool,
 }
 
 impl Pool2dArgs {
@@ -27,7 +29,12 @@ impl Pool2dArgs {
             padding: 0,
             dilation: 1,
             count_include_pad: true,
+            ceil_mode: false,
         }
+    }
+    pub fn ceil_mode(mut self, on: bool) -> Self {
+        self.ceil_mode = on;
+        self
     }
     pub fn stride(mut self, s: usize) -> Self {
         self.stride = s;
@@ -82,8 +89,22 @@ impl Pool2dGeom {
                 format!("{} is more than half the kernel size {}", args.padding, args.kernel),
             ));
         }
-        let oh = window_out(op, h, args.kernel, args.stride, args.padding, args.dilation)?;
-        let ow = window_out(op, w, args.kernel, args.stride, args.padding, args.dilation)?;
+        let mut oh = window_out(op, h, args.kernel, args.stride, args.padding, args.dilation)?;
+        let mut ow = window_out(op, w, args.kernel, args.stride, args.padding, args.dilation)?;
+        if args.ceil_mode {
+            // PyTorch: one more window if it starts inside the input or its left padding
+            let span = args.dilation * (args.kernel - 1) + 1;
+            let more = |input: usize, out: usize| {
+                let rem = (input + 2 * args.padding - span) % args.stride;
+                if rem != 0 && out * args.stride < input + args.padding {
+                    out + 1
+                } else {
+                    out
+                }
+            };
+            oh = more(h, oh);
+            ow = more(w, ow);
+        }
         Ok(Pool2dGeom {
             n,
             c,

@@ -73,7 +73,12 @@ pub fn plan(g: &Graph, keep: &[ValueId]) -> MemoryPlan {
             dies_at[*e].push(v);
         }
     }
+    // CONVOY_NO_MEMORY_PLANNER=1: one buffer per value (to rule the planner out when debugging)
+    let reuse = std::env::var("CONVOY_NO_MEMORY_PLANNER").map_or(true, |v| v == "0");
     for (i, n) in g.nodes.iter().enumerate() {
+        if !reuse {
+            free.clear();
+        }
         for &o in &n.outputs {
             if live[o.0].is_none() || g.value(o).kind != ValueKind::Temp {
                 continue;

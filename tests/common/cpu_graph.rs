@@ -41,8 +41,17 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
                 }
             }
             Op::Relu => vec![x(0).iter().map(|v| v.max(0.0)).collect()],
+            Op::Relu6 => vec![x(0).iter().map(|v| v.clamp(0.0, 6.0)).collect()],
             Op::Add => vec![x(0).iter().zip(x(1)).map(|(a, b)| a + b).collect()],
-            Op::MaxPool2d(a) => vec![r::max_pool2d(&x(0), sh(0), a.kernel, a.stride, a.padding, a.dilation)],
+            Op::MaxPool2d(a) => vec![r::max_pool2d(
+                &x(0),
+                sh(0),
+                a.kernel,
+                a.stride,
+                a.padding,
+                a.dilation,
+                a.ceil_mode,
+            )],
             Op::AvgPool2d(a) => vec![r::avg_pool2d(
                 &x(0),
                 sh(0),
@@ -50,6 +59,7 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
                 a.stride,
                 a.padding,
                 a.count_include_pad,
+                a.ceil_mode,
             )],
             Op::AdaptiveAvgPool2d(o) => vec![r::adaptive_avg_pool2d(&x(0), sh(0), o[0], o[1])],
             Op::Reshape => vec![x(0)],

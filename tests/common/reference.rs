@@ -78,14 +78,24 @@ pub fn batch_norm_apply(
         .collect()
 }
 
-/// Pooling window output size (floor mode).
-pub fn pool_out(h: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
-    (h + 2 * p - d * (k - 1) - 1) / s + 1
+/// Pooling window output size, as PyTorch computes it (ceil mode adds a last partial window
+/// when it starts inside the input or its left padding).
+pub fn pool_out(h: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) -> usize {
+    let span = d * (k - 1) + 1;
+    let mut o = if ceil {
+        (h + 2 * p - span).div_ceil(s) + 1
+    } else {
+        (h + 2 * p - span) / s + 1
+    };
+    if ceil && (o - 1) * s >= h + p {
+        o -= 1;
+    }
+    o
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn max_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], k: usize, s: usize, p: usize, d: usize) -> Vec<f64> {
-    let (oh, ow) = (pool_out(h, k, s, p, d), pool_out(w, k, s, p, d));
+pub fn max_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Vec<f64> {
+    let (oh, ow) = (pool_out(h, k, s, p, d, ceil), pool_out(w, k, s, p, d, ceil));
     let mut y = Vec::with_capacity(n * c * oh * ow);
     for pl in 0..n * c {
         for oy in 0..oh {
@@ -107,8 +117,17 @@ pub fn max_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], k: usize, s: usize, p: us
     y
 }
 
-pub fn avg_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], k: usize, s: usize, p: usize, include_pad: bool) -> Vec<f64> {
-    let (oh, ow) = (pool_out(h, k, s, p, 1), pool_out(w, k, s, p, 1));
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool2d(
+    x: &[f64],
+    [n, c, h, w]: [usize; 4],
+    k: usize,
+    s: usize,
+    p: usize,
+    include_pad: bool,
+    ceil: bool,
+) -> Vec<f64> {
+    let (oh, ow) = (pool_out(h, k, s, p, 1, ceil), pool_out(w, k, s, p, 1, ceil));
     let mut y = Vec::with_capacity(n * c * oh * ow);
     for pl in 0..n * c {
         for oy in 0..oh {

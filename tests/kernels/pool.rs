@@ -14,7 +14,8 @@ fn pools_match_reference_on_random_shapes() {
         let k = rng.int(1, 4);
         cases.push((k, rng.int(1, 3), rng.int(0, k / 2), rng.int(1, 2)));
     }
-    for (k, s, p, d) in cases {
+    for (i, (k, s, p, d)) in cases.into_iter().enumerate() {
+        let ceil = i % 2 == 1;
         let span = d * (k - 1) + 1;
         let shape = [
             rng.int(1, 3),
@@ -25,31 +26,45 @@ fn pools_match_reference_on_random_shapes() {
         let x = rng.vec(shape.iter().product(), -3.0, 3.0);
         let xt = Tensor::from_slice(g, &x, shape).unwrap();
         let x64 = to_f64(&x);
-        let args = Pool2dArgs::new(k).stride(s).padding(p).dilation(d);
+        let args = Pool2dArgs::new(k).stride(s).padding(p).dilation(d).ceil_mode(ceil);
         let y = max_pool2d(g, &xt, args).unwrap();
-        let what = format!("max_pool2d {shape:?} k{k} s{s} p{p} d{d}");
+        let what = format!("max_pool2d {shape:?} k{k} s{s} p{p} d{d} ceil {ceil}");
         assert_close(
             &what,
             &y.to_vec().unwrap(),
-            &reference::max_pool2d(&x64, shape, k, s, p, d),
+            &reference::max_pool2d(&x64, shape, k, s, p, d, ceil),
             0.0,
         );
         for include in [true, false] {
             let y = avg_pool2d(
                 g,
                 &xt,
-                Pool2dArgs::new(k).stride(s).padding(p).count_include_pad(include),
+                Pool2dArgs::new(k)
+                    .stride(s)
+                    .padding(p)
+                    .count_include_pad(include)
+                    .ceil_mode(ceil),
             )
             .unwrap();
-            let want = reference::avg_pool2d(&x64, shape, k, s, p, include);
+            let want = reference::avg_pool2d(&x64, shape, k, s, p, include, ceil);
             assert_close(
-                &format!("avg_pool2d {shape:?} k{k} s{s} p{p} inc {include}"),
+                &format!("avg_pool2d {shape:?} k{k} s{s} p{p} inc {include} ceil {ceil}"),
                 &y.to_vec().unwrap(),
                 &want,
                 RTOL,
             );
         }
     }
+}
+
+#[test]
+fn ceil_mode_keeps_the_last_partial_window() {
+    // 3x3 input 1..9, 2x2 windows, stride 2: PyTorch gives 2x2 outputs with ceil_mode=True
+    let g = gpu();
+    let x = Tensor::from_slice(g, &[1., 2., 3., 4., 5., 6., 7., 8., 9.], [1, 1, 3, 3]).unwrap();
+    let args = Pool2dArgs::new(2).ceil_mode(true);
+    assert_eq!(avg_pool2d(g, &x, args).unwrap().to_vec().unwrap(), [3.0, 4.5, 7.5, 9.0]);
+    assert_eq!(max_pool2d(g, &x, args).unwrap().to_vec().unwrap(), [5.0, 6.0, 8.0, 9.0]);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The convoy command line: `convoy train` (the default), `convoy info`, `convoy bench`.
 
 mod bench;
+mod model_cmds;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,10 @@ struct Cli {
 enum Command {
     /// Train a model (the default: the MNIST-chapter CNN on the embedded Fashion-MNIST subset).
     Train(train::TrainArgs),
+    /// Run a model on .npy images with a safetensors checkpoint; write the logits as .npy.
+    Infer(model_cmds::InferArgs),
+    /// Run SGD steps on one batch from a checkpoint; save the updated checkpoint.
+    TrainStep(model_cmds::TrainStepArgs),
     /// Print the GPU adapter convoy picks, its limits and features.
     Info,
     /// Time kernels on the shape suite (shared/bench-suite.md).
@@ -30,6 +35,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Train(train::TrainArgs::default())) {
         Command::Train(args) => train::run(args),
+        Command::Infer(args) => model_cmds::infer(args),
+        Command::TrainStep(args) => model_cmds::train_step(args),
         Command::Info => info(),
         Command::Bench(args) => bench::run(args),
     };

@@ -1,0 +1,182 @@
+//! `convoy infer` and `convoy train-step`: a torchvision-named checkpoint in, logits or updated
+//! weights out, with .npy inputs. Scripts depend on these flags; keep them stable.
+
+use clap::Args;
+use convoy::io::npy::{read_npy, write_npy, NpyArray};
+use convoy::io::safetensors::{load_safetensors, save_safetensors};
+use convoy::nn::{by_name, Net};
+use convoy::train::Optimizer;
+use convoy::{Error, Gpu, Inference, ParamStore, TrainStep};
+use std::path::PathBuf;
+
+/// The models these commands accept.
+const MODELS: [&str; 4] = ["resnet18", "resnet34", "resnet50", "mobilenet_v2"];
+
+#[derive(Args)]
+pub struct InferArgs {
+    #[arg(long)]
+    model: String,
+    #[arg(long)]
+    num_classes: usize,
+    #[arg(long)]
+    weights: PathBuf,
+    /// float32 NCHW images (.npy)
+    #[arg(long)]
+    input: PathBuf,
+    /// float32 logits [N, K] (.npy)
+    #[arg(long)]
+    output: PathBuf,
+    /// Normalise with batch statistics (as model.train()) instead of the running statistics.
+    #[arg(long)]
+    train_mode: bool,
+}
+
+#[derive(Args)]
+pub struct TrainStepArgs {
+    #[arg(long)]
+    model: String,
+    #[arg(long)]
+    num_classes: usize,
+    #[arg(long)]
+    weights: PathBuf,
+    #[arg(long)]
+    input: PathBuf,
+    /// int64 class labels [N] (.npy)
+    #[arg(long)]
+    labels: PathBuf,
+    #[arg(long)]
+    lr: f32,
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    #[arg(long)]
+    nesterov: bool,
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    #[arg(long, default_value_t = 1)]
+    steps: usize,
+    /// Where to write all parameters and buffers after the steps (.safetensors).
+    #[arg(long)]
+    save: PathBuf,
+    /// The loss before each step, float32 [steps] (.npy).
+    #[arg(long)]
+    loss_out: Option<PathBuf>,
+}
+
+fn check_model(model: &str) -> convoy::Result<()> {
+    if !MODELS.contains(&model) {
+        return Err(Error::arg(
+            "--model",
+            model,
+            format!("not one of {}", MODELS.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Images from .npy: float32 (N, C, H, W).
+fn read_images(path: &PathBuf) -> convoy::Result<([usize; 4], Vec<f32>)> {
+    match read_npy(path)? {
+        NpyArray::F32 { shape, data } if shape.len() == 4 && shape.iter().all(|&d| d > 0) => {
+            Ok(([shape[0], shape[1], shape[2], shape[3]], data))
+        }
+        a => Err(Error::format(
+            path.display(),
+            format!("expected float32 images (N, C, H, W), got shape {:?}", a.shape()),
+        )),
+    }
+}
+
+/// Build the model's graph for `shape`, load and check the weights.
+fn load(
+    gpu: &Gpu,
+    model: &str,
+    classes: usize,
+    weights: &PathBuf,
+    shape: [usize; 4],
+    training: bool,
+) -> convoy::Result<(Net, ParamStore, convoy::graph::ValueId)> {
+    check_model(model)?;
+    let m = by_name(model, classes, shape[1])?;
+    let mut net = Net::new(training);
+    let x = net.graph.input("x", shape);
+    let logits = m.forward(&mut net, x)?;
+    let store = load_safetensors(gpu, weights)?;
+    net.check_state(&store, &weights.display().to_string())?;
+    Ok((net, store, logits))
+}
+
+pub fn infer(a: InferArgs) -> convoy::Result<()> {
+    let (shape, x) = read_images(&a.input)?;
+    let gpu = Gpu::new()?;
+    let (net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, a.train_mode)?;
+    let inf = Inference::compile(&gpu, net.graph, &[logits], &mut store)?;
+    let y = inf.run(&x, None)?.remove(0);
+    write_npy(
+        &a.output,
+        &NpyArray::F32 {
+            shape: vec![shape[0], a.num_classes],
+            data: y,
+        },
+    )
+}
+
+pub fn train_step(a: TrainStepArgs) -> convoy::Result<()> {
+    let (shape, x) = read_images(&a.input)?;
+    let labels: Vec<i32> = match read_npy(&a.labels)? {
+        NpyArray::I64 { shape: s, data } if s == [shape[0]] => data
+            .iter()
+            .map(|&l| {
+                if l < 0 || l as usize >= a.num_classes {
+                    Err(Error::format(
+                        a.labels.display(),
+                        format!("label {l} is outside [0, {})", a.num_classes),
+                    ))
+                } else {
+                    Ok(l as i32)
+                }
+            })
+            .collect::<convoy::Result<_>>()?,
+        arr => {
+            return Err(Error::format(
+                a.labels.display(),
+                format!("expected int64 labels of shape [{}], got {:?}", shape[0], arr.shape()),
+            ))
+        }
+    };
+    if a.steps == 0 || a.lr.is_nan() || a.lr < 0.0 || !(0.0..=1.0).contains(&a.label_smoothing) {
+        return Err(Error::arg(
+            "train-step",
+            "--steps/--lr/--label-smoothing",
+            "steps >= 1, lr >= 0, label smoothing in [0, 1]",
+        ));
+    }
+    let gpu = Gpu::new()?;
+    let (mut net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, true)?;
+    let names = net.state_names();
+    let y = net.graph.labels("labels", shape[0]);
+    let loss = net.graph.cross_entropy(logits, y, a.label_smoothing)?;
+    let opt = Optimizer::Sgd {
+        lr: a.lr,
+        momentum: a.momentum,
+        weight_decay: a.weight_decay,
+        nesterov: a.nesterov,
+    };
+    let mut step = TrainStep::compile(&gpu, net.graph, loss, &[], &mut store, opt)?;
+    let mut losses = Vec::with_capacity(a.steps);
+    for _ in 0..a.steps {
+        losses.push(step.step_read(&x, &labels)?[0][0]);
+    }
+    save_safetensors(&a.save, &store, Some(&names))?;
+    if let Some(p) = &a.loss_out {
+        write_npy(
+            p,
+            &NpyArray::F32 {
+                shape: vec![losses.len()],
+                data: losses,
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! safetensors checkpoints with torchvision tensor names. Floating tensors of any width load as
+//! f32 on the GPU; integer scalars (`num_batches_tracked`) become host counters. Parsing is done
+//! by the `safetensors` crate, which checks the header, offsets and sizes of untrusted files.
+
+use crate::device::Gpu;
+use crate::error::{Error, Result};
+use crate::exec::ParamStore;
+use crate::tensor::Tensor;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
+
+/// A tensor on the host, as read from or written to a file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: HostData,
+}
+
+/// Parse safetensors bytes into host tensors by name; `name` labels errors.
+pub fn parse_safetensors(bytes: &[u8], name: &str) -> Result<BTreeMap<String, HostTensor>> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::format(name, format!("not a valid safetensors file: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (tname, view) in st.tensors() {
+        let b = view.data();
+        let data = match view.dtype() {
+            Dtype::F32 => HostData::F32(bytemuck::pod_collect_to_vec(b)),
+            Dtype::F16 => HostData::F32(
+                bytemuck::pod_collect_to_vec::<u8, half::f16>(b)
+                    .iter()
+                    .map(|h| h.to_f32())
+                    .collect(),
+            ),
+            Dtype::BF16 => HostData::F32(
+                bytemuck::pod_collect_to_vec::<u8, half::bf16>(b)
+                    .iter()
+                    .map(|h| h.to_f32())
+                    .collect(),
+            ),
+            Dtype::F64 => HostData::F32(
+                bytemuck::pod_collect_to_vec::<u8, f64>(b)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect(),
+            ),
+            Dtype::I64 => HostData::I64(bytemuck::pod_collect_to_vec(b)),
+            Dtype::I32 => HostData::I64(
+                bytemuck::pod_collect_to_vec::<u8, i32>(b)
+                    .iter()
+                    .map(|&v| v as i64)
+                    .collect(),
+            ),
+            other => {
+                return Err(Error::format(
+                    name,
+                    format!("tensor '{tname}' has dtype {other:?}; convoy reads float and integer tensors"),
+                ))
+            }
+        };
+        out.insert(
+            tname,
+            HostTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Encode host tensors as safetensors bytes (f32 and i64).
+pub fn encode_safetensors(tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            let (dtype, bytes): (Dtype, &[u8]) = match &t.data {
+                HostData::F32(v) => (Dtype::F32, bytemuck::cast_slice(v)),
+                HostData::I64(v) => (Dtype::I64, bytemuck::cast_slice(v)),
+            };
+            safetensors::tensor::TensorView::new(dtype, t.shape.clone(), bytes)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::format(n, format!("cannot encode: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, None).map_err(|e| Error::format("safetensors", e.to_string()))
+}
+
+/// Upload host tensors into a store: floats as GPU tensors, integers as counters.
+pub fn store_from_host(gpu: &Gpu, tensors: BTreeMap<String, HostTensor>) -> Result<ParamStore> {
+    let mut store = ParamStore::new();
+    for (name, t) in tensors {
+        match t.data {
+            HostData::F32(v) => store.insert(name, Tensor::from_slice(gpu, &v, t.shape)?),
+            HostData::I64(v) if v.len() == 1 => store.set_counter(name, v[0]),
+            HostData::I64(_) => {
+                return Err(Error::format(
+                    &name,
+                    "integer tensors other than scalars (num_batches_tracked) are not supported",
+                ))
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// Read the tensors called `names` (all when None) back from the GPU, counters included.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn store_to_host(store: &ParamStore, names: Option<&[String]>) -> Result<BTreeMap<String, HostTensor>> {
+    let mut out = BTreeMap::new();
+    let wanted = |n: &str| names.is_none_or(|ns| ns.iter().any(|x| x == n));
+    for (name, t) in store.iter().filter(|(n, _)| wanted(n)) {
+        out.insert(
+            name.clone(),
+            HostTensor {
+                shape: t.dims().to_vec(),
+                data: HostData::F32(t.to_vec()?),
+            },
+        );
+    }
+    for (name, v) in crate::device::lock(store.counters()).iter().filter(|(n, _)| wanted(n)) {
+        out.insert(
+            name.clone(),
+            HostTensor {
+                shape: vec![],
+                data: HostData::I64(vec![*v]),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Load a safetensors checkpoint into a new store.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_safetensors(gpu: &Gpu, path: impl AsRef<std::path::Path>) -> Result<ParamStore> {
+    let path = path.as_ref();
+    let bytes = super::read_file(path)?;
+    store_from_host(gpu, parse_safetensors(&bytes, &path.display().to_string())?)
+}
+
+/// Save the tensors called `names` (all when None) to a safetensors file, atomically.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_safetensors(path: impl AsRef<std::path::Path>, store: &ParamStore, names: Option<&[String]>) -> Result<()> {
+    super::write_file(path, &encode_safetensors(&store_to_host(store, names)?)?)
+}

@@ -1,0 +1,180 @@
+//! MobileNets: v2 exactly as torchvision builds it (inverted residuals, ReLU6, width
+//! multiplier, names), and v1 (depthwise-separable convs).
+
+use super::{ConvInit, Init, Model, Net};
+use crate::error::Result;
+use crate::graph::ValueId;
+
+/// torchvision's `_make_divisible`: round to a multiple of 8, never more than 10% down.
+pub fn make_divisible(v: f32, divisor: usize) -> usize {
+    let d = divisor as f32;
+    let mut n = ((v + d / 2.0) / d).floor().max(1.0) as usize * divisor;
+    if (n as f32) < 0.9 * v {
+        n += divisor;
+    }
+    n
+}
+
+#[derive(Clone, Debug)]
+pub struct MobileNetV2 {
+    pub classes: usize,
+    pub width_mult: f32,
+    pub in_channels: usize,
+}
+
+pub fn mobilenet_v2(classes: usize) -> MobileNetV2 {
+    MobileNetV2 {
+        classes,
+        width_mult: 1.0,
+        in_channels: 3,
+    }
+}
+
+/// conv (no bias) -> BN -> ReLU6 as torchvision's Conv2dNormActivation: scopes `0` and `1`.
+fn conv_bn_relu6(
+    net: &mut Net,
+    x: ValueId,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    groups: usize,
+) -> Result<ValueId> {
+    let c = net.scope("0", |n| n.conv2d(x, cin, cout, k, stride, (k - 1) / 2, groups, false))?;
+    let b = net.scope("1", |n| n.batch_norm(c, cout, false))?;
+    Ok(net.relu6(b))
+}
+
+impl Model for MobileNetV2 {
+    fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId> {
+        net.conv_init = ConvInit::KaimingFanOut;
+        // expansion t, channels c, repeats n, first stride s
+        let settings = [
+            (1, 16, 1, 1),
+            (6, 24, 2, 2),
+            (6, 32, 3, 2),
+            (6, 64, 4, 2),
+            (6, 96, 3, 1),
+            (6, 160, 3, 2),
+            (6, 320, 1, 1),
+        ];
+        let wm = self.width_mult;
+        let mut cin = make_divisible(32.0 * wm, 8);
+        let last = make_divisible(1280.0 * wm.max(1.0), 8);
+        let stem_in = self.in_channels;
+        let mut h = net.scope("features", |n| {
+            n.scope("0", |n| conv_bn_relu6(n, x, stem_in, cin, 3, 2, 1))
+        })?;
+        let mut idx = 1;
+        for (t, c, reps, s) in settings {
+            let cout = make_divisible(c as f32 * wm, 8);
+            for r in 0..reps {
+                let stride = if r == 0 { s } else { 1 };
+                let hidden = cin * t;
+                let input = h;
+                h = net.scope("features", |n| {
+                    n.scope(&idx.to_string(), |n| {
+                        n.scope("conv", |n| {
+                            let mut y = input;
+                            let mut j = 0;
+                            if t != 1 {
+                                y = n.scope("0", |n| conv_bn_relu6(n, y, cin, hidden, 1, 1, 1))?;
+                                j = 1;
+                            }
+                            y = n.scope(&j.to_string(), |n| {
+                                conv_bn_relu6(n, y, hidden, hidden, 3, stride, hidden)
+                            })?;
+                            let p = n.scope(&(j + 1).to_string(), |n| n.conv2d(y, hidden, cout, 1, 1, 0, 1, false))?;
+                            n.scope(&(j + 2).to_string(), |n| n.batch_norm(p, cout, false))
+                        })
+                    })
+                })?;
+                if stride == 1 && cin == cout {
+                    h = net.graph.add(input, h)?;
+                }
+                cin = cout;
+                idx += 1;
+            }
+        }
+        h = net.scope("features", |n| {
+            n.scope(&idx.to_string(), |n| conv_bn_relu6(n, h, cin, last, 1, 1, 1))
+        })?;
+        let p = net.graph.adaptive_avg_pool2d(h, [1, 1])?;
+        let f = net.graph.flatten(p)?;
+        // classifier.0 is Dropout(0.2) in torchvision; convoy has no dropout yet (identity).
+        net.scope("classifier", |n| {
+            n.scope("1", |n| {
+                n.linear_with(f, last, self.classes, Init::Normal(0.01), Init::Const(0.0))
+            })
+        })
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
+}
+
+/// MobileNet v1: a 3x3 stem, then 13 depthwise-separable blocks (3x3 depthwise conv-BN-ReLU,
+/// 1x1 pointwise conv-BN-ReLU), global average pool, linear.
+#[derive(Clone, Debug)]
+pub struct MobileNetV1 {
+    pub classes: usize,
+    pub width_mult: f32,
+    pub in_channels: usize,
+}
+
+pub fn mobilenet_v1(classes: usize) -> MobileNetV1 {
+    MobileNetV1 {
+        classes,
+        width_mult: 1.0,
+        in_channels: 3,
+    }
+}
+
+impl Model for MobileNetV1 {
+    fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId> {
+        net.conv_init = ConvInit::KaimingFanOut;
+        let w = |c: usize| ((c as f32 * self.width_mult) as usize).max(8);
+        let blocks = [
+            (64, 1),
+            (128, 2),
+            (128, 1),
+            (256, 2),
+            (256, 1),
+            (512, 2),
+            (512, 1),
+            (512, 1),
+            (512, 1),
+            (512, 1),
+            (512, 1),
+            (1024, 2),
+            (1024, 1),
+        ];
+        let mut cin = w(32);
+        let stem_in = self.in_channels;
+        let mut h = net.scope("features.0", |n| {
+            let c = n.scope("0", |n| n.conv2d(x, stem_in, cin, 3, 2, 1, 1, false))?;
+            let b = n.scope("1", |n| n.batch_norm(c, cin, false))?;
+            Ok(n.relu(b))
+        })?;
+        for (i, &(c, s)) in blocks.iter().enumerate() {
+            let cout = w(c);
+            h = net.scope(&format!("features.{}", i + 1), |n| {
+                let d = n.scope("0", |n| n.conv2d(h, cin, cin, 3, s, 1, cin, false))?;
+                let d = n.scope("1", |n| n.batch_norm(d, cin, false))?;
+                let d = n.relu(d);
+                let p = n.scope("3", |n| n.conv2d(d, cin, cout, 1, 1, 0, 1, false))?;
+                let p = n.scope("4", |n| n.batch_norm(p, cout, false))?;
+                Ok(n.relu(p))
+            })?;
+            cin = cout;
+        }
+        let p = net.graph.adaptive_avg_pool2d(h, [1, 1])?;
+        let f = net.graph.flatten(p)?;
+        net.scope("fc", |n| n.linear(f, cin, self.classes))
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
+}

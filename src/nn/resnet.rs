@@ -1,0 +1,177 @@
+//! ResNets exactly as torchvision builds them (names included), and fastai's xresnet.
+
+use super::{ConvInit, Model, Net};
+use crate::error::Result;
+use crate::graph::ValueId;
+use crate::ops::Pool2dArgs;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Block {
+    /// two 3x3 convs (expansion 1)
+    Basic,
+    /// 1x1 reduce, 3x3 (stride here, torchvision's v1.5), 1x1 expand x4
+    Bottleneck,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResNet {
+    pub block: Block,
+    pub layers: [usize; 4],
+    pub classes: usize,
+    /// fastai's xresnet: 3-conv stem, avgpool + 1x1 shortcut, zero-init last BN gamma.
+    pub x: bool,
+    pub in_channels: usize,
+}
+
+pub fn resnet18(classes: usize) -> ResNet {
+    ResNet {
+        block: Block::Basic,
+        layers: [2, 2, 2, 2],
+        classes,
+        x: false,
+        in_channels: 3,
+    }
+}
+pub fn resnet34(classes: usize) -> ResNet {
+    ResNet {
+        block: Block::Basic,
+        layers: [3, 4, 6, 3],
+        classes,
+        x: false,
+        in_channels: 3,
+    }
+}
+pub fn resnet50(classes: usize) -> ResNet {
+    ResNet {
+        block: Block::Bottleneck,
+        layers: [3, 4, 6, 3],
+        classes,
+        x: false,
+        in_channels: 3,
+    }
+}
+pub fn xresnet18(classes: usize) -> ResNet {
+    ResNet {
+        x: true,
+        ..resnet18(classes)
+    }
+}
+pub fn xresnet34(classes: usize) -> ResNet {
+    ResNet {
+        x: true,
+        ..resnet34(classes)
+    }
+}
+pub fn xresnet50(classes: usize) -> ResNet {
+    ResNet {
+        x: true,
+        ..resnet50(classes)
+    }
+}
+
+impl ResNet {
+    fn expansion(&self) -> usize {
+        match self.block {
+            Block::Basic => 1,
+            Block::Bottleneck => 4,
+        }
+    }
+
+    /// conv (no bias) -> BN [-> ReLU] in scopes `conv{i}` / `bn{i}` of the current block.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_bn(
+        &self,
+        net: &mut Net,
+        h: ValueId,
+        i: usize,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        act: bool,
+        zero: bool,
+    ) -> Result<ValueId> {
+        let c = net.scope(&format!("conv{i}"), |n| {
+            n.conv2d(h, cin, cout, k, stride, k / 2, 1, false)
+        })?;
+        let b = net.scope(&format!("bn{i}"), |n| n.batch_norm(c, cout, zero))?;
+        Ok(if act { net.relu(b) } else { b })
+    }
+
+    fn block(&self, net: &mut Net, x: ValueId, cin: usize, planes: usize, stride: usize) -> Result<ValueId> {
+        let cout = planes * self.expansion();
+        let zero = self.x; // xresnet zero-initialises the last BN of each block
+        let main = match self.block {
+            Block::Basic => {
+                let h = self.conv_bn(net, x, 1, cin, planes, 3, stride, true, false)?;
+                self.conv_bn(net, h, 2, planes, planes, 3, 1, false, zero)?
+            }
+            Block::Bottleneck => {
+                let h = self.conv_bn(net, x, 1, cin, planes, 1, 1, true, false)?;
+                let h = self.conv_bn(net, h, 2, planes, planes, 3, stride, true, false)?;
+                self.conv_bn(net, h, 3, planes, cout, 1, 1, false, zero)?
+            }
+        };
+        let short = if stride == 1 && cin == cout {
+            x
+        } else {
+            net.scope("downsample", |n| {
+                let mut h = x;
+                let mut stride1x1 = stride;
+                if self.x && stride != 1 {
+                    // fastai: average-pool the identity instead of a strided 1x1 conv
+                    h = n.graph.avg_pool2d(h, Pool2dArgs::new(2).stride(2).ceil_mode(true))?;
+                    stride1x1 = 1;
+                }
+                let c = n.scope("0", |n| n.conv2d(h, cin, cout, 1, stride1x1, 0, 1, false))?;
+                n.scope("1", |n| n.batch_norm(c, cout, false))
+            })?
+        };
+        let y = net.graph.add(main, short)?;
+        Ok(net.relu(y))
+    }
+}
+
+impl Model for ResNet {
+    fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId> {
+        net.conv_init = ConvInit::KaimingFanOut;
+        let mut h = if self.x {
+            // stem: three 3x3 conv-BN-ReLU (32, 32, 64), the first with stride 2
+            let mut h = x;
+            let chans = [self.in_channels, 32, 32, 64];
+            for i in 0..3 {
+                h = net.scope(&format!("stem.{i}"), |n| {
+                    let c = n.scope("0", |n| {
+                        n.conv2d(h, chans[i], chans[i + 1], 3, if i == 0 { 2 } else { 1 }, 1, 1, false)
+                    })?;
+                    let b = n.scope("1", |n| n.batch_norm(c, chans[i + 1], false))?;
+                    Ok(n.relu(b))
+                })?;
+            }
+            h
+        } else {
+            let c = net.scope("conv1", |n| n.conv2d(x, self.in_channels, 64, 7, 2, 3, 1, false))?;
+            let b = net.scope("bn1", |n| n.batch_norm(c, 64, false))?;
+            net.relu(b)
+        };
+        h = net.max_pool2d(h, Pool2dArgs::new(3).stride(2).padding(1))?;
+        let mut cin = 64;
+        for (li, &blocks) in self.layers.iter().enumerate() {
+            let planes = 64 << li;
+            for bi in 0..blocks {
+                let stride = if li > 0 && bi == 0 { 2 } else { 1 };
+                h = net.scope(&format!("layer{}", li + 1), |n| {
+                    n.scope(&bi.to_string(), |n| self.block(n, h, cin, planes, stride))
+                })?;
+                cin = planes * self.expansion();
+            }
+        }
+        let p = net.graph.adaptive_avg_pool2d(h, [1, 1])?;
+        let f = net.graph.flatten(p)?;
+        net.scope("fc", |n| n.linear(f, cin, self.classes))
+    }
+
+    fn num_classes(&self) -> usize {
+        self.classes
+    }
+}
