@@ -1,7 +1,11 @@
 // batch_norm training backward, input gradient through the batch statistics (M = N*H*W):
 // dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma).
+// Fused epilogue: dy is masked by the activation (ACT 1 relu, 2 relu6, from the output y), and
+// with a fused residual the masked dy is also the residual's gradient (written to dr).
 
 override WG: u32 = 256u;
+override ACT: u32 = 0u;
+override HAS_RESIDUAL: bool = false;
 
 struct Params { total: u32, c: u32, hw: u32, eps: f32, count: f32 }
 
@@ -13,7 +17,9 @@ struct Params { total: u32, c: u32, hw: u32, eps: f32, count: f32 }
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;     // (C)
 @group(0) @binding(6) var<storage, read> dgamma: array<f32>;    // (C)
 @group(0) @binding(7) var<storage, read> dbeta: array<f32>;     // (C)
-@group(0) @binding(8) var<storage, read_write> dx: array<f32>;  // (N, C, HW)
+@group(0) @binding(8) var<storage, read> y: array<f32>;         // (N, C, HW), unread without ACT
+@group(0) @binding(9) var<storage, read_write> dx: array<f32>;  // (N, C, HW)
+@group(0) @binding(10) var<storage, read_write> dr: array<f32>; // (N, C, HW), unwritten without HAS_RESIDUAL
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -25,5 +31,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let c = (i / p.hw) % p.c;
     let inv = inverseSqrt(var_[c] + p.eps);
     let xhat = (x[i] - mean[c]) * inv;
-    dx[i] = gamma[c] * inv / p.count * (p.count * dy[i] - dbeta[c] - xhat * dgamma[c]);
+    var g = dy[i];
+    if ((ACT == 1u && !(y[i] > 0.0)) || (ACT == 2u && !(y[i] > 0.0 && y[i] < 6.0))) {
+        g = 0.0;
+    }
+    dx[i] = gamma[c] * inv / p.count * (p.count * g - dbeta[c] - xhat * dgamma[c]);
+    if (HAS_RESIDUAL) {
+        dr[i] = g;
+    }
 }

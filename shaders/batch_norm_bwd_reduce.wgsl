@@ -1,7 +1,9 @@
 // batch_norm training backward, reductions: per channel, dbeta = sum(dy) and
 // dgamma = sum(dy * xhat) with xhat = (x - mean) / sqrt(var + eps). One workgroup per channel.
+// Fused activation (ACT 1 relu, 2 relu6): dy is first masked where the output y was clamped.
 
 const WG: u32 = 256u;
+override ACT: u32 = 0u;
 
 struct Params { n: u32, c: u32, hw: u32, eps: f32 }
 
@@ -10,10 +12,22 @@ struct Params { n: u32, c: u32, hw: u32, eps: f32 }
 @group(0) @binding(2) var<storage, read> x: array<f32>;            // (N, C, HW)
 @group(0) @binding(3) var<storage, read> mean: array<f32>;         // (C)
 @group(0) @binding(4) var<storage, read> var_: array<f32>;         // (C) biased batch variance
-@group(0) @binding(5) var<storage, read_write> dgamma: array<f32>; // (C)
-@group(0) @binding(6) var<storage, read_write> dbeta: array<f32>;  // (C)
+@group(0) @binding(5) var<storage, read> y: array<f32>;            // (N, C, HW) output, unread without ACT
+@group(0) @binding(6) var<storage, read_write> dgamma: array<f32>; // (C)
+@group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;  // (C)
 
 var<workgroup> red_a: array<f32, WG>;
+
+// The upstream gradient through the fused activation.
+fn grad(j: u32) -> f32 {
+    if (ACT == 1u && !(y[j] > 0.0)) {
+        return 0.0;
+    }
+    if (ACT == 2u && !(y[j] > 0.0 && y[j] < 6.0)) {
+        return 0.0;
+    }
+    return dy[j];
+}
 var<workgroup> red_b: array<f32, WG>;
 
 @compute @workgroup_size(WG)
@@ -26,8 +40,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     var sb = 0.0;
     for (var i = lid; i < count; i += WG) {
         let j = ((i / p.hw) * p.c + c) * p.hw + i % p.hw;
-        sa += dy[j];
-        sb += dy[j] * (x[j] - m) * inv;
+        let g = grad(j);
+        sa += g;
+        sb += g * (x[j] - m) * inv;
     }
     red_a[lid] = sa;
     red_b[lid] = sb;

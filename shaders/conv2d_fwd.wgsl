@@ -1,6 +1,7 @@
 // conv2d forward, direct: each invocation computes one output pixel for up to OCB output
 // channels of one group, so every input value it loads is reused OCB times.
 // Geometry is specialised (override) so loops over the kernel window unroll; sizes are uniform.
+// Epilogue (fusion): + bias, + residual (the skip connection), then ReLU (ACT 1) or ReLU6 (2).
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -11,6 +12,8 @@ override PW: u32 = 0u;
 override DH: u32 = 1u;
 override DW: u32 = 1u;
 override HAS_BIAS: bool = false;
+override HAS_RESIDUAL: bool = false;
+override ACT: u32 = 0u;
 override WG: u32 = 64u;
 
 const OCB: u32 = 4u;
@@ -24,7 +27,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;         // (N, Cin, H, W)
 @group(0) @binding(2) var<storage, read> wt: array<f32>;        // (Cout, Cin/groups, KH, KW)
 @group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;   // (N, Cout, OH, OW)
+@group(0) @binding(4) var<storage, read> res: array<f32>;       // like y, unread without HAS_RESIDUAL
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;   // (N, Cout, OH, OW)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -81,6 +85,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         var v = acc[j];
         if (HAS_BIAS) {
             v += bias[oc0 + j];
+        }
+        if (HAS_RESIDUAL) {
+            v += res[out0 + j * plane];
+        }
+        if (ACT == 1u) {
+            v = max(v, 0.0);
+        } else if (ACT == 2u) {
+            v = clamp(v, 0.0, 6.0);
         }
         y[out0 + j * plane] = v;
     }

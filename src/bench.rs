@@ -123,7 +123,16 @@ impl ConvForwardBench {
         let x = Tensor::from_slice(gpu, &rng.vec(xs.iter().product(), -1.0, 1.0), xs)?;
         let w = Tensor::from_slice(gpu, &rng.vec(ws.iter().product(), -0.1, 0.1), ws)?;
         let y = Tensor::zeros(gpu, geom.out_shape())?;
-        let dispatch = kernels::conv::forward(gpu, &geom, x.buffer(), w.buffer(), None, y.buffer())?;
+        let dispatch = kernels::conv::forward(
+            gpu,
+            &geom,
+            Default::default(),
+            x.buffer(),
+            w.buffer(),
+            None,
+            None,
+            y.buffer(),
+        )?;
         Ok(ConvForwardBench {
             geom,
             dispatch,

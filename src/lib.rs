@@ -29,7 +29,7 @@ pub mod train;
 
 pub use device::{Gpu, GpuBuilder, GpuInfo};
 pub use error::{Error, Result};
-pub use exec::{Inference, ParamStore, Plan, TrainStep};
+pub use exec::{CompileOptions, Inference, ParamStore, Plan, TrainStep};
 pub use graph::Graph;
 pub use shape::Shape;
 pub use tensor::{DType, Tensor};

@@ -70,6 +70,8 @@ pub(crate) struct GpuInner {
     pub pipelines: PipelineCache,
     /// Bound where a kernel declares an optional input it will not read (a missing bias).
     pub dummy: wgpu::Buffer,
+    /// The writable twin of `dummy` (one buffer may not be bound both read-only and writable).
+    pub dummy_rw: wgpu::Buffer,
     pub poison: bool,
 }
 
@@ -277,9 +279,16 @@ async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>, poison: bool) -> R
         usage: wgpu::BufferUsages::STORAGE,
         mapped_at_creation: false,
     });
+    let dummy_rw = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("convoy dummy rw"),
+        size: 16,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
     Ok(Gpu {
         inner: Arc::new(GpuInner {
             dummy,
+            dummy_rw,
             poison,
             device,
             queue,
@@ -317,6 +326,9 @@ impl Gpu {
     }
     pub(crate) fn dummy(&self) -> &wgpu::Buffer {
         &self.inner.dummy
+    }
+    pub(crate) fn dummy_rw(&self) -> &wgpu::Buffer {
+        &self.inner.dummy_rw
     }
 
     /// Block until all submitted work is done (native only).

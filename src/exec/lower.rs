@@ -3,6 +3,7 @@
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op};
+
 use crate::kernels::{self, linear::GemmGeom};
 use crate::ops::{Conv2dGeom, Pool2dGeom};
 
@@ -27,33 +28,59 @@ pub fn lower(
     let ishape = |k: usize| g.shape(n.inputs[k]);
     let oshape = |k: usize| g.shape(n.outputs[k]);
     let d = match &n.op {
-        Op::Conv2d { args } => {
+        Op::Conv2d { args, bias, epi } => {
             let geom = Conv2dGeom::new(ishape(0), ishape(1), *args)?;
-            let bias = (n.inputs.len() > 2).then(|| i(2));
-            vec![kernels::conv::forward(gpu, &geom, &i(0), &i(1), bias.as_ref(), &o(0))?]
+            let b = bias.then(|| i(2));
+            let r = epi.residual.then(|| i(2 + usize::from(*bias)));
+            vec![kernels::conv::forward(
+                gpu,
+                &geom,
+                *epi,
+                &i(0),
+                &i(1),
+                b.as_ref(),
+                r.as_ref(),
+                &o(0),
+            )?]
         }
         Op::BatchNorm {
             training,
             momentum,
             eps,
+            epi,
         } => {
             let dims = ncs(ishape(0).dims());
             let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
+            let r = epi.residual.then(|| i(5));
             if *training {
                 let (mean, var) = (o(1), o(2));
                 let stats = kernels::norm::stats(gpu, dims, *momentum, true, &i(0), &mean, &var, &rm, &rv)?;
-                let apply = kernels::norm::apply(gpu, dims, *eps, &i(0), &mean, &var, &gamma, &beta, &o(0))?;
+                let apply = kernels::norm::apply(
+                    gpu,
+                    dims,
+                    *eps,
+                    *epi,
+                    &i(0),
+                    &mean,
+                    &var,
+                    &gamma,
+                    &beta,
+                    r.as_ref(),
+                    &o(0),
+                )?;
                 vec![stats, apply]
             } else {
                 vec![kernels::norm::apply(
                     gpu,
                     dims,
                     *eps,
+                    *epi,
                     &i(0),
                     &rm,
                     &rv,
                     &gamma,
                     &beta,
+                    r.as_ref(),
                     &o(0),
                 )?]
             }
@@ -110,11 +137,45 @@ pub fn lower(
             vec![kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0))?]
         }
         Op::ChannelSum => vec![kernels::norm::channel_sum(gpu, ncs(ishape(0).dims()), &i(0), &o(0))?],
-        Op::BatchNormBwd { eps } => {
+        Op::BatchNormBwd { eps, epi } => {
             let dims = ncs(ishape(0).dims());
-            let [r, dx] =
-                kernels::norm::backward(gpu, dims, *eps, &i(0), &i(1), &i(2), &i(3), &i(4), &o(0), &o(1), &o(2))?;
-            vec![r, dx]
+            let y = (epi.act != crate::graph::Act::None).then(|| i(5));
+            let dr = epi.residual.then(|| o(3));
+            let bufs = kernels::norm::BnBackward {
+                dy: &i(0),
+                x: &i(1),
+                mean: &i(2),
+                var: &i(3),
+                gamma: &i(4),
+                y: y.as_ref(),
+                dx: &o(0),
+                dgamma: &o(1),
+                dbeta: &o(2),
+                dr: dr.as_ref(),
+            };
+            Vec::from(kernels::norm::backward(gpu, dims, *eps, *epi, &bufs)?)
+        }
+        Op::FoldBn { eps, bias } => {
+            let k = usize::from(*bias);
+            let wshape = ishape(0).dims();
+            let b = bias.then(|| i(1));
+            let (gamma, beta, rm, rv) = (i(1 + k), i(2 + k), i(3 + k), i(4 + k));
+            let folded = kernels::norm::FoldBuffers {
+                w: &i(0),
+                b: b.as_ref(),
+                gamma: &gamma,
+                beta: &beta,
+                rm: &rm,
+                rv: &rv,
+                w_out: &o(0),
+                b_out: &o(1),
+            };
+            vec![kernels::norm::fold(
+                gpu,
+                [wshape[0], wshape[1..].iter().product()],
+                *eps,
+                &folded,
+            )?]
         }
         Op::ReluBwd { max } => {
             vec![kernels::elementwise::relu_backward(

@@ -8,5 +8,5 @@ mod session;
 mod store;
 
 pub use plan::{debug_level, Plan, PlanStats};
-pub use session::{Inference, TrainStep};
+pub use session::{CompileOptions, Inference, TrainStep};
 pub use store::ParamStore;

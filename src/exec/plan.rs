@@ -10,6 +10,8 @@ use crate::graph::{Graph, ValueId, ValueKind};
 use crate::passes::memory::{self, MemoryPlan};
 use crate::tensor::{DType, Tensor};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What a compiled plan holds, for tests, `CONVOY_DEBUG` and the benchmarks.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +23,8 @@ pub struct PlanStats {
     pub temp_bytes: u64,
     /// Bytes the temporaries would take with one buffer each (no reuse).
     pub temp_bytes_unplanned: u64,
+    /// Bytes of values derived from the parameters and kept by the plan (folded weights).
+    pub derived_bytes: u64,
     pub pipelines: usize,
 }
 
@@ -30,6 +34,11 @@ pub struct Plan {
     pub memory: MemoryPlan,
     pub stats: PlanStats,
     dispatches: Vec<Dispatch>,
+    /// Dispatches that derive values from the parameters (folded batch norms), run before the
+    /// first run and again only when the store's version has moved.
+    prologue: Vec<Dispatch>,
+    store_version: Arc<AtomicU64>,
+    seen_version: AtomicU64,
     /// Buffer of every value (views share their base's buffer).
     buffers: Vec<Option<wgpu::Buffer>>,
     inputs: BTreeMap<String, ValueId>,
@@ -86,6 +95,12 @@ impl Plan {
                     };
                     Some(t.buffer().clone())
                 }
+                ValueKind::Derived => Some(device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("convoy derived"),
+                    size: ((v.shape.numel() * v.dtype.size()) as u64).div_ceil(4).max(1) * 4,
+                    usage,
+                    mapped_at_creation: false,
+                })),
                 ValueKind::Temp => {
                     if memory.slot_of[i].is_some() && memory::base_of(&graph, ValueId(i)).0 == i {
                         unplanned += (v.shape.numel() * v.dtype.size()) as u64;
@@ -104,9 +119,16 @@ impl Plan {
             })
         });
         let mut dispatches = Vec::new();
+        let mut prologue = Vec::new();
         let lookup = |v: usize| buffers[v].clone().expect("every value read by a node has a buffer");
         for n in &graph.nodes {
-            dispatches.extend(lower(gpu, &graph, n, &lookup, hyper.as_ref())?);
+            let d = lower(gpu, &graph, n, &lookup, hyper.as_ref())?;
+            let derives = n.outputs.iter().any(|o| graph.value(*o).kind == ValueKind::Derived);
+            if derives {
+                prologue.extend(d)
+            } else {
+                dispatches.extend(d)
+            }
         }
         let mut offset = 0;
         let mut read = Vec::new();
@@ -141,6 +163,12 @@ impl Plan {
             temp_buffers: slots.len(),
             temp_bytes: memory.total_bytes(),
             temp_bytes_unplanned: unplanned,
+            derived_bytes: graph
+                .values
+                .iter()
+                .filter(|v| v.kind == ValueKind::Derived)
+                .map(|v| (v.shape.numel() * v.dtype.size()) as u64)
+                .sum(),
             pipelines: gpu.pipeline_count(),
         };
         if debug_level() >= 1 {
@@ -155,6 +183,9 @@ impl Plan {
             memory,
             stats,
             dispatches,
+            prologue,
+            store_version: store.version(),
+            seen_version: AtomicU64::new(u64::MAX),
             buffers,
             inputs,
             readable: read,
@@ -220,20 +251,26 @@ impl Plan {
     }
 
     fn encode(&self, copy_out: bool) -> wgpu::CommandBuffer {
-        let mut encoder = self
-            .gpu
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("convoy step"),
-            });
+        let desc = wgpu::CommandEncoderDescriptor {
+            label: Some("convoy step"),
+        };
+        let mut encoder = self.gpu.device().create_command_encoder(&desc);
+        // A training plan changes the parameters; a plan with a prologue re-derives from them
+        // when they changed since its last run.
+        let now = self.store_version.load(Ordering::Relaxed);
+        let stale = !self.prologue.is_empty() && self.seen_version.swap(now, Ordering::Relaxed) != now;
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            let desc = wgpu::ComputePassDescriptor {
                 label: Some("convoy step"),
                 timestamp_writes: None,
-            });
-            for d in &self.dispatches {
+            };
+            let mut pass = encoder.begin_compute_pass(&desc);
+            for d in self.prologue.iter().filter(|_| stale).chain(&self.dispatches) {
                 d.encode(&mut pass);
             }
+        }
+        if self.hyper.is_some() {
+            self.store_version.fetch_add(1, Ordering::Relaxed);
         }
         if let (true, Some(staging)) = (copy_out, &self.staging) {
             for &(v, off, bytes) in &self.readable {

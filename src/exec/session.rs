@@ -5,9 +5,40 @@ use super::store::ParamStore;
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId, ValueKind};
-use crate::passes::{autodiff, optimizer};
+use crate::passes::{autodiff, fuse, optimizer};
 use crate::tensor::DType;
 use crate::train::Optimizer;
+
+/// How graphs are compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Run the fusion passes (default: on, unless CONVOY_FUSION=0).
+    pub fusion: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            fusion: fuse::enabled_by_env(),
+        }
+    }
+}
+
+fn maybe_fuse(g: Graph, mode: fuse::Mode, keep: &[ValueId], opts: CompileOptions) -> (Graph, Vec<Option<ValueId>>) {
+    if !opts.fusion {
+        let n = g.values.len();
+        return (g, (0..n).map(|i| Some(ValueId(i))).collect());
+    }
+    let (fused, map) = fuse::fuse(&g, mode, keep);
+    if super::plan::debug_level() >= 1 {
+        eprintln!(
+            "convoy: fusion ({mode:?}): {} nodes -> {}",
+            g.nodes.len(),
+            fused.nodes.len()
+        );
+    }
+    (fused, map)
+}
 
 /// The one float input and the one label input of a graph, by name.
 fn io_names(g: &Graph) -> Result<(String, Option<String>)> {
@@ -51,7 +82,8 @@ impl TrainStep {
         store: &mut ParamStore,
         optimizer: Optimizer,
     ) -> Result<TrainStep> {
-        Self::compile_groups(gpu, graph, loss, readable, store, optimizer, &|_| 0, vec![1.0])
+        let opts = CompileOptions::default();
+        Self::compile_groups(gpu, graph, loss, readable, store, optimizer, &|_| 0, vec![1.0], opts)
     }
 
     /// As `compile`, with parameter groups: `group_of(name)` indexes `lr_mults`, the learning-rate
@@ -59,16 +91,24 @@ impl TrainStep {
     #[allow(clippy::too_many_arguments)]
     pub fn compile_groups(
         gpu: &Gpu,
-        mut graph: Graph,
+        graph: Graph,
         loss: ValueId,
         readable: &[ValueId],
         store: &mut ParamStore,
         optimizer: Optimizer,
         group_of: &dyn Fn(&str) -> usize,
         lr_mults: Vec<f32>,
+        opts: CompileOptions,
     ) -> Result<TrainStep> {
         let (input, labels) = io_names(&graph)?;
         let labels = labels.ok_or_else(|| Error::arg("TrainStep", "graph inputs", "no label input"))?;
+        let mut keep = vec![loss];
+        keep.extend(readable);
+        let (mut graph, map) = maybe_fuse(graph, fuse::Mode::Train, &keep, opts);
+        let at = |v: ValueId| map[v.0].expect("kept values survive fusion");
+        let loss = at(loss);
+        let readable: Vec<ValueId> = readable.iter().map(|&v| at(v)).collect();
+        let readable = &readable[..];
         let grads = autodiff::backward(&mut graph, loss)?;
         if let Some(bad) = grads
             .keys()
@@ -164,8 +204,23 @@ pub struct Inference {
 
 impl Inference {
     pub fn compile(gpu: &Gpu, graph: Graph, outputs: &[ValueId], store: &mut ParamStore) -> Result<Inference> {
+        Self::compile_with(gpu, graph, outputs, store, CompileOptions::default())
+    }
+
+    pub fn compile_with(
+        gpu: &Gpu,
+        graph: Graph,
+        outputs: &[ValueId],
+        store: &mut ParamStore,
+        opts: CompileOptions,
+    ) -> Result<Inference> {
         let (input, labels) = io_names(&graph)?;
-        let plan = Plan::compile(gpu, graph, store, outputs, 0)?;
+        let (graph, map) = maybe_fuse(graph, fuse::Mode::Infer, outputs, opts);
+        let outputs: Vec<ValueId> = outputs
+            .iter()
+            .map(|v| map[v.0].expect("kept values survive fusion"))
+            .collect();
+        let plan = Plan::compile(gpu, graph, store, &outputs, 0)?;
         Ok(Inference { plan, input, labels })
     }
 

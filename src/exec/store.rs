@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Integer buffers kept on the host, such as batch norm's `num_batches_tracked`, shared by the
@@ -16,6 +17,9 @@ pub type Counters = Arc<Mutex<BTreeMap<String, i64>>>;
 pub struct ParamStore {
     tensors: BTreeMap<String, Tensor>,
     counters: Counters,
+    /// Bumped whenever the parameters change (each training step, `touch`), so plans that
+    /// derive values from them (folded batch norms) know to recompute.
+    version: Arc<AtomicU64>,
 }
 
 impl ParamStore {
@@ -25,6 +29,16 @@ impl ParamStore {
 
     pub fn insert(&mut self, name: impl Into<String>, t: Tensor) {
         self.tensors.insert(name.into(), t);
+        self.touch();
+    }
+
+    /// Say that parameters changed outside a training step (after writing into a tensor).
+    pub fn touch(&self) {
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn version(&self) -> Arc<AtomicU64> {
+        self.version.clone()
     }
 
     pub fn get(&self, name: &str) -> Option<&Tensor> {

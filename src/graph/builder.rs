@@ -46,7 +46,15 @@ impl Graph {
             self.expect_vector("conv2d", "bias", b, g.cout)?;
             inputs.push(b);
         }
-        Ok(self.f32_out(Op::Conv2d { args }, inputs, g.out_shape()))
+        Ok(self.f32_out(
+            Op::Conv2d {
+                args,
+                bias: bias.is_some(),
+                epi: Default::default(),
+            },
+            inputs,
+            g.out_shape(),
+        ))
     }
 
     /// Batch norm over (N, H, W). `stats` = [gamma, beta, running_mean, running_var], each (C).
@@ -73,6 +81,7 @@ impl Graph {
             training,
             momentum,
             eps,
+            epi: Default::default(),
         };
         let shape = self.shape(x).clone();
         let mut outs = vec![(shape, DType::F32)];

@@ -4,7 +4,7 @@
 mod builder;
 mod op;
 
-pub use op::Op;
+pub use op::{Act, Epilogue, Op};
 
 use crate::error::{Error, Result};
 use crate::shape::Shape;
@@ -28,6 +28,9 @@ pub enum ValueKind {
     State,
     /// Produced by a node; its buffer comes from the memory planner.
     Temp,
+    /// Computed from resident values by the plan's prologue (folded weights), kept in a buffer
+    /// of the plan's own, and recomputed only when the parameters change.
+    Derived,
 }
 
 impl ValueKind {
@@ -130,7 +133,11 @@ impl Graph {
             }
             for &v in &n.outputs {
                 let val = &self.values[v.0];
-                if val.producer != Some(NodeId(i)) || defined[v.0] || val.kind.is_resident() {
+                if val.producer != Some(NodeId(i))
+                    || defined[v.0]
+                    || val.kind.is_resident()
+                    || val.kind == ValueKind::Input
+                {
                     return Err(self.invalid(i, format!("bad output value {} ({})", v.0, val.name)));
                 }
                 defined[v.0] = true;

@@ -3,14 +3,59 @@
 
 use crate::ops::{Conv2dArgs, Pool2dArgs};
 
+/// An activation applied in a kernel's epilogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Act {
+    #[default]
+    None,
+    Relu,
+    Relu6,
+}
+
+impl Act {
+    /// The `ACT` override of the kernels: 0 none, 1 relu, 2 relu6.
+    pub fn code(self) -> u32 {
+        match self {
+            Act::None => 0,
+            Act::Relu => 1,
+            Act::Relu6 => 2,
+        }
+    }
+}
+
+/// What a fused kernel does to its result before storing it: add a residual input (the skip
+/// connection), then apply an activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Epilogue {
+    pub residual: bool,
+    pub act: Act,
+}
+
+impl Epilogue {
+    pub fn is_none(&self) -> bool {
+        !self.residual && self.act == Act::None
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     // ---- forward ----
-    /// [x (N,Cin,H,W), w (Cout,Cin/g,KH,KW), bias (Cout)?] -> [y (N,Cout,OH,OW)]
-    Conv2d { args: Conv2dArgs },
-    /// Training: [x, gamma, beta, running_mean, running_var] -> [y, batch mean, batch biased var];
-    /// updates the running statistics in place. Eval: same inputs -> [y].
-    BatchNorm { training: bool, momentum: f32, eps: f32 },
+    /// [x (N,Cin,H,W), w (Cout,Cin/g,KH,KW), bias (Cout) if `bias`, residual (like y) if
+    /// `epi.residual`] -> [y (N,Cout,OH,OW)]. A non-empty epilogue comes only from fusion.
+    Conv2d {
+        args: Conv2dArgs,
+        bias: bool,
+        epi: Epilogue,
+    },
+    /// Training: [x, gamma, beta, running_mean, running_var, residual if `epi.residual`] ->
+    /// [y, batch mean, batch biased var]; updates the running statistics in place.
+    /// Eval: same inputs -> [y]. y = act(normalised x + residual).
+    BatchNorm {
+        training: bool,
+        momentum: f32,
+        eps: f32,
+        epi: Epilogue,
+    },
     /// [x] -> [max(x, 0)]
     Relu,
     /// [x] -> [min(max(x, 0), 6)]
@@ -39,8 +84,12 @@ pub enum Op {
     Conv2dBwdWeight { args: Conv2dArgs },
     /// [dy (N,C,...)] -> [(C)]: bias gradients
     ChannelSum,
-    /// [dy, x, mean, var, gamma] -> [dx, dgamma, dbeta]
-    BatchNormBwd { eps: f32 },
+    /// [dy, x, mean, var, gamma, y if `epi.act` is not None] -> [dx, dgamma, dbeta, dresidual if
+    /// `epi.residual`]: the backward of a BatchNorm with that epilogue (dy is masked by y).
+    BatchNormBwd { eps: f32, epi: Epilogue },
+    /// Inference fusion: [w, bias if `bias`, gamma, beta, running_mean, running_var] ->
+    /// [w * s, (bias - running_mean) * s + beta] with s = gamma / sqrt(running_var + eps).
+    FoldBn { eps: f32, bias: bool },
     /// [dy, y] -> [dx = dy where 0 < y < max]; max is 6 for relu6, f32::MAX for relu
     ReluBwd { max: f32 },
     /// [dy, x] -> [dx]
@@ -80,6 +129,7 @@ impl Op {
             Op::Conv2dBwdWeight { .. } => "conv2d_bwd_weight",
             Op::ChannelSum => "channel_sum",
             Op::BatchNormBwd { .. } => "batch_norm_bwd",
+            Op::FoldBn { .. } => "fold_bn",
             Op::ReluBwd { .. } => "relu_bwd",
             Op::MaxPool2dBwd(_) => "max_pool2d_bwd",
             Op::AvgPool2dBwd(_) => "avg_pool2d_bwd",

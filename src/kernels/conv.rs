@@ -4,6 +4,7 @@ use super::shaders::{CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_FWD};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
+use crate::graph::Epilogue;
 use crate::ops::conv::Conv2dGeom;
 
 const WG: usize = 64;
@@ -24,24 +25,37 @@ fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
     ]
 }
 
-/// y (N, Cout, OH, OW) = conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)].
+/// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
+/// [+ residual (like y)]), the epilogue fused into the store.
+#[allow(clippy::too_many_arguments)]
 pub fn forward(
     gpu: &Gpu,
     g: &Conv2dGeom,
+    epi: Epilogue,
     x: &wgpu::Buffer,
     w: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
+    residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let mut constants = geometry_constants(g);
     constants.push(("HAS_BIAS", f64::from(u8::from(bias.is_some()))));
+    constants.push(("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))));
+    constants.push(("ACT", f64::from(epi.act.code())));
     constants.push(("WG", WG as f64));
     let pipeline = gpu.pipeline(&CONV2D_FWD, &constants)?;
     let groups = g.args.groups;
     let blocks = groups * (g.cout / groups).div_ceil(OCB);
     let work = g.n * blocks * g.oh * g.ow;
     let grid = grid_1d(groups_for("conv2d work items", work, WG)?);
-    Dispatch::new(gpu, pipeline, &sizes(g)?, &[x, w, bias.unwrap_or(gpu.dummy()), y], grid)
+    let d = gpu.dummy();
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &sizes(g)?,
+        &[x, w, bias.unwrap_or(d), residual.unwrap_or(d), y],
+        grid,
+    )
 }
 
 /// The Params struct shared by the three conv kernels.

@@ -1,9 +1,12 @@
 //! batch_norm kernels: per-channel batch statistics, and the normalisation itself.
 
-use super::shaders::{BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_REDUCE, BATCH_NORM_STATS, CHANNEL_SUM};
+use super::shaders::{
+    BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_REDUCE, BATCH_NORM_STATS, CHANNEL_SUM, FOLD_BN,
+};
 use super::{f32_bits, groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
+use crate::graph::Epilogue;
 
 const WG: usize = 256;
 
@@ -40,21 +43,28 @@ pub fn stats(
     )
 }
 
-/// y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel of x (N, C, HW).
+/// y = act((x - mean) / sqrt(var + eps) * gamma + beta [+ residual]), per channel of x (N, C, HW).
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
     gpu: &Gpu,
     [n, c, hw]: [usize; 3],
     eps: f32,
+    epi: Epilogue,
     x: &wgpu::Buffer,
     mean: &wgpu::Buffer,
     var: &wgpu::Buffer,
     gamma: &wgpu::Buffer,
     beta: &wgpu::Buffer,
+    residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let total = n * c * hw;
-    let pipeline = gpu.pipeline(&BATCH_NORM_APPLY, &[("WG", WG as f64)])?;
+    let constants = [
+        ("WG", WG as f64),
+        ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
+        ("ACT", f64::from(epi.act.code())),
+    ];
+    let pipeline = gpu.pipeline(&BATCH_NORM_APPLY, &constants)?;
     let params = [
         u32_of("batch_norm elements", total)?,
         c as u32,
@@ -62,7 +72,8 @@ pub fn apply(
         f32_bits(eps),
     ];
     let grid = grid_1d(groups_for("batch_norm", total, WG)?);
-    Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, y], grid)
+    let r = residual.unwrap_or(gpu.dummy());
+    Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, r, y], grid)
 }
 
 /// Kernels that give each channel one workgroup: the channel count must fit one grid dimension.
@@ -86,27 +97,45 @@ pub fn channel_sum(gpu: &Gpu, [n, c, hw]: [usize; 3], x: &wgpu::Buffer, y: &wgpu
     Dispatch::new(gpu, pipeline, &[n as u32, c as u32, hw as u32], &[x, y], grid)
 }
 
-/// batch_norm training backward: dgamma, dbeta (C) by reduction, then dx elementwise.
-#[allow(clippy::too_many_arguments)]
+/// The buffers of a batch_norm backward; `y` (the output) when the epilogue has an activation,
+/// `dr` (the residual's gradient) when it has a residual.
+pub struct BnBackward<'a> {
+    pub dy: &'a wgpu::Buffer,
+    pub x: &'a wgpu::Buffer,
+    pub mean: &'a wgpu::Buffer,
+    pub var: &'a wgpu::Buffer,
+    pub gamma: &'a wgpu::Buffer,
+    pub y: Option<&'a wgpu::Buffer>,
+    pub dx: &'a wgpu::Buffer,
+    pub dgamma: &'a wgpu::Buffer,
+    pub dbeta: &'a wgpu::Buffer,
+    pub dr: Option<&'a wgpu::Buffer>,
+}
+
+/// batch_norm training backward: dgamma, dbeta (C) by reduction, then dx elementwise, with the
+/// epilogue's activation mask and residual gradient fused in.
 pub fn backward(
     gpu: &Gpu,
     [n, c, hw]: [usize; 3],
     eps: f32,
-    dy: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-    mean: &wgpu::Buffer,
-    var: &wgpu::Buffer,
-    gamma: &wgpu::Buffer,
-    dx: &wgpu::Buffer,
-    dgamma: &wgpu::Buffer,
-    dbeta: &wgpu::Buffer,
+    epi: Epilogue,
+    b: &BnBackward<'_>,
 ) -> Result<[Dispatch; 2]> {
     let total = n * c * hw;
     let grid = per_channel_grid(gpu, "batch_norm backward", c)?;
-    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[])?;
+    let act = ("ACT", f64::from(epi.act.code()));
+    let y = b.y.unwrap_or(gpu.dummy());
+    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[act])?;
     let params = [n as u32, c as u32, hw as u32, f32_bits(eps)];
-    let r = Dispatch::new(gpu, reduce, &params, &[dy, x, mean, var, dgamma, dbeta], grid)?;
-    let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64)])?;
+    let r = Dispatch::new(
+        gpu,
+        reduce,
+        &params,
+        &[b.dy, b.x, b.mean, b.var, y, b.dgamma, b.dbeta],
+        grid,
+    )?;
+    let res = ("HAS_RESIDUAL", f64::from(u8::from(b.dr.is_some())));
+    let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64), act, res])?;
     let params = [
         u32_of("batch_norm elements", total)?,
         c as u32,
@@ -115,6 +144,46 @@ pub fn backward(
         f32_bits((n * hw) as f32),
     ];
     let grid = grid_1d(groups_for("batch_norm backward", total, WG)?);
-    let d = Dispatch::new(gpu, data, &params, &[dy, x, mean, var, gamma, dgamma, dbeta, dx], grid)?;
+    let dr = b.dr.unwrap_or(gpu.dummy_rw());
+    let bufs = [b.dy, b.x, b.mean, b.var, b.gamma, b.dgamma, b.dbeta, y, b.dx, dr];
+    let d = Dispatch::new(gpu, data, &params, &bufs, grid)?;
     Ok([r, d])
+}
+
+/// The buffers of a batch-norm fold: conv weight (and bias), BN parameters and statistics in,
+/// folded weight and bias out.
+pub struct FoldBuffers<'a> {
+    pub w: &'a wgpu::Buffer,
+    pub b: Option<&'a wgpu::Buffer>,
+    pub gamma: &'a wgpu::Buffer,
+    pub beta: &'a wgpu::Buffer,
+    pub rm: &'a wgpu::Buffer,
+    pub rv: &'a wgpu::Buffer,
+    pub w_out: &'a wgpu::Buffer,
+    pub b_out: &'a wgpu::Buffer,
+}
+
+/// Fold an eval-mode batch norm into the conv weight (Cout, per_channel) before it.
+pub fn fold(gpu: &Gpu, [cout, per]: [usize; 2], eps: f32, f: &FoldBuffers<'_>) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(
+        &FOLD_BN,
+        &[("WG", WG as f64), ("HAS_BIAS", f64::from(u8::from(f.b.is_some())))],
+    )?;
+    let grid = grid_1d(groups_for("fold_bn", cout * per, WG)?);
+    let params = [
+        u32_of("fold_bn channels", cout)?,
+        u32_of("fold_bn weights", per)?,
+        f32_bits(eps),
+    ];
+    let bufs = [
+        f.w,
+        f.b.unwrap_or(gpu.dummy()),
+        f.gamma,
+        f.beta,
+        f.rm,
+        f.rv,
+        f.w_out,
+        f.b_out,
+    ];
+    Dispatch::new(gpu, pipeline, &params, &bufs, grid)
 }

@@ -16,14 +16,15 @@ macro_rules! shaders {
 }
 
 shaders! {
-    CONV2D_FWD = "conv2d_fwd" [Uniform, Read, Read, Read, ReadWrite];
+    CONV2D_FWD = "conv2d_fwd" [Uniform, Read, Read, Read, Read, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" [Uniform, Read, Read, ReadWrite];
     CHANNEL_SUM = "channel_sum" [Uniform, Read, ReadWrite];
     BATCH_NORM_STATS = "batch_norm_stats" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
-    BATCH_NORM_APPLY = "batch_norm_apply" [Uniform, Read, Read, Read, Read, Read, ReadWrite];
-    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" [Uniform, Read, Read, Read, Read, Read, Read, Read, ReadWrite];
+    BATCH_NORM_APPLY = "batch_norm_apply" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite];
+    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    FOLD_BN = "fold_bn" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     RELU = "relu" [Uniform, Read, ReadWrite];
     RELU_BWD = "relu_bwd" [Uniform, Read, Read, ReadWrite];
     ADD = "add" [Uniform, Read, Read, ReadWrite];

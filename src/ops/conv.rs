@@ -125,9 +125,11 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
     let d = kernels::conv::forward(
         gpu,
         &geom,
+        Default::default(),
         x.buffer(),
         weight.buffer(),
         bias.map(|b| b.buffer()),
+        None,
         y.buffer(),
     )?;
     gpu.run(&[d]);

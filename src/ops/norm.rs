@@ -89,11 +89,13 @@ pub fn batch_norm(
         gpu,
         dims,
         args.eps,
+        Default::default(),
         x.buffer(),
         mean.buffer(),
         var.buffer(),
         state.weight.buffer(),
         state.bias.buffer(),
+        None,
         y.buffer(),
     )?;
     gpu.run(&[d]);

@@ -90,30 +90,44 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
     }
     let d = || dy.expect("checked above");
     Ok(match &n.op {
-        Op::Conv2d { args } => {
+        Op::Conv2d { args, bias, epi } => {
+            if !epi.is_none() {
+                return Err(unsupported("a conv with a fused epilogue is inference-only"));
+            }
             let dx = want[0]
                 .then(|| one(g, Op::Conv2dBwdData { args: *args }, vec![d(), n.inputs[1]], s(g, 0)))
                 .flatten();
             let dw = want[1]
                 .then(|| one(g, Op::Conv2dBwdWeight { args: *args }, vec![d(), x], s(g, 1)))
                 .flatten();
-            let db = (want.len() > 2 && want[2])
+            let db = (*bias && want[2])
                 .then(|| one(g, Op::ChannelSum, vec![d()], s(g, 2)))
                 .flatten();
             vec![dx, dw, db]
         }
         Op::BatchNorm {
-            training: true, eps, ..
+            training: true,
+            eps,
+            epi,
+            ..
         } => {
+            // y = act(bn(x) + r): one fused backward masks dy by y and also yields dr
             let (mean, var, gamma) = (n.outputs[1], n.outputs[2], n.inputs[1]);
             let c = s(g, 1);
-            let outs = temp(
-                g,
-                Op::BatchNormBwd { eps: *eps },
-                vec![d(), x, mean, var, gamma],
-                vec![s(g, 0), c.clone(), c],
-            );
-            vec![Some(outs[0]), Some(outs[1]), Some(outs[2]), None, None]
+            let mut inputs = vec![d(), x, mean, var, gamma];
+            if epi.act != crate::graph::Act::None {
+                inputs.push(n.outputs[0]);
+            }
+            let mut shapes = vec![s(g, 0), c.clone(), c];
+            if epi.residual {
+                shapes.push(s(g, 0));
+            }
+            let outs = temp(g, Op::BatchNormBwd { eps: *eps, epi: *epi }, inputs, shapes);
+            let mut grads = vec![Some(outs[0]), Some(outs[1]), Some(outs[2]), None, None];
+            if epi.residual {
+                grads.push(Some(outs[3]));
+            }
+            grads
         }
         Op::BatchNorm { training: false, .. } => {
             return Err(unsupported(

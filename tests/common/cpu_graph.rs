@@ -15,7 +15,7 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
             [d[0], d[1], d[2], d[3]]
         };
         let out: Vec<Vec<f64>> = match &n.op {
-            Op::Conv2d { args } => {
+            Op::Conv2d { args, .. } => {
                 let b = (n.inputs.len() > 2).then(|| x(2));
                 let (y, _) = r::conv2d(
                     &x(0),

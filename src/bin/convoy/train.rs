@@ -3,13 +3,14 @@
 
 use clap::Args;
 use convoy::data::Mnist;
-use convoy::nn::simple_cnn;
+use convoy::nn::{by_name, MODEL_NAMES};
 use convoy::train::{Learner, Optimizer};
 use convoy::{Error, Gpu};
 
 #[derive(Args, Clone)]
 pub struct TrainArgs {
-    /// Model: simple_cnn (the MNIST chapter's CNN).
+    /// Model: resnet18/34/50, xresnet18/34/50, mobilenet_v1/v2, simple_cnn, plain8/14/20,
+    /// resplain8/14/20.
     #[arg(long, default_value = "simple_cnn")]
     model: String,
     /// Data: `fashion-mnist` (the embedded subset) or `fashion-mnist=PATH` (IDX files in PATH).
@@ -66,16 +67,13 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     if a.lr.is_nan() || a.lr <= 0.0 {
         return Err(Error::arg("train", "--lr", format!("{} must be positive", a.lr)));
     }
-    let model = match a.model.as_str() {
-        "simple_cnn" => Box::new(simple_cnn(10)),
-        other => {
-            return Err(Error::arg(
-                "train",
-                "--model",
-                format!("'{other}' is not one of: simple_cnn"),
-            ))
-        }
-    };
+    let model = by_name(&a.model, 10, 1).map_err(|_| {
+        Error::arg(
+            "train",
+            "--model",
+            format!("'{}' is not one of {}", a.model, MODEL_NAMES.join(", ")),
+        )
+    })?;
     let gpu = Gpu::new()?;
     let data = load(&a.data)?;
     println!("{}", gpu.info().name);

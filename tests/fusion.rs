@@ -1,0 +1,220 @@
+//! Fusion: every rewrite gives the same outputs, gradients and updated weights as the unfused
+//! graph, on ResNet and MobileNetV2 (basic blocks with projection shortcuts, inverted residuals
+//! with depthwise convs and ReLU6) at random input sizes, with fewer dispatches and less memory.
+
+mod common;
+
+use common::{assert_close, gpu, to_f64};
+use convoy::graph::{Graph, Op, ValueId};
+use convoy::nn::{by_name, Net};
+use convoy::rng::Rng;
+use convoy::train::Optimizer;
+use convoy::{CompileOptions, Inference, ParamStore, Tensor, TrainStep};
+
+/// Folding the batch norm into the conv weights changes the order of a few roundings per
+/// output (w*s summed instead of the sum scaled); through a dozen layers that stays within
+/// ~1e-6 of the output's magnitude. 2e-5 leaves room and would still catch a wrong fold.
+const FUSED_TOL: f64 = 2e-5;
+
+fn build(model: &str, shape: [usize; 4], training: bool) -> (Net, ValueId, ValueId) {
+    let m = by_name(model, 7, shape[1]).unwrap();
+    let mut net = Net::new(training);
+    let x = net.graph.input("x", shape);
+    let logits = m.forward(&mut net, x).unwrap();
+    if !training {
+        return (net, logits, logits);
+    }
+    let y = net.graph.labels("labels", shape[0]);
+    let loss = net.graph.cross_entropy(logits, y, 0.1).unwrap();
+    (net, logits, loss)
+}
+
+/// A store with random batch-norm statistics and affine parameters, so folding is not trivial.
+fn store(net: &Net, seed: u64) -> ParamStore {
+    let mut s = ParamStore::new();
+    net.init_params(gpu(), &mut s, seed).unwrap();
+    let mut rng = Rng::new(seed + 1);
+    for (name, shape, _, _) in &net.declared {
+        let n = shape.numel();
+        let (lo, hi) = if name.ends_with("running_var") {
+            (0.5, 1.5)
+        } else if name.ends_with("running_mean") || name.ends_with(".bias") {
+            (-0.3, 0.3)
+        } else if net
+            .declared
+            .iter()
+            .any(|d| d.0 == name.replace("weight", "running_var"))
+        {
+            (0.5, 1.5) // batch-norm gamma
+        } else {
+            continue;
+        };
+        s.insert(
+            name.clone(),
+            Tensor::from_slice(gpu(), &rng.vec(n, lo, hi), shape.clone()).unwrap(),
+        );
+    }
+    s
+}
+
+fn count(g: &Graph, f: impl Fn(&Op) -> bool) -> usize {
+    g.nodes.iter().filter(|n| f(&n.op)).count()
+}
+
+fn inference_case(model: &str, shape: [usize; 4], seed: u64) {
+    let (net, logits, _) = build(model, shape, false);
+    let x = Rng::new(seed).vec(shape.iter().product(), -1.0, 1.0);
+    let mut outs = Vec::new();
+    let mut stats = Vec::new();
+    for fusion in [false, true] {
+        let mut s = store(&net, seed);
+        let inf =
+            Inference::compile_with(gpu(), net.graph.clone(), &[logits], &mut s, CompileOptions { fusion }).unwrap();
+        outs.push(inf.run(&x, None).unwrap().remove(0));
+        // a second run reuses the folded weights (no prologue) and must agree
+        assert_eq!(
+            inf.run(&x, None).unwrap()[0],
+            outs[outs.len() - 1],
+            "{model}: second run"
+        );
+        stats.push((inf.plan.stats.clone(), inf.plan.graph.clone()));
+    }
+    assert_close(
+        &format!("{model} {shape:?} fused inference"),
+        &outs[1],
+        &to_f64(&outs[0]),
+        FUSED_TOL,
+    );
+    let (unfused, fused) = (&stats[0], &stats[1]);
+    // the rule's promise: every conv absorbs its batch norm, add and activation, so the fused
+    // plan runs exactly one dispatch per conv plus the head (pool, linear) and no other
+    let g = &fused.1;
+    let convs = count(g, |o| matches!(o, Op::Conv2d { .. }));
+    assert_eq!(
+        count(g, |o| matches!(
+            o,
+            Op::BatchNorm { .. } | Op::Relu | Op::Relu6 | Op::Add
+        )),
+        0,
+        "{model}: unfused ops left\n{}",
+        g.dump()
+    );
+    let head = count(g, |o| {
+        matches!(o, Op::AdaptiveAvgPool2d(_) | Op::MaxPool2d(_) | Op::Linear)
+    });
+    assert_eq!(fused.0.dispatches, convs + head, "{model}: dispatches");
+    // fewer activation bytes written; the planned peak (set by the largest activation, the
+    // stem's) never grows
+    let (f, u) = (&fused.0, &unfused.0);
+    assert!(
+        f.dispatches < u.dispatches && f.temp_bytes_unplanned < u.temp_bytes_unplanned,
+        "{model}: {f:?} vs {u:?}"
+    );
+    assert!(f.temp_bytes <= u.temp_bytes, "{model}: {f:?} vs {u:?}");
+}
+
+fn training_case(model: &str, shape: [usize; 4], seed: u64) {
+    let (net, _, loss) = build(model, shape, true);
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+    let y: Vec<i32> = (0..shape[0]).map(|_| rng.int(0, 6) as i32).collect();
+    let opt = Optimizer::Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        nesterov: false,
+    };
+    let mut results = Vec::new();
+    for fusion in [false, true] {
+        let mut s = store(&net, seed);
+        let opts = CompileOptions { fusion };
+        let mut step = TrainStep::compile_groups(
+            gpu(),
+            net.graph.clone(),
+            loss,
+            &[],
+            &mut s,
+            opt,
+            &|_| 0,
+            vec![1.0],
+            opts,
+        )
+        .unwrap();
+        let l1 = step.step_read(&x, &y).unwrap()[0][0];
+        let l2 = step.step_read(&x, &y).unwrap()[0][0];
+        let weights: Vec<(String, Vec<f32>)> = s
+            .iter()
+            .filter(|(n, _)| !n.contains("momentum"))
+            .map(|(n, t)| (n.clone(), t.to_vec().unwrap()))
+            .collect();
+        results.push((l1, l2, weights, step.plan.stats.clone()));
+    }
+    let (a, b) = (&results[0], &results[1]);
+    assert!(
+        (a.0 - b.0).abs() <= 1e-5 * a.0.abs() && (a.1 - b.1).abs() <= 1e-4 * a.1.abs(),
+        "{model}: losses {a:?} vs {b:?}",
+        a = (a.0, a.1),
+        b = (b.0, b.1)
+    );
+    for ((name, wa), (_, wb)) in a.2.iter().zip(&b.2) {
+        assert_close(
+            &format!("{model} {name} after 2 fused training steps"),
+            wb,
+            &to_f64(wa),
+            FUSED_TOL,
+        );
+    }
+    // fewer dispatches and fewer activation bytes written (no separate relu output, no
+    // masked-gradient tensor); the planned peak is set by the backward pass and stays level
+    let (f, u) = (&b.3, &a.3);
+    assert!(
+        f.dispatches < u.dispatches && f.temp_bytes_unplanned < u.temp_bytes_unplanned,
+        "{model}: {f:?} vs {u:?}"
+    );
+    assert!(
+        f.temp_bytes as f64 <= u.temp_bytes as f64 * 1.01,
+        "{model}: peak {f:?} vs {u:?}"
+    );
+}
+
+#[test]
+fn resnet_inference_fusion_matches_unfused() {
+    let mut rng = Rng::new(1);
+    for seed in 0..2 {
+        inference_case("resnet18", [2, 3, rng.int(32, 48), rng.int(32, 48)], seed);
+    }
+    inference_case("resnet50", [1, 3, 40, 36], 5);
+}
+
+#[test]
+fn mobilenet_inference_fusion_matches_unfused() {
+    let mut rng = Rng::new(2);
+    inference_case("mobilenet_v2", [2, 3, rng.int(32, 48), rng.int(32, 48)], 3);
+}
+
+#[test]
+fn resnet_training_fusion_matches_unfused() {
+    let mut rng = Rng::new(3);
+    training_case("resnet18", [2, 3, rng.int(32, 48), rng.int(32, 48)], 4);
+}
+
+#[test]
+fn mobilenet_training_fusion_matches_unfused() {
+    let mut rng = Rng::new(4);
+    training_case("mobilenet_v2", [2, 3, rng.int(32, 40), rng.int(32, 40)], 6);
+}
+
+#[test]
+fn fusion_keeps_values_that_are_read_back() {
+    // the conv output is read back, so the conv -> relu chain must not absorb it
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 2, 5, 5]);
+    let w = g.param("w", [3, 2, 3, 3], true);
+    let c = g.conv2d(x, w, None, Default::default()).unwrap();
+    let r = g.relu(c);
+    let (fused, map) = convoy::passes::fuse::fuse(&g, convoy::passes::fuse::Mode::Infer, &[c, r]);
+    assert!(map[c.0].is_some() && map[r.0].is_some());
+    assert_eq!(count(&fused, |o| *o == Op::Relu), 1);
+    let (fused, map) = convoy::passes::fuse::fuse(&g, convoy::passes::fuse::Mode::Infer, &[r]);
+    assert!(map[c.0].is_none() && count(&fused, |o| *o == Op::Relu) == 0);
+}
