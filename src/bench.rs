@@ -140,3 +140,94 @@ impl ConvForwardBench {
         })
     }
 }
+
+/// A model benchmark of shared/bench-suite.md, "Models".
+#[derive(Clone, Copy, Debug)]
+pub struct ModelBench {
+    pub name: &'static str,
+    pub model: &'static str,
+    pub train: bool,
+}
+
+pub const MODEL_SUITE: [ModelBench; 4] = [
+    ModelBench {
+        name: "resnet18_infer",
+        model: "resnet18",
+        train: false,
+    },
+    ModelBench {
+        name: "resnet50_infer",
+        model: "resnet50",
+        train: false,
+    },
+    ModelBench {
+        name: "mobilenetv2_infer",
+        model: "mobilenet_v2",
+        train: false,
+    },
+    ModelBench {
+        name: "resnet18_train",
+        model: "resnet18",
+        train: true,
+    },
+];
+
+/// What one model benchmark measured.
+#[derive(Clone, Debug)]
+pub struct ModelResult {
+    pub timing: Timing,
+    pub images_per_sec: f64,
+    pub stats: crate::exec::PlanStats,
+}
+
+/// Compile and time one model (ImageNet-sized: 1000 classes, 3 channels) at `shape`, eval-mode
+/// inference or one SGD-momentum training step, with or without fusion.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run_model(
+    gpu: &Gpu,
+    b: &ModelBench,
+    shape: [usize; 4],
+    fusion: bool,
+    warmup: usize,
+    iters: usize,
+) -> Result<ModelResult> {
+    use crate::exec::{CompileOptions, Inference, ParamStore, TrainStep};
+    use crate::nn::{by_name, Net};
+    use crate::train::Optimizer;
+    let m = by_name(b.model, 1000, shape[1])?;
+    let mut net = Net::new(b.train);
+    let x = net.graph.input("x", shape);
+    let logits = m.forward(&mut net, x)?;
+    let mut store = ParamStore::new();
+    net.init_params(gpu, &mut store, 0)?;
+    let mut rng = Rng::new(1);
+    let images = rng.vec(shape.iter().product(), -1.0, 1.0);
+    let opts = CompileOptions { fusion };
+    let (timing, stats) = if b.train {
+        let y = net.graph.labels("labels", shape[0]);
+        let loss = net.graph.cross_entropy(logits, y, 0.0)?;
+        let labels: Vec<i32> = (0..shape[0]).map(|i| (i % 1000) as i32).collect();
+        let opt = Optimizer::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            nesterov: false,
+        };
+        let mut step = TrainStep::compile_groups(gpu, net.graph, loss, &[], &mut store, opt, &|_| 0, vec![1.0], opts)?;
+        let t = time_gpu(gpu, warmup, iters, || step.step(&images, &labels))?;
+        (t, step.plan.stats.clone())
+    } else {
+        let inf = Inference::compile_with(gpu, net.graph, &[logits], &mut store, opts)?;
+        inf.plan.write_input("x", &images)?;
+        let t = time_gpu(gpu, warmup, iters, || {
+            inf.plan.run();
+            Ok(())
+        })?;
+        (t, inf.plan.stats.clone())
+    };
+    Ok(ModelResult {
+        images_per_sec: shape[0] as f64 / (timing.median_ms * 1e-3),
+        timing,
+        stats,
+    })
+}

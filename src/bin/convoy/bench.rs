@@ -1,13 +1,23 @@
-//! `convoy bench conv`: forward timings of the conv shape suite, as a table or JSON.
+//! `convoy bench conv` (forward timings of the conv shape suite) and `convoy bench models`
+//! (the model suite, fused and unfused), as a table or JSON.
 
 use clap::{Args, ValueEnum};
-use convoy::bench::{time_gpu, ConvForwardBench, CONV_SUITE, SUITE_BATCH};
+use convoy::bench::{run_model, time_gpu, ConvForwardBench, CONV_SUITE, MODEL_SUITE, SUITE_BATCH};
 use convoy::Gpu;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Suite {
     /// The conv shapes, forward.
     Conv,
+    /// The models (inference and a training step), with fusion on and off.
+    Models,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Fusion {
+    On,
+    Off,
+    Both,
 }
 
 #[derive(Args)]
@@ -24,18 +34,32 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Models: with fusion, without, or both.
+    #[arg(long, value_enum, default_value = "both")]
+    fusion: Fusion,
+    /// Models: batch size.
+    #[arg(long, default_value_t = SUITE_BATCH)]
+    batch: usize,
+    /// Models: input height and width.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    /// Untimed runs before timing.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
 }
 
 pub fn run(args: BenchArgs) -> convoy::Result<()> {
     let gpu = Gpu::new()?;
-    let Suite::Conv = args.suite;
+    if let Suite::Models = args.suite {
+        return models(&gpu, &args);
+    }
     let mut rows = Vec::new();
     for s in CONV_SUITE
         .iter()
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
     {
         let b = ConvForwardBench::new(&gpu, s, SUITE_BATCH)?;
-        let t = time_gpu(&gpu, 2, args.iters, || {
+        let t = time_gpu(&gpu, args.warmup, args.iters, || {
             gpu.run(std::slice::from_ref(&b.dispatch));
             Ok(())
         })?;
@@ -50,6 +74,59 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
             .iter()
             .map(|(n, ms, gf)| format!("{{\"name\":\"{n}\",\"pass\":\"forward\",\"batch\":{SUITE_BATCH},\"ms\":{ms:.4},\"gflops\":{gf:.4}}}"))
             .collect();
+        println!(
+            "{{\"device\":\"{}\",\"results\":[{}]}}",
+            gpu.info().name,
+            items.join(",")
+        );
+    }
+    Ok(())
+}
+
+fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
+    let modes: &[bool] = match a.fusion {
+        Fusion::On => &[true],
+        Fusion::Off => &[false],
+        Fusion::Both => &[false, true],
+    };
+    let shape = [a.batch, 3, a.size, a.size];
+    let mut items = Vec::new();
+    if !a.json {
+        println!(
+            "{:<18} {:>6} {:>10} {:>14} {:>12} {:>12} {:>10} {:>9}",
+            "model", "fusion", "dispatches", "activations MB", "peak MB", "derived MB", "ms", "img/s"
+        );
+    }
+    for b in MODEL_SUITE
+        .iter()
+        .filter(|b| a.filter.as_deref().is_none_or(|f| b.name.contains(f)))
+    {
+        for &fusion in modes {
+            let r = run_model(gpu, b, shape, fusion, a.warmup, a.iters)?;
+            let s = &r.stats;
+            let mb = |x: u64| x as f64 / 1e6;
+            if a.json {
+                items.push(format!(
+                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"images_per_sec\":{:.3}}}",
+                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.images_per_sec
+                ));
+            } else {
+                let on = if fusion { "on" } else { "off" };
+                println!(
+                    "{:<18} {:>6} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>9.2}",
+                    b.name,
+                    on,
+                    s.dispatches,
+                    mb(s.temp_bytes_unplanned),
+                    mb(s.temp_bytes),
+                    mb(s.derived_bytes),
+                    r.timing.median_ms,
+                    r.images_per_sec
+                );
+            }
+        }
+    }
+    if a.json {
         println!(
             "{{\"device\":\"{}\",\"results\":[{}]}}",
             gpu.info().name,
