@@ -2,7 +2,7 @@
 //! Each iteration submits the prepared dispatch and waits for the GPU; throughput in FLOPs.
 //! cargo bench --bench conv [-- NAME]
 
-use convoy::bench::{ConvForwardBench, CONV_SUITE, SUITE_BATCH};
+use convoy::bench::{ConvBench, CONV_SUITE, SUITE_BATCH};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::{Duration, Instant};
 
@@ -15,13 +15,13 @@ fn conv_forward(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(5));
     for s in &CONV_SUITE {
-        let b = ConvForwardBench::new(&gpu, s, SUITE_BATCH).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let b = ConvBench::new(&gpu, s, SUITE_BATCH).unwrap_or_else(|e| panic!("{}: {e}", s.name));
         group.throughput(Throughput::Elements(b.geom.flops() as u64));
         group.bench_function(s.name, |bench| {
             bench.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    gpu.run(std::slice::from_ref(&b.dispatch));
+                    gpu.run(std::slice::from_ref(&b.forward));
                 }
                 gpu.sync().expect("GPU sync");
                 t.elapsed()

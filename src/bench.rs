@@ -107,14 +107,16 @@ pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() ->
     })
 }
 
-/// Buffers and the prepared forward dispatch of one suite shape, on random data.
-pub struct ConvForwardBench {
+/// Buffers and the prepared dispatches of one suite shape, on random data: the forward conv,
+/// and the backward (input gradient, then weight gradient; bias gradients are not counted).
+pub struct ConvBench {
     pub geom: Conv2dGeom,
-    pub dispatch: crate::device::Dispatch,
-    _tensors: [Tensor; 3],
+    pub forward: crate::device::Dispatch,
+    pub backward: [crate::device::Dispatch; 2],
+    _tensors: [Tensor; 5],
 }
 
-impl ConvForwardBench {
+impl ConvBench {
     pub fn new(gpu: &Gpu, s: &ConvShape, n: usize) -> Result<Self> {
         let geom = s.geom(n)?;
         let mut rng = Rng::new(0);
@@ -123,20 +125,19 @@ impl ConvForwardBench {
         let x = Tensor::from_slice(gpu, &rng.vec(xs.iter().product(), -1.0, 1.0), xs)?;
         let w = Tensor::from_slice(gpu, &rng.vec(ws.iter().product(), -0.1, 0.1), ws)?;
         let y = Tensor::zeros(gpu, geom.out_shape())?;
-        let dispatch = kernels::conv::forward(
-            gpu,
-            &geom,
-            Default::default(),
-            x.buffer(),
-            w.buffer(),
-            None,
-            None,
-            y.buffer(),
-        )?;
-        Ok(ConvForwardBench {
+        let dx = Tensor::zeros(gpu, xs)?;
+        let dw = Tensor::zeros(gpu, ws)?;
+        let (xb, wb, yb) = (x.buffer(), w.buffer(), y.buffer());
+        let forward = kernels::conv::forward(gpu, &geom, Default::default(), xb, wb, None, None, yb)?;
+        let backward = [
+            kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?,
+            kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer())?,
+        ];
+        Ok(ConvBench {
             geom,
-            dispatch,
-            _tensors: [x, w, y],
+            forward,
+            backward,
+            _tensors: [x, w, y, dx, dw],
         })
     }
 }

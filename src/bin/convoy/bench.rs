@@ -1,8 +1,8 @@
-//! `convoy bench conv` (forward timings of the conv shape suite) and `convoy bench models`
+//! `convoy bench conv` (forward and backward timings of the conv shape suite) and `convoy bench models`
 //! (the model suite, fused and unfused), as a table or JSON.
 
 use clap::{Args, ValueEnum};
-use convoy::bench::{run_model, time_gpu, ConvForwardBench, CONV_SUITE, MODEL_SUITE, SUITE_BATCH};
+use convoy::bench::{run_model, time_gpu, ConvBench, CONV_SUITE, MODEL_SUITE, SUITE_BATCH};
 use convoy::Gpu;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -58,21 +58,30 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         .iter()
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
     {
-        let b = ConvForwardBench::new(&gpu, s, SUITE_BATCH)?;
-        let t = time_gpu(&gpu, args.warmup, args.iters, || {
-            gpu.run(std::slice::from_ref(&b.dispatch));
-            Ok(())
-        })?;
-        let gflops = b.geom.flops() / (t.median_ms * 1e-3) / 1e9;
-        rows.push((s.name, t.median_ms, gflops));
-        if !args.json {
-            println!("{:<12} fwd {:>9.2} ms {:>8.2} GFLOP/s", s.name, t.median_ms, gflops);
+        let b = ConvBench::new(&gpu, s, SUITE_BATCH)?;
+        // backward = input gradient + weight gradient: twice the forward's FLOPs
+        for (pass, dispatches, flops) in [
+            ("forward", std::slice::from_ref(&b.forward), b.geom.flops()),
+            ("backward", &b.backward[..], 2.0 * b.geom.flops()),
+        ] {
+            let t = time_gpu(&gpu, args.warmup, args.iters, || {
+                gpu.run(dispatches);
+                Ok(())
+            })?;
+            let gflops = flops / (t.median_ms * 1e-3) / 1e9;
+            rows.push((s.name, pass, t.median_ms, gflops));
+            if !args.json {
+                println!(
+                    "{:<12} {pass:<8} {:>9.2} ms {:>8.2} GFLOP/s",
+                    s.name, t.median_ms, gflops
+                );
+            }
         }
     }
     if args.json {
         let items: Vec<String> = rows
             .iter()
-            .map(|(n, ms, gf)| format!("{{\"name\":\"{n}\",\"pass\":\"forward\",\"batch\":{SUITE_BATCH},\"ms\":{ms:.4},\"gflops\":{gf:.4}}}"))
+            .map(|(n, pass, ms, gf)| format!("{{\"name\":\"{n}\",\"pass\":\"{pass}\",\"batch\":{SUITE_BATCH},\"ms\":{ms:.4},\"gflops\":{gf:.4}}}"))
             .collect();
         println!(
             "{{\"device\":\"{}\",\"results\":[{}]}}",
