@@ -99,8 +99,7 @@ impl Model for MobileNetV2 {
         h = net.scope("features", |n| {
             n.scope(&idx.to_string(), |n| conv_bn_relu6(n, h, cin, last, 1, 1, 1))
         })?;
-        let p = net.graph.adaptive_avg_pool2d(h, [1, 1])?;
-        let f = net.graph.flatten(p)?;
+        let f = net.global_pool(h)?;
         // classifier.0 is Dropout(0.2) in torchvision; convoy has no dropout yet (identity).
         net.scope("classifier", |n| {
             n.scope("1", |n| {
@@ -169,8 +168,7 @@ impl Model for MobileNetV1 {
             })?;
             cin = cout;
         }
-        let p = net.graph.adaptive_avg_pool2d(h, [1, 1])?;
-        let f = net.graph.flatten(p)?;
+        let f = net.global_pool(h)?;
         net.scope("fc", |n| n.linear(f, cin, self.classes))
     }
 

@@ -159,6 +159,12 @@ impl Net {
         self.graph.linear(x, w, Some(b))
     }
 
+    /// Adaptive average pool to 1x1 and flatten: (N, C, H, W) -> (N, C), the classifier's input.
+    pub fn global_pool(&mut self, x: ValueId) -> Result<ValueId> {
+        let p = self.graph.adaptive_avg_pool2d(x, [1, 1])?;
+        self.graph.flatten(p)
+    }
+
     pub fn relu(&mut self, x: ValueId) -> ValueId {
         self.graph.relu(x)
     }

@@ -129,8 +129,7 @@ impl Model for PlainNet {
                 cin = cout;
             }
         }
-        let p = net.graph.adaptive_avg_pool2d(h, [1, 1])?;
-        let f = net.graph.flatten(p)?;
+        let f = net.global_pool(h)?;
         net.scope("fc", |n| n.linear(f, cin, self.classes))
     }
 

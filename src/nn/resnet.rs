@@ -166,8 +166,7 @@ impl Model for ResNet {
                 cin = planes * self.expansion();
             }
         }
-        let p = net.graph.adaptive_avg_pool2d(h, [1, 1])?;
-        let f = net.graph.flatten(p)?;
+        let f = net.global_pool(h)?;
         net.scope("fc", |n| n.linear(f, cin, self.classes))
     }
 
