@@ -1,7 +1,9 @@
 // conv2d backward, input gradient: dx[n, c, iy, ix] = sum over the output channels of c's group
 // and the kernel taps (ky, kx) that map (iy, ix) onto an output pixel
-// (oy*S + ky*D - P == iy) of dy[n, oc, oy, ox] * w[oc, c % cin_g, ky, kx]. One invocation per dx
-// element gathers (no atomics): the transposed convolution over the flipped kernel.
+// (oy*S + ky*D - P == iy) of dy[n, oc, oy, ox] * w[oc, c % cin_g, ky, kx]. Each invocation
+// gathers (no atomics) one input pixel for ICB input channels of a group: every dy value loaded
+// serves ICB sums, which are independent chains. The transposed convolution over the flipped
+// kernel.
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -12,6 +14,8 @@ override PW: u32 = 0u;
 override DH: u32 = 1u;
 override DW: u32 = 1u;
 override WG: u32 = 64u;
+
+const ICB: u32 = 4u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -27,18 +31,26 @@ struct Params {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i >= p.n * p.cin * p.h * p.w) {
+    let cin_g = p.cin / p.groups;
+    let cout_g = p.cout / p.groups;
+    let blocks_g = (cin_g + ICB - 1u) / ICB;
+    let blocks = p.groups * blocks_g;
+    if (i >= p.n * blocks * p.h * p.w) {
         return;
     }
     let ix = i % p.w;
     let iy = (i / p.w) % p.h;
-    let c = (i / (p.w * p.h)) % p.cin;
-    let n = i / (p.w * p.h * p.cin);
-    let cin_g = p.cin / p.groups;
-    let cout_g = p.cout / p.groups;
-    let g = c / cin_g;
-    let ic = c % cin_g;
-    var s = 0.0;
+    let blk = (i / (p.w * p.h)) % blocks;
+    let n = i / (p.w * p.h * blocks);
+    let g = blk / blocks_g;
+    let ic0 = (blk % blocks_g) * ICB;
+    let nic = min(ICB, cin_g - ic0);
+    let taps = KH * KW;
+    // lanes past nic reread the last channel's weights; their sums are not stored
+    let o1 = min(1u, nic - 1u) * taps;
+    let o2 = min(2u, nic - 1u) * taps;
+    let o3 = min(3u, nic - 1u) * taps;
+    var acc = vec4f(0.0);
     for (var ky = 0u; ky < KH; ky++) {
         let ty = i32(iy + PH) - i32(ky * DH);  // = oy * SH when a tap lands here
         if (ty < 0 || u32(ty) % SH != 0u) {
@@ -59,9 +71,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             }
             for (var j = 0u; j < cout_g; j++) {
                 let oc = g * cout_g + j;
-                s += dy[((n * p.cout + oc) * p.oh + oy) * p.ow + ox] * wt[((oc * cin_g + ic) * KH + ky) * KW + kx];
+                let d = dy[((n * p.cout + oc) * p.oh + oy) * p.ow + ox];
+                let wi = (oc * cin_g + ic0) * taps + ky * KW + kx;
+                acc += d * vec4f(wt[wi], wt[wi + o1], wt[wi + o2], wt[wi + o3]);
             }
         }
     }
-    dx[i] = s;
+    let plane = p.h * p.w;
+    let out0 = (n * p.cin + g * cin_g + ic0) * plane + iy * p.w + ix;
+    for (var j = 0u; j < nic; j++) {
+        dx[out0 + j * plane] = acc[j];
+    }
 }

@@ -8,7 +8,8 @@ use crate::graph::Epilogue;
 use crate::ops::conv::Conv2dGeom;
 
 const WG: usize = 64;
-/// Output channels per invocation in conv2d_fwd.wgsl (OCB).
+/// Channels per invocation: output channels in conv2d_fwd and conv2d_bwd_weight (OCB), input
+/// channels in conv2d_bwd_data (ICB).
 const OCB: usize = 4;
 
 fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
@@ -74,7 +75,8 @@ fn sizes(g: &Conv2dGeom) -> Result<[u32; 8]> {
     ])
 }
 
-/// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: one invocation per dx element.
+/// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: one invocation per input pixel and
+/// block of 4 input channels.
 pub fn backward_data(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -85,11 +87,15 @@ pub fn backward_data(
     let mut constants = geometry_constants(g);
     constants.push(("WG", WG as f64));
     let pipeline = gpu.pipeline(&CONV2D_BWD_DATA, &constants)?;
-    let grid = grid_1d(groups_for("conv2d input grad", g.n * g.cin * g.h * g.w, WG)?);
+    // one invocation per (input pixel, block of OCB input channels of a group)
+    let groups = g.args.groups;
+    let blocks = groups * (g.cin / groups).div_ceil(OCB);
+    let grid = grid_1d(groups_for("conv2d input grad", g.n * blocks * g.h * g.w, WG)?);
     Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, w, dx], grid)
 }
 
-/// dw (Cout, Cin/g, KH, KW) from dy and x: one invocation per weight reduces over N*OH*OW.
+/// dw (Cout, Cin/g, KH, KW) from dy and x: one invocation per tap and block of 4 output
+/// channels reduces over N*OH*OW.
 pub fn backward_weight(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -100,7 +106,10 @@ pub fn backward_weight(
     let mut constants = geometry_constants(g);
     constants.push(("WG", WG as f64));
     let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT, &constants)?;
-    let weights = g.cout * (g.cin / g.args.groups) * g.kh * g.kw;
-    let grid = grid_1d(groups_for("conv2d weight grad", weights, WG)?);
+    // one invocation per (block of OCB output channels of a group, tap)
+    let groups = g.args.groups;
+    let blocks = groups * (g.cout / groups).div_ceil(OCB);
+    let work = blocks * (g.cin / groups) * g.kh * g.kw;
+    let grid = grid_1d(groups_for("conv2d weight grad", work, WG)?);
     Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, x, dw], grid)
 }

@@ -59,10 +59,14 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
     {
         let b = ConvBench::new(&gpu, s, SUITE_BATCH)?;
-        // backward = input gradient + weight gradient: twice the forward's FLOPs
+        // backward = input gradient + weight gradient: twice the forward's FLOPs, each kernel
+        // once (also timed alone, to show which one a shape waits on)
+        let f = b.geom.flops();
         for (pass, dispatches, flops) in [
-            ("forward", std::slice::from_ref(&b.forward), b.geom.flops()),
-            ("backward", &b.backward[..], 2.0 * b.geom.flops()),
+            ("forward", std::slice::from_ref(&b.forward), f),
+            ("backward", &b.backward[..], 2.0 * f),
+            ("bwd_data", &b.backward[..1], f),
+            ("bwd_weight", &b.backward[1..], f),
         ] {
             let t = time_gpu(&gpu, args.warmup, args.iters, || {
                 gpu.run(dispatches);
@@ -72,7 +76,7 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
             rows.push((s.name, pass, t.median_ms, gflops));
             if !args.json {
                 println!(
-                    "{:<12} {pass:<8} {:>9.2} ms {:>8.2} GFLOP/s",
+                    "{:<12} {pass:<10} {:>9.2} ms {:>8.2} GFLOP/s",
                     s.name, t.median_ms, gflops
                 );
             }
