@@ -241,7 +241,7 @@ impl Plan {
         Ok(())
     }
 
-    /// Copy the readable values from an input tensor already on the GPU (no host round trip).
+    /// Fill the input `name` from a tensor already on the GPU (no host round trip).
     pub fn copy_input(&self, name: &str, t: &Tensor) -> Result<()> {
         let b = self.input(name, t.dtype(), t.numel())?;
         let mut e = self.gpu.device().create_command_encoder(&Default::default());

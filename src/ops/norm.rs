@@ -62,6 +62,7 @@ pub fn batch_norm(
         return Err(Error::arg(OP, "eps", format!("{} must be positive", args.eps)));
     }
     let dims = [n, c, h * w];
+    let mut dispatches = Vec::with_capacity(2);
     let (mean, var) = if args.training {
         if n * h * w < 2 {
             return Err(Error::shape(OP, "more than 1 value per channel in training", x.shape()));
@@ -79,7 +80,7 @@ pub fn batch_norm(
             state.running_mean.buffer(),
             state.running_var.buffer(),
         )?;
-        gpu.run(&[d]);
+        dispatches.push(d);
         (mean, var)
     } else {
         (state.running_mean.clone(), state.running_var.clone())
@@ -98,6 +99,8 @@ pub fn batch_norm(
         None,
         y.buffer(),
     )?;
-    gpu.run(&[d]);
+    dispatches.push(d);
+    // statistics and normalisation in one submit
+    gpu.run(&dispatches);
     Ok((y, mean, var))
 }

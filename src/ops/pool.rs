@@ -142,29 +142,40 @@ impl Pool2dGeom {
     }
 }
 
-fn pool(op: &str, gpu: &Gpu, x: &Tensor, geom: Pool2dGeom) -> Result<Tensor> {
+/// The launcher of one pooling kernel: geometry, input and output buffers.
+type PoolKernel = fn(&Gpu, &Pool2dGeom, &wgpu::Buffer, &wgpu::Buffer) -> Result<crate::device::Dispatch>;
+
+fn pool(op: &str, gpu: &Gpu, x: &Tensor, geom: Pool2dGeom, kernel: PoolKernel) -> Result<Tensor> {
     x.expect_dtype(op, DType::F32)?;
     let y = Tensor::empty(gpu, geom.out_shape())?;
-    let d = match op {
-        "max_pool2d" => kernels::pool::max_forward(gpu, &geom, x.buffer(), y.buffer())?,
-        "avg_pool2d" => kernels::pool::avg_forward(gpu, &geom, x.buffer(), y.buffer())?,
-        _ => kernels::pool::adaptive_avg_forward(gpu, &geom, x.buffer(), y.buffer())?,
-    };
-    gpu.run(&[d]);
+    gpu.run(&[kernel(gpu, &geom, x.buffer(), y.buffer())?]);
     Ok(y)
 }
 
 /// `torch.nn.functional.max_pool2d`. x: (N, C, H, W).
 pub fn max_pool2d(gpu: &Gpu, x: &Tensor, args: Pool2dArgs) -> Result<Tensor> {
-    pool("max_pool2d", gpu, x, Pool2dGeom::new("max_pool2d", x.shape(), args)?)
+    pool(
+        "max_pool2d",
+        gpu,
+        x,
+        Pool2dGeom::new("max_pool2d", x.shape(), args)?,
+        kernels::pool::max_forward,
+    )
 }
 
 /// `torch.nn.functional.avg_pool2d`. x: (N, C, H, W).
 pub fn avg_pool2d(gpu: &Gpu, x: &Tensor, args: Pool2dArgs) -> Result<Tensor> {
-    pool("avg_pool2d", gpu, x, Pool2dGeom::new("avg_pool2d", x.shape(), args)?)
+    pool(
+        "avg_pool2d",
+        gpu,
+        x,
+        Pool2dGeom::new("avg_pool2d", x.shape(), args)?,
+        kernels::pool::avg_forward,
+    )
 }
 
 /// `torch.nn.functional.adaptive_avg_pool2d`. x: (N, C, H, W) -> (N, C, out[0], out[1]).
 pub fn adaptive_avg_pool2d(gpu: &Gpu, x: &Tensor, out: [usize; 2]) -> Result<Tensor> {
-    pool("adaptive_avg_pool2d", gpu, x, Pool2dGeom::adaptive(x.shape(), out)?)
+    let geom = Pool2dGeom::adaptive(x.shape(), out)?;
+    pool("adaptive_avg_pool2d", gpu, x, geom, kernels::pool::adaptive_avg_forward)
 }
