@@ -1,9 +1,12 @@
-// conv2d backward, input gradient: dx[n, c, iy, ix] = sum over the output channels of c's group
-// and the kernel taps (ky, kx) that map (iy, ix) onto an output pixel
-// (oy*S + ky*D - P == iy) of dy[n, oc, oy, ox] * w[oc, c % cin_g, ky, kx]. Each invocation
-// gathers (no atomics) one input pixel for ICB input channels of a group: every dy value loaded
-// serves ICB sums, which are independent chains. The transposed convolution over the flipped
-// kernel.
+// conv2d backward, input gradient, as an implicit GEMM over the flipped kernel (the transposed
+// convolution): dx[n, c, iy, ix] = sum over the output channels oc of c's group and the taps
+// (ky, kx) with oy*S + ky*D - P == iy (and the same for x) of dy[n, oc, oy, ox] * w[oc, c, ky, kx].
+// Laid out like conv2d_fwd: a workgroup owns ICB input channels of one group (grid z, so every
+// weight load is uniform) and WG*4 input pixels; each invocation keeps an ICB x 4 register tile
+// and gathers dy once per (output channel, tap, pixel) for ICB sums. No atomics.
+// With stride S > 1 only 1 in S*S taps lands on a given input pixel, so the pixels are split by
+// phase ((iy + P) % S, (ix + P) % S) across grid z: within a workgroup every pixel shares its
+// phase, and the taps that cannot land are skipped uniformly instead of masked per lane.
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -14,8 +17,10 @@ override PW: u32 = 0u;
 override DH: u32 = 1u;
 override DW: u32 = 1u;
 override WG: u32 = 64u;
+// input channels per invocation, 1..=8
+override ICB: u32 = 8u;
 
-const ICB: u32 = 4u;
+const PX: u32 = 4u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -30,56 +35,90 @@ struct Params {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
     let cin_g = p.cin / p.groups;
     let cout_g = p.cout / p.groups;
     let blocks_g = (cin_g + ICB - 1u) / ICB;
-    let blocks = p.groups * blocks_g;
-    if (i >= p.n * blocks * p.h * p.w) {
-        return;
-    }
-    let ix = i % p.w;
-    let iy = (i / p.w) % p.h;
-    let blk = (i / (p.w * p.h)) % blocks;
-    let n = i / (p.w * p.h * blocks);
+    let phases = SH * SW;
+    let blk = wid.z / phases;
+    let ry = (wid.z % phases) / SW;  // (iy + PH) % SH of every pixel of this workgroup
+    let rx = wid.z % SW;
     let g = blk / blocks_g;
-    let ic0 = (blk % blocks_g) * ICB;
+    let ic0 = (blk % blocks_g) * ICB;  // within the group
     let nic = min(ICB, cin_g - ic0);
     let taps = KH * KW;
-    // lanes past nic reread the last channel's weights; their sums are not stored
-    let o1 = min(1u, nic - 1u) * taps;
-    let o2 = min(2u, nic - 1u) * taps;
-    let o3 = min(3u, nic - 1u) * taps;
-    var acc = vec4f(0.0);
-    for (var ky = 0u; ky < KH; ky++) {
-        let ty = i32(iy + PH) - i32(ky * DH);  // = oy * SH when a tap lands here
-        if (ty < 0 || u32(ty) % SH != 0u) {
-            continue;
-        }
-        let oy = u32(ty) / SH;
-        if (oy >= p.oh) {
-            continue;
-        }
-        for (var kx = 0u; kx < KW; kx++) {
-            let tx = i32(ix + PW) - i32(kx * DW);
-            if (tx < 0 || u32(tx) % SW != 0u) {
+
+    let plane = p.h * p.w;
+    let oplane = p.oh * p.ow;
+    // the input pixels of this phase: rows iy = y_start + SH * t, columns likewise
+    let y_start = (ry + SH - PH % SH) % SH;
+    let x_start = (rx + SW - PW % SW) % SW;
+    let ph = (p.h + SH - 1u - y_start) / SH;
+    let pw = (p.w + SW - 1u - x_start) / SW;
+    let total = p.n * ph * pw;
+    if (total == 0u) {
+        return;  // a phase with no pixels (input smaller than the stride)
+    }
+    let first = (wid.x + wid.y * nwg.x) * WG * PX + lid;
+    var db: array<u32, PX>;   // offset of (n, first output channel of group g) in dy
+    var ty0: array<i32, PX>;  // iy + PH: oy*SH + ky*DH for a tap that lands here
+    var tx0: array<i32, PX>;
+    var ok: array<bool, PX>;
+    for (var j = 0u; j < PX; j++) {
+        let q = first + j * WG;
+        ok[j] = q < total;
+        let qq = min(q, total - 1u);
+        let n = qq / (ph * pw);
+        let r = qq % (ph * pw);
+        ty0[j] = i32(y_start + SH * (r / pw) + PH);
+        tx0[j] = i32(x_start + SW * (r % pw) + PW);
+        db[j] = (n * p.cout + g * cout_g) * oplane;
+    }
+
+    var acc: array<vec4f, 8>;
+    for (var oc = 0u; oc < cout_g; oc++) {
+        let dc = oc * oplane;
+        let wc = ((g * cout_g + oc) * cin_g + ic0) * taps;
+        for (var ky = 0u; ky < KH; ky++) {
+            if ((ky * DH) % SH != ry) {
                 continue;
             }
-            let ox = u32(tx) / SW;
-            if (ox >= p.ow) {
-                continue;
+            var row: array<i32, PX>;  // -1 where no output row maps here for this tap
+            for (var j = 0u; j < PX; j++) {
+                let ty = ty0[j] - i32(ky * DH);
+                let oy = ty / i32(SH);
+                let hit = ok[j] && ty >= 0 && oy < i32(p.oh);
+                row[j] = select(-1, i32(db[j] + dc) + oy * i32(p.ow), hit);
             }
-            for (var j = 0u; j < cout_g; j++) {
-                let oc = g * cout_g + j;
-                let d = dy[((n * p.cout + oc) * p.oh + oy) * p.ow + ox];
-                let wi = (oc * cin_g + ic0) * taps + ky * KW + kx;
-                acc += d * vec4f(wt[wi], wt[wi + o1], wt[wi + o2], wt[wi + o3]);
+            for (var kx = 0u; kx < KW; kx++) {
+                if ((kx * DW) % SW != rx) {
+                    continue;
+                }
+                var dv: vec4f;
+                for (var j = 0u; j < PX; j++) {
+                    let tx = tx0[j] - i32(kx * DW);
+                    let ox = tx / i32(SW);
+                    let hit = row[j] >= 0 && tx >= 0 && ox < i32(p.ow);
+                    let v = dy[select(0u, u32(row[j] + ox), hit)];
+                    dv[j] = select(0.0, v, hit);
+                }
+                let wi = wc + ky * KW + kx;
+                for (var o = 0u; o < ICB; o++) {
+                    acc[o] += wt[wi + min(o, nic - 1u) * taps] * dv;
+                }
             }
         }
     }
-    let plane = p.h * p.w;
-    let out0 = (n * p.cin + g * cin_g + ic0) * plane + iy * p.w + ix;
-    for (var j = 0u; j < nic; j++) {
-        dx[out0 + j * plane] = acc[j];
+
+    for (var j = 0u; j < PX; j++) {
+        let q = first + j * WG;
+        if (q >= total) {
+            continue;
+        }
+        let r = q % (ph * pw);
+        let pix = (y_start + SH * (r / pw)) * p.w + x_start + SW * (r % pw);
+        let out0 = ((q / (ph * pw)) * p.cin + g * cin_g + ic0) * plane + pix;
+        for (var o = 0u; o < nic; o++) {
+            dx[out0 + o * plane] = acc[o][j];
+        }
     }
 }

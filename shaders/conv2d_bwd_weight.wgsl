@@ -1,7 +1,11 @@
-// conv2d backward, weight gradient: dw[oc, ic, ky, kx] = sum over (n, oy, ox) of
-// dy[n, oc, oy, ox] * x[n, g*cin_g + ic, oy*S + ky*D - P, ox*S + kx*D - P].
-// One invocation reduces over N * OH * OW for one tap (ic, ky, kx) and OCB output channels of a
-// group: each x value loaded serves OCB weights, and the OCB sums are independent chains.
+// conv2d backward, weight gradient, as a split-K implicit GEMM:
+//   dW_g (Cout/g, Cin/g*KH*KW) = dY_g (Cout/g, N*OH*OW) x im2col(X)_g^T (N*OH*OW, Cin/g*KH*KW).
+// A workgroup owns OCB output channels of one group (grid z), WG*4 weight columns (grid x; a
+// column is one (ic, ky, kx)) and one chunk of the output pixels (grid y). It walks its chunk
+// pixel by pixel: the pixel is the same for every lane, so the OCB dy loads are uniform, and each
+// lane gathers the x value under each of its 4 columns, feeding OCB multiply-adds per gather.
+// Each chunk writes its partial sums to its own slice of `part`; split_k_reduce adds the slices
+// (with one chunk, `part` is dw itself).
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -12,79 +16,95 @@ override PW: u32 = 0u;
 override DH: u32 = 1u;
 override DW: u32 = 1u;
 override WG: u32 = 64u;
+// output channels per invocation, 1..=8
+override OCB: u32 = 8u;
 
-const OCB: u32 = 4u;
+const KC: u32 = 4u;  // weight columns per invocation
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
     cout: u32, oh: u32, ow: u32, groups: u32,
+    chunk: u32,  // output pixels per chunk
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;        // (N, Cout, OH, OW)
-@group(0) @binding(2) var<storage, read> x: array<f32>;         // (N, Cin, H, W)
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;  // (Cout, Cin/groups, KH, KW)
-
-// Smallest o >= 0 with o*stride >= lo.
-fn first_out(lo: i32, stride: u32) -> u32 {
-    if (lo <= 0) {
-        return 0u;
-    }
-    return (u32(lo) + stride - 1u) / stride;
-}
-
-// One past the largest o < count with o*stride < hi.
-fn end_out(hi: i32, stride: u32, count: u32) -> u32 {
-    if (hi <= 0) {
-        return 0u;
-    }
-    return min(count, (u32(hi) + stride - 1u) / stride);
-}
+@group(0) @binding(1) var<storage, read> dy: array<f32>;          // (N, Cout, OH, OW)
+@group(0) @binding(2) var<storage, read> x: array<f32>;           // (N, Cin, H, W)
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;  // (chunks, Cout, Cin/g*KH*KW)
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    let cin_g = p.cin / p.groups;
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
     let cout_g = p.cout / p.groups;
+    let cin_g = p.cin / p.groups;
+    let taps = KH * KW;
+    let cols = cin_g * taps;
     let blocks_g = (cout_g + OCB - 1u) / OCB;
-    if (i >= p.groups * blocks_g * cin_g * KH * KW) {
-        return;
-    }
-    let kx = i % KW;
-    let ky = (i / KW) % KH;
-    let ic = (i / (KW * KH)) % cin_g;
-    let blk = i / (KW * KH * cin_g);
-    let g = blk / blocks_g;
-    let oc0 = g * cout_g + (blk % blocks_g) * OCB;
+    let g = wid.z / blocks_g;
+    let oc0 = g * cout_g + (wid.z % blocks_g) * OCB;
     let noc = min(OCB, (g + 1u) * cout_g - oc0);
-    let c = g * cin_g + ic;
-    let plane = p.oh * p.ow;
-    // lanes past noc reread the last channel; their sums are not stored
-    let o1 = min(1u, noc - 1u) * plane;
-    let o2 = min(2u, noc - 1u) * plane;
-    let o3 = min(3u, noc - 1u) * plane;
-    // The output rows/columns whose tap (ky, kx) lands inside the input, computed once so the
-    // inner loops carry no bounds checks: iy = oy*SH + ky*DH - PH in [0, H).
-    let oy0 = first_out(i32(PH) - i32(ky * DH), SH);
-    let oy1 = end_out(i32(p.h) + i32(PH) - i32(ky * DH), SH, p.oh);
-    let ox0 = first_out(i32(PW) - i32(kx * DW), SW);
-    let ox1 = end_out(i32(p.w) + i32(PW) - i32(kx * DW), SW, p.ow);
-    var acc = vec4f(0.0);
-    for (var n = 0u; n < p.n; n++) {
-        let dyb = (n * p.cout + oc0) * plane;
-        let xb = (n * p.cin + c) * p.h;
-        for (var oy = oy0; oy < oy1; oy++) {
-            let dyr = dyb + oy * p.ow;
-            let xr = (xb + oy * SH + ky * DH - PH) * p.w + kx * DW - PW;
-            for (var ox = ox0; ox < ox1; ox++) {
-                let d = dyr + ox;
-                acc += x[xr + ox * SW] * vec4f(dy[d], dy[d + o1], dy[d + o2], dy[d + o3]);
+    let hw = p.h * p.w;
+    let oplane = p.oh * p.ow;
+
+    // this invocation's columns: offset of the tap within (n, group g) of x, and its shift
+    var xoff: array<i32, KC>;
+    var sy: array<i32, KC>;
+    var sx: array<i32, KC>;
+    var ok: array<bool, KC>;
+    let col0 = wid.x * WG * KC + lid;
+    for (var j = 0u; j < KC; j++) {
+        let c = min(col0 + j * WG, cols - 1u);
+        ok[j] = col0 + j * WG < cols;
+        let ic = c / taps;
+        let ky = (c % taps) / KW;
+        let kx = c % KW;
+        sy[j] = i32(ky * DH);
+        sx[j] = i32(kx * DW);
+        xoff[j] = i32(ic * hw) + sy[j] * i32(p.w) + sx[j];
+    }
+
+    let total = p.n * oplane;
+    let q0 = wid.y * p.chunk;
+    let q1 = min(q0 + p.chunk, total);
+    var n = q0 / oplane;
+    var oy = (q0 % oplane) / p.ow;
+    var ox = q0 % p.ow;
+    // rows past noc reread the last channel of dy; they are not stored
+    let last = noc - 1u;
+    var acc: array<vec4f, 8>;
+    for (var q = q0; q < q1; q++) {
+        let iy = i32(oy * SH) - i32(PH);
+        let ix = i32(ox * SW) - i32(PW);
+        let xb = i32((n * p.cin + g * cin_g) * hw) + iy * i32(p.w) + ix;
+        var xv: vec4f;
+        for (var j = 0u; j < KC; j++) {
+            let yy = iy + sy[j];
+            let xx = ix + sx[j];
+            let inside = ok[j] && yy >= 0 && yy < i32(p.h) && xx >= 0 && xx < i32(p.w);
+            let v = x[select(0u, u32(xb + xoff[j]), inside)];
+            xv[j] = select(0.0, v, inside);
+        }
+        let d0 = (n * p.cout + oc0) * oplane + oy * p.ow + ox;
+        for (var o = 0u; o < OCB; o++) {
+            acc[o] += dy[d0 + min(o, last) * oplane] * xv;
+        }
+        ox += 1u;
+        if (ox == p.ow) {
+            ox = 0u;
+            oy += 1u;
+            if (oy == p.oh) {
+                oy = 0u;
+                n += 1u;
             }
         }
     }
-    let tap = (ic * KH + ky) * KW + kx;
-    for (var j = 0u; j < noc; j++) {
-        dw[(oc0 + j) * cin_g * KH * KW + tap] = acc[j];
+
+    let base = wid.y * p.cout * cols;
+    for (var j = 0u; j < KC; j++) {
+        if (!ok[j]) {
+            continue;
+        }
+        for (var o = 0u; o < noc; o++) {
+            part[base + (oc0 + o) * cols + col0 + j * WG] = acc[o][j];
+        }
     }
 }

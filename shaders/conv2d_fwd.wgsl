@@ -1,6 +1,11 @@
-// conv2d forward, direct: each invocation computes one output pixel for up to OCB output
-// channels of one group, so every input value it loads is reused OCB times.
-// Geometry is specialised (override) so loops over the kernel window unroll; sizes are uniform.
+// conv2d forward as an implicit GEMM, shaped for how compute runs on SIMD hardware:
+//   Y_g (Cout/g, N*OH*OW) = W_g (Cout/g, Cin/g*KH*KW) x im2col(X)_g (Cin/g*KH*KW, N*OH*OW).
+// A workgroup owns OCB output channels of one group (grid z) and WG*4 output pixels (grid x/y);
+// each invocation keeps an OCB x 4 register tile (OCB channels x 4 pixels). The weight index
+// depends only on the workgroup and the loop counters, so every weight load is uniform (one
+// scalar load broadcast to all lanes) and each gathered input value feeds OCB multiply-adds.
+// The im2col matrix is never stored: each invocation decodes its 4 pixels once and gathers the
+// window straight from x, zero outside the padding.
 // Epilogue (fusion): + bias, + residual (the skip connection), then ReLU (ACT 1) or ReLU6 (2).
 
 override KH: u32 = 3u;
@@ -15,8 +20,10 @@ override HAS_BIAS: bool = false;
 override HAS_RESIDUAL: bool = false;
 override ACT: u32 = 0u;
 override WG: u32 = 64u;
+// output channels per invocation, 1..=8 (the register tile's rows)
+override OCB: u32 = 8u;
 
-const OCB: u32 = 4u;
+const PX: u32 = 4u;  // output pixels per invocation (the register tile's columns)
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -33,67 +40,82 @@ struct Params {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-    let idx = (wid.x + wid.y * nwg.x) * WG + lid;
     let cout_g = p.cout / p.groups;
     let cin_g = p.cin / p.groups;
     let blocks_g = (cout_g + OCB - 1u) / OCB;
-    let blocks = p.groups * blocks_g;
-    if (idx >= p.n * blocks * p.oh * p.ow) {
-        return;
-    }
-    let ox = idx % p.ow;
-    var r = idx / p.ow;
-    let oy = r % p.oh;
-    r = r / p.oh;
-    let blk = r % blocks;
-    let n = r / blocks;
-    let g = blk / blocks_g;
-    let oc0 = g * cout_g + (blk % blocks_g) * OCB;
+    // uniform over the workgroup: the channel block
+    let g = wid.z / blocks_g;
+    let oc0 = g * cout_g + (wid.z % blocks_g) * OCB;
     let noc = min(OCB, (g + 1u) * cout_g - oc0);
-    let w_oc = cin_g * KH * KW;  // stride between output channels in wt
-    // Clamp the channel of each accumulator so lanes past noc read valid (unused) weights.
-    let o1 = min(1u, noc - 1u) * w_oc;
-    let o2 = min(2u, noc - 1u) * w_oc;
-    let o3 = min(3u, noc - 1u) * w_oc;
+    let taps = KH * KW;
+    let w_oc = cin_g * taps;  // stride between output channels in wt
 
-    var acc = vec4f(0.0);
-    let iy0 = i32(oy * SH) - i32(PH);
-    let ix0 = i32(ox * SW) - i32(PW);
+    // this invocation's pixels: consecutive lanes take consecutive pixels (neighbouring loads)
+    let plane = p.oh * p.ow;
+    let total = p.n * plane;
+    let first = (wid.x + wid.y * nwg.x) * WG * PX + lid;
+    var xb: array<u32, PX>;   // offset of (n, first channel of group g) in x
+    var iy0: array<i32, PX>;
+    var ix0: array<i32, PX>;
+    var ok: array<bool, PX>;
+    for (var j = 0u; j < PX; j++) {
+        let q = first + j * WG;
+        ok[j] = q < total;
+        let qq = min(q, total - 1u);
+        let n = qq / plane;
+        let r = qq % plane;
+        iy0[j] = i32((r / p.ow) * SH) - i32(PH);
+        ix0[j] = i32((r % p.ow) * SW) - i32(PW);
+        xb[j] = (n * p.cin + g * cin_g) * p.h * p.w;
+    }
+
+    var acc: array<vec4f, 8>;
     for (var ic = 0u; ic < cin_g; ic++) {
-        let xc = (n * p.cin + g * cin_g + ic) * p.h;
-        let wc = (oc0 * cin_g + ic) * KH * KW;
+        let xc = ic * p.h * p.w;
+        let wc = (oc0 * cin_g + ic) * taps;
         for (var ky = 0u; ky < KH; ky++) {
-            let iy = iy0 + i32(ky * DH);
-            if (iy < 0 || iy >= i32(p.h)) {
-                continue;
+            var row: array<i32, PX>;   // -1 where the row is outside the image
+            for (var j = 0u; j < PX; j++) {
+                let iy = iy0[j] + i32(ky * DH);
+                row[j] = select(-1, i32(xb[j] + xc) + iy * i32(p.w), ok[j] && iy >= 0 && iy < i32(p.h));
             }
-            let xrow = (xc + u32(iy)) * p.w;
             for (var kx = 0u; kx < KW; kx++) {
-                let ix = ix0 + i32(kx * DW);
-                if (ix < 0 || ix >= i32(p.w)) {
-                    continue;
+                var xv: vec4f;
+                for (var j = 0u; j < PX; j++) {
+                    let ix = ix0[j] + i32(kx * DW);
+                    let inside = row[j] >= 0 && ix >= 0 && ix < i32(p.w);
+                    let v = x[select(0u, u32(row[j] + ix), inside)];
+                    xv[j] = select(0.0, v, inside);
                 }
-                let xv = x[xrow + u32(ix)];
                 let wi = wc + ky * KW + kx;
-                acc += xv * vec4f(wt[wi], wt[wi + o1], wt[wi + o2], wt[wi + o3]);
+                for (var o = 0u; o < OCB; o++) {
+                    // rows past noc reread the last channel's weights; they are not stored
+                    acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
+                }
             }
         }
     }
-    let plane = p.oh * p.ow;
-    let out0 = (n * p.cout + oc0) * plane + oy * p.ow + ox;
-    for (var j = 0u; j < noc; j++) {
-        var v = acc[j];
-        if (HAS_BIAS) {
-            v += bias[oc0 + j];
+
+    for (var j = 0u; j < PX; j++) {
+        let q = first + j * WG;
+        if (q >= total) {
+            continue;
         }
-        if (HAS_RESIDUAL) {
-            v += res[out0 + j * plane];
+        let out0 = ((q / plane) * p.cout + oc0) * plane + q % plane;
+        for (var o = 0u; o < noc; o++) {
+            var v = acc[o][j];
+            if (HAS_BIAS) {
+                v += bias[oc0 + o];
+            }
+            if (HAS_RESIDUAL) {
+                v += res[out0 + o * plane];
+            }
+            if (ACT == 1u) {
+                v = max(v, 0.0);
+            } else if (ACT == 2u) {
+                v = clamp(v, 0.0, 6.0);
+            }
+            y[out0 + o * plane] = v;
         }
-        if (ACT == 1u) {
-            v = max(v, 0.0);
-        } else if (ACT == 2u) {
-            v = clamp(v, 0.0, 6.0);
-        }
-        y[out0 + j * plane] = v;
     }
 }

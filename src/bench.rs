@@ -112,7 +112,10 @@ pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() ->
 pub struct ConvBench {
     pub geom: Conv2dGeom,
     pub forward: crate::device::Dispatch,
-    pub backward: [crate::device::Dispatch; 2],
+    /// Input gradient, then weight gradient (which may take a split-K reduction dispatch).
+    pub backward: Vec<crate::device::Dispatch>,
+    /// How many of `backward` compute the input gradient.
+    pub backward_data_len: usize,
     _tensors: [Tensor; 5],
 }
 
@@ -129,14 +132,13 @@ impl ConvBench {
         let dw = Tensor::zeros(gpu, ws)?;
         let (xb, wb, yb) = (x.buffer(), w.buffer(), y.buffer());
         let forward = kernels::conv::forward(gpu, &geom, Default::default(), xb, wb, None, None, yb)?;
-        let backward = [
-            kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?,
-            kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer())?,
-        ];
+        let mut backward = vec![kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?];
+        backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer())?);
         Ok(ConvBench {
             geom,
             forward,
             backward,
+            backward_data_len: 1,
             _tensors: [x, w, y, dx, dw],
         })
     }

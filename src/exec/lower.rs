@@ -134,7 +134,7 @@ pub fn lower(
         }
         Op::Conv2dBwdWeight { args } => {
             let geom = Conv2dGeom::new(ishape(1), oshape(0), *args)?;
-            vec![kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0))?]
+            kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0))?
         }
         Op::ChannelSum => vec![kernels::norm::channel_sum(gpu, ncs(ishape(0).dims()), &i(0), &o(0))?],
         Op::BatchNormBwd { eps, epi } => {

@@ -1,15 +1,15 @@
-//! conv2d kernels. Forward: a direct kernel that blocks 4 output channels per invocation.
+//! conv2d kernels. Forward: an implicit GEMM with a register tile of up to 8 output channels x
+//! 4 pixels per invocation. Backward: direct kernels with 4 channels per invocation.
 
-use super::shaders::{CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_FWD};
+use super::shaders::{CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_DIRECT, CONV2D_FWD, SPLIT_K_REDUCE};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::Epilogue;
 use crate::ops::conv::Conv2dGeom;
 
 const WG: usize = 64;
-/// Channels per invocation: output channels in conv2d_fwd and conv2d_bwd_weight (OCB), input
-/// channels in conv2d_bwd_data (ICB).
+/// Output channels per invocation of conv2d_bwd_weight_direct.
 const OCB: usize = 4;
 
 fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
@@ -26,6 +26,55 @@ fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
     ]
 }
 
+/// Register-tile configuration of the implicit-GEMM forward kernel: output channels per
+/// invocation (rows, uniform over a workgroup, 1..=8) and invocations per workgroup; each
+/// invocation also covers `FWD_PIXELS` output pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvTile {
+    pub ocb: usize,
+    pub wg: usize,
+}
+
+/// Output pixels per invocation of conv2d_fwd (its PX).
+pub const FWD_PIXELS: usize = 4;
+
+impl ConvTile {
+    /// The default for a tile whose rows are channels of a group with `rows` channels: as many
+    /// rows as there are, up to 8 (a depthwise conv gets one row: a direct kernel with uniform
+    /// weights), and 64 invocations.
+    pub fn default_for(rows: usize) -> ConvTile {
+        ConvTile {
+            ocb: rows.clamp(1, 8),
+            wg: WG,
+        }
+    }
+
+    /// Every configuration the tuner may pick for `rows` channels per group (the default first).
+    pub fn candidates(rows: usize) -> Vec<ConvTile> {
+        let mut out = vec![ConvTile::default_for(rows)];
+        for ocb in [1, 2, 4, 8] {
+            for wg in [16, 32, 64, 128] {
+                let t = ConvTile { ocb, wg };
+                if ocb <= rows.max(1) && !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(1..=8).contains(&self.ocb) || !(1..=256).contains(&self.wg) {
+            return Err(Error::Arg {
+                op: "conv2d".into(),
+                arg: "tile".into(),
+                reason: format!("{self:?}: ocb must be 1..=8 and wg 1..=256"),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
 /// [+ residual (like y)]), the epilogue fused into the store.
 #[allow(clippy::too_many_arguments)]
@@ -39,16 +88,45 @@ pub fn forward(
     residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    forward_tiled(
+        gpu,
+        g,
+        ConvTile::default_for(g.cout / g.args.groups),
+        epi,
+        x,
+        w,
+        bias,
+        residual,
+        y,
+    )
+}
+
+/// `forward` with an explicit register tile (for the tuner and its tests).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_tiled(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    epi: Epilogue,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    residual: Option<&wgpu::Buffer>,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    tile.check()?;
     let mut constants = geometry_constants(g);
     constants.push(("HAS_BIAS", f64::from(u8::from(bias.is_some()))));
     constants.push(("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))));
     constants.push(("ACT", f64::from(epi.act.code())));
-    constants.push(("WG", WG as f64));
+    constants.push(("WG", tile.wg as f64));
+    constants.push(("OCB", tile.ocb as f64));
     let pipeline = gpu.pipeline(&CONV2D_FWD, &constants)?;
     let groups = g.args.groups;
-    let blocks = groups * (g.cout / groups).div_ceil(OCB);
-    let work = g.n * blocks * g.oh * g.ow;
-    let grid = grid_1d(groups_for("conv2d work items", work, WG)?);
+    let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
+    let pixels = g.n * g.oh * g.ow;
+    let mut grid = grid_1d(groups_for("conv2d output pixels", pixels, tile.wg * FWD_PIXELS)?);
+    grid[2] = u32_of("conv2d channel blocks", channel_blocks)?;
     let d = gpu.dummy();
     Dispatch::new(
         gpu,
@@ -75,8 +153,8 @@ fn sizes(g: &Conv2dGeom) -> Result<[u32; 8]> {
     ])
 }
 
-/// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: one invocation per input pixel and
-/// block of 4 input channels.
+/// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: the forward kernel's layout with input
+/// channels as the tile rows (`tile.ocb` of them) and input pixels as its columns.
 pub fn backward_data(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -84,19 +162,131 @@ pub fn backward_data(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    let tile = ConvTile::default_for(g.cin / g.args.groups);
+    backward_data_tiled(gpu, g, tile, dy, w, dx)
+}
+
+/// `backward_data` with an explicit register tile.
+pub fn backward_data_tiled(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    tile.check()?;
     let mut constants = geometry_constants(g);
-    constants.push(("WG", WG as f64));
+    constants.push(("WG", tile.wg as f64));
+    constants.push(("ICB", tile.ocb as f64));
     let pipeline = gpu.pipeline(&CONV2D_BWD_DATA, &constants)?;
-    // one invocation per (input pixel, block of OCB input channels of a group)
     let groups = g.args.groups;
-    let blocks = groups * (g.cin / groups).div_ceil(OCB);
-    let grid = grid_1d(groups_for("conv2d input grad", g.n * blocks * g.h * g.w, WG)?);
+    let channel_blocks = groups * (g.cin / groups).div_ceil(tile.ocb);
+    // grid z: channel block x stride phase; x/y: the input pixels of the largest phase
+    let s = g.args.stride;
+    let pixels = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
+    let mut grid = grid_1d(groups_for("conv2d input pixels", pixels, tile.wg * FWD_PIXELS)?);
+    grid[2] = u32_of("conv2d input channel blocks x stride phases", channel_blocks * s * s)?;
     Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, w, dx], grid)
 }
 
-/// dw (Cout, Cin/g, KH, KW) from dy and x: one invocation per tap and block of 4 output
-/// channels reduces over N*OH*OW.
+/// Weight columns per group (Cin/g * KH * KW) below which the weight gradient runs the direct
+/// kernel: conv2d_bwd_weight spreads the columns over the lanes, 4 per invocation, so a
+/// depthwise 3x3 (9 columns) would leave almost every lane idle.
+const NARROW_COLUMNS: usize = 32;
+/// Weight columns per invocation of conv2d_bwd_weight (its KC).
+const BWD_WEIGHT_COLUMNS: usize = 4;
+/// The split-K reduction gives each workgroup at least this many output pixels, and splits until
+/// about `SPLIT_K_WORKGROUPS` workgroups run (enough to fill a GPU; more only adds partials).
+const MIN_CHUNK: usize = 256;
+const SPLIT_K_WORKGROUPS: usize = 512;
+
+/// dw (Cout, Cin/g, KH, KW) from dy and x. Returns the dispatches to run in order: the split-K
+/// partial products and their reduction (one dispatch when one chunk covers every pixel).
 pub fn backward_weight(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let cols = (g.cin / g.args.groups) * g.kh * g.kw;
+    if cols < NARROW_COLUMNS {
+        return Ok(vec![backward_weight_direct(gpu, g, dy, x, dw)?]);
+    }
+    // workgroups no wider than the columns they cover
+    let wg = cols.div_ceil(BWD_WEIGHT_COLUMNS).next_power_of_two().clamp(16, WG);
+    let tile = ConvTile {
+        wg,
+        ..ConvTile::default_for(g.cout / g.args.groups)
+    };
+    backward_weight_tiled(gpu, g, tile, None, dy, x, dw)
+}
+
+/// `backward_weight` through the split-K kernel with an explicit tile and, optionally, a fixed
+/// number of pixels per chunk.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight_tiled(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    chunk: Option<usize>,
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    tile.check()?;
+    let groups = g.args.groups;
+    let cols = (g.cin / groups) * g.kh * g.kw;
+    let col_blocks = cols.div_ceil(tile.wg * BWD_WEIGHT_COLUMNS);
+    let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
+    let pixels = g.n * g.oh * g.ow;
+    let chunk = chunk.unwrap_or_else(|| {
+        let want = SPLIT_K_WORKGROUPS.div_ceil(col_blocks * channel_blocks);
+        let most = pixels.div_ceil(MIN_CHUNK);
+        pixels.div_ceil(want.clamp(1, most.max(1)))
+    });
+    let chunk = chunk.clamp(1, pixels.max(1));
+    let chunks = pixels.div_ceil(chunk);
+    let len = g.cout * cols;
+    let mut constants = geometry_constants(g);
+    constants.push(("WG", tile.wg as f64));
+    constants.push(("OCB", tile.ocb as f64));
+    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT, &constants)?;
+    let mut params = sizes(g)?.to_vec();
+    params.push(u32_of("conv2d weight-gradient chunk", chunk)?);
+    let grid = [
+        u32_of("conv2d weight column blocks", col_blocks)?,
+        u32_of("conv2d weight-gradient chunks", chunks)?,
+        u32_of("conv2d output channel blocks", channel_blocks)?,
+    ];
+    if chunks == 1 {
+        return Ok(vec![Dispatch::new(gpu, pipeline, &params, &[dy, x, dw], grid)?]);
+    }
+    // One slice of partial sums per chunk; the bind groups keep this scratch buffer alive.
+    let bytes = (chunks * len * 4) as u64;
+    gpu.check_binding("conv2d weight-gradient partial sums", bytes)?;
+    let part = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("conv2d_bwd_weight partials"),
+        size: bytes,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let partial = Dispatch::new(gpu, pipeline, &params, &[dy, x, &part], grid)?;
+    let reduce_pipeline = gpu.pipeline(&SPLIT_K_REDUCE, &[("WG", 256.0)])?;
+    let reduce = Dispatch::new(
+        gpu,
+        reduce_pipeline,
+        &[u32_of("conv2d weight gradient", len)?, chunks as u32],
+        &[&part, dw],
+        grid_1d(groups_for("split-K reduction", len, 256)?),
+    )?;
+    Ok(vec![partial, reduce])
+}
+
+/// The direct weight-gradient kernel: one invocation per tap and block of 4 output channels
+/// reduces over N*OH*OW (for groups with few weight columns, e.g. depthwise).
+pub fn backward_weight_direct(
     gpu: &Gpu,
     g: &Conv2dGeom,
     dy: &wgpu::Buffer,
@@ -105,7 +295,7 @@ pub fn backward_weight(
 ) -> Result<Dispatch> {
     let mut constants = geometry_constants(g);
     constants.push(("WG", WG as f64));
-    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT, &constants)?;
+    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT_DIRECT, &constants)?;
     // one invocation per (block of OCB output channels of a group, tap)
     let groups = g.args.groups;
     let blocks = groups * (g.cout / groups).div_ceil(OCB);

@@ -45,6 +45,54 @@ pub fn conv2d(
     (y, [n, cout, oh, ow])
 }
 
+/// The gradients of conv2d (no bias) for an output gradient dy: (dx, dw), accumulated over the
+/// same loop nest as the forward, so each term is the forward's product differentiated.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_backward(
+    x: &[f64],
+    [n, cin, h, w]: [usize; 4],
+    wt: &[f64],
+    [cout, cin_g, kh, kw]: [usize; 4],
+    dy: &[f64],
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    groups: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let oh = (h + 2 * pad - dil * (kh - 1) - 1) / stride + 1;
+    let ow = (w + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
+    let cout_g = cout / groups;
+    let mut dx = vec![0.0; x.len()];
+    let mut dw = vec![0.0; wt.len()];
+    for ni in 0..n {
+        for oc in 0..cout {
+            let g = oc / cout_g;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let d = dy[((ni * cout + oc) * oh + oy) * ow + ox];
+                    for ic in 0..cin_g {
+                        let c = g * cin_g + ic;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * stride + ky * dil) as isize - pad as isize;
+                                let ix = (ox * stride + kx * dil) as isize - pad as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let xi = ((ni * cin + c) * h + iy as usize) * w + ix as usize;
+                                let wi = ((oc * cin_g + ic) * kh + ky) * kw + kx;
+                                dx[xi] += d * wt[wi];
+                                dw[wi] += d * x[xi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dx, dw)
+}
+
 /// Per-channel mean and biased variance over (N, H, W).
 pub fn channel_stats(x: &[f64], [n, c, h, w]: [usize; 4]) -> (Vec<f64>, Vec<f64>) {
     let hw = h * w;

@@ -301,3 +301,94 @@ fn conv2d_rejects_bad_shapes() {
     .unwrap_err();
     assert!(err.to_string().contains("bias"), "{err}");
 }
+
+/// Every register tile the tuner may pick, for the forward, input-gradient and weight-gradient
+/// kernels (the last also with small forced split-K chunks), against the f64 references.
+#[test]
+fn conv2d_every_tile_configuration() {
+    use convoy::kernels::conv::{self, ConvTile};
+    use convoy::ops::conv::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(3);
+    // (n, cin, hw, cout, k, stride, pad, dil, groups): dense, strided, grouped, depthwise, 1x1
+    let shapes = [
+        (2, 5, 9, 11, 3, 1, 1, 1, 1),
+        (1, 12, 10, 9, 3, 2, 1, 1, 1),
+        (2, 6, 8, 6, 3, 1, 2, 2, 3),
+        (1, 7, 11, 7, 3, 2, 1, 1, 7),
+        (3, 10, 7, 17, 1, 1, 0, 1, 1),
+        (1, 3, 13, 8, 5, 3, 2, 1, 1),
+    ];
+    for (n, cin, hw, cout, k, stride, pad, dil, groups) in shapes {
+        let xs = [n, cin, hw, hw];
+        let ws = [cout, cin / groups, k, k];
+        let args = Conv2dArgs {
+            stride,
+            padding: pad,
+            dilation: dil,
+            groups,
+        };
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let dy = rng.vec(ys.numel(), -1.0, 1.0);
+        let (want_y, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, stride, pad, dil, groups);
+        let (want_dx, want_dw) =
+            reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), stride, pad, dil, groups);
+        let xt = Tensor::from_slice(g, &x, xs).unwrap();
+        let wt = Tensor::from_slice(g, &w, ws).unwrap();
+        let dyt = Tensor::from_slice(g, &dy, ys.clone()).unwrap();
+        let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}");
+        for tile in ConvTile::candidates(cout / groups) {
+            let y = Tensor::zeros(g, ys.clone()).unwrap();
+            let d = conv::forward_tiled(
+                g,
+                &geom,
+                tile,
+                Default::default(),
+                xt.buffer(),
+                wt.buffer(),
+                None,
+                None,
+                y.buffer(),
+            )
+            .unwrap();
+            g.run(&[d]);
+            assert_close(&format!("forward {what} {tile:?}"), &y.to_vec().unwrap(), &want_y, RTOL);
+            for chunk in [None, Some(1), Some(7)] {
+                let dw = Tensor::zeros(g, ws).unwrap();
+                let ds =
+                    conv::backward_weight_tiled(g, &geom, tile, chunk, dyt.buffer(), xt.buffer(), dw.buffer()).unwrap();
+                g.run(&ds);
+                let got = dw.to_vec().unwrap();
+                assert_close(
+                    &format!("weight grad {what} {tile:?} chunk {chunk:?}"),
+                    &got,
+                    &want_dw,
+                    RTOL,
+                );
+            }
+        }
+        for tile in ConvTile::candidates(cin / groups) {
+            let dx = Tensor::zeros(g, xs).unwrap();
+            let d = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+            g.run(&[d]);
+            assert_close(
+                &format!("input grad {what} {tile:?}"),
+                &dx.to_vec().unwrap(),
+                &want_dx,
+                RTOL,
+            );
+        }
+        let dw = Tensor::zeros(g, ws).unwrap();
+        let d = conv::backward_weight_direct(g, &geom, dyt.buffer(), xt.buffer(), dw.buffer()).unwrap();
+        g.run(&[d]);
+        assert_close(
+            &format!("direct weight grad {what}"),
+            &dw.to_vec().unwrap(),
+            &want_dw,
+            RTOL,
+        );
+    }
+}

@@ -65,8 +65,8 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         for (pass, dispatches, flops) in [
             ("forward", std::slice::from_ref(&b.forward), f),
             ("backward", &b.backward[..], 2.0 * f),
-            ("bwd_data", &b.backward[..1], f),
-            ("bwd_weight", &b.backward[1..], f),
+            ("bwd_data", &b.backward[..b.backward_data_len], f),
+            ("bwd_weight", &b.backward[b.backward_data_len..], f),
         ] {
             let t = time_gpu(&gpu, args.warmup, args.iters, || {
                 gpu.run(dispatches);
