@@ -33,7 +33,8 @@ fn train(epochs: usize, train_images: usize) -> convoy::Result<EpochStats> {
             s.valid_loss,
             s.top1 * 100.0,
             s.images_per_sec
-        )
+        );
+        std::ops::ControlFlow::Continue(())
     })?;
     Ok(stats.last().expect("one epoch at least").clone())
 }

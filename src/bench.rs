@@ -107,6 +107,59 @@ pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() ->
     })
 }
 
+/// One run of the GEMM ceiling benchmark: C (size x size) = A B in f32.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmResult {
+    pub kernel: &'static str,
+    pub size: usize,
+    pub timing: Timing,
+    pub gflops: f64,
+}
+
+/// The f32 GEMMs convoy can run on this device, square `size` (a multiple of 4): the
+/// workgroup-tiled `gemm` kernel (linear layers) and the row-tiled `gemm_rows` (1x1 convs). The
+/// faster is the practical ceiling for conv here.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Result<Vec<GemmResult>> {
+    let mut rng = Rng::new(0);
+    let a = Tensor::from_slice(gpu, &rng.vec(size * size, -1.0, 1.0), [size, size])?;
+    let b = Tensor::from_slice(gpu, &rng.vec(size * size, -1.0, 1.0), [size, size])?;
+    let c = Tensor::zeros(gpu, [size, size])?;
+    let flops = 2.0 * (size as f64).powi(3);
+    let geom = kernels::linear::GemmGeom {
+        m: size,
+        n: size,
+        k: size,
+        trans_a: false,
+        trans_b: false,
+    };
+    let tiled = kernels::linear::gemm(gpu, &geom, a.buffer(), b.buffer(), None, c.buffer())?;
+    let rows_geom = kernels::linear::RowsGeom {
+        batch: 1,
+        m: size,
+        n: size,
+        k: size,
+    };
+    let rows = kernels::linear::gemm_rows(gpu, &rows_geom, 0, a.buffer(), b.buffer(), None, None, c.buffer())?;
+    let mut out = Vec::new();
+    for (kernel, d) in [
+        ("gemm (64x64 workgroup tiles)", tiled),
+        ("gemm_rows (8 x vec4 register tiles)", rows),
+    ] {
+        let timing = time_gpu(gpu, warmup, iters, || {
+            gpu.run(std::slice::from_ref(&d));
+            Ok(())
+        })?;
+        out.push(GemmResult {
+            kernel,
+            size,
+            timing,
+            gflops: flops / (timing.median_ms * 1e-3) / 1e9,
+        });
+    }
+    Ok(out)
+}
+
 /// Buffers and the prepared dispatches of one suite shape, on random data: the forward conv,
 /// and the backward (input gradient, then weight gradient; bias gradients are not counted).
 pub struct ConvBench {

@@ -54,6 +54,10 @@ pub enum Error {
     /// A file whose content does not follow its format.
     #[error("{path}: {reason}")]
     Format { path: String, reason: String },
+
+    /// Training produced a non-finite loss; checkpoints written before it are untouched.
+    #[error("training diverged at epoch {epoch}, step {step}: the loss is {loss}; lower the learning rate or resume from the last checkpoint")]
+    Diverged { epoch: usize, step: u64, loss: f32 },
 }
 
 impl Error {

@@ -73,6 +73,8 @@ pub(crate) struct GpuInner {
     /// The writable twin of `dummy` (one buffer may not be bound both read-only and writable).
     pub dummy_rw: wgpu::Buffer,
     pub poison: bool,
+    /// Present when kernel tuning is on.
+    pub tuner: Option<super::Tuner>,
 }
 
 /// A handle to one GPU device and its queue. Clone it freely.
@@ -94,6 +96,8 @@ pub struct GpuBuilder {
     adapter: Option<String>,
     want_f16: Option<bool>,
     poison: bool,
+    tune: Option<bool>,
+    tune_cache: Option<std::path::PathBuf>,
 }
 
 impl GpuBuilder {
@@ -120,6 +124,19 @@ impl GpuBuilder {
         self
     }
 
+    /// Time the candidate tile configurations of each new kernel shape and keep the fastest
+    /// (default: CONVOY_TUNE=1 turns it on; off, every kernel uses its deterministic default).
+    pub fn tune(mut self, on: bool) -> Self {
+        self.tune = Some(on);
+        self
+    }
+
+    /// Where tuning choices persist (default: CONVOY_TUNE_CACHE, else the user's cache folder).
+    pub fn tune_cache(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tune_cache = Some(path.into());
+        self
+    }
+
     /// Open the device (blocking). Native only; on the web use `build_async`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn build(self) -> Result<Gpu> {
@@ -137,7 +154,11 @@ impl GpuBuilder {
             ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
         });
         let adapter = pick_adapter(&instance, backends, which.as_deref()).await?;
-        open(adapter, self.want_f16, self.poison).await
+        let tune = self
+            .tune
+            .unwrap_or_else(|| std::env::var("CONVOY_TUNE").is_ok_and(|v| v == "1"));
+        let tune = tune.then(|| self.tune_cache.or_else(super::Tuner::default_path));
+        open(adapter, self.want_f16, self.poison, tune).await
     }
 }
 
@@ -237,7 +258,13 @@ async fn pick_adapter(
         })
 }
 
-async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>, poison: bool) -> Result<Gpu> {
+/// `tune`: tuning on, with the cache file if any.
+async fn open(
+    adapter: wgpu::Adapter,
+    want_f16: Option<bool>,
+    poison: bool,
+    tune: Option<Option<std::path::PathBuf>>,
+) -> Result<Gpu> {
     let ainfo = adapter.get_info();
     let have = adapter.features();
     // Only the features convoy uses: newer drivers refuse a request for every adapter feature.
@@ -285,6 +312,10 @@ async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>, poison: bool) -> R
         usage: wgpu::BufferUsages::STORAGE,
         mapped_at_creation: false,
     });
+    let tuner = tune.map(|path| {
+        let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
+        super::Tuner::new(key, path)
+    });
     Ok(Gpu {
         inner: Arc::new(GpuInner {
             dummy,
@@ -294,6 +325,7 @@ async fn open(adapter: wgpu::Adapter, want_f16: Option<bool>, poison: bool) -> R
             queue,
             info,
             pipelines: PipelineCache::default(),
+            tuner,
         }),
     })
 }
@@ -323,6 +355,10 @@ impl Gpu {
     }
     pub(crate) fn poisons_outputs(&self) -> bool {
         self.inner.poison
+    }
+    /// The kernel tuner, when tuning is on.
+    pub fn tuner(&self) -> Option<&super::Tuner> {
+        self.inner.tuner.as_ref()
     }
     pub(crate) fn dummy(&self) -> &wgpu::Buffer {
         &self.inner.dummy

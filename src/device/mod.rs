@@ -5,8 +5,10 @@ mod dispatch;
 mod gpu;
 mod pipeline;
 mod readback;
+mod tune;
 
 pub use dispatch::{grid_1d, Dispatch, MAX_WORKGROUPS_PER_DIM};
 pub use gpu::{Gpu, GpuBuilder, GpuInfo};
 pub use pipeline::{lock, Binding, Pipeline, Shader};
 pub use readback::{map_read, read_buffer};
+pub use tune::Tuner;

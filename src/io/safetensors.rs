@@ -76,6 +76,21 @@ pub fn parse_safetensors(bytes: &[u8], name: &str) -> Result<BTreeMap<String, Ho
 
 /// Encode host tensors as safetensors bytes (f32 and i64).
 pub fn encode_safetensors(tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>> {
+    encode_safetensors_with(tensors, None)
+}
+
+/// The string map of a safetensors header (`__metadata__`), empty when the file has none.
+pub fn parse_metadata(bytes: &[u8], name: &str) -> Result<std::collections::HashMap<String, String>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::format(name, format!("not a valid safetensors file: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// `encode_safetensors` with a `__metadata__` string map in the header.
+pub fn encode_safetensors_with(
+    tensors: &BTreeMap<String, HostTensor>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(n, t)| {
@@ -88,7 +103,7 @@ pub fn encode_safetensors(tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<
                 .map_err(|e| Error::format(n, format!("cannot encode: {e}")))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize(views, None).map_err(|e| Error::format("safetensors", e.to_string()))
+    safetensors::serialize(views, metadata).map_err(|e| Error::format("safetensors", e.to_string()))
 }
 
 /// Upload host tensors into a store: floats as GPU tensors, integers as counters.

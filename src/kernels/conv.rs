@@ -49,13 +49,15 @@ impl ConvTile {
         }
     }
 
-    /// Every configuration the tuner may pick for `rows` channels per group (the default first).
+    /// Every configuration the tuner may pick for `rows` channels per group (the default first):
+    /// 4 or 8 rows (fewer when the group has fewer) and 32, 64 or 128 invocations. Fewer rows
+    /// than 4 only lose reuse, so they are not timed.
     pub fn candidates(rows: usize) -> Vec<ConvTile> {
         let mut out = vec![ConvTile::default_for(rows)];
-        for ocb in [1, 2, 4, 8] {
-            for wg in [16, 32, 64, 128] {
+        for ocb in [rows.clamp(1, 4), rows.clamp(1, 8)] {
+            for wg in [32, 64, 128] {
                 let t = ConvTile { ocb, wg };
-                if ocb <= rows.max(1) && !out.contains(&t) {
+                if !out.contains(&t) {
                     out.push(t);
                 }
             }
@@ -88,17 +90,88 @@ pub fn forward(
     residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    forward_tiled(
-        gpu,
-        g,
-        ConvTile::default_for(g.cout / g.args.groups),
-        epi,
-        x,
-        w,
-        bias,
-        residual,
-        y,
-    )
+    if is_pointwise_gemm(g) {
+        // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
+        let rows = super::linear::RowsGeom {
+            batch: g.n,
+            m: g.cout,
+            n: g.h * g.w,
+            k: g.cin,
+        };
+        return super::linear::gemm_rows(gpu, &rows, epi.act.code(), w, x, bias, residual, y);
+    }
+    let candidates = ConvTile::candidates(g.cout / g.args.groups);
+    let mut ds = choose(gpu, "conv2d_fwd", g, &candidates, |t| {
+        Ok(vec![forward_tiled(gpu, g, t, epi, x, w, bias, residual, y)?])
+    })?;
+    Ok(ds.remove(0))
+}
+
+/// A 1x1 conv that is exactly a GEMM per image with vec4-aligned rows: one group, stride 1, no
+/// padding, H*W a multiple of 4.
+pub fn is_pointwise_gemm(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    g.kh == 1 && g.kw == 1 && a.groups == 1 && a.stride == 1 && a.padding == 0 && (g.h * g.w).is_multiple_of(4)
+}
+
+/// The tile for `kernel` on shape `g`: the first candidate (the deterministic default) unless
+/// tuning is on; then the tuner's recorded choice, or, for a shape seen the first time, the
+/// candidate that ran fastest here (each built, run once to warm up, then timed twice).
+fn choose(
+    gpu: &Gpu,
+    kernel: &str,
+    g: &Conv2dGeom,
+    candidates: &[ConvTile],
+    build: impl Fn(ConvTile) -> Result<Vec<Dispatch>>,
+) -> Result<Vec<Dispatch>> {
+    let Some(tuner) = gpu.tuner() else {
+        return build(candidates[0]);
+    };
+    let a = &g.args;
+    let key = format!(
+        "{kernel} n{} c{} {}x{} -> {} k{}x{} s{} p{} d{} g{}",
+        g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, a.stride, a.padding, a.dilation, a.groups
+    );
+    if let Some([ocb, wg]) = tuner.get(&key).as_deref() {
+        let t = ConvTile { ocb: *ocb, wg: *wg };
+        if candidates.contains(&t) {
+            return build(t);
+        }
+    }
+    if cfg!(target_arch = "wasm32") {
+        return build(candidates[0]);
+    }
+    let mut best: Option<(f64, ConvTile, Vec<Dispatch>)> = None;
+    for &t in candidates {
+        let ds = build(t)?;
+        let ms = time_once(gpu, &ds)?;
+        if best.as_ref().is_none_or(|(b, _, _)| ms < *b) {
+            best = Some((ms, t, ds));
+        }
+    }
+    let (_, t, ds) = best.expect("at least one candidate");
+    tuner.set(&key, vec![t.ocb, t.wg]);
+    Ok(ds)
+}
+
+/// Best of two timed runs after a warm-up, in milliseconds.
+#[cfg(not(target_arch = "wasm32"))]
+fn time_once(gpu: &Gpu, ds: &[Dispatch]) -> Result<f64> {
+    gpu.run(ds);
+    gpu.sync()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..2 {
+        let t = std::time::Instant::now();
+        gpu.run(ds);
+        gpu.sync()?;
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(best)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn time_once(_: &Gpu, _: &[Dispatch]) -> Result<f64> {
+    Ok(0.0)
 }
 
 /// `forward` with an explicit register tile (for the tuner and its tests).
@@ -162,8 +235,11 @@ pub fn backward_data(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let tile = ConvTile::default_for(g.cin / g.args.groups);
-    backward_data_tiled(gpu, g, tile, dy, w, dx)
+    let candidates = ConvTile::candidates(g.cin / g.args.groups);
+    let mut ds = choose(gpu, "conv2d_bwd_data", g, &candidates, |t| {
+        Ok(vec![backward_data_tiled(gpu, g, t, dy, w, dx)?])
+    })?;
+    Ok(ds.remove(0))
 }
 
 /// `backward_data` with an explicit register tile.
@@ -216,11 +292,19 @@ pub fn backward_weight(
     }
     // workgroups no wider than the columns they cover
     let wg = cols.div_ceil(BWD_WEIGHT_COLUMNS).next_power_of_two().clamp(16, WG);
-    let tile = ConvTile {
+    let default = ConvTile {
         wg,
         ..ConvTile::default_for(g.cout / g.args.groups)
     };
-    backward_weight_tiled(gpu, g, tile, None, dy, x, dw)
+    let mut candidates = vec![default];
+    candidates.extend(
+        ConvTile::candidates(g.cout / g.args.groups)
+            .into_iter()
+            .filter(|t| *t != default),
+    );
+    choose(gpu, "conv2d_bwd_weight", g, &candidates, |t| {
+        backward_weight_tiled(gpu, g, t, None, dy, x, dw)
+    })
 }
 
 /// `backward_weight` through the split-K kernel with an explicit tile and, optionally, a fixed

@@ -1,6 +1,6 @@
 //! GEMM: linear layers now, 1x1 convolutions and the backward products later.
 
-use super::shaders::GEMM;
+use super::shaders::{GEMM, GEMM_ROWS};
 use super::u32_of;
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
@@ -46,4 +46,67 @@ pub fn gemm(
     }
     let params = [g.m as u32, g.n as u32, g.k as u32];
     Dispatch::new(gpu, pipeline, &params, &[a, b, bias.unwrap_or(gpu.dummy()), c], grid)
+}
+
+/// Shape of the batched row-tiled GEMM: C_z (M, N) = A (M, K) x B_z (K, N) for z < batch, with
+/// N a multiple of 4 (B and C are read and written as vec4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RowsGeom {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+/// Invocations per workgroup and rows per invocation of gemm_rows.
+const ROWS_WG: usize = 64;
+const ROWS_RB: usize = 8;
+
+/// The row-tiled GEMM (uniform A loads, vec4 B loads), with the conv epilogue: + bias per row,
+/// + residual, activation code `act` (0 none, 1 ReLU, 2 ReLU6).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_rows(
+    gpu: &Gpu,
+    g: &RowsGeom,
+    act: u32,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    residual: Option<&wgpu::Buffer>,
+    c: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    if !g.n.is_multiple_of(4) || g.m == 0 || g.n == 0 {
+        return Err(Error::Arg {
+            op: "gemm_rows".into(),
+            arg: "n".into(),
+            reason: format!("{g:?}: N must be a positive multiple of 4 (vec4 rows)"),
+        });
+    }
+    for (what, v) in [
+        ("gemm A", g.m * g.k),
+        ("gemm B", g.batch * g.k * g.n),
+        ("gemm C", g.batch * g.m * g.n),
+    ] {
+        u32_of(what, v)?;
+    }
+    let constants = [
+        ("WG", ROWS_WG as f64),
+        ("RB", ROWS_RB as f64),
+        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
+        ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
+        ("ACT", f64::from(act)),
+    ];
+    let pipeline = gpu.pipeline(&GEMM_ROWS, &constants)?;
+    let row_blocks = g.m.div_ceil(ROWS_RB);
+    let mut grid = crate::device::grid_1d(super::groups_for("gemm columns", g.n / 4, ROWS_WG)?);
+    grid[2] = u32_of("gemm row blocks x batch", row_blocks * g.batch)?;
+    let params = [g.m as u32, (g.n / 4) as u32, g.k as u32, row_blocks as u32];
+    let d = gpu.dummy();
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &params,
+        &[a, b, bias.unwrap_or(d), residual.unwrap_or(d), c],
+        grid,
+    )
 }

@@ -37,6 +37,7 @@ shaders! {
     ADAPTIVE_AVG_POOL2D_FWD = "adaptive_avg_pool2d_fwd" [Uniform, Read, ReadWrite];
     ADAPTIVE_AVG_POOL2D_BWD = "adaptive_avg_pool2d_bwd" [Uniform, Read, ReadWrite];
     GEMM = "gemm" [Uniform, Read, Read, Read, ReadWrite];
+    GEMM_ROWS = "gemm_rows" [Uniform, Read, Read, Read, Read, ReadWrite];
     CROSS_ENTROPY_FWD = "cross_entropy_fwd" [Uniform, Read, Read, ReadWrite];
     CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];
     TOPK_ACCURACY = "topk_accuracy" [Uniform, Read, Read, ReadWrite];

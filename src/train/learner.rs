@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::exec::{Inference, ParamStore, TrainStep};
 use crate::nn::{Model, Net};
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 /// Metrics of one epoch.
 #[derive(Clone, Debug)]
@@ -33,6 +34,13 @@ pub struct Learner {
     step: Option<TrainStep>,
     evals: HashMap<[usize; 4], Inference>,
     epochs_done: usize,
+    steps_done: u64,
+    /// Schedule position (epochs) the next fit starts from: set by `resume`.
+    resume_at: usize,
+    /// Written (atomically) after every epoch when set: weights, optimizer state and position.
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// The model's name, recorded in checkpoints.
+    pub model_name: String,
     /// (loss, lr, momentum) per training batch.
     pub recorder: Vec<(f32, f32, f32)>,
 }
@@ -50,6 +58,10 @@ impl Learner {
             step: None,
             evals: HashMap::new(),
             epochs_done: 0,
+            steps_done: 0,
+            resume_at: 0,
+            checkpoint: None,
+            model_name: String::new(),
             recorder: Vec::new(),
         }
     }
@@ -79,29 +91,54 @@ impl Learner {
             .is_none_or(|s| s.plan.graph.find("x").map(|v| s.plan.graph.shape(v).dims()) != Some(&shape[..]));
         if stale {
             let (net, outs) = self.build(shape, true)?;
-            let steps_done = self.step.as_ref().map_or(0, |s| s.steps());
             let mut step = TrainStep::compile(&self.gpu, net.graph, outs[0], &[], &mut self.store, self.optimizer)?;
-            step.skip_to(steps_done);
+            step.skip_to(self.steps_done);
             self.step = Some(step);
         }
         Ok(self.step.as_mut().expect("compiled above"))
     }
 
-    /// Train `epochs` epochs with the 1cycle schedule peaking at `lr_max`; evaluate on `valid`
-    /// after each; `on_epoch` sees each epoch's metrics as they come.
+    /// Continue from a checkpoint written by `checkpoint` (or `save_checkpoint`): its weights,
+    /// optimizer state, batch-norm statistics and position replace this learner's; the next
+    /// `fit_one_cycle` picks the schedule up where it stopped. Returns where that is.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn resume(&mut self, path: impl AsRef<std::path::Path>) -> Result<super::CheckpointInfo> {
+        let (store, info) = super::load_checkpoint(&self.gpu, path)?;
+        self.store = store;
+        // compiled plans hold the old store's buffers
+        self.step = None;
+        self.evals.clear();
+        self.epochs_done = info.epoch;
+        self.steps_done = info.step;
+        self.resume_at = info.epoch;
+        self.seed = info.seed;
+        Ok(info)
+    }
+
+    /// Epochs trained so far (including those before a resume).
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Train with the 1cycle schedule over `epochs` epochs peaking at `lr_max` (after `resume`,
+    /// only the epochs the checkpoint had left); evaluate on `valid` after each epoch, write the
+    /// checkpoint if one is set, and show `on_epoch` the metrics (it returns `Break` to stop early,
+    /// e.g. on a signal; the checkpoint is already written). A non-finite loss stops training
+    /// with `Error::Diverged` before that epoch's checkpoint is written.
     pub fn fit_one_cycle(
         &mut self,
         train: &Split,
         valid: &Split,
         epochs: usize,
         lr_max: f32,
-        on_epoch: &mut dyn FnMut(&EpochStats),
+        on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
     ) -> Result<Vec<EpochStats>> {
         let per_epoch = train.n / self.bs;
         let sched = OneCycle::new(lr_max, epochs * per_epoch);
         let mut out = Vec::new();
-        let mut i = 0;
-        for _ in 0..epochs {
+        let start = std::mem::take(&mut self.resume_at).min(epochs);
+        let mut i = start * per_epoch;
+        for _ in start..epochs {
             let t0 = std::time::Instant::now();
             let shape = [self.bs, 1, train.h, train.w];
             let order = epoch_order(
@@ -116,6 +153,14 @@ impl Learner {
                 step.optimizer.set_lr(lr);
                 step.optimizer.set_momentum(mom);
                 let loss = step.step_read(&b.images, &b.labels)?[0][0];
+                self.steps_done += 1;
+                if !loss.is_finite() {
+                    return Err(crate::Error::Diverged {
+                        epoch: self.epochs_done + 1,
+                        step: self.steps_done,
+                        loss,
+                    });
+                }
                 losses.push(loss);
                 self.recorder.push((loss, lr, mom));
             }
@@ -131,8 +176,22 @@ impl Learner {
                 seconds: secs,
                 images_per_sec: (losses.len() * self.bs) as f64 / secs,
             };
-            on_epoch(&stats);
+            #[cfg(not(target_arch = "wasm32"))]
+            if let Some(path) = &self.checkpoint {
+                let info = super::CheckpointInfo {
+                    epoch: self.epochs_done,
+                    step: self.steps_done,
+                    epochs_total: epochs,
+                    model: self.model_name.clone(),
+                    seed: self.seed,
+                };
+                super::save_checkpoint(path, &self.store, &info)?;
+            }
+            let flow = on_epoch(&stats);
             out.push(stats);
+            if flow.is_break() {
+                break;
+            }
         }
         Ok(out)
     }

@@ -318,6 +318,7 @@ fn conv2d_every_tile_configuration() {
         (1, 7, 11, 7, 3, 2, 1, 1, 7),
         (3, 10, 7, 17, 1, 1, 0, 1, 1),
         (1, 3, 13, 8, 5, 3, 2, 1, 1),
+        (2, 9, 8, 12, 1, 1, 0, 1, 1), // 1x1 with H*W % 4 == 0: the gemm_rows path of conv::forward
     ];
     for (n, cin, hw, cout, k, stride, pad, dil, groups) in shapes {
         let xs = [n, cin, hw, hw];
@@ -340,6 +341,20 @@ fn conv2d_every_tile_configuration() {
         let wt = Tensor::from_slice(g, &w, ws).unwrap();
         let dyt = Tensor::from_slice(g, &dy, ys.clone()).unwrap();
         let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}");
+        let y = Tensor::zeros(g, ys.clone()).unwrap();
+        let d = conv::forward(
+            g,
+            &geom,
+            Default::default(),
+            xt.buffer(),
+            wt.buffer(),
+            None,
+            None,
+            y.buffer(),
+        )
+        .unwrap();
+        g.run(&[d]);
+        assert_close(&format!("forward {what} default"), &y.to_vec().unwrap(), &want_y, RTOL);
         for tile in ConvTile::candidates(cout / groups) {
             let y = Tensor::zeros(g, ys.clone()).unwrap();
             let d = conv::forward_tiled(
@@ -391,4 +406,37 @@ fn conv2d_every_tile_configuration() {
             RTOL,
         );
     }
+}
+
+/// With tuning on, the first forward of a shape times the candidates, records the winner in the
+/// cache file, and computes the right result; a second device reads the choice back.
+#[test]
+fn conv2d_tuner_records_and_reuses_choices() {
+    let dir = std::env::temp_dir().join(format!("convoy-tune-{}", std::process::id()));
+    let cache = dir.join("tune.tsv");
+    let _ = std::fs::remove_file(&cache);
+    let tuned = convoy::Gpu::builder().tune(true).tune_cache(&cache).build().unwrap();
+    let mut rng = Rng::new(9);
+    let (xs, ws) = ([2, 6, 9, 9], [10, 6, 3, 3]);
+    let x = rng.vec(972, -1.0, 1.0);
+    let w = rng.vec(540, -0.5, 0.5);
+    let args = Conv2dArgs {
+        padding: 1,
+        ..Default::default()
+    };
+    let xt = Tensor::from_slice(&tuned, &x, xs).unwrap();
+    let wt = Tensor::from_slice(&tuned, &w, ws).unwrap();
+    let y = conv2d(&tuned, &xt, &wt, None, args).unwrap();
+    let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
+    assert_close("tuned conv2d", &y.to_vec().unwrap(), &want, RTOL);
+    let text = std::fs::read_to_string(&cache).expect("the tuner writes its cache file");
+    let line = text
+        .lines()
+        .find(|l| l.contains("conv2d_fwd n2 c6 9x9 -> 10 k3x3 s1 p1 d1 g1"))
+        .unwrap_or_else(|| panic!("no choice recorded for the shape:\n{text}"));
+    let key = line.split('\t').nth(1).unwrap();
+    let again = convoy::Gpu::builder().tune(true).tune_cache(&cache).build().unwrap();
+    let choice = again.tuner().unwrap().get(key).expect("choice read back from the file");
+    assert_eq!(choice.len(), 2, "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,14 +1,17 @@
-//! `convoy bench conv` (forward and backward timings of the conv shape suite) and `convoy bench models`
-//! (the model suite, fused and unfused), as a table or JSON.
+//! `convoy bench conv` (forward and backward timings of the conv shape suite, each as a fraction
+//! of the GEMM ceiling), `convoy bench gemm` (that ceiling) and `convoy bench models` (the model
+//! suite, fused and unfused), as a table or JSON.
 
 use clap::{Args, ValueEnum};
-use convoy::bench::{run_model, time_gpu, ConvBench, CONV_SUITE, MODEL_SUITE, SUITE_BATCH};
+use convoy::bench::{gemm_ceiling, run_model, time_gpu, ConvBench, CONV_SUITE, MODEL_SUITE, SUITE_BATCH};
 use convoy::Gpu;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Suite {
-    /// The conv shapes, forward.
+    /// The conv shapes, forward and backward, with their fraction of the GEMM ceiling.
     Conv,
+    /// The best f32 GEMM convoy runs on this device (the ceiling for conv).
+    Gemm,
     /// The models (inference and a training step), with fusion on and off.
     Models,
 }
@@ -43,6 +46,9 @@ pub struct BenchArgs {
     /// Models: input height and width.
     #[arg(long, default_value_t = 224)]
     size: usize,
+    /// Gemm (and the conv suite's ceiling): matrix size.
+    #[arg(long, default_value_t = 1024)]
+    gemm_size: usize,
     /// Untimed runs before timing.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
@@ -50,8 +56,17 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> convoy::Result<()> {
     let gpu = Gpu::new()?;
-    if let Suite::Models = args.suite {
-        return models(&gpu, &args);
+    match args.suite {
+        Suite::Models => return models(&gpu, &args),
+        Suite::Gemm => return gemm(&gpu, &args),
+        Suite::Conv => {}
+    }
+    let ceiling = gemm_ceiling(&gpu, args.gemm_size, 1, 3)?
+        .iter()
+        .map(|r| r.gflops)
+        .fold(0.0, f64::max);
+    if !args.json {
+        println!("GEMM ceiling ({0}x{0}x{0}): {ceiling:.2} GFLOP/s", args.gemm_size);
     }
     let mut rows = Vec::new();
     for s in CONV_SUITE
@@ -76,8 +91,11 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
             rows.push((s.name, pass, t.median_ms, gflops));
             if !args.json {
                 println!(
-                    "{:<12} {pass:<10} {:>9.2} ms {:>8.2} GFLOP/s",
-                    s.name, t.median_ms, gflops
+                    "{:<12} {pass:<10} {:>9.2} ms {:>8.2} GFLOP/s {:>5.0}% of GEMM",
+                    s.name,
+                    t.median_ms,
+                    gflops,
+                    100.0 * gflops / ceiling
                 );
             }
         }
@@ -85,13 +103,42 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
     if args.json {
         let items: Vec<String> = rows
             .iter()
-            .map(|(n, pass, ms, gf)| format!("{{\"name\":\"{n}\",\"pass\":\"{pass}\",\"batch\":{SUITE_BATCH},\"ms\":{ms:.4},\"gflops\":{gf:.4}}}"))
+            .map(|(n, pass, ms, gf)| format!("{{\"name\":\"{n}\",\"pass\":\"{pass}\",\"batch\":{SUITE_BATCH},\"ms\":{ms:.4},\"gflops\":{gf:.4},\"fraction_of_gemm\":{:.4}}}", gf / ceiling))
+            .collect();
+        println!(
+            "{{\"device\":\"{}\",\"gemm_gflops\":{ceiling:.4},\"results\":[{}]}}",
+            gpu.info().name,
+            items.join(",")
+        );
+    }
+    Ok(())
+}
+
+fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
+    let results = gemm_ceiling(gpu, a.gemm_size, a.warmup, a.iters)?;
+    if a.json {
+        let items: Vec<String> = results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"kernel\":\"{}\",\"size\":{},\"ms\":{:.4},\"gflops\":{:.4}}}",
+                    r.kernel, r.size, r.timing.median_ms, r.gflops
+                )
+            })
             .collect();
         println!(
             "{{\"device\":\"{}\",\"results\":[{}]}}",
             gpu.info().name,
             items.join(",")
         );
+    } else {
+        for r in &results {
+            let n = r.size;
+            println!(
+                "{:<40} {n}x{n}x{n} {:>9.2} ms {:>8.2} GFLOP/s",
+                r.kernel, r.timing.median_ms, r.gflops
+            );
+        }
     }
     Ok(())
 }

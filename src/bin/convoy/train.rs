@@ -31,6 +31,14 @@ pub struct TrainArgs {
     weight_decay: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Folder for metrics.json, checkpoint.safetensors (after every epoch: weights, optimizer
+    /// state and position) and model.safetensors (the final weights, torchvision names).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Continue from a checkpoint.safetensors written by an earlier run with --out; the run's
+    /// flags (model, epochs, batch, lr) must match the interrupted run for the same result.
+    #[arg(long)]
+    resume: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainArgs {
@@ -44,6 +52,8 @@ impl Default for TrainArgs {
             label_smoothing: 0.0,
             weight_decay: 5e-4,
             seed: 0,
+            out: None,
+            resume: None,
         }
     }
 }
@@ -89,8 +99,38 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     };
     let mut learner = Learner::new(&gpu, model, opt, a.bs, a.seed);
     learner.label_smoothing = a.label_smoothing;
+    learner.model_name = a.model.clone();
+    if let Some(path) = &a.resume {
+        let info = learner.resume(path)?;
+        if info.model != a.model || info.epochs_total != a.epochs {
+            return Err(Error::arg(
+                "train",
+                "--resume",
+                format!(
+                    "{} was written by a run of {} over {} epochs; this run is {} over {} epochs",
+                    path.display(),
+                    info.model,
+                    info.epochs_total,
+                    a.model,
+                    a.epochs
+                ),
+            ));
+        }
+        println!("resuming after epoch {} (step {})", info.epoch, info.step);
+    }
+    if let Some(dir) = &a.out {
+        learner.checkpoint = Some(dir.join("checkpoint.safetensors"));
+    }
+    let mut history: Vec<convoy::train::EpochStats> = Vec::new();
     println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
-    let stats = learner.fit_one_cycle(&data.train, &data.test, a.epochs, a.lr, &mut |s| {
+    let result = learner.fit_one_cycle(&data.train, &data.test, a.epochs, a.lr, &mut |s| {
+        history.push(s.clone());
+        if let Some(dir) = &a.out {
+            // metrics so far, rewritten every epoch so a stopped run keeps them
+            if let Err(e) = convoy::io::write_file(dir.join("metrics.json"), metrics_json(&a, &history).as_bytes()) {
+                eprintln!("warning: {e}");
+            }
+        }
         println!(
             "{:>5}  {:>10.4}  {:>10.4}  {:>5.2}%  {:>5.2}%  {:>5.1}s  {:>6.0}",
             s.epoch,
@@ -100,13 +140,58 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
             s.top5 * 100.0,
             s.seconds,
             s.images_per_sec
-        )
-    })?;
-    let last = stats.last().expect("at least one epoch");
+        );
+        std::ops::ControlFlow::Continue(())
+    });
+    if let (Err(e), Some(dir)) = (&result, &a.out) {
+        eprintln!("stopped: {e}");
+        eprintln!(
+            "the last checkpoint is intact: {}",
+            dir.join("checkpoint.safetensors").display()
+        );
+    }
+    let stats = result?;
+    let Some(last) = stats.last() else {
+        println!("nothing to train: the checkpoint had finished all {} epochs", a.epochs);
+        return Ok(());
+    };
+    if let Some(dir) = &a.out {
+        let names: Vec<String> = learner
+            .store
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !is_optimizer_state(n))
+            .collect();
+        convoy::io::safetensors::save_safetensors(dir.join("model.safetensors"), &learner.store, Some(&names))?;
+        println!("wrote {}", dir.display());
+    }
     println!(
         "test accuracy: {:.2}% (top-5 {:.2}%)",
         last.top1 * 100.0,
         last.top5 * 100.0
     );
     Ok(())
+}
+
+fn is_optimizer_state(name: &str) -> bool {
+    [".momentum_buffer", ".exp_avg", ".exp_avg_sq"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// metrics.json: the run's settings and one record per epoch.
+fn metrics_json(a: &TrainArgs, h: &[convoy::train::EpochStats]) -> String {
+    let epochs: Vec<String> = h
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"epoch\":{},\"train_loss\":{},\"valid_loss\":{},\"top1\":{},\"top5\":{},\"seconds\":{:.3},\"images_per_sec\":{:.1}}}",
+                s.epoch, s.train_loss, s.valid_loss, s.top1, s.top5, s.seconds, s.images_per_sec
+            )
+        })
+        .collect();
+    format!(
+        "{{\"model\":{:?},\"data\":{:?},\"epochs\":{},\"bs\":{},\"lr\":{},\"label_smoothing\":{},\"weight_decay\":{},\"seed\":{},\"history\":[{}]}}\n",
+        a.model, a.data, a.epochs, a.bs, a.lr, a.label_smoothing, a.weight_decay, a.seed, epochs.join(",")
+    )
 }

@@ -1,0 +1,162 @@
+//! Training state: checkpoints, resume, divergence. A resumed run must equal an uninterrupted
+//! one; a non-finite loss must stop training without touching the last checkpoint; a broken or
+//! foreign checkpoint file must be refused with an error naming it.
+
+mod common;
+
+use common::gpu;
+use convoy::data::{Mnist, Split};
+use convoy::nn::simple_cnn;
+use convoy::train::{load_checkpoint, Learner, Optimizer};
+use convoy::Error;
+use std::ops::ControlFlow;
+
+fn head(s: &Split, n: usize) -> Split {
+    Split {
+        n,
+        h: s.h,
+        w: s.w,
+        images: s.images[..n * s.h * s.w].to_vec(),
+        labels: s.labels[..n].to_vec(),
+    }
+}
+
+fn data() -> (Split, Split) {
+    let m = Mnist::fashion_embedded().unwrap();
+    (head(&m.train, 384), head(&m.test, 128))
+}
+
+fn learner(opt: Optimizer) -> Learner {
+    let mut l = Learner::new(gpu(), Box::new(simple_cnn(10)), opt, 64, 7);
+    l.model_name = "simple_cnn".into();
+    l
+}
+
+fn sgd() -> Optimizer {
+    Optimizer::Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        nesterov: false,
+    }
+}
+
+fn tensors(l: &Learner) -> Vec<(String, Vec<f32>)> {
+    l.store.iter().map(|(n, t)| (n.clone(), t.to_vec().unwrap())).collect()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("convoy-train-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Interrupted after epoch 1 of 3, resumed in a new learner from the checkpoint: the weights,
+/// batch-norm statistics and optimizer state after epoch 3 equal the uninterrupted run's
+/// exactly (same kernels, same order of operations, same data order), for SGD and AdamW.
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let (train, valid) = data();
+    for opt in [sgd(), Optimizer::adamw(2e-3)] {
+        let mut whole = learner(opt);
+        let full = whole
+            .fit_one_cycle(&train, &valid, 3, 0.05, &mut |_| ControlFlow::Continue(()))
+            .unwrap();
+
+        let ckpt = tmp("resume").join("checkpoint.safetensors");
+        let mut first = learner(opt);
+        first.checkpoint = Some(ckpt.clone());
+        let part = first
+            .fit_one_cycle(&train, &valid, 3, 0.05, &mut |_| ControlFlow::Break(()))
+            .unwrap();
+        assert_eq!(part.len(), 1, "stopped after the first epoch");
+        drop(first);
+
+        let mut second = learner(opt);
+        let info = second.resume(&ckpt).unwrap();
+        assert_eq!((info.epoch, info.epochs_total, info.step), (1, 3, 6));
+        let rest = second
+            .fit_one_cycle(&train, &valid, 3, 0.05, &mut |_| ControlFlow::Continue(()))
+            .unwrap();
+        assert_eq!(rest.iter().map(|s| s.epoch).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(rest[1].train_loss, full[2].train_loss, "{opt:?}");
+        assert_eq!(rest[1].top1, full[2].top1);
+        let (a, b) = (tensors(&whole), tensors(&second));
+        assert_eq!(a.len(), b.len());
+        for ((na, va), (nb, vb)) in a.iter().zip(&b) {
+            assert_eq!(na, nb);
+            assert!(va == vb, "{opt:?}: {na} differs after resuming");
+        }
+        assert_eq!(
+            whole.store.counter("conv0.1.num_batches_tracked"),
+            second.store.counter("conv0.1.num_batches_tracked")
+        );
+    }
+}
+
+/// A learning rate that blows the loss up stops training with `Diverged`, and the checkpoint of
+/// the last good epoch is still there and loads.
+#[test]
+fn divergence_stops_training_and_keeps_the_last_checkpoint() {
+    let (train, valid) = data();
+    let ckpt = tmp("diverge").join("checkpoint.safetensors");
+    let mut l = learner(sgd());
+    l.checkpoint = Some(ckpt.clone());
+    l.fit_one_cycle(&train, &valid, 1, 0.05, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    let before = std::fs::read(&ckpt).unwrap();
+    let err = l
+        .fit_one_cycle(&train, &valid, 2, 1e9, &mut |_| ControlFlow::Continue(()))
+        .unwrap_err();
+    assert!(matches!(err, Error::Diverged { .. }), "{err}");
+    assert!(err.to_string().contains("diverged"), "{err}");
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "the last good checkpoint is untouched"
+    );
+    let (_, info) = load_checkpoint(gpu(), &ckpt).unwrap();
+    assert_eq!(info.epoch, 1);
+}
+
+/// Broken and foreign files are refused with an error naming the file, never a panic.
+#[test]
+fn bad_checkpoints_are_refused() {
+    let (train, valid) = data();
+    let dir = tmp("bad");
+    let ckpt = dir.join("checkpoint.safetensors");
+    let mut l = learner(sgd());
+    l.checkpoint = Some(ckpt.clone());
+    l.fit_one_cycle(&train, &valid, 1, 0.05, &mut |_| ControlFlow::Break(()))
+        .unwrap();
+    let good = std::fs::read(&ckpt).unwrap();
+    let path = dir.join("bad.safetensors");
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        ("truncated header", good[..6].to_vec()),
+        ("truncated data", good[..good.len() / 2].to_vec()),
+        ("garbage", vec![0xff; 64]),
+    ];
+    // plain weights (no checkpoint metadata)
+    let weights = dir.join("weights.safetensors");
+    convoy::io::safetensors::save_safetensors(&weights, &l.store, None).unwrap();
+    cases.push(("plain weights", std::fs::read(&weights).unwrap()));
+    for (what, bytes) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        let err = learner(sgd())
+            .resume(&path)
+            .err()
+            .unwrap_or_else(|| panic!("{what} accepted"));
+        assert!(err.to_string().contains("bad.safetensors"), "{what}: {err}");
+    }
+    // a checkpoint of another model: the mismatch names a tensor when the step compiles
+    let mut other = Learner::new(gpu(), Box::new(simple_cnn(7)), sgd(), 64, 7);
+    other.resume(&ckpt).unwrap();
+    let err = other
+        .fit_one_cycle(&train, &valid, 2, 0.05, &mut |_| ControlFlow::Continue(()))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("[7") || err.to_string().contains("7]"),
+        "{err}"
+    );
+}
