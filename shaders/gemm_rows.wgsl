@@ -8,6 +8,8 @@
 
 override WG: u32 = 64u;
 override RB: u32 = 8u;  // rows per invocation, 1..=8
+// A stored transposed, (K, M): the input gradient of a 1x1 conv, W^T x dY (still uniform loads)
+override TRANS_A: bool = false;
 override HAS_BIAS: bool = false;
 override HAS_RESIDUAL: bool = false;
 override ACT: u32 = 0u;
@@ -15,7 +17,7 @@ override ACT: u32 = 0u;
 struct Params { m: u32, n4: u32, k: u32, row_blocks: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;          // (M, K)
+@group(0) @binding(1) var<storage, read> a: array<f32>;          // (M, K), or (K, M) with TRANS_A
 @group(0) @binding(2) var<storage, read> b: array<vec4f>;        // (batch, K, N/4)
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // (M), unread without HAS_BIAS
 @group(0) @binding(4) var<storage, read> res: array<vec4f>;      // like c, unread without HAS_RESIDUAL
@@ -36,7 +38,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         let bv = b[b0 + kk * p.n4];
         for (var r = 0u; r < RB; r++) {
             // rows past nrows reread the last row of A; they are not stored
-            acc[r] += a[(row0 + min(r, nrows - 1u)) * p.k + kk] * bv;
+            let row = row0 + min(r, nrows - 1u);
+            var ai = row * p.k + kk;
+            if (TRANS_A) {
+                ai = kk * p.m + row;
+            }
+            acc[r] += a[ai] * bv;
         }
     }
     if (!inside) {

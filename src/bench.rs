@@ -139,6 +139,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         m: size,
         n: size,
         k: size,
+        trans_a: false,
     };
     let rows = kernels::linear::gemm_rows(gpu, &rows_geom, 0, a.buffer(), b.buffer(), None, None, c.buffer())?;
     let mut out = Vec::new();

@@ -97,6 +97,7 @@ pub fn forward(
             m: g.cout,
             n: g.h * g.w,
             k: g.cin,
+            trans_a: false,
         };
         return super::linear::gemm_rows(gpu, &rows, epi.act.code(), w, x, bias, residual, y);
     }
@@ -235,6 +236,17 @@ pub fn backward_data(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    if is_pointwise_gemm(g) {
+        // dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W)
+        let rows = super::linear::RowsGeom {
+            batch: g.n,
+            m: g.cin,
+            n: g.h * g.w,
+            k: g.cout,
+            trans_a: true,
+        };
+        return super::linear::gemm_rows(gpu, &rows, 0, w, dy, None, None, dx);
+    }
     let candidates = ConvTile::candidates(g.cin / g.args.groups);
     let mut ds = choose(gpu, "conv2d_bwd_data", g, &candidates, |t| {
         Ok(vec![backward_data_tiled(gpu, g, t, dy, w, dx)?])

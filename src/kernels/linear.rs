@@ -56,6 +56,8 @@ pub struct RowsGeom {
     pub m: usize,
     pub n: usize,
     pub k: usize,
+    /// A is stored as (K, M).
+    pub trans_a: bool,
 }
 
 /// Invocations per workgroup and rows per invocation of gemm_rows.
@@ -92,6 +94,7 @@ pub fn gemm_rows(
     let constants = [
         ("WG", ROWS_WG as f64),
         ("RB", ROWS_RB as f64),
+        ("TRANS_A", f64::from(u8::from(g.trans_a))),
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
         ("ACT", f64::from(act)),

@@ -77,9 +77,25 @@ fn gemm_rows_batched_with_epilogues() {
         let bt = Tensor::from_slice(g, &b, [batch, k, n]).unwrap();
         let biast = Tensor::from_slice(g, &bias, [m]).unwrap();
         let rest = Tensor::from_slice(g, &res, [batch, m, n]).unwrap();
-        for (act, with_extras) in [(0u32, false), (1, true), (2, true)] {
+        // A transposed: the same product from A^T stored (K, M)
+        let at_t: Vec<f32> = (0..k * m).map(|e| a[(e % m) * k + e / m]).collect();
+        let att = Tensor::from_slice(g, &at_t, [k, m]).unwrap();
+        for (act, with_extras, trans_a) in [
+            (0u32, false, false),
+            (1, true, false),
+            (2, true, false),
+            (0, false, true),
+            (1, true, true),
+        ] {
             let ct = Tensor::zeros(g, [batch, m, n]).unwrap();
-            let geom = RowsGeom { batch, m, n, k };
+            let geom = RowsGeom {
+                batch,
+                m,
+                n,
+                k,
+                trans_a,
+            };
+            let at = if trans_a { &att } else { &at };
             let (bi, re) = (with_extras.then(|| biast.buffer()), with_extras.then(|| rest.buffer()));
             let d = gemm_rows(g, &geom, act, at.buffer(), bt.buffer(), bi, re, ct.buffer()).unwrap();
             g.run(&[d]);
@@ -117,6 +133,7 @@ fn gemm_rows_batched_with_epilogues() {
         m: 2,
         n: 6,
         k: 2,
+        trans_a: false,
     };
     let err = gemm_rows(g, &bad, 0, t.buffer(), t.buffer(), None, None, t.buffer())
         .err()
