@@ -14,6 +14,7 @@
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod diag;
 pub mod error;
 pub mod exec;
 pub mod graph;

@@ -160,3 +160,39 @@ fn bad_checkpoints_are_refused() {
         "{err}"
     );
 }
+
+/// Activation statistics gathered during training: one record per batch for every ReLU output,
+/// consistent with what the layer holds (ReLU outputs: mean >= 0, histogram counts summing to at
+/// most the activation's size), and the plots render as PNG.
+#[test]
+fn activation_stats_are_recorded_and_plotted() {
+    let (train, valid) = data();
+    let mut l = learner(sgd());
+    l.watch_activations(Default::default());
+    l.fit_one_cycle(&train, &valid, 1, 0.05, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    let st = l.stats.as_ref().unwrap();
+    assert_eq!(st.names, ["conv0", "conv1", "conv2", "conv3"]);
+    assert_eq!(st.batches.len(), train.n / 64);
+    // simple_cnn's activations at batch 64: 8x14x14, 16x7x7, 32x4x4, 64x2x2 per image
+    let sizes = [64 * 8 * 14 * 14, 64 * 16 * 7 * 7, 64 * 32 * 4 * 4, 64 * 64 * 2 * 2];
+    for b in &st.batches {
+        for (layer, s) in b.iter().enumerate() {
+            assert_eq!(s.len(), 3 + 40);
+            assert!(s[0] >= 0.0 && s[1] >= 0.0 && (0.0..=1.0).contains(&s[2]), "{layer}: {:?}", &s[..3]);
+            let counted: f32 = s[3..].iter().sum();
+            assert!(counted <= sizes[layer] as f32 && counted > 0.0);
+            // ReLU zeros fall in the first bin, so it holds at least the near-zero fraction's zeros
+            assert!(s[3] >= 1.0);
+        }
+    }
+    use convoy::diag::plots;
+    for png in [
+        plots::training_curves(&l.recorder).unwrap(),
+        plots::activation_curves(st).unwrap(),
+        plots::colorful_dimension(st).unwrap(),
+    ] {
+        assert_eq!(&png[1..4], b"PNG");
+        assert!(png.len() > 10_000);
+    }
+}

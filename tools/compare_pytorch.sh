@@ -19,5 +19,5 @@ print("|---|---|---:|---:|---:|---:|---:|---:|")
 for r in c["results"]:
     p = tt[(r["name"], r["pass"])]
     print(f"| {r['name']} | {r['pass']} | {r['ms']:.1f} | {r['gflops']:.2f} | {100*r['fraction_of_gemm']:.0f}% "
-          f"| {p['ms']:.1f} | {p['gflops']:.1f} | {r["ms"]/p["ms"]:.1f}x |")
+          f"| {p['ms']:.1f} | {p['gflops']:.1f} | {r['ms']/p['ms']:.1f}x |")
 PY

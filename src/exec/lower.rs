@@ -128,6 +128,9 @@ pub fn lower(
             let nk = ishape(0).matrix("topk_accuracy", "logits")?;
             vec![kernels::loss::topk_accuracy(gpu, nk, *k, &i(0), &i(1), &o(0))?]
         }
+        Op::ActStats { bins, hi, near } => {
+            kernels::stats::act_stats(gpu, ishape(0).numel(), (*bins, *hi, *near), &i(0), &o(0))?
+        }
         Op::Conv2dBwdData { args } => {
             let geom = Conv2dGeom::new(oshape(0), ishape(1), *args)?;
             vec![kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0))?]

@@ -194,4 +194,11 @@ impl Graph {
         }
         Ok(self.f32_out(Op::TopkAccuracy { k }, vec![logits, labels], Shape::new(&[1])))
     }
+
+    /// Activation statistics of `x` (any shape): [mean, std, fraction with |x| <= near,
+    /// histogram of `bins` equal bins over [0, hi)], 3 + bins values.
+    pub fn act_stats(&mut self, x: ValueId, bins: usize, hi: f32, near: f32) -> Result<ValueId> {
+        crate::kernels::stats::check_config(bins, hi, near)?;
+        Ok(self.f32_out(Op::ActStats { bins, hi, near }, vec![x], Shape::new(&[3 + bins])))
+    }
 }

@@ -76,6 +76,9 @@ pub enum Op {
     CrossEntropy { smoothing: f32 },
     /// [logits, labels] -> [fraction right (1)]
     TopkAccuracy { k: usize },
+    /// Diagnostics of one activation: [mean, std, fraction |x| <= near, histogram of `bins`
+    /// bins over [0, hi)] (training-time statistics; no gradient flows through it).
+    ActStats { bins: usize, hi: f32, near: f32 },
 
     // ---- backward ----
     /// [dy, w] -> [dx]
@@ -125,6 +128,7 @@ impl Op {
             Op::Linear => "linear",
             Op::CrossEntropy { .. } => "cross_entropy",
             Op::TopkAccuracy { .. } => "topk_accuracy",
+            Op::ActStats { .. } => "act_stats",
             Op::Conv2dBwdData { .. } => "conv2d_bwd_data",
             Op::Conv2dBwdWeight { .. } => "conv2d_bwd_weight",
             Op::ChannelSum => "channel_sum",

@@ -9,6 +9,7 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod shaders;
+pub mod stats;
 
 use crate::error::{Error, Result};
 

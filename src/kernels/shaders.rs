@@ -41,6 +41,8 @@ shaders! {
     CROSS_ENTROPY_FWD = "cross_entropy_fwd" [Uniform, Read, Read, ReadWrite];
     CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];
     TOPK_ACCURACY = "topk_accuracy" [Uniform, Read, Read, ReadWrite];
+    ACT_STATS_PARTIAL = "act_stats_partial" [Uniform, Read, ReadWrite];
+    ACT_STATS_FINISH = "act_stats_finish" [Uniform, Read, ReadWrite];
     SGD_STEP = "sgd_step" [Uniform, Read, Read, ReadWrite, ReadWrite];
     ADAMW_STEP = "adamw_step" [Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite];
 }

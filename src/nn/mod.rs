@@ -7,7 +7,7 @@ mod models;
 mod resnet;
 
 pub use mobilenet::{mobilenet_v1, mobilenet_v2, MobileNetV1, MobileNetV2};
-pub use models::{by_name, plain_net, simple_cnn, Model, PlainNet, SimpleCnn, MODEL_NAMES};
+pub use models::{by_name, plain_net, simple_cnn, Model, PlainNet, ResNetMini, SimpleCnn, MODEL_NAMES};
 pub use resnet::Block;
 pub use resnet::{resnet18, resnet34, resnet50, xresnet18, xresnet34, xresnet50, ResNet};
 
@@ -51,6 +51,9 @@ pub struct Net {
     pub counters: Vec<String>,
     frozen: Vec<String>,
     pub conv_init: ConvInit,
+    /// Every activation (ReLU / ReLU6 output) in model order, named by its scope: what
+    /// activation statistics watch.
+    pub activations: Vec<(String, ValueId)>,
 }
 
 impl Net {
@@ -63,6 +66,7 @@ impl Net {
             counters: Vec::new(),
             frozen: Vec::new(),
             conv_init: ConvInit::Default,
+            activations: Vec::new(),
         }
     }
 
@@ -166,11 +170,35 @@ impl Net {
     }
 
     pub fn relu(&mut self, x: ValueId) -> ValueId {
-        self.graph.relu(x)
+        let y = self.graph.relu(x);
+        self.record_activation(y);
+        y
     }
 
     pub fn relu6(&mut self, x: ValueId) -> ValueId {
-        self.graph.relu6(x)
+        let y = self.graph.relu6(x);
+        self.record_activation(y);
+        y
+    }
+
+    /// Name an activation after its scope (`layer1.0`, then `layer1.0.2` for the second there).
+    fn record_activation(&mut self, v: ValueId) {
+        let base = if self.prefix.is_empty() {
+            "input".to_string()
+        } else {
+            self.prefix.join(".")
+        };
+        let same = self
+            .activations
+            .iter()
+            .filter(|(n, _)| n == &base || n.starts_with(&format!("{base}#")))
+            .count();
+        let name = if same == 0 {
+            base
+        } else {
+            format!("{base}#{}", same + 1)
+        };
+        self.activations.push((name, v));
     }
 
     /// Every tensor name the model has (parameters, buffers, counters): what a checkpoint holds.

@@ -63,7 +63,7 @@ fn needs_grad(g: &Graph) -> Vec<bool> {
         .map(|v| v.kind == ValueKind::Param { trainable: true })
         .collect();
     for n in &g.nodes {
-        let any = n.inputs.iter().any(|v| needs[v.0]) && !matches!(n.op, Op::TopkAccuracy { .. });
+        let any = n.inputs.iter().any(|v| needs[v.0]) && !matches!(n.op, Op::TopkAccuracy { .. } | Op::ActStats { .. });
         for &o in &n.outputs {
             needs[o.0] = any;
         }
@@ -171,6 +171,7 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
             ]
         }
         Op::TopkAccuracy { .. } => vec![None, None],
+        Op::ActStats { .. } => vec![None],
         _ => return Err(unsupported("is a backward or optimizer op; it has no gradient")),
     })
 }

@@ -43,6 +43,8 @@ pub struct Learner {
     pub model_name: String,
     /// (loss, lr, momentum) per training batch.
     pub recorder: Vec<(f32, f32, f32)>,
+    /// Per-layer activation statistics per training batch, gathered when set (`watch_activations`).
+    pub stats: Option<crate::diag::ActivationStats>,
 }
 
 impl Learner {
@@ -63,6 +65,7 @@ impl Learner {
             checkpoint: None,
             model_name: String::new(),
             recorder: Vec::new(),
+            stats: None,
         }
     }
 
@@ -75,6 +78,14 @@ impl Learner {
         let smoothing = if training { self.label_smoothing } else { 0.0 };
         let loss = net.graph.cross_entropy(logits, y, smoothing)?;
         let mut outs = vec![loss];
+        if let (true, Some(st)) = (training, self.stats.as_mut()) {
+            // statistics of every activation, read back with the loss (no extra sync)
+            let c = st.config;
+            st.names = net.activations.iter().map(|(n, _)| n.clone()).collect();
+            for &(_, v) in &net.activations {
+                outs.push(net.graph.act_stats(v, c.bins, c.hi, c.near)?);
+            }
+        }
         if !training {
             let k5 = self.model.num_classes().min(5);
             outs.push(net.graph.topk_accuracy(logits, y, 1)?);
@@ -91,7 +102,14 @@ impl Learner {
             .is_none_or(|s| s.plan.graph.find("x").map(|v| s.plan.graph.shape(v).dims()) != Some(&shape[..]));
         if stale {
             let (net, outs) = self.build(shape, true)?;
-            let mut step = TrainStep::compile(&self.gpu, net.graph, outs[0], &[], &mut self.store, self.optimizer)?;
+            let mut step = TrainStep::compile(
+                &self.gpu,
+                net.graph,
+                outs[0],
+                &outs[1..],
+                &mut self.store,
+                self.optimizer,
+            )?;
             step.skip_to(self.steps_done);
             self.step = Some(step);
         }
@@ -113,6 +131,13 @@ impl Learner {
         self.resume_at = info.epoch;
         self.seed = info.seed;
         Ok(info)
+    }
+
+    /// Gather per-layer activation statistics (every ReLU output: mean, std, fraction near zero,
+    /// histogram) at every training batch from now on, into `stats`.
+    pub fn watch_activations(&mut self, config: crate::diag::StatsConfig) {
+        self.stats = Some(crate::diag::ActivationStats::new(config));
+        self.step = None; // recompile with the statistics in the plan
     }
 
     /// Epochs trained so far (including those before a resume).
@@ -152,7 +177,11 @@ impl Learner {
                 let step = self.train_step(shape)?;
                 step.optimizer.set_lr(lr);
                 step.optimizer.set_momentum(mom);
-                let loss = step.step_read(&b.images, &b.labels)?[0][0];
+                let mut read = step.step_read(&b.images, &b.labels)?;
+                let loss = read[0][0];
+                if let Some(st) = self.stats.as_mut() {
+                    st.batches.push(read.drain(1..).collect());
+                }
                 self.steps_done += 1;
                 if !loss.is_finite() {
                     return Err(crate::Error::Diverged {

@@ -11,4 +11,5 @@ mod loss;
 mod norm;
 mod pool;
 mod shaders;
+mod stats;
 mod tensor;

@@ -11,7 +11,7 @@ use convoy::{Error, Gpu};
 pub struct TrainArgs {
     /// Model: resnet18/34/50, xresnet18/34/50, mobilenet_v1/v2, simple_cnn, plain8/14/20,
     /// resplain8/14/20.
-    #[arg(long, default_value = "simple_cnn")]
+    #[arg(long, default_value = "resnet_mini")]
     model: String,
     /// Data: `fashion-mnist` (the embedded subset) or `fashion-mnist=PATH` (IDX files in PATH).
     #[arg(long, default_value = "fashion-mnist")]
@@ -22,9 +22,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 64)]
     bs: usize,
     /// Peak learning rate of the 1cycle schedule.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.15)]
     lr: f32,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.1)]
     label_smoothing: f32,
     /// Weight decay (SGD with momentum cycled by the schedule).
     #[arg(long, default_value_t = 5e-4)]
@@ -39,21 +39,27 @@ pub struct TrainArgs {
     /// flags (model, epochs, batch, lr) must match the interrupted run for the same result.
     #[arg(long)]
     resume: Option<std::path::PathBuf>,
+    /// Gather per-layer activation statistics every batch (mean, std, fraction near zero,
+    /// histogram) and write activation_stats.json, activation_curves.png and
+    /// colorful_dimension.png to --out.
+    #[arg(long)]
+    stats: bool,
 }
 
 impl Default for TrainArgs {
     fn default() -> Self {
         TrainArgs {
-            model: "simple_cnn".into(),
+            model: "resnet_mini".into(),
             data: "fashion-mnist".into(),
             epochs: 5,
             bs: 64,
-            lr: 0.05,
-            label_smoothing: 0.0,
+            lr: 0.15,
+            label_smoothing: 0.1,
             weight_decay: 5e-4,
             seed: 0,
             out: None,
             resume: None,
+            stats: false,
         }
     }
 }
@@ -121,6 +127,12 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     if let Some(dir) = &a.out {
         learner.checkpoint = Some(dir.join("checkpoint.safetensors"));
     }
+    if a.stats {
+        if a.out.is_none() {
+            return Err(Error::arg("train", "--stats", "needs --out DIR for its plots"));
+        }
+        learner.watch_activations(Default::default());
+    }
     let mut history: Vec<convoy::train::EpochStats> = Vec::new();
     println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
     let result = learner.fit_one_cycle(&data.train, &data.test, a.epochs, a.lr, &mut |s| {
@@ -163,6 +175,7 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
             .filter(|n| !is_optimizer_state(n))
             .collect();
         convoy::io::safetensors::save_safetensors(dir.join("model.safetensors"), &learner.store, Some(&names))?;
+        write_plots(dir, &learner)?;
         println!("wrote {}", dir.display());
     }
     println!(
@@ -194,4 +207,19 @@ fn metrics_json(a: &TrainArgs, h: &[convoy::train::EpochStats]) -> String {
         "{{\"model\":{:?},\"data\":{:?},\"epochs\":{},\"bs\":{},\"lr\":{},\"label_smoothing\":{},\"weight_decay\":{},\"seed\":{},\"history\":[{}]}}\n",
         a.model, a.data, a.epochs, a.bs, a.lr, a.label_smoothing, a.weight_decay, a.seed, epochs.join(",")
     )
+}
+
+/// training_curves.png, and with activation statistics their JSON and two plots.
+fn write_plots(dir: &std::path::Path, learner: &Learner) -> convoy::Result<()> {
+    use convoy::diag::plots;
+    convoy::io::write_file(
+        dir.join("training_curves.png"),
+        &plots::training_curves(&learner.recorder)?,
+    )?;
+    if let Some(st) = &learner.stats {
+        convoy::io::write_file(dir.join("activation_stats.json"), st.to_json().as_bytes())?;
+        convoy::io::write_file(dir.join("activation_curves.png"), &plots::activation_curves(st)?)?;
+        convoy::io::write_file(dir.join("colorful_dimension.png"), &plots::colorful_dimension(st)?)?;
+    }
+    Ok(())
 }

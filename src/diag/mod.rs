@@ -1,0 +1,8 @@
+//! Training diagnostics: per-layer activation statistics gathered on the GPU during training,
+//! and the plots (PNG) of a run: loss and learning rate, per-layer mean / std / near-zero curves,
+//! and fastai's "colorful dimension" histogram image.
+
+pub mod plots;
+pub mod stats;
+
+pub use stats::{ActivationStats, StatsConfig};
