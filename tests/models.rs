@@ -5,8 +5,8 @@
 mod common;
 
 use common::gpu;
-use convoy::data::loader::{epoch_order, gather, FASHION_MEAN, FASHION_STD};
 use convoy::data::Mnist;
+use convoy::data::{epoch_order, Dataset};
 use convoy::io::npy::{encode_npy, parse_npy, NpyArray};
 use convoy::io::safetensors::{load_safetensors, save_safetensors};
 use convoy::nn::{by_name, Net};
@@ -37,7 +37,7 @@ fn loss_falls(model: &str, steps: usize, lr: f32) {
     let mut losses = Vec::new();
     for i in 0..steps {
         let j = i % 4;
-        let b = gather(&data.train, &order[j * bs..(j + 1) * bs], FASHION_MEAN, FASHION_STD);
+        let b = data.train.batch(&order[j * bs..(j + 1) * bs], None, None).unwrap();
         losses.push(step.step_read(&b.images, &b.labels).unwrap()[0][0]);
     }
     let k = steps / 4;

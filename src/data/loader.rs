@@ -1,7 +1,11 @@
-//! Batches of normalised images and labels from an in-memory split, shuffled per epoch with a
-//! seed. Preparing a batch is cheap next to a GPU step for MNIST-sized data.
+//! `Split` (an in-memory set of 8-bit grey images, as MNIST) as a `Dataset`: normalised with the
+//! Fashion-MNIST statistics, resized bilinearly when a batch asks for another size (progressive
+//! resizing), no augmentation.
 
+use super::dataset::{Batch, Dataset};
 use super::mnist::Split;
+use super::transform::{crop_resize_normalize, Box2, Image};
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 
 /// Mean and standard deviation of Fashion-MNIST pixels in [0, 1] (over the 60,000 training
@@ -9,54 +13,60 @@ use crate::rng::Rng;
 pub const FASHION_MEAN: f32 = 0.2860;
 pub const FASHION_STD: f32 = 0.3530;
 
-/// One batch: images (N, 1, H, W) normalised, labels (N).
-pub struct Batch {
-    pub images: Vec<f32>,
-    pub labels: Vec<i32>,
-    pub n: usize,
-}
-
-/// The order of one epoch: a seeded permutation (shuffle) or 0..n.
-pub fn epoch_order(n: usize, shuffle: Option<u64>) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..n).collect();
-    if let Some(seed) = shuffle {
-        Rng::new(seed).shuffle(&mut idx);
+impl Dataset for Split {
+    fn len(&self) -> usize {
+        self.n
     }
-    idx
-}
-
-/// Gather the images and labels at `idx` into a batch, normalised with (mean, std).
-pub fn gather(split: &Split, idx: &[usize], mean: f32, std: f32) -> Batch {
-    let px = split.h * split.w;
-    let mut images = Vec::with_capacity(idx.len() * px);
-    for &i in idx {
-        images.extend(
-            split.images[i * px..(i + 1) * px]
-                .iter()
-                .map(|&b| (b as f32 / 255.0 - mean) / std),
-        );
+    fn channels(&self) -> usize {
+        1
     }
-    Batch {
-        images,
-        labels: idx.iter().map(|&i| split.labels[i] as i32).collect(),
-        n: idx.len(),
+    fn classes(&self) -> usize {
+        self.labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0)
     }
-}
-
-/// The batches of an epoch over `split`: full batches of `bs`; the last partial batch is kept
-/// only if `keep_last` (training drops it so every step has one compiled shape).
-pub fn batches<'a>(
-    split: &'a Split,
-    bs: usize,
-    order: Vec<usize>,
-    keep_last: bool,
-) -> impl Iterator<Item = Batch> + 'a {
-    let chunks: Vec<Vec<usize>> = order
-        .chunks(bs.max(1))
-        .filter(|c| keep_last || c.len() == bs)
-        .map(|c| c.to_vec())
-        .collect();
-    chunks
-        .into_iter()
-        .map(move |c| gather(split, &c, FASHION_MEAN, FASHION_STD))
+    fn default_size(&self) -> [usize; 2] {
+        [self.h, self.w]
+    }
+    fn batch(&self, idx: &[usize], size: Option<usize>, _augment: Option<&mut Rng>) -> Result<Batch> {
+        let (h, w) = size.map_or((self.h, self.w), |s| (s, s));
+        if h == 0 || w == 0 {
+            return Err(Error::arg("batch", "size", "must be at least 1"));
+        }
+        let px = self.h * self.w;
+        let mut images = vec![0.0; idx.len() * h * w];
+        for (k, &i) in idx.iter().enumerate() {
+            if i >= self.n {
+                return Err(Error::arg(
+                    "batch",
+                    "index",
+                    format!("{i} is past the {} images", self.n),
+                ));
+            }
+            let src = &self.images[i * px..(i + 1) * px];
+            let out = &mut images[k * h * w..(k + 1) * h * w];
+            if (h, w) == (self.h, self.w) {
+                for (o, &b) in out.iter_mut().zip(src) {
+                    *o = (f32::from(b) / 255.0 - FASHION_MEAN) / FASHION_STD;
+                }
+            } else {
+                let img = Image {
+                    w: self.w,
+                    h: self.h,
+                    c: 1,
+                    pixels: src,
+                };
+                let whole = Box2 {
+                    x: 0.0,
+                    y: 0.0,
+                    w: self.w as f32,
+                    h: self.h as f32,
+                };
+                crop_resize_normalize(&img, whole, h, w, false, &[FASHION_MEAN], &[FASHION_STD], out);
+            }
+        }
+        Ok(Batch {
+            images,
+            labels: idx.iter().map(|&i| i32::from(self.labels[i])).collect(),
+            shape: [idx.len(), 1, h, w],
+        })
+    }
 }

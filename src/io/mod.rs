@@ -51,3 +51,19 @@ pub fn write_file(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
 pub fn exists(path: impl AsRef<Path>) -> bool {
     path.as_ref().is_file()
 }
+
+/// The entries of a folder, sorted by name: (name, is a folder). Names that are not UTF-8 are
+/// skipped (convoy's data layouts name classes and files in UTF-8).
+pub fn list_dir(path: impl AsRef<Path>) -> Result<Vec<(String, bool)>> {
+    let path = path.as_ref();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| Error::io(path.display(), e))? {
+        let entry = entry.map_err(|e| Error::io(path.display(), e))?;
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push((name, is_dir));
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -2,8 +2,7 @@
 //! training steps and eval plans that share one parameter store.
 
 use super::{optim::Optimizer, schedule::OneCycle};
-use crate::data::loader::{batches, epoch_order};
-use crate::data::Split;
+use crate::data::{batch_indices, epoch_order, for_each_batch, Dataset};
 use crate::device::Gpu;
 use crate::error::Result;
 use crate::exec::{Inference, ParamStore, TrainStep};
@@ -43,6 +42,9 @@ pub struct Learner {
     pub model_name: String,
     /// (loss, lr, momentum) per training batch.
     pub recorder: Vec<(f32, f32, f32)>,
+    /// Image size per epoch (progressive resizing; the last entry holds for later epochs);
+    /// empty: the data's own size.
+    pub sizes: Vec<usize>,
     /// Per-layer activation statistics per training batch, gathered when set (`watch_activations`).
     pub stats: Option<crate::diag::ActivationStats>,
 }
@@ -66,6 +68,7 @@ impl Learner {
             model_name: String::new(),
             recorder: Vec::new(),
             stats: None,
+            sizes: Vec::new(),
         }
     }
 
@@ -152,29 +155,46 @@ impl Learner {
     /// with `Error::Diverged` before that epoch's checkpoint is written.
     pub fn fit_one_cycle(
         &mut self,
-        train: &Split,
-        valid: &Split,
+        train: &dyn Dataset,
+        valid: &dyn Dataset,
         epochs: usize,
         lr_max: f32,
         on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
     ) -> Result<Vec<EpochStats>> {
-        let per_epoch = train.n / self.bs;
+        if train.classes() > self.model.num_classes() {
+            return Err(crate::Error::arg(
+                "fit",
+                "data",
+                format!(
+                    "the data has {} classes, the model {} outputs",
+                    train.classes(),
+                    self.model.num_classes()
+                ),
+            ));
+        }
+        let per_epoch = train.len() / self.bs;
+        if per_epoch == 0 {
+            return Err(crate::Error::arg(
+                "fit",
+                "batch size",
+                format!("{} is larger than the {} training images", self.bs, train.len()),
+            ));
+        }
         let sched = OneCycle::new(lr_max, epochs * per_epoch);
         let mut out = Vec::new();
         let start = std::mem::take(&mut self.resume_at).min(epochs);
         let mut i = start * per_epoch;
         for _ in start..epochs {
             let t0 = std::time::Instant::now();
-            let shape = [self.bs, 1, train.h, train.w];
-            let order = epoch_order(
-                train.n,
-                Some(self.seed ^ (self.epochs_done as u64 + 1).wrapping_mul(0x9E37)),
-            );
+            let size = self.size_at(self.epochs_done);
+            let epoch_seed = self.seed ^ (self.epochs_done as u64 + 1).wrapping_mul(0x9E37);
+            let order = epoch_order(train.len(), Some(epoch_seed));
+            let lists = batch_indices(&order, self.bs, false);
             let mut losses = Vec::with_capacity(per_epoch);
-            for b in batches(train, self.bs, order, false) {
+            for_each_batch(train, &lists, size, Some(epoch_seed.rotate_left(17)), |_, b| {
                 let (lr, mom) = sched.at(i);
                 i += 1;
-                let step = self.train_step(shape)?;
+                let step = self.train_step(b.shape)?;
                 step.optimizer.set_lr(lr);
                 step.optimizer.set_momentum(mom);
                 let mut read = step.step_read(&b.images, &b.labels)?;
@@ -192,9 +212,10 @@ impl Learner {
                 }
                 losses.push(loss);
                 self.recorder.push((loss, lr, mom));
-            }
+                Ok(ControlFlow::Continue(()))
+            })?;
             let secs = t0.elapsed().as_secs_f64();
-            let (valid_loss, top1, top5) = self.evaluate(valid)?;
+            let (valid_loss, top1, top5) = self.evaluate_at(valid, size)?;
             self.epochs_done += 1;
             let stats = EpochStats {
                 epoch: self.epochs_done,
@@ -225,23 +246,36 @@ impl Learner {
         Ok(out)
     }
 
-    /// Mean loss, top-1 and top-5 accuracy over a split, in eval mode (running statistics).
-    pub fn evaluate(&mut self, split: &Split) -> Result<(f32, f32, f32)> {
+    /// The image size of epoch `e` (0-based) under `sizes`: None (the data's own) when empty.
+    fn size_at(&self, e: usize) -> Option<usize> {
+        self.sizes.get(e.min(self.sizes.len().saturating_sub(1))).copied()
+    }
+
+    /// Mean loss, top-1 and top-5 accuracy over a data set, in eval mode (running statistics),
+    /// at the size of the last epoch trained.
+    pub fn evaluate(&mut self, data: &dyn Dataset) -> Result<(f32, f32, f32)> {
+        let size = self.size_at(self.epochs_done.saturating_sub(1));
+        self.evaluate_at(data, size)
+    }
+
+    fn evaluate_at(&mut self, data: &dyn Dataset, size: Option<usize>) -> Result<(f32, f32, f32)> {
         let (mut loss, mut top1, mut top5) = (0.0, 0.0, 0.0);
-        for b in batches(split, self.bs, epoch_order(split.n, None), true) {
-            let shape = [b.n, 1, split.h, split.w];
+        let lists = batch_indices(&epoch_order(data.len(), None), self.bs, true);
+        for_each_batch(data, &lists, size, None, |_, b| {
+            let shape = b.shape;
             if !self.evals.contains_key(&shape) {
                 let (net, outs) = self.build(shape, false)?;
                 let inf = Inference::compile(&self.gpu, net.graph, &outs, &mut self.store)?;
                 self.evals.insert(shape, inf);
             }
             let r = self.evals[&shape].run(&b.images, Some(&b.labels))?;
-            let w = b.n as f32;
+            let w = b.n() as f32;
             loss += r[0][0] * w;
             top1 += r[1][0] * w;
             top5 += r[2][0] * w;
-        }
-        let n = split.n as f32;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        let n = data.len().max(1) as f32;
         Ok((loss / n, top1 / n, top5 / n))
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cpu_graph;
+pub mod images;
 pub mod reference;
 
 use convoy::Gpu;

@@ -2,7 +2,7 @@
 //! folder) with the 1cycle schedule, printing metrics per epoch and the final test accuracy.
 
 use clap::Args;
-use convoy::data::Mnist;
+use convoy::data::{Dataset, ImageFolder, Mnist};
 use convoy::nn::{by_name, MODEL_NAMES};
 use convoy::train::{Learner, Optimizer};
 use convoy::{Error, Gpu};
@@ -13,9 +13,17 @@ pub struct TrainArgs {
     /// resplain8/14/20.
     #[arg(long, default_value = "resnet_mini")]
     model: String,
-    /// Data: `fashion-mnist` (the embedded subset) or `fashion-mnist=PATH` (IDX files in PATH).
+    /// Data: `fashion-mnist` (the embedded subset), `fashion-mnist=PATH` (IDX files in PATH), or
+    /// `folder=PATH` (PATH/train/<class>/*.jpg and PATH/val/<class>/*.jpg, JPEG or PNG).
     #[arg(long, default_value = "fashion-mnist")]
     data: String,
+    /// Image size (square) the model sees: the data's own size by default (224 for folders).
+    #[arg(long)]
+    size: Option<usize>,
+    /// Progressive resizing: start at this size and grow linearly to --size by the last epoch
+    /// (multiples of 4).
+    #[arg(long, requires = "size")]
+    size_start: Option<usize>,
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Batch size.
@@ -51,6 +59,8 @@ impl Default for TrainArgs {
         TrainArgs {
             model: "resnet_mini".into(),
             data: "fashion-mnist".into(),
+            size: None,
+            size_start: None,
             epochs: 5,
             bs: 64,
             lr: 0.15,
@@ -64,16 +74,47 @@ impl Default for TrainArgs {
     }
 }
 
-fn load(data: &str) -> convoy::Result<Mnist> {
+/// The train and validation sets named by --data.
+pub fn load(data: &str) -> convoy::Result<(Box<dyn Dataset>, Box<dyn Dataset>)> {
+    let mnist = |m: Mnist| -> (Box<dyn Dataset>, Box<dyn Dataset>) { (Box::new(m.train), Box::new(m.test)) };
     match data.split_once('=') {
-        None if data == "fashion-mnist" => Mnist::fashion_embedded(),
-        Some(("fashion-mnist", path)) => Mnist::from_dir(path),
+        None if data == "fashion-mnist" => Ok(mnist(Mnist::fashion_embedded()?)),
+        Some(("fashion-mnist", path)) => Ok(mnist(Mnist::from_dir(path)?)),
+        Some(("folder", path)) => {
+            let (train, val) = ImageFolder::open(path, 224)?;
+            Ok((Box::new(train), Box::new(val)))
+        }
         _ => Err(Error::arg(
             "train",
             "--data",
-            format!("'{data}': use fashion-mnist or fashion-mnist=PATH"),
+            format!("'{data}': use fashion-mnist, fashion-mnist=PATH or folder=PATH"),
         )),
     }
+}
+
+/// The per-epoch sizes: --size alone, or a linear ramp from --size-start (multiples of 4).
+fn sizes(a: &TrainArgs) -> convoy::Result<Vec<usize>> {
+    let Some(end) = a.size else { return Ok(Vec::new()) };
+    if end < 8 || a.size_start.is_some_and(|s| s < 8 || s > end) {
+        return Err(Error::arg(
+            "train",
+            "--size/--size-start",
+            format!(
+                "sizes must be at least 8 and --size-start <= --size (got {:?} -> {end})",
+                a.size_start
+            ),
+        ));
+    }
+    let Some(start) = a.size_start else {
+        return Ok(vec![end]);
+    };
+    let e = a.epochs.max(2) - 1;
+    Ok((0..a.epochs)
+        .map(|i| {
+            let s = start as f64 + (end - start) as f64 * i as f64 / e as f64;
+            ((s / 4.0).round() as usize * 4).clamp(start, end)
+        })
+        .collect())
 }
 
 pub fn run(a: TrainArgs) -> convoy::Result<()> {
@@ -83,7 +124,9 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     if a.lr.is_nan() || a.lr <= 0.0 {
         return Err(Error::arg("train", "--lr", format!("{} must be positive", a.lr)));
     }
-    let model = by_name(&a.model, 10, 1).map_err(|_| {
+    let (train, valid) = load(&a.data)?;
+    let classes = train.classes().max(valid.classes());
+    let model = by_name(&a.model, classes, train.channels()).map_err(|_| {
         Error::arg(
             "train",
             "--model",
@@ -91,11 +134,16 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
         )
     })?;
     let gpu = Gpu::new()?;
-    let data = load(&a.data)?;
     println!("{}", gpu.info().name);
     println!(
-        "training {} on {} ({} train / {} test images), {} epochs, batch {}, 1cycle lr {}",
-        a.model, a.data, data.train.n, data.test.n, a.epochs, a.bs, a.lr
+        "training {} on {} ({} train / {} test images, {classes} classes), {} epochs, batch {}, 1cycle lr {}",
+        a.model,
+        a.data,
+        train.len(),
+        valid.len(),
+        a.epochs,
+        a.bs,
+        a.lr
     );
     let opt = Optimizer::Sgd {
         lr: a.lr,
@@ -106,6 +154,7 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     let mut learner = Learner::new(&gpu, model, opt, a.bs, a.seed);
     learner.label_smoothing = a.label_smoothing;
     learner.model_name = a.model.clone();
+    learner.sizes = sizes(&a)?;
     if let Some(path) = &a.resume {
         let info = learner.resume(path)?;
         if info.model != a.model || info.epochs_total != a.epochs {
@@ -135,7 +184,7 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     }
     let mut history: Vec<convoy::train::EpochStats> = Vec::new();
     println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
-    let result = learner.fit_one_cycle(&data.train, &data.test, a.epochs, a.lr, &mut |s| {
+    let result = learner.fit_one_cycle(train.as_ref(), valid.as_ref(), a.epochs, a.lr, &mut |s| {
         history.push(s.clone());
         if let Some(dir) = &a.out {
             // metrics so far, rewritten every epoch so a stopped run keeps them
