@@ -108,6 +108,10 @@ impl Model for MobileNetV2 {
         })
     }
 
+    fn head_prefix(&self) -> String {
+        "classifier.".into()
+    }
+
     fn num_classes(&self) -> usize {
         self.classes
     }

@@ -50,6 +50,8 @@ pub struct Net {
     /// Host integer buffers declared (`<bn>.num_batches_tracked`).
     pub counters: Vec<String>,
     frozen: Vec<String>,
+    /// When set, only parameters under this prefix train (transfer learning: the new head).
+    train_only: Option<String>,
     pub conv_init: ConvInit,
     /// Every activation (ReLU / ReLU6 output) in model order, named by its scope: what
     /// activation statistics watch.
@@ -65,6 +67,7 @@ impl Net {
             declared: Vec::new(),
             counters: Vec::new(),
             frozen: Vec::new(),
+            train_only: None,
             conv_init: ConvInit::Default,
             activations: Vec::new(),
         }
@@ -73,6 +76,11 @@ impl Net {
     /// Parameters whose names start with one of these prefixes get no gradient and no update.
     pub fn freeze(&mut self, prefixes: &[&str]) {
         self.frozen.extend(prefixes.iter().map(|p| p.to_string()));
+    }
+
+    /// Freeze every parameter except those whose names start with `prefix` (the head).
+    pub fn freeze_all_but(&mut self, prefix: &str) {
+        self.train_only = Some(prefix.to_string());
     }
 
     /// Run `f` with `name` appended to the naming prefix (`layer1`, then `0`, then `conv1`).
@@ -94,7 +102,8 @@ impl Net {
 
     fn param(&mut self, leaf: &str, shape: Shape, init: Init) -> ValueId {
         let name = self.full(leaf);
-        let trainable = !self.frozen.iter().any(|p| name.starts_with(p.as_str()));
+        let trainable = !self.frozen.iter().any(|p| name.starts_with(p.as_str()))
+            && self.train_only.as_ref().is_none_or(|p| name.starts_with(p.as_str()));
         self.declared.push((name.clone(), shape.clone(), init, true));
         self.graph.param(&name, shape, trainable)
     }

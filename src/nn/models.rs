@@ -8,6 +8,11 @@ use crate::graph::ValueId;
 pub trait Model {
     fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId>;
     fn num_classes(&self) -> usize;
+    /// The name prefix of the classifier head: what transfer learning replaces (and leaves
+    /// unfrozen). torchvision's `fc.` unless the model says otherwise.
+    fn head_prefix(&self) -> String {
+        "fc.".into()
+    }
 }
 
 /// The names `by_name` knows.
@@ -223,6 +228,10 @@ impl Model for SimpleCnn {
             cin = cout;
         }
         net.graph.flatten(h)
+    }
+
+    fn head_prefix(&self) -> String {
+        format!("conv{}.", self.channels.len())
     }
 
     fn num_classes(&self) -> usize {

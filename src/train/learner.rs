@@ -42,6 +42,13 @@ pub struct Learner {
     pub model_name: String,
     /// (loss, lr, momentum) per training batch.
     pub recorder: Vec<(f32, f32, f32)>,
+    /// Parameter-name prefixes that are frozen (no gradient, no optimizer state).
+    frozen: Vec<String>,
+    /// Only the head trains (`freeze_body`).
+    body_frozen: bool,
+    /// Discriminative learning rates: (name prefix, multiplier of the schedule's rate); the first
+    /// matching prefix wins, parameters matching none train at the full rate.
+    lr_groups: Vec<(String, f32)>,
     /// Image size per epoch (progressive resizing; the last entry holds for later epochs);
     /// empty: the data's own size.
     pub sizes: Vec<usize>,
@@ -69,12 +76,20 @@ impl Learner {
             recorder: Vec::new(),
             stats: None,
             sizes: Vec::new(),
+            frozen: Vec::new(),
+            body_frozen: false,
+            lr_groups: Vec::new(),
         }
     }
 
     /// Build the graph for input (N, C, H, W): loss (and, in eval, top-1 and top-5 accuracy).
     fn build(&mut self, shape: [usize; 4], training: bool) -> Result<(Net, Vec<crate::graph::ValueId>)> {
         let mut net = Net::new(training);
+        let frozen: Vec<&str> = self.frozen.iter().map(String::as_str).collect();
+        net.freeze(&frozen);
+        if self.body_frozen {
+            net.freeze_all_but(&self.model.head_prefix());
+        }
         let x = net.graph.input("x", shape);
         let logits = self.model.forward(&mut net, x)?;
         let y = net.graph.labels("labels", shape[0]);
@@ -134,6 +149,90 @@ impl Learner {
         self.resume_at = info.epoch;
         self.seed = info.seed;
         Ok(info)
+    }
+
+    /// Freeze the parameters whose names start with one of `prefixes` (e.g. everything but the
+    /// head): they get no gradient and no optimizer state until `unfreeze`. Batch-norm running
+    /// statistics keep updating in training mode, as in fastai.
+    pub fn freeze(&mut self, prefixes: &[&str]) {
+        self.frozen = prefixes.iter().map(|p| p.to_string()).collect();
+        self.step = None;
+    }
+
+    /// Freeze everything but the model's head (`Model::head_prefix`): the first phase of
+    /// transfer learning.
+    pub fn freeze_body(&mut self) {
+        self.body_frozen = true;
+        self.step = None;
+    }
+
+    /// Undo `freeze` and `freeze_body`: every parameter trains.
+    pub fn unfreeze(&mut self) {
+        self.frozen.clear();
+        self.body_frozen = false;
+        self.step = None;
+    }
+
+    /// The model's head prefix (what `load_weights` should skip when the classes change).
+    pub fn head_prefix(&self) -> String {
+        self.model.head_prefix()
+    }
+
+    /// Trainable parameters of the compiled training step (after freezing), for inspection.
+    pub fn trainable_params(&self) -> Vec<String> {
+        self.step.as_ref().map_or_else(Vec::new, |s| {
+            let g = &s.plan.graph;
+            g.values
+                .iter()
+                .filter(|v| v.kind == crate::graph::ValueKind::Param { trainable: true })
+                .map(|v| v.name.clone())
+                .collect()
+        })
+    }
+
+    /// Discriminative learning rates for fine-tuning: parameters under each prefix train at the
+    /// schedule's rate times its multiplier (first match wins; others at the full rate).
+    pub fn set_lr_groups(&mut self, groups: &[(&str, f32)]) -> Result<()> {
+        if let Some((p, m)) = groups.iter().find(|(_, m)| !m.is_finite() || *m < 0.0) {
+            return Err(crate::Error::arg(
+                "set_lr_groups",
+                *p,
+                format!("multiplier {m} must be finite and >= 0"),
+            ));
+        }
+        self.lr_groups = groups.iter().map(|(p, m)| (p.to_string(), *m)).collect();
+        self.step = None;
+        Ok(())
+    }
+
+    /// Load pretrained weights (a safetensors file with torchvision names, e.g. `model.safetensors`
+    /// from `convoy train --out`) into the model, except tensors whose names start with one of
+    /// `skip` (the head being replaced: it keeps a fresh initialisation) and optimizer state.
+    /// A tensor whose shape differs from the model's is an error naming it when training
+    /// compiles. Returns the names loaded.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_weights(&mut self, path: impl AsRef<std::path::Path>, skip: &[&str]) -> Result<Vec<String>> {
+        let path = path.as_ref();
+        let bytes = crate::io::read_file(path)?;
+        let tensors = crate::io::safetensors::parse_safetensors(&bytes, &path.display().to_string())?;
+        let keep = |n: &str| {
+            !skip.iter().any(|p| n.starts_with(p))
+                && ![".momentum_buffer", ".exp_avg", ".exp_avg_sq"]
+                    .iter()
+                    .any(|s| n.ends_with(s))
+        };
+        let tensors: std::collections::BTreeMap<_, _> = tensors.into_iter().filter(|(n, _)| keep(n)).collect();
+        let names: Vec<String> = tensors.keys().cloned().collect();
+        let loaded = crate::io::safetensors::store_from_host(&self.gpu, tensors)?;
+        for (n, t) in loaded.iter() {
+            self.store.insert(n.clone(), t.clone());
+        }
+        for (n, v) in crate::device::lock(loaded.counters()).iter() {
+            self.store.set_counter(n.clone(), *v);
+        }
+        self.step = None;
+        self.evals.clear();
+        Ok(names)
     }
 
     /// Gather per-layer activation statistics (every ReLU output: mean, std, fraction near zero,
