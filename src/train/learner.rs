@@ -49,6 +49,9 @@ pub struct Learner {
     /// Discriminative learning rates: (name prefix, multiplier of the schedule's rate); the first
     /// matching prefix wins, parameters matching none train at the full rate.
     lr_groups: Vec<(String, f32)>,
+    /// Called after every training batch (progress bars): batch index within the epoch, batches
+    /// per epoch, loss.
+    pub on_batch: Option<Box<dyn FnMut(usize, usize, f32)>>,
     /// Image size per epoch (progressive resizing; the last entry holds for later epochs);
     /// empty: the data's own size.
     pub sizes: Vec<usize>,
@@ -76,6 +79,7 @@ impl Learner {
             recorder: Vec::new(),
             stats: None,
             sizes: Vec::new(),
+            on_batch: None,
             frozen: Vec::new(),
             body_frozen: false,
             lr_groups: Vec::new(),
@@ -290,7 +294,8 @@ impl Learner {
             let order = epoch_order(train.len(), Some(epoch_seed));
             let lists = batch_indices(&order, self.bs, false);
             let mut losses = Vec::with_capacity(per_epoch);
-            for_each_batch(train, &lists, size, Some(epoch_seed.rotate_left(17)), |_, b| {
+            let batches = lists.len();
+            for_each_batch(train, &lists, size, Some(epoch_seed.rotate_left(17)), |bi, b| {
                 let (lr, mom) = sched.at(i);
                 i += 1;
                 let step = self.train_step(b.shape)?;
@@ -311,6 +316,9 @@ impl Learner {
                 }
                 losses.push(loss);
                 self.recorder.push((loss, lr, mom));
+                if let Some(f) = self.on_batch.as_mut() {
+                    f(bi, batches, loss);
+                }
                 Ok(ControlFlow::Continue(()))
             })?;
             let secs = t0.elapsed().as_secs_f64();
@@ -348,6 +356,24 @@ impl Learner {
     /// The image size of epoch `e` (0-based) under `sizes`: None (the data's own) when empty.
     fn size_at(&self, e: usize) -> Option<usize> {
         self.sizes.get(e.min(self.sizes.len().saturating_sub(1))).copied()
+    }
+
+    /// `evaluate`, refusing to run if the model has a tensor the store lacks (so weights loaded
+    /// with `load_weights` are evaluated as they are, never padded with a fresh initialisation).
+    pub fn evaluate_weights_only(&mut self, data: &dyn Dataset) -> Result<(f32, f32, f32)> {
+        let [h, w] = data.default_size();
+        let s = self.size_at(0).map_or([h, w], |s| [s, s]);
+        let mut net = Net::new(false);
+        let x = net.graph.input("x", [1, data.channels(), s[0], s[1]]);
+        self.model.forward(&mut net, x)?;
+        if let Some(missing) = net.declared.iter().map(|d| &d.0).find(|n| self.store.get(n).is_none()) {
+            return Err(crate::Error::arg(
+                "evaluate",
+                "weights",
+                format!("the model's tensor '{missing}' is not in the weights"),
+            ));
+        }
+        self.evaluate(data)
     }
 
     /// Mean loss, top-1 and top-5 accuracy over a data set, in eval mode (running statistics),

@@ -1,4 +1,5 @@
-//! The convoy command line: `convoy train` (the default), `convoy info`, `convoy bench`.
+//! The convoy command line: `convoy train` (the default), `convoy eval`, `convoy stats`,
+//! `convoy infer`, `convoy train-step`, `convoy info`, `convoy bench`.
 
 mod bench;
 mod model_cmds;
@@ -21,6 +22,11 @@ struct Cli {
 enum Command {
     /// Train a model (the default: the MNIST-chapter CNN on the embedded Fashion-MNIST subset).
     Train(train::TrainArgs),
+    /// Loss, top-1 and top-5 accuracy of saved weights on a data set's test split.
+    Eval(train::EvalArgs),
+    /// Train with per-layer activation statistics and write the diagnostics plots to --out
+    /// (train --stats).
+    Stats(train::TrainArgs),
     /// Run a model on .npy images with a safetensors checkpoint; write the logits as .npy.
     Infer(model_cmds::InferArgs),
     /// Run SGD steps on one batch from a checkpoint; save the updated checkpoint.
@@ -35,6 +41,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Train(train::TrainArgs::default())) {
         Command::Train(args) => train::run(args),
+        Command::Eval(args) => train::eval(args),
+        Command::Stats(args) => train::run(args.with_stats()),
         Command::Infer(args) => model_cmds::infer(args),
         Command::TrainStep(args) => model_cmds::train_step(args),
         Command::Info => info(),

@@ -30,12 +30,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 64)]
     bs: usize,
     /// Peak learning rate of the 1cycle schedule.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = 0.15, allow_negative_numbers = true)]
     lr: f32,
-    #[arg(long, default_value_t = 0.1)]
+    /// Label smoothing in [0, 1).
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     label_smoothing: f32,
     /// Weight decay (SGD with momentum cycled by the schedule).
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 5e-4, allow_negative_numbers = true)]
     weight_decay: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -121,8 +122,22 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     if a.bs == 0 || a.epochs == 0 {
         return Err(Error::arg("train", "--bs/--epochs", "must be at least 1"));
     }
-    if a.lr.is_nan() || a.lr <= 0.0 {
+    if !a.lr.is_finite() || a.lr <= 0.0 {
         return Err(Error::arg("train", "--lr", format!("{} must be positive", a.lr)));
+    }
+    if !(0.0..1.0).contains(&a.label_smoothing) {
+        return Err(Error::arg(
+            "train",
+            "--label-smoothing",
+            format!("{} must be in [0, 1)", a.label_smoothing),
+        ));
+    }
+    if !a.weight_decay.is_finite() || a.weight_decay < 0.0 {
+        return Err(Error::arg(
+            "train",
+            "--weight-decay",
+            format!("{} must be >= 0", a.weight_decay),
+        ));
     }
     let (train, valid) = load(&a.data)?;
     let classes = train.classes().max(valid.classes());
@@ -182,6 +197,7 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
         }
         learner.watch_activations(Default::default());
     }
+    learner.on_batch = Some(progress_bar(a.bs, learner.epochs_done()));
     let mut history: Vec<convoy::train::EpochStats> = Vec::new();
     println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
     let result = learner.fit_one_cycle(train.as_ref(), valid.as_ref(), a.epochs, a.lr, &mut |s| {
@@ -271,4 +287,95 @@ fn write_plots(dir: &std::path::Path, learner: &Learner) -> convoy::Result<()> {
         convoy::io::write_file(dir.join("colorful_dimension.png"), &plots::colorful_dimension(st)?)?;
     }
     Ok(())
+}
+
+/// A progress bar per epoch on stderr (loss, images/s, ETA); indicatif hides it when stderr is
+/// not a terminal, so logs and CI output keep only the per-epoch lines.
+fn progress_bar(bs: usize, epochs_before: usize) -> Box<dyn FnMut(usize, usize, f32)> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let style = ProgressStyle::with_template("epoch {prefix:>3} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+        .expect("valid template")
+        .progress_chars("=> ");
+    let mut bar: Option<ProgressBar> = None;
+    let mut epoch = epochs_before;
+    let mut start = std::time::Instant::now();
+    let mut smooth = f32::NAN;
+    Box::new(move |i, total, loss| {
+        if i == 0 {
+            epoch += 1;
+            start = std::time::Instant::now();
+            let b = ProgressBar::new(total as u64).with_style(style.clone());
+            b.set_prefix(epoch.to_string());
+            bar = Some(b);
+        }
+        smooth = if smooth.is_nan() {
+            loss
+        } else {
+            0.9 * smooth + 0.1 * loss
+        };
+        if let Some(b) = &bar {
+            let ips = ((i + 1) * bs) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!("loss {smooth:.4} {ips:.0} img/s"));
+            b.inc(1);
+            if i + 1 == total {
+                b.finish_and_clear();
+            }
+        }
+    })
+}
+
+#[derive(Args, Clone)]
+pub struct EvalArgs {
+    /// Model name (as for train).
+    #[arg(long)]
+    model: String,
+    /// Weights: model.safetensors or checkpoint.safetensors from `convoy train --out`.
+    #[arg(long)]
+    weights: std::path::PathBuf,
+    /// Data (as for train); the validation / test split is evaluated.
+    #[arg(long, default_value = "fashion-mnist")]
+    data: String,
+    #[arg(long, default_value_t = 64)]
+    bs: usize,
+    /// Image size (square); the data's own size by default.
+    #[arg(long)]
+    size: Option<usize>,
+}
+
+/// `convoy eval`: loss, top-1 and top-5 accuracy of saved weights on a data set's test split.
+pub fn eval(a: EvalArgs) -> convoy::Result<()> {
+    if a.bs == 0 {
+        return Err(Error::arg("eval", "--bs", "must be at least 1"));
+    }
+    let (train, valid) = load(&a.data)?;
+    let classes = train.classes().max(valid.classes());
+    let model = by_name(&a.model, classes, valid.channels()).map_err(|_| {
+        Error::arg(
+            "eval",
+            "--model",
+            format!("'{}' is not one of {}", a.model, MODEL_NAMES.join(", ")),
+        )
+    })?;
+    let gpu = Gpu::new()?;
+    let mut learner = Learner::new(&gpu, model, Optimizer::sgd(0.0), a.bs, 0);
+    learner.load_weights(&a.weights, &[])?;
+    learner.sizes = a.size.into_iter().collect();
+    // every tensor of the model must come from the file: nothing freshly initialised
+    let (loss, top1, top5) = learner.evaluate_weights_only(valid.as_ref())?;
+    println!(
+        "{} on {} ({} images): loss {loss:.4}, top-1 {:.2}%, top-5 {:.2}%",
+        a.model,
+        a.data,
+        valid.len(),
+        top1 * 100.0,
+        top5 * 100.0
+    );
+    Ok(())
+}
+
+impl TrainArgs {
+    /// The same run with activation statistics on (`convoy stats`).
+    pub fn with_stats(self) -> TrainArgs {
+        TrainArgs { stats: true, ..self }
+    }
 }

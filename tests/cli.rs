@@ -1,0 +1,198 @@
+//! The `convoy` command line as a user runs it: training with outputs, resume, eval, and the
+//! errors for bad flags; and a run killed at random moments never leaves a corrupt checkpoint.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn convoy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convoy"))
+        .args(args)
+        .output()
+        .expect("the convoy binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("convoy-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_writes_its_outputs_resumes_and_evaluates() {
+    let root = common::images::make_folder("cli-train");
+    let data = format!("folder={}", s(&root));
+    let out = tmp("train");
+    let base = [
+        "train",
+        "--model",
+        "simple_cnn",
+        "--data",
+        &data,
+        "--bs",
+        "4",
+        "--size",
+        "16",
+    ];
+    let mut first: Vec<&str> = base.to_vec();
+    first.extend(["--epochs", "3", "--out", s(&out), "--stats"]);
+    let o = convoy(&first);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in [
+        "metrics.json",
+        "checkpoint.safetensors",
+        "model.safetensors",
+        "training_curves.png",
+        "activation_stats.json",
+        "activation_curves.png",
+        "colorful_dimension.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing:\n{}", text(&o));
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.json")).unwrap();
+    assert_eq!(metrics.matches("\"epoch\":").count(), 3, "{metrics}");
+    let last_top1 = text(&o)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("test accuracy: ")
+                .map(|r| r.split('%').next().unwrap().to_string())
+        })
+        .expect("prints the test accuracy");
+
+    // eval of the saved weights reproduces the final accuracy
+    let o = convoy(&[
+        "eval",
+        "--model",
+        "simple_cnn",
+        "--data",
+        &data,
+        "--bs",
+        "4",
+        "--size",
+        "16",
+        "--weights",
+        s(&out.join("model.safetensors")),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("top-1 {last_top1}%")),
+        "{} vs {last_top1}",
+        text(&o)
+    );
+
+    // resuming a finished run has nothing to do; a different model is refused
+    let ckpt = out.join("checkpoint.safetensors");
+    let mut again = base.to_vec();
+    again.extend(["--epochs", "3", "--resume", s(&ckpt)]);
+    let o = convoy(&again);
+    assert!(
+        o.status.success() && text(&o).contains("nothing to train"),
+        "{}",
+        text(&o)
+    );
+    let o = convoy(&[
+        "train",
+        "--model",
+        "resnet_mini",
+        "--data",
+        &data,
+        "--epochs",
+        "3",
+        "--resume",
+        s(&ckpt),
+    ]);
+    assert!(!o.status.success() && text(&o).contains("simple_cnn"), "{}", text(&o));
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    for (args, says) in [
+        (vec!["train", "--model", "resnet9000"], "resnet_mini"),
+        (vec!["train", "--lr", "-1"], "--lr"),
+        (vec!["train", "--bs", "0"], "at least 1"),
+        (vec!["train", "--label-smoothing", "1.5"], "[0, 1)"),
+        (vec!["train", "--weight-decay", "-0.1"], "--weight-decay"),
+        (vec!["train", "--data", "imagenet"], "folder=PATH"),
+        (
+            vec!["train", "--data", "folder=/nonexistent/convoy"],
+            "/nonexistent/convoy",
+        ),
+        (vec!["train", "--size", "20", "--size-start", "28"], "--size-start"),
+        (vec!["train", "--stats"], "--out"),
+        (
+            vec!["eval", "--model", "simple_cnn", "--weights", "/nonexistent.safetensors"],
+            "/nonexistent.safetensors",
+        ),
+        (vec!["bench", "nothing"], "nothing"),
+    ] {
+        let o = convoy(&args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{args:?}: {}", text(&o));
+    }
+}
+
+/// Kill a training run (SIGKILL) at many moments, some during checkpoint writes (tiny epochs
+/// make them frequent): the checkpoint on disk is always absent or complete and loadable.
+#[test]
+fn killing_a_run_never_corrupts_its_checkpoint() {
+    let root = common::images::make_folder("cli-kill");
+    let data = format!("folder={}", s(&root));
+    let out = tmp("kill");
+    let gpu = common::gpu();
+    let mut loaded = 0;
+    for k in 0..8u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_convoy"))
+            .args([
+                "train",
+                "--model",
+                "simple_cnn",
+                "--data",
+                &data,
+                "--bs",
+                "4",
+                "--size",
+                "8",
+            ])
+            .args(["--epochs", "500", "--out", s(&out)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500 + 137 * k));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let ckpt = out.join("checkpoint.safetensors");
+        if ckpt.exists() {
+            let (_, info) = convoy::train::load_checkpoint(gpu, &ckpt)
+                .unwrap_or_else(|e| panic!("kill {k}: the checkpoint is corrupt: {e}"));
+            assert!(info.epoch >= 1);
+            loaded += 1;
+        }
+        // no temporary file is left looking like a checkpoint
+        let names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.ends_with(".safetensors") || n == "checkpoint.safetensors"),
+            "{names:?}"
+        );
+    }
+    assert!(loaded >= 4, "too few kills landed after a first checkpoint ({loaded})");
+}
