@@ -10,6 +10,9 @@ use crate::nn::{Model, Net};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
+/// A per-batch callback: (batch index within the epoch, batches per epoch, loss).
+pub type OnBatch = Box<dyn FnMut(usize, usize, f32)>;
+
 /// Metrics of one epoch.
 #[derive(Clone, Debug)]
 pub struct EpochStats {
@@ -51,7 +54,7 @@ pub struct Learner {
     lr_groups: Vec<(String, f32)>,
     /// Called after every training batch (progress bars): batch index within the epoch, batches
     /// per epoch, loss.
-    pub on_batch: Option<Box<dyn FnMut(usize, usize, f32)>>,
+    pub on_batch: Option<OnBatch>,
     /// Image size per epoch (progressive resizing; the last entry holds for later epochs);
     /// empty: the data's own size.
     pub sizes: Vec<usize>,
