@@ -196,3 +196,8 @@ pub fn colorful_dimension(stats: &ActivationStats) -> Result<Vec<u8>> {
         Ok(())
     })
 }
+
+/// One panel of named curves over their index (e.g. training loss per batch of several runs).
+pub fn curves(title: &str, x_desc: &str, series: &[(String, Vec<f32>)]) -> Result<Vec<u8>> {
+    render(900, 520, |root| lines(root, title, x_desc, series))
+}
