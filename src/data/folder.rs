@@ -69,17 +69,33 @@ impl ImageFolder {
     }
 }
 
-/// Decode one image file to 8-bit RGB, naming the file in any error.
-fn decode(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
-    let bytes = crate::io::read_file(path)?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| Error::format(path.display(), format!("cannot decode image: {e}")))?
-        .to_rgb8();
+/// Images larger than this on either side are refused before decoding (a hostile header must
+/// not make convoy allocate gigabytes), as are decodes needing more than `MAX_DECODE_BYTES`.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// Decode image bytes (JPEG or PNG, untrusted) to 8-bit RGB: (width, height, pixels);
+/// `name` labels errors.
+pub fn decode_image(bytes: &[u8], name: &str) -> Result<(usize, usize, Vec<u8>)> {
+    let bad = |e: image::ImageError| Error::format(name, format!("cannot decode image: {e}"));
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::format(name, format!("cannot read image: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(bad)?.to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w == 0 || h == 0 {
-        return Err(Error::format(path.display(), "image has no pixels"));
+        return Err(Error::format(name, "image has no pixels"));
     }
     Ok((w, h, img.into_raw()))
+}
+
+fn decode(path: &Path) -> Result<(usize, usize, Vec<u8>)> {
+    decode_image(&crate::io::read_file(path)?, &path.display().to_string())
 }
 
 impl Dataset for ImageFolder {

@@ -74,6 +74,21 @@ pub fn parse_safetensors(bytes: &[u8], name: &str) -> Result<BTreeMap<String, Ho
     Ok(out)
 }
 
+/// Refuse tensors holding NaN or infinity, naming the first such tensor and element.
+pub fn reject_non_finite(tensors: &BTreeMap<String, HostTensor>, name: &str) -> Result<()> {
+    for (t, v) in tensors {
+        if let HostData::F32(d) = &v.data {
+            if let Some(i) = d.iter().position(|x| !x.is_finite()) {
+                return Err(Error::format(
+                    name,
+                    format!("tensor '{t}' holds {} at element {i}", d[i]),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Encode host tensors as safetensors bytes (f32 and i64).
 pub fn encode_safetensors(tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>> {
     encode_safetensors_with(tensors, None)

@@ -7,8 +7,10 @@
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::exec::ParamStore;
-use crate::io::safetensors::{encode_safetensors_with, parse_metadata, parse_safetensors, store_from_host};
-use std::collections::HashMap;
+use crate::io::safetensors::{
+    encode_safetensors_with, parse_metadata, parse_safetensors, reject_non_finite, store_from_host, HostTensor,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 const FORMAT: &str = "convoy-checkpoint-1";
@@ -81,13 +83,21 @@ pub fn save_checkpoint(path: impl AsRef<Path>, store: &ParamStore, info: &Checkp
     crate::io::write_file(path, &encode_safetensors_with(&tensors, Some(info.to_metadata()))?)
 }
 
+/// Parse checkpoint bytes (untrusted): the tensors on the host and where training stood;
+/// `name` labels errors. Non-finite values are refused: a checkpoint is written only after a
+/// finite epoch, so NaN or Inf in one means it was damaged or is not what it claims.
+pub fn parse_checkpoint(bytes: &[u8], name: &str) -> Result<(BTreeMap<String, HostTensor>, CheckpointInfo)> {
+    let info = CheckpointInfo::from_metadata(&parse_metadata(bytes, name)?, name)?;
+    let tensors = parse_safetensors(bytes, name)?;
+    reject_non_finite(&tensors, name)?;
+    Ok((tensors, info))
+}
+
 /// Read a checkpoint into a new store, with where training stood.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_checkpoint(gpu: &Gpu, path: impl AsRef<Path>) -> Result<(ParamStore, CheckpointInfo)> {
     let path = path.as_ref();
-    let name = path.display().to_string();
     let bytes = crate::io::read_file(path)?;
-    let info = CheckpointInfo::from_metadata(&parse_metadata(&bytes, &name)?, &name)?;
-    let store = store_from_host(gpu, parse_safetensors(&bytes, &name)?)?;
-    Ok((store, info))
+    let (tensors, info) = parse_checkpoint(&bytes, &path.display().to_string())?;
+    Ok((store_from_host(gpu, tensors)?, info))
 }

@@ -55,6 +55,9 @@ pub struct Learner {
     /// Called after every training batch (progress bars): batch index within the epoch, batches
     /// per epoch, loss.
     pub on_batch: Option<OnBatch>,
+    /// Let `load_weights` accept NaN or infinite values (refused by default: such weights make
+    /// every output NaN).
+    pub allow_non_finite_weights: bool,
     /// Image size per epoch (progressive resizing; the last entry holds for later epochs);
     /// empty: the data's own size.
     pub sizes: Vec<usize>,
@@ -82,6 +85,7 @@ impl Learner {
             recorder: Vec::new(),
             stats: None,
             sizes: Vec::new(),
+            allow_non_finite_weights: false,
             on_batch: None,
             frozen: Vec::new(),
             body_frozen: false,
@@ -221,7 +225,11 @@ impl Learner {
     pub fn load_weights(&mut self, path: impl AsRef<std::path::Path>, skip: &[&str]) -> Result<Vec<String>> {
         let path = path.as_ref();
         let bytes = crate::io::read_file(path)?;
-        let tensors = crate::io::safetensors::parse_safetensors(&bytes, &path.display().to_string())?;
+        let name = path.display().to_string();
+        let tensors = crate::io::safetensors::parse_safetensors(&bytes, &name)?;
+        if !self.allow_non_finite_weights {
+            crate::io::safetensors::reject_non_finite(&tensors, &name)?;
+        }
         let keep = |n: &str| {
             !skip.iter().any(|p| n.starts_with(p))
                 && ![".momentum_buffer", ".exp_avg", ".exp_avg_sq"]
