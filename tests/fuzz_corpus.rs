@@ -1,7 +1,8 @@
-//! The fuzz targets' inputs as ordinary tests: every file of fuzz/corpus/<target>/ (the seeds
-//! and anything a fuzzing run added or found) goes through its parser, and every truncation and
+//! The fuzz targets' inputs as ordinary tests: every file of fuzz/seeds/<target>/ (the seeds,
+//! and any input a fuzzing run found a fault with, added as a regression) goes through its parser, and every truncation and
 //! many byte flips of a valid input of each format must give Ok or an error, never a panic.
 //! `cargo test --release --test fuzz_corpus -- --ignored write_seeds` regenerates the seeds.
+//! (fuzz/corpus, the working corpus `cargo fuzz` grows, is not kept in git.)
 
 use convoy::io::npy::{encode_npy, NpyArray};
 use convoy::io::safetensors::{encode_safetensors, encode_safetensors_with, HostData, HostTensor};
@@ -81,7 +82,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 }
 
 fn corpus_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds"))
 }
 
 #[test]
@@ -123,7 +124,7 @@ fn truncations_and_flips_never_panic() {
 }
 
 #[test]
-#[ignore = "writes the seed files of fuzz/corpus"]
+#[ignore = "writes the seed files of fuzz/seeds"]
 fn write_seeds() {
     for (target, name, bytes) in seeds() {
         let dir = corpus_dir().join(target);

@@ -75,6 +75,10 @@ pub(crate) struct GpuInner {
     pub poison: bool,
     /// Present when kernel tuning is on.
     pub tuner: Option<super::Tuner>,
+    /// The first error the device reported outside an error scope (out of memory, validation)
+    /// or its loss: recorded instead of wgpu's default panic, returned by the next `sync` or
+    /// readback.
+    pub fault: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// A handle to one GPU device and its queue. Clone it freely.
@@ -312,6 +316,20 @@ async fn open(
         usage: wgpu::BufferUsages::STORAGE,
         mapped_at_creation: false,
     });
+    let fault: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let record = |fault: &Arc<std::sync::Mutex<Option<String>>>, msg: String| {
+        let mut f = super::lock(fault);
+        if f.is_none() {
+            *f = Some(msg);
+        }
+    };
+    let f = fault.clone();
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| record(&f, e.to_string())));
+    let f = fault.clone();
+    // the loss is the root cause of whatever failed around it: it replaces an earlier error
+    device.set_device_lost_callback(move |reason, msg| {
+        *super::lock(&f) = Some(format!("the device was lost ({reason:?}): {msg}"));
+    });
     let tuner = tune.map(|path| {
         let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
         super::Tuner::new(key, path)
@@ -326,6 +344,7 @@ async fn open(
             info,
             pipelines: PipelineCache::default(),
             tuner,
+            fault,
         }),
     })
 }
@@ -367,17 +386,27 @@ impl Gpu {
         &self.inner.dummy_rw
     }
 
-    /// Block until all submitted work is done (native only).
+    /// Block until all submitted work is done (native only); an error if the device reported
+    /// one (out of memory, a lost device) since it was opened.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn sync(&self) -> Result<()> {
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Gpu {
-                during: "sync".into(),
-                reason: e.to_string(),
-            })
+        let polled = self.inner.device.poll(wgpu::PollType::wait_indefinitely());
+        self.check_fault("sync")?;
+        polled.map(|_| ()).map_err(|e| Error::Gpu {
+            during: "sync".into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The device's recorded fault, if any, as an error naming what was being done.
+    pub fn check_fault(&self, during: &str) -> Result<()> {
+        match super::lock(&self.inner.fault).as_ref() {
+            None => Ok(()),
+            Some(reason) => Err(Error::Gpu {
+                during: during.into(),
+                reason: reason.clone(),
+            }),
+        }
     }
 
     /// Check that a storage binding of `bytes` fits this device; names `what` if not.

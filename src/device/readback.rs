@@ -62,6 +62,7 @@ pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
         during: "readback".into(),
         reason: e.to_string(),
     })?;
+    gpu.check_fault("readback")?;
     let out = {
         let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu {
             during: "readback".into(),

@@ -52,3 +52,40 @@ fn f16_storage_round_trips_where_supported() {
         Err(e) => assert!(!g.info().has_f16() && e.to_string().contains("shader-f16"), "{e}"),
     }
 }
+
+/// A lost device (destroyed here, as a driver reset would) turns the next readback and sync
+/// into errors that say so, in bounded time, never a panic or a hang.
+#[test]
+fn a_lost_device_is_an_error_not_a_panic_or_hang() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let g = convoy::Gpu::new().unwrap();
+        let t = Tensor::from_slice(&g, &[1.0, 2.0, 3.0], [3]).unwrap();
+        assert_eq!(t.to_vec().unwrap(), [1.0, 2.0, 3.0]);
+        g.device().destroy();
+        let read = t.to_vec().map(|_| ()).map_err(|e| e.to_string());
+        let sync = g.sync().map_err(|e| e.to_string());
+        let _ = tx.send((read, sync));
+    });
+    let (read, sync) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("no hang, no panic after the device is lost");
+    let sync = sync.expect_err("sync after loss is an error");
+    assert!(
+        sync.contains("lost") || sync.contains("Lost") || sync.contains("destroy"),
+        "{sync}"
+    );
+    assert!(read.is_err(), "readback from a lost device returned data");
+}
+
+/// A buffer larger than the device allows is refused before allocation, naming the limit.
+#[test]
+fn oversized_tensors_are_refused_clearly() {
+    let g = gpu();
+    let max = g.limits().max_storage_buffer_binding_size;
+    let n = (max / 4 + 1) as usize;
+    let Err(err) = Tensor::zeros(g, [n]) else {
+        panic!("a tensor over the binding limit was allocated");
+    };
+    assert!(err.to_string().contains(&max.to_string()), "{err}");
+}
