@@ -221,3 +221,22 @@ fn trains_on_an_image_folder_with_progressive_resizing() {
         .unwrap_err();
     assert!(err.to_string().contains("2 classes"), "{err}");
 }
+
+/// `fit` keeps the learning rate and momentum constant; `fit_one_cycle` warms up and anneals.
+#[test]
+fn fit_is_constant_and_one_cycle_is_not() {
+    let (train, valid) = data();
+    let mut l = learner(sgd());
+    l.fit(&train, &valid, 1, 0.01, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    assert!(l.recorder.iter().all(|r| r.1 == 0.01 && r.2 == 0.9), "{:?}", l.recorder);
+    let mut c = learner(sgd());
+    c.fit_one_cycle(&train, &valid, 1, 0.01, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    let lrs: Vec<f32> = c.recorder.iter().map(|r| r.1).collect();
+    let peak = lrs.iter().copied().fold(0.0, f32::max);
+    assert!(
+        lrs[0] < peak / 10.0 && lrs[lrs.len() - 1] < peak / 10.0 && peak <= 0.01,
+        "{lrs:?}"
+    );
+}

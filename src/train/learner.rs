@@ -275,6 +275,34 @@ impl Learner {
         lr_max: f32,
         on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
     ) -> Result<Vec<EpochStats>> {
+        let per_epoch = train.len() / self.bs.max(1);
+        let sched = OneCycle::new(lr_max, epochs * per_epoch);
+        self.fit_with(train, valid, epochs, &|i| sched.at(i), on_epoch)
+    }
+
+    /// Train `epochs` epochs at a constant learning rate `lr` (and the optimizer's momentum);
+    /// otherwise as `fit_one_cycle`.
+    pub fn fit(
+        &mut self,
+        train: &dyn Dataset,
+        valid: &dyn Dataset,
+        epochs: usize,
+        lr: f32,
+        on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
+    ) -> Result<Vec<EpochStats>> {
+        let mom = self.optimizer.momentum();
+        self.fit_with(train, valid, epochs, &|_| (lr, mom), on_epoch)
+    }
+
+    /// The training loop, with (learning rate, momentum) at global step i from `schedule`.
+    fn fit_with(
+        &mut self,
+        train: &dyn Dataset,
+        valid: &dyn Dataset,
+        epochs: usize,
+        schedule: &dyn Fn(usize) -> (f32, f32),
+        on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
+    ) -> Result<Vec<EpochStats>> {
         if train.classes() > self.model.num_classes() {
             return Err(crate::Error::arg(
                 "fit",
@@ -294,7 +322,6 @@ impl Learner {
                 format!("{} is larger than the {} training images", self.bs, train.len()),
             ));
         }
-        let sched = OneCycle::new(lr_max, epochs * per_epoch);
         let mut out = Vec::new();
         let start = std::mem::take(&mut self.resume_at).min(epochs);
         let mut i = start * per_epoch;
@@ -307,7 +334,7 @@ impl Learner {
             let mut losses = Vec::with_capacity(per_epoch);
             let batches = lists.len();
             for_each_batch(train, &lists, size, Some(epoch_seed.rotate_left(17)), |bi, b| {
-                let (lr, mom) = sched.at(i);
+                let (lr, mom) = schedule(i);
                 i += 1;
                 let step = self.train_step(b.shape)?;
                 step.optimizer.set_lr(lr);

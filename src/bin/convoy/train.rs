@@ -29,7 +29,13 @@ pub struct TrainArgs {
     /// Batch size.
     #[arg(long, default_value_t = 64)]
     bs: usize,
-    /// Peak learning rate of the 1cycle schedule.
+    /// 1cycle schedule (the default): warm-up then cosine annealing, momentum cycled opposite.
+    #[arg(long, conflicts_with = "constant_lr")]
+    one_cycle: bool,
+    /// A constant learning rate instead of 1cycle.
+    #[arg(long)]
+    constant_lr: bool,
+    /// Peak learning rate of the 1cycle schedule (or the constant rate).
     #[arg(long, default_value_t = 0.15, allow_negative_numbers = true)]
     lr: f32,
     /// Label smoothing in [0, 1).
@@ -62,6 +68,8 @@ impl Default for TrainArgs {
             data: "fashion-mnist".into(),
             size: None,
             size_start: None,
+            one_cycle: false,
+            constant_lr: false,
             epochs: 5,
             bs: 64,
             lr: 0.15,
@@ -151,13 +159,14 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     let gpu = Gpu::new()?;
     println!("{}", gpu.info().name);
     println!(
-        "training {} on {} ({} train / {} test images, {classes} classes), {} epochs, batch {}, 1cycle lr {}",
+        "training {} on {} ({} train / {} test images, {classes} classes), {} epochs, batch {}, {} lr {}",
         a.model,
         a.data,
         train.len(),
         valid.len(),
         a.epochs,
         a.bs,
+        if a.constant_lr { "constant" } else { "1cycle" },
         a.lr
     );
     let opt = Optimizer::Sgd {
@@ -200,7 +209,12 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     learner.on_batch = Some(progress_bar(a.bs, learner.epochs_done()));
     let mut history: Vec<convoy::train::EpochStats> = Vec::new();
     println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
-    let result = learner.fit_one_cycle(train.as_ref(), valid.as_ref(), a.epochs, a.lr, &mut |s| {
+    let fit = if a.constant_lr {
+        Learner::fit
+    } else {
+        Learner::fit_one_cycle
+    };
+    let result = fit(&mut learner, train.as_ref(), valid.as_ref(), a.epochs, a.lr, &mut |s| {
         history.push(s.clone());
         if let Some(dir) = &a.out {
             // metrics so far, rewritten every epoch so a stopped run keeps them
