@@ -186,6 +186,7 @@ fn backends_from_env() -> Result<wgpu::Backends> {
 }
 
 /// Higher is better: discrete > integrated > virtual > CPU; native APIs before GL.
+#[cfg(not(target_arch = "wasm32"))]
 fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     let ty = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 4,
@@ -254,6 +255,8 @@ async fn pick_adapter(
             power_preference: wgpu::PowerPreference::HighPerformance,
             force_fallback_adapter: false,
             compatible_surface: None,
+            // the adapter's real limits (the page reads them), not the privacy buckets
+            apply_limit_buckets: false,
         })
         .await
         .map_err(|e| Error::NoAdapter {

@@ -2,7 +2,7 @@
 //! reused by every dispatch, in the functional API and in compiled plans alike.
 
 use super::gpu::Gpu;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -128,7 +128,7 @@ impl Gpu {
 fn check_scope(scope: wgpu::ErrorScopeGuard, shader: &str) -> Result<()> {
     match pollster::block_on(scope.pop()) {
         None => Ok(()),
-        Some(e) => Err(Error::Shader {
+        Some(e) => Err(crate::error::Error::Shader {
             shader: shader.to_string(),
             reason: e.to_string(),
         }),

@@ -4,13 +4,16 @@
 //! metadata. Written atomically (temporary file, fsync, rename): a crash mid-write leaves the
 //! previous checkpoint intact.
 
-use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::exec::ParamStore;
-use crate::io::safetensors::{
-    encode_safetensors_with, parse_metadata, parse_safetensors, reject_non_finite, store_from_host, HostTensor,
+use crate::io::safetensors::{parse_metadata, parse_safetensors, reject_non_finite, HostTensor};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::{
+    device::Gpu,
+    exec::ParamStore,
+    io::safetensors::{encode_safetensors_with, store_from_host},
 };
 use std::collections::{BTreeMap, HashMap};
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 const FORMAT: &str = "convoy-checkpoint-1";
@@ -29,7 +32,8 @@ pub struct CheckpointInfo {
 }
 
 impl CheckpointInfo {
-    fn to_metadata(&self) -> HashMap<String, String> {
+    /// The header metadata a checkpoint carries (as `parse_checkpoint` reads it back).
+    pub fn to_metadata(&self) -> HashMap<String, String> {
         HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("epoch".to_string(), self.epoch.to_string()),

@@ -1,11 +1,17 @@
 //! Training: optimizers (and, as they land, schedules, the Learner, metrics and callbacks).
 
 pub mod checkpoint;
+// the Learner drives training with blocking reads; the web build drives `TrainStep` through
+// its async methods from the page's event loop
+#[cfg(not(target_arch = "wasm32"))]
 pub mod learner;
 pub mod optim;
 pub mod schedule;
 
-pub use checkpoint::{load_checkpoint, save_checkpoint, CheckpointInfo};
+#[cfg(not(target_arch = "wasm32"))]
+pub use checkpoint::{load_checkpoint, save_checkpoint};
+pub use checkpoint::{parse_checkpoint, CheckpointInfo};
+#[cfg(not(target_arch = "wasm32"))]
 pub use learner::{EpochStats, Learner};
 pub use optim::Optimizer;
 pub use schedule::OneCycle;
