@@ -107,6 +107,28 @@ pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() ->
     })
 }
 
+/// Copy bandwidth of the device: a buffer-to-buffer copy of `bytes`, counted as bytes read plus
+/// bytes written per second (GB/s). The yardstick for memory-bound kernels (depthwise convs).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn copy_bandwidth(gpu: &Gpu, bytes: u64, warmup: usize, iters: usize) -> Result<(Timing, f64)> {
+    let make = |label| {
+        gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let (src, dst) = (make("copy src"), make("copy dst"));
+    let timing = time_gpu(gpu, warmup, iters, || {
+        let mut e = gpu.device().create_command_encoder(&Default::default());
+        e.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
+        gpu.queue().submit([e.finish()]);
+        Ok(())
+    })?;
+    Ok((timing, 2.0 * bytes as f64 / (timing.median_ms * 1e-3) / 1e9))
+}
+
 /// One run of the GEMM ceiling benchmark: C (size x size) = A B in f32.
 #[derive(Clone, Copy, Debug)]
 pub struct GemmResult {

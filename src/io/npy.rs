@@ -85,7 +85,10 @@ fn dict_str<'a>(h: &'a str, key: &str) -> Option<&'a str> {
 
 fn dict_shape(h: &str) -> Option<Vec<usize>> {
     let rest = &h[h.find("'shape'")?..];
-    let inner = &rest[rest.find('(')? + 1..rest.find(')')?];
+    // the closing parenthesis after the opening one (a ')' before it is malformed)
+    let open = rest.find('(')? + 1;
+    let close = open + rest[open..].find(')')?;
+    let inner = &rest[open..close];
     inner
         .split(',')
         .map(str::trim)

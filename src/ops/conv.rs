@@ -43,6 +43,18 @@ pub struct Conv2dGeom {
 }
 
 impl Conv2dGeom {
+    /// The fewest bytes a pass of this conv moves (f32; each tensor read or written once):
+    /// forward x + w + y, input gradient dy + w + dx, weight gradient dy + x + dw, backward both.
+    pub fn min_bytes(&self, pass: &str) -> f64 {
+        let x = (self.n * self.cin * self.h * self.w) as f64;
+        let y = (self.n * self.cout * self.oh * self.ow) as f64;
+        let w = (self.cout * (self.cin / self.args.groups) * self.kh * self.kw) as f64;
+        4.0 * match pass {
+            "forward" | "bwd_data" | "bwd_weight" => x + y + w,
+            _ => 2.0 * (x + y + w),
+        }
+    }
+
     /// Shape rule: x (N, Cin, H, W), weight (Cout, Cin/groups, KH, KW) -> y (N, Cout, OH, OW).
     pub fn new(x: &Shape, weight: &Shape, args: Conv2dArgs) -> Result<Conv2dGeom> {
         const OP: &str = "conv2d";

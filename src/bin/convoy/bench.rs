@@ -3,7 +3,9 @@
 //! suite, fused and unfused), as a table or JSON.
 
 use clap::{Args, ValueEnum};
-use convoy::bench::{gemm_ceiling, run_model, time_gpu, ConvBench, CONV_SUITE, MODEL_SUITE, SUITE_BATCH};
+use convoy::bench::{
+    copy_bandwidth, gemm_ceiling, run_model, time_gpu, ConvBench, CONV_SUITE, MODEL_SUITE, SUITE_BATCH,
+};
 use convoy::Gpu;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,8 +67,12 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         .iter()
         .map(|r| r.gflops)
         .fold(0.0, f64::max);
+    let (_, copy_gbs) = copy_bandwidth(&gpu, 64 << 20, 1, 3)?;
     if !args.json {
-        println!("GEMM ceiling ({0}x{0}x{0}): {ceiling:.2} GFLOP/s", args.gemm_size);
+        println!(
+            "GEMM ceiling ({0}x{0}x{0}): {ceiling:.2} GFLOP/s; copy bandwidth {copy_gbs:.2} GB/s",
+            args.gemm_size
+        );
     }
     let mut rows = Vec::new();
     for s in CONV_SUITE
@@ -88,14 +94,19 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
                 Ok(())
             })?;
             let gflops = flops / (t.median_ms * 1e-3) / 1e9;
-            rows.push((s.name, pass, t.median_ms, gflops));
+            // memory-bound shapes (depthwise) are judged by bandwidth: the bytes the pass must
+            // read and write at least once, against a plain copy
+            let gbs = b.geom.min_bytes(pass) / (t.median_ms * 1e-3) / 1e9;
+            rows.push((s.name, pass, t.median_ms, gflops, gbs));
             if !args.json {
                 println!(
-                    "{:<12} {pass:<10} {:>9.2} ms {:>8.2} GFLOP/s {:>5.0}% of GEMM",
+                    "{:<12} {pass:<10} {:>9.2} ms {:>8.2} GFLOP/s {:>5.0}% of GEMM {:>6.2} GB/s {:>4.0}% of copy",
                     s.name,
                     t.median_ms,
                     gflops,
-                    100.0 * gflops / ceiling
+                    100.0 * gflops / ceiling,
+                    gbs,
+                    100.0 * gbs / copy_gbs
                 );
             }
         }
@@ -103,10 +114,10 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
     if args.json {
         let items: Vec<String> = rows
             .iter()
-            .map(|(n, pass, ms, gf)| format!("{{\"name\":\"{n}\",\"pass\":\"{pass}\",\"batch\":{SUITE_BATCH},\"ms\":{ms:.4},\"gflops\":{gf:.4},\"fraction_of_gemm\":{:.4}}}", gf / ceiling))
+            .map(|(n, pass, ms, gf, gbs)| format!("{{\"name\":\"{n}\",\"pass\":\"{pass}\",\"batch\":{SUITE_BATCH},\"ms\":{ms:.4},\"gflops\":{gf:.4},\"fraction_of_gemm\":{:.4},\"gbytes_per_s\":{gbs:.4},\"fraction_of_copy\":{:.4}}}", gf / ceiling, gbs / copy_gbs))
             .collect();
         println!(
-            "{{\"device\":\"{}\",\"gemm_gflops\":{ceiling:.4},\"results\":[{}]}}",
+            "{{\"device\":\"{}\",\"gemm_gflops\":{ceiling:.4},\"copy_gbytes_per_s\":{copy_gbs:.4},\"results\":[{}]}}",
             gpu.info().name,
             items.join(",")
         );
