@@ -272,3 +272,27 @@ fn small_cnn_overfits_one_batch() {
     let s = &step.plan.stats;
     assert!(s.temp_bytes < s.temp_bytes_unplanned, "{s:?}");
 }
+
+/// An activation larger than one storage binding of this device is refused when the plan
+/// compiles, naming the value, its shape and the limit (never a driver error or a wrong result).
+#[test]
+fn activations_over_the_binding_limit_are_refused_by_name() {
+    let g = gpu();
+    let max = g.limits().max_storage_buffer_binding_size;
+    // an input under the limit whose 4-channel conv output is over it
+    let side = ((max / 4 / 2) as f64).sqrt() as usize;
+    let mut graph = Graph::new();
+    let x = graph.input("x", [1, 1, side, side]);
+    let w = graph.param("w", [4, 1, 1, 1], false);
+    let y = graph.conv2d(x, w, None, Conv2dArgs::default()).unwrap();
+    let mut store = ParamStore::new();
+    store.insert("w", Tensor::from_slice(g, &[1.0, 2.0, 3.0, 4.0], [4, 1, 1, 1]).unwrap());
+    let Err(err) = convoy::Inference::compile(g, graph, &[y], &mut store) else {
+        panic!("a {side}x{side}x4 activation compiled under a {max}-byte binding limit");
+    };
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("[1, 4, {side}, {side}]")) && msg.contains(&max.to_string()),
+        "{msg}"
+    );
+}

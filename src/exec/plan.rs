@@ -71,7 +71,15 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(i, &size)| {
-                gpu.check_binding(&format!("temporary buffer {i}"), size)?;
+                // name the largest value of the slot: that is the tensor that does not fit
+                let what = (0..graph.values.len())
+                    .filter(|&v| memory.slot_of[v] == Some(i))
+                    .max_by_key(|&v| graph.values[v].shape.numel())
+                    .map_or_else(
+                        || format!("temporary buffer {i}"),
+                        |v| format!("value '{}' of shape {}", graph.values[v].name, graph.values[v].shape),
+                    );
+                gpu.check_binding(&what, size)?;
                 Ok(device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("convoy temp"),
                     size,
@@ -95,12 +103,16 @@ impl Plan {
                     };
                     Some(t.buffer().clone())
                 }
-                ValueKind::Derived => Some(device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("convoy derived"),
-                    size: ((v.shape.numel() * v.dtype.size()) as u64).div_ceil(4).max(1) * 4,
-                    usage,
-                    mapped_at_creation: false,
-                })),
+                ValueKind::Derived => {
+                    let size = ((v.shape.numel() * v.dtype.size()) as u64).div_ceil(4).max(1) * 4;
+                    gpu.check_binding(&format!("value '{}' of shape {}", v.name, v.shape), size)?;
+                    Some(device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("convoy derived"),
+                        size,
+                        usage,
+                        mapped_at_creation: false,
+                    }))
+                }
                 ValueKind::Temp => {
                     if memory.slot_of[i].is_some() && memory::base_of(&graph, ValueId(i)).0 == i {
                         unplanned += (v.shape.numel() * v.dtype.size()) as u64;
