@@ -240,3 +240,29 @@ fn fit_is_constant_and_one_cycle_is_not() {
         "{lrs:?}"
     );
 }
+
+/// Weights holding NaN or infinity are refused by default, naming the tensor and element; the
+/// option lets them through.
+#[test]
+fn non_finite_weights_are_refused_unless_allowed() {
+    use convoy::io::safetensors::{encode_safetensors, HostData, HostTensor};
+    let dir = tmp("nan");
+    let path = dir.join("w.safetensors");
+    let mut t = std::collections::BTreeMap::new();
+    t.insert(
+        "conv0.0.weight".to_string(),
+        HostTensor {
+            shape: vec![2, 1, 1, 1],
+            data: HostData::F32(vec![0.5, f32::NAN]),
+        },
+    );
+    std::fs::write(&path, encode_safetensors(&t).unwrap()).unwrap();
+    let err = learner(sgd()).load_weights(&path, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("conv0.0.weight") && err.contains("NaN") && err.contains("element 1"),
+        "{err}"
+    );
+    let mut l = learner(sgd());
+    l.allow_non_finite_weights = true;
+    assert_eq!(l.load_weights(&path, &[]).unwrap(), ["conv0.0.weight"]);
+}
