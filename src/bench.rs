@@ -257,6 +257,8 @@ pub struct ModelResult {
     pub timing: Timing,
     pub images_per_sec: f64,
     pub stats: crate::exec::PlanStats,
+    /// Per-kernel time of one run, each dispatch timed alone (with `profile`).
+    pub profile: Vec<(&'static str, f64, usize)>,
 }
 
 /// Compile and time one model (ImageNet-sized: 1000 classes, 3 channels) at `shape`, eval-mode
@@ -269,6 +271,7 @@ pub fn run_model(
     fusion: bool,
     warmup: usize,
     iters: usize,
+    profile: bool,
 ) -> Result<ModelResult> {
     use crate::exec::{CompileOptions, Inference, ParamStore, TrainStep};
     use crate::nn::{by_name, Net};
@@ -282,7 +285,7 @@ pub fn run_model(
     let mut rng = Rng::new(1);
     let images = rng.vec(shape.iter().product(), -1.0, 1.0);
     let opts = CompileOptions { fusion };
-    let (timing, stats) = if b.train {
+    let (timing, stats, profile) = if b.train {
         let y = net.graph.labels("labels", shape[0]);
         let loss = net.graph.cross_entropy(logits, y, 0.0)?;
         let labels: Vec<i32> = (0..shape[0]).map(|i| (i % 1000) as i32).collect();
@@ -294,7 +297,8 @@ pub fn run_model(
         };
         let mut step = TrainStep::compile_groups(gpu, net.graph, loss, &[], &mut store, opt, &|_| 0, vec![1.0], opts)?;
         let t = time_gpu(gpu, warmup, iters, || step.step(&images, &labels))?;
-        (t, step.plan.stats.clone())
+        let p = if profile { step.plan.profile()? } else { Vec::new() };
+        (t, step.plan.stats.clone(), p)
     } else {
         let inf = Inference::compile_with(gpu, net.graph, &[logits], &mut store, opts)?;
         inf.plan.write_input("x", &images)?;
@@ -302,11 +306,13 @@ pub fn run_model(
             inf.plan.run();
             Ok(())
         })?;
-        (t, inf.plan.stats.clone())
+        let p = if profile { inf.plan.profile()? } else { Vec::new() };
+        (t, inf.plan.stats.clone(), p)
     };
     Ok(ModelResult {
         images_per_sec: shape[0] as f64 / (timing.median_ms * 1e-3),
         timing,
         stats,
+        profile,
     })
 }

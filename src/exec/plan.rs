@@ -293,6 +293,26 @@ impl Plan {
         encoder.finish()
     }
 
+    /// Time every dispatch of one run on its own (submit, wait), summed per kernel (shader name
+    /// and grid size aside): [(kernel, ms, dispatches)], slowest first. For finding where a run's
+    /// time goes; a run split this way is slower than `run`, so compare profiles with profiles.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn profile(&self) -> Result<Vec<(&'static str, f64, usize)>> {
+        let mut by: std::collections::BTreeMap<&'static str, (f64, usize)> = Default::default();
+        self.gpu.sync()?;
+        for d in self.prologue.iter().chain(&self.dispatches) {
+            let t = std::time::Instant::now();
+            self.gpu.run(std::slice::from_ref(d));
+            self.gpu.sync()?;
+            let e = by.entry(d.pipeline.shader.name).or_default();
+            e.0 += t.elapsed().as_secs_f64() * 1e3;
+            e.1 += 1;
+        }
+        let mut out: Vec<_> = by.into_iter().map(|(k, (ms, n))| (k, ms, n)).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(out)
+    }
+
     /// Run once without reading anything back (one submit).
     pub fn run(&self) {
         self.advance_counters();

@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Gemm (and the conv suite's ceiling): matrix size.
     #[arg(long, default_value_t = 1024)]
     gemm_size: usize,
+    /// Models: also time each dispatch alone and print the time per kernel.
+    #[arg(long)]
+    profile: bool,
     /// Untimed runs before timing.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
@@ -173,7 +176,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
         .filter(|b| a.filter.as_deref().is_none_or(|f| b.name.contains(f)))
     {
         for &fusion in modes {
-            let r = run_model(gpu, b, shape, fusion, a.warmup, a.iters)?;
+            let r = run_model(gpu, b, shape, fusion, a.warmup, a.iters, a.profile)?;
             let s = &r.stats;
             let mb = |x: u64| x as f64 / 1e6;
             if a.json {
@@ -194,6 +197,9 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                     r.timing.median_ms,
                     r.images_per_sec
                 );
+                for (kernel, ms, n) in &r.profile {
+                    println!("    {kernel:<28} {ms:>10.1} ms  {n:>4} dispatches");
+                }
             }
         }
     }
