@@ -52,6 +52,11 @@ pub fn batch_indices(order: &[usize], bs: usize, keep_last: bool) -> Vec<Vec<usi
         .collect()
 }
 
+/// The augmentation generator of batch `i` of an epoch seeded with `seed` (None: no augmentation).
+fn batch_rng(seed: Option<u64>, i: usize) -> Option<Rng> {
+    seed.map(|s| Rng::new(s ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
 /// Prepare the batches `lists` on a background thread, two ahead of the consumer, and hand each
 /// to `consume` in order (native). The augmentation generator of batch i is seeded from
 /// (`seed`, i), so the data does not depend on timing, and a resumed run sees the same batches.
@@ -64,10 +69,7 @@ pub fn for_each_batch(
     augment_seed: Option<u64>,
     mut consume: impl FnMut(usize, Batch) -> Result<std::ops::ControlFlow<()>>,
 ) -> Result<()> {
-    let make = |i: usize| {
-        let mut rng = augment_seed.map(|s| Rng::new(s ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-        data.batch(&lists[i], size, rng.as_mut())
-    };
+    let make = |i: usize| data.batch(&lists[i], size, batch_rng(augment_seed, i).as_mut());
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(2);
         s.spawn(move || {
@@ -97,8 +99,7 @@ pub fn for_each_batch(
     mut consume: impl FnMut(usize, Batch) -> Result<std::ops::ControlFlow<()>>,
 ) -> Result<()> {
     for (i, l) in lists.iter().enumerate() {
-        let mut rng = augment_seed.map(|s| Rng::new(s ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-        if consume(i, data.batch(l, size, rng.as_mut())?)?.is_break() {
+        if consume(i, data.batch(l, size, batch_rng(augment_seed, i).as_mut())?)?.is_break() {
             break;
         }
     }

@@ -412,6 +412,18 @@ impl Gpu {
         }
     }
 
+    /// A storage buffer a kernel launcher keeps for itself (split-K partial sums, reduction
+    /// rows), checked against the binding limit; the bind groups that use it keep it alive.
+    pub(crate) fn scratch_buffer(&self, what: &'static str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_binding(what, bytes)?;
+        Ok(self.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        }))
+    }
+
     /// Check that a storage binding of `bytes` fits this device; names `what` if not.
     pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
         let max = self.limits().max_storage_buffer_binding_size;

@@ -158,16 +158,11 @@ fn choose(
 /// Best of two timed runs after a warm-up, in milliseconds.
 #[cfg(not(target_arch = "wasm32"))]
 fn time_once(gpu: &Gpu, ds: &[Dispatch]) -> Result<f64> {
-    gpu.run(ds);
-    gpu.sync()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..2 {
-        let t = std::time::Instant::now();
+    let t = crate::bench::time_gpu(gpu, 1, 2, || {
         gpu.run(ds);
-        gpu.sync()?;
-        best = best.min(t.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(best)
+        Ok(())
+    })?;
+    Ok(t.min_ms)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -359,15 +354,8 @@ pub fn backward_weight_tiled(
     if chunks == 1 {
         return Ok(vec![Dispatch::new(gpu, pipeline, &params, &[dy, x, dw], grid)?]);
     }
-    // One slice of partial sums per chunk; the bind groups keep this scratch buffer alive.
-    let bytes = (chunks * len * 4) as u64;
-    gpu.check_binding("conv2d weight-gradient partial sums", bytes)?;
-    let part = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("conv2d_bwd_weight partials"),
-        size: bytes,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
+    // one slice of partial sums per chunk
+    let part = gpu.scratch_buffer("conv2d weight-gradient partial sums", (chunks * len * 4) as u64)?;
     let partial = Dispatch::new(gpu, pipeline, &params, &[dy, x, &part], grid)?;
     let reduce_pipeline = gpu.pipeline(&SPLIT_K_REDUCE, &[("WG", 256.0)])?;
     let reduce = Dispatch::new(

@@ -42,13 +42,7 @@ pub fn act_stats(
     let params = [u32_of("act_stats values", n)?, parts as u32, per_part as u32];
     let constants = [("BINS", bins as f64), ("HI", f64::from(hi)), ("NEAR", f64::from(near))];
     let width = 3 + bins;
-    // the bind groups keep this scratch buffer alive
-    let part = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("act_stats partials"),
-        size: (parts * width * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
+    let part = gpu.scratch_buffer("act_stats partials", (parts * width * 4) as u64)?;
     let partial = Dispatch::new(
         gpu,
         gpu.pipeline(&ACT_STATS_PARTIAL, &constants)?,

@@ -15,6 +15,16 @@ pub enum UpdateRule {
 
 /// Add one update node per parameter in `grads`. `group_of(name)` gives the parameter group
 /// (an index into the hyperparameter buffer), for discriminative learning rates.
+/// Suffixes of the optimizer-state values after their parameter's name.
+const MOMENTUM: &str = ".momentum_buffer";
+const EXP_AVG: &str = ".exp_avg";
+const EXP_AVG_SQ: &str = ".exp_avg_sq";
+
+/// Is `name` optimizer state (what a weights-only file leaves out)?
+pub fn is_optimizer_state(name: &str) -> bool {
+    [MOMENTUM, EXP_AVG, EXP_AVG_SQ].iter().any(|s| name.ends_with(s))
+}
+
 pub fn append_updates(g: &mut Graph, grads: &Grads, rule: UpdateRule, group_of: &dyn Fn(&str) -> usize) -> Result<()> {
     for (&param, &grad) in grads {
         let name = g.value(param).name.clone();
@@ -23,13 +33,13 @@ pub fn append_updates(g: &mut Graph, grads: &Grads, rule: UpdateRule, group_of: 
         let (op, state): (Op, Vec<ValueId>) = match rule {
             UpdateRule::Sgd { nesterov } => (
                 Op::SgdStep { group, nesterov },
-                vec![g.state(&format!("{name}.momentum_buffer"), shape)],
+                vec![g.state(&format!("{name}{MOMENTUM}"), shape)],
             ),
             UpdateRule::AdamW => (
                 Op::AdamWStep { group },
                 vec![
-                    g.state(&format!("{name}.exp_avg"), shape.clone()),
-                    g.state(&format!("{name}.exp_avg_sq"), shape),
+                    g.state(&format!("{name}{EXP_AVG}"), shape.clone()),
+                    g.state(&format!("{name}{EXP_AVG_SQ}"), shape),
                 ],
             ),
         };

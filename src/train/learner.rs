@@ -230,12 +230,7 @@ impl Learner {
         if !self.allow_non_finite_weights {
             crate::io::safetensors::reject_non_finite(&tensors, &name)?;
         }
-        let keep = |n: &str| {
-            !skip.iter().any(|p| n.starts_with(p))
-                && ![".momentum_buffer", ".exp_avg", ".exp_avg_sq"]
-                    .iter()
-                    .any(|s| n.ends_with(s))
-        };
+        let keep = |n: &str| !skip.iter().any(|p| n.starts_with(p)) && !crate::passes::optimizer::is_optimizer_state(n);
         let tensors: std::collections::BTreeMap<_, _> = tensors.into_iter().filter(|(n, _)| keep(n)).collect();
         let names: Vec<String> = tensors.keys().cloned().collect();
         let loaded = crate::io::safetensors::store_from_host(&self.gpu, tensors)?;

@@ -251,7 +251,7 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
             .store
             .iter()
             .map(|(n, _)| n.clone())
-            .filter(|n| !is_optimizer_state(n))
+            .filter(|n| !convoy::passes::optimizer::is_optimizer_state(n))
             .collect();
         convoy::io::safetensors::save_safetensors(dir.join("model.safetensors"), &learner.store, Some(&names))?;
         write_plots(dir, &learner)?;
@@ -263,12 +263,6 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
         last.top5 * 100.0
     );
     Ok(())
-}
-
-fn is_optimizer_state(name: &str) -> bool {
-    [".momentum_buffer", ".exp_avg", ".exp_avg_sq"]
-        .iter()
-        .any(|s| name.ends_with(s))
 }
 
 /// metrics.json: the run's settings and one record per epoch.
