@@ -284,7 +284,10 @@ pub fn run_model(
     net.init_params(gpu, &mut store, 0)?;
     let mut rng = Rng::new(1);
     let images = rng.vec(shape.iter().product(), -1.0, 1.0);
-    let opts = CompileOptions { fusion };
+    let opts = CompileOptions {
+        fusion,
+        ..Default::default()
+    };
     let (timing, stats, profile) = if b.train {
         let y = net.graph.labels("labels", shape[0]);
         let loss = net.graph.cross_entropy(logits, y, 0.0)?;
@@ -303,7 +306,7 @@ pub fn run_model(
         let inf = Inference::compile_with(gpu, net.graph, &[logits], &mut store, opts)?;
         inf.plan.write_input("x", &images)?;
         let t = time_gpu(gpu, warmup, iters, || {
-            inf.plan.run();
+            inf.plan.run()?;
             Ok(())
         })?;
         let p = if profile { inf.plan.profile()? } else { Vec::new() };

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod data;
 pub mod device;
 pub mod diag;
+pub mod dist;
 pub mod error;
 pub mod exec;
 pub mod graph;
@@ -27,6 +28,8 @@ pub mod rng;
 pub mod shape;
 pub mod tensor;
 pub mod train;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use device::{Gpu, GpuBuilder, GpuInfo};
 pub use error::{Error, Result};

@@ -68,8 +68,17 @@ fn inference_case(model: &str, shape: [usize; 4], seed: u64) {
     let mut stats = Vec::new();
     for fusion in [false, true] {
         let mut s = store(&net, seed);
-        let inf =
-            Inference::compile_with(gpu(), net.graph.clone(), &[logits], &mut s, CompileOptions { fusion }).unwrap();
+        let inf = Inference::compile_with(
+            gpu(),
+            net.graph.clone(),
+            &[logits],
+            &mut s,
+            CompileOptions {
+                fusion,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         outs.push(inf.run(&x, None).unwrap().remove(0));
         // a second run reuses the folded weights (no prologue) and must agree
         assert_eq!(
@@ -127,7 +136,10 @@ fn training_case(model: &str, shape: [usize; 4], seed: u64) {
     let mut results = Vec::new();
     for fusion in [false, true] {
         let mut s = store(&net, seed);
-        let opts = CompileOptions { fusion };
+        let opts = CompileOptions {
+            fusion,
+            ..Default::default()
+        };
         let mut step = TrainStep::compile_groups(
             gpu(),
             net.graph.clone(),

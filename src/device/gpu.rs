@@ -102,9 +102,17 @@ pub struct GpuBuilder {
     poison: bool,
     tune: Option<bool>,
     tune_cache: Option<std::path::PathBuf>,
+    local_rank: Option<usize>,
 }
 
 impl GpuBuilder {
+    /// One process per GPU: the process with this node-local rank takes adapter
+    /// `local_rank % k` among the k best adapters of the same kind (e.g. the node's discrete
+    /// GPUs). An explicit `adapter` or CONVOY_ADAPTER overrides it.
+    pub fn local_rank(mut self, rank: usize) -> Self {
+        self.local_rank = Some(rank);
+        self
+    }
     /// Restrict to these backends (default: all native ones, or CONVOY_BACKEND).
     pub fn backends(mut self, b: wgpu::Backends) -> Self {
         self.backends = Some(b);
@@ -157,7 +165,7 @@ impl GpuBuilder {
             backends,
             ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
         });
-        let adapter = pick_adapter(&instance, backends, which.as_deref()).await?;
+        let adapter = pick_adapter(&instance, backends, which.as_deref(), self.local_rank).await?;
         let tune = self
             .tune
             .unwrap_or_else(|| std::env::var("CONVOY_TUNE").is_ok_and(|v| v == "1"));
@@ -207,6 +215,7 @@ async fn pick_adapter(
     instance: &wgpu::Instance,
     backends: wgpu::Backends,
     which: Option<&str>,
+    local_rank: Option<usize>,
 ) -> Result<wgpu::Adapter> {
     let mut adapters = instance.enumerate_adapters(backends).await;
     // Stable sort, best first, so indices in CONVOY_ADAPTER are predictable.
@@ -225,7 +234,10 @@ async fn pick_adapter(
         });
     }
     let Some(which) = which else {
-        return Ok(adapters.swap_remove(0));
+        // the best tier (same device type and API class as the best adapter), round robin
+        let best = rank(&adapters[0].get_info());
+        let tier = adapters.iter().take_while(|a| rank(&a.get_info()) == best).count();
+        return Ok(adapters.swap_remove(local_rank.unwrap_or(0) % tier));
     };
     let pos = match which.parse::<usize>() {
         Ok(i) if i < adapters.len() => Some(i),
@@ -249,6 +261,7 @@ async fn pick_adapter(
     instance: &wgpu::Instance,
     _backends: wgpu::Backends,
     _which: Option<&str>,
+    _local_rank: Option<usize>,
 ) -> Result<wgpu::Adapter> {
     instance
         .request_adapter(&wgpu::RequestAdapterOptions {

@@ -73,3 +73,50 @@ pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
     staging.unmap();
     Ok(out)
 }
+
+/// As `map_read`, blocking until submission `index` (the one that filled `staging`) has
+/// finished, and no longer: later submissions keep running (native; overlaps host work, such as
+/// an all-reduce, with the GPU's).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn map_read_after(gpu: &Gpu, staging: &wgpu::Buffer, index: wgpu::SubmissionIndex) -> Result<Vec<u8>> {
+    let slot: Slot = Arc::new(Mutex::new((None, None)));
+    let s2 = slot.clone();
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        super::pipeline::lock(&s2).0 = Some(r);
+    });
+    let polled = gpu.device().poll(wgpu::PollType::Wait {
+        submission_index: Some(index),
+        timeout: None,
+    });
+    gpu.check_fault("readback")?;
+    polled.map_err(|e| Error::Gpu {
+        during: "readback".into(),
+        reason: e.to_string(),
+    })?;
+    let mapped = super::pipeline::lock(&slot).0.take();
+    match mapped {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            return Err(Error::Gpu {
+                during: "readback".into(),
+                reason: e.to_string(),
+            })
+        }
+        None => {
+            return Err(Error::Gpu {
+                during: "readback".into(),
+                reason: "the buffer was not mapped after its submission finished".into(),
+            })
+        }
+    }
+    let out = staging
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu {
+            during: "readback".into(),
+            reason: e.to_string(),
+        })?
+        .to_vec();
+    staging.unmap();
+    Ok(out)
+}

@@ -257,3 +257,97 @@ pub fn lower(
     };
     Ok(d)
 }
+
+/// A node lowered around a host synchronisation point: `before` runs, then the host replaces
+/// `sync` (per-channel values, each `channels` long) by their average over the ranks, then
+/// `after` runs. Only synchronised batch norm is lowered this way.
+pub struct SplitLowering {
+    pub before: Vec<Dispatch>,
+    pub sync: Vec<wgpu::Buffer>,
+    pub channels: usize,
+    /// `sync` is [batch mean, biased batch variance] (averaged as mean and E[x^2]); otherwise
+    /// plain per-channel sums.
+    pub mean_var: bool,
+    pub after: Vec<Dispatch>,
+    /// Names the node in errors and logs.
+    pub what: String,
+}
+
+/// Synchronised batch norm (training): batch statistics over every rank's batch. Forward: local
+/// statistics, [host: average], running statistics over the global batch (`samples` holds its
+/// size), normalise. Backward: local per-channel sums of dy and dy * x_hat, [host: weighted
+/// sum], dx. None for every other node.
+pub fn lower_sync_bn(
+    gpu: &Gpu,
+    g: &Graph,
+    n: &Node,
+    buf: &dyn Fn(usize) -> wgpu::Buffer,
+    samples: &wgpu::Buffer,
+) -> Result<Option<SplitLowering>> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let o = |k: usize| buf(n.outputs[k].0);
+    let dims = ncs(g.shape(n.inputs[0]).dims());
+    let [_, c, hw] = dims;
+    match &n.op {
+        Op::BatchNorm {
+            training: true,
+            momentum,
+            eps,
+            epi,
+        } => {
+            let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
+            let (mean, var) = (o(1), o(2));
+            let r = epi.residual.then(|| i(5));
+            let stats = kernels::norm::stats(gpu, dims, *momentum, false, &i(0), &mean, &var, &rm, &rv)?;
+            let running = kernels::norm::running_update(gpu, [c, hw], *momentum, samples, &mean, &var, &rm, &rv)?;
+            let apply = kernels::norm::apply(
+                gpu,
+                dims,
+                *eps,
+                *epi,
+                &i(0),
+                &mean,
+                &var,
+                &gamma,
+                &beta,
+                r.as_ref(),
+                &o(0),
+            )?;
+            Ok(Some(SplitLowering {
+                before: vec![stats],
+                sync: vec![mean, var],
+                channels: c,
+                mean_var: true,
+                after: vec![running, apply],
+                what: format!("batch norm statistics of '{}'", g.value(n.inputs[3]).name),
+            }))
+        }
+        Op::BatchNormBwd { eps, epi } => {
+            let y = (epi.act != crate::graph::Act::None).then(|| i(5));
+            let dr = epi.residual.then(|| o(3));
+            let bufs = kernels::norm::BnBackward {
+                dy: &i(0),
+                x: &i(1),
+                mean: &i(2),
+                var: &i(3),
+                gamma: &i(4),
+                y: y.as_ref(),
+                dx: &o(0),
+                dgamma: &o(1),
+                dbeta: &o(2),
+                dr: dr.as_ref(),
+            };
+            // the reduction writes the local sums into dgamma, dbeta; dx reads them back
+            let [reduce, data] = kernels::norm::backward(gpu, dims, *eps, *epi, &bufs)?;
+            Ok(Some(SplitLowering {
+                before: vec![reduce],
+                sync: vec![o(1), o(2)],
+                channels: c,
+                mean_var: false,
+                after: vec![data],
+                what: format!("batch norm gradient sums of '{}'", g.value(n.inputs[4]).name),
+            }))
+        }
+        _ => Ok(None),
+    }
+}

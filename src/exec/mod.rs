@@ -2,6 +2,7 @@
 //! made once) and runs it with one submit. `TrainStep` wraps a plan of forward, backward and
 //! optimizer update; `Inference` one of the forward alone.
 
+mod host_sync;
 mod lower;
 mod plan;
 mod session;

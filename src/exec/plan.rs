@@ -2,7 +2,8 @@
 //! compile time; a run writes the inputs, records every dispatch into one compute pass, copies
 //! the values asked for into a staging buffer in the same encoder, and submits once.
 
-use super::lower::lower;
+use super::host_sync::{gradient_buckets, PlanDist, Reduce};
+use super::lower::{lower, lower_sync_bn};
 use super::store::ParamStore;
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
@@ -49,6 +50,8 @@ pub struct Plan {
     /// `num_batches_tracked` of each training-mode batch norm, advanced once per run.
     bn_counters: Vec<String>,
     counters: super::store::Counters,
+    /// Where values cross ranks (data-parallel training), when compiled with `DistOptions`.
+    dist: Option<PlanDist>,
 }
 
 impl Plan {
@@ -62,6 +65,27 @@ impl Plan {
         readable: &[ValueId],
         hyper_groups: usize,
     ) -> Result<Plan> {
+        Self::compile_dist(gpu, graph, store, readable, hyper_groups, None)
+    }
+
+    /// As `compile`, for one rank of a data-parallel job when `dist` is set: the gradients the
+    /// optimizer reads are averaged across ranks in buckets, and with `sync_bn` the batch norms
+    /// use statistics of the global batch (see `crate::dist`).
+    pub fn compile_dist(
+        gpu: &Gpu,
+        graph: Graph,
+        store: &mut ParamStore,
+        readable: &[ValueId],
+        hyper_groups: usize,
+        dist: Option<&crate::dist::DistOptions>,
+    ) -> Result<Plan> {
+        if cfg!(target_arch = "wasm32") && dist.is_some() {
+            return Err(Error::arg(
+                "Plan",
+                "dist",
+                "data-parallel training runs in native builds (MPI); a web page trains in one process",
+            ));
+        }
         graph.verify()?;
         let memory = memory::plan(&graph, readable);
         let device = gpu.device();
@@ -133,13 +157,49 @@ impl Plan {
         let mut dispatches = Vec::new();
         let mut prologue = Vec::new();
         let lookup = |v: usize| buffers[v].clone().expect("every value read by a node has a buffer");
+        let mut dist = dist.map(|o| PlanDist::new(device, o.clone()));
+        // dispatches after each node: where its outputs exist
+        let mut node_end = Vec::with_capacity(graph.nodes.len());
         for n in &graph.nodes {
+            if let Some(d) = dist.as_mut().filter(|d| d.opts.sync_bn) {
+                if let Some(split) = lower_sync_bn(gpu, &graph, n, &lookup, &d.samples)? {
+                    dispatches.extend(split.before);
+                    let bytes = split.channels as u64 * 4;
+                    let parts = split.sync.into_iter().map(|b| (b, bytes)).collect();
+                    let reduce = if split.mean_var {
+                        Reduce::MeanVar
+                    } else {
+                        Reduce::Weighted
+                    };
+                    d.add(device, dispatches.len(), parts, reduce, true, split.what);
+                    dispatches.extend(split.after);
+                    node_end.push(dispatches.len());
+                    continue;
+                }
+            }
             let d = lower(gpu, &graph, n, &lookup, hyper.as_ref())?;
             let derives = n.outputs.iter().any(|o| graph.value(*o).kind == ValueKind::Derived);
             if derives {
                 prologue.extend(d)
             } else {
                 dispatches.extend(d)
+            }
+            node_end.push(dispatches.len());
+        }
+        if let Some(d) = dist.as_mut() {
+            for (k, (node, grads)) in gradient_buckets(&graph, d.opts.bucket_bytes).into_iter().enumerate() {
+                let parts: Vec<(wgpu::Buffer, u64)> = grads
+                    .iter()
+                    .map(|&v| (lookup(v.0), (graph.shape(v).numel() * 4) as u64))
+                    .collect();
+                let bytes: u64 = parts.iter().map(|p| p.1).sum();
+                let what = format!("gradient bucket {k} ({} tensors, {bytes} bytes)", parts.len());
+                d.add(device, node_end[node], parts, Reduce::Weighted, false, what);
+            }
+            if debug_level() >= 1 {
+                for p in &d.points {
+                    eprintln!("convoy: all-reduce after dispatch {}: {}", p.at, p.what);
+                }
             }
         }
         let mut offset = 0;
@@ -205,6 +265,7 @@ impl Plan {
             hyper,
             bn_counters,
             counters: store.counters().clone(),
+            dist,
         })
     }
 
@@ -262,35 +323,129 @@ impl Plan {
         Ok(())
     }
 
-    fn encode(&self, copy_out: bool) -> wgpu::CommandBuffer {
+    /// Whether this run must first re-derive values from the parameters (their version moved).
+    fn prologue_stale(&self) -> bool {
+        let now = self.store_version.load(Ordering::Relaxed);
+        !self.prologue.is_empty() && self.seen_version.swap(now, Ordering::Relaxed) != now
+    }
+
+    /// Record dispatches `range` (after the prologue when `prologue`) in one compute pass.
+    fn encode_pass(&self, encoder: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>, prologue: bool) {
+        let desc = wgpu::ComputePassDescriptor {
+            label: Some("convoy step"),
+            timestamp_writes: None,
+        };
+        let mut pass = encoder.begin_compute_pass(&desc);
+        for d in self.prologue.iter().filter(|_| prologue).chain(&self.dispatches[range]) {
+            d.encode(&mut pass);
+        }
+    }
+
+    fn encoder(&self) -> wgpu::CommandEncoder {
         let desc = wgpu::CommandEncoderDescriptor {
             label: Some("convoy step"),
         };
-        let mut encoder = self.gpu.device().create_command_encoder(&desc);
-        // A training plan changes the parameters; a plan with a prologue re-derives from them
-        // when they changed since its last run.
-        let now = self.store_version.load(Ordering::Relaxed);
-        let stale = !self.prologue.is_empty() && self.seen_version.swap(now, Ordering::Relaxed) != now;
-        {
-            let desc = wgpu::ComputePassDescriptor {
-                label: Some("convoy step"),
-                timestamp_writes: None,
-            };
-            let mut pass = encoder.begin_compute_pass(&desc);
-            for d in self.prologue.iter().filter(|_| stale).chain(&self.dispatches) {
-                d.encode(&mut pass);
-            }
-        }
-        if self.hyper.is_some() {
-            self.store_version.fetch_add(1, Ordering::Relaxed);
-        }
-        if let (true, Some(staging)) = (copy_out, &self.staging) {
+        self.gpu.device().create_command_encoder(&desc)
+    }
+
+    /// Record the copies of the readable values into the staging buffer.
+    fn encode_copy_out(&self, encoder: &mut wgpu::CommandEncoder) {
+        if let Some(staging) = &self.staging {
             for &(v, off, bytes) in &self.readable {
                 let src = self.buffers[v.0].as_ref().expect("readable values have buffers");
                 encoder.copy_buffer_to_buffer(src, 0, staging, off, bytes.div_ceil(4) * 4);
             }
         }
+    }
+
+    fn encode(&self, copy_out: bool) -> wgpu::CommandBuffer {
+        let mut encoder = self.encoder();
+        // A training plan changes the parameters; a plan with a prologue re-derives from them
+        // when they changed since its last run.
+        let stale = self.prologue_stale();
+        self.encode_pass(&mut encoder, 0..self.dispatches.len(), stale);
+        if self.hyper.is_some() {
+            self.store_version.fetch_add(1, Ordering::Relaxed);
+        }
+        if copy_out {
+            self.encode_copy_out(&mut encoder);
+        }
         encoder.finish()
+    }
+
+    /// One data-parallel run: segments between the host points, each point reduced across the
+    /// ranks (gradient buckets while the later segments run), then the rest (the optimizer).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn run_dist(&self, d: &PlanDist, copy_out: bool) -> Result<()> {
+        let queue = self.gpu.queue();
+        let t = std::time::Instant::now();
+        let mut prologue = self.prologue_stale();
+        let mut from = 0;
+        let mut pending = Vec::new();
+        // seconds waiting for GPU results, in all-reduces
+        let (mut wait, mut mpi) = (0.0, 0.0);
+        let mut account = |(w, m): (f64, f64)| {
+            wait += w;
+            mpi += m;
+        };
+        for p in &d.points {
+            let mut e = self.encoder();
+            self.encode_pass(&mut e, from..p.at, std::mem::take(&mut prologue));
+            d.encode_copy(p, &mut e);
+            let index = queue.submit([e.finish()]);
+            from = p.at;
+            if p.blocking {
+                for (q, i) in pending.drain(..) {
+                    account(d.reduce(&self.gpu, q, i)?);
+                }
+                account(d.reduce(&self.gpu, p, index)?);
+            } else {
+                pending.push((p, index));
+            }
+        }
+        for (q, i) in pending {
+            account(d.reduce(&self.gpu, q, i)?);
+        }
+        let mut e = self.encoder();
+        self.encode_pass(&mut e, from..self.dispatches.len(), prologue);
+        if self.hyper.is_some() {
+            self.store_version.fetch_add(1, Ordering::Relaxed);
+        }
+        if copy_out {
+            self.encode_copy_out(&mut e);
+        }
+        queue.submit([e.finish()]);
+        if debug_level() >= 2 {
+            let bytes: u64 = d.points.iter().flat_map(|p| &p.parts).map(|p| p.1).sum();
+            eprintln!(
+                "convoy: data-parallel step: {} host points, {:.2} MB each way; host side {:.1} ms: waiting for GPU results {:.1} ms, all-reduce {:.1} ms",
+                d.points.len(),
+                bytes as f64 / 1e6,
+                t.elapsed().as_secs_f64() * 1e3,
+                wait * 1e3,
+                mpi * 1e3
+            );
+        }
+        Ok(())
+    }
+
+    /// Submit one run (data-parallel plans reduce across ranks on the way).
+    fn submit(&self, copy_out: bool) -> Result<()> {
+        self.advance_counters();
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(d) = &self.dist {
+            return self.run_dist(d, copy_out);
+        }
+        self.gpu.queue().submit([self.encode(copy_out)]);
+        Ok(())
+    }
+
+    /// This rank's part of the next step of a data-parallel plan: its `weight` in the average
+    /// (its samples / the global batch's) and the global batch size. No effect without dist.
+    pub fn set_dist_batch(&self, weight: f32, global: usize) {
+        if let Some(d) = &self.dist {
+            d.set_batch(self.gpu.queue(), weight, global);
+        }
     }
 
     /// Time every dispatch of one run on its own (submit, wait), summed per kernel (shader name
@@ -313,16 +468,15 @@ impl Plan {
         Ok(out)
     }
 
-    /// Run once without reading anything back (one submit).
-    pub fn run(&self) {
-        self.advance_counters();
-        self.gpu.queue().submit([self.encode(false)]);
+    /// Run once without reading anything back (one submit; a data-parallel plan waits for its
+    /// reductions).
+    pub fn run(&self) -> Result<()> {
+        self.submit(false)
     }
 
     /// Run once and read every readable value back (one submit, then one wait).
     pub async fn run_and_read_async(&self) -> Result<Vec<Vec<f32>>> {
-        self.advance_counters();
-        self.gpu.queue().submit([self.encode(true)]);
+        self.submit(true)?;
         let Some(staging) = &self.staging else {
             return Ok(vec![]);
         };

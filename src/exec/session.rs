@@ -10,21 +10,24 @@ use crate::tensor::DType;
 use crate::train::Optimizer;
 
 /// How graphs are compiled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct CompileOptions {
     /// Run the fusion passes (default: on, unless CONVOY_FUSION=0).
     pub fusion: bool,
+    /// Compile a training step for one rank of a data-parallel job (see `crate::dist`).
+    pub dist: Option<crate::dist::DistOptions>,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
         CompileOptions {
             fusion: fuse::enabled_by_env(),
+            dist: None,
         }
     }
 }
 
-fn maybe_fuse(g: Graph, mode: fuse::Mode, keep: &[ValueId], opts: CompileOptions) -> (Graph, Vec<Option<ValueId>>) {
+fn maybe_fuse(g: Graph, mode: fuse::Mode, keep: &[ValueId], opts: &CompileOptions) -> (Graph, Vec<Option<ValueId>>) {
     if !opts.fusion {
         let n = g.values.len();
         return (g, (0..n).map(|i| Some(ValueId(i))).collect());
@@ -104,7 +107,7 @@ impl TrainStep {
         let labels = labels.ok_or_else(|| Error::arg("TrainStep", "graph inputs", "no label input"))?;
         let mut keep = vec![loss];
         keep.extend(readable);
-        let (mut graph, map) = maybe_fuse(graph, fuse::Mode::Train, &keep, opts);
+        let (mut graph, map) = maybe_fuse(graph, fuse::Mode::Train, &keep, &opts);
         let at = |v: ValueId| map[v.0].expect("kept values survive fusion");
         let loss = at(loss);
         let readable: Vec<ValueId> = readable.iter().map(|&v| at(v)).collect();
@@ -124,7 +127,7 @@ impl TrainStep {
         optimizer::append_updates(&mut graph, &grads, optimizer.rule(), group_of)?;
         let mut read = vec![loss];
         read.extend(readable.iter().filter(|&&v| v != loss));
-        let plan = Plan::compile(gpu, graph, store, &read, lr_mults.len())?;
+        let plan = Plan::compile_dist(gpu, graph, store, &read, lr_mults.len(), opts.dist.as_ref())?;
         Ok(TrainStep {
             plan,
             optimizer,
@@ -155,8 +158,7 @@ impl TrainStep {
     /// One step on a batch; nothing read back (the GPU runs ahead of the host).
     pub fn step(&mut self, x: &[f32], labels: &[i32]) -> Result<()> {
         self.prepare(x, labels)?;
-        self.plan.run();
-        Ok(())
+        self.plan.run()
     }
 
     /// One step, then read the loss and the other readable values (waits for the GPU).
@@ -169,6 +171,11 @@ impl TrainStep {
     pub async fn step_read_async(&mut self, x: &[f32], labels: &[i32]) -> Result<Vec<Vec<f32>>> {
         self.prepare(x, labels)?;
         self.plan.run_and_read_async().await
+    }
+
+    /// This rank's share of the next step of a data-parallel step (see `Plan::set_dist_batch`).
+    pub fn set_dist_batch(&self, weight: f32, global: usize) {
+        self.plan.set_dist_batch(weight, global);
     }
 
     /// Continue the update count of an earlier plan (AdamW's bias correction depends on it).
@@ -215,7 +222,7 @@ impl Inference {
         opts: CompileOptions,
     ) -> Result<Inference> {
         let (input, labels) = io_names(&graph)?;
-        let (graph, map) = maybe_fuse(graph, fuse::Mode::Infer, outputs, opts);
+        let (graph, map) = maybe_fuse(graph, fuse::Mode::Infer, outputs, &opts);
         let outputs: Vec<ValueId> = outputs
             .iter()
             .map(|v| map[v.0].expect("kept values survive fusion"))

@@ -1,7 +1,8 @@
 //! batch_norm kernels: per-channel batch statistics, and the normalisation itself.
 
 use super::shaders::{
-    BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_REDUCE, BATCH_NORM_STATS, CHANNEL_SUM, FOLD_BN,
+    BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_REDUCE, BATCH_NORM_RUNNING, BATCH_NORM_STATS, CHANNEL_SUM,
+    FOLD_BN,
 };
 use super::{f32_bits, groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
@@ -40,6 +41,31 @@ pub fn stats(
         &params,
         &[x, mean, var, running_mean, running_var],
         [c as u32, 1, 1],
+    )
+}
+
+/// Running statistics of x (N, C, HW) from batch statistics `mean`, `var` (C) computed over a
+/// global batch of `samples[0]` images (synchronised batch norm; see batch_norm_running.wgsl).
+#[allow(clippy::too_many_arguments)]
+pub fn running_update(
+    gpu: &Gpu,
+    [c, hw]: [usize; 2],
+    momentum: f32,
+    samples: &wgpu::Buffer,
+    mean: &wgpu::Buffer,
+    var: &wgpu::Buffer,
+    running_mean: &wgpu::Buffer,
+    running_var: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&BATCH_NORM_RUNNING, &[])?;
+    let params = [c as u32, hw as u32, f32_bits(momentum), 0];
+    let grid = grid_1d(groups_for("batch_norm running statistics", c, 64)?);
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &params,
+        &[samples, mean, var, running_mean, running_var],
+        grid,
     )
 }
 

@@ -4,6 +4,7 @@
 use super::{optim::Optimizer, schedule::OneCycle};
 use crate::data::{batch_indices, epoch_order, for_each_batch, Dataset};
 use crate::device::Gpu;
+use crate::dist::{shard_epoch, DistOptions};
 use crate::error::Result;
 use crate::exec::{Inference, ParamStore, TrainStep};
 use crate::nn::{Model, Net};
@@ -63,6 +64,10 @@ pub struct Learner {
     pub sizes: Vec<usize>,
     /// Per-layer activation statistics per training batch, gathered when set (`watch_activations`).
     pub stats: Option<crate::diag::ActivationStats>,
+    /// Data-parallel training as one rank of a job (`distribute`).
+    dist: Option<DistOptions>,
+    /// Whether the ranks' parameters have been made equal (broadcast from rank 0).
+    params_synced: bool,
 }
 
 impl Learner {
@@ -90,7 +95,56 @@ impl Learner {
             frozen: Vec::new(),
             body_frozen: false,
             lr_groups: Vec::new(),
+            dist: None,
+            params_synced: false,
         }
+    }
+
+    /// Train data-parallel as one rank of `opts.collective` (e.g. `dist::Mpi`): each epoch this
+    /// rank trains on its shard of the shared shuffle (`dist::shard_epoch`; the last uneven
+    /// global batch is split as evenly as possible, so every sample is seen once per epoch),
+    /// gradients are averaged across ranks in buckets during the backward, and with
+    /// `opts.sync_bn` batch norms normalise with global-batch statistics. Parameters are
+    /// broadcast from rank 0 before the first step; evaluation is sharded and its metrics
+    /// summed; only rank 0 writes checkpoints. `bs` stays the per-rank batch size.
+    pub fn distribute(&mut self, opts: DistOptions) {
+        self.dist = Some(opts);
+        self.params_synced = false;
+        self.step = None;
+    }
+
+    /// (rank, ranks) of this learner's job: (0, 1) when not distributed.
+    pub fn rank_and_size(&self) -> (usize, usize) {
+        self.dist
+            .as_ref()
+            .map_or((0, 1), |d| (d.collective.rank(), d.collective.size()))
+    }
+
+    /// Training steps per epoch over `n` samples (the same on every rank).
+    fn steps_per_epoch(&self, n: usize) -> usize {
+        match self.rank_and_size() {
+            (_, 1) => n / self.bs.max(1),
+            (_, world) => n.div_ceil(self.bs.max(1) * world),
+        }
+    }
+
+    /// Make every rank's tensors under `keep` equal to rank 0's (parameters before training,
+    /// batch-norm running statistics before evaluation).
+    fn broadcast_from_rank0(&mut self, keep: &dyn Fn(&str) -> bool) -> Result<()> {
+        let Some(d) = &self.dist else { return Ok(()) };
+        let mut names: Vec<String> = self.store.iter().map(|(n, _)| n.clone()).filter(|n| keep(n)).collect();
+        names.sort();
+        for n in &names {
+            let t = self.store.get(n).expect("listed above");
+            if t.dtype() != crate::DType::F32 {
+                continue;
+            }
+            let mut v = t.to_vec()?;
+            d.collective.broadcast(bytemuck::cast_slice_mut(&mut v), 0)?;
+            t.write(&v)?;
+        }
+        self.store.touch();
+        Ok(())
     }
 
     /// Build the graph for input (N, C, H, W): loss (and, in eval, top-1 and top-5 accuracy).
@@ -131,16 +185,38 @@ impl Learner {
             .is_none_or(|s| s.plan.graph.find("x").map(|v| s.plan.graph.shape(v).dims()) != Some(&shape[..]));
         if stale {
             let (net, outs) = self.build(shape, true)?;
-            let mut step = TrainStep::compile(
+            // group i: the i-th prefix of `lr_groups`; the last group: everything else
+            let groups = self.lr_groups.clone();
+            let group_of = |name: &str| {
+                groups
+                    .iter()
+                    .position(|(p, _)| name.starts_with(p.as_str()))
+                    .unwrap_or(groups.len())
+            };
+            let mut mults: Vec<f32> = groups.iter().map(|g| g.1).collect();
+            mults.push(1.0);
+            let opts = crate::CompileOptions {
+                dist: self.dist.clone(),
+                ..Default::default()
+            };
+            let mut step = TrainStep::compile_groups(
                 &self.gpu,
                 net.graph,
                 outs[0],
                 &outs[1..],
                 &mut self.store,
                 self.optimizer,
+                &group_of,
+                mults,
+                opts,
             )?;
             step.skip_to(self.steps_done);
             self.step = Some(step);
+            if !self.params_synced {
+                // everything the model holds (weights, running statistics, optimizer state)
+                self.broadcast_from_rank0(&|_| true)?;
+                self.params_synced = true;
+            }
         }
         Ok(self.step.as_mut().expect("compiled above"))
     }
@@ -270,7 +346,7 @@ impl Learner {
         lr_max: f32,
         on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
     ) -> Result<Vec<EpochStats>> {
-        let per_epoch = train.len() / self.bs.max(1);
+        let per_epoch = self.steps_per_epoch(train.len());
         let sched = OneCycle::new(lr_max, epochs * per_epoch);
         self.fit_with(train, valid, epochs, &|i| sched.at(i), on_epoch)
     }
@@ -309,7 +385,8 @@ impl Learner {
                 ),
             ));
         }
-        let per_epoch = train.len() / self.bs;
+        let per_epoch = self.steps_per_epoch(train.len());
+        let (rank, world) = self.rank_and_size();
         if per_epoch == 0 {
             return Err(crate::Error::arg(
                 "fit",
@@ -325,8 +402,12 @@ impl Learner {
             let size = self.size_at(self.epochs_done);
             let epoch_seed = self.seed ^ (self.epochs_done as u64 + 1).wrapping_mul(0x9E37);
             let order = epoch_order(train.len(), Some(epoch_seed));
-            let lists = batch_indices(&order, self.bs, false);
+            // this rank's part of each global batch (all of it in a single process)
+            let shards = shard_epoch(&order, self.bs, rank, world, world > 1);
+            let lists: Vec<Vec<usize>> = shards.iter().map(|s| s.indices.clone()).collect();
             let mut losses = Vec::with_capacity(per_epoch);
+            // sum over steps of this rank's weight * loss, and the samples it trained on
+            let (mut weighted_loss, mut samples) = (0.0f64, 0.0f64);
             let batches = lists.len();
             for_each_batch(train, &lists, size, Some(epoch_seed.rotate_left(17)), |bi, b| {
                 let (lr, mom) = schedule(i);
@@ -334,6 +415,8 @@ impl Learner {
                 let step = self.train_step(b.shape)?;
                 step.optimizer.set_lr(lr);
                 step.optimizer.set_momentum(mom);
+                let shard = &shards[bi];
+                step.set_dist_batch(shard.weight, shard.global);
                 let mut read = step.step_read(&b.images, &b.labels)?;
                 let loss = read[0][0];
                 if let Some(st) = self.stats.as_mut() {
@@ -348,6 +431,10 @@ impl Learner {
                     });
                 }
                 losses.push(loss);
+                weighted_loss += f64::from(shard.weight * loss);
+                if shard.weight > 0.0 {
+                    samples += shard.indices.len() as f64;
+                }
                 self.recorder.push((loss, lr, mom));
                 if let Some(f) = self.on_batch.as_mut() {
                     f(bi, batches, loss);
@@ -355,19 +442,23 @@ impl Learner {
                 Ok(ControlFlow::Continue(()))
             })?;
             let secs = t0.elapsed().as_secs_f64();
+            let mut sums = [weighted_loss, samples];
+            if let Some(d) = &self.dist {
+                d.collective.all_reduce_sum_f64(&mut sums)?;
+            }
             let (valid_loss, top1, top5) = self.evaluate_at(valid, size)?;
             self.epochs_done += 1;
             let stats = EpochStats {
                 epoch: self.epochs_done,
-                train_loss: losses.iter().sum::<f32>() / losses.len().max(1) as f32,
+                train_loss: (sums[0] / losses.len().max(1) as f64) as f32,
                 valid_loss,
                 top1,
                 top5,
                 seconds: secs,
-                images_per_sec: (losses.len() * self.bs) as f64 / secs,
+                images_per_sec: sums[1] / secs,
             };
             #[cfg(not(target_arch = "wasm32"))]
-            if let Some(path) = &self.checkpoint {
+            if let (Some(path), 0) = (&self.checkpoint, rank) {
                 let info = super::CheckpointInfo {
                     epoch: self.epochs_done,
                     step: self.steps_done,
@@ -418,7 +509,15 @@ impl Learner {
 
     fn evaluate_at(&mut self, data: &dyn Dataset, size: Option<usize>) -> Result<(f32, f32, f32)> {
         let (mut loss, mut top1, mut top5) = (0.0, 0.0, 0.0);
-        let lists = batch_indices(&epoch_order(data.len(), None), self.bs, true);
+        // distributed: rank 0's running statistics (as DDP broadcasts buffers), each rank a
+        // contiguous shard of the data, the sums added up
+        let (rank, world) = self.rank_and_size();
+        if world > 1 {
+            self.broadcast_from_rank0(&|n| n.contains("running_"))?;
+        }
+        let n = data.len();
+        let shard: Vec<usize> = (rank * n / world..(rank + 1) * n / world).collect();
+        let lists = batch_indices(&shard, self.bs, true);
         for_each_batch(data, &lists, size, None, |_, b| {
             let shape = b.shape;
             if !self.evals.contains_key(&shape) {
@@ -427,13 +526,17 @@ impl Learner {
                 self.evals.insert(shape, inf);
             }
             let r = self.evals[&shape].run(&b.images, Some(&b.labels))?;
-            let w = b.n() as f32;
-            loss += r[0][0] * w;
-            top1 += r[1][0] * w;
-            top5 += r[2][0] * w;
+            let w = b.n() as f64;
+            loss += f64::from(r[0][0]) * w;
+            top1 += f64::from(r[1][0]) * w;
+            top5 += f64::from(r[2][0]) * w;
             Ok(ControlFlow::Continue(()))
         })?;
-        let n = data.len().max(1) as f32;
-        Ok((loss / n, top1 / n, top5 / n))
+        let mut sums = [loss, top1, top5];
+        if let Some(d) = &self.dist {
+            d.collective.all_reduce_sum_f64(&mut sums)?;
+        }
+        let n = n.max(1) as f64;
+        Ok(((sums[0] / n) as f32, (sums[1] / n) as f32, (sums[2] / n) as f32))
     }
 }

@@ -2,6 +2,7 @@
 //! `convoy infer`, `convoy train-step`, `convoy info`, `convoy bench`.
 
 mod bench;
+mod job;
 mod model_cmds;
 mod train;
 

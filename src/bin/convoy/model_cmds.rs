@@ -10,7 +10,14 @@ use convoy::{Error, Gpu, Inference, ParamStore, TrainStep};
 use std::path::PathBuf;
 
 /// The models these commands accept.
-const MODELS: [&str; 4] = ["resnet18", "resnet34", "resnet50", "mobilenet_v2"];
+const MODELS: [&str; 6] = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "mobilenet_v2",
+    "simple_cnn",
+    "resnet_mini",
+];
 
 #[derive(Args)]
 pub struct InferArgs {
@@ -62,6 +69,15 @@ pub struct TrainStepArgs {
     /// The loss before each step, float32 [steps] (.npy).
     #[arg(long)]
     loss_out: Option<PathBuf>,
+    /// Under `mpirun -np R` (built with `--features mpi`): each rank trains on its contiguous
+    /// share of the N inputs and gradients are averaged (DDP); with this flag batch norms use
+    /// statistics of all N (SyncBatchNorm). Rank 0 writes --save and --loss-out (the loss of
+    /// all N inputs).
+    #[arg(long)]
+    sync_bn: bool,
+    /// MiB of gradients per all-reduce bucket in an MPI job.
+    #[arg(long, default_value_t = 25.0)]
+    bucket_mb: f64,
 }
 
 fn check_model(model: &str) -> convoy::Result<()> {
@@ -152,7 +168,36 @@ pub fn train_step(a: TrainStepArgs) -> convoy::Result<()> {
             "steps >= 1, lr >= 0, label smoothing in [0, 1]",
         ));
     }
-    let gpu = Gpu::new()?;
+    crate::job::run(a.sync_bn, a.bucket_mb, |dist, local_rank| {
+        train_step_rank(&a, shape, &x, &labels, dist, local_rank)
+    })
+}
+
+/// `train-step` on this rank's share of the batch (all of it outside an MPI job).
+fn train_step_rank(
+    a: &TrainStepArgs,
+    shape: [usize; 4],
+    x: &[f32],
+    labels: &[i32],
+    dist: Option<convoy::dist::DistOptions>,
+    local_rank: usize,
+) -> convoy::Result<()> {
+    let (rank, world) = dist
+        .as_ref()
+        .map_or((0, 1), |d| (d.collective.rank(), d.collective.size()));
+    let n = shape[0];
+    let (lo, hi) = (rank * n / world, (rank + 1) * n / world);
+    if lo == hi {
+        return Err(Error::arg(
+            "train-step",
+            "--input",
+            format!("{n} images cannot be shared by {world} ranks: each needs at least one"),
+        ));
+    }
+    let px = shape[1..].iter().product::<usize>();
+    let (x, labels) = (&x[lo * px..hi * px], &labels[lo..hi]);
+    let shape = [hi - lo, shape[1], shape[2], shape[3]];
+    let gpu = Gpu::builder().local_rank(local_rank).build()?;
     let (mut net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, true)?;
     let names = net.state_names();
     let y = net.graph.labels("labels", shape[0]);
@@ -163,10 +208,24 @@ pub fn train_step(a: TrainStepArgs) -> convoy::Result<()> {
         weight_decay: a.weight_decay,
         nesterov: a.nesterov,
     };
-    let mut step = TrainStep::compile(&gpu, net.graph, loss, &[], &mut store, opt)?;
+    let opts = convoy::CompileOptions {
+        dist: dist.clone(),
+        ..Default::default()
+    };
+    let mut step = TrainStep::compile_groups(&gpu, net.graph, loss, &[], &mut store, opt, &|_| 0, vec![1.0], opts)?;
+    let weight = (hi - lo) as f32 / n as f32;
+    step.set_dist_batch(weight, n);
     let mut losses = Vec::with_capacity(a.steps);
     for _ in 0..a.steps {
-        losses.push(step.step_read(&x, &labels)?[0][0]);
+        // the loss of the whole batch: the ranks' losses weighted by their shares
+        let mut l = [step.step_read(x, labels)?[0][0] * weight];
+        if let Some(d) = &dist {
+            d.collective.all_reduce_sum(&mut l)?;
+        }
+        losses.push(l[0]);
+    }
+    if rank != 0 {
+        return Ok(());
     }
     save_safetensors(&a.save, &store, Some(&names))?;
     if let Some(p) = &a.loss_out {

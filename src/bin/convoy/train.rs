@@ -51,7 +51,9 @@ pub struct TrainArgs {
     #[arg(long)]
     out: Option<std::path::PathBuf>,
     /// Continue from a checkpoint.safetensors written by an earlier run with --out; the run's
-    /// flags (model, epochs, batch, lr) must match the interrupted run for the same result.
+    /// flags (model, epochs, batch, lr) must match the interrupted run for the same result
+    /// (with --constant-lr, --epochs may differ: train until that many epochs). A checkpoint
+    /// written by N data-parallel ranks resumes on any number of ranks.
     #[arg(long)]
     resume: Option<std::path::PathBuf>,
     /// Gather per-layer activation statistics every batch (mean, std, fraction near zero,
@@ -59,6 +61,15 @@ pub struct TrainArgs {
     /// colorful_dimension.png to --out.
     #[arg(long)]
     stats: bool,
+    /// Data-parallel runs (`mpirun -np N convoy train ...`, built with `--features mpi`):
+    /// normalise with batch statistics of the global batch (SyncBatchNorm) instead of each
+    /// rank's own (DDP's default).
+    #[arg(long)]
+    sync_bn: bool,
+    /// Data-parallel runs: MiB of gradients per all-reduce bucket (as PyTorch DDP's
+    /// bucket_cap_mb).
+    #[arg(long, default_value_t = 25.0)]
+    bucket_mb: f64,
 }
 
 impl Default for TrainArgs {
@@ -79,6 +90,8 @@ impl Default for TrainArgs {
             out: None,
             resume: None,
             stats: false,
+            sync_bn: false,
+            bucket_mb: 25.0,
         }
     }
 }
@@ -127,6 +140,15 @@ fn sizes(a: &TrainArgs) -> convoy::Result<Vec<usize>> {
 }
 
 pub fn run(a: TrainArgs) -> convoy::Result<()> {
+    let (sync_bn, bucket_mb) = (a.sync_bn, a.bucket_mb);
+    crate::job::run(sync_bn, bucket_mb, |dist, local_rank| run_rank(a, dist, local_rank))
+}
+
+fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: usize) -> convoy::Result<()> {
+    let (rank, world) = dist
+        .as_ref()
+        .map_or((0, 1), |d| (d.collective.rank(), d.collective.size()));
+    let main = rank == 0;
     if a.bs == 0 || a.epochs == 0 {
         return Err(Error::arg("train", "--bs/--epochs", "must be at least 1"));
     }
@@ -156,19 +178,32 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
             format!("'{}' is not one of {}", a.model, MODEL_NAMES.join(", ")),
         )
     })?;
-    let gpu = Gpu::new()?;
-    println!("{}", gpu.info().name);
-    println!(
-        "training {} on {} ({} train / {} test images, {classes} classes), {} epochs, batch {}, {} lr {}",
-        a.model,
-        a.data,
-        train.len(),
-        valid.len(),
-        a.epochs,
-        a.bs,
-        if a.constant_lr { "constant" } else { "1cycle" },
-        a.lr
-    );
+    let gpu = Gpu::builder().local_rank(local_rank).build()?;
+    if main {
+        println!("{}", gpu.info().name);
+    }
+    if world > 1 && main {
+        println!(
+            "data-parallel: {world} ranks x batch {} = global batch {}, {} batch norm, {} MiB buckets",
+            a.bs,
+            a.bs * world,
+            if a.sync_bn { "synchronised" } else { "per-rank" },
+            a.bucket_mb
+        );
+    }
+    if main {
+        println!(
+            "training {} on {} ({} train / {} test images, {classes} classes), {} epochs, batch {}, {} lr {}",
+            a.model,
+            a.data,
+            train.len(),
+            valid.len(),
+            a.epochs,
+            a.bs,
+            if a.constant_lr { "constant" } else { "1cycle" },
+            a.lr
+        );
+    }
     let opt = Optimizer::Sgd {
         lr: a.lr,
         momentum: 0.9,
@@ -179,9 +214,13 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     learner.label_smoothing = a.label_smoothing;
     learner.model_name = a.model.clone();
     learner.sizes = sizes(&a)?;
+    if let Some(d) = dist {
+        learner.distribute(d);
+    }
     if let Some(path) = &a.resume {
         let info = learner.resume(path)?;
-        if info.model != a.model || info.epochs_total != a.epochs {
+        // the 1cycle schedule depends on the run's length; a constant rate may run longer
+        if info.model != a.model || (info.epochs_total != a.epochs && !a.constant_lr) {
             return Err(Error::arg(
                 "train",
                 "--resume",
@@ -195,7 +234,9 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
                 ),
             ));
         }
-        println!("resuming after epoch {} (step {})", info.epoch, info.step);
+        if main {
+            println!("resuming after epoch {} (step {})", info.epoch, info.step);
+        }
     }
     if let Some(dir) = &a.out {
         learner.checkpoint = Some(dir.join("checkpoint.safetensors"));
@@ -206,9 +247,13 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
         }
         learner.watch_activations(Default::default());
     }
-    learner.on_batch = Some(progress_bar(a.bs, learner.epochs_done()));
+    // only rank 0 shows progress and writes outputs (checkpoints: the Learner)
+    let out = if main { a.out.clone() } else { None };
+    if main {
+        learner.on_batch = Some(progress_bar(a.bs * world, learner.epochs_done()));
+        println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
+    }
     let mut history: Vec<convoy::train::EpochStats> = Vec::new();
-    println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
     let fit = if a.constant_lr {
         Learner::fit
     } else {
@@ -216,7 +261,10 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     };
     let result = fit(&mut learner, train.as_ref(), valid.as_ref(), a.epochs, a.lr, &mut |s| {
         history.push(s.clone());
-        if let Some(dir) = &a.out {
+        if !main {
+            return std::ops::ControlFlow::Continue(());
+        }
+        if let Some(dir) = &out {
             // metrics so far, rewritten every epoch so a stopped run keeps them
             if let Err(e) = convoy::io::write_file(dir.join("metrics.json"), metrics_json(&a, &history).as_bytes()) {
                 eprintln!("warning: {e}");
@@ -234,7 +282,7 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
         );
         std::ops::ControlFlow::Continue(())
     });
-    if let (Err(e), Some(dir)) = (&result, &a.out) {
+    if let (Err(e), Some(dir)) = (&result, &out) {
         eprintln!("stopped: {e}");
         eprintln!(
             "the last checkpoint is intact: {}",
@@ -242,11 +290,14 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
         );
     }
     let stats = result?;
+    if !main {
+        return Ok(());
+    }
     let Some(last) = stats.last() else {
         println!("nothing to train: the checkpoint had finished all {} epochs", a.epochs);
         return Ok(());
     };
-    if let Some(dir) = &a.out {
+    if let Some(dir) = &out {
         let names: Vec<String> = learner
             .store
             .iter()
