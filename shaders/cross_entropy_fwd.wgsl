@@ -30,7 +30,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         }
         let lse = mx + log(e);
         let label = labels[r];
-        var nll = bitcast<f32>(0x7fc00000u);  // NaN for a bad label
+        // NaN for a bad label, from a runtime bit pattern: WGSL constant expressions cannot hold
+        // NaN or infinity (browsers reject the shader)
+        var nan_bits = 0x7fc00000u;
+        var nll = bitcast<f32>(nan_bits);
         if (label >= 0 && u32(label) < p.k) {
             nll = lse - logits[base + u32(label)];
         }

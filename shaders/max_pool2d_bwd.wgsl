@@ -21,7 +21,9 @@ struct Params { nc: u32, h: u32, w: u32, oh: u32, ow: u32 }
 
 // Flat index (iy * W + ix) of the maximum of window (oy, ox) in `plane`.
 fn argmax(plane: u32, oy: u32, ox: u32) -> u32 {
-    var m = -bitcast<f32>(0x7f800000u);
+    // -inf from a runtime bit pattern: WGSL constant expressions cannot hold infinities
+    var inf_bits = 0x7f800000u;
+    var m = -bitcast<f32>(inf_bits);
     var at = 0xffffffffu;
     var first = true;
     for (var ky = 0u; ky < KH; ky++) {

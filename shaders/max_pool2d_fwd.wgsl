@@ -26,7 +26,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let ox = i % p.ow;
     let oy = (i / p.ow) % p.oh;
     let plane = i / (p.ow * p.oh);
-    var m = -bitcast<f32>(0x7f800000u);  // -inf
+    // -inf from a runtime bit pattern: WGSL constant expressions cannot hold infinities
+    var inf_bits = 0x7f800000u;
+    var m = -bitcast<f32>(inf_bits);
     for (var ky = 0u; ky < KH; ky++) {
         let iy = i32(oy * SH + ky * DH) - i32(PH);
         if (iy < 0 || iy >= i32(p.h)) {

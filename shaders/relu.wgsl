@@ -1,7 +1,7 @@
 // relu and relu6: y = min(max(x, 0), MAX); MAX = 6 for relu6, the largest f32 for relu.
 
 override WG: u32 = 256u;
-override MAX: f32 = 3.4028235e38;
+override MAX: f32 = 0x1.fffffep+127f;  // f32::MAX (browsers reject a decimal that rounds past it)
 
 struct Params { total: u32 }
 

@@ -2,7 +2,7 @@
 // (the same mask as PyTorch's, which tests the input: y < MAX exactly when x < MAX).
 
 override WG: u32 = 256u;
-override MAX: f32 = 3.4028235e38;
+override MAX: f32 = 0x1.fffffep+127f;  // f32::MAX (browsers reject a decimal that rounds past it)
 
 struct Params { total: u32 }
 

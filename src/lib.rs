@@ -11,6 +11,10 @@
 //! # Ok::<(), convoy::Error>(())
 //! ```
 
+// Shared code holds GPU handles in Arc for native threads; in the browser wgpu's handles are not
+// Send (one thread), which is fine there.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
 pub mod bench;
 pub mod data;
 pub mod device;

@@ -118,6 +118,28 @@ impl Gpu {
         Ok(p)
     }
 
+    /// Compile `shader` (its `override`s at their defaults) into a pipeline outside the cache and
+    /// wait for the driver's verdict: the error message, or None. The browser's WGSL compiler is
+    /// stricter than naga in places (e.g. no infinities in constant expressions), so the web
+    /// build checks every kernel this way.
+    pub async fn shader_error(&self, shader: &'static Shader) -> Option<String> {
+        let device = &self.inner.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader.name),
+            source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+        });
+        let _pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(shader.name),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        scope.pop().await.map(|e| e.to_string())
+    }
+
     /// Number of distinct pipelines built so far (for tests and `CONVOY_DEBUG`).
     pub fn pipeline_count(&self) -> usize {
         lock(&self.inner.pipelines.pipelines).len()

@@ -150,13 +150,31 @@ pub fn preprocess_rgb(rgba: &[u8], width: usize, height: usize, size: usize) -> 
     Ok(out)
 }
 
+/// Compile every kernel convoy has on this browser's GPU: "name: error" for each that fails
+/// (an empty list when all compile).
+#[wasm_bindgen]
+pub async fn shader_errors() -> Result<Vec<String>, JsError> {
+    let gpu = open_gpu().await?;
+    let mut errors = Vec::new();
+    for s in crate::kernels::shaders::ALL {
+        if let Some(e) = gpu.shader_error(s).await {
+            errors.push(format!("{}: {e}", s.name));
+        }
+    }
+    Ok(errors)
+}
+
 /// Adapter name, backend and the limits that matter here, for the page to show.
 fn describe(gpu: &crate::Gpu) -> String {
     let i = gpu.info();
     let l = gpu.limits();
+    let name = if i.name.is_empty() {
+        "WebGPU adapter (unnamed by the browser)"
+    } else {
+        &i.name
+    };
     format!(
-        "{} ({:?}); max storage binding {} MiB, max workgroup invocations {}, shader-f16 {}",
-        i.name,
+        "{name} ({:?}); max storage binding {} MiB, max workgroup invocations {}, shader-f16 {}",
         i.backend,
         l.max_storage_buffer_binding_size >> 20,
         l.max_compute_invocations_per_workgroup,

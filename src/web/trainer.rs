@@ -65,10 +65,9 @@ impl Trainer {
             )));
         }
         let data = fashion()?;
-        if !(1..=data.train.n).contains(&batch_size)
-            || !(1..=100).contains(&epochs)
-            || !(lr_max > 0.0 && lr_max <= 10.0)
-        {
+        let ok =
+            (1..=data.train.n).contains(&batch_size) && (1..=100).contains(&epochs) && lr_max > 0.0 && lr_max <= 10.0;
+        if !ok {
             return Err(JsError::new(&format!(
                 "batch size {batch_size} must be in 1..={}, epochs {epochs} in 1..=100, lr {lr_max} in (0, 10]",
                 data.train.n

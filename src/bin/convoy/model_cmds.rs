@@ -36,6 +36,10 @@ pub struct InferArgs {
     /// Normalise with batch statistics (as model.train()) instead of the running statistics.
     #[arg(long)]
     train_mode: bool,
+    /// Also time the inference: run it this many more times (after the first, which compiles
+    /// and warms up) and print the median milliseconds per run.
+    #[arg(long, default_value_t = 0)]
+    repeat: usize,
 }
 
 #[derive(Args)]
@@ -129,6 +133,22 @@ pub fn infer(a: InferArgs) -> convoy::Result<()> {
     let (net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, a.train_mode)?;
     let inf = Inference::compile(&gpu, net.graph, &[logits], &mut store)?;
     let y = inf.run(&x, None)?.remove(0);
+    if a.repeat > 0 {
+        let mut ms: Vec<f64> = (0..a.repeat)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                inf.run(&x, None).map(|_| t.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<convoy::Result<_>>()?;
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "median {:.2} ms per run of {} image(s) over {} runs on {}",
+            ms[ms.len() / 2],
+            shape[0],
+            a.repeat,
+            gpu.info().name
+        );
+    }
     write_npy(
         &a.output,
         &NpyArray::F32 {
