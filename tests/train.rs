@@ -266,3 +266,24 @@ fn non_finite_weights_are_refused_unless_allowed() {
     l.allow_non_finite_weights = true;
     assert_eq!(l.load_weights(&path, &[]).unwrap(), ["conv0.0.weight"]);
 }
+
+/// Discriminative learning rates reach the optimizer: a group at multiplier 0 does not move
+/// (its learning rate, and so its weight decay, is 0), the others train.
+#[test]
+fn lr_groups_scale_each_group_learning_rate() {
+    let (train, valid) = data();
+    let mut l = learner(sgd());
+    l.set_lr_groups(&[("conv0.", 0.0), ("conv1.", 0.5)]).unwrap();
+    // initialise, then keep the starting weights
+    l.fit(&train, &valid, 1, 0.05, &mut |_| ControlFlow::Break(())).unwrap();
+    let before: std::collections::HashMap<_, _> = tensors(&l).into_iter().collect();
+    l.fit(&train, &valid, 2, 0.05, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    let after: std::collections::HashMap<_, _> = tensors(&l).into_iter().collect();
+    for frozen in ["conv0.0.weight", "conv0.1.weight", "conv0.1.bias"] {
+        assert_eq!(before[frozen], after[frozen], "{frozen} moved at multiplier 0");
+    }
+    for trained in ["conv1.0.weight", "conv2.0.weight", "conv4.0.bias"] {
+        assert_ne!(before[trained], after[trained], "{trained} did not train");
+    }
+}
