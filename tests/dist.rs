@@ -168,13 +168,115 @@ fn ddp_without_sync_bn_equals_pytorch_ddp_semantics() {
 
 #[test]
 fn every_sample_is_trained_once_per_epoch_across_ranks() {
-    let exe = Path::new(convoy_bin()).parent().unwrap().join("examples/ddp_sharding");
+    // this test binary itself, run as each rank of the job (`sharding_rank` below)
+    let exe = std::env::current_exe().unwrap();
     for np in [2, 3] {
         let mut c = mpirun(np);
-        c.arg(&exe);
+        c.arg(&exe).args([
+            "--ignored",
+            "--exact",
+            "sharding_rank",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ]);
         let o = run(c);
         let text = String::from_utf8_lossy(&o.stdout);
         assert_eq!(text.matches("seen exactly once").count(), 3, "{text}");
+    }
+}
+
+/// A data set that records the indices of every batch it prepares.
+struct Recording {
+    inner: convoy::data::Split,
+    seen: std::sync::Mutex<Vec<usize>>,
+}
+
+impl convoy::data::Dataset for Recording {
+    fn len(&self) -> usize {
+        self.inner.n
+    }
+    fn channels(&self) -> usize {
+        1
+    }
+    fn classes(&self) -> usize {
+        3
+    }
+    fn default_size(&self) -> [usize; 2] {
+        [self.inner.h, self.inner.w]
+    }
+    fn batch(
+        &self,
+        idx: &[usize],
+        size: Option<usize>,
+        augment: Option<&mut convoy::rng::Rng>,
+    ) -> convoy::Result<convoy::data::Batch> {
+        convoy::device::lock(&self.seen).extend_from_slice(idx);
+        self.inner.batch(idx, size, augment)
+    }
+}
+
+fn synthetic(n: usize, seed: u64) -> convoy::data::Split {
+    let mut rng = convoy::rng::Rng::new(seed);
+    convoy::data::Split {
+        n,
+        h: 8,
+        w: 8,
+        images: (0..n * 64).map(|_| (rng.uniform() * 255.0) as u8).collect(),
+        labels: (0..n).map(|i| (i % 3) as u8).collect(),
+    }
+}
+
+/// One rank of `every_sample_is_trained_once_per_epoch_across_ranks` (run by it under mpirun,
+/// not on its own): trains with `Learner` on a data set that records which samples it hands out;
+/// after each epoch the ranks add up their counts and rank 0 checks that every sample was
+/// trained on exactly once across ranks. 37 samples, 5 per rank: the last global batch is
+/// uneven for 2 and for 3 ranks.
+#[test]
+#[ignore = "an MPI rank: every_sample_is_trained_once_per_epoch_across_ranks runs it under mpirun"]
+fn sharding_rank() {
+    use convoy::dist::{Collective, DistOptions, Mpi};
+    let mpi = std::rc::Rc::new(Mpi::init().unwrap());
+    let (rank, world) = (mpi.rank(), mpi.size());
+    let (n, bs, epochs) = (37, 5, 3);
+    let gpu = convoy::Gpu::builder().local_rank(mpi.local_rank()).build().unwrap();
+    let train = Recording {
+        inner: synthetic(n, 1),
+        seen: std::sync::Mutex::new(Vec::new()),
+    };
+    let valid = synthetic(11, 2);
+    let opt = convoy::train::Optimizer::Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    let model = convoy::nn::by_name("simple_cnn", 3, 1).unwrap();
+    let mut learner = convoy::train::Learner::new(&gpu, model, opt, bs, 7);
+    learner.distribute(DistOptions::new(mpi.clone()));
+    let mut failure = None;
+    learner
+        .fit(&train, &valid, epochs, 0.05, &mut |s| {
+            let mut counts = vec![0.0f64; n];
+            for i in convoy::device::lock(&train.seen).drain(..) {
+                counts[i] += 1.0;
+            }
+            mpi.all_reduce_sum_f64(&mut counts).unwrap();
+            let wrong: Vec<(usize, f64)> = counts.iter().copied().enumerate().filter(|&(_, c)| c != 1.0).collect();
+            if rank == 0 && wrong.is_empty() {
+                println!(
+                    "epoch {}: all {n} samples seen exactly once across {world} ranks",
+                    s.epoch
+                );
+            } else if rank == 0 {
+                failure = Some(format!("epoch {}: samples not seen exactly once: {wrong:?}", s.epoch));
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    if let Some(f) = failure {
+        eprintln!("sharding_rank: {f}");
+        mpi.abort(1);
     }
 }
 

@@ -57,6 +57,11 @@ pub struct BenchArgs {
     /// Untimed runs before timing.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Models with --fusion both: alternate unfused and fused runs this many rounds and print
+    /// the speed-up of each round, so that slow drift of the machine (thermal, other load)
+    /// hits both sides alike.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 pub fn run(args: BenchArgs) -> convoy::Result<()> {
@@ -175,8 +180,15 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
         .iter()
         .filter(|b| a.filter.as_deref().is_none_or(|f| b.name.contains(f)))
     {
-        for &fusion in modes {
+        // (unfused ms, fused ms) per round
+        let mut rounds: Vec<[f64; 2]> = Vec::new();
+        for &fusion in modes.iter().cycle().take(modes.len() * a.rounds.max(1)) {
             let r = run_model(gpu, b, shape, fusion, a.warmup, a.iters, a.profile)?;
+            if fusion && modes.len() == 2 {
+                rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_ms;
+            } else if modes.len() == 2 {
+                rounds.push([r.timing.median_ms, 0.0]);
+            }
             let s = &r.stats;
             let mb = |x: u64| x as f64 / 1e6;
             if a.json {
@@ -201,6 +213,16 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                     println!("    {kernel:<28} {ms:>10.1} ms  {n:>4} dispatches");
                 }
             }
+        }
+        if rounds.len() > 1 && !a.json {
+            let speedups: Vec<String> = rounds.iter().map(|[off, on]| format!("{:.3}x", off / on)).collect();
+            let faster = rounds.iter().filter(|[off, on]| on < off).count();
+            println!(
+                "{:<18} fusion speed-up per round (unfused ms / fused ms): {} - fused faster in {faster} of {} rounds",
+                b.name,
+                speedups.join(" "),
+                rounds.len()
+            );
         }
     }
     if a.json {
