@@ -82,6 +82,22 @@ pub struct Timing {
     pub median_ms: f64,
     pub min_ms: f64,
     pub iters: usize,
+    /// Median CPU time of this process per run (all threads, from /proc/self/stat; NaN where
+    /// that is unavailable). On a CPU driver such as lavapipe this is the work the driver did,
+    /// which a virtual machine's stolen time and other load do not inflate as they do wall time.
+    pub median_cpu_ms: f64,
+}
+
+/// CPU time of this process so far (user + system, all threads), in ms, from /proc/self/stat
+/// (clock ticks of 10 ms: Linux's USER_HZ is 100 on every architecture it exposes).
+#[cfg(not(target_arch = "wasm32"))]
+fn process_cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the parenthesised command name: state is field 3, utime 14, stime 15
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
 }
 
 /// Time `run` (which submits GPU work) `iters` times after `warmup` runs, waiting for the GPU
@@ -93,17 +109,25 @@ pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() ->
         gpu.sync()?;
     }
     let mut ms = Vec::with_capacity(iters);
+    let mut cpu = Vec::with_capacity(iters);
     for _ in 0..iters.max(1) {
+        let c = process_cpu_ms();
         let t = std::time::Instant::now();
         run()?;
         gpu.sync()?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.push(match (c, process_cpu_ms()) {
+            (Some(a), Some(b)) => b - a,
+            _ => f64::NAN,
+        });
     }
     ms.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
     Ok(Timing {
         median_ms: ms[ms.len() / 2],
         min_ms: ms[0],
         iters: ms.len(),
+        median_cpu_ms: cpu[cpu.len() / 2],
     })
 }
 

@@ -172,34 +172,37 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     let mut items = Vec::new();
     if !a.json {
         println!(
-            "{:<18} {:>6} {:>10} {:>14} {:>12} {:>12} {:>10} {:>9}",
-            "model", "fusion", "dispatches", "activations MB", "peak MB", "derived MB", "ms", "img/s"
+            "{:<18} {:>6} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>9}",
+            "model", "fusion", "dispatches", "activations MB", "peak MB", "derived MB", "ms", "CPU ms", "img/s"
         );
     }
     for b in MODEL_SUITE
         .iter()
         .filter(|b| a.filter.as_deref().is_none_or(|f| b.name.contains(f)))
     {
-        // (unfused ms, fused ms) per round
+        // (unfused, fused) wall ms and CPU ms per round
         let mut rounds: Vec<[f64; 2]> = Vec::new();
+        let mut cpu_rounds: Vec<[f64; 2]> = Vec::new();
         for &fusion in modes.iter().cycle().take(modes.len() * a.rounds.max(1)) {
             let r = run_model(gpu, b, shape, fusion, a.warmup, a.iters, a.profile)?;
             if fusion && modes.len() == 2 {
                 rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_ms;
+                cpu_rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_cpu_ms;
             } else if modes.len() == 2 {
                 rounds.push([r.timing.median_ms, 0.0]);
+                cpu_rounds.push([r.timing.median_cpu_ms, 0.0]);
             }
             let s = &r.stats;
             let mb = |x: u64| x as f64 / 1e6;
             if a.json {
                 items.push(format!(
-                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"images_per_sec\":{:.3}}}",
-                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.images_per_sec
+                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"images_per_sec\":{:.3}}}",
+                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.images_per_sec
                 ));
             } else {
                 let on = if fusion { "on" } else { "off" };
                 println!(
-                    "{:<18} {:>6} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>9.2}",
+                    "{:<18} {:>6} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>10.0} {:>9.2}",
                     b.name,
                     on,
                     s.dispatches,
@@ -207,6 +210,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                     mb(s.temp_bytes),
                     mb(s.derived_bytes),
                     r.timing.median_ms,
+                    r.timing.median_cpu_ms,
                     r.images_per_sec
                 );
                 for (kernel, ms, n) in &r.profile {
@@ -215,14 +219,16 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             }
         }
         if rounds.len() > 1 && !a.json {
-            let speedups: Vec<String> = rounds.iter().map(|[off, on]| format!("{:.3}x", off / on)).collect();
-            let faster = rounds.iter().filter(|[off, on]| on < off).count();
-            println!(
-                "{:<18} fusion speed-up per round (unfused ms / fused ms): {} - fused faster in {faster} of {} rounds",
-                b.name,
-                speedups.join(" "),
-                rounds.len()
-            );
+            for (what, r) in [("wall", &rounds), ("CPU", &cpu_rounds)] {
+                let speedups: Vec<String> = r.iter().map(|[off, on]| format!("{:.3}x", off / on)).collect();
+                let faster = r.iter().filter(|[off, on]| on < off).count();
+                println!(
+                    "{:<18} fusion speed-up per round, {what} time (unfused / fused): {} - fused faster in {faster} of {} rounds",
+                    b.name,
+                    speedups.join(" "),
+                    r.len()
+                );
+            }
         }
     }
     if a.json {

@@ -266,7 +266,9 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
         }
         if let Some(dir) = &out {
             // metrics so far, rewritten every epoch so a stopped run keeps them
-            if let Err(e) = convoy::io::write_file(dir.join("metrics.json"), metrics_json(&a, &history).as_bytes()) {
+            if let Err(e) =
+                convoy::io::write_file(dir.join("metrics.json"), metrics_json(&a, world, &history).as_bytes())
+            {
                 eprintln!("warning: {e}");
             }
         }
@@ -316,8 +318,9 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
     Ok(())
 }
 
-/// metrics.json: the run's settings and one record per epoch.
-fn metrics_json(a: &TrainArgs, h: &[convoy::train::EpochStats]) -> String {
+/// metrics.json: the run's settings (`ranks`: data-parallel processes, `bs` per rank) and one
+/// record per epoch.
+fn metrics_json(a: &TrainArgs, ranks: usize, h: &[convoy::train::EpochStats]) -> String {
     let epochs: Vec<String> = h
         .iter()
         .map(|s| {
@@ -328,8 +331,8 @@ fn metrics_json(a: &TrainArgs, h: &[convoy::train::EpochStats]) -> String {
         })
         .collect();
     format!(
-        "{{\"model\":{:?},\"data\":{:?},\"epochs\":{},\"bs\":{},\"lr\":{},\"label_smoothing\":{},\"weight_decay\":{},\"seed\":{},\"history\":[{}]}}\n",
-        a.model, a.data, a.epochs, a.bs, a.lr, a.label_smoothing, a.weight_decay, a.seed, epochs.join(",")
+        "{{\"model\":{:?},\"data\":{:?},\"epochs\":{},\"bs\":{},\"ranks\":{ranks},\"sync_bn\":{},\"lr\":{},\"label_smoothing\":{},\"weight_decay\":{},\"seed\":{},\"history\":[{}]}}\n",
+        a.model, a.data, a.epochs, a.bs, a.sync_bn && ranks > 1, a.lr, a.label_smoothing, a.weight_decay, a.seed, epochs.join(",")
     )
 }
 
