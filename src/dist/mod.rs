@@ -79,11 +79,12 @@ impl std::fmt::Debug for DistOptions {
     }
 }
 
-/// Sum `data * weight` over ranks: the weighted average of a per-rank quantity.
+/// Sum `data * weight` over ranks: the weighted average of a per-rank quantity. A rank with
+/// weight 0 contributes zeros (not 0 x its values: a NaN there must not reach the others).
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn weighted_sum(c: &dyn Collective, data: &mut [f32], weight: f32) -> Result<()> {
     for v in data.iter_mut() {
-        *v *= weight;
+        *v = if weight == 0.0 { 0.0 } else { *v * weight };
     }
     c.all_reduce_sum(data)
 }

@@ -18,7 +18,8 @@ pub struct RankBatch {
 /// `bs` samples per rank. Global batch i is `order[i*bs*world ..][.. bs*world]`, and rank r
 /// takes the r-th contiguous part of it. The last global batch, when shorter, is split as evenly
 /// as possible (parts differ by at most one sample), so every sample of the epoch is seen
-/// exactly once across ranks, and the weights of a step sum to 1 over ranks.
+/// exactly once across ranks, and the weights of a step sum to 1 over ranks. Rank 0 always has
+/// samples.
 /// With `world == 1` and `keep_last == false` this is plain batching that drops the last
 /// partial batch (one compiled shape per epoch), as single-process training does.
 pub fn shard_epoch(order: &[usize], bs: usize, rank: usize, world: usize, keep_last: bool) -> Vec<RankBatch> {
@@ -29,7 +30,9 @@ pub fn shard_epoch(order: &[usize], bs: usize, rank: usize, world: usize, keep_l
         .filter(|c| keep_last || c.len() == global)
         .map(|c| {
             let m = c.len();
-            let part = &c[rank * m / world..(rank + 1) * m / world];
+            // rounded up, so the lowest ranks take the extra samples and rank 0 (whose running
+            // statistics the job keeps) always has some
+            let part = &c[(rank * m).div_ceil(world)..((rank + 1) * m).div_ceil(world)];
             if part.is_empty() {
                 RankBatch {
                     indices: vec![c[0]],
@@ -70,6 +73,7 @@ mod tests {
                 }
             }
             assert!(seen.iter().all(|&s| s == 1), "n={n} bs={bs} world={world}: {seen:?}");
+            assert!(per_rank[0].iter().all(|b| b.weight > 0.0), "rank 0 always has samples");
             for s in 0..steps {
                 let w: f32 = per_rank.iter().map(|b| b[s].weight).sum();
                 assert!((w - 1.0).abs() < 1e-6, "weights of step {s} sum to {w}");

@@ -117,6 +117,36 @@ impl PlanDist {
         }
     }
 
+    /// Every rank must reduce the same values in the same order, or MPI waits forever or adds
+    /// unrelated numbers. One small all-reduce per step compares the points' count and bytes
+    /// (every rank runs each step once, whatever plan it compiled for its share of the batch).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn check_same_points(&self) -> Result<()> {
+        let c = &*self.opts.collective;
+        let mine = [
+            self.points.len() as f64,
+            self.points
+                .iter()
+                .flat_map(|p| &p.parts)
+                .map(|p| p.1 as f64)
+                .sum::<f64>(),
+        ];
+        let mut all = mine;
+        c.all_reduce_sum_f64(&mut all)?;
+        let world = c.size() as f64;
+        if all == [mine[0] * world, mine[1] * world] {
+            return Ok(());
+        }
+        Err(crate::Error::arg(
+            "data-parallel step",
+            format!("rank {}", c.rank()),
+            format!(
+                "{} all-reduce points over {} bytes here, {} over {} on all ranks together: the ranks compiled different graphs",
+                mine[0], mine[1], all[0], all[1]
+            ),
+        ))
+    }
+
     /// Read the point's values once `index` has completed, reduce them across ranks and write
     /// them back. Returns (seconds waiting for the GPU and the copy out, seconds in the
     /// all-reduce), for CONVOY_DEBUG=2.
@@ -131,15 +161,25 @@ impl PlanDist {
         match p.reduce {
             Reduce::Weighted => weighted_sum(c, &mut v, w)?,
             Reduce::MeanVar => {
+                // E[x^2] - mean^2 cancels when a channel's mean is large against its spread:
+                // combine in double precision
                 let ch = (p.parts[0].1 / 4) as usize;
-                let (mean, var) = v.split_at_mut(ch);
-                for (m, s) in mean.iter().zip(var.iter_mut()) {
-                    *s += m * m;
+                let mut m2: Vec<f64> = Vec::with_capacity(2 * ch);
+                m2.extend(v[..ch].iter().map(|&m| f64::from(m)));
+                m2.extend(
+                    v[ch..2 * ch]
+                        .iter()
+                        .zip(&v[..ch])
+                        .map(|(&s, &m)| f64::from(s) + f64::from(m) * f64::from(m)),
+                );
+                let w = f64::from(w);
+                for x in m2.iter_mut() {
+                    *x = if w == 0.0 { 0.0 } else { *x * w };
                 }
-                weighted_sum(c, &mut v, w)?;
-                let (mean, var) = v.split_at_mut(ch);
-                for (m, s) in mean.iter().zip(var.iter_mut()) {
-                    *s = (*s - m * m).max(0.0);
+                c.all_reduce_sum_f64(&mut m2)?;
+                for i in 0..ch {
+                    v[i] = m2[i] as f32;
+                    v[ch + i] = (m2[ch + i] - m2[i] * m2[i]).max(0.0) as f32;
                 }
             }
         }
@@ -157,7 +197,9 @@ impl PlanDist {
 /// The gradient buckets of a training graph: the gradients the optimizer nodes read, in the
 /// order the backward produces them, grouped into buckets of at least `bucket_bytes` (the last
 /// may be smaller). Each bucket is (the node after which its last gradient exists, gradients).
-pub(crate) fn gradient_buckets(g: &Graph, bucket_bytes: u64) -> Vec<(usize, Vec<ValueId>)> {
+/// With `sync_bn`, the gamma and beta gradients of each batch norm were already averaged at its
+/// backward's host point and are left out.
+pub(crate) fn gradient_buckets(g: &Graph, bucket_bytes: u64, sync_bn: bool) -> Vec<(usize, Vec<ValueId>)> {
     let producer = |v: ValueId| {
         let base = crate::passes::memory::base_of(g, v);
         g.nodes
@@ -169,6 +211,10 @@ pub(crate) fn gradient_buckets(g: &Graph, bucket_bytes: u64) -> Vec<(usize, Vec<
         .iter()
         .filter(|n| matches!(n.op, Op::SgdStep { .. } | Op::AdamWStep { .. }))
         .filter_map(|n| producer(n.inputs[1]).map(|p| (p, n.inputs[1])))
+        .filter(|&(p, v)| {
+            let node = &g.nodes[p];
+            !(sync_bn && matches!(node.op, Op::BatchNormBwd { .. }) && node.outputs[1..3].contains(&v))
+        })
         .collect();
     grads.sort_by_key(|&(p, v)| (p, v.0));
     let mut buckets = Vec::new();

@@ -187,7 +187,10 @@ impl Plan {
             node_end.push(dispatches.len());
         }
         if let Some(d) = dist.as_mut() {
-            for (k, (node, grads)) in gradient_buckets(&graph, d.opts.bucket_bytes).into_iter().enumerate() {
+            for (k, (node, grads)) in gradient_buckets(&graph, d.opts.bucket_bytes, d.opts.sync_bn)
+                .into_iter()
+                .enumerate()
+            {
                 let parts: Vec<(wgpu::Buffer, u64)> = grads
                     .iter()
                     .map(|&v| (lookup(v.0), (graph.shape(v).numel() * 4) as u64))
@@ -377,6 +380,7 @@ impl Plan {
     /// ranks (gradient buckets while the later segments run), then the rest (the optimizer).
     #[cfg(not(target_arch = "wasm32"))]
     fn run_dist(&self, d: &PlanDist, copy_out: bool) -> Result<()> {
+        d.check_same_points()?;
         let queue = self.gpu.queue();
         let t = std::time::Instant::now();
         let mut prologue = self.prologue_stale();
