@@ -57,7 +57,13 @@ def build(name, seed=SEED):
         m = torchvision.models.mobilenet_v2(num_classes=K, dropout=0.0)
     else:
         m = getattr(torchvision.models, name)(num_classes=K)
-    g = torch.Generator().manual_seed(seed + 1)
+    return randomize_batch_norms(m, seed + 1)
+
+
+def randomize_batch_norms(m, seed):
+    """Random batch-norm affine parameters and running statistics (so eval and train mode
+    differ, and gamma/beta are not the trivial 1/0)."""
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):

@@ -63,13 +63,19 @@ pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
         reason: e.to_string(),
     })?;
     gpu.check_fault("readback")?;
-    let out = {
-        let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu {
+    copy_out_and_unmap(staging)
+}
+
+/// The contents of a mapped staging buffer; unmaps it.
+fn copy_out_and_unmap(staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let out = staging
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu {
             during: "readback".into(),
             reason: e.to_string(),
-        })?;
-        view.to_vec()
-    };
+        })?
+        .to_vec();
     staging.unmap();
     Ok(out)
 }
@@ -109,14 +115,5 @@ pub fn map_read_after(gpu: &Gpu, staging: &wgpu::Buffer, index: wgpu::Submission
             })
         }
     }
-    let out = staging
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| Error::Gpu {
-            during: "readback".into(),
-            reason: e.to_string(),
-        })?
-        .to_vec();
-    staging.unmap();
-    Ok(out)
+    copy_out_and_unmap(staging)
 }

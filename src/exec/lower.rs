@@ -2,7 +2,7 @@
 
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Node, Op};
+use crate::graph::{Epilogue, Graph, Node, Op};
 
 use crate::kernels::{self, linear::GemmGeom};
 use crate::ops::{Conv2dGeom, Pool2dGeom};
@@ -53,22 +53,7 @@ pub fn lower(
             let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
             let r = epi.residual.then(|| i(5));
             if *training {
-                let (mean, var) = (o(1), o(2));
-                let stats = kernels::norm::stats(gpu, dims, *momentum, true, &i(0), &mean, &var, &rm, &rv)?;
-                let apply = kernels::norm::apply(
-                    gpu,
-                    dims,
-                    *eps,
-                    *epi,
-                    &i(0),
-                    &mean,
-                    &var,
-                    &gamma,
-                    &beta,
-                    r.as_ref(),
-                    &o(0),
-                )?;
-                vec![stats, apply]
+                Vec::from(batch_norm_train(gpu, g, n, buf, *momentum, *eps, *epi, true)?)
             } else {
                 vec![kernels::norm::apply(
                     gpu,
@@ -140,24 +125,7 @@ pub fn lower(
             kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0))?
         }
         Op::ChannelSum => vec![kernels::norm::channel_sum(gpu, ncs(ishape(0).dims()), &i(0), &o(0))?],
-        Op::BatchNormBwd { eps, epi } => {
-            let dims = ncs(ishape(0).dims());
-            let y = (epi.act != crate::graph::Act::None).then(|| i(5));
-            let dr = epi.residual.then(|| o(3));
-            let bufs = kernels::norm::BnBackward {
-                dy: &i(0),
-                x: &i(1),
-                mean: &i(2),
-                var: &i(3),
-                gamma: &i(4),
-                y: y.as_ref(),
-                dx: &o(0),
-                dgamma: &o(1),
-                dbeta: &o(2),
-                dr: dr.as_ref(),
-            };
-            Vec::from(kernels::norm::backward(gpu, dims, *eps, *epi, &bufs)?)
-        }
+        Op::BatchNormBwd { eps, epi } => Vec::from(batch_norm_backward(gpu, g, n, buf, *eps, *epi)?),
         Op::FoldBn { eps, bias } => {
             let k = usize::from(*bias);
             let wshape = ishape(0).dims();
@@ -258,6 +226,69 @@ pub fn lower(
     Ok(d)
 }
 
+/// A training batch norm's launches: batch statistics (also updating the running statistics
+/// when `update_running`), then the normalisation with its epilogue.
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_train(
+    gpu: &Gpu,
+    g: &Graph,
+    n: &Node,
+    buf: &dyn Fn(usize) -> wgpu::Buffer,
+    momentum: f32,
+    eps: f32,
+    epi: Epilogue,
+    update_running: bool,
+) -> Result<[Dispatch; 2]> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let dims = ncs(g.shape(n.inputs[0]).dims());
+    let (mean, var) = (buf(n.outputs[1].0), buf(n.outputs[2].0));
+    let r = epi.residual.then(|| i(5));
+    let stats = kernels::norm::stats(gpu, dims, momentum, update_running, &i(0), &mean, &var, &i(3), &i(4))?;
+    let apply = kernels::norm::apply(
+        gpu,
+        dims,
+        eps,
+        epi,
+        &i(0),
+        &mean,
+        &var,
+        &i(1),
+        &i(2),
+        r.as_ref(),
+        &buf(n.outputs[0].0),
+    )?;
+    Ok([stats, apply])
+}
+
+/// A batch norm backward's launches: the per-channel sums into dgamma and dbeta, then dx (with
+/// the epilogue's activation mask and residual gradient).
+fn batch_norm_backward(
+    gpu: &Gpu,
+    g: &Graph,
+    n: &Node,
+    buf: &dyn Fn(usize) -> wgpu::Buffer,
+    eps: f32,
+    epi: Epilogue,
+) -> Result<[Dispatch; 2]> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let o = |k: usize| buf(n.outputs[k].0);
+    let y = (epi.act != crate::graph::Act::None).then(|| i(5));
+    let dr = epi.residual.then(|| o(3));
+    let bufs = kernels::norm::BnBackward {
+        dy: &i(0),
+        x: &i(1),
+        mean: &i(2),
+        var: &i(3),
+        gamma: &i(4),
+        y: y.as_ref(),
+        dx: &o(0),
+        dgamma: &o(1),
+        dbeta: &o(2),
+        dr: dr.as_ref(),
+    };
+    kernels::norm::backward(gpu, ncs(g.shape(n.inputs[0]).dims()), eps, epi, &bufs)
+}
+
 /// A node lowered around a host synchronisation point: `before` runs, then the host replaces
 /// `sync` (per-channel values, each `channels` long) by their average over the ranks, then
 /// `after` runs. Only synchronised batch norm is lowered this way.
@@ -295,24 +326,9 @@ pub fn lower_sync_bn(
             eps,
             epi,
         } => {
-            let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
-            let (mean, var) = (o(1), o(2));
-            let r = epi.residual.then(|| i(5));
-            let stats = kernels::norm::stats(gpu, dims, *momentum, false, &i(0), &mean, &var, &rm, &rv)?;
+            let [stats, apply] = batch_norm_train(gpu, g, n, buf, *momentum, *eps, *epi, false)?;
+            let (mean, var, rm, rv) = (o(1), o(2), i(3), i(4));
             let running = kernels::norm::running_update(gpu, [c, hw], *momentum, samples, &mean, &var, &rm, &rv)?;
-            let apply = kernels::norm::apply(
-                gpu,
-                dims,
-                *eps,
-                *epi,
-                &i(0),
-                &mean,
-                &var,
-                &gamma,
-                &beta,
-                r.as_ref(),
-                &o(0),
-            )?;
             Ok(Some(SplitLowering {
                 before: vec![stats],
                 sync: vec![mean, var],
@@ -323,22 +339,8 @@ pub fn lower_sync_bn(
             }))
         }
         Op::BatchNormBwd { eps, epi } => {
-            let y = (epi.act != crate::graph::Act::None).then(|| i(5));
-            let dr = epi.residual.then(|| o(3));
-            let bufs = kernels::norm::BnBackward {
-                dy: &i(0),
-                x: &i(1),
-                mean: &i(2),
-                var: &i(3),
-                gamma: &i(4),
-                y: y.as_ref(),
-                dx: &o(0),
-                dgamma: &o(1),
-                dbeta: &o(2),
-                dr: dr.as_ref(),
-            };
             // the reduction writes the local sums into dgamma, dbeta; dx reads them back
-            let [reduce, data] = kernels::norm::backward(gpu, dims, *eps, *epi, &bufs)?;
+            let [reduce, data] = batch_norm_backward(gpu, g, n, buf, *eps, *epi)?;
             Ok(Some(SplitLowering {
                 before: vec![reduce],
                 sync: vec![o(1), o(2)],

@@ -361,12 +361,11 @@ impl Plan {
         }
     }
 
-    fn encode(&self, copy_out: bool) -> wgpu::CommandBuffer {
+    /// The last segment of a run: dispatches [from..], then (a training plan changes the
+    /// parameters) the store's version moves on, and the readable values are copied out.
+    fn encode_last(&self, from: usize, prologue: bool, copy_out: bool) -> wgpu::CommandBuffer {
         let mut encoder = self.encoder();
-        // A training plan changes the parameters; a plan with a prologue re-derives from them
-        // when they changed since its last run.
-        let stale = self.prologue_stale();
-        self.encode_pass(&mut encoder, 0..self.dispatches.len(), stale);
+        self.encode_pass(&mut encoder, from..self.dispatches.len(), prologue);
         if self.hyper.is_some() {
             self.store_version.fetch_add(1, Ordering::Relaxed);
         }
@@ -410,15 +409,7 @@ impl Plan {
         for (q, i) in pending {
             account(d.reduce(&self.gpu, q, i)?);
         }
-        let mut e = self.encoder();
-        self.encode_pass(&mut e, from..self.dispatches.len(), prologue);
-        if self.hyper.is_some() {
-            self.store_version.fetch_add(1, Ordering::Relaxed);
-        }
-        if copy_out {
-            self.encode_copy_out(&mut e);
-        }
-        queue.submit([e.finish()]);
+        queue.submit([self.encode_last(from, prologue, copy_out)]);
         if debug_level() >= 2 {
             let bytes: u64 = d.points.iter().flat_map(|p| &p.parts).map(|p| p.1).sum();
             eprintln!(
@@ -440,7 +431,9 @@ impl Plan {
         if let Some(d) = &self.dist {
             return self.run_dist(d, copy_out);
         }
-        self.gpu.queue().submit([self.encode(copy_out)]);
+        // a plan with a prologue re-derives from the parameters when they changed since its last run
+        let stale = self.prologue_stale();
+        self.gpu.queue().submit([self.encode_last(0, stale, copy_out)]);
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! `Classifier`: a model and its weights on the browser's GPU; images in, logits out.
 
-use super::{describe, js, open_gpu};
+use super::{check_model, describe, js, open_gpu};
 use crate::exec::{Inference, ParamStore};
 use crate::nn::{by_name, Model, Net};
 use crate::Gpu;
@@ -36,12 +36,7 @@ impl Classifier {
         in_channels: usize,
         size: usize,
     ) -> Result<Classifier, JsError> {
-        if !MODELS.contains(&model.as_str()) {
-            return Err(JsError::new(&format!(
-                "model '{model}' is not one of {}",
-                MODELS.join(", ")
-            )));
-        }
+        check_model(&model, &MODELS)?;
         if num_classes == 0 || in_channels == 0 || !(8..=1024).contains(&size) {
             return Err(JsError::new(&format!(
                 "need at least one class and channel and a size in 8..=1024 (got {num_classes}, {in_channels}, {size})"

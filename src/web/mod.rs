@@ -164,6 +164,17 @@ pub async fn shader_errors() -> Result<Vec<String>, JsError> {
     Ok(errors)
 }
 
+/// `model` is one of `allowed`, or an error listing them.
+fn check_model(model: &str, allowed: &[&str]) -> Result<(), JsError> {
+    if allowed.contains(&model) {
+        return Ok(());
+    }
+    Err(JsError::new(&format!(
+        "model '{model}' is not one of {}",
+        allowed.join(", ")
+    )))
+}
+
 /// Adapter name, backend and the limits that matter here, for the page to show.
 fn describe(gpu: &crate::Gpu) -> String {
     let i = gpu.info();

@@ -1,7 +1,7 @@
 //! `Trainer`: trains a small CNN on the embedded Fashion-MNIST subset in the browser, one step
 //! per call, so the page stays responsive and draws the loss as it falls.
 
-use super::{describe, fashion, js, open_gpu};
+use super::{check_model, describe, fashion, js, open_gpu};
 use crate::data::{epoch_order, Dataset, Split};
 use crate::exec::{Inference, ParamStore, TrainStep};
 use crate::nn::{by_name, Model, Net};
@@ -58,12 +58,7 @@ impl Trainer {
         lr_max: f32,
         seed: u32,
     ) -> Result<Trainer, JsError> {
-        if !MODELS.contains(&model.as_str()) {
-            return Err(JsError::new(&format!(
-                "model '{model}' is not one of {}",
-                MODELS.join(", ")
-            )));
-        }
+        check_model(&model, &MODELS)?;
         let data = fashion()?;
         let ok =
             (1..=data.train.n).contains(&batch_size) && (1..=100).contains(&epochs) && lr_max > 0.0 && lr_max <= 10.0;

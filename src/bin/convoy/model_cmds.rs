@@ -134,16 +134,10 @@ pub fn infer(a: InferArgs) -> convoy::Result<()> {
     let inf = Inference::compile(&gpu, net.graph, &[logits], &mut store)?;
     let y = inf.run(&x, None)?.remove(0);
     if a.repeat > 0 {
-        let mut ms: Vec<f64> = (0..a.repeat)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                inf.run(&x, None).map(|_| t.elapsed().as_secs_f64() * 1e3)
-            })
-            .collect::<convoy::Result<_>>()?;
-        ms.sort_by(f64::total_cmp);
+        let t = convoy::bench::time_gpu(&gpu, 0, a.repeat, || inf.run(&x, None).map(|_| ()))?;
         println!(
             "median {:.2} ms per run of {} image(s) over {} runs on {}",
-            ms[ms.len() / 2],
+            t.median_ms,
             shape[0],
             a.repeat,
             gpu.info().name
