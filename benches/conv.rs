@@ -15,7 +15,7 @@ fn conv_forward(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(5));
     for s in &CONV_SUITE {
-        let b = ConvBench::new(&gpu, s, SUITE_BATCH).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let b = ConvBench::new(&gpu, s, SUITE_BATCH, false).unwrap_or_else(|e| panic!("{}: {e}", s.name));
         group.throughput(Throughput::Elements(b.geom.flops() as u64));
         group.bench_function(s.name, |bench| {
             bench.iter_custom(|iters| {

@@ -1,6 +1,9 @@
 // avg_pool2d forward with PyTorch's divisor: the window clipped to the padded input when
 // COUNT_INCLUDE_PAD (the default), else the window clipped to the input itself.
 
+// Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
+alias T = f32;
+
 override KH: u32 = 2u;
 override KW: u32 = 2u;
 override SH: u32 = 2u;
@@ -13,8 +16,8 @@ override WG: u32 = 256u;
 struct Params { nc: u32, h: u32, w: u32, oh: u32, ow: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;        // (N, C, H, W)
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;  // (N, C, OH, OW)
+@group(0) @binding(1) var<storage, read> x: array<T>;          // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> y: array<T>;    // (N, C, OH, OW)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -38,12 +41,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     var s = 0.0;
     for (var iy = ys; iy < ye; iy++) {
         for (var ix = xs; ix < xe; ix++) {
-            s += x[(plane * p.h + u32(iy)) * p.w + u32(ix)];
+            s += f32(x[(plane * p.h + u32(iy)) * p.w + u32(ix)]);
         }
     }
     var count = (ye - ys) * (xe - xs);
     if (COUNT_INCLUDE_PAD) {
         count = padded_count;
     }
-    y[i] = s / f32(count);
+    y[i] = T(s / f32(count));
 }

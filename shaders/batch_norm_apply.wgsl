@@ -2,6 +2,9 @@
 // Training binds the batch statistics, eval binds the running statistics.
 // Epilogue (fusion): + residual, then ReLU (ACT 1) or ReLU6 (2), in the same pass.
 
+// Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
+alias T = f32;
+
 override WG: u32 = 256u;
 override HAS_RESIDUAL: bool = false;
 override ACT: u32 = 0u;
@@ -9,13 +12,13 @@ override ACT: u32 = 0u;
 struct Params { total: u32, c: u32, hw: u32, eps: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;        // (N, C, H, W)
+@group(0) @binding(1) var<storage, read> x: array<T>;          // (N, C, H, W)
 @group(0) @binding(2) var<storage, read> mean: array<f32>;     // (C)
 @group(0) @binding(3) var<storage, read> var_: array<f32>;     // (C)
 @group(0) @binding(4) var<storage, read> gamma: array<f32>;    // (C)
 @group(0) @binding(5) var<storage, read> beta: array<f32>;     // (C)
-@group(0) @binding(6) var<storage, read> res: array<f32>;      // like x, unread without HAS_RESIDUAL
-@group(0) @binding(7) var<storage, read_write> y: array<f32>;  // (N, C, H, W)
+@group(0) @binding(6) var<storage, read> res: array<T>;        // like x, unread without HAS_RESIDUAL
+@group(0) @binding(7) var<storage, read_write> y: array<T>;    // (N, C, H, W)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -26,14 +29,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
     let c = (i / p.hw) % p.c;
     let scale = gamma[c] * inverseSqrt(var_[c] + p.eps);
-    var v = (x[i] - mean[c]) * scale + beta[c];
+    var v = (f32(x[i]) - mean[c]) * scale + beta[c];
     if (HAS_RESIDUAL) {
-        v += res[i];
+        v += f32(res[i]);
     }
     if (ACT == 1u) {
         v = max(v, 0.0);
     } else if (ACT == 2u) {
         v = clamp(v, 0.0, 6.0);
     }
-    y[i] = v;
+    y[i] = T(v);
 }

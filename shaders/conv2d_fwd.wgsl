@@ -8,6 +8,9 @@
 // window straight from x, zero outside the padding.
 // Epilogue (fusion): + bias, + residual (the skip connection), then ReLU (ACT 1) or ReLU6 (2).
 
+// Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
+alias T = f32;
+
 override KH: u32 = 3u;
 override KW: u32 = 3u;
 override SH: u32 = 1u;
@@ -31,11 +34,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;         // (N, Cin, H, W)
+@group(0) @binding(1) var<storage, read> x: array<T>;           // (N, Cin, H, W)
 @group(0) @binding(2) var<storage, read> wt: array<f32>;        // (Cout, Cin/groups, KH, KW)
 @group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
-@group(0) @binding(4) var<storage, read> res: array<f32>;       // like y, unread without HAS_RESIDUAL
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;   // (N, Cout, OH, OW)
+@group(0) @binding(4) var<storage, read> res: array<T>;         // like y, unread without HAS_RESIDUAL
+@group(0) @binding(5) var<storage, read_write> y: array<T>;     // (N, Cout, OH, OW)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -84,7 +87,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 for (var j = 0u; j < PX; j++) {
                     let ix = ix0[j] + i32(kx * DW);
                     let inside = row[j] >= 0 && ix >= 0 && ix < i32(p.w);
-                    let v = x[select(0u, u32(row[j] + ix), inside)];
+                    let v = f32(x[select(0u, u32(row[j] + ix), inside)]);
                     xv[j] = select(0.0, v, inside);
                 }
                 let wi = wc + ky * KW + kx;
@@ -108,14 +111,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 v += bias[oc0 + o];
             }
             if (HAS_RESIDUAL) {
-                v += res[out0 + o * plane];
+                v += f32(res[out0 + o * plane]);
             }
             if (ACT == 1u) {
                 v = max(v, 0.0);
             } else if (ACT == 2u) {
                 v = clamp(v, 0.0, 6.0);
             }
-            y[out0 + o * plane] = v;
+            y[out0 + o * plane] = T(v);
         }
     }
 }

@@ -2,6 +2,9 @@
 // linear is x (N, in) * W^T with W (out, in): TRANS_B. Tiles of BM x BN are staged through
 // workgroup memory, BK deep; each of the 16 x 16 invocations keeps a TM x TN register tile.
 
+// Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
+alias T = f32;
+
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
@@ -16,10 +19,10 @@ const THREADS: u32 = 256u;
 struct Params { m: u32, n: u32, k: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;        // (M, K), or (K, M) with TRANS_A
+@group(0) @binding(1) var<storage, read> a: array<T>;          // (M, K), or (K, M) with TRANS_A
 @group(0) @binding(2) var<storage, read> b: array<f32>;        // (K, N), or (N, K) with TRANS_B
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // (N), unread without HAS_BIAS
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;  // (M, N)
+@group(0) @binding(4) var<storage, read_write> c: array<T>;    // (M, N)
 
 var<workgroup> a_tile: array<f32, 1024>;  // BK x BM, k-major
 var<workgroup> b_tile: array<f32, 1024>;  // BK x BN, k-major
@@ -29,9 +32,9 @@ fn load_a(row: u32, col: u32) -> f32 {
         return 0.0;
     }
     if (TRANS_A) {
-        return a[col * p.m + row];
+        return f32(a[col * p.m + row]);
     }
-    return a[row * p.k + col];
+    return f32(a[row * p.k + col]);
 }
 
 fn load_b(row: u32, col: u32) -> f32 {
@@ -99,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid3: v
                 if (HAS_BIAS) {
                     v += bias[col];
                 }
-                c[row * p.n + col] = v;
+                c[row * p.n + col] = T(v);
             }
         }
     }

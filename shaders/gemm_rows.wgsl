@@ -6,6 +6,9 @@
 // Epilogue (fusion): + bias (per row, i.e. per output channel), + residual (like C), then ReLU
 // (ACT 1) or ReLU6 (2).
 
+// Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
+alias T = f32;
+
 override WG: u32 = 64u;
 override RB: u32 = 8u;  // rows per invocation, 1..=8
 // A stored transposed, (K, M): the input gradient of a 1x1 conv, W^T x dY (still uniform loads)
@@ -18,10 +21,10 @@ struct Params { m: u32, n4: u32, k: u32, row_blocks: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;          // (M, K), or (K, M) with TRANS_A
-@group(0) @binding(2) var<storage, read> b: array<vec4f>;        // (batch, K, N/4)
+@group(0) @binding(2) var<storage, read> b: array<vec4<T>>;     // (batch, K, N/4)
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // (M), unread without HAS_BIAS
-@group(0) @binding(4) var<storage, read> res: array<vec4f>;      // like c, unread without HAS_RESIDUAL
-@group(0) @binding(5) var<storage, read_write> c: array<vec4f>;  // (batch, M, N/4)
+@group(0) @binding(4) var<storage, read> res: array<vec4<T>>;   // like c, unread without HAS_RESIDUAL
+@group(0) @binding(5) var<storage, read_write> c: array<vec4<T>>;// (batch, M, N/4)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -35,7 +38,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let b0 = z * p.k * p.n4 + colc;
     var acc: array<vec4f, 8>;
     for (var kk = 0u; kk < p.k; kk++) {
-        let bv = b[b0 + kk * p.n4];
+        let bv = vec4f(b[b0 + kk * p.n4]);
         for (var r = 0u; r < RB; r++) {
             // rows past nrows reread the last row of A; they are not stored
             let row = row0 + min(r, nrows - 1u);
@@ -56,13 +59,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             v += bias[row0 + r];
         }
         if (HAS_RESIDUAL) {
-            v += res[i];
+            v += vec4f(res[i]);
         }
         if (ACT == 1u) {
             v = max(v, vec4f(0.0));
         } else if (ACT == 2u) {
             v = clamp(v, vec4f(0.0), vec4f(6.0));
         }
-        c[i] = v;
+        c[i] = vec4<T>(v);
     }
 }

@@ -1,5 +1,8 @@
 // max_pool2d forward: padding counts as -inf; a NaN in the window wins, as in PyTorch.
 
+// Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
+alias T = f32;
+
 override KH: u32 = 2u;
 override KW: u32 = 2u;
 override SH: u32 = 2u;
@@ -13,8 +16,8 @@ override WG: u32 = 256u;
 struct Params { nc: u32, h: u32, w: u32, oh: u32, ow: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;        // (N, C, H, W)
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;  // (N, C, OH, OW)
+@group(0) @binding(1) var<storage, read> x: array<T>;          // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> y: array<T>;    // (N, C, OH, OW)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -39,11 +42,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             if (ix < 0 || ix >= i32(p.w)) {
                 continue;
             }
-            let v = x[(plane * p.h + u32(iy)) * p.w + u32(ix)];
+            let v = f32(x[(plane * p.h + u32(iy)) * p.w + u32(ix)]);
             if (v > m || v != v) {
                 m = v;
             }
         }
     }
-    y[i] = m;
+    y[i] = T(m);
 }

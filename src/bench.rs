@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::kernels;
 use crate::ops::{Conv2dArgs, Conv2dGeom};
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// One conv shape of the suite (batch N = 8, square input).
 #[derive(Clone, Copy, Debug)]
@@ -179,7 +179,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         trans_a: false,
         trans_b: false,
     };
-    let tiled = kernels::linear::gemm(gpu, &geom, a.buffer(), b.buffer(), None, c.buffer())?;
+    let tiled = kernels::linear::gemm(gpu, &geom, DType::F32, a.buffer(), b.buffer(), None, c.buffer())?;
     let rows_geom = kernels::linear::RowsGeom {
         batch: 1,
         m: size,
@@ -187,7 +187,17 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         k: size,
         trans_a: false,
     };
-    let rows = kernels::linear::gemm_rows(gpu, &rows_geom, 0, a.buffer(), b.buffer(), None, None, c.buffer())?;
+    let rows = kernels::linear::gemm_rows(
+        gpu,
+        &rows_geom,
+        0,
+        DType::F32,
+        a.buffer(),
+        b.buffer(),
+        None,
+        None,
+        c.buffer(),
+    )?;
     let mut out = Vec::new();
     for (kernel, d) in [
         ("gemm (64x64 workgroup tiles)", tiled),
@@ -216,11 +226,14 @@ pub struct ConvBench {
     pub backward: Vec<crate::device::Dispatch>,
     /// How many of `backward` compute the input gradient.
     pub backward_data_len: usize,
-    _tensors: [Tensor; 5],
+    /// The forward with f16 activations (x and y; f32 weights and accumulation), when asked.
+    pub forward_f16: Option<crate::device::Dispatch>,
+    _tensors: Vec<Tensor>,
 }
 
 impl ConvBench {
-    pub fn new(gpu: &Gpu, s: &ConvShape, n: usize) -> Result<Self> {
+    /// With `f16`, also the forward on f16 activations (needs shader-f16).
+    pub fn new(gpu: &Gpu, s: &ConvShape, n: usize, f16: bool) -> Result<Self> {
         let geom = s.geom(n)?;
         let mut rng = Rng::new(0);
         let xs = [n, s.cin, s.hw, s.hw];
@@ -231,15 +244,39 @@ impl ConvBench {
         let dx = Tensor::zeros(gpu, xs)?;
         let dw = Tensor::zeros(gpu, ws)?;
         let (xb, wb, yb) = (x.buffer(), w.buffer(), y.buffer());
-        let forward = kernels::conv::forward(gpu, &geom, Default::default(), xb, wb, None, None, yb)?;
+        let forward = kernels::conv::forward(gpu, &geom, Default::default(), DType::F32, xb, wb, None, None, yb)?;
         let mut backward = vec![kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?];
         backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer())?);
+        let mut tensors = vec![];
+        let forward_f16 = if f16 {
+            let (xh, yh) = (
+                x.to_dtype(DType::F16)?,
+                Tensor::empty_of(gpu, geom.out_shape(), DType::F16)?,
+            );
+            let d = kernels::conv::forward(
+                gpu,
+                &geom,
+                Default::default(),
+                DType::F16,
+                xh.buffer(),
+                wb,
+                None,
+                None,
+                yh.buffer(),
+            )?;
+            tensors.extend([xh, yh]);
+            Some(d)
+        } else {
+            None
+        };
+        tensors.extend([x, w, y, dx, dw]);
         Ok(ConvBench {
             geom,
             forward,
             backward,
             backward_data_len: 1,
-            _tensors: [x, w, y, dx, dw],
+            forward_f16,
+            _tensors: tensors,
         })
     }
 }
@@ -285,18 +322,29 @@ pub struct ModelResult {
     pub profile: Vec<(&'static str, f64, usize)>,
 }
 
+/// How `run_model` compiles and times a model.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelRun {
+    pub fusion: bool,
+    /// f16 activation storage (inference only).
+    pub f16: bool,
+    pub warmup: usize,
+    pub iters: usize,
+    /// Also time each dispatch alone, summed per kernel.
+    pub profile: bool,
+}
+
 /// Compile and time one model (ImageNet-sized: 1000 classes, 3 channels) at `shape`, eval-mode
 /// inference or one SGD-momentum training step, with or without fusion.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn run_model(
-    gpu: &Gpu,
-    b: &ModelBench,
-    shape: [usize; 4],
-    fusion: bool,
-    warmup: usize,
-    iters: usize,
-    profile: bool,
-) -> Result<ModelResult> {
+pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) -> Result<ModelResult> {
+    let ModelRun {
+        fusion,
+        f16,
+        warmup,
+        iters,
+        profile,
+    } = run;
     use crate::exec::{CompileOptions, Inference, ParamStore, TrainStep};
     use crate::nn::{by_name, Net};
     use crate::train::Optimizer;
@@ -310,6 +358,7 @@ pub fn run_model(
     let images = rng.vec(shape.iter().product(), -1.0, 1.0);
     let opts = CompileOptions {
         fusion,
+        f16,
         ..Default::default()
     };
     let (timing, stats, profile) = if b.train {

@@ -107,7 +107,40 @@ impl Tensor {
     /// An f32 tensor that a kernel is about to overwrite completely. On a Gpu opened with
     /// `poison_outputs` (the tests) it is filled with NaN so an unwritten element shows.
     pub fn empty(gpu: &Gpu, shape: impl Into<Shape>) -> Result<Tensor> {
-        Self::alloc(gpu, shape.into(), DType::F32, gpu.poisons_outputs())
+        Self::empty_of(gpu, shape, DType::F32)
+    }
+
+    /// `empty` with elements of `dtype`.
+    pub fn empty_of(gpu: &Gpu, shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+        Self::alloc(gpu, shape.into(), dtype, gpu.poisons_outputs())
+    }
+
+    /// This tensor converted to f16 storage (rounded to nearest) on the GPU, or to f32.
+    /// Values beyond f16's range (65504) cannot be stored in it.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        let to_half = match (self.dtype, dtype) {
+            (a, b) if a == b => return Ok(self.clone()),
+            (DType::F32, DType::F16) => true,
+            (DType::F16, DType::F32) => false,
+            (a, b) => {
+                return Err(Error::arg(
+                    "Tensor::to_dtype",
+                    "dtype",
+                    format!("no conversion from {a:?} to {b:?}"),
+                ))
+            }
+        };
+        if to_half && !self.gpu.info().has_f16() {
+            return Err(Error::Feature {
+                what: "an f16 tensor".into(),
+                feature: "shader-f16".into(),
+                adapter: self.gpu.info().name.clone(),
+            });
+        }
+        let out = Self::empty_of(&self.gpu, self.shape.clone(), dtype)?;
+        let d = crate::kernels::elementwise::cast(&self.gpu, self.numel(), to_half, &self.buffer, &out.buffer)?;
+        self.gpu.run(&[d]);
+        Ok(out)
     }
 
     fn alloc(gpu: &Gpu, shape: Shape, dtype: DType, poison: bool) -> Result<Tensor> {
@@ -120,7 +153,13 @@ impl Tensor {
             mapped_at_creation: false,
         });
         if poison {
-            let nan = vec![f32::NAN; bytes as usize / 4];
+            // NaN in every element: f32 NaN bits, or two f16 NaNs per word
+            let word = if dtype == DType::F16 {
+                0x7e00_7e00
+            } else {
+                f32::NAN.to_bits()
+            };
+            let nan = vec![word; bytes as usize / 4];
             gpu.queue().write_buffer(&buffer, 0, bytemuck::cast_slice(&nan));
         }
         Ok(Tensor {
@@ -215,6 +254,14 @@ impl Tensor {
         self.expect_dtype("Tensor::to_i32_vec", DType::I32)?;
         let bytes = pollster::block_on(read_buffer(&self.gpu, &self.buffer, self.byte_len()))?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// The storage type of an activation input: f32, or f16 (kernels accumulate in f32).
+    pub(crate) fn expect_activation(&self, op: &str) -> Result<DType> {
+        match self.dtype {
+            DType::F32 | DType::F16 => Ok(self.dtype),
+            DType::I32 => Err(Error::shape(op, "an F32 or F16 tensor", format!("I32 {}", self.shape))),
+        }
     }
 
     pub(crate) fn expect_dtype(&self, op: &str, dtype: DType) -> Result<()> {

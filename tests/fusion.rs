@@ -1,6 +1,8 @@
-//! Fusion: every rewrite gives the same outputs, gradients and updated weights as the unfused
-//! graph, on ResNet and MobileNetV2 (basic blocks with projection shortcuts, inverted residuals
-//! with depthwise convs and ReLU6) at random input sizes, with fewer dispatches and less memory.
+//! Graph rewrites. Fusion: every rewrite gives the same outputs, gradients and updated weights
+//! as the unfused graph, on ResNet and MobileNetV2 (basic blocks with projection shortcuts,
+//! inverted residuals with depthwise convs and ReLU6) at random input sizes, with fewer
+//! dispatches and less memory.
+//! f16 activation storage: the same logits as f32 within half precision, half the bytes.
 
 mod common;
 
@@ -229,4 +231,85 @@ fn fusion_keeps_values_that_are_read_back() {
     assert_eq!(count(&fused, |o| *o == Op::Relu), 1);
     let (fused, map) = convoy::passes::fuse::fuse(&g, convoy::passes::fuse::Mode::Infer, &[r]);
     assert!(map[c.0].is_none() && count(&fused, |o| *o == Op::Relu) == 0);
+}
+
+/// f16 activation storage against the f32 plan, fused and unfused. Each layer's output is
+/// rounded to f16 (2^-11 relative) while weights and sums stay f32; the logits measured here are
+/// 4.1e-4 to 5.2e-4 of their magnitude from the f32 plan's, about the one rounding of the logits
+/// themselves (the layers' roundings average out). HALF_MODEL_TOL = 4e-3 (8 f16 ulps) leaves
+/// room for other seeds and still fails a kernel that drops a half or misreads the storage type.
+const HALF_MODEL_TOL: f64 = 4e-3;
+
+fn half_case(model: &str, shape: [usize; 4], seed: u64) {
+    let (net, logits, _) = build(model, shape, false);
+    let x = Rng::new(seed).vec(shape.iter().product(), -1.0, 1.0);
+    for fusion in [false, true] {
+        let mut outs = Vec::new();
+        let mut plans = Vec::new();
+        for f16 in [false, true] {
+            let mut s = store(&net, seed);
+            let inf = Inference::compile_with(
+                gpu(),
+                net.graph.clone(),
+                &[logits],
+                &mut s,
+                CompileOptions {
+                    fusion,
+                    f16,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            outs.push(inf.run(&x, None).unwrap().remove(0));
+            plans.push((inf.plan.stats.clone(), inf.plan.graph.clone()));
+        }
+        let what = format!("{model} {shape:?} fusion {fusion}: f16 logits");
+        let err = common::rel_err(&outs[1], &to_f64(&outs[0]));
+        assert!(
+            err <= HALF_MODEL_TOL,
+            "{what}: relative error {err:.3e} > {HALF_MODEL_TOL}"
+        );
+        // two casts (image in, logits out); every other activation is f16
+        let (s32, (s16, g)) = (&plans[0].0, (&plans[1].0, &plans[1].1));
+        assert_eq!(count(g, |o| *o == Op::Cast), 2, "{what}\n{}", g.dump());
+        for n in &g.nodes {
+            if !matches!(n.op, Op::Cast | Op::FoldBn { .. }) {
+                let dt = g.value(n.outputs[0]).dtype;
+                assert_eq!(dt, convoy::DType::F16, "{what}: {:?} stores {dt:?}", n.op);
+            }
+        }
+        // half the activation bytes, plus the two casts' copies of the image and logits
+        let input_bytes = (shape.iter().product::<usize>() * 2) as u64;
+        assert!(
+            s16.temp_bytes_unplanned <= s32.temp_bytes_unplanned / 2 + input_bytes + 4096,
+            "{what}: {s16:?} vs {s32:?}"
+        );
+    }
+}
+
+#[test]
+fn f16_inference_matches_f32_within_half_precision() {
+    let mut rng = Rng::new(9);
+    half_case("resnet18", [2, 3, rng.int(32, 48), rng.int(32, 48)], 11);
+    half_case("mobilenet_v2", [2, 3, rng.int(32, 48), rng.int(32, 48)], 12);
+}
+
+#[test]
+fn f16_is_inference_only() {
+    let (net, _, loss) = build("resnet18", [2, 3, 32, 32], true);
+    let mut s = store(&net, 1);
+    let opt = Optimizer::Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    let opts = CompileOptions {
+        f16: true,
+        ..Default::default()
+    };
+    let err = TrainStep::compile_groups(gpu(), net.graph, loss, &[], &mut s, opt, &|_| 0, vec![1.0], opts)
+        .err()
+        .expect("an f16 training step must be refused");
+    assert!(err.to_string().contains("inference"), "{err}");
 }

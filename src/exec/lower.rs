@@ -6,6 +6,7 @@ use crate::graph::{Epilogue, Graph, Node, Op};
 
 use crate::kernels::{self, linear::GemmGeom};
 use crate::ops::{Conv2dGeom, Pool2dGeom};
+use crate::tensor::DType;
 
 /// (N, C, rest) of a shape with at least two dims.
 fn ncs(dims: &[usize]) -> [usize; 3] {
@@ -27,6 +28,8 @@ pub fn lower(
     let o = |k: usize| buf(n.outputs[k].0);
     let ishape = |k: usize| g.shape(n.inputs[k]);
     let oshape = |k: usize| g.shape(n.outputs[k]);
+    // how the node's activations are stored (f32, or f16 after `passes::precision`)
+    let storage = n.outputs.first().map_or(DType::F32, |&v| g.value(v).dtype);
     let d = match &n.op {
         Op::Conv2d { args, bias, epi } => {
             let geom = Conv2dGeom::new(ishape(0), ishape(1), *args)?;
@@ -36,6 +39,7 @@ pub fn lower(
                 gpu,
                 &geom,
                 *epi,
+                storage,
                 &i(0),
                 &i(1),
                 b.as_ref(),
@@ -60,6 +64,7 @@ pub fn lower(
                     dims,
                     *eps,
                     *epi,
+                    storage,
                     &i(0),
                     &rm,
                     &rv,
@@ -74,22 +79,47 @@ pub fn lower(
             gpu,
             ishape(0).numel(),
             f32::MAX,
+            storage,
             &i(0),
             &o(0),
         )?],
-        Op::Relu6 => vec![kernels::elementwise::relu(gpu, ishape(0).numel(), 6.0, &i(0), &o(0))?],
-        Op::Add => vec![kernels::elementwise::add(gpu, ishape(0).numel(), &i(0), &i(1), &o(0))?],
+        Op::Relu6 => vec![kernels::elementwise::relu(
+            gpu,
+            ishape(0).numel(),
+            6.0,
+            storage,
+            &i(0),
+            &o(0),
+        )?],
+        Op::Add => vec![kernels::elementwise::add(
+            gpu,
+            ishape(0).numel(),
+            storage,
+            &i(0),
+            &i(1),
+            &o(0),
+        )?],
+        Op::Cast => {
+            let to_half = storage == DType::F16;
+            vec![kernels::elementwise::cast(
+                gpu,
+                ishape(0).numel(),
+                to_half,
+                &i(0),
+                &o(0),
+            )?]
+        }
         Op::MaxPool2d(a) => {
             let geom = Pool2dGeom::new("max_pool2d", ishape(0), *a)?;
-            vec![kernels::pool::max_forward(gpu, &geom, &i(0), &o(0))?]
+            vec![kernels::pool::max_forward(gpu, &geom, storage, &i(0), &o(0))?]
         }
         Op::AvgPool2d(a) => {
             let geom = Pool2dGeom::new("avg_pool2d", ishape(0), *a)?;
-            vec![kernels::pool::avg_forward(gpu, &geom, &i(0), &o(0))?]
+            vec![kernels::pool::avg_forward(gpu, &geom, storage, &i(0), &o(0))?]
         }
         Op::AdaptiveAvgPool2d(out) => {
             let geom = Pool2dGeom::adaptive(ishape(0), *out)?;
-            vec![kernels::pool::adaptive_avg_forward(gpu, &geom, &i(0), &o(0))?]
+            vec![kernels::pool::adaptive_avg_forward(gpu, &geom, storage, &i(0), &o(0))?]
         }
         Op::Reshape => vec![],
         Op::Linear => {
@@ -103,7 +133,15 @@ pub fn lower(
                 trans_b: true,
             };
             let bias = (n.inputs.len() > 2).then(|| i(2));
-            vec![kernels::linear::gemm(gpu, &geom, &i(0), &i(1), bias.as_ref(), &o(0))?]
+            vec![kernels::linear::gemm(
+                gpu,
+                &geom,
+                storage,
+                &i(0),
+                &i(1),
+                bias.as_ref(),
+                &o(0),
+            )?]
         }
         Op::CrossEntropy { smoothing } => {
             let nk = ishape(0).matrix("cross_entropy", "logits")?;
@@ -183,7 +221,15 @@ pub fn lower(
                 trans_a: *trans_a,
                 trans_b: *trans_b,
             };
-            vec![kernels::linear::gemm(gpu, &geom, &i(0), &i(1), None, &o(0))?]
+            vec![kernels::linear::gemm(
+                gpu,
+                &geom,
+                DType::F32,
+                &i(0),
+                &i(1),
+                None,
+                &o(0),
+            )?]
         }
         Op::CrossEntropyBwd { smoothing } => {
             let nk = ishape(0).matrix("cross_entropy", "logits")?;
@@ -249,6 +295,7 @@ fn batch_norm_train(
         dims,
         eps,
         epi,
+        DType::F32,
         &i(0),
         &mean,
         &var,

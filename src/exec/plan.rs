@@ -488,7 +488,11 @@ impl Plan {
                         .into_iter()
                         .map(|i| i as f32)
                         .collect(),
-                    _ => bytemuck::pod_collect_to_vec::<u8, f32>(b),
+                    DType::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(b)
+                        .into_iter()
+                        .map(f32::from)
+                        .collect(),
+                    DType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(b),
                 }
             })
             .collect())

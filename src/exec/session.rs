@@ -5,7 +5,7 @@ use super::store::ParamStore;
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId, ValueKind};
-use crate::passes::{autodiff, fuse, optimizer};
+use crate::passes::{autodiff, fuse, optimizer, precision};
 use crate::tensor::DType;
 use crate::train::Optimizer;
 
@@ -16,6 +16,9 @@ pub struct CompileOptions {
     pub fusion: bool,
     /// Compile a training step for one rank of a data-parallel job (see `crate::dist`).
     pub dist: Option<crate::dist::DistOptions>,
+    /// Store activations in f16, weights and accumulation in f32 (inference only; needs the
+    /// adapter's shader-f16). See `passes::precision`.
+    pub f16: bool,
 }
 
 impl Default for CompileOptions {
@@ -23,6 +26,7 @@ impl Default for CompileOptions {
         CompileOptions {
             fusion: fuse::enabled_by_env(),
             dist: None,
+            f16: false,
         }
     }
 }
@@ -105,6 +109,13 @@ impl TrainStep {
     ) -> Result<TrainStep> {
         let (input, labels) = io_names(&graph)?;
         let labels = labels.ok_or_else(|| Error::arg("TrainStep", "graph inputs", "no label input"))?;
+        if opts.f16 {
+            return Err(Error::arg(
+                "TrainStep",
+                "f16",
+                "f16 activation storage is for inference; training runs in f32",
+            ));
+        }
         let mut keep = vec![loss];
         keep.extend(readable);
         let (mut graph, map) = maybe_fuse(graph, fuse::Mode::Train, &keep, &opts);
@@ -227,6 +238,18 @@ impl Inference {
             .iter()
             .map(|v| map[v.0].expect("kept values survive fusion"))
             .collect();
+        let (graph, outputs) = if opts.f16 {
+            if !gpu.info().has_f16() {
+                return Err(Error::Feature {
+                    what: "f16 activation storage".into(),
+                    feature: "shader-f16".into(),
+                    adapter: gpu.info().name.clone(),
+                });
+            }
+            precision::half_activations(&graph, &outputs)
+        } else {
+            (graph, outputs)
+        };
         let plan = Plan::compile(gpu, graph, store, &outputs, 0)?;
         Ok(Inference { plan, input, labels })
     }

@@ -72,6 +72,9 @@ pub enum Op {
     Reshape,
     /// [x (N,in), w (out,in), bias (out)?] -> [y (N,out)]
     Linear,
+    /// [x] -> [x converted to the output value's dtype]: f32 <-> f16 at the edges of a graph
+    /// whose activations are stored as f16 (`passes::precision`).
+    Cast,
     /// [logits (N,K), labels (N) i32] -> [mean loss (1)]
     CrossEntropy { smoothing: f32 },
     /// [logits, labels] -> [fraction right (1)]
@@ -126,6 +129,7 @@ impl Op {
             Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",
             Op::Reshape => "reshape",
             Op::Linear => "linear",
+            Op::Cast => "cast",
             Op::CrossEntropy { .. } => "cross_entropy",
             Op::TopkAccuracy { .. } => "topk_accuracy",
             Op::ActStats { .. } => "act_stats",

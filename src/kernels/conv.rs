@@ -1,12 +1,15 @@
 //! conv2d kernels. Forward: an implicit GEMM with a register tile of up to 8 output channels x
 //! 4 pixels per invocation. Backward: direct kernels with 4 channels per invocation.
 
-use super::shaders::{CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_DIRECT, CONV2D_FWD, SPLIT_K_REDUCE};
+use super::shaders::{
+    variant, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_DIRECT, CONV2D_FWD, SPLIT_K_REDUCE,
+};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::Epilogue;
 use crate::ops::conv::Conv2dGeom;
+use crate::tensor::DType;
 
 const WG: usize = 64;
 /// Output channels per invocation of conv2d_bwd_weight_direct.
@@ -78,12 +81,14 @@ impl ConvTile {
 }
 
 /// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
-/// [+ residual (like y)]), the epilogue fused into the store.
+/// [+ residual (like y)]), the epilogue fused into the store. x, residual and y are stored as
+/// `storage` (f32, or f16 with f32 accumulation); w and bias are f32.
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     gpu: &Gpu,
     g: &Conv2dGeom,
     epi: Epilogue,
+    storage: DType,
     x: &wgpu::Buffer,
     w: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
@@ -99,11 +104,12 @@ pub fn forward(
             k: g.cin,
             trans_a: false,
         };
-        return super::linear::gemm_rows(gpu, &rows, epi.act.code(), w, x, bias, residual, y);
+        return super::linear::gemm_rows(gpu, &rows, epi.act.code(), storage, w, x, bias, residual, y);
     }
     let candidates = ConvTile::candidates(g.cout / g.args.groups);
-    let mut ds = choose(gpu, "conv2d_fwd", g, &candidates, |t| {
-        Ok(vec![forward_tiled(gpu, g, t, epi, x, w, bias, residual, y)?])
+    let kernel = variant(gpu, &CONV2D_FWD, storage)?.name;
+    let mut ds = choose(gpu, kernel, g, &candidates, |t| {
+        Ok(vec![forward_tiled(gpu, g, t, epi, storage, x, w, bias, residual, y)?])
     })?;
     Ok(ds.remove(0))
 }
@@ -177,6 +183,7 @@ pub fn forward_tiled(
     g: &Conv2dGeom,
     tile: ConvTile,
     epi: Epilogue,
+    storage: DType,
     x: &wgpu::Buffer,
     w: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
@@ -190,7 +197,7 @@ pub fn forward_tiled(
     constants.push(("ACT", f64::from(epi.act.code())));
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
-    let pipeline = gpu.pipeline(&CONV2D_FWD, &constants)?;
+    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD, storage)?, &constants)?;
     let groups = g.args.groups;
     let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
     let pixels = g.n * g.oh * g.ow;
@@ -240,7 +247,7 @@ pub fn backward_data(
             k: g.cout,
             trans_a: true,
         };
-        return super::linear::gemm_rows(gpu, &rows, 0, w, dy, None, None, dx);
+        return super::linear::gemm_rows(gpu, &rows, 0, DType::F32, w, dy, None, None, dx);
     }
     let candidates = ConvTile::candidates(g.cin / g.args.groups);
     let mut ds = choose(gpu, "conv2d_bwd_data", g, &candidates, |t| {

@@ -1,9 +1,10 @@
 //! GEMM: linear layers now, 1x1 convolutions and the backward products later.
 
-use super::shaders::{GEMM, GEMM_ROWS};
+use super::shaders::{variant, GEMM, GEMM_ROWS};
 use super::u32_of;
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
+use crate::tensor::DType;
 
 /// Output tile of gemm.wgsl (BM = BN).
 const TILE: usize = 64;
@@ -18,9 +19,12 @@ pub struct GemmGeom {
     pub trans_b: bool,
 }
 
+/// C = op(A) op(B) [+ bias]; A and C are stored as `storage` (a linear layer's input and output
+/// activations), B and bias are f32.
 pub fn gemm(
     gpu: &Gpu,
     g: &GemmGeom,
+    storage: DType,
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
@@ -31,7 +35,7 @@ pub fn gemm(
         ("TRANS_B", f64::from(u8::from(g.trans_b))),
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
     ];
-    let pipeline = gpu.pipeline(&GEMM, &constants)?;
+    let pipeline = gpu.pipeline(variant(gpu, &GEMM, storage)?, &constants)?;
     for (what, v) in [("gemm A", g.m * g.k), ("gemm B", g.k * g.n), ("gemm C", g.m * g.n)] {
         u32_of(what, v)?;
     }
@@ -64,13 +68,15 @@ pub struct RowsGeom {
 const ROWS_WG: usize = 64;
 const ROWS_RB: usize = 8;
 
-/// The row-tiled GEMM (uniform A loads, vec4 B loads), with the conv epilogue: + bias per row,
-/// + residual, activation code `act` (0 none, 1 ReLU, 2 ReLU6).
+/// The row-tiled GEMM (uniform A loads, vec4 B loads), with the conv epilogue: plus bias per
+/// row, plus residual, activation code `act` (0 none, 1 ReLU, 2 ReLU6). B, residual and C are
+/// stored as `storage`; A and bias are f32.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_rows(
     gpu: &Gpu,
     g: &RowsGeom,
     act: u32,
+    storage: DType,
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
@@ -99,7 +105,7 @@ pub fn gemm_rows(
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
         ("ACT", f64::from(act)),
     ];
-    let pipeline = gpu.pipeline(&GEMM_ROWS, &constants)?;
+    let pipeline = gpu.pipeline(variant(gpu, &GEMM_ROWS, storage)?, &constants)?;
     let row_blocks = g.m.div_ceil(ROWS_RB);
     let mut grid = crate::device::grid_1d(super::groups_for("gemm columns", g.n / 4, ROWS_WG)?);
     grid[2] = u32_of("gemm row blocks x batch", row_blocks * g.batch)?;

@@ -8,6 +8,7 @@ use super::{f32_bits, groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::Epilogue;
+use crate::tensor::DType;
 
 const WG: usize = 256;
 
@@ -76,6 +77,7 @@ pub fn apply(
     [n, c, hw]: [usize; 3],
     eps: f32,
     epi: Epilogue,
+    storage: DType,
     x: &wgpu::Buffer,
     mean: &wgpu::Buffer,
     var: &wgpu::Buffer,
@@ -90,7 +92,7 @@ pub fn apply(
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
         ("ACT", f64::from(epi.act.code())),
     ];
-    let pipeline = gpu.pipeline(&BATCH_NORM_APPLY, &constants)?;
+    let pipeline = gpu.pipeline(super::shaders::variant(gpu, &BATCH_NORM_APPLY, storage)?, &constants)?;
     let params = [
         u32_of("batch_norm elements", total)?,
         c as u32,

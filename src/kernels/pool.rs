@@ -1,12 +1,14 @@
 //! Pooling kernels: one invocation per output element.
 
 use super::shaders::{
-    ADAPTIVE_AVG_POOL2D_BWD, ADAPTIVE_AVG_POOL2D_FWD, AVG_POOL2D_BWD, AVG_POOL2D_FWD, MAX_POOL2D_BWD, MAX_POOL2D_FWD,
+    variant, ADAPTIVE_AVG_POOL2D_BWD, ADAPTIVE_AVG_POOL2D_FWD, AVG_POOL2D_BWD, AVG_POOL2D_FWD, MAX_POOL2D_BWD,
+    MAX_POOL2D_FWD,
 };
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
 use crate::ops::pool::Pool2dGeom;
+use crate::tensor::DType;
 
 const WG: usize = 256;
 
@@ -56,8 +58,9 @@ fn avg_window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
     c
 }
 
-pub fn max_forward(gpu: &Gpu, g: &Pool2dGeom, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&MAX_POOL2D_FWD, &max_window(g))?;
+/// x and y stored as `storage`.
+pub fn max_forward(gpu: &Gpu, g: &Pool2dGeom, storage: DType, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(variant(gpu, &MAX_POOL2D_FWD, storage)?, &max_window(g))?;
     Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
 }
 
@@ -73,8 +76,9 @@ pub fn max_backward(
     Dispatch::new(gpu, pipeline, &params(g)?, &[dy, x, dx], input_grid(g)?)
 }
 
-pub fn avg_forward(gpu: &Gpu, g: &Pool2dGeom, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&AVG_POOL2D_FWD, &avg_window(g))?;
+/// x and y stored as `storage`.
+pub fn avg_forward(gpu: &Gpu, g: &Pool2dGeom, storage: DType, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(variant(gpu, &AVG_POOL2D_FWD, storage)?, &avg_window(g))?;
     Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
 }
 
@@ -88,7 +92,14 @@ pub fn adaptive_avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &
     Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)
 }
 
-pub fn adaptive_avg_forward(gpu: &Gpu, g: &Pool2dGeom, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&ADAPTIVE_AVG_POOL2D_FWD, &[("WG", WG as f64)])?;
+/// x and y stored as `storage`.
+pub fn adaptive_avg_forward(
+    gpu: &Gpu,
+    g: &Pool2dGeom,
+    storage: DType,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(variant(gpu, &ADAPTIVE_AVG_POOL2D_FWD, storage)?, &[("WG", WG as f64)])?;
     Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
 }

@@ -1,7 +1,11 @@
 //! Every WGSL kernel convoy has, with the layout of its bind group. One source of truth for the
 //! native and web builds; `tests/kernels/shaders.rs` validates each with naga.
 
-use crate::device::{Binding::*, Shader};
+use crate::device::{Binding::*, Gpu, Shader};
+use crate::error::{Error, Result};
+use crate::tensor::DType;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 macro_rules! shaders {
     ($($id:ident = $file:literal [$($b:expr),*];)*) => {
@@ -44,6 +48,58 @@ shaders! {
     TOPK_ACCURACY = "topk_accuracy" [Uniform, Read, Read, ReadWrite];
     ACT_STATS_PARTIAL = "act_stats_partial" [Uniform, Read, ReadWrite];
     ACT_STATS_FINISH = "act_stats_finish" [Uniform, Read, ReadWrite];
+    CAST = "cast" [Uniform, Read, ReadWrite];
     SGD_STEP = "sgd_step" [Uniform, Read, Read, ReadWrite, ReadWrite];
     ADAMW_STEP = "adamw_step" [Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+}
+
+/// The line by which a kernel declares its activation storage type; kernels that have it can
+/// run on f16 activations.
+const STORAGE_ALIAS: &str = "alias T = f32;";
+
+/// Whether `shader` can store its activations in f16 (see `variant`).
+pub fn has_f16_variant(shader: &Shader) -> bool {
+    shader.source.contains(STORAGE_ALIAS)
+}
+
+/// `shader` with its activations stored as `storage`: the shader itself for f32; for f16 the
+/// same source compiled with `enable f16;` and `alias T = f16;` (loads widen to f32, arithmetic
+/// and accumulation stay f32, stores round to f16). Needs the adapter's shader-f16. Built once
+/// per shader and kept for the life of the process, so pipelines cache it like any kernel.
+pub fn variant(gpu: &Gpu, shader: &'static Shader, storage: DType) -> Result<&'static Shader> {
+    match storage {
+        DType::F32 => Ok(shader),
+        DType::F16 if !gpu.info().has_f16() => Err(Error::Feature {
+            what: format!("kernel {} on f16 activations", shader.name),
+            feature: "shader-f16".into(),
+            adapter: gpu.info().name.clone(),
+        }),
+        DType::F16 => f16_variant(shader),
+        DType::I32 => Err(Error::arg(
+            shader.name,
+            "storage",
+            "kernels store activations as f32 or f16, not i32",
+        )),
+    }
+}
+
+/// The f16 variant of `shader` (no adapter check: naga validation in the tests uses it too).
+pub fn f16_variant(shader: &'static Shader) -> Result<&'static Shader> {
+    if !has_f16_variant(shader) {
+        return Err(Error::arg(shader.name, "storage", "this kernel has no f16 variant"));
+    }
+    static VARIANTS: OnceLock<Mutex<HashMap<&'static str, &'static Shader>>> = OnceLock::new();
+    let mut map = crate::device::lock(VARIANTS.get_or_init(Default::default));
+    let v = map.entry(shader.name).or_insert_with(|| {
+        let source = format!(
+            "enable f16;\n{}",
+            shader.source.replacen(STORAGE_ALIAS, "alias T = f16;", 1)
+        );
+        Box::leak(Box::new(Shader {
+            name: Box::leak(format!("{}_f16", shader.name).into_boxed_str()),
+            source: Box::leak(source.into_boxed_str()),
+            bindings: shader.bindings,
+        }))
+    });
+    Ok(v)
 }

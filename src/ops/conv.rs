@@ -49,9 +49,11 @@ impl Conv2dGeom {
         let x = (self.n * self.cin * self.h * self.w) as f64;
         let y = (self.n * self.cout * self.oh * self.ow) as f64;
         let w = (self.cout * (self.cin / self.args.groups) * self.kh * self.kw) as f64;
-        4.0 * match pass {
-            "forward" | "bwd_data" | "bwd_weight" => x + y + w,
-            _ => 2.0 * (x + y + w),
+        match pass {
+            // f16 activations, f32 weights
+            "fwd_f16" => 2.0 * (x + y) + 4.0 * w,
+            "forward" | "bwd_data" | "bwd_weight" => 4.0 * (x + y + w),
+            _ => 8.0 * (x + y + w),
         }
     }
 
@@ -120,7 +122,7 @@ impl Conv2dGeom {
 /// y = conv2d(x, weight) + bias, as `torch.nn.functional.conv2d`.
 /// x: (N, Cin, H, W); weight: (Cout, Cin/groups, KH, KW); bias: (Cout).
 pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, args: Conv2dArgs) -> Result<Tensor> {
-    x.expect_dtype("conv2d input", DType::F32)?;
+    let storage = x.expect_activation("conv2d input")?;
     weight.expect_dtype("conv2d weight", DType::F32)?;
     let geom = Conv2dGeom::new(x.shape(), weight.shape(), args)?;
     if let Some(b) = bias {
@@ -133,11 +135,12 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
             ));
         }
     }
-    let y = Tensor::empty(gpu, geom.out_shape())?;
+    let y = Tensor::empty_of(gpu, geom.out_shape(), storage)?;
     let d = kernels::conv::forward(
         gpu,
         &geom,
         Default::default(),
+        storage,
         x.buffer(),
         weight.buffer(),
         bias.map(|b| b.buffer()),

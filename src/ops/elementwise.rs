@@ -3,16 +3,17 @@
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// `torch.relu`: max(x, 0), any shape.
 pub fn relu(gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
-    x.expect_dtype("relu", DType::F32)?;
-    let y = Tensor::empty(gpu, x.shape().clone())?;
+    let storage = x.expect_activation("relu")?;
+    let y = Tensor::empty_of(gpu, x.shape().clone(), storage)?;
     gpu.run(&[kernels::elementwise::relu(
         gpu,
         x.numel(),
         f32::MAX,
+        storage,
         x.buffer(),
         y.buffer(),
     )?]);
@@ -21,8 +22,8 @@ pub fn relu(gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
 
 /// a + b for tensors of the same shape (the residual connection).
 pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.expect_dtype("add", DType::F32)?;
-    b.expect_dtype("add", DType::F32)?;
+    let storage = a.expect_activation("add")?;
+    b.expect_dtype("add", storage)?;
     if a.shape() != b.shape() {
         return Err(Error::shape(
             "add",
@@ -30,10 +31,11 @@ pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             b.shape(),
         ));
     }
-    let y = Tensor::empty(gpu, a.shape().clone())?;
+    let y = Tensor::empty_of(gpu, a.shape().clone(), storage)?;
     gpu.run(&[kernels::elementwise::add(
         gpu,
         a.numel(),
+        storage,
         a.buffer(),
         b.buffer(),
         y.buffer(),

@@ -8,7 +8,7 @@ use crate::tensor::{DType, Tensor};
 /// `torch.nn.functional.linear`. x: (N, in); weight: (out, in); bias: (out) -> (N, out).
 pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     const OP: &str = "linear";
-    x.expect_dtype(OP, DType::F32)?;
+    let storage = x.expect_activation(OP)?;
     weight.expect_dtype(OP, DType::F32)?;
     let [n, fin] = x.shape().matrix(OP, "input (N, in_features)")?;
     let [fout, win] = weight.shape().matrix(OP, "weight (out_features, in_features)")?;
@@ -25,7 +25,7 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
             return Err(Error::shape(OP, format!("bias of shape [{fout}]"), b.shape()));
         }
     }
-    let y = Tensor::empty(gpu, [n, fout])?;
+    let y = Tensor::empty_of(gpu, [n, fout], storage)?;
     let g = GemmGeom {
         m: n,
         n: fout,
@@ -36,6 +36,7 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
     gpu.run(&[kernels::linear::gemm(
         gpu,
         &g,
+        storage,
         x.buffer(),
         weight.buffer(),
         bias.map(|b| b.buffer()),

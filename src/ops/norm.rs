@@ -41,7 +41,11 @@ pub fn batch_norm(
     args: BatchNormArgs,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     const OP: &str = "batch_norm";
-    x.expect_dtype(OP, DType::F32)?;
+    let storage = x.expect_activation(OP)?;
+    if args.training {
+        // batch statistics are computed from f32 activations
+        x.expect_dtype(OP, DType::F32)?;
+    }
     let [n, c, h, w] = x.shape().nchw(OP, "input")?;
     for (name, t) in [
         ("weight", state.weight),
@@ -85,12 +89,13 @@ pub fn batch_norm(
     } else {
         (state.running_mean.clone(), state.running_var.clone())
     };
-    let y = Tensor::empty(gpu, x.shape().clone())?;
+    let y = Tensor::empty_of(gpu, x.shape().clone(), storage)?;
     let d = kernels::norm::apply(
         gpu,
         dims,
         args.eps,
         Default::default(),
+        storage,
         x.buffer(),
         mean.buffer(),
         var.buffer(),

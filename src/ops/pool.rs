@@ -143,12 +143,12 @@ impl Pool2dGeom {
 }
 
 /// The launcher of one pooling kernel: geometry, input and output buffers.
-type PoolKernel = fn(&Gpu, &Pool2dGeom, &wgpu::Buffer, &wgpu::Buffer) -> Result<crate::device::Dispatch>;
+type PoolKernel = fn(&Gpu, &Pool2dGeom, DType, &wgpu::Buffer, &wgpu::Buffer) -> Result<crate::device::Dispatch>;
 
 fn pool(op: &str, gpu: &Gpu, x: &Tensor, geom: Pool2dGeom, kernel: PoolKernel) -> Result<Tensor> {
-    x.expect_dtype(op, DType::F32)?;
-    let y = Tensor::empty(gpu, geom.out_shape())?;
-    gpu.run(&[kernel(gpu, &geom, x.buffer(), y.buffer())?]);
+    let storage = x.expect_activation(op)?;
+    let y = Tensor::empty_of(gpu, geom.out_shape(), storage)?;
+    gpu.run(&[kernel(gpu, &geom, storage, x.buffer(), y.buffer())?]);
     Ok(y)
 }
 

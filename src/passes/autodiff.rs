@@ -172,6 +172,11 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
         }
         Op::TopkAccuracy { .. } => vec![None, None],
         Op::ActStats { .. } => vec![None],
+        Op::Cast => {
+            return Err(unsupported(
+                "f16 activation storage is for inference; training runs in f32",
+            ))
+        }
         _ => return Err(unsupported("is a backward or optimizer op; it has no gradient")),
     })
 }

@@ -68,6 +68,8 @@ pub struct Learner {
     dist: Option<DistOptions>,
     /// Whether the ranks' parameters have been made equal (broadcast from rank 0).
     params_synced: bool,
+    /// Evaluate with f16 activation storage (training stays f32; needs shader-f16).
+    pub eval_f16: bool,
 }
 
 impl Learner {
@@ -97,6 +99,7 @@ impl Learner {
             lr_groups: Vec::new(),
             dist: None,
             params_synced: false,
+            eval_f16: false,
         }
     }
 
@@ -522,7 +525,11 @@ impl Learner {
             let shape = b.shape;
             if !self.evals.contains_key(&shape) {
                 let (net, outs) = self.build(shape, false)?;
-                let inf = Inference::compile(&self.gpu, net.graph, &outs, &mut self.store)?;
+                let opts = crate::CompileOptions {
+                    f16: self.eval_f16,
+                    ..Default::default()
+                };
+                let inf = Inference::compile_with(&self.gpu, net.graph, &outs, &mut self.store, opts)?;
                 self.evals.insert(shape, inf);
             }
             let r = self.evals[&shape].run(&b.images, Some(&b.labels))?;

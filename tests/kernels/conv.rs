@@ -3,7 +3,7 @@
 use crate::common::{assert_close, gpu, reference, to_f64, RTOL};
 use convoy::ops::{conv2d, Conv2dArgs};
 use convoy::rng::Rng;
-use convoy::Tensor;
+use convoy::{DType, Tensor};
 
 struct Case {
     n: usize,
@@ -346,6 +346,7 @@ fn conv2d_every_tile_configuration() {
             g,
             &geom,
             Default::default(),
+            DType::F32,
             xt.buffer(),
             wt.buffer(),
             None,
@@ -362,6 +363,7 @@ fn conv2d_every_tile_configuration() {
                 &geom,
                 tile,
                 Default::default(),
+                DType::F32,
                 xt.buffer(),
                 wt.buffer(),
                 None,

@@ -3,7 +3,7 @@
 use crate::common::{assert_close, gpu, reference, to_f64, RTOL};
 use convoy::ops::linear;
 use convoy::rng::Rng;
-use convoy::Tensor;
+use convoy::{DType, Tensor};
 
 #[test]
 fn linear_random_shapes() {
@@ -97,7 +97,7 @@ fn gemm_rows_batched_with_epilogues() {
             };
             let at = if trans_a { &att } else { &at };
             let (bi, re) = (with_extras.then(|| biast.buffer()), with_extras.then(|| rest.buffer()));
-            let d = gemm_rows(g, &geom, act, at.buffer(), bt.buffer(), bi, re, ct.buffer()).unwrap();
+            let d = gemm_rows(g, &geom, act, DType::F32, at.buffer(), bt.buffer(), bi, re, ct.buffer()).unwrap();
             g.run(&[d]);
             let mut want = vec![0.0f64; batch * m * n];
             for z in 0..batch {
@@ -135,7 +135,7 @@ fn gemm_rows_batched_with_epilogues() {
         k: 2,
         trans_a: false,
     };
-    let err = gemm_rows(g, &bad, 0, t.buffer(), t.buffer(), None, None, t.buffer())
+    let err = gemm_rows(g, &bad, 0, DType::F32, t.buffer(), t.buffer(), None, None, t.buffer())
         .err()
         .expect("N = 6 must be refused");
     assert!(err.to_string().contains("multiple of 4"), "{err}");

@@ -6,6 +6,7 @@ mod common;
 
 mod conv;
 mod elementwise;
+mod half;
 mod linear;
 mod loss;
 mod norm;

@@ -1,11 +1,18 @@
 //! Each kernel parses and validates with naga, the compiler wgpu itself uses.
 
-use convoy::kernels::shaders::ALL;
+use convoy::kernels::shaders::{f16_variant, has_f16_variant, ALL};
 
 #[test]
 fn every_shader_validates_with_naga() {
     let mut failures = Vec::new();
-    for s in ALL {
+    // each kernel, and the f16-storage variant of those that have one
+    let halves: Vec<_> = ALL
+        .iter()
+        .filter(|s| has_f16_variant(s))
+        .map(|s| f16_variant(s).unwrap())
+        .collect();
+    assert!(halves.len() >= 9, "f16 variants: {}", halves.len());
+    for s in ALL.iter().copied().chain(halves) {
         let module = match naga::front::wgsl::parse_str(s.source) {
             Ok(m) => m,
             Err(e) => {

@@ -4,7 +4,7 @@
 
 use clap::{Args, ValueEnum};
 use convoy::bench::{
-    copy_bandwidth, gemm_ceiling, run_model, time_gpu, ConvBench, CONV_SUITE, MODEL_SUITE, SUITE_BATCH,
+    copy_bandwidth, gemm_ceiling, run_model, time_gpu, ConvBench, ModelRun, CONV_SUITE, MODEL_SUITE, SUITE_BATCH,
 };
 use convoy::Gpu;
 
@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// hits both sides alike.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Also time f16 activation storage (f32 weights and accumulation; needs shader-f16): the
+    /// conv forward on f16 (pass fwd_f16), and each inference model with f16 after its f32 runs.
+    #[arg(long)]
+    f16: bool,
 }
 
 pub fn run(args: BenchArgs) -> convoy::Result<()> {
@@ -87,16 +91,20 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         .iter()
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
     {
-        let b = ConvBench::new(&gpu, s, SUITE_BATCH)?;
+        let b = ConvBench::new(&gpu, s, SUITE_BATCH, args.f16)?;
         // backward = input gradient + weight gradient: twice the forward's FLOPs, each kernel
         // once (also timed alone, to show which one a shape waits on)
         let f = b.geom.flops();
-        for (pass, dispatches, flops) in [
+        let mut passes = vec![
             ("forward", std::slice::from_ref(&b.forward), f),
             ("backward", &b.backward[..], 2.0 * f),
             ("bwd_data", &b.backward[..b.backward_data_len], f),
             ("bwd_weight", &b.backward[b.backward_data_len..], f),
-        ] {
+        ];
+        if let Some(d) = &b.forward_f16 {
+            passes.insert(1, ("fwd_f16", std::slice::from_ref(d), f));
+        }
+        for (pass, dispatches, flops) in passes {
             let t = time_gpu(&gpu, args.warmup, args.iters, || {
                 gpu.run(dispatches);
                 Ok(())
@@ -172,39 +180,64 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     let mut items = Vec::new();
     if !a.json {
         println!(
-            "{:<18} {:>6} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>9}",
-            "model", "fusion", "dispatches", "activations MB", "peak MB", "derived MB", "ms", "CPU ms", "img/s"
+            "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>9}",
+            "model",
+            "fusion",
+            "storage",
+            "dispatches",
+            "activations MB",
+            "peak MB",
+            "derived MB",
+            "ms",
+            "CPU ms",
+            "img/s"
         );
     }
     for b in MODEL_SUITE
         .iter()
         .filter(|b| a.filter.as_deref().is_none_or(|f| b.name.contains(f)))
     {
-        // (unfused, fused) wall ms and CPU ms per round
+        // each fusion mode in f32, then (inference, with --f16) in f16
+        let mut configs: Vec<(bool, bool)> = modes.iter().map(|&m| (m, false)).collect();
+        if a.f16 && !b.train {
+            configs.extend(modes.iter().map(|&m| (m, true)));
+        }
+        // (unfused, fused) wall ms and CPU ms per round, f32
         let mut rounds: Vec<[f64; 2]> = Vec::new();
         let mut cpu_rounds: Vec<[f64; 2]> = Vec::new();
-        for &fusion in modes.iter().cycle().take(modes.len() * a.rounds.max(1)) {
-            let r = run_model(gpu, b, shape, fusion, a.warmup, a.iters, a.profile)?;
-            if fusion && modes.len() == 2 {
-                rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_ms;
-                cpu_rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_cpu_ms;
-            } else if modes.len() == 2 {
-                rounds.push([r.timing.median_ms, 0.0]);
-                cpu_rounds.push([r.timing.median_cpu_ms, 0.0]);
+        for &(fusion, f16) in configs.iter().cycle().take(configs.len() * a.rounds.max(1)) {
+            let run = ModelRun {
+                fusion,
+                f16,
+                warmup: a.warmup,
+                iters: a.iters,
+                profile: a.profile,
+            };
+            let r = run_model(gpu, b, shape, run)?;
+            if modes.len() == 2 && !f16 {
+                if fusion {
+                    rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_ms;
+                    cpu_rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_cpu_ms;
+                } else {
+                    rounds.push([r.timing.median_ms, 0.0]);
+                    cpu_rounds.push([r.timing.median_cpu_ms, 0.0]);
+                }
             }
             let s = &r.stats;
             let mb = |x: u64| x as f64 / 1e6;
+            let storage = if f16 { "f16" } else { "f32" };
             if a.json {
                 items.push(format!(
-                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"images_per_sec\":{:.3}}}",
+                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"images_per_sec\":{:.3}}}",
                     b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.images_per_sec
                 ));
             } else {
                 let on = if fusion { "on" } else { "off" };
                 println!(
-                    "{:<18} {:>6} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>10.0} {:>9.2}",
+                    "{:<18} {:>6} {:>7} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>10.0} {:>9.2}",
                     b.name,
                     on,
+                    storage,
                     s.dispatches,
                     mb(s.temp_bytes_unplanned),
                     mb(s.temp_bytes),

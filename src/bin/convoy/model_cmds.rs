@@ -40,6 +40,9 @@ pub struct InferArgs {
     /// and warms up) and print the median milliseconds per run.
     #[arg(long, default_value_t = 0)]
     repeat: usize,
+    /// Store activations in f16 (weights and sums stay f32; needs the adapter's shader-f16).
+    #[arg(long)]
+    f16: bool,
 }
 
 #[derive(Args)]
@@ -131,7 +134,11 @@ pub fn infer(a: InferArgs) -> convoy::Result<()> {
     let (shape, x) = read_images(&a.input)?;
     let gpu = Gpu::new()?;
     let (net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, a.train_mode)?;
-    let inf = Inference::compile(&gpu, net.graph, &[logits], &mut store)?;
+    let opts = convoy::CompileOptions {
+        f16: a.f16,
+        ..Default::default()
+    };
+    let inf = Inference::compile_with(&gpu, net.graph, &[logits], &mut store, opts)?;
     let y = inf.run(&x, None)?.remove(0);
     if a.repeat > 0 {
         let t = convoy::bench::time_gpu(&gpu, 0, a.repeat, || inf.run(&x, None).map(|_| ()))?;

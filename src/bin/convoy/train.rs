@@ -402,6 +402,9 @@ pub struct EvalArgs {
     /// Image size (square); the data's own size by default.
     #[arg(long)]
     size: Option<usize>,
+    /// Store activations in f16 (weights and sums stay f32; needs the adapter's shader-f16).
+    #[arg(long)]
+    f16: bool,
 }
 
 /// `convoy eval`: loss, top-1 and top-5 accuracy of saved weights on a data set's test split.
@@ -422,11 +425,13 @@ pub fn eval(a: EvalArgs) -> convoy::Result<()> {
     let mut learner = Learner::new(&gpu, model, Optimizer::sgd(0.0), a.bs, 0);
     learner.load_weights(&a.weights, &[])?;
     learner.sizes = a.size.into_iter().collect();
+    learner.eval_f16 = a.f16;
     // every tensor of the model must come from the file: nothing freshly initialised
     let (loss, top1, top5) = learner.evaluate_weights_only(valid.as_ref())?;
     println!(
-        "{} on {} ({} images): loss {loss:.4}, top-1 {:.2}%, top-5 {:.2}%",
+        "{}{} on {} ({} images): loss {loss:.4}, top-1 {:.2}%, top-5 {:.2}%",
         a.model,
+        if a.f16 { " (f16 activations)" } else { "" },
         a.data,
         valid.len(),
         top1 * 100.0,
