@@ -3,10 +3,10 @@
 // (ky, kx) with oy*S + ky*D - P == iy (and the same for x) of dy[n, oc, oy, ox] * w[oc, c, ky, kx].
 // Laid out like conv2d_fwd: a workgroup owns ICB input channels of one group (grid z, so every
 // weight load is uniform) and WG*4 input pixels; each invocation keeps an ICB x 4 register tile
-// and gathers dy once per (output channel, tap, pixel) for ICB sums. No atomics.
+// and gathers dy once per (tap, output channel, pixel) for ICB sums. No atomics.
 // With stride S > 1 only 1 in S*S taps lands on a given input pixel, so the pixels are split by
-// phase ((iy + P) % S, (ix + P) % S) across grid z: within a workgroup every pixel shares its
-// phase, and the taps that cannot land are skipped uniformly instead of masked per lane.
+// phase ((iy + P) % S, (ix + P) % S), one dispatch per phase with the phase as override
+// constants RY, RX: the taps that cannot land are removed when the pipeline is specialised.
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -19,6 +19,11 @@ override DW: u32 = 1u;
 override WG: u32 = 64u;
 // input channels per invocation, 1..=8
 override ICB: u32 = 8u;
+// the stride phase of this dispatch's pixels: (iy + PH) % SH == RY, (ix + PW) % SW == RX
+override RY: u32 = 0u;
+override RX: u32 = 0u;
+// loop order: taps outside and output channels inside (many channels per group), or the reverse
+override TAPS_OUTER: bool = true;
 
 const PX: u32 = 4u;
 
@@ -38,10 +43,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let cin_g = p.cin / p.groups;
     let cout_g = p.cout / p.groups;
     let blocks_g = (cin_g + ICB - 1u) / ICB;
-    let phases = SH * SW;
-    let blk = wid.z / phases;
-    let ry = (wid.z % phases) / SW;  // (iy + PH) % SH of every pixel of this workgroup
-    let rx = wid.z % SW;
+    let blk = wid.z;
     let g = blk / blocks_g;
     let ic0 = (blk % blocks_g) * ICB;  // within the group
     let nic = min(ICB, cin_g - ic0);
@@ -50,8 +52,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let plane = p.h * p.w;
     let oplane = p.oh * p.ow;
     // the input pixels of this phase: rows iy = y_start + SH * t, columns likewise
-    let y_start = (ry + SH - PH % SH) % SH;
-    let x_start = (rx + SW - PW % SW) % SW;
+    let y_start = (RY + SH - PH % SH) % SH;
+    let x_start = (RX + SW - PW % SW) % SW;
     let ph = (p.h + SH - 1u - y_start) / SH;
     let pw = (p.w + SW - 1u - x_start) / SW;
     let total = p.n * ph * pw;
@@ -75,35 +77,74 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
 
     var acc: array<vec4f, 8>;
-    for (var oc = 0u; oc < cout_g; oc++) {
-        let dc = oc * oplane;
-        let wc = ((g * cout_g + oc) * cin_g + ic0) * taps;
+    if (TAPS_OUTER) {
+        // Taps outside, output channels inside: a pixel's dy offset for a tap is the same in
+        // every output channel, so the index arithmetic and bounds checks run once per tap and
+        // the inner loop is loads and multiply-adds only.
         for (var ky = 0u; ky < KH; ky++) {
-            if ((ky * DH) % SH != ry) {
-                continue;
-            }
-            var row: array<i32, PX>;  // -1 where no output row maps here for this tap
-            for (var j = 0u; j < PX; j++) {
-                let ty = ty0[j] - i32(ky * DH);
-                let oy = ty / i32(SH);
-                let hit = ok[j] && ty >= 0 && oy < i32(p.oh);
-                row[j] = select(-1, i32(db[j] + dc) + oy * i32(p.ow), hit);
+            if ((ky * DH) % SH != RY) {
+                continue;  // this tap never lands on this phase (removed at specialisation)
             }
             for (var kx = 0u; kx < KW; kx++) {
-                if ((kx * DW) % SW != rx) {
+                if ((kx * DW) % SW != RX) {
                     continue;
                 }
-                var dv: vec4f;
+                var off: array<u32, PX>;  // offset of (n, first channel of group g, oy, ox) in dy
+                var hit: array<bool, PX>;
                 for (var j = 0u; j < PX; j++) {
+                    let ty = ty0[j] - i32(ky * DH);
                     let tx = tx0[j] - i32(kx * DW);
+                    let oy = ty / i32(SH);
                     let ox = tx / i32(SW);
-                    let hit = row[j] >= 0 && tx >= 0 && ox < i32(p.ow);
-                    let v = dy[select(0u, u32(row[j] + ox), hit)];
-                    dv[j] = select(0.0, v, hit);
+                    hit[j] = ok[j] && ty >= 0 && oy < i32(p.oh) && tx >= 0 && ox < i32(p.ow);
+                    off[j] = select(0u, db[j] + u32(oy) * p.ow + u32(ox), hit[j]);
                 }
-                let wi = wc + ky * KW + kx;
-                for (var o = 0u; o < ICB; o++) {
-                    acc[o] += wt[wi + min(o, nic - 1u) * taps] * dv;
+                let wtap = (g * cout_g * cin_g + ic0) * taps + ky * KW + kx;
+                for (var oc = 0u; oc < cout_g; oc++) {
+                    let dc = oc * oplane;
+                    var dv: vec4f;
+                    for (var j = 0u; j < PX; j++) {
+                        dv[j] = select(0.0, dy[off[j] + dc], hit[j]);
+                    }
+                    let wi = wtap + oc * cin_g * taps;
+                    for (var o = 0u; o < ICB; o++) {
+                        acc[o] += wt[wi + min(o, nic - 1u) * taps] * dv;
+                    }
+                }
+            }
+        }
+    } else {
+        // Output channels outside (few per group: depthwise): one dy plane at a time.
+        for (var oc = 0u; oc < cout_g; oc++) {
+            let dc = oc * oplane;
+            let wc = ((g * cout_g + oc) * cin_g + ic0) * taps;
+            for (var ky = 0u; ky < KH; ky++) {
+                if ((ky * DH) % SH != RY) {
+                    continue;
+                }
+                var row: array<i32, PX>;  // -1 where no output row maps here for this tap
+                for (var j = 0u; j < PX; j++) {
+                    let ty = ty0[j] - i32(ky * DH);
+                    let oy = ty / i32(SH);
+                    let hit = ok[j] && ty >= 0 && oy < i32(p.oh);
+                    row[j] = select(-1, i32(db[j] + dc) + oy * i32(p.ow), hit);
+                }
+                for (var kx = 0u; kx < KW; kx++) {
+                    if ((kx * DW) % SW != RX) {
+                        continue;
+                    }
+                    var dv: vec4f;
+                    for (var j = 0u; j < PX; j++) {
+                        let tx = tx0[j] - i32(kx * DW);
+                        let ox = tx / i32(SW);
+                        let hit = row[j] >= 0 && tx >= 0 && ox < i32(p.ow);
+                        let v = dy[select(0u, u32(row[j] + ox), hit)];
+                        dv[j] = select(0.0, v, hit);
+                    }
+                    let wi = wc + ky * KW + kx;
+                    for (var o = 0u; o < ICB; o++) {
+                        acc[o] += wt[wi + min(o, nic - 1u) * taps] * dv;
+                    }
                 }
             }
         }

@@ -25,6 +25,8 @@ override ACT: u32 = 0u;
 override WG: u32 = 64u;
 // output channels per invocation, 1..=8 (the register tile's rows)
 override OCB: u32 = 8u;
+// loop order: taps outside and input channels inside (many channels per group), or the reverse
+override TAPS_OUTER: bool = true;
 
 const PX: u32 = 4u;  // output pixels per invocation (the register tile's columns)
 
@@ -73,27 +75,60 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
 
     var acc: array<vec4f, 8>;
-    for (var ic = 0u; ic < cin_g; ic++) {
-        let xc = ic * p.h * p.w;
-        let wc = (oc0 * cin_g + ic) * taps;
+    let plane_in = p.h * p.w;
+    if (TAPS_OUTER) {
+        // Taps outside, input channels inside: a pixel's window offset for a tap is the same
+        // in every input channel, so the index arithmetic and bounds checks run once per tap
+        // and the inner loop is loads and multiply-adds only.
         for (var ky = 0u; ky < KH; ky++) {
-            var row: array<i32, PX>;   // -1 where the row is outside the image
-            for (var j = 0u; j < PX; j++) {
-                let iy = iy0[j] + i32(ky * DH);
-                row[j] = select(-1, i32(xb[j] + xc) + iy * i32(p.w), ok[j] && iy >= 0 && iy < i32(p.h));
-            }
             for (var kx = 0u; kx < KW; kx++) {
-                var xv: vec4f;
+                var off: array<u32, PX>;  // offset of (n, first channel of group g, iy, ix) in x
+                var inside: array<bool, PX>;
                 for (var j = 0u; j < PX; j++) {
+                    let iy = iy0[j] + i32(ky * DH);
                     let ix = ix0[j] + i32(kx * DW);
-                    let inside = row[j] >= 0 && ix >= 0 && ix < i32(p.w);
-                    let v = f32(x[select(0u, u32(row[j] + ix), inside)]);
-                    xv[j] = select(0.0, v, inside);
+                    inside[j] = ok[j] && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+                    off[j] = select(0u, xb[j] + u32(iy) * p.w + u32(ix), inside[j]);
                 }
-                let wi = wc + ky * KW + kx;
-                for (var o = 0u; o < OCB; o++) {
-                    // rows past noc reread the last channel's weights; they are not stored
-                    acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
+                let wtap = oc0 * w_oc + ky * KW + kx;
+                for (var ic = 0u; ic < cin_g; ic++) {
+                    let xc = ic * plane_in;
+                    var xv: vec4f;
+                    for (var j = 0u; j < PX; j++) {
+                        xv[j] = select(0.0, f32(x[off[j] + xc]), inside[j]);
+                    }
+                    let wi = wtap + ic * taps;
+                    for (var o = 0u; o < OCB; o++) {
+                        // rows past noc reread the last channel's weights; they are not stored
+                        acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
+                    }
+                }
+            }
+        }
+    } else {
+        // Input channels outside (few of them: the stem, depthwise): the window of one channel
+        // plane is walked tap by tap while it is in cache; rows are checked once per channel.
+        for (var ic = 0u; ic < cin_g; ic++) {
+            let xc = ic * plane_in;
+            let wc = (oc0 * cin_g + ic) * taps;
+            for (var ky = 0u; ky < KH; ky++) {
+                var row: array<i32, PX>;   // -1 where the row is outside the image
+                for (var j = 0u; j < PX; j++) {
+                    let iy = iy0[j] + i32(ky * DH);
+                    row[j] = select(-1, i32(xb[j] + xc) + iy * i32(p.w), ok[j] && iy >= 0 && iy < i32(p.h));
+                }
+                for (var kx = 0u; kx < KW; kx++) {
+                    var xv: vec4f;
+                    for (var j = 0u; j < PX; j++) {
+                        let ix = ix0[j] + i32(kx * DW);
+                        let inside = row[j] >= 0 && ix >= 0 && ix < i32(p.w);
+                        let v = f32(x[select(0u, u32(row[j] + ix), inside)]);
+                        xv[j] = select(0.0, v, inside);
+                    }
+                    let wi = wc + ky * KW + kx;
+                    for (var o = 0u; o < OCB; o++) {
+                        acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
+                    }
                 }
             }
         }

@@ -245,7 +245,8 @@ impl ConvBench {
         let dw = Tensor::zeros(gpu, ws)?;
         let (xb, wb, yb) = (x.buffer(), w.buffer(), y.buffer());
         let forward = kernels::conv::forward(gpu, &geom, Default::default(), DType::F32, xb, wb, None, None, yb)?;
-        let mut backward = vec![kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?];
+        let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?;
+        let backward_data_len = backward.len();
         backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer())?);
         let mut tensors = vec![];
         let forward_f16 = if f16 {
@@ -274,7 +275,7 @@ impl ConvBench {
             geom,
             forward,
             backward,
-            backward_data_len: 1,
+            backward_data_len,
             forward_f16,
             _tensors: tensors,
         })

@@ -156,7 +156,7 @@ pub fn lower(
         }
         Op::Conv2dBwdData { args } => {
             let geom = Conv2dGeom::new(oshape(0), ishape(1), *args)?;
-            vec![kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0))?]
+            kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0))?
         }
         Op::Conv2dBwdWeight { args } => {
             let geom = Conv2dGeom::new(ishape(1), oshape(0), *args)?;

@@ -319,6 +319,10 @@ fn conv2d_every_tile_configuration() {
         (3, 10, 7, 17, 1, 1, 0, 1, 1),
         (1, 3, 13, 8, 5, 3, 2, 1, 1),
         (2, 9, 8, 12, 1, 1, 0, 1, 1), // 1x1 with H*W % 4 == 0: the gemm_rows path of conv::forward
+        // stride phases that no tap reaches (1x1 stride 2), with no pixels (1x1 input), dilated
+        (2, 4, 7, 5, 1, 2, 0, 1, 1),
+        (1, 4, 1, 6, 1, 2, 0, 1, 1),
+        (1, 6, 9, 4, 3, 2, 2, 2, 1),
     ];
     for (n, cin, hw, cout, k, stride, pad, dil, groups) in shapes {
         let xs = [n, cin, hw, hw];
@@ -388,9 +392,10 @@ fn conv2d_every_tile_configuration() {
             }
         }
         for tile in ConvTile::candidates(cin / groups) {
-            let dx = Tensor::zeros(g, xs).unwrap();
-            let d = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
-            g.run(&[d]);
+            // NaN-filled: every pixel of every stride phase must be written
+            let dx = Tensor::empty(g, xs).unwrap();
+            let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+            g.run(&ds);
             assert_close(
                 &format!("input grad {what} {tile:?}"),
                 &dx.to_vec().unwrap(),
