@@ -32,8 +32,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let inv = inverseSqrt(var_[c] + p.eps);
     let xhat = (x[i] - mean[c]) * inv;
     var g = dy[i];
-    if ((ACT == 1u && !(y[i] > 0.0)) || (ACT == 2u && !(y[i] > 0.0 && y[i] < 6.0))) {
-        g = 0.0;
+    if (ACT != 0u) {
+        // the activation's derivative as a select: no per-lane branch
+        let v = y[i];
+        g = select(0.0, g, v > 0.0 && (ACT == 1u || v < 6.0));
     }
     dx[i] = gamma[c] * inv / p.count * (p.count * g - dbeta[c] - xhat * dgamma[c]);
     if (HAS_RESIDUAL) {

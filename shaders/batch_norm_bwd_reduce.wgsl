@@ -19,14 +19,15 @@ struct Params { n: u32, c: u32, hw: u32, eps: f32 }
 var<workgroup> red_a: array<f32, WG>;
 
 // The upstream gradient through the fused activation.
+// dy masked by the activation's derivative, without per-lane branches (a CPU driver runs
+// those with lane masks, paying for both sides)
 fn grad(j: u32) -> f32 {
-    if (ACT == 1u && !(y[j] > 0.0)) {
-        return 0.0;
+    if (ACT == 0u) {
+        return dy[j];
     }
-    if (ACT == 2u && !(y[j] > 0.0 && y[j] < 6.0)) {
-        return 0.0;
-    }
-    return dy[j];
+    let v = y[j];
+    let keep = v > 0.0 && (ACT == 1u || v < 6.0);
+    return select(0.0, dy[j], keep);
 }
 var<workgroup> red_b: array<f32, WG>;
 
