@@ -19,6 +19,11 @@ struct Params { nc: u32, h: u32, w: u32, oh: u32, ow: u32 }
 @group(0) @binding(1) var<storage, read> x: array<T>;          // (N, C, H, W)
 @group(0) @binding(2) var<storage, read_write> y: array<T>;    // (N, C, OH, OW)
 
+// NaN by its bits: WGSL lets a compiler assume floats are never NaN, so `v != v` may fold to false
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
@@ -43,7 +48,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 continue;
             }
             let v = f32(x[(plane * p.h + u32(iy)) * p.w + u32(ix)]);
-            if (v > m || v != v) {
+            if (v > m || is_nan(v)) {
                 m = v;
             }
         }

@@ -198,7 +198,7 @@ pub fn lower(
         }
         Op::MaxPool2dBwd(a) => {
             let geom = Pool2dGeom::new("max_pool2d", ishape(1), *a)?;
-            vec![kernels::pool::max_backward(gpu, &geom, &i(0), &i(1), &o(0))?]
+            kernels::pool::max_backward(gpu, &geom, &i(0), &i(1), &o(0))?
         }
         Op::AvgPool2dBwd(a) => {
             let geom = Pool2dGeom::new("avg_pool2d", oshape(0), *a)?;

@@ -1,8 +1,8 @@
-//! Pooling kernels: one invocation per output element.
+//! Pooling kernels: one invocation per output element (backward: per input element).
 
 use super::shaders::{
-    variant, ADAPTIVE_AVG_POOL2D_BWD, ADAPTIVE_AVG_POOL2D_FWD, AVG_POOL2D_BWD, AVG_POOL2D_FWD, MAX_POOL2D_BWD,
-    MAX_POOL2D_FWD,
+    variant, ADAPTIVE_AVG_POOL2D_BWD, ADAPTIVE_AVG_POOL2D_FWD, AVG_POOL2D_BWD, AVG_POOL2D_FWD, MAX_POOL2D_ARGMAX,
+    MAX_POOL2D_BWD, MAX_POOL2D_FWD,
 };
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
@@ -64,16 +64,23 @@ pub fn max_forward(gpu: &Gpu, g: &Pool2dGeom, storage: DType, x: &wgpu::Buffer, 
     Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
 }
 
-/// dx from dy and the forward input x (the maximum is recomputed, not stored).
+/// dx from dy and the forward input x: the position of each window's maximum is recomputed
+/// from x into a scratch buffer (one pass over the outputs), then each input element adds the
+/// dy of the windows that chose it.
 pub fn max_backward(
     gpu: &Gpu,
     g: &Pool2dGeom,
     dy: &wgpu::Buffer,
     x: &wgpu::Buffer,
     dx: &wgpu::Buffer,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
+    let outputs = g.n * g.c * g.oh * g.ow;
+    let idx = gpu.scratch_buffer("max_pool2d argmax positions", (outputs.max(1) * 4) as u64)?;
+    let argmax = gpu.pipeline(&MAX_POOL2D_ARGMAX, &max_window(g))?;
+    let argmax = Dispatch::new(gpu, argmax, &params(g)?, &[x, &idx], grid(g)?)?;
     let pipeline = gpu.pipeline(&MAX_POOL2D_BWD, &max_window(g))?;
-    Dispatch::new(gpu, pipeline, &params(g)?, &[dy, x, dx], input_grid(g)?)
+    let scatter = Dispatch::new(gpu, pipeline, &params(g)?, &[dy, &idx, dx], input_grid(g)?)?;
+    Ok(vec![argmax, scatter])
 }
 
 /// x and y stored as `storage`.

@@ -36,6 +36,7 @@ shaders! {
     RELU_BWD = "relu_bwd" [Uniform, Read, Read, ReadWrite];
     ADD = "add" [Uniform, Read, Read, ReadWrite];
     MAX_POOL2D_FWD = "max_pool2d_fwd" [Uniform, Read, ReadWrite];
+    MAX_POOL2D_ARGMAX = "max_pool2d_argmax" [Uniform, Read, ReadWrite];
     MAX_POOL2D_BWD = "max_pool2d_bwd" [Uniform, Read, Read, ReadWrite];
     AVG_POOL2D_FWD = "avg_pool2d_fwd" [Uniform, Read, ReadWrite];
     AVG_POOL2D_BWD = "avg_pool2d_bwd" [Uniform, Read, ReadWrite];

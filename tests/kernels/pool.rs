@@ -99,3 +99,57 @@ fn pools_reject_bad_arguments() {
     assert!(adaptive_avg_pool2d(g, &x, [0, 1]).is_err());
     assert!(max_pool2d(g, &Tensor::zeros(g, [4, 4]).unwrap(), Pool2dArgs::new(2)).is_err());
 }
+
+/// The backward routes each window's gradient to the element PyTorch picks as its maximum: the
+/// first in scan order among ties, a NaN over any number, the first valid one when all are -inf.
+#[test]
+fn max_pool2d_backward_picks_the_maximum_as_pytorch_does() {
+    use convoy::kernels::pool::max_backward;
+    use convoy::ops::pool::Pool2dGeom;
+    let g = gpu();
+    let nan = f32::NAN;
+    let ninf = f32::NEG_INFINITY;
+    // x (3x3), kernel, stride, dy, expected dx
+    type Case = ([f32; 9], usize, usize, Vec<f32>, [f32; 9]);
+    let cases: [Case; 3] = [
+        (
+            [1.0; 9],
+            2,
+            1,
+            vec![1.0, 2.0, 3.0, 4.0],
+            [1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0],
+        ),
+        (
+            [0.0, nan, 0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0],
+            2,
+            1,
+            vec![1.0, 2.0, 3.0, 4.0],
+            [0.0, 3.0, 0.0, 0.0, 4.0, 0.0, 3.0, 0.0, 0.0],
+        ),
+        (
+            [ninf; 9],
+            3,
+            1,
+            vec![7.0],
+            [7.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        ),
+    ];
+    for (x, k, s, dy, want) in cases {
+        let shape = [1, 1, 3, 3];
+        let geom = Pool2dGeom::new("max_pool2d", &shape.into(), Pool2dArgs::new(k).stride(s)).unwrap();
+        let xt = Tensor::from_slice(g, &x, shape).unwrap();
+        let dyt = Tensor::from_slice(g, &dy, geom.out_shape()).unwrap();
+        let dx = Tensor::empty(g, shape).unwrap();
+        let ds = max_backward(g, &geom, dyt.buffer(), xt.buffer(), dx.buffer()).unwrap();
+        g.run(&ds);
+        assert_eq!(dx.to_vec().unwrap(), want, "x {x:?} k{k} s{s}");
+        // the forward agrees: a window holding a NaN outputs NaN
+        let y = max_pool2d(g, &xt, Pool2dArgs::new(k).stride(s))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        if x[1].is_nan() {
+            assert!(y[0].is_nan() && y[1].is_nan() && y[2] == 5.0 && y[3] == 0.0, "{y:?}");
+        }
+    }
+}
