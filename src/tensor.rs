@@ -55,13 +55,7 @@ impl Tensor {
     pub fn from_slice_f16(gpu: &Gpu, data: &[f32], shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         check_len("Tensor::from_slice_f16", data.len(), &shape)?;
-        if !gpu.info().has_f16() {
-            return Err(Error::Feature {
-                what: "an f16 tensor".into(),
-                feature: "shader-f16".into(),
-                adapter: gpu.info().name.clone(),
-            });
-        }
+        gpu.require_f16("an f16 tensor")?;
         let halves: Vec<half::f16> = data.iter().map(|&x| half::f16::from_f32(x)).collect();
         Self::from_bytes(gpu, bytemuck::cast_slice(&halves), shape, DType::F16)
     }
@@ -130,12 +124,8 @@ impl Tensor {
                 ))
             }
         };
-        if to_half && !self.gpu.info().has_f16() {
-            return Err(Error::Feature {
-                what: "an f16 tensor".into(),
-                feature: "shader-f16".into(),
-                adapter: self.gpu.info().name.clone(),
-            });
+        if to_half {
+            self.gpu.require_f16("an f16 tensor")?;
         }
         let out = Self::empty_of(&self.gpu, self.shape.clone(), dtype)?;
         let d = crate::kernels::elementwise::cast(&self.gpu, self.numel(), to_half, &self.buffer, &out.buffer)?;

@@ -63,24 +63,24 @@ fn count(g: &Graph, f: impl Fn(&Op) -> bool) -> usize {
     g.nodes.iter().filter(|n| f(&n.op)).count()
 }
 
+/// The eval-mode plan of `net`'s logits over a `store(net, seed)`.
+fn compile_inference(net: &Net, logits: ValueId, seed: u64, fusion: bool, f16: bool) -> Inference {
+    let mut s = store(net, seed);
+    let opts = CompileOptions {
+        fusion,
+        f16,
+        ..Default::default()
+    };
+    Inference::compile_with(gpu(), net.graph.clone(), &[logits], &mut s, opts).unwrap()
+}
+
 fn inference_case(model: &str, shape: [usize; 4], seed: u64) {
     let (net, logits, _) = build(model, shape, false);
     let x = Rng::new(seed).vec(shape.iter().product(), -1.0, 1.0);
     let mut outs = Vec::new();
     let mut stats = Vec::new();
     for fusion in [false, true] {
-        let mut s = store(&net, seed);
-        let inf = Inference::compile_with(
-            gpu(),
-            net.graph.clone(),
-            &[logits],
-            &mut s,
-            CompileOptions {
-                fusion,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let inf = compile_inference(&net, logits, seed, fusion, false);
         outs.push(inf.run(&x, None).unwrap().remove(0));
         // a second run reuses the folded weights (no prologue) and must agree
         assert_eq!(
@@ -247,19 +247,7 @@ fn half_case(model: &str, shape: [usize; 4], seed: u64) {
         let mut outs = Vec::new();
         let mut plans = Vec::new();
         for f16 in [false, true] {
-            let mut s = store(&net, seed);
-            let inf = Inference::compile_with(
-                gpu(),
-                net.graph.clone(),
-                &[logits],
-                &mut s,
-                CompileOptions {
-                    fusion,
-                    f16,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let inf = compile_inference(&net, logits, seed, fusion, f16);
             outs.push(inf.run(&x, None).unwrap().remove(0));
             plans.push((inf.plan.stats.clone(), inf.plan.graph.clone()));
         }

@@ -388,6 +388,17 @@ impl Gpu {
     pub fn queue(&self) -> &wgpu::Queue {
         &self.inner.queue
     }
+    /// Ok when the adapter has shader-f16; otherwise an error saying that `what` needs it.
+    pub fn require_f16(&self, what: &str) -> Result<()> {
+        if self.info().has_f16() {
+            return Ok(());
+        }
+        Err(Error::Feature {
+            what: what.into(),
+            feature: "shader-f16".into(),
+            adapter: self.info().name.clone(),
+        })
+    }
     pub(crate) fn poisons_outputs(&self) -> bool {
         self.inner.poison
     }

@@ -239,13 +239,7 @@ impl Inference {
             .map(|v| map[v.0].expect("kept values survive fusion"))
             .collect();
         let (graph, outputs) = if opts.f16 {
-            if !gpu.info().has_f16() {
-                return Err(Error::Feature {
-                    what: "f16 activation storage".into(),
-                    feature: "shader-f16".into(),
-                    adapter: gpu.info().name.clone(),
-                });
-            }
+            gpu.require_f16("f16 activation storage")?;
             precision::half_activations(&graph, &outputs)
         } else {
             (graph, outputs)

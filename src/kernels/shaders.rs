@@ -70,12 +70,10 @@ pub fn has_f16_variant(shader: &Shader) -> bool {
 pub fn variant(gpu: &Gpu, shader: &'static Shader, storage: DType) -> Result<&'static Shader> {
     match storage {
         DType::F32 => Ok(shader),
-        DType::F16 if !gpu.info().has_f16() => Err(Error::Feature {
-            what: format!("kernel {} on f16 activations", shader.name),
-            feature: "shader-f16".into(),
-            adapter: gpu.info().name.clone(),
-        }),
-        DType::F16 => f16_variant(shader),
+        DType::F16 => {
+            gpu.require_f16(&format!("kernel {} on f16 activations", shader.name))?;
+            f16_variant(shader)
+        }
         DType::I32 => Err(Error::arg(
             shader.name,
             "storage",
