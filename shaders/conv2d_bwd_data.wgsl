@@ -24,6 +24,11 @@ override RY: u32 = 0u;
 override RX: u32 = 0u;
 // loop order: taps outside and output channels inside (many channels per group), or the reverse
 override TAPS_OUTER: bool = true;
+// the taps that pair some output pixel with a pixel inside the image (as in conv2d_fwd)
+override KY0: u32 = 0u;
+override KY1: u32 = KH;
+override KX0: u32 = 0u;
+override KX1: u32 = KW;
 
 const PX: u32 = 4u;
 
@@ -81,11 +86,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         // Taps outside, output channels inside: a pixel's dy offset for a tap is the same in
         // every output channel, so the index arithmetic and bounds checks run once per tap and
         // the inner loop is loads and multiply-adds only.
-        for (var ky = 0u; ky < KH; ky++) {
+        for (var ky = KY0; ky < KY1; ky++) {
             if ((ky * DH) % SH != RY) {
                 continue;  // this tap never lands on this phase (removed at specialisation)
             }
-            for (var kx = 0u; kx < KW; kx++) {
+            for (var kx = KX0; kx < KX1; kx++) {
                 if ((kx * DW) % SW != RX) {
                     continue;
                 }
@@ -118,7 +123,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         for (var oc = 0u; oc < cout_g; oc++) {
             let dc = oc * oplane;
             let wc = ((g * cout_g + oc) * cin_g + ic0) * taps;
-            for (var ky = 0u; ky < KH; ky++) {
+            for (var ky = KY0; ky < KY1; ky++) {
                 if ((ky * DH) % SH != RY) {
                     continue;
                 }
@@ -129,7 +134,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                     let hit = ok[j] && ty >= 0 && oy < i32(p.oh);
                     row[j] = select(-1, i32(db[j] + dc) + oy * i32(p.ow), hit);
                 }
-                for (var kx = 0u; kx < KW; kx++) {
+                for (var kx = KX0; kx < KX1; kx++) {
                     if ((kx * DW) % SW != RX) {
                         continue;
                     }

@@ -27,6 +27,12 @@ override WG: u32 = 64u;
 override OCB: u32 = 8u;
 // loop order: taps outside and input channels inside (many channels per group), or the reverse
 override TAPS_OUTER: bool = true;
+// the taps some output pixel reaches inside the image: [KY0, KY1) x [KX0, KX1); the others
+// read only padding (a 3x3 conv on a 1x1 map uses its centre tap alone)
+override KY0: u32 = 0u;
+override KY1: u32 = KH;
+override KX0: u32 = 0u;
+override KX1: u32 = KW;
 
 const PX: u32 = 4u;  // output pixels per invocation (the register tile's columns)
 
@@ -80,8 +86,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         // Taps outside, input channels inside: a pixel's window offset for a tap is the same
         // in every input channel, so the index arithmetic and bounds checks run once per tap
         // and the inner loop is loads and multiply-adds only.
-        for (var ky = 0u; ky < KH; ky++) {
-            for (var kx = 0u; kx < KW; kx++) {
+        for (var ky = KY0; ky < KY1; ky++) {
+            for (var kx = KX0; kx < KX1; kx++) {
                 var off: array<u32, PX>;  // offset of (n, first channel of group g, iy, ix) in x
                 var inside: array<bool, PX>;
                 for (var j = 0u; j < PX; j++) {
@@ -111,13 +117,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         for (var ic = 0u; ic < cin_g; ic++) {
             let xc = ic * plane_in;
             let wc = (oc0 * cin_g + ic) * taps;
-            for (var ky = 0u; ky < KH; ky++) {
+            for (var ky = KY0; ky < KY1; ky++) {
                 var row: array<i32, PX>;   // -1 where the row is outside the image
                 for (var j = 0u; j < PX; j++) {
                     let iy = iy0[j] + i32(ky * DH);
                     row[j] = select(-1, i32(xb[j] + xc) + iy * i32(p.w), ok[j] && iy >= 0 && iy < i32(p.h));
                 }
-                for (var kx = 0u; kx < KW; kx++) {
+                for (var kx = KX0; kx < KX1; kx++) {
                     var xv: vec4f;
                     for (var j = 0u; j < PX; j++) {
                         let ix = ix0[j] + i32(kx * DW);

@@ -282,36 +282,50 @@ impl ConvBench {
     }
 }
 
-/// A model benchmark of shared/bench-suite.md, "Models".
-#[derive(Clone, Copy, Debug)]
+/// A model benchmark: one of shared/bench-suite.md's "Models" or any zoo model on request.
+#[derive(Clone, Debug)]
 pub struct ModelBench {
-    pub name: &'static str,
-    pub model: &'static str,
+    pub name: String,
+    pub model: String,
     pub train: bool,
+    /// Classes of the model's head (1000 in the suite).
+    pub classes: usize,
 }
 
-pub const MODEL_SUITE: [ModelBench; 4] = [
-    ModelBench {
-        name: "resnet18_infer",
-        model: "resnet18",
-        train: false,
-    },
-    ModelBench {
-        name: "resnet50_infer",
-        model: "resnet50",
-        train: false,
-    },
-    ModelBench {
-        name: "mobilenetv2_infer",
-        model: "mobilenet_v2",
-        train: false,
-    },
-    ModelBench {
-        name: "resnet18_train",
-        model: "resnet18",
-        train: true,
-    },
-];
+impl ModelBench {
+    fn new(name: &str, model: &str, train: bool) -> ModelBench {
+        ModelBench {
+            name: name.into(),
+            model: model.into(),
+            train,
+            classes: 1000,
+        }
+    }
+
+    /// The suite of shared/bench-suite.md: ResNet-18, ResNet-50 and MobileNetV2 inference and a
+    /// ResNet-18 training step.
+    pub fn suite() -> Vec<ModelBench> {
+        vec![
+            ModelBench::new("resnet18_infer", "resnet18", false),
+            ModelBench::new("resnet50_infer", "resnet50", false),
+            ModelBench::new("mobilenetv2_infer", "mobilenet_v2", false),
+            ModelBench::new("resnet18_train", "resnet18", true),
+        ]
+    }
+
+    /// Inference and a training step of any zoo model (`nn::by_name`) with `classes` classes.
+    pub fn model(model: &str, classes: usize) -> Vec<ModelBench> {
+        [false, true]
+            .into_iter()
+            .map(|train| ModelBench {
+                name: format!("{model}_{}", if train { "train" } else { "infer" }),
+                model: model.into(),
+                train,
+                classes,
+            })
+            .collect()
+    }
+}
 
 /// What one model benchmark measured.
 #[derive(Clone, Debug)]
@@ -335,7 +349,7 @@ pub struct ModelRun {
     pub profile: bool,
 }
 
-/// Compile and time one model (ImageNet-sized: 1000 classes, 3 channels) at `shape`, eval-mode
+/// Compile and time one model at `shape` (N, C, H, W) with `b.classes` classes, eval-mode
 /// inference or one SGD-momentum training step, with or without fusion.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) -> Result<ModelResult> {
@@ -349,7 +363,7 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
     use crate::exec::{CompileOptions, Inference, ParamStore, TrainStep};
     use crate::nn::{by_name, Net};
     use crate::train::Optimizer;
-    let m = by_name(b.model, 1000, shape[1])?;
+    let m = by_name(&b.model, b.classes, shape[1])?;
     let mut net = Net::new(b.train);
     let x = net.graph.input("x", shape);
     let logits = m.forward(&mut net, x)?;
@@ -365,7 +379,7 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
     let (timing, stats, profile) = if b.train {
         let y = net.graph.labels("labels", shape[0]);
         let loss = net.graph.cross_entropy(logits, y, 0.0)?;
-        let labels: Vec<i32> = (0..shape[0]).map(|i| (i % 1000) as i32).collect();
+        let labels: Vec<i32> = (0..shape[0]).map(|i| (i % b.classes) as i32).collect();
         let opt = Optimizer::Sgd {
             lr: 0.01,
             momentum: 0.9,

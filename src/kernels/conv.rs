@@ -29,6 +29,34 @@ fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
     ]
 }
 
+/// The taps [lo, hi) of one axis that some output position reaches inside the input; the
+/// taps outside read only padding for every output (a 3x3 conv with padding 1 on a 1x1 map
+/// uses only its centre tap), so the kernels skip them (override constants KY0..KX1).
+fn live_taps(k: usize, stride: usize, pad: usize, dil: usize, input: usize, output: usize) -> (usize, usize) {
+    let live = |t: usize| (0..output).any(|o| (o * stride + t * dil).checked_sub(pad).is_some_and(|i| i < input));
+    match ((0..k).find(|&t| live(t)), (0..k).rev().find(|&t| live(t))) {
+        (Some(lo), Some(hi)) => (lo, hi + 1),
+        _ => (0, 0),
+    }
+}
+
+/// Output pixels per invocation of conv2d_fwd and conv2d_bwd_data (their PX). Fixed: fewer per
+/// invocation for small maps (fewer idle lanes) measured slower on lavapipe, 2x for r18_l4 at
+/// batch 8 (each uniform weight load then feeds fewer multiply-adds).
+pub const FWD_PIXELS: usize = 4;
+
+fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
+    let a = &g.args;
+    let (y0, y1) = live_taps(g.kh, a.stride, a.padding, a.dilation, g.h, g.oh);
+    let (x0, x1) = live_taps(g.kw, a.stride, a.padding, a.dilation, g.w, g.ow);
+    [
+        ("KY0", y0 as f64),
+        ("KY1", y1 as f64),
+        ("KX0", x0 as f64),
+        ("KX1", x1 as f64),
+    ]
+}
+
 /// Register-tile configuration of the implicit-GEMM forward kernel: output channels per
 /// invocation (rows, uniform over a workgroup, 1..=8) and invocations per workgroup; each
 /// invocation also covers `FWD_PIXELS` output pixels.
@@ -37,9 +65,6 @@ pub struct ConvTile {
     pub ocb: usize,
     pub wg: usize,
 }
-
-/// Output pixels per invocation of conv2d_fwd (its PX).
-pub const FWD_PIXELS: usize = 4;
 
 impl ConvTile {
     /// The default for a tile whose rows are channels of a group with `rows` channels: as many
@@ -114,11 +139,22 @@ pub fn forward(
     Ok(ds.remove(0))
 }
 
-/// A 1x1 conv that is exactly a GEMM per image with vec4-aligned rows: one group, stride 1, no
-/// padding, H*W a multiple of 4.
+/// A 1x1 conv that runs as a GEMM per image (gemm_rows): one group, stride 1, no padding, H*W a
+/// multiple of 4 and large enough to fill its workgroups (7/8 of the lanes busy). gemm_rows
+/// tiles each image's pixels alone, so a small map (the 2x2 of a ResNet's last stages on a
+/// 28x28 input: one busy lane of 64) goes to the implicit-GEMM kernel, which tiles the pixels
+/// of the whole batch.
 pub fn is_pointwise_gemm(g: &Conv2dGeom) -> bool {
     let a = &g.args;
-    g.kh == 1 && g.kw == 1 && a.groups == 1 && a.stride == 1 && a.padding == 0 && (g.h * g.w).is_multiple_of(4)
+    let plane = g.h * g.w;
+    let lanes = (plane / 4).div_ceil(super::linear::ROWS_WG) * super::linear::ROWS_WG;
+    g.kh == 1
+        && g.kw == 1
+        && a.groups == 1
+        && a.stride == 1
+        && a.padding == 0
+        && plane.is_multiple_of(4)
+        && plane / 4 * 8 >= lanes * 7
 }
 
 /// The tile for `kernel` on shape `g`: the first candidate (the deterministic default) unless
@@ -198,6 +234,7 @@ pub fn forward_tiled(
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
     constants.push(("TAPS_OUTER", f64::from(u8::from(taps_outer(g.cin / g.args.groups)))));
+    constants.extend(tap_window_constants(g));
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD, storage)?, &constants)?;
     let groups = g.args.groups;
     let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
@@ -308,6 +345,7 @@ pub fn backward_data_tiled(
             constants.push(("RY", ry as f64));
             constants.push(("RX", rx as f64));
             constants.push(("TAPS_OUTER", f64::from(u8::from(taps_outer(g.cout / groups)))));
+            constants.extend(tap_window_constants(g));
             let pipeline = gpu.pipeline(&CONV2D_BWD_DATA, &constants)?;
             let pixels = g.n * rows * cols;
             let mut grid = grid_1d(groups_for("conv2d input pixels", pixels, tile.wg * FWD_PIXELS)?);
@@ -431,4 +469,20 @@ pub fn backward_weight_direct(
     let work = blocks * (g.cin / groups) * g.kh * g.kw;
     let grid = grid_1d(groups_for("conv2d weight grad", work, WG)?);
     Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, x, dw], grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::live_taps;
+
+    #[test]
+    fn live_taps_are_the_taps_some_output_reads_inside_the_input() {
+        // (k, stride, pad, dilation, input, output) -> [lo, hi)
+        assert_eq!(live_taps(3, 1, 1, 1, 1, 1), (1, 2)); // 3x3 on a 1x1 map: the centre
+        assert_eq!(live_taps(3, 2, 1, 1, 2, 1), (1, 3)); // stride 2 onto 1x1
+        assert_eq!(live_taps(5, 1, 2, 1, 2, 2), (1, 4));
+        assert_eq!(live_taps(3, 1, 1, 1, 7, 7), (0, 3)); // every tap on a larger map
+        assert_eq!(live_taps(3, 1, 2, 2, 1, 1), (1, 2)); // dilated
+        assert_eq!(live_taps(1, 2, 1, 1, 1, 2), (0, 0)); // only padding
+    }
 }

@@ -65,7 +65,7 @@ pub struct RowsGeom {
 }
 
 /// Invocations per workgroup and rows per invocation of gemm_rows.
-const ROWS_WG: usize = 64;
+pub(crate) const ROWS_WG: usize = 64;
 const ROWS_RB: usize = 8;
 
 /// The row-tiled GEMM (uniform A loads, vec4 B loads), with the conv epilogue: plus bias per

@@ -318,11 +318,21 @@ fn conv2d_every_tile_configuration() {
         (1, 7, 11, 7, 3, 2, 1, 1, 7),
         (3, 10, 7, 17, 1, 1, 0, 1, 1),
         (1, 3, 13, 8, 5, 3, 2, 1, 1),
-        (2, 9, 8, 12, 1, 1, 0, 1, 1), // 1x1 with H*W % 4 == 0: the gemm_rows path of conv::forward
+        (2, 9, 16, 12, 1, 1, 0, 1, 1), // 1x1 on a map that fills gemm_rows: its path in conv::forward
         // stride phases that no tap reaches (1x1 stride 2), with no pixels (1x1 input), dilated
         (2, 4, 7, 5, 1, 2, 0, 1, 1),
         (1, 4, 1, 6, 1, 2, 0, 1, 1),
         (1, 6, 9, 4, 3, 2, 2, 2, 1),
+        // more pixels than one workgroup covers
+        (4, 6, 16, 10, 3, 1, 1, 1, 1),
+        // small maps, where taps read only padding: 1x1 (the centre tap alone), stride 2 onto
+        // 1x1 (4 taps), a 5x5 on 2x2 (taps 1..4), and a conv whose every tap reads padding
+        (8, 16, 1, 12, 3, 1, 1, 1, 1),
+        (5, 9, 2, 7, 3, 2, 1, 1, 1),
+        (3, 5, 2, 6, 5, 1, 2, 1, 1),
+        (2, 3, 1, 4, 1, 2, 1, 1, 1),
+        // a 1x1 conv on maps too small for gemm_rows (the implicit-GEMM kernel instead)
+        (16, 8, 2, 12, 1, 1, 0, 1, 1),
     ];
     for (n, cin, hw, cout, k, stride, pad, dil, groups) in shapes {
         let xs = [n, cin, hw, hw];

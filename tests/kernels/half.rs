@@ -84,11 +84,12 @@ fn conv2d_f16_matches_reference() {
     let g = gpu();
     let mut rng = Rng::new(32);
     // (x shape, cout, k, stride, pad, dilation, groups): 3x3, strided, 1x1 (the GEMM path),
-    // strided 1x1, depthwise, dilated, grouped, odd sizes
+    // 1x1 on a small map (implicit GEMM), strided 1x1, depthwise, dilated, grouped, odd sizes
     let cases = [
         ([2, 32, 9, 11], 16, 3, 1, 1, 1, 1),
         ([1, 8, 15, 13], 12, 3, 2, 1, 1, 1),
-        ([2, 24, 8, 6], 20, 1, 1, 0, 1, 1),
+        ([2, 24, 16, 16], 20, 1, 1, 0, 1, 1),
+        ([4, 24, 2, 2], 20, 1, 1, 0, 1, 1),
         ([1, 16, 7, 7], 8, 1, 2, 0, 1, 1),
         ([2, 12, 10, 9], 12, 3, 1, 1, 1, 12),
         ([1, 6, 12, 12], 5, 3, 1, 2, 2, 1),

@@ -4,7 +4,7 @@
 
 use clap::{Args, ValueEnum};
 use convoy::bench::{
-    copy_bandwidth, gemm_ceiling, run_model, time_gpu, ConvBench, ModelRun, CONV_SUITE, MODEL_SUITE, SUITE_BATCH,
+    copy_bandwidth, gemm_ceiling, run_model, time_gpu, ConvBench, ModelBench, ModelRun, CONV_SUITE, SUITE_BATCH,
 };
 use convoy::Gpu;
 
@@ -48,6 +48,16 @@ pub struct BenchArgs {
     /// Models: input height and width.
     #[arg(long, default_value_t = 224)]
     size: usize,
+    /// Models: time this zoo model (inference and a training step) instead of the suite, e.g.
+    /// `--model xresnet18 --channels 1 --classes 10 --size 28 --batch 64` for Fashion-MNIST.
+    #[arg(long)]
+    model: Option<String>,
+    /// Models: input channels.
+    #[arg(long, default_value_t = 3)]
+    channels: usize,
+    /// Models: classes of the head.
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
     /// Gemm (and the conv suite's ceiling): matrix size.
     #[arg(long, default_value_t = 1024)]
     gemm_size: usize,
@@ -177,7 +187,11 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
         Fusion::Off => &[false],
         Fusion::Both => &[false, true],
     };
-    let shape = [a.batch, 3, a.size, a.size];
+    let shape = [a.batch, a.channels, a.size, a.size];
+    let benches = match &a.model {
+        Some(m) => ModelBench::model(m, a.classes),
+        None => ModelBench::suite(),
+    };
     let mut items = Vec::new();
     if !a.json {
         println!(
@@ -194,7 +208,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             "img/s"
         );
     }
-    for b in MODEL_SUITE
+    for b in benches
         .iter()
         .filter(|b| a.filter.as_deref().is_none_or(|f| b.name.contains(f)))
     {
