@@ -6,6 +6,9 @@
 // lane gathers the x value under each of its 4 columns, feeding OCB multiply-adds per gather.
 // Each chunk writes its partial sums to its own slice of `part`; split_k_reduce adds the slices
 // (with one chunk, `part` is dw itself).
+// Only the taps some output pixel reaches inside the image ([KY0, KY1) x [KX0, KX1)) are
+// columns of the GEMM; the others read only padding, so their gradient is zero: the
+// workgroups of the first column block write those zeros.
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -18,6 +21,10 @@ override DW: u32 = 1u;
 override WG: u32 = 64u;
 // output channels per invocation, 1..=8
 override OCB: u32 = 8u;
+override KY0: u32 = 0u;
+override KY1: u32 = KH;
+override KX0: u32 = 0u;
+override KX1: u32 = KW;
 
 const KC: u32 = 4u;  // weight columns per invocation
 
@@ -38,6 +45,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let cin_g = p.cin / p.groups;
     let taps = KH * KW;
     let cols = cin_g * taps;
+    // the live taps: a window of WKH x WKW; a GEMM column is (ic, tap of the window)
+    // (divisors at least 1: a conv whose every tap reads padding has an empty window)
+    let wkw = max(KX1 - KX0, 1u);
+    let wtaps = max((KY1 - KY0) * (KX1 - KX0), 1u);
+    let wcols = cin_g * (KY1 - KY0) * (KX1 - KX0);
     let blocks_g = (cout_g + OCB - 1u) / OCB;
     let g = wid.z / blocks_g;
     let oc0 = g * cout_g + (wid.z % blocks_g) * OCB;
@@ -45,21 +57,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let hw = p.h * p.w;
     let oplane = p.oh * p.ow;
 
-    // this invocation's columns: offset of the tap within (n, group g) of x, and its shift
+    // this invocation's columns: offset of the tap within (n, group g) of x, its shift, and
+    // its column in dw
     var xoff: array<i32, KC>;
     var sy: array<i32, KC>;
     var sx: array<i32, KC>;
     var ok: array<bool, KC>;
+    var col: array<u32, KC>;
     let col0 = wid.x * WG * KC + lid;
     for (var j = 0u; j < KC; j++) {
-        let c = min(col0 + j * WG, cols - 1u);
-        ok[j] = col0 + j * WG < cols;
-        let ic = c / taps;
-        let ky = (c % taps) / KW;
-        let kx = c % KW;
+        let c = min(col0 + j * WG, max(wcols, 1u) - 1u);
+        ok[j] = col0 + j * WG < wcols;
+        let ic = c / wtaps;
+        let ky = KY0 + (c % wtaps) / wkw;
+        let kx = KX0 + c % wkw;
         sy[j] = i32(ky * DH);
         sx[j] = i32(kx * DW);
         xoff[j] = i32(ic * hw) + sy[j] * i32(p.w) + sx[j];
+        col[j] = ic * taps + ky * KW + kx;
     }
 
     let total = p.n * oplane;
@@ -104,7 +119,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
             continue;
         }
         for (var o = 0u; o < noc; o++) {
-            part[base + (oc0 + o) * cols + col0 + j * WG] = acc[o][j];
+            part[base + (oc0 + o) * cols + col[j]] = acc[o][j];
+        }
+    }
+    // the dead taps' zeros, by the first column block (a loop with no trip elsewhere, so the
+    // other workgroups skip it; none at all when every tap is live)
+    let dead_rows = select(0u, noc, wid.x == 0u && wcols < cols);
+    for (var o = 0u; o < dead_rows; o++) {
+        for (var c = lid; c < cols; c += WG) {
+            let ky = (c % taps) / KW;
+            let kx = c % KW;
+            if (ky < KY0 || ky >= KY1 || kx < KX0 || kx >= KX1) {
+                part[base + (oc0 + o) * cols + c] = 0.0;
+            }
         }
     }
 }

@@ -40,6 +40,14 @@ fn live_taps(k: usize, stride: usize, pad: usize, dil: usize, input: usize, outp
     }
 }
 
+/// Columns of the weight-gradient GEMM: the input channels of a group times the live taps.
+fn live_columns(g: &Conv2dGeom) -> usize {
+    let a = &g.args;
+    let (y0, y1) = live_taps(g.kh, a.stride, a.padding, a.dilation, g.h, g.oh);
+    let (x0, x1) = live_taps(g.kw, a.stride, a.padding, a.dilation, g.w, g.ow);
+    (g.cin / a.groups) * (y1 - y0) * (x1 - x0)
+}
+
 /// Output pixels per invocation of conv2d_fwd and conv2d_bwd_data (their PX). Fixed: fewer per
 /// invocation for small maps (fewer idle lanes) measured slower on lavapipe, 2x for r18_l4 at
 /// batch 8 (each uniform weight load then feeds fewer multiply-adds).
@@ -380,8 +388,11 @@ pub fn backward_weight(
     if cols < NARROW_COLUMNS {
         return Ok(vec![backward_weight_direct(gpu, g, dy, x, dw)?]);
     }
-    // workgroups no wider than the columns they cover
-    let wg = cols.div_ceil(BWD_WEIGHT_COLUMNS).next_power_of_two().clamp(16, WG);
+    // workgroups no wider than the (live) columns they cover
+    let wg = live_columns(g)
+        .div_ceil(BWD_WEIGHT_COLUMNS)
+        .next_power_of_two()
+        .clamp(16, WG);
     let default = ConvTile {
         wg,
         ..ConvTile::default_for(g.cout / g.args.groups)
@@ -412,7 +423,7 @@ pub fn backward_weight_tiled(
     tile.check()?;
     let groups = g.args.groups;
     let cols = (g.cin / groups) * g.kh * g.kw;
-    let col_blocks = cols.div_ceil(tile.wg * BWD_WEIGHT_COLUMNS);
+    let col_blocks = live_columns(g).div_ceil(tile.wg * BWD_WEIGHT_COLUMNS).max(1);
     let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
     let pixels = g.n * g.oh * g.ow;
     let chunk = chunk.unwrap_or_else(|| {
@@ -426,6 +437,7 @@ pub fn backward_weight_tiled(
     let mut constants = geometry_constants(g);
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
+    constants.extend(tap_window_constants(g));
     let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT, &constants)?;
     let mut params = sizes(g)?.to_vec();
     params.push(u32_of("conv2d weight-gradient chunk", chunk)?);
