@@ -7,6 +7,9 @@
 // The im2col matrix is never stored: each invocation decodes its 4 pixels once and gathers the
 // window straight from x, zero outside the padding.
 // Epilogue (fusion): + bias, + residual (the skip connection), then ReLU (ACT 1) or ReLU6 (2).
+// Training fusion (STATS): each workgroup also writes the per-channel (mean, M2) of the values it
+// stored, for the batch norm that follows; batch_norm_merge combines the blocks, so no pass reads
+// y again for the batch statistics.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
@@ -33,6 +36,8 @@ override KY0: u32 = 0u;
 override KY1: u32 = KH;
 override KX0: u32 = 0u;
 override KX1: u32 = KW;
+// write the block statistics (needs WG a power of two, WG * OCB <= 2048)
+override STATS: bool = false;
 
 const PX: u32 = 4u;  // output pixels per invocation (the register tile's columns)
 
@@ -47,6 +52,11 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
 @group(0) @binding(4) var<storage, read> res: array<T>;         // like y, unread without HAS_RESIDUAL
 @group(0) @binding(5) var<storage, read_write> y: array<T>;     // (N, Cout, OH, OW)
+// (blocks of WG*4 pixels, Cout, 2): each block's channel mean and sum of squared deviations
+// from it; unwritten without STATS
+@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+
+var<workgroup> red: array<f32, 2048>;  // STATS: OCB x WG partial sums
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -160,6 +170,55 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 v = clamp(v, 0.0, 6.0);
             }
             y[out0 + o * plane] = T(v);
+            acc[o][j] = v;
         }
+    }
+
+    if (STATS) {
+        // Two workgroup reductions per channel: the sum, then the squared deviations from the
+        // block's own mean (as stable as a two-pass variance over the block).
+        let block = wid.x + wid.y * nwg.x;
+        let start = block * WG * PX;  // past total in the spare workgroups of a 2D grid
+        let count = f32(min(WG * PX, max(total, start) - start));
+        for (var o = 0u; o < OCB; o++) {
+            var sum = 0.0;
+            for (var j = 0u; j < PX; j++) {
+                sum += select(0.0, acc[o][j], ok[j]);
+            }
+            red[o * WG + lid] = sum;
+        }
+        reduce_block(lid);
+        var mean: array<f32, 8>;
+        for (var o = 0u; o < OCB; o++) {
+            mean[o] = red[o * WG] / count;
+        }
+        workgroupBarrier();
+        for (var o = 0u; o < OCB; o++) {
+            var m2 = 0.0;
+            for (var j = 0u; j < PX; j++) {
+                let d = acc[o][j] - mean[o];
+                m2 += select(0.0, d * d, ok[j]);
+            }
+            red[o * WG + lid] = m2;
+        }
+        reduce_block(lid);
+        if (lid < noc && start < total) {
+            let at = (block * p.cout + oc0 + lid) * 2u;
+            partials[at] = mean[lid];
+            partials[at + 1u] = red[lid * WG];
+        }
+    }
+}
+
+// Sums red[o * WG ..][0..WG] into red[o * WG] for every row o (WG a power of two).
+fn reduce_block(lid: u32) {
+    workgroupBarrier();
+    for (var step = WG / 2u; step > 0u; step = step / 2u) {
+        if (lid < step) {
+            for (var o = 0u; o < OCB; o++) {
+                red[o * WG + lid] += red[o * WG + lid + step];
+            }
+        }
+        workgroupBarrier();
     }
 }

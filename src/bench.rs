@@ -244,7 +244,7 @@ impl ConvBench {
         let dx = Tensor::zeros(gpu, xs)?;
         let dw = Tensor::zeros(gpu, ws)?;
         let (xb, wb, yb) = (x.buffer(), w.buffer(), y.buffer());
-        let forward = kernels::conv::forward(gpu, &geom, Default::default(), DType::F32, xb, wb, None, None, yb)?;
+        let forward = kernels::conv::forward(gpu, &geom, Default::default(), DType::F32, xb, wb, None, None, yb, None)?;
         let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?;
         let backward_data_len = backward.len();
         backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer())?);
@@ -264,6 +264,7 @@ impl ConvBench {
                 None,
                 None,
                 yh.buffer(),
+                None,
             )?;
             tensors.extend([xh, yh]);
             Some(d)

@@ -172,10 +172,18 @@ fn killing_a_run_never_corrupts_its_checkpoint() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        let ckpt = out.join("checkpoint.safetensors");
+        if k == 0 {
+            // the first run lives until its first checkpoint (however loaded the machine is);
+            // the later ones die at staggered times, some of them mid-write
+            let start = std::time::Instant::now();
+            while !ckpt.exists() && start.elapsed().as_secs() < 300 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
         std::thread::sleep(std::time::Duration::from_millis(1500 + 137 * k));
         child.kill().unwrap();
         child.wait().unwrap();
-        let ckpt = out.join("checkpoint.safetensors");
         if ckpt.exists() {
             let (_, info) = convoy::train::load_checkpoint(gpu, &ckpt)
                 .unwrap_or_else(|e| panic!("kill {k}: the checkpoint is corrupt: {e}"));

@@ -18,6 +18,15 @@ use convoy::{CompileOptions, Inference, ParamStore, Tensor, TrainStep};
 /// ~1e-6 of the output's magnitude. 2e-5 leaves room and would still catch a wrong fold.
 const FUSED_TOL: f64 = 2e-5;
 
+/// Training: the conv-written batch statistics are the two-pass statistics up to rounding
+/// (tests/kernels/norm.rs checks them against f64), but a random-init network amplifies
+/// rounding in its statistics: on the MobileNetV2 case a 1-ulp change of every batch variance
+/// moves the weights after one SGD step by up to 5.6e-3 and the next loss by 4.5e-4 (measured).
+/// The fused step's weights after one step measured within 3.7e-5; 1e-4 leaves room, and a
+/// wrong rewrite (another tensor's statistics, a block missed) moves them by O(1). The losses:
+/// the first (a forward) within 1e-5, the second (after an update) within 1e-3.
+const TRAIN_FUSED_TOL: f64 = 1e-4;
+
 fn build(model: &str, shape: [usize; 4], training: bool) -> (Net, ValueId, ValueId) {
     let m = by_name(model, 7, shape[1]).unwrap();
     let mut net = Net::new(training);
@@ -136,6 +145,7 @@ fn training_case(model: &str, shape: [usize; 4], seed: u64) {
         nesterov: false,
     };
     let mut results = Vec::new();
+    let mut stats_from_convs = 0;
     for fusion in [false, true] {
         let mut s = store(&net, seed);
         let opts = CompileOptions {
@@ -154,30 +164,39 @@ fn training_case(model: &str, shape: [usize; 4], seed: u64) {
             opts,
         )
         .unwrap();
+        if fusion {
+            // every batch norm here follows a conv: each takes its statistics from the conv
+            let g = &step.plan.graph;
+            let bns = count(g, |op| matches!(op, Op::BatchNorm { training: true, .. }));
+            stats_from_convs = count(g, |op| matches!(op, Op::BatchNorm { partials: true, .. }));
+            assert_eq!(stats_from_convs, bns, "{model}: batch norms with conv statistics");
+            assert_eq!(count(g, |op| matches!(op, Op::Conv2d { stats: true, .. })), bns);
+        }
         let l1 = step.step_read(&x, &y).unwrap()[0][0];
-        let l2 = step.step_read(&x, &y).unwrap()[0][0];
         let weights: Vec<(String, Vec<f32>)> = s
             .iter()
             .filter(|(n, _)| !n.contains("momentum"))
             .map(|(n, t)| (n.clone(), t.to_vec().unwrap()))
             .collect();
+        let l2 = step.step_read(&x, &y).unwrap()[0][0];
         results.push((l1, l2, weights, step.plan.stats.clone()));
     }
     let (a, b) = (&results[0], &results[1]);
     assert!(
-        (a.0 - b.0).abs() <= 1e-5 * a.0.abs() && (a.1 - b.1).abs() <= 1e-4 * a.1.abs(),
+        (a.0 - b.0).abs() <= 1e-5 * a.0.abs() && (a.1 - b.1).abs() <= 1e-3 * a.1.abs(),
         "{model}: losses {a:?} vs {b:?}",
         a = (a.0, a.1),
         b = (b.0, b.1)
     );
     for ((name, wa), (_, wb)) in a.2.iter().zip(&b.2) {
         assert_close(
-            &format!("{model} {name} after 2 fused training steps"),
+            &format!("{model} {name} after a fused training step"),
             wb,
             &to_f64(wa),
-            FUSED_TOL,
+            TRAIN_FUSED_TOL,
         );
     }
+    assert!(stats_from_convs > 0);
     // fewer dispatches and fewer activation bytes written (no separate relu output, no
     // masked-gradient tensor); the planned peak is set by the backward pass and stays level
     let (f, u) = (&b.3, &a.3);
@@ -206,16 +225,19 @@ fn mobilenet_inference_fusion_matches_unfused() {
     inference_case("mobilenet_v2", [2, 3, rng.int(32, 48), rng.int(32, 48)], 3);
 }
 
+// A batch norm over very few values (2 images of 1x1 maps: 2 per channel) turns rounding in its
+// statistics chaotic (measured 1e-4 in the loss from one batch norm), so the training cases
+// give every batch norm at least 16 values per channel: 4 images of 64 pixels or more.
 #[test]
 fn resnet_training_fusion_matches_unfused() {
     let mut rng = Rng::new(3);
-    training_case("resnet18", [2, 3, rng.int(32, 48), rng.int(32, 48)], 4);
+    training_case("resnet18", [4, 3, rng.int(64, 80), rng.int(64, 80)], 4);
 }
 
 #[test]
 fn mobilenet_training_fusion_matches_unfused() {
     let mut rng = Rng::new(4);
-    training_case("mobilenet_v2", [2, 3, rng.int(32, 40), rng.int(32, 40)], 6);
+    training_case("mobilenet_v2", [4, 3, rng.int(64, 72), rng.int(64, 72)], 6);
 }
 
 #[test]

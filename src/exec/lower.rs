@@ -31,10 +31,11 @@ pub fn lower(
     // how the node's activations are stored (f32, or f16 after `passes::precision`)
     let storage = n.outputs.first().map_or(DType::F32, |&v| g.value(v).dtype);
     let d = match &n.op {
-        Op::Conv2d { args, bias, epi } => {
+        Op::Conv2d { args, bias, epi, stats } => {
             let geom = Conv2dGeom::new(ishape(0), ishape(1), *args)?;
             let b = bias.then(|| i(2));
             let r = epi.residual.then(|| i(2 + usize::from(*bias)));
+            let partials = stats.then(|| o(1));
             vec![kernels::conv::forward(
                 gpu,
                 &geom,
@@ -45,6 +46,7 @@ pub fn lower(
                 b.as_ref(),
                 r.as_ref(),
                 &o(0),
+                partials.as_ref(),
             )?]
         }
         Op::BatchNorm {
@@ -52,6 +54,7 @@ pub fn lower(
             momentum,
             eps,
             epi,
+            ..
         } => {
             let dims = ncs(ishape(0).dims());
             let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
@@ -289,7 +292,22 @@ fn batch_norm_train(
     let dims = ncs(g.shape(n.inputs[0]).dims());
     let (mean, var) = (buf(n.outputs[1].0), buf(n.outputs[2].0));
     let r = epi.residual.then(|| i(5));
-    let stats = kernels::norm::stats(gpu, dims, momentum, update_running, &i(0), &mean, &var, &i(3), &i(4))?;
+    let stats = if matches!(n.op, Op::BatchNorm { partials: true, .. }) {
+        let partials = i(n.inputs.len() - 1);
+        kernels::norm::merge_stats(
+            gpu,
+            dims,
+            momentum,
+            update_running,
+            &partials,
+            &mean,
+            &var,
+            &i(3),
+            &i(4),
+        )?
+    } else {
+        kernels::norm::stats(gpu, dims, momentum, update_running, &i(0), &mean, &var, &i(3), &i(4))?
+    };
     let apply = kernels::norm::apply(
         gpu,
         dims,
@@ -372,6 +390,7 @@ pub fn lower_sync_bn(
             momentum,
             eps,
             epi,
+            ..
         } => {
             let [stats, apply] = batch_norm_train(gpu, g, n, buf, *momentum, *eps, *epi, false)?;
             let (mean, var, rm, rv) = (o(1), o(2), i(3), i(4));

@@ -51,6 +51,7 @@ impl Graph {
                 args,
                 bias: bias.is_some(),
                 epi: Default::default(),
+                stats: false,
             },
             inputs,
             g.out_shape(),
@@ -82,6 +83,7 @@ impl Graph {
             momentum,
             eps,
             epi: Default::default(),
+            partials: false,
         };
         let shape = self.shape(x).clone();
         let mut outs = vec![(shape, DType::F32)];

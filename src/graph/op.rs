@@ -41,20 +41,27 @@ impl Epilogue {
 pub enum Op {
     // ---- forward ----
     /// [x (N,Cin,H,W), w (Cout,Cin/g,KH,KW), bias (Cout) if `bias`, residual (like y) if
-    /// `epi.residual`] -> [y (N,Cout,OH,OW)]. A non-empty epilogue comes only from fusion.
+    /// `epi.residual`] -> [y (N,Cout,OH,OW), block statistics of y if `stats`]. A non-empty
+    /// epilogue and `stats` come only from fusion; the statistics ((blocks, Cout, 2), see
+    /// `kernels::conv::STATS_BLOCK`) feed the training batch norm of y.
     Conv2d {
         args: Conv2dArgs,
         bias: bool,
         epi: Epilogue,
+        stats: bool,
     },
-    /// Training: [x, gamma, beta, running_mean, running_var, residual if `epi.residual`] ->
-    /// [y, batch mean, batch biased var]; updates the running statistics in place.
-    /// Eval: same inputs -> [y]. y = act(normalised x + residual).
+    /// Training: [x, gamma, beta, running_mean, running_var, residual if `epi.residual`, x's
+    /// block statistics if `partials`] -> [y, batch mean, batch biased var]; updates the
+    /// running statistics in place. With `partials` (from fusion) the batch statistics are
+    /// merged from the conv's blocks instead of read from x.
+    /// Eval: [x, gamma, beta, running_mean, running_var, residual if `epi.residual`] -> [y].
+    /// y = act(normalised x + residual).
     BatchNorm {
         training: bool,
         momentum: f32,
         eps: f32,
         epi: Epilogue,
+        partials: bool,
     },
     /// [x] -> [max(x, 0)]
     Relu,

@@ -48,6 +48,11 @@ fn live_columns(g: &Conv2dGeom) -> usize {
     (g.cin / a.groups) * (y1 - y0) * (x1 - x0)
 }
 
+/// Output pixels per block of the statistics a conv writes for the training batch norm after it
+/// (`forward`'s `stats`: (blocks, Cout, 2) of mean and sum of squared deviations, blocks =
+/// ceil(N*OH*OW / STATS_BLOCK)); `kernels::norm::merge_stats` combines them.
+pub const STATS_BLOCK: usize = 256;
+
 /// Output pixels per invocation of conv2d_fwd and conv2d_bwd_data (their PX). Fixed: fewer per
 /// invocation for small maps (fewer idle lanes) measured slower on lavapipe, 2x for r18_l4 at
 /// batch 8 (each uniform weight load then feeds fewer multiply-adds).
@@ -115,7 +120,8 @@ impl ConvTile {
 
 /// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
 /// [+ residual (like y)]), the epilogue fused into the store. x, residual and y are stored as
-/// `storage` (f32, or f16 with f32 accumulation); w and bias are f32.
+/// `storage` (f32, or f16 with f32 accumulation); w and bias are f32. With `stats`, also the
+/// block statistics of y for a training batch norm (see `STATS_BLOCK`).
 #[allow(clippy::too_many_arguments)]
 pub fn forward(
     gpu: &Gpu,
@@ -127,7 +133,22 @@ pub fn forward(
     bias: Option<&wgpu::Buffer>,
     residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
+    stats: Option<&wgpu::Buffer>,
 ) -> Result<Dispatch> {
+    if stats.is_some() {
+        // the block statistics come from the implicit-GEMM kernel with blocks of STATS_BLOCK
+        let candidates: Vec<ConvTile> = ConvTile::candidates(g.cout / g.args.groups)
+            .into_iter()
+            .filter(|t| t.wg * FWD_PIXELS == STATS_BLOCK)
+            .collect();
+        let kernel = format!("{} with statistics", variant(gpu, &CONV2D_FWD, storage)?.name);
+        let mut ds = choose(gpu, &kernel, g, &candidates, |t| {
+            Ok(vec![forward_tiled(
+                gpu, g, t, epi, storage, x, w, bias, residual, y, stats,
+            )?])
+        })?;
+        return Ok(ds.remove(0));
+    }
     if is_pointwise_gemm(g) {
         // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
         let rows = super::linear::RowsGeom {
@@ -142,7 +163,9 @@ pub fn forward(
     let candidates = ConvTile::candidates(g.cout / g.args.groups);
     let kernel = variant(gpu, &CONV2D_FWD, storage)?.name;
     let mut ds = choose(gpu, kernel, g, &candidates, |t| {
-        Ok(vec![forward_tiled(gpu, g, t, epi, storage, x, w, bias, residual, y)?])
+        Ok(vec![forward_tiled(
+            gpu, g, t, epi, storage, x, w, bias, residual, y, None,
+        )?])
     })?;
     Ok(ds.remove(0))
 }
@@ -233,9 +256,18 @@ pub fn forward_tiled(
     bias: Option<&wgpu::Buffer>,
     residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
+    stats: Option<&wgpu::Buffer>,
 ) -> Result<Dispatch> {
     tile.check()?;
+    if stats.is_some() && tile.wg * FWD_PIXELS != STATS_BLOCK {
+        return Err(Error::Arg {
+            op: "conv2d".into(),
+            arg: "tile".into(),
+            reason: format!("{tile:?}: block statistics need {STATS_BLOCK} pixels per workgroup"),
+        });
+    }
     let mut constants = geometry_constants(g);
+    constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
     constants.push(("HAS_BIAS", f64::from(u8::from(bias.is_some()))));
     constants.push(("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))));
     constants.push(("ACT", f64::from(epi.act.code())));
@@ -254,7 +286,14 @@ pub fn forward_tiled(
         gpu,
         pipeline,
         &sizes(g)?,
-        &[x, w, bias.unwrap_or(d), residual.unwrap_or(d), y],
+        &[
+            x,
+            w,
+            bias.unwrap_or(d),
+            residual.unwrap_or(d),
+            y,
+            stats.unwrap_or(gpu.dummy_rw()),
+        ],
         grid,
     )
 }

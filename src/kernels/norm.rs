@@ -1,8 +1,8 @@
 //! batch_norm kernels: per-channel batch statistics, and the normalisation itself.
 
 use super::shaders::{
-    BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_REDUCE, BATCH_NORM_RUNNING, BATCH_NORM_STATS, CHANNEL_SUM,
-    FOLD_BN,
+    BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_REDUCE, BATCH_NORM_MERGE, BATCH_NORM_RUNNING,
+    BATCH_NORM_STATS, CHANNEL_SUM, FOLD_BN,
 };
 use super::{f32_bits, groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
@@ -42,6 +42,37 @@ pub fn stats(
         &params,
         &[x, mean, var, running_mean, running_var],
         [c as u32, 1, 1],
+    )
+}
+
+/// `stats` from the block statistics a conv wrote for its output x (N, C, HW) (see
+/// `kernels::conv::STATS_BLOCK`), merged per channel with Chan's formula: no pass over x.
+#[allow(clippy::too_many_arguments)]
+pub fn merge_stats(
+    gpu: &Gpu,
+    [n, c, hw]: [usize; 3],
+    momentum: f32,
+    update_running: bool,
+    partials: &wgpu::Buffer,
+    mean: &wgpu::Buffer,
+    var: &wgpu::Buffer,
+    running_mean: &wgpu::Buffer,
+    running_var: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(&BATCH_NORM_MERGE, &[])?;
+    let params = [
+        u32_of("batch_norm channels", c)?,
+        u32_of("batch_norm pixels per channel", n * hw)?,
+        super::conv::STATS_BLOCK as u32,
+        f32_bits(momentum),
+        u32::from(update_running),
+    ];
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &params,
+        &[partials, mean, var, running_mean, running_var],
+        grid_1d(groups_for("batch_norm channels", c, 64)?),
     )
 }
 

@@ -20,13 +20,14 @@ macro_rules! shaders {
 }
 
 shaders! {
-    CONV2D_FWD = "conv2d_fwd" [Uniform, Read, Read, Read, Read, ReadWrite];
+    CONV2D_FWD = "conv2d_fwd" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_DIRECT = "conv2d_bwd_weight_direct" [Uniform, Read, Read, ReadWrite];
     SPLIT_K_REDUCE = "split_k_reduce" [Uniform, Read, ReadWrite];
     CHANNEL_SUM = "channel_sum" [Uniform, Read, ReadWrite];
     BATCH_NORM_STATS = "batch_norm_stats" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
+    BATCH_NORM_MERGE = "batch_norm_merge" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_RUNNING = "batch_norm_running" [Uniform, Read, Read, Read, ReadWrite, ReadWrite];
     BATCH_NORM_APPLY = "batch_norm_apply" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite];
     BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];

@@ -146,6 +146,7 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
         bias.map(|b| b.buffer()),
         None,
         y.buffer(),
+        None,
     )?;
     gpu.run(&[d]);
     Ok(y)

@@ -90,7 +90,7 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
     }
     let d = || dy.expect("checked above");
     Ok(match &n.op {
-        Op::Conv2d { args, bias, epi } => {
+        Op::Conv2d { args, bias, epi, .. } => {
             if !epi.is_none() {
                 return Err(unsupported("a conv with a fused epilogue is inference-only"));
             }
@@ -109,6 +109,7 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
             training: true,
             eps,
             epi,
+            partials,
             ..
         } => {
             // y = act(bn(x) + r): one fused backward masks dy by y and also yields dr
@@ -126,6 +127,10 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
             let mut grads = vec![Some(outs[0]), Some(outs[1]), Some(outs[2]), None, None];
             if epi.residual {
                 grads.push(Some(outs[3]));
+            }
+            if *partials {
+                // the statistics are x's: dx above is already the full gradient through them
+                grads.push(None);
             }
             grads
         }

@@ -6,9 +6,11 @@
 //! |-------|---------------------------------------------|--------------------------------------|
 //! | infer | conv -> [batch_norm eval] -> [add r] -> [relu/relu6] | fold_bn (prologue) + conv with bias, residual and activation epilogue |
 //! | train | batch_norm train -> [add r] -> [relu/relu6] | batch_norm with residual and activation epilogue; its backward masks dy by the output and yields dr |
+//! | train | conv -> batch_norm train                    | conv that also writes block statistics of its output; the batch norm merges them instead of reading its input for them |
 //!
 //! The fused node takes the place of the chain's last node, where every input it reads
-//! (including a residual computed after the conv) is already defined.
+//! (including a residual computed after the conv) is already defined. The statistics rewrite
+//! keeps both nodes: the conv gains an output, the batch norm an input.
 
 use crate::graph::{Act, Epilogue, Graph, Op, ValueId, ValueKind};
 use std::collections::HashMap;
@@ -101,6 +103,25 @@ pub fn fuse(g: &Graph, mode: Mode, keep: &[ValueId]) -> (Graph, Vec<Option<Value
         }
     }
 
+    // training: a conv whose output only feeds a training batch norm's input writes the batch
+    // norm's statistics (the node index of that batch norm, per conv node)
+    let mut stats_for: HashMap<usize, usize> = HashMap::new();
+    if mode == Mode::Train {
+        for (i, n) in g.nodes.iter().enumerate() {
+            let Op::Conv2d { epi, .. } = &n.op else { continue };
+            let y = n.outputs[0];
+            if !epi.is_none() || keep.contains(&y) || consumers[y.0].len() != 1 {
+                continue;
+            }
+            let j = consumers[y.0][0].0;
+            if matches!(g.nodes[j].op, Op::BatchNorm { training: true, .. }) && g.nodes[j].inputs[0] == y {
+                stats_for.insert(i, j);
+            }
+        }
+    }
+    // the statistics value (in the new graph) each such batch norm reads
+    let mut partials_of: HashMap<usize, ValueId> = HashMap::new();
+
     let mut out = Graph::new();
     let mut map: Vec<Option<ValueId>> = vec![None; g.values.len()];
     // leaf values (inputs, parameters, state) first, in their order
@@ -153,6 +174,7 @@ pub fn fuse(g: &Graph, mode: Mode, keep: &[ValueId]) -> (Graph, Vec<Option<Value
                         args: *args,
                         bias: has_bias,
                         epi,
+                        stats: false,
                     };
                     out.add_node(op, inputs, vec![(shape, crate::tensor::DType::F32)])[0]
                 }
@@ -164,6 +186,8 @@ pub fn fuse(g: &Graph, mode: Mode, keep: &[ValueId]) -> (Graph, Vec<Option<Value
                 } => {
                     let mut inputs: Vec<ValueId> = first.inputs.iter().map(m).collect();
                     inputs.extend(c.residual.iter().map(m));
+                    let partials = partials_of.get(&c.nodes[0]).copied();
+                    inputs.extend(partials);
                     let shapes = first
                         .outputs
                         .iter()
@@ -174,6 +198,7 @@ pub fn fuse(g: &Graph, mode: Mode, keep: &[ValueId]) -> (Graph, Vec<Option<Value
                         momentum: *momentum,
                         eps: *eps,
                         epi,
+                        partials: partials.is_some(),
                     };
                     let outs = out.add_node(op, inputs, shapes);
                     for (o, new) in first.outputs.iter().zip(&outs).skip(1) {
@@ -189,13 +214,28 @@ pub fn fuse(g: &Graph, mode: Mode, keep: &[ValueId]) -> (Graph, Vec<Option<Value
         if absorbed[i] {
             continue;
         }
-        let inputs = n.inputs.iter().map(m).collect();
-        let outs = n
+        let mut inputs: Vec<ValueId> = n.inputs.iter().map(m).collect();
+        let mut outs: Vec<_> = n
             .outputs
             .iter()
             .map(|o| (g.shape(*o).clone(), g.value(*o).dtype))
             .collect();
-        let news = out.add_node(n.op.clone(), inputs, outs);
+        let mut op = n.op.clone();
+        if let (Some(&bn), Op::Conv2d { stats, .. }) = (stats_for.get(&i), &mut op) {
+            *stats = true;
+            let y = g.shape(n.outputs[0]).dims();
+            let blocks = (y[0] * y[2] * y[3]).div_ceil(crate::kernels::conv::STATS_BLOCK);
+            outs.push((crate::shape::Shape::new(&[blocks, y[1], 2]), crate::tensor::DType::F32));
+            let news = out.add_node(op, inputs, outs);
+            map[n.outputs[0].0] = Some(news[0]);
+            partials_of.insert(bn, news[1]);
+            continue;
+        }
+        if let (Some(&p), Op::BatchNorm { partials, .. }) = (partials_of.get(&i), &mut op) {
+            *partials = true;
+            inputs.push(p);
+        }
+        let news = out.add_node(op, inputs, outs);
         for (o, new) in n.outputs.iter().zip(news) {
             map[o.0] = Some(new);
         }

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 /// rest are weights and statistics, kept f32); None for ops that run in f32 only.
 fn activation_inputs(op: &Op) -> Option<Vec<usize>> {
     match op {
+        // training fusion's block statistics are f32 (training keeps f32 anyway)
+        Op::Conv2d { stats: true, .. } => None,
         Op::Conv2d { bias, epi, .. } => {
             let mut v = vec![0];
             if epi.residual {

@@ -366,6 +366,7 @@ fn conv2d_every_tile_configuration() {
             None,
             None,
             y.buffer(),
+            None,
         )
         .unwrap();
         g.run(&[d]);
@@ -383,6 +384,7 @@ fn conv2d_every_tile_configuration() {
                 None,
                 None,
                 y.buffer(),
+                None,
             )
             .unwrap();
             g.run(&[d]);

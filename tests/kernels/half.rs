@@ -136,6 +136,7 @@ fn conv2d_f16_matches_reference() {
                     Some(bt.buffer()),
                     Some(rt.buffer()),
                     y.buffer(),
+                    None,
                 )
             } else {
                 conv::forward_tiled(
@@ -149,6 +150,7 @@ fn conv2d_f16_matches_reference() {
                     Some(bt.buffer()),
                     Some(rt.buffer()),
                     y.buffer(),
+                    None,
                 )
             };
             g.run(&[dispatch.unwrap()]);

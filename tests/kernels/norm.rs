@@ -101,3 +101,135 @@ fn batch_norm_rejects_bad_inputs() {
         .to_string();
     assert!(err.contains("more than 1 value"), "{err}");
 }
+
+/// Training fusion: a conv writes block statistics of its output and `merge_stats` combines
+/// them into the batch mean and variance and the running update, for every tile the tuner may
+/// pick for it; against the f64 statistics of the f64 conv. The outputs have an offset (bias 3)
+/// so that a sum-of-squares formula would lose digits; blocks run partial, grouped and many.
+#[test]
+fn conv_block_statistics_merge_to_batch_statistics() {
+    use convoy::kernels::{conv, norm};
+    use convoy::ops::conv::Conv2dGeom;
+    use convoy::ops::Conv2dArgs;
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    // (n, cin, hw, cout, k, stride, pad, groups): 1 block, a partial last block, 33 blocks,
+    // grouped, a 1x1 (forced through the implicit GEMM), a 1x1 map whose 8 taps read padding
+    for (n, cin, hw, cout, k, stride, pad, groups) in [
+        (1, 3, 9, 5, 3, 1, 1, 1),
+        (3, 4, 10, 9, 3, 1, 1, 1),
+        (4, 6, 46, 7, 3, 1, 1, 1),
+        (2, 8, 13, 12, 3, 2, 1, 4),
+        (5, 16, 8, 10, 1, 1, 0, 1),
+        (16, 12, 1, 11, 3, 1, 1, 1),
+        (2, 3, 41, 16, 7, 2, 3, 1),
+        (2, 16, 21, 16, 3, 1, 1, 16),
+    ] {
+        let xs = [n, cin, hw, hw];
+        let ws = [cout, cin / groups, k, k];
+        let args = Conv2dArgs {
+            stride,
+            padding: pad,
+            dilation: 1,
+            groups,
+        };
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let yd = ys.dims().to_vec();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(cout, 2.5, 3.5);
+        let (y64, _) = reference::conv2d(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            Some(&to_f64(&b)),
+            stride,
+            pad,
+            1,
+            groups,
+        );
+        let (m64, v64) = reference::channel_stats(&y64, [yd[0], yd[1], yd[2], yd[3]]);
+        let cnt = (yd[0] * yd[2] * yd[3]) as f64;
+        let rm = rng.vec(cout, -0.5, 0.5);
+        let rv = rng.vec(cout, 0.5, 2.0);
+        let want_rm: Vec<f64> = rm.iter().zip(&m64).map(|(&r, m)| 0.9 * r as f64 + 0.1 * m).collect();
+        let want_rv: Vec<f64> = rv
+            .iter()
+            .zip(&v64)
+            .map(|(&r, v)| 0.9 * r as f64 + 0.1 * v * cnt / (cnt - 1.0))
+            .collect();
+        let xt = Tensor::from_slice(g, &x, xs).unwrap();
+        let wt = Tensor::from_slice(g, &w, ws).unwrap();
+        let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
+        let blocks = (yd[0] * yd[2] * yd[3]).div_ceil(conv::STATS_BLOCK);
+        let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} g{groups}, {blocks} blocks");
+        let tiles: Vec<_> = conv::ConvTile::candidates(cout / groups)
+            .into_iter()
+            .filter(|t| t.wg * conv::FWD_PIXELS == conv::STATS_BLOCK)
+            .collect();
+        assert!(!tiles.is_empty(), "{what}: no statistics tile");
+        for tile in tiles {
+            let y = Tensor::empty(g, ys.clone()).unwrap();
+            let partials = Tensor::empty(g, [blocks, cout, 2]).unwrap();
+            let (mean, var) = (Tensor::empty(g, [cout]).unwrap(), Tensor::empty(g, [cout]).unwrap());
+            let (rmt, rvt) = (
+                Tensor::from_slice(g, &rm, [cout]).unwrap(),
+                Tensor::from_slice(g, &rv, [cout]).unwrap(),
+            );
+            let d = conv::forward_tiled(
+                g,
+                &geom,
+                tile,
+                Default::default(),
+                convoy::DType::F32,
+                xt.buffer(),
+                wt.buffer(),
+                Some(bt.buffer()),
+                None,
+                y.buffer(),
+                Some(partials.buffer()),
+            )
+            .unwrap();
+            let merge = norm::merge_stats(
+                g,
+                [yd[0], cout, yd[2] * yd[3]],
+                0.1,
+                true,
+                partials.buffer(),
+                mean.buffer(),
+                var.buffer(),
+                rmt.buffer(),
+                rvt.buffer(),
+            )
+            .unwrap();
+            g.run(&[d, merge]);
+            let what = format!("{what} {tile:?}");
+            assert_close(&format!("conv with stats {what}"), &y.to_vec().unwrap(), &y64, RTOL);
+            assert_close(&format!("batch mean {what}"), &mean.to_vec().unwrap(), &m64, RTOL);
+            assert_close(&format!("batch var {what}"), &var.to_vec().unwrap(), &v64, RTOL);
+            assert_close(&format!("running_mean {what}"), &rmt.to_vec().unwrap(), &want_rm, RTOL);
+            assert_close(&format!("running_var {what}"), &rvt.to_vec().unwrap(), &want_rv, RTOL);
+        }
+        // the launcher picks a statistics tile itself, also for a 1x1 gemm_rows would take
+        let y = Tensor::empty(g, ys.clone()).unwrap();
+        let partials = Tensor::empty(g, [blocks, cout, 2]).unwrap();
+        let d = conv::forward(
+            g,
+            &geom,
+            Default::default(),
+            convoy::DType::F32,
+            xt.buffer(),
+            wt.buffer(),
+            Some(bt.buffer()),
+            None,
+            y.buffer(),
+            Some(partials.buffer()),
+        )
+        .unwrap();
+        g.run(&[d]);
+        let p = partials.to_vec().unwrap();
+        assert!(p.iter().all(|v| v.is_finite()), "{what}: every block written");
+    }
+}
