@@ -516,7 +516,7 @@ impl Plan {
     }
 }
 
-/// CONVOY_DEBUG: 1 logs plans, 3 also dumps graphs.
+/// CONVOY_DEBUG: 1 logs plans and the tuner's timings, 3 also dumps graphs.
 pub fn debug_level() -> u32 {
     std::env::var("CONVOY_DEBUG")
         .ok()

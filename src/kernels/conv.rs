@@ -2,7 +2,8 @@
 //! 4 pixels per invocation. Backward: direct kernels with 4 channels per invocation.
 
 use super::shaders::{
-    variant, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_DIRECT, CONV2D_FWD, SPLIT_K_REDUCE,
+    variant, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_DIRECT, CONV2D_FWD, CONV2D_FWD_STAGED,
+    SPLIT_K_REDUCE,
 };
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
@@ -70,13 +71,16 @@ fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
     ]
 }
 
-/// Register-tile configuration of the implicit-GEMM forward kernel: output channels per
-/// invocation (rows, uniform over a workgroup, 1..=8) and invocations per workgroup; each
-/// invocation also covers `FWD_PIXELS` output pixels.
+/// Tile configuration of the implicit-GEMM kernels. Register tiles (conv2d_fwd and the
+/// backward kernels): output channels per invocation (rows, uniform over a workgroup, 1..=8)
+/// and invocations per workgroup; each invocation also covers `FWD_PIXELS` output pixels.
+/// Staged tiles (`staged`, the forward only: conv2d_fwd_staged): `ocb` output channels per
+/// workgroup (16, 32 or 64) staged with 64 pixels through workgroup memory, `wg` 64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTile {
     pub ocb: usize,
     pub wg: usize,
+    pub staged: bool,
 }
 
 impl ConvTile {
@@ -87,6 +91,7 @@ impl ConvTile {
         ConvTile {
             ocb: rows.clamp(1, 8),
             wg: WG,
+            staged: false,
         }
     }
 
@@ -97,7 +102,7 @@ impl ConvTile {
         let mut out = vec![ConvTile::default_for(rows)];
         for ocb in [rows.clamp(1, 4), rows.clamp(1, 8)] {
             for wg in [32, 64, 128] {
-                let t = ConvTile { ocb, wg };
+                let t = ConvTile { ocb, wg, staged: false };
                 if !out.contains(&t) {
                     out.push(t);
                 }
@@ -106,8 +111,58 @@ impl ConvTile {
         out
     }
 
+    /// The forward's candidates: the register tiles, then, for groups of at least 16 channels,
+    /// the staged tiles (16, 32 and 64 channels, no more than the group has, rounded up).
+    pub fn forward_candidates(rows: usize) -> Vec<ConvTile> {
+        let mut out = ConvTile::candidates(rows);
+        if rows >= 16 {
+            for ocb in [16, 32, 64] {
+                if ocb / 2 < rows {
+                    out.push(ConvTile {
+                        ocb,
+                        wg: 64,
+                        staged: true,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] staged.
+    fn record(&self) -> Vec<usize> {
+        let mut v = vec![self.ocb, self.wg];
+        if self.staged {
+            v.push(1);
+        }
+        v
+    }
+
+    fn from_record(v: &[usize]) -> Option<ConvTile> {
+        match v {
+            [ocb, wg] => Some(ConvTile {
+                ocb: *ocb,
+                wg: *wg,
+                staged: false,
+            }),
+            [ocb, wg, 1] => Some(ConvTile {
+                ocb: *ocb,
+                wg: *wg,
+                staged: true,
+            }),
+            _ => None,
+        }
+    }
+
     fn check(&self) -> Result<()> {
-        if !(1..=8).contains(&self.ocb) || !(1..=256).contains(&self.wg) {
+        if self.staged && (![16, 32, 64].contains(&self.ocb) || self.wg != 64) {
+            return Err(Error::Arg {
+                op: "conv2d".into(),
+                arg: "tile".into(),
+                reason: format!("{self:?}: a staged tile has 16, 32 or 64 channels and 64 invocations"),
+            });
+        }
+        if !(1..=8).contains(&self.ocb) && !self.staged || !(1..=256).contains(&self.wg) {
             return Err(Error::Arg {
                 op: "conv2d".into(),
                 arg: "tile".into(),
@@ -160,7 +215,7 @@ pub fn forward(
         };
         return super::linear::gemm_rows(gpu, &rows, epi.act.code(), storage, w, x, bias, residual, y);
     }
-    let candidates = ConvTile::candidates(g.cout / g.args.groups);
+    let candidates = ConvTile::forward_candidates(g.cout / g.args.groups);
     let kernel = variant(gpu, &CONV2D_FWD, storage)?.name;
     let mut ds = choose(gpu, kernel, g, &candidates, |t| {
         Ok(vec![forward_tiled(
@@ -206,8 +261,7 @@ fn choose(
         "{kernel} n{} c{} {}x{} -> {} k{}x{} s{} p{} d{} g{}",
         g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, a.stride, a.padding, a.dilation, a.groups
     );
-    if let Some([ocb, wg]) = tuner.get(&key).as_deref() {
-        let t = ConvTile { ocb: *ocb, wg: *wg };
+    if let Some(t) = tuner.get(&key).as_deref().and_then(ConvTile::from_record) {
         if candidates.contains(&t) {
             return build(t);
         }
@@ -219,12 +273,15 @@ fn choose(
     for &t in candidates {
         let ds = build(t)?;
         let ms = time_once(gpu, &ds)?;
+        if crate::exec::debug_level() >= 1 {
+            eprintln!("convoy: tuning {key}: {t:?} {ms:.2} ms");
+        }
         if best.as_ref().is_none_or(|(b, _, _)| ms < *b) {
             best = Some((ms, t, ds));
         }
     }
     let (_, t, ds) = best.expect("at least one candidate");
-    tuner.set(&key, vec![t.ocb, t.wg]);
+    tuner.set(&key, t.record());
     Ok(ds)
 }
 
@@ -259,6 +316,16 @@ pub fn forward_tiled(
     stats: Option<&wgpu::Buffer>,
 ) -> Result<Dispatch> {
     tile.check()?;
+    if tile.staged {
+        if stats.is_some() {
+            return Err(Error::Arg {
+                op: "conv2d".into(),
+                arg: "tile".into(),
+                reason: format!("{tile:?}: block statistics come from the register-tile kernel"),
+            });
+        }
+        return forward_staged(gpu, g, tile, epi, storage, x, w, bias, residual, y);
+    }
     if stats.is_some() && tile.wg * FWD_PIXELS != STATS_BLOCK {
         return Err(Error::Arg {
             op: "conv2d".into(),
@@ -297,6 +364,45 @@ pub fn forward_tiled(
         grid,
     )
 }
+
+/// The forward through conv2d_fwd_staged: tiles of `tile.ocb` channels x 64 pixels staged in
+/// workgroup memory.
+#[allow(clippy::too_many_arguments)]
+fn forward_staged(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    epi: Epilogue,
+    storage: DType,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    residual: Option<&wgpu::Buffer>,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let mut constants = geometry_constants(g);
+    constants.push(("HAS_BIAS", f64::from(u8::from(bias.is_some()))));
+    constants.push(("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))));
+    constants.push(("ACT", f64::from(epi.act.code())));
+    constants.push(("TM", tile.ocb as f64));
+    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_STAGED, storage)?, &constants)?;
+    let groups = g.args.groups;
+    let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
+    let pixels = g.n * g.oh * g.ow;
+    let mut grid = grid_1d(groups_for("conv2d output pixels", pixels, STAGED_PIXELS)?);
+    grid[2] = u32_of("conv2d channel blocks", channel_blocks)?;
+    let d = gpu.dummy();
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &sizes(g)?,
+        &[x, w, bias.unwrap_or(d), residual.unwrap_or(d), y],
+        grid,
+    )
+}
+
+/// Output pixels per workgroup of conv2d_fwd_staged (its TN).
+const STAGED_PIXELS: usize = 64;
 
 /// The loop order of the implicit-GEMM kernels for `k` reduced channels per group: taps
 /// outside and channels inside, so each tap's index arithmetic and bounds checks run once for

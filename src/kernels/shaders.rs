@@ -21,6 +21,7 @@ macro_rules! shaders {
 
 shaders! {
     CONV2D_FWD = "conv2d_fwd" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD_STAGED = "conv2d_fwd_staged" [Uniform, Read, Read, Read, Read, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_DIRECT = "conv2d_bwd_weight_direct" [Uniform, Read, Read, ReadWrite];

@@ -427,6 +427,92 @@ fn conv2d_every_tile_configuration() {
     }
 }
 
+/// The staged kernel (workgroup-memory tiles of 16, 32 or 64 channels x 64 pixels, K in chunks
+/// of 16) with every tile, epilogue on, against the f64 reference: K and the pixels not
+/// multiples of the chunk and tile, groups, strides, padding, dilation, fewer channels than a
+/// tile, a 1x1 map whose taps are mostly padding.
+#[test]
+fn conv2d_staged_tiles_match_reference() {
+    use convoy::graph::{Act, Epilogue};
+    use convoy::kernels::conv::{self, ConvTile};
+    use convoy::ops::conv::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(17);
+    // (n, cin, h, w, cout, k, stride, pad, dil, groups)
+    let shapes = [
+        (2, 5, 9, 11, 20, 3, 1, 1, 1, 1),
+        (1, 24, 10, 7, 40, 3, 2, 1, 1, 1),
+        (3, 16, 6, 6, 70, 1, 1, 0, 1, 1),
+        (2, 12, 8, 9, 36, 3, 1, 2, 2, 2),
+        (1, 3, 17, 15, 33, 5, 2, 2, 1, 1),
+        (5, 32, 1, 1, 17, 3, 1, 1, 1, 1),
+    ];
+    for (n, cin, h, w, cout, k, stride, pad, dil, groups) in shapes {
+        let xs = [n, cin, h, w];
+        let ws = [cout, cin / groups, k, k];
+        let args = Conv2dArgs {
+            stride,
+            padding: pad,
+            dilation: dil,
+            groups,
+        };
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let wv = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(cout, -1.0, 1.0);
+        let r = rng.vec(ys.numel(), -1.0, 1.0);
+        let (conv, _) = reference::conv2d(
+            &to_f64(&x),
+            xs,
+            &to_f64(&wv),
+            ws,
+            Some(&to_f64(&b)),
+            stride,
+            pad,
+            dil,
+            groups,
+        );
+        let want: Vec<f64> = conv.iter().zip(&r).map(|(c, &r)| (c + r as f64).max(0.0)).collect();
+        let xt = Tensor::from_slice(g, &x, xs).unwrap();
+        let wt = Tensor::from_slice(g, &wv, ws).unwrap();
+        let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
+        let rt = Tensor::from_slice(g, &r, ys.clone()).unwrap();
+        let epi = Epilogue {
+            residual: true,
+            act: Act::Relu,
+        };
+        for ocb in [16, 32, 64] {
+            let tile = ConvTile {
+                ocb,
+                wg: 64,
+                staged: true,
+            };
+            let y = Tensor::empty(g, ys.clone()).unwrap();
+            let d = conv::forward_tiled(
+                g,
+                &geom,
+                tile,
+                epi,
+                DType::F32,
+                xt.buffer(),
+                wt.buffer(),
+                Some(bt.buffer()),
+                Some(rt.buffer()),
+                y.buffer(),
+                None,
+            )
+            .unwrap();
+            g.run(&[d]);
+            let what = format!("staged forward x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} {tile:?}");
+            assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+        }
+    }
+    // the forward's candidates offer the staged tiles to the tuner for wide groups only
+    assert!(ConvTile::forward_candidates(64).iter().filter(|t| t.staged).count() == 3);
+    assert!(ConvTile::forward_candidates(8).iter().all(|t| !t.staged));
+}
+
 /// With tuning on, the first forward of a shape times the candidates, records the winner in the
 /// cache file, and computes the right result; a second device reads the choice back.
 #[test]
