@@ -163,8 +163,9 @@ pub struct GemmResult {
 }
 
 /// The f32 GEMMs convoy can run on this device, square `size` (a multiple of 4): the
-/// workgroup-tiled `gemm` kernel (linear layers) and the row-tiled `gemm_rows` (1x1 convs). The
-/// faster is the practical ceiling for conv here.
+/// workgroup-tiled `gemm` kernel (linear layers), the row-tiled `gemm_rows` (1x1 convs), and the
+/// two implicit-GEMM conv kernels on the same product as a 1x1 conv (`size` pixels, rounded up
+/// to whole rows of 32). The fastest is the practical ceiling for conv here.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Result<Vec<GemmResult>> {
     let mut rng = Rng::new(0);
@@ -198,10 +199,52 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         None,
         c.buffer(),
     )?;
+    // the conv kernels on the same GEMM, as a 1x1 conv of one image of `size` pixels: C (Cout,
+    // pixels) = A (Cout, Cin) x B (Cin, pixels); a ceiling below the convs would mislead
+    let (h, w) = (size.div_ceil(32).min(size), 32.min(size));
+    let conv_geom = Conv2dGeom::new(
+        &crate::shape::Shape::new(&[1, size, h, w]),
+        &crate::shape::Shape::new(&[size, size, 1, 1]),
+        Conv2dArgs::default(),
+    )?;
+    let conv_b = Tensor::from_slice(gpu, &rng.vec(size * h * w, -1.0, 1.0), [1, size, h, w])?;
+    let conv_c = Tensor::zeros(gpu, [1, size, h, w])?;
+    let conv_with = |tile| {
+        kernels::conv::forward_tiled(
+            gpu,
+            &conv_geom,
+            tile,
+            Default::default(),
+            DType::F32,
+            conv_b.buffer(),
+            a.buffer(),
+            None,
+            None,
+            conv_c.buffer(),
+            None,
+        )
+    };
+    let register = conv_with(kernels::conv::ConvTile::default_for(size))?;
+    let staged = conv_with(kernels::conv::ConvTile {
+        ocb: 64,
+        wg: 64,
+        staged: true,
+    })?;
+    let conv_flops = 2.0 * (size * size * h * w) as f64;
     let mut out = Vec::new();
-    for (kernel, d) in [
-        ("gemm (64x64 workgroup tiles)", tiled),
-        ("gemm_rows (8 x vec4 register tiles)", rows),
+    for (kernel, d, flops) in [
+        ("gemm (64x64 workgroup tiles)", tiled, flops),
+        ("gemm_rows (8 x vec4 register tiles)", rows, flops),
+        (
+            "conv2d_fwd as a 1x1 conv (8 x vec4 register tiles)",
+            register,
+            conv_flops,
+        ),
+        (
+            "conv2d_fwd_staged as a 1x1 conv (64x64 workgroup tiles)",
+            staged,
+            conv_flops,
+        ),
     ] {
         let timing = time_gpu(gpu, warmup, iters, || {
             gpu.run(std::slice::from_ref(&d));
