@@ -36,7 +36,7 @@ override KY0: u32 = 0u;
 override KY1: u32 = KH;
 override KX0: u32 = 0u;
 override KX1: u32 = KW;
-// write the block statistics (needs WG a power of two, WG * OCB <= 2048)
+// write the block statistics (needs WG = 64)
 override STATS: bool = false;
 
 const PX: u32 = 4u;  // output pixels per invocation (the register tile's columns)
@@ -56,7 +56,9 @@ struct Params {
 // from it; unwritten without STATS
 @group(0) @binding(6) var<storage, read_write> partials: array<f32>;
 
-var<workgroup> red: array<f32, 2048>;  // STATS: OCB x WG partial sums
+// STATS: each invocation's mean and M2 per channel (OCB x WG; statistics need WG = 64)
+var<workgroup> red_mean: array<f32, 512>;
+var<workgroup> red_m2: array<f32, 512>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -175,50 +177,48 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
 
     if (STATS) {
-        // Two workgroup reductions per channel: the sum, then the squared deviations from the
-        // block's own mean (as stable as a two-pass variance over the block).
+        // Each invocation's (mean, M2) of its pixels per channel into workgroup memory, then
+        // one invocation per channel merges the 64 of them in order with Chan's formula: one
+        // barrier (a CPU driver pays for every barrier with a switch of all invocations).
         let block = wid.x + wid.y * nwg.x;
         let start = block * WG * PX;  // past total in the spare workgroups of a 2D grid
-        let count = f32(min(WG * PX, max(total, start) - start));
+        let left = max(total, start) - start;  // valid pixels of this block (<= WG * PX)
+        let mine = f32(lane_count(lid, left));
         for (var o = 0u; o < OCB; o++) {
             var sum = 0.0;
             for (var j = 0u; j < PX; j++) {
                 sum += select(0.0, acc[o][j], ok[j]);
             }
-            red[o * WG + lid] = sum;
-        }
-        reduce_block(lid);
-        var mean: array<f32, 8>;
-        for (var o = 0u; o < OCB; o++) {
-            mean[o] = red[o * WG] / count;
-        }
-        workgroupBarrier();
-        for (var o = 0u; o < OCB; o++) {
+            let mean = sum / max(mine, 1.0);
             var m2 = 0.0;
             for (var j = 0u; j < PX; j++) {
-                let d = acc[o][j] - mean[o];
+                let d = acc[o][j] - mean;
                 m2 += select(0.0, d * d, ok[j]);
             }
-            red[o * WG + lid] = m2;
+            red_mean[o * WG + lid] = mean;
+            red_m2[o * WG + lid] = m2;
         }
-        reduce_block(lid);
-        if (lid < noc && start < total) {
+        workgroupBarrier();
+        if (lid < noc && left > 0u) {
+            var n = 0.0;
+            var mean = 0.0;
+            var m2 = 0.0;
+            for (var l = 0u; l < WG; l++) {
+                let nb = f32(lane_count(l, left));
+                let nn = max(n + nb, 1.0);
+                let d = red_mean[lid * WG + l] - mean;
+                mean += d * (nb / nn);
+                m2 += red_m2[lid * WG + l] + d * d * (n * nb / nn);
+                n += nb;
+            }
             let at = (block * p.cout + oc0 + lid) * 2u;
-            partials[at] = mean[lid];
-            partials[at + 1u] = red[lid * WG];
+            partials[at] = mean;
+            partials[at + 1u] = m2;
         }
     }
 }
 
-// Sums red[o * WG ..][0..WG] into red[o * WG] for every row o (WG a power of two).
-fn reduce_block(lid: u32) {
-    workgroupBarrier();
-    for (var step = WG / 2u; step > 0u; step = step / 2u) {
-        if (lid < step) {
-            for (var o = 0u; o < OCB; o++) {
-                red[o * WG + lid] += red[o * WG + lid + step];
-            }
-        }
-        workgroupBarrier();
-    }
+// How many of the block's first `left` pixels invocation `l` holds (pixels l, l + WG, ...).
+fn lane_count(l: u32, left: u32) -> u32 {
+    return select(0u, min(PX, (left - l - 1u) / WG + 1u), l < left);
 }

@@ -271,6 +271,8 @@ pub struct ConvBench {
     pub backward_data_len: usize,
     /// The forward with f16 activations (x and y; f32 weights and accumulation), when asked.
     pub forward_f16: Option<crate::device::Dispatch>,
+    /// The forward that also writes the batch-norm block statistics (a fused training step's).
+    pub forward_stats: crate::device::Dispatch,
     _tensors: Vec<Tensor>,
 }
 
@@ -288,6 +290,20 @@ impl ConvBench {
         let dw = Tensor::zeros(gpu, ws)?;
         let (xb, wb, yb) = (x.buffer(), w.buffer(), y.buffer());
         let forward = kernels::conv::forward(gpu, &geom, Default::default(), DType::F32, xb, wb, None, None, yb, None)?;
+        let pixels = geom.n * geom.oh * geom.ow;
+        let partials = Tensor::zeros(gpu, [pixels.div_ceil(kernels::conv::STATS_BLOCK), s.cout, 2])?;
+        let forward_stats = kernels::conv::forward(
+            gpu,
+            &geom,
+            Default::default(),
+            DType::F32,
+            xb,
+            wb,
+            None,
+            None,
+            yb,
+            Some(partials.buffer()),
+        )?;
         let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?;
         let backward_data_len = backward.len();
         backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer())?);
@@ -314,13 +330,14 @@ impl ConvBench {
         } else {
             None
         };
-        tensors.extend([x, w, y, dx, dw]);
+        tensors.extend([x, w, y, dx, dw, partials]);
         Ok(ConvBench {
             geom,
             forward,
             backward,
             backward_data_len,
             forward_f16,
+            forward_stats,
             _tensors: tensors,
         })
     }

@@ -52,7 +52,7 @@ impl Conv2dGeom {
         match pass {
             // f16 activations, f32 weights
             "fwd_f16" => 2.0 * (x + y) + 4.0 * w,
-            "forward" | "bwd_data" | "bwd_weight" => 4.0 * (x + y + w),
+            "forward" | "fwd_stats" | "bwd_data" | "bwd_weight" => 4.0 * (x + y + w),
             _ => 8.0 * (x + y + w),
         }
     }

@@ -107,6 +107,8 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         let f = b.geom.flops();
         let mut passes = vec![
             ("forward", std::slice::from_ref(&b.forward), f),
+            // the forward of a fused training step: also the batch-norm block statistics
+            ("fwd_stats", std::slice::from_ref(&b.forward_stats), f),
             ("backward", &b.backward[..], 2.0 * f),
             ("bwd_data", &b.backward[..b.backward_data_len], f),
             ("bwd_weight", &b.backward[b.backward_data_len..], f),
