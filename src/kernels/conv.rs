@@ -334,20 +334,14 @@ pub fn forward_tiled(
         });
     }
     let mut constants = geometry_constants(g);
+    constants.extend(epilogue_constants(epi, bias, residual));
     constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
-    constants.push(("HAS_BIAS", f64::from(u8::from(bias.is_some()))));
-    constants.push(("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))));
-    constants.push(("ACT", f64::from(epi.act.code())));
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
     constants.push(("TAPS_OUTER", f64::from(u8::from(taps_outer(g.cin / g.args.groups)))));
     constants.extend(tap_window_constants(g));
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD, storage)?, &constants)?;
-    let groups = g.args.groups;
-    let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
-    let pixels = g.n * g.oh * g.ow;
-    let mut grid = grid_1d(groups_for("conv2d output pixels", pixels, tile.wg * FWD_PIXELS)?);
-    grid[2] = u32_of("conv2d channel blocks", channel_blocks)?;
+    let grid = forward_grid(g, tile.wg * FWD_PIXELS, tile.ocb)?;
     let d = gpu.dummy();
     Dispatch::new(
         gpu,
@@ -381,16 +375,10 @@ fn forward_staged(
     y: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let mut constants = geometry_constants(g);
-    constants.push(("HAS_BIAS", f64::from(u8::from(bias.is_some()))));
-    constants.push(("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))));
-    constants.push(("ACT", f64::from(epi.act.code())));
+    constants.extend(epilogue_constants(epi, bias, residual));
     constants.push(("TM", tile.ocb as f64));
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_STAGED, storage)?, &constants)?;
-    let groups = g.args.groups;
-    let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
-    let pixels = g.n * g.oh * g.ow;
-    let mut grid = grid_1d(groups_for("conv2d output pixels", pixels, STAGED_PIXELS)?);
-    grid[2] = u32_of("conv2d channel blocks", channel_blocks)?;
+    let grid = forward_grid(g, STAGED_PIXELS, tile.ocb)?;
     let d = gpu.dummy();
     Dispatch::new(
         gpu,
@@ -399,6 +387,29 @@ fn forward_staged(
         &[x, w, bias.unwrap_or(d), residual.unwrap_or(d), y],
         grid,
     )
+}
+
+/// The forward kernels' epilogue overrides: bias, residual, activation.
+fn epilogue_constants(
+    epi: Epilogue,
+    bias: Option<&wgpu::Buffer>,
+    residual: Option<&wgpu::Buffer>,
+) -> [(&'static str, f64); 3] {
+    [
+        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
+        ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
+        ("ACT", f64::from(epi.act.code())),
+    ]
+}
+
+/// The forward kernels' grid: blocks of `pixels` output pixels (x, y) by blocks of `channels`
+/// output channels within each group (z).
+fn forward_grid(g: &Conv2dGeom, pixels: usize, channels: usize) -> Result<[u32; 3]> {
+    let groups = g.args.groups;
+    let channel_blocks = groups * (g.cout / groups).div_ceil(channels);
+    let mut grid = grid_1d(groups_for("conv2d output pixels", g.n * g.oh * g.ow, pixels)?);
+    grid[2] = u32_of("conv2d channel blocks", channel_blocks)?;
+    Ok(grid)
 }
 
 /// Output pixels per workgroup of conv2d_fwd_staged (its TN).
