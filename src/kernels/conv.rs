@@ -41,12 +41,19 @@ fn live_taps(k: usize, stride: usize, pad: usize, dil: usize, input: usize, outp
     }
 }
 
+/// The live tap window of `g`: [KY0, KY1) and [KX0, KX1).
+fn tap_window(g: &Conv2dGeom) -> [(usize, usize); 2] {
+    let a = &g.args;
+    [
+        live_taps(g.kh, a.stride, a.padding, a.dilation, g.h, g.oh),
+        live_taps(g.kw, a.stride, a.padding, a.dilation, g.w, g.ow),
+    ]
+}
+
 /// Columns of the weight-gradient GEMM: the input channels of a group times the live taps.
 fn live_columns(g: &Conv2dGeom) -> usize {
-    let a = &g.args;
-    let (y0, y1) = live_taps(g.kh, a.stride, a.padding, a.dilation, g.h, g.oh);
-    let (x0, x1) = live_taps(g.kw, a.stride, a.padding, a.dilation, g.w, g.ow);
-    (g.cin / a.groups) * (y1 - y0) * (x1 - x0)
+    let [(y0, y1), (x0, x1)] = tap_window(g);
+    (g.cin / g.args.groups) * (y1 - y0) * (x1 - x0)
 }
 
 /// Output pixels per block of the statistics a conv writes for the training batch norm after it
@@ -60,9 +67,7 @@ pub const STATS_BLOCK: usize = 256;
 pub const FWD_PIXELS: usize = 4;
 
 fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
-    let a = &g.args;
-    let (y0, y1) = live_taps(g.kh, a.stride, a.padding, a.dilation, g.h, g.oh);
-    let (x0, x1) = live_taps(g.kw, a.stride, a.padding, a.dilation, g.w, g.ow);
+    let [(y0, y1), (x0, x1)] = tap_window(g);
     [
         ("KY0", y0 as f64),
         ("KY1", y1 as f64),
@@ -154,20 +159,21 @@ impl ConvTile {
         }
     }
 
+    /// A refusal of this tile, saying why.
+    fn refuse(&self, why: &str) -> Error {
+        Error::Arg {
+            op: "conv2d".into(),
+            arg: "tile".into(),
+            reason: format!("{self:?}: {why}"),
+        }
+    }
+
     fn check(&self) -> Result<()> {
         if self.staged && (![16, 32, 64].contains(&self.ocb) || self.wg != 64) {
-            return Err(Error::Arg {
-                op: "conv2d".into(),
-                arg: "tile".into(),
-                reason: format!("{self:?}: a staged tile has 16, 32 or 64 channels and 64 invocations"),
-            });
+            return Err(self.refuse("a staged tile has 16, 32 or 64 channels and 64 invocations"));
         }
         if !(1..=8).contains(&self.ocb) && !self.staged || !(1..=256).contains(&self.wg) {
-            return Err(Error::Arg {
-                op: "conv2d".into(),
-                arg: "tile".into(),
-                reason: format!("{self:?}: ocb must be 1..=8 and wg 1..=256"),
-            });
+            return Err(self.refuse("ocb must be 1..=8 and wg 1..=256"));
         }
         Ok(())
     }
@@ -190,21 +196,7 @@ pub fn forward(
     y: &wgpu::Buffer,
     stats: Option<&wgpu::Buffer>,
 ) -> Result<Dispatch> {
-    if stats.is_some() {
-        // the block statistics come from the implicit-GEMM kernel with blocks of STATS_BLOCK
-        let candidates: Vec<ConvTile> = ConvTile::candidates(g.cout / g.args.groups)
-            .into_iter()
-            .filter(|t| t.wg * FWD_PIXELS == STATS_BLOCK)
-            .collect();
-        let kernel = format!("{} with statistics", variant(gpu, &CONV2D_FWD, storage)?.name);
-        let mut ds = choose(gpu, &kernel, g, &candidates, |t| {
-            Ok(vec![forward_tiled(
-                gpu, g, t, epi, storage, x, w, bias, residual, y, stats,
-            )?])
-        })?;
-        return Ok(ds.remove(0));
-    }
-    if is_pointwise_gemm(g) {
+    if stats.is_none() && is_pointwise_gemm(g) {
         // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
         let rows = super::linear::RowsGeom {
             batch: g.n,
@@ -215,11 +207,21 @@ pub fn forward(
         };
         return super::linear::gemm_rows(gpu, &rows, epi.act.code(), storage, w, x, bias, residual, y);
     }
-    let candidates = ConvTile::forward_candidates(g.cout / g.args.groups);
-    let kernel = variant(gpu, &CONV2D_FWD, storage)?.name;
-    let mut ds = choose(gpu, kernel, g, &candidates, |t| {
+    let rows = g.cout / g.args.groups;
+    let name = variant(gpu, &CONV2D_FWD, storage)?.name;
+    let (candidates, kernel) = if stats.is_some() {
+        // the block statistics come from the register-tile kernel with blocks of STATS_BLOCK
+        let tiles = ConvTile::candidates(rows)
+            .into_iter()
+            .filter(|t| t.wg * FWD_PIXELS == STATS_BLOCK)
+            .collect();
+        (tiles, format!("{name} with statistics"))
+    } else {
+        (ConvTile::forward_candidates(rows), name.to_string())
+    };
+    let mut ds = choose(gpu, &kernel, g, &candidates, |t| {
         Ok(vec![forward_tiled(
-            gpu, g, t, epi, storage, x, w, bias, residual, y, None,
+            gpu, g, t, epi, storage, x, w, bias, residual, y, stats,
         )?])
     })?;
     Ok(ds.remove(0))
@@ -318,20 +320,12 @@ pub fn forward_tiled(
     tile.check()?;
     if tile.staged {
         if stats.is_some() {
-            return Err(Error::Arg {
-                op: "conv2d".into(),
-                arg: "tile".into(),
-                reason: format!("{tile:?}: block statistics come from the register-tile kernel"),
-            });
+            return Err(tile.refuse("block statistics come from the register-tile kernel"));
         }
         return forward_staged(gpu, g, tile, epi, storage, x, w, bias, residual, y);
     }
     if stats.is_some() && tile.wg * FWD_PIXELS != STATS_BLOCK {
-        return Err(Error::Arg {
-            op: "conv2d".into(),
-            arg: "tile".into(),
-            reason: format!("{tile:?}: block statistics need {STATS_BLOCK} pixels per workgroup"),
-        });
+        return Err(tile.refuse(&format!("block statistics need {STATS_BLOCK} pixels per workgroup")));
     }
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));

@@ -221,21 +221,22 @@ pub fn fuse(g: &Graph, mode: Mode, keep: &[ValueId]) -> (Graph, Vec<Option<Value
             .map(|o| (g.shape(*o).clone(), g.value(*o).dtype))
             .collect();
         let mut op = n.op.clone();
-        if let (Some(&bn), Op::Conv2d { stats, .. }) = (stats_for.get(&i), &mut op) {
+        let stats_bn = stats_for.get(&i).copied();
+        if let (Some(_), Op::Conv2d { stats, .. }) = (stats_bn, &mut op) {
+            // a second output: the block statistics
             *stats = true;
             let y = g.shape(n.outputs[0]).dims();
             let blocks = (y[0] * y[2] * y[3]).div_ceil(crate::kernels::conv::STATS_BLOCK);
             outs.push((crate::shape::Shape::new(&[blocks, y[1], 2]), crate::tensor::DType::F32));
-            let news = out.add_node(op, inputs, outs);
-            map[n.outputs[0].0] = Some(news[0]);
-            partials_of.insert(bn, news[1]);
-            continue;
         }
         if let (Some(&p), Op::BatchNorm { partials, .. }) = (partials_of.get(&i), &mut op) {
             *partials = true;
             inputs.push(p);
         }
         let news = out.add_node(op, inputs, outs);
+        if let Some(bn) = stats_bn {
+            partials_of.insert(bn, news[1]);
+        }
         for (o, new) in n.outputs.iter().zip(news) {
             map[o.0] = Some(new);
         }
