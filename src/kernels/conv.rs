@@ -2,7 +2,7 @@
 //! 4 pixels per invocation. Backward: direct kernels with 4 channels per invocation.
 
 use super::shaders::{
-    variant, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_DIRECT, CONV2D_FWD, CONV2D_FWD_STAGED,
+    variant, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD, CONV2D_FWD_STAGED,
     SPLIT_K_REDUCE,
 };
 use super::{groups_for, u32_of};
@@ -13,8 +13,6 @@ use crate::ops::conv::Conv2dGeom;
 use crate::tensor::DType;
 
 const WG: usize = 64;
-/// Output channels per invocation of conv2d_bwd_weight_direct.
-const OCB: usize = 4;
 
 fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
     let a = &g.args;
@@ -514,9 +512,9 @@ pub fn backward_data_tiled(
     Ok(out)
 }
 
-/// Weight columns per group (Cin/g * KH * KW) below which the weight gradient runs the direct
-/// kernel: conv2d_bwd_weight spreads the columns over the lanes, 4 per invocation, so a
-/// depthwise 3x3 (9 columns) would leave almost every lane idle.
+/// Weight columns per group (Cin/g * KH * KW) up to which the weight gradient runs
+/// conv2d_bwd_weight_narrow (its MAX_COLS): conv2d_bwd_weight spreads the columns over the
+/// lanes, 4 per invocation, so a depthwise 3x3 (9 columns) would leave almost every lane idle.
 const NARROW_COLUMNS: usize = 32;
 /// Weight columns per invocation of conv2d_bwd_weight (its KC).
 const BWD_WEIGHT_COLUMNS: usize = 4;
@@ -535,8 +533,8 @@ pub fn backward_weight(
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
     let cols = (g.cin / g.args.groups) * g.kh * g.kw;
-    if cols < NARROW_COLUMNS {
-        return Ok(vec![backward_weight_direct(gpu, g, dy, x, dw)?]);
+    if cols <= NARROW_COLUMNS {
+        return backward_weight_narrow(gpu, g, None, dy, x, dw);
     }
     // workgroups no wider than the (live) columns they cover
     let wg = live_columns(g)
@@ -558,6 +556,51 @@ pub fn backward_weight(
     })
 }
 
+/// Output pixels per split-K chunk: the given number, or enough chunks that about
+/// `SPLIT_K_WORKGROUPS` workgroups run when each chunk has `per_chunk` of them, each chunk at
+/// least `MIN_CHUNK` pixels.
+fn split_k_chunk(pixels: usize, per_chunk: usize, chunk: Option<usize>) -> usize {
+    let chunk = chunk.unwrap_or_else(|| {
+        let want = SPLIT_K_WORKGROUPS.div_ceil(per_chunk.max(1));
+        let most = pixels.div_ceil(MIN_CHUNK);
+        pixels.div_ceil(want.clamp(1, most.max(1)))
+    });
+    chunk.clamp(1, pixels.max(1))
+}
+
+/// The weight-gradient dispatches of a split-K kernel: `pipeline` over `grid` writes dw itself
+/// when there is one chunk, else one slice of partial sums per chunk that `split_k_reduce` adds.
+#[allow(clippy::too_many_arguments)]
+fn split_k_dispatches(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    pipeline: std::sync::Arc<crate::device::Pipeline>,
+    chunk: usize,
+    grid: [u32; 3],
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let chunks = (g.n * g.oh * g.ow).div_ceil(chunk);
+    let len = g.cout * (g.cin / g.args.groups) * g.kh * g.kw;
+    let mut params = sizes(g)?.to_vec();
+    params.push(u32_of("conv2d weight-gradient chunk", chunk)?);
+    if chunks == 1 {
+        return Ok(vec![Dispatch::new(gpu, pipeline, &params, &[dy, x, dw], grid)?]);
+    }
+    let part = gpu.scratch_buffer("conv2d weight-gradient partial sums", (chunks * len * 4) as u64)?;
+    let partial = Dispatch::new(gpu, pipeline, &params, &[dy, x, &part], grid)?;
+    let reduce_pipeline = gpu.pipeline(&SPLIT_K_REDUCE, &[("WG", 256.0)])?;
+    let reduce = Dispatch::new(
+        gpu,
+        reduce_pipeline,
+        &[u32_of("conv2d weight gradient", len)?, chunks as u32],
+        &[&part, dw],
+        grid_1d(groups_for("split-K reduction", len, 256)?),
+    )?;
+    Ok(vec![partial, reduce])
+}
+
 /// `backward_weight` through the split-K kernel with an explicit tile and, optionally, a fixed
 /// number of pixels per chunk.
 #[allow(clippy::too_many_arguments)]
@@ -572,65 +615,55 @@ pub fn backward_weight_tiled(
 ) -> Result<Vec<Dispatch>> {
     tile.check()?;
     let groups = g.args.groups;
-    let cols = (g.cin / groups) * g.kh * g.kw;
     let col_blocks = live_columns(g).div_ceil(tile.wg * BWD_WEIGHT_COLUMNS).max(1);
     let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
     let pixels = g.n * g.oh * g.ow;
-    let chunk = chunk.unwrap_or_else(|| {
-        let want = SPLIT_K_WORKGROUPS.div_ceil(col_blocks * channel_blocks);
-        let most = pixels.div_ceil(MIN_CHUNK);
-        pixels.div_ceil(want.clamp(1, most.max(1)))
-    });
-    let chunk = chunk.clamp(1, pixels.max(1));
-    let chunks = pixels.div_ceil(chunk);
-    let len = g.cout * cols;
+    let chunk = split_k_chunk(pixels, col_blocks * channel_blocks, chunk);
     let mut constants = geometry_constants(g);
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
     constants.extend(tap_window_constants(g));
     let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT, &constants)?;
-    let mut params = sizes(g)?.to_vec();
-    params.push(u32_of("conv2d weight-gradient chunk", chunk)?);
     let grid = [
         u32_of("conv2d weight column blocks", col_blocks)?,
-        u32_of("conv2d weight-gradient chunks", chunks)?,
+        u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
         u32_of("conv2d output channel blocks", channel_blocks)?,
     ];
-    if chunks == 1 {
-        return Ok(vec![Dispatch::new(gpu, pipeline, &params, &[dy, x, dw], grid)?]);
-    }
-    // one slice of partial sums per chunk
-    let part = gpu.scratch_buffer("conv2d weight-gradient partial sums", (chunks * len * 4) as u64)?;
-    let partial = Dispatch::new(gpu, pipeline, &params, &[dy, x, &part], grid)?;
-    let reduce_pipeline = gpu.pipeline(&SPLIT_K_REDUCE, &[("WG", 256.0)])?;
-    let reduce = Dispatch::new(
-        gpu,
-        reduce_pipeline,
-        &[u32_of("conv2d weight gradient", len)?, chunks as u32],
-        &[&part, dw],
-        grid_1d(groups_for("split-K reduction", len, 256)?),
-    )?;
-    Ok(vec![partial, reduce])
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, dy, x, dw)
 }
 
-/// The direct weight-gradient kernel: one invocation per tap and block of 4 output channels
-/// reduces over N*OH*OW (for groups with few weight columns, e.g. depthwise).
-pub fn backward_weight_direct(
+/// The weight gradient of a conv whose groups have at most 32 weight columns (depthwise, few
+/// input channels per group): one workgroup per output channel and chunk of output pixels,
+/// each lane accumulating every column (conv2d_bwd_weight_narrow), optionally with a fixed
+/// number of pixels per chunk.
+pub fn backward_weight_narrow(
     gpu: &Gpu,
     g: &Conv2dGeom,
+    chunk: Option<usize>,
     dy: &wgpu::Buffer,
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
+    let cin_g = g.cin / g.args.groups;
+    let cols = cin_g * g.kh * g.kw;
+    if cols > NARROW_COLUMNS {
+        return Err(Error::arg(
+            "conv2d weight gradient",
+            "weight columns per group",
+            format!("{cols} (Cin/groups x KH x KW) is more than the narrow kernel's {NARROW_COLUMNS}"),
+        ));
+    }
+    let pixels = g.n * g.oh * g.ow;
+    let chunk = split_k_chunk(pixels, g.cout, chunk);
     let mut constants = geometry_constants(g);
-    constants.push(("WG", WG as f64));
-    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT_DIRECT, &constants)?;
-    // one invocation per (block of OCB output channels of a group, tap)
-    let groups = g.args.groups;
-    let blocks = groups * (g.cout / groups).div_ceil(OCB);
-    let work = blocks * (g.cin / groups) * g.kh * g.kw;
-    let grid = grid_1d(groups_for("conv2d weight grad", work, WG)?);
-    Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, x, dw], grid)
+    constants.push(("CIN_G", cin_g as f64));
+    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT_NARROW, &constants)?;
+    let grid = [
+        u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
+        u32_of("conv2d output channels", g.cout)?,
+        1,
+    ];
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, dy, x, dw)
 }
 
 #[cfg(test)]

@@ -333,6 +333,15 @@ fn conv2d_every_tile_configuration() {
         (2, 3, 1, 4, 1, 2, 1, 1, 1),
         // a 1x1 conv on maps too small for gemm_rows (the implicit-GEMM kernel instead)
         (16, 8, 2, 12, 1, 1, 0, 1, 1),
+        // few weight columns per group (the narrow weight gradient): depthwise with stride 2 and
+        // more pixels than a workgroup's lanes, a depth multiplier of 2, 5x5 depthwise (25
+        // columns), 3 input channels per group (27), 32 columns exactly, a dilated depthwise
+        (3, 6, 13, 6, 3, 2, 1, 1, 6),
+        (2, 4, 9, 8, 3, 1, 1, 1, 4),
+        (2, 3, 12, 3, 5, 1, 2, 1, 3),
+        (1, 6, 10, 4, 3, 1, 1, 1, 2),
+        (2, 8, 5, 4, 4, 1, 2, 1, 4),
+        (2, 5, 11, 5, 3, 1, 2, 2, 5),
     ];
     for (n, cin, hw, cout, k, stride, pad, dil, groups) in shapes {
         let xs = [n, cin, hw, hw];
@@ -415,15 +424,27 @@ fn conv2d_every_tile_configuration() {
                 RTOL,
             );
         }
-        let dw = Tensor::zeros(g, ws).unwrap();
-        let d = conv::backward_weight_direct(g, &geom, dyt.buffer(), xt.buffer(), dw.buffer()).unwrap();
-        g.run(&[d]);
-        assert_close(
-            &format!("direct weight grad {what}"),
-            &dw.to_vec().unwrap(),
-            &want_dw,
-            RTOL,
-        );
+        if (cin / groups) * k * k > 32 {
+            let dw = Tensor::empty(g, ws).unwrap();
+            let narrow = conv::backward_weight_narrow(g, &geom, None, dyt.buffer(), xt.buffer(), dw.buffer());
+            let err = narrow
+                .err()
+                .expect("the narrow weight gradient refuses wide groups")
+                .to_string();
+            assert!(err.contains("weight columns per group"), "{err}");
+            continue;
+        }
+        for chunk in [None, Some(1), Some(7), Some(100)] {
+            let dw = Tensor::empty(g, ws).unwrap(); // NaN: every weight written
+            let ds = conv::backward_weight_narrow(g, &geom, chunk, dyt.buffer(), xt.buffer(), dw.buffer()).unwrap();
+            g.run(&ds);
+            assert_close(
+                &format!("narrow weight grad {what} chunk {chunk:?}"),
+                &dw.to_vec().unwrap(),
+                &want_dw,
+                RTOL,
+            );
+        }
     }
 }
 
