@@ -21,7 +21,8 @@ fn fixtures(model: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("parity");
     let dir = root.join(model);
     let _guard = GEN.lock().unwrap_or_else(|e| e.into_inner());
-    if !dir.join("meta.json").is_file() {
+    // after3_pert is the newest file of the fixture set: older sets are made again
+    if !dir.join("meta.json").is_file() || !dir.join("after3_pert.safetensors").is_file() {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/make_parity_fixtures.py");
         let out = Command::new("/usr/bin/python3")
             .arg(script)
@@ -157,18 +158,19 @@ fn parity(model: &str) {
             &f32s(&d.join(format!("after{steps}_losses.npy")))[..1],
         );
         assert!(l <= TOL, "{model}: first loss differs by {l:.2e}");
-        // Weights are measured against PyTorch in float64. The bound is TOL, or 4x the spread of
-        // PyTorch's own two float32 summation orders (NCHW, channels-last) where that is larger:
-        // when a float32 rounding can flip a ReLU mask near its kink, or tiny-batch batch norm
-        // amplifies rounding, PyTorch float32 is itself that far from float64 and no float32
+        // Weights are measured against PyTorch in float64. The bound is TOL, or 4x how far
+        // PyTorch float32 itself lands from float64 on this fixture where that is larger (its
+        // two summation orders, NCHW and channels-last, and a run with about one rounding error
+        // added to every conv and batch-norm input): when a rounding can flip a ReLU mask near
+        // its kink, or a tiny-batch batch norm with variance near eps amplifies it, no float32
         // implementation can be held to TOL (tools/make_parity_fixtures.py explains).
         let f64ref = tensors(&d.join(format!("after{steps}_f64.safetensors")));
-        let (nchw, _) = worst(&tensors(&d.join(format!("after{steps}.safetensors"))), &f64ref);
-        let (cl, _) = worst(&tensors(&d.join(format!("after{steps}_cl.safetensors"))), &f64ref);
+        let spread = |tag: &str| worst(&tensors(&d.join(format!("after{steps}{tag}.safetensors"))), &f64ref).0;
+        let (nchw, cl, pert) = (spread(""), spread("_cl"), spread("_pert"));
         let (err, name) = worst(&got, &f64ref);
         let (vs_torch, _) = worst(&got, &tensors(&d.join(format!("after{steps}.safetensors"))));
-        println!("{model}: weights after {steps} SGD step(s) vs PyTorch float64: convoy {err:.2e} ({name}), PyTorch float32 NCHW {nchw:.2e}, channels-last {cl:.2e}; convoy vs PyTorch float32 {vs_torch:.2e}");
-        let bound = (4.0 * nchw.max(cl)).max(TOL);
+        println!("{model}: weights after {steps} SGD step(s) vs PyTorch float64: convoy {err:.2e} ({name}), PyTorch float32 NCHW {nchw:.2e}, channels-last {cl:.2e}, with rounding noise {pert:.2e}; convoy vs PyTorch float32 {vs_torch:.2e}");
+        let bound = (4.0 * nchw.max(cl).max(pert)).max(TOL);
         assert!(
             err <= bound,
             "{model} after {steps} step(s): {err:.2e} in {name} > {bound:.2e}"
