@@ -34,11 +34,27 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_parity_fixtures import SMOOTHING, K, randomize_batch_norms, save_safetensors  # noqa: E402
+from make_parity_fixtures import SMOOTHING, K, save_safetensors  # noqa: E402
 
 N, RANKS, H, W, STEPS = 32, 2, 28, 28, 3
 SEED = 4321
 SGD = dict(lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=True)
+
+
+def randomize_batch_norms(m, seed):
+    """Random batch-norm affine parameters and running statistics (so gamma/beta are not the
+    trivial 1/0)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                c = mod.num_features
+                mod.weight.copy_(torch.rand(c, generator=g) + 0.5)
+                mod.bias.copy_(torch.rand(c, generator=g) * 0.4 - 0.2)
+                mod.running_mean.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
+                mod.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+                mod.num_batches_tracked.fill_(3)
+    return m
 
 
 def simple_cnn(seed, channels=(8, 16, 32, 64)):

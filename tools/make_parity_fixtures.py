@@ -69,8 +69,8 @@ def initialize(m, seed):
     """Random parameters from numpy's generator, which gives the same bits on every CPU: torch's
     normal_ takes an AVX2 code path on some CPUs and not on others, so torchvision's own
     initialisation (and with it how well-conditioned a fixture is) depended on the machine.
-    Convs: He-normal with fan-out (torchvision's rule); linear: PyTorch's default uniform;
-    batch norms: random affine parameters and running statistics (so eval and train mode
+    Convs: He-normal with fan-out (torchvision's rule), biases uniform in +-0.1; linear:
+    PyTorch's default uniform; batch norms: random affine parameters and running statistics (so eval and train mode
     differ, and gamma/beta are not the trivial 1/0)."""
     rng = np.random.default_rng(seed)
 
@@ -84,7 +84,7 @@ def initialize(m, seed):
                 fan_out = w.shape[0] * w.shape[2] * w.shape[3]
                 fill(w, rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_out))
                 if mod.bias is not None:
-                    mod.bias.zero_()
+                    fill(mod.bias, rng.uniform(-0.1, 0.1, mod.bias.shape))
             elif isinstance(mod, torch.nn.Linear):
                 bound = 1.0 / np.sqrt(mod.in_features)
                 fill(mod.weight, rng.uniform(-bound, bound, mod.weight.shape))
