@@ -69,9 +69,9 @@ def initialize(m, seed):
     """Random parameters from numpy's generator, which gives the same bits on every CPU: torch's
     normal_ takes an AVX2 code path on some CPUs and not on others, so torchvision's own
     initialisation (and with it how well-conditioned a fixture is) depended on the machine.
-    Convs: He-normal with fan-out (torchvision's rule), biases uniform in +-0.1; linear:
-    PyTorch's default uniform; batch norms: random affine parameters and running statistics (so eval and train mode
-    differ, and gamma/beta are not the trivial 1/0)."""
+    Convs: He-normal with fan-out and zero biases (torchvision's rule); linear: PyTorch's default
+    uniform; batch norms: random affine parameters and running statistics (so eval and train
+    mode differ, and gamma/beta are not the trivial 1/0)."""
     rng = np.random.default_rng(seed)
 
     def fill(t, values):
@@ -84,7 +84,7 @@ def initialize(m, seed):
                 fan_out = w.shape[0] * w.shape[2] * w.shape[3]
                 fill(w, rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_out))
                 if mod.bias is not None:
-                    fill(mod.bias, rng.uniform(-0.1, 0.1, mod.bias.shape))
+                    mod.bias.zero_()
             elif isinstance(mod, torch.nn.Linear):
                 bound = 1.0 / np.sqrt(mod.in_features)
                 fill(mod.weight, rng.uniform(-bound, bound, mod.weight.shape))
@@ -173,7 +173,7 @@ def main():
         rng = np.random.default_rng(SEED + 2)
         x = torch.from_numpy(rng.standard_normal((N, 3, H, W)).astype(np.float32))
         y = torch.from_numpy(rng.integers(0, K, N).astype(np.int64))
-        m, seed, f32_err = well_conditioned(name, x, y)
+        m, seed, spread = well_conditioned(name, x, y)
         save_safetensors(os.path.join(d, "weights.safetensors"), m.state_dict())
         np.save(os.path.join(d, "x.npy"), x.numpy())
         np.save(os.path.join(d, "y.npy"), y.numpy().astype(np.int64))
@@ -209,7 +209,7 @@ def main():
             sd = {k: (v.float() if v.is_floating_point() else v) for k, v in m.state_dict().items()}
             save_safetensors(os.path.join(d, f"{tag}.safetensors"), sd)
             m.float().to(memory_format=torch.contiguous_format)
-        meta = dict(SGD, seed=seed, torch_f32_one_step_spread=f32_err, label_smoothing=SMOOTHING, num_classes=K, torch=torch.__version__, torchvision=torchvision.__version__)
+        meta = dict(SGD, seed=seed, torch_f32_one_step_spread=spread, label_smoothing=SMOOTHING, num_classes=K, torch=torch.__version__, torchvision=torchvision.__version__)
         with open(os.path.join(d, "meta.json"), "w") as f:
             json.dump(meta, f)
         print(f"{d}: written")

@@ -1,5 +1,7 @@
 //! conv2d kernels. Forward: an implicit GEMM with a register tile of up to 8 output channels x
-//! 4 pixels per invocation. Backward: direct kernels with 4 channels per invocation.
+//! 4 pixels per invocation (or a workgroup-memory tile, for the tuner). Input gradient: the same
+//! over the flipped kernel, one dispatch per stride phase. Weight gradient: a split-K GEMM over
+//! the output pixels, with lanes over the weight columns, or over the pixels for narrow groups.
 
 use super::shaders::{
     variant, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD, CONV2D_FWD_STAGED,
