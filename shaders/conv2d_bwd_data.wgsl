@@ -7,6 +7,8 @@
 // With stride S > 1 only 1 in S*S taps lands on a given input pixel, so the pixels are split by
 // phase ((iy + P) % S, (ix + P) % S), one dispatch per phase with the phase as override
 // constants RY, RX: the taps that cannot land are removed when the pipeline is specialised.
+// Taps outside, output channels inside: groups with few output channels (depthwise) run
+// conv2d_bwd_data_narrow instead.
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
@@ -22,8 +24,6 @@ override ICB: u32 = 8u;
 // the stride phase of this dispatch's pixels: (iy + PH) % SH == RY, (ix + PW) % SW == RX
 override RY: u32 = 0u;
 override RX: u32 = 0u;
-// loop order: taps outside and output channels inside (many channels per group), or the reverse
-override TAPS_OUTER: bool = true;
 // the taps that pair some output pixel with a pixel inside the image (as in conv2d_fwd)
 override KY0: u32 = 0u;
 override KY1: u32 = KH;
@@ -65,106 +65,69 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (total == 0u) {
         return;  // a phase with no pixels (input smaller than the stride)
     }
-    let first = (wid.x + wid.y * nwg.x) * WG * PX + lid;
+    let block = wid.x + wid.y * nwg.x;
     var db: array<u32, PX>;   // offset of (n, first output channel of group g) in dy
+    var xo: array<u32, PX>;   // offset of (n, first input channel of the block, iy, ix) in dx
     var ty0: array<i32, PX>;  // iy + PH: oy*SH + ky*DH for a tap that lands here
     var tx0: array<i32, PX>;
     var ok: array<bool, PX>;
     for (var j = 0u; j < PX; j++) {
-        let q = first + j * WG;
+        let q = block * WG * PX + lid + j * WG;
         ok[j] = q < total;
         let qq = min(q, total - 1u);
         let n = qq / (ph * pw);
         let r = qq % (ph * pw);
-        ty0[j] = i32(y_start + SH * (r / pw) + PH);
-        tx0[j] = i32(x_start + SW * (r % pw) + PW);
+        let iy = y_start + SH * (r / pw);
+        let ix = x_start + SW * (r % pw);
+        ty0[j] = i32(iy + PH);
+        tx0[j] = i32(ix + PW);
         db[j] = (n * p.cout + g * cout_g) * oplane;
+        xo[j] = (n * p.cin + g * cin_g + ic0) * plane + iy * p.w + ix;
     }
 
+    // Taps outside, output channels inside: a pixel's dy offset for a tap is the same in
+    // every output channel, so the index arithmetic and bounds checks run once per tap and
+    // the inner loop is loads and multiply-adds only.
     var acc: array<vec4f, 8>;
-    if (TAPS_OUTER) {
-        // Taps outside, output channels inside: a pixel's dy offset for a tap is the same in
-        // every output channel, so the index arithmetic and bounds checks run once per tap and
-        // the inner loop is loads and multiply-adds only.
-        for (var ky = KY0; ky < KY1; ky++) {
-            if ((ky * DH) % SH != RY) {
-                continue;  // this tap never lands on this phase (removed at specialisation)
-            }
-            for (var kx = KX0; kx < KX1; kx++) {
-                if ((kx * DW) % SW != RX) {
-                    continue;
-                }
-                var off: array<u32, PX>;  // offset of (n, first channel of group g, oy, ox) in dy
-                var hit: array<bool, PX>;
-                for (var j = 0u; j < PX; j++) {
-                    let ty = ty0[j] - i32(ky * DH);
-                    let tx = tx0[j] - i32(kx * DW);
-                    let oy = ty / i32(SH);
-                    let ox = tx / i32(SW);
-                    hit[j] = ok[j] && ty >= 0 && oy < i32(p.oh) && tx >= 0 && ox < i32(p.ow);
-                    off[j] = select(0u, db[j] + u32(oy) * p.ow + u32(ox), hit[j]);
-                }
-                let wtap = (g * cout_g * cin_g + ic0) * taps + ky * KW + kx;
-                for (var oc = 0u; oc < cout_g; oc++) {
-                    let dc = oc * oplane;
-                    var dv: vec4f;
-                    for (var j = 0u; j < PX; j++) {
-                        dv[j] = select(0.0, dy[off[j] + dc], hit[j]);
-                    }
-                    let wi = wtap + oc * cin_g * taps;
-                    for (var o = 0u; o < ICB; o++) {
-                        acc[o] += wt[wi + min(o, nic - 1u) * taps] * dv;
-                    }
-                }
-            }
+    for (var ky = KY0; ky < KY1; ky++) {
+        if ((ky * DH) % SH != RY) {
+            continue;  // this tap never lands on this phase (removed at specialisation)
         }
-    } else {
-        // Output channels outside (few per group: depthwise): one dy plane at a time.
-        for (var oc = 0u; oc < cout_g; oc++) {
-            let dc = oc * oplane;
-            let wc = ((g * cout_g + oc) * cin_g + ic0) * taps;
-            for (var ky = KY0; ky < KY1; ky++) {
-                if ((ky * DH) % SH != RY) {
-                    continue;
-                }
-                var row: array<i32, PX>;  // -1 where no output row maps here for this tap
+        for (var kx = KX0; kx < KX1; kx++) {
+            if ((kx * DW) % SW != RX) {
+                continue;
+            }
+            var off: array<u32, PX>;  // offset of (n, first channel of group g, oy, ox) in dy
+            var hit: array<bool, PX>;
+            for (var j = 0u; j < PX; j++) {
+                let ty = ty0[j] - i32(ky * DH);
+                let tx = tx0[j] - i32(kx * DW);
+                let oy = ty / i32(SH);
+                let ox = tx / i32(SW);
+                hit[j] = ok[j] && ty >= 0 && oy < i32(p.oh) && tx >= 0 && ox < i32(p.ow);
+                off[j] = select(0u, db[j] + u32(oy) * p.ow + u32(ox), hit[j]);
+            }
+            let wtap = (g * cout_g * cin_g + ic0) * taps + ky * KW + kx;
+            for (var oc = 0u; oc < cout_g; oc++) {
+                let dc = oc * oplane;
+                var dv: vec4f;
                 for (var j = 0u; j < PX; j++) {
-                    let ty = ty0[j] - i32(ky * DH);
-                    let oy = ty / i32(SH);
-                    let hit = ok[j] && ty >= 0 && oy < i32(p.oh);
-                    row[j] = select(-1, i32(db[j] + dc) + oy * i32(p.ow), hit);
+                    dv[j] = select(0.0, dy[off[j] + dc], hit[j]);
                 }
-                for (var kx = KX0; kx < KX1; kx++) {
-                    if ((kx * DW) % SW != RX) {
-                        continue;
-                    }
-                    var dv: vec4f;
-                    for (var j = 0u; j < PX; j++) {
-                        let tx = tx0[j] - i32(kx * DW);
-                        let ox = tx / i32(SW);
-                        let hit = row[j] >= 0 && tx >= 0 && ox < i32(p.ow);
-                        let v = dy[select(0u, u32(row[j] + ox), hit)];
-                        dv[j] = select(0.0, v, hit);
-                    }
-                    let wi = wc + ky * KW + kx;
-                    for (var o = 0u; o < ICB; o++) {
-                        acc[o] += wt[wi + min(o, nic - 1u) * taps] * dv;
-                    }
+                let wi = wtap + oc * cin_g * taps;
+                for (var o = 0u; o < ICB; o++) {
+                    acc[o] += wt[wi + min(o, nic - 1u) * taps] * dv;
                 }
             }
         }
     }
 
     for (var j = 0u; j < PX; j++) {
-        let q = first + j * WG;
-        if (q >= total) {
+        if (!ok[j]) {
             continue;
         }
-        let r = q % (ph * pw);
-        let pix = (y_start + SH * (r / pw)) * p.w + x_start + SW * (r % pw);
-        let out0 = ((q / (ph * pw)) * p.cin + g * cin_g + ic0) * plane + pix;
         for (var o = 0u; o < nic; o++) {
-            dx[out0 + o * plane] = acc[o][j];
+            dx[xo[j] + o * plane] = acc[o][j];
         }
     }
 }

@@ -38,8 +38,15 @@ override KX0: u32 = 0u;
 override KX1: u32 = KW;
 // write the block statistics (needs WG = 64)
 override STATS: bool = false;
+// Consecutive pixels per invocation: lane l of a block takes its pixels l*PX .. l*PX+PX-1
+// instead of l, l+WG, ... . Set by the host only for the channels-outside loop order when
+// OW % PX == 0 (the PX pixels then share an output row) and the row segment fits SEG_MAX: each
+// tap row of the window is then loaded once, as one segment, for all PX pixels and all taps of
+// that row (a 3x3: 6 loads instead of 12), and the pixels are decoded once, not PX times.
+override ROW_SEGMENT: bool = false;
 
 const PX: u32 = 4u;  // output pixels per invocation (the register tile's columns)
+const SEG_MAX: u32 = 32u;  // longest row segment: (PX - 1) * SW + (KX1 - 1 - KX0) * DW + 1
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -73,23 +80,40 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let taps = KH * KW;
     let w_oc = cin_g * taps;  // stride between output channels in wt
 
-    // this invocation's pixels: consecutive lanes take consecutive pixels (neighbouring loads)
+    // this invocation's pixels: consecutive lanes take consecutive pixels (neighbouring loads),
+    // or, with ROW_SEGMENT, consecutive pixels of one row
     let plane = p.oh * p.ow;
     let total = p.n * plane;
-    let first = (wid.x + wid.y * nwg.x) * WG * PX + lid;
+    let block = wid.x + wid.y * nwg.x;
     var xb: array<u32, PX>;   // offset of (n, first channel of group g) in x
+    var yb: array<u32, PX>;   // offset of (n, oc0, pixel) in y
     var iy0: array<i32, PX>;
     var ix0: array<i32, PX>;
     var ok: array<bool, PX>;
-    for (var j = 0u; j < PX; j++) {
-        let q = first + j * WG;
-        ok[j] = q < total;
+    if (ROW_SEGMENT) {
+        let q = (block * WG + lid) * PX;
         let qq = min(q, total - 1u);
         let n = qq / plane;
         let r = qq % plane;
-        iy0[j] = i32((r / p.ow) * SH) - i32(PH);
-        ix0[j] = i32((r % p.ow) * SW) - i32(PW);
-        xb[j] = (n * p.cin + g * cin_g) * p.h * p.w;
+        for (var j = 0u; j < PX; j++) {
+            ok[j] = q < total;  // all or none: OW % PX == 0
+            iy0[j] = i32((r / p.ow) * SH) - i32(PH);
+            ix0[j] = i32((r % p.ow + j) * SW) - i32(PW);
+            xb[j] = (n * p.cin + g * cin_g) * p.h * p.w;
+            yb[j] = (n * p.cout + oc0) * plane + r + j;
+        }
+    } else {
+        for (var j = 0u; j < PX; j++) {
+            let q = block * WG * PX + lid + j * WG;
+            ok[j] = q < total;
+            let qq = min(q, total - 1u);
+            let n = qq / plane;
+            let r = qq % plane;
+            iy0[j] = i32((r / p.ow) * SH) - i32(PH);
+            ix0[j] = i32((r % p.ow) * SW) - i32(PW);
+            xb[j] = (n * p.cin + g * cin_g) * p.h * p.w;
+            yb[j] = (n * p.cout + oc0) * plane + r;
+        }
     }
 
     var acc: array<vec4f, 8>;
@@ -118,6 +142,36 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                     let wi = wtap + ic * taps;
                     for (var o = 0u; o < OCB; o++) {
                         // rows past noc reread the last channel's weights; they are not stored
+                        acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
+                    }
+                }
+            }
+        }
+    } else if (ROW_SEGMENT) {
+        // Input channels outside, the PX pixels side by side in one row: per channel and tap
+        // row, the input columns under all of them are one segment, loaded once.
+        let seg_len = (PX - 1u) * SW + (max(KX1, KX0 + 1u) - KX0 - 1u) * DW + 1u;
+        let col0 = ix0[0] + i32(KX0 * DW);  // the segment's first input column
+        for (var ic = 0u; ic < cin_g; ic++) {
+            let xc = ic * plane_in;
+            let wc = (oc0 * cin_g + ic) * taps;
+            for (var ky = KY0; ky < KY1; ky++) {
+                let iy = iy0[0] + i32(ky * DH);
+                // one unsigned compare per axis: a negative coordinate wraps past the bound
+                let row_in = ok[0] && u32(iy) < p.h;
+                let at = i32(xb[0] + xc) + iy * i32(p.w) + col0;
+                var seg: array<f32, SEG_MAX>;
+                for (var i = 0u; i < seg_len; i++) {
+                    let inside = row_in && u32(col0 + i32(i)) < p.w;
+                    seg[i] = select(0.0, f32(x[select(0u, u32(at + i32(i)), inside)]), inside);
+                }
+                for (var kx = KX0; kx < KX1; kx++) {
+                    var xv: vec4f;
+                    for (var j = 0u; j < PX; j++) {
+                        xv[j] = seg[j * SW + (kx - KX0) * DW];
+                    }
+                    let wi = wc + ky * KW + kx;
+                    for (var o = 0u; o < OCB; o++) {
                         acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
                     }
                 }
@@ -153,11 +207,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
 
     for (var j = 0u; j < PX; j++) {
-        let q = first + j * WG;
-        if (q >= total) {
+        if (!ok[j]) {
             continue;
         }
-        let out0 = ((q / plane) * p.cout + oc0) * plane + q % plane;
+        let out0 = yb[j];
         for (var o = 0u; o < noc; o++) {
             var v = acc[o][j];
             if (HAS_BIAS) {
@@ -180,7 +233,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         // Each invocation's (mean, M2) of its pixels per channel into workgroup memory, then
         // one invocation per channel merges the 64 of them in order with Chan's formula: one
         // barrier (a CPU driver pays for every barrier with a switch of all invocations).
-        let block = wid.x + wid.y * nwg.x;
         let start = block * WG * PX;  // past total in the spare workgroups of a 2D grid
         let left = max(total, start) - start;  // valid pixels of this block (<= WG * PX)
         let mine = f32(lane_count(lid, left));
@@ -218,7 +270,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
 }
 
-// How many of the block's first `left` pixels invocation `l` holds (pixels l, l + WG, ...).
+// How many of the block's first `left` pixels invocation `l` holds (pixels l, l + WG, ...; with
+// ROW_SEGMENT l*PX .. l*PX+PX-1, all or none: `left` is then a multiple of PX).
 fn lane_count(l: u32, left: u32) -> u32 {
+    if (ROW_SEGMENT) {
+        return select(0u, PX, l * PX < left);
+    }
     return select(0u, min(PX, (left - l - 1u) / WG + 1u), l < left);
 }

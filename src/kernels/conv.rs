@@ -1,11 +1,14 @@
 //! conv2d kernels. Forward: an implicit GEMM with a register tile of up to 8 output channels x
-//! 4 pixels per invocation (or a workgroup-memory tile, for the tuner). Input gradient: the same
-//! over the flipped kernel, one dispatch per stride phase. Weight gradient: a split-K GEMM over
-//! the output pixels, with lanes over the weight columns, or over the pixels for narrow groups.
+//! 4 pixels per invocation (or a workgroup-memory tile, for the tuner); with few channels per
+//! group, 4 pixels of one row sharing their window's row segments. Input gradient: the same
+//! over the flipped kernel, one dispatch per stride phase, or, for groups with few output
+//! channels (depthwise), a direct kernel over cells of stride x stride pixels. Weight gradient:
+//! a split-K GEMM over the output pixels, with lanes over the weight columns, or over the pixels
+//! for narrow groups.
 
 use super::shaders::{
-    variant, CONV2D_BWD_DATA, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD, CONV2D_FWD_STAGED,
-    SPLIT_K_REDUCE,
+    variant, CONV2D_BWD_DATA, CONV2D_BWD_DATA_NARROW, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD,
+    CONV2D_FWD_STAGED, SPLIT_K_REDUCE,
 };
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
@@ -333,6 +336,7 @@ pub fn forward_tiled(
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
     constants.push(("TAPS_OUTER", f64::from(u8::from(taps_outer(g.cin / g.args.groups)))));
+    constants.push(("ROW_SEGMENT", f64::from(u8::from(forward_row_segment(g)))));
     constants.extend(tap_window_constants(g));
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD, storage)?, &constants)?;
     let grid = forward_grid(g, tile.wg * FWD_PIXELS, tile.ocb)?;
@@ -419,6 +423,19 @@ fn taps_outer(k: usize) -> bool {
     k >= 4
 }
 
+/// Longest row segment the kernels keep in registers (their SEG_MAX).
+const SEGMENT_MAX: usize = 32;
+
+/// Whether conv2d_fwd runs with ROW_SEGMENT: the channels-outside loop order (few input
+/// channels per group: depthwise, the stem) and rows that hold whole invocations (OW a multiple
+/// of FWD_PIXELS), so each invocation's pixels are neighbours in one row and each tap row of
+/// their window is one segment of input (mbv2_dw forward 317 -> 237-252 ms on lavapipe, Zen 3).
+fn forward_row_segment(g: &Conv2dGeom) -> bool {
+    let [_, (x0, x1)] = tap_window(g);
+    let segment = (FWD_PIXELS - 1) * g.args.stride + (x1.max(x0 + 1) - x0 - 1) * g.args.dilation + 1;
+    !taps_outer(g.cin / g.args.groups) && g.ow.is_multiple_of(FWD_PIXELS) && x1 > x0 && segment <= SEGMENT_MAX
+}
+
 /// The Params struct shared by the three conv kernels.
 fn sizes(g: &Conv2dGeom) -> Result<[u32; 8]> {
     u32_of("conv2d input elements", g.n * g.cin * g.h * g.w)?;
@@ -466,6 +483,9 @@ pub fn backward_data(
             dx,
         )?]);
     }
+    if !taps_outer(g.cout / g.args.groups) {
+        return Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]);
+    }
     let candidates = ConvTile::candidates(g.cin / g.args.groups);
     choose(gpu, "conv2d_bwd_data", g, &candidates, |t| {
         backward_data_tiled(gpu, g, t, dy, w, dx)
@@ -483,6 +503,9 @@ pub fn backward_data_tiled(
 ) -> Result<Vec<Dispatch>> {
     tile.check()?;
     let groups = g.args.groups;
+    if !taps_outer(g.cout / groups) {
+        return Err(tile.refuse("groups with fewer than 4 output channels run backward_data_narrow"));
+    }
     let channel_blocks = u32_of(
         "conv2d input channel blocks",
         groups * (g.cin / groups).div_ceil(tile.ocb),
@@ -502,7 +525,6 @@ pub fn backward_data_tiled(
             constants.push(("ICB", tile.ocb as f64));
             constants.push(("RY", ry as f64));
             constants.push(("RX", rx as f64));
-            constants.push(("TAPS_OUTER", f64::from(u8::from(taps_outer(g.cout / groups)))));
             constants.extend(tap_window_constants(g));
             let pipeline = gpu.pipeline(&CONV2D_BWD_DATA, &constants)?;
             let pixels = g.n * rows * cols;
@@ -513,6 +535,49 @@ pub fn backward_data_tiled(
     }
     Ok(out)
 }
+
+/// The input gradient of a conv whose groups have fewer than 4 output channels (depthwise, a
+/// small depth multiplier), through conv2d_bwd_data_narrow: a direct transposed convolution in
+/// one dispatch, each invocation computing `CELLS` cells of stride x stride input pixels (every
+/// stride phase) from the dy segments they share.
+pub fn backward_data_narrow(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let a = &g.args;
+    // the accumulators of one cell row hold stride x cells values: at most SEGMENT_MAX (32)
+    let cells = (SEGMENT_MAX / a.stride).min(NARROW_CELLS);
+    if cells == 0 {
+        return Err(Error::arg(
+            "conv2d input gradient",
+            "stride",
+            format!(
+                "{} is more than {SEGMENT_MAX}, the most the grouped-conv input gradient supports",
+                a.stride
+            ),
+        ));
+    }
+    let [_, (x0, x1)] = tap_window(g);
+    let reach = (x1.max(1) - 1) * a.dilation / a.stride;
+    let segment = cells + reach - x0 * a.dilation / a.stride;
+    let mut constants = geometry_constants(g);
+    constants.push(("CELLS", cells as f64));
+    constants.push(("SEGMENT", f64::from(u8::from(segment <= SEGMENT_MAX))));
+    constants.extend(tap_window_constants(g));
+    let pipeline = gpu.pipeline(&CONV2D_BWD_DATA_NARROW, &constants)?;
+    let cell_rows = (g.h - 1 + a.padding) / a.stride + 1;
+    let cell_cols = (g.w - 1 + a.padding) / a.stride + 1;
+    let lanes = g.n * cell_rows * cell_cols.div_ceil(cells);
+    let mut grid = grid_1d(groups_for("conv2d input-gradient cells", lanes, WG)?);
+    grid[2] = u32_of("conv2d input channels", g.cin)?;
+    Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, w, dx], grid)
+}
+
+/// Cells per invocation of conv2d_bwd_data_narrow (its CELLS), fewer for strides above 8.
+const NARROW_CELLS: usize = 4;
 
 /// Weight columns per group (Cin/g * KH * KW) up to which the weight gradient runs
 /// conv2d_bwd_weight_narrow (its MAX_COLS): conv2d_bwd_weight spreads the columns over the

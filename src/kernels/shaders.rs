@@ -24,6 +24,7 @@ shaders! {
     CONV2D_FWD_STAGED = "conv2d_fwd_staged" [Uniform, Read, Read, Read, Read, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" [Uniform, Read, Read, ReadWrite];
     SPLIT_K_REDUCE = "split_k_reduce" [Uniform, Read, ReadWrite];
     CHANNEL_SUM = "channel_sum" [Uniform, Read, ReadWrite];

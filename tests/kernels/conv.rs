@@ -342,6 +342,27 @@ fn conv2d_every_tile_configuration() {
         (1, 6, 10, 4, 3, 1, 1, 1, 2),
         (2, 8, 5, 4, 4, 1, 2, 1, 4),
         (2, 5, 11, 5, 3, 1, 2, 2, 5),
+        // rows that hold whole invocations (output width, or a stride phase's width, a multiple
+        // of 4) with few channels per group: the row-segment paths of the forward and the
+        // input gradient. Depthwise 3x3 stride 1 and 2, 5x5 dilated with a multiplier of 2, a
+        // 7x7 stride-2 stem, a 4x4 map whose taps reach into padding, stride 3, a 2x2 stride 2
+        // (one tap per phase), a 1x1 stride 2 (phases no tap reaches), several workgroups
+        (2, 5, 12, 5, 3, 1, 1, 1, 5),
+        (2, 4, 16, 4, 3, 2, 1, 1, 4),
+        (1, 3, 8, 6, 5, 1, 4, 2, 3),
+        (2, 3, 16, 8, 7, 2, 3, 1, 1),
+        (3, 2, 4, 2, 5, 1, 2, 1, 2),
+        (1, 2, 12, 2, 3, 3, 1, 1, 2),
+        (1, 4, 8, 4, 2, 2, 0, 1, 4),
+        (2, 4, 8, 4, 1, 2, 0, 1, 4),
+        (3, 2, 24, 2, 3, 1, 1, 1, 2),
+        // the input gradient's cell kernel: a dilation too large for one dy segment (tap by
+        // tap), stride 3 with a multiplier of 3, stride 4 (cells with phases no tap reaches),
+        // a 1x1 map
+        (1, 2, 32, 2, 3, 1, 15, 15, 2),
+        (2, 2, 11, 6, 3, 3, 1, 1, 2),
+        (1, 3, 10, 3, 3, 4, 2, 1, 3),
+        (4, 3, 1, 3, 3, 1, 1, 1, 3),
     ];
     for (n, cin, hw, cout, k, stride, pad, dil, groups) in shapes {
         let xs = [n, cin, hw, hw];
@@ -412,17 +433,45 @@ fn conv2d_every_tile_configuration() {
                 );
             }
         }
-        for tile in ConvTile::candidates(cin / groups) {
-            // NaN-filled: every pixel of every stride phase must be written
+        // NaN-filled: every pixel of every stride phase must be written
+        let dx = Tensor::empty(g, xs).unwrap();
+        let ds = conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+        g.run(&ds);
+        assert_close(
+            &format!("input grad {what} default"),
+            &dx.to_vec().unwrap(),
+            &want_dx,
+            RTOL,
+        );
+        if cout / groups < 4 {
+            // few output channels per group: the cell kernel alone, the tiled one refuses
             let dx = Tensor::empty(g, xs).unwrap();
-            let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
-            g.run(&ds);
+            let d = conv::backward_data_narrow(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+            g.run(&[d]);
             assert_close(
-                &format!("input grad {what} {tile:?}"),
+                &format!("narrow input grad {what}"),
                 &dx.to_vec().unwrap(),
                 &want_dx,
                 RTOL,
             );
+            let tile = ConvTile::default_for(cin / groups);
+            let err = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer())
+                .err()
+                .expect("the tiled input gradient refuses narrow groups")
+                .to_string();
+            assert!(err.contains("backward_data_narrow"), "{err}");
+        } else {
+            for tile in ConvTile::candidates(cin / groups) {
+                let dx = Tensor::empty(g, xs).unwrap();
+                let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+                g.run(&ds);
+                assert_close(
+                    &format!("input grad {what} {tile:?}"),
+                    &dx.to_vec().unwrap(),
+                    &want_dx,
+                    RTOL,
+                );
+            }
         }
         if (cin / groups) * k * k > 32 {
             let dw = Tensor::empty(g, ws).unwrap();

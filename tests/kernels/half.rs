@@ -94,6 +94,9 @@ fn conv2d_f16_matches_reference() {
         ([2, 12, 10, 9], 12, 3, 1, 1, 1, 12),
         ([1, 6, 12, 12], 5, 3, 1, 2, 2, 1),
         ([1, 8, 6, 7], 8, 3, 1, 1, 1, 4),
+        // depthwise and a stem on rows that hold whole invocations (the row-segment forward)
+        ([2, 12, 10, 12], 12, 3, 1, 1, 1, 12),
+        ([1, 3, 16, 16], 8, 7, 2, 3, 1, 1),
     ];
     for (xs, cout, k, s, p, d, groups) in cases {
         let ws = [cout, xs[1] / groups, k, k];

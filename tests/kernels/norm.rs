@@ -124,6 +124,10 @@ fn conv_block_statistics_merge_to_batch_statistics() {
         (16, 12, 1, 11, 3, 1, 1, 1),
         (2, 3, 41, 16, 7, 2, 3, 1),
         (2, 16, 21, 16, 3, 1, 1, 16),
+        // rows that hold whole invocations (the forward's row segments): depthwise over 7 blocks
+        // (the last partial), a 7x7 stride-2 stem
+        (3, 8, 24, 8, 3, 1, 1, 8),
+        (2, 3, 40, 16, 7, 2, 3, 1),
     ] {
         let xs = [n, cin, hw, hw];
         let ws = [cout, cin / groups, k, k];
