@@ -4,6 +4,8 @@
 // column is one (ic, ky, kx)) and one chunk of the output pixels (grid y). It walks its chunk
 // pixel by pixel: the pixel is the same for every lane, so the OCB dy loads are uniform, and each
 // lane gathers the x value under each of its 4 columns, feeding OCB multiply-adds per gather.
+// A lane's 4 columns are one tap of 4 consecutive input channels, so one bounds check per pixel
+// serves all 4 gathers.
 // Each chunk writes its partial sums to its own slice of `part`; split_k_reduce adds the slices
 // (with one chunk, `part` is dw itself).
 // Only the taps some output pixel reaches inside the image ([KY0, KY1) x [KX0, KX1)) are
@@ -57,23 +59,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let hw = p.h * p.w;
     let oplane = p.oh * p.ow;
 
-    // this invocation's columns: offset of the tap within (n, group g) of x, its shift, and
-    // its column in dw
-    var xoff: array<i32, KC>;
-    var sy: array<i32, KC>;
-    var sx: array<i32, KC>;
+    // this invocation's columns: one live tap (its shift sy, sx) of the input channels
+    // KC*quad .. KC*quad+KC-1 (the last quad's channels past cin_g reread the last channel and
+    // are not stored); the offset of the first within (n, group g) of x, and each one's column
+    // in dw
+    let quads = (cin_g + KC - 1u) / KC;
+    let units = quads * (KY1 - KY0) * (KX1 - KX0);  // (quad, live tap) pairs
+    let unit = wid.x * WG + lid;
+    let live = unit < units;
+    let u = min(unit, max(units, 1u) - 1u);
+    let ky = KY0 + (u % wtaps) / wkw;
+    let kx = KX0 + u % wkw;
+    let sy = i32(ky * DH);
+    let sx = i32(kx * DW);
+    let quad = u / wtaps;
+    let xoff = sy * i32(p.w) + sx;
+    var xch: array<i32, KC>;  // offset of the column's channel plane
     var ok: array<bool, KC>;
     var col: array<u32, KC>;
-    let col0 = wid.x * WG * KC + lid;
     for (var j = 0u; j < KC; j++) {
-        let c = min(col0 + j * WG, max(wcols, 1u) - 1u);
-        ok[j] = col0 + j * WG < wcols;
-        let ic = c / wtaps;
-        let ky = KY0 + (c % wtaps) / wkw;
-        let kx = KX0 + c % wkw;
-        sy[j] = i32(ky * DH);
-        sx[j] = i32(kx * DW);
-        xoff[j] = i32(ic * hw) + sy[j] * i32(p.w) + sx[j];
+        let ic = quad * KC + j;
+        ok[j] = live && ic < cin_g;
+        xch[j] = i32(min(ic, cin_g - 1u) * hw);
         col[j] = ic * taps + ky * KW + kx;
     }
 
@@ -89,13 +96,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     for (var q = q0; q < q1; q++) {
         let iy = i32(oy * SH) - i32(PH);
         let ix = i32(ox * SW) - i32(PW);
-        let xb = i32((n * p.cin + g * cin_g) * hw) + iy * i32(p.w) + ix;
+        let xb = i32((n * p.cin + g * cin_g) * hw) + iy * i32(p.w) + ix + xoff;
+        // one unsigned compare per axis: a negative coordinate wraps past the bound
+        let inside = live && u32(iy + sy) < p.h && u32(ix + sx) < p.w;
         var xv: vec4f;
         for (var j = 0u; j < KC; j++) {
-            let yy = iy + sy[j];
-            let xx = ix + sx[j];
-            let inside = ok[j] && yy >= 0 && yy < i32(p.h) && xx >= 0 && xx < i32(p.w);
-            let v = x[select(0u, u32(xb + xoff[j]), inside)];
+            let v = x[select(0u, u32(xb + xch[j]), inside)];
             xv[j] = select(0.0, v, inside);
         }
         let d0 = (n * p.cout + oc0) * oplane + oy * p.ow + ox;
