@@ -9,26 +9,15 @@
 // constants RY, RX: the taps that cannot land are removed when the pipeline is specialised.
 // Taps outside, output channels inside: groups with few output channels (depthwise) run
 // conv2d_bwd_data_narrow instead.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
+// which `kernels::shaders` puts in front of this file.
 
-override KH: u32 = 3u;
-override KW: u32 = 3u;
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-override PH: u32 = 0u;
-override PW: u32 = 0u;
-override DH: u32 = 1u;
-override DW: u32 = 1u;
 override WG: u32 = 64u;
 // input channels per invocation, 1..=8
 override ICB: u32 = 8u;
 // the stride phase of this dispatch's pixels: (iy + PH) % SH == RY, (ix + PW) % SW == RX
 override RY: u32 = 0u;
 override RX: u32 = 0u;
-// the taps that pair some output pixel with a pixel inside the image (as in conv2d_fwd)
-override KY0: u32 = 0u;
-override KY1: u32 = KH;
-override KX0: u32 = 0u;
-override KX1: u32 = KW;
 
 const PX: u32 = 4u;
 

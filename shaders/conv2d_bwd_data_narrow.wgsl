@@ -10,20 +10,9 @@
 // are one segment, loaded once for every tap of that row and every column phase. A workgroup
 // owns one input channel (grid z: every weight load is uniform) and WG*CELLS cells of
 // (image, cell row, cell column) (grid x, y). Every input pixel is written once; no atomics.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
+// which `kernels::shaders` puts in front of this file.
 
-override KH: u32 = 3u;
-override KW: u32 = 3u;
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-override PH: u32 = 0u;
-override PW: u32 = 0u;
-override DH: u32 = 1u;
-override DW: u32 = 1u;
-// the taps that pair some output pixel with a pixel inside the image (as in conv2d_fwd)
-override KY0: u32 = 0u;
-override KY1: u32 = KH;
-override KX0: u32 = 0u;
-override KX1: u32 = KW;
 // cells per invocation (SW * CELLS <= ACC_MAX)
 override CELLS: u32 = 4u;
 // load each tap row's dy columns as one segment (it fits SEG_MAX); else tap by tap (a large

@@ -11,22 +11,12 @@
 // Only the taps some output pixel reaches inside the image ([KY0, KY1) x [KX0, KX1)) are
 // columns of the GEMM; the others read only padding, so their gradient is zero: the
 // workgroups of the first column block write those zeros.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
+// which `kernels::shaders` puts in front of this file.
 
-override KH: u32 = 3u;
-override KW: u32 = 3u;
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-override PH: u32 = 0u;
-override PW: u32 = 0u;
-override DH: u32 = 1u;
-override DW: u32 = 1u;
 override WG: u32 = 64u;
 // output channels per invocation, 1..=8
 override OCB: u32 = 8u;
-override KY0: u32 = 0u;
-override KY1: u32 = KH;
-override KX0: u32 = 0u;
-override KX1: u32 = KW;
 
 const KC: u32 = 4u;  // weight columns per invocation
 

@@ -7,15 +7,9 @@
 // every column, so one dy load feeds all the columns' multiply-adds. One workgroup reduction
 // sums the lanes; each chunk writes its sums to its own slice of `part`, and split_k_reduce adds
 // the slices (with one chunk, `part` is dw itself).
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
+// which `kernels::shaders` puts in front of this file.
 
-override KH: u32 = 3u;
-override KW: u32 = 3u;
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-override PH: u32 = 0u;
-override PW: u32 = 0u;
-override DH: u32 = 1u;
-override DW: u32 = 1u;
 override CIN_G: u32 = 1u;  // input channels per group
 
 const WG: u32 = 64u;

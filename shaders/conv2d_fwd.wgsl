@@ -10,18 +10,12 @@
 // Training fusion (STATS): each workgroup also writes the per-channel (mean, M2) of the values it
 // stored, for the batch norm that follows; batch_norm_merge combines the blocks, so no pass reads
 // y again for the batch statistics.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
+// which `kernels::shaders` puts in front of this file.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
 
-override KH: u32 = 3u;
-override KW: u32 = 3u;
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-override PH: u32 = 0u;
-override PW: u32 = 0u;
-override DH: u32 = 1u;
-override DW: u32 = 1u;
 override HAS_BIAS: bool = false;
 override HAS_RESIDUAL: bool = false;
 override ACT: u32 = 0u;
@@ -30,12 +24,6 @@ override WG: u32 = 64u;
 override OCB: u32 = 8u;
 // loop order: taps outside and input channels inside (many channels per group), or the reverse
 override TAPS_OUTER: bool = true;
-// the taps some output pixel reaches inside the image: [KY0, KY1) x [KX0, KX1); the others
-// read only padding (a 3x3 conv on a 1x1 map uses its centre tap alone)
-override KY0: u32 = 0u;
-override KY1: u32 = KH;
-override KX0: u32 = 0u;
-override KX1: u32 = KW;
 // write the block statistics (needs WG = 64)
 override STATS: bool = false;
 // Consecutive pixels per invocation: lane l of a block takes its pixels l*PX .. l*PX+PX-1

@@ -9,18 +9,12 @@
 // invocations from workgroup memory. The tuner times it beside conv2d_fwd (register tiles
 // with uniform weight loads, which win on CPU drivers) and keeps the faster per shape.
 // Epilogue (fusion): + bias, + residual, then ReLU (ACT 1) or ReLU6 (2), as conv2d_fwd.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
+// which `kernels::shaders` puts in front of this file.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
 
-override KH: u32 = 3u;
-override KW: u32 = 3u;
-override SH: u32 = 1u;
-override SW: u32 = 1u;
-override PH: u32 = 0u;
-override PW: u32 = 0u;
-override DH: u32 = 1u;
-override DW: u32 = 1u;
 override HAS_BIAS: bool = false;
 override HAS_RESIDUAL: bool = false;
 override ACT: u32 = 0u;

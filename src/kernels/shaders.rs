@@ -7,25 +7,32 @@ use crate::tensor::DType;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
+/// `NAME = "file" [bindings];`, or `NAME = "file" with prelude "prelude" [bindings];` for a kernel whose
+/// source starts with a shared prelude file (WGSL has no include).
 macro_rules! shaders {
-    ($($id:ident = $file:literal [$($b:expr),*];)*) => {
+    ($($id:ident = $file:literal $(with prelude $prelude:literal)? [$($b:expr),*];)*) => {
         $(pub static $id: Shader = Shader {
             name: $file,
-            source: include_str!(concat!("../../shaders/", $file, ".wgsl")),
+            source: concat!(
+                $(include_str!(concat!("../../shaders/", $prelude, ".wgsl")),)?
+                include_str!(concat!("../../shaders/", $file, ".wgsl"))
+            ),
             bindings: &[$($b),*],
         };)*
         /// All kernels, for validation and warm-up.
         pub static ALL: &[&Shader] = &[$(&$id),*];
+        /// The prelude files the kernels start with (one entry per kernel that has one).
+        pub static PRELUDES: &[&str] = &[$($($prelude,)?)*];
     };
 }
 
 shaders! {
-    CONV2D_FWD = "conv2d_fwd" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_FWD_STAGED = "conv2d_fwd_staged" [Uniform, Read, Read, Read, Read, ReadWrite];
-    CONV2D_BWD_DATA = "conv2d_bwd_data" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" [Uniform, Read, Read, ReadWrite];
+    CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD_STAGED = "conv2d_fwd_staged" with prelude "conv2d_geometry" [Uniform, Read, Read, Read, Read, ReadWrite];
+    CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     SPLIT_K_REDUCE = "split_k_reduce" [Uniform, Read, ReadWrite];
     CHANNEL_SUM = "channel_sum" [Uniform, Read, ReadWrite];
     BATCH_NORM_STATS = "batch_norm_stats" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
