@@ -420,6 +420,8 @@ const STAGED_PIXELS: usize = 64;
 /// lavapipe), unless there are too few channels to pay for it: the 3-channel stem and depthwise
 /// convs walk one channel's window tap by tap instead (their planes stay in cache; 350 against
 /// 430 ms and 60 against 99 ms the other way). ResNeXt's 4 channels per group gain (25 -> 20 ms).
+/// For the input gradient (k = output channels per group) it picks the kernel: conv2d_bwd_data
+/// has the taps-outside order only, narrower groups run conv2d_bwd_data_narrow.
 fn taps_outer(k: usize) -> bool {
     k >= 4
 }
@@ -433,11 +435,13 @@ const SEGMENT_MAX: usize = 32;
 /// their window is one segment of input (mbv2_dw forward 317 -> 237-252 ms on lavapipe, Zen 3).
 fn forward_row_segment(g: &Conv2dGeom) -> bool {
     let [_, (x0, x1)] = tap_window(g);
-    let segment = (FWD_PIXELS - 1) * g.args.stride + (x1.max(x0 + 1) - x0 - 1) * g.args.dilation + 1;
-    !taps_outer(g.cin / g.args.groups) && g.ow.is_multiple_of(FWD_PIXELS) && x1 > x0 && segment <= SEGMENT_MAX
+    !taps_outer(g.cin / g.args.groups)
+        && g.ow.is_multiple_of(FWD_PIXELS)
+        && x1 > x0
+        && (FWD_PIXELS - 1) * g.args.stride + (x1 - x0 - 1) * g.args.dilation < SEGMENT_MAX
 }
 
-/// The Params struct shared by the three conv kernels.
+/// The Params struct of the conv kernels (the weight gradients append their chunk size).
 fn sizes(g: &Conv2dGeom) -> Result<[u32; 8]> {
     u32_of("conv2d input elements", g.n * g.cin * g.h * g.w)?;
     u32_of("conv2d output elements", g.n * g.cout * g.oh * g.ow)?;
