@@ -24,7 +24,7 @@ override WG: u32 = 64u;
 override OCB: u32 = 8u;
 // loop order: taps outside and input channels inside (many channels per group), or the reverse
 override TAPS_OUTER: bool = true;
-// write the block statistics (needs WG = 64)
+// write the block statistics (blocks of WG*4 = 256 pixels, or one narrower block for all)
 override STATS: bool = false;
 // Consecutive pixels per invocation: lane l of a block takes its pixels l*PX .. l*PX+PX-1
 // instead of l, l+WG, ... . Set by the host only for the channels-outside loop order when
@@ -51,7 +51,7 @@ struct Params {
 // from it; unwritten without STATS
 @group(0) @binding(6) var<storage, read_write> partials: array<f32>;
 
-// STATS: each invocation's mean and M2 per channel (OCB x WG; statistics need WG = 64)
+// STATS: each invocation's mean and M2 per channel (OCB x WG; statistics need WG <= 64)
 var<workgroup> red_mean: array<f32, 512>;
 var<workgroup> red_m2: array<f32, 512>;
 

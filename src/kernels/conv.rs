@@ -70,6 +70,18 @@ pub const STATS_BLOCK: usize = 256;
 /// batch 8 (each uniform weight load then feeds fewer multiply-adds).
 pub const FWD_PIXELS: usize = 4;
 
+/// The narrowest default workgroup: one 256-bit SIMD register of lanes on a CPU driver (a GPU
+/// runs it in part of one warp, as it would run a wider workgroup's idle lanes).
+const MIN_WG: usize = 8;
+
+/// Invocations per workgroup of conv2d_fwd and conv2d_bwd_data tiling `pixels` pixels: `WG`, or
+/// for a small map the fewest (a power of two) that cover it. Idle lanes run every loop masked
+/// on a CPU driver, so the 18 output pixels of a ResNet-50's last stage at batch 2 and 96x80 pay
+/// for 256 in a 64-lane workgroup and for 32 in an 8-lane one.
+fn pixel_workgroup(pixels: usize) -> usize {
+    pixels.div_ceil(FWD_PIXELS).next_power_of_two().clamp(MIN_WG, WG)
+}
+
 fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
     let [(y0, y1), (x0, x1)] = tap_window(g);
     [
@@ -93,22 +105,23 @@ pub struct ConvTile {
 }
 
 impl ConvTile {
-    /// The default for a tile whose rows are channels of a group with `rows` channels: as many
-    /// rows as there are, up to 8 (a depthwise conv gets one row: a direct kernel with uniform
-    /// weights), and 64 invocations.
-    pub fn default_for(rows: usize) -> ConvTile {
+    /// The default for a tile whose rows are channels of a group with `rows` channels and whose
+    /// columns tile `pixels` pixels: as many rows as there are, up to 8 (a depthwise conv gets
+    /// one row: a direct kernel with uniform weights), and 64 invocations, or for a small map
+    /// the fewest that cover it (`pixel_workgroup`).
+    pub fn default_for(rows: usize, pixels: usize) -> ConvTile {
         ConvTile {
             ocb: rows.clamp(1, 8),
-            wg: WG,
+            wg: pixel_workgroup(pixels),
             staged: false,
         }
     }
 
-    /// Every configuration the tuner may pick for `rows` channels per group (the default first):
-    /// 4 or 8 rows (fewer when the group has fewer) and 32, 64 or 128 invocations. Fewer rows
-    /// than 4 only lose reuse, so they are not timed.
-    pub fn candidates(rows: usize) -> Vec<ConvTile> {
-        let mut out = vec![ConvTile::default_for(rows)];
+    /// Every configuration the tuner may pick for `rows` channels per group over `pixels`
+    /// pixels (the default first): 4 or 8 rows (fewer when the group has fewer) and 32, 64 or
+    /// 128 invocations. Fewer rows than 4 only lose reuse, so they are not timed.
+    pub fn candidates(rows: usize, pixels: usize) -> Vec<ConvTile> {
+        let mut out = vec![ConvTile::default_for(rows, pixels)];
         for ocb in [rows.clamp(1, 4), rows.clamp(1, 8)] {
             for wg in [32, 64, 128] {
                 let t = ConvTile { ocb, wg, staged: false };
@@ -122,8 +135,8 @@ impl ConvTile {
 
     /// The forward's candidates: the register tiles, then, for groups of at least 16 channels,
     /// the staged tiles (16, 32 and 64 channels, no more than the group has, rounded up).
-    pub fn forward_candidates(rows: usize) -> Vec<ConvTile> {
-        let mut out = ConvTile::candidates(rows);
+    pub fn forward_candidates(rows: usize, pixels: usize) -> Vec<ConvTile> {
+        let mut out = ConvTile::candidates(rows, pixels);
         if rows >= 16 {
             for ocb in [16, 32, 64] {
                 if ocb / 2 < rows {
@@ -136,6 +149,14 @@ impl ConvTile {
             }
         }
         out
+    }
+
+    /// Whether the forward with this tile can write the block statistics of `pixels` output
+    /// pixels: a register tile whose workgroups cover `STATS_BLOCK` pixels each, or a narrower
+    /// one whose single workgroup covers them all (then the only block).
+    pub fn writes_stats_blocks(&self, pixels: usize) -> bool {
+        let covers = self.wg * FWD_PIXELS;
+        !self.staged && (covers == STATS_BLOCK || (covers < STATS_BLOCK && pixels <= covers))
     }
 
     /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] staged.
@@ -212,16 +233,17 @@ pub fn forward(
         return super::linear::gemm_rows(gpu, &rows, epi.act.code(), storage, w, x, bias, residual, y);
     }
     let rows = g.cout / g.args.groups;
+    let pixels = g.n * g.oh * g.ow;
     let name = variant(gpu, &CONV2D_FWD, storage)?.name;
     let (candidates, kernel) = if stats.is_some() {
         // the block statistics come from the register-tile kernel with blocks of STATS_BLOCK
-        let tiles = ConvTile::candidates(rows)
+        let tiles = ConvTile::candidates(rows, pixels)
             .into_iter()
-            .filter(|t| t.wg * FWD_PIXELS == STATS_BLOCK)
+            .filter(|t| t.writes_stats_blocks(pixels))
             .collect();
         (tiles, format!("{name} with statistics"))
     } else {
-        (ConvTile::forward_candidates(rows), name.to_string())
+        (ConvTile::forward_candidates(rows, pixels), name.to_string())
     };
     let mut ds = choose(gpu, &kernel, g, &candidates, |t| {
         Ok(vec![forward_tiled(
@@ -328,8 +350,10 @@ pub fn forward_tiled(
         }
         return forward_staged(gpu, g, tile, epi, storage, x, w, bias, residual, y);
     }
-    if stats.is_some() && tile.wg * FWD_PIXELS != STATS_BLOCK {
-        return Err(tile.refuse(&format!("block statistics need {STATS_BLOCK} pixels per workgroup")));
+    if stats.is_some() && !tile.writes_stats_blocks(g.n * g.oh * g.ow) {
+        return Err(tile.refuse(&format!(
+            "block statistics need {STATS_BLOCK} pixels per workgroup, or one workgroup for all"
+        )));
     }
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));
@@ -491,7 +515,10 @@ pub fn backward_data(
     if !taps_outer(g.cout / g.args.groups) {
         return Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]);
     }
-    let candidates = ConvTile::candidates(g.cin / g.args.groups);
+    // the largest stride phase's input pixels
+    let s = g.args.stride;
+    let pixels = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
+    let candidates = ConvTile::candidates(g.cin / g.args.groups, pixels);
     choose(gpu, "conv2d_bwd_data", g, &candidates, |t| {
         backward_data_tiled(gpu, g, t, dy, w, dx)
     })
@@ -620,13 +647,14 @@ pub fn backward_weight(
     } else {
         WG
     };
+    // (its lanes are weight columns, not pixels: no small-map workgroups)
     let default = ConvTile {
         wg,
-        ..ConvTile::default_for(g.cout / g.args.groups)
+        ..ConvTile::default_for(g.cout / g.args.groups, usize::MAX)
     };
     let mut candidates = vec![default];
     candidates.extend(
-        ConvTile::candidates(g.cout / g.args.groups)
+        ConvTile::candidates(g.cout / g.args.groups, usize::MAX)
             .into_iter()
             .filter(|t| *t != default),
     );

@@ -385,6 +385,8 @@ fn conv2d_every_tile_configuration() {
         let wt = Tensor::from_slice(g, &w, ws).unwrap();
         let dyt = Tensor::from_slice(g, &dy, ys.clone()).unwrap();
         let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}");
+        // the input pixels of the largest stride phase: the input gradient's columns
+        let in_pixels = n * hw.div_ceil(stride) * hw.div_ceil(stride);
         let y = Tensor::zeros(g, ys.clone()).unwrap();
         let d = conv::forward(
             g,
@@ -401,7 +403,8 @@ fn conv2d_every_tile_configuration() {
         .unwrap();
         g.run(&[d]);
         assert_close(&format!("forward {what} default"), &y.to_vec().unwrap(), &want_y, RTOL);
-        for tile in ConvTile::candidates(cout / groups) {
+        let out_pixels = ys.numel() / cout;
+        for tile in ConvTile::candidates(cout / groups, out_pixels) {
             let y = Tensor::zeros(g, ys.clone()).unwrap();
             let d = conv::forward_tiled(
                 g,
@@ -454,14 +457,14 @@ fn conv2d_every_tile_configuration() {
                 &want_dx,
                 RTOL,
             );
-            let tile = ConvTile::default_for(cin / groups);
+            let tile = ConvTile::default_for(cin / groups, in_pixels);
             let err = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer())
                 .err()
                 .expect("the tiled input gradient refuses narrow groups")
                 .to_string();
             assert!(err.contains("backward_data_narrow"), "{err}");
         } else {
-            for tile in ConvTile::candidates(cin / groups) {
+            for tile in ConvTile::candidates(cin / groups, in_pixels) {
                 let dx = Tensor::empty(g, xs).unwrap();
                 let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
                 g.run(&ds);
@@ -579,8 +582,14 @@ fn conv2d_staged_tiles_match_reference() {
         }
     }
     // the forward's candidates offer the staged tiles to the tuner for wide groups only
-    assert!(ConvTile::forward_candidates(64).iter().filter(|t| t.staged).count() == 3);
-    assert!(ConvTile::forward_candidates(8).iter().all(|t| !t.staged));
+    assert!(
+        ConvTile::forward_candidates(64, 4096)
+            .iter()
+            .filter(|t| t.staged)
+            .count()
+            == 3
+    );
+    assert!(ConvTile::forward_candidates(8, 4096).iter().all(|t| !t.staged));
 }
 
 /// With tuning on, the first forward of a shape times the candidates, records the winner in the

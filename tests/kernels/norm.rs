@@ -169,9 +169,10 @@ fn conv_block_statistics_merge_to_batch_statistics() {
         let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
         let blocks = (yd[0] * yd[2] * yd[3]).div_ceil(conv::STATS_BLOCK);
         let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} g{groups}, {blocks} blocks");
-        let tiles: Vec<_> = conv::ConvTile::candidates(cout / groups)
+        let pixels = yd[0] * yd[2] * yd[3];
+        let tiles: Vec<_> = conv::ConvTile::candidates(cout / groups, pixels)
             .into_iter()
-            .filter(|t| t.wg * conv::FWD_PIXELS == conv::STATS_BLOCK)
+            .filter(|t| t.writes_stats_blocks(pixels))
             .collect();
         assert!(!tiles.is_empty(), "{what}: no statistics tile");
         for tile in tiles {
