@@ -234,20 +234,20 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
     let mut out = Vec::new();
     for (kernel, d, flops) in [
         ("gemm (64x64 workgroup tiles)", tiled, flops),
-        ("gemm_rows (8 x vec4 register tiles)", rows, flops),
+        ("gemm_rows (8 x vec4 register tiles)", vec![rows], flops),
         (
             "conv2d_fwd as a 1x1 conv (8 x vec4 register tiles)",
-            register,
+            vec![register],
             conv_flops,
         ),
         (
             "conv2d_fwd_staged as a 1x1 conv (64x64 workgroup tiles)",
-            staged,
+            vec![staged],
             conv_flops,
         ),
     ] {
         let timing = time_gpu(gpu, warmup, iters, || {
-            gpu.run(std::slice::from_ref(&d));
+            gpu.run(&d);
             Ok(())
         })?;
         out.push(GemmResult {

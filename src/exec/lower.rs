@@ -136,15 +136,7 @@ pub fn lower(
                 trans_b: true,
             };
             let bias = (n.inputs.len() > 2).then(|| i(2));
-            vec![kernels::linear::gemm(
-                gpu,
-                &geom,
-                storage,
-                &i(0),
-                &i(1),
-                bias.as_ref(),
-                &o(0),
-            )?]
+            kernels::linear::gemm(gpu, &geom, storage, &i(0), &i(1), bias.as_ref(), &o(0))?
         }
         Op::CrossEntropy { smoothing } => {
             let nk = ishape(0).matrix("cross_entropy", "logits")?;
@@ -224,15 +216,7 @@ pub fn lower(
                 trans_a: *trans_a,
                 trans_b: *trans_b,
             };
-            vec![kernels::linear::gemm(
-                gpu,
-                &geom,
-                DType::F32,
-                &i(0),
-                &i(1),
-                None,
-                &o(0),
-            )?]
+            kernels::linear::gemm(gpu, &geom, DType::F32, &i(0), &i(1), None, &o(0))?
         }
         Op::CrossEntropyBwd { smoothing } => {
             let nk = ishape(0).matrix("cross_entropy", "logits")?;

@@ -4,6 +4,9 @@ use super::shaders::{variant, GEMM, GEMM_ROWS};
 use super::u32_of;
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
+use crate::graph::Epilogue;
+use crate::ops::conv::{Conv2dArgs, Conv2dGeom};
+use crate::shape::Shape;
 use crate::tensor::DType;
 
 /// Output tile of gemm.wgsl (BM = BN).
@@ -29,7 +32,32 @@ pub fn gemm(
     b: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
     c: &wgpu::Buffer,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
+    if g.m < TILE && !g.trans_a {
+        // Few rows (a linear layer at a small batch): a tile would keep M of its 64 rows busy
+        // and walk all of K in one workgroup (a 2 x 2048 x 10 classifier took 0.48 s on
+        // lavapipe), so the product runs as a 1x1 conv over an M-pixel map, whose small-map
+        // workgroups cover the M rows with uniform weight loads: the linear layer itself
+        // (B^T = W as (N, K, 1, 1) weights) or its input gradient (B as (K, N, 1, 1) weights,
+        // the conv's input gradient)
+        let x = Shape::new(&[g.m, if g.trans_b { g.k } else { g.n }, 1, 1]);
+        let w = Shape::new(&if g.trans_b { [g.n, g.k, 1, 1] } else { [g.k, g.n, 1, 1] });
+        let geom = Conv2dGeom::new(&x, &w, Conv2dArgs::default())?;
+        return if g.trans_b {
+            let epi = Epilogue::default();
+            Ok(vec![super::conv::forward(
+                gpu, &geom, epi, storage, a, b, bias, None, c, None,
+            )?])
+        } else if bias.is_none() && storage == DType::F32 {
+            super::conv::backward_data(gpu, &geom, a, b, c)
+        } else {
+            Err(Error::arg(
+                "gemm",
+                "bias",
+                "an input gradient (B not transposed) has no bias and is f32",
+            ))
+        };
+    }
     let constants = [
         ("TRANS_A", f64::from(u8::from(g.trans_a))),
         ("TRANS_B", f64::from(u8::from(g.trans_b))),
@@ -49,7 +77,13 @@ pub fn gemm(
         });
     }
     let params = [g.m as u32, g.n as u32, g.k as u32];
-    Dispatch::new(gpu, pipeline, &params, &[a, b, bias.unwrap_or(gpu.dummy()), c], grid)
+    Ok(vec![Dispatch::new(
+        gpu,
+        pipeline,
+        &params,
+        &[a, b, bias.unwrap_or(gpu.dummy()), c],
+        grid,
+    )?])
 }
 
 /// Shape of the batched row-tiled GEMM: C_z (M, N) = A (M, K) x B_z (K, N) for z < batch, with

@@ -33,7 +33,7 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
         trans_a: false,
         trans_b: true,
     };
-    gpu.run(&[kernels::linear::gemm(
+    gpu.run(&kernels::linear::gemm(
         gpu,
         &g,
         storage,
@@ -41,6 +41,6 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
         weight.buffer(),
         bias.map(|b| b.buffer()),
         y.buffer(),
-    )?]);
+    )?);
     Ok(y)
 }
