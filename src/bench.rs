@@ -2,7 +2,7 @@
 //! `convoy bench` and the criterion benches so their numbers line up.
 
 use crate::device::Gpu;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels;
 use crate::ops::{Conv2dArgs, Conv2dGeom};
 use crate::rng::Rng;
@@ -168,6 +168,14 @@ pub struct GemmResult {
 /// to whole rows of 32). The fastest is the practical ceiling for conv here.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Result<Vec<GemmResult>> {
+    if size < 64 {
+        // `kernels::linear::gemm` runs products of fewer rows than its tile as convs
+        return Err(Error::arg(
+            "bench gemm",
+            "size",
+            format!("{size}: at least 64 (one workgroup tile)"),
+        ));
+    }
     let mut rng = Rng::new(0);
     let a = Tensor::from_slice(gpu, &rng.vec(size * size, -1.0, 1.0), [size, size])?;
     let b = Tensor::from_slice(gpu, &rng.vec(size * size, -1.0, 1.0), [size, size])?;
