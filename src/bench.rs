@@ -232,7 +232,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
             None,
         )
     };
-    let register = conv_with(kernels::conv::ConvTile::default_for(size, h * w))?;
+    let register = conv_with(kernels::conv::ConvTile::default_for(gpu, size, h * w))?;
     let staged = conv_with(kernels::conv::ConvTile {
         ocb: 64,
         wg: 64,

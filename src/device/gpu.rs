@@ -20,6 +20,9 @@ pub struct GpuInfo {
     pub driver: String,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// The widest SIMD group (subgroup) the adapter may run invocations in: 8 on lavapipe
+    /// (256-bit vectors), 32 on NVIDIA, up to 64 on AMD; wgpu's bound (128) where unknown.
+    pub simd_width: u32,
 }
 
 impl GpuInfo {
@@ -47,9 +50,10 @@ impl fmt::Display for GpuInfo {
         )?;
         write!(
             f,
-            "features: shader-f16 {}, subgroups {}, timestamps {}",
+            "features: shader-f16 {}, subgroups {} (up to {} wide), timestamps {}",
             yes(self.has_f16()),
             yes(self.features.contains(wgpu::Features::SUBGROUP)),
+            self.simd_width,
             yes(self.has_timestamps())
         )
     }
@@ -319,6 +323,7 @@ async fn open(
         driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
         limits: device.limits(),
         features: device.features(),
+        simd_width: ainfo.subgroup_max_size,
     };
     let dummy = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("convoy dummy"),

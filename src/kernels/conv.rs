@@ -70,16 +70,31 @@ pub const STATS_BLOCK: usize = 256;
 /// batch 8 (each uniform weight load then feeds fewer multiply-adds).
 pub const FWD_PIXELS: usize = 4;
 
-/// The narrowest default workgroup: one 256-bit SIMD register of lanes on a CPU driver (a GPU
-/// runs it in part of one warp, as it would run a wider workgroup's idle lanes).
+/// The narrowest default workgroup: one 256-bit SIMD register of lanes on a CPU driver.
 const MIN_WG: usize = 8;
 
-/// Invocations per workgroup of conv2d_fwd and conv2d_bwd_data tiling `pixels` pixels: `WG`, or
-/// for a small map the fewest (a power of two) that cover it. Idle lanes run every loop masked
-/// on a CPU driver, so the 18 output pixels of a ResNet-50's last stage at batch 2 and 96x80 pay
-/// for 256 in a 64-lane workgroup and for 32 in an 8-lane one.
-fn pixel_workgroup(pixels: usize) -> usize {
-    pixels.div_ceil(FWD_PIXELS).next_power_of_two().clamp(MIN_WG, WG)
+/// Invocations per workgroup of conv2d_fwd and conv2d_bwd_data tiling `pixels` pixels on a
+/// device that runs `simd` invocations side by side: for a small map the fewest (a power of
+/// two, at least 8) that cover it, else the width from one SIMD group to `WG` that leaves the
+/// fewest lanes idle (the wider on ties). Idle lanes run every loop masked, so the 18 output
+/// pixels of a ResNet-50's last stage at batch 2 and 96x80 pay for 256 in a 64-lane workgroup
+/// and for 32 in an 8-lane one, and ResNet-18's 392 last-stage pixels at batch 8 for 512 in
+/// 64-lane workgroups and 416 in 8-lane ones on lavapipe (on a 32-wide GPU, for 512 either way).
+fn pixel_workgroup(pixels: usize, simd: usize) -> usize {
+    let lanes = pixels.div_ceil(FWD_PIXELS);
+    if lanes <= WG {
+        return lanes.next_power_of_two().clamp(MIN_WG, WG);
+    }
+    let idle = |wg: usize| lanes.div_ceil(wg) * wg - lanes;
+    let mut best = WG;
+    let mut wg = WG / 2;
+    while wg >= simd.clamp(MIN_WG, WG) {
+        if idle(wg) < idle(best) {
+            best = wg;
+        }
+        wg /= 2;
+    }
+    best
 }
 
 fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
@@ -105,14 +120,14 @@ pub struct ConvTile {
 }
 
 impl ConvTile {
-    /// The default for a tile whose rows are channels of a group with `rows` channels and whose
-    /// columns tile `pixels` pixels: as many rows as there are, up to 8 (a depthwise conv gets
-    /// one row: a direct kernel with uniform weights), and 64 invocations, or for a small map
-    /// the fewest that cover it (`pixel_workgroup`).
-    pub fn default_for(rows: usize, pixels: usize) -> ConvTile {
+    /// The default on `gpu` for a tile whose rows are channels of a group with `rows` channels
+    /// and whose columns tile `pixels` pixels: as many rows as there are, up to 8 (a depthwise
+    /// conv gets one row: a direct kernel with uniform weights), and the workgroup width that
+    /// leaves the fewest lanes idle (`pixel_workgroup`).
+    pub fn default_for(gpu: &Gpu, rows: usize, pixels: usize) -> ConvTile {
         ConvTile {
             ocb: rows.clamp(1, 8),
-            wg: pixel_workgroup(pixels),
+            wg: pixel_workgroup(pixels, gpu.info().simd_width as usize),
             staged: false,
         }
     }
@@ -120,8 +135,8 @@ impl ConvTile {
     /// Every configuration the tuner may pick for `rows` channels per group over `pixels`
     /// pixels (the default first): 4 or 8 rows (fewer when the group has fewer) and 32, 64 or
     /// 128 invocations. Fewer rows than 4 only lose reuse, so they are not timed.
-    pub fn candidates(rows: usize, pixels: usize) -> Vec<ConvTile> {
-        let mut out = vec![ConvTile::default_for(rows, pixels)];
+    pub fn candidates(gpu: &Gpu, rows: usize, pixels: usize) -> Vec<ConvTile> {
+        let mut out = vec![ConvTile::default_for(gpu, rows, pixels)];
         for ocb in [rows.clamp(1, 4), rows.clamp(1, 8)] {
             for wg in [32, 64, 128] {
                 let t = ConvTile { ocb, wg, staged: false };
@@ -135,8 +150,8 @@ impl ConvTile {
 
     /// The forward's candidates: the register tiles, then, for groups of at least 16 channels,
     /// the staged tiles (16, 32 and 64 channels, no more than the group has, rounded up).
-    pub fn forward_candidates(rows: usize, pixels: usize) -> Vec<ConvTile> {
-        let mut out = ConvTile::candidates(rows, pixels);
+    pub fn forward_candidates(gpu: &Gpu, rows: usize, pixels: usize) -> Vec<ConvTile> {
+        let mut out = ConvTile::candidates(gpu, rows, pixels);
         if rows >= 16 {
             for ocb in [16, 32, 64] {
                 if ocb / 2 < rows {
@@ -236,14 +251,22 @@ pub fn forward(
     let pixels = g.n * g.oh * g.ow;
     let name = variant(gpu, &CONV2D_FWD, storage)?.name;
     let (candidates, kernel) = if stats.is_some() {
-        // the block statistics come from the register-tile kernel with blocks of STATS_BLOCK
-        let tiles = ConvTile::candidates(rows, pixels)
-            .into_iter()
-            .filter(|t| t.writes_stats_blocks(pixels))
-            .collect();
+        // the block statistics come from the register-tile kernel with blocks of STATS_BLOCK:
+        // tiles that cannot write them run 64 lanes wide
+        let mut tiles = Vec::new();
+        for t in ConvTile::candidates(gpu, rows, pixels) {
+            let t = if t.writes_stats_blocks(pixels) {
+                t
+            } else {
+                ConvTile { wg: WG, ..t }
+            };
+            if !tiles.contains(&t) {
+                tiles.push(t);
+            }
+        }
         (tiles, format!("{name} with statistics"))
     } else {
-        (ConvTile::forward_candidates(rows, pixels), name.to_string())
+        (ConvTile::forward_candidates(gpu, rows, pixels), name.to_string())
     };
     let mut ds = choose(gpu, &kernel, g, &candidates, |t| {
         Ok(vec![forward_tiled(
@@ -518,7 +541,7 @@ pub fn backward_data(
     // the largest stride phase's input pixels
     let s = g.args.stride;
     let pixels = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
-    let candidates = ConvTile::candidates(g.cin / g.args.groups, pixels);
+    let candidates = ConvTile::candidates(gpu, g.cin / g.args.groups, pixels);
     choose(gpu, "conv2d_bwd_data", g, &candidates, |t| {
         backward_data_tiled(gpu, g, t, dy, w, dx)
     })
@@ -650,11 +673,11 @@ pub fn backward_weight(
     // (its lanes are weight columns, not pixels: no small-map workgroups)
     let default = ConvTile {
         wg,
-        ..ConvTile::default_for(g.cout / g.args.groups, usize::MAX)
+        ..ConvTile::default_for(gpu, g.cout / g.args.groups, usize::MAX)
     };
     let mut candidates = vec![default];
     candidates.extend(
-        ConvTile::candidates(g.cout / g.args.groups, usize::MAX)
+        ConvTile::candidates(gpu, g.cout / g.args.groups, usize::MAX)
             .into_iter()
             .filter(|t| *t != default),
     );
@@ -775,7 +798,7 @@ pub fn backward_weight_narrow(
 
 #[cfg(test)]
 mod tests {
-    use super::live_taps;
+    use super::{live_taps, pixel_workgroup};
 
     #[test]
     fn live_taps_are_the_taps_some_output_reads_inside_the_input() {
@@ -786,5 +809,20 @@ mod tests {
         assert_eq!(live_taps(3, 1, 1, 1, 7, 7), (0, 3)); // every tap on a larger map
         assert_eq!(live_taps(3, 1, 2, 2, 1, 1), (1, 2)); // dilated
         assert_eq!(live_taps(1, 2, 1, 1, 1, 2), (0, 0)); // only padding
+    }
+
+    #[test]
+    fn pixel_workgroups_leave_the_fewest_lanes_idle() {
+        // (pixels, SIMD width) -> invocations per workgroup, each invocation taking 4 pixels
+        assert_eq!(pixel_workgroup(18, 8), 8); // a small map: the fewest that cover it
+        assert_eq!(pixel_workgroup(60, 8), 16);
+        assert_eq!(pixel_workgroup(256, 8), 64);
+        assert_eq!(pixel_workgroup(18, 32), 8); // small maps cover alike on any device
+        assert_eq!(pixel_workgroup(392, 8), 8); // 98 lanes: 6 idle at 8 wide, 30 at 64
+        assert_eq!(pixel_workgroup(392, 32), 64); // 30 idle at 32 and 64 wide: the wider
+        assert_eq!(pixel_workgroup(1568, 8), 8);
+        assert_eq!(pixel_workgroup(1568, 16), 16);
+        assert_eq!(pixel_workgroup(25088, 8), 64); // whole workgroups at every width
+        assert_eq!(pixel_workgroup(1000, 128), 64); // SIMD width unknown: never above 64
     }
 }

@@ -404,7 +404,7 @@ fn conv2d_every_tile_configuration() {
         g.run(&[d]);
         assert_close(&format!("forward {what} default"), &y.to_vec().unwrap(), &want_y, RTOL);
         let out_pixels = ys.numel() / cout;
-        for tile in ConvTile::candidates(cout / groups, out_pixels) {
+        for tile in ConvTile::candidates(g, cout / groups, out_pixels) {
             let y = Tensor::zeros(g, ys.clone()).unwrap();
             let d = conv::forward_tiled(
                 g,
@@ -457,14 +457,14 @@ fn conv2d_every_tile_configuration() {
                 &want_dx,
                 RTOL,
             );
-            let tile = ConvTile::default_for(cin / groups, in_pixels);
+            let tile = ConvTile::default_for(g, cin / groups, in_pixels);
             let err = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer())
                 .err()
                 .expect("the tiled input gradient refuses narrow groups")
                 .to_string();
             assert!(err.contains("backward_data_narrow"), "{err}");
         } else {
-            for tile in ConvTile::candidates(cin / groups, in_pixels) {
+            for tile in ConvTile::candidates(g, cin / groups, in_pixels) {
                 let dx = Tensor::empty(g, xs).unwrap();
                 let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
                 g.run(&ds);
@@ -583,13 +583,13 @@ fn conv2d_staged_tiles_match_reference() {
     }
     // the forward's candidates offer the staged tiles to the tuner for wide groups only
     assert!(
-        ConvTile::forward_candidates(64, 4096)
+        ConvTile::forward_candidates(g, 64, 4096)
             .iter()
             .filter(|t| t.staged)
             .count()
             == 3
     );
-    assert!(ConvTile::forward_candidates(8, 4096).iter().all(|t| !t.staged));
+    assert!(ConvTile::forward_candidates(g, 8, 4096).iter().all(|t| !t.staged));
 }
 
 /// With tuning on, the first forward of a shape times the candidates, records the winner in the

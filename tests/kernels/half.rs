@@ -126,7 +126,7 @@ fn conv2d_f16_matches_reference() {
             residual: true,
             act: convoy::graph::Act::Relu,
         };
-        for tile in ConvTile::forward_candidates(cout / groups, geom.out_shape().numel() / cout) {
+        for tile in ConvTile::forward_candidates(g, cout / groups, geom.out_shape().numel() / cout) {
             let y = Tensor::empty_of(g, geom.out_shape(), DType::F16).unwrap();
             let dispatch = if conv::is_pointwise_gemm(&geom) {
                 conv::forward(

@@ -170,7 +170,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
         let blocks = (yd[0] * yd[2] * yd[3]).div_ceil(conv::STATS_BLOCK);
         let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} g{groups}, {blocks} blocks");
         let pixels = yd[0] * yd[2] * yd[3];
-        let tiles: Vec<_> = conv::ConvTile::candidates(cout / groups, pixels)
+        let tiles: Vec<_> = conv::ConvTile::candidates(g, cout / groups, pixels)
             .into_iter()
             .filter(|t| t.writes_stats_blocks(pixels))
             .collect();
