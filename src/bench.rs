@@ -2,7 +2,7 @@
 //! `convoy bench` and the criterion benches so their numbers line up.
 
 use crate::device::Gpu;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels;
 use crate::ops::{Conv2dArgs, Conv2dGeom};
 use crate::rng::Rng;
@@ -170,7 +170,7 @@ pub struct GemmResult {
 pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Result<Vec<GemmResult>> {
     if size < 64 {
         // `kernels::linear::gemm` runs products of fewer rows than its tile as convs
-        return Err(Error::arg(
+        return Err(crate::error::Error::arg(
             "bench gemm",
             "size",
             format!("{size}: at least 64 (one workgroup tile)"),
