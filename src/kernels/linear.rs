@@ -33,30 +33,24 @@ pub fn gemm(
     bias: Option<&wgpu::Buffer>,
     c: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    if g.m < TILE && !g.trans_a {
-        // Few rows (a linear layer at a small batch): a tile would keep M of its 64 rows busy
-        // and walk all of K in one workgroup (a 2 x 2048 x 10 classifier took 0.48 s on
-        // lavapipe), so the product runs as a 1x1 conv over an M-pixel map, whose small-map
-        // workgroups cover the M rows with uniform weight loads: the linear layer itself
-        // (B^T = W as (N, K, 1, 1) weights) or its input gradient (B as (K, N, 1, 1) weights,
-        // the conv's input gradient)
+    // Few rows (a linear layer at a small batch): a tile would keep M of its 64 rows busy and
+    // walk all of K in one workgroup (a 2 x 2048 x 10 classifier took 0.48 s on lavapipe), so
+    // the product runs as a 1x1 conv over an M-pixel map, whose small-map workgroups cover the
+    // M rows with uniform weight loads: the linear layer itself (B^T = W as (N, K, 1, 1)
+    // weights), or its input gradient (B as (K, N, 1, 1) weights: the conv's input gradient,
+    // which has no bias and is f32)
+    let input_gradient = !g.trans_b && bias.is_none() && storage == DType::F32;
+    if g.m < TILE && !g.trans_a && (g.trans_b || input_gradient) {
         let x = Shape::new(&[g.m, if g.trans_b { g.k } else { g.n }, 1, 1]);
         let w = Shape::new(&if g.trans_b { [g.n, g.k, 1, 1] } else { [g.k, g.n, 1, 1] });
         let geom = Conv2dGeom::new(&x, &w, Conv2dArgs::default())?;
-        return if g.trans_b {
-            let epi = Epilogue::default();
-            Ok(vec![super::conv::forward(
-                gpu, &geom, epi, storage, a, b, bias, None, c, None,
-            )?])
-        } else if bias.is_none() && storage == DType::F32 {
-            super::conv::backward_data(gpu, &geom, a, b, c)
-        } else {
-            Err(Error::arg(
-                "gemm",
-                "bias",
-                "an input gradient (B not transposed) has no bias and is f32",
-            ))
-        };
+        if !g.trans_b {
+            return super::conv::backward_data(gpu, &geom, a, b, c);
+        }
+        let epi = Epilogue::default();
+        return Ok(vec![super::conv::forward(
+            gpu, &geom, epi, storage, a, b, bias, None, c, None,
+        )?]);
     }
     let constants = [
         ("TRANS_A", f64::from(u8::from(g.trans_a))),
