@@ -125,9 +125,15 @@ impl ConvTile {
     /// conv gets one row: a direct kernel with uniform weights), and the workgroup width that
     /// leaves the fewest lanes idle (`pixel_workgroup`).
     pub fn default_for(gpu: &Gpu, rows: usize, pixels: usize) -> ConvTile {
+        ConvTile::register(rows, pixel_workgroup(pixels, gpu.info().simd_width as usize))
+    }
+
+    /// The register tile of `wg` invocations with as many rows as a group of `rows` channels
+    /// has, up to 8.
+    fn register(rows: usize, wg: usize) -> ConvTile {
         ConvTile {
             ocb: rows.clamp(1, 8),
-            wg: pixel_workgroup(pixels, gpu.info().simd_width as usize),
+            wg,
             staged: false,
         }
     }
@@ -136,7 +142,12 @@ impl ConvTile {
     /// pixels (the default first): 4 or 8 rows (fewer when the group has fewer) and 32, 64 or
     /// 128 invocations. Fewer rows than 4 only lose reuse, so they are not timed.
     pub fn candidates(gpu: &Gpu, rows: usize, pixels: usize) -> Vec<ConvTile> {
-        let mut out = vec![ConvTile::default_for(gpu, rows, pixels)];
+        ConvTile::candidates_after(ConvTile::default_for(gpu, rows, pixels), rows)
+    }
+
+    /// `default`, then the other register tiles of `candidates`.
+    fn candidates_after(default: ConvTile, rows: usize) -> Vec<ConvTile> {
+        let mut out = vec![default];
         for ocb in [rows.clamp(1, 4), rows.clamp(1, 8)] {
             for wg in [32, 64, 128] {
                 let t = ConvTile { ocb, wg, staged: false };
@@ -670,17 +681,8 @@ pub fn backward_weight(
     } else {
         WG
     };
-    // (its lanes are weight columns, not pixels: no small-map workgroups)
-    let default = ConvTile {
-        wg,
-        ..ConvTile::default_for(gpu, g.cout / g.args.groups, usize::MAX)
-    };
-    let mut candidates = vec![default];
-    candidates.extend(
-        ConvTile::candidates(gpu, g.cout / g.args.groups, usize::MAX)
-            .into_iter()
-            .filter(|t| *t != default),
-    );
+    let rows = g.cout / g.args.groups;
+    let candidates = ConvTile::candidates_after(ConvTile::register(rows, wg), rows);
     choose(gpu, "conv2d_bwd_weight", g, &candidates, |t| {
         backward_weight_tiled(gpu, g, t, None, dy, x, dw)
     })

@@ -39,18 +39,18 @@ pub fn gemm(
     // M rows with uniform weight loads: the linear layer itself (B^T = W as (N, K, 1, 1)
     // weights), or its input gradient (B as (K, N, 1, 1) weights: the conv's input gradient,
     // which has no bias and is f32)
-    let input_gradient = !g.trans_b && bias.is_none() && storage == DType::F32;
-    if g.m < TILE && !g.trans_a && (g.trans_b || input_gradient) {
-        let x = Shape::new(&[g.m, if g.trans_b { g.k } else { g.n }, 1, 1]);
-        let w = Shape::new(&if g.trans_b { [g.n, g.k, 1, 1] } else { [g.k, g.n, 1, 1] });
-        let geom = Conv2dGeom::new(&x, &w, Conv2dArgs::default())?;
-        if !g.trans_b {
-            return super::conv::backward_data(gpu, &geom, a, b, c);
-        }
+    let pointwise =
+        |x: [usize; 4], w: [usize; 4]| Conv2dGeom::new(&Shape::new(&x), &Shape::new(&w), Conv2dArgs::default());
+    if g.m < TILE && !g.trans_a && g.trans_b {
+        let geom = pointwise([g.m, g.k, 1, 1], [g.n, g.k, 1, 1])?;
         let epi = Epilogue::default();
         return Ok(vec![super::conv::forward(
             gpu, &geom, epi, storage, a, b, bias, None, c, None,
         )?]);
+    }
+    if g.m < TILE && !g.trans_a && bias.is_none() && storage == DType::F32 {
+        let geom = pointwise([g.m, g.n, 1, 1], [g.k, g.n, 1, 1])?;
+        return super::conv::backward_data(gpu, &geom, a, b, c);
     }
     let constants = [
         ("TRANS_A", f64::from(u8::from(g.trans_a))),
