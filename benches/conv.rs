@@ -21,7 +21,7 @@ fn conv_forward(c: &mut Criterion) {
             bench.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    gpu.run(std::slice::from_ref(&b.forward));
+                    gpu.run(&b.forward);
                 }
                 gpu.sync().expect("GPU sync");
                 t.elapsed()

@@ -236,24 +236,42 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
     let staged = conv_with(kernels::conv::ConvTile {
         ocb: 64,
         wg: 64,
-        staged: true,
+        kind: kernels::conv::TileKind::Staged,
     })?;
+    let texture = conv_with(kernels::conv::ConvTile::texture(
+        size,
+        h * w,
+        8,
+        gpu.info().simd_width as usize,
+    ))?;
     let conv_flops = 2.0 * (size * size * h * w) as f64;
+    let mut runs = vec![(
+        "conv2d_fwd_tex as a 1x1 conv (input through a texture)",
+        texture,
+        conv_flops,
+    )];
+    // both operands through textures, where the size tiles whole workgroups
+    let _tex_operands;
+    if size.is_multiple_of(TEXTURE_GEMM_COLUMNS) {
+        let (d, textures) = texture_gemm(gpu, &a.to_vec()?, &b.to_vec()?, size, &c)?;
+        _tex_operands = textures;
+        runs.push(("gemm_tex (A and B through textures, 8 x 2 vec4 tiles)", vec![d], flops));
+    }
     let mut out = Vec::new();
-    for (kernel, d, flops) in [
+    for (kernel, d, flops) in runs.into_iter().chain([
         ("gemm (64x64 workgroup tiles)", tiled, flops),
         ("gemm_rows (8 x vec4 register tiles)", vec![rows], flops),
         (
             "conv2d_fwd as a 1x1 conv (8 x vec4 register tiles)",
-            vec![register],
+            register,
             conv_flops,
         ),
         (
             "conv2d_fwd_staged as a 1x1 conv (64x64 workgroup tiles)",
-            vec![staged],
+            staged,
             conv_flops,
         ),
-    ] {
+    ]) {
         let timing = time_gpu(gpu, warmup, iters, || {
             gpu.run(&d);
             Ok(())
@@ -268,19 +286,102 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
     Ok(out)
 }
 
+/// Columns of one gemm_tex workgroup (64 lanes x 2 texels of 4): the square sizes it runs.
+pub const TEXTURE_GEMM_COLUMNS: usize = 512;
+
+/// C (size x size) = A x B through gemm_tex, A and B (row-major) uploaded into rgba32float
+/// textures: the dispatch, and the textures it reads (keep them while it runs). `size` a
+/// multiple of `TEXTURE_GEMM_COLUMNS`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn texture_gemm(
+    gpu: &Gpu,
+    a: &[f32],
+    b: &[f32],
+    size: usize,
+    c: &Tensor,
+) -> Result<(crate::device::Dispatch, [wgpu::TextureView; 2])> {
+    use crate::device::{Dispatch, Resource};
+    if !size.is_multiple_of(TEXTURE_GEMM_COLUMNS) || a.len() != size * size || b.len() != size * size {
+        return Err(crate::error::Error::arg(
+            "gemm_tex",
+            "size",
+            format!("{size}: square operands of a multiple of {TEXTURE_GEMM_COLUMNS}"),
+        ));
+    }
+    let upload = |data: &[f32]| -> Result<wgpu::TextureView> {
+        let side = size as u32;
+        if side / 4 > gpu.limits().max_texture_dimension_2d || side > gpu.limits().max_texture_dimension_2d {
+            return Err(crate::error::Error::Limit {
+                what: "gemm_tex operand texture".into(),
+                need: side as u64,
+                max: gpu.limits().max_texture_dimension_2d as u64,
+            });
+        }
+        let extent = wgpu::Extent3d {
+            width: side / 4,
+            height: side,
+            depth_or_array_layers: 1,
+        };
+        let texture = gpu.device().create_texture(&wgpu::TextureDescriptor {
+            label: Some("gemm_tex operand"),
+            size: extent,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: crate::device::OPERAND_FORMAT,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        gpu.queue().write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytemuck::cast_slice(data),
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                // side/4 texels of 16 bytes: a multiple of 256 for sides of 64k
+                bytes_per_row: Some(side * 4),
+                rows_per_image: None,
+            },
+            extent,
+        );
+        Ok(texture.create_view(&wgpu::TextureViewDescriptor::default()))
+    };
+    let (at, bt) = (upload(a)?, upload(b)?);
+    let pipeline = gpu.pipeline(&kernels::shaders::GEMM_TEX, &[("WG", 64.0)])?;
+    let side = size as u32;
+    let grid = [side / TEXTURE_GEMM_COLUMNS as u32, side / 8, 1];
+    let d = Dispatch::with_resources(
+        gpu,
+        pipeline,
+        &[side, side, side, 0],
+        &[
+            Resource::Texture(&at),
+            Resource::Texture(&bt),
+            Resource::Buffer(c.buffer()),
+        ],
+        grid,
+    )?;
+    Ok((d, [at, bt]))
+}
+
 /// Buffers and the prepared dispatches of one suite shape, on random data: the forward conv,
 /// and the backward (input gradient, then weight gradient; bias gradients are not counted).
 pub struct ConvBench {
     pub geom: Conv2dGeom,
-    pub forward: crate::device::Dispatch,
+    /// The forward (with the CPU family, its input's packing first).
+    pub forward: Vec<crate::device::Dispatch>,
     /// Input gradient, then weight gradient (which may take a split-K reduction dispatch).
     pub backward: Vec<crate::device::Dispatch>,
     /// How many of `backward` compute the input gradient.
     pub backward_data_len: usize,
     /// The forward with f16 activations (x and y; f32 weights and accumulation), when asked.
-    pub forward_f16: Option<crate::device::Dispatch>,
+    pub forward_f16: Option<Vec<crate::device::Dispatch>>,
     /// The forward that also writes the batch-norm block statistics (a fused training step's).
-    pub forward_stats: crate::device::Dispatch,
+    pub forward_stats: Vec<crate::device::Dispatch>,
     _tensors: Vec<Tensor>,
 }
 

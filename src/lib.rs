@@ -35,7 +35,7 @@ pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use device::{Gpu, GpuBuilder, GpuInfo};
+pub use device::{Gpu, GpuBuilder, GpuInfo, KernelFamily, KernelPolicy};
 pub use error::{Error, Result};
 pub use exec::{CompileOptions, Inference, ParamStore, Plan, TrainStep};
 pub use graph::Graph;

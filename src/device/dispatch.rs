@@ -22,6 +22,13 @@ pub fn grid_1d(groups: u32) -> [u32; 3] {
     }
 }
 
+/// What a kernel binding is bound to: a buffer, or a view of an operand texture.
+#[derive(Clone, Copy)]
+pub enum Resource<'a> {
+    Buffer(&'a wgpu::Buffer),
+    Texture(&'a wgpu::TextureView),
+}
+
 pub struct Dispatch {
     pub pipeline: Arc<Pipeline>,
     pub bind_group: wgpu::BindGroup,
@@ -38,14 +45,37 @@ impl Dispatch {
         buffers: &[&wgpu::Buffer],
         grid: [u32; 3],
     ) -> Result<Dispatch> {
+        let resources: Vec<Resource> = buffers.iter().map(|b| Resource::Buffer(b)).collect();
+        Dispatch::with_resources(gpu, pipeline, params, &resources, grid)
+    }
+
+    /// `new` for kernels that also bind textures: `resources` in binding order, each of the
+    /// kind its binding declares.
+    pub fn with_resources(
+        gpu: &Gpu,
+        pipeline: Arc<Pipeline>,
+        params: &[u32],
+        resources: &[Resource],
+        grid: [u32; 3],
+    ) -> Result<Dispatch> {
         let shader = pipeline.shader;
         let has_uniform = shader.bindings.first() == Some(&Binding::Uniform);
         let expected = shader.bindings.len() - usize::from(has_uniform);
-        if buffers.len() != expected {
+        if resources.len() != expected {
             return Err(Error::Shader {
                 shader: shader.name.into(),
-                reason: format!("{} buffers bound, the kernel declares {expected}", buffers.len()),
+                reason: format!("{} resources bound, the kernel declares {expected}", resources.len()),
             });
+        }
+        for (i, r) in resources.iter().enumerate() {
+            let declared = shader.bindings[i + usize::from(has_uniform)];
+            let is_texture = matches!(declared, Binding::Texture | Binding::StorageTexture);
+            if is_texture != matches!(r, Resource::Texture(_)) {
+                return Err(Error::Shader {
+                    shader: shader.name.into(),
+                    reason: format!("resource {i} does not match its binding ({declared:?})"),
+                });
+            }
         }
         if grid
             .iter()
@@ -75,10 +105,13 @@ impl Dispatch {
                 resource: u.as_entire_binding(),
             });
         }
-        for (i, b) in buffers.iter().enumerate() {
+        for (i, r) in resources.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: (i + usize::from(has_uniform)) as u32,
-                resource: b.as_entire_binding(),
+                resource: match r {
+                    Resource::Buffer(b) => b.as_entire_binding(),
+                    Resource::Texture(v) => wgpu::BindingResource::TextureView(v),
+                },
             });
         }
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -79,6 +79,10 @@ pub(crate) struct GpuInner {
     pub poison: bool,
     /// Present when kernel tuning is on.
     pub tuner: Option<super::Tuner>,
+    /// Which kernels run on this device.
+    pub policy: super::KernelPolicy,
+    /// Scratch operand textures by size (see `device::texture`).
+    pub operand_textures: std::sync::Mutex<std::collections::HashMap<(u32, u32), Arc<super::OperandTexture>>>,
     /// The first error the device reported outside an error scope (out of memory, validation)
     /// or its loss: recorded instead of wgpu's default panic, returned by the next `sync` or
     /// readback.
@@ -107,6 +111,8 @@ pub struct GpuBuilder {
     tune: Option<bool>,
     tune_cache: Option<std::path::PathBuf>,
     local_rank: Option<usize>,
+    kernels: Option<super::KernelFamily>,
+    max_texture_side: Option<u32>,
 }
 
 impl GpuBuilder {
@@ -153,6 +159,20 @@ impl GpuBuilder {
         self
     }
 
+    /// Force a kernel family (default: CONVOY_KERNELS, else the policy's choice from the
+    /// adapter: see `KernelPolicy`).
+    pub fn kernels(mut self, family: super::KernelFamily) -> Self {
+        self.kernels = Some(family);
+        self
+    }
+
+    /// Cap the side of operand textures below the device's limit (tests use it to reach the
+    /// layouts a small device needs).
+    pub fn max_texture_side(mut self, side: u32) -> Self {
+        self.max_texture_side = Some(side);
+        self
+    }
+
     /// Open the device (blocking). Native only; on the web use `build_async`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn build(self) -> Result<Gpu> {
@@ -174,7 +194,16 @@ impl GpuBuilder {
             .tune
             .unwrap_or_else(|| std::env::var("CONVOY_TUNE").is_ok_and(|v| v == "1"));
         let tune = tune.then(|| self.tune_cache.or_else(super::Tuner::default_path));
-        open(adapter, self.want_f16, self.poison, tune).await
+        let kernels = match self.kernels {
+            Some(f) => Some(f),
+            None => super::KernelFamily::from_env()?,
+        };
+        let mut gpu = open(adapter, self.want_f16, self.poison, tune, kernels).await?;
+        if let Some(side) = self.max_texture_side {
+            let inner = Arc::get_mut(&mut gpu.inner).expect("a new Gpu has one handle");
+            inner.policy.max_texture_side = inner.policy.max_texture_side.min(side);
+        }
+        Ok(gpu)
     }
 }
 
@@ -288,6 +317,7 @@ async fn open(
     want_f16: Option<bool>,
     poison: bool,
     tune: Option<Option<std::path::PathBuf>>,
+    kernels: Option<super::KernelFamily>,
 ) -> Result<Gpu> {
     let ainfo = adapter.get_info();
     let have = adapter.features();
@@ -355,8 +385,11 @@ async fn open(
         let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
         super::Tuner::new(key, path)
     });
+    let policy = super::KernelPolicy::choose(&info, kernels);
     Ok(Gpu {
         inner: Arc::new(GpuInner {
+            policy,
+            operand_textures: Default::default(),
             dummy,
             dummy_rw,
             poison,
@@ -406,6 +439,10 @@ impl Gpu {
     }
     pub(crate) fn poisons_outputs(&self) -> bool {
         self.inner.poison
+    }
+    /// Which kernel family and operand paths the launchers use on this device.
+    pub fn policy(&self) -> &super::KernelPolicy {
+        &self.inner.policy
     }
     /// The kernel tuner, when tuning is on.
     pub fn tuner(&self) -> Option<&super::Tuner> {

@@ -4,13 +4,17 @@
 mod dispatch;
 mod gpu;
 mod pipeline;
+mod policy;
 mod readback;
+mod texture;
 mod tune;
 
-pub use dispatch::{grid_1d, Dispatch, MAX_WORKGROUPS_PER_DIM};
+pub use dispatch::{grid_1d, Dispatch, Resource, MAX_WORKGROUPS_PER_DIM};
 pub use gpu::{Gpu, GpuBuilder, GpuInfo};
 pub use pipeline::{lock, Binding, Pipeline, Shader};
+pub use policy::{KernelFamily, KernelPolicy};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::map_read_after;
 pub use readback::{map_read, read_buffer};
+pub use texture::{OperandTexture, OPERAND_FORMAT};
 pub use tune::Tuner;

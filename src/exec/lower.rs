@@ -36,7 +36,7 @@ pub fn lower(
             let b = bias.then(|| i(2));
             let r = epi.residual.then(|| i(2 + usize::from(*bias)));
             let partials = stats.then(|| o(1));
-            vec![kernels::conv::forward(
+            kernels::conv::forward(
                 gpu,
                 &geom,
                 *epi,
@@ -47,7 +47,7 @@ pub fn lower(
                 r.as_ref(),
                 &o(0),
                 partials.as_ref(),
-            )?]
+            )?
         }
         Op::BatchNorm {
             training,

@@ -19,6 +19,9 @@ use std::sync::Arc;
 pub struct PlanStats {
     pub nodes: usize,
     pub dispatches: usize,
+    /// Of `dispatches`, those that pack a conv input into an operand texture (the CPU
+    /// family's texture kernels: one before each such conv pass).
+    pub packs: usize,
     /// Buffers for temporaries after memory planning, and their bytes.
     pub temp_buffers: usize,
     pub temp_bytes: u64,
@@ -235,6 +238,15 @@ impl Plan {
         let stats = PlanStats {
             nodes: graph.nodes.len(),
             dispatches: dispatches.len(),
+            packs: dispatches
+                .iter()
+                .filter(|d| {
+                    d.pipeline
+                        .shader
+                        .name
+                        .starts_with(crate::kernels::shaders::CONV2D_PACK_INPUT.name)
+                })
+                .count(),
             temp_buffers: slots.len(),
             temp_bytes: memory.total_bytes(),
             temp_bytes_unplanned: unplanned,

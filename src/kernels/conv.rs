@@ -11,7 +11,7 @@ use super::shaders::{
     CONV2D_FWD_STAGED, SPLIT_K_REDUCE,
 };
 use super::{groups_for, u32_of};
-use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::device::{grid_1d, Dispatch, Gpu, Resource};
 use crate::error::{Error, Result};
 use crate::graph::Epilogue;
 use crate::ops::conv::Conv2dGeom;
@@ -19,7 +19,7 @@ use crate::tensor::DType;
 
 const WG: usize = 64;
 
-fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
+pub(super) fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
     let a = &g.args;
     vec![
         ("KH", g.kh as f64),
@@ -45,7 +45,7 @@ fn live_taps(k: usize, stride: usize, pad: usize, dil: usize, input: usize, outp
 }
 
 /// The live tap window of `g`: [KY0, KY1) and [KX0, KX1).
-fn tap_window(g: &Conv2dGeom) -> [(usize, usize); 2] {
+pub(super) fn tap_window(g: &Conv2dGeom) -> [(usize, usize); 2] {
     let a = &g.args;
     [
         live_taps(g.kh, a.stride, a.padding, a.dilation, g.h, g.oh),
@@ -73,22 +73,22 @@ pub const FWD_PIXELS: usize = 4;
 /// The narrowest default workgroup: one 256-bit SIMD register of lanes on a CPU driver.
 const MIN_WG: usize = 8;
 
-/// Invocations per workgroup of conv2d_fwd and conv2d_bwd_data tiling `pixels` pixels on a
+/// Invocations per workgroup of a conv kernel tiling `pixels` pixels, `px` per invocation, on a
 /// device that runs `simd` invocations side by side: for a small map the fewest (a power of
-/// two, at least 8) that cover it, else the width from one SIMD group to `WG` that leaves the
+/// two, at least 8) that cover it, else the width from one SIMD group to `widest` that leaves the
 /// fewest lanes idle (the wider on ties). Idle lanes run every loop masked, so the 18 output
 /// pixels of a ResNet-50's last stage at batch 2 and 96x80 pay for 256 in a 64-lane workgroup
 /// and for 32 in an 8-lane one, and ResNet-18's 392 last-stage pixels at batch 8 for 512 in
 /// 64-lane workgroups and 416 in 8-lane ones on lavapipe (on a 32-wide GPU, for 512 either way).
-fn pixel_workgroup(pixels: usize, simd: usize) -> usize {
-    let lanes = pixels.div_ceil(FWD_PIXELS);
-    if lanes <= WG {
-        return lanes.next_power_of_two().clamp(MIN_WG, WG);
+fn pixel_workgroup(pixels: usize, px: usize, simd: usize, widest: usize) -> usize {
+    let lanes = pixels.div_ceil(px);
+    if lanes <= widest {
+        return lanes.next_power_of_two().clamp(MIN_WG, widest);
     }
     let idle = |wg: usize| lanes.div_ceil(wg) * wg - lanes;
-    let mut best = WG;
-    let mut wg = WG / 2;
-    while wg >= simd.clamp(MIN_WG, WG) {
+    let mut best = widest;
+    let mut wg = widest / 2;
+    while wg >= simd.clamp(MIN_WG, widest) {
         if idle(wg) < idle(best) {
             best = wg;
         }
@@ -97,7 +97,7 @@ fn pixel_workgroup(pixels: usize, simd: usize) -> usize {
     best
 }
 
-fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
+pub(super) fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
     let [(y0, y1), (x0, x1)] = tap_window(g);
     [
         ("KY0", y0 as f64),
@@ -116,7 +116,20 @@ fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
 pub struct ConvTile {
     pub ocb: usize,
     pub wg: usize,
-    pub staged: bool,
+    pub kind: TileKind,
+}
+
+/// Which forward kernel a tile is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TileKind {
+    /// conv2d_fwd and the backward kernels: operands from storage buffers, `FWD_PIXELS` pixels
+    /// per invocation.
+    Register,
+    /// conv2d_fwd_staged: workgroup-memory tiles (the tuner's GPU-shaped candidate).
+    Staged,
+    /// conv2d_fwd_tex (the CPU family): the input through an operand texture, `px` (4 or 8)
+    /// pixels per invocation.
+    Texture { px: usize },
 }
 
 impl ConvTile {
@@ -125,7 +138,10 @@ impl ConvTile {
     /// conv gets one row: a direct kernel with uniform weights), and the workgroup width that
     /// leaves the fewest lanes idle (`pixel_workgroup`).
     pub fn default_for(gpu: &Gpu, rows: usize, pixels: usize) -> ConvTile {
-        ConvTile::register(rows, pixel_workgroup(pixels, gpu.info().simd_width as usize))
+        ConvTile::register(
+            rows,
+            pixel_workgroup(pixels, FWD_PIXELS, gpu.info().simd_width as usize, WG),
+        )
     }
 
     /// The register tile of `wg` invocations with as many rows as a group of `rows` channels
@@ -134,7 +150,7 @@ impl ConvTile {
         ConvTile {
             ocb: rows.clamp(1, 8),
             wg,
-            staged: false,
+            kind: TileKind::Register,
         }
     }
 
@@ -150,7 +166,11 @@ impl ConvTile {
         let mut out = vec![default];
         for ocb in [rows.clamp(1, 4), rows.clamp(1, 8)] {
             for wg in [32, 64, 128] {
-                let t = ConvTile { ocb, wg, staged: false };
+                let t = ConvTile {
+                    ocb,
+                    wg,
+                    kind: TileKind::Register,
+                };
                 if !out.contains(&t) {
                     out.push(t);
                 }
@@ -169,7 +189,7 @@ impl ConvTile {
                     out.push(ConvTile {
                         ocb,
                         wg: 64,
-                        staged: true,
+                        kind: TileKind::Staged,
                     });
                 }
             }
@@ -181,37 +201,70 @@ impl ConvTile {
     /// pixels: a register tile whose workgroups cover `STATS_BLOCK` pixels each, or a narrower
     /// one whose single workgroup covers them all (then the only block).
     pub fn writes_stats_blocks(&self, pixels: usize) -> bool {
-        let covers = self.wg * FWD_PIXELS;
-        !self.staged && (covers == STATS_BLOCK || (covers < STATS_BLOCK && pixels <= covers))
+        let covers = self.wg * self.pixels();
+        self.kind != TileKind::Staged && (covers == STATS_BLOCK || (covers < STATS_BLOCK && pixels <= covers))
     }
 
-    /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] staged.
-    fn record(&self) -> Vec<usize> {
-        let mut v = vec![self.ocb, self.wg];
-        if self.staged {
-            v.push(1);
+    /// Output pixels per invocation of a register or texture tile.
+    fn pixels(&self) -> usize {
+        match self.kind {
+            TileKind::Texture { px } => px,
+            _ => FWD_PIXELS,
         }
-        v
+    }
+
+    /// The texture tile of `rows` channels per group over `pixels` pixels: up to 8 rows, `px`
+    /// pixels per invocation, and the workgroup width of `pixel_workgroup` (at most
+    /// STATS_BLOCK / px, so that a full workgroup covers one statistics block).
+    pub fn texture(rows: usize, pixels: usize, px: usize, simd: usize) -> ConvTile {
+        ConvTile {
+            ocb: rows.clamp(1, 8),
+            wg: pixel_workgroup(pixels, px, simd, STATS_BLOCK / px),
+            kind: TileKind::Texture { px },
+        }
+    }
+
+    /// The texture tiles the tuner may pick (the default first): `TEXTURE_PIXELS` or the other
+    /// of 4 and 8 pixels per invocation, up to 8 or up to 4 rows.
+    pub fn texture_candidates(gpu: &Gpu, rows: usize, pixels: usize) -> Vec<ConvTile> {
+        let simd = gpu.info().simd_width as usize;
+        let mut out = Vec::new();
+        for px in [TEXTURE_PIXELS, 12 - TEXTURE_PIXELS] {
+            for ocb in [rows.clamp(1, 8), rows.clamp(1, 4)] {
+                let t = ConvTile {
+                    ocb,
+                    ..ConvTile::texture(rows, pixels, px, simd)
+                };
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    }
+
+    /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] staged,
+    /// [ocb, wg, 2, px] through a texture.
+    fn record(&self) -> Vec<usize> {
+        match self.kind {
+            TileKind::Register => vec![self.ocb, self.wg],
+            TileKind::Staged => vec![self.ocb, self.wg, 1],
+            TileKind::Texture { px } => vec![self.ocb, self.wg, 2, px],
+        }
     }
 
     fn from_record(v: &[usize]) -> Option<ConvTile> {
-        match v {
-            [ocb, wg] => Some(ConvTile {
-                ocb: *ocb,
-                wg: *wg,
-                staged: false,
-            }),
-            [ocb, wg, 1] => Some(ConvTile {
-                ocb: *ocb,
-                wg: *wg,
-                staged: true,
-            }),
-            _ => None,
-        }
+        let (ocb, wg, kind) = match *v {
+            [ocb, wg] => (ocb, wg, TileKind::Register),
+            [ocb, wg, 1] => (ocb, wg, TileKind::Staged),
+            [ocb, wg, 2, px] => (ocb, wg, TileKind::Texture { px }),
+            _ => return None,
+        };
+        Some(ConvTile { ocb, wg, kind })
     }
 
     /// A refusal of this tile, saying why.
-    fn refuse(&self, why: &str) -> Error {
+    pub(super) fn refuse(&self, why: &str) -> Error {
         Error::Arg {
             op: "conv2d".into(),
             arg: "tile".into(),
@@ -219,11 +272,20 @@ impl ConvTile {
         }
     }
 
-    fn check(&self) -> Result<()> {
-        if self.staged && (![16, 32, 64].contains(&self.ocb) || self.wg != 64) {
-            return Err(self.refuse("a staged tile has 16, 32 or 64 channels and 64 invocations"));
+    pub(super) fn check(&self) -> Result<()> {
+        match self.kind {
+            TileKind::Staged => {
+                if ![16, 32, 64].contains(&self.ocb) || self.wg != 64 {
+                    return Err(self.refuse("a staged tile has 16, 32 or 64 channels and 64 invocations"));
+                }
+                return Ok(());
+            }
+            TileKind::Texture { px } if px != 4 && px != 8 => {
+                return Err(self.refuse("a texture tile takes 4 or 8 pixels per invocation"));
+            }
+            _ => {}
         }
-        if !(1..=8).contains(&self.ocb) && !self.staged || !(1..=256).contains(&self.wg) {
+        if !(1..=8).contains(&self.ocb) || !(1..=256).contains(&self.wg) {
             return Err(self.refuse("ocb must be 1..=8 and wg 1..=256"));
         }
         Ok(())
@@ -246,7 +308,33 @@ pub fn forward(
     residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
     stats: Option<&wgpu::Buffer>,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
+    let rows = g.cout / g.args.groups;
+    let pixels = g.n * g.oh * g.ow;
+    let with_stats = |t: ConvTile| {
+        if stats.is_none() || t.writes_stats_blocks(pixels) {
+            t
+        } else {
+            // a full statistics block per workgroup
+            ConvTile {
+                wg: STATS_BLOCK / t.pixels(),
+                ..t
+            }
+        }
+    };
+    let stats_name = if stats.is_some() { " with statistics" } else { "" };
+    let run = |t| forward_tiled(gpu, g, t, epi, storage, x, w, bias, residual, y, stats);
+    if super::conv_texture::uses_texture(gpu, g) {
+        let mut candidates = Vec::new();
+        for t in ConvTile::texture_candidates(gpu, rows, pixels) {
+            let t = with_stats(t);
+            if !candidates.contains(&t) {
+                candidates.push(t);
+            }
+        }
+        let name = variant(gpu, &super::shaders::CONV2D_FWD_TEX, storage)?.name;
+        return choose(gpu, &format!("{name}{stats_name}"), g, &candidates, run);
+    }
     if stats.is_none() && is_pointwise_gemm(g) {
         // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
         let rows = super::linear::RowsGeom {
@@ -256,36 +344,37 @@ pub fn forward(
             k: g.cin,
             trans_a: false,
         };
-        return super::linear::gemm_rows(gpu, &rows, epi.act.code(), storage, w, x, bias, residual, y);
+        return Ok(vec![super::linear::gemm_rows(
+            gpu,
+            &rows,
+            epi.act.code(),
+            storage,
+            w,
+            x,
+            bias,
+            residual,
+            y,
+        )?]);
     }
-    let rows = g.cout / g.args.groups;
-    let pixels = g.n * g.oh * g.ow;
     let name = variant(gpu, &CONV2D_FWD, storage)?.name;
-    let (candidates, kernel) = if stats.is_some() {
-        // the block statistics come from the register-tile kernel with blocks of STATS_BLOCK:
-        // tiles that cannot write them run 64 lanes wide
+    let candidates = if stats.is_some() {
+        // the block statistics come from the register-tile kernel with blocks of STATS_BLOCK
         let mut tiles = Vec::new();
         for t in ConvTile::candidates(gpu, rows, pixels) {
-            let t = if t.writes_stats_blocks(pixels) {
-                t
-            } else {
-                ConvTile { wg: WG, ..t }
-            };
+            let t = with_stats(t);
             if !tiles.contains(&t) {
                 tiles.push(t);
             }
         }
-        (tiles, format!("{name} with statistics"))
+        tiles
     } else {
-        (ConvTile::forward_candidates(gpu, rows, pixels), name.to_string())
+        ConvTile::forward_candidates(gpu, rows, pixels)
     };
-    let mut ds = choose(gpu, &kernel, g, &candidates, |t| {
-        Ok(vec![forward_tiled(
-            gpu, g, t, epi, storage, x, w, bias, residual, y, stats,
-        )?])
-    })?;
-    Ok(ds.remove(0))
+    choose(gpu, &format!("{name}{stats_name}"), g, &candidates, run)
 }
+
+/// Output pixels per invocation of the texture forward's default tile (4 or 8).
+const TEXTURE_PIXELS: usize = 8;
 
 /// A 1x1 conv that runs as a GEMM per image (gemm_rows): one group, stride 1, no padding, H*W a
 /// multiple of 4 and large enough to fill its workgroups (7/8 of the lanes busy). gemm_rows
@@ -362,7 +451,8 @@ fn time_once(_: &Gpu, _: &[Dispatch]) -> Result<f64> {
     Ok(0.0)
 }
 
-/// `forward` with an explicit register tile (for the tuner and its tests).
+/// `forward` with an explicit tile of any kind (for the tuner and its tests): the dispatches
+/// to run in order.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_tiled(
     gpu: &Gpu,
@@ -376,18 +466,23 @@ pub fn forward_tiled(
     residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
     stats: Option<&wgpu::Buffer>,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     tile.check()?;
-    if tile.staged {
+    if tile.kind == TileKind::Staged {
         if stats.is_some() {
-            return Err(tile.refuse("block statistics come from the register-tile kernel"));
+            return Err(tile.refuse("block statistics come from the register or texture kernels"));
         }
-        return forward_staged(gpu, g, tile, epi, storage, x, w, bias, residual, y);
+        return Ok(vec![forward_staged(
+            gpu, g, tile, epi, storage, x, w, bias, residual, y,
+        )?]);
     }
     if stats.is_some() && !tile.writes_stats_blocks(g.n * g.oh * g.ow) {
         return Err(tile.refuse(&format!(
             "block statistics need {STATS_BLOCK} pixels per workgroup, or one workgroup for all"
         )));
+    }
+    if let TileKind::Texture { .. } = tile.kind {
+        return super::conv_texture::forward(gpu, g, tile, epi, storage, x, w, bias, residual, y, stats);
     }
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));
@@ -400,7 +495,7 @@ pub fn forward_tiled(
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD, storage)?, &constants)?;
     let grid = forward_grid(g, tile.wg * FWD_PIXELS, tile.ocb)?;
     let d = gpu.dummy();
-    Dispatch::new(
+    Ok(vec![Dispatch::new(
         gpu,
         pipeline,
         &sizes(g)?,
@@ -413,7 +508,7 @@ pub fn forward_tiled(
             stats.unwrap_or(gpu.dummy_rw()),
         ],
         grid,
-    )
+    )?])
 }
 
 /// The forward through conv2d_fwd_staged: tiles of `tile.ocb` channels x 64 pixels staged in
@@ -447,7 +542,7 @@ fn forward_staged(
 }
 
 /// The forward kernels' epilogue overrides: bias, residual, activation.
-fn epilogue_constants(
+pub(super) fn epilogue_constants(
     epi: Epilogue,
     bias: Option<&wgpu::Buffer>,
     residual: Option<&wgpu::Buffer>,
@@ -461,7 +556,7 @@ fn epilogue_constants(
 
 /// The forward kernels' grid: blocks of `pixels` output pixels (x, y) by blocks of `channels`
 /// output channels within each group (z).
-fn forward_grid(g: &Conv2dGeom, pixels: usize, channels: usize) -> Result<[u32; 3]> {
+pub(super) fn forward_grid(g: &Conv2dGeom, pixels: usize, channels: usize) -> Result<[u32; 3]> {
     let groups = g.args.groups;
     let channel_blocks = groups * (g.cout / groups).div_ceil(channels);
     let mut grid = grid_1d(groups_for("conv2d output pixels", g.n * g.oh * g.ow, pixels)?);
@@ -500,7 +595,7 @@ fn forward_row_segment(g: &Conv2dGeom) -> bool {
 }
 
 /// The Params struct of the conv kernels (the weight gradients append their chunk size).
-fn sizes(g: &Conv2dGeom) -> Result<[u32; 8]> {
+pub(super) fn sizes(g: &Conv2dGeom) -> Result<[u32; 8]> {
     u32_of("conv2d input elements", g.n * g.cin * g.h * g.w)?;
     u32_of("conv2d output elements", g.n * g.cout * g.oh * g.ow)?;
     Ok([
@@ -669,10 +764,15 @@ pub fn backward_weight(
     if cols <= NARROW_COLUMNS {
         return backward_weight_narrow(gpu, g, None, dy, x, dw);
     }
+    let texture = super::conv_texture::uses_texture(gpu, g);
     // workgroups no wider than the (live) columns they cover, and of 32 rather than 64 lanes
     // where that leaves fewer lanes idle (ResNet's 64-channel 3x3: 144 lanes in 160, not 192;
     // r18_l1 weight gradient ~2450 -> ~2050 ms on lavapipe, Zen 3)
-    let lanes = weight_gradient_lanes(g);
+    let lanes = if texture {
+        super::conv_texture::weight_gradient_lanes(g)
+    } else {
+        weight_gradient_lanes(g)
+    };
     let idle = |wg: usize| lanes.div_ceil(wg) * wg - lanes;
     let wg = if lanes <= WG / 2 {
         lanes.next_power_of_two().max(16)
@@ -683,6 +783,11 @@ pub fn backward_weight(
     };
     let rows = g.cout / g.args.groups;
     let candidates = ConvTile::candidates_after(ConvTile::register(rows, wg), rows);
+    if texture {
+        return choose(gpu, "conv2d_bwd_weight_tex", g, &candidates, |t| {
+            super::conv_texture::backward_weight(gpu, g, t, None, dy, x, dw)
+        });
+    }
     choose(gpu, "conv2d_bwd_weight", g, &candidates, |t| {
         backward_weight_tiled(gpu, g, t, None, dy, x, dw)
     })
@@ -691,7 +796,7 @@ pub fn backward_weight(
 /// Output pixels per split-K chunk: the given number, or enough chunks that about
 /// `SPLIT_K_WORKGROUPS` workgroups run when each chunk has `per_chunk` of them, each chunk at
 /// least `MIN_CHUNK` pixels.
-fn split_k_chunk(pixels: usize, per_chunk: usize, chunk: Option<usize>) -> usize {
+pub(super) fn split_k_chunk(pixels: usize, per_chunk: usize, chunk: Option<usize>) -> usize {
     let chunk = chunk.unwrap_or_else(|| {
         let want = SPLIT_K_WORKGROUPS.div_ceil(per_chunk.max(1));
         let most = pixels.div_ceil(MIN_CHUNK);
@@ -700,28 +805,34 @@ fn split_k_chunk(pixels: usize, per_chunk: usize, chunk: Option<usize>) -> usize
     chunk.clamp(1, pixels.max(1))
 }
 
-/// The weight-gradient dispatches of a split-K kernel: `pipeline` over `grid` writes dw itself
-/// when there is one chunk, else one slice of partial sums per chunk that `split_k_reduce` adds.
+/// The weight-gradient dispatches of a split-K kernel: `pipeline` over `grid` (its Params:
+/// `params`, then the chunk) writes dw itself when there is one chunk, else one slice of partial
+/// sums per chunk that `split_k_reduce` adds. `inputs` are its bindings before the output.
 #[allow(clippy::too_many_arguments)]
-fn split_k_dispatches(
+pub(super) fn split_k_dispatches(
     gpu: &Gpu,
     g: &Conv2dGeom,
     pipeline: std::sync::Arc<crate::device::Pipeline>,
     chunk: usize,
     grid: [u32; 3],
-    dy: &wgpu::Buffer,
-    x: &wgpu::Buffer,
+    params: &[u32],
+    inputs: &[Resource],
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    let bind = |out| {
+        let mut r = inputs.to_vec();
+        r.push(Resource::Buffer(out));
+        r
+    };
     let chunks = (g.n * g.oh * g.ow).div_ceil(chunk);
     let len = g.cout * (g.cin / g.args.groups) * g.kh * g.kw;
-    let mut params = sizes(g)?.to_vec();
+    let mut params = params.to_vec();
     params.push(u32_of("conv2d weight-gradient chunk", chunk)?);
     if chunks == 1 {
-        return Ok(vec![Dispatch::new(gpu, pipeline, &params, &[dy, x, dw], grid)?]);
+        return Ok(vec![Dispatch::with_resources(gpu, pipeline, &params, &bind(dw), grid)?]);
     }
     let part = gpu.scratch_buffer("conv2d weight-gradient partial sums", (chunks * len * 4) as u64)?;
-    let partial = Dispatch::new(gpu, pipeline, &params, &[dy, x, &part], grid)?;
+    let partial = Dispatch::with_resources(gpu, pipeline, &params, &bind(&part), grid)?;
     let reduce_pipeline = gpu.pipeline(&SPLIT_K_REDUCE, &[("WG", 256.0)])?;
     let reduce = Dispatch::new(
         gpu,
@@ -761,7 +872,8 @@ pub fn backward_weight_tiled(
         u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
         u32_of("conv2d output channel blocks", channel_blocks)?,
     ];
-    split_k_dispatches(gpu, g, pipeline, chunk, grid, dy, x, dw)
+    let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &inputs, dw)
 }
 
 /// The weight gradient of a conv whose groups have at most 32 weight columns (depthwise, few
@@ -795,7 +907,8 @@ pub fn backward_weight_narrow(
         u32_of("conv2d output channels", g.cout)?,
         1,
     ];
-    split_k_dispatches(gpu, g, pipeline, chunk, grid, dy, x, dw)
+    let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &inputs, dw)
 }
 
 #[cfg(test)]
@@ -816,15 +929,15 @@ mod tests {
     #[test]
     fn pixel_workgroups_leave_the_fewest_lanes_idle() {
         // (pixels, SIMD width) -> invocations per workgroup, each invocation taking 4 pixels
-        assert_eq!(pixel_workgroup(18, 8), 8); // a small map: the fewest that cover it
-        assert_eq!(pixel_workgroup(60, 8), 16);
-        assert_eq!(pixel_workgroup(256, 8), 64);
-        assert_eq!(pixel_workgroup(18, 32), 8); // small maps cover alike on any device
-        assert_eq!(pixel_workgroup(392, 8), 8); // 98 lanes: 6 idle at 8 wide, 30 at 64
-        assert_eq!(pixel_workgroup(392, 32), 64); // 30 idle at 32 and 64 wide: the wider
-        assert_eq!(pixel_workgroup(1568, 8), 8);
-        assert_eq!(pixel_workgroup(1568, 16), 16);
-        assert_eq!(pixel_workgroup(25088, 8), 64); // whole workgroups at every width
-        assert_eq!(pixel_workgroup(1000, 128), 64); // SIMD width unknown: never above 64
+        assert_eq!(pixel_workgroup(18, 4, 8, 64), 8); // a small map: the fewest that cover it
+        assert_eq!(pixel_workgroup(60, 4, 8, 64), 16);
+        assert_eq!(pixel_workgroup(256, 4, 8, 64), 64);
+        assert_eq!(pixel_workgroup(18, 4, 32, 64), 8); // small maps cover alike on any device
+        assert_eq!(pixel_workgroup(392, 4, 8, 64), 8); // 98 lanes: 6 idle at 8 wide, 30 at 64
+        assert_eq!(pixel_workgroup(392, 4, 32, 64), 64); // 30 idle at 32 and 64 wide: the wider
+        assert_eq!(pixel_workgroup(1568, 4, 8, 64), 8);
+        assert_eq!(pixel_workgroup(1568, 4, 16, 64), 16);
+        assert_eq!(pixel_workgroup(25088, 4, 8, 64), 64); // whole workgroups at every width
+        assert_eq!(pixel_workgroup(1000, 4, 128, 64), 64); // SIMD width unknown: never above 64
     }
 }

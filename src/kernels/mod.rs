@@ -2,6 +2,7 @@
 //! uniform sizes and grid. They take raw buffers so the functional API and compiled plans share them.
 
 pub mod conv;
+pub mod conv_texture;
 pub mod elementwise;
 pub mod linear;
 pub mod loss;

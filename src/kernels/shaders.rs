@@ -29,6 +29,9 @@ macro_rules! shaders {
 shaders! {
     CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
     CONV2D_FWD_STAGED = "conv2d_fwd_staged" with prelude "conv2d_geometry" [Uniform, Read, Read, Read, Read, ReadWrite];
+    CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, StorageTexture];
+    CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" [Uniform, Texture, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" [Uniform, Read, Texture, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
@@ -53,6 +56,7 @@ shaders! {
     ADAPTIVE_AVG_POOL2D_FWD = "adaptive_avg_pool2d_fwd" [Uniform, Read, ReadWrite];
     ADAPTIVE_AVG_POOL2D_BWD = "adaptive_avg_pool2d_bwd" [Uniform, Read, ReadWrite];
     GEMM = "gemm" [Uniform, Read, Read, Read, ReadWrite];
+    GEMM_TEX = "gemm_tex" [Uniform, Texture, Texture, ReadWrite];
     GEMM_ROWS = "gemm_rows" [Uniform, Read, Read, Read, Read, ReadWrite];
     CROSS_ENTROPY_FWD = "cross_entropy_fwd" [Uniform, Read, Read, ReadWrite];
     CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];

@@ -136,7 +136,7 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
         }
     }
     let y = Tensor::empty_of(gpu, geom.out_shape(), storage)?;
-    let d = kernels::conv::forward(
+    let ds = kernels::conv::forward(
         gpu,
         &geom,
         Default::default(),
@@ -148,6 +148,6 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
         y.buffer(),
         None,
     )?;
-    gpu.run(&[d]);
+    gpu.run(&ds);
     Ok(y)
 }

@@ -306,7 +306,8 @@ fn conv2d_rejects_bad_shapes() {
 /// kernels (the last also with small forced split-K chunks), against the f64 references.
 #[test]
 fn conv2d_every_tile_configuration() {
-    use convoy::kernels::conv::{self, ConvTile};
+    use convoy::kernels::conv::{self, ConvTile, TileKind};
+    use convoy::kernels::conv_texture;
     use convoy::ops::conv::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(3);
@@ -401,7 +402,7 @@ fn conv2d_every_tile_configuration() {
             None,
         )
         .unwrap();
-        g.run(&[d]);
+        g.run(&d);
         assert_close(&format!("forward {what} default"), &y.to_vec().unwrap(), &want_y, RTOL);
         let out_pixels = ys.numel() / cout;
         for tile in ConvTile::candidates(g, cout / groups, out_pixels) {
@@ -420,7 +421,7 @@ fn conv2d_every_tile_configuration() {
                 None,
             )
             .unwrap();
-            g.run(&[d]);
+            g.run(&d);
             assert_close(&format!("forward {what} {tile:?}"), &y.to_vec().unwrap(), &want_y, RTOL);
             for chunk in [None, Some(1), Some(7)] {
                 let dw = Tensor::empty(g, ws).unwrap(); // NaN: every tap written, dead ones as 0
@@ -431,6 +432,55 @@ fn conv2d_every_tile_configuration() {
                 assert_close(
                     &format!("weight grad {what} {tile:?} chunk {chunk:?}"),
                     &got,
+                    &want_dw,
+                    RTOL,
+                );
+            }
+        }
+        // the CPU family's texture kernels, whatever the policy would pick: every texture tile
+        // the tuner may pick and a few odd ones (rows and widths off the defaults), and the
+        // weight gradient through the texture with forced split-K chunks
+        let mut tiles = ConvTile::texture_candidates(g, cout / groups, out_pixels);
+        for (px, ocb, wg) in [(4, 3, 8), (8, 1, 64), (8, 5, 16), (4, 8, 128)] {
+            tiles.push(ConvTile {
+                ocb,
+                wg,
+                kind: TileKind::Texture { px },
+            });
+        }
+        for tile in tiles {
+            let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
+            let ds = conv::forward_tiled(
+                g,
+                &geom,
+                tile,
+                Default::default(),
+                DType::F32,
+                xt.buffer(),
+                wt.buffer(),
+                None,
+                None,
+                y.buffer(),
+                None,
+            )
+            .unwrap();
+            g.run(&ds);
+            assert_close(
+                &format!("texture forward {what} {tile:?}"),
+                &y.to_vec().unwrap(),
+                &want_y,
+                RTOL,
+            );
+        }
+        for tile in ConvTile::candidates(g, cout / groups, out_pixels) {
+            for chunk in [None, Some(1), Some(7)] {
+                let dw = Tensor::empty(g, ws).unwrap();
+                let ds = conv_texture::backward_weight(g, &geom, tile, chunk, dyt.buffer(), xt.buffer(), dw.buffer())
+                    .unwrap();
+                g.run(&ds);
+                assert_close(
+                    &format!("texture weight grad {what} {tile:?} chunk {chunk:?}"),
+                    &dw.to_vec().unwrap(),
                     &want_dw,
                     RTOL,
                 );
@@ -501,13 +551,13 @@ fn conv2d_every_tile_configuration() {
 }
 
 /// The staged kernel (workgroup-memory tiles of 16, 32 or 64 channels x 64 pixels, K in chunks
-/// of 16) with every tile, epilogue on, against the f64 reference: K and the pixels not
+/// of 16) and the texture kernel with every tile, epilogue on, against the f64 reference: K and the pixels not
 /// multiples of the chunk and tile, groups, strides, padding, dilation, fewer channels than a
 /// tile, a 1x1 map whose taps are mostly padding.
 #[test]
 fn conv2d_staged_tiles_match_reference() {
     use convoy::graph::{Act, Epilogue};
-    use convoy::kernels::conv::{self, ConvTile};
+    use convoy::kernels::conv::{self, ConvTile, TileKind};
     use convoy::ops::conv::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(17);
@@ -555,12 +605,17 @@ fn conv2d_staged_tiles_match_reference() {
             residual: true,
             act: Act::Relu,
         };
-        for ocb in [16, 32, 64] {
-            let tile = ConvTile {
-                ocb,
-                wg: 64,
-                staged: true,
-            };
+        // the staged tiles, and the texture tiles (CPU family) with the same epilogue
+        let pixels = ys.numel() / cout;
+        let staged = [16, 32, 64].map(|ocb| ConvTile {
+            ocb,
+            wg: 64,
+            kind: TileKind::Staged,
+        });
+        for tile in staged
+            .into_iter()
+            .chain(ConvTile::texture_candidates(g, cout / groups, pixels))
+        {
             let y = Tensor::empty(g, ys.clone()).unwrap();
             let d = conv::forward_tiled(
                 g,
@@ -576,8 +631,8 @@ fn conv2d_staged_tiles_match_reference() {
                 None,
             )
             .unwrap();
-            g.run(&[d]);
-            let what = format!("staged forward x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} {tile:?}");
+            g.run(&d);
+            let what = format!("fused-epilogue forward x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} {tile:?}");
             assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
         }
     }
@@ -585,21 +640,20 @@ fn conv2d_staged_tiles_match_reference() {
     assert!(
         ConvTile::forward_candidates(g, 64, 4096)
             .iter()
-            .filter(|t| t.staged)
+            .filter(|t| t.kind == TileKind::Staged)
             .count()
             == 3
     );
-    assert!(ConvTile::forward_candidates(g, 8, 4096).iter().all(|t| !t.staged));
+    assert!(ConvTile::forward_candidates(g, 8, 4096)
+        .iter()
+        .all(|t| t.kind != TileKind::Staged));
 }
 
 /// With tuning on, the first forward of a shape times the candidates, records the winner in the
 /// cache file, and computes the right result; a second device reads the choice back.
 #[test]
 fn conv2d_tuner_records_and_reuses_choices() {
-    let dir = std::env::temp_dir().join(format!("convoy-tune-{}", std::process::id()));
-    let cache = dir.join("tune.tsv");
-    let _ = std::fs::remove_file(&cache);
-    let tuned = convoy::Gpu::builder().tune(true).tune_cache(&cache).build().unwrap();
+    use convoy::KernelFamily;
     let mut rng = Rng::new(9);
     let (xs, ws) = ([2, 6, 9, 9], [10, 6, 3, 3]);
     let x = rng.vec(972, -1.0, 1.0);
@@ -608,19 +662,141 @@ fn conv2d_tuner_records_and_reuses_choices() {
         padding: 1,
         ..Default::default()
     };
-    let xt = Tensor::from_slice(&tuned, &x, xs).unwrap();
-    let wt = Tensor::from_slice(&tuned, &w, ws).unwrap();
-    let y = conv2d(&tuned, &xt, &wt, None, args).unwrap();
     let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
-    assert_close("tuned conv2d", &y.to_vec().unwrap(), &want, RTOL);
-    let text = std::fs::read_to_string(&cache).expect("the tuner writes its cache file");
-    let line = text
-        .lines()
-        .find(|l| l.contains("conv2d_fwd n2 c6 9x9 -> 10 k3x3 s1 p1 d1 g1"))
-        .unwrap_or_else(|| panic!("no choice recorded for the shape:\n{text}"));
-    let key = line.split('\t').nth(1).unwrap();
-    let again = convoy::Gpu::builder().tune(true).tune_cache(&cache).build().unwrap();
-    let choice = again.tuner().unwrap().get(key).expect("choice read back from the file");
-    assert_eq!(choice.len(), 2, "{line}");
-    let _ = std::fs::remove_dir_all(&dir);
+    // each family records its own kernel's tiles: register or staged ([ocb, wg] or
+    // [ocb, wg, 1]) for the gpu family, texture ([ocb, wg, 2, px]) for the cpu family
+    for (family, kernel, kind_ok) in [
+        (
+            KernelFamily::Gpu,
+            "conv2d_fwd n2",
+            (|r: &[usize]| r.len() == 2 || r == [r[0], r[1], 1]) as fn(&[usize]) -> bool,
+        ),
+        (KernelFamily::Cpu, "conv2d_fwd_tex n2", |r: &[usize]| {
+            r.len() == 4 && r[2] == 2 && [4, 8].contains(&r[3])
+        }),
+    ] {
+        let dir = std::env::temp_dir().join(format!("convoy-tune-{}-{family:?}", std::process::id()));
+        let cache = dir.join("tune.tsv");
+        let _ = std::fs::remove_file(&cache);
+        let open = || {
+            convoy::Gpu::builder()
+                .tune(true)
+                .tune_cache(&cache)
+                .kernels(family)
+                .build()
+                .unwrap()
+        };
+        let run = |gpu: &convoy::Gpu| {
+            let xt = Tensor::from_slice(gpu, &x, xs).unwrap();
+            let wt = Tensor::from_slice(gpu, &w, ws).unwrap();
+            let y = conv2d(gpu, &xt, &wt, None, args).unwrap();
+            assert_close(&format!("tuned conv2d {family:?}"), &y.to_vec().unwrap(), &want, RTOL);
+        };
+        run(&open());
+        let text = std::fs::read_to_string(&cache).expect("the tuner writes its cache file");
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("{kernel} c6 9x9 -> 10 k3x3 s1 p1 d1 g1")))
+            .unwrap_or_else(|| panic!("{family:?}: no choice recorded for the shape:\n{text}"));
+        let key = line.split('\t').nth(1).unwrap();
+        let recorded: Vec<usize> = line
+            .split('\t')
+            .nth(2)
+            .unwrap()
+            .split(' ')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(kind_ok(&recorded), "{family:?}: {line}");
+        // a new device on the same cache reads the choice back, runs it without timing again
+        // (the file is not rewritten) and gets the same result
+        let modified = || std::fs::metadata(&cache).unwrap().modified().unwrap();
+        let written = modified();
+        let again = open();
+        assert_eq!(again.tuner().unwrap().get(key), Some(recorded), "{family:?}: read back");
+        run(&again);
+        assert_eq!(
+            modified(),
+            written,
+            "{family:?}: reused, not re-tuned (the tuner rewrites the file)"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The kernel policy's two families on the same shapes: the CPU family (texture operands), the
+/// GPU family forced (storage-buffer kernels), and the CPU family on a device whose textures
+/// are small (CONVOY's texture side capped): batches folded into bands of planes, and inputs
+/// too large for any band, which run the storage-buffer kernels instead. Each against the f64
+/// references, forward (with bias), input and weight gradients, through the launchers' defaults.
+#[test]
+fn conv2d_both_kernel_families_and_small_texture_limits() {
+    use convoy::kernels::{conv, conv_texture};
+    use convoy::ops::conv::Conv2dGeom;
+    use convoy::{Gpu, KernelFamily};
+    let open = |b: convoy::GpuBuilder| {
+        b.poison_outputs(true)
+            .build()
+            .expect("a GPU adapter (lavapipe is enough)")
+    };
+    let cpu = open(Gpu::builder().kernels(KernelFamily::Cpu));
+    let gpu_family = open(Gpu::builder().kernels(KernelFamily::Gpu));
+    // textures of at most 40 texels a side: 12x12 planes, 3 images per band, 3 bands; two
+    // groups' planes stacked in each of 2 bands; one 32x32 plane alone; 7 channel blocks of
+    // 32x32 planes fit no band (the storage-buffer kernels run)
+    let small = open(Gpu::builder().kernels(KernelFamily::Cpu).max_texture_side(40));
+    assert!(cpu.policy().texture_operands && !gpu_family.policy().texture_operands);
+    let mut rng = Rng::new(23);
+    // (n, cin, hw, cout, k, stride, pad, dil, groups, texture on `small`)
+    let shapes = [
+        (8, 4, 10, 6, 3, 1, 1, 1, 1, true),
+        (7, 8, 6, 6, 3, 2, 1, 1, 2, true),
+        (1, 4, 30, 3, 3, 1, 1, 1, 1, true),
+        (2, 28, 30, 3, 3, 1, 1, 1, 1, false),
+        (3, 3, 9, 8, 5, 1, 2, 2, 1, true),
+    ];
+    for (n, cin, hw, cout, k, stride, pad, dil, groups, fits_small) in shapes {
+        let xs = [n, cin, hw, hw];
+        let ws = [cout, cin / groups, k, k];
+        let args = Conv2dArgs {
+            stride,
+            padding: pad,
+            dilation: dil,
+            groups,
+        };
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(cout, -1.0, 1.0);
+        let dy = rng.vec(ys.numel(), -1.0, 1.0);
+        let bf = to_f64(&b);
+        let (want_y, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, Some(&bf), stride, pad, dil, groups);
+        let (want_dx, want_dw) =
+            reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), stride, pad, dil, groups);
+        for (family, g) in [("cpu", &cpu), ("gpu", &gpu_family), ("cpu, side 40", &small)] {
+            let what = format!("{family}: x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}");
+            let expect_texture = family == "cpu" || (family == "cpu, side 40" && fits_small);
+            assert_eq!(
+                conv_texture::uses_texture(g, &geom),
+                expect_texture,
+                "{what}: texture path"
+            );
+            let xt = Tensor::from_slice(g, &x, xs).unwrap();
+            let wt = Tensor::from_slice(g, &w, ws).unwrap();
+            let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
+            let dyt = Tensor::from_slice(g, &dy, ys.clone()).unwrap();
+            let y = Tensor::empty(g, ys.clone()).unwrap();
+            let dx = Tensor::empty(g, xs).unwrap();
+            let dw = Tensor::empty(g, ws).unwrap();
+            let (epi, f32) = (Default::default(), DType::F32);
+            let (xb, wb) = (xt.buffer(), wt.buffer());
+            let mut ds = conv::forward(g, &geom, epi, f32, xb, wb, Some(bt.buffer()), None, y.buffer(), None).unwrap();
+            ds.extend(conv::backward_data(g, &geom, dyt.buffer(), wb, dx.buffer()).unwrap());
+            ds.extend(conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer()).unwrap());
+            g.run(&ds);
+            assert_close(&format!("forward {what}"), &y.to_vec().unwrap(), &want_y, RTOL);
+            assert_close(&format!("input grad {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
+            assert_close(&format!("weight grad {what}"), &dw.to_vec().unwrap(), &want_dw, RTOL);
+        }
+    }
 }

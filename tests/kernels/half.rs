@@ -126,7 +126,10 @@ fn conv2d_f16_matches_reference() {
             residual: true,
             act: convoy::graph::Act::Relu,
         };
-        for tile in ConvTile::forward_candidates(g, cout / groups, geom.out_shape().numel() / cout) {
+        let pixels = geom.out_shape().numel() / cout;
+        let mut tiles = ConvTile::forward_candidates(g, cout / groups, pixels);
+        tiles.extend(ConvTile::texture_candidates(g, cout / groups, pixels));
+        for tile in tiles {
             let y = Tensor::empty_of(g, geom.out_shape(), DType::F16).unwrap();
             let dispatch = if conv::is_pointwise_gemm(&geom) {
                 conv::forward(
@@ -156,7 +159,7 @@ fn conv2d_f16_matches_reference() {
                     None,
                 )
             };
-            g.run(&[dispatch.unwrap()]);
+            g.run(&dispatch.unwrap());
             check(&format!("{what} {tile:?} + residual, relu"), &y, &want_epi);
         }
     }

@@ -170,8 +170,10 @@ fn conv_block_statistics_merge_to_batch_statistics() {
         let blocks = (yd[0] * yd[2] * yd[3]).div_ceil(conv::STATS_BLOCK);
         let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} g{groups}, {blocks} blocks");
         let pixels = yd[0] * yd[2] * yd[3];
+        // register tiles and the CPU family's texture tiles
         let tiles: Vec<_> = conv::ConvTile::candidates(g, cout / groups, pixels)
             .into_iter()
+            .chain(conv::ConvTile::texture_candidates(g, cout / groups, pixels))
             .filter(|t| t.writes_stats_blocks(pixels))
             .collect();
         assert!(!tiles.is_empty(), "{what}: no statistics tile");
@@ -183,7 +185,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                 Tensor::from_slice(g, &rm, [cout]).unwrap(),
                 Tensor::from_slice(g, &rv, [cout]).unwrap(),
             );
-            let d = conv::forward_tiled(
+            let mut ds = conv::forward_tiled(
                 g,
                 &geom,
                 tile,
@@ -209,7 +211,8 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                 rvt.buffer(),
             )
             .unwrap();
-            g.run(&[d, merge]);
+            ds.push(merge);
+            g.run(&ds);
             let what = format!("{what} {tile:?}");
             assert_close(&format!("conv with stats {what}"), &y.to_vec().unwrap(), &y64, RTOL);
             assert_close(&format!("batch mean {what}"), &mean.to_vec().unwrap(), &m64, RTOL);
@@ -233,7 +236,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
             Some(partials.buffer()),
         )
         .unwrap();
-        g.run(&[d]);
+        g.run(&d);
         let p = partials.to_vec().unwrap();
         assert!(p.iter().all(|v| v.is_finite()), "{what}: every block written");
     }

@@ -106,15 +106,15 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         // once (also timed alone, to show which one a shape waits on)
         let f = b.geom.flops();
         let mut passes = vec![
-            ("forward", std::slice::from_ref(&b.forward), f),
+            ("forward", &b.forward[..], f),
             // the forward of a fused training step: also the batch-norm block statistics
-            ("fwd_stats", std::slice::from_ref(&b.forward_stats), f),
+            ("fwd_stats", &b.forward_stats[..], f),
             ("backward", &b.backward[..], 2.0 * f),
             ("bwd_data", &b.backward[..b.backward_data_len], f),
             ("bwd_weight", &b.backward[b.backward_data_len..], f),
         ];
         if let Some(d) = &b.forward_f16 {
-            passes.insert(1, ("fwd_f16", std::slice::from_ref(d), f));
+            passes.insert(1, ("fwd_f16", &d[..], f));
         }
         for (pass, dispatches, flops) in passes {
             let t = time_gpu(&gpu, args.warmup, args.iters, || {

@@ -58,5 +58,6 @@ fn main() {
 fn info() -> convoy::Result<()> {
     let gpu = convoy::Gpu::new()?;
     println!("{}", gpu.info());
+    println!("{}", gpu.policy());
     Ok(())
 }

@@ -1,0 +1,116 @@
+// conv2d weight gradient for CPU drivers: conv2d_bwd_weight's split-K implicit GEMM with the
+// input read through an operand texture (conv2d_pack_input: 4 channels of a group per texel,
+// the zero padding included), so each lane's gather of its 4 columns is one vectorised texel
+// fetch with no bounds check:
+//   dW_g (Cout/g, Cin/g*KH*KW) = dY_g (Cout/g, N*OH*OW) x im2col(X)_g^T (N*OH*OW, Cin/g*KH*KW).
+// A workgroup owns OCB output channels of one group (grid z), WG lanes of columns (grid x; a
+// lane's 4 columns are one live tap of 4 consecutive input channels) and one chunk of the output
+// pixels (grid y). It walks its chunk pixel by pixel: the pixel is the same for every lane, so
+// the OCB dy loads are uniform. Each chunk writes its partial sums to its own slice of `part`;
+// split_k_reduce adds the slices (with one chunk, `part` is dw itself). The dead taps (reading
+// only padding) get zeros from the first column block.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl.
+
+override WG: u32 = 64u;
+// output channels per invocation, 1..=8
+override OCB: u32 = 8u;
+
+struct Params {
+    n: u32, cin: u32, h: u32, w: u32,
+    cout: u32, oh: u32, ow: u32, groups: u32,
+    // the operand texture's layout (see conv2d_pack_input)
+    c4g: u32, wp: u32, hp: u32, per_band: u32,
+    chunk: u32,  // output pixels per chunk
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;          // (N, Cout, OH, OW)
+@group(0) @binding(2) var xt: texture_2d<f32>;                    // packed (N, Cin, H, W)
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;  // (chunks, Cout, Cin/g*KH*KW)
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+    let cout_g = p.cout / p.groups;
+    let cin_g = p.cin / p.groups;
+    let taps = KH * KW;
+    let cols = cin_g * taps;
+    let wkw = max(KX1 - KX0, 1u);
+    let wtaps = max((KY1 - KY0) * (KX1 - KX0), 1u);
+    let wcols = cin_g * (KY1 - KY0) * (KX1 - KX0);
+    let blocks_g = (cout_g + OCB - 1u) / OCB;
+    let g = wid.z / blocks_g;
+    let oc0 = g * cout_g + (wid.z % blocks_g) * OCB;
+    let noc = min(OCB, (g + 1u) * cout_g - oc0);
+    let oplane = p.oh * p.ow;
+
+    // this invocation's columns: one live tap of the channel block `quad` (4 channels; those
+    // past cin_g are zero texels and are not stored); its texel offset from the pixel's origin
+    let units = p.c4g * (KY1 - KY0) * (KX1 - KX0);  // (block, live tap) pairs
+    let unit = wid.x * WG + lid;
+    let live = unit < units;
+    let u = min(unit, max(units, 1u) - 1u);
+    let ky = KY0 + (u % wtaps) / wkw;
+    let kx = KX0 + u % wkw;
+    let quad = u / wtaps;
+    let lx = i32(kx * DW);
+    let ly = i32((g * p.c4g + quad) * p.hp + ky * DH);
+    var ok: array<bool, 4>;
+    var col: array<u32, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        let ic = quad * 4u + j;
+        ok[j] = live && ic < cin_g;
+        col[j] = ic * taps + ky * KW + kx;
+    }
+
+    let band_rows = p.groups * p.c4g * p.hp;
+    let total = p.n * oplane;
+    let q0 = wid.y * p.chunk;
+    let q1 = min(q0 + p.chunk, total);
+    var n = q0 / oplane;
+    var oy = (q0 % oplane) / p.ow;
+    var ox = q0 % p.ow;
+    // the pixel's window origin in the texture (uniform), stepped with the pixel
+    var bx = i32((n % p.per_band) * p.wp + ox * SW);
+    var by = i32((n / p.per_band) * band_rows + oy * SH);
+    let last = noc - 1u;  // rows past noc reread the last channel of dy, unstored
+    var acc: array<vec4f, 8>;
+    for (var q = q0; q < q1; q++) {
+        let xv = textureLoad(xt, vec2i(bx + lx, by + ly), 0);
+        let d0 = (n * p.cout + oc0) * oplane + oy * p.ow + ox;
+        for (var o = 0u; o < OCB; o++) {
+            acc[o] += dy[d0 + min(o, last) * oplane] * xv;
+        }
+        ox += 1u;
+        bx += i32(SW);
+        if (ox == p.ow) {
+            ox = 0u;
+            oy += 1u;
+            if (oy == p.oh) {
+                oy = 0u;
+                n += 1u;
+            }
+            bx = i32((n % p.per_band) * p.wp);
+            by = i32((n / p.per_band) * band_rows + oy * SH);
+        }
+    }
+
+    let base = wid.y * p.cout * cols;
+    for (var j = 0u; j < 4u; j++) {
+        if (!ok[j]) {
+            continue;
+        }
+        for (var o = 0u; o < noc; o++) {
+            part[base + (oc0 + o) * cols + col[j]] = acc[o][j];
+        }
+    }
+    let dead_rows = select(0u, noc, wid.x == 0u && wcols < cols);
+    for (var o = 0u; o < dead_rows; o++) {
+        for (var c = lid; c < cols; c += WG) {
+            let ky = (c % taps) / KW;
+            let kx = c % KW;
+            if (ky < KY0 || ky >= KY1 || kx < KX0 || kx >= KX1) {
+                part[base + (oc0 + o) * cols + c] = 0.0;
+            }
+        }
+    }
+}

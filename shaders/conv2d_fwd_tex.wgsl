@@ -1,0 +1,183 @@
+// conv2d forward for CPU drivers: the implicit GEMM of conv2d_fwd with the input read through
+// an operand texture (conv2d_pack_input: 4 channels of a group per texel, the zero padding
+// included). Lavapipe turns a storage-buffer load whose address differs per lane into a loop
+// over the lanes and fetches texels vectorised, so each gather here is one vector operation,
+// with no bounds checks, feeding 4 input channels to OCB output channels.
+// A workgroup owns OCB output channels of one group (grid z) and WG*PX output pixels (grid x/y);
+// lane l takes pixels l, l+WG, ... of its block. Weight loads are uniform (the same address in
+// every lane). Epilogue (fusion): + bias, + residual, then ReLU (ACT 1) or ReLU6 (2).
+// Training fusion (STATS, blocks of WG*PX = 256 pixels): each workgroup also writes the
+// per-channel (mean, M2) of the values it stored, for the batch norm that follows.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl.
+
+alias T = f32;
+
+override HAS_BIAS: bool = false;
+override HAS_RESIDUAL: bool = false;
+override ACT: u32 = 0u;
+override WG: u32 = 64u;
+// output channels per invocation, 1..=8 (the register tile's rows)
+override OCB: u32 = 8u;
+// output pixels per invocation: 4 or 8 (the register tile's columns)
+override PX: u32 = 4u;
+override STATS: bool = false;
+
+struct Params {
+    n: u32, cin: u32, h: u32, w: u32,
+    cout: u32, oh: u32, ow: u32, groups: u32,
+    // the operand texture's layout (see conv2d_pack_input)
+    c4g: u32, wp: u32, hp: u32, per_band: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var xt: texture_2d<f32>;                  // packed (N, Cin, H, W)
+@group(0) @binding(2) var<storage, read> wt: array<f32>;        // (Cout, Cin/groups, KH, KW)
+@group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
+@group(0) @binding(4) var<storage, read> res: array<T>;         // like y, unread without HAS_RESIDUAL
+@group(0) @binding(5) var<storage, read_write> y: array<T>;     // (N, Cout, OH, OW)
+// (blocks of WG*PX pixels, Cout, 2): each block's channel mean and sum of squared deviations
+@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+
+var<workgroup> red_mean: array<f32, 512>;
+var<workgroup> red_m2: array<f32, 512>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+    let cout_g = p.cout / p.groups;
+    let cin_g = p.cin / p.groups;
+    let blocks_g = (cout_g + OCB - 1u) / OCB;
+    let g = wid.z / blocks_g;
+    let oc0 = g * cout_g + (wid.z % blocks_g) * OCB;
+    let noc = min(OCB, (g + 1u) * cout_g - oc0);
+    let taps = KH * KW;
+    let w_oc = cin_g * taps;  // stride between output channels in wt
+    let last = noc - 1u;      // rows past noc reread the last channel's weights, unstored
+
+    let plane = p.oh * p.ow;
+    let total = p.n * plane;
+    let block = wid.x + wid.y * nwg.x;
+    let band_rows = p.groups * p.c4g * p.hp;
+    var tx: array<i32, 8>;    // texel of the pixel's window origin in the group's first block
+    var ty: array<i32, 8>;
+    var yb: array<u32, 8>;    // offset of (n, oc0, pixel) in y
+    var ok: array<bool, 8>;
+    for (var j = 0u; j < PX; j++) {
+        let q = block * WG * PX + lid + j * WG;
+        ok[j] = q < total;
+        let qq = min(q, total - 1u);  // spare lanes read a valid texel, store nothing
+        let n = qq / plane;
+        let r = qq % plane;
+        tx[j] = i32((n % p.per_band) * p.wp + (r % p.ow) * SW);
+        ty[j] = i32((n / p.per_band) * band_rows + g * p.c4g * p.hp + (r / p.ow) * SH);
+        yb[j] = (n * p.cout + oc0) * plane + r;
+    }
+
+    var acc: array<vec4f, 8>;   // pixels 0..3 of each row
+    var acc2: array<vec4f, 8>;  // pixels 4..7 (PX 8)
+    for (var ky = KY0; ky < KY1; ky++) {
+        for (var kx = KX0; kx < KX1; kx++) {
+            let dx = i32(kx * DW);
+            let dy = i32(ky * DH);
+            let wtap = oc0 * w_oc + ky * KW + kx;
+            for (var cb = 0u; cb < p.c4g; cb++) {
+                let row = dy + i32(cb * p.hp);
+                let lo = mat4x4f(
+                    textureLoad(xt, vec2i(tx[0] + dx, ty[0] + row), 0),
+                    textureLoad(xt, vec2i(tx[1] + dx, ty[1] + row), 0),
+                    textureLoad(xt, vec2i(tx[2] + dx, ty[2] + row), 0),
+                    textureLoad(xt, vec2i(tx[3] + dx, ty[3] + row), 0));
+                var hi: mat4x4f;
+                if (PX == 8u) {
+                    hi = mat4x4f(
+                        textureLoad(xt, vec2i(tx[4] + dx, ty[4] + row), 0),
+                        textureLoad(xt, vec2i(tx[5] + dx, ty[5] + row), 0),
+                        textureLoad(xt, vec2i(tx[6] + dx, ty[6] + row), 0),
+                        textureLoad(xt, vec2i(tx[7] + dx, ty[7] + row), 0));
+                }
+                // the 4 channels of block cb; channels past cin_g meet zero texels
+                let wi = wtap + cb * 4u * taps;
+                for (var o = 0u; o < OCB; o++) {
+                    let wo = wi + min(o, last) * w_oc;
+                    let wv = vec4f(wt[wo], wt[wo + taps], wt[wo + 2u * taps], wt[wo + 3u * taps]);
+                    // row vector x matrix: component j is dot(wv, pixel j's 4 channels)
+                    acc[o] += wv * lo;
+                    if (PX == 8u) {
+                        acc2[o] += wv * hi;
+                    }
+                }
+            }
+        }
+    }
+
+    for (var j = 0u; j < PX; j++) {
+        if (!ok[j]) {
+            continue;
+        }
+        let out0 = yb[j];
+        for (var o = 0u; o < noc; o++) {
+            var v = select(acc2[o][j % 4u], acc[o][j], j < 4u);
+            if (HAS_BIAS) {
+                v += bias[oc0 + o];
+            }
+            if (HAS_RESIDUAL) {
+                v += f32(res[out0 + o * plane]);
+            }
+            if (ACT == 1u) {
+                v = max(v, 0.0);
+            } else if (ACT == 2u) {
+                v = clamp(v, 0.0, 6.0);
+            }
+            y[out0 + o * plane] = T(v);
+            if (j < 4u) {
+                acc[o][j] = v;
+            } else {
+                acc2[o][j % 4u] = v;
+            }
+        }
+    }
+
+    if (STATS) {
+        // each invocation's (mean, M2) of its pixels per channel, then one invocation per
+        // channel merges the WG of them in order with Chan's formula (one barrier)
+        let start = block * WG * PX;
+        let left = max(total, start) - start;  // valid pixels of this block (<= WG * PX)
+        let mine = f32(lane_count(lid, left));
+        for (var o = 0u; o < OCB; o++) {
+            var sum = 0.0;
+            for (var j = 0u; j < PX; j++) {
+                sum += select(0.0, select(acc2[o][j % 4u], acc[o][j], j < 4u), ok[j]);
+            }
+            let mean = sum / max(mine, 1.0);
+            var m2 = 0.0;
+            for (var j = 0u; j < PX; j++) {
+                let d = select(acc2[o][j % 4u], acc[o][j], j < 4u) - mean;
+                m2 += select(0.0, d * d, ok[j]);
+            }
+            red_mean[o * WG + lid] = mean;
+            red_m2[o * WG + lid] = m2;
+        }
+        workgroupBarrier();
+        if (lid < noc && left > 0u) {
+            var n = 0.0;
+            var mean = 0.0;
+            var m2 = 0.0;
+            for (var l = 0u; l < WG; l++) {
+                let nb = f32(lane_count(l, left));
+                let nn = max(n + nb, 1.0);
+                let d = red_mean[lid * WG + l] - mean;
+                mean += d * (nb / nn);
+                m2 += red_m2[lid * WG + l] + d * d * (n * nb / nn);
+                n += nb;
+            }
+            let at = (block * p.cout + oc0 + lid) * 2u;
+            partials[at] = mean;
+            partials[at + 1u] = m2;
+        }
+    }
+}
+
+// How many of the block's first `left` pixels invocation `l` holds (pixels l, l + WG, ...).
+fn lane_count(l: u32, left: u32) -> u32 {
+    return select(0u, min(PX, (left - l - 1u) / WG + 1u), l < left);
+}

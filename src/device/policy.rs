@@ -1,0 +1,147 @@
+//! `KernelPolicy`: the one place that decides, from what the adapter reports, which family of
+//! kernels every launcher uses. A CPU driver (lavapipe, SwiftShader, WARP) runs a workgroup as
+//! SIMD lanes of a CPU core: a storage-buffer load whose address differs per lane becomes a loop
+//! over the lanes, while a texel fetch is vectorised, so its family reads the large conv operands
+//! through textures, packed by a small kernel first. A GPU coalesces storage loads across a warp;
+//! its family keeps them in storage buffers.
+
+use super::gpu::GpuInfo;
+use crate::error::{Error, Result};
+use std::fmt;
+
+/// Which kernels run: the ones shaped for CPU drivers or for GPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelFamily {
+    Cpu,
+    Gpu,
+}
+
+impl KernelFamily {
+    /// `CONVOY_KERNELS`: `cpu` or `gpu` forces a family; unset or `auto` lets the policy choose.
+    pub fn from_env() -> Result<Option<KernelFamily>> {
+        match std::env::var("CONVOY_KERNELS") {
+            Err(_) => Ok(None),
+            Ok(v) => KernelFamily::parse(&v),
+        }
+    }
+
+    pub fn parse(v: &str) -> Result<Option<KernelFamily>> {
+        match v.to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(None),
+            "cpu" => Ok(Some(KernelFamily::Cpu)),
+            "gpu" => Ok(Some(KernelFamily::Gpu)),
+            other => Err(Error::arg(
+                "Gpu",
+                "CONVOY_KERNELS",
+                format!("'{other}' is not one of cpu, gpu, auto"),
+            )),
+        }
+    }
+}
+
+/// Software drivers by the names they report; a browser's WebGPU adapter has no device type,
+/// but SwiftShader (its fallback adapter) names itself.
+const CPU_DRIVER_NAMES: &[&str] = &[
+    "llvmpipe",
+    "lavapipe",
+    "swiftshader",
+    "softpipe",
+    "basic render driver",
+    "warp",
+];
+
+/// The kernel choices of one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelPolicy {
+    pub family: KernelFamily,
+    /// Why this family: the device type, the driver's name, or CONVOY_KERNELS.
+    pub reason: String,
+    /// Conv operands read through rgba32float textures (the CPU family).
+    pub texture_operands: bool,
+    /// The largest 2D texture side the operand textures may use (the device's limit; tests
+    /// lower it to exercise the layouts that fold a batch into several bands).
+    pub max_texture_side: u32,
+}
+
+impl KernelPolicy {
+    /// The policy for the adapter `info` describes, or for the family `forced` names.
+    pub fn choose(info: &GpuInfo, forced: Option<KernelFamily>) -> KernelPolicy {
+        let name = format!("{} {}", info.name, info.driver).to_ascii_lowercase();
+        let (family, reason) = if let Some(f) = forced {
+            (f, "CONVOY_KERNELS".to_string())
+        } else if info.device_type == wgpu::DeviceType::Cpu {
+            (KernelFamily::Cpu, "device type Cpu".to_string())
+        } else if let Some(n) = CPU_DRIVER_NAMES.iter().find(|n| name.contains(*n)) {
+            (KernelFamily::Cpu, format!("a CPU driver ({n})"))
+        } else {
+            (KernelFamily::Gpu, format!("device type {:?}", info.device_type))
+        };
+        KernelPolicy {
+            family,
+            reason,
+            texture_operands: family == KernelFamily::Cpu,
+            max_texture_side: info.limits.max_texture_dimension_2d,
+        }
+    }
+}
+
+impl fmt::Display for KernelPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let family = match self.family {
+            KernelFamily::Cpu => "cpu",
+            KernelFamily::Gpu => "gpu",
+        };
+        write!(f, "kernels: {family} family ({})", self.reason)?;
+        if self.texture_operands {
+            write!(
+                f,
+                "; conv operands through rgba32float textures (sides up to {})",
+                self.max_texture_side
+            )?;
+        } else {
+            write!(f, "; conv operands from storage buffers")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, device_type: wgpu::DeviceType) -> GpuInfo {
+        GpuInfo {
+            name: name.into(),
+            backend: wgpu::Backend::Vulkan,
+            device_type,
+            driver: String::new(),
+            limits: wgpu::Limits::default(),
+            features: wgpu::Features::empty(),
+            simd_width: 32,
+        }
+    }
+
+    #[test]
+    fn a_discrete_gpu_gets_the_gpu_family_and_lavapipe_the_cpu_family() {
+        let h100 = KernelPolicy::choose(&info("NVIDIA H100 80GB HBM3", wgpu::DeviceType::DiscreteGpu), None);
+        assert_eq!(h100.family, KernelFamily::Gpu);
+        assert!(!h100.texture_operands);
+        let lavapipe = KernelPolicy::choose(&info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu), None);
+        assert_eq!(lavapipe.family, KernelFamily::Cpu);
+        assert!(lavapipe.texture_operands);
+        // a browser adapter has no device type; SwiftShader names itself
+        let swiftshader = KernelPolicy::choose(&info("google swiftshader", wgpu::DeviceType::Other), None);
+        assert_eq!(swiftshader.family, KernelFamily::Cpu);
+        let browser_gpu = KernelPolicy::choose(&info("nvidia ampere", wgpu::DeviceType::Other), None);
+        assert_eq!(browser_gpu.family, KernelFamily::Gpu);
+    }
+
+    #[test]
+    fn convoy_kernels_forces_a_family() {
+        let forced = KernelPolicy::choose(&info("llvmpipe", wgpu::DeviceType::Cpu), Some(KernelFamily::Gpu));
+        assert_eq!(forced.family, KernelFamily::Gpu);
+        assert_eq!(KernelFamily::parse("CPU").unwrap(), Some(KernelFamily::Cpu));
+        assert_eq!(KernelFamily::parse("auto").unwrap(), None);
+        assert!(KernelFamily::parse("tpu").is_err());
+    }
+}

@@ -1,0 +1,284 @@
+//! The conv kernels of the CPU-driver family (`KernelPolicy::texture_operands`): the input is
+//! first packed into an rgba32float operand texture (conv2d_pack_input: 4 channels of a group
+//! per texel, the zero padding included), which the forward and the weight gradient read with
+//! `textureLoad`. On a CPU driver a texel fetch is one vectorised gather where a storage-buffer
+//! load with a per-lane address is a loop over the lanes. The packing pass moves the input once;
+//! the conv reads it KH*KW*Cout/OCB times.
+
+use super::conv::{
+    epilogue_constants, forward_grid, geometry_constants, sizes, split_k_chunk, split_k_dispatches, tap_window,
+    tap_window_constants, ConvTile, TileKind,
+};
+use super::shaders::{variant, CONV2D_BWD_WEIGHT_TEX, CONV2D_FWD_TEX, CONV2D_PACK_INPUT};
+use super::u32_of;
+use crate::device::{Dispatch, Gpu, OperandTexture, Resource};
+use crate::error::{Error, Result};
+use crate::graph::Epilogue;
+use crate::ops::conv::Conv2dGeom;
+use crate::tensor::DType;
+use std::sync::Arc;
+
+/// Where conv2d_pack_input puts each input value in the operand texture: one plane of
+/// `hp` x `wp` texels per (image, block of 4 channels of a group), the padding included;
+/// `per_band` images side by side, bands of them stacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedInput {
+    /// Channel blocks (texels) per group: ceil(Cin/groups / 4).
+    pub c4g: usize,
+    /// Plane size: the rows and columns some tap reaches, from the first padding row.
+    pub hp: usize,
+    pub wp: usize,
+    pub per_band: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl PackedInput {
+    /// The layout of `g`'s input in textures of at most `max_side` texels a side, or None when
+    /// it does not fit (then the storage-buffer kernels run).
+    pub fn new(g: &Conv2dGeom, max_side: usize) -> Option<PackedInput> {
+        let a = &g.args;
+        let c4g = (g.cin / a.groups).div_ceil(4);
+        // padded coordinates of a tap: o * stride + k * dilation
+        let hp = (g.oh.max(1) - 1) * a.stride + (g.kh - 1) * a.dilation + 1;
+        let wp = (g.ow.max(1) - 1) * a.stride + (g.kw - 1) * a.dilation + 1;
+        let per_band = g.n.min(max_side / wp);
+        if per_band == 0 {
+            return None;
+        }
+        let height = g.n.div_ceil(per_band).checked_mul(a.groups * c4g * hp)?;
+        (height <= max_side).then_some(PackedInput {
+            c4g,
+            hp,
+            wp,
+            per_band,
+            width: per_band * wp,
+            height,
+        })
+    }
+
+    /// The texture layout words the texture kernels append to the conv Params.
+    fn words(&self) -> Result<[u32; 4]> {
+        Ok([
+            u32_of("conv2d packed channel blocks", self.c4g)?,
+            u32_of("conv2d packed plane width", self.wp)?,
+            u32_of("conv2d packed plane height", self.hp)?,
+            u32_of("conv2d packed images per band", self.per_band)?,
+        ])
+    }
+}
+
+/// Whether the CPU family's texture kernels run `g`: the policy asks for texture operands, the
+/// input fits the texture limit, and a group has at least 3 input channels (a texel holds 4:
+/// depthwise convs would waste 3 of 4 lanes of every fetch and multiply-add, and run the
+/// row-segment kernels instead).
+pub fn uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
+    let policy = gpu.policy();
+    policy.texture_operands
+        && g.cin / g.args.groups >= 3
+        && PackedInput::new(g, policy.max_texture_side as usize).is_some()
+}
+
+/// The packed layout of `g`'s input on `gpu`, or an error naming the limit.
+fn layout(gpu: &Gpu, g: &Conv2dGeom) -> Result<PackedInput> {
+    let max = gpu.policy().max_texture_side as usize;
+    PackedInput::new(g, max).ok_or_else(|| Error::Limit {
+        what: format!(
+            "conv2d input (N {}, Cin {}, {}x{}, groups {}) packed as an operand texture",
+            g.n, g.cin, g.h, g.w, g.args.groups
+        ),
+        need: (g.n * g.args.groups * (g.cin / g.args.groups).div_ceil(4) * g.h) as u64,
+        max: max as u64,
+    })
+}
+
+/// The dispatch that packs x (N, Cin, H, W), stored as `storage`, into `tex`.
+fn pack(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    l: &PackedInput,
+    storage: DType,
+    x: &wgpu::Buffer,
+    tex: &OperandTexture,
+) -> Result<Dispatch> {
+    const WG: usize = 64;
+    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_PACK_INPUT, storage)?, &[("WG", WG as f64)])?;
+    let s = sizes(g)?;
+    let [c4g, wp, hp, per_band] = l.words()?;
+    let params = [
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[7],
+        c4g,
+        wp,
+        hp,
+        per_band,
+        u32_of("conv2d padding", g.args.padding)?,
+        u32_of("conv2d padding", g.args.padding)?,
+        u32_of("conv2d packed width", l.width)?,
+        u32_of("conv2d packed height", l.height)?,
+    ];
+    let grid = [
+        u32_of("conv2d packing workgroups", l.width.div_ceil(WG))?,
+        u32_of("conv2d packed height", l.height)?,
+        1,
+    ];
+    Dispatch::with_resources(
+        gpu,
+        pipeline,
+        &params,
+        &[Resource::Buffer(x), Resource::Texture(&tex.view)],
+        grid,
+    )
+}
+
+/// The packed input's texture and its packing dispatch.
+fn packed(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    storage: DType,
+    x: &wgpu::Buffer,
+) -> Result<(PackedInput, Arc<OperandTexture>, Dispatch)> {
+    let l = layout(gpu, g)?;
+    let tex = gpu.operand_texture("conv2d input", l.width as u32, l.height as u32)?;
+    let d = pack(gpu, g, &l, storage, x, &tex)?;
+    Ok((l, tex, d))
+}
+
+/// The forward through conv2d_fwd_tex with a texture tile: the packing dispatch, then the conv.
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    epi: Epilogue,
+    storage: DType,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    residual: Option<&wgpu::Buffer>,
+    y: &wgpu::Buffer,
+    stats: Option<&wgpu::Buffer>,
+) -> Result<Vec<Dispatch>> {
+    let TileKind::Texture { px } = tile.kind else {
+        return Err(tile.refuse("conv2d_fwd_tex runs texture tiles"));
+    };
+    let (l, tex, pack) = packed(gpu, g, storage, x)?;
+    let mut constants = geometry_constants(g);
+    constants.extend(epilogue_constants(epi, bias, residual));
+    constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
+    constants.push(("WG", tile.wg as f64));
+    constants.push(("OCB", tile.ocb as f64));
+    constants.push(("PX", px as f64));
+    constants.extend(tap_window_constants(g));
+    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_TEX, storage)?, &constants)?;
+    let grid = forward_grid(g, tile.wg * px, tile.ocb)?;
+    let mut params = sizes(g)?.to_vec();
+    params.extend(l.words()?);
+    let d = gpu.dummy();
+    let conv = Dispatch::with_resources(
+        gpu,
+        pipeline,
+        &params,
+        &[
+            Resource::Texture(&tex.view),
+            Resource::Buffer(w),
+            Resource::Buffer(bias.unwrap_or(d)),
+            Resource::Buffer(residual.unwrap_or(d)),
+            Resource::Buffer(y),
+            Resource::Buffer(stats.unwrap_or(gpu.dummy_rw())),
+        ],
+        grid,
+    )?;
+    Ok(vec![pack, conv])
+}
+
+/// Lanes of conv2d_bwd_weight_tex per block of output channels: one per live tap and block of
+/// 4 input channels of a group.
+pub fn weight_gradient_lanes(g: &Conv2dGeom) -> usize {
+    let [(y0, y1), (x0, x1)] = tap_window(g);
+    (g.cin / g.args.groups).div_ceil(4) * (y1 - y0) * (x1 - x0)
+}
+
+/// The weight gradient through conv2d_bwd_weight_tex with a register tile and, optionally, a
+/// fixed number of output pixels per split-K chunk: packing, the partial products, and their
+/// reduction when there is more than one chunk.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    chunk: Option<usize>,
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    tile.check()?;
+    let (l, tex, pack) = packed(gpu, g, DType::F32, x)?;
+    let groups = g.args.groups;
+    let col_blocks = weight_gradient_lanes(g).div_ceil(tile.wg).max(1);
+    let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
+    let pixels = g.n * g.oh * g.ow;
+    let chunk = split_k_chunk(pixels, col_blocks * channel_blocks, chunk);
+    let mut constants = geometry_constants(g);
+    constants.push(("WG", tile.wg as f64));
+    constants.push(("OCB", tile.ocb as f64));
+    constants.extend(tap_window_constants(g));
+    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT_TEX, &constants)?;
+    let grid = [
+        u32_of("conv2d weight column blocks", col_blocks)?,
+        u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
+        u32_of("conv2d output channel blocks", channel_blocks)?,
+    ];
+    let mut params = sizes(g)?.to_vec();
+    params.extend(l.words()?);
+    let mut out = vec![pack];
+    let inputs = [Resource::Buffer(dy), Resource::Texture(&tex.view)];
+    out.extend(split_k_dispatches(gpu, g, pipeline, chunk, grid, &params, &inputs, dw)?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PackedInput;
+    use crate::ops::conv::{Conv2dArgs, Conv2dGeom};
+    use crate::shape::Shape;
+
+    fn geom(n: usize, cin: usize, hw: usize, k: usize, stride: usize, pad: usize, groups: usize) -> Conv2dGeom {
+        let args = Conv2dArgs {
+            stride,
+            padding: pad,
+            dilation: 1,
+            groups,
+        };
+        Conv2dGeom::new(
+            &Shape::new(&[n, cin, hw, hw]),
+            &Shape::new(&[cin, cin / groups, k, k]),
+            args,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn packed_planes_hold_the_padding_and_fold_the_batch_into_bands() {
+        // 3x3, pad 1 on 56x56: planes of 58x58 texels, 64 channels -> 16 blocks
+        let l = PackedInput::new(&geom(8, 64, 56, 3, 1, 1, 1), 16384).unwrap();
+        assert_eq!((l.c4g, l.hp, l.wp, l.per_band), (16, 58, 58, 8));
+        assert_eq!((l.width, l.height), (8 * 58, 16 * 58));
+        // 16 blocks of 58 rows do not fit a side of 200: refused (the buffer kernels run)
+        assert!(PackedInput::new(&geom(8, 64, 56, 3, 1, 1, 1), 200).is_none());
+        // a small side folds the 8 images into bands of 3
+        let l = PackedInput::new(&geom(8, 4, 10, 3, 1, 1, 1), 40).unwrap();
+        assert_eq!((l.hp, l.wp, l.per_band, l.width, l.height), (12, 12, 3, 36, 36));
+        // stride 2 reaches fewer columns than the padded image has: 7x7 pad 3 s2 on 224
+        let l = PackedInput::new(&geom(1, 3, 224, 7, 2, 3, 1), 16384).unwrap();
+        assert_eq!((l.c4g, l.hp, l.wp), (1, 229, 229));
+        // groups: one set of blocks per group
+        let l = PackedInput::new(&geom(2, 128, 28, 3, 1, 1, 32), 16384).unwrap();
+        assert_eq!((l.c4g, l.height), (1, 32 * 30));
+        // a plane wider than the side: nothing fits
+        assert!(PackedInput::new(&geom(1, 4, 100, 3, 1, 1, 1), 64).is_none());
+    }
+}
