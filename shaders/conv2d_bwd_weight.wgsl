@@ -7,12 +7,12 @@
 // A lane's 4 columns are one tap of 4 consecutive input channels, so one bounds check per pixel
 // serves all 4 gathers.
 // Each chunk writes its partial sums to its own slice of `part`; split_k_reduce adds the slices
-// (with one chunk, `part` is dw itself).
+// (with one chunk, `part` is dw itself): the store is conv2d_bwd_weight_store.wgsl's.
 // Only the taps some output pixel reaches inside the image ([KY0, KY1) x [KX0, KX1)) are
 // columns of the GEMM; the others read only padding, so their gradient is zero: the
 // workgroups of the first column block write those zeros.
-// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
-// which `kernels::shaders` puts in front of this file.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl;
+// `kernels::shaders` puts both preludes in front of this file.
 
 override WG: u32 = 64u;
 // output channels per invocation, 1..=8
@@ -29,7 +29,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;          // (N, Cout, OH, OW)
 @group(0) @binding(2) var<storage, read> x: array<f32>;           // (N, Cin, H, W)
-@group(0) @binding(3) var<storage, read_write> part: array<f32>;  // (chunks, Cout, Cin/g*KH*KW)
+// binding 3 (the partial sums): conv2d_bwd_weight_store
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -109,25 +109,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         }
     }
 
-    let base = wid.y * p.cout * cols;
-    for (var j = 0u; j < KC; j++) {
-        if (!ok[j]) {
-            continue;
-        }
-        for (var o = 0u; o < noc; o++) {
-            part[base + (oc0 + o) * cols + col[j]] = acc[o][j];
-        }
-    }
-    // the dead taps' zeros, by the first column block (a loop with no trip elsewhere, so the
-    // other workgroups skip it; none at all when every tap is live)
-    let dead_rows = select(0u, noc, wid.x == 0u && wcols < cols);
-    for (var o = 0u; o < dead_rows; o++) {
-        for (var c = lid; c < cols; c += WG) {
-            let ky = (c % taps) / KW;
-            let kx = c % KW;
-            if (ky < KY0 || ky >= KY1 || kx < KX0 || kx >= KX1) {
-                part[base + (oc0 + o) * cols + c] = 0.0;
-            }
-        }
-    }
+    // dead taps: columns reading only padding; their zeros come from the first column block
+    store_columns(acc, ok, col, wid.y, oc0, noc, p.cout, cols, wid.x == 0u && wcols < cols, lid);
 }

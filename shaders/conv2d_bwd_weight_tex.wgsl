@@ -8,8 +8,9 @@
 // pixels (grid y). It walks its chunk pixel by pixel: the pixel is the same for every lane, so
 // the OCB dy loads are uniform. Each chunk writes its partial sums to its own slice of `part`;
 // split_k_reduce adds the slices (with one chunk, `part` is dw itself). The dead taps (reading
-// only padding) get zeros from the first column block.
-// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl.
+// only padding) get zeros from the first column block. The store is conv2d_bwd_weight_store.wgsl's,
+// the geometry overrides (KH .. DW, the live taps KY0 .. KX1) conv2d_geometry.wgsl's: preludes
+// `kernels::shaders` puts in front of this file.
 
 override WG: u32 = 64u;
 // output channels per invocation, 1..=8
@@ -26,7 +27,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;          // (N, Cout, OH, OW)
 @group(0) @binding(2) var xt: texture_2d<f32>;                    // packed (N, Cin, H, W)
-@group(0) @binding(3) var<storage, read_write> part: array<f32>;  // (chunks, Cout, Cin/g*KH*KW)
+// binding 3 (the partial sums): conv2d_bwd_weight_store
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -94,23 +95,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         }
     }
 
-    let base = wid.y * p.cout * cols;
-    for (var j = 0u; j < 4u; j++) {
-        if (!ok[j]) {
-            continue;
-        }
-        for (var o = 0u; o < noc; o++) {
-            part[base + (oc0 + o) * cols + col[j]] = acc[o][j];
-        }
-    }
-    let dead_rows = select(0u, noc, wid.x == 0u && wcols < cols);
-    for (var o = 0u; o < dead_rows; o++) {
-        for (var c = lid; c < cols; c += WG) {
-            let ky = (c % taps) / KW;
-            let kx = c % KW;
-            if (ky < KY0 || ky >= KY1 || kx < KX0 || kx >= KX1) {
-                part[base + (oc0 + o) * cols + c] = 0.0;
-            }
-        }
-    }
+    // dead taps: columns reading only padding; their zeros come from the first column block
+    store_columns(acc, ok, col, wid.y, oc0, noc, p.cout, cols, wid.x == 0u && wcols < cols, lid);
 }

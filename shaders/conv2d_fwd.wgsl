@@ -6,26 +6,20 @@
 // scalar load broadcast to all lanes) and each gathered input value feeds OCB multiply-adds.
 // The im2col matrix is never stored: each invocation decodes its 4 pixels once and gathers the
 // window straight from x, zero outside the padding.
-// Epilogue (fusion): + bias, + residual (the skip connection), then ReLU (ACT 1) or ReLU6 (2).
-// Training fusion (STATS): each workgroup also writes the per-channel (mean, M2) of the values it
-// stored, for the batch norm that follows; batch_norm_merge combines the blocks, so no pass reads
-// y again for the batch statistics.
-// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
-// which `kernels::shaders` puts in front of this file.
+// Epilogue (fusion) and the training statistics (STATS) come from conv2d_epilogue.wgsl and
+// conv2d_stats.wgsl: bias, residual and activation at the store, and per-block (mean, M2) of the
+// stored values for the batch norm that follows.
+// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl;
+// `kernels::shaders` puts the three preludes in front of this file.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
 
-override HAS_BIAS: bool = false;
-override HAS_RESIDUAL: bool = false;
-override ACT: u32 = 0u;
 override WG: u32 = 64u;
 // output channels per invocation, 1..=8 (the register tile's rows)
 override OCB: u32 = 8u;
 // loop order: taps outside and input channels inside (many channels per group), or the reverse
 override TAPS_OUTER: bool = true;
-// write the block statistics (blocks of WG*4 = 256 pixels, or one narrower block for all)
-override STATS: bool = false;
 // Consecutive pixels per invocation: lane l of a block takes its pixels l*PX .. l*PX+PX-1
 // instead of l, l+WG, ... . Set by the host only for the channels-outside loop order when
 // OW % PX == 0 (the PX pixels then share an output row) and the row segment fits SEG_MAX: each
@@ -44,16 +38,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<T>;           // (N, Cin, H, W)
 @group(0) @binding(2) var<storage, read> wt: array<f32>;        // (Cout, Cin/groups, KH, KW)
-@group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
-@group(0) @binding(4) var<storage, read> res: array<T>;         // like y, unread without HAS_RESIDUAL
-@group(0) @binding(5) var<storage, read_write> y: array<T>;     // (N, Cout, OH, OW)
-// (blocks of WG*4 pixels, Cout, 2): each block's channel mean and sum of squared deviations
-// from it; unwritten without STATS
-@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
-
-// STATS: each invocation's mean and M2 per channel (OCB x WG; statistics need WG <= 64)
-var<workgroup> red_mean: array<f32, 512>;
-var<workgroup> red_m2: array<f32, 512>;
+// bindings 3 .. 6 (bias, residual, y, the block statistics): conv2d_epilogue and conv2d_stats
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -198,63 +183,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         if (!ok[j]) {
             continue;
         }
-        let out0 = yb[j];
         for (var o = 0u; o < noc; o++) {
-            var v = acc[o][j];
-            if (HAS_BIAS) {
-                v += bias[oc0 + o];
-            }
-            if (HAS_RESIDUAL) {
-                v += f32(res[out0 + o * plane]);
-            }
-            if (ACT == 1u) {
-                v = max(v, 0.0);
-            } else if (ACT == 2u) {
-                v = clamp(v, 0.0, 6.0);
-            }
-            y[out0 + o * plane] = T(v);
-            acc[o][j] = v;
+            acc[o][j] = store_output(acc[o][j], oc0 + o, yb[j] + o * plane);
         }
     }
 
     if (STATS) {
-        // Each invocation's (mean, M2) of its pixels per channel into workgroup memory, then
-        // one invocation per channel merges the 64 of them in order with Chan's formula: one
-        // barrier (a CPU driver pays for every barrier with a switch of all invocations).
         let start = block * WG * PX;  // past total in the spare workgroups of a 2D grid
         let left = max(total, start) - start;  // valid pixels of this block (<= WG * PX)
-        let mine = f32(lane_count(lid, left));
+        let mine = lane_count(lid, left);
+        var okv: array<bool, 8>;
+        for (var j = 0u; j < PX; j++) {
+            okv[j] = ok[j];
+        }
         for (var o = 0u; o < OCB; o++) {
-            var sum = 0.0;
+            var vals: array<f32, 8>;
             for (var j = 0u; j < PX; j++) {
-                sum += select(0.0, acc[o][j], ok[j]);
+                vals[j] = acc[o][j];
             }
-            let mean = sum / max(mine, 1.0);
-            var m2 = 0.0;
-            for (var j = 0u; j < PX; j++) {
-                let d = acc[o][j] - mean;
-                m2 += select(0.0, d * d, ok[j]);
-            }
-            red_mean[o * WG + lid] = mean;
-            red_m2[o * WG + lid] = m2;
+            lane_stats(o, lid, vals, okv, mine);
         }
-        workgroupBarrier();
-        if (lid < noc && left > 0u) {
-            var n = 0.0;
-            var mean = 0.0;
-            var m2 = 0.0;
-            for (var l = 0u; l < WG; l++) {
-                let nb = f32(lane_count(l, left));
-                let nn = max(n + nb, 1.0);
-                let d = red_mean[lid * WG + l] - mean;
-                mean += d * (nb / nn);
-                m2 += red_m2[lid * WG + l] + d * d * (n * nb / nn);
-                n += nb;
-            }
-            let at = (block * p.cout + oc0 + lid) * 2u;
-            partials[at] = mean;
-            partials[at + 1u] = m2;
-        }
+        write_block_stats(lid, left, noc, block, oc0, p.cout);
     }
 }
 

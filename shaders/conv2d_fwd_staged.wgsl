@@ -8,16 +8,13 @@
 // from there, so every value is fetched from memory once per workgroup and reused by 8
 // invocations from workgroup memory. The tuner times it beside conv2d_fwd (register tiles
 // with uniform weight loads, which win on CPU drivers) and keeps the faster per shape.
-// Epilogue (fusion): + bias, + residual, then ReLU (ACT 1) or ReLU6 (2), as conv2d_fwd.
-// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl,
-// which `kernels::shaders` puts in front of this file.
+// The epilogue (bias, residual, activation) comes from conv2d_epilogue.wgsl, the geometry
+// overrides (KH .. DW, the live taps KY0 .. KX1) from conv2d_geometry.wgsl: preludes
+// `kernels::shaders` puts in front of this file.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
 
-override HAS_BIAS: bool = false;
-override HAS_RESIDUAL: bool = false;
-override ACT: u32 = 0u;
 // output channels per workgroup: 16, 32 or 64 (TM / 8 per invocation)
 override TM: u32 = 32u;
 
@@ -33,9 +30,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<T>;           // (N, Cin, H, W)
 @group(0) @binding(2) var<storage, read> wt: array<f32>;        // (Cout, Cin/groups, KH, KW)
-@group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
-@group(0) @binding(4) var<storage, read> res: array<T>;         // like y, unread without HAS_RESIDUAL
-@group(0) @binding(5) var<storage, read_write> y: array<T>;     // (N, Cout, OH, OW)
+// bindings 3 .. 5 (bias, residual, y): conv2d_epilogue
 
 var<workgroup> wtile: array<f32, 1024>;  // [TK][TM]
 var<workgroup> xtile: array<f32, 1024>;  // [TK][TN]
@@ -118,19 +113,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                 continue;
             }
             let at = ((qo / plane) * p.cout + oc) * plane + qo % plane;
-            var v = acc[2u * i + j / 4u][j % 4u];
-            if (HAS_BIAS) {
-                v += bias[oc];
-            }
-            if (HAS_RESIDUAL) {
-                v += f32(res[at]);
-            }
-            if (ACT == 1u) {
-                v = max(v, 0.0);
-            } else if (ACT == 2u) {
-                v = clamp(v, 0.0, 6.0);
-            }
-            y[at] = T(v);
+            store_output(acc[2u * i + j / 4u][j % 4u], oc, at);
         }
     }
 }

@@ -5,22 +5,18 @@
 // with no bounds checks, feeding 4 input channels to OCB output channels.
 // A workgroup owns OCB output channels of one group (grid z) and WG*PX output pixels (grid x/y);
 // lane l takes pixels l, l+WG, ... of its block. Weight loads are uniform (the same address in
-// every lane). Epilogue (fusion): + bias, + residual, then ReLU (ACT 1) or ReLU6 (2).
-// Training fusion (STATS, blocks of WG*PX = 256 pixels): each workgroup also writes the
-// per-channel (mean, M2) of the values it stored, for the batch norm that follows.
-// The geometry overrides (KH .. DW, the live taps KY0 .. KX1) come from conv2d_geometry.wgsl.
+// every lane). The epilogue (bias, residual, activation) and the training statistics (STATS,
+// blocks of WG*PX = 256 pixels) come from conv2d_epilogue.wgsl and conv2d_stats.wgsl, the
+// geometry overrides (KH .. DW, the live taps KY0 .. KX1) from conv2d_geometry.wgsl: preludes
+// `kernels::shaders` puts in front of this file.
 
 alias T = f32;
 
-override HAS_BIAS: bool = false;
-override HAS_RESIDUAL: bool = false;
-override ACT: u32 = 0u;
 override WG: u32 = 64u;
 // output channels per invocation, 1..=8 (the register tile's rows)
 override OCB: u32 = 8u;
 // output pixels per invocation: 4 or 8 (the register tile's columns)
 override PX: u32 = 4u;
-override STATS: bool = false;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -32,14 +28,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var xt: texture_2d<f32>;                  // packed (N, Cin, H, W)
 @group(0) @binding(2) var<storage, read> wt: array<f32>;        // (Cout, Cin/groups, KH, KW)
-@group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
-@group(0) @binding(4) var<storage, read> res: array<T>;         // like y, unread without HAS_RESIDUAL
-@group(0) @binding(5) var<storage, read_write> y: array<T>;     // (N, Cout, OH, OW)
-// (blocks of WG*PX pixels, Cout, 2): each block's channel mean and sum of squared deviations
-@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
-
-var<workgroup> red_mean: array<f32, 512>;
-var<workgroup> red_m2: array<f32, 512>;
+// bindings 3 .. 6 (bias, residual, y, the block statistics): conv2d_epilogue and conv2d_stats
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -110,70 +99,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         }
     }
 
+    // rows x pixels of the tile in one array per row: what the store and the statistics take
+    var vals: array<array<f32, 8>, 8>;
+    for (var o = 0u; o < OCB; o++) {
+        for (var j = 0u; j < PX; j++) {
+            vals[o][j] = select(acc2[o][j % 4u], acc[o][j % 4u], j < 4u);
+        }
+    }
     for (var j = 0u; j < PX; j++) {
         if (!ok[j]) {
             continue;
         }
-        let out0 = yb[j];
         for (var o = 0u; o < noc; o++) {
-            var v = select(acc2[o][j % 4u], acc[o][j], j < 4u);
-            if (HAS_BIAS) {
-                v += bias[oc0 + o];
-            }
-            if (HAS_RESIDUAL) {
-                v += f32(res[out0 + o * plane]);
-            }
-            if (ACT == 1u) {
-                v = max(v, 0.0);
-            } else if (ACT == 2u) {
-                v = clamp(v, 0.0, 6.0);
-            }
-            y[out0 + o * plane] = T(v);
-            if (j < 4u) {
-                acc[o][j] = v;
-            } else {
-                acc2[o][j % 4u] = v;
-            }
+            vals[o][j] = store_output(vals[o][j], oc0 + o, yb[j] + o * plane);
         }
     }
 
     if (STATS) {
-        // each invocation's (mean, M2) of its pixels per channel, then one invocation per
-        // channel merges the WG of them in order with Chan's formula (one barrier)
         let start = block * WG * PX;
         let left = max(total, start) - start;  // valid pixels of this block (<= WG * PX)
-        let mine = f32(lane_count(lid, left));
+        let mine = lane_count(lid, left);
         for (var o = 0u; o < OCB; o++) {
-            var sum = 0.0;
-            for (var j = 0u; j < PX; j++) {
-                sum += select(0.0, select(acc2[o][j % 4u], acc[o][j], j < 4u), ok[j]);
-            }
-            let mean = sum / max(mine, 1.0);
-            var m2 = 0.0;
-            for (var j = 0u; j < PX; j++) {
-                let d = select(acc2[o][j % 4u], acc[o][j], j < 4u) - mean;
-                m2 += select(0.0, d * d, ok[j]);
-            }
-            red_mean[o * WG + lid] = mean;
-            red_m2[o * WG + lid] = m2;
+            lane_stats(o, lid, vals[o], ok, mine);
         }
-        workgroupBarrier();
-        if (lid < noc && left > 0u) {
-            var n = 0.0;
-            var mean = 0.0;
-            var m2 = 0.0;
-            for (var l = 0u; l < WG; l++) {
-                let nb = f32(lane_count(l, left));
-                let nn = max(n + nb, 1.0);
-                let d = red_mean[lid * WG + l] - mean;
-                mean += d * (nb / nn);
-                m2 += red_m2[lid * WG + l] + d * d * (n * nb / nn);
-                n += nb;
-            }
-            let at = (block * p.cout + oc0 + lid) * 2u;
-            partials[at] = mean;
-            partials[at + 1u] = m2;
-        }
+        write_block_stats(lid, left, noc, block, oc0, p.cout);
     }
 }
 

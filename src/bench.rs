@@ -177,8 +177,9 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         ));
     }
     let mut rng = Rng::new(0);
-    let a = Tensor::from_slice(gpu, &rng.vec(size * size, -1.0, 1.0), [size, size])?;
-    let b = Tensor::from_slice(gpu, &rng.vec(size * size, -1.0, 1.0), [size, size])?;
+    let (a_host, b_host) = (rng.vec(size * size, -1.0, 1.0), rng.vec(size * size, -1.0, 1.0));
+    let a = Tensor::from_slice(gpu, &a_host, [size, size])?;
+    let b = Tensor::from_slice(gpu, &b_host, [size, size])?;
     let c = Tensor::zeros(gpu, [size, size])?;
     let flops = 2.0 * (size as f64).powi(3);
     let geom = kernels::linear::GemmGeom {
@@ -253,7 +254,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
     // both operands through textures, where the size tiles whole workgroups
     let _tex_operands;
     if size.is_multiple_of(TEXTURE_GEMM_COLUMNS) {
-        let (d, textures) = texture_gemm(gpu, &a.to_vec()?, &b.to_vec()?, size, &c)?;
+        let (d, textures) = texture_gemm(gpu, &a_host, &b_host, size, &c)?;
         _tex_operands = textures;
         runs.push(("gemm_tex (A and B through textures, 8 x 2 vec4 tiles)", vec![d], flops));
     }
@@ -310,7 +311,7 @@ pub fn texture_gemm(
     }
     let upload = |data: &[f32]| -> Result<wgpu::TextureView> {
         let side = size as u32;
-        if side / 4 > gpu.limits().max_texture_dimension_2d || side > gpu.limits().max_texture_dimension_2d {
+        if side > gpu.limits().max_texture_dimension_2d {
             return Err(crate::error::Error::Limit {
                 what: "gemm_tex operand texture".into(),
                 need: side as u64,

@@ -198,12 +198,12 @@ impl GpuBuilder {
             Some(f) => Some(f),
             None => super::KernelFamily::from_env()?,
         };
-        let mut gpu = open(adapter, self.want_f16, self.poison, tune, kernels).await?;
-        if let Some(side) = self.max_texture_side {
-            let inner = Arc::get_mut(&mut gpu.inner).expect("a new Gpu has one handle");
-            inner.policy.max_texture_side = inner.policy.max_texture_side.min(side);
-        }
-        Ok(gpu)
+        let policy = |info: &GpuInfo| {
+            let mut p = super::KernelPolicy::choose(info, kernels);
+            p.max_texture_side = p.max_texture_side.min(self.max_texture_side.unwrap_or(u32::MAX));
+            p
+        };
+        open(adapter, self.want_f16, self.poison, tune, policy).await
     }
 }
 
@@ -311,13 +311,13 @@ async fn pick_adapter(
         })
 }
 
-/// `tune`: tuning on, with the cache file if any.
+/// `tune`: tuning on, with the cache file if any; `policy`: the kernel policy for the device.
 async fn open(
     adapter: wgpu::Adapter,
     want_f16: Option<bool>,
     poison: bool,
     tune: Option<Option<std::path::PathBuf>>,
-    kernels: Option<super::KernelFamily>,
+    policy: impl FnOnce(&GpuInfo) -> super::KernelPolicy,
 ) -> Result<Gpu> {
     let ainfo = adapter.get_info();
     let have = adapter.features();
@@ -385,7 +385,7 @@ async fn open(
         let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
         super::Tuner::new(key, path)
     });
-    let policy = super::KernelPolicy::choose(&info, kernels);
+    let policy = policy(&info);
     Ok(Gpu {
         inner: Arc::new(GpuInner {
             policy,

@@ -54,7 +54,8 @@ const CPU_DRIVER_NAMES: &[&str] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelPolicy {
     pub family: KernelFamily,
-    /// Why this family: the device type, the driver's name, or CONVOY_KERNELS.
+    /// Why this family: the device type, the driver's name, or forced (CONVOY_KERNELS or
+    /// `GpuBuilder::kernels`).
     pub reason: String,
     /// Conv operands read through rgba32float textures (the CPU family).
     pub texture_operands: bool,
@@ -68,7 +69,7 @@ impl KernelPolicy {
     pub fn choose(info: &GpuInfo, forced: Option<KernelFamily>) -> KernelPolicy {
         let name = format!("{} {}", info.name, info.driver).to_ascii_lowercase();
         let (family, reason) = if let Some(f) = forced {
-            (f, "CONVOY_KERNELS".to_string())
+            (f, "forced by CONVOY_KERNELS or GpuBuilder::kernels".to_string())
         } else if info.device_type == wgpu::DeviceType::Cpu {
             (KernelFamily::Cpu, "device type Cpu".to_string())
         } else if let Some(n) = CPU_DRIVER_NAMES.iter().find(|n| name.contains(*n)) {

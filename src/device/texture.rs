@@ -58,12 +58,4 @@ impl Gpu {
         });
         Ok(t.clone())
     }
-
-    /// Bytes held by pooled operand textures (for `convoy info` and the soak benchmark).
-    pub fn operand_texture_bytes(&self) -> u64 {
-        lock(&self.inner.operand_textures)
-            .keys()
-            .map(|(w, h)| *w as u64 * *h as u64 * 16)
-            .sum()
-    }
 }

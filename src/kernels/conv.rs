@@ -323,19 +323,8 @@ pub fn forward(
         }
     };
     let stats_name = if stats.is_some() { " with statistics" } else { "" };
-    let run = |t| forward_tiled(gpu, g, t, epi, storage, x, w, bias, residual, y, stats);
-    if super::conv_texture::uses_texture(gpu, g) {
-        let mut candidates = Vec::new();
-        for t in ConvTile::texture_candidates(gpu, rows, pixels) {
-            let t = with_stats(t);
-            if !candidates.contains(&t) {
-                candidates.push(t);
-            }
-        }
-        let name = variant(gpu, &super::shaders::CONV2D_FWD_TEX, storage)?.name;
-        return choose(gpu, &format!("{name}{stats_name}"), g, &candidates, run);
-    }
-    if stats.is_none() && is_pointwise_gemm(g) {
+    let texture = super::conv_texture::uses_texture(gpu, g);
+    if !texture && stats.is_none() && is_pointwise_gemm(g) {
         // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
         let rows = super::linear::RowsGeom {
             batch: g.n,
@@ -356,21 +345,28 @@ pub fn forward(
             y,
         )?]);
     }
-    let name = variant(gpu, &CONV2D_FWD, storage)?.name;
-    let candidates = if stats.is_some() {
-        // the block statistics come from the register-tile kernel with blocks of STATS_BLOCK
-        let mut tiles = Vec::new();
-        for t in ConvTile::candidates(gpu, rows, pixels) {
-            let t = with_stats(t);
-            if !tiles.contains(&t) {
-                tiles.push(t);
-            }
-        }
-        tiles
+    // the cpu family's texture tiles; else the register tiles (with the staged ones, unless
+    // the block statistics are asked for: they come from the register or texture kernels)
+    let (shader, tiles) = if texture {
+        (
+            &super::shaders::CONV2D_FWD_TEX,
+            ConvTile::texture_candidates(gpu, rows, pixels),
+        )
+    } else if stats.is_some() {
+        (&CONV2D_FWD, ConvTile::candidates(gpu, rows, pixels))
     } else {
-        ConvTile::forward_candidates(gpu, rows, pixels)
+        (&CONV2D_FWD, ConvTile::forward_candidates(gpu, rows, pixels))
     };
-    choose(gpu, &format!("{name}{stats_name}"), g, &candidates, run)
+    let mut candidates = Vec::new();
+    for t in tiles.into_iter().map(with_stats) {
+        if !candidates.contains(&t) {
+            candidates.push(t);
+        }
+    }
+    let name = variant(gpu, shader, storage)?.name;
+    choose(gpu, &format!("{name}{stats_name}"), g, &candidates, |t| {
+        forward_tiled(gpu, g, t, epi, storage, x, w, bias, residual, y, stats)
+    })
 }
 
 /// Output pixels per invocation of the texture forward's default tile (4 or 8).
@@ -796,7 +792,7 @@ pub fn backward_weight(
 /// Output pixels per split-K chunk: the given number, or enough chunks that about
 /// `SPLIT_K_WORKGROUPS` workgroups run when each chunk has `per_chunk` of them, each chunk at
 /// least `MIN_CHUNK` pixels.
-pub(super) fn split_k_chunk(pixels: usize, per_chunk: usize, chunk: Option<usize>) -> usize {
+fn split_k_chunk(pixels: usize, per_chunk: usize, chunk: Option<usize>) -> usize {
     let chunk = chunk.unwrap_or_else(|| {
         let want = SPLIT_K_WORKGROUPS.div_ceil(per_chunk.max(1));
         let most = pixels.div_ceil(MIN_CHUNK);
@@ -809,7 +805,7 @@ pub(super) fn split_k_chunk(pixels: usize, per_chunk: usize, chunk: Option<usize
 /// `params`, then the chunk) writes dw itself when there is one chunk, else one slice of partial
 /// sums per chunk that `split_k_reduce` adds. `inputs` are its bindings before the output.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn split_k_dispatches(
+fn split_k_dispatches(
     gpu: &Gpu,
     g: &Conv2dGeom,
     pipeline: std::sync::Arc<crate::device::Pipeline>,
@@ -856,9 +852,30 @@ pub fn backward_weight_tiled(
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
+    let lanes = weight_gradient_lanes(g);
+    split_k_weight_gradient(gpu, g, &CONV2D_BWD_WEIGHT, tile, lanes, chunk, &sizes(g)?, &inputs, dw)
+}
+
+/// The dispatches of a split-K weight-gradient kernel with lanes over weight columns
+/// (conv2d_bwd_weight or its texture twin): `tile` over `lanes` column lanes per block of
+/// output channels, chunks of `chunk` output pixels or the default; `params` are the kernel's
+/// Params before the chunk, `inputs` its bindings before the output.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn split_k_weight_gradient(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    shader: &'static crate::device::Shader,
+    tile: ConvTile,
+    lanes: usize,
+    chunk: Option<usize>,
+    params: &[u32],
+    inputs: &[Resource],
+    dw: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
     tile.check()?;
     let groups = g.args.groups;
-    let col_blocks = weight_gradient_lanes(g).div_ceil(tile.wg).max(1);
+    let col_blocks = lanes.div_ceil(tile.wg).max(1);
     let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
     let pixels = g.n * g.oh * g.ow;
     let chunk = split_k_chunk(pixels, col_blocks * channel_blocks, chunk);
@@ -866,14 +883,13 @@ pub fn backward_weight_tiled(
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
     constants.extend(tap_window_constants(g));
-    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT, &constants)?;
+    let pipeline = gpu.pipeline(shader, &constants)?;
     let grid = [
         u32_of("conv2d weight column blocks", col_blocks)?,
         u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
         u32_of("conv2d output channel blocks", channel_blocks)?,
     ];
-    let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
-    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &inputs, dw)
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, params, inputs, dw)
 }
 
 /// The weight gradient of a conv whose groups have at most 32 weight columns (depthwise, few

@@ -6,7 +6,7 @@
 //! the conv reads it KH*KW*Cout/OCB times.
 
 use super::conv::{
-    epilogue_constants, forward_grid, geometry_constants, sizes, split_k_chunk, split_k_dispatches, tap_window,
+    epilogue_constants, forward_grid, geometry_constants, sizes, split_k_weight_gradient, tap_window,
     tap_window_constants, ConvTile, TileKind,
 };
 use super::shaders::{variant, CONV2D_BWD_WEIGHT_TEX, CONV2D_FWD_TEX, CONV2D_PACK_INPUT};
@@ -215,28 +215,23 @@ pub fn backward_weight(
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    tile.check()?;
     let (l, tex, pack) = packed(gpu, g, DType::F32, x)?;
-    let groups = g.args.groups;
-    let col_blocks = weight_gradient_lanes(g).div_ceil(tile.wg).max(1);
-    let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
-    let pixels = g.n * g.oh * g.ow;
-    let chunk = split_k_chunk(pixels, col_blocks * channel_blocks, chunk);
-    let mut constants = geometry_constants(g);
-    constants.push(("WG", tile.wg as f64));
-    constants.push(("OCB", tile.ocb as f64));
-    constants.extend(tap_window_constants(g));
-    let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT_TEX, &constants)?;
-    let grid = [
-        u32_of("conv2d weight column blocks", col_blocks)?,
-        u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
-        u32_of("conv2d output channel blocks", channel_blocks)?,
-    ];
     let mut params = sizes(g)?.to_vec();
     params.extend(l.words()?);
-    let mut out = vec![pack];
     let inputs = [Resource::Buffer(dy), Resource::Texture(&tex.view)];
-    out.extend(split_k_dispatches(gpu, g, pipeline, chunk, grid, &params, &inputs, dw)?);
+    let lanes = weight_gradient_lanes(g);
+    let mut out = vec![pack];
+    out.extend(split_k_weight_gradient(
+        gpu,
+        g,
+        &CONV2D_BWD_WEIGHT_TEX,
+        tile,
+        lanes,
+        chunk,
+        &params,
+        &inputs,
+        dw,
+    )?);
     Ok(out)
 }
 

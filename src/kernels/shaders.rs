@@ -7,33 +7,33 @@ use crate::tensor::DType;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-/// `NAME = "file" [bindings];`, or `NAME = "file" with prelude "prelude" [bindings];` for a kernel whose
-/// source starts with a shared prelude file (WGSL has no include).
+/// `NAME = "file" [bindings];`, or `NAME = "file" with prelude "a" "b" [bindings];` for a kernel
+/// whose source starts with shared prelude files, in that order (WGSL has no include).
 macro_rules! shaders {
-    ($($id:ident = $file:literal $(with prelude $prelude:literal)? [$($b:expr),*];)*) => {
+    ($($id:ident = $file:literal $(with prelude $($prelude:literal)+)? [$($b:expr),*];)*) => {
         $(pub static $id: Shader = Shader {
             name: $file,
             source: concat!(
-                $(include_str!(concat!("../../shaders/", $prelude, ".wgsl")),)?
+                $($(include_str!(concat!("../../shaders/", $prelude, ".wgsl")),)+)?
                 include_str!(concat!("../../shaders/", $file, ".wgsl"))
             ),
             bindings: &[$($b),*],
         };)*
         /// All kernels, for validation and warm-up.
         pub static ALL: &[&Shader] = &[$(&$id),*];
-        /// The prelude files the kernels start with (one entry per kernel that has one).
-        pub static PRELUDES: &[&str] = &[$($($prelude,)?)*];
+        /// The prelude files the kernels start with (one entry per kernel and prelude).
+        pub static PRELUDES: &[&str] = &[$($($($prelude,)+)?)*];
     };
 }
 
 shaders! {
-    CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_FWD_STAGED = "conv2d_fwd_staged" with prelude "conv2d_geometry" [Uniform, Read, Read, Read, Read, ReadWrite];
+    CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD_STAGED = "conv2d_fwd_staged" with prelude "conv2d_geometry" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
     CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, StorageTexture];
-    CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" [Uniform, Texture, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" [Uniform, Read, Texture, ReadWrite];
+    CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "conv2d_epilogue" "conv2d_stats" [Uniform, Texture, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Texture, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     SPLIT_K_REDUCE = "split_k_reduce" [Uniform, Read, ReadWrite];
