@@ -234,11 +234,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         )
     };
     let register = conv_with(kernels::conv::ConvTile::default_for(gpu, size, h * w))?;
-    let staged = conv_with(kernels::conv::ConvTile {
-        ocb: 64,
-        wg: 64,
-        kind: kernels::conv::TileKind::Staged,
-    })?;
+    let block = conv_with(kernels::conv::ConvTile::BLOCK)?;
     let texture = conv_with(kernels::conv::ConvTile::texture(
         size,
         h * w,
@@ -268,8 +264,8 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
             conv_flops,
         ),
         (
-            "conv2d_fwd_staged as a 1x1 conv (64x64 workgroup tiles)",
-            staged,
+            "conv2d_fwd_block as a 1x1 conv (64x64 workgroup-memory tiles, the gpu family's)",
+            block,
             conv_flops,
         ),
     ]) {

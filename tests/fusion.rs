@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, to_f64};
+use common::{assert_close, gpu, rel_err, to_f64};
 use convoy::graph::{Graph, Op, ValueId};
 use convoy::nn::{by_name, Net};
 use convoy::rng::Rng;
@@ -22,10 +22,20 @@ const FUSED_TOL: f64 = 2e-5;
 /// (tests/kernels/norm.rs checks them against f64), but a random-init network amplifies
 /// rounding in its statistics: on the MobileNetV2 case a 1-ulp change of every batch variance
 /// moves the weights after one SGD step by up to 5.6e-3 and the next loss by 4.5e-4 (measured).
-/// The fused step's weights after one step measured within 3.7e-5; 1e-4 leaves room, and a
-/// wrong rewrite (another tensor's statistics, a block missed) moves them by O(1). The losses:
-/// the first (a forward) within 1e-5, the second (after an update) within 1e-3.
+/// The fused step's weights after one step measured within 3.7e-5 of the unfused step's when both
+/// run the same kernels; 1e-4 leaves room, and a wrong rewrite (another tensor's statistics, a
+/// block missed) moves them by O(1). The losses: the first (a forward) within 1e-5, the second
+/// (after an update) within 1e-3.
 const TRAIN_FUSED_TOL: f64 = 1e-4;
+
+/// Some steps amplify float rounding far beyond these bounds: mobilenet_v2 at batch 4 (small
+/// maps, random batch-norm affines, ReLU6) moves its updated weights by up to 1.3e-2 (relative)
+/// and its second loss by 0.6% when the input moves by 1e-6 relative (measured on lavapipe with
+/// either kernel family), and a conv kernel that sums in another order (the gpu family's block
+/// kernel for the unfused 1x1 convs that run on gemm_rows) does the same. So each tensor's bound
+/// is also at least `NOISE_FACTOR` times the unfused step's own response to that input noise,
+/// measured in the test; resnet18's response is below TRAIN_FUSED_TOL.
+const NOISE_FACTOR: f64 = 4.0;
 
 fn build(model: &str, shape: [usize; 4], training: bool) -> (Net, ValueId, ValueId) {
     let m = by_name(model, 7, shape[1]).unwrap();
@@ -145,9 +155,15 @@ fn training_case(model: &str, shape: [usize; 4], seed: u64) {
         weight_decay: 1e-4,
         nesterov: false,
     };
+    // the input moved by 1e-6 relative: the unfused step's response to rounding-sized noise
+    let noisy: Vec<f32> = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (1.0 + 1e-6 * ((i % 7) as f32 - 3.0)))
+        .collect();
     let mut results = Vec::new();
     let mut stats_from_convs = 0;
-    for fusion in [false, true] {
+    for (fusion, x) in [(false, &x), (false, &noisy), (true, &x)] {
         let mut s = store(&net, seed);
         let opts = CompileOptions {
             fusion,
@@ -173,28 +189,31 @@ fn training_case(model: &str, shape: [usize; 4], seed: u64) {
             assert_eq!(stats_from_convs, bns, "{model}: batch norms with conv statistics");
             assert_eq!(count(g, |op| matches!(op, Op::Conv2d { stats: true, .. })), bns);
         }
-        let l1 = step.step_read(&x, &y).unwrap()[0][0];
+        let l1 = step.step_read(x, &y).unwrap()[0][0];
         let weights: Vec<(String, Vec<f32>)> = s
             .iter()
             .filter(|(n, _)| !n.contains("momentum"))
             .map(|(n, t)| (n.clone(), t.to_vec().unwrap()))
             .collect();
-        let l2 = step.step_read(&x, &y).unwrap()[0][0];
+        let l2 = step.step_read(x, &y).unwrap()[0][0];
         results.push((l1, l2, weights, step.plan.stats.clone()));
     }
-    let (a, b) = (&results[0], &results[1]);
+    let (a, n, b) = (&results[0], &results[1], &results[2]);
+    let loss_noise = (a.1 - n.1).abs() as f64;
     assert!(
-        (a.0 - b.0).abs() <= 1e-5 * a.0.abs() && (a.1 - b.1).abs() <= 1e-3 * a.1.abs(),
-        "{model}: losses {a:?} vs {b:?}",
+        (a.0 - b.0).abs() <= 1e-5 * a.0.abs()
+            && ((a.1 - b.1).abs() as f64) <= (1e-3 * a.1.abs() as f64).max(NOISE_FACTOR * loss_noise),
+        "{model}: losses {a:?} vs {b:?} (second loss moved {loss_noise:.2e} by input noise)",
         a = (a.0, a.1),
         b = (b.0, b.1)
     );
-    for ((name, wa), (_, wb)) in a.2.iter().zip(&b.2) {
+    for (((name, wa), (_, wn)), (_, wb)) in a.2.iter().zip(&n.2).zip(&b.2) {
+        let noise = rel_err(wn, &to_f64(wa));
         assert_close(
-            &format!("{model} {name} after a fused training step"),
+            &format!("{model} {name} after a fused training step (noise response {noise:.2e})"),
             wb,
             &to_f64(wa),
-            TRAIN_FUSED_TOL,
+            TRAIN_FUSED_TOL.max(NOISE_FACTOR * noise),
         );
     }
     assert!(stats_from_convs > 0);

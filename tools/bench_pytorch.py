@@ -103,11 +103,12 @@ def main():
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--models", action="store_true")
+    ap.add_argument("--tf32", action="store_true", help="CUDA: let cuDNN and cuBLAS use TF32")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        torch.backends.cudnn.allow_tf32 = a.tf32
         torch.backends.cudnn.benchmark = True
         dev_name = torch.cuda.get_device_name()
     else:

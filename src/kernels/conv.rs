@@ -7,11 +7,11 @@
 //! for narrow groups.
 
 use super::shaders::{
-    variant, CONV2D_BWD_DATA, CONV2D_BWD_DATA_NARROW, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD,
-    CONV2D_FWD_STAGED, SPLIT_K_REDUCE,
+    variant, CONV2D_BWD_DATA, CONV2D_BWD_DATA_NARROW, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK,
+    CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_STATS_CONDENSE, SPLIT_K_REDUCE,
 };
 use super::{groups_for, u32_of};
-use crate::device::{grid_1d, Dispatch, Gpu, Resource};
+use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily, Resource};
 use crate::error::{Error, Result};
 use crate::graph::Epilogue;
 use crate::ops::conv::Conv2dGeom;
@@ -110,8 +110,8 @@ pub(super) fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
 /// Tile configuration of the implicit-GEMM kernels. Register tiles (conv2d_fwd and the
 /// backward kernels): output channels per invocation (rows, uniform over a workgroup, 1..=8)
 /// and invocations per workgroup; each invocation also covers `FWD_PIXELS` output pixels.
-/// Staged tiles (`staged`, the forward only: conv2d_fwd_staged): `ocb` output channels per
-/// workgroup (16, 32 or 64) staged with 64 pixels through workgroup memory, `wg` 64.
+/// Block tiles (the gpu family's forward, conv2d_fwd_block): 64 output channels x 64 pixels
+/// per workgroup of 256, staged through workgroup memory (`ConvTile::BLOCK`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTile {
     pub ocb: usize,
@@ -125,14 +125,21 @@ pub enum TileKind {
     /// conv2d_fwd and the backward kernels: operands from storage buffers, `FWD_PIXELS` pixels
     /// per invocation.
     Register,
-    /// conv2d_fwd_staged: workgroup-memory tiles (the tuner's GPU-shaped candidate).
-    Staged,
+    /// conv2d_fwd_block (the gpu family): 64 x 64 block tiles staged through workgroup memory.
+    Block,
     /// conv2d_fwd_tex (the CPU family): the input through an operand texture, `px` (4 or 8)
     /// pixels per invocation.
     Texture { px: usize },
 }
 
 impl ConvTile {
+    /// The block tile of conv2d_fwd_block.
+    pub const BLOCK: ConvTile = ConvTile {
+        ocb: BLOCK_CHANNELS,
+        wg: 256,
+        kind: TileKind::Block,
+    };
+
     /// The default on `gpu` for a tile whose rows are channels of a group with `rows` channels
     /// and whose columns tile `pixels` pixels: as many rows as there are, up to 8 (a depthwise
     /// conv gets one row: a direct kernel with uniform weights), and the workgroup width that
@@ -179,30 +186,34 @@ impl ConvTile {
         out
     }
 
-    /// The forward's candidates: the register tiles, then, for groups of at least 16 channels,
-    /// the staged tiles (16, 32 and 64 channels, no more than the group has, rounded up).
+    /// The forward's storage-buffer candidates on `gpu` (the default first): on the gpu family
+    /// the block tile first for groups of at least `BLOCK_MIN_ROWS` channels (a narrower group
+    /// leaves most of its 64 rows idle), then the register tiles; on the cpu family the
+    /// register tiles, then the block tile for groups of 16 or more, for the tuner.
     pub fn forward_candidates(gpu: &Gpu, rows: usize, pixels: usize) -> Vec<ConvTile> {
-        let mut out = ConvTile::candidates(gpu, rows, pixels);
+        let register = ConvTile::candidates(gpu, rows, pixels);
+        if ConvTile::block_first(gpu, rows) {
+            return std::iter::once(ConvTile::BLOCK).chain(register).collect();
+        }
+        let mut out = register;
         if rows >= 16 {
-            for ocb in [16, 32, 64] {
-                if ocb / 2 < rows {
-                    out.push(ConvTile {
-                        ocb,
-                        wg: 64,
-                        kind: TileKind::Staged,
-                    });
-                }
-            }
+            out.push(ConvTile::BLOCK);
         }
         out
     }
 
+    /// Whether the block tile is the forward's default on `gpu` for groups of `rows` channels.
+    pub fn block_first(gpu: &Gpu, rows: usize) -> bool {
+        gpu.policy().family == KernelFamily::Gpu && rows >= BLOCK_MIN_ROWS
+    }
+
     /// Whether the forward with this tile can write the block statistics of `pixels` output
-    /// pixels: a register tile whose workgroups cover `STATS_BLOCK` pixels each, or a narrower
-    /// one whose single workgroup covers them all (then the only block).
+    /// pixels: the block tile (its 64-pixel blocks condensed by a second dispatch), a register
+    /// or texture tile whose workgroups cover `STATS_BLOCK` pixels each, or a narrower one whose
+    /// single workgroup covers them all (then the only block).
     pub fn writes_stats_blocks(&self, pixels: usize) -> bool {
         let covers = self.wg * self.pixels();
-        self.kind != TileKind::Staged && (covers == STATS_BLOCK || (covers < STATS_BLOCK && pixels <= covers))
+        self.kind == TileKind::Block || covers == STATS_BLOCK || (covers < STATS_BLOCK && pixels <= covers)
     }
 
     /// Output pixels per invocation of a register or texture tile.
@@ -243,12 +254,12 @@ impl ConvTile {
         out
     }
 
-    /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] staged,
+    /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] a block tile,
     /// [ocb, wg, 2, px] through a texture.
     fn record(&self) -> Vec<usize> {
         match self.kind {
             TileKind::Register => vec![self.ocb, self.wg],
-            TileKind::Staged => vec![self.ocb, self.wg, 1],
+            TileKind::Block => vec![self.ocb, self.wg, 1],
             TileKind::Texture { px } => vec![self.ocb, self.wg, 2, px],
         }
     }
@@ -256,7 +267,7 @@ impl ConvTile {
     fn from_record(v: &[usize]) -> Option<ConvTile> {
         let (ocb, wg, kind) = match *v {
             [ocb, wg] => (ocb, wg, TileKind::Register),
-            [ocb, wg, 1] => (ocb, wg, TileKind::Staged),
+            [ocb, wg, 1] => (ocb, wg, TileKind::Block),
             [ocb, wg, 2, px] => (ocb, wg, TileKind::Texture { px }),
             _ => return None,
         };
@@ -274,9 +285,9 @@ impl ConvTile {
 
     pub(super) fn check(&self) -> Result<()> {
         match self.kind {
-            TileKind::Staged => {
-                if ![16, 32, 64].contains(&self.ocb) || self.wg != 64 {
-                    return Err(self.refuse("a staged tile has 16, 32 or 64 channels and 64 invocations"));
+            TileKind::Block => {
+                if *self != ConvTile::BLOCK {
+                    return Err(self.refuse("the block tile is 64 channels x 64 pixels, 256 invocations"));
                 }
                 return Ok(());
             }
@@ -289,6 +300,14 @@ impl ConvTile {
             return Err(self.refuse("ocb must be 1..=8 and wg 1..=256"));
         }
         Ok(())
+    }
+
+    /// `check` for the backward kernels, which have register (or texture) tiles only.
+    pub(super) fn check_backward(&self) -> Result<()> {
+        if self.kind == TileKind::Block {
+            return Err(self.refuse("the block tile is the forward's; the backward kernels take register tiles"));
+        }
+        self.check()
     }
 }
 
@@ -324,7 +343,8 @@ pub fn forward(
     };
     let stats_name = if stats.is_some() { " with statistics" } else { "" };
     let texture = super::conv_texture::uses_texture(gpu, g);
-    if !texture && stats.is_none() && is_pointwise_gemm(g) {
+    let block = ConvTile::block_first(gpu, rows);
+    if !texture && !block && stats.is_none() && is_pointwise_gemm(g) {
         // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
         let rows = super::linear::RowsGeom {
             batch: g.n,
@@ -345,15 +365,14 @@ pub fn forward(
             y,
         )?]);
     }
-    // the cpu family's texture tiles; else the register tiles (with the staged ones, unless
-    // the block statistics are asked for: they come from the register or texture kernels)
+    // the cpu family's texture tiles; else the block and register tiles
     let (shader, tiles) = if texture {
         (
             &super::shaders::CONV2D_FWD_TEX,
             ConvTile::texture_candidates(gpu, rows, pixels),
         )
-    } else if stats.is_some() {
-        (&CONV2D_FWD, ConvTile::candidates(gpu, rows, pixels))
+    } else if block {
+        (&CONV2D_FWD_BLOCK, ConvTile::forward_candidates(gpu, rows, pixels))
     } else {
         (&CONV2D_FWD, ConvTile::forward_candidates(gpu, rows, pixels))
     };
@@ -464,13 +483,8 @@ pub fn forward_tiled(
     stats: Option<&wgpu::Buffer>,
 ) -> Result<Vec<Dispatch>> {
     tile.check()?;
-    if tile.kind == TileKind::Staged {
-        if stats.is_some() {
-            return Err(tile.refuse("block statistics come from the register or texture kernels"));
-        }
-        return Ok(vec![forward_staged(
-            gpu, g, tile, epi, storage, x, w, bias, residual, y,
-        )?]);
+    if tile.kind == TileKind::Block {
+        return forward_block(gpu, &CONV2D_FWD_BLOCK, g, epi, storage, x, w, bias, residual, y, stats);
     }
     if stats.is_some() && !tile.writes_stats_blocks(g.n * g.oh * g.ow) {
         return Err(tile.refuse(&format!(
@@ -507,13 +521,15 @@ pub fn forward_tiled(
     )?])
 }
 
-/// The forward through conv2d_fwd_staged: tiles of `tile.ocb` channels x 64 pixels staged in
-/// workgroup memory.
+/// The forward through `kernel` (conv2d_fwd_block; its tests pass copies with a barrier
+/// removed): 64 x 64 block tiles staged in workgroup memory. With `stats`, the kernel writes the
+/// statistics of its 64-pixel blocks to a scratch buffer and a second dispatch condenses each 4
+/// of them into one `STATS_BLOCK` block.
 #[allow(clippy::too_many_arguments)]
-fn forward_staged(
+pub fn forward_block(
     gpu: &Gpu,
+    kernel: &'static crate::device::Shader,
     g: &Conv2dGeom,
-    tile: ConvTile,
     epi: Epilogue,
     storage: DType,
     x: &wgpu::Buffer,
@@ -521,20 +537,54 @@ fn forward_staged(
     bias: Option<&wgpu::Buffer>,
     residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
-) -> Result<Dispatch> {
+    stats: Option<&wgpu::Buffer>,
+) -> Result<Vec<Dispatch>> {
+    let pixels = g.n * g.oh * g.ow;
+    let fine = match stats {
+        Some(_) => {
+            let bytes = pixels.div_ceil(BLOCK_PIXELS) * g.cout * 2 * 4;
+            Some(gpu.scratch_buffer("conv2d statistics of 64-pixel blocks", bytes as u64)?)
+        }
+        None => None,
+    };
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));
-    constants.push(("TM", tile.ocb as f64));
-    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_STAGED, storage)?, &constants)?;
-    let grid = forward_grid(g, STAGED_PIXELS, tile.ocb)?;
+    constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
+    let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
+    let grid = forward_grid(g, BLOCK_PIXELS, BLOCK_CHANNELS)?;
     let d = gpu.dummy();
-    Dispatch::new(
+    let conv = Dispatch::new(
         gpu,
         pipeline,
         &sizes(g)?,
-        &[x, w, bias.unwrap_or(d), residual.unwrap_or(d), y],
+        &[
+            x,
+            w,
+            bias.unwrap_or(d),
+            residual.unwrap_or(d),
+            y,
+            fine.as_ref().unwrap_or(gpu.dummy_rw()),
+        ],
         grid,
-    )
+    )?;
+    let (Some(fine), Some(stats)) = (fine, stats) else {
+        return Ok(vec![conv]);
+    };
+    let factor = STATS_BLOCK / BLOCK_PIXELS;
+    let work = pixels.div_ceil(STATS_BLOCK) * g.cout;
+    let condense = Dispatch::new(
+        gpu,
+        gpu.pipeline(&CONV2D_STATS_CONDENSE, &[])?,
+        &[
+            u32_of("conv2d output channels", g.cout)?,
+            u32_of("conv2d output pixels", pixels)?,
+            BLOCK_PIXELS as u32,
+            factor as u32,
+        ],
+        &[&fine, stats],
+        grid_1d(groups_for("conv2d statistics blocks", work, 64)?),
+    )?;
+    Ok(vec![conv, condense])
 }
 
 /// The forward kernels' epilogue overrides: bias, residual, activation.
@@ -560,8 +610,14 @@ pub(super) fn forward_grid(g: &Conv2dGeom, pixels: usize, channels: usize) -> Re
     Ok(grid)
 }
 
-/// Output pixels per workgroup of conv2d_fwd_staged (its TN).
-const STAGED_PIXELS: usize = 64;
+/// Output pixels per workgroup of conv2d_fwd_block (its BN).
+const BLOCK_PIXELS: usize = 64;
+
+/// Output channels per workgroup of conv2d_fwd_block (its BM).
+const BLOCK_CHANNELS: usize = 64;
+
+/// The fewest channels per group for which the gpu family's forward defaults to the block tile.
+const BLOCK_MIN_ROWS: usize = 32;
 
 /// The loop order of the implicit-GEMM kernels for `k` reduced channels per group: taps
 /// outside and channels inside, so each tap's index arithmetic and bounds checks run once for
@@ -658,7 +714,7 @@ pub fn backward_data_tiled(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    tile.check()?;
+    tile.check_backward()?;
     let groups = g.args.groups;
     if !taps_outer(g.cout / groups) {
         return Err(tile.refuse("groups with fewer than 4 output channels run backward_data_narrow"));
@@ -746,6 +802,13 @@ const BWD_WEIGHT_COLUMNS: usize = 4;
 /// about `SPLIT_K_WORKGROUPS` workgroups run (enough to fill a GPU; more only adds partials).
 const MIN_CHUNK: usize = 256;
 const SPLIT_K_WORKGROUPS: usize = 512;
+/// The gpu family's split-K target: thousands of workgroups, so that a GPU with 100+ compute
+/// units holds several per unit (512 would leave an H100's 132 SMs ~4 workgroups each, each
+/// walking thousands of pixels alone).
+const BLOCK_SPLIT_K_WORKGROUPS: usize = 4096;
+/// The most bytes of split-K partial sums the block weight gradient writes (each chunk adds a
+/// slice as large as dw).
+const SPLIT_K_SCRATCH_BYTES: usize = 64 << 20;
 
 /// dw (Cout, Cin/g, KH, KW) from dy and x. Returns the dispatches to run in order: the split-K
 /// partial products and their reduction (one dispatch when one chunk covers every pixel).
@@ -778,7 +841,10 @@ pub fn backward_weight(
         WG
     };
     let rows = g.cout / g.args.groups;
-    let candidates = ConvTile::candidates_after(ConvTile::register(rows, wg), rows);
+    let mut candidates = ConvTile::candidates_after(ConvTile::register(rows, wg), rows);
+    if ConvTile::block_first(gpu, rows) {
+        candidates.insert(0, ConvTile::BLOCK);
+    }
     if texture {
         return choose(gpu, "conv2d_bwd_weight_tex", g, &candidates, |t| {
             super::conv_texture::backward_weight(gpu, g, t, None, dy, x, dw)
@@ -852,6 +918,9 @@ pub fn backward_weight_tiled(
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    if tile.kind == TileKind::Block {
+        return backward_weight_block(gpu, &CONV2D_BWD_WEIGHT_BLOCK, g, chunk, dy, x, dw);
+    }
     let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
     let lanes = weight_gradient_lanes(g);
     split_k_weight_gradient(gpu, g, &CONV2D_BWD_WEIGHT, tile, lanes, chunk, &sizes(g)?, &inputs, dw)
@@ -873,7 +942,7 @@ pub(super) fn split_k_weight_gradient(
     inputs: &[Resource],
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    tile.check()?;
+    tile.check_backward()?;
     let groups = g.args.groups;
     let col_blocks = lanes.div_ceil(tile.wg).max(1);
     let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
@@ -890,6 +959,43 @@ pub(super) fn split_k_weight_gradient(
         u32_of("conv2d output channel blocks", channel_blocks)?,
     ];
     split_k_dispatches(gpu, g, pipeline, chunk, grid, params, inputs, dw)
+}
+
+/// The gpu family's weight gradient through `kernel` (conv2d_bwd_weight_block; its tests pass
+/// copies with a barrier removed): 64 x 64 blocks of dw staged
+/// through workgroup memory, split over chunks of the output pixels so that about
+/// `BLOCK_SPLIT_K_WORKGROUPS` workgroups run (each at least `MIN_CHUNK` pixels, the partial sums
+/// at most `SPLIT_K_SCRATCH_BYTES`), or over chunks of `chunk` pixels.
+pub fn backward_weight_block(
+    gpu: &Gpu,
+    kernel: &'static crate::device::Shader,
+    g: &Conv2dGeom,
+    chunk: Option<usize>,
+    dy: &wgpu::Buffer,
+    x: &wgpu::Buffer,
+    dw: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let groups = g.args.groups;
+    let cols = (g.cin / groups) * g.kh * g.kw;
+    let col_blocks = cols.div_ceil(BLOCK_CHANNELS);
+    let channel_blocks = groups * (g.cout / groups).div_ceil(BLOCK_CHANNELS);
+    let pixels = g.n * g.oh * g.ow;
+    let chunk = chunk
+        .unwrap_or_else(|| {
+            let want = BLOCK_SPLIT_K_WORKGROUPS.div_ceil(col_blocks * channel_blocks);
+            let by_work = pixels.div_ceil(MIN_CHUNK);
+            let by_scratch = SPLIT_K_SCRATCH_BYTES / (g.cout * cols * 4).max(1);
+            pixels.div_ceil(want.min(by_work).min(by_scratch).max(1))
+        })
+        .clamp(1, pixels.max(1));
+    let pipeline = gpu.pipeline(kernel, &geometry_constants(g))?;
+    let grid = [
+        u32_of("conv2d weight column blocks", col_blocks)?,
+        u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
+        u32_of("conv2d output channel blocks", channel_blocks)?,
+    ];
+    let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &inputs, dw)
 }
 
 /// The weight gradient of a conv whose groups have at most 32 weight columns (depthwise, few

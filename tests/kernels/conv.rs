@@ -1,6 +1,6 @@
 //! conv2d forward against the f64 reference.
 
-use crate::common::{assert_close, gpu, reference, to_f64, RTOL};
+use crate::common::{assert_close, gpu, reference, rel_err, to_f64, RTOL};
 use convoy::ops::{conv2d, Conv2dArgs};
 use convoy::rng::Rng;
 use convoy::{DType, Tensor};
@@ -437,6 +437,38 @@ fn conv2d_every_tile_configuration() {
                 );
             }
         }
+        // the gpu family's block tiles, whatever the policy would pick: the weight gradient
+        // with its default split and forced chunks of 1 and 7 pixels (partial steps of 8)
+        for chunk in [None, Some(1), Some(7)] {
+            let dw = Tensor::empty(g, ws).unwrap(); // NaN: every weight written
+            let ds =
+                conv::backward_weight_tiled(g, &geom, ConvTile::BLOCK, chunk, dyt.buffer(), xt.buffer(), dw.buffer())
+                    .unwrap();
+            g.run(&ds);
+            assert_close(
+                &format!("block weight grad {what} chunk {chunk:?}"),
+                &dw.to_vec().unwrap(),
+                &want_dw,
+                RTOL,
+            );
+        }
+        let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
+        let d = conv::forward_tiled(
+            g,
+            &geom,
+            ConvTile::BLOCK,
+            Default::default(),
+            DType::F32,
+            xt.buffer(),
+            wt.buffer(),
+            None,
+            None,
+            y.buffer(),
+            None,
+        )
+        .unwrap();
+        g.run(&d);
+        assert_close(&format!("block forward {what}"), &y.to_vec().unwrap(), &want_y, RTOL);
         // the CPU family's texture kernels, whatever the policy would pick: every texture tile
         // the tuner may pick and a few odd ones (rows and widths off the defaults), and the
         // weight gradient through the texture with forced split-K chunks
@@ -550,12 +582,13 @@ fn conv2d_every_tile_configuration() {
     }
 }
 
-/// The staged kernel (workgroup-memory tiles of 16, 32 or 64 channels x 64 pixels, K in chunks
-/// of 16) and the texture kernel with every tile, epilogue on, against the f64 reference: K and the pixels not
-/// multiples of the chunk and tile, groups, strides, padding, dilation, fewer channels than a
-/// tile, a 1x1 map whose taps are mostly padding.
+/// The gpu family's block kernel (64 x 64 tiles staged through workgroup memory, K in chunks of
+/// 8) and the texture kernel with every tile, epilogue on, against the f64 reference: K and the
+/// pixels not multiples of the chunk and tile, several channel and pixel blocks, groups,
+/// strides, padding, dilation, fewer channels than a tile, a 1x1 map whose taps are mostly
+/// padding, batch 1.
 #[test]
-fn conv2d_staged_tiles_match_reference() {
+fn conv2d_block_and_texture_tiles_match_reference() {
     use convoy::graph::{Act, Epilogue};
     use convoy::kernels::conv::{self, ConvTile, TileKind};
     use convoy::ops::conv::Conv2dGeom;
@@ -569,6 +602,13 @@ fn conv2d_staged_tiles_match_reference() {
         (2, 12, 8, 9, 36, 3, 1, 2, 2, 2),
         (1, 3, 17, 15, 33, 5, 2, 2, 1, 1),
         (5, 32, 1, 1, 17, 3, 1, 1, 1, 1),
+        (2, 37, 13, 11, 130, 3, 1, 1, 1, 1),
+        (1, 64, 9, 9, 96, 1, 2, 0, 1, 2),
+        (3, 10, 12, 12, 66, 3, 1, 2, 2, 1),
+        (4, 96, 5, 5, 576, 1, 1, 0, 1, 1),
+        (4, 960, 3, 3, 320, 1, 1, 0, 1, 1),
+        (4, 320, 3, 3, 1280, 1, 1, 0, 1, 1),
+        (4, 16, 34, 34, 96, 1, 1, 0, 1, 1),
     ];
     for (n, cin, h, w, cout, k, stride, pad, dil, groups) in shapes {
         let xs = [n, cin, h, w];
@@ -597,6 +637,32 @@ fn conv2d_staged_tiles_match_reference() {
             groups,
         );
         let want: Vec<f64> = conv.iter().zip(&r).map(|(c, &r)| (c + r as f64).max(0.0)).collect();
+        // the block weight gradient (default split, and chunks that end mid-step)
+        let dy = rng.vec(ys.numel(), -1.0, 1.0);
+        let (_, want_dw) = reference::conv2d_backward(
+            &to_f64(&x),
+            xs,
+            &to_f64(&wv),
+            ws,
+            &to_f64(&dy),
+            stride,
+            pad,
+            dil,
+            groups,
+        );
+        for chunk in [None, Some(13)] {
+            let (xt, dyt) = (
+                Tensor::from_slice(g, &x, xs).unwrap(),
+                Tensor::from_slice(g, &dy, ys.clone()).unwrap(),
+            );
+            let dw = Tensor::empty(g, ws).unwrap();
+            let ds =
+                conv::backward_weight_tiled(g, &geom, ConvTile::BLOCK, chunk, dyt.buffer(), xt.buffer(), dw.buffer())
+                    .unwrap();
+            g.run(&ds);
+            let what = format!("block weight grad x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} chunk {chunk:?}");
+            assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
+        }
         let xt = Tensor::from_slice(g, &x, xs).unwrap();
         let wt = Tensor::from_slice(g, &wv, ws).unwrap();
         let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
@@ -605,18 +671,10 @@ fn conv2d_staged_tiles_match_reference() {
             residual: true,
             act: Act::Relu,
         };
-        // the staged tiles, and the texture tiles (CPU family) with the same epilogue
+        // the block tile, and the texture tiles (CPU family) with the same epilogue
         let pixels = ys.numel() / cout;
-        let staged = [16, 32, 64].map(|ocb| ConvTile {
-            ocb,
-            wg: 64,
-            kind: TileKind::Staged,
-        });
-        for tile in staged
-            .into_iter()
-            .chain(ConvTile::texture_candidates(g, cout / groups, pixels))
-        {
-            let y = Tensor::empty(g, ys.clone()).unwrap();
+        for tile in std::iter::once(ConvTile::BLOCK).chain(ConvTile::texture_candidates(g, cout / groups, pixels)) {
+            let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
             let d = conv::forward_tiled(
                 g,
                 &geom,
@@ -636,17 +694,179 @@ fn conv2d_staged_tiles_match_reference() {
             assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
         }
     }
-    // the forward's candidates offer the staged tiles to the tuner for wide groups only
-    assert!(
-        ConvTile::forward_candidates(g, 64, 4096)
-            .iter()
-            .filter(|t| t.kind == TileKind::Staged)
-            .count()
-            == 3
+    // the forward's candidates offer the block tile for wide groups only: first on the gpu
+    // family from 32 channels, to the tuner after the register tiles on the cpu family
+    let gpu_family = convoy::Gpu::builder()
+        .kernels(convoy::KernelFamily::Gpu)
+        .build()
+        .unwrap();
+    let cpu_family = convoy::Gpu::builder()
+        .kernels(convoy::KernelFamily::Cpu)
+        .build()
+        .unwrap();
+    assert_eq!(ConvTile::forward_candidates(&gpu_family, 64, 4096)[0], ConvTile::BLOCK);
+    assert_eq!(ConvTile::forward_candidates(&gpu_family, 32, 4096)[0], ConvTile::BLOCK);
+    assert_eq!(
+        ConvTile::forward_candidates(&gpu_family, 16, 4096)[0].kind,
+        TileKind::Register
     );
-    assert!(ConvTile::forward_candidates(g, 8, 4096)
-        .iter()
-        .all(|t| t.kind != TileKind::Staged));
+    let cpu = ConvTile::forward_candidates(&cpu_family, 64, 4096);
+    assert!(cpu[0].kind == TileKind::Register && cpu.iter().filter(|t| **t == ConvTile::BLOCK).count() == 1);
+    for gpu in [&gpu_family, &cpu_family] {
+        assert!(ConvTile::forward_candidates(gpu, 8, 4096)
+            .iter()
+            .all(|t| t.kind != TileKind::Block));
+    }
+}
+
+/// Workgroup-memory races must not hide behind a CPU driver's lock-step lanes: the block kernel
+/// with any one of its barriers deleted gives a wrong result (lavapipe runs a workgroup's lanes
+/// 8 or 16 at a time up to each barrier, so a lane reading a stage before the others stored it
+/// reads stale values), while the kernel as written matches the f64 reference. Shows that the
+/// reference tests above would catch a missing barrier in the main loop or in the statistics.
+#[test]
+fn conv2d_block_kernel_fails_without_any_one_of_its_barriers() {
+    use convoy::device::Shader;
+    use convoy::kernels::{conv, shaders};
+    use convoy::ops::conv::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(23);
+    let (xs, ws) = ([2, 21, 9, 10], [70, 21, 3, 3]);
+    let args = Conv2dArgs {
+        padding: 1,
+        ..Default::default()
+    };
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+    let ys = geom.out_shape();
+    let yd = ys.dims().to_vec();
+    let pixels = yd[0] * yd[2] * yd[3];
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
+    let (want_mean, want_var) = reference::channel_stats(&want, [yd[0], yd[1], yd[2], yd[3]]);
+    let xt = Tensor::from_slice(g, &x, xs).unwrap();
+    let wt = Tensor::from_slice(g, &w, ws).unwrap();
+    // y, and the per-channel mean and variance merged from the kernel's block statistics
+    let run = |kernel: &'static Shader| -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let y = Tensor::empty(g, ys.clone()).unwrap();
+        let blocks = pixels.div_ceil(conv::STATS_BLOCK);
+        let partials = Tensor::empty(g, [blocks, yd[1], 2]).unwrap();
+        let (mean, var) = (Tensor::empty(g, [yd[1]]).unwrap(), Tensor::empty(g, [yd[1]]).unwrap());
+        let running = Tensor::zeros(g, [yd[1]]).unwrap();
+        let mut ds = conv::forward_block(
+            g,
+            kernel,
+            &geom,
+            Default::default(),
+            DType::F32,
+            xt.buffer(),
+            wt.buffer(),
+            None,
+            None,
+            y.buffer(),
+            Some(partials.buffer()),
+        )
+        .unwrap();
+        ds.push(
+            convoy::kernels::norm::merge_stats(
+                g,
+                [yd[0], yd[1], yd[2] * yd[3]],
+                0.1,
+                false,
+                partials.buffer(),
+                mean.buffer(),
+                var.buffer(),
+                running.buffer(),
+                running.buffer(),
+            )
+            .unwrap(),
+        );
+        g.run(&ds);
+        (y.to_vec().unwrap(), mean.to_vec().unwrap(), var.to_vec().unwrap())
+    };
+    let close = |got: &[f32], want: &[f64]| {
+        got.iter()
+            .zip(want)
+            .all(|(&a, &b)| (a as f64 - b).abs() <= RTOL * (1.0 + b.abs()))
+    };
+    let (y, mean, var) = run(&shaders::CONV2D_FWD_BLOCK);
+    assert_close("block forward", &y, &want, RTOL);
+    assert_close("block statistics: mean", &mean, &want_mean, RTOL);
+    assert_close("block statistics: variance", &var, &want_var, RTOL);
+    let source = shaders::CONV2D_FWD_BLOCK.source;
+    let barrier = "workgroupBarrier();";
+    let count = source.matches(barrier).count();
+    assert_eq!(
+        count, 4,
+        "the block kernel's barriers: 2 in the main loop, 2 in the statistics"
+    );
+    for i in 0..count {
+        let at = source.match_indices(barrier).nth(i).unwrap().0;
+        let cut = format!("{}{}", &source[..at], &source[at + barrier.len()..]);
+        let kernel: &'static Shader = Box::leak(Box::new(Shader {
+            name: Box::leak(format!("conv2d_fwd_block_without_barrier_{i}").into_boxed_str()),
+            source: Box::leak(cut.into_boxed_str()),
+            bindings: shaders::CONV2D_FWD_BLOCK.bindings,
+        }));
+        let (y, mean, var) = run(kernel);
+        assert!(
+            !(close(&y, &want) && close(&mean, &want_mean) && close(&var, &want_var)),
+            "barrier {i} deleted and the block kernel still matches the reference: a test could not catch a race"
+        );
+    }
+}
+
+/// The block weight gradient's two barriers, each shown necessary the same way.
+#[test]
+fn conv2d_block_weight_gradient_fails_without_either_barrier() {
+    use convoy::device::Shader;
+    use convoy::kernels::{conv, shaders};
+    use convoy::ops::conv::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(29);
+    let (xs, ws) = ([3, 19, 8, 9], [70, 19, 3, 3]);
+    let args = Conv2dArgs {
+        padding: 1,
+        ..Default::default()
+    };
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+    let ys = geom.out_shape();
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let dy = rng.vec(ys.numel(), -1.0, 1.0);
+    let (_, want) = reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), 1, 1, 1, 1);
+    let xt = Tensor::from_slice(g, &x, xs).unwrap();
+    let dyt = Tensor::from_slice(g, &dy, ys).unwrap();
+    let run = |kernel: &'static Shader| {
+        let dw = Tensor::empty(g, ws).unwrap();
+        let ds =
+            conv::backward_weight_block(g, kernel, &geom, Some(100), dyt.buffer(), xt.buffer(), dw.buffer()).unwrap();
+        g.run(&ds);
+        dw.to_vec().unwrap()
+    };
+    assert_close(
+        "block weight gradient",
+        &run(&shaders::CONV2D_BWD_WEIGHT_BLOCK),
+        &want,
+        RTOL,
+    );
+    let source = shaders::CONV2D_BWD_WEIGHT_BLOCK.source;
+    let barrier = "workgroupBarrier();";
+    assert_eq!(source.matches(barrier).count(), 2);
+    for i in 0..2 {
+        let at = source.match_indices(barrier).nth(i).unwrap().0;
+        let cut = format!("{}{}", &source[..at], &source[at + barrier.len()..]);
+        let kernel: &'static Shader = Box::leak(Box::new(Shader {
+            name: Box::leak(format!("conv2d_bwd_weight_block_without_barrier_{i}").into_boxed_str()),
+            source: Box::leak(cut.into_boxed_str()),
+            bindings: shaders::CONV2D_BWD_WEIGHT_BLOCK.bindings,
+        }));
+        let e = rel_err(&run(kernel), &want);
+        assert!(
+            e > RTOL,
+            "barrier {i} deleted and the weight gradient still matches ({e:.2e})"
+        );
+    }
 }
 
 /// With tuning on, the first forward of a shape times the candidates, records the winner in the

@@ -128,6 +128,8 @@ fn conv_block_statistics_merge_to_batch_statistics() {
         // (the last partial), a 7x7 stride-2 stem
         (3, 8, 24, 8, 3, 1, 1, 8),
         (2, 3, 40, 16, 7, 2, 3, 1),
+        // the block tile: two channel blocks, 17 of its 64-pixel blocks into 5 (the last partial)
+        (2, 9, 23, 70, 3, 1, 1, 1),
     ] {
         let xs = [n, cin, hw, hw];
         let ws = [cout, cin / groups, k, k];
@@ -170,9 +172,10 @@ fn conv_block_statistics_merge_to_batch_statistics() {
         let blocks = (yd[0] * yd[2] * yd[3]).div_ceil(conv::STATS_BLOCK);
         let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} g{groups}, {blocks} blocks");
         let pixels = yd[0] * yd[2] * yd[3];
-        // register tiles and the CPU family's texture tiles
+        // register tiles, the gpu family's block tile and the CPU family's texture tiles
         let tiles: Vec<_> = conv::ConvTile::candidates(g, cout / groups, pixels)
             .into_iter()
+            .chain([conv::ConvTile::BLOCK])
             .chain(conv::ConvTile::texture_candidates(g, cout / groups, pixels))
             .filter(|t| t.writes_stats_blocks(pixels))
             .collect();

@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""The markdown table of a tools/gpu_bench.sh run: convoy's conv suite, GEMM ceiling and models
+beside PyTorch's numbers from the same run (pytorch_conv_<mode>.json, pytorch_models_<mode>.json).
+
+    /usr/bin/python3 tools/gpu_bench_table.py OUT
+"""
+import glob
+import json
+import os
+import sys
+
+
+def load(path):
+    """The JSON objects in a file (one per line or one document); [] for an empty file."""
+    if not os.path.exists(path):
+        return []
+    text = open(path).read().strip()
+    if not text:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def main():
+    out = sys.argv[1]
+    info = open(os.path.join(out, "info.txt")).read().strip().splitlines()
+    print("# convoy GPU benchmark\n")
+    print("```\n" + "\n".join(info) + "\n```\n")
+    gemm = load(os.path.join(out, "convoy_gemm.json"))
+    if gemm:
+        print("## GEMM (convoy's kernels)\n\n| kernel | size | ms | GFLOP/s |\n|---|---:|---:|---:|")
+        for r in gemm[0]["results"]:
+            print(f"| {r['kernel']} | {r['size']} | {r['ms']:.3f} | {r['gflops']:.1f} |")
+        print()
+    torch_conv = {}
+    modes = []
+    for path in sorted(glob.glob(os.path.join(out, "pytorch_conv_*.json"))):
+        mode = os.path.basename(path)[len("pytorch_conv_"):-len(".json")]
+        docs = load(path)
+        if docs:
+            modes.append(mode)
+            for r in docs[0]["results"]:
+                torch_conv[(r["name"], r["pass"], mode)] = r["ms"]
+    conv = load(os.path.join(out, "convoy_conv.json"))
+    if conv:
+        c = conv[0]
+        print(f"## Conv suite, batch 8 ({c['device']}; GEMM ceiling {c['gemm_gflops']:.1f} GFLOP/s)\n")
+        head = "| shape | pass | convoy ms | GFLOP/s | of GEMM |" + "".join(f" PyTorch {m} ms |" for m in modes)
+        print(head + "\n|---|---|---:|---:|---:|" + "---:|" * len(modes))
+        for r in c["results"]:
+            row = f"| {r['name']} | {r['pass']} | {r['ms']:.3f} | {r['gflops']:.1f} | {100 * r['fraction_of_gemm']:.0f}% |"
+            for m in modes:
+                t = torch_conv.get((r["name"], r["pass"], m))
+                row += f" {t:.3f} |" if t is not None else " - |"
+            print(row)
+        print()
+    torch_models = {}
+    for path in sorted(glob.glob(os.path.join(out, "pytorch_models_*.json"))):
+        mode = os.path.basename(path)[len("pytorch_models_"):-len(".json")]
+        for doc in load(path):
+            for r in doc["results"]:
+                torch_models[(r["name"], mode)] = r["images_per_sec"]
+    rows = []
+    for name in ["convoy_models.json", "convoy_models_large.json"]:
+        for doc in load(os.path.join(out, name)):
+            rows += doc if isinstance(doc, list) else doc.get("results", [doc])
+    if rows:
+        print("## Models (fusion on)\n")
+        print("| model | batch | size | ms | images/s | PyTorch images/s |\n|---|---:|---:|---:|---:|---|")
+        for r in rows:
+            theirs = ", ".join(f"{m} {v:.1f}" for (n, m), v in torch_models.items() if n == r.get("name")) or "-"
+            print(f"| {r.get('name')} | {r.get('batch')} | {r.get('size')} | {r.get('ms', 0):.2f} | "
+                  f"{r.get('images_per_sec', 0):.1f} | {theirs} |")
+
+
+if __name__ == "__main__":
+    main()
