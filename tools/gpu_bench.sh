@@ -27,9 +27,9 @@ python=/usr/bin/python3
 
 $convoy info | tee "$out/info.txt"
 if [ $quick = 1 ]; then
-  $convoy bench gemm --json --gemm-size 256 --warmup 1 --iters 2 > "$out/convoy_gemm.json"
-  $convoy bench conv --json --gemm-size 256 --warmup 0 --iters 1 --filter r18_l4 > "$out/convoy_conv.json"
-  $convoy bench models --json --fusion on --warmup 0 --iters 1 --model resnet50 --batch 2 --size 32 --classes 10 \
+  $convoy bench gemm --json --gemm-size 512 --warmup 1 --iters 2 > "$out/convoy_gemm.json"
+  $convoy bench conv --json --gemm-size 512 --warmup 0 --iters 1 --filter r18_l4 > "$out/convoy_conv.json"
+  $convoy bench models --json --fusion on --warmup 0 --iters 1 --model resnet18 --batch 2 --size 32 --classes 10 \
     > "$out/convoy_models.json"
   : > "$out/convoy_models_large.json"
 else
