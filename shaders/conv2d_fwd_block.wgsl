@@ -164,7 +164,7 @@ fn store_stage(s: u32, lid: u32, col: u32, krow: u32, ra: array<f32, 2>, rb: arr
 // tx + 8's into its own slot, then one lane per channel merges the 8 slots and writes them. `left`: valid pixels of the block from p0.
 fn write_stats(lid: u32, tx: u32, ty: u32, vals: array<vec4f, 4>, left: u32, nrows: u32, block: u32, oc0: u32) {
     var v = vals;
-    let n_mine = f32(min(4u, max(left, tx * 4u) - tx * 4u));
+    let n_mine = held(left, tx * 4u);
     var mean: vec4f;
     var m2: vec4f;
     for (var i = 0u; i < 4u; i++) {
@@ -190,7 +190,7 @@ fn write_stats(lid: u32, tx: u32, ty: u32, vals: array<vec4f, 4>, left: u32, nro
     // each lane tx < 8 overwrites the slot only it reads: no barrier between
     if (tx < 8u) {
         let at = (ty * 8u + tx) * 2u;
-        let nb = f32(min(4u, max(left, tx * 4u + 32u) - (tx * 4u + 32u)));
+        let nb = held(left, tx * 4u + 32u);
         let merged = chan(n_mine, mean, m2, nb, xb[at], xb[at + 1u]);
         xb[at] = merged[0];
         xb[at + 1u] = merged[1];
@@ -205,7 +205,7 @@ fn write_stats(lid: u32, tx: u32, ty: u32, vals: array<vec4f, 4>, left: u32, nro
         var c2 = 0.0;
         for (var l = 0u; l < 8u; l++) {
             let at = (row * 8u + l) * 2u;
-            let na = f32(min(4u, max(left, l * 4u) - l * 4u)) + f32(min(4u, max(left, l * 4u + 32u) - (l * 4u + 32u)));
+            let na = held(left, l * 4u) + held(left, l * 4u + 32u);
             let nn = max(cn + na, 1.0);
             let d = xb[at][comp] - cm;
             cm += d * (na / nn);
@@ -216,6 +216,11 @@ fn write_stats(lid: u32, tx: u32, ty: u32, vals: array<vec4f, 4>, left: u32, nro
         partials[out] = cm;
         partials[out + 1u] = c2;
     }
+}
+
+// How many of the 4 pixels from `first` (relative to the block) are among its `left` valid ones.
+fn held(left: u32, first: u32) -> f32 {
+    return f32(min(4u, max(left, first) - first));
 }
 
 // Chan's merge of (na, mean a, M2 a) and (nb, mean b, M2 b), per component.

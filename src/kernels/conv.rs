@@ -855,14 +855,14 @@ pub fn backward_weight(
     })
 }
 
-/// Output pixels per split-K chunk: the given number, or enough chunks that about
-/// `SPLIT_K_WORKGROUPS` workgroups run when each chunk has `per_chunk` of them, each chunk at
-/// least `MIN_CHUNK` pixels.
-fn split_k_chunk(pixels: usize, per_chunk: usize, chunk: Option<usize>) -> usize {
+/// Output pixels per split-K chunk: the given number, or enough chunks that about `target`
+/// workgroups run when each chunk has `per_chunk` of them, each chunk at least `MIN_CHUNK`
+/// pixels and at most `most` chunks.
+fn split_k_chunk(pixels: usize, per_chunk: usize, target: usize, most: usize, chunk: Option<usize>) -> usize {
     let chunk = chunk.unwrap_or_else(|| {
-        let want = SPLIT_K_WORKGROUPS.div_ceil(per_chunk.max(1));
-        let most = pixels.div_ceil(MIN_CHUNK);
-        pixels.div_ceil(want.clamp(1, most.max(1)))
+        let want = target.div_ceil(per_chunk.max(1));
+        let by_work = pixels.div_ceil(MIN_CHUNK);
+        pixels.div_ceil(want.min(by_work.max(1)).min(most).max(1))
     });
     chunk.clamp(1, pixels.max(1))
 }
@@ -947,7 +947,13 @@ pub(super) fn split_k_weight_gradient(
     let col_blocks = lanes.div_ceil(tile.wg).max(1);
     let channel_blocks = groups * (g.cout / groups).div_ceil(tile.ocb);
     let pixels = g.n * g.oh * g.ow;
-    let chunk = split_k_chunk(pixels, col_blocks * channel_blocks, chunk);
+    let chunk = split_k_chunk(
+        pixels,
+        col_blocks * channel_blocks,
+        SPLIT_K_WORKGROUPS,
+        usize::MAX,
+        chunk,
+    );
     let mut constants = geometry_constants(g);
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
@@ -980,14 +986,14 @@ pub fn backward_weight_block(
     let col_blocks = cols.div_ceil(BLOCK_CHANNELS);
     let channel_blocks = groups * (g.cout / groups).div_ceil(BLOCK_CHANNELS);
     let pixels = g.n * g.oh * g.ow;
-    let chunk = chunk
-        .unwrap_or_else(|| {
-            let want = BLOCK_SPLIT_K_WORKGROUPS.div_ceil(col_blocks * channel_blocks);
-            let by_work = pixels.div_ceil(MIN_CHUNK);
-            let by_scratch = SPLIT_K_SCRATCH_BYTES / (g.cout * cols * 4).max(1);
-            pixels.div_ceil(want.min(by_work).min(by_scratch).max(1))
-        })
-        .clamp(1, pixels.max(1));
+    let most = SPLIT_K_SCRATCH_BYTES / (g.cout * cols * 4).max(1);
+    let chunk = split_k_chunk(
+        pixels,
+        col_blocks * channel_blocks,
+        BLOCK_SPLIT_K_WORKGROUPS,
+        most,
+        chunk,
+    );
     let pipeline = gpu.pipeline(kernel, &geometry_constants(g))?;
     let grid = [
         u32_of("conv2d weight column blocks", col_blocks)?,
@@ -1020,7 +1026,7 @@ pub fn backward_weight_narrow(
         ));
     }
     let pixels = g.n * g.oh * g.ow;
-    let chunk = split_k_chunk(pixels, g.cout, chunk);
+    let chunk = split_k_chunk(pixels, g.cout, SPLIT_K_WORKGROUPS, usize::MAX, chunk);
     let mut constants = geometry_constants(g);
     constants.push(("CIN_G", cin_g as f64));
     let pipeline = gpu.pipeline(&CONV2D_BWD_WEIGHT_NARROW, &constants)?;

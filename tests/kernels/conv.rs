@@ -650,11 +650,9 @@ fn conv2d_block_and_texture_tiles_match_reference() {
             dil,
             groups,
         );
+        let xt = Tensor::from_slice(g, &x, xs).unwrap();
+        let dyt = Tensor::from_slice(g, &dy, ys.clone()).unwrap();
         for chunk in [None, Some(13)] {
-            let (xt, dyt) = (
-                Tensor::from_slice(g, &x, xs).unwrap(),
-                Tensor::from_slice(g, &dy, ys.clone()).unwrap(),
-            );
             let dw = Tensor::empty(g, ws).unwrap();
             let ds =
                 conv::backward_weight_tiled(g, &geom, ConvTile::BLOCK, chunk, dyt.buffer(), xt.buffer(), dw.buffer())
@@ -663,7 +661,6 @@ fn conv2d_block_and_texture_tiles_match_reference() {
             let what = format!("block weight grad x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} chunk {chunk:?}");
             assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
         }
-        let xt = Tensor::from_slice(g, &x, xs).unwrap();
         let wt = Tensor::from_slice(g, &wv, ws).unwrap();
         let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
         let rt = Tensor::from_slice(g, &r, ys.clone()).unwrap();
@@ -717,6 +714,24 @@ fn conv2d_block_and_texture_tiles_match_reference() {
             .iter()
             .all(|t| t.kind != TileKind::Block));
     }
+}
+
+/// `kernel` with its `i`-th `workgroupBarrier();` cut out, under a name of its own (pipelines
+/// are cached by name).
+fn without_barrier(kernel: &convoy::device::Shader, i: usize) -> &'static convoy::device::Shader {
+    let barrier = "workgroupBarrier();";
+    let at = kernel
+        .source
+        .match_indices(barrier)
+        .nth(i)
+        .expect("the kernel has that barrier")
+        .0;
+    let cut = format!("{}{}", &kernel.source[..at], &kernel.source[at + barrier.len()..]);
+    Box::leak(Box::new(convoy::device::Shader {
+        name: Box::leak(format!("{}_without_barrier_{i}", kernel.name).into_boxed_str()),
+        source: Box::leak(cut.into_boxed_str()),
+        bindings: kernel.bindings,
+    }))
 }
 
 /// Workgroup-memory races must not hide behind a CPU driver's lock-step lanes: the block kernel
@@ -801,14 +816,7 @@ fn conv2d_block_kernel_fails_without_any_one_of_its_barriers() {
         "the block kernel's barriers: 2 in the main loop, 2 in the statistics"
     );
     for i in 0..count {
-        let at = source.match_indices(barrier).nth(i).unwrap().0;
-        let cut = format!("{}{}", &source[..at], &source[at + barrier.len()..]);
-        let kernel: &'static Shader = Box::leak(Box::new(Shader {
-            name: Box::leak(format!("conv2d_fwd_block_without_barrier_{i}").into_boxed_str()),
-            source: Box::leak(cut.into_boxed_str()),
-            bindings: shaders::CONV2D_FWD_BLOCK.bindings,
-        }));
-        let (y, mean, var) = run(kernel);
+        let (y, mean, var) = run(without_barrier(&shaders::CONV2D_FWD_BLOCK, i));
         assert!(
             !(close(&y, &want) && close(&mean, &want_mean) && close(&var, &want_var)),
             "barrier {i} deleted and the block kernel still matches the reference: a test could not catch a race"
@@ -854,14 +862,7 @@ fn conv2d_block_weight_gradient_fails_without_either_barrier() {
     let barrier = "workgroupBarrier();";
     assert_eq!(source.matches(barrier).count(), 2);
     for i in 0..2 {
-        let at = source.match_indices(barrier).nth(i).unwrap().0;
-        let cut = format!("{}{}", &source[..at], &source[at + barrier.len()..]);
-        let kernel: &'static Shader = Box::leak(Box::new(Shader {
-            name: Box::leak(format!("conv2d_bwd_weight_block_without_barrier_{i}").into_boxed_str()),
-            source: Box::leak(cut.into_boxed_str()),
-            bindings: shaders::CONV2D_BWD_WEIGHT_BLOCK.bindings,
-        }));
-        let e = rel_err(&run(kernel), &want);
+        let e = rel_err(&run(without_barrier(&shaders::CONV2D_BWD_WEIGHT_BLOCK, i)), &want);
         assert!(
             e > RTOL,
             "barrier {i} deleted and the weight gradient still matches ({e:.2e})"
