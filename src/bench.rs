@@ -1,7 +1,9 @@
-//! The benchmark shape suite of shared/bench-suite.md and a timer for it, shared by
+//! The benchmark shape suite of shared/bench-suite.md, shared by
 //! `convoy bench` and the criterion benches so their numbers line up.
 
-use crate::device::Gpu;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::device::time_gpu;
+use crate::device::{Gpu, Timing};
 use crate::error::Result;
 use crate::kernels;
 use crate::ops::{Conv2dArgs, Conv2dGeom};
@@ -74,61 +76,6 @@ impl ConvShape {
             args,
         )
     }
-}
-
-/// Median and spread of repeated GPU runs, each synchronised.
-#[derive(Clone, Copy, Debug)]
-pub struct Timing {
-    pub median_ms: f64,
-    pub min_ms: f64,
-    pub iters: usize,
-    /// Median CPU time of this process per run (all threads, from /proc/self/stat; NaN where
-    /// that is unavailable). On a CPU driver such as lavapipe this is the work the driver did,
-    /// which a virtual machine's stolen time and other load do not inflate as they do wall time.
-    pub median_cpu_ms: f64,
-}
-
-/// CPU time of this process so far (user + system, all threads), in ms, from /proc/self/stat
-/// (clock ticks of 10 ms: Linux's USER_HZ is 100 on every architecture it exposes).
-#[cfg(not(target_arch = "wasm32"))]
-fn process_cpu_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // fields after the parenthesised command name: state is field 3, utime 14, stime 15
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks * 10.0)
-}
-
-/// Time `run` (which submits GPU work) `iters` times after `warmup` runs, waiting for the GPU
-/// after each, and report the median.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<Timing> {
-    for _ in 0..warmup {
-        run()?;
-        gpu.sync()?;
-    }
-    let mut ms = Vec::with_capacity(iters);
-    let mut cpu = Vec::with_capacity(iters);
-    for _ in 0..iters.max(1) {
-        let c = process_cpu_ms();
-        let t = std::time::Instant::now();
-        run()?;
-        gpu.sync()?;
-        ms.push(t.elapsed().as_secs_f64() * 1e3);
-        cpu.push(match (c, process_cpu_ms()) {
-            (Some(a), Some(b)) => b - a,
-            _ => f64::NAN,
-        });
-    }
-    ms.sort_by(f64::total_cmp);
-    cpu.sort_by(f64::total_cmp);
-    Ok(Timing {
-        median_ms: ms[ms.len() / 2],
-        min_ms: ms[0],
-        iters: ms.len(),
-        median_cpu_ms: cpu[cpu.len() / 2],
-    })
 }
 
 /// Copy bandwidth of the device: a buffer-to-buffer copy of `bytes`, counted as bytes read plus
@@ -225,12 +172,14 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
             tile,
             Default::default(),
             DType::F32,
-            conv_b.buffer(),
-            a.buffer(),
-            None,
-            None,
-            conv_c.buffer(),
-            None,
+            &kernels::conv::ForwardBuffers {
+                x: conv_b.buffer(),
+                w: a.buffer(),
+                bias: None,
+                residual: None,
+                y: conv_c.buffer(),
+                stats: None,
+            },
         )
     };
     let register = conv_with(kernels::conv::ConvTile::default_for(gpu, size, h * w))?;
@@ -395,7 +344,20 @@ impl ConvBench {
         let dx = Tensor::zeros(gpu, xs)?;
         let dw = Tensor::zeros(gpu, ws)?;
         let (xb, wb, yb) = (x.buffer(), w.buffer(), y.buffer());
-        let forward = kernels::conv::forward(gpu, &geom, Default::default(), DType::F32, xb, wb, None, None, yb, None)?;
+        let forward = kernels::conv::forward(
+            gpu,
+            &geom,
+            Default::default(),
+            DType::F32,
+            &kernels::conv::ForwardBuffers {
+                x: xb,
+                w: wb,
+                bias: None,
+                residual: None,
+                y: yb,
+                stats: None,
+            },
+        )?;
         let pixels = geom.n * geom.oh * geom.ow;
         let partials = Tensor::zeros(gpu, [pixels.div_ceil(kernels::conv::STATS_BLOCK), s.cout, 2])?;
         let forward_stats = kernels::conv::forward(
@@ -403,12 +365,14 @@ impl ConvBench {
             &geom,
             Default::default(),
             DType::F32,
-            xb,
-            wb,
-            None,
-            None,
-            yb,
-            Some(partials.buffer()),
+            &kernels::conv::ForwardBuffers {
+                x: xb,
+                w: wb,
+                bias: None,
+                residual: None,
+                y: yb,
+                stats: Some(partials.buffer()),
+            },
         )?;
         let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?;
         let backward_data_len = backward.len();
@@ -424,12 +388,14 @@ impl ConvBench {
                 &geom,
                 Default::default(),
                 DType::F16,
-                xh.buffer(),
-                wb,
-                None,
-                None,
-                yh.buffer(),
-                None,
+                &kernels::conv::ForwardBuffers {
+                    x: xh.buffer(),
+                    w: wb,
+                    bias: None,
+                    residual: None,
+                    y: yh.buffer(),
+                    stats: None,
+                },
             )?;
             tensors.extend([xh, yh]);
             Some(d)

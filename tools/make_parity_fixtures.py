@@ -1,24 +1,39 @@
 #!/usr/bin/env python3
 """Reference fixtures from PyTorch/torchvision for convoy's parity tests (tests/parity.rs).
 
-For each model: random-init weights from a seed (batch-norm statistics and affine parameters
-randomised too, so eval and train mode differ), a random input batch and labels, the logits in
-eval and train mode, and the weights, buffers and losses after one SGD step (after1) and after
-three (after3), with momentum, Nesterov, weight decay and label smoothing. Written as
-safetensors (torchvision names) and .npy.
+Each case is a model, a batch size, an image size and an initialisation. Written per case:
+random-init weights (batch-norm statistics and affine parameters randomised too, so eval and
+train mode differ), a random input batch and labels, the logits in eval and train mode, and
+for 1 and 3 SGD steps (momentum, Nesterov, weight decay, label smoothing) every step's loss and
+the *update* of every tensor, w_after - w_before, computed in float64:
 
-Several steps of batch-norm training on a tiny batch can be ill-conditioned: PyTorch's own
-float32 run drifts from its float64 run. So the weights are also written from a float64 run
-(after1_f64, after3_f64), and the test measures convoy against float64 with a bound set by how
-far float32 itself may land on the same fixture: PyTorch's two float32 summation orders (NCHW,
-and channels-last through oneDNN), and a float32 run whose every conv and batch-norm input is
-changed by about one rounding error (after*_pert). The last one matters: PyTorch on the CPU
-accumulates batch-norm statistics in float64, so its two orders can agree closely where a
-float32-accumulating implementation (a GPU runtime, convoy) moves a batch norm whose variance
-is near its eps or flips a ReLU6 mask (seen: 5e-5 between the orders, 2.4e-2 for a one-ulp
-change of the input). Of the seeds tried, the best-conditioned one by all three is kept.
+  update{S}_f64   PyTorch in float64: the reference
+  update{S}       PyTorch in float32, NCHW
+  update{S}_cl    PyTorch in float32, channels-last (oneDNN's NHWC kernels: another summation order)
+  update{S}_pert  PyTorch in float32 with about one rounding error added to the input of every
+                  conv and batch norm (seeded): what any other float32 summation order does
+  update{S}_noise PyTorch in float64 with 1e-6 relative noise at the same places: about the
+                  drift float32 arithmetic accumulates by a ResNet's last stage, so it shows
+                  which tensors hang on a ReLU mask at its kink (reported, not a bound)
 
-Usage: /usr/bin/python3 tools/make_parity_fixtures.py OUT_DIR [MODEL ...]
+The test holds convoy's update of each tensor to a small multiple of how far the three float32
+runs land from float64 *on that tensor*: where a rounding flips a ReLU mask at its kink, or a
+batch norm whose variance is near eps amplifies it, no float32 implementation can do better,
+and elsewhere the bound stays tight. Chaos is real here: in the team's resnet34 case below,
+convoy's update of layer4.2.bn1.bias is 1.6e-2 from float64 where PyTorch float32's is 1.8e-5,
+and tools/kink_probe.py shows why: one ReLU input of that channel is -2.3e-6 (1.3e-6 of the
+channel's scale; PyTorch float32 itself moves it by 5e-6), and float64 with that one mask
+flipped lands 1.8e-5 from convoy. A float32 implementation can only be asked to match where its
+own rounding cannot reach a kink, so of SEED_TRIES seeds the one whose float32 and noisy
+float64 runs stay closest to float64 is kept.
+
+Cases with `init: numpy` draw every parameter from numpy's generator, which gives the same bits
+on every CPU (torch's normal_ takes an AVX2 path on some CPUs and not on others).
+`resnet34_lead` is the case the team measured (issue 24): torch.manual_seed(11), torchvision's
+own initialisation, random batch-norm statistics, batch 8 at 80x80 (not in the test suite: its
+float64 runs take minutes).
+
+Usage: /usr/bin/python3 tools/make_parity_fixtures.py OUT_DIR [CASE ...]
 Needs Debian's python3-torch and python3-torchvision (CPU builds).
 """
 import json
@@ -30,12 +45,33 @@ import numpy as np
 import torch
 import torchvision
 
-MODELS = ["resnet18", "resnet34", "resnet50", "mobilenet_v2"]
+FORMAT = 2  # tests/parity.rs remakes fixtures whose meta.json has another format
+K = 10
+CASES = {
+    "resnet18": dict(model="resnet18", n=2, h=96, w=80, init="numpy"),
+    "resnet34": dict(model="resnet34", n=2, h=96, w=80, init="numpy"),
+    "resnet50": dict(model="resnet50", n=2, h=96, w=80, init="numpy"),
+    "mobilenet_v2": dict(model="mobilenet_v2", n=2, h=96, w=80, init="numpy"),
+    "resnet34_lead": dict(model="resnet34", n=8, h=80, w=80, init="torch", seed=11),
+}
 SEED = 1234
-N, H, W, K = 2, 96, 80, 10  # H != W, not multiples of 32
 SGD = dict(lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=True)
 SMOOTHING = 0.1
 SEED_TRIES = 4
+# Relative noise added to every conv and batch-norm input in the float32 run `_pert` (about one
+# rounding error) and in the float64 run `_noise`: the latter is about the drift that float32
+# arithmetic accumulates by a ResNet's last stage (PyTorch float32 moves resnet34's
+# layer4.2.bn1 outputs by 2.7e-6 of their scale from float64 at batch 8, 80x80), so it shows
+# which tensors hang on a ReLU mask at its kink.
+ROUNDING = 2.0**-23
+DRIFT = 1e-6
+RUNS = {  # tag: (dtype, channels_last, relative noise at every conv and batch-norm input)
+    "_f64": (torch.float64, False, 0.0),
+    "": (torch.float32, False, 0.0),
+    "_cl": (torch.float32, True, 0.0),
+    "_pert": (torch.float32, False, ROUNDING),
+    "_noise": (torch.float64, False, DRIFT),
+}
 
 
 def save_safetensors(path, tensors):
@@ -56,27 +92,43 @@ def save_safetensors(path, tensors):
             f.write(b)
 
 
-def build(name, seed=SEED):
+def build(case, seed):
+    name = case["model"]
     if name == "mobilenet_v2":
-        # dropout 0: convoy has no dropout, and a random mask could not be matched anyway
+        # dropout 0: the test compares updates, and PyTorch's random mask cannot be fed in
         m = torchvision.models.mobilenet_v2(num_classes=K, dropout=0.0)
     else:
         m = getattr(torchvision.models, name)(num_classes=K)
+    if case["init"] == "torch":
+        torch.manual_seed(seed)
+        m = getattr(torchvision.models, name)(num_classes=K)
+        random_bn(m, np.random.default_rng(seed))
+        return m
     return initialize(m, seed)
 
 
+def fill(t, values):
+    t.copy_(torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(t.shape)))
+
+
+def random_bn(m, rng):
+    """Random affine parameters and running statistics for every batch norm: eval and train mode
+    differ, and gamma/beta are not the trivial 1/0."""
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                c = mod.num_features
+                fill(mod.weight, rng.random(c) + 0.5)
+                fill(mod.bias, rng.random(c) * 0.4 - 0.2)
+                fill(mod.running_mean, rng.random(c) * 0.2 - 0.1)
+                fill(mod.running_var, rng.random(c) + 0.5)
+                mod.num_batches_tracked.fill_(3)
+
+
 def initialize(m, seed):
-    """Random parameters from numpy's generator, which gives the same bits on every CPU: torch's
-    normal_ takes an AVX2 code path on some CPUs and not on others, so torchvision's own
-    initialisation (and with it how well-conditioned a fixture is) depended on the machine.
-    Convs: He-normal with fan-out and zero biases (torchvision's rule); linear: PyTorch's default
-    uniform; batch norms: random affine parameters and running statistics (so eval and train
-    mode differ, and gamma/beta are not the trivial 1/0)."""
+    """Convs: He-normal with fan-out and zero biases (torchvision's rule); linear: PyTorch's
+    default uniform; batch norms: random (random_bn). All from numpy's generator."""
     rng = np.random.default_rng(seed)
-
-    def fill(t, values):
-        t.copy_(torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(t.shape)))
-
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.Conv2d):
@@ -89,130 +141,112 @@ def initialize(m, seed):
                 bound = 1.0 / np.sqrt(mod.in_features)
                 fill(mod.weight, rng.uniform(-bound, bound, mod.weight.shape))
                 fill(mod.bias, rng.uniform(-bound, bound, mod.bias.shape))
-            elif isinstance(mod, torch.nn.BatchNorm2d):
-                c = mod.num_features
-                fill(mod.weight, rng.random(c) + 0.5)
-                fill(mod.bias, rng.random(c) * 0.4 - 0.2)
-                fill(mod.running_mean, rng.random(c) * 0.2 - 0.1)
-                fill(mod.running_var, rng.random(c) + 0.5)
-                mod.num_batches_tracked.fill_(3)
+    random_bn(m, rng)
     return m
 
 
-def one_step(m, x, y, dtype, channels_last=False):
-    state = {k: v.clone() for k, v in m.state_dict().items()}
-    m.to(dtype).train()
-    x = x.to(dtype)
-    if channels_last:
-        # another float32 summation order (oneDNN's NHWC kernels)
-        m.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(m.parameters(), **SGD)
-    opt.zero_grad()
-    torch.nn.functional.cross_entropy(m(x.to(dtype)), y, label_smoothing=SMOOTHING).backward()
-    opt.step()
-    out = {k: v.double().clone() for k, v in m.state_dict().items() if v.is_floating_point()}
-    m.float().to(memory_format=torch.contiguous_format)
-    m.load_state_dict(state)
-    return out
-
-
-def worst(a, b):
-    return max((a[k] - b[k]).abs().max().item() / max(b[k].abs().max().item(), 1e-12) for k in b)
-
-
-def rounding_noise(m):
-    """Change the input of every conv and batch norm of `m` by about one float32 rounding
-    error (seeded), as a float32 implementation with other summation orders would: returns the
-    hook handles (remove them to stop)."""
+def input_noise(m, level):
+    """Multiply the input of every conv and batch norm of `m` by 1 + level * N(0, 1) (seeded):
+    returns the hook handles (remove them to stop)."""
     rng = np.random.default_rng(SEED + 3)
 
     def hook(_mod, inputs):
         x = inputs[0]
         noise = torch.from_numpy(rng.standard_normal(tuple(x.shape))).to(x.dtype)
-        return (x * (1 + 2.0**-23 * noise),) + tuple(inputs[1:])
+        return (x * (1 + level * noise),) + tuple(inputs[1:])
 
     return [mod.register_forward_pre_hook(hook) for mod in m.modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
 
 
-def float32_spread(m, x, y):
-    """How far float32 lands from float64 after one step: the worst of NCHW, channels-last and
-    NCHW with rounding noise at every layer."""
-    ref = one_step(m, x, y, torch.float64)
-    hooks = rounding_noise(m)
-    noisy = one_step(m, x, y, torch.float32)
+def train(m, x, y, steps, tag):
+    """`steps` SGD steps from m's current state in the run `tag`; returns the losses and every
+    floating-point tensor's update (float64), and puts m back as it was."""
+    dtype, channels_last, noise = RUNS[tag]
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    m.to(dtype).train()
+    hooks = input_noise(m, noise) if noise else []
+    xs = x.to(dtype)
+    if channels_last:
+        m.to(memory_format=torch.channels_last)
+        xs = xs.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(m.parameters(), **SGD)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(m(xs), y, label_smoothing=SMOOTHING)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
     for h in hooks:
         h.remove()
-    return max(
-        worst(one_step(m, x, y, torch.float32), ref),
-        worst(one_step(m, x, y, torch.float32, channels_last=True), ref),
-        worst(noisy, ref),
-    )
+    after = m.state_dict()
+    update = {k: after[k].double() - before[k].double() for k in before if before[k].is_floating_point()}
+    m.float().to(memory_format=torch.contiguous_format)
+    m.load_state_dict(before)
+    return losses, update
 
 
-def well_conditioned(name, x, y):
-    """The first seed whose float32 spread is at most 1e-5, else the best of SEED_TRIES."""
+def rel_norm(a, b):
+    return (a - b).norm().item() / max(b.norm().item(), 1e-30)
+
+
+def spread(m, x, y):
+    """The worst tensor's distance from float64 over the float32 runs and the float64 run with
+    drift-sized noise, after one step: small only where no tensor hangs on a ReLU kink."""
+    ref = train(m, x, y, 1, "_f64")[1]
+    runs = [train(m, x, y, 1, tag)[1] for tag in RUNS if tag != "_f64"]
+    return max(rel_norm(run[k], ref[k]) for run in runs for k in ref)
+
+
+def choose(case, x, y):
+    """A fixed seed, or for numpy-initialised cases the first of SEED_TRIES seeds whose spread
+    is at most 1e-5, else the best of them."""
+    if "seed" in case:
+        m = build(case, case["seed"])
+        return m, case["seed"], spread(m, x, y)
     best = None
     for seed in range(SEED, SEED + SEED_TRIES):
-        m = build(name, seed)
-        spread = float32_spread(m, x, y)
-        if spread <= 1e-5:
-            return m, seed, spread
-        if best is None or spread < best[2]:
-            best = (m, seed, spread)
+        m = build(case, seed)
+        s = spread(m, x, y)
+        print(f"  seed {seed}: spread {s:.2e}", file=sys.stderr, flush=True)
+        if s <= 1e-5:
+            return m, seed, s
+        if best is None or s < best[2]:
+            best = (m, seed, s)
     return best
 
 
 def main():
     out = sys.argv[1]
-    names = sys.argv[2:] or MODELS
-    torch.set_num_threads(2)
+    names = sys.argv[2:] or list(CASES)
+    torch.set_num_threads(1)  # tests run beside it on 2 cores: more threads only spin
     for name in names:
+        case = CASES[name]
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
         rng = np.random.default_rng(SEED + 2)
-        x = torch.from_numpy(rng.standard_normal((N, 3, H, W)).astype(np.float32))
-        y = torch.from_numpy(rng.integers(0, K, N).astype(np.int64))
-        m, seed, spread = well_conditioned(name, x, y)
+        x = torch.from_numpy(rng.standard_normal((case["n"], 3, case["h"], case["w"])).astype(np.float32))
+        y = torch.from_numpy(rng.integers(0, K, case["n"]).astype(np.int64))
+        m, seed, s = choose(case, x, y)
         save_safetensors(os.path.join(d, "weights.safetensors"), m.state_dict())
         np.save(os.path.join(d, "x.npy"), x.numpy())
         np.save(os.path.join(d, "y.npy"), y.numpy().astype(np.int64))
-        state = {k: v.clone() for k, v in m.state_dict().items()}
         with torch.no_grad():
             m.eval()
             np.save(os.path.join(d, "logits_eval.npy"), m(x).numpy())
             m.train()
+            state = {k: v.clone() for k, v in m.state_dict().items()}
             np.save(os.path.join(d, "logits_train.npy"), m(x).numpy())
-        runs = []
+            m.load_state_dict(state)  # the train-mode forward moved the running statistics
         for steps in (1, 3):
-            runs += [(steps, torch.float32, False, False, f"after{steps}"), (steps, torch.float32, True, False, f"after{steps}_cl")]
-            runs += [(steps, torch.float32, False, True, f"after{steps}_pert"), (steps, torch.float64, False, False, f"after{steps}_f64")]
-        for steps, dtype, cl, noise, tag in runs:
-            m.load_state_dict(state)
-            m.to(dtype).train()
-            hooks = rounding_noise(m) if noise else []
-            xs = x.to(dtype)
-            if cl:
-                m.to(memory_format=torch.channels_last)
-                xs = xs.contiguous(memory_format=torch.channels_last)
-            opt = torch.optim.SGD(m.parameters(), **SGD)
-            losses = []
-            for _ in range(steps):
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(m(xs), y, label_smoothing=SMOOTHING)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-            np.save(os.path.join(d, f"{tag}_losses.npy"), np.array(losses, dtype=np.float32))
-            for h in hooks:
-                h.remove()
-            sd = {k: (v.float() if v.is_floating_point() else v) for k, v in m.state_dict().items()}
-            save_safetensors(os.path.join(d, f"{tag}.safetensors"), sd)
-            m.float().to(memory_format=torch.contiguous_format)
-        meta = dict(SGD, seed=seed, torch_f32_one_step_spread=spread, label_smoothing=SMOOTHING, num_classes=K, torch=torch.__version__, torchvision=torchvision.__version__)
+            for tag in RUNS:
+                losses, update = train(m, x, y, steps, tag)
+                np.save(os.path.join(d, f"losses{steps}{tag}.npy"), np.array(losses, dtype=np.float32))
+                save_safetensors(os.path.join(d, f"update{steps}{tag}.safetensors"), {k: v.float() for k, v in update.items()})
+        meta = dict(SGD, format=FORMAT, model=case["model"], init=case["init"], seed=seed, torch_f32_one_step_spread=s, label_smoothing=SMOOTHING, num_classes=K, torch=torch.__version__, torchvision=torchvision.__version__)
         with open(os.path.join(d, "meta.json"), "w") as f:
             json.dump(meta, f)
-        print(f"{d}: written")
+        print(f"{d}: written (seed {seed}, float32 spread {s:.2e})")
 
 
 if __name__ == "__main__":

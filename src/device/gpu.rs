@@ -147,7 +147,8 @@ impl GpuBuilder {
     }
 
     /// Time the candidate tile configurations of each new kernel shape and keep the fastest
-    /// (default: CONVOY_TUNE=1 turns it on; off, every kernel uses its deterministic default).
+    /// (default: CONVOY_TUNE=1 or 0, else on for GPUs and off for CPU drivers as the kernel
+    /// policy says; off, every kernel uses its deterministic default).
     pub fn tune(mut self, on: bool) -> Self {
         self.tune = Some(on);
         self
@@ -190,10 +191,11 @@ impl GpuBuilder {
             ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
         });
         let adapter = pick_adapter(&instance, backends, which.as_deref(), self.local_rank).await?;
-        let tune = self
-            .tune
-            .unwrap_or_else(|| std::env::var("CONVOY_TUNE").is_ok_and(|v| v == "1"));
-        let tune = tune.then(|| self.tune_cache.or_else(super::Tuner::default_path));
+        let tune = match self.tune {
+            Some(on) => Some(on),
+            None => tune_from_env()?,
+        };
+        let tune_cache = self.tune_cache.or_else(super::Tuner::default_path);
         let kernels = match self.kernels {
             Some(f) => Some(f),
             None => super::KernelFamily::from_env()?,
@@ -203,7 +205,17 @@ impl GpuBuilder {
             p.max_texture_side = p.max_texture_side.min(self.max_texture_side.unwrap_or(u32::MAX));
             p
         };
-        open(adapter, self.want_f16, self.poison, tune, policy).await
+        open(adapter, self.want_f16, self.poison, (tune, tune_cache), policy).await
+    }
+}
+
+/// `CONVOY_TUNE`: 1 turns the tuner on, 0 off; unset leaves it to the kernel policy.
+fn tune_from_env() -> Result<Option<bool>> {
+    match std::env::var("CONVOY_TUNE").as_deref() {
+        Err(_) | Ok("") => Ok(None),
+        Ok("1") => Ok(Some(true)),
+        Ok("0") => Ok(Some(false)),
+        Ok(other) => Err(Error::arg("Gpu", "CONVOY_TUNE", format!("'{other}' is not 0 or 1"))),
     }
 }
 
@@ -311,12 +323,13 @@ async fn pick_adapter(
         })
 }
 
-/// `tune`: tuning on, with the cache file if any; `policy`: the kernel policy for the device.
+/// `tune`: tuning on or off (else the policy's default) and the cache file if any; `policy`:
+/// the kernel policy for the device.
 async fn open(
     adapter: wgpu::Adapter,
     want_f16: Option<bool>,
     poison: bool,
-    tune: Option<Option<std::path::PathBuf>>,
+    (tune, tune_cache): (Option<bool>, Option<std::path::PathBuf>),
     policy: impl FnOnce(&GpuInfo) -> super::KernelPolicy,
 ) -> Result<Gpu> {
     let ainfo = adapter.get_info();
@@ -381,11 +394,11 @@ async fn open(
     device.set_device_lost_callback(move |reason, msg| {
         *super::lock(&f) = Some(format!("the device was lost ({reason:?}): {msg}"));
     });
-    let tuner = tune.map(|path| {
-        let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
-        super::Tuner::new(key, path)
-    });
     let policy = policy(&info);
+    let tuner = tune.unwrap_or(policy.tune_by_default).then(|| {
+        let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
+        super::Tuner::new(key, tune_cache)
+    });
     Ok(Gpu {
         inner: Arc::new(GpuInner {
             policy,

@@ -7,6 +7,7 @@ mod pipeline;
 mod policy;
 mod readback;
 mod texture;
+mod timer;
 mod tune;
 
 pub use dispatch::{grid_1d, Dispatch, Resource, MAX_WORKGROUPS_PER_DIM};
@@ -17,4 +18,7 @@ pub use policy::{KernelFamily, KernelPolicy};
 pub use readback::map_read_after;
 pub use readback::{map_read, read_buffer};
 pub use texture::{OperandTexture, OPERAND_FORMAT};
-pub use tune::Tuner;
+pub use timer::Timing;
+#[cfg(not(target_arch = "wasm32"))]
+pub use timer::{time_dispatches, time_gpu};
+pub use tune::{TuneCost, Tuner};

@@ -50,6 +50,11 @@ const CPU_DRIVER_NAMES: &[&str] = &[
     "warp",
 ];
 
+/// Output pixels a CPU driver's tuner times each conv candidate on (`tune_sample_pixels`): 16
+/// workgroups of 64 lanes x 4 pixels, several per thread of the driver, so each candidate's
+/// workgroup shape is timed as it runs at full size.
+const TUNE_SAMPLE_PIXELS: usize = 4096;
+
 /// The kernel choices of one device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelPolicy {
@@ -62,26 +67,41 @@ pub struct KernelPolicy {
     /// The largest 2D texture side the operand textures may use (the device's limit; tests
     /// lower it to exercise the layouts that fold a batch into several bands).
     pub max_texture_side: u32,
+    /// Whether the kernel tuner runs unless told otherwise (`CONVOY_TUNE`, `GpuBuilder::tune`):
+    /// on a GPU, where tile choice moves a kernel by integer factors and timing a candidate
+    /// costs microseconds; not on a CPU driver (whichever family is forced), where timing
+    /// every candidate of every new shape costs seconds, nor in the browser, which has no
+    /// synchronous clock to time with.
+    pub tune_by_default: bool,
+    /// The tuner times a conv's candidates on the first images of the batch, enough for this
+    /// many output pixels, where time follows the work (a CPU driver: timing at batch 8 would
+    /// cost 8x for the same ranking); on a GPU, the whole batch (a slice would not fill it, and
+    /// occupancy is what the tiles trade).
+    pub tune_sample_pixels: Option<usize>,
 }
 
 impl KernelPolicy {
     /// The policy for the adapter `info` describes, or for the family `forced` names.
     pub fn choose(info: &GpuInfo, forced: Option<KernelFamily>) -> KernelPolicy {
         let name = format!("{} {}", info.name, info.driver).to_ascii_lowercase();
-        let (family, reason) = if let Some(f) = forced {
-            (f, "forced by CONVOY_KERNELS or GpuBuilder::kernels".to_string())
-        } else if info.device_type == wgpu::DeviceType::Cpu {
+        let (device, reason) = if info.device_type == wgpu::DeviceType::Cpu {
             (KernelFamily::Cpu, "device type Cpu".to_string())
         } else if let Some(n) = CPU_DRIVER_NAMES.iter().find(|n| name.contains(*n)) {
             (KernelFamily::Cpu, format!("a CPU driver ({n})"))
         } else {
             (KernelFamily::Gpu, format!("device type {:?}", info.device_type))
         };
+        let (family, reason) = match forced {
+            Some(f) => (f, "forced by CONVOY_KERNELS or GpuBuilder::kernels".to_string()),
+            None => (device, reason),
+        };
         KernelPolicy {
             family,
             reason,
             texture_operands: family == KernelFamily::Cpu,
             max_texture_side: info.limits.max_texture_dimension_2d,
+            tune_by_default: device == KernelFamily::Gpu && !cfg!(target_arch = "wasm32"),
+            tune_sample_pixels: (device == KernelFamily::Cpu).then_some(TUNE_SAMPLE_PIXELS),
         }
     }
 }
@@ -102,7 +122,12 @@ impl fmt::Display for KernelPolicy {
         } else {
             write!(f, "; conv operands from storage buffers")?;
         }
-        Ok(())
+        let tuning = if self.tune_by_default {
+            "on unless CONVOY_TUNE=0"
+        } else {
+            "off unless CONVOY_TUNE=1"
+        };
+        write!(f, "; tuner {tuning}")
     }
 }
 
@@ -127,9 +152,13 @@ mod tests {
         let h100 = KernelPolicy::choose(&info("NVIDIA H100 80GB HBM3", wgpu::DeviceType::DiscreteGpu), None);
         assert_eq!(h100.family, KernelFamily::Gpu);
         assert!(!h100.texture_operands);
+        assert!(h100.tune_by_default);
+        assert_eq!(h100.tune_sample_pixels, None);
         let lavapipe = KernelPolicy::choose(&info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu), None);
         assert_eq!(lavapipe.family, KernelFamily::Cpu);
         assert!(lavapipe.texture_operands);
+        assert!(!lavapipe.tune_by_default);
+        assert!(lavapipe.tune_sample_pixels.is_some());
         // a browser adapter has no device type; SwiftShader names itself
         let swiftshader = KernelPolicy::choose(&info("google swiftshader", wgpu::DeviceType::Other), None);
         assert_eq!(swiftshader.family, KernelFamily::Cpu);
@@ -141,6 +170,13 @@ mod tests {
     fn convoy_kernels_forces_a_family() {
         let forced = KernelPolicy::choose(&info("llvmpipe", wgpu::DeviceType::Cpu), Some(KernelFamily::Gpu));
         assert_eq!(forced.family, KernelFamily::Gpu);
+        // forcing the gpu family onto a CPU driver does not make timing candidates cheap there
+        assert!(!forced.tune_by_default);
+        let forced_cpu = KernelPolicy::choose(
+            &info("NVIDIA H100", wgpu::DeviceType::DiscreteGpu),
+            Some(KernelFamily::Cpu),
+        );
+        assert!(forced_cpu.tune_by_default);
         assert_eq!(KernelFamily::parse("CPU").unwrap(), Some(KernelFamily::Cpu));
         assert_eq!(KernelFamily::parse("auto").unwrap(), None);
         assert!(KernelFamily::parse("tpu").is_err());

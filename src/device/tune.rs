@@ -2,9 +2,11 @@
 //! adapter. Kernel launchers (`kernels/`) ask it before they pick a configuration; when tuning is
 //! on and the shape is new, they time the candidates and record the winner here.
 //!
-//! Tuning is off unless asked for (`CONVOY_TUNE=1` or `GpuBuilder::tune(true)`): the default tiles
-//! are deterministic and cost nothing at start-up, while timing a dozen candidates per shape costs
-//! seconds on a CPU driver. With tuning on, the choices persist in a small text file
+//! Tuning is on by default on GPUs and off on CPU drivers (`KernelPolicy::tune_by_default`;
+//! `CONVOY_TUNE=1|0` or `GpuBuilder::tune` decide otherwise): on a GPU the tile moves a kernel by
+//! integer factors and timing a candidate with timestamp queries costs microseconds, while on a
+//! CPU driver timing a dozen candidates per shape costs seconds and the default tiles are the
+//! measured best there. The choices persist in a small text file
 //! (`CONVOY_TUNE_CACHE`, else `$XDG_CACHE_HOME/convoy/tune.tsv`, else `~/.cache/convoy/tune.tsv`),
 //! one line per choice: adapter, kernel and shape key, then the configuration's numbers.
 
@@ -12,12 +14,23 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+/// What tuning has cost this process so far: shapes tuned, candidates timed, timed runs of
+/// them (warm-ups included) and the wall time spent building and timing them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TuneCost {
+    pub shapes: usize,
+    pub candidates: usize,
+    pub runs: usize,
+    pub seconds: f64,
+}
+
 pub struct Tuner {
     /// The adapter part of every key (name, backend, driver): a choice made on one device is
     /// never reused on another.
     adapter: String,
     path: Option<PathBuf>,
     choices: Mutex<HashMap<String, Vec<usize>>>,
+    cost: Mutex<TuneCost>,
 }
 
 impl Tuner {
@@ -41,6 +54,7 @@ impl Tuner {
             adapter,
             path,
             choices: Mutex::new(choices),
+            cost: Mutex::default(),
         }
     }
 
@@ -53,6 +67,20 @@ impl Tuner {
         env("CONVOY_TUNE_CACHE")
             .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("convoy/tune.tsv")))
             .or_else(|| env("HOME").map(|d| d.join(".cache/convoy/tune.tsv")))
+    }
+
+    /// What tuning has cost this process so far.
+    pub fn cost(&self) -> TuneCost {
+        *crate::device::lock(&self.cost)
+    }
+
+    /// Count one tuned shape: `candidates` timed with `runs` runs each, in `seconds`.
+    pub(crate) fn add_cost(&self, candidates: usize, runs: usize, seconds: f64) {
+        let mut c = crate::device::lock(&self.cost);
+        c.shapes += 1;
+        c.candidates += candidates;
+        c.runs += candidates * runs;
+        c.seconds += seconds;
     }
 
     /// The recorded choice for `key` (kernel name and shape), if any.

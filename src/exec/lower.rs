@@ -41,12 +41,14 @@ pub fn lower(
                 &geom,
                 *epi,
                 storage,
-                &i(0),
-                &i(1),
-                b.as_ref(),
-                r.as_ref(),
-                &o(0),
-                partials.as_ref(),
+                &kernels::conv::ForwardBuffers {
+                    x: &i(0),
+                    w: &i(1),
+                    bias: b.as_ref(),
+                    residual: r.as_ref(),
+                    y: &o(0),
+                    stats: partials.as_ref(),
+                },
             )?
         }
         Op::BatchNorm {

@@ -44,7 +44,20 @@ pub fn gemm(
     if g.m < TILE && !g.trans_a && g.trans_b {
         let geom = pointwise([g.m, g.k, 1, 1], [g.n, g.k, 1, 1])?;
         let epi = Epilogue::default();
-        return super::conv::forward(gpu, &geom, epi, storage, a, b, bias, None, c, None);
+        return super::conv::forward(
+            gpu,
+            &geom,
+            epi,
+            storage,
+            &super::conv::ForwardBuffers {
+                x: a,
+                w: b,
+                bias,
+                residual: None,
+                y: c,
+                stats: None,
+            },
+        );
     }
     if g.m < TILE && !g.trans_a && bias.is_none() && storage == DType::F32 {
         let geom = pointwise([g.m, g.n, 1, 1], [g.k, g.n, 1, 1])?;

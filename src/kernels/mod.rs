@@ -2,7 +2,6 @@
 //! uniform sizes and grid. They take raw buffers so the functional API and compiled plans share them.
 
 pub mod conv;
-pub mod conv_texture;
 pub mod elementwise;
 pub mod linear;
 pub mod loss;

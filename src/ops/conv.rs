@@ -141,12 +141,14 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
         &geom,
         Default::default(),
         storage,
-        x.buffer(),
-        weight.buffer(),
-        bias.map(|b| b.buffer()),
-        None,
-        y.buffer(),
-        None,
+        &kernels::conv::ForwardBuffers {
+            x: x.buffer(),
+            w: weight.buffer(),
+            bias: bias.map(|b| b.buffer()),
+            residual: None,
+            y: y.buffer(),
+            stats: None,
+        },
     )?;
     gpu.run(&ds);
     Ok(y)

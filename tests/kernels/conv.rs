@@ -306,8 +306,8 @@ fn conv2d_rejects_bad_shapes() {
 /// kernels (the last also with small forced split-K chunks), against the f64 references.
 #[test]
 fn conv2d_every_tile_configuration() {
+    use convoy::kernels::conv::texture as conv_texture;
     use convoy::kernels::conv::{self, ConvTile, TileKind};
-    use convoy::kernels::conv_texture;
     use convoy::ops::conv::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(3);
@@ -394,12 +394,14 @@ fn conv2d_every_tile_configuration() {
             &geom,
             Default::default(),
             DType::F32,
-            xt.buffer(),
-            wt.buffer(),
-            None,
-            None,
-            y.buffer(),
-            None,
+            &conv::ForwardBuffers {
+                x: xt.buffer(),
+                w: wt.buffer(),
+                bias: None,
+                residual: None,
+                y: y.buffer(),
+                stats: None,
+            },
         )
         .unwrap();
         g.run(&d);
@@ -413,12 +415,14 @@ fn conv2d_every_tile_configuration() {
                 tile,
                 Default::default(),
                 DType::F32,
-                xt.buffer(),
-                wt.buffer(),
-                None,
-                None,
-                y.buffer(),
-                None,
+                &conv::ForwardBuffers {
+                    x: xt.buffer(),
+                    w: wt.buffer(),
+                    bias: None,
+                    residual: None,
+                    y: y.buffer(),
+                    stats: None,
+                },
             )
             .unwrap();
             g.run(&d);
@@ -459,12 +463,14 @@ fn conv2d_every_tile_configuration() {
             ConvTile::BLOCK,
             Default::default(),
             DType::F32,
-            xt.buffer(),
-            wt.buffer(),
-            None,
-            None,
-            y.buffer(),
-            None,
+            &conv::ForwardBuffers {
+                x: xt.buffer(),
+                w: wt.buffer(),
+                bias: None,
+                residual: None,
+                y: y.buffer(),
+                stats: None,
+            },
         )
         .unwrap();
         g.run(&d);
@@ -488,12 +494,14 @@ fn conv2d_every_tile_configuration() {
                 tile,
                 Default::default(),
                 DType::F32,
-                xt.buffer(),
-                wt.buffer(),
-                None,
-                None,
-                y.buffer(),
-                None,
+                &conv::ForwardBuffers {
+                    x: xt.buffer(),
+                    w: wt.buffer(),
+                    bias: None,
+                    residual: None,
+                    y: y.buffer(),
+                    stats: None,
+                },
             )
             .unwrap();
             g.run(&ds);
@@ -678,12 +686,14 @@ fn conv2d_block_and_texture_tiles_match_reference() {
                 tile,
                 epi,
                 DType::F32,
-                xt.buffer(),
-                wt.buffer(),
-                Some(bt.buffer()),
-                Some(rt.buffer()),
-                y.buffer(),
-                None,
+                &conv::ForwardBuffers {
+                    x: xt.buffer(),
+                    w: wt.buffer(),
+                    bias: Some(bt.buffer()),
+                    residual: Some(rt.buffer()),
+                    y: y.buffer(),
+                    stats: None,
+                },
             )
             .unwrap();
             g.run(&d);
@@ -774,12 +784,14 @@ fn conv2d_block_kernel_fails_without_any_one_of_its_barriers() {
             &geom,
             Default::default(),
             DType::F32,
-            xt.buffer(),
-            wt.buffer(),
-            None,
-            None,
-            y.buffer(),
-            Some(partials.buffer()),
+            &conv::ForwardBuffers {
+                x: xt.buffer(),
+                w: wt.buffer(),
+                bias: None,
+                residual: None,
+                y: y.buffer(),
+                stats: Some(partials.buffer()),
+            },
         )
         .unwrap();
         ds.push(
@@ -944,6 +956,83 @@ fn conv2d_tuner_records_and_reuses_choices() {
     }
 }
 
+/// A recorded choice decides the kernel, whichever kind of tile it names: the gpu family's
+/// first forward of a shape records a tile; the record rewritten by hand to a block tile and
+/// to a register tile, a new device on the cache runs exactly that kernel and tile (seen in its
+/// dispatches), computes the right result, and does not time the candidates again.
+#[test]
+fn conv2d_tuner_reuses_recorded_block_and_register_tiles() {
+    use convoy::kernels::conv::{self, ForwardBuffers};
+    use convoy::ops::conv::Conv2dGeom;
+    use convoy::KernelFamily;
+    let mut rng = Rng::new(12);
+    // 40 output channels: the block tile is a candidate (and the gpu family's default)
+    let (xs, ws) = ([2, 8, 9, 9], [40, 8, 3, 3]);
+    let x = rng.vec(2 * 8 * 81, -1.0, 1.0);
+    let w = rng.vec(40 * 72, -0.5, 0.5);
+    let args = Conv2dArgs {
+        padding: 1,
+        ..Default::default()
+    };
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+    let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
+    let dir = std::env::temp_dir().join(format!("convoy-tune-records-{}", std::process::id()));
+    let cache = dir.join("tune.tsv");
+    let _ = std::fs::remove_file(&cache);
+    let open = || {
+        convoy::Gpu::builder()
+            .tune(true)
+            .tune_cache(&cache)
+            .kernels(KernelFamily::Gpu)
+            .build()
+            .unwrap()
+    };
+    // the forward's dispatches on a fresh device, checked against the reference
+    let run = |what: &str| {
+        let gpu = open();
+        let xt = Tensor::from_slice(&gpu, &x, xs).unwrap();
+        let wt = Tensor::from_slice(&gpu, &w, ws).unwrap();
+        let y = Tensor::zeros(&gpu, geom.out_shape()).unwrap();
+        let b = ForwardBuffers {
+            x: xt.buffer(),
+            w: wt.buffer(),
+            bias: None,
+            residual: None,
+            y: y.buffer(),
+            stats: None,
+        };
+        let ds = conv::forward(&gpu, &geom, Default::default(), DType::F32, &b).unwrap();
+        gpu.run(&ds);
+        assert_close(what, &y.to_vec().unwrap(), &want, RTOL);
+        ds.iter().map(|d| (d.pipeline.shader.name, d.grid)).collect::<Vec<_>>()
+    };
+    run("tuned");
+    let shape = "n2 c8 9x9 -> 40 k3x3 s1 p1 d1 g1";
+    let text = std::fs::read_to_string(&cache).expect("the tuner writes its cache file");
+    let line = text
+        .lines()
+        .find(|l| l.contains(shape))
+        .unwrap_or_else(|| panic!("no choice recorded for {shape}:\n{text}"))
+        .to_string();
+    let mut fields = line.split('\t');
+    let (adapter, key) = (fields.next().unwrap(), fields.next().unwrap());
+    // (record, kernel, channel blocks in grid z): the block tile covers all 40 channels in one
+    // block of 64; the register tile of 4 channels x 32 invocations needs 10
+    for (record, kernel, z) in [("64 256 1", "conv2d_fwd_block", 1), ("4 32", "conv2d_fwd", 10)] {
+        std::fs::write(&cache, format!("{adapter}\t{key}\t{record}\n")).unwrap();
+        let written = std::fs::metadata(&cache).unwrap().modified().unwrap();
+        let ds = run(&format!("recorded {record}"));
+        assert_eq!(ds.len(), 1, "{record}: {ds:?}");
+        assert_eq!((ds[0].0, ds[0].1[2]), (kernel, z), "{record}: the recorded tile runs");
+        assert_eq!(
+            std::fs::metadata(&cache).unwrap().modified().unwrap(),
+            written,
+            "{record}: reused, not re-tuned (the tuner rewrites the file)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The kernel policy's two families on the same shapes: the CPU family (texture operands), the
 /// GPU family forced (storage-buffer kernels), and the CPU family on a device whose textures
 /// are small (CONVOY's texture side capped): batches folded into bands of planes, and inputs
@@ -951,7 +1040,7 @@ fn conv2d_tuner_records_and_reuses_choices() {
 /// references, forward (with bias), input and weight gradients, through the launchers' defaults.
 #[test]
 fn conv2d_both_kernel_families_and_small_texture_limits() {
-    use convoy::kernels::{conv, conv_texture};
+    use convoy::kernels::conv::{self, texture as conv_texture};
     use convoy::ops::conv::Conv2dGeom;
     use convoy::{Gpu, KernelFamily};
     let open = |b: convoy::GpuBuilder| {
@@ -1011,7 +1100,21 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             let dw = Tensor::empty(g, ws).unwrap();
             let (epi, f32) = (Default::default(), DType::F32);
             let (xb, wb) = (xt.buffer(), wt.buffer());
-            let mut ds = conv::forward(g, &geom, epi, f32, xb, wb, Some(bt.buffer()), None, y.buffer(), None).unwrap();
+            let mut ds = conv::forward(
+                g,
+                &geom,
+                epi,
+                f32,
+                &conv::ForwardBuffers {
+                    x: xb,
+                    w: wb,
+                    bias: Some(bt.buffer()),
+                    residual: None,
+                    y: y.buffer(),
+                    stats: None,
+                },
+            )
+            .unwrap();
             ds.extend(conv::backward_data(g, &geom, dyt.buffer(), wb, dx.buffer()).unwrap());
             ds.extend(conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer()).unwrap());
             g.run(&ds);

@@ -1,6 +1,6 @@
 //! relu, add, flatten.
 
-use crate::common::{assert_close, gpu, to_f64};
+use crate::common::{assert_close, gpu};
 use convoy::ops::{add, flatten, relu};
 use convoy::rng::Rng;
 use convoy::Tensor;
@@ -47,13 +47,47 @@ fn add_rejects_mismatched_shapes_and_flatten_is_a_view() {
     let b = Tensor::zeros(g, [3, 2]).unwrap();
     let err = add(g, &a, &b).unwrap_err().to_string();
     assert!(err.contains("add") && err.contains("[3, 2]"), "{err}");
-    let x = Tensor::from_slice(g, &to_f32((0..24).collect()), [2, 3, 2, 2]).unwrap();
+    // values that name their (n, c, h, w) position, so a transposed or shifted read shows
+    let value = |n: usize, c: usize, h: usize, w: usize| (1000 * n + 100 * c + 10 * h + w) as f32;
+    let mut data = Vec::new();
+    for n in 0..2 {
+        for c in 0..3 {
+            for h in 0..2 {
+                for w in 0..2 {
+                    data.push(value(n, c, h, w));
+                }
+            }
+        }
+    }
+    let x = Tensor::from_slice(g, &data, [2, 3, 2, 2]).unwrap();
     let f = flatten(&x).unwrap();
     assert_eq!(f.dims(), &[2, 12]);
-    assert_eq!(f.to_vec().unwrap(), x.to_vec().unwrap());
-    let _ = to_f64(&[]);
-}
-
-fn to_f32(v: Vec<i32>) -> Vec<f32> {
-    v.into_iter().map(|i| i as f32).collect()
+    let got = f.to_vec().unwrap();
+    for n in 0..2 {
+        for c in 0..3 {
+            for h in 0..2 {
+                for w in 0..2 {
+                    assert_eq!(
+                        got[n * 12 + c * 4 + h * 2 + w],
+                        value(n, c, h, w),
+                        "flatten at ({n}, {c}, {h}, {w})"
+                    );
+                }
+            }
+        }
+    }
+    // a view: a write through the input is seen through the flattened tensor
+    x.write(&[7.0; 24]).unwrap();
+    assert_eq!(
+        f.to_vec().unwrap(),
+        vec![7.0; 24],
+        "flatten copied its input instead of viewing it"
+    );
+    assert!(flatten(
+        &Tensor::from_slice(g, &[1.0], [1])
+            .unwrap()
+            .reshape(Vec::<usize>::new())
+            .unwrap()
+    )
+    .is_err());
 }

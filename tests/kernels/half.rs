@@ -137,12 +137,14 @@ fn conv2d_f16_matches_reference() {
                     &geom,
                     epi,
                     DType::F16,
-                    xt.buffer(),
-                    wt.buffer(),
-                    Some(bt.buffer()),
-                    Some(rt.buffer()),
-                    y.buffer(),
-                    None,
+                    &conv::ForwardBuffers {
+                        x: xt.buffer(),
+                        w: wt.buffer(),
+                        bias: Some(bt.buffer()),
+                        residual: Some(rt.buffer()),
+                        y: y.buffer(),
+                        stats: None,
+                    },
                 )
             } else {
                 conv::forward_tiled(
@@ -151,12 +153,14 @@ fn conv2d_f16_matches_reference() {
                     tile,
                     epi,
                     DType::F16,
-                    xt.buffer(),
-                    wt.buffer(),
-                    Some(bt.buffer()),
-                    Some(rt.buffer()),
-                    y.buffer(),
-                    None,
+                    &conv::ForwardBuffers {
+                        x: xt.buffer(),
+                        w: wt.buffer(),
+                        bias: Some(bt.buffer()),
+                        residual: Some(rt.buffer()),
+                        y: y.buffer(),
+                        stats: None,
+                    },
                 )
             };
             g.run(&dispatch.unwrap());

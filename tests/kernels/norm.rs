@@ -194,12 +194,14 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                 tile,
                 Default::default(),
                 convoy::DType::F32,
-                xt.buffer(),
-                wt.buffer(),
-                Some(bt.buffer()),
-                None,
-                y.buffer(),
-                Some(partials.buffer()),
+                &conv::ForwardBuffers {
+                    x: xt.buffer(),
+                    w: wt.buffer(),
+                    bias: Some(bt.buffer()),
+                    residual: None,
+                    y: y.buffer(),
+                    stats: Some(partials.buffer()),
+                },
             )
             .unwrap();
             let merge = norm::merge_stats(
@@ -231,12 +233,14 @@ fn conv_block_statistics_merge_to_batch_statistics() {
             &geom,
             Default::default(),
             convoy::DType::F32,
-            xt.buffer(),
-            wt.buffer(),
-            Some(bt.buffer()),
-            None,
-            y.buffer(),
-            Some(partials.buffer()),
+            &conv::ForwardBuffers {
+                x: xt.buffer(),
+                w: wt.buffer(),
+                bias: Some(bt.buffer()),
+                residual: None,
+                y: y.buffer(),
+                stats: Some(partials.buffer()),
+            },
         )
         .unwrap();
         g.run(&d);

@@ -4,8 +4,9 @@
 
 use clap::{Args, ValueEnum};
 use convoy::bench::{
-    copy_bandwidth, gemm_ceiling, run_model, time_gpu, ConvBench, ModelBench, ModelRun, CONV_SUITE, SUITE_BATCH,
+    copy_bandwidth, gemm_ceiling, run_model, ConvBench, ModelBench, ModelRun, CONV_SUITE, SUITE_BATCH,
 };
+use convoy::device::time_gpu;
 use convoy::Gpu;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -230,7 +231,16 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                 iters: a.iters,
                 profile: a.profile,
             };
+            let cost_before = gpu.tuner().map(|t| t.cost()).unwrap_or_default();
             let r = run_model(gpu, b, shape, run)?;
+            // what the tuner timed while compiling this model (zero for shapes it knew)
+            let cost = gpu.tuner().map(|t| t.cost()).unwrap_or_default();
+            let (tuned, timed, runs, tune_s) = (
+                cost.shapes - cost_before.shapes,
+                cost.candidates - cost_before.candidates,
+                cost.runs - cost_before.runs,
+                cost.seconds - cost_before.seconds,
+            );
             if modes.len() == 2 && !f16 {
                 if fusion {
                     rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_ms;
@@ -245,7 +255,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             let storage = if f16 { "f16" } else { "f32" };
             if a.json {
                 items.push(format!(
-                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"images_per_sec\":{:.3}}}",
+                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"images_per_sec\":{:.3},\"tuned_shapes\":{tuned},\"tuned_candidates\":{timed},\"tuning_runs\":{runs},\"tuning_seconds\":{tune_s:.3}}}",
                     b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.images_per_sec
                 ));
             } else {
@@ -265,6 +275,9 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                 );
                 for (kernel, ms, n) in &r.profile {
                     println!("    {kernel:<28} {ms:>10.1} ms  {n:>4} dispatches");
+                }
+                if tuned > 0 {
+                    println!("    tuner: {tuned} new kernel shapes, {timed} candidates x {} runs = {runs} runs, {tune_s:.2} s", runs / timed.max(1));
                 }
             }
         }

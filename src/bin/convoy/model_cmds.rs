@@ -141,7 +141,7 @@ pub fn infer(a: InferArgs) -> convoy::Result<()> {
     let inf = Inference::compile_with(&gpu, net.graph, &[logits], &mut store, opts)?;
     let y = inf.run(&x, None)?.remove(0);
     if a.repeat > 0 {
-        let t = convoy::bench::time_gpu(&gpu, 0, a.repeat, || inf.run(&x, None).map(|_| ()))?;
+        let t = convoy::device::time_gpu(&gpu, 0, a.repeat, || inf.run(&x, None).map(|_| ()))?;
         println!(
             "median {:.2} ms per run of {} image(s) over {} runs on {}",
             t.median_ms,

@@ -5,15 +5,15 @@
 //! load with a per-lane address is a loop over the lanes. The packing pass moves the input once;
 //! the conv reads it KH*KW*Cout/OCB times.
 
-use super::conv::{
+use super::{
     epilogue_constants, forward_grid, geometry_constants, sizes, split_k_weight_gradient, tap_window,
-    tap_window_constants, ConvTile, TileKind,
+    tap_window_constants, ConvTile, ForwardBuffers, TileKind,
 };
-use super::shaders::{variant, CONV2D_BWD_WEIGHT_TEX, CONV2D_FWD_TEX, CONV2D_PACK_INPUT};
-use super::u32_of;
 use crate::device::{Dispatch, Gpu, OperandTexture, Resource};
 use crate::error::{Error, Result};
 use crate::graph::Epilogue;
+use crate::kernels::shaders::{variant, CONV2D_BWD_WEIGHT_TEX, CONV2D_FWD_TEX, CONV2D_PACK_INPUT};
+use crate::kernels::u32_of;
 use crate::ops::conv::Conv2dGeom;
 use crate::tensor::DType;
 use std::sync::Arc;
@@ -155,13 +155,16 @@ pub fn forward(
     tile: ConvTile,
     epi: Epilogue,
     storage: DType,
-    x: &wgpu::Buffer,
-    w: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    residual: Option<&wgpu::Buffer>,
-    y: &wgpu::Buffer,
-    stats: Option<&wgpu::Buffer>,
+    b: &ForwardBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
+    let ForwardBuffers {
+        x,
+        w,
+        bias,
+        residual,
+        y,
+        stats,
+    } = *b;
     let TileKind::Texture { px } = tile.kind else {
         return Err(tile.refuse("conv2d_fwd_tex runs texture tiles"));
     };

@@ -1,0 +1,122 @@
+//! Timing GPU work: wall and CPU time around synchronised runs (the benches), and the GPU's own
+//! clock through timestamp queries where the adapter has them (the kernel tuner: submit and
+//! sync overhead, a millisecond or more on some drivers, would otherwise swamp a small kernel).
+
+#[cfg(not(target_arch = "wasm32"))]
+use super::Dispatch;
+#[cfg(not(target_arch = "wasm32"))]
+use super::Gpu;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::error::Result;
+
+/// Median and spread of repeated GPU runs, each synchronised.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub iters: usize,
+    /// Median CPU time of this process per run (all threads, from /proc/self/stat; NaN where
+    /// that is unavailable). On a CPU driver such as lavapipe this is the work the driver did,
+    /// which a virtual machine's stolen time and other load do not inflate as they do wall time.
+    pub median_cpu_ms: f64,
+}
+
+/// CPU time of this process so far (user + system, all threads), in ms, from /proc/self/stat
+/// (clock ticks of 10 ms: Linux's USER_HZ is 100 on every architecture it exposes).
+#[cfg(not(target_arch = "wasm32"))]
+fn process_cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the parenthesised command name: state is field 3, utime 14, stime 15
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
+}
+
+/// Time `run` (which submits GPU work) `iters` times after `warmup` runs, waiting for the GPU
+/// after each, and report the median.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<Timing> {
+    for _ in 0..warmup {
+        run()?;
+        gpu.sync()?;
+    }
+    let mut ms = Vec::with_capacity(iters);
+    let mut cpu = Vec::with_capacity(iters);
+    for _ in 0..iters.max(1) {
+        let c = process_cpu_ms();
+        let t = std::time::Instant::now();
+        run()?;
+        gpu.sync()?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.push(match (c, process_cpu_ms()) {
+            (Some(a), Some(b)) => b - a,
+            _ => f64::NAN,
+        });
+    }
+    ms.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    Ok(Timing {
+        median_ms: ms[ms.len() / 2],
+        min_ms: ms[0],
+        iters: ms.len(),
+        median_cpu_ms: cpu[cpu.len() / 2],
+    })
+}
+
+/// The time of one run of `ds` in milliseconds, the best of `iters` runs: the GPU's own clock
+/// from timestamps written at the start and end of the compute pass where the adapter has
+/// timestamp queries, else wall time around submit and sync (after one more run to warm up).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize) -> Result<f64> {
+    if !gpu.info().has_timestamps() {
+        return Ok(time_gpu(gpu, 1, iters, || {
+            gpu.run(ds);
+            Ok(())
+        })?
+        .min_ms);
+    }
+    let device = gpu.device();
+    let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("convoy timer"),
+        ty: wgpu::QueryType::Timestamp,
+        count: 2,
+    });
+    let buffer = |usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("convoy timer"),
+            size: 16,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let resolved = buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
+    let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+    let period_ns = f64::from(gpu.queue().get_timestamp_period());
+    let mut best = f64::INFINITY;
+    for _ in 0..iters.max(1) {
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("convoy timer"),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("convoy timer"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &queries,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+            });
+            for d in ds {
+                d.encode(&mut pass);
+            }
+        }
+        encoder.resolve_query_set(&queries, 0..2, &resolved, 0);
+        encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, 16);
+        let index = gpu.queue().submit([encoder.finish()]);
+        let bytes = super::map_read_after(gpu, &staging, index)?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+        best = best.min(ticks[1].wrapping_sub(ticks[0]) as f64 * period_ns / 1e6);
+    }
+    Ok(best)
+}

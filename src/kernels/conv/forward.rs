@@ -1,0 +1,268 @@
+//! The conv forward: y = act(conv2d(x, w) [+ bias] [+ residual]), the epilogue fused into the
+//! store, and with `stats` the block statistics of y for a training batch norm.
+
+use super::*;
+
+/// The buffers of one conv forward: x (N, Cin, H, W), w (Cout, Cin/g, KH, KW), the optional
+/// bias (Cout) and residual (like y), y (N, Cout, OH, OW), and the optional block statistics of y
+/// for a training batch norm (see `STATS_BLOCK`).
+#[derive(Clone, Copy)]
+pub struct ForwardBuffers<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub w: &'a wgpu::Buffer,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub residual: Option<&'a wgpu::Buffer>,
+    pub y: &'a wgpu::Buffer,
+    pub stats: Option<&'a wgpu::Buffer>,
+}
+
+/// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
+/// [+ residual (like y)]), the epilogue fused into the store. x, residual and y are stored as
+/// `storage` (f32, or f16 with f32 accumulation); w and bias are f32. With `stats`, also the
+/// block statistics of y for a training batch norm (see `STATS_BLOCK`).
+#[allow(clippy::too_many_arguments)]
+pub fn forward(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    let ForwardBuffers {
+        x,
+        w,
+        bias,
+        residual,
+        y,
+        stats,
+    } = *b;
+    let rows = g.cout / g.args.groups;
+    let pixels = g.n * g.oh * g.ow;
+    let with_stats = |t: ConvTile| {
+        if stats.is_none() || t.writes_stats_blocks(pixels) {
+            t
+        } else {
+            // a full statistics block per workgroup
+            ConvTile {
+                wg: STATS_BLOCK / t.pixels(),
+                ..t
+            }
+        }
+    };
+    let stats_name = if stats.is_some() { " with statistics" } else { "" };
+    let texture = texture::uses_texture(gpu, g);
+    let block = ConvTile::block_first(gpu, rows);
+    if !texture && !block && stats.is_none() && is_pointwise_gemm(g) {
+        // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
+        let rows = crate::kernels::linear::RowsGeom {
+            batch: g.n,
+            m: g.cout,
+            n: g.h * g.w,
+            k: g.cin,
+            trans_a: false,
+        };
+        return Ok(vec![crate::kernels::linear::gemm_rows(
+            gpu,
+            &rows,
+            epi.act.code(),
+            storage,
+            w,
+            x,
+            bias,
+            residual,
+            y,
+        )?]);
+    }
+    // the cpu family's texture tiles; else the block and register tiles
+    let (shader, tiles) = if texture {
+        (
+            &crate::kernels::shaders::CONV2D_FWD_TEX,
+            ConvTile::texture_candidates(gpu, rows, pixels),
+        )
+    } else if block {
+        (&CONV2D_FWD_BLOCK, ConvTile::forward_candidates(gpu, rows, pixels))
+    } else {
+        (&CONV2D_FWD, ConvTile::forward_candidates(gpu, rows, pixels))
+    };
+    let mut candidates = Vec::new();
+    for t in tiles.into_iter().map(with_stats) {
+        if !candidates.contains(&t) {
+            candidates.push(t);
+        }
+    }
+    let name = variant(gpu, shader, storage)?.name;
+    choose(gpu, &format!("{name}{stats_name}"), g, &candidates, |g, t| {
+        forward_tiled(gpu, g, t, epi, storage, b)
+    })
+}
+
+/// Output pixels per invocation of the texture forward's default tile (4 or 8).
+pub(super) const TEXTURE_PIXELS: usize = 8;
+
+/// A 1x1 conv that runs as a GEMM per image (gemm_rows): one group, stride 1, no padding, H*W a
+/// multiple of 4 and large enough to fill its workgroups (7/8 of the lanes busy). gemm_rows
+/// tiles each image's pixels alone, so a small map (the 2x2 of a ResNet's last stages on a
+/// 28x28 input: one busy lane of 64) goes to the implicit-GEMM kernel, which tiles the pixels
+/// of the whole batch.
+pub fn is_pointwise_gemm(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    let plane = g.h * g.w;
+    let lanes = (plane / 4).div_ceil(crate::kernels::linear::ROWS_WG) * crate::kernels::linear::ROWS_WG;
+    g.kh == 1
+        && g.kw == 1
+        && a.groups == 1
+        && a.stride == 1
+        && a.padding == 0
+        && plane.is_multiple_of(4)
+        && plane / 4 * 8 >= lanes * 7
+}
+
+/// `forward` with an explicit tile of any kind (for the tuner and its tests): the dispatches
+/// to run in order.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_tiled(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    let ForwardBuffers {
+        x,
+        w,
+        bias,
+        residual,
+        y,
+        stats,
+    } = *b;
+    tile.check()?;
+    if tile.kind == TileKind::Block {
+        return forward_block(gpu, &CONV2D_FWD_BLOCK, g, epi, storage, b);
+    }
+    if stats.is_some() && !tile.writes_stats_blocks(g.n * g.oh * g.ow) {
+        return Err(tile.refuse(&format!(
+            "block statistics need {STATS_BLOCK} pixels per workgroup, or one workgroup for all"
+        )));
+    }
+    if let TileKind::Texture { .. } = tile.kind {
+        return texture::forward(gpu, g, tile, epi, storage, b);
+    }
+    let mut constants = geometry_constants(g);
+    constants.extend(epilogue_constants(epi, bias, residual));
+    constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
+    constants.push(("WG", tile.wg as f64));
+    constants.push(("OCB", tile.ocb as f64));
+    constants.push(("TAPS_OUTER", f64::from(u8::from(taps_outer(g.cin / g.args.groups)))));
+    constants.push(("ROW_SEGMENT", f64::from(u8::from(forward_row_segment(g)))));
+    constants.extend(tap_window_constants(g));
+    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD, storage)?, &constants)?;
+    let grid = forward_grid(g, tile.wg * FWD_PIXELS, tile.ocb)?;
+    let d = gpu.dummy();
+    Ok(vec![Dispatch::new(
+        gpu,
+        pipeline,
+        &sizes(g)?,
+        &[
+            x,
+            w,
+            bias.unwrap_or(d),
+            residual.unwrap_or(d),
+            y,
+            stats.unwrap_or(gpu.dummy_rw()),
+        ],
+        grid,
+    )?])
+}
+
+/// The forward through `kernel` (conv2d_fwd_block; its tests pass copies with a barrier
+/// removed): 64 x 64 block tiles staged in workgroup memory. With `stats`, the kernel writes the
+/// statistics of its 64-pixel blocks to a scratch buffer and a second dispatch condenses each 4
+/// of them into one `STATS_BLOCK` block.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_block(
+    gpu: &Gpu,
+    kernel: &'static crate::device::Shader,
+    g: &Conv2dGeom,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    let ForwardBuffers {
+        x,
+        w,
+        bias,
+        residual,
+        y,
+        stats,
+    } = *b;
+    let pixels = g.n * g.oh * g.ow;
+    let fine = match stats {
+        Some(_) => {
+            let bytes = pixels.div_ceil(BLOCK_PIXELS) * g.cout * 2 * 4;
+            Some(gpu.scratch_buffer("conv2d statistics of 64-pixel blocks", bytes as u64)?)
+        }
+        None => None,
+    };
+    let mut constants = geometry_constants(g);
+    constants.extend(epilogue_constants(epi, bias, residual));
+    constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
+    let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
+    let grid = forward_grid(g, BLOCK_PIXELS, BLOCK_CHANNELS)?;
+    let d = gpu.dummy();
+    let conv = Dispatch::new(
+        gpu,
+        pipeline,
+        &sizes(g)?,
+        &[
+            x,
+            w,
+            bias.unwrap_or(d),
+            residual.unwrap_or(d),
+            y,
+            fine.as_ref().unwrap_or(gpu.dummy_rw()),
+        ],
+        grid,
+    )?;
+    let (Some(fine), Some(stats)) = (fine, stats) else {
+        return Ok(vec![conv]);
+    };
+    let factor = STATS_BLOCK / BLOCK_PIXELS;
+    let work = pixels.div_ceil(STATS_BLOCK) * g.cout;
+    let condense = Dispatch::new(
+        gpu,
+        gpu.pipeline(&CONV2D_STATS_CONDENSE, &[])?,
+        &[
+            u32_of("conv2d output channels", g.cout)?,
+            u32_of("conv2d output pixels", pixels)?,
+            BLOCK_PIXELS as u32,
+            factor as u32,
+        ],
+        &[&fine, stats],
+        grid_1d(groups_for("conv2d statistics blocks", work, 64)?),
+    )?;
+    Ok(vec![conv, condense])
+}
+
+/// The forward kernels' epilogue overrides: bias, residual, activation.
+pub(super) fn epilogue_constants(
+    epi: Epilogue,
+    bias: Option<&wgpu::Buffer>,
+    residual: Option<&wgpu::Buffer>,
+) -> [(&'static str, f64); 3] {
+    [
+        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
+        ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
+        ("ACT", f64::from(epi.act.code())),
+    ]
+}
+
+/// The forward kernels' grid: blocks of `pixels` output pixels (x, y) by blocks of `channels`
+/// output channels within each group (z).
+pub(super) fn forward_grid(g: &Conv2dGeom, pixels: usize, channels: usize) -> Result<[u32; 3]> {
+    let groups = g.args.groups;
+    let channel_blocks = groups * (g.cout / groups).div_ceil(channels);
+    let mut grid = grid_1d(groups_for("conv2d output pixels", g.n * g.oh * g.ow, pixels)?);
+    grid[2] = u32_of("conv2d channel blocks", channel_blocks)?;
+    Ok(grid)
+}
