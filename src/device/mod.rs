@@ -18,7 +18,7 @@ pub use policy::{KernelFamily, KernelPolicy};
 pub use readback::map_read_after;
 pub use readback::{map_read, read_buffer};
 pub use texture::{OperandTexture, OPERAND_FORMAT};
-pub use timer::Timing;
 #[cfg(not(target_arch = "wasm32"))]
 pub use timer::{time_dispatches, time_gpu};
+pub use timer::{Clock, Timing};
 pub use tune::{TuneCost, Tuner};

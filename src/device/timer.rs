@@ -64,13 +64,36 @@ pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() ->
     })
 }
 
-/// The time of one run of `ds` in milliseconds, the best of `iters` runs: the GPU's own clock
-/// from timestamps written at the start and end of the compute pass where the adapter has
-/// timestamp queries, else wall time around submit and sync (after one more run to warm up).
+/// What measures a kernel's time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The GPU's own clock: timestamps written at the start and end of the compute pass.
+    Timestamps,
+    /// Wall time around submit and sync.
+    Wall,
+}
+
+impl Clock {
+    /// The clock for timing kernels on `gpu`: timestamps on a GPU that has them (submit and sync
+    /// cost more than a small kernel there); wall time on a CPU driver, which runs a submission
+    /// synchronously on the host and whose timestamps measured up to 30% off its wall time and
+    /// sometimes 0 (lavapipe, Mesa 22.3), and wherever timestamp queries are missing.
+    pub fn for_timing(gpu: &Gpu) -> Clock {
+        if gpu.policy().tune_by_default && gpu.info().has_timestamps() {
+            Clock::Timestamps
+        } else {
+            Clock::Wall
+        }
+    }
+}
+
+/// The time of one run of `ds` in milliseconds, the best of `iters` runs, by `clock` (the first
+/// run counts: it also warms caches and lazily compiled state, so a single run is an upper
+/// bound).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize) -> Result<f64> {
-    if !gpu.info().has_timestamps() {
-        return Ok(time_gpu(gpu, 1, iters, || {
+pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize, clock: Clock) -> Result<f64> {
+    if clock == Clock::Wall || !gpu.info().has_timestamps() {
+        return Ok(time_gpu(gpu, 0, iters, || {
             gpu.run(ds);
             Ok(())
         })?

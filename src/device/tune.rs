@@ -74,12 +74,12 @@ impl Tuner {
         *crate::device::lock(&self.cost)
     }
 
-    /// Count one tuned shape: `candidates` timed with `runs` runs each, in `seconds`.
+    /// Count one tuned shape: `candidates` timed in `runs` runs all told, in `seconds`.
     pub(crate) fn add_cost(&self, candidates: usize, runs: usize, seconds: f64) {
         let mut c = crate::device::lock(&self.cost);
         c.shapes += 1;
         c.candidates += candidates;
-        c.runs += candidates * runs;
+        c.runs += runs;
         c.seconds += seconds;
     }
 

@@ -617,6 +617,9 @@ fn conv2d_block_and_texture_tiles_match_reference() {
         (4, 960, 3, 3, 320, 1, 1, 0, 1, 1),
         (4, 320, 3, 3, 1280, 1, 1, 0, 1, 1),
         (4, 16, 34, 34, 96, 1, 1, 0, 1, 1),
+        // transposed paddings 3 and 2 (input gradient through the block forward)
+        (2, 7, 10, 9, 40, 5, 1, 1, 1, 1),
+        (1, 33, 8, 8, 24, 3, 1, 0, 1, 1),
     ];
     for (n, cin, h, w, cout, k, stride, pad, dil, groups) in shapes {
         let xs = [n, cin, h, w];
@@ -647,7 +650,7 @@ fn conv2d_block_and_texture_tiles_match_reference() {
         let want: Vec<f64> = conv.iter().zip(&r).map(|(c, &r)| (c + r as f64).max(0.0)).collect();
         // the block weight gradient (default split, and chunks that end mid-step)
         let dy = rng.vec(ys.numel(), -1.0, 1.0);
-        let (_, want_dw) = reference::conv2d_backward(
+        let (want_dx, want_dw) = reference::conv2d_backward(
             &to_f64(&x),
             xs,
             &to_f64(&wv),
@@ -670,6 +673,20 @@ fn conv2d_block_and_texture_tiles_match_reference() {
             assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
         }
         let wt = Tensor::from_slice(g, &wv, ws).unwrap();
+        // the block input gradient: the block forward of dy with transposed weights (stride 1)
+        if conv::transposes_to_forward(&geom) {
+            let dx = Tensor::empty(g, xs).unwrap();
+            let ds =
+                conv::backward_data_tiled(g, &geom, ConvTile::BLOCK, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+            g.run(&ds);
+            let what = format!("block input grad x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}");
+            assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
+        } else {
+            let dx = Tensor::empty(g, xs).unwrap();
+            assert!(
+                conv::backward_data_tiled(g, &geom, ConvTile::BLOCK, dyt.buffer(), wt.buffer(), dx.buffer()).is_err()
+            );
+        }
         let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
         let rt = Tensor::from_slice(g, &r, ys.clone()).unwrap();
         let epi = Epilogue {
@@ -954,6 +971,55 @@ fn conv2d_tuner_records_and_reuses_choices() {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// The tuner's clocks: timestamp queries (a GPU's) and wall time (a CPU driver's) both time a
+/// real conv as a positive, finite number of milliseconds of the same order; the timestamp path
+/// (query set, resolve, readback, period) runs here because lavapipe has timestamp queries.
+#[test]
+fn kernel_timer_reads_both_clocks() {
+    use convoy::device::{time_dispatches, Clock};
+    use convoy::kernels::conv::{self, ForwardBuffers};
+    use convoy::ops::conv::Conv2dGeom;
+    let g = gpu();
+    assert!(
+        g.info().has_timestamps(),
+        "this adapter has no timestamp queries: the timestamp clock is untested"
+    );
+    let mut rng = Rng::new(5);
+    let (xs, ws) = ([4, 32, 20, 20], [64, 32, 3, 3]);
+    let geom = Conv2dGeom::new(
+        &xs.into(),
+        &ws.into(),
+        Conv2dArgs {
+            padding: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let x = Tensor::from_slice(g, &rng.vec(4 * 32 * 400, -1.0, 1.0), xs).unwrap();
+    let w = Tensor::from_slice(g, &rng.vec(64 * 288, -1.0, 1.0), ws).unwrap();
+    let y = Tensor::zeros(g, geom.out_shape()).unwrap();
+    let b = ForwardBuffers {
+        x: x.buffer(),
+        w: w.buffer(),
+        bias: None,
+        residual: None,
+        y: y.buffer(),
+        stats: None,
+    };
+    let ds = conv::forward(g, &geom, Default::default(), DType::F32, &b).unwrap();
+    let stamped = time_dispatches(g, &ds, 3, Clock::Timestamps).unwrap();
+    let wall = time_dispatches(g, &ds, 3, Clock::Wall).unwrap();
+    println!("conv forward: timestamps {stamped:.3} ms, wall {wall:.3} ms");
+    assert!(stamped.is_finite() && stamped > 0.0, "timestamps: {stamped} ms");
+    assert!(wall.is_finite() && wall > 0.0, "wall: {wall} ms");
+    // the GPU's clock excludes submit and sync, so it reads no more than wall time, and a
+    // conv of 150 MFLOP takes more than a microsecond on any device
+    assert!(
+        stamped > 1e-3 && stamped < wall * 2.0,
+        "timestamps {stamped} ms against wall {wall} ms"
+    );
 }
 
 /// A recorded choice decides the kernel, whichever kind of tile it names: the gpu family's

@@ -277,7 +277,9 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                     println!("    {kernel:<28} {ms:>10.1} ms  {n:>4} dispatches");
                 }
                 if tuned > 0 {
-                    println!("    tuner: {tuned} new kernel shapes, {timed} candidates x {} runs = {runs} runs, {tune_s:.2} s", runs / timed.max(1));
+                    println!(
+                        "    tuner: {tuned} new kernel shapes, {timed} candidates timed in {runs} runs, {tune_s:.2} s"
+                    );
                 }
             }
         }

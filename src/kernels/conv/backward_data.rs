@@ -4,7 +4,8 @@ use super::*;
 
 /// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: the forward kernel's layout with input
 /// channels as the tile rows (`tile.ocb` of them) and input pixels as its columns; with stride
-/// S, one dispatch per stride phase (S*S of them).
+/// S, one dispatch per stride phase (S*S of them). On the gpu family, a stride-1 conv's input
+/// gradient is the block forward of dy with transposed weights (`backward_data_block`).
 pub fn backward_data(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -12,7 +13,8 @@ pub fn backward_data(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    if is_pointwise_gemm(g) {
+    let block = ConvTile::block_first(gpu, g.cin / g.args.groups) && transposes_to_forward(g);
+    if is_pointwise_gemm(g) && !block {
         // dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W)
         let rows = crate::kernels::linear::RowsGeom {
             batch: g.n,
@@ -39,10 +41,93 @@ pub fn backward_data(
     // the largest stride phase's input pixels
     let s = g.args.stride;
     let pixels = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
-    let candidates = ConvTile::candidates(gpu, g.cin / g.args.groups, pixels);
-    choose(gpu, "conv2d_bwd_data", g, &candidates, |g, t| {
+    let mut candidates = ConvTile::candidates(gpu, g.cin / g.args.groups, pixels);
+    if block {
+        candidates.insert(0, ConvTile::BLOCK);
+    }
+    choose(gpu, "conv2d_bwd_data", g, Rows::Inputs, &candidates, |g, t| {
         backward_data_tiled(gpu, g, t, dy, w, dx)
     })
+}
+
+/// Whether the input gradient of `g` is a forward conv of dy: stride 1 (larger strides leave
+/// holes between dy's taps), a square kernel and padding at most the dilated kernel's reach, so
+/// that the transposed conv's padding, d*(K-1) - P, is one non-negative number.
+pub fn transposes_to_forward(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    a.stride == 1 && g.kh == g.kw && a.padding <= a.dilation * (g.kh - 1)
+}
+
+/// The input gradient of a stride-1 conv through the block forward `kernel`
+/// (conv2d_fwd_block): dx = conv2d(dy, wt) with wt the kernel flipped and its channel axes
+/// swapped within each group (conv2d_transpose_weights, into a scratch buffer, first), padding
+/// d*(K-1) - P. The input gradient then runs at the forward's efficiency: its 64 x 64 tiles of
+/// input channels x input pixels, K = Cout/g x taps staged through workgroup memory.
+pub fn backward_data_block(
+    gpu: &Gpu,
+    kernel: &'static crate::device::Shader,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    if !transposes_to_forward(g) {
+        return Err(
+            ConvTile::BLOCK.refuse("the block input gradient needs stride 1, a square kernel and padding <= d*(K-1)")
+        );
+    }
+    let a = &g.args;
+    let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
+    let total = g.cin * cout_g * g.kh * g.kw;
+    let wt = gpu.scratch_buffer("conv2d transposed weights", (total * 4) as u64)?;
+    let transpose = Dispatch::new(
+        gpu,
+        gpu.pipeline(&CONV2D_TRANSPOSE_WEIGHTS, &[])?,
+        &[
+            u32_of("conv2d input channels per group", cin_g)?,
+            u32_of("conv2d output channels per group", cout_g)?,
+            g.kh as u32,
+            g.kw as u32,
+            u32_of("conv2d weights", total)?,
+        ],
+        &[w, &wt],
+        grid_1d(groups_for("conv2d weights", total, 64)?),
+    )?;
+    let transposed = Conv2dGeom {
+        n: g.n,
+        cin: g.cout,
+        h: g.oh,
+        w: g.ow,
+        cout: g.cin,
+        kh: g.kh,
+        kw: g.kw,
+        oh: g.h,
+        ow: g.w,
+        args: crate::ops::Conv2dArgs {
+            stride: 1,
+            padding: a.dilation * (g.kh - 1) - a.padding,
+            dilation: a.dilation,
+            groups: a.groups,
+        },
+    };
+    let buffers = ForwardBuffers {
+        x: dy,
+        w: &wt,
+        bias: None,
+        residual: None,
+        y: dx,
+        stats: None,
+    };
+    let mut out = vec![transpose];
+    out.extend(forward_block(
+        gpu,
+        kernel,
+        &transposed,
+        Epilogue::default(),
+        DType::F32,
+        &buffers,
+    )?);
+    Ok(out)
 }
 
 /// `backward_data` with an explicit register tile.
@@ -54,6 +139,9 @@ pub fn backward_data_tiled(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    if tile.kind == TileKind::Block {
+        return backward_data_block(gpu, &CONV2D_FWD_BLOCK, g, dy, w, dx);
+    }
     tile.check_backward()?;
     let groups = g.args.groups;
     if !taps_outer(g.cout / groups) {

@@ -64,11 +64,11 @@ pub fn backward_weight(
         candidates.insert(0, ConvTile::BLOCK);
     }
     if texture {
-        return choose(gpu, "conv2d_bwd_weight_tex", g, &candidates, |g, t| {
+        return choose(gpu, "conv2d_bwd_weight_tex", g, Rows::Outputs, &candidates, |g, t| {
             texture::backward_weight(gpu, g, t, None, dy, x, dw)
         });
     }
-    choose(gpu, "conv2d_bwd_weight", g, &candidates, |g, t| {
+    choose(gpu, "conv2d_bwd_weight", g, Rows::Outputs, &candidates, |g, t| {
         backward_weight_tiled(gpu, g, t, None, dy, x, dw)
     })
 }

@@ -91,9 +91,14 @@ pub fn forward(
         }
     }
     let name = variant(gpu, shader, storage)?.name;
-    choose(gpu, &format!("{name}{stats_name}"), g, &candidates, |g, t| {
-        forward_tiled(gpu, g, t, epi, storage, b)
-    })
+    choose(
+        gpu,
+        &format!("{name}{stats_name}"),
+        g,
+        Rows::Outputs,
+        &candidates,
+        |g, t| forward_tiled(gpu, g, t, epi, storage, b),
+    )
 }
 
 /// Output pixels per invocation of the texture forward's default tile (4 or 8).
