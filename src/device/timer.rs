@@ -4,7 +4,6 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::Dispatch;
-#[cfg(not(target_arch = "wasm32"))]
 use super::Gpu;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::error::Result;
