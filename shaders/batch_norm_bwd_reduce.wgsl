@@ -1,11 +1,15 @@
 // batch_norm training backward, reductions: per channel, dbeta = sum(dy) and
-// dgamma = sum(dy * xhat) with xhat = (x - mean) / sqrt(var + eps). One workgroup per channel.
+// dgamma = sum(dy * xhat) with xhat = (x - mean) / sqrt(var + eps). One workgroup per channel,
+// or with SPLIT several (grid y), each over `chunk` of the channel's values, writing its two
+// partial sums for batch_norm_bwd_finish to add: a channel of a large map on a GPU is then
+// spread over many compute units instead of one.
 // Fused activation (ACT 1 relu, 2 relu6): dy is first masked where the output y was clamped.
 
 const WG: u32 = 256u;
 override ACT: u32 = 0u;
+override SPLIT: bool = false;
 
-struct Params { n: u32, c: u32, hw: u32, eps: f32 }
+struct Params { n: u32, c: u32, hw: u32, eps: f32, chunk: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;           // (N, C, HW)
@@ -15,6 +19,7 @@ struct Params { n: u32, c: u32, hw: u32, eps: f32 }
 @group(0) @binding(5) var<storage, read> y: array<f32>;            // (N, C, HW) output, unread without ACT
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>; // (C)
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;  // (C)
+@group(0) @binding(8) var<storage, read_write> partials: array<f32>; // (C, splits, 2) with SPLIT
 
 var<workgroup> red_a: array<f32, WG>;
 
@@ -32,14 +37,17 @@ fn grad(j: u32) -> f32 {
 var<workgroup> red_b: array<f32, WG>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
     let c = wid.x;
     let count = p.n * p.hw;
+    let start = wid.y * p.chunk;
+    let end = min(start + p.chunk, count);
     let m = mean[c];
     let inv = inverseSqrt(var_[c] + p.eps);
     var sa = 0.0;
     var sb = 0.0;
-    for (var i = lid; i < count; i += WG) {
+    for (var i = start + lid; i < end; i += WG) {
         let j = ((i / p.hw) * p.c + c) * p.hw + i % p.hw;
         let g = grad(j);
         sa += g;
@@ -56,7 +64,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         workgroupBarrier();
     }
     if (lid == 0u) {
-        dbeta[c] = red_a[0];
-        dgamma[c] = red_b[0];
+        if (SPLIT) {
+            let at = (c * nwg.y + wid.y) * 2u;
+            partials[at] = red_a[0];
+            partials[at + 1u] = red_b[0];
+        } else {
+            dbeta[c] = red_a[0];
+            dgamma[c] = red_b[0];
+        }
     }
 }

@@ -160,7 +160,10 @@ pub fn lower(
             kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0))?
         }
         Op::ChannelSum => vec![kernels::norm::channel_sum(gpu, ncs(ishape(0).dims()), &i(0), &o(0))?],
-        Op::BatchNormBwd { eps, epi } => Vec::from(batch_norm_backward(gpu, g, n, buf, *eps, *epi)?),
+        Op::BatchNormBwd { eps, epi } => {
+            let d = batch_norm_backward(gpu, g, n, buf, *eps, *epi)?;
+            d.reduce.into_iter().chain([d.data]).collect()
+        }
         Op::FoldBn { eps, bias } => {
             let k = usize::from(*bias);
             let wshape = ishape(0).dims();
@@ -320,7 +323,7 @@ fn batch_norm_backward(
     buf: &dyn Fn(usize) -> wgpu::Buffer,
     eps: f32,
     epi: Epilogue,
-) -> Result<[Dispatch; 2]> {
+) -> Result<kernels::norm::BnBackwardDispatches> {
     let i = |k: usize| buf(n.inputs[k].0);
     let o = |k: usize| buf(n.outputs[k].0);
     let y = (epi.act != crate::graph::Act::None).then(|| i(5));
@@ -392,13 +395,13 @@ pub fn lower_sync_bn(
         }
         Op::BatchNormBwd { eps, epi } => {
             // the reduction writes the local sums into dgamma, dbeta; dx reads them back
-            let [reduce, data] = batch_norm_backward(gpu, g, n, buf, *eps, *epi)?;
+            let d = batch_norm_backward(gpu, g, n, buf, *eps, *epi)?;
             Ok(Some(SplitLowering {
-                before: vec![reduce],
+                before: d.reduce,
                 sync: vec![o(1), o(2)],
                 channels: c,
                 mean_var: false,
-                after: vec![data],
+                after: vec![d.data],
                 what: format!("batch norm gradient sums of '{}'", g.value(n.inputs[4]).name),
             }))
         }

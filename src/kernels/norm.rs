@@ -1,11 +1,11 @@
 //! batch_norm kernels: per-channel batch statistics, and the normalisation itself.
 
 use super::shaders::{
-    BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_REDUCE, BATCH_NORM_MERGE, BATCH_NORM_RUNNING,
-    BATCH_NORM_STATS, CHANNEL_SUM, FOLD_BN,
+    BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_FINISH, BATCH_NORM_BWD_REDUCE, BATCH_NORM_MERGE,
+    BATCH_NORM_RUNNING, BATCH_NORM_STATS, CHANNEL_SUM, FOLD_BN,
 };
 use super::{f32_bits, groups_for, u32_of};
-use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily};
 use crate::error::{Error, Result};
 use crate::graph::Epilogue;
 use crate::tensor::DType;
@@ -59,7 +59,10 @@ pub fn merge_stats(
     running_mean: &wgpu::Buffer,
     running_var: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&BATCH_NORM_MERGE, &[])?;
+    // the gpu family: a workgroup per channel merging its blocks as a tree (a ResNet stem at
+    // batch 32 has 1,568 blocks per channel); the cpu family: an invocation per channel
+    let tree = gpu.policy().family == KernelFamily::Gpu;
+    let pipeline = gpu.pipeline(&BATCH_NORM_MERGE, &[("TREE", f64::from(u8::from(tree)))])?;
     let params = [
         u32_of("batch_norm channels", c)?,
         u32_of("batch_norm pixels per channel", n * hw)?,
@@ -67,12 +70,17 @@ pub fn merge_stats(
         f32_bits(momentum),
         u32::from(update_running),
     ];
+    let grid = if tree {
+        per_channel_grid(gpu, "batch_norm statistics", c)?
+    } else {
+        grid_1d(groups_for("batch_norm channels", c, 64)?)
+    };
     Dispatch::new(
         gpu,
         pipeline,
         &params,
         &[partials, mean, var, running_mean, running_var],
-        grid_1d(groups_for("batch_norm channels", c, 64)?),
+        grid,
     )
 }
 
@@ -171,6 +179,30 @@ pub struct BnBackward<'a> {
     pub dr: Option<&'a wgpu::Buffer>,
 }
 
+/// The launches of a batch_norm backward: the reduction into dgamma and dbeta (one dispatch, or
+/// a split reduction and its finish), then dx.
+pub struct BnBackwardDispatches {
+    pub reduce: Vec<Dispatch>,
+    pub data: Dispatch,
+}
+
+/// Values of one channel per workgroup of a split backward reduction at least (16 per lane).
+const SPLIT_VALUES: usize = 4096;
+/// Workgroups per channel of a split backward reduction at most.
+const MAX_SPLITS: usize = 64;
+
+/// Workgroups per channel for the backward reduction over `count` values of each channel: on
+/// the gpu family enough that each takes about `SPLIT_VALUES` (a ResNet stem at batch 32 has
+/// 64 channels of 401,408 values: 64 workgroups would leave most of a GPU idle), on the cpu
+/// family one (a CPU driver's few threads are busy with one workgroup per channel already).
+pub fn backward_splits(gpu: &Gpu, count: usize) -> usize {
+    if gpu.policy().family == KernelFamily::Gpu {
+        count.div_ceil(SPLIT_VALUES).clamp(1, MAX_SPLITS)
+    } else {
+        1
+    }
+}
+
 /// batch_norm training backward: dgamma, dbeta (C) by reduction, then dx elementwise, with the
 /// epilogue's activation mask and residual gradient fused in.
 pub fn backward(
@@ -179,20 +211,46 @@ pub fn backward(
     eps: f32,
     epi: Epilogue,
     b: &BnBackward<'_>,
-) -> Result<[Dispatch; 2]> {
+) -> Result<BnBackwardDispatches> {
     let total = n * c * hw;
-    let grid = per_channel_grid(gpu, "batch_norm backward", c)?;
+    let count = n * hw;
+    let splits = backward_splits(gpu, count);
+    let mut grid = per_channel_grid(gpu, "batch_norm backward", c)?;
+    grid[1] = splits as u32;
     let act = ("ACT", f64::from(epi.act.code()));
     let y = b.y.unwrap_or(gpu.dummy());
-    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[act])?;
-    let params = [n as u32, c as u32, hw as u32, f32_bits(eps)];
-    let r = Dispatch::new(
+    let split = ("SPLIT", f64::from(u8::from(splits > 1)));
+    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[act, split])?;
+    let chunk = count.div_ceil(splits);
+    let params = [
+        n as u32,
+        c as u32,
+        hw as u32,
+        f32_bits(eps),
+        u32_of("batch_norm values per channel", chunk)?,
+    ];
+    let partials = if splits > 1 {
+        Some(gpu.scratch_buffer("batch_norm backward partial sums", (c * splits * 2 * 4) as u64)?)
+    } else {
+        None
+    };
+    let p = partials.as_ref().unwrap_or(gpu.dummy_rw());
+    let mut reduce = vec![Dispatch::new(
         gpu,
         reduce,
         &params,
-        &[b.dy, b.x, b.mean, b.var, y, b.dgamma, b.dbeta],
+        &[b.dy, b.x, b.mean, b.var, y, b.dgamma, b.dbeta, p],
         grid,
-    )?;
+    )?];
+    if let Some(partials) = &partials {
+        reduce.push(Dispatch::new(
+            gpu,
+            gpu.pipeline(&BATCH_NORM_BWD_FINISH, &[])?,
+            &[c as u32, splits as u32],
+            &[partials, b.dgamma, b.dbeta],
+            grid_1d(groups_for("batch_norm channels", c, 64)?),
+        )?);
+    }
     let res = ("HAS_RESIDUAL", f64::from(u8::from(b.dr.is_some())));
     let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64), act, res])?;
     let params = [
@@ -200,13 +258,13 @@ pub fn backward(
         c as u32,
         hw as u32,
         f32_bits(eps),
-        f32_bits((n * hw) as f32),
+        f32_bits(count as f32),
     ];
     let grid = grid_1d(groups_for("batch_norm backward", total, WG)?);
     let dr = b.dr.unwrap_or(gpu.dummy_rw());
     let bufs = [b.dy, b.x, b.mean, b.var, b.gamma, b.dgamma, b.dbeta, y, b.dx, dr];
-    let d = Dispatch::new(gpu, data, &params, &bufs, grid)?;
-    Ok([r, d])
+    let data = Dispatch::new(gpu, data, &params, &bufs, grid)?;
+    Ok(BnBackwardDispatches { reduce, data })
 }
 
 /// The buffers of a batch-norm fold: conv weight (and bias), BN parameters and statistics in,

@@ -111,87 +111,138 @@ fn conv_block_statistics_merge_to_batch_statistics() {
     use convoy::kernels::{conv, norm};
     use convoy::ops::conv::Conv2dGeom;
     use convoy::ops::Conv2dArgs;
-    let g = gpu();
-    let mut rng = Rng::new(11);
-    // (n, cin, hw, cout, k, stride, pad, groups): 1 block, a partial last block, 33 blocks,
-    // grouped, a 1x1 (forced through the implicit GEMM), a 1x1 map whose 8 taps read padding
-    for (n, cin, hw, cout, k, stride, pad, groups) in [
-        (1, 3, 9, 5, 3, 1, 1, 1),
-        (3, 4, 10, 9, 3, 1, 1, 1),
-        (4, 6, 46, 7, 3, 1, 1, 1),
-        (2, 8, 13, 12, 3, 2, 1, 4),
-        (5, 16, 8, 10, 1, 1, 0, 1),
-        (16, 12, 1, 11, 3, 1, 1, 1),
-        (2, 3, 41, 16, 7, 2, 3, 1),
-        (2, 16, 21, 16, 3, 1, 1, 16),
-        // rows that hold whole invocations (the forward's row segments): depthwise over 7 blocks
-        // (the last partial), a 7x7 stride-2 stem
-        (3, 8, 24, 8, 3, 1, 1, 8),
-        (2, 3, 40, 16, 7, 2, 3, 1),
-        // the block tile: two channel blocks, 17 of its 64-pixel blocks into 5 (the last partial)
-        (2, 9, 23, 70, 3, 1, 1, 1),
-    ] {
-        let xs = [n, cin, hw, hw];
-        let ws = [cout, cin / groups, k, k];
-        let args = Conv2dArgs {
-            stride,
-            padding: pad,
-            dilation: 1,
-            groups,
-        };
-        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
-        let ys = geom.out_shape();
-        let yd = ys.dims().to_vec();
-        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
-        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
-        let b = rng.vec(cout, 2.5, 3.5);
-        let (y64, _) = reference::conv2d(
-            &to_f64(&x),
-            xs,
-            &to_f64(&w),
-            ws,
-            Some(&to_f64(&b)),
-            stride,
-            pad,
-            1,
-            groups,
-        );
-        let (m64, v64) = reference::channel_stats(&y64, [yd[0], yd[1], yd[2], yd[3]]);
-        let cnt = (yd[0] * yd[2] * yd[3]) as f64;
-        let rm = rng.vec(cout, -0.5, 0.5);
-        let rv = rng.vec(cout, 0.5, 2.0);
-        let want_rm: Vec<f64> = rm.iter().zip(&m64).map(|(&r, m)| 0.9 * r as f64 + 0.1 * m).collect();
-        let want_rv: Vec<f64> = rv
-            .iter()
-            .zip(&v64)
-            .map(|(&r, v)| 0.9 * r as f64 + 0.1 * v * cnt / (cnt - 1.0))
-            .collect();
-        let xt = Tensor::from_slice(g, &x, xs).unwrap();
-        let wt = Tensor::from_slice(g, &w, ws).unwrap();
-        let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
-        let blocks = (yd[0] * yd[2] * yd[3]).div_ceil(conv::STATS_BLOCK);
-        let what = format!("x{xs:?} w{ws:?} s{stride} p{pad} g{groups}, {blocks} blocks");
-        let pixels = yd[0] * yd[2] * yd[3];
-        // register tiles, the gpu family's block tile and the CPU family's texture tiles
-        let tiles: Vec<_> = conv::ConvTile::candidates(g, cout / groups, pixels)
-            .into_iter()
-            .chain([conv::ConvTile::BLOCK])
-            .chain(conv::ConvTile::texture_candidates(g, cout / groups, pixels))
-            .filter(|t| t.writes_stats_blocks(pixels))
-            .collect();
-        assert!(!tiles.is_empty(), "{what}: no statistics tile");
-        for tile in tiles {
+    // the cpu family merges a channel's blocks in one invocation, the gpu family in a workgroup
+    // (each lane every 64th block, then a tree): 72 blocks give some lanes two
+    let gpu_family = convoy::Gpu::builder()
+        .kernels(convoy::KernelFamily::Gpu)
+        .poison_outputs(true)
+        .build()
+        .unwrap();
+    for g in [gpu(), &gpu_family] {
+        let mut rng = Rng::new(11);
+        // (n, cin, hw, cout, k, stride, pad, groups): 1 block, a partial last block, 33 blocks,
+        // grouped, a 1x1 (forced through the implicit GEMM), a 1x1 map whose 8 taps read padding
+        for (n, cin, hw, cout, k, stride, pad, groups) in [
+            (1, 3, 9, 5, 3, 1, 1, 1),
+            (3, 4, 10, 9, 3, 1, 1, 1),
+            (4, 6, 46, 7, 3, 1, 1, 1),
+            (2, 8, 13, 12, 3, 2, 1, 4),
+            (5, 16, 8, 10, 1, 1, 0, 1),
+            (16, 12, 1, 11, 3, 1, 1, 1),
+            (2, 3, 41, 16, 7, 2, 3, 1),
+            (2, 16, 21, 16, 3, 1, 1, 16),
+            // rows that hold whole invocations (the forward's row segments): depthwise over 7 blocks
+            // (the last partial), a 7x7 stride-2 stem
+            (3, 8, 24, 8, 3, 1, 1, 8),
+            (2, 3, 40, 16, 7, 2, 3, 1),
+            // the block tile: two channel blocks, 17 of its 64-pixel blocks into 5 (the last partial)
+            (2, 9, 23, 70, 3, 1, 1, 1),
+            // 72 blocks
+            (8, 3, 48, 8, 3, 1, 1, 1),
+        ] {
+            let xs = [n, cin, hw, hw];
+            let ws = [cout, cin / groups, k, k];
+            let args = Conv2dArgs {
+                stride,
+                padding: pad,
+                dilation: 1,
+                groups,
+            };
+            let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+            let ys = geom.out_shape();
+            let yd = ys.dims().to_vec();
+            let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+            let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+            let b = rng.vec(cout, 2.5, 3.5);
+            let (y64, _) = reference::conv2d(
+                &to_f64(&x),
+                xs,
+                &to_f64(&w),
+                ws,
+                Some(&to_f64(&b)),
+                stride,
+                pad,
+                1,
+                groups,
+            );
+            let (m64, v64) = reference::channel_stats(&y64, [yd[0], yd[1], yd[2], yd[3]]);
+            let cnt = (yd[0] * yd[2] * yd[3]) as f64;
+            let rm = rng.vec(cout, -0.5, 0.5);
+            let rv = rng.vec(cout, 0.5, 2.0);
+            let want_rm: Vec<f64> = rm.iter().zip(&m64).map(|(&r, m)| 0.9 * r as f64 + 0.1 * m).collect();
+            let want_rv: Vec<f64> = rv
+                .iter()
+                .zip(&v64)
+                .map(|(&r, v)| 0.9 * r as f64 + 0.1 * v * cnt / (cnt - 1.0))
+                .collect();
+            let xt = Tensor::from_slice(g, &x, xs).unwrap();
+            let wt = Tensor::from_slice(g, &w, ws).unwrap();
+            let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
+            let blocks = (yd[0] * yd[2] * yd[3]).div_ceil(conv::STATS_BLOCK);
+            let what = format!(
+                "{:?} family: x{xs:?} w{ws:?} s{stride} p{pad} g{groups}, {blocks} blocks",
+                g.policy().family
+            );
+            let pixels = yd[0] * yd[2] * yd[3];
+            // register tiles, the gpu family's block tile and the CPU family's texture tiles
+            let tiles: Vec<_> = conv::ConvTile::candidates(g, cout / groups, pixels)
+                .into_iter()
+                .chain([conv::ConvTile::BLOCK])
+                .chain(conv::ConvTile::texture_candidates(g, cout / groups, pixels))
+                .filter(|t| t.writes_stats_blocks(pixels))
+                .collect();
+            assert!(!tiles.is_empty(), "{what}: no statistics tile");
+            for tile in tiles {
+                let y = Tensor::empty(g, ys.clone()).unwrap();
+                let partials = Tensor::empty(g, [blocks, cout, 2]).unwrap();
+                let (mean, var) = (Tensor::empty(g, [cout]).unwrap(), Tensor::empty(g, [cout]).unwrap());
+                let (rmt, rvt) = (
+                    Tensor::from_slice(g, &rm, [cout]).unwrap(),
+                    Tensor::from_slice(g, &rv, [cout]).unwrap(),
+                );
+                let mut ds = conv::forward_tiled(
+                    g,
+                    &geom,
+                    tile,
+                    Default::default(),
+                    convoy::DType::F32,
+                    &conv::ForwardBuffers {
+                        x: xt.buffer(),
+                        w: wt.buffer(),
+                        bias: Some(bt.buffer()),
+                        residual: None,
+                        y: y.buffer(),
+                        stats: Some(partials.buffer()),
+                    },
+                )
+                .unwrap();
+                let merge = norm::merge_stats(
+                    g,
+                    [yd[0], cout, yd[2] * yd[3]],
+                    0.1,
+                    true,
+                    partials.buffer(),
+                    mean.buffer(),
+                    var.buffer(),
+                    rmt.buffer(),
+                    rvt.buffer(),
+                )
+                .unwrap();
+                ds.push(merge);
+                g.run(&ds);
+                let what = format!("{what} {tile:?}");
+                assert_close(&format!("conv with stats {what}"), &y.to_vec().unwrap(), &y64, RTOL);
+                assert_close(&format!("batch mean {what}"), &mean.to_vec().unwrap(), &m64, RTOL);
+                assert_close(&format!("batch var {what}"), &var.to_vec().unwrap(), &v64, RTOL);
+                assert_close(&format!("running_mean {what}"), &rmt.to_vec().unwrap(), &want_rm, RTOL);
+                assert_close(&format!("running_var {what}"), &rvt.to_vec().unwrap(), &want_rv, RTOL);
+            }
+            // the launcher picks a statistics tile itself, also for a 1x1 gemm_rows would take
             let y = Tensor::empty(g, ys.clone()).unwrap();
             let partials = Tensor::empty(g, [blocks, cout, 2]).unwrap();
-            let (mean, var) = (Tensor::empty(g, [cout]).unwrap(), Tensor::empty(g, [cout]).unwrap());
-            let (rmt, rvt) = (
-                Tensor::from_slice(g, &rm, [cout]).unwrap(),
-                Tensor::from_slice(g, &rv, [cout]).unwrap(),
-            );
-            let mut ds = conv::forward_tiled(
+            let d = conv::forward(
                 g,
                 &geom,
-                tile,
                 Default::default(),
                 convoy::DType::F32,
                 &conv::ForwardBuffers {
@@ -204,47 +255,100 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                 },
             )
             .unwrap();
-            let merge = norm::merge_stats(
-                g,
-                [yd[0], cout, yd[2] * yd[3]],
-                0.1,
-                true,
-                partials.buffer(),
-                mean.buffer(),
-                var.buffer(),
-                rmt.buffer(),
-                rvt.buffer(),
-            )
-            .unwrap();
-            ds.push(merge);
-            g.run(&ds);
-            let what = format!("{what} {tile:?}");
-            assert_close(&format!("conv with stats {what}"), &y.to_vec().unwrap(), &y64, RTOL);
-            assert_close(&format!("batch mean {what}"), &mean.to_vec().unwrap(), &m64, RTOL);
-            assert_close(&format!("batch var {what}"), &var.to_vec().unwrap(), &v64, RTOL);
-            assert_close(&format!("running_mean {what}"), &rmt.to_vec().unwrap(), &want_rm, RTOL);
-            assert_close(&format!("running_var {what}"), &rvt.to_vec().unwrap(), &want_rv, RTOL);
+            g.run(&d);
+            let p = partials.to_vec().unwrap();
+            assert!(p.iter().all(|v| v.is_finite()), "{what}: every block written");
         }
-        // the launcher picks a statistics tile itself, also for a 1x1 gemm_rows would take
-        let y = Tensor::empty(g, ys.clone()).unwrap();
-        let partials = Tensor::empty(g, [blocks, cout, 2]).unwrap();
-        let d = conv::forward(
-            g,
-            &geom,
-            Default::default(),
-            convoy::DType::F32,
-            &conv::ForwardBuffers {
-                x: xt.buffer(),
-                w: wt.buffer(),
-                bias: Some(bt.buffer()),
-                residual: None,
-                y: y.buffer(),
-                stats: Some(partials.buffer()),
-            },
-        )
-        .unwrap();
-        g.run(&d);
-        let p = partials.to_vec().unwrap();
-        assert!(p.iter().all(|v| v.is_finite()), "{what}: every block written");
+    }
+}
+
+/// The batch-norm backward reduction against f64, under both kernel families: on the gpu family
+/// a channel of thousands of values is split over several workgroups (chunks that are not
+/// multiples of the 256-lane workgroup) and finished by a second kernel; the cpu family reduces
+/// each channel in one workgroup. dgamma, dbeta and dx, without and with a fused ReLU.
+#[test]
+fn batch_norm_backward_split_reduction_matches_reference() {
+    use convoy::graph::{Act, Epilogue};
+    use convoy::kernels::norm::{backward, backward_splits, BnBackward};
+    use convoy::{Gpu, KernelFamily};
+    let mut rng = Rng::new(41);
+    let families =
+        [KernelFamily::Cpu, KernelFamily::Gpu].map(|f| Gpu::builder().kernels(f).poison_outputs(true).build().unwrap());
+    let eps = 1e-5;
+    for (n, c, h, w) in [(3, 5, 4, 4), (2, 3, 64, 70), (5, 2, 41, 43), (1, 4, 129, 130)] {
+        let (count, total) = (n * h * w, n * c * h * w);
+        let x = rng.vec(total, -1.0, 3.0);
+        let dy = rng.vec(total, -1.0, 1.0);
+        let gamma = rng.vec(c, 0.5, 1.5);
+        let beta = rng.vec(c, -0.5, 0.5);
+        let (x64, dy64) = (to_f64(&x), to_f64(&dy));
+        let (mean, var) = reference::channel_stats(&x64, [n, c, h, w]);
+        let at = |i: usize, ch: usize, p: usize| (i * c + ch) * h * w + p;
+        for act in [Act::None, Act::Relu] {
+            // the forward's output (for the ReLU mask), then the reference gradients
+            let mut y = vec![0f32; total];
+            let mut want_dx = vec![0f64; total];
+            let (mut want_dg, mut want_db) = (vec![0f64; c], vec![0f64; c]);
+            for ch in 0..c {
+                let inv = 1.0 / (var[ch] + eps as f64).sqrt();
+                let xhat = |i, p| (x64[at(i, ch, p)] - mean[ch]) * inv;
+                let mut g = vec![0f64; count];
+                for i in 0..n {
+                    for p in 0..h * w {
+                        let v = (xhat(i, p) * gamma[ch] as f64 + beta[ch] as f64) as f32;
+                        y[at(i, ch, p)] = if act == Act::Relu { v.max(0.0) } else { v };
+                        let keep = act == Act::None || y[at(i, ch, p)] > 0.0;
+                        g[i * h * w + p] = if keep { dy64[at(i, ch, p)] } else { 0.0 };
+                        want_db[ch] += g[i * h * w + p];
+                        want_dg[ch] += g[i * h * w + p] * xhat(i, p);
+                    }
+                }
+                for i in 0..n {
+                    for p in 0..h * w {
+                        let k = count as f64;
+                        want_dx[at(i, ch, p)] = gamma[ch] as f64 * inv / k
+                            * (k * g[i * h * w + p] - want_db[ch] - xhat(i, p) * want_dg[ch]);
+                    }
+                }
+            }
+            for gpu in &families {
+                let family = gpu.policy().family;
+                let t = |v: &[f32], shape: Vec<usize>| Tensor::from_slice(gpu, v, shape).unwrap();
+                let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+                let (xt, dyt, yt) = (
+                    t(&x, vec![n, c, h, w]),
+                    t(&dy, vec![n, c, h, w]),
+                    t(&y, vec![n, c, h, w]),
+                );
+                let (mt, vt, gt) = (t(&to32(&mean), vec![c]), t(&to32(&var), vec![c]), t(&gamma, vec![c]));
+                let dx = Tensor::empty(gpu, [n, c, h, w]).unwrap();
+                let (dg, db) = (Tensor::empty(gpu, [c]).unwrap(), Tensor::empty(gpu, [c]).unwrap());
+                let epi = Epilogue { residual: false, act };
+                let bufs = BnBackward {
+                    dy: dyt.buffer(),
+                    x: xt.buffer(),
+                    mean: mt.buffer(),
+                    var: vt.buffer(),
+                    gamma: gt.buffer(),
+                    y: (act != Act::None).then(|| yt.buffer()),
+                    dx: dx.buffer(),
+                    dgamma: dg.buffer(),
+                    dbeta: db.buffer(),
+                    dr: None,
+                };
+                let d = backward(gpu, [n, c, h * w], eps, epi, &bufs).unwrap();
+                let splits = backward_splits(gpu, count);
+                assert_eq!(d.reduce.len(), if splits > 1 { 2 } else { 1 });
+                if family == KernelFamily::Gpu && count > 8192 {
+                    assert!(splits > 2, "{count} values per channel split {splits} ways");
+                }
+                gpu.run(&d.reduce);
+                gpu.run(&[d.data]);
+                let what = format!("{family:?} {act:?} x[{n}, {c}, {h}, {w}], {splits} workgroup(s) per channel");
+                assert_close(&format!("dbeta {what}"), &db.to_vec().unwrap(), &want_db, RTOL);
+                assert_close(&format!("dgamma {what}"), &dg.to_vec().unwrap(), &want_dg, RTOL);
+                assert_close(&format!("dx {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
+            }
+        }
     }
 }
