@@ -4,9 +4,10 @@
 //!
 //! A training step is judged by its update, w_after - w_before, tensor by tensor, against
 //! PyTorch in float64: each tensor against its own bound, a small multiple of how far PyTorch's
-//! own float32 runs land from float64 on that tensor (so a tensor that PyTorch float32 gets to
-//! 1e-6 is held near 1e-6, and one a ReLU kink makes chaotic is not held to what no float32
-//! implementation can do), and against PyTorch float32 too. Every step's loss is compared.
+//! own float32 runs land from float64 on that tensor, or float64 itself under float32-sized
+//! noise (so a tensor that PyTorch float32 gets to 1e-6 is held near 1e-6, and one a ReLU kink
+//! makes chaotic is not held to what no float32 implementation can do), and against PyTorch
+//! float32 too. Every step's loss is compared.
 
 use convoy::io::npy::{read_npy, NpyArray};
 use convoy::io::safetensors::{parse_safetensors, HostData, HostTensor};

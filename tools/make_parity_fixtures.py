@@ -14,12 +14,12 @@ the *update* of every tensor, w_after - w_before, computed in float64:
                   conv and batch norm (seeded): what any other float32 summation order does
   update{S}_noise PyTorch in float64 with 1e-6 relative noise at the same places: about the
                   drift float32 arithmetic accumulates by a ResNet's last stage, so it shows
-                  which tensors hang on a ReLU mask at its kink (reported, not a bound)
+                  which tensors hang on a ReLU (or max-pool) kink
 
 The test holds convoy's update of each tensor to a small multiple of how far the three float32
-runs land from float64 *on that tensor*: where a rounding flips a ReLU mask at its kink, or a
-batch norm whose variance is near eps amplifies it, no float32 implementation can do better,
-and elsewhere the bound stays tight. Chaos is real here: in the team's resnet34 case below,
+runs land from float64 *on that tensor*, or of how far the noisy float64 run does where that is
+larger: where a rounding flips a ReLU mask at its kink, or a batch norm whose variance is near
+eps amplifies it, no float32 implementation can do better, and elsewhere the bound stays tight. Chaos is real here: in the team's resnet34 case below,
 convoy's update of layer4.2.bn1.bias is 1.6e-2 from float64 where PyTorch float32's is 1.8e-5,
 and tools/kink_probe.py shows why: one ReLU input of that channel is -2.3e-6 (1.3e-6 of the
 channel's scale; PyTorch float32 itself moves it by 5e-6), and float64 with that one mask
