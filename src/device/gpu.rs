@@ -416,6 +416,34 @@ async fn open(
     })
 }
 
+/// What the device holds right now, from wgpu's internal counters: for finding growth over a
+/// long run (a soak), not for accounting (the driver may round allocations up).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryCounts {
+    pub buffers: isize,
+    pub textures: isize,
+    pub bind_groups: isize,
+    pub compute_pipelines: isize,
+    pub buffer_bytes: isize,
+    pub texture_bytes: isize,
+}
+
+impl Gpu {
+    /// Live buffers, textures, bind groups and pipelines of this device and their bytes (zero
+    /// where the backend keeps no counters: the browser's WebGPU).
+    pub fn memory_counts(&self) -> MemoryCounts {
+        let hal = self.inner.device.get_internal_counters().hal;
+        MemoryCounts {
+            buffers: hal.buffers.read(),
+            textures: hal.textures.read(),
+            bind_groups: hal.bind_groups.read(),
+            compute_pipelines: hal.compute_pipelines.read(),
+            buffer_bytes: hal.buffer_memory.read(),
+            texture_bytes: hal.texture_memory.read(),
+        }
+    }
+}
+
 impl Gpu {
     /// Open the best adapter (blocking). Honours CONVOY_BACKEND and CONVOY_ADAPTER.
     #[cfg(not(target_arch = "wasm32"))]

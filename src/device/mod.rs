@@ -11,7 +11,7 @@ mod timer;
 mod tune;
 
 pub use dispatch::{grid_1d, Dispatch, Resource, MAX_WORKGROUPS_PER_DIM};
-pub use gpu::{Gpu, GpuBuilder, GpuInfo};
+pub use gpu::{Gpu, GpuBuilder, GpuInfo, MemoryCounts};
 pub use pipeline::{lock, Binding, Pipeline, Shader};
 pub use policy::{KernelFamily, KernelPolicy};
 #[cfg(not(target_arch = "wasm32"))]
