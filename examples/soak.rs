@@ -78,7 +78,10 @@ fn main() -> convoy::Result<()> {
             });
         }
     }));
-    println!("{} steps: {epochs} epochs of {per_epoch} at batch {bs}", epochs * per_epoch);
+    println!(
+        "{} steps: {epochs} epochs of {per_epoch} at batch {bs}",
+        epochs * per_epoch
+    );
     let t0 = std::time::Instant::now();
     learner.fit_one_cycle(&data.train, &data.test, epochs, 0.15, &mut |s| {
         println!(
