@@ -89,3 +89,28 @@ fn oversized_tensors_are_refused_clearly() {
     };
     assert!(err.to_string().contains(&max.to_string()), "{err}");
 }
+
+/// `Gpu::memory_counts` sees a buffer come and go, with its bytes (the soak benchmark's probe):
+/// a device of its own, so no other test's buffers move the counts.
+#[test]
+fn memory_counts_follow_buffers() {
+    let g = convoy::Gpu::builder()
+        .build()
+        .expect("a GPU adapter (lavapipe is enough)");
+    let before = g.memory_counts();
+    let t = Tensor::zeros(&g, [1 << 20]).unwrap();
+    let during = g.memory_counts();
+    assert_eq!(during.buffers, before.buffers + 1, "{before:?} -> {during:?}");
+    assert!(
+        during.buffer_bytes - before.buffer_bytes >= 4 << 20,
+        "{before:?} -> {during:?}"
+    );
+    drop(t);
+    g.sync().unwrap();
+    let after = g.memory_counts();
+    assert_eq!(
+        after.buffers, before.buffers,
+        "{during:?} -> {after:?}: the buffer was freed"
+    );
+    assert_eq!(after.buffer_bytes, before.buffer_bytes);
+}
