@@ -236,10 +236,11 @@ impl ConvTile {
         Ok(())
     }
 
-    /// `check` for the backward kernels, which have register (or texture) tiles only.
+    /// `check` for the register and texture backward kernels (the launchers route block tiles
+    /// to the block kernels before they get here).
     pub(super) fn check_backward(&self) -> Result<()> {
         if self.kind == TileKind::Block {
-            return Err(self.refuse("the block tile is the forward's; the backward kernels take register tiles"));
+            return Err(self.refuse("this backward kernel takes register or texture tiles, not the block tile"));
         }
         self.check()
     }
