@@ -172,14 +172,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
             tile,
             Default::default(),
             DType::F32,
-            &kernels::conv::ForwardBuffers {
-                x: conv_b.buffer(),
-                w: a.buffer(),
-                bias: None,
-                residual: None,
-                y: conv_c.buffer(),
-                stats: None,
-            },
+            &kernels::conv::ForwardBuffers::new(conv_b.buffer(), a.buffer(), conv_c.buffer()),
         )
     };
     let register = conv_with(kernels::conv::ConvTile::default_for(gpu, size, h * w))?;
@@ -349,14 +342,7 @@ impl ConvBench {
             &geom,
             Default::default(),
             DType::F32,
-            &kernels::conv::ForwardBuffers {
-                x: xb,
-                w: wb,
-                bias: None,
-                residual: None,
-                y: yb,
-                stats: None,
-            },
+            &kernels::conv::ForwardBuffers::new(xb, wb, yb),
         )?;
         let pixels = geom.n * geom.oh * geom.ow;
         let partials = Tensor::zeros(gpu, [pixels.div_ceil(kernels::conv::STATS_BLOCK), s.cout, 2])?;
@@ -366,12 +352,8 @@ impl ConvBench {
             Default::default(),
             DType::F32,
             &kernels::conv::ForwardBuffers {
-                x: xb,
-                w: wb,
-                bias: None,
-                residual: None,
-                y: yb,
                 stats: Some(partials.buffer()),
+                ..kernels::conv::ForwardBuffers::new(xb, wb, yb)
             },
         )?;
         let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?;
@@ -388,14 +370,7 @@ impl ConvBench {
                 &geom,
                 Default::default(),
                 DType::F16,
-                &kernels::conv::ForwardBuffers {
-                    x: xh.buffer(),
-                    w: wb,
-                    bias: None,
-                    residual: None,
-                    y: yh.buffer(),
-                    stats: None,
-                },
+                &kernels::conv::ForwardBuffers::new(xh.buffer(), wb, yh.buffer()),
             )?;
             tensors.extend([xh, yh]);
             Some(d)

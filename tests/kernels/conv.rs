@@ -394,14 +394,7 @@ fn conv2d_every_tile_configuration() {
             &geom,
             Default::default(),
             DType::F32,
-            &conv::ForwardBuffers {
-                x: xt.buffer(),
-                w: wt.buffer(),
-                bias: None,
-                residual: None,
-                y: y.buffer(),
-                stats: None,
-            },
+            &conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer()),
         )
         .unwrap();
         g.run(&d);
@@ -415,14 +408,7 @@ fn conv2d_every_tile_configuration() {
                 tile,
                 Default::default(),
                 DType::F32,
-                &conv::ForwardBuffers {
-                    x: xt.buffer(),
-                    w: wt.buffer(),
-                    bias: None,
-                    residual: None,
-                    y: y.buffer(),
-                    stats: None,
-                },
+                &conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer()),
             )
             .unwrap();
             g.run(&d);
@@ -463,14 +449,7 @@ fn conv2d_every_tile_configuration() {
             ConvTile::BLOCK,
             Default::default(),
             DType::F32,
-            &conv::ForwardBuffers {
-                x: xt.buffer(),
-                w: wt.buffer(),
-                bias: None,
-                residual: None,
-                y: y.buffer(),
-                stats: None,
-            },
+            &conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer()),
         )
         .unwrap();
         g.run(&d);
@@ -494,14 +473,7 @@ fn conv2d_every_tile_configuration() {
                 tile,
                 Default::default(),
                 DType::F32,
-                &conv::ForwardBuffers {
-                    x: xt.buffer(),
-                    w: wt.buffer(),
-                    bias: None,
-                    residual: None,
-                    y: y.buffer(),
-                    stats: None,
-                },
+                &conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer()),
             )
             .unwrap();
             g.run(&ds);
@@ -802,12 +774,8 @@ fn conv2d_block_kernel_fails_without_any_one_of_its_barriers() {
             Default::default(),
             DType::F32,
             &conv::ForwardBuffers {
-                x: xt.buffer(),
-                w: wt.buffer(),
-                bias: None,
-                residual: None,
-                y: y.buffer(),
                 stats: Some(partials.buffer()),
+                ..conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer())
             },
         )
         .unwrap();
@@ -1000,14 +968,7 @@ fn kernel_timer_reads_both_clocks() {
     let x = Tensor::from_slice(g, &rng.vec(4 * 32 * 400, -1.0, 1.0), xs).unwrap();
     let w = Tensor::from_slice(g, &rng.vec(64 * 288, -1.0, 1.0), ws).unwrap();
     let y = Tensor::zeros(g, geom.out_shape()).unwrap();
-    let b = ForwardBuffers {
-        x: x.buffer(),
-        w: w.buffer(),
-        bias: None,
-        residual: None,
-        y: y.buffer(),
-        stats: None,
-    };
+    let b = ForwardBuffers::new(x.buffer(), w.buffer(), y.buffer());
     let ds = conv::forward(g, &geom, Default::default(), DType::F32, &b).unwrap();
     let stamped = time_dispatches(g, &ds, 3, Clock::Timestamps).unwrap();
     let wall = time_dispatches(g, &ds, 3, Clock::Wall).unwrap();
@@ -1059,14 +1020,7 @@ fn conv2d_tuner_reuses_recorded_block_and_register_tiles() {
         let xt = Tensor::from_slice(&gpu, &x, xs).unwrap();
         let wt = Tensor::from_slice(&gpu, &w, ws).unwrap();
         let y = Tensor::zeros(&gpu, geom.out_shape()).unwrap();
-        let b = ForwardBuffers {
-            x: xt.buffer(),
-            w: wt.buffer(),
-            bias: None,
-            residual: None,
-            y: y.buffer(),
-            stats: None,
-        };
+        let b = ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer());
         let ds = conv::forward(&gpu, &geom, Default::default(), DType::F32, &b).unwrap();
         gpu.run(&ds);
         assert_close(what, &y.to_vec().unwrap(), &want, RTOL);

@@ -110,14 +110,7 @@ pub fn backward_data_block(
             groups: a.groups,
         },
     };
-    let buffers = ForwardBuffers {
-        x: dy,
-        w: &wt,
-        bias: None,
-        residual: None,
-        y: dx,
-        stats: None,
-    };
+    let buffers = ForwardBuffers::new(dy, &wt, dx);
     let mut out = vec![transpose];
     out.extend(forward_block(
         gpu,

@@ -16,11 +16,24 @@ pub struct ForwardBuffers<'a> {
     pub stats: Option<&'a wgpu::Buffer>,
 }
 
+impl<'a> ForwardBuffers<'a> {
+    /// y = conv2d(x, w) with no bias, residual or statistics (set those with struct update).
+    pub fn new(x: &'a wgpu::Buffer, w: &'a wgpu::Buffer, y: &'a wgpu::Buffer) -> Self {
+        ForwardBuffers {
+            x,
+            w,
+            bias: None,
+            residual: None,
+            y,
+            stats: None,
+        }
+    }
+}
+
 /// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
 /// [+ residual (like y)]), the epilogue fused into the store. x, residual and y are stored as
 /// `storage` (f32, or f16 with f32 accumulation); w and bias are f32. With `stats`, also the
 /// block statistics of y for a training batch norm (see `STATS_BLOCK`).
-#[allow(clippy::too_many_arguments)]
 pub fn forward(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -124,7 +137,6 @@ pub fn is_pointwise_gemm(g: &Conv2dGeom) -> bool {
 
 /// `forward` with an explicit tile of any kind (for the tuner and its tests): the dispatches
 /// to run in order.
-#[allow(clippy::too_many_arguments)]
 pub fn forward_tiled(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -184,7 +196,6 @@ pub fn forward_tiled(
 /// removed): 64 x 64 block tiles staged in workgroup memory. With `stats`, the kernel writes the
 /// statistics of its 64-pixel blocks to a scratch buffer and a second dispatch condenses each 4
 /// of them into one `STATS_BLOCK` block.
-#[allow(clippy::too_many_arguments)]
 pub fn forward_block(
     gpu: &Gpu,
     kernel: &'static crate::device::Shader,

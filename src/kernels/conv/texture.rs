@@ -148,7 +148,6 @@ fn packed(
 }
 
 /// The forward through conv2d_fwd_tex with a texture tile: the packing dispatch, then the conv.
-#[allow(clippy::too_many_arguments)]
 pub fn forward(
     gpu: &Gpu,
     g: &Conv2dGeom,
