@@ -102,12 +102,11 @@ fn tensors(path: &Path) -> BTreeMap<String, HostTensor> {
     parse_safetensors(&std::fs::read(path).unwrap(), &path.display().to_string()).unwrap()
 }
 
-/// The float tensors of a checkpoint in float64.
-fn floats(path: &Path) -> BTreeMap<String, Vec<f64>> {
-    tensors(path)
-        .into_iter()
-        .filter_map(|(name, t)| match t.data {
-            HostData::F32(v) => Some((name, v.into_iter().map(f64::from).collect())),
+/// The float tensors of a parsed checkpoint in float64.
+fn floats(ts: &BTreeMap<String, HostTensor>) -> BTreeMap<String, Vec<f64>> {
+    ts.iter()
+        .filter_map(|(name, t)| match &t.data {
+            HostData::F32(v) => Some((name.clone(), v.iter().map(|&x| f64::from(x)).collect())),
             HostData::I64(_) => None,
         })
         .collect()
@@ -158,8 +157,8 @@ fn check_updates(dir: &Path, steps: usize, got: &Path) -> Vec<UpdateCheck> {
         before.keys().collect::<Vec<_>>(),
         "same tensor names"
     );
-    let (w0, w1) = (floats(&dir.join("weights.safetensors")), floats(got));
-    let run = |tag: &str| floats(&dir.join(format!("update{steps}{tag}.safetensors")));
+    let (w0, w1) = (floats(&before), floats(&after));
+    let run = |tag: &str| floats(&tensors(&dir.join(format!("update{steps}{tag}.safetensors"))));
     let (f64_ref, nchw, cl, pert, noise) = (run("_f64"), run(""), run("_cl"), run("_pert"), run("_noise"));
     let mut checks = Vec::new();
     for (name, t) in &before {
