@@ -395,7 +395,7 @@ async fn open(
         *super::lock(&f) = Some(format!("the device was lost ({reason:?}): {msg}"));
     });
     let policy = policy(&info);
-    let tuner = tune.unwrap_or(policy.tune_by_default).then(|| {
+    let tuner = tune.unwrap_or(policy.tune_by_default()).then(|| {
         let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
         super::Tuner::new(key, tune_cache)
     });

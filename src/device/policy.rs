@@ -67,17 +67,9 @@ pub struct KernelPolicy {
     /// The largest 2D texture side the operand textures may use (the device's limit; tests
     /// lower it to exercise the layouts that fold a batch into several bands).
     pub max_texture_side: u32,
-    /// Whether the kernel tuner runs unless told otherwise (`CONVOY_TUNE`, `GpuBuilder::tune`):
-    /// on a GPU, where tile choice moves a kernel by integer factors and timing a candidate
-    /// costs microseconds; not on a CPU driver (whichever family is forced), where timing
-    /// every candidate of every new shape costs seconds, nor in the browser, which has no
-    /// synchronous clock to time with.
-    pub tune_by_default: bool,
-    /// The tuner times a conv's candidates on the first images of the batch, enough for this
-    /// many output pixels, where time follows the work (a CPU driver: timing at batch 8 would
-    /// cost 8x for the same ranking); on a GPU, the whole batch (a slice would not fill it, and
-    /// occupancy is what the tiles trade).
-    pub tune_sample_pixels: Option<usize>,
+    /// The adapter is a CPU driver, whichever family is forced: what the tuner's defaults
+    /// follow (`tune_by_default`, `tune_sample_pixels`, `Clock::for_timing`).
+    pub cpu_driver: bool,
 }
 
 impl KernelPolicy {
@@ -100,9 +92,25 @@ impl KernelPolicy {
             reason,
             texture_operands: family == KernelFamily::Cpu,
             max_texture_side: info.limits.max_texture_dimension_2d,
-            tune_by_default: device == KernelFamily::Gpu && !cfg!(target_arch = "wasm32"),
-            tune_sample_pixels: (device == KernelFamily::Cpu).then_some(TUNE_SAMPLE_PIXELS),
+            cpu_driver: device == KernelFamily::Cpu,
         }
+    }
+
+    /// Whether the kernel tuner runs unless told otherwise (`CONVOY_TUNE`, `GpuBuilder::tune`):
+    /// on a GPU, where tile choice moves a kernel by integer factors and timing a candidate
+    /// costs microseconds; not on a CPU driver (whichever family is forced), where timing
+    /// every candidate of every new shape costs seconds, nor in the browser, which has no
+    /// synchronous clock to time with.
+    pub fn tune_by_default(&self) -> bool {
+        !self.cpu_driver && !cfg!(target_arch = "wasm32")
+    }
+
+    /// The tuner times a conv's candidates on the first images of the batch, enough for this
+    /// many output pixels, where time follows the work (a CPU driver: timing at batch 8 would
+    /// cost 8x for the same ranking); on a GPU, the whole batch (a slice would not fill it, and
+    /// occupancy is what the tiles trade).
+    pub fn tune_sample_pixels(&self) -> Option<usize> {
+        self.cpu_driver.then_some(TUNE_SAMPLE_PIXELS)
     }
 }
 
@@ -122,7 +130,7 @@ impl fmt::Display for KernelPolicy {
         } else {
             write!(f, "; conv operands from storage buffers")?;
         }
-        let tuning = if self.tune_by_default {
+        let tuning = if self.tune_by_default() {
             "on unless CONVOY_TUNE=0"
         } else {
             "off unless CONVOY_TUNE=1"
@@ -152,13 +160,13 @@ mod tests {
         let h100 = KernelPolicy::choose(&info("NVIDIA H100 80GB HBM3", wgpu::DeviceType::DiscreteGpu), None);
         assert_eq!(h100.family, KernelFamily::Gpu);
         assert!(!h100.texture_operands);
-        assert!(h100.tune_by_default);
-        assert_eq!(h100.tune_sample_pixels, None);
+        assert!(h100.tune_by_default());
+        assert_eq!(h100.tune_sample_pixels(), None);
         let lavapipe = KernelPolicy::choose(&info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu), None);
         assert_eq!(lavapipe.family, KernelFamily::Cpu);
         assert!(lavapipe.texture_operands);
-        assert!(!lavapipe.tune_by_default);
-        assert!(lavapipe.tune_sample_pixels.is_some());
+        assert!(!lavapipe.tune_by_default());
+        assert!(lavapipe.tune_sample_pixels().is_some());
         // a browser adapter has no device type; SwiftShader names itself
         let swiftshader = KernelPolicy::choose(&info("google swiftshader", wgpu::DeviceType::Other), None);
         assert_eq!(swiftshader.family, KernelFamily::Cpu);
@@ -171,12 +179,12 @@ mod tests {
         let forced = KernelPolicy::choose(&info("llvmpipe", wgpu::DeviceType::Cpu), Some(KernelFamily::Gpu));
         assert_eq!(forced.family, KernelFamily::Gpu);
         // forcing the gpu family onto a CPU driver does not make timing candidates cheap there
-        assert!(!forced.tune_by_default);
+        assert!(!forced.tune_by_default());
         let forced_cpu = KernelPolicy::choose(
             &info("NVIDIA H100", wgpu::DeviceType::DiscreteGpu),
             Some(KernelFamily::Cpu),
         );
-        assert!(forced_cpu.tune_by_default);
+        assert!(forced_cpu.tune_by_default());
         assert_eq!(KernelFamily::parse("CPU").unwrap(), Some(KernelFamily::Cpu));
         assert_eq!(KernelFamily::parse("auto").unwrap(), None);
         assert!(KernelFamily::parse("tpu").is_err());

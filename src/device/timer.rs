@@ -78,7 +78,7 @@ impl Clock {
     /// synchronously on the host and whose timestamps measured up to 30% off its wall time and
     /// sometimes 0 (lavapipe, Mesa 22.3), and wherever timestamp queries are missing.
     pub fn for_timing(gpu: &Gpu) -> Clock {
-        if gpu.policy().tune_by_default && gpu.info().has_timestamps() {
+        if !gpu.policy().cpu_driver && gpu.info().has_timestamps() {
             Clock::Timestamps
         } else {
             Clock::Wall

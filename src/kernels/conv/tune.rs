@@ -42,7 +42,7 @@ pub(super) fn choose(
         return build(g, candidates[0]);
     }
     let started = std::time::Instant::now();
-    let sample = match gpu.policy().tune_sample_pixels {
+    let sample = match gpu.policy().tune_sample_pixels() {
         Some(pixels) => sample_geometry(g, rows, pixels),
         None => *g,
     };
