@@ -1,13 +1,13 @@
 // batch_norm normalisation: y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
 // Training binds the batch statistics, eval binds the running statistics.
-// Epilogue (fusion): + residual, then ReLU (ACT 1) or ReLU6 (2), in the same pass.
+// Epilogue (fusion): + residual, then the activation `act` (the `activation` prelude), in the
+// same pass.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
 
 override WG: u32 = 256u;
 override HAS_RESIDUAL: bool = false;
-override ACT: u32 = 0u;
 
 struct Params { total: u32, c: u32, hw: u32, eps: f32 }
 
@@ -33,10 +33,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (HAS_RESIDUAL) {
         v += f32(res[i]);
     }
-    if (ACT == 1u) {
-        v = max(v, 0.0);
-    } else if (ACT == 2u) {
-        v = clamp(v, 0.0, 6.0);
-    }
-    y[i] = T(v);
+    y[i] = T(act(v));
 }

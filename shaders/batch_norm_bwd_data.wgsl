@@ -1,10 +1,11 @@
 // batch_norm training backward, input gradient through the batch statistics (M = N*H*W):
 // dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma).
-// Fused epilogue: dy is masked by the activation (ACT 1 relu, 2 relu6, from the output y), and
+// Fused epilogue: dy is multiplied by the activation's derivative, taken from the output y
+// (`act_grad_from_output` of the `activation` prelude; fusion only fuses activations that have
+// one), and
 // with a fused residual the masked dy is also the residual's gradient (written to dr).
 
 override WG: u32 = 256u;
-override ACT: u32 = 0u;
 override HAS_RESIDUAL: bool = false;
 
 struct Params { total: u32, c: u32, hw: u32, eps: f32, count: f32 }
@@ -33,9 +34,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let xhat = (x[i] - mean[c]) * inv;
     var g = dy[i];
     if (ACT != 0u) {
-        // the activation's derivative as a select: no per-lane branch
-        let v = y[i];
-        g = select(0.0, g, v > 0.0 && (ACT == 1u || v < 6.0));
+        let d = act_grad_from_output(y[i]);
+        g = select(g * d, 0.0, d == 0.0);
     }
     dx[i] = gamma[c] * inv / p.count * (p.count * g - dbeta[c] - xhat * dgamma[c]);
     if (HAS_RESIDUAL) {

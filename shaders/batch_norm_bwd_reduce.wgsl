@@ -3,10 +3,10 @@
 // or with SPLIT several (grid y), each over `chunk` of the channel's values, writing its two
 // partial sums for batch_norm_bwd_finish to add: a channel of a large map on a GPU is then
 // spread over many compute units instead of one.
-// Fused activation (ACT 1 relu, 2 relu6): dy is first masked where the output y was clamped.
+// Fused activation (the `activation` prelude): dy is first multiplied by its derivative, taken
+// from the output y.
 
 const WG: u32 = 256u;
-override ACT: u32 = 0u;
 override SPLIT: bool = false;
 
 struct Params { n: u32, c: u32, hw: u32, eps: f32, chunk: u32 }
@@ -23,16 +23,14 @@ struct Params { n: u32, c: u32, hw: u32, eps: f32, chunk: u32 }
 
 var<workgroup> red_a: array<f32, WG>;
 
-// The upstream gradient through the fused activation.
-// dy masked by the activation's derivative, without per-lane branches (a CPU driver runs
-// those with lane masks, paying for both sides)
+// The upstream gradient through the fused activation (a select, not a branch: a CPU driver
+// runs per-lane branches with lane masks, paying for both sides).
 fn grad(j: u32) -> f32 {
     if (ACT == 0u) {
         return dy[j];
     }
-    let v = y[j];
-    let keep = v > 0.0 && (ACT == 1u || v < 6.0);
-    return select(0.0, dy[j], keep);
+    let d = act_grad_from_output(y[j]);
+    return select(dy[j] * d, 0.0, d == 0.0);
 }
 var<workgroup> red_b: array<f32, WG>;
 

@@ -1,10 +1,10 @@
 // The fused epilogue every conv2d forward kernel stores its outputs through; prepended to them
 // by `kernels::shaders` (WGSL has no include). The kernel declares `alias T` (its activation
 // storage) and binds bias, residual and y at bindings 3, 4 and 5.
-// Epilogue (fusion): + bias, + residual (the skip connection), then ReLU (ACT 1) or ReLU6 (2).
+// Epilogue (fusion): + bias, + residual (the skip connection), then the activation `act` of the
+// `activation` prelude, which comes before this file.
 override HAS_BIAS: bool = false;
 override HAS_RESIDUAL: bool = false;
-override ACT: u32 = 0u;
 
 @group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
 @group(0) @binding(4) var<storage, read> res: array<T>;         // like y, unread without HAS_RESIDUAL
@@ -20,11 +20,7 @@ fn store_output(v: f32, oc: u32, at: u32) -> f32 {
     if (HAS_RESIDUAL) {
         o += f32(res[at]);
     }
-    if (ACT == 1u) {
-        o = max(o, 0.0);
-    } else if (ACT == 2u) {
-        o = clamp(o, 0.0, 6.0);
-    }
+    o = act(o);
     y[at] = T(o);
     return o;
 }

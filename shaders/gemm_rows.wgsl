@@ -3,8 +3,8 @@
 // GEMM-ceiling benchmark. A workgroup owns RB rows of C (grid z, so every A load is uniform:
 // one scalar load broadcast to all lanes); each invocation keeps an RB x 4 register tile and reads
 // B as vec4, so one vector load feeds 4*RB multiply-adds.
-// Epilogue (fusion): + bias (per row, i.e. per output channel), + residual (like C), then ReLU
-// (ACT 1) or ReLU6 (2).
+// Epilogue (fusion): + bias (per row, i.e. per output channel), + residual (like C), then the
+// activation `act4` of the `activation` prelude.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
@@ -15,7 +15,6 @@ override RB: u32 = 8u;  // rows per invocation, 1..=8
 override TRANS_A: bool = false;
 override HAS_BIAS: bool = false;
 override HAS_RESIDUAL: bool = false;
-override ACT: u32 = 0u;
 
 struct Params { m: u32, n4: u32, k: u32, row_blocks: u32 }
 
@@ -61,11 +60,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         if (HAS_RESIDUAL) {
             v += vec4f(res[i]);
         }
-        if (ACT == 1u) {
-            v = max(v, vec4f(0.0));
-        } else if (ACT == 2u) {
-            v = clamp(v, vec4f(0.0), vec4f(6.0));
-        }
-        c[i] = vec4<T>(v);
+        c[i] = vec4<T>(act4(v));
     }
 }

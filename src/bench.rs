@@ -147,7 +147,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
     let rows = kernels::linear::gemm_rows(
         gpu,
         &rows_geom,
-        0,
+        crate::graph::Act::None,
         DType::F32,
         a.buffer(),
         b.buffer(),

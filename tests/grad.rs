@@ -221,6 +221,30 @@ fn relu_add_backward() {
     c.check("relu(add)", loss);
 }
 
+/// Every activation, alone (its own backward kernel, from its input or its output) and after a
+/// training batch norm (fused there when its derivative follows from its output). Inputs over
+/// [-4, 4] cover every curved region; a value within H of a kink has odds of ~1e-5.
+#[test]
+fn activation_backward() {
+    let mut acts = convoy::ops::Act::ALL.to_vec();
+    acts.push(convoy::ops::Act::LeakyRelu(-0.3));
+    for (i, act) in acts.into_iter().enumerate() {
+        let mut c = Case::new(40 + i as u64);
+        let a = c.param("a", &[2, 3, 4, 4], -4.0, 4.0);
+        let y = c.g.activation(a, act).unwrap();
+        let loss = c.head(y);
+        c.check(&format!("{act:?}"), loss);
+
+        let mut c = Case::new(60 + i as u64);
+        let x = c.param("x", &[3, 4, 3, 3], -2.0, 2.0);
+        let bn = c.bn("bn", 4);
+        let y = c.g.batch_norm(x, bn, true, 0.1, 1e-5).unwrap();
+        let y = c.g.activation(y, act).unwrap();
+        let loss = c.head(y);
+        c.check(&format!("{act:?}(batch_norm)"), loss);
+    }
+}
+
 #[test]
 fn pooling_backward() {
     let mut rng = Rng::new(30);

@@ -80,22 +80,7 @@ pub fn lower(
                 )?]
             }
         }
-        Op::Relu => vec![kernels::elementwise::relu(
-            gpu,
-            ishape(0).numel(),
-            f32::MAX,
-            storage,
-            &i(0),
-            &o(0),
-        )?],
-        Op::Relu6 => vec![kernels::elementwise::relu(
-            gpu,
-            ishape(0).numel(),
-            6.0,
-            storage,
-            &i(0),
-            &o(0),
-        )?],
+        Op::Activation(_) | Op::ActivationBwd(_) => crate::ops::activation::lower(gpu, g, n, buf)?,
         Op::Add => vec![kernels::elementwise::add(
             gpu,
             ishape(0).numel(),
@@ -184,16 +169,6 @@ pub fn lower(
                 [wshape[0], wshape[1..].iter().product()],
                 *eps,
                 &folded,
-            )?]
-        }
-        Op::ReluBwd { max } => {
-            vec![kernels::elementwise::relu_backward(
-                gpu,
-                ishape(0).numel(),
-                *max,
-                &i(0),
-                &i(1),
-                &o(0),
             )?]
         }
         Op::MaxPool2dBwd(a) => {

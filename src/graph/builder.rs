@@ -94,17 +94,6 @@ impl Graph {
         Ok(self.add_node(op, [&[x][..], &stats[..]].concat(), outs)[0])
     }
 
-    pub fn relu(&mut self, x: ValueId) -> ValueId {
-        let s = self.shape(x).clone();
-        self.f32_out(Op::Relu, vec![x], s)
-    }
-
-    /// min(max(x, 0), 6): MobileNetV2's activation.
-    pub fn relu6(&mut self, x: ValueId) -> ValueId {
-        let s = self.shape(x).clone();
-        self.f32_out(Op::Relu6, vec![x], s)
-    }
-
     pub fn add(&mut self, a: ValueId, b: ValueId) -> Result<ValueId> {
         if self.shape(a) != self.shape(b) {
             return Err(Error::shape(

@@ -1,27 +1,8 @@
 //! `Op`: every operation a graph can hold, forward, backward and optimizer, with its attributes.
 //! An enum, so a new op does not compile until every pass (autodiff, lowering) handles it.
 
+pub use crate::ops::activation::Act;
 use crate::ops::{Conv2dArgs, Pool2dArgs};
-
-/// An activation applied in a kernel's epilogue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Act {
-    #[default]
-    None,
-    Relu,
-    Relu6,
-}
-
-impl Act {
-    /// The `ACT` override of the kernels: 0 none, 1 relu, 2 relu6.
-    pub fn code(self) -> u32 {
-        match self {
-            Act::None => 0,
-            Act::Relu => 1,
-            Act::Relu6 => 2,
-        }
-    }
-}
 
 /// What a fused kernel does to its result before storing it: add a residual input (the skip
 /// connection), then apply an activation.
@@ -63,10 +44,8 @@ pub enum Op {
         epi: Epilogue,
         partials: bool,
     },
-    /// [x] -> [max(x, 0)]
-    Relu,
-    /// [x] -> [min(max(x, 0), 6)]
-    Relu6,
+    /// [x] -> [act(x)] (`ops::activation`, never `Act::None`)
+    Activation(Act),
     /// [a, b] -> [a + b] (same shapes)
     Add,
     /// [x] -> [y]
@@ -103,8 +82,9 @@ pub enum Op {
     /// Inference fusion: [w, bias if `bias`, gamma, beta, running_mean, running_var] ->
     /// [w * s, (bias - running_mean) * s + beta] with s = gamma / sqrt(running_var + eps).
     FoldBn { eps: f32, bias: bool },
-    /// [dy, y] -> [dx = dy where 0 < y < max]; max is 6 for relu6, f32::MAX for relu
-    ReluBwd { max: f32 },
+    /// [dy, saved] -> [dx = dy * act'(x)]; saved is the forward's output where
+    /// `Act::grad_from_output`, else its input
+    ActivationBwd(Act),
     /// [dy, x] -> [dx]
     MaxPool2dBwd(Pool2dArgs),
     /// [dy] -> [dx]
@@ -128,8 +108,7 @@ impl Op {
         match self {
             Op::Conv2d { .. } => "conv2d",
             Op::BatchNorm { .. } => "batch_norm",
-            Op::Relu => "relu",
-            Op::Relu6 => "relu6",
+            Op::Activation(a) => a.name(),
             Op::Add => "add",
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
@@ -145,7 +124,7 @@ impl Op {
             Op::ChannelSum => "channel_sum",
             Op::BatchNormBwd { .. } => "batch_norm_bwd",
             Op::FoldBn { .. } => "fold_bn",
-            Op::ReluBwd { .. } => "relu_bwd",
+            Op::ActivationBwd(_) => "activation_bwd",
             Op::MaxPool2dBwd(_) => "max_pool2d_bwd",
             Op::AvgPool2dBwd(_) => "avg_pool2d_bwd",
             Op::AdaptiveAvgPool2dBwd => "adaptive_avg_pool2d_bwd",

@@ -108,13 +108,13 @@ pub(crate) const ROWS_WG: usize = 64;
 const ROWS_RB: usize = 8;
 
 /// The row-tiled GEMM (uniform A loads, vec4 B loads), with the conv epilogue: plus bias per
-/// row, plus residual, activation code `act` (0 none, 1 ReLU, 2 ReLU6). B, residual and C are
+/// row, plus residual, then the activation `act`. B, residual and C are
 /// stored as `storage`; A and bias are f32.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_rows(
     gpu: &Gpu,
     g: &RowsGeom,
-    act: u32,
+    act: crate::graph::Act,
     storage: DType,
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,
@@ -142,7 +142,8 @@ pub fn gemm_rows(
         ("TRANS_A", f64::from(u8::from(g.trans_a))),
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
-        ("ACT", f64::from(act)),
+        act.constants()[0],
+        act.constants()[1],
     ];
     let pipeline = gpu.pipeline(variant(gpu, &GEMM_ROWS, storage)?, &constants)?;
     let row_blocks = g.m.div_ceil(ROWS_RB);

@@ -129,7 +129,8 @@ pub fn apply(
     let constants = [
         ("WG", WG as f64),
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
-        ("ACT", f64::from(epi.act.code())),
+        epi.act.constants()[0],
+        epi.act.constants()[1],
     ];
     let pipeline = gpu.pipeline(super::shaders::variant(gpu, &BATCH_NORM_APPLY, storage)?, &constants)?;
     let params = [
@@ -204,7 +205,7 @@ pub fn backward_splits(gpu: &Gpu, count: usize) -> usize {
 }
 
 /// batch_norm training backward: dgamma, dbeta (C) by reduction, then dx elementwise, with the
-/// epilogue's activation mask and residual gradient fused in.
+/// epilogue's activation derivative (from the output y) and residual gradient fused in.
 pub fn backward(
     gpu: &Gpu,
     [n, c, hw]: [usize; 3],
@@ -212,15 +213,25 @@ pub fn backward(
     epi: Epilogue,
     b: &BnBackward<'_>,
 ) -> Result<BnBackwardDispatches> {
+    if !epi.act.grad_from_output() {
+        return Err(Error::arg(
+            "batch_norm backward",
+            "epilogue",
+            format!(
+                "{} needs its input for its gradient; a fused batch norm keeps only its output",
+                epi.act.name()
+            ),
+        ));
+    }
     let total = n * c * hw;
     let count = n * hw;
     let splits = backward_splits(gpu, count);
     let mut grid = per_channel_grid(gpu, "batch_norm backward", c)?;
     grid[1] = splits as u32;
-    let act = ("ACT", f64::from(epi.act.code()));
+    let [act, alpha] = epi.act.constants();
     let y = b.y.unwrap_or(gpu.dummy());
     let split = ("SPLIT", f64::from(u8::from(splits > 1)));
-    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[act, split])?;
+    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[act, alpha, split])?;
     let chunk = count.div_ceil(splits);
     let params = [
         n as u32,
@@ -252,7 +263,7 @@ pub fn backward(
         )?);
     }
     let res = ("HAS_RESIDUAL", f64::from(u8::from(b.dr.is_some())));
-    let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64), act, res])?;
+    let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64), act, alpha, res])?;
     let params = [
         u32_of("batch_norm elements", total)?,
         c as u32,

@@ -27,12 +27,12 @@ macro_rules! shaders {
 }
 
 shaders! {
-    CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_FWD_BLOCK = "conv2d_fwd_block" with prelude "conv2d_geometry" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD_BLOCK = "conv2d_fwd_block" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
     CONV2D_STATS_CONDENSE = "conv2d_stats_condense" [Uniform, Read, ReadWrite];
     CONV2D_TRANSPOSE_WEIGHTS = "conv2d_transpose_weights" [Uniform, Read, ReadWrite];
     CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, StorageTexture];
-    CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "conv2d_epilogue" "conv2d_stats" [Uniform, Texture, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Texture, Read, Read, Read, ReadWrite, ReadWrite];
     CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Texture, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_BLOCK = "conv2d_bwd_weight_block" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
@@ -44,13 +44,13 @@ shaders! {
     BATCH_NORM_STATS = "batch_norm_stats" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_MERGE = "batch_norm_merge" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_RUNNING = "batch_norm_running" [Uniform, Read, Read, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_APPLY = "batch_norm_apply" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite];
-    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+    BATCH_NORM_APPLY = "batch_norm_apply" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite];
+    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_FINISH = "batch_norm_bwd_finish" [Uniform, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     FOLD_BN = "fold_bn" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    RELU = "relu" [Uniform, Read, ReadWrite];
-    RELU_BWD = "relu_bwd" [Uniform, Read, Read, ReadWrite];
+    ACTIVATION_FWD = "activation_fwd" with prelude "activation" [Uniform, Read, ReadWrite];
+    ACTIVATION_BWD = "activation_bwd" with prelude "activation" [Uniform, Read, Read, ReadWrite];
     ADD = "add" [Uniform, Read, Read, ReadWrite];
     MAX_POOL2D_FWD = "max_pool2d_fwd" [Uniform, Read, ReadWrite];
     MAX_POOL2D_ARGMAX = "max_pool2d_argmax" [Uniform, Read, ReadWrite];
@@ -61,7 +61,7 @@ shaders! {
     ADAPTIVE_AVG_POOL2D_BWD = "adaptive_avg_pool2d_bwd" [Uniform, Read, ReadWrite];
     GEMM = "gemm" [Uniform, Read, Read, Read, ReadWrite];
     GEMM_TEX = "gemm_tex" [Uniform, Texture, Texture, ReadWrite];
-    GEMM_ROWS = "gemm_rows" [Uniform, Read, Read, Read, Read, ReadWrite];
+    GEMM_ROWS = "gemm_rows" with prelude "activation" [Uniform, Read, Read, Read, Read, ReadWrite];
     CROSS_ENTROPY_FWD = "cross_entropy_fwd" [Uniform, Read, Read, ReadWrite];
     CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];
     TOPK_ACCURACY = "topk_accuracy" [Uniform, Read, Read, ReadWrite];

@@ -190,6 +190,13 @@ impl Net {
         y
     }
 
+    /// Any activation of `ops::Act` (`nn.SiLU`, `nn.Hardswish`, `nn.GELU`, ...).
+    pub fn activation(&mut self, x: ValueId, act: crate::ops::Act) -> Result<ValueId> {
+        let y = self.graph.activation(x, act)?;
+        self.record_activation(y);
+        Ok(y)
+    }
+
     /// Name an activation after its scope (`layer1.0`, then `layer1.0.2` for the second there).
     fn record_activation(&mut self, v: ValueId) {
         let base = if self.prefix.is_empty() {

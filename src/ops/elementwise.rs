@@ -1,24 +1,9 @@
-//! relu, add and flatten.
+//! add and flatten.
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::tensor::Tensor;
-
-/// `torch.relu`: max(x, 0), any shape.
-pub fn relu(gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
-    let storage = x.expect_activation("relu")?;
-    let y = Tensor::empty_of(gpu, x.shape().clone(), storage)?;
-    gpu.run(&[kernels::elementwise::relu(
-        gpu,
-        x.numel(),
-        f32::MAX,
-        storage,
-        x.buffer(),
-        y.buffer(),
-    )?]);
-    Ok(y)
-}
 
 /// a + b for tensors of the same shape (the residual connection).
 pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {

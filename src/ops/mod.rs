@@ -2,6 +2,7 @@
 //! (close to `torch.nn.functional`). Each function checks its inputs, launches its kernels and
 //! returns new tensors; it submits work without waiting for it.
 
+pub mod activation;
 pub mod conv;
 pub mod elementwise;
 pub mod linear;
@@ -9,8 +10,9 @@ pub mod loss;
 pub mod norm;
 pub mod pool;
 
+pub use activation::{activation, relu, Act};
 pub use conv::{conv2d, Conv2dArgs, Conv2dGeom};
-pub use elementwise::{add, flatten, relu};
+pub use elementwise::{add, flatten};
 pub use linear::linear;
 pub use loss::{cross_entropy, topk_accuracy};
 pub use norm::{batch_norm, BatchNormArgs, BatchNormState};

@@ -139,8 +139,7 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
                 "backward through eval-mode batch_norm is not supported; train in training mode",
             ))
         }
-        Op::Relu => vec![one(g, Op::ReluBwd { max: f32::MAX }, vec![d(), n.outputs[0]], s(g, 0))],
-        Op::Relu6 => vec![one(g, Op::ReluBwd { max: 6.0 }, vec![d(), n.outputs[0]], s(g, 0))],
+        Op::Activation(act) => vec![Some(crate::ops::activation::backward(g, n, *act, d()))],
         Op::Add => vec![Some(d()), Some(d())],
         Op::MaxPool2d(a) => vec![one(g, Op::MaxPool2dBwd(*a), vec![d(), x], s(g, 0))],
         Op::AvgPool2d(a) => vec![one(g, Op::AvgPool2dBwd(*a), vec![d()], s(g, 0))],

@@ -4,8 +4,8 @@
 //!
 //! | mode  | chain                                       | becomes                              |
 //! |-------|---------------------------------------------|--------------------------------------|
-//! | infer | conv -> [batch_norm eval] -> [add r] -> [relu/relu6] | fold_bn (prologue) + conv with bias, residual and activation epilogue |
-//! | train | batch_norm train -> [add r] -> [relu/relu6] | batch_norm with residual and activation epilogue; its backward masks dy by the output and yields dr |
+//! | infer | conv -> [batch_norm eval] -> [add r] -> [activation] | fold_bn (prologue) + conv with bias, residual and activation epilogue |
+//! | train | batch_norm train -> [add r -> activation] or [activation], the activation one whose gradient follows from its output | batch_norm with residual and activation epilogue; its backward multiplies dy by the derivative from the output and yields dr |
 //! | train | conv -> batch_norm train                    | conv that also writes block statistics of its output; the batch norm merges them instead of reading its input for them |
 //!
 //! The fused node takes the place of the chain's last node, where every input it reads
@@ -87,13 +87,21 @@ pub fn fuse(g: &Graph, mode: Mode, keep: &[ValueId]) -> (Graph, Vec<Option<Value
                 v = g.nodes[j].outputs[0];
             }
         }
-        if let Some(j) = single(v).filter(|&j| matches!(g.nodes[j].op, Op::Relu | Op::Relu6)) {
-            c.act = if g.nodes[j].op == Op::Relu {
-                Act::Relu
-            } else {
-                Act::Relu6
-            };
-            c.nodes.push(j);
+        // any activation at inference; in training only one whose backward needs just the
+        // output, since the fused batch norm's backward sees that and not the value before it
+        if let Some(j) = single(v) {
+            if let Op::Activation(act) = g.nodes[j].op {
+                if mode == Mode::Infer || act.grad_from_output() {
+                    c.act = act;
+                    c.nodes.push(j);
+                }
+            }
+        }
+        // in training a residual alone is not worth fusing: the add's backward is free (its
+        // gradient is dy itself), while the fused backward writes dr as a tensor of its own
+        if mode == Mode::Train && c.residual.is_some() && c.act == Act::None {
+            c.nodes.pop();
+            c.residual = None;
         }
         if c.nodes.len() > 1 {
             for &j in &c.nodes {

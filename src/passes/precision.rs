@@ -27,7 +27,7 @@ fn activation_inputs(op: &Op) -> Option<Vec<usize>> {
         Op::BatchNorm {
             training: false, epi, ..
         } => Some(if epi.residual { vec![0, 5] } else { vec![0] }),
-        Op::Relu | Op::Relu6 | Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d(_) | Op::Linear => {
+        Op::Activation(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d(_) | Op::Linear => {
             Some(vec![0])
         }
         Op::Add => Some(vec![0, 1]),

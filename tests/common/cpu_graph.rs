@@ -40,8 +40,7 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
                     vec![r::batch_norm_apply(&x(0), s, &x(3), &x(4), &x(1), &x(2), *eps as f64)]
                 }
             }
-            Op::Relu => vec![x(0).iter().map(|v| v.max(0.0)).collect()],
-            Op::Relu6 => vec![x(0).iter().map(|v| v.clamp(0.0, 6.0)).collect()],
+            Op::Activation(act) => vec![x(0).iter().map(|&v| r::activation(*act, v)).collect()],
             Op::Add => vec![x(0).iter().zip(x(1)).map(|(a, b)| a + b).collect()],
             Op::MaxPool2d(a) => vec![r::max_pool2d(
                 &x(0),

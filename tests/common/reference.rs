@@ -258,3 +258,95 @@ pub fn topk_accuracy(logits: &[f64], n: usize, k: usize, labels: &[i32], topk: u
         .count();
     right as f64 / n as f64
 }
+
+/// erfc(x) in float64, from its series (|x| < 2.5) or its continued fraction (beyond), each
+/// accurate to ~1e-15 there: the reference GELU's independent of the kernel's fit.
+pub fn erfc(x: f64) -> f64 {
+    if x.abs() < 2.5 {
+        // erf(x) = 2/sqrt(pi) sum_n (-1)^n x^(2n+1) / (n! (2n+1))
+        let (mut term, mut sum) = (x, x);
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            let t = term / (2 * n + 1) as f64;
+            sum += t;
+            if t.abs() < 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        1.0 - 2.0 / std::f64::consts::PI.sqrt() * sum
+    } else if x > 0.0 {
+        // erfc(x) = e^-x^2 / sqrt(pi) * 1 / (x + (1/2) / (x + 1 / (x + (3/2) / (x + ...))))
+        let mut f = x;
+        for k in (1..120).rev() {
+            f = x + (k as f64 / 2.0) / f;
+        }
+        (-x * x).exp() / std::f64::consts::PI.sqrt() / f
+    } else {
+        2.0 - erfc(-x)
+    }
+}
+
+/// PyTorch's activations, `convoy::ops::Act` by name, in float64.
+pub fn activation(act: convoy::ops::Act, x: f64) -> f64 {
+    use convoy::ops::Act;
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    match act {
+        Act::None => x,
+        Act::Relu => x.max(0.0),
+        Act::Relu6 => x.clamp(0.0, 6.0),
+        Act::LeakyRelu(s) => {
+            if x > 0.0 {
+                x
+            } else {
+                s as f64 * x
+            }
+        }
+        Act::Sigmoid => sigmoid(x),
+        Act::HardSigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        Act::Silu => x * sigmoid(x),
+        Act::HardSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        Act::Gelu => x * 0.5 * erfc(-x / 2f64.sqrt()),
+        // 1 + tanh(u) = 2 sigmoid(2u): the same function, without 1 + tanh's cancellation
+        Act::GeluTanh => x * sigmoid(2.0 * (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)),
+    }
+}
+
+/// d activation / dx at x, with PyTorch's choices at the kinks (relu 0 at 0, relu6 and
+/// hardsigmoid 0 at theirs, hardswish x/3 + 1/2 on the closed [-3, 3]).
+pub fn activation_grad(act: convoy::ops::Act, x: f64) -> f64 {
+    use convoy::ops::Act;
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let step = |c: bool| if c { 1.0 } else { 0.0 };
+    match act {
+        Act::None => 1.0,
+        Act::Relu => step(x > 0.0),
+        Act::Relu6 => step(x > 0.0 && x < 6.0),
+        Act::LeakyRelu(s) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                s as f64
+            }
+        }
+        Act::Sigmoid => sigmoid(x) * (1.0 - sigmoid(x)),
+        Act::HardSigmoid => step(x > -3.0 && x < 3.0) / 6.0,
+        Act::Silu => sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x))),
+        Act::HardSwish => {
+            if x < -3.0 {
+                0.0
+            } else if x <= 3.0 {
+                x / 3.0 + 0.5
+            } else {
+                1.0
+            }
+        }
+        Act::Gelu => 0.5 * erfc(-x / 2f64.sqrt()) + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt(),
+        Act::GeluTanh => {
+            // with s = sigmoid(2u): (1 + tanh u) / 2 = s and 1 - tanh(u)^2 = 4 s (1 - s)
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            let s = sigmoid(2.0 * k * (x + 0.044715 * x * x * x));
+            let sm = sigmoid(-2.0 * k * (x + 0.044715 * x * x * x));
+            s + 2.0 * x * s * sm * k * (1.0 + 3.0 * 0.044715 * x * x)
+        }
+    }
+}

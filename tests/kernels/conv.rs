@@ -593,7 +593,9 @@ fn conv2d_block_and_texture_tiles_match_reference() {
         (2, 7, 10, 9, 40, 5, 1, 1, 1, 1),
         (1, 33, 8, 8, 24, 3, 1, 0, 1, 1),
     ];
-    for (n, cin, h, w, cout, k, stride, pad, dil, groups) in shapes {
+    for (case, (n, cin, h, w, cout, k, stride, pad, dil, groups)) in shapes.into_iter().enumerate() {
+        // each case fuses another activation into the epilogue
+        let act = Act::ALL[case % Act::ALL.len()];
         let xs = [n, cin, h, w];
         let ws = [cout, cin / groups, k, k];
         let args = Conv2dArgs {
@@ -619,7 +621,11 @@ fn conv2d_block_and_texture_tiles_match_reference() {
             dil,
             groups,
         );
-        let want: Vec<f64> = conv.iter().zip(&r).map(|(c, &r)| (c + r as f64).max(0.0)).collect();
+        let want: Vec<f64> = conv
+            .iter()
+            .zip(&r)
+            .map(|(c, &r)| reference::activation(act, c + r as f64))
+            .collect();
         // the block weight gradient (default split, and chunks that end mid-step)
         let dy = rng.vec(ys.numel(), -1.0, 1.0);
         let (want_dx, want_dw) = reference::conv2d_backward(
@@ -661,10 +667,7 @@ fn conv2d_block_and_texture_tiles_match_reference() {
         }
         let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
         let rt = Tensor::from_slice(g, &r, ys.clone()).unwrap();
-        let epi = Epilogue {
-            residual: true,
-            act: Act::Relu,
-        };
+        let epi = Epilogue { residual: true, act };
         // the block tile, and the texture tiles (CPU family) with the same epilogue
         let pixels = ys.numel() / cout;
         for tile in std::iter::once(ConvTile::BLOCK).chain(ConvTile::texture_candidates(g, cout / groups, pixels)) {
@@ -686,7 +689,10 @@ fn conv2d_block_and_texture_tiles_match_reference() {
             )
             .unwrap();
             g.run(&d);
-            let what = format!("fused-epilogue forward x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} {tile:?}");
+            let what = format!(
+                "fused-epilogue ({}) forward x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} {tile:?}",
+                act.name()
+            );
             assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
         }
     }

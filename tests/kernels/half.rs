@@ -9,7 +9,7 @@ use crate::common::{assert_close, gpu, reference, to_f64};
 use convoy::device::Gpu;
 use convoy::graph::Epilogue;
 use convoy::kernels::conv::{self, ConvTile};
-use convoy::kernels::shaders::{f16_variant, variant, CROSS_ENTROPY_FWD, RELU};
+use convoy::kernels::shaders::{f16_variant, variant, ACTIVATION_FWD, CROSS_ENTROPY_FWD};
 use convoy::ops::{
     adaptive_avg_pool2d, add, avg_pool2d, batch_norm, conv2d, linear, max_pool2d, relu, BatchNormArgs, BatchNormState,
     Conv2dArgs, Conv2dGeom, Pool2dArgs,
@@ -258,10 +258,10 @@ fn elementwise_norm_pool_and_linear_f16_match_reference() {
 #[test]
 fn f16_is_refused_where_a_kernel_has_no_variant() {
     assert!(f16_variant(&CROSS_ENTROPY_FWD).is_err(), "the loss runs in f32 only");
-    let v = variant(gpu(), &RELU, DType::F16).unwrap();
-    assert_eq!(v.name, "relu_f16");
+    let v = variant(gpu(), &ACTIVATION_FWD, DType::F16).unwrap();
+    assert_eq!(v.name, "activation_fwd_f16");
     assert!(v.source.starts_with("enable f16;"));
     // asked twice, the same kernel (pipelines are cached by it)
-    assert!(std::ptr::eq(v, variant(gpu(), &RELU, DType::F16).unwrap()));
-    assert!(variant(gpu(), &RELU, DType::I32).is_err());
+    assert!(std::ptr::eq(v, variant(gpu(), &ACTIVATION_FWD, DType::F16).unwrap()));
+    assert!(variant(gpu(), &ACTIVATION_FWD, DType::I32).is_err());
 }

@@ -1,7 +1,7 @@
 //! linear (the GEMM kernel) against the f64 reference.
 
 use crate::common::{assert_close, gpu, reference, to_f64, RTOL};
-use convoy::ops::linear;
+use convoy::ops::{linear, Act};
 use convoy::rng::Rng;
 use convoy::{DType, Tensor};
 
@@ -81,11 +81,13 @@ fn gemm_rows_batched_with_epilogues() {
         let at_t: Vec<f32> = (0..k * m).map(|e| a[(e % m) * k + e / m]).collect();
         let att = Tensor::from_slice(g, &at_t, [k, m]).unwrap();
         for (act, with_extras, trans_a) in [
-            (0u32, false, false),
-            (1, true, false),
-            (2, true, false),
-            (0, false, true),
-            (1, true, true),
+            (Act::None, false, false),
+            (Act::Relu, true, false),
+            (Act::Relu6, true, false),
+            (Act::Gelu, true, false),
+            (Act::None, false, true),
+            (Act::Relu, true, true),
+            (Act::HardSwish, true, true),
         ] {
             let ct = Tensor::zeros(g, [batch, m, n]).unwrap();
             let geom = RowsGeom {
@@ -110,16 +112,12 @@ fn gemm_rows_batched_with_epilogues() {
                         if with_extras {
                             s += bias[i] as f64 + res[o] as f64;
                         }
-                        want[o] = match act {
-                            1 => s.max(0.0),
-                            2 => s.clamp(0.0, 6.0),
-                            _ => s,
-                        };
+                        want[o] = reference::activation(act, s);
                     }
                 }
             }
             assert_close(
-                &format!("gemm_rows {batch}x{m}x{n}x{k} act {act}"),
+                &format!("gemm_rows {batch}x{m}x{n}x{k} {}", act.name()),
                 &ct.to_vec().unwrap(),
                 &want,
                 RTOL,
@@ -135,9 +133,19 @@ fn gemm_rows_batched_with_epilogues() {
         k: 2,
         trans_a: false,
     };
-    let err = gemm_rows(g, &bad, 0, DType::F32, t.buffer(), t.buffer(), None, None, t.buffer())
-        .err()
-        .expect("N = 6 must be refused");
+    let err = gemm_rows(
+        g,
+        &bad,
+        Act::None,
+        DType::F32,
+        t.buffer(),
+        t.buffer(),
+        None,
+        None,
+        t.buffer(),
+    )
+    .err()
+    .expect("N = 6 must be refused");
     assert!(err.to_string().contains("multiple of 4"), "{err}");
 }
 

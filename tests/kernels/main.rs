@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod activation;
 mod conv;
 mod elementwise;
 mod half;

@@ -26,7 +26,7 @@ pub fn backward_data(
         return Ok(vec![crate::kernels::linear::gemm_rows(
             gpu,
             &rows,
-            0,
+            crate::graph::Act::None,
             DType::F32,
             w,
             dy,

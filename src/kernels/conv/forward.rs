@@ -75,15 +75,7 @@ pub fn forward(
             trans_a: false,
         };
         return Ok(vec![crate::kernels::linear::gemm_rows(
-            gpu,
-            &rows,
-            epi.act.code(),
-            storage,
-            w,
-            x,
-            bias,
-            residual,
-            y,
+            gpu, &rows, epi.act, storage, w, x, bias, residual, y,
         )?]);
     }
     // the cpu family's texture tiles; else the block and register tiles
@@ -265,11 +257,13 @@ pub(super) fn epilogue_constants(
     epi: Epilogue,
     bias: Option<&wgpu::Buffer>,
     residual: Option<&wgpu::Buffer>,
-) -> [(&'static str, f64); 3] {
+) -> [(&'static str, f64); 4] {
+    let [act, alpha] = epi.act.constants();
     [
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
-        ("ACT", f64::from(epi.act.code())),
+        act,
+        alpha,
     ]
 }
 

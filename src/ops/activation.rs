@@ -1,0 +1,236 @@
+//! The activation family, in one place: which activations there are (`Act`), the graph
+//! builder with its shape rule, the backward rule autodiff applies, the lowering to kernels,
+//! the kernel launchers and the functional API. The formulas themselves are WGSL, once, in
+//! `shaders/activation.wgsl`, which the activation kernels and every fused epilogue (conv,
+//! batch norm, the 1x1-conv GEMM) start with; the float64 references the tests hold them to
+//! are in `tests/common/reference.rs`, the tests in `tests/kernels/activation.rs`.
+//!
+//! Adding an activation: a variant here (code, name, whether its derivative follows from its
+//! output), its formula and derivative in `activation.wgsl`, its reference in the tests.
+
+use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Node, Op, ValueId};
+use crate::kernels::shaders::{variant, ACTIVATION_BWD, ACTIVATION_FWD};
+use crate::kernels::{groups_for, u32_of};
+use crate::tensor::{DType, Tensor};
+
+/// An elementwise activation, as an op of its own or applied in a kernel's epilogue.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Act {
+    #[default]
+    None,
+    /// max(x, 0)
+    Relu,
+    /// min(max(x, 0), 6): MobileNetV2's activation
+    Relu6,
+    /// x for x > 0, else slope * x (`torch.nn.LeakyReLU(negative_slope)`)
+    LeakyRelu(f32),
+    /// 1 / (1 + e^-x)
+    Sigmoid,
+    /// relu6(x + 3) / 6 (MobileNetV3's gate)
+    HardSigmoid,
+    /// x * sigmoid(x), also called swish (EfficientNet)
+    Silu,
+    /// x * relu6(x + 3) / 6 (MobileNetV3)
+    HardSwish,
+    /// x * Phi(x), Phi the standard normal CDF (`approximate='none'`)
+    Gelu,
+    /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (`approximate='tanh'`)
+    GeluTanh,
+}
+
+// A leaky slope is checked finite where it enters a graph, so equality is an equivalence.
+impl Eq for Act {}
+
+impl std::hash::Hash for Act {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.code().hash(state);
+        self.alpha().to_bits().hash(state);
+    }
+}
+
+impl Act {
+    /// Every activation with a kernel, for tests and listings (LeakyRelu with PyTorch's default
+    /// slope).
+    pub const ALL: [Act; 9] = [
+        Act::Relu,
+        Act::Relu6,
+        Act::LeakyRelu(0.01),
+        Act::Sigmoid,
+        Act::HardSigmoid,
+        Act::Silu,
+        Act::HardSwish,
+        Act::Gelu,
+        Act::GeluTanh,
+    ];
+
+    /// The `ACT` override of `activation.wgsl`.
+    pub fn code(self) -> u32 {
+        match self {
+            Act::None => 0,
+            Act::Relu => 1,
+            Act::Relu6 => 2,
+            Act::LeakyRelu(_) => 3,
+            Act::Sigmoid => 4,
+            Act::HardSigmoid => 5,
+            Act::Silu => 6,
+            Act::HardSwish => 7,
+            Act::Gelu => 8,
+            Act::GeluTanh => 9,
+        }
+    }
+
+    /// The `ACT_ALPHA` override: LeakyRelu's slope (0.01, unused, for the others).
+    pub fn alpha(self) -> f32 {
+        match self {
+            Act::LeakyRelu(s) => s,
+            _ => 0.01,
+        }
+    }
+
+    /// The override constants a kernel that starts with `activation.wgsl` takes.
+    pub fn constants(self) -> [(&'static str, f64); 2] {
+        [("ACT", f64::from(self.code())), ("ACT_ALPHA", f64::from(self.alpha()))]
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Act::None => "identity",
+            Act::Relu => "relu",
+            Act::Relu6 => "relu6",
+            Act::LeakyRelu(_) => "leaky_relu",
+            Act::Sigmoid => "sigmoid",
+            Act::HardSigmoid => "hardsigmoid",
+            Act::Silu => "silu",
+            Act::HardSwish => "hardswish",
+            Act::Gelu => "gelu",
+            Act::GeluTanh => "gelu_tanh",
+        }
+    }
+
+    /// Whether the derivative at x follows from y = act(x) alone. Such an activation's backward
+    /// keeps only its output, and it can be fused into a training batch norm (whose backward
+    /// sees the stored output, not the value before the activation).
+    pub fn grad_from_output(self) -> bool {
+        match self {
+            Act::None | Act::Relu | Act::Relu6 | Act::Sigmoid | Act::HardSigmoid => true,
+            // y's sign is x's only for a positive slope
+            Act::LeakyRelu(s) => s > 0.0,
+            Act::Silu | Act::HardSwish | Act::Gelu | Act::GeluTanh => false,
+        }
+    }
+
+    fn check(self, op: &str) -> Result<()> {
+        match self {
+            Act::LeakyRelu(s) if !s.is_finite() => Err(Error::arg(op, "negative_slope", format!("{s} is not finite"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+// ---- graph: shape rule and backward rule ----
+
+impl Graph {
+    /// y = act(x), same shape as x.
+    pub fn activation(&mut self, x: ValueId, act: Act) -> Result<ValueId> {
+        act.check(act.name())?;
+        if act == Act::None {
+            return Ok(x);
+        }
+        let shape = self.shape(x).clone();
+        Ok(self.add_node(Op::Activation(act), vec![x], vec![(shape, DType::F32)])[0])
+    }
+
+    pub fn relu(&mut self, x: ValueId) -> ValueId {
+        self.activation(x, Act::Relu).expect("relu has no arguments to reject")
+    }
+
+    /// min(max(x, 0), 6): MobileNetV2's activation.
+    pub fn relu6(&mut self, x: ValueId) -> ValueId {
+        self.activation(x, Act::Relu6)
+            .expect("relu6 has no arguments to reject")
+    }
+}
+
+/// The backward of an `Activation` node: dx = dy * act'(.), from its output where that is
+/// enough (`Act::grad_from_output`), else from its input.
+pub(crate) fn backward(g: &mut Graph, n: &Node, act: Act, dy: ValueId) -> ValueId {
+    let saved = if act.grad_from_output() {
+        n.outputs[0]
+    } else {
+        n.inputs[0]
+    };
+    let shape = g.shape(n.inputs[0]).clone();
+    g.add_node(Op::ActivationBwd(act), vec![dy, saved], vec![(shape, DType::F32)])[0]
+}
+
+// ---- lowering and kernels ----
+
+const WG: usize = 256;
+
+/// The launches of an `Activation` ([x] -> [y]) or `ActivationBwd` ([dy, saved] -> [dx]) node.
+pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+    let total = g.shape(n.inputs[0]).numel();
+    let (i, o) = (|k: usize| buf(n.inputs[k].0), |k: usize| buf(n.outputs[k].0));
+    Ok(vec![match n.op {
+        Op::Activation(act) => forward(gpu, act, total, g.value(n.outputs[0]).dtype, &i(0), &o(0))?,
+        Op::ActivationBwd(act) => backward_kernel(gpu, act, total, &i(0), &i(1), &o(0))?,
+        ref other => unreachable!("activation::lower called on {}", other.name()),
+    }])
+}
+
+/// y = act(x) over `total` elements, x and y stored as `storage` (f32 or f16).
+pub fn forward(
+    gpu: &Gpu,
+    act: Act,
+    total: usize,
+    storage: DType,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    act.check(act.name())?;
+    let [a, alpha] = act.constants();
+    let pipeline = gpu.pipeline(variant(gpu, &ACTIVATION_FWD, storage)?, &[("WG", WG as f64), a, alpha])?;
+    let grid = grid_1d(groups_for(act.name(), total, WG)?);
+    Dispatch::new(gpu, pipeline, &[u32_of("activation elements", total)?], &[x, y], grid)
+}
+
+/// dx = dy * act'(saved) over `total` elements; `saved` is the forward's output y where
+/// `act.grad_from_output()`, else its input x.
+pub fn backward_kernel(
+    gpu: &Gpu,
+    act: Act,
+    total: usize,
+    dy: &wgpu::Buffer,
+    saved: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    act.check(act.name())?;
+    let [a, alpha] = act.constants();
+    let from_output = ("FROM_OUTPUT", f64::from(u8::from(act.grad_from_output())));
+    let pipeline = gpu.pipeline(&ACTIVATION_BWD, &[("WG", WG as f64), a, alpha, from_output])?;
+    let grid = grid_1d(groups_for(act.name(), total, WG)?);
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &[u32_of("activation elements", total)?],
+        &[dy, saved, dx],
+        grid,
+    )
+}
+
+// ---- functional API ----
+
+/// `act(x)` on a tensor of any shape (`torch.nn.functional.relu`, `silu`, `gelu`, ...).
+pub fn activation(gpu: &Gpu, x: &Tensor, act: Act) -> Result<Tensor> {
+    let storage = x.expect_activation(act.name())?;
+    let y = Tensor::empty_of(gpu, x.shape().clone(), storage)?;
+    gpu.run(&[forward(gpu, act, x.numel(), storage, x.buffer(), y.buffer())?]);
+    Ok(y)
+}
+
+/// `torch.relu`: max(x, 0), any shape.
+pub fn relu(gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
+    activation(gpu, x, Act::Relu)
+}
