@@ -100,6 +100,10 @@ impl Case {
         readable.extend(order.iter().map(|(_, d)| *d));
         let plan = Plan::compile(gpu, g, &mut store, &readable, 0).unwrap();
         plan.write_labels("labels", &self.labels).unwrap();
+        if let Some(s) = self.feeds.get(convoy::ops::dropout::SEED_INPUT) {
+            plan.write_labels(convoy::ops::dropout::SEED_INPUT, &[s[0] as i32, s[1] as i32])
+                .unwrap();
+        }
         let out = plan.run_and_read().unwrap();
 
         let base = cpu_graph::eval(&self.g, &self.feeds, &self.labels);
@@ -242,6 +246,46 @@ fn activation_backward() {
         let y = c.g.activation(y, act).unwrap();
         let loss = c.head(y);
         c.check(&format!("{act:?}(batch_norm)"), loss);
+    }
+}
+
+/// Dropout and per-sample dropout (stochastic depth) between two layers: the gradient flows
+/// through the kept elements, scaled, and the backward draws the forward's mask.
+#[test]
+fn dropout_backward() {
+    for (i, per_sample) in [false, true].into_iter().enumerate() {
+        let mut c = Case::new(90 + i as u64);
+        c.feeds.insert(convoy::ops::dropout::SEED_INPUT.into(), vec![77.0, 5.0]);
+        let a = c.param("a", &[4, 3, 4, 4], -1.0, 1.0);
+        let b = c.param("b", &[4, 3, 4, 4], -1.0, 1.0);
+        let s = c.g.add(a, b).unwrap();
+        let y = c.g.dropout(s, 0.3, per_sample).unwrap();
+        let loss = c.head(y);
+        c.check(&format!("dropout (per sample: {per_sample})"), loss);
+    }
+}
+
+/// A squeeze-and-excite block as MobileNetV3 and EfficientNet build it: global average pool,
+/// 1x1 conv (with bias), ReLU, 1x1 conv, hard sigmoid, and the gate multiplied into the input,
+/// so the input's gradient flows both through the gate and around it.
+#[test]
+fn squeeze_excite_backward() {
+    for (seed, xs, squeeze) in [(80, [2, 6, 5, 4], 3), (81, [3, 4, 1, 1], 2)] {
+        let mut c = Case::new(seed);
+        let c_in = xs[1];
+        let x = c.param("x", &xs, -2.0, 2.0);
+        let w1 = c.param("fc1.weight", &[squeeze, c_in, 1, 1], -0.8, 0.8);
+        let b1 = c.param("fc1.bias", &[squeeze], -0.3, 0.3);
+        let w2 = c.param("fc2.weight", &[c_in, squeeze, 1, 1], -0.8, 0.8);
+        let b2 = c.param("fc2.bias", &[c_in], -0.3, 0.3);
+        let p = c.g.adaptive_avg_pool2d(x, [1, 1]).unwrap();
+        let h = c.g.conv2d(p, w1, Some(b1), Conv2dArgs::default()).unwrap();
+        let h = c.g.relu(h);
+        let s = c.g.conv2d(h, w2, Some(b2), Conv2dArgs::default()).unwrap();
+        let s = c.g.activation(s, convoy::ops::Act::HardSigmoid).unwrap();
+        let y = c.g.mul_channels(x, s).unwrap();
+        let loss = c.head(y);
+        c.check(&format!("squeeze-excite {xs:?}"), loss);
     }
 }
 

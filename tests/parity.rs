@@ -76,7 +76,24 @@ fn fixtures(case: &str) -> PathBuf {
 }
 
 /// tools/make_parity_fixtures.py's FORMAT.
-const FIXTURE_FORMAT: u32 = 2;
+const FIXTURE_FORMAT: u32 = 3;
+/// f16's largest value is 65504; a model whose activations come within a factor 2 of it is not
+/// compared with f16 storage (the random-init resnet101 and resnet152 fixtures reach 1e5-1e6,
+/// where PyTorch in half precision overflows as well).
+const HALF_RANGE: f64 = 32768.0;
+
+/// A number of the fixture's meta.json.
+fn meta_number(d: &Path, key: &str) -> f64 {
+    let meta = std::fs::read_to_string(d.join("meta.json")).expect("meta.json");
+    let at = meta
+        .find(&format!("\"{key}\": "))
+        .unwrap_or_else(|| panic!("meta.json has no {key}"));
+    let rest = &meta[at + key.len() + 4..];
+    rest[..rest.find([',', '}']).expect("a number")]
+        .trim()
+        .parse()
+        .expect("a number")
+}
 
 fn convoy(args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_convoy"))
@@ -202,19 +219,34 @@ fn parity(case: &str, model: &str) {
         &p("weights.safetensors"),
         "--input",
         &p("x.npy"),
+        // the fixtures build their models with dropout=0.0: PyTorch's masks cannot be fed in
+        "--no-dropout",
     ];
 
     convoy(&[&["infer"][..], &base, &["--output", &t("eval.npy")]].concat());
     let e = rel_max(&f32s(&tmp.join("eval.npy")), &f32s(&d.join("logits_eval.npy")));
     convoy(&[&["infer"][..], &base, &["--output", &t("train.npy"), "--train-mode"]].concat());
-    let tr = rel_max(&f32s(&tmp.join("train.npy")), &f32s(&d.join("logits_train.npy")));
-    // f16 activation storage against PyTorch's float32
-    convoy(&[&["infer"][..], &base, &["--output", &t("eval16.npy"), "--f16"]].concat());
-    let h = rel_max(&f32s(&tmp.join("eval16.npy")), &f32s(&d.join("logits_eval.npy")));
-    println!("{case}: logits relative error eval {e:.2e}, train mode {tr:.2e}, eval with f16 activations {h:.2e}");
+    // train mode against float64, within TOL or SPREAD_FACTOR x PyTorch float32's own distance
+    // (batch statistics of a deep net's last stage on small maps are ill-conditioned)
+    let train64 = f32s(&d.join("logits_train_f64.npy"));
+    let tr = rel_max(&f32s(&tmp.join("train.npy")), &train64);
+    let tr32 = rel_max(&f32s(&d.join("logits_train.npy")), &train64);
+    let tr_bound = TOL.max(SPREAD_FACTOR * tr32);
+    println!(
+        "{case}: logits relative error eval {e:.2e}, train mode {tr:.2e} from float64 (PyTorch float32 {tr32:.2e}, bound {tr_bound:.1e})"
+    );
     assert!(e <= TOL, "{case} eval logits: {e:.2e}");
-    assert!(tr <= TOL, "{case} train-mode logits: {tr:.2e}");
-    assert!(h <= HALF_TOL, "{case} eval logits with f16 activations: {h:.2e}");
+    assert!(tr <= tr_bound, "{case} train-mode logits: {tr:.2e} > {tr_bound:.2e}");
+    // f16 activation storage against PyTorch's float32, where every activation fits in f16
+    let peak = meta_number(&d, "largest_activation");
+    if peak < HALF_RANGE {
+        convoy(&[&["infer"][..], &base, &["--output", &t("eval16.npy"), "--f16"]].concat());
+        let h = rel_max(&f32s(&tmp.join("eval16.npy")), &f32s(&d.join("logits_eval.npy")));
+        println!("{case}: eval with f16 activations {h:.2e}");
+        assert!(h <= HALF_TOL, "{case} eval logits with f16 activations: {h:.2e}");
+    } else {
+        println!("{case}: f16 not compared: an activation reaches {peak:.3e}, past f16's range");
+    }
 
     let sgd = [
         "--labels",
@@ -231,7 +263,7 @@ fn parity(case: &str, model: &str) {
     ];
     let mut failures = Vec::new();
     let mut chaotic = false;
-    for steps in [1, 3] {
+    for steps in fixture_steps(&d) {
         let out = t(&format!("after{steps}.safetensors"));
         let losses = t(&format!("losses{steps}.npy"));
         convoy(
@@ -304,6 +336,21 @@ fn parity(case: &str, model: &str) {
     );
 }
 
+/// The step counts a fixture has updates for (meta.json's `steps`; [1, 3] where it has none):
+/// none for a logits-only case.
+fn fixture_steps(d: &Path) -> Vec<usize> {
+    let meta = std::fs::read_to_string(d.join("meta.json")).expect("meta.json");
+    let Some(at) = meta.find("\"steps\": [") else {
+        return vec![1, 3];
+    };
+    let list = &meta[at + 10..];
+    let list = &list[..list.find(']').expect("a closed list")];
+    list.split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.trim().parse().expect("a step count"))
+        .collect()
+}
+
 fn tempdir(case: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("parity-out-{case}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -328,4 +375,24 @@ fn resnet50_matches_pytorch() {
 #[test]
 fn mobilenet_v2_matches_pytorch() {
     parity("mobilenet_v2", "mobilenet_v2");
+}
+
+#[test]
+fn resnet101_matches_pytorch() {
+    parity("resnet101", "resnet101");
+}
+
+#[test]
+fn resnet152_matches_pytorch() {
+    parity("resnet152", "resnet152");
+}
+
+#[test]
+fn resnext50_32x4d_matches_pytorch() {
+    parity("resnext50_32x4d", "resnext50_32x4d");
+}
+
+#[test]
+fn wide_resnet50_2_matches_pytorch() {
+    parity("wide_resnet50_2", "wide_resnet50_2");
 }

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torchvision
 
-FORMAT = 2  # tests/parity.rs remakes fixtures whose meta.json has another format
+FORMAT = 3  # tests/parity.rs remakes fixtures whose meta.json has another format
 K = 10
 CASES = {
     "resnet18": dict(model="resnet18", n=2, h=96, w=80, init="numpy"),
@@ -53,6 +53,12 @@ CASES = {
     "resnet50": dict(model="resnet50", n=2, h=96, w=80, init="numpy"),
     "mobilenet_v2": dict(model="mobilenet_v2", n=2, h=96, w=80, init="numpy"),
     "resnet34_lead": dict(model="resnet34", n=8, h=80, w=80, init="torch", seed=11),
+    # the rest of the zoo: logits in eval and train mode (steps=()), or with one SGD step from
+    # one seed, at sizes that keep PyTorch's float64 runs to seconds
+    "resnet101": dict(model="resnet101", n=2, h=64, w=48, init="numpy", steps=()),
+    "resnet152": dict(model="resnet152", n=2, h=48, w=64, init="numpy", steps=()),
+    "resnext50_32x4d": dict(model="resnext50_32x4d", n=2, h=64, w=56, init="numpy", steps=(1,), tries=1),
+    "wide_resnet50_2": dict(model="wide_resnet50_2", n=2, h=56, w=64, init="numpy", steps=(), tries=1),
 }
 SEED = 1234
 SGD = dict(lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=True)
@@ -186,6 +192,22 @@ def train(m, x, y, steps, tag):
     return losses, update
 
 
+def largest_activation(m, x):
+    """The largest |value| any conv, batch norm or linear layer of m outputs on x: past f16's
+    65504, storing activations in f16 overflows."""
+    peak = [0.0]
+
+    def hook(_mod, _inputs, out):
+        peak[0] = max(peak[0], out.abs().max().item())
+
+    kinds = (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear)
+    hooks = [mod.register_forward_hook(hook) for mod in m.modules() if isinstance(mod, kinds)]
+    m(x)
+    for h in hooks:
+        h.remove()
+    return peak[0]
+
+
 def rel_norm(a, b):
     return (a - b).norm().item() / max(b.norm().item(), 1e-30)
 
@@ -199,13 +221,16 @@ def spread(m, x, y):
 
 
 def choose(case, x, y):
-    """A fixed seed, or for numpy-initialised cases the first of SEED_TRIES seeds whose spread
-    is at most 1e-5, else the best of them."""
+    """A fixed seed, or for numpy-initialised cases the first of SEED_TRIES (or the case's
+    `tries`) seeds whose spread is at most 1e-5, else the best of them. A logits-only case
+    takes the first seed."""
+    if not case.get("steps", (1, 3)):
+        return build(case, case.get("seed", SEED)), case.get("seed", SEED), 0.0
     if "seed" in case:
         m = build(case, case["seed"])
         return m, case["seed"], spread(m, x, y)
     best = None
-    for seed in range(SEED, SEED + SEED_TRIES):
+    for seed in range(SEED, SEED + case.get("tries", SEED_TRIES)):
         m = build(case, seed)
         s = spread(m, x, y)
         print(f"  seed {seed}: spread {s:.2e}", file=sys.stderr, flush=True)
@@ -233,17 +258,23 @@ def main():
         np.save(os.path.join(d, "y.npy"), y.numpy().astype(np.int64))
         with torch.no_grad():
             m.eval()
+            peak = largest_activation(m, x)
             np.save(os.path.join(d, "logits_eval.npy"), m(x).numpy())
             m.train()
             state = {k: v.clone() for k, v in m.state_dict().items()}
             np.save(os.path.join(d, "logits_train.npy"), m(x).numpy())
             m.load_state_dict(state)  # the train-mode forward moved the running statistics
-        for steps in (1, 3):
+            # train mode normalises by batch statistics, which deep nets on small maps (a few
+            # values per channel) make ill-conditioned: float64 shows how far float32 may land
+            np.save(os.path.join(d, "logits_train_f64.npy"), m.double()(x.double()).float().numpy())
+            m.float()
+            m.load_state_dict(state)
+        for steps in case.get("steps", (1, 3)):
             for tag in RUNS:
                 losses, update = train(m, x, y, steps, tag)
                 np.save(os.path.join(d, f"losses{steps}{tag}.npy"), np.array(losses, dtype=np.float32))
                 save_safetensors(os.path.join(d, f"update{steps}{tag}.safetensors"), {k: v.float() for k, v in update.items()})
-        meta = dict(SGD, format=FORMAT, model=case["model"], init=case["init"], seed=seed, torch_f32_one_step_spread=s, label_smoothing=SMOOTHING, num_classes=K, torch=torch.__version__, torchvision=torchvision.__version__)
+        meta = dict(SGD, format=FORMAT, model=case["model"], steps=list(case.get("steps", (1, 3))), largest_activation=peak, init=case["init"], seed=seed, torch_f32_one_step_spread=s, label_smoothing=SMOOTHING, num_classes=K, torch=torch.__version__, torchvision=torchvision.__version__)
         with open(os.path.join(d, "meta.json"), "w") as f:
             json.dump(meta, f)
         print(f"{d}: written (seed {seed}, float32 spread {s:.2e})")

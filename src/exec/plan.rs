@@ -315,6 +315,11 @@ impl Plan {
         Ok(self.buffers[v.0].as_ref().expect("inputs have buffers"))
     }
 
+    /// Whether the graph has an input `name`.
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.contains_key(name)
+    }
+
     /// Write float data into the input `name` for the next run.
     pub fn write_input(&self, name: &str, data: &[f32]) -> Result<()> {
         let b = self.input(name, DType::F32, data.len())?;

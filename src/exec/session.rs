@@ -76,6 +76,8 @@ pub struct TrainStep {
     steps: u64,
     input: String,
     labels: String,
+    /// The seed of the dropout masks (`ops::dropout`), with the step count.
+    dropout_seed: u32,
 }
 
 impl TrainStep {
@@ -146,6 +148,7 @@ impl TrainStep {
             steps: 0,
             input,
             labels,
+            dropout_seed: 0,
         })
     }
 
@@ -153,6 +156,11 @@ impl TrainStep {
         self.plan.write_input(&self.input, x)?;
         self.plan.write_labels(&self.labels, labels)?;
         self.steps += 1;
+        if self.plan.has_input(crate::ops::dropout::SEED_INPUT) {
+            // the masks of update number `steps`: the same after a resume
+            let seed = [self.dropout_seed as i32, self.steps as u32 as i32];
+            self.plan.write_labels(crate::ops::dropout::SEED_INPUT, &seed)?;
+        }
         let hyper: Vec<f32> = self
             .lr_mults
             .iter()
@@ -192,6 +200,11 @@ impl TrainStep {
     /// Continue the update count of an earlier plan (AdamW's bias correction depends on it).
     pub fn skip_to(&mut self, steps: u64) {
         self.steps = steps;
+    }
+
+    /// Seed the dropout masks (0 unless set); each step draws from (seed, update number).
+    pub fn set_dropout_seed(&mut self, seed: u64) {
+        self.dropout_seed = (seed ^ (seed >> 32)) as u32;
     }
 
     /// Updates applied so far.

@@ -2,6 +2,7 @@
 //! An enum, so a new op does not compile until every pass (autodiff, lowering) handles it.
 
 pub use crate::ops::activation::Act;
+use crate::ops::dropout::DropoutArgs;
 use crate::ops::{Conv2dArgs, Pool2dArgs};
 
 /// What a fused kernel does to its result before storing it: add a residual input (the skip
@@ -48,6 +49,10 @@ pub enum Op {
     Activation(Act),
     /// [a, b] -> [a + b] (same shapes)
     Add,
+    /// [x (N,C,H,W), s (N,C) or (N,C,1,1)] -> [x * s] (`ops::mul_channels`)
+    MulChannels,
+    /// [x, seed] -> [x * mask / (1 - p)] (`ops::dropout`); also its own backward, on dy
+    Dropout(DropoutArgs),
     /// [x] -> [y]
     MaxPool2d(Pool2dArgs),
     /// [x] -> [y]
@@ -85,6 +90,8 @@ pub enum Op {
     /// [dy, saved] -> [dx = dy * act'(x)]; saved is the forward's output where
     /// `Act::grad_from_output`, else its input
     ActivationBwd(Act),
+    /// [dy, x] -> [ds (like s)]: the scale gradient of MulChannels
+    MulChannelsBwdScale,
     /// [dy, x] -> [dx]
     MaxPool2dBwd(Pool2dArgs),
     /// [dy] -> [dx]
@@ -110,6 +117,9 @@ impl Op {
             Op::BatchNorm { .. } => "batch_norm",
             Op::Activation(a) => a.name(),
             Op::Add => "add",
+            Op::MulChannels => "mul_channels",
+            Op::Dropout(_) => "dropout",
+            Op::MulChannelsBwdScale => "mul_channels_bwd_scale",
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",
             Op::AdaptiveAvgPool2d(_) => "adaptive_avg_pool2d",

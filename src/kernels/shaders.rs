@@ -52,6 +52,9 @@ shaders! {
     ACTIVATION_FWD = "activation_fwd" with prelude "activation" [Uniform, Read, ReadWrite];
     ACTIVATION_BWD = "activation_bwd" with prelude "activation" [Uniform, Read, Read, ReadWrite];
     ADD = "add" [Uniform, Read, Read, ReadWrite];
+    MUL_CHANNELS = "mul_channels" [Uniform, Read, Read, ReadWrite];
+    DROPOUT = "dropout" [Uniform, Read, Read, ReadWrite];
+    ROW_DOT = "row_dot" [Uniform, Read, Read, ReadWrite];
     MAX_POOL2D_FWD = "max_pool2d_fwd" [Uniform, Read, ReadWrite];
     MAX_POOL2D_ARGMAX = "max_pool2d_argmax" [Uniform, Read, ReadWrite];
     MAX_POOL2D_BWD = "max_pool2d_bwd" [Uniform, Read, Read, ReadWrite];

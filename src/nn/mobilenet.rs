@@ -100,7 +100,8 @@ impl Model for MobileNetV2 {
             n.scope(&idx.to_string(), |n| conv_bn_relu6(n, h, cin, last, 1, 1, 1))
         })?;
         let f = net.global_pool(h)?;
-        // classifier.0 is Dropout(0.2) in torchvision; convoy has no dropout yet (identity).
+        // classifier.0: torchvision's Dropout(0.2)
+        let f = net.dropout(f, 0.2)?;
         net.scope("classifier", |n| {
             n.scope("1", |n| {
                 n.linear_with(f, last, self.classes, Init::Normal(0.01), Init::Const(0.0))

@@ -9,7 +9,10 @@ mod resnet;
 pub use mobilenet::{mobilenet_v1, mobilenet_v2, MobileNetV1, MobileNetV2};
 pub use models::{by_name, plain_net, simple_cnn, Model, PlainNet, ResNetMini, SimpleCnn, MODEL_NAMES};
 pub use resnet::Block;
-pub use resnet::{resnet18, resnet34, resnet50, xresnet18, xresnet34, xresnet50, ResNet};
+pub use resnet::{
+    resnet101, resnet152, resnet18, resnet34, resnet50, resnext50_32x4d, wide_resnet50_2, xresnet18, xresnet34,
+    xresnet50, ResNet,
+};
 
 use crate::device::Gpu;
 use crate::error::Result;
@@ -56,6 +59,9 @@ pub struct Net {
     /// Every activation (ReLU / ReLU6 output) in model order, named by its scope: what
     /// activation statistics watch.
     pub activations: Vec<(String, ValueId)>,
+    /// Build dropout layers as the identity even in training (comparisons with a reference
+    /// whose random masks cannot be reproduced; PyTorch's `dropout=0.0`).
+    pub dropout_off: bool,
 }
 
 impl Net {
@@ -70,6 +76,7 @@ impl Net {
             train_only: None,
             conv_init: ConvInit::Default,
             activations: Vec::new(),
+            dropout_off: false,
         }
     }
 
@@ -188,6 +195,23 @@ impl Net {
         let y = self.graph.relu6(x);
         self.record_activation(y);
         y
+    }
+
+    /// `nn.Dropout(p)`: in training (unless `dropout_off`); the identity in eval.
+    pub fn dropout(&mut self, x: ValueId, p: f32) -> Result<ValueId> {
+        if !self.training || self.dropout_off {
+            return Ok(x);
+        }
+        self.graph.dropout(x, p, false)
+    }
+
+    /// torchvision's `StochasticDepth(p, "row")`: a residual branch dropped for whole images
+    /// with probability p in training (unless `dropout_off`); the identity in eval.
+    pub fn stochastic_depth(&mut self, x: ValueId, p: f32) -> Result<ValueId> {
+        if !self.training || self.dropout_off {
+            return Ok(x);
+        }
+        self.graph.dropout(x, p, true)
     }
 
     /// Any activation of `ops::Act` (`nn.SiLU`, `nn.Hardswish`, `nn.GELU`, ...).

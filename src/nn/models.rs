@@ -1,6 +1,9 @@
 //! Models. Each writes its forward graph into a `Net` given the input value.
 
-use super::{mobilenet_v1, mobilenet_v2, resnet18, resnet34, resnet50, xresnet18, xresnet34, xresnet50, Net};
+use super::{
+    mobilenet_v1, mobilenet_v2, resnet101, resnet152, resnet18, resnet34, resnet50, resnext50_32x4d, wide_resnet50_2,
+    xresnet18, xresnet34, xresnet50, Net,
+};
 use crate::error::{Error, Result};
 use crate::graph::ValueId;
 
@@ -16,11 +19,15 @@ pub trait Model {
 }
 
 /// The names `by_name` knows.
-pub const MODEL_NAMES: [&str; 16] = [
+pub const MODEL_NAMES: [&str; 20] = [
     "resnet_mini",
     "resnet18",
     "resnet34",
     "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
     "xresnet18",
     "xresnet34",
     "xresnet50",
@@ -41,11 +48,16 @@ pub fn by_name(name: &str, classes: usize, in_channels: usize) -> Result<Box<dyn
         return Err(Error::arg("model", "num_classes/in_channels", "must be at least 1"));
     }
     Ok(match name {
-        "resnet18" | "resnet34" | "resnet50" | "xresnet18" | "xresnet34" | "xresnet50" => {
+        "resnet18" | "resnet34" | "resnet50" | "resnet101" | "resnet152" | "resnext50_32x4d" | "wide_resnet50_2"
+        | "xresnet18" | "xresnet34" | "xresnet50" => {
             let mut m = match name {
                 "resnet18" => resnet18(classes),
                 "resnet34" => resnet34(classes),
                 "resnet50" => resnet50(classes),
+                "resnet101" => resnet101(classes),
+                "resnet152" => resnet152(classes),
+                "resnext50_32x4d" => resnext50_32x4d(classes),
+                "wide_resnet50_2" => wide_resnet50_2(classes),
                 "xresnet18" => xresnet18(classes),
                 "xresnet34" => xresnet34(classes),
                 _ => xresnet50(classes),

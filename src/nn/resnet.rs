@@ -21,6 +21,10 @@ pub struct ResNet {
     /// fastai's xresnet: 3-conv stem, avgpool + 1x1 shortcut, zero-init last BN gamma.
     pub x: bool,
     pub in_channels: usize,
+    /// The 3x3 conv of a bottleneck: `groups` groups of `width_per_group` channels per 64
+    /// planes (ResNeXt: 32 x 4; Wide ResNet: 1 x 128; ResNet: 1 x 64).
+    pub groups: usize,
+    pub width_per_group: usize,
 }
 
 pub fn resnet18(classes: usize) -> ResNet {
@@ -30,24 +34,47 @@ pub fn resnet18(classes: usize) -> ResNet {
         classes,
         x: false,
         in_channels: 3,
+        groups: 1,
+        width_per_group: 64,
     }
 }
 pub fn resnet34(classes: usize) -> ResNet {
     ResNet {
-        block: Block::Basic,
         layers: [3, 4, 6, 3],
-        classes,
-        x: false,
-        in_channels: 3,
+        ..resnet18(classes)
     }
 }
 pub fn resnet50(classes: usize) -> ResNet {
     ResNet {
         block: Block::Bottleneck,
-        layers: [3, 4, 6, 3],
-        classes,
-        x: false,
-        in_channels: 3,
+        ..resnet34(classes)
+    }
+}
+pub fn resnet101(classes: usize) -> ResNet {
+    ResNet {
+        layers: [3, 4, 23, 3],
+        ..resnet50(classes)
+    }
+}
+pub fn resnet152(classes: usize) -> ResNet {
+    ResNet {
+        layers: [3, 8, 36, 3],
+        ..resnet50(classes)
+    }
+}
+/// torchvision's resnext50_32x4d: 32 groups of 4 channels per 64 planes in each 3x3 conv.
+pub fn resnext50_32x4d(classes: usize) -> ResNet {
+    ResNet {
+        groups: 32,
+        width_per_group: 4,
+        ..resnet50(classes)
+    }
+}
+/// torchvision's wide_resnet50_2: bottlenecks twice as wide (128 channels per 64 planes).
+pub fn wide_resnet50_2(classes: usize) -> ResNet {
+    ResNet {
+        width_per_group: 128,
+        ..resnet50(classes)
     }
 }
 pub fn xresnet18(classes: usize) -> ResNet {
@@ -77,22 +104,22 @@ impl ResNet {
         }
     }
 
-    /// conv (no bias) -> BN [-> ReLU] in scopes `conv{i}` / `bn{i}` of the current block.
+    /// conv (no bias, `groups`) -> BN [-> ReLU] in scopes `conv{i}` / `bn{i}` of the current
+    /// block.
     #[allow(clippy::too_many_arguments)]
     fn conv_bn(
         &self,
         net: &mut Net,
         h: ValueId,
         i: usize,
-        cin: usize,
-        cout: usize,
+        (cin, cout, groups): (usize, usize, usize),
         k: usize,
         stride: usize,
         act: bool,
         zero: bool,
     ) -> Result<ValueId> {
         let c = net.scope(&format!("conv{i}"), |n| {
-            n.conv2d(h, cin, cout, k, stride, k / 2, 1, false)
+            n.conv2d(h, cin, cout, k, stride, k / 2, groups, false)
         })?;
         let b = net.scope(&format!("bn{i}"), |n| n.batch_norm(c, cout, zero))?;
         Ok(if act { net.relu(b) } else { b })
@@ -103,13 +130,15 @@ impl ResNet {
         let zero = self.x; // xresnet zero-initialises the last BN of each block
         let main = match self.block {
             Block::Basic => {
-                let h = self.conv_bn(net, x, 1, cin, planes, 3, stride, true, false)?;
-                self.conv_bn(net, h, 2, planes, planes, 3, 1, false, zero)?
+                let h = self.conv_bn(net, x, 1, (cin, planes, 1), 3, stride, true, false)?;
+                self.conv_bn(net, h, 2, (planes, planes, 1), 3, 1, false, zero)?
             }
             Block::Bottleneck => {
-                let h = self.conv_bn(net, x, 1, cin, planes, 1, 1, true, false)?;
-                let h = self.conv_bn(net, h, 2, planes, planes, 3, stride, true, false)?;
-                self.conv_bn(net, h, 3, planes, cout, 1, 1, false, zero)?
+                // torchvision: width = planes * (width_per_group / 64) * groups
+                let width = planes * self.width_per_group / 64 * self.groups;
+                let h = self.conv_bn(net, x, 1, (cin, width, 1), 1, 1, true, false)?;
+                let h = self.conv_bn(net, h, 2, (width, width, self.groups), 3, stride, true, false)?;
+                self.conv_bn(net, h, 3, (width, cout, 1), 1, 1, false, zero)?
             }
         };
         let short = if stride == 1 && cin == cout {

@@ -4,9 +4,11 @@
 
 pub mod activation;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 pub mod linear;
 pub mod loss;
+pub mod mul_channels;
 pub mod norm;
 pub mod pool;
 
@@ -15,5 +17,6 @@ pub use conv::{conv2d, Conv2dArgs, Conv2dGeom};
 pub use elementwise::{add, flatten};
 pub use linear::linear;
 pub use loss::{cross_entropy, topk_accuracy};
+pub use mul_channels::mul_channels;
 pub use norm::{batch_norm, BatchNormArgs, BatchNormState};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2dArgs, Pool2dGeom};

@@ -214,6 +214,7 @@ impl Learner {
                 opts,
             )?;
             step.skip_to(self.steps_done);
+            step.set_dropout_seed(self.seed);
             self.step = Some(step);
             if !self.params_synced {
                 // everything the model holds (weights, running statistics, optimizer state)

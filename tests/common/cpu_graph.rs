@@ -42,6 +42,22 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
             }
             Op::Activation(act) => vec![x(0).iter().map(|&v| r::activation(*act, v)).collect()],
             Op::Add => vec![x(0).iter().zip(x(1)).map(|(a, b)| a + b).collect()],
+            Op::Dropout(args) => {
+                let s = x(1);
+                let sample = g.shape(n.inputs[0]).numel() / g.shape(n.inputs[0]).dims()[0];
+                let scale = 1.0 / (1.0 - args.p as f64);
+                let keep = |i| convoy::ops::dropout::keeps(*args, [s[0] as u32, s[1] as u32], i, sample);
+                vec![x(0)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| if keep(i) { v * scale } else { 0.0 })
+                    .collect()]
+            }
+            Op::MulChannels => {
+                let hw: usize = g.shape(n.inputs[0]).dims()[2..].iter().product();
+                let s = x(1);
+                vec![x(0).iter().enumerate().map(|(i, v)| v * s[i / hw]).collect()]
+            }
             Op::MaxPool2d(a) => vec![r::max_pool2d(
                 &x(0),
                 sh(0),

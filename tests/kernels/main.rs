@@ -6,10 +6,12 @@ mod common;
 
 mod activation;
 mod conv;
+mod dropout;
 mod elementwise;
 mod half;
 mod linear;
 mod loss;
+mod mul_channels;
 mod norm;
 mod pool;
 mod shaders;

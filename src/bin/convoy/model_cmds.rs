@@ -9,16 +9,6 @@ use convoy::train::Optimizer;
 use convoy::{Error, Gpu, Inference, ParamStore, TrainStep};
 use std::path::PathBuf;
 
-/// The models these commands accept.
-const MODELS: [&str; 6] = [
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "mobilenet_v2",
-    "simple_cnn",
-    "resnet_mini",
-];
-
 #[derive(Args)]
 pub struct InferArgs {
     #[arg(long)]
@@ -43,6 +33,10 @@ pub struct InferArgs {
     /// Store activations in f16 (weights and sums stay f32; needs the adapter's shader-f16).
     #[arg(long)]
     f16: bool,
+    /// With --train-mode: build the model's dropout layers as the identity (as PyTorch with
+    /// dropout=0), where otherwise they drop at random as in model.train().
+    #[arg(long)]
+    no_dropout: bool,
 }
 
 #[derive(Args)]
@@ -85,17 +79,13 @@ pub struct TrainStepArgs {
     /// MiB of gradients per all-reduce bucket in an MPI job.
     #[arg(long, default_value_t = 25.0)]
     bucket_mb: f64,
-}
-
-fn check_model(model: &str) -> convoy::Result<()> {
-    if !MODELS.contains(&model) {
-        return Err(Error::arg(
-            "--model",
-            model,
-            format!("not one of {}", MODELS.join(", ")),
-        ));
-    }
-    Ok(())
+    /// Build the model's dropout layers as the identity (to compare with a reference run
+    /// without dropout); otherwise their masks are drawn from --seed and the step number.
+    #[arg(long)]
+    no_dropout: bool,
+    /// Seed of the dropout masks.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 /// Images from .npy: float32 (N, C, H, W).
@@ -119,10 +109,12 @@ fn load(
     weights: &PathBuf,
     shape: [usize; 4],
     training: bool,
+    no_dropout: bool,
 ) -> convoy::Result<(Net, ParamStore, convoy::graph::ValueId)> {
-    check_model(model)?;
+    // any zoo model: by_name refuses other names, listing the zoo
     let m = by_name(model, classes, shape[1])?;
     let mut net = Net::new(training);
+    net.dropout_off = no_dropout;
     let x = net.graph.input("x", shape);
     let logits = m.forward(&mut net, x)?;
     let store = load_safetensors(gpu, weights)?;
@@ -133,7 +125,15 @@ fn load(
 pub fn infer(a: InferArgs) -> convoy::Result<()> {
     let (shape, x) = read_images(&a.input)?;
     let gpu = Gpu::new()?;
-    let (net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, a.train_mode)?;
+    let (net, mut store, logits) = load(
+        &gpu,
+        &a.model,
+        a.num_classes,
+        &a.weights,
+        shape,
+        a.train_mode,
+        a.no_dropout,
+    )?;
     let opts = convoy::CompileOptions {
         f16: a.f16,
         ..Default::default()
@@ -219,7 +219,7 @@ fn train_step_rank(
     let (x, labels) = (&x[lo * px..hi * px], &labels[lo..hi]);
     let shape = [hi - lo, shape[1], shape[2], shape[3]];
     let gpu = Gpu::builder().local_rank(local_rank).build()?;
-    let (mut net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, true)?;
+    let (mut net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, true, a.no_dropout)?;
     let names = net.state_names();
     let y = net.graph.labels("labels", shape[0]);
     let loss = net.graph.cross_entropy(logits, y, a.label_smoothing)?;
@@ -234,6 +234,7 @@ fn train_step_rank(
         ..Default::default()
     };
     let mut step = TrainStep::compile_groups(&gpu, net.graph, loss, &[], &mut store, opt, &|_| 0, vec![1.0], opts)?;
+    step.set_dropout_seed(a.seed);
     let weight = (hi - lo) as f32 / n as f32;
     step.set_dist_batch(weight, n);
     let mut losses = Vec::with_capacity(a.steps);
