@@ -396,3 +396,18 @@ fn resnext50_32x4d_matches_pytorch() {
 fn wide_resnet50_2_matches_pytorch() {
     parity("wide_resnet50_2", "wide_resnet50_2");
 }
+
+#[test]
+fn mobilenet_v3_small_matches_pytorch() {
+    parity("mobilenet_v3_small", "mobilenet_v3_small");
+}
+
+#[test]
+fn mobilenet_v3_large_matches_pytorch() {
+    parity("mobilenet_v3_large", "mobilenet_v3_large");
+}
+
+#[test]
+fn efficientnet_b0_matches_pytorch() {
+    parity("efficientnet_b0", "efficientnet_b0");
+}

@@ -59,6 +59,9 @@ CASES = {
     "resnet152": dict(model="resnet152", n=2, h=48, w=64, init="numpy", steps=()),
     "resnext50_32x4d": dict(model="resnext50_32x4d", n=2, h=64, w=56, init="numpy", steps=(1,), tries=1),
     "wide_resnet50_2": dict(model="wide_resnet50_2", n=2, h=56, w=64, init="numpy", steps=(), tries=1),
+    "mobilenet_v3_small": dict(model="mobilenet_v3_small", n=2, h=72, w=64, init="numpy", steps=(1,), tries=2),
+    "mobilenet_v3_large": dict(model="mobilenet_v3_large", n=2, h=64, w=72, init="numpy", steps=(1,), tries=1),
+    "efficientnet_b0": dict(model="efficientnet_b0", n=2, h=64, w=64, init="numpy", steps=(1,), tries=2),
 }
 SEED = 1234
 SGD = dict(lr=0.05, momentum=0.9, weight_decay=1e-4, nesterov=True)
@@ -100,17 +103,18 @@ def save_safetensors(path, tensors):
 
 def build(case, seed):
     name = case["model"]
-    if name == "mobilenet_v2":
-        # dropout 0: the test compares updates, and PyTorch's random mask cannot be fed in
-        m = torchvision.models.mobilenet_v2(num_classes=K, dropout=0.0)
-    else:
-        m = getattr(torchvision.models, name)(num_classes=K)
     if case["init"] == "torch":
         torch.manual_seed(seed)
         m = getattr(torchvision.models, name)(num_classes=K)
         random_bn(m, np.random.default_rng(seed))
-        return m
-    return initialize(m, seed)
+    else:
+        m = initialize(getattr(torchvision.models, name)(num_classes=K), seed)
+    # dropout and stochastic depth off: the test compares updates, and PyTorch's random masks
+    # cannot be fed in (convoy runs with --no-dropout)
+    for mod in m.modules():
+        if isinstance(mod, (torch.nn.Dropout, torchvision.ops.StochasticDepth)):
+            mod.p = 0.0
+    return m
 
 
 def fill(t, values):

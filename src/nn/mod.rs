@@ -2,10 +2,12 @@
 //! torchvision-style names (`layer1.0.conv1.weight`) from a prefix stack, and the list of
 //! parameters and buffers it needs with their PyTorch default initialisation.
 
+mod efficient;
 mod mobilenet;
 mod models;
 mod resnet;
 
+pub use efficient::{efficientnet_b0, mobilenet_v3_large, mobilenet_v3_small, EfficientNet, MobileNetV3};
 pub use mobilenet::{mobilenet_v1, mobilenet_v2, MobileNetV1, MobileNetV2};
 pub use models::{by_name, plain_net, simple_cnn, Model, PlainNet, ResNetMini, SimpleCnn, MODEL_NAMES};
 pub use resnet::Block;
@@ -135,12 +137,13 @@ impl Net {
         bias: bool,
     ) -> Result<ValueId> {
         let bound = 1.0 / ((cin / groups.max(1) * k * k) as f32).sqrt();
-        let w = self.param(
-            "weight",
-            Shape::new(&[cout, cin / groups.max(1), k, k]),
-            Init::Uniform(bound),
-        );
-        let b = bias.then(|| self.param("bias", Shape::new(&[cout]), Init::Uniform(bound)));
+        let (w_init, b_init) = match self.conv_init {
+            ConvInit::Default => (Init::Uniform(bound), Init::Uniform(bound)),
+            // torchvision's rule for its ResNets, MobileNets and EfficientNets: zero biases
+            ConvInit::KaimingFanOut => (Init::Normal((2.0 / (cout * k * k) as f32).sqrt()), Init::Const(0.0)),
+        };
+        let w = self.param("weight", Shape::new(&[cout, cin / groups.max(1), k, k]), w_init);
+        let b = bias.then(|| self.param("bias", Shape::new(&[cout]), b_init));
         let args = Conv2dArgs {
             stride,
             padding,
@@ -152,6 +155,18 @@ impl Net {
 
     /// `nn.BatchNorm2d(c)` (momentum 0.1, eps 1e-5); `zero_gamma` starts the scale at 0.
     pub fn batch_norm(&mut self, x: ValueId, c: usize, zero_gamma: bool) -> Result<ValueId> {
+        self.batch_norm_with(x, c, zero_gamma, 0.1, 1e-5)
+    }
+
+    /// `nn.BatchNorm2d(c, eps, momentum)` (MobileNetV3: eps 1e-3, momentum 0.01).
+    pub fn batch_norm_with(
+        &mut self,
+        x: ValueId,
+        c: usize,
+        zero_gamma: bool,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<ValueId> {
         let gamma = self.param(
             "weight",
             Shape::new(&[c]),
@@ -163,7 +178,7 @@ impl Net {
         let counter = self.full("num_batches_tracked");
         self.counters.push(counter);
         let training = self.training;
-        self.graph.batch_norm(x, [gamma, beta, rm, rv], training, 0.1, 1e-5)
+        self.graph.batch_norm(x, [gamma, beta, rm, rv], training, momentum, eps)
     }
 
     /// `nn.Linear(fin, fout)` with PyTorch's default init.

@@ -19,7 +19,7 @@ pub trait Model {
 }
 
 /// The names `by_name` knows.
-pub const MODEL_NAMES: [&str; 20] = [
+pub const MODEL_NAMES: [&str; 23] = [
     "resnet_mini",
     "resnet18",
     "resnet34",
@@ -33,6 +33,9 @@ pub const MODEL_NAMES: [&str; 20] = [
     "xresnet50",
     "mobilenet_v1",
     "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
     "simple_cnn",
     "plain8",
     "plain14",
@@ -73,6 +76,12 @@ pub fn by_name(name: &str, classes: usize, in_channels: usize) -> Result<Box<dyn
             in_channels,
             ..mobilenet_v2(classes)
         }),
+        "mobilenet_v3_small" | "mobilenet_v3_large" => Box::new(super::MobileNetV3 {
+            in_channels,
+            large: name == "mobilenet_v3_large",
+            classes,
+        }),
+        "efficientnet_b0" => Box::new(super::EfficientNet { classes, in_channels }),
         "resnet_mini" => Box::new(ResNetMini { classes, in_channels }),
         "simple_cnn" => Box::new(SimpleCnn {
             in_channels,
