@@ -265,6 +265,23 @@ fn dropout_backward() {
     }
 }
 
+/// ShuffleNet's unit and a DenseNet-style concat: x split in two channel halves, one half
+/// through a 1x1 conv, the halves concatenated with x itself and channel-shuffled, so every
+/// gradient passes a slice, a concat and a shuffle (and x's gradients add up over three paths).
+#[test]
+fn concat_chunk_and_shuffle_backward() {
+    let mut c = Case::new(95);
+    let x = c.param("x", &[2, 4, 3, 3], -1.0, 1.0);
+    let w = c.param("w", &[2, 2, 1, 1], -1.0, 1.0);
+    let halves = c.g.chunk(x, 2).unwrap();
+    let b = c.g.conv2d(halves[1], w, None, Conv2dArgs::default()).unwrap();
+    let b = c.g.activation(b, convoy::ops::Act::Silu).unwrap();
+    let y = c.g.concat(&[halves[0], b, x]).unwrap();
+    let y = c.g.channel_shuffle(y, 2).unwrap();
+    let loss = c.head(y);
+    c.check("concat(chunk, conv(chunk), x) + shuffle", loss);
+}
+
 /// A squeeze-and-excite block as MobileNetV3 and EfficientNet build it: global average pool,
 /// 1x1 conv (with bias), ReLU, 1x1 conv, hard sigmoid, and the gate multiplied into the input,
 /// so the input's gradient flows both through the gate and around it.

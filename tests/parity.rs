@@ -411,3 +411,26 @@ fn mobilenet_v3_large_matches_pytorch() {
 fn efficientnet_b0_matches_pytorch() {
     parity("efficientnet_b0", "efficientnet_b0");
 }
+
+#[test]
+fn densenet121_matches_pytorch() {
+    parity("densenet121", "densenet121");
+}
+
+#[test]
+fn squeezenet1_1_matches_pytorch() {
+    parity("squeezenet1_1", "squeezenet1_1");
+}
+
+#[test]
+fn shufflenet_v2_x1_0_matches_pytorch() {
+    parity("shufflenet_v2_x1_0", "shufflenet_v2_x1_0");
+}
+
+/// Logits only: its classifier holds 124M of its 133M parameters, a 532 MB fixture. Run with
+/// `cargo test --release --test parity -- --ignored vgg11_bn`.
+#[test]
+#[ignore = "a 532 MB fixture"]
+fn vgg11_bn_matches_pytorch() {
+    parity("vgg11_bn", "vgg11_bn");
+}

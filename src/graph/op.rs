@@ -53,6 +53,12 @@ pub enum Op {
     MulChannels,
     /// [x, seed] -> [x * mask / (1 - p)] (`ops::dropout`); also its own backward, on dy
     Dropout(DropoutArgs),
+    /// [x_1 (N,C_1,H,W), ...] -> [(N, sum C_i, H, W)] (`ops::channels`)
+    Concat,
+    /// [x (N,C,H,W)] -> [channels start.. of x (the output's channel count)]
+    SliceChannels { start: usize },
+    /// [x (N,C,H,W)] -> [x's channel shuffle in `groups` groups]
+    ChannelShuffle { groups: usize },
     /// [x] -> [y]
     MaxPool2d(Pool2dArgs),
     /// [x] -> [y]
@@ -92,6 +98,9 @@ pub enum Op {
     ActivationBwd(Act),
     /// [dy, x] -> [ds (like s)]: the scale gradient of MulChannels
     MulChannelsBwdScale,
+    /// [dy (N,c,H,W)] -> [(N,C,H,W), dy at channels start.., zeros elsewhere]: SliceChannels'
+    /// backward
+    PadChannels { start: usize },
     /// [dy, x] -> [dx]
     MaxPool2dBwd(Pool2dArgs),
     /// [dy] -> [dx]
@@ -119,6 +128,10 @@ impl Op {
             Op::Add => "add",
             Op::MulChannels => "mul_channels",
             Op::Dropout(_) => "dropout",
+            Op::Concat => "concat",
+            Op::SliceChannels { .. } => "slice_channels",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::PadChannels { .. } => "pad_channels",
             Op::MulChannelsBwdScale => "mul_channels_bwd_scale",
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",

@@ -54,6 +54,8 @@ shaders! {
     ADD = "add" [Uniform, Read, Read, ReadWrite];
     MUL_CHANNELS = "mul_channels" [Uniform, Read, Read, ReadWrite];
     DROPOUT = "dropout" [Uniform, Read, Read, ReadWrite];
+    COPY_CHANNELS = "copy_channels" [Uniform, Read, ReadWrite];
+    CHANNEL_SHUFFLE = "channel_shuffle" [Uniform, Read, ReadWrite];
     ROW_DOT = "row_dot" [Uniform, Read, Read, ReadWrite];
     MAX_POOL2D_FWD = "max_pool2d_fwd" [Uniform, Read, ReadWrite];
     MAX_POOL2D_ARGMAX = "max_pool2d_argmax" [Uniform, Read, ReadWrite];

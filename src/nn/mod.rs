@@ -2,11 +2,13 @@
 //! torchvision-style names (`layer1.0.conv1.weight`) from a prefix stack, and the list of
 //! parameters and buffers it needs with their PyTorch default initialisation.
 
+mod classic;
 mod efficient;
 mod mobilenet;
 mod models;
 mod resnet;
 
+pub use classic::{densenet121, shufflenet_v2_x1_0, squeezenet1_1, vgg11_bn, DenseNet, ShuffleNetV2, SqueezeNet, Vgg};
 pub use efficient::{efficientnet_b0, mobilenet_v3_large, mobilenet_v3_small, EfficientNet, MobileNetV3};
 pub use mobilenet::{mobilenet_v1, mobilenet_v2, MobileNetV1, MobileNetV2};
 pub use models::{by_name, plain_net, simple_cnn, Model, PlainNet, ResNetMini, SimpleCnn, MODEL_NAMES};
@@ -43,6 +45,10 @@ pub enum ConvInit {
     Default,
     /// kaiming_normal_(mode="fan_out", nonlinearity="relu"): std = sqrt(2 / (Cout*K*K)).
     KaimingFanOut,
+    /// kaiming_normal_ with its defaults (fan_in): std = sqrt(2 / (Cin/g*K*K)) (DenseNet).
+    KaimingNormalFanIn,
+    /// kaiming_uniform_ with its defaults: bound = sqrt(6 / (Cin/g*K*K)) (SqueezeNet).
+    KaimingUniformFanIn,
 }
 
 /// A graph under construction plus the parameters it declared.
@@ -141,6 +147,8 @@ impl Net {
             ConvInit::Default => (Init::Uniform(bound), Init::Uniform(bound)),
             // torchvision's rule for its ResNets, MobileNets and EfficientNets: zero biases
             ConvInit::KaimingFanOut => (Init::Normal((2.0 / (cout * k * k) as f32).sqrt()), Init::Const(0.0)),
+            ConvInit::KaimingNormalFanIn => (Init::Normal(2f32.sqrt() * bound), Init::Const(0.0)),
+            ConvInit::KaimingUniformFanIn => (Init::Uniform(6f32.sqrt() * bound), Init::Const(0.0)),
         };
         let w = self.param("weight", Shape::new(&[cout, cin / groups.max(1), k, k]), w_init);
         let b = bias.then(|| self.param("bias", Shape::new(&[cout]), b_init));

@@ -19,7 +19,7 @@ pub trait Model {
 }
 
 /// The names `by_name` knows.
-pub const MODEL_NAMES: [&str; 23] = [
+pub const MODEL_NAMES: [&str; 27] = [
     "resnet_mini",
     "resnet18",
     "resnet34",
@@ -36,6 +36,10 @@ pub const MODEL_NAMES: [&str; 23] = [
     "mobilenet_v3_small",
     "mobilenet_v3_large",
     "efficientnet_b0",
+    "densenet121",
+    "squeezenet1_1",
+    "shufflenet_v2_x1_0",
+    "vgg11_bn",
     "simple_cnn",
     "plain8",
     "plain14",
@@ -82,6 +86,16 @@ pub fn by_name(name: &str, classes: usize, in_channels: usize) -> Result<Box<dyn
             classes,
         }),
         "efficientnet_b0" => Box::new(super::EfficientNet { classes, in_channels }),
+        "densenet121" => Box::new(super::DenseNet {
+            in_channels,
+            ..super::densenet121(classes)
+        }),
+        "squeezenet1_1" => Box::new(super::SqueezeNet { classes, in_channels }),
+        "shufflenet_v2_x1_0" => Box::new(super::ShuffleNetV2 { classes, in_channels }),
+        "vgg11_bn" => Box::new(super::Vgg {
+            in_channels,
+            ..super::vgg11_bn(classes)
+        }),
         "resnet_mini" => Box::new(ResNetMini { classes, in_channels }),
         "simple_cnn" => Box::new(SimpleCnn {
             in_channels,

@@ -3,6 +3,7 @@
 //! returns new tensors; it submits work without waiting for it.
 
 pub mod activation;
+pub mod channels;
 pub mod conv;
 pub mod dropout;
 pub mod elementwise;

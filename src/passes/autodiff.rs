@@ -142,6 +142,9 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
         Op::Activation(act) => vec![Some(crate::ops::activation::backward(g, n, *act, d()))],
         Op::Add => vec![Some(d()), Some(d())],
         Op::MulChannels => crate::ops::mul_channels::backward(g, n, d(), want),
+        Op::Concat | Op::SliceChannels { .. } | Op::ChannelShuffle { .. } => {
+            crate::ops::channels::backward(g, n, d(), want)?
+        }
         Op::Dropout(args) => vec![Some(crate::ops::dropout::backward(g, n, *args, d())), None],
         Op::MaxPool2d(a) => vec![one(g, Op::MaxPool2dBwd(*a), vec![d(), x], s(g, 0))],
         Op::AvgPool2d(a) => vec![one(g, Op::AvgPool2dBwd(*a), vec![d()], s(g, 0))],

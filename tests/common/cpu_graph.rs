@@ -53,6 +53,44 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
                     .map(|(i, v)| if keep(i) { v * scale } else { 0.0 })
                     .collect()]
             }
+            Op::Concat => {
+                // per image, each input's channels in turn
+                let mut y = Vec::new();
+                let batch = g.shape(n.inputs[0]).dims()[0];
+                for b in 0..batch {
+                    for k in 0..n.inputs.len() {
+                        let v = x(k);
+                        let per = v.len() / batch;
+                        y.extend_from_slice(&v[b * per..(b + 1) * per]);
+                    }
+                }
+                vec![y]
+            }
+            Op::SliceChannels { start } => {
+                let [b, c, h, w] = sh(0);
+                let len = g.shape(n.outputs[0]).dims()[1];
+                let v = x(0);
+                let mut y = Vec::new();
+                for i in 0..b {
+                    y.extend_from_slice(&v[(i * c + start) * h * w..(i * c + start + len) * h * w]);
+                }
+                vec![y]
+            }
+            Op::ChannelShuffle { groups } => {
+                let [b, c, h, w] = sh(0);
+                let v = x(0);
+                let mut y = vec![0.0; v.len()];
+                for i in 0..b {
+                    for j in 0..c {
+                        // x viewed as (groups, c / groups), transposed
+                        let from = (j % groups) * (c / groups) + j / groups;
+                        for s in 0..h * w {
+                            y[(i * c + j) * h * w + s] = v[(i * c + from) * h * w + s];
+                        }
+                    }
+                }
+                vec![y]
+            }
             Op::MulChannels => {
                 let hw: usize = g.shape(n.inputs[0]).dims()[2..].iter().product();
                 let s = x(1);

@@ -5,6 +5,7 @@
 mod common;
 
 mod activation;
+mod channels;
 mod conv;
 mod dropout;
 mod elementwise;

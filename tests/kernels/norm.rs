@@ -122,25 +122,28 @@ fn conv_block_statistics_merge_to_batch_statistics() {
         let mut rng = Rng::new(11);
         // (n, cin, hw, cout, k, stride, pad, groups): 1 block, a partial last block, 33 blocks,
         // grouped, a 1x1 (forced through the implicit GEMM), a 1x1 map whose 8 taps read padding
-        for (n, cin, hw, cout, k, stride, pad, groups) in [
-            (1, 3, 9, 5, 3, 1, 1, 1),
-            (3, 4, 10, 9, 3, 1, 1, 1),
-            (4, 6, 46, 7, 3, 1, 1, 1),
-            (2, 8, 13, 12, 3, 2, 1, 4),
-            (5, 16, 8, 10, 1, 1, 0, 1),
-            (16, 12, 1, 11, 3, 1, 1, 1),
-            (2, 3, 41, 16, 7, 2, 3, 1),
-            (2, 16, 21, 16, 3, 1, 1, 16),
+        for (n, cin, (h, w), cout, k, stride, pad, groups) in [
+            (1, 3, (9, 9), 5, 3, 1, 1, 1),
+            (3, 4, (10, 10), 9, 3, 1, 1, 1),
+            (4, 6, (46, 46), 7, 3, 1, 1, 1),
+            (2, 8, (13, 13), 12, 3, 2, 1, 4),
+            (5, 16, (8, 8), 10, 1, 1, 0, 1),
+            (16, 12, (1, 1), 11, 3, 1, 1, 1),
+            (2, 3, (41, 41), 16, 7, 2, 3, 1),
+            (2, 16, (21, 21), 16, 3, 1, 1, 16),
             // rows that hold whole invocations (the forward's row segments): depthwise over 7 blocks
             // (the last partial), a 7x7 stride-2 stem
-            (3, 8, 24, 8, 3, 1, 1, 8),
-            (2, 3, 40, 16, 7, 2, 3, 1),
+            (3, 8, (24, 24), 8, 3, 1, 1, 8),
+            (2, 3, (40, 40), 16, 7, 2, 3, 1),
             // the block tile: two channel blocks, 17 of its 64-pixel blocks into 5 (the last partial)
-            (2, 9, 23, 70, 3, 1, 1, 1),
+            (2, 9, (23, 23), 70, 3, 1, 1, 1),
             // 72 blocks
-            (8, 3, 48, 8, 3, 1, 1, 1),
+            (8, 3, (48, 48), 8, 3, 1, 1, 1),
+            // DenseNet's last block at 64x56: 1x1 convs on 2x1 maps, 4 values per channel
+            (2, 928, (2, 1), 128, 1, 1, 0, 1),
+            (2, 128, (2, 1), 32, 3, 1, 1, 1),
         ] {
-            let xs = [n, cin, hw, hw];
+            let xs = [n, cin, h, w];
             let ws = [cout, cin / groups, k, k];
             let args = Conv2dArgs {
                 stride,
