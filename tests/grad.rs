@@ -282,6 +282,32 @@ fn concat_chunk_and_shuffle_backward() {
     c.check("concat(chunk, conv(chunk), x) + shuffle", loss);
 }
 
+/// Softmax as an op inside the graph (a gate over a linear layer's outputs, scaled back into
+/// the features), so its backward from the output is checked against finite differences.
+#[test]
+fn softmax_backward() {
+    let mut c = Case::new(97);
+    let x = c.param("x", &[3, 6], -2.0, 2.0);
+    let p = c.g.softmax(x).unwrap();
+    let y = c.g.add(p, x).unwrap();
+    let loss = c.head(y);
+    c.check("softmax(x) + x", loss);
+}
+
+/// Nearest and bilinear upsampling inside a graph: the backward's gather against finite
+/// differences of the forward.
+#[test]
+fn upsample_backward() {
+    for (i, (bilinear, scale)) in [(false, 2), (true, 2), (true, 3)].into_iter().enumerate() {
+        let mut c = Case::new(100 + i as u64);
+        let x = c.param("x", &[2, 2, 3, 4], -1.0, 1.0);
+        let args = convoy::ops::upsample::UpsampleArgs { scale, bilinear };
+        let y = c.g.upsample(x, args).unwrap();
+        let loss = c.head(y);
+        c.check(&format!("upsample {args:?}"), loss);
+    }
+}
+
 /// A squeeze-and-excite block as MobileNetV3 and EfficientNet build it: global average pool,
 /// 1x1 conv (with bias), ReLU, 1x1 conv, hard sigmoid, and the gate multiplied into the input,
 /// so the input's gradient flows both through the gate and around it.

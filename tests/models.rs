@@ -58,7 +58,8 @@ fn xresnet18_trains() {
 
 #[test]
 fn mobilenet_v1_trains() {
-    loss_falls("mobilenet_v1", 16, 0.01);
+    // from torchvision's He-normal (fan-out) init: at lr 0.01 the loss fell 19% in 16 steps
+    loss_falls("mobilenet_v1", 16, 0.02);
 }
 
 #[test]

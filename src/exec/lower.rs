@@ -83,6 +83,8 @@ pub fn lower(
         Op::Activation(_) | Op::ActivationBwd(_) => crate::ops::activation::lower(gpu, g, n, buf)?,
         Op::MulChannels | Op::MulChannelsBwdScale => crate::ops::mul_channels::lower(gpu, g, n, buf)?,
         Op::Dropout(_) => crate::ops::dropout::lower(gpu, g, n, buf)?,
+        Op::Softmax | Op::SoftmaxBwd => crate::ops::softmax::lower(gpu, g, n, buf)?,
+        Op::Upsample(_) | Op::UpsampleBwd(_) => crate::ops::upsample::lower(gpu, g, n, buf)?,
         Op::Concat | Op::SliceChannels { .. } | Op::PadChannels { .. } | Op::ChannelShuffle { .. } => {
             crate::ops::channels::lower(gpu, g, n, buf)?
         }

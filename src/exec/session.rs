@@ -47,12 +47,13 @@ fn maybe_fuse(g: Graph, mode: fuse::Mode, keep: &[ValueId], opts: &CompileOption
     (fused, map)
 }
 
-/// The one float input and the one label input of a graph, by name.
+/// The one float input and the one label input of a graph, by name (the dropout seed, which
+/// the step writes itself, aside).
 fn io_names(g: &Graph) -> Result<(String, Option<String>)> {
     let pick = |dtype: DType| -> Vec<String> {
         g.values
             .iter()
-            .filter(|v| v.kind == ValueKind::Input && v.dtype == dtype)
+            .filter(|v| v.kind == ValueKind::Input && v.dtype == dtype && v.name != crate::ops::dropout::SEED_INPUT)
             .map(|v| v.name.clone())
             .collect()
     };

@@ -3,6 +3,7 @@
 
 pub use crate::ops::activation::Act;
 use crate::ops::dropout::DropoutArgs;
+use crate::ops::upsample::UpsampleArgs;
 use crate::ops::{Conv2dArgs, Pool2dArgs};
 
 /// What a fused kernel does to its result before storing it: add a residual input (the skip
@@ -59,6 +60,10 @@ pub enum Op {
     SliceChannels { start: usize },
     /// [x (N,C,H,W)] -> [x's channel shuffle in `groups` groups]
     ChannelShuffle { groups: usize },
+    /// [x (N,K)] -> [softmax over K] (`ops::softmax`)
+    Softmax,
+    /// [x (N,C,H,W)] -> [(N,C,H*s,W*s)] (`ops::upsample`)
+    Upsample(UpsampleArgs),
     /// [x] -> [y]
     MaxPool2d(Pool2dArgs),
     /// [x] -> [y]
@@ -101,6 +106,10 @@ pub enum Op {
     /// [dy (N,c,H,W)] -> [(N,C,H,W), dy at channels start.., zeros elsewhere]: SliceChannels'
     /// backward
     PadChannels { start: usize },
+    /// [y, dy] -> [dx]: Softmax's backward from its output
+    SoftmaxBwd,
+    /// [dy (N,C,H*s,W*s)] -> [dx (N,C,H,W)]
+    UpsampleBwd(UpsampleArgs),
     /// [dy, x] -> [dx]
     MaxPool2dBwd(Pool2dArgs),
     /// [dy] -> [dx]
@@ -132,6 +141,10 @@ impl Op {
             Op::SliceChannels { .. } => "slice_channels",
             Op::ChannelShuffle { .. } => "channel_shuffle",
             Op::PadChannels { .. } => "pad_channels",
+            Op::Softmax => "softmax",
+            Op::SoftmaxBwd => "softmax_bwd",
+            Op::Upsample(_) => "upsample",
+            Op::UpsampleBwd(_) => "upsample_bwd",
             Op::MulChannelsBwdScale => "mul_channels_bwd_scale",
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",

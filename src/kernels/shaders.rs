@@ -56,6 +56,8 @@ shaders! {
     DROPOUT = "dropout" [Uniform, Read, Read, ReadWrite];
     COPY_CHANNELS = "copy_channels" [Uniform, Read, ReadWrite];
     CHANNEL_SHUFFLE = "channel_shuffle" [Uniform, Read, ReadWrite];
+    SOFTMAX = "softmax" [Uniform, Read, Read, ReadWrite];
+    UPSAMPLE = "upsample" [Uniform, Read, ReadWrite];
     ROW_DOT = "row_dot" [Uniform, Read, Read, ReadWrite];
     MAX_POOL2D_FWD = "max_pool2d_fwd" [Uniform, Read, ReadWrite];
     MAX_POOL2D_ARGMAX = "max_pool2d_argmax" [Uniform, Read, ReadWrite];

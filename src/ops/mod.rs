@@ -12,6 +12,8 @@ pub mod loss;
 pub mod mul_channels;
 pub mod norm;
 pub mod pool;
+pub mod softmax;
+pub mod upsample;
 
 pub use activation::{activation, relu, Act};
 pub use conv::{conv2d, Conv2dArgs, Conv2dGeom};

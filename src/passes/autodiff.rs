@@ -145,6 +145,8 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
         Op::Concat | Op::SliceChannels { .. } | Op::ChannelShuffle { .. } => {
             crate::ops::channels::backward(g, n, d(), want)?
         }
+        Op::Softmax => vec![Some(crate::ops::softmax::backward(g, n, d()))],
+        Op::Upsample(args) => vec![Some(crate::ops::upsample::backward(g, n, *args, d()))],
         Op::Dropout(args) => vec![Some(crate::ops::dropout::backward(g, n, *args, d())), None],
         Op::MaxPool2d(a) => vec![one(g, Op::MaxPool2dBwd(*a), vec![d(), x], s(g, 0))],
         Op::AvgPool2d(a) => vec![one(g, Op::AvgPool2dBwd(*a), vec![d()], s(g, 0))],

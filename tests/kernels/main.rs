@@ -16,5 +16,7 @@ mod mul_channels;
 mod norm;
 mod pool;
 mod shaders;
+mod softmax;
 mod stats;
 mod tensor;
+mod upsample;
