@@ -34,10 +34,7 @@ fn run(out_dir: &std::path::Path) -> convoy::Result<std::path::PathBuf> {
         -1., 0., 1.,    -1., 0., 1.,  -1., 0., 1.,  // left edge: bright right, dark left
     ];
     let weight = Tensor::from_slice(&gpu, &kernels, [2, 1, 3, 3])?;
-    let args = Conv2dArgs {
-        padding: 1,
-        ..Default::default()
-    };
+    let args = Conv2dArgs::default().padding(1);
     let edges = conv2d(&gpu, &x, &weight, None, args)?.to_vec()?; // (N, 2, 28, 28)
 
     // One row per image: original | top | left, 2 pixels apart.

@@ -64,12 +64,7 @@ pub const SUITE_BATCH: usize = 8;
 
 impl ConvShape {
     pub fn geom(&self, n: usize) -> Result<Conv2dGeom> {
-        let args = Conv2dArgs {
-            stride: self.stride,
-            padding: self.pad,
-            dilation: 1,
-            groups: self.groups,
-        };
+        let args = Conv2dArgs::new(self.stride, self.pad, 1, self.groups);
         Conv2dGeom::new(
             &[n, self.cin, self.hw, self.hw].into(),
             &[self.cout, self.cin / self.groups, self.k, self.k].into(),

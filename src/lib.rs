@@ -6,7 +6,7 @@
 //! let gpu = Gpu::new()?;
 //! let x = Tensor::from_slice(&gpu, &[1.0; 2 * 3 * 8 * 8], [2, 3, 8, 8])?;
 //! let w = Tensor::from_slice(&gpu, &[0.1; 4 * 3 * 3 * 3], [4, 3, 3, 3])?;
-//! let y = ops::conv2d(&gpu, &x, &w, None, ops::Conv2dArgs { padding: 1, ..Default::default() })?;
+//! let y = ops::conv2d(&gpu, &x, &w, None, ops::Conv2dArgs::default().padding(1))?;
 //! assert_eq!(y.dims(), &[2, 4, 8, 8]);
 //! # Ok::<(), convoy::Error>(())
 //! ```

@@ -25,16 +25,7 @@ fn random_graph(rng: &mut Rng) -> (Graph, ValueId) {
         let v = match rng.int(0, 2) {
             0 => {
                 let w = g.param(&format!("w{i}"), [c, c, 3, 3], true);
-                g.conv2d(
-                    a,
-                    w,
-                    None,
-                    Conv2dArgs {
-                        padding: 1,
-                        ..Default::default()
-                    },
-                )
-                .unwrap()
+                g.conv2d(a, w, None, Conv2dArgs::default().padding(1)).unwrap()
             }
             1 => g.relu(a),
             _ => {

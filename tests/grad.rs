@@ -164,12 +164,7 @@ fn conv_case(seed: u64, xs: [usize; 4], cout: usize, k: usize, args: Conv2dArgs,
 
 #[test]
 fn conv2d_backward_data_weight_bias() {
-    let a = |stride, padding, dilation, groups| Conv2dArgs {
-        stride,
-        padding,
-        dilation,
-        groups,
-    };
+    let a = |stride, padding, dilation, groups| Conv2dArgs::new(stride, padding, dilation, groups);
     conv_case(1, [2, 3, 6, 5], 4, 3, a(1, 1, 1, 1), true);
     conv_case(2, [2, 3, 7, 7], 2, 3, a(2, 1, 1, 1), false);
     conv_case(3, [1, 2, 8, 7], 3, 3, a(1, 2, 2, 1), true);
@@ -179,19 +174,36 @@ fn conv2d_backward_data_weight_bias() {
     conv_case(7, [1, 2, 9, 9], 2, 5, a(2, 2, 1, 1), false);
 }
 
+/// Per-axis strides, paddings and dilations with rectangular kernels: Inception's 1x7 and 7x1
+/// (padding (0, 3) and (3, 0)), and mixed strides and dilations, grouped and not.
+#[test]
+fn asymmetric_conv_backward() {
+    let cases = [
+        ([2, 3, 5, 9], 4, [1, 7], [1, 1], [0, 3], [1, 1], 1),
+        ([2, 3, 9, 5], 4, [7, 1], [1, 1], [3, 0], [1, 1], 1),
+        ([1, 4, 7, 8], 4, [3, 2], [2, 1], [1, 0], [1, 2], 2),
+        ([2, 3, 6, 7], 3, [3, 3], [1, 2], [2, 1], [2, 1], 3),
+    ];
+    for (i, (xs, cout, [kh, kw], stride, padding, dilation, groups)) in cases.into_iter().enumerate() {
+        let mut c = Case::new(120 + i as u64);
+        let x = c.param("x", &xs, -1.0, 1.0);
+        let w = c.param("w", &[cout, xs[1] / groups, kh, kw], -0.5, 0.5);
+        let b = c.param("b", &[cout], -0.5, 0.5);
+        let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
+        let y = c.g.conv2d(x, w, Some(b), args).unwrap();
+        let loss = c.head(y);
+        c.check(&format!("conv2d x{xs:?} k{kh}x{kw} {args:?}"), loss);
+    }
+}
+
 #[test]
 fn random_conv_shapes() {
     let mut rng = Rng::new(77);
     for seed in 0..5 {
         let groups = [1, 2][rng.int(0, 1)];
         let k = [1, 3][rng.int(0, 1)];
-        let args = Conv2dArgs {
-            stride: rng.int(1, 2),
-            padding: rng.int(0, k / 2),
-            dilation: rng.int(1, 2),
-            groups,
-        };
-        let span = args.dilation * (k - 1) + 1;
+        let args = Conv2dArgs::new(rng.int(1, 2), rng.int(0, k / 2), rng.int(1, 2), groups);
+        let span = args.dilation[0] * (k - 1) + 1;
         let xs = [
             rng.int(1, 2),
             groups * rng.int(1, 2),
@@ -308,6 +320,21 @@ fn upsample_backward() {
     }
 }
 
+/// Non-square pooling windows through their backward kernels.
+#[test]
+fn non_square_pooling_backward() {
+    let mut c = Case::new(110);
+    let x = c.param("x", &[2, 2, 6, 5], -1.0, 1.0);
+    let a =
+        c.g.max_pool2d(x, Pool2dArgs::new_hw(1, 3).stride_hw(1, 2).padding_hw(0, 1))
+            .unwrap();
+    let b =
+        c.g.avg_pool2d(a, Pool2dArgs::new_hw(3, 1).stride_hw(2, 1).padding_hw(1, 0))
+            .unwrap();
+    let loss = c.head(b);
+    c.check("max 1x3 then avg 3x1", loss);
+}
+
 /// A squeeze-and-excite block as MobileNetV3 and EfficientNet build it: global average pool,
 /// 1x1 conv (with bias), ReLU, 1x1 conv, hard sigmoid, and the gate multiplied into the input,
 /// so the input's gradient flows both through the gate and around it.
@@ -401,17 +428,8 @@ fn residual_block(seed: u64, cin: usize, cout: usize, stride: usize) {
     let x = c.param("x", &[2, cin, 6, 6], -1.0, 1.0);
     let conv = |c: &mut Case, name: &str, h, ci, co, k, s| {
         let w = c.param(&format!("{name}.weight"), &[co, ci, k, k], -0.5, 0.5);
-        c.g.conv2d(
-            h,
-            w,
-            None,
-            Conv2dArgs {
-                stride: s,
-                padding: k / 2,
-                ..Default::default()
-            },
-        )
-        .unwrap()
+        c.g.conv2d(h, w, None, Conv2dArgs::default().stride(s).padding(k / 2))
+            .unwrap()
     };
     let h = conv(&mut c, "conv1", x, cin, cout, 3, stride);
     let bn1 = c.bn("bn1", cout);

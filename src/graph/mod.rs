@@ -121,6 +121,11 @@ impl Graph {
         outputs
     }
 
+    /// Append a node with one f32 output of `shape`; returns it.
+    pub(crate) fn add_f32(&mut self, op: Op, inputs: Vec<ValueId>, shape: Shape) -> ValueId {
+        self.add_node(op, inputs, vec![(shape, DType::F32)])[0]
+    }
+
     /// Check the invariants every pass must keep: inputs defined before use, each value
     /// produced at most once and by the node that lists it, resident values never produced.
     pub fn verify(&self) -> Result<()> {

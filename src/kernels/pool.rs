@@ -30,12 +30,12 @@ fn grid(g: &Pool2dGeom) -> Result<[u32; 3]> {
 fn window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
     let a = &g.args;
     vec![
-        ("KH", a.kernel as f64),
-        ("KW", a.kernel as f64),
-        ("SH", a.stride as f64),
-        ("SW", a.stride as f64),
-        ("PH", a.padding as f64),
-        ("PW", a.padding as f64),
+        ("KH", a.kernel[0] as f64),
+        ("KW", a.kernel[1] as f64),
+        ("SH", a.stride[0] as f64),
+        ("SW", a.stride[1] as f64),
+        ("PH", a.padding[0] as f64),
+        ("PW", a.padding[1] as f64),
         ("WG", WG as f64),
     ]
 }
@@ -47,8 +47,8 @@ fn input_grid(g: &Pool2dGeom) -> Result<[u32; 3]> {
 
 fn max_window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
     let mut c = window(g);
-    c.push(("DH", g.args.dilation as f64));
-    c.push(("DW", g.args.dilation as f64));
+    c.push(("DH", g.args.dilation[0] as f64));
+    c.push(("DW", g.args.dilation[1] as f64));
     c
 }
 

@@ -152,12 +152,7 @@ impl Net {
         };
         let w = self.param("weight", Shape::new(&[cout, cin / groups.max(1), k, k]), w_init);
         let b = bias.then(|| self.param("bias", Shape::new(&[cout]), b_init));
-        let args = Conv2dArgs {
-            stride,
-            padding,
-            dilation: 1,
-            groups,
-        };
+        let args = Conv2dArgs::new(stride, padding, 1, groups);
         self.graph.conv2d(x, w, b, args)
     }
 

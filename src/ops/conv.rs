@@ -1,29 +1,65 @@
 //! conv2d: arguments, the shape rule, and the functional entry point.
 
-use crate::device::Gpu;
+use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
+use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels;
 use crate::shape::{window_out, Shape};
 use crate::tensor::{DType, Tensor};
 
-/// Arguments of a 2-D convolution, as in `torch.nn.functional.conv2d` (square stride, padding and
-/// dilation; the kernel may be rectangular: its size comes from the weight).
+/// Arguments of a 2-D convolution, as in `torch.nn.functional.conv2d`: stride, padding and
+/// dilation per axis (height, width), so 1x7 / 7x1 convs pad (0, 3) / (3, 0); the kernel's size
+/// comes from the weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dArgs {
-    pub stride: usize,
-    pub padding: usize,
-    pub dilation: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
     pub groups: usize,
 }
 
 impl Default for Conv2dArgs {
     fn default() -> Self {
+        Conv2dArgs::new(1, 0, 1, 1)
+    }
+}
+
+impl Conv2dArgs {
+    /// The same stride, padding and dilation on both axes.
+    pub fn new(stride: usize, padding: usize, dilation: usize, groups: usize) -> Self {
         Conv2dArgs {
-            stride: 1,
-            padding: 0,
-            dilation: 1,
-            groups: 1,
+            stride: [stride; 2],
+            padding: [padding; 2],
+            dilation: [dilation; 2],
+            groups,
         }
+    }
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = [s; 2];
+        self
+    }
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = [p; 2];
+        self
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = [d; 2];
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    /// Stride, padding and dilation as (height, width) pairs.
+    pub fn hw(mut self, stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> Self {
+        self.stride = stride;
+        self.padding = padding;
+        self.dilation = dilation;
+        self
+    }
+    /// Whether every per-axis value is the same on both axes.
+    pub fn is_square(&self) -> bool {
+        self.stride[0] == self.stride[1] && self.padding[0] == self.padding[1] && self.dilation[0] == self.dilation[1]
     }
 }
 
@@ -65,10 +101,10 @@ impl Conv2dGeom {
         for (name, v) in [
             ("stride", args.stride),
             ("dilation", args.dilation),
-            ("groups", args.groups),
+            ("groups", [args.groups; 2]),
         ] {
-            if v == 0 {
-                return Err(Error::arg(OP, name, "must be at least 1"));
+            if v.contains(&0) {
+                return Err(Error::arg(OP, name, format!("{v:?} must be at least 1")));
             }
         }
         if kh == 0 || kw == 0 {
@@ -93,8 +129,8 @@ impl Conv2dGeom {
                 weight,
             ));
         }
-        let oh = window_out(OP, h, kh, args.stride, args.padding, args.dilation)?;
-        let ow = window_out(OP, w, kw, args.stride, args.padding, args.dilation)?;
+        let oh = window_out(OP, h, kh, args.stride[0], args.padding[0], args.dilation[0])?;
+        let ow = window_out(OP, w, kw, args.stride[1], args.padding[1], args.dilation[1])?;
         Ok(Conv2dGeom {
             n,
             cin,
@@ -152,4 +188,89 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
     )?;
     gpu.run(&ds);
     Ok(y)
+}
+
+impl Graph {
+    pub fn conv2d(&mut self, x: ValueId, w: ValueId, bias: Option<ValueId>, args: Conv2dArgs) -> Result<ValueId> {
+        let g = Conv2dGeom::new(self.shape(x), self.shape(w), args)?;
+        let mut inputs = vec![x, w];
+        if let Some(b) = bias {
+            self.expect_vector("conv2d", "bias", b, g.cout)?;
+            inputs.push(b);
+        }
+        let op = Op::Conv2d {
+            args,
+            bias: bias.is_some(),
+            epi: Default::default(),
+            stats: false,
+        };
+        Ok(self.add_f32(op, inputs, g.out_shape()))
+    }
+}
+
+/// Gradients of [x, w, bias]: the input gradient, the weight gradient and the bias's channel
+/// sums of dy, where wanted.
+pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId, want: &[bool]) -> Result<Vec<Option<ValueId>>> {
+    let Op::Conv2d { args, bias, epi, .. } = n.op else {
+        unreachable!("conv::backward called on {}", n.op.name())
+    };
+    if !epi.is_none() {
+        return Err(Error::arg(
+            "autodiff",
+            n.op.name(),
+            "a conv with a fused epilogue is inference-only",
+        ));
+    }
+    let s = |g: &Graph, i: usize| g.shape(n.inputs[i]).clone();
+    let dx = want[0].then(|| g.add_f32(Op::Conv2dBwdData { args }, vec![dy, n.inputs[1]], s(g, 0)));
+    let dw = want[1].then(|| g.add_f32(Op::Conv2dBwdWeight { args }, vec![dy, n.inputs[0]], s(g, 1)));
+    let db = (bias && want[2]).then(|| g.add_f32(Op::ChannelSum, vec![dy], s(g, 2)));
+    Ok(vec![dx, dw, db])
+}
+
+/// The launches of a conv node.
+pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let o = |k: usize| buf(n.outputs[k].0);
+    let ishape = |k: usize| g.shape(n.inputs[k]);
+    let oshape = |k: usize| g.shape(n.outputs[k]);
+    // how the node's activations are stored (f32, or f16 after `passes::precision`)
+    let storage = n.outputs.first().map_or(DType::F32, |&v| g.value(v).dtype);
+    Ok(match &n.op {
+        Op::Conv2d { args, bias, epi, stats } => {
+            let geom = Conv2dGeom::new(ishape(0), ishape(1), *args)?;
+            let b = bias.then(|| i(2));
+            let r = epi.residual.then(|| i(2 + usize::from(*bias)));
+            let partials = stats.then(|| o(1));
+            kernels::conv::forward(
+                gpu,
+                &geom,
+                *epi,
+                storage,
+                &kernels::conv::ForwardBuffers {
+                    x: &i(0),
+                    w: &i(1),
+                    bias: b.as_ref(),
+                    residual: r.as_ref(),
+                    y: &o(0),
+                    stats: partials.as_ref(),
+                },
+            )?
+        }
+        Op::Conv2dBwdData { args } => {
+            let geom = Conv2dGeom::new(oshape(0), ishape(1), *args)?;
+            kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0))?
+        }
+        Op::Conv2dBwdWeight { args } => {
+            let geom = Conv2dGeom::new(ishape(1), oshape(0), *args)?;
+            kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0))?
+        }
+        Op::ChannelSum => vec![kernels::norm::channel_sum(
+            gpu,
+            crate::ops::norm::ncs(ishape(0).dims()),
+            &i(0),
+            &o(0),
+        )?],
+        other => unreachable!("conv::lower called on {}", other.name()),
+    })
 }

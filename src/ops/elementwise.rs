@@ -1,9 +1,11 @@
 //! add and flatten.
 
-use crate::device::Gpu;
+use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
+use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels;
-use crate::tensor::Tensor;
+use crate::shape::Shape;
+use crate::tensor::{DType, Tensor};
 
 /// a + b for tensors of the same shape (the residual connection).
 pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -35,4 +37,76 @@ pub fn flatten(x: &Tensor) -> Result<Tensor> {
         return Err(Error::shape("flatten", "a tensor of rank >= 1", x.shape()));
     }
     x.reshape([d[0], d[1..].iter().product()])
+}
+
+impl Graph {
+    pub fn add(&mut self, a: ValueId, b: ValueId) -> Result<ValueId> {
+        if self.shape(a) != self.shape(b) {
+            return Err(Error::shape(
+                "add",
+                format!("two tensors of shape {}", self.shape(a)),
+                self.shape(b),
+            ));
+        }
+        let s = self.shape(a).clone();
+        Ok(self.add_f32(Op::Add, vec![a, b], s))
+    }
+
+    /// (N, ...) -> (N, prod(...)): a view of x's buffer.
+    pub fn flatten(&mut self, x: ValueId) -> Result<ValueId> {
+        let d = self.shape(x).dims().to_vec();
+        if d.is_empty() {
+            return Err(Error::shape("flatten", "a tensor of rank >= 1", self.shape(x)));
+        }
+        Ok(self.reshape(x, Shape::new(&[d[0], d[1..].iter().product()])))
+    }
+
+    pub(crate) fn reshape(&mut self, x: ValueId, shape: Shape) -> ValueId {
+        debug_assert_eq!(shape.numel(), self.shape(x).numel());
+        let dtype = self.value(x).dtype;
+        self.add_node(Op::Reshape, vec![x], vec![(shape, dtype)])[0]
+    }
+}
+
+/// An add passes dy to both inputs; a reshape reshapes it back.
+pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> Vec<Option<ValueId>> {
+    match n.op {
+        Op::Add => vec![Some(dy), Some(dy)],
+        Op::Reshape => {
+            let shape = g.shape(n.inputs[0]).clone();
+            vec![Some(g.reshape(dy, shape))]
+        }
+        ref other => unreachable!("elementwise::backward called on {}", other.name()),
+    }
+}
+
+/// The launches of a elementwise node.
+pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let o = |k: usize| buf(n.outputs[k].0);
+    let ishape = |k: usize| g.shape(n.inputs[k]);
+    // how the node's activations are stored (f32, or f16 after `passes::precision`)
+    let storage = n.outputs.first().map_or(DType::F32, |&v| g.value(v).dtype);
+    Ok(match &n.op {
+        Op::Add => vec![kernels::elementwise::add(
+            gpu,
+            ishape(0).numel(),
+            storage,
+            &i(0),
+            &i(1),
+            &o(0),
+        )?],
+        Op::Cast => {
+            let to_half = storage == DType::F16;
+            vec![kernels::elementwise::cast(
+                gpu,
+                ishape(0).numel(),
+                to_half,
+                &i(0),
+                &o(0),
+            )?]
+        }
+        Op::Reshape => vec![],
+        other => unreachable!("elementwise::lower called on {}", other.name()),
+    })
 }

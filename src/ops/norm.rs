@@ -1,8 +1,10 @@
 //! batch_norm over (N, H, W) per channel, training and eval, as `torch.nn.functional.batch_norm`.
 
-use crate::device::Gpu;
+use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
+use crate::graph::{Act, Epilogue, Graph, Node, Op, ValueId};
 use crate::kernels;
+use crate::shape::Shape;
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -108,4 +110,239 @@ pub fn batch_norm(
     // statistics and normalisation in one submit
     gpu.run(&dispatches);
     Ok((y, mean, var))
+}
+
+/// (N, C, rest) of a shape with at least two dims.
+pub(crate) fn ncs(dims: &[usize]) -> [usize; 3] {
+    [
+        dims[0],
+        dims.get(1).copied().unwrap_or(1),
+        dims.iter().skip(2).product(),
+    ]
+}
+
+impl Graph {
+    /// Batch norm over (N, H, W). `stats` = [gamma, beta, running_mean, running_var], each (C).
+    pub fn batch_norm(
+        &mut self,
+        x: ValueId,
+        stats: [ValueId; 4],
+        training: bool,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<ValueId> {
+        let [n, c, h, w] = self.shape(x).nchw("batch_norm", "input")?;
+        for (what, v) in ["weight", "bias", "running_mean", "running_var"].into_iter().zip(stats) {
+            self.expect_vector("batch_norm", what, v, c)?;
+        }
+        if training && n * h * w < 2 {
+            return Err(Error::shape(
+                "batch_norm",
+                "more than 1 value per channel in training",
+                self.shape(x),
+            ));
+        }
+        let op = Op::BatchNorm {
+            training,
+            momentum,
+            eps,
+            epi: Default::default(),
+            partials: false,
+        };
+        let shape = self.shape(x).clone();
+        let mut outs = vec![(shape, DType::F32)];
+        if training {
+            outs.push((Shape::new(&[c]), DType::F32));
+            outs.push((Shape::new(&[c]), DType::F32));
+        }
+        Ok(self.add_node(op, [&[x][..], &stats[..]].concat(), outs)[0])
+    }
+}
+
+/// Gradients of a training batch norm's inputs [x, gamma, beta, running_mean, running_var,
+/// residual if fused, conv statistics if fused]: y = act(bn(x) + r), one fused backward that
+/// takes dy through the activation (from y) and also yields dr.
+pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> Result<Vec<Option<ValueId>>> {
+    let Op::BatchNorm {
+        training: true,
+        eps,
+        epi,
+        partials,
+        ..
+    } = n.op
+    else {
+        return Err(Error::arg(
+            "autodiff",
+            n.op.name(),
+            "backward through eval-mode batch_norm is not supported; train in training mode",
+        ));
+    };
+    let x = n.inputs[0];
+    let (mean, var, gamma) = (n.outputs[1], n.outputs[2], n.inputs[1]);
+    let xs = g.shape(x).clone();
+    let c = g.shape(gamma).clone();
+    let mut inputs = vec![dy, x, mean, var, gamma];
+    if epi.act != Act::None {
+        inputs.push(n.outputs[0]);
+    }
+    let mut shapes = vec![(xs.clone(), DType::F32), (c.clone(), DType::F32), (c, DType::F32)];
+    if epi.residual {
+        shapes.push((xs, DType::F32));
+    }
+    let outs = g.add_node(Op::BatchNormBwd { eps, epi }, inputs, shapes);
+    let mut grads = vec![Some(outs[0]), Some(outs[1]), Some(outs[2]), None, None];
+    if epi.residual {
+        grads.push(Some(outs[3]));
+    }
+    if partials {
+        // the statistics are x's: dx above is already the full gradient through them
+        grads.push(None);
+    }
+    Ok(grads)
+}
+
+/// The launches of a norm node.
+pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let o = |k: usize| buf(n.outputs[k].0);
+    let ishape = |k: usize| g.shape(n.inputs[k]);
+    // how the node's activations are stored (f32, or f16 after `passes::precision`)
+    let storage = n.outputs.first().map_or(DType::F32, |&v| g.value(v).dtype);
+    Ok(match &n.op {
+        Op::BatchNorm {
+            training,
+            momentum,
+            eps,
+            epi,
+            ..
+        } => {
+            let dims = ncs(ishape(0).dims());
+            let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
+            let r = epi.residual.then(|| i(5));
+            if *training {
+                Vec::from(train_dispatches(gpu, g, n, buf, *momentum, *eps, *epi, true)?)
+            } else {
+                vec![kernels::norm::apply(
+                    gpu,
+                    dims,
+                    *eps,
+                    *epi,
+                    storage,
+                    &i(0),
+                    &rm,
+                    &rv,
+                    &gamma,
+                    &beta,
+                    r.as_ref(),
+                    &o(0),
+                )?]
+            }
+        }
+        Op::BatchNormBwd { eps, epi } => {
+            let d = backward_dispatches(gpu, g, n, buf, *eps, *epi)?;
+            d.reduce.into_iter().chain([d.data]).collect()
+        }
+        Op::FoldBn { eps, bias } => {
+            let k = usize::from(*bias);
+            let wshape = ishape(0).dims();
+            let b = bias.then(|| i(1));
+            let (gamma, beta, rm, rv) = (i(1 + k), i(2 + k), i(3 + k), i(4 + k));
+            let folded = kernels::norm::FoldBuffers {
+                w: &i(0),
+                b: b.as_ref(),
+                gamma: &gamma,
+                beta: &beta,
+                rm: &rm,
+                rv: &rv,
+                w_out: &o(0),
+                b_out: &o(1),
+            };
+            vec![kernels::norm::fold(
+                gpu,
+                [wshape[0], wshape[1..].iter().product()],
+                *eps,
+                &folded,
+            )?]
+        }
+        other => unreachable!("norm::lower called on {}", other.name()),
+    })
+}
+
+/// A training batch norm's launches: batch statistics (also updating the running statistics
+/// when `update_running`), then the normalisation with its epilogue.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_dispatches(
+    gpu: &Gpu,
+    g: &Graph,
+    n: &Node,
+    buf: &dyn Fn(usize) -> wgpu::Buffer,
+    momentum: f32,
+    eps: f32,
+    epi: Epilogue,
+    update_running: bool,
+) -> Result<[Dispatch; 2]> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let dims = ncs(g.shape(n.inputs[0]).dims());
+    let (mean, var) = (buf(n.outputs[1].0), buf(n.outputs[2].0));
+    let r = epi.residual.then(|| i(5));
+    let stats = if matches!(n.op, Op::BatchNorm { partials: true, .. }) {
+        let partials = i(n.inputs.len() - 1);
+        kernels::norm::merge_stats(
+            gpu,
+            dims,
+            momentum,
+            update_running,
+            &partials,
+            &mean,
+            &var,
+            &i(3),
+            &i(4),
+        )?
+    } else {
+        kernels::norm::stats(gpu, dims, momentum, update_running, &i(0), &mean, &var, &i(3), &i(4))?
+    };
+    let apply = kernels::norm::apply(
+        gpu,
+        dims,
+        eps,
+        epi,
+        DType::F32,
+        &i(0),
+        &mean,
+        &var,
+        &i(1),
+        &i(2),
+        r.as_ref(),
+        &buf(n.outputs[0].0),
+    )?;
+    Ok([stats, apply])
+}
+
+/// A batch norm backward's launches: the per-channel sums into dgamma and dbeta, then dx (with
+/// the epilogue's activation mask and residual gradient).
+pub(crate) fn backward_dispatches(
+    gpu: &Gpu,
+    g: &Graph,
+    n: &Node,
+    buf: &dyn Fn(usize) -> wgpu::Buffer,
+    eps: f32,
+    epi: Epilogue,
+) -> Result<kernels::norm::BnBackwardDispatches> {
+    let i = |k: usize| buf(n.inputs[k].0);
+    let o = |k: usize| buf(n.outputs[k].0);
+    let y = (epi.act != crate::graph::Act::None).then(|| i(5));
+    let dr = epi.residual.then(|| o(3));
+    let bufs = kernels::norm::BnBackward {
+        dy: &i(0),
+        x: &i(1),
+        mean: &i(2),
+        var: &i(3),
+        gamma: &i(4),
+        y: y.as_ref(),
+        dx: &o(0),
+        dgamma: &o(1),
+        dbeta: &o(2),
+        dr: dr.as_ref(),
+    };
+    kernels::norm::backward(gpu, ncs(g.shape(n.inputs[0]).dims()), eps, epi, &bufs)
 }

@@ -1,19 +1,24 @@
-//! Pooling: max_pool2d, avg_pool2d, adaptive_avg_pool2d. Arguments, shape rules, entry points.
+//! The pooling family, in one place: max_pool2d, avg_pool2d and adaptive_avg_pool2d, with
+//! square or non-square windows. Arguments and shape rules, graph builders, backward rules,
+//! lowering and the functional API; launchers in `kernels/pool.rs`, kernels
+//! `shaders/*pool2d*.wgsl`, tests in `tests/kernels/pool.rs` and `tests/grad.rs`.
 
-use crate::device::Gpu;
+use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
+use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels;
 use crate::shape::{window_out, Shape};
 use crate::tensor::{DType, Tensor};
 
-/// Window arguments of max_pool2d and avg_pool2d (square windows; `ceil_mode=False`).
+/// Window arguments of max_pool2d and avg_pool2d, per axis (height, width): square windows
+/// from `new`, `stride`, `padding` and `dilation`; non-square ones from the `_hw` forms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Pool2dArgs {
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
     /// max_pool2d only; must be 1 for avg_pool2d.
-    pub dilation: usize,
+    pub dilation: [usize; 2],
     /// avg_pool2d only: divide by the padded window (PyTorch's default, true).
     pub count_include_pad: bool,
     /// Round the output size up, so a last partial window counts (PyTorch's ceil_mode).
@@ -23,11 +28,15 @@ pub struct Pool2dArgs {
 impl Pool2dArgs {
     /// A `kernel` x `kernel` window with stride = kernel, no padding (PyTorch's defaults).
     pub fn new(kernel: usize) -> Self {
+        Self::new_hw(kernel, kernel)
+    }
+    /// A `kh` x `kw` window with stride = the window, no padding.
+    pub fn new_hw(kh: usize, kw: usize) -> Self {
         Pool2dArgs {
-            kernel,
-            stride: kernel,
-            padding: 0,
-            dilation: 1,
+            kernel: [kh, kw],
+            stride: [kh, kw],
+            padding: [0, 0],
+            dilation: [1, 1],
             count_include_pad: true,
             ceil_mode: false,
         }
@@ -36,16 +45,22 @@ impl Pool2dArgs {
         self.ceil_mode = on;
         self
     }
-    pub fn stride(mut self, s: usize) -> Self {
-        self.stride = s;
+    pub fn stride(self, s: usize) -> Self {
+        self.stride_hw(s, s)
+    }
+    pub fn stride_hw(mut self, sh: usize, sw: usize) -> Self {
+        self.stride = [sh, sw];
         self
     }
-    pub fn padding(mut self, p: usize) -> Self {
-        self.padding = p;
+    pub fn padding(self, p: usize) -> Self {
+        self.padding_hw(p, p)
+    }
+    pub fn padding_hw(mut self, ph: usize, pw: usize) -> Self {
+        self.padding = [ph, pw];
         self
     }
     pub fn dilation(mut self, d: usize) -> Self {
-        self.dilation = d;
+        self.dilation = [d, d];
         self
     }
     pub fn count_include_pad(mut self, on: bool) -> Self {
@@ -75,36 +90,30 @@ impl Pool2dGeom {
             ("stride", args.stride),
             ("dilation", args.dilation),
         ] {
-            if v == 0 {
-                return Err(Error::arg(op, name, "must be at least 1"));
+            if v.contains(&0) {
+                return Err(Error::arg(op, name, format!("{v:?} must be at least 1")));
             }
         }
-        if op == "avg_pool2d" && args.dilation != 1 {
+        if op == "avg_pool2d" && args.dilation != [1, 1] {
             return Err(Error::arg(op, "dilation", "avg_pool2d has no dilation; use 1"));
         }
-        if args.padding * 2 > args.kernel {
-            return Err(Error::arg(
-                op,
-                "padding",
-                format!("{} is more than half the kernel size {}", args.padding, args.kernel),
-            ));
-        }
-        let mut oh = window_out(op, h, args.kernel, args.stride, args.padding, args.dilation)?;
-        let mut ow = window_out(op, w, args.kernel, args.stride, args.padding, args.dilation)?;
-        if args.ceil_mode {
+        // one axis: its output size, with PyTorch's checks and ceil mode
+        let axis = |i: usize, input: usize| -> Result<usize> {
+            let (k, s, p, d) = (args.kernel[i], args.stride[i], args.padding[i], args.dilation[i]);
+            if p * 2 > k {
+                return Err(Error::arg(
+                    op,
+                    "padding",
+                    format!("{p} is more than half the kernel size {k}"),
+                ));
+            }
+            let out = window_out(op, input, k, s, p, d)?;
             // PyTorch: one more window if it starts inside the input or its left padding
-            let span = args.dilation * (args.kernel - 1) + 1;
-            let more = |input: usize, out: usize| {
-                let rem = (input + 2 * args.padding - span) % args.stride;
-                if rem != 0 && out * args.stride < input + args.padding {
-                    out + 1
-                } else {
-                    out
-                }
-            };
-            oh = more(h, oh);
-            ow = more(w, ow);
-        }
+            let span = d * (k - 1) + 1;
+            let more = args.ceil_mode && !(input + 2 * p - span).is_multiple_of(s) && out * s < input + p;
+            Ok(out + usize::from(more))
+        };
+        let (oh, ow) = (axis(0, h)?, axis(1, w)?);
         Ok(Pool2dGeom {
             n,
             c,
@@ -140,6 +149,69 @@ impl Pool2dGeom {
     pub fn out_shape(&self) -> Shape {
         Shape::new(&[self.n, self.c, self.oh, self.ow])
     }
+}
+
+impl Graph {
+    pub fn max_pool2d(&mut self, x: ValueId, args: Pool2dArgs) -> Result<ValueId> {
+        let g = Pool2dGeom::new("max_pool2d", self.shape(x), args)?;
+        Ok(self.add_f32(Op::MaxPool2d(args), vec![x], g.out_shape()))
+    }
+
+    pub fn avg_pool2d(&mut self, x: ValueId, args: Pool2dArgs) -> Result<ValueId> {
+        let g = Pool2dGeom::new("avg_pool2d", self.shape(x), args)?;
+        Ok(self.add_f32(Op::AvgPool2d(args), vec![x], g.out_shape()))
+    }
+
+    pub fn adaptive_avg_pool2d(&mut self, x: ValueId, out: [usize; 2]) -> Result<ValueId> {
+        let g = Pool2dGeom::adaptive(self.shape(x), out)?;
+        Ok(self.add_f32(Op::AdaptiveAvgPool2d(out), vec![x], g.out_shape()))
+    }
+}
+
+/// The input gradient of a pooling node from dy (max pooling also reads x for its argmax).
+pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> ValueId {
+    let (x, shape) = (n.inputs[0], g.shape(n.inputs[0]).clone());
+    match n.op {
+        Op::MaxPool2d(a) => g.add_f32(Op::MaxPool2dBwd(a), vec![dy, x], shape),
+        Op::AvgPool2d(a) => g.add_f32(Op::AvgPool2dBwd(a), vec![dy], shape),
+        Op::AdaptiveAvgPool2d(_) => g.add_f32(Op::AdaptiveAvgPool2dBwd, vec![dy], shape),
+        ref other => unreachable!("pool::backward called on {}", other.name()),
+    }
+}
+
+/// The launches of a pooling node or its backward.
+pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+    let (i, o) = (|k: usize| buf(n.inputs[k].0), |k: usize| buf(n.outputs[k].0));
+    let (ishape, oshape) = (|k: usize| g.shape(n.inputs[k]), |k: usize| g.shape(n.outputs[k]));
+    let storage = g.value(n.outputs[0]).dtype;
+    Ok(match n.op {
+        Op::MaxPool2d(a) => {
+            let geom = Pool2dGeom::new("max_pool2d", ishape(0), a)?;
+            vec![kernels::pool::max_forward(gpu, &geom, storage, &i(0), &o(0))?]
+        }
+        Op::AvgPool2d(a) => {
+            let geom = Pool2dGeom::new("avg_pool2d", ishape(0), a)?;
+            vec![kernels::pool::avg_forward(gpu, &geom, storage, &i(0), &o(0))?]
+        }
+        Op::AdaptiveAvgPool2d(out) => {
+            let geom = Pool2dGeom::adaptive(ishape(0), out)?;
+            vec![kernels::pool::adaptive_avg_forward(gpu, &geom, storage, &i(0), &o(0))?]
+        }
+        Op::MaxPool2dBwd(a) => {
+            let geom = Pool2dGeom::new("max_pool2d", ishape(1), a)?;
+            kernels::pool::max_backward(gpu, &geom, &i(0), &i(1), &o(0))?
+        }
+        Op::AvgPool2dBwd(a) => {
+            let geom = Pool2dGeom::new("avg_pool2d", oshape(0), a)?;
+            vec![kernels::pool::avg_backward(gpu, &geom, &i(0), &o(0))?]
+        }
+        Op::AdaptiveAvgPool2dBwd => {
+            let dy = ishape(0).dims();
+            let geom = Pool2dGeom::adaptive(oshape(0), [dy[2], dy[3]])?;
+            vec![kernels::pool::adaptive_avg_backward(gpu, &geom, &i(0), &o(0))?]
+        }
+        ref other => unreachable!("pool::lower called on {}", other.name()),
+    })
 }
 
 /// The launcher of one pooling kernel: geometry, input and output buffers.

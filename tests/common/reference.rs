@@ -1,5 +1,20 @@
 //! Plain float64 CPU references, written from the PyTorch definitions, loop by loop.
 
+/// A per-axis (height, width) size: one number for both axes, or a pair.
+pub trait Axes {
+    fn hw(self) -> [usize; 2];
+}
+impl Axes for usize {
+    fn hw(self) -> [usize; 2] {
+        [self, self]
+    }
+}
+impl Axes for [usize; 2] {
+    fn hw(self) -> [usize; 2] {
+        self
+    }
+}
+
 /// conv2d. x (N, Cin, H, W), w (Cout, Cin/g, KH, KW), b (Cout) -> (N, Cout, OH, OW).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
@@ -8,13 +23,14 @@ pub fn conv2d(
     wt: &[f64],
     [cout, cin_g, kh, kw]: [usize; 4],
     b: Option<&[f64]>,
-    stride: usize,
-    pad: usize,
-    dil: usize,
+    stride: impl Axes,
+    pad: impl Axes,
+    dil: impl Axes,
     groups: usize,
 ) -> (Vec<f64>, [usize; 4]) {
-    let oh = (h + 2 * pad - dil * (kh - 1) - 1) / stride + 1;
-    let ow = (w + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
+    let ([sh, sw], [ph, pw], [dlh, dlw]) = (stride.hw(), pad.hw(), dil.hw());
+    let oh = (h + 2 * ph - dlh * (kh - 1) - 1) / sh + 1;
+    let ow = (w + 2 * pw - dlw * (kw - 1) - 1) / sw + 1;
     let cout_g = cout / groups;
     let mut y = vec![0.0; n * cout * oh * ow];
     for ni in 0..n {
@@ -27,8 +43,8 @@ pub fn conv2d(
                         let c = g * cin_g + ic;
                         for ky in 0..kh {
                             for kx in 0..kw {
-                                let iy = (oy * stride + ky * dil) as isize - pad as isize;
-                                let ix = (ox * stride + kx * dil) as isize - pad as isize;
+                                let iy = (oy * sh + ky * dlh) as isize - ph as isize;
+                                let ix = (ox * sw + kx * dlw) as isize - pw as isize;
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }
@@ -54,13 +70,14 @@ pub fn conv2d_backward(
     wt: &[f64],
     [cout, cin_g, kh, kw]: [usize; 4],
     dy: &[f64],
-    stride: usize,
-    pad: usize,
-    dil: usize,
+    stride: impl Axes,
+    pad: impl Axes,
+    dil: impl Axes,
     groups: usize,
 ) -> (Vec<f64>, Vec<f64>) {
-    let oh = (h + 2 * pad - dil * (kh - 1) - 1) / stride + 1;
-    let ow = (w + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
+    let ([sh, sw], [ph, pw], [dlh, dlw]) = (stride.hw(), pad.hw(), dil.hw());
+    let oh = (h + 2 * ph - dlh * (kh - 1) - 1) / sh + 1;
+    let ow = (w + 2 * pw - dlw * (kw - 1) - 1) / sw + 1;
     let cout_g = cout / groups;
     let mut dx = vec![0.0; x.len()];
     let mut dw = vec![0.0; wt.len()];
@@ -74,8 +91,8 @@ pub fn conv2d_backward(
                         let c = g * cin_g + ic;
                         for ky in 0..kh {
                             for kx in 0..kw {
-                                let iy = (oy * stride + ky * dil) as isize - pad as isize;
-                                let ix = (ox * stride + kx * dil) as isize - pad as isize;
+                                let iy = (oy * sh + ky * dlh) as isize - ph as isize;
+                                let ix = (ox * sw + kx * dlw) as isize - pw as isize;
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }
@@ -141,18 +158,30 @@ pub fn pool_out(h: usize, k: usize, s: usize, p: usize, d: usize, ceil: bool) ->
     o
 }
 
+/// max_pool2d with a (kh, kw) window, (sh, sw) stride, (ph, pw) padding, (dh, dw) dilation.
 #[allow(clippy::too_many_arguments)]
-pub fn max_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], k: usize, s: usize, p: usize, d: usize, ceil: bool) -> Vec<f64> {
-    let (oh, ow) = (pool_out(h, k, s, p, d, ceil), pool_out(w, k, s, p, d, ceil));
+pub fn max_pool2d(
+    x: &[f64],
+    [n, c, h, w]: [usize; 4],
+    k: [usize; 2],
+    s: [usize; 2],
+    p: [usize; 2],
+    d: [usize; 2],
+    ceil: bool,
+) -> Vec<f64> {
+    let (oh, ow) = (
+        pool_out(h, k[0], s[0], p[0], d[0], ceil),
+        pool_out(w, k[1], s[1], p[1], d[1], ceil),
+    );
     let mut y = Vec::with_capacity(n * c * oh * ow);
     for pl in 0..n * c {
         for oy in 0..oh {
             for ox in 0..ow {
                 let mut m = f64::NEG_INFINITY;
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let iy = (oy * s + ky * d) as isize - p as isize;
-                        let ix = (ox * s + kx * d) as isize - p as isize;
+                for ky in 0..k[0] {
+                    for kx in 0..k[1] {
+                        let iy = (oy * s[0] + ky * d[0]) as isize - p[0] as isize;
+                        let ix = (ox * s[1] + kx * d[1]) as isize - p[1] as isize;
                         if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {
                             m = m.max(x[(pl * h + iy as usize) * w + ix as usize]);
                         }
@@ -169,24 +198,27 @@ pub fn max_pool2d(x: &[f64], [n, c, h, w]: [usize; 4], k: usize, s: usize, p: us
 pub fn avg_pool2d(
     x: &[f64],
     [n, c, h, w]: [usize; 4],
-    k: usize,
-    s: usize,
-    p: usize,
+    k: [usize; 2],
+    s: [usize; 2],
+    p: [usize; 2],
     include_pad: bool,
     ceil: bool,
 ) -> Vec<f64> {
-    let (oh, ow) = (pool_out(h, k, s, p, 1, ceil), pool_out(w, k, s, p, 1, ceil));
+    let (oh, ow) = (
+        pool_out(h, k[0], s[0], p[0], 1, ceil),
+        pool_out(w, k[1], s[1], p[1], 1, ceil),
+    );
     let mut y = Vec::with_capacity(n * c * oh * ow);
     for pl in 0..n * c {
         for oy in 0..oh {
             for ox in 0..ow {
                 let (mut sum, mut cnt, mut cnt_pad) = (0.0, 0usize, 0usize);
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let iy = (oy * s + ky) as isize - p as isize;
-                        let ix = (ox * s + kx) as isize - p as isize;
+                for ky in 0..k[0] {
+                    for kx in 0..k[1] {
+                        let iy = (oy * s[0] + ky) as isize - p[0] as isize;
+                        let ix = (ox * s[1] + kx) as isize - p[1] as isize;
                         // positions inside the padded input count for the divisor
-                        if iy < (h + p) as isize && ix < (w + p) as isize {
+                        if iy < (h + p[0]) as isize && ix < (w + p[1]) as isize {
                             cnt_pad += 1;
                         }
                         if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {

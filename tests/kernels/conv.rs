@@ -29,12 +29,7 @@ fn check(c: &Case, rng: &mut Rng) {
     let xt = Tensor::from_slice(g, &x, xs).unwrap();
     let wt = Tensor::from_slice(g, &w, ws).unwrap();
     let bt = Tensor::from_slice(g, &b, [c.cout]).unwrap();
-    let args = Conv2dArgs {
-        stride: c.stride,
-        padding: c.pad,
-        dilation: c.dil,
-        groups: c.groups,
-    };
+    let args = Conv2dArgs::new(c.stride, c.pad, c.dil, c.groups);
     let y = conv2d(g, &xt, &wt, c.bias.then_some(&bt), args).unwrap();
     let bf = to_f64(&b);
     let (want, shape) = reference::conv2d(
@@ -272,10 +267,7 @@ fn conv2d_rejects_bad_shapes() {
         .to_string();
     assert!(err.contains("conv2d") && err.contains("[2, 3, 3, 3]"), "{err}");
     let w = Tensor::zeros(g, [6, 2, 3, 3]).unwrap();
-    let bad_groups = Conv2dArgs {
-        groups: 3,
-        ..Default::default()
-    };
+    let bad_groups = Conv2dArgs::default().groups(3);
     let err = conv2d(g, &x, &w, None, bad_groups).unwrap_err().to_string();
     assert!(err.contains("groups"), "{err}");
     let big = Tensor::zeros(g, [1, 4, 9, 9]).unwrap();
@@ -285,10 +277,7 @@ fn conv2d_rejects_bad_shapes() {
     assert!(err.contains("conv2d"), "{err}");
     let x3 = Tensor::zeros(g, [4, 8, 8]).unwrap();
     assert!(conv2d(g, &x3, &w_bad_cin, None, Conv2dArgs::default()).is_err());
-    let zero_stride = Conv2dArgs {
-        stride: 0,
-        ..Default::default()
-    };
+    let zero_stride = Conv2dArgs::default().stride(0);
     assert!(conv2d(g, &x, &Tensor::zeros(g, [2, 4, 3, 3]).unwrap(), None, zero_stride).is_err());
     let bias = Tensor::zeros(g, [3]).unwrap();
     let err = conv2d(
@@ -368,12 +357,7 @@ fn conv2d_every_tile_configuration() {
     for (n, cin, hw, cout, k, stride, pad, dil, groups) in shapes {
         let xs = [n, cin, hw, hw];
         let ws = [cout, cin / groups, k, k];
-        let args = Conv2dArgs {
-            stride,
-            padding: pad,
-            dilation: dil,
-            groups,
-        };
+        let args = Conv2dArgs::new(stride, pad, dil, groups);
         let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
         let ys = geom.out_shape();
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
@@ -598,12 +582,7 @@ fn conv2d_block_and_texture_tiles_match_reference() {
         let act = Act::ALL[case % Act::ALL.len()];
         let xs = [n, cin, h, w];
         let ws = [cout, cin / groups, k, k];
-        let args = Conv2dArgs {
-            stride,
-            padding: pad,
-            dilation: dil,
-            groups,
-        };
+        let args = Conv2dArgs::new(stride, pad, dil, groups);
         let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
         let ys = geom.out_shape();
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
@@ -752,10 +731,7 @@ fn conv2d_block_kernel_fails_without_any_one_of_its_barriers() {
     let g = gpu();
     let mut rng = Rng::new(23);
     let (xs, ws) = ([2, 21, 9, 10], [70, 21, 3, 3]);
-    let args = Conv2dArgs {
-        padding: 1,
-        ..Default::default()
-    };
+    let args = Conv2dArgs::default().padding(1);
     let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
     let ys = geom.out_shape();
     let yd = ys.dims().to_vec();
@@ -836,10 +812,7 @@ fn conv2d_block_weight_gradient_fails_without_either_barrier() {
     let g = gpu();
     let mut rng = Rng::new(29);
     let (xs, ws) = ([3, 19, 8, 9], [70, 19, 3, 3]);
-    let args = Conv2dArgs {
-        padding: 1,
-        ..Default::default()
-    };
+    let args = Conv2dArgs::default().padding(1);
     let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
     let ys = geom.out_shape();
     let x = rng.vec(xs.iter().product(), -1.0, 1.0);
@@ -882,10 +855,7 @@ fn conv2d_tuner_records_and_reuses_choices() {
     let (xs, ws) = ([2, 6, 9, 9], [10, 6, 3, 3]);
     let x = rng.vec(972, -1.0, 1.0);
     let w = rng.vec(540, -0.5, 0.5);
-    let args = Conv2dArgs {
-        padding: 1,
-        ..Default::default()
-    };
+    let args = Conv2dArgs::default().padding(1);
     let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
     // each family records its own kernel's tiles: register or staged ([ocb, wg] or
     // [ocb, wg, 1]) for the gpu family, texture ([ocb, wg, 2, px]) for the cpu family
@@ -962,15 +932,7 @@ fn kernel_timer_reads_both_clocks() {
     );
     let mut rng = Rng::new(5);
     let (xs, ws) = ([4, 32, 20, 20], [64, 32, 3, 3]);
-    let geom = Conv2dGeom::new(
-        &xs.into(),
-        &ws.into(),
-        Conv2dArgs {
-            padding: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::default().padding(1)).unwrap();
     let x = Tensor::from_slice(g, &rng.vec(4 * 32 * 400, -1.0, 1.0), xs).unwrap();
     let w = Tensor::from_slice(g, &rng.vec(64 * 288, -1.0, 1.0), ws).unwrap();
     let y = Tensor::zeros(g, geom.out_shape()).unwrap();
@@ -1003,10 +965,7 @@ fn conv2d_tuner_reuses_recorded_block_and_register_tiles() {
     let (xs, ws) = ([2, 8, 9, 9], [40, 8, 3, 3]);
     let x = rng.vec(2 * 8 * 81, -1.0, 1.0);
     let w = rng.vec(40 * 72, -0.5, 0.5);
-    let args = Conv2dArgs {
-        padding: 1,
-        ..Default::default()
-    };
+    let args = Conv2dArgs::default().padding(1);
     let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
     let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
     let dir = std::env::temp_dir().join(format!("convoy-tune-records-{}", std::process::id()));
@@ -1093,12 +1052,7 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
     for (n, cin, hw, cout, k, stride, pad, dil, groups, fits_small) in shapes {
         let xs = [n, cin, hw, hw];
         let ws = [cout, cin / groups, k, k];
-        let args = Conv2dArgs {
-            stride,
-            padding: pad,
-            dilation: dil,
-            groups,
-        };
+        let args = Conv2dArgs::new(stride, pad, dil, groups);
         let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
         let ys = geom.out_shape();
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
@@ -1147,6 +1101,143 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             assert_close(&format!("forward {what}"), &y.to_vec().unwrap(), &want_y, RTOL);
             assert_close(&format!("input grad {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
             assert_close(&format!("weight grad {what}"), &dw.to_vec().unwrap(), &want_dw, RTOL);
+        }
+    }
+}
+
+/// Per-axis strides, paddings and dilations with rectangular kernels, through every kernel
+/// each family has: the launchers' own choice, and every register, block and texture tile for
+/// the forward (with a fused epilogue), the input gradient and the weight gradient.
+#[test]
+fn conv2d_asymmetric_arguments_through_every_kernel() {
+    use convoy::graph::{Act, Epilogue};
+    use convoy::kernels::conv::{self, ConvTile};
+    use convoy::ops::conv::Conv2dGeom;
+    let families = [convoy::KernelFamily::Cpu, convoy::KernelFamily::Gpu]
+        .map(|f| convoy::Gpu::builder().kernels(f).poison_outputs(true).build().unwrap());
+    let mut rng = Rng::new(23);
+    // (x, cout, kernel, stride, padding, dilation, groups): 1x7 and 7x1 (Inception), mixed
+    // strides and dilations, a depthwise 1x5, and wide groups for the block tiles
+    let cases = [
+        ([2, 8, 6, 11], 12, [1, 7], [1, 1], [0, 3], [1, 1], 1),
+        ([2, 8, 11, 6], 12, [7, 1], [1, 1], [3, 0], [1, 1], 1),
+        ([1, 6, 9, 10], 8, [3, 2], [2, 1], [1, 0], [1, 2], 2),
+        ([2, 5, 8, 9], 5, [1, 5], [1, 2], [0, 2], [1, 1], 5),
+        ([1, 40, 7, 9], 64, [3, 1], [1, 1], [1, 0], [1, 1], 1),
+        ([2, 4, 10, 7], 6, [3, 3], [2, 3], [2, 1], [2, 1], 1),
+    ];
+    for (xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
+        let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
+        let ws = [cout, xs[1] / groups, kh, kw];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(cout, -0.5, 0.5);
+        let dy = rng.vec(ys.numel(), -1.0, 1.0);
+        let (y64, _) = reference::conv2d(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            Some(&to_f64(&b)),
+            stride,
+            padding,
+            dilation,
+            groups,
+        );
+        let want: Vec<f64> = y64.iter().map(|&v| reference::activation(Act::Relu, v)).collect();
+        let (dx64, dw64) = reference::conv2d_backward(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            &to_f64(&dy),
+            stride,
+            padding,
+            dilation,
+            groups,
+        );
+        let pixels = ys.numel() / cout;
+        for g in &families {
+            let what = format!("{:?} x{xs:?} w{ws:?} {args:?}", g.policy().family);
+            let t = |v: &[f32], s: Vec<usize>| Tensor::from_slice(g, v, s).unwrap();
+            let (xt, wt, bt, dyt) = (
+                t(&x, xs.to_vec()),
+                t(&w, ws.to_vec()),
+                t(&b, vec![cout]),
+                t(&dy, ys.dims().to_vec()),
+            );
+            let epi = Epilogue {
+                residual: false,
+                act: Act::Relu,
+            };
+            let mut tiles: Vec<Option<ConvTile>> = vec![None];
+            tiles.extend(
+                ConvTile::forward_candidates(g, cout / groups, pixels)
+                    .into_iter()
+                    .map(Some),
+            );
+            tiles.extend(
+                ConvTile::texture_candidates(g, cout / groups, pixels)
+                    .into_iter()
+                    .map(Some),
+            );
+            let mut ran = 0;
+            for tile in tiles {
+                let y = Tensor::empty(g, ys.clone()).unwrap();
+                let mut bufs = conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer());
+                bufs.bias = Some(bt.buffer());
+                let d = match tile {
+                    None => conv::forward(g, &geom, epi, DType::F32, &bufs).unwrap(),
+                    // a tile this shape cannot take refuses it
+                    Some(t) => match conv::forward_tiled(g, &geom, t, epi, DType::F32, &bufs) {
+                        Ok(d) => d,
+                        Err(_) => continue,
+                    },
+                };
+                ran += 1;
+                g.run(&d);
+                assert_close(&format!("forward {what} {tile:?}"), &y.to_vec().unwrap(), &want, RTOL);
+            }
+            assert!(ran >= 2, "{what}: only {ran} forward kernels ran");
+            let dx = Tensor::empty(g, xs).unwrap();
+            g.run(&conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap());
+            assert_close(&format!("input gradient {what}"), &dx.to_vec().unwrap(), &dx64, RTOL);
+            for tile in ConvTile::candidates(g, xs[1] / groups, pixels)
+                .into_iter()
+                .chain([ConvTile::BLOCK])
+            {
+                let dx = Tensor::empty(g, xs).unwrap();
+                if let Ok(d) = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()) {
+                    g.run(&d);
+                    assert_close(
+                        &format!("input gradient {what} {tile:?}"),
+                        &dx.to_vec().unwrap(),
+                        &dx64,
+                        RTOL,
+                    );
+                }
+            }
+            let dw = Tensor::empty(g, ws).unwrap();
+            g.run(&conv::backward_weight(g, &geom, dyt.buffer(), xt.buffer(), dw.buffer()).unwrap());
+            assert_close(&format!("weight gradient {what}"), &dw.to_vec().unwrap(), &dw64, RTOL);
+            for tile in ConvTile::candidates(g, cout / groups, pixels)
+                .into_iter()
+                .chain([ConvTile::BLOCK])
+            {
+                let dw = Tensor::empty(g, ws).unwrap();
+                if let Ok(d) = conv::backward_weight_tiled(g, &geom, tile, None, dyt.buffer(), xt.buffer(), dw.buffer())
+                {
+                    g.run(&d);
+                    assert_close(
+                        &format!("weight gradient {what} {tile:?}"),
+                        &dw.to_vec().unwrap(),
+                        &dw64,
+                        RTOL,
+                    );
+                }
+            }
         }
     }
 }

@@ -100,12 +100,7 @@ fn conv2d_f16_matches_reference() {
     ];
     for (xs, cout, k, s, p, d, groups) in cases {
         let ws = [cout, xs[1] / groups, k, k];
-        let args = Conv2dArgs {
-            stride: s,
-            padding: p,
-            dilation: d,
-            groups,
-        };
+        let args = Conv2dArgs::new(s, p, d, groups);
         let x = rng.vec(xs.iter().product(), -2.0, 2.0);
         let w = rng.vec(ws.iter().product(), -0.5, 0.5);
         let b = rng.vec(cout, -1.0, 1.0);
@@ -228,12 +223,12 @@ fn elementwise_norm_pool_and_linear_f16_match_reference() {
     check(
         "max_pool2d",
         &max_pool2d(g, &at, args).unwrap(),
-        &reference::max_pool2d(&a64, shape, 3, 2, 1, 1, false),
+        &reference::max_pool2d(&a64, shape, [3, 3], [2, 2], [1, 1], [1, 1], false),
     );
     check(
         "avg_pool2d",
         &avg_pool2d(g, &at, args).unwrap(),
-        &reference::avg_pool2d(&a64, shape, 3, 2, 1, true, false),
+        &reference::avg_pool2d(&a64, shape, [3, 3], [2, 2], [1, 1], true, false),
     );
     check(
         "adaptive_avg_pool2d",

@@ -145,12 +145,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
         ] {
             let xs = [n, cin, h, w];
             let ws = [cout, cin / groups, k, k];
-            let args = Conv2dArgs {
-                stride,
-                padding: pad,
-                dilation: 1,
-                groups,
-            };
+            let args = Conv2dArgs::new(stride, pad, 1, groups);
             let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
             let ys = geom.out_shape();
             let yd = ys.dims().to_vec();

@@ -5,6 +5,48 @@ use convoy::ops::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2dArgs};
 use convoy::rng::Rng;
 use convoy::Tensor;
 
+/// Non-square windows, strides and paddings (Inception's 1x3 / 3x1, a 2x1 pool), each axis
+/// with its own sizes, for max (with dilation 1) and average pooling.
+#[test]
+fn non_square_pools_match_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(9);
+    for (i, (k, s, p)) in [
+        ([1, 3], [1, 1], [0, 1]),
+        ([3, 1], [1, 2], [1, 0]),
+        ([2, 3], [2, 1], [1, 1]),
+        ([3, 2], [2, 3], [0, 1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ceil = i % 2 == 1;
+        let shape = [2, 3, rng.int(4, 9), rng.int(4, 9)];
+        let x = rng.vec(shape.iter().product(), -3.0, 3.0);
+        let xt = Tensor::from_slice(g, &x, shape).unwrap();
+        let x64 = to_f64(&x);
+        let args = Pool2dArgs::new_hw(k[0], k[1])
+            .stride_hw(s[0], s[1])
+            .padding_hw(p[0], p[1])
+            .ceil_mode(ceil);
+        let what = format!("{shape:?} k{k:?} s{s:?} p{p:?} ceil {ceil}");
+        let want = reference::max_pool2d(&x64, shape, k, s, p, [1, 1], ceil);
+        assert_close(
+            &format!("max_pool2d {what}"),
+            &max_pool2d(g, &xt, args).unwrap().to_vec().unwrap(),
+            &want,
+            0.0,
+        );
+        let want = reference::avg_pool2d(&x64, shape, k, s, p, true, ceil);
+        assert_close(
+            &format!("avg_pool2d {what}"),
+            &avg_pool2d(g, &xt, args).unwrap().to_vec().unwrap(),
+            &want,
+            RTOL,
+        );
+    }
+}
+
 #[test]
 fn pools_match_reference_on_random_shapes() {
     let g = gpu();
@@ -32,7 +74,7 @@ fn pools_match_reference_on_random_shapes() {
         assert_close(
             &what,
             &y.to_vec().unwrap(),
-            &reference::max_pool2d(&x64, shape, k, s, p, d, ceil),
+            &reference::max_pool2d(&x64, shape, [k, k], [s, s], [p, p], [d, d], ceil),
             0.0,
         );
         for include in [true, false] {
@@ -46,7 +88,7 @@ fn pools_match_reference_on_random_shapes() {
                     .ceil_mode(ceil),
             )
             .unwrap();
-            let want = reference::avg_pool2d(&x64, shape, k, s, p, include, ceil);
+            let want = reference::avg_pool2d(&x64, shape, [k, k], [s, s], [p, p], include, ceil);
             assert_close(
                 &format!("avg_pool2d {shape:?} k{k} s{s} p{p} inc {include} ceil {ceil}"),
                 &y.to_vec().unwrap(),

@@ -39,8 +39,8 @@ pub fn backward_data(
         return Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]);
     }
     // the largest stride phase's input pixels
-    let s = g.args.stride;
-    let pixels = g.n * g.h.div_ceil(s) * g.w.div_ceil(s);
+    let [sh, sw] = g.args.stride;
+    let pixels = g.n * g.h.div_ceil(sh) * g.w.div_ceil(sw);
     let mut candidates = ConvTile::candidates(gpu, g.cin / g.args.groups, pixels);
     if block {
         candidates.insert(0, ConvTile::BLOCK);
@@ -51,11 +51,11 @@ pub fn backward_data(
 }
 
 /// Whether the input gradient of `g` is a forward conv of dy: stride 1 (larger strides leave
-/// holes between dy's taps), a square kernel and padding at most the dilated kernel's reach, so
-/// that the transposed conv's padding, d*(K-1) - P, is one non-negative number.
+/// holes between dy's taps) and each axis's padding at most the dilated kernel's reach, so
+/// that the transposed conv's padding, d*(K-1) - P per axis, is not negative.
 pub fn transposes_to_forward(g: &Conv2dGeom) -> bool {
     let a = &g.args;
-    a.stride == 1 && g.kh == g.kw && a.padding <= a.dilation * (g.kh - 1)
+    a.stride == [1, 1] && a.padding[0] <= a.dilation[0] * (g.kh - 1) && a.padding[1] <= a.dilation[1] * (g.kw - 1)
 }
 
 /// The input gradient of a stride-1 conv through the block forward `kernel`
@@ -73,7 +73,7 @@ pub fn backward_data_block(
 ) -> Result<Vec<Dispatch>> {
     if !transposes_to_forward(g) {
         return Err(
-            ConvTile::BLOCK.refuse("the block input gradient needs stride 1, a square kernel and padding <= d*(K-1)")
+            ConvTile::BLOCK.refuse("the block input gradient needs stride 1 and padding <= d*(K-1) on each axis")
         );
     }
     let a = &g.args;
@@ -103,12 +103,14 @@ pub fn backward_data_block(
         kw: g.kw,
         oh: g.h,
         ow: g.w,
-        args: crate::ops::Conv2dArgs {
-            stride: 1,
-            padding: a.dilation * (g.kh - 1) - a.padding,
-            dilation: a.dilation,
-            groups: a.groups,
-        },
+        args: crate::ops::Conv2dArgs::new(1, 0, 1, a.groups).hw(
+            [1, 1],
+            [
+                a.dilation[0] * (g.kh - 1) - a.padding[0],
+                a.dilation[1] * (g.kw - 1) - a.padding[1],
+            ],
+            a.dilation,
+        ),
     };
     let buffers = ForwardBuffers::new(dy, &wt, dx);
     let mut out = vec![transpose];
@@ -144,13 +146,13 @@ pub fn backward_data_tiled(
         "conv2d input channel blocks",
         groups * (g.cin / groups).div_ceil(tile.ocb),
     )?;
-    let (s, pad) = (g.args.stride, g.args.padding);
-    let mut out = Vec::with_capacity(s * s);
-    for ry in 0..s {
-        for rx in 0..s {
+    let ([sh, sw], [ph, pw]) = (g.args.stride, g.args.padding);
+    let mut out = Vec::with_capacity(sh * sw);
+    for ry in 0..sh {
+        for rx in 0..sw {
             // the input rows (columns) of this phase start at the first i with (i + P) % S == r
-            let rows = g.h.saturating_sub((ry + s - pad % s) % s).div_ceil(s);
-            let cols = g.w.saturating_sub((rx + s - pad % s) % s).div_ceil(s);
+            let rows = g.h.saturating_sub((ry + sh - ph % sh) % sh).div_ceil(sh);
+            let cols = g.w.saturating_sub((rx + sw - pw % sw) % sw).div_ceil(sw);
             if rows * cols == 0 {
                 continue;
             }
@@ -182,28 +184,26 @@ pub fn backward_data_narrow(
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let a = &g.args;
+    let ([sh, sw], [ph, pw], dw) = (a.stride, a.padding, a.dilation[1]);
     // the accumulators of one cell row hold stride x cells values: at most SEGMENT_MAX (32)
-    let cells = (SEGMENT_MAX / a.stride).min(NARROW_CELLS);
+    let cells = (SEGMENT_MAX / sw).min(NARROW_CELLS);
     if cells == 0 {
         return Err(Error::arg(
             "conv2d input gradient",
             "stride",
-            format!(
-                "{} is more than {SEGMENT_MAX}, the most the grouped-conv input gradient supports",
-                a.stride
-            ),
+            format!("{sw} across is more than {SEGMENT_MAX}, the most the grouped-conv input gradient supports"),
         ));
     }
     let [_, (x0, x1)] = tap_window(g);
-    let reach = (x1.max(1) - 1) * a.dilation / a.stride;
-    let segment = cells + reach - x0 * a.dilation / a.stride;
+    let reach = (x1.max(1) - 1) * dw / sw;
+    let segment = cells + reach - x0 * dw / sw;
     let mut constants = geometry_constants(g);
     constants.push(("CELLS", cells as f64));
     constants.push(("SEGMENT", f64::from(u8::from(segment <= SEGMENT_MAX))));
     constants.extend(tap_window_constants(g));
     let pipeline = gpu.pipeline(&CONV2D_BWD_DATA_NARROW, &constants)?;
-    let cell_rows = (g.h - 1 + a.padding) / a.stride + 1;
-    let cell_cols = (g.w - 1 + a.padding) / a.stride + 1;
+    let cell_rows = (g.h - 1 + ph) / sh + 1;
+    let cell_cols = (g.w - 1 + pw) / sw + 1;
     let lanes = g.n * cell_rows * cell_cols.div_ceil(cells);
     let mut grid = grid_1d(groups_for("conv2d input-gradient cells", lanes, WG)?);
     grid[2] = u32_of("conv2d input channels", g.cin)?;

@@ -121,8 +121,8 @@ pub fn is_pointwise_gemm(g: &Conv2dGeom) -> bool {
     g.kh == 1
         && g.kw == 1
         && a.groups == 1
-        && a.stride == 1
-        && a.padding == 0
+        && a.stride == [1, 1]
+        && a.padding == [0, 0]
         && plane.is_multiple_of(4)
         && plane / 4 * 8 >= lanes * 7
 }

@@ -45,12 +45,12 @@ pub(super) fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
     vec![
         ("KH", g.kh as f64),
         ("KW", g.kw as f64),
-        ("SH", a.stride as f64),
-        ("SW", a.stride as f64),
-        ("PH", a.padding as f64),
-        ("PW", a.padding as f64),
-        ("DH", a.dilation as f64),
-        ("DW", a.dilation as f64),
+        ("SH", a.stride[0] as f64),
+        ("SW", a.stride[1] as f64),
+        ("PH", a.padding[0] as f64),
+        ("PW", a.padding[1] as f64),
+        ("DH", a.dilation[0] as f64),
+        ("DW", a.dilation[1] as f64),
     ]
 }
 
@@ -76,8 +76,8 @@ pub(super) fn live_taps(
 pub(super) fn tap_window(g: &Conv2dGeom) -> [(usize, usize); 2] {
     let a = &g.args;
     [
-        live_taps(g.kh, a.stride, a.padding, a.dilation, g.h, g.oh),
-        live_taps(g.kw, a.stride, a.padding, a.dilation, g.w, g.ow),
+        live_taps(g.kh, a.stride[0], a.padding[0], a.dilation[0], g.h, g.oh),
+        live_taps(g.kw, a.stride[1], a.padding[1], a.dilation[1], g.w, g.ow),
     ]
 }
 
@@ -115,7 +115,7 @@ pub(super) fn forward_row_segment(g: &Conv2dGeom) -> bool {
     !taps_outer(g.cin / g.args.groups)
         && g.ow.is_multiple_of(FWD_PIXELS)
         && x1 > x0
-        && (FWD_PIXELS - 1) * g.args.stride + (x1 - x0 - 1) * g.args.dilation < SEGMENT_MAX
+        && (FWD_PIXELS - 1) * g.args.stride[1] + (x1 - x0 - 1) * g.args.dilation[1] < SEGMENT_MAX
 }
 
 /// The Params struct of the conv kernels (the weight gradients append their chunk size).

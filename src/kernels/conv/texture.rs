@@ -40,8 +40,8 @@ impl PackedInput {
         let a = &g.args;
         let c4g = (g.cin / a.groups).div_ceil(4);
         // padded coordinates of a tap: o * stride + k * dilation
-        let hp = (g.oh.max(1) - 1) * a.stride + (g.kh - 1) * a.dilation + 1;
-        let wp = (g.ow.max(1) - 1) * a.stride + (g.kw - 1) * a.dilation + 1;
+        let hp = (g.oh.max(1) - 1) * a.stride[0] + (g.kh - 1) * a.dilation[0] + 1;
+        let wp = (g.ow.max(1) - 1) * a.stride[1] + (g.kw - 1) * a.dilation[1] + 1;
         let per_band = g.n.min(max_side / wp);
         if per_band == 0 {
             return None;
@@ -115,8 +115,8 @@ fn pack(
         wp,
         hp,
         per_band,
-        u32_of("conv2d padding", g.args.padding)?,
-        u32_of("conv2d padding", g.args.padding)?,
+        u32_of("conv2d padding", g.args.padding[0])?,
+        u32_of("conv2d padding", g.args.padding[1])?,
         u32_of("conv2d packed width", l.width)?,
         u32_of("conv2d packed height", l.height)?,
     ];
@@ -244,12 +244,7 @@ mod tests {
     use crate::shape::Shape;
 
     fn geom(n: usize, cin: usize, hw: usize, k: usize, stride: usize, pad: usize, groups: usize) -> Conv2dGeom {
-        let args = Conv2dArgs {
-            stride,
-            padding: pad,
-            dilation: 1,
-            groups,
-        };
+        let args = Conv2dArgs::new(stride, pad, 1, groups);
         Conv2dGeom::new(
             &Shape::new(&[n, cin, hw, hw]),
             &Shape::new(&[cin, cin / groups, k, k]),

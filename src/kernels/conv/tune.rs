@@ -29,9 +29,27 @@ pub(super) fn choose(
         return build(g, candidates[0]);
     };
     let a = &g.args;
+    // one number where both axes agree (the keys recorded before per-axis arguments)
+    let pair = |v: [usize; 2]| {
+        if v[0] == v[1] {
+            v[0].to_string()
+        } else {
+            format!("{}x{}", v[0], v[1])
+        }
+    };
     let key = format!(
         "{kernel} n{} c{} {}x{} -> {} k{}x{} s{} p{} d{} g{}",
-        g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, a.stride, a.padding, a.dilation, a.groups
+        g.n,
+        g.cin,
+        g.h,
+        g.w,
+        g.cout,
+        g.kh,
+        g.kw,
+        pair(a.stride),
+        pair(a.padding),
+        pair(a.dilation),
+        a.groups
     );
     if let Some(t) = tuner.get(&key).as_deref().and_then(ConvTile::from_record) {
         if candidates.contains(&t) {
