@@ -1,13 +1,15 @@
 // batch_norm normalisation: y = (x - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
 // Training binds the batch statistics, eval binds the running statistics.
 // Epilogue (fusion): + residual, then the activation `act` (the `activation` prelude), in the
-// same pass.
+// same pass; with HAS_PRE (training, an activation whose gradient needs its input) the value
+// before the activation is stored too, for the fused backward.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
 
 override WG: u32 = 256u;
 override HAS_RESIDUAL: bool = false;
+override HAS_PRE: bool = false;
 
 struct Params { total: u32, c: u32, hw: u32, eps: f32 }
 
@@ -19,6 +21,7 @@ struct Params { total: u32, c: u32, hw: u32, eps: f32 }
 @group(0) @binding(5) var<storage, read> beta: array<f32>;     // (C)
 @group(0) @binding(6) var<storage, read> res: array<T>;        // like x, unread without HAS_RESIDUAL
 @group(0) @binding(7) var<storage, read_write> y: array<T>;    // (N, C, H, W)
+@group(0) @binding(8) var<storage, read_write> pre: array<f32>; // like y, unwritten without HAS_PRE
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -32,6 +35,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     var v = (f32(x[i]) - mean[c]) * scale + beta[c];
     if (HAS_RESIDUAL) {
         v += f32(res[i]);
+    }
+    if (HAS_PRE) {
+        pre[i] = v;
     }
     y[i] = T(act(v));
 }

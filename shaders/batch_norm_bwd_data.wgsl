@@ -1,12 +1,15 @@
 // batch_norm training backward, input gradient through the batch statistics (M = N*H*W):
 // dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma).
 // Fused epilogue: dy is multiplied by the activation's derivative, taken from the output y
-// (`act_grad_from_output` of the `activation` prelude; fusion only fuses activations that have
-// one), and
+// (`act_grad_from_output` of the `activation` prelude) or, with FROM_OUTPUT false, from the
+// value before the activation that the forward saved (bound as y), and
 // with a fused residual the masked dy is also the residual's gradient (written to dr).
 
 override WG: u32 = 256u;
 override HAS_RESIDUAL: bool = false;
+// the saved tensor is the output y (the derivative follows from it), else the value before
+// the activation
+override FROM_OUTPUT: bool = true;
 
 struct Params { total: u32, c: u32, hw: u32, eps: f32, count: f32 }
 
@@ -34,7 +37,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let xhat = (x[i] - mean[c]) * inv;
     var g = dy[i];
     if (ACT != 0u) {
-        let d = act_grad_from_output(y[i]);
+        let d = select(act_grad(y[i]), act_grad_from_output(y[i]), FROM_OUTPUT);
         g = select(g * d, 0.0, d == 0.0);
     }
     dx[i] = gamma[c] * inv / p.count * (p.count * g - dbeta[c] - xhat * dgamma[c]);

@@ -4,10 +4,13 @@
 // partial sums for batch_norm_bwd_finish to add: a channel of a large map on a GPU is then
 // spread over many compute units instead of one.
 // Fused activation (the `activation` prelude): dy is first multiplied by its derivative, taken
-// from the output y.
+// from the output y or (FROM_OUTPUT false) from the saved value before the activation.
 
 const WG: u32 = 256u;
 override SPLIT: bool = false;
+// the saved tensor is the output y (the derivative follows from it), else the value before
+// the activation
+override FROM_OUTPUT: bool = true;
 
 struct Params { n: u32, c: u32, hw: u32, eps: f32, chunk: u32 }
 
@@ -29,7 +32,7 @@ fn grad(j: u32) -> f32 {
     if (ACT == 0u) {
         return dy[j];
     }
-    let d = act_grad_from_output(y[j]);
+    let d = select(act_grad(y[j]), act_grad_from_output(y[j]), FROM_OUTPUT);
     return select(dy[j] * d, 0.0, d == 0.0);
 }
 var<workgroup> red_b: array<f32, WG>;

@@ -94,6 +94,60 @@ fn resumed_run_equals_uninterrupted_run() {
     }
 }
 
+/// A small net with dropout (element-wise) and stochastic depth (per image) in training.
+struct DropoutNet;
+
+impl convoy::nn::Model for DropoutNet {
+    fn forward(&self, net: &mut convoy::nn::Net, x: convoy::graph::ValueId) -> convoy::Result<convoy::graph::ValueId> {
+        let h = net.scope("conv", |n| n.conv2d(x, 1, 8, 3, 2, 1, 1, false))?;
+        let h = net.scope("bn", |n| n.batch_norm(h, 8, false))?;
+        let h = net.relu(h);
+        let b = net.scope("branch", |n| n.conv2d(h, 8, 8, 3, 1, 1, 1, false))?;
+        let b = net.stochastic_depth(b, 0.3)?;
+        let h = net.graph.add(h, b)?;
+        let f = net.global_pool(h)?;
+        let f = net.dropout(f, 0.5)?;
+        net.scope("fc", |n| n.linear(f, 8, 10))
+    }
+
+    fn num_classes(&self) -> usize {
+        10
+    }
+}
+
+/// Dropout masks are drawn from (seed, step), so a run resumed from a checkpoint draws the
+/// masks the uninterrupted run drew: the same losses and weights, bit for bit (that the masks
+/// change with the step and the seed is tests/kernels/dropout.rs's).
+#[test]
+fn resumed_run_with_dropout_equals_uninterrupted_run() {
+    let (train, valid) = data();
+    let make = |seed| {
+        let mut l = Learner::new(gpu(), Box::new(DropoutNet), sgd(), 64, seed);
+        l.model_name = "dropout_net".into();
+        l
+    };
+    let mut whole = make(7);
+    let full = whole
+        .fit_one_cycle(&train, &valid, 2, 0.05, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    let ckpt = tmp("resume-dropout").join("checkpoint.safetensors");
+    let mut first = make(7);
+    first.checkpoint = Some(ckpt.clone());
+    first
+        .fit_one_cycle(&train, &valid, 2, 0.05, &mut |_| ControlFlow::Break(()))
+        .unwrap();
+    drop(first);
+    let mut second = make(7);
+    second.resume(&ckpt).unwrap();
+    let rest = second
+        .fit_one_cycle(&train, &valid, 2, 0.05, &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    assert_eq!(rest[0].train_loss, full[1].train_loss);
+    for ((na, va), (_, vb)) in tensors(&whole).iter().zip(&tensors(&second)) {
+        assert!(va == vb, "{na} differs after resuming");
+    }
+}
+
 /// A learning rate that blows the loss up stops training with `Diverged`, and the checkpoint of
 /// the last good epoch is still there and loads.
 #[test]

@@ -48,26 +48,28 @@ import torchvision
 FORMAT = 3  # tests/parity.rs remakes fixtures whose meta.json has another format
 K = 10
 CASES = {
-    "resnet18": dict(model="resnet18", n=2, h=96, w=80, init="numpy"),
-    "resnet34": dict(model="resnet34", n=2, h=96, w=80, init="numpy"),
-    "resnet50": dict(model="resnet50", n=2, h=96, w=80, init="numpy"),
-    "mobilenet_v2": dict(model="mobilenet_v2", n=2, h=96, w=80, init="numpy"),
+    # `seed`: the seed choose() found among SEED_TRIES (the search ran most of a fixture's
+    # PyTorch time), pinned; numpy's generator makes it the same fixture on every CPU
+    "resnet18": dict(model="resnet18", n=2, h=96, w=80, init="numpy", seed=1234),
+    "resnet34": dict(model="resnet34", n=2, h=96, w=80, init="numpy", seed=1237),
+    "resnet50": dict(model="resnet50", n=2, h=96, w=80, init="numpy", seed=1237),
+    "mobilenet_v2": dict(model="mobilenet_v2", n=2, h=96, w=80, init="numpy", seed=1237),
     "resnet34_lead": dict(model="resnet34", n=8, h=80, w=80, init="torch", seed=11),
     # the rest of the zoo: logits in eval and train mode (steps=()), or with one SGD step from
     # one seed, at sizes that keep PyTorch's float64 runs to seconds
     "resnet101": dict(model="resnet101", n=2, h=64, w=48, init="numpy", steps=()),
     "resnet152": dict(model="resnet152", n=2, h=48, w=64, init="numpy", steps=()),
-    "resnext50_32x4d": dict(model="resnext50_32x4d", n=2, h=64, w=56, init="numpy", steps=(1,), tries=1),
+    "resnext50_32x4d": dict(model="resnext50_32x4d", n=2, h=64, w=56, init="numpy", steps=(1,), seed=1234),
     "wide_resnet50_2": dict(model="wide_resnet50_2", n=2, h=56, w=64, init="numpy", steps=(), tries=1),
-    "mobilenet_v3_small": dict(model="mobilenet_v3_small", n=2, h=72, w=64, init="numpy", steps=(1,), tries=2),
-    "mobilenet_v3_large": dict(model="mobilenet_v3_large", n=2, h=64, w=72, init="numpy", steps=(1,), tries=1),
-    "efficientnet_b0": dict(model="efficientnet_b0", n=2, h=64, w=64, init="numpy", steps=(1,), tries=2),
+    "mobilenet_v3_small": dict(model="mobilenet_v3_small", n=2, h=72, w=64, init="numpy", steps=(1,), seed=1234),
+    "mobilenet_v3_large": dict(model="mobilenet_v3_large", n=2, h=64, w=72, init="numpy", steps=(1,), seed=1234),
+    "efficientnet_b0": dict(model="efficientnet_b0", n=2, h=64, w=64, init="numpy", steps=(1,), seed=1235),
     # at 64x56 the last dense block normalises 4 values per channel, and convoy's fused step
     # lands on the other side of a ReLU kink at 1.8e-4 of its channel's scale
     # (tools/kink_probe.py); 96x96 leaves 9 per channel
-    "densenet121": dict(model="densenet121", n=2, h=96, w=96, init="numpy", steps=(1,), tries=2),
-    "squeezenet1_1": dict(model="squeezenet1_1", n=2, h=72, w=64, init="numpy", steps=(1,), tries=2),
-    "shufflenet_v2_x1_0": dict(model="shufflenet_v2_x1_0", n=2, h=64, w=72, init="numpy", steps=(1,), tries=2),
+    "densenet121": dict(model="densenet121", n=2, h=96, w=96, init="numpy", steps=(1,), seed=1235),
+    "squeezenet1_1": dict(model="squeezenet1_1", n=2, h=72, w=64, init="numpy", steps=(1,), seed=1234),
+    "shufflenet_v2_x1_0": dict(model="shufflenet_v2_x1_0", n=2, h=64, w=72, init="numpy", steps=(1,), seed=1234),
     # 132.9M parameters (532 MB of fixture): not in the test suite (tests/parity.rs ignores it)
     "vgg11_bn": dict(model="vgg11_bn", n=2, h=64, w=64, init="numpy", steps=()),
 }
@@ -235,12 +237,13 @@ def spread(m, x, y):
 def choose(case, x, y):
     """A fixed seed, or for numpy-initialised cases the first of SEED_TRIES (or the case's
     `tries`) seeds whose spread is at most 1e-5, else the best of them. A logits-only case
-    takes the first seed."""
+    takes the first seed. The spread is -1 where it was not measured (a pinned seed)."""
     if not case.get("steps", (1, 3)):
         return build(case, case.get("seed", SEED)), case.get("seed", SEED), 0.0
     if "seed" in case:
         m = build(case, case["seed"])
-        return m, case["seed"], spread(m, x, y)
+        # a pinned numpy seed was measured when it was found; the torch-seeded lead is measured
+        return m, case["seed"], spread(m, x, y) if case["init"] == "torch" else -1.0
     best = None
     for seed in range(SEED, SEED + case.get("tries", SEED_TRIES)):
         m = build(case, seed)

@@ -34,7 +34,8 @@ pub enum Op {
         stats: bool,
     },
     /// Training: [x, gamma, beta, running_mean, running_var, residual if `epi.residual`, x's
-    /// block statistics if `partials`] -> [y, batch mean, batch biased var]; updates the
+    /// block statistics if `partials`] -> [y, batch mean, batch biased var, and the value before
+    /// the activation where `epi.act` needs its input for its gradient]; updates the
     /// running statistics in place. With `partials` (from fusion) the batch statistics are
     /// merged from the conv's blocks instead of read from x.
     /// Eval: [x, gamma, beta, running_mean, running_var, residual if `epi.residual`] -> [y].

@@ -109,7 +109,8 @@ pub fn running_update(
     )
 }
 
-/// y = act((x - mean) / sqrt(var + eps) * gamma + beta [+ residual]), per channel of x (N, C, HW).
+/// y = act((x - mean) / sqrt(var + eps) * gamma + beta [+ residual]), per channel of x (N, C, HW);
+/// with `pre`, the value before the activation is stored there too (f32).
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
     gpu: &Gpu,
@@ -124,11 +125,13 @@ pub fn apply(
     beta: &wgpu::Buffer,
     residual: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
+    pre: Option<&wgpu::Buffer>,
 ) -> Result<Dispatch> {
     let total = n * c * hw;
     let constants = [
         ("WG", WG as f64),
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
+        ("HAS_PRE", f64::from(u8::from(pre.is_some()))),
         epi.act.constants()[0],
         epi.act.constants()[1],
     ];
@@ -141,7 +144,8 @@ pub fn apply(
     ];
     let grid = grid_1d(groups_for("batch_norm", total, WG)?);
     let r = residual.unwrap_or(gpu.dummy());
-    Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, r, y], grid)
+    let pre = pre.unwrap_or(gpu.dummy_rw());
+    Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, r, y, pre], grid)
 }
 
 /// Kernels that give each channel one workgroup: the channel count must fit one grid dimension.
@@ -173,6 +177,8 @@ pub struct BnBackward<'a> {
     pub mean: &'a wgpu::Buffer,
     pub var: &'a wgpu::Buffer,
     pub gamma: &'a wgpu::Buffer,
+    /// With a fused activation: the forward's output y where the activation's derivative
+    /// follows from it (`Act::grad_from_output`), else the value before the activation.
     pub y: Option<&'a wgpu::Buffer>,
     pub dx: &'a wgpu::Buffer,
     pub dgamma: &'a wgpu::Buffer,
@@ -205,7 +211,8 @@ pub fn backward_splits(gpu: &Gpu, count: usize) -> usize {
 }
 
 /// batch_norm training backward: dgamma, dbeta (C) by reduction, then dx elementwise, with the
-/// epilogue's activation derivative (from the output y) and residual gradient fused in.
+/// epilogue's activation derivative (from `b.y`: the output, or the value before the
+/// activation) and residual gradient fused in.
 pub fn backward(
     gpu: &Gpu,
     [n, c, hw]: [usize; 3],
@@ -213,25 +220,16 @@ pub fn backward(
     epi: Epilogue,
     b: &BnBackward<'_>,
 ) -> Result<BnBackwardDispatches> {
-    if !epi.act.grad_from_output() {
-        return Err(Error::arg(
-            "batch_norm backward",
-            "epilogue",
-            format!(
-                "{} needs its input for its gradient; a fused batch norm keeps only its output",
-                epi.act.name()
-            ),
-        ));
-    }
     let total = n * c * hw;
     let count = n * hw;
     let splits = backward_splits(gpu, count);
     let mut grid = per_channel_grid(gpu, "batch_norm backward", c)?;
     grid[1] = splits as u32;
     let [act, alpha] = epi.act.constants();
+    let from_output = ("FROM_OUTPUT", f64::from(u8::from(epi.act.grad_from_output())));
     let y = b.y.unwrap_or(gpu.dummy());
     let split = ("SPLIT", f64::from(u8::from(splits > 1)));
-    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[act, alpha, split])?;
+    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[act, alpha, from_output, split])?;
     let chunk = count.div_ceil(splits);
     let params = [
         n as u32,
@@ -263,7 +261,7 @@ pub fn backward(
         )?);
     }
     let res = ("HAS_RESIDUAL", f64::from(u8::from(b.dr.is_some())));
-    let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64), act, alpha, res])?;
+    let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64), act, alpha, from_output, res])?;
     let params = [
         u32_of("batch_norm elements", total)?,
         c as u32,

@@ -44,7 +44,7 @@ shaders! {
     BATCH_NORM_STATS = "batch_norm_stats" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_MERGE = "batch_norm_merge" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_RUNNING = "batch_norm_running" [Uniform, Read, Read, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_APPLY = "batch_norm_apply" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite];
+    BATCH_NORM_APPLY = "batch_norm_apply" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_FINISH = "batch_norm_bwd_finish" [Uniform, Read, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];

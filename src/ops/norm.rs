@@ -105,6 +105,7 @@ pub fn batch_norm(
         state.bias.buffer(),
         None,
         y.buffer(),
+        None,
     )?;
     dispatches.push(d);
     // statistics and normalisation in one submit
@@ -161,7 +162,8 @@ impl Graph {
 
 /// Gradients of a training batch norm's inputs [x, gamma, beta, running_mean, running_var,
 /// residual if fused, conv statistics if fused]: y = act(bn(x) + r), one fused backward that
-/// takes dy through the activation (from y) and also yields dr.
+/// takes dy through the activation (from y, or from the saved bn(x) + r where the activation's
+/// gradient needs its input) and also yields dr.
 pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> Result<Vec<Option<ValueId>>> {
     let Op::BatchNorm {
         training: true,
@@ -183,7 +185,12 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> Result<Vec<Optio
     let c = g.shape(gamma).clone();
     let mut inputs = vec![dy, x, mean, var, gamma];
     if epi.act != Act::None {
-        inputs.push(n.outputs[0]);
+        // what the activation's derivative is taken from: its output, or the value before it
+        inputs.push(if epi.act.grad_from_output() {
+            n.outputs[0]
+        } else {
+            n.outputs[3]
+        });
     }
     let mut shapes = vec![(xs.clone(), DType::F32), (c.clone(), DType::F32), (c, DType::F32)];
     if epi.residual {
@@ -235,6 +242,7 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
                     &beta,
                     r.as_ref(),
                     &o(0),
+                    None,
                 )?]
             }
         }
@@ -314,6 +322,8 @@ pub(crate) fn train_dispatches(
         &i(2),
         r.as_ref(),
         &buf(n.outputs[0].0),
+        // the value before an activation whose gradient needs it (the fused backward reads it)
+        n.outputs.get(3).map(|v| buf(v.0)).as_ref(),
     )?;
     Ok([stats, apply])
 }
