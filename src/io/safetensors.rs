@@ -126,7 +126,18 @@ pub fn store_from_host(gpu: &Gpu, tensors: BTreeMap<String, HostTensor>) -> Resu
     let mut store = ParamStore::new();
     for (name, t) in tensors {
         match t.data {
-            HostData::F32(v) => store.insert(name, Tensor::from_slice(gpu, &v, t.shape)?),
+            HostData::F32(v) => {
+                // a tensor past a device limit: say which one
+                let tensor = Tensor::from_slice(gpu, &v, t.shape).map_err(|e| match e {
+                    Error::Limit { what, need, max } => Error::Limit {
+                        what: format!("checkpoint tensor '{name}': {what}"),
+                        need,
+                        max,
+                    },
+                    other => other,
+                })?;
+                store.insert(name, tensor)
+            }
             HostData::I64(v) if v.len() == 1 => store.set_counter(name, v[0]),
             HostData::I64(_) => {
                 return Err(Error::format(
