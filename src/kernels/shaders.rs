@@ -29,6 +29,7 @@ macro_rules! shaders {
 shaders! {
     CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
     CONV2D_FWD_BLOCK = "conv2d_fwd_block" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD_DEPTHWISE = "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
     CONV2D_STATS_CONDENSE = "conv2d_stats_condense" [Uniform, Read, ReadWrite];
     CONV2D_TRANSPOSE_WEIGHTS = "conv2d_transpose_weights" [Uniform, Read, ReadWrite];
     CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, StorageTexture];

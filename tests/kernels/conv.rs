@@ -1241,3 +1241,94 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
         }
     }
 }
+
+/// The gpu family's staged depthwise forward (conv2d_fwd_depthwise) against f64: strides,
+/// dilations, per-axis arguments, maps smaller and larger than its 16 x 16 tile, a grid folded
+/// past 65,535 workgroups, and the fused epilogue; and which convs it takes.
+#[test]
+fn conv2d_depthwise_staged_kernel_matches_reference() {
+    use convoy::graph::{Act, Epilogue};
+    use convoy::kernels::conv::{self, depthwise_staged_fits, forward_depthwise};
+    use convoy::ops::conv::Conv2dGeom;
+    let g = &convoy::Gpu::builder()
+        .kernels(convoy::KernelFamily::Gpu)
+        .poison_outputs(true)
+        .build()
+        .unwrap();
+    let mut rng = Rng::new(29);
+    // (x, kernel, stride, padding, dilation, act)
+    let cases = [
+        ([2, 5, 9, 11], [3, 3], [1, 1], [1, 1], [1, 1], Act::Relu6),
+        ([1, 4, 37, 41], [3, 3], [2, 2], [1, 1], [1, 1], Act::HardSwish),
+        ([2, 3, 20, 18], [5, 5], [2, 2], [2, 2], [1, 1], Act::Silu),
+        ([1, 6, 17, 19], [3, 3], [1, 1], [2, 2], [2, 2], Act::None),
+        ([2, 4, 12, 30], [1, 7], [1, 2], [0, 3], [1, 1], Act::Relu),
+        ([1, 2, 1, 1], [3, 3], [1, 1], [1, 1], [1, 1], Act::None),
+        // 66,000 planes of 1x1: the grid folds over y
+        ([2, 33_000, 1, 1], [3, 3], [1, 1], [1, 1], [1, 1], Act::Relu),
+    ];
+    for (xs, [kh, kw], stride, padding, dilation, act) in cases {
+        let c = xs[1];
+        let args = Conv2dArgs::new(1, 0, 1, c).hw(stride, padding, dilation);
+        let ws = [c, 1, kh, kw];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        assert!(depthwise_staged_fits(&geom), "{geom:?}");
+        let ys = geom.out_shape();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(c, -0.5, 0.5);
+        let r = rng.vec(ys.numel(), -0.5, 0.5);
+        let (conv64, _) = reference::conv2d(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            Some(&to_f64(&b)),
+            stride,
+            padding,
+            dilation,
+            c,
+        );
+        let want: Vec<f64> = conv64
+            .iter()
+            .zip(&r)
+            .map(|(v, &r)| reference::activation(act, v + r as f64))
+            .collect();
+        let t = |v: &[f32], s: Vec<usize>| Tensor::from_slice(g, v, s).unwrap();
+        let (xt, wt, bt, rt) = (
+            t(&x, xs.to_vec()),
+            t(&w, ws.to_vec()),
+            t(&b, vec![c]),
+            t(&r, ys.dims().to_vec()),
+        );
+        let epi = Epilogue { residual: true, act };
+        for staged in [true, false] {
+            let y = Tensor::empty(g, ys.clone()).unwrap();
+            let mut bufs = conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer());
+            bufs.bias = Some(bt.buffer());
+            bufs.residual = Some(rt.buffer());
+            // directly, and through the launcher, which picks it on the gpu family
+            let d = if staged {
+                forward_depthwise(g, &geom, epi, DType::F32, &bufs).unwrap()
+            } else {
+                conv::forward(g, &geom, epi, DType::F32, &bufs).unwrap()
+            };
+            g.run(&d);
+            let what = format!("staged depthwise x{xs:?} k{kh}x{kw} {args:?} {act:?} (direct: {staged})");
+            assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+        }
+    }
+    // a depth multiplier of 2, or a window past the tile's workgroup memory, is not its to take
+    let geom = |xs: [usize; 4], ws: [usize; 4], args| Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+    assert!(!depthwise_staged_fits(&geom(
+        [1, 4, 8, 8],
+        [8, 1, 3, 3],
+        Conv2dArgs::new(1, 1, 1, 4)
+    )));
+    // dilation 30: a 76 x 76 window
+    assert!(!depthwise_staged_fits(&geom(
+        [1, 4, 80, 80],
+        [4, 1, 3, 3],
+        Conv2dArgs::new(1, 1, 30, 4)
+    )));
+}

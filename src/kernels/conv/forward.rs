@@ -49,6 +49,9 @@ pub fn forward(
         y,
         stats,
     } = *b;
+    if gpu.policy().family == KernelFamily::Gpu && stats.is_none() && depthwise_staged_fits(g) {
+        return forward_depthwise(gpu, g, epi, storage, b);
+    }
     let rows = g.cout / g.args.groups;
     let pixels = g.n * g.oh * g.ow;
     let with_stats = |t: ConvTile| {
@@ -275,4 +278,54 @@ pub(super) fn forward_grid(g: &Conv2dGeom, pixels: usize, channels: usize) -> Re
     let mut grid = grid_1d(groups_for("conv2d output pixels", g.n * g.oh * g.ow, pixels)?);
     grid[2] = u32_of("conv2d channel blocks", channel_blocks)?;
     Ok(grid)
+}
+
+/// The output tile side of conv2d_fwd_depthwise (its TILE; TILE x TILE invocations).
+const DEPTHWISE_TILE: usize = 16;
+/// Input values one tile of conv2d_fwd_depthwise may stage (its HALO_MAX) and taps (TAPS_MAX).
+const DEPTHWISE_HALO_MAX: usize = 4096;
+const DEPTHWISE_TAPS_MAX: usize = 64;
+
+/// Whether the staged depthwise kernel takes `g`: one input and one output channel per group,
+/// and a tile's input window (its reach plus the kernel's halo) and taps that fit its
+/// workgroup memory.
+pub fn depthwise_staged_fits(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    let t = DEPTHWISE_TILE;
+    let rows = (t - 1) * a.stride[0] + (g.kh - 1) * a.dilation[0] + 1;
+    let cols = (t - 1) * a.stride[1] + (g.kw - 1) * a.dilation[1] + 1;
+    a.groups == g.cin && g.cin == g.cout && rows * cols <= DEPTHWISE_HALO_MAX && g.kh * g.kw <= DEPTHWISE_TAPS_MAX
+}
+
+/// The depthwise forward through conv2d_fwd_depthwise (the gpu family's, without statistics):
+/// one workgroup per 16 x 16 output tile of one (image, channel) plane, its input window and
+/// weights staged in workgroup memory.
+pub fn forward_depthwise(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    if !depthwise_staged_fits(g) || b.stats.is_some() {
+        return Err(Error::arg(
+            "conv2d",
+            "kernel",
+            format!("{g:?}: the staged depthwise kernel takes depthwise convs whose tile window fits {DEPTHWISE_HALO_MAX} values, without statistics"),
+        ));
+    }
+    let mut constants = geometry_constants(g);
+    constants.extend(epilogue_constants(epi, b.bias, b.residual));
+    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_DEPTHWISE, storage)?, &constants)?;
+    let t = DEPTHWISE_TILE;
+    let tiles = g.oh.div_ceil(t) * g.ow.div_ceil(t);
+    let workgroups = u32_of("conv2d depthwise tiles", tiles * g.n * g.cout)?;
+    let d = gpu.dummy();
+    Ok(vec![Dispatch::new(
+        gpu,
+        pipeline,
+        &sizes(g)?,
+        &[b.x, b.w, b.bias.unwrap_or(d), b.residual.unwrap_or(d), b.y],
+        grid_1d(workgroups),
+    )?])
 }

@@ -18,7 +18,9 @@ pub use backward_data::{
     backward_data, backward_data_block, backward_data_narrow, backward_data_tiled, transposes_to_forward,
 };
 pub use backward_weight::{backward_weight, backward_weight_block, backward_weight_narrow, backward_weight_tiled};
-pub use forward::{forward, forward_block, forward_tiled, is_pointwise_gemm, ForwardBuffers};
+pub use forward::{
+    depthwise_staged_fits, forward, forward_block, forward_depthwise, forward_tiled, is_pointwise_gemm, ForwardBuffers,
+};
 pub use tile::{ConvTile, TileKind};
 
 use backward_weight::*;
@@ -31,8 +33,8 @@ use crate::error::{Error, Result};
 use crate::graph::Epilogue;
 use crate::kernels::shaders::{
     variant, CONV2D_BWD_DATA, CONV2D_BWD_DATA_NARROW, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK,
-    CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_STATS_CONDENSE, CONV2D_TRANSPOSE_WEIGHTS,
-    SPLIT_K_REDUCE,
+    CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_STATS_CONDENSE,
+    CONV2D_TRANSPOSE_WEIGHTS, SPLIT_K_REDUCE,
 };
 use crate::kernels::{groups_for, u32_of};
 use crate::ops::conv::Conv2dGeom;
