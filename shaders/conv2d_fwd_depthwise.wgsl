@@ -12,7 +12,9 @@
 alias T = f32;
 
 const TILE: u32 = 16u;            // output tile side; TILE * TILE invocations
-const HALO_MAX: u32 = 4096u;      // input window values a tile may stage (16 KiB)
+// input window values this pipeline stages (its rows x cols, set by the host; at most 4096,
+// 16 KiB): the workgroup array is sized per pipeline, so a 3x3 tile holds 1.3 KiB, not 16
+override HALO: u32 = 4096u;
 const TAPS_MAX: u32 = 64u;        // KH * KW at most
 
 struct Params {
@@ -24,7 +26,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<T>;           // (N, C, H, W)
 @group(0) @binding(2) var<storage, read> wt: array<f32>;        // (C, 1, KH, KW)
 
-var<workgroup> window: array<f32, HALO_MAX>;
+var<workgroup> window: array<f32, HALO>;
 var<workgroup> taps: array<f32, TAPS_MAX>;
 
 @compute @workgroup_size(TILE, TILE)

@@ -282,7 +282,7 @@ pub(super) fn forward_grid(g: &Conv2dGeom, pixels: usize, channels: usize) -> Re
 
 /// The output tile side of conv2d_fwd_depthwise (its TILE; TILE x TILE invocations).
 const DEPTHWISE_TILE: usize = 16;
-/// Input values one tile of conv2d_fwd_depthwise may stage (its HALO_MAX) and taps (TAPS_MAX).
+/// Input values one tile of conv2d_fwd_depthwise may stage (its HALO at most) and taps (TAPS_MAX).
 const DEPTHWISE_HALO_MAX: usize = 4096;
 const DEPTHWISE_TAPS_MAX: usize = 64;
 
@@ -291,10 +291,18 @@ const DEPTHWISE_TAPS_MAX: usize = 64;
 /// workgroup memory.
 pub fn depthwise_staged_fits(g: &Conv2dGeom) -> bool {
     let a = &g.args;
-    let t = DEPTHWISE_TILE;
+    a.groups == g.cin
+        && g.cin == g.cout
+        && depthwise_window(g) <= DEPTHWISE_HALO_MAX
+        && g.kh * g.kw <= DEPTHWISE_TAPS_MAX
+}
+
+/// Input values of one tile's window in conv2d_fwd_depthwise: its reach plus the kernel's halo.
+fn depthwise_window(g: &Conv2dGeom) -> usize {
+    let (a, t) = (&g.args, DEPTHWISE_TILE);
     let rows = (t - 1) * a.stride[0] + (g.kh - 1) * a.dilation[0] + 1;
     let cols = (t - 1) * a.stride[1] + (g.kw - 1) * a.dilation[1] + 1;
-    a.groups == g.cin && g.cin == g.cout && rows * cols <= DEPTHWISE_HALO_MAX && g.kh * g.kw <= DEPTHWISE_TAPS_MAX
+    rows * cols
 }
 
 /// The depthwise forward through conv2d_fwd_depthwise (the gpu family's, without statistics):
@@ -316,6 +324,8 @@ pub fn forward_depthwise(
     }
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, b.bias, b.residual));
+    // the window array sized to this geometry: workgroup memory, and so residency, as needed
+    constants.push(("HALO", depthwise_window(g) as f64));
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_DEPTHWISE, storage)?, &constants)?;
     let t = DEPTHWISE_TILE;
     let tiles = g.oh.div_ceil(t) * g.ow.div_ceil(t);
