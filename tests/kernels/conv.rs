@@ -1244,7 +1244,8 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
 
 /// The gpu family's staged depthwise forward (conv2d_fwd_depthwise) against f64: strides,
 /// dilations, per-axis arguments, maps smaller and larger than its 16 x 16 tile, a grid folded
-/// past 65,535 workgroups, and the fused epilogue; and which convs it takes.
+/// past 65,535 workgroups, and the fused epilogue; the stride-1 input gradient through it; and
+/// which convs it takes.
 #[test]
 fn conv2d_depthwise_staged_kernel_matches_reference() {
     use convoy::graph::{Act, Epilogue};
@@ -1316,6 +1317,43 @@ fn conv2d_depthwise_staged_kernel_matches_reference() {
             g.run(&d);
             let what = format!("staged depthwise x{xs:?} k{kh}x{kw} {args:?} {act:?} (direct: {staged})");
             assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+        }
+        // the input gradient: at stride 1 the staged forward of dy with the kernel flipped
+        // (directly, and as backward_data's choice), else backward_data's other kernels
+        let dy = rng.vec(ys.numel(), -1.0, 1.0);
+        let (dx64, _) = reference::conv2d_backward(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            &to_f64(&dy),
+            stride,
+            padding,
+            dilation,
+            c,
+        );
+        let dyt = t(&dy, ys.dims().to_vec());
+        let staged = conv::transposes_to_forward(&geom);
+        assert_eq!(
+            staged,
+            stride == [1, 1] && padding[0] <= dilation[0] * (kh - 1) && padding[1] <= dilation[1] * (kw - 1)
+        );
+        for direct in [true, false] {
+            let dx = Tensor::empty(g, xs).unwrap();
+            let d = if direct {
+                match conv::backward_data_depthwise(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        assert!(!staged, "{geom:?}: {e}");
+                        continue;
+                    }
+                }
+            } else {
+                conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap()
+            };
+            g.run(&d);
+            let what = format!("depthwise input gradient x{xs:?} k{kh}x{kw} {args:?} (staged directly: {direct})");
+            assert_close(&what, &dx.to_vec().unwrap(), &dx64, RTOL);
         }
     }
     // a depth multiplier of 2, or a window past the tile's workgroup memory, is not its to take

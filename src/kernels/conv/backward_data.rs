@@ -35,6 +35,14 @@ pub fn backward_data(
             dx,
         )?]);
     }
+    // the gpu family's stride-1 depthwise input gradient: the staged depthwise forward of dy
+    // with the kernel flipped
+    if gpu.policy().family == KernelFamily::Gpu
+        && transposes_to_forward(g)
+        && depthwise_staged_fits(&transposed_geometry(g))
+    {
+        return backward_data_depthwise(gpu, g, dy, w, dx);
+    }
     if !taps_outer(g.cout / g.args.groups) {
         return Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]);
     }
@@ -76,6 +84,50 @@ pub fn backward_data_block(
             ConvTile::BLOCK.refuse("the block input gradient needs stride 1 and padding <= d*(K-1) on each axis")
         );
     }
+    let (transpose, wt) = transposed_weights(gpu, g, w)?;
+    let transposed = transposed_geometry(g);
+    let buffers = ForwardBuffers::new(dy, &wt, dx);
+    let mut out = vec![transpose];
+    out.extend(forward_block(
+        gpu,
+        kernel,
+        &transposed,
+        Epilogue::default(),
+        DType::F32,
+        &buffers,
+    )?);
+    Ok(out)
+}
+
+/// The forward geometry whose output is the input gradient of a stride-1 conv `g`: dy as the
+/// input, the flipped kernel with its channel axes swapped, padding d*(K-1) - P per axis
+/// (callers check `transposes_to_forward`, which keeps it non-negative).
+fn transposed_geometry(g: &Conv2dGeom) -> Conv2dGeom {
+    let a = &g.args;
+    Conv2dGeom {
+        n: g.n,
+        cin: g.cout,
+        h: g.oh,
+        w: g.ow,
+        cout: g.cin,
+        kh: g.kh,
+        kw: g.kw,
+        oh: g.h,
+        ow: g.w,
+        args: crate::ops::Conv2dArgs::new(1, 0, 1, a.groups).hw(
+            [1, 1],
+            [
+                (a.dilation[0] * (g.kh - 1)).saturating_sub(a.padding[0]),
+                (a.dilation[1] * (g.kw - 1)).saturating_sub(a.padding[1]),
+            ],
+            a.dilation,
+        ),
+    }
+}
+
+/// The flipped, channel-swapped weights of `g` (conv2d_transpose_weights) in a scratch
+/// buffer, and the dispatch that writes them.
+fn transposed_weights(gpu: &Gpu, g: &Conv2dGeom, w: &wgpu::Buffer) -> Result<(Dispatch, wgpu::Buffer)> {
     let a = &g.args;
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
     let total = g.cin * cout_g * g.kh * g.kw;
@@ -93,34 +145,35 @@ pub fn backward_data_block(
         &[w, &wt],
         grid_1d(groups_for("conv2d weights", total, 64)?),
     )?;
-    let transposed = Conv2dGeom {
-        n: g.n,
-        cin: g.cout,
-        h: g.oh,
-        w: g.ow,
-        cout: g.cin,
-        kh: g.kh,
-        kw: g.kw,
-        oh: g.h,
-        ow: g.w,
-        args: crate::ops::Conv2dArgs::new(1, 0, 1, a.groups).hw(
-            [1, 1],
-            [
-                a.dilation[0] * (g.kh - 1) - a.padding[0],
-                a.dilation[1] * (g.kw - 1) - a.padding[1],
-            ],
-            a.dilation,
-        ),
-    };
-    let buffers = ForwardBuffers::new(dy, &wt, dx);
+    Ok((transpose, wt))
+}
+
+/// The input gradient of a stride-1 depthwise conv through the staged depthwise forward
+/// (conv2d_fwd_depthwise, the gpu family's): dx = the depthwise conv of dy with each channel's
+/// kernel flipped, padding d*(K-1) - P.
+pub fn backward_data_depthwise(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let transposed = transposed_geometry(g);
+    if !transposes_to_forward(g) || !depthwise_staged_fits(&transposed) {
+        return Err(Error::arg(
+            "conv2d input gradient",
+            "kernel",
+            format!("{g:?}: the staged depthwise input gradient takes stride-1 depthwise convs"),
+        ));
+    }
+    let (transpose, wt) = transposed_weights(gpu, g, w)?;
     let mut out = vec![transpose];
-    out.extend(forward_block(
+    out.extend(forward_depthwise(
         gpu,
-        kernel,
         &transposed,
         Epilogue::default(),
         DType::F32,
-        &buffers,
+        &ForwardBuffers::new(dy, &wt, dx),
     )?);
     Ok(out)
 }
