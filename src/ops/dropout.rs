@@ -56,11 +56,10 @@ impl Graph {
     /// The [seed, step] input, created by the first dropout.
     fn dropout_seed(&mut self) -> ValueId {
         match self
-            .values
-            .iter()
-            .position(|v| v.name == SEED_INPUT && v.kind == ValueKind::Input)
+            .find(SEED_INPUT)
+            .filter(|&v| self.value(v).kind == ValueKind::Input)
         {
-            Some(i) => ValueId(i),
+            Some(v) => v,
             None => self.add_value(SEED_INPUT, Shape::new(&[2]), DType::I32, ValueKind::Input),
         }
     }

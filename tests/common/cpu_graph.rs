@@ -91,45 +91,8 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
                 }
                 vec![y]
             }
-            Op::Upsample(a) => {
-                // PyTorch's align_corners=False source pixels, plane by plane
-                let [b, c, h, w] = sh(0);
-                let s = a.scale;
-                let tap = |o: usize, n: usize| -> (usize, usize, f64) {
-                    if !a.bilinear {
-                        return (o / s, o / s, 0.0);
-                    }
-                    let src = ((o as f64 + 0.5) / s as f64 - 0.5).max(0.0);
-                    let i0 = (src.floor() as usize).min(n - 1);
-                    (i0, (i0 + 1).min(n - 1), src - i0 as f64)
-                };
-                let v = x(0);
-                let mut y = Vec::new();
-                for p in 0..b * c {
-                    let at = |yy: usize, xx: usize| v[p * h * w + yy * w + xx];
-                    for oy in 0..h * s {
-                        for ox in 0..w * s {
-                            let (y0, y1, ly) = tap(oy, h);
-                            let (x0, x1, lx) = tap(ox, w);
-                            let top = (1.0 - lx) * at(y0, x0) + lx * at(y0, x1);
-                            let bottom = (1.0 - lx) * at(y1, x0) + lx * at(y1, x1);
-                            y.push((1.0 - ly) * top + ly * bottom);
-                        }
-                    }
-                }
-                vec![y]
-            }
-            Op::Softmax => {
-                let k = g.shape(n.inputs[0]).dims()[1];
-                let v = x(0);
-                let mut y = Vec::new();
-                for row in v.chunks(k) {
-                    let m = row.iter().cloned().fold(f64::MIN, f64::max);
-                    let s: f64 = row.iter().map(|a| (a - m).exp()).sum();
-                    y.extend(row.iter().map(|a| (a - m).exp() / s));
-                }
-                vec![y]
-            }
+            Op::Upsample(a) => vec![r::upsample(&x(0), sh(0), a.scale, a.bilinear)],
+            Op::Softmax => vec![r::softmax(&x(0), g.shape(n.inputs[0]).dims()[1])],
             Op::MulChannels => {
                 let hw: usize = g.shape(n.inputs[0]).dims()[2..].iter().product();
                 let s = x(1);

@@ -382,3 +382,44 @@ pub fn activation_grad(act: convoy::ops::Act, x: f64) -> f64 {
         }
     }
 }
+
+/// The source pixels of output index `o` along an axis of `n` inputs under nn.Upsample with
+/// integer `scale` and align_corners=False, and the second one's weight: nearest is o / scale;
+/// bilinear reads (o + 1/2) / scale - 1/2, clamped at 0, between its two neighbours.
+pub fn upsample_taps(o: usize, n: usize, scale: usize, bilinear: bool) -> (usize, usize, f64) {
+    if !bilinear {
+        return (o / scale, o / scale, 0.0);
+    }
+    let src = ((o as f64 + 0.5) / scale as f64 - 0.5).max(0.0);
+    let i0 = (src.floor() as usize).min(n - 1);
+    (i0, (i0 + 1).min(n - 1), src - i0 as f64)
+}
+
+/// nn.Upsample(scale_factor=scale, align_corners=False) of x (N, C, H, W), plane by plane.
+pub fn upsample(x: &[f64], [b, c, h, w]: [usize; 4], scale: usize, bilinear: bool) -> Vec<f64> {
+    let mut y = Vec::with_capacity(x.len() * scale * scale);
+    for p in 0..b * c {
+        let at = |yy: usize, xx: usize| x[p * h * w + yy * w + xx];
+        for oy in 0..h * scale {
+            for ox in 0..w * scale {
+                let (y0, y1, ly) = upsample_taps(oy, h, scale, bilinear);
+                let (x0, x1, lx) = upsample_taps(ox, w, scale, bilinear);
+                let top = (1.0 - lx) * at(y0, x0) + lx * at(y0, x1);
+                let bottom = (1.0 - lx) * at(y1, x0) + lx * at(y1, x1);
+                y.push((1.0 - ly) * top + ly * bottom);
+            }
+        }
+    }
+    y
+}
+
+/// Softmax over each row of `k` values, the row's max taken out first.
+pub fn softmax(x: &[f64], k: usize) -> Vec<f64> {
+    let mut y = Vec::with_capacity(x.len());
+    for row in x.chunks(k) {
+        let m = row.iter().cloned().fold(f64::MIN, f64::max);
+        let s: f64 = row.iter().map(|a| (a - m).exp()).sum();
+        y.extend(row.iter().map(|a| (a - m).exp() / s));
+    }
+    y
+}

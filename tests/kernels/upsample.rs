@@ -1,29 +1,18 @@
 //! Nearest and bilinear upsampling (align_corners=False) against a float64 reference written
 //! from PyTorch's definition, and the backward's gather against the forward's transpose.
 
-use crate::common::{assert_close, gpu};
+use crate::common::{assert_close, gpu, reference};
 use convoy::ops::upsample::{launch, upsample, UpsampleArgs};
 use convoy::rng::Rng;
 use convoy::Tensor;
-
-/// PyTorch's source index and weights along one axis: (i0, i1, lambda1).
-fn taps(o: usize, n: usize, s: usize, bilinear: bool) -> (usize, usize, f64) {
-    if !bilinear {
-        return (o / s, o / s, 0.0);
-    }
-    let src = ((o as f64 + 0.5) / s as f64 - 0.5).max(0.0);
-    let i0 = (src.floor() as usize).min(n - 1);
-    let i1 = (i0 + 1).min(n - 1);
-    (i0, i1, src - i0 as f64)
-}
 
 /// The upsampling as a matrix over one plane: y = U x; the backward is U^T dy.
 fn matrix(h: usize, w: usize, s: usize, bilinear: bool) -> Vec<Vec<(usize, f64)>> {
     let mut rows = Vec::new();
     for oy in 0..h * s {
         for ox in 0..w * s {
-            let (y0, y1, ly) = taps(oy, h, s, bilinear);
-            let (x0, x1, lx) = taps(ox, w, s, bilinear);
+            let (y0, y1, ly) = reference::upsample_taps(oy, h, s, bilinear);
+            let (x0, x1, lx) = reference::upsample_taps(ox, w, s, bilinear);
             rows.push(vec![
                 (y0 * w + x0, (1.0 - ly) * (1.0 - lx)),
                 (y0 * w + x1, (1.0 - ly) * lx),

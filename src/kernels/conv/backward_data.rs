@@ -84,19 +84,9 @@ pub fn backward_data_block(
             ConvTile::BLOCK.refuse("the block input gradient needs stride 1 and padding <= d*(K-1) on each axis")
         );
     }
-    let (transpose, wt) = transposed_weights(gpu, g, w)?;
-    let transposed = transposed_geometry(g);
-    let buffers = ForwardBuffers::new(dy, &wt, dx);
-    let mut out = vec![transpose];
-    out.extend(forward_block(
-        gpu,
-        kernel,
-        &transposed,
-        Epilogue::default(),
-        DType::F32,
-        &buffers,
-    )?);
-    Ok(out)
+    through_forward(gpu, g, dy, w, dx, |t, b| {
+        forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
+    })
 }
 
 /// The forward geometry whose output is the input gradient of a stride-1 conv `g`: dy as the
@@ -125,9 +115,17 @@ fn transposed_geometry(g: &Conv2dGeom) -> Conv2dGeom {
     }
 }
 
-/// The flipped, channel-swapped weights of `g` (conv2d_transpose_weights) in a scratch
-/// buffer, and the dispatch that writes them.
-fn transposed_weights(gpu: &Gpu, g: &Conv2dGeom, w: &wgpu::Buffer) -> Result<(Dispatch, wgpu::Buffer)> {
+/// The input gradient of a stride-1 conv `g` as the forward `forward` runs on the transposed
+/// geometry: the flipped, channel-swapped weights (conv2d_transpose_weights, into a scratch
+/// buffer) first, then the forward of dy with them into dx.
+fn through_forward(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    forward: impl FnOnce(&Conv2dGeom, &ForwardBuffers<'_>) -> Result<Vec<Dispatch>>,
+) -> Result<Vec<Dispatch>> {
     let a = &g.args;
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
     let total = g.cin * cout_g * g.kh * g.kw;
@@ -145,7 +143,9 @@ fn transposed_weights(gpu: &Gpu, g: &Conv2dGeom, w: &wgpu::Buffer) -> Result<(Di
         &[w, &wt],
         grid_1d(groups_for("conv2d weights", total, 64)?),
     )?;
-    Ok((transpose, wt))
+    let mut out = vec![transpose];
+    out.extend(forward(&transposed_geometry(g), &ForwardBuffers::new(dy, &wt, dx))?);
+    Ok(out)
 }
 
 /// The input gradient of a stride-1 depthwise conv through the staged depthwise forward
@@ -166,16 +166,9 @@ pub fn backward_data_depthwise(
             format!("{g:?}: the staged depthwise input gradient takes stride-1 depthwise convs"),
         ));
     }
-    let (transpose, wt) = transposed_weights(gpu, g, w)?;
-    let mut out = vec![transpose];
-    out.extend(forward_depthwise(
-        gpu,
-        &transposed,
-        Epilogue::default(),
-        DType::F32,
-        &ForwardBuffers::new(dy, &wt, dx),
-    )?);
-    Ok(out)
+    through_forward(gpu, g, dy, w, dx, |t, b| {
+        forward_depthwise(gpu, t, Epilogue::default(), DType::F32, b)
+    })
 }
 
 /// `backward_data` with an explicit register tile.
