@@ -136,14 +136,15 @@ pub fn gemm_rows(
     ] {
         u32_of(what, v)?;
     }
+    let [act, alpha] = act.constants();
     let constants = [
         ("WG", ROWS_WG as f64),
         ("RB", ROWS_RB as f64),
         ("TRANS_A", f64::from(u8::from(g.trans_a))),
         ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
-        act.constants()[0],
-        act.constants()[1],
+        act,
+        alpha,
     ];
     let pipeline = gpu.pipeline(variant(gpu, &GEMM_ROWS, storage)?, &constants)?;
     let row_blocks = g.m.div_ceil(ROWS_RB);

@@ -128,12 +128,13 @@ pub fn apply(
     pre: Option<&wgpu::Buffer>,
 ) -> Result<Dispatch> {
     let total = n * c * hw;
+    let [act, alpha] = epi.act.constants();
     let constants = [
         ("WG", WG as f64),
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
         ("HAS_PRE", f64::from(u8::from(pre.is_some()))),
-        epi.act.constants()[0],
-        epi.act.constants()[1],
+        act,
+        alpha,
     ];
     let pipeline = gpu.pipeline(super::shaders::variant(gpu, &BATCH_NORM_APPLY, storage)?, &constants)?;
     let params = [
