@@ -26,6 +26,7 @@ pub mod graph;
 pub mod io;
 pub mod kernels;
 pub mod nn;
+pub mod onnx;
 pub mod ops;
 pub mod passes;
 pub mod rng;

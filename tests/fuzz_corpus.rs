@@ -10,9 +10,11 @@ use convoy::rng::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+mod common;
+
 type Parser = fn(&[u8]);
 
-fn targets() -> [(&'static str, Parser); 5] {
+fn targets() -> [(&'static str, Parser); 6] {
     [
         ("safetensors", |b| {
             let _ = convoy::io::safetensors::parse_safetensors(b, "t");
@@ -29,6 +31,11 @@ fn targets() -> [(&'static str, Parser); 5] {
         }),
         ("image", |b| {
             let _ = convoy::data::folder::decode_image(b, "t");
+        }),
+        ("onnx", |b| {
+            if let Ok(m) = convoy::onnx::OnnxModel::from_bytes(b, "t", &convoy::onnx::NoExternalData) {
+                let _ = m.describe([1, 2, 6, 5]);
+            }
         }),
     ]
 }
@@ -78,6 +85,16 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("idx", "small.idx", idx),
         ("image", "small.png", png),
         ("image", "small.jpg", jpeg),
+        (
+            "onnx",
+            "tiny.onnx",
+            common::onnx_files::bytes(&common::onnx_files::tiny()),
+        ),
+        (
+            "onnx",
+            "folds.onnx",
+            common::onnx_files::bytes(&common::onnx_files::folding()),
+        ),
     ]
 }
 
@@ -99,7 +116,7 @@ fn corpus_files_never_panic() {
             files += 1;
         }
     }
-    assert!(files >= 6, "only {files} corpus files");
+    assert!(files >= 8, "only {files} corpus files");
 }
 
 #[test]
@@ -112,7 +129,9 @@ fn truncations_and_flips_never_panic() {
         for cut in 0..bytes.len() {
             parse(&bytes[..cut]);
         }
-        for _ in 0..300 {
+        // the ONNX importer has the most structure to get wrong: more flips
+        let rounds = if target == "onnx" { 5000 } else { 300 };
+        for _ in 0..rounds {
             let mut b = bytes.clone();
             for _ in 0..rng.int(1, 4) {
                 let i = rng.int(0, b.len() - 1);

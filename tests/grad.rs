@@ -320,6 +320,20 @@ fn upsample_backward() {
     }
 }
 
+/// Asymmetric padding (a constant fill) inside a graph: the crop against finite differences.
+#[test]
+fn pad_backward() {
+    let mut c = Case::new(104);
+    let x = c.param("x", &[2, 2, 3, 4], -1.0, 1.0);
+    let args = convoy::ops::pad::Pad2dArgs {
+        pads: [1, 0, 2, 3],
+        value: 0.5,
+    };
+    let y = c.g.pad2d(x, args).unwrap();
+    let loss = c.head(y);
+    c.check("pad2d", loss);
+}
+
 /// Non-square pooling windows through their backward kernels.
 #[test]
 fn non_square_pooling_backward() {

@@ -39,6 +39,7 @@ pub fn lower(
         Op::Dropout(_) => ops::dropout::lower(gpu, g, n, buf)?,
         Op::Softmax | Op::SoftmaxBwd => ops::softmax::lower(gpu, g, n, buf)?,
         Op::Upsample(_) | Op::UpsampleBwd(_) => ops::upsample::lower(gpu, g, n, buf)?,
+        Op::Pad2d(_) | Op::Pad2dBwd(_) => ops::pad::lower(gpu, g, n, buf)?,
         Op::Concat | Op::SliceChannels { .. } | Op::PadChannels { .. } | Op::ChannelShuffle { .. } => {
             ops::channels::lower(gpu, g, n, buf)?
         }

@@ -3,6 +3,7 @@
 
 pub use crate::ops::activation::Act;
 use crate::ops::dropout::DropoutArgs;
+use crate::ops::pad::Pad2dArgs;
 use crate::ops::upsample::UpsampleArgs;
 use crate::ops::{Conv2dArgs, Pool2dArgs};
 
@@ -65,6 +66,8 @@ pub enum Op {
     Softmax,
     /// [x (N,C,H,W)] -> [(N,C,H*s,W*s)] (`ops::upsample`)
     Upsample(UpsampleArgs),
+    /// [x (N,C,H,W)] -> [x padded in H and W] (`ops::pad`)
+    Pad2d(Pad2dArgs),
     /// [x] -> [y]
     MaxPool2d(Pool2dArgs),
     /// [x] -> [y]
@@ -111,6 +114,8 @@ pub enum Op {
     SoftmaxBwd,
     /// [dy (N,C,H*s,W*s)] -> [dx (N,C,H,W)]
     UpsampleBwd(UpsampleArgs),
+    /// [dy (N,C,H',W')] -> [dx (N,C,H,W)]: Pad2d's backward, the crop of dy
+    Pad2dBwd(Pad2dArgs),
     /// [dy, x] -> [dx]
     MaxPool2dBwd(Pool2dArgs),
     /// [dy] -> [dx]
@@ -146,6 +151,8 @@ impl Op {
             Op::SoftmaxBwd => "softmax_bwd",
             Op::Upsample(_) => "upsample",
             Op::UpsampleBwd(_) => "upsample_bwd",
+            Op::Pad2d(_) => "pad2d",
+            Op::Pad2dBwd(_) => "pad2d_bwd",
             Op::MulChannelsBwdScale => "mul_channels_bwd_scale",
             Op::MaxPool2d(_) => "max_pool2d",
             Op::AvgPool2d(_) => "avg_pool2d",

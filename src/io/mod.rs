@@ -67,3 +67,42 @@ pub fn list_dir(path: impl AsRef<Path>) -> Result<Vec<(String, bool)>> {
     out.sort();
     Ok(out)
 }
+
+/// `length` bytes at `offset` of the file `relative` inside the folder `dir`, for data a file
+/// refers to by a path of its own (ONNX external data). The path must stay inside `dir`: no
+/// absolute path, no `..`, and no link that leads out of it; the range must lie inside the
+/// file, so a hostile reference costs at most the referenced file's size.
+pub fn read_range_inside(dir: &Path, relative: &str, offset: u64, length: Option<u64>) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::path::Component;
+    let rel = Path::new(relative);
+    let outside = || {
+        Error::format(
+            relative,
+            format!("refers to a file outside the model's folder {}", dir.display()),
+        )
+    };
+    if relative.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(outside());
+    }
+    let root = dir.canonicalize().map_err(|e| Error::io(dir.display(), e))?;
+    let path = root.join(rel);
+    let real = path.canonicalize().map_err(|e| Error::io(path.display(), e))?;
+    if !real.starts_with(&root) {
+        return Err(outside());
+    }
+    let mut f = std::fs::File::open(&real).map_err(|e| Error::io(path.display(), e))?;
+    let size = f.metadata().map_err(|e| Error::io(path.display(), e))?.len();
+    let length = length.unwrap_or(size.saturating_sub(offset));
+    if offset.checked_add(length).is_none_or(|end| end > size) {
+        return Err(Error::format(
+            path.display(),
+            format!("{length} bytes at offset {offset} run past the end of the file ({size} bytes)"),
+        ));
+    }
+    let mut buf = vec![0u8; length as usize];
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.read_exact(&mut buf))
+        .map_err(|e| Error::io(path.display(), e))?;
+    Ok(buf)
+}

@@ -59,6 +59,7 @@ shaders! {
     CHANNEL_SHUFFLE = "channel_shuffle" [Uniform, Read, ReadWrite];
     SOFTMAX = "softmax" [Uniform, Read, Read, ReadWrite];
     UPSAMPLE = "upsample" [Uniform, Read, ReadWrite];
+    PAD2D = "pad2d" [Uniform, Read, ReadWrite];
     ROW_DOT = "row_dot" [Uniform, Read, Read, ReadWrite];
     MAX_POOL2D_FWD = "max_pool2d_fwd" [Uniform, Read, ReadWrite];
     MAX_POOL2D_ARGMAX = "max_pool2d_argmax" [Uniform, Read, ReadWrite];

@@ -28,7 +28,7 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 /// How a tensor starts.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Init {
     /// U(-bound, bound): PyTorch's default for conv and linear weights and biases
     /// (kaiming_uniform with a = sqrt(5) gives bound = 1 / sqrt(fan_in) for both).
@@ -36,6 +36,8 @@ pub enum Init {
     /// N(0, std): torchvision's kaiming_normal(mode="fan_out") for ResNet and MobileNet convs.
     Normal(f32),
     Const(f32),
+    /// These values, in the tensor's layout: an imported model's weights (`onnx`).
+    Data(std::sync::Arc<Vec<f32>>),
 }
 
 /// How `Net::conv2d` initialises weights.
@@ -117,6 +119,13 @@ impl Net {
 
     fn param(&mut self, leaf: &str, shape: Shape, init: Init) -> ValueId {
         let name = self.full(leaf);
+        self.named_param(&name, shape, init)
+    }
+
+    /// A parameter named `name` whatever the scope (an imported model's own tensor names);
+    /// frozen by the same rules as `param`.
+    pub(crate) fn named_param(&mut self, name: &str, shape: Shape, init: Init) -> ValueId {
+        let name = name.to_string();
         let trainable = !self.frozen.iter().any(|p| name.starts_with(p.as_str()))
             && self.train_only.as_ref().is_none_or(|p| name.starts_with(p.as_str()));
         self.declared.push((name.clone(), shape.clone(), init, true));
@@ -125,6 +134,12 @@ impl Net {
 
     fn buffer(&mut self, leaf: &str, shape: Shape, init: Init) -> ValueId {
         let name = self.full(leaf);
+        self.named_buffer(&name, shape, init)
+    }
+
+    /// A buffer (resident, not learned) named `name` whatever the scope.
+    pub(crate) fn named_buffer(&mut self, name: &str, shape: Shape, init: Init) -> ValueId {
+        let name = name.to_string();
         self.declared.push((name.clone(), shape.clone(), init, false));
         self.graph.state(&name, shape)
     }
@@ -327,10 +342,18 @@ impl Net {
         let mut rng = Rng::new(seed);
         for (name, shape, init, _) in &self.declared {
             let n = shape.numel();
-            let data: Vec<f32> = match *init {
-                Init::Uniform(b) => rng.vec(n, -b as f64, b as f64),
-                Init::Normal(std) => (0..n).map(|_| (rng.normal() * std as f64) as f32).collect(),
-                Init::Const(c) => vec![c; n],
+            let data: Vec<f32> = match init {
+                Init::Uniform(b) => rng.vec(n, -*b as f64, *b as f64),
+                Init::Normal(std) => (0..n).map(|_| (rng.normal() * *std as f64) as f32).collect(),
+                Init::Const(c) => vec![*c; n],
+                Init::Data(d) if d.len() == n => d.to_vec(),
+                Init::Data(d) => {
+                    return Err(crate::error::Error::shape(
+                        format!("initial value of {name}"),
+                        format!("{n} values ({shape})"),
+                        d.len(),
+                    ))
+                }
             };
             if store.get(name).is_none() {
                 store.insert(name.clone(), Tensor::from_slice(gpu, &data, shape.clone())?);

@@ -11,6 +11,7 @@ pub mod linear;
 pub mod loss;
 pub mod mul_channels;
 pub mod norm;
+pub mod pad;
 pub mod pool;
 pub mod softmax;
 pub mod upsample;

@@ -93,6 +93,7 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
         Op::Concat | Op::SliceChannels { .. } | Op::ChannelShuffle { .. } => ops::channels::backward(g, n, dy, want)?,
         Op::Softmax => vec![Some(ops::softmax::backward(g, n, dy))],
         Op::Upsample(args) => vec![Some(ops::upsample::backward(g, n, *args, dy))],
+        Op::Pad2d(args) => vec![Some(ops::pad::backward(g, n, *args, dy))],
         Op::Dropout(args) => vec![Some(ops::dropout::backward(g, n, *args, dy)), None],
         // diagnostics: no gradient flows through them
         Op::TopkAccuracy { .. } | Op::ActStats { .. } => vec![None; n.inputs.len()],

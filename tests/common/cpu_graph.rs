@@ -92,6 +92,7 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
                 vec![y]
             }
             Op::Upsample(a) => vec![r::upsample(&x(0), sh(0), a.scale, a.bilinear)],
+            Op::Pad2d(a) => vec![r::pad2d(&x(0), sh(0), a.pads, a.value as f64)],
             Op::Softmax => vec![r::softmax(&x(0), g.shape(n.inputs[0]).dims()[1])],
             Op::MulChannels => {
                 let hw: usize = g.shape(n.inputs[0]).dims()[2..].iter().product();

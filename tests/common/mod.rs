@@ -3,6 +3,7 @@
 
 pub mod cpu_graph;
 pub mod images;
+pub mod onnx_files;
 pub mod reference;
 
 use convoy::Gpu;

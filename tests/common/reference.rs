@@ -423,3 +423,18 @@ pub fn softmax(x: &[f64], k: usize) -> Vec<f64> {
     }
     y
 }
+
+/// F.pad(x, (left, right, top, bottom), value) of x (N, C, H, W); `pads` = (top, left, bottom,
+/// right).
+pub fn pad2d(x: &[f64], [b, c, h, w]: [usize; 4], pads: [usize; 4], value: f64) -> Vec<f64> {
+    let (oh, ow) = (h + pads[0] + pads[2], w + pads[1] + pads[3]);
+    let mut y = vec![value; b * c * oh * ow];
+    for p in 0..b * c {
+        for i in 0..h {
+            for j in 0..w {
+                y[(p * oh + i + pads[0]) * ow + j + pads[1]] = x[(p * h + i) * w + j];
+            }
+        }
+    }
+    y
+}

@@ -14,6 +14,7 @@ mod linear;
 mod loss;
 mod mul_channels;
 mod norm;
+mod pad;
 mod pool;
 mod shaders;
 mod softmax;

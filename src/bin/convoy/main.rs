@@ -1,5 +1,5 @@
 //! The convoy command line: `convoy train` (the default), `convoy eval`, `convoy stats`,
-//! `convoy infer`, `convoy train-step`, `convoy info`, `convoy bench`.
+//! `convoy infer`, `convoy train-step`, `convoy info`, `convoy onnx-info`, `convoy bench`.
 
 mod bench;
 mod job;
@@ -34,6 +34,8 @@ enum Command {
     TrainStep(model_cmds::TrainStepArgs),
     /// Print the GPU adapter convoy picks, its limits and features.
     Info,
+    /// Print an ONNX model's input, output and ops, and whether convoy can run it.
+    OnnxInfo(model_cmds::OnnxInfoArgs),
     /// Time kernels on the shape suite (shared/bench-suite.md).
     Bench(bench::BenchArgs),
 }
@@ -47,6 +49,7 @@ fn main() {
         Command::Infer(args) => model_cmds::infer(args),
         Command::TrainStep(args) => model_cmds::train_step(args),
         Command::Info => info(),
+        Command::OnnxInfo(args) => model_cmds::onnx_info(args),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(e) = result {

@@ -3,20 +3,39 @@
 
 use clap::Args;
 use convoy::io::npy::{read_npy, write_npy, NpyArray};
-use convoy::io::safetensors::{load_safetensors, save_safetensors};
-use convoy::nn::{by_name, Net};
+use convoy::io::safetensors::{
+    encode_safetensors, load_safetensors, parse_safetensors, store_from_host, store_to_host,
+};
+use convoy::nn::{by_name, Model, Net};
+use convoy::onnx::OnnxModel;
 use convoy::train::Optimizer;
 use convoy::{Error, Gpu, Inference, ParamStore, TrainStep};
 use std::path::PathBuf;
 
+/// The model of `infer` and `train-step`: a zoo model with a checkpoint, or an ONNX file.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// A zoo model by name (with --num-classes and --weights).
+    #[arg(long, required_unless_present = "onnx", requires_all = ["num_classes", "weights"])]
+    model: Option<String>,
+    /// An ONNX model (torch.onnx.export); its initializers are the weights unless --weights
+    /// gives a checkpoint with the same tensor names.
+    #[arg(long, conflicts_with = "model")]
+    onnx: Option<PathBuf>,
+    /// The zoo model's classes (with --onnx: the classes of a checkpoint fine-tuned with a new
+    /// head, when they differ from the model's output).
+    #[arg(long)]
+    num_classes: Option<usize>,
+    /// A safetensors checkpoint (torchvision names for a zoo model, the initializer names for
+    /// an ONNX model).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+}
+
 #[derive(Args)]
 pub struct InferArgs {
-    #[arg(long)]
-    model: String,
-    #[arg(long)]
-    num_classes: usize,
-    #[arg(long)]
-    weights: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// float32 NCHW images (.npy)
     #[arg(long)]
     input: PathBuf,
@@ -41,12 +60,8 @@ pub struct InferArgs {
 
 #[derive(Args)]
 pub struct TrainStepArgs {
-    #[arg(long)]
-    model: String,
-    #[arg(long)]
-    num_classes: usize,
-    #[arg(long)]
-    weights: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(long)]
     input: PathBuf,
     /// int64 class labels [N] (.npy)
@@ -101,39 +116,91 @@ fn read_images(path: &PathBuf) -> convoy::Result<([usize; 4], Vec<f32>)> {
     }
 }
 
+/// A model built for `shape`, its weights loaded and checked, its output value.
+struct Loaded {
+    net: Net,
+    store: ParamStore,
+    logits: convoy::graph::ValueId,
+    /// The ONNX model, whose layout checkpoints are saved in.
+    onnx: Option<OnnxModel>,
+}
+
+impl Loaded {
+    /// The model's parameters and buffers, in the layout of its source (ONNX initializers keep
+    /// the file's shapes).
+    fn save(&self, path: &PathBuf) -> convoy::Result<()> {
+        let names = self.net.state_names();
+        let mut tensors = store_to_host(&self.store, Some(&names))?;
+        if let Some(m) = &self.onnx {
+            m.to_onnx_layout(&mut tensors);
+        }
+        convoy::io::write_file(path, &encode_safetensors(&tensors)?)
+    }
+}
+
 /// Build the model's graph for `shape`, load and check the weights.
-fn load(
-    gpu: &Gpu,
-    model: &str,
-    classes: usize,
-    weights: &PathBuf,
-    shape: [usize; 4],
-    training: bool,
-    no_dropout: bool,
-) -> convoy::Result<(Net, ParamStore, convoy::graph::ValueId)> {
-    // any zoo model: by_name refuses other names, listing the zoo
-    let m = by_name(model, classes, shape[1])?;
+fn load(gpu: &Gpu, a: &ModelArgs, shape: [usize; 4], training: bool, no_dropout: bool) -> convoy::Result<Loaded> {
     let mut net = Net::new(training);
     net.dropout_off = no_dropout;
     let x = net.graph.input("x", shape);
-    let logits = m.forward(&mut net, x)?;
-    let store = load_safetensors(gpu, weights)?;
-    net.check_state(&store, &weights.display().to_string())?;
-    Ok((net, store, logits))
+    let (logits, onnx) = match (&a.model, &a.onnx) {
+        (_, Some(path)) => {
+            let mut m = OnnxModel::load(path)?;
+            if let Some(k) = a.num_classes.filter(|&k| k != m.num_classes()) {
+                // a model fine-tuned with a new head (`train --onnx --num-classes`): the head's
+                // weights must come from the checkpoint
+                if a.weights.is_none() {
+                    return Err(Error::arg(
+                        "onnx",
+                        "--num-classes",
+                        format!(
+                            "{} has {} outputs; {k} needs the fine-tuned --weights",
+                            path.display(),
+                            m.num_classes()
+                        ),
+                    ));
+                }
+                m = m.with_new_head(k)?;
+            }
+            (m.forward(&mut net, x)?, Some(m))
+        }
+        // any zoo model: by_name refuses other names, listing the zoo
+        (Some(model), None) => {
+            let m = by_name(model, a.num_classes.unwrap_or(0), shape[1])?;
+            (m.forward(&mut net, x)?, None)
+        }
+        (None, None) => return Err(Error::arg("infer", "--model/--onnx", "give one of them")),
+    };
+    let mut store = ParamStore::new();
+    if let Some(w) = &a.weights {
+        store = match &onnx {
+            None => load_safetensors(gpu, w)?,
+            Some(m) => {
+                // a checkpoint saved in the ONNX layout: back to convoy's
+                let mut host = parse_safetensors(&convoy::io::read_file(w)?, &w.display().to_string())?;
+                m.to_convoy_layout(&mut host);
+                store_from_host(gpu, host)?
+            }
+        };
+        net.check_state(&store, &w.display().to_string())?;
+    }
+    // an ONNX model's initializers (the rest: counters)
+    net.init_params(gpu, &mut store, 0)?;
+    Ok(Loaded {
+        net,
+        store,
+        logits,
+        onnx,
+    })
 }
 
 pub fn infer(a: InferArgs) -> convoy::Result<()> {
     let (shape, x) = read_images(&a.input)?;
     let gpu = Gpu::new()?;
-    let (net, mut store, logits) = load(
-        &gpu,
-        &a.model,
-        a.num_classes,
-        &a.weights,
-        shape,
-        a.train_mode,
-        a.no_dropout,
-    )?;
+    let Loaded {
+        net, mut store, logits, ..
+    } = load(&gpu, &a.model, shape, a.train_mode, a.no_dropout)?;
+    let out_shape = net.graph.shape(logits).dims().to_vec();
     let opts = convoy::CompileOptions {
         f16: a.f16,
         ..Default::default()
@@ -153,7 +220,7 @@ pub fn infer(a: InferArgs) -> convoy::Result<()> {
     write_npy(
         &a.output,
         &NpyArray::F32 {
-            shape: vec![shape[0], a.num_classes],
+            shape: out_shape,
             data: y,
         },
     )
@@ -165,14 +232,7 @@ pub fn train_step(a: TrainStepArgs) -> convoy::Result<()> {
         NpyArray::I64 { shape: s, data } if s == [shape[0]] => data
             .iter()
             .map(|&l| {
-                if l < 0 || l as usize >= a.num_classes {
-                    Err(Error::format(
-                        a.labels.display(),
-                        format!("label {l} is outside [0, {})", a.num_classes),
-                    ))
-                } else {
-                    Ok(l as i32)
-                }
+                i32::try_from(l).map_err(|_| Error::format(a.labels.display(), format!("label {l} is out of range")))
             })
             .collect::<convoy::Result<_>>()?,
         arr => {
@@ -219,8 +279,15 @@ fn train_step_rank(
     let (x, labels) = (&x[lo * px..hi * px], &labels[lo..hi]);
     let shape = [hi - lo, shape[1], shape[2], shape[3]];
     let gpu = Gpu::builder().local_rank(local_rank).build()?;
-    let (mut net, mut store, logits) = load(&gpu, &a.model, a.num_classes, &a.weights, shape, true, a.no_dropout)?;
-    let names = net.state_names();
+    let mut loaded = load(&gpu, &a.model, shape, true, a.no_dropout)?;
+    let (net, logits) = (&mut loaded.net, loaded.logits);
+    let classes = net.graph.shape(logits).dims().last().copied().unwrap_or(0);
+    if let Some(l) = labels.iter().find(|&&l| l < 0 || l as usize >= classes) {
+        return Err(Error::format(
+            a.labels.display(),
+            format!("label {l} is outside [0, {classes})"),
+        ));
+    }
     let y = net.graph.labels("labels", shape[0]);
     let loss = net.graph.cross_entropy(logits, y, a.label_smoothing)?;
     let opt = Optimizer::Sgd {
@@ -233,7 +300,8 @@ fn train_step_rank(
         dist: dist.clone(),
         ..Default::default()
     };
-    let mut step = TrainStep::compile_groups(&gpu, net.graph, loss, &[], &mut store, opt, &|_| 0, vec![1.0], opts)?;
+    let graph = std::mem::take(&mut net.graph);
+    let mut step = TrainStep::compile_groups(&gpu, graph, loss, &[], &mut loaded.store, opt, &|_| 0, vec![1.0], opts)?;
     step.set_dropout_seed(a.seed);
     let weight = (hi - lo) as f32 / n as f32;
     step.set_dist_batch(weight, n);
@@ -249,7 +317,7 @@ fn train_step_rank(
     if rank != 0 {
         return Ok(());
     }
-    save_safetensors(&a.save, &store, Some(&names))?;
+    loaded.save(&a.save)?;
     if let Some(p) = &a.loss_out {
         write_npy(
             p,
@@ -260,4 +328,55 @@ fn train_step_rank(
         )?;
     }
     Ok(())
+}
+
+#[derive(Args)]
+pub struct OnnxInfoArgs {
+    /// The .onnx file.
+    model: PathBuf,
+    /// The input shape to import it for, N,C,H,W (default: the file's, batch 1, 224 for a
+    /// size it leaves open).
+    #[arg(long, value_delimiter = ',')]
+    input_shape: Option<Vec<usize>>,
+    /// Also list every node in execution order: op, inputs, outputs.
+    #[arg(long)]
+    nodes: bool,
+}
+
+/// `convoy onnx-info`: what the model is and whether convoy can run it (the exit status is 1
+/// when it cannot).
+pub fn onnx_info(a: OnnxInfoArgs) -> convoy::Result<()> {
+    let m = OnnxModel::load(&a.model)?;
+    let shape = match a.input_shape.as_deref() {
+        Some(&[n, c, h, w]) if n * c * h * w > 0 => [n, c, h, w],
+        Some(s) => {
+            return Err(Error::arg(
+                "onnx-info",
+                "--input-shape",
+                format!("{s:?}: four positive numbers"),
+            ))
+        }
+        None => m.input_shape(1),
+    };
+    let (report, runs) = m.describe(shape);
+    print!("{report}");
+    if a.nodes {
+        for n in &m.graph().nodes {
+            println!(
+                "{:<18} {} ({}) -> {}",
+                n.op_type,
+                n.name,
+                n.inputs.join(", "),
+                n.outputs.join(", ")
+            );
+        }
+    }
+    if runs {
+        Ok(())
+    } else {
+        Err(Error::format(
+            a.model.display(),
+            "convoy cannot run this model (see above)",
+        ))
+    }
 }

@@ -3,7 +3,8 @@
 
 use clap::Args;
 use convoy::data::{Dataset, ImageFolder, Mnist};
-use convoy::nn::{by_name, MODEL_NAMES};
+use convoy::nn::{by_name, Model, MODEL_NAMES};
+use convoy::onnx::OnnxModel;
 use convoy::train::{Learner, Optimizer};
 use convoy::{Error, Gpu};
 
@@ -13,6 +14,21 @@ pub struct TrainArgs {
     /// resplain8/14/20.
     #[arg(long, default_value = "resnet_mini")]
     model: String,
+    /// Train an ONNX model (torch.onnx.export) instead of a zoo model, from its initializers;
+    /// with --num-classes its classifier (the last Gemm) is replaced by a new one.
+    #[arg(long)]
+    onnx: Option<std::path::PathBuf>,
+    /// With --onnx: the new classifier's classes (must match the data's).
+    #[arg(long, requires = "onnx")]
+    num_classes: Option<usize>,
+    /// Transfer learning: train only the classifier for this many epochs first (1cycle), then
+    /// everything for --epochs.
+    #[arg(long, default_value_t = 0)]
+    freeze_epochs: usize,
+    /// Transfer learning: the body's learning rate as a fraction of the classifier's after the
+    /// frozen epochs (discriminative learning rates).
+    #[arg(long, default_value_t = 1.0)]
+    body_lr_mult: f32,
     /// Data: `fashion-mnist` (the embedded subset), `fashion-mnist=PATH` (IDX files in PATH), or
     /// `folder=PATH` (PATH/train/<class>/*.jpg and PATH/val/<class>/*.jpg, JPEG or PNG).
     #[arg(long, default_value = "fashion-mnist")]
@@ -76,6 +92,10 @@ impl Default for TrainArgs {
     fn default() -> Self {
         TrainArgs {
             model: "resnet_mini".into(),
+            onnx: None,
+            num_classes: None,
+            freeze_epochs: 0,
+            body_lr_mult: 1.0,
             data: "fashion-mnist".into(),
             size: None,
             size_start: None,
@@ -171,13 +191,53 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
     }
     let (train, valid) = load(&a.data)?;
     let classes = train.classes().max(valid.classes());
-    let model = by_name(&a.model, classes, train.channels()).map_err(|_| {
-        Error::arg(
-            "train",
-            "--model",
-            format!("'{}' is not one of {}", a.model, MODEL_NAMES.join(", ")),
-        )
-    })?;
+    let (model, onnx): (Box<dyn Model>, Option<OnnxModel>) = match &a.onnx {
+        Some(path) => {
+            let mut m = OnnxModel::load(path)?;
+            if let Some(k) = a.num_classes {
+                if k != classes {
+                    return Err(Error::arg(
+                        "train",
+                        "--num-classes",
+                        format!("{k}, but {} has {classes} classes", a.data),
+                    ));
+                }
+                m = m.with_new_head(k)?;
+            } else if m.num_classes() != classes {
+                return Err(Error::arg(
+                    "train",
+                    "--onnx",
+                    format!(
+                        "{} has {} outputs and {} {classes} classes: give --num-classes {classes} for a new head",
+                        path.display(),
+                        m.num_classes(),
+                        a.data
+                    ),
+                ));
+            }
+            (Box::new(m.clone()), Some(m))
+        }
+        None => {
+            let m = by_name(&a.model, classes, train.channels()).map_err(|_| {
+                Error::arg(
+                    "train",
+                    "--model",
+                    format!("'{}' is not one of {}", a.model, MODEL_NAMES.join(", ")),
+                )
+            })?;
+            (m, None)
+        }
+    };
+    let model_name = match &a.onnx {
+        Some(p) => format!("onnx:{}", p.display()),
+        None => a.model.clone(),
+    };
+    if a.freeze_epochs > 0 && a.resume.is_some() {
+        return Err(Error::arg("train", "--freeze-epochs", "cannot resume a two-phase run"));
+    }
+    if !a.body_lr_mult.is_finite() || a.body_lr_mult < 0.0 {
+        return Err(Error::arg("train", "--body-lr-mult", "must be finite and >= 0"));
+    }
     let gpu = Gpu::builder().local_rank(local_rank).build()?;
     if main {
         println!("{}", gpu.info().name);
@@ -194,7 +254,7 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
     if main {
         println!(
             "training {} on {} ({} train / {} test images, {classes} classes), {} epochs, batch {}, {} lr {}",
-            a.model,
+            model_name,
             a.data,
             train.len(),
             valid.len(),
@@ -212,7 +272,7 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
     };
     let mut learner = Learner::new(&gpu, model, opt, a.bs, a.seed);
     learner.label_smoothing = a.label_smoothing;
-    learner.model_name = a.model.clone();
+    learner.model_name = model_name.clone();
     learner.sizes = sizes(&a)?;
     if let Some(d) = dist {
         learner.distribute(d);
@@ -220,7 +280,7 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
     if let Some(path) = &a.resume {
         let info = learner.resume(path)?;
         // the 1cycle schedule depends on the run's length; a constant rate may run longer
-        if info.model != a.model || (info.epochs_total != a.epochs && !a.constant_lr) {
+        if info.model != model_name || (info.epochs_total != a.epochs && !a.constant_lr) {
             return Err(Error::arg(
                 "train",
                 "--resume",
@@ -229,7 +289,7 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
                     path.display(),
                     info.model,
                     info.epochs_total,
-                    a.model,
+                    model_name,
                     a.epochs
                 ),
             ));
@@ -259,16 +319,17 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
     } else {
         Learner::fit_one_cycle
     };
-    let result = fit(&mut learner, train.as_ref(), valid.as_ref(), a.epochs, a.lr, &mut |s| {
+    let mut report = |s: &convoy::train::EpochStats| {
         history.push(s.clone());
         if !main {
             return std::ops::ControlFlow::Continue(());
         }
         if let Some(dir) = &out {
             // metrics so far, rewritten every epoch so a stopped run keeps them
-            if let Err(e) =
-                convoy::io::write_file(dir.join("metrics.json"), metrics_json(&a, world, &history).as_bytes())
-            {
+            if let Err(e) = convoy::io::write_file(
+                dir.join("metrics.json"),
+                metrics_json(&a, &model_name, world, &history).as_bytes(),
+            ) {
                 eprintln!("warning: {e}");
             }
         }
@@ -283,7 +344,42 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
             s.images_per_sec
         );
         std::ops::ControlFlow::Continue(())
-    });
+    };
+    // transfer learning: the classifier alone first, then everything (the body at its own rate)
+    let mut result = Ok(Vec::new());
+    if a.freeze_epochs > 0 {
+        learner.freeze_body();
+        if main {
+            println!(
+                "classifier only ({}) for {} epoch(s)",
+                learner.head_prefix(),
+                a.freeze_epochs
+            );
+        }
+        result = fit(
+            &mut learner,
+            train.as_ref(),
+            valid.as_ref(),
+            a.freeze_epochs,
+            a.lr,
+            &mut report,
+        );
+        learner.unfreeze();
+    }
+    if a.body_lr_mult != 1.0 {
+        let head = learner.head_prefix();
+        learner.set_lr_groups(&[(head.as_str(), 1.0), ("", a.body_lr_mult)])?;
+    }
+    if result.is_ok() {
+        result = fit(
+            &mut learner,
+            train.as_ref(),
+            valid.as_ref(),
+            a.epochs,
+            a.lr,
+            &mut report,
+        );
+    }
     if let (Err(e), Some(dir)) = (&result, &out) {
         eprintln!("stopped: {e}");
         eprintln!(
@@ -306,7 +402,13 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
             .map(|(n, _)| n.clone())
             .filter(|n| !convoy::passes::optimizer::is_optimizer_state(n))
             .collect();
-        convoy::io::safetensors::save_safetensors(dir.join("model.safetensors"), &learner.store, Some(&names))?;
+        // an ONNX model's tensors in the file's layout, under its initializer names
+        let mut tensors = convoy::io::safetensors::store_to_host(&learner.store, Some(&names))?;
+        if let Some(m) = &onnx {
+            m.to_onnx_layout(&mut tensors);
+        }
+        let bytes = convoy::io::safetensors::encode_safetensors(&tensors)?;
+        convoy::io::write_file(dir.join("model.safetensors"), &bytes)?;
         write_plots(dir, &learner)?;
         println!("wrote {}", dir.display());
     }
@@ -320,7 +422,7 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
 
 /// metrics.json: the run's settings (`ranks`: data-parallel processes, `bs` per rank) and one
 /// record per epoch.
-fn metrics_json(a: &TrainArgs, ranks: usize, h: &[convoy::train::EpochStats]) -> String {
+fn metrics_json(a: &TrainArgs, model: &str, ranks: usize, h: &[convoy::train::EpochStats]) -> String {
     let epochs: Vec<String> = h
         .iter()
         .map(|s| {
@@ -332,7 +434,7 @@ fn metrics_json(a: &TrainArgs, ranks: usize, h: &[convoy::train::EpochStats]) ->
         .collect();
     format!(
         "{{\"model\":{:?},\"data\":{:?},\"epochs\":{},\"bs\":{},\"ranks\":{ranks},\"sync_bn\":{},\"lr\":{},\"label_smoothing\":{},\"weight_decay\":{},\"seed\":{},\"history\":[{}]}}\n",
-        a.model, a.data, a.epochs, a.bs, a.sync_bn && ranks > 1, a.lr, a.label_smoothing, a.weight_decay, a.seed, epochs.join(",")
+        model, a.data, a.epochs, a.bs, a.sync_bn && ranks > 1, a.lr, a.label_smoothing, a.weight_decay, a.seed, epochs.join(",")
     )
 }
 

@@ -1,0 +1,131 @@
+//! The spatial padding family, in one place: `F.pad(x, (left, right, top, bottom), value=v)` of
+//! (N, C, H, W) (ONNX Pad, and the asymmetric padding of a conv or pool whose sides differ).
+//! Its backward is the crop of the gradient, the same kernel with the offsets negated. Shape
+//! rule, backward rule, lowering, launcher, functional API; kernel `shaders/pad2d.wgsl`; tests
+//! in `tests/kernels/pad.rs` and `tests/grad.rs`.
+
+use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Node, Op, ValueId};
+use crate::kernels::shaders::PAD2D;
+use crate::kernels::{groups_for, u32_of};
+use crate::shape::Shape;
+use crate::tensor::{DType, Tensor};
+
+const WG: usize = 256;
+
+/// Padding of H and W: `pads` = (top, left, bottom, right), filled with `value`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pad2dArgs {
+    pub pads: [usize; 4],
+    pub value: f32,
+}
+
+impl Pad2dArgs {
+    /// The output's (H, W) for an input of (h, w).
+    pub fn out_hw(&self, h: usize, w: usize) -> [usize; 2] {
+        [h + self.pads[0] + self.pads[2], w + self.pads[1] + self.pads[3]]
+    }
+}
+
+impl Graph {
+    /// x (N, C, H, W) -> (N, C, top + H + bottom, left + W + right).
+    pub fn pad2d(&mut self, x: ValueId, args: Pad2dArgs) -> Result<ValueId> {
+        let [n, c, h, w] = self.shape(x).nchw("pad2d", "input")?;
+        if !args.value.is_finite() {
+            return Err(Error::arg("pad2d", "value", format!("{} is not finite", args.value)));
+        }
+        if args.pads == [0; 4] {
+            return Ok(x);
+        }
+        let [oh, ow] = args.out_hw(h, w);
+        Ok(self.add_f32(Op::Pad2d(args), vec![x], Shape::new(&[n, c, oh, ow])))
+    }
+}
+
+/// The gradient of a pad is the crop of dy to the input's window.
+pub(crate) fn backward(g: &mut Graph, n: &Node, args: Pad2dArgs, dy: ValueId) -> ValueId {
+    let shape = g.shape(n.inputs[0]).clone();
+    g.add_f32(Op::Pad2dBwd(args), vec![dy], shape)
+}
+
+/// The launch of a Pad2d ([x] -> [y]) or Pad2dBwd ([dy] -> [dx]) node.
+pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+    let (args, sign) = match n.op {
+        Op::Pad2d(a) => (a, 1),
+        Op::Pad2dBwd(a) => (a, -1),
+        ref other => unreachable!("pad::lower called on {}", other.name()),
+    };
+    let [b, c, ih, iw] = g.shape(n.inputs[0]).nchw("pad2d", "input")?;
+    let [_, _, oh, ow] = g.shape(n.outputs[0]).nchw("pad2d", "output")?;
+    let off = [sign * args.pads[0] as i64, sign * args.pads[1] as i64];
+    Ok(vec![launch(
+        gpu,
+        b * c,
+        [ih, iw],
+        [oh, ow],
+        off,
+        args.value,
+        &buf(n.inputs[0].0),
+        &buf(n.outputs[0].0),
+    )?])
+}
+
+/// dst (planes, OH, OW)[y, x] = src (planes, IH, IW)[y - off_y, x - off_x], `value` outside.
+#[allow(clippy::too_many_arguments)]
+pub fn launch(
+    gpu: &Gpu,
+    planes: usize,
+    [ih, iw]: [usize; 2],
+    [oh, ow]: [usize; 2],
+    [off_y, off_x]: [i64; 2],
+    value: f32,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let total = planes * oh * ow;
+    u32_of("pad2d elements", total.max(planes * ih * iw))?;
+    let offset = |o: i64| -> Result<u32> {
+        i32::try_from(o)
+            .map(|o| o as u32)
+            .map_err(|_| Error::arg("pad2d", "pads", format!("{o} is out of range")))
+    };
+    let params = [
+        planes as u32,
+        ih as u32,
+        iw as u32,
+        oh as u32,
+        ow as u32,
+        offset(off_y)?,
+        offset(off_x)?,
+        value.to_bits(),
+    ];
+    let pipeline = gpu.pipeline(&PAD2D, &[("WG", WG as f64)])?;
+    Dispatch::new(
+        gpu,
+        pipeline,
+        &params,
+        &[src, dst],
+        grid_1d(groups_for("pad2d", total, WG)?),
+    )
+}
+
+/// `F.pad(x, (left, right, top, bottom), value=args.value)` for x (N, C, H, W).
+pub fn pad2d(gpu: &Gpu, x: &Tensor, args: Pad2dArgs) -> Result<Tensor> {
+    x.expect_dtype("pad2d", DType::F32)?;
+    let [n, c, h, w] = x.shape().nchw("pad2d", "input")?;
+    let [oh, ow] = args.out_hw(h, w);
+    let y = Tensor::empty(gpu, [n, c, oh, ow])?;
+    let off = [args.pads[0] as i64, args.pads[1] as i64];
+    gpu.run(&[launch(
+        gpu,
+        n * c,
+        [h, w],
+        [oh, ow],
+        off,
+        args.value,
+        x.buffer(),
+        y.buffer(),
+    )?]);
+    Ok(y)
+}
