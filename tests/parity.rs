@@ -9,12 +9,13 @@
 //! makes chaotic is not held to what no float32 implementation can do), and against PyTorch
 //! float32 too. Every step's loss is compared.
 
+mod common;
+
 use convoy::io::npy::{read_npy, NpyArray};
 use convoy::io::safetensors::{parse_safetensors, HostData, HostTensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 /// Logits: the bound the model-zoo issue sets, 1e-4 of the largest logit.
 const TOL: f64 = 1e-4;
@@ -49,30 +50,7 @@ const UPDATE_FLOOR: f64 = 1.0 / (1 << 20) as f64;
 const LOSS_FLOOR: f64 = 1e-5;
 
 fn fixtures(case: &str) -> PathBuf {
-    static GEN: Mutex<()> = Mutex::new(());
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("parity");
-    let dir = root.join(case);
-    let _guard = GEN.lock().unwrap_or_else(|e| e.into_inner());
-    // fixtures of an older format are made again
-    let current = std::fs::read_to_string(dir.join("meta.json"))
-        .is_ok_and(|m| m.contains(&format!("\"format\": {FIXTURE_FORMAT}")));
-    if !current {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/make_parity_fixtures.py");
-        let out = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(&root)
-            .arg(case)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => panic!(
-                "making PyTorch fixtures failed (needs `apt-get install python3-torch python3-torchvision`):\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            ),
-            Err(e) => panic!("cannot run /usr/bin/python3 for the PyTorch fixtures: {e}"),
-        }
-    }
-    dir
+    common::fixtures::pytorch_fixtures("make_parity_fixtures.py", "parity", case, FIXTURE_FORMAT)
 }
 
 /// tools/make_parity_fixtures.py's FORMAT.

@@ -7,7 +7,8 @@ Written per case:
   model.onnx          the default export: eval mode, batch norms folded into the convs,
                       constants folded (what users get from `torch.onnx.export(m, x, path)`)
   model_bn.onnx       TrainingMode.PRESERVE without constant folding: batch norms kept, the
-                      initializers under torchvision's names (what a model to fine-tune needs)
+                      initializers under torchvision's names (what a model to fine-tune needs);
+                      not for the cases with preserve=False
   weights.safetensors the same weights under torchvision's names (the zoo model's checkpoint)
   x.npy, y.npy        a batch of images and labels
   logits.npy          PyTorch float32, eval mode
@@ -44,6 +45,10 @@ CASES = {
     "shufflenet_v2_x1_0": dict(model="shufflenet_v2_x1_0", n=2, c=3, h=64, w=64, opset=11, dynamic=False),
     "densenet121": dict(model="densenet121", n=2, c=3, h=64, w=64, opset=14, dynamic=True),
     "resnext50_32x4d": dict(model="resnext50_32x4d", n=2, c=3, h=48, w=48, opset=17, dynamic=False),
+    # the deep and wide ResNets: the default export only (each file is 170-270 MB)
+    "resnet101": dict(model="resnet101", n=1, c=3, h=32, w=32, opset=14, dynamic=False, preserve=False),
+    "resnet152": dict(model="resnet152", n=1, c=3, h=32, w=32, opset=15, dynamic=True, preserve=False),
+    "wide_resnet50_2": dict(model="wide_resnet50_2", n=1, c=3, h=32, w=32, opset=16, dynamic=False, preserve=False),
     # the ops no torchvision classifier above uses: nearest and bilinear upsampling, average
     # pooling without padding counted, LeakyReLU, SiLU, hard-swish, Sigmoid, ReLU6, dropout,
     # a view(N, -1) flatten (Shape/Gather/Unsqueeze/Concat/Reshape), a Linear without bias
@@ -156,7 +161,8 @@ def main():
         m = build(case).eval()
         with torch.no_grad():
             export(m, x, os.path.join(d, "model.onnx"), case, preserve=False)
-            export(m, x, os.path.join(d, "model_bn.onnx"), case, preserve=True)
+            if case.get("preserve", True):
+                export(m, x, os.path.join(d, "model_bn.onnx"), case, preserve=True)
             save_safetensors(os.path.join(d, "weights.safetensors"), m.state_dict())
             np.save(os.path.join(d, "x.npy"), x.numpy())
             np.save(os.path.join(d, "y.npy"), y.numpy())

@@ -86,6 +86,8 @@ enum Val {
 pub(super) struct NewHead {
     pub node: usize,
     pub classes: usize,
+    /// The new weight's and bias's names.
+    pub names: Vec<String>,
 }
 
 pub(super) struct Importer<'a> {
@@ -933,8 +935,11 @@ impl<'a> Importer<'a> {
         if let Some(head) = self.head.filter(|h| h.node == index) {
             // a new classifier with nn.Linear's initialisation, under the old names
             let bound = 1.0 / (d[1] as f32).sqrt();
-            let w = self.declare(&w_name, vec![head.classes, d[1]], Init::Uniform(bound), false);
-            let b = b_name.map(|b| self.declare(&b, vec![head.classes], Init::Uniform(bound), false));
+            let w = self.declare(&head.names[0], vec![head.classes, d[1]], Init::Uniform(bound), false);
+            let b = head
+                .names
+                .get(1)
+                .map(|b| self.declare(b, vec![head.classes], Init::Uniform(bound), false));
             return Ok(Val::Tensor(self.net.graph.linear(x, w, b)?));
         }
         let w = if trans_b {

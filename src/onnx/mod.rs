@@ -100,7 +100,9 @@ impl OnnxModel {
     }
 
     /// Replace the classifier (the last Gemm or MatMul) by a freshly initialised one with
-    /// `classes` outputs, for transfer learning; it keeps the old tensor names.
+    /// `classes` outputs, for transfer learning. It keeps the old tensor names where they share
+    /// a prefix no other tensor has (`fc.`), which is how the Learner tells the head from the
+    /// body; otherwise it is named `head.weight` / `head.bias`.
     pub fn with_new_head(mut self, classes: usize) -> Result<OnnxModel> {
         let node = self
             .graph
@@ -111,13 +113,27 @@ impl OnnxModel {
         if classes == 0 {
             return Err(Error::arg("onnx", "num_classes", "must be at least 1"));
         }
-        self.head = Some(NewHead { node, classes });
+        let old = self.head_tensors();
+        let names = if self.own_prefix(&old).is_some() {
+            old
+        } else {
+            let bias = old.len() > 1;
+            ["head.weight", "head.bias"][..1 + usize::from(bias)]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        self.head = Some(NewHead { node, classes, names });
         self.classes = classes;
         Ok(self)
     }
 
-    /// Names of the initializers the classifier reads (weight, and bias if any).
+    /// Names of the classifier's tensors (weight, and bias if any): the new head's, or the
+    /// initializers the last Gemm / MatMul reads.
     fn head_tensors(&self) -> Vec<String> {
+        if let Some(h) = &self.head {
+            return h.names.clone();
+        }
         let Some(n) = self
             .graph
             .nodes
@@ -128,6 +144,18 @@ impl OnnxModel {
             return Vec::new();
         };
         n.inputs.iter().skip(1).filter(|s| !s.is_empty()).cloned().collect()
+    }
+
+    /// The longest prefix `names` share, when it is not empty and no other initializer has it.
+    fn own_prefix(&self, names: &[String]) -> Option<String> {
+        let mut prefix = names.first()?.clone();
+        for n in &names[1..] {
+            while !n.starts_with(&prefix) {
+                prefix.pop();
+            }
+        }
+        let others = self.graph.initializers.keys().filter(|k| !names.contains(k));
+        (!prefix.is_empty() && !others.into_iter().any(|k| k.starts_with(&prefix))).then_some(prefix)
     }
 
     /// Initializers that convoy stores transposed: the (in, out) weights of MatMul and of Gemm
@@ -247,19 +275,13 @@ impl Model for OnnxModel {
         self.classes
     }
 
-    /// The classifier's tensors' common prefix (`fc.` for a torchvision export).
+    /// The classifier's tensors' own prefix (`fc.` for a torchvision export, `head.` for a
+    /// new head whose old names share none); the weight's name where there is none.
     fn head_prefix(&self) -> String {
         let names = self.head_tensors();
-        let Some(first) = names.first() else {
-            return String::new();
-        };
-        let mut prefix = first.clone();
-        for n in &names[1..] {
-            while !n.starts_with(&prefix) {
-                prefix.pop();
-            }
-        }
-        prefix
+        self.own_prefix(&names)
+            .or_else(|| names.first().cloned())
+            .unwrap_or_default()
     }
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cpu_graph;
+pub mod fixtures;
 pub mod images;
 pub mod onnx_files;
 pub mod reference;
