@@ -34,7 +34,7 @@ fn targets() -> [(&'static str, Parser); 6] {
         }),
         ("onnx", |b| {
             if let Ok(m) = convoy::onnx::OnnxModel::from_bytes(b, "t", &convoy::onnx::NoExternalData) {
-                let _ = m.describe([1, 2, 6, 5]);
+                let _ = m.describe([1, 2, 6, 5], true);
             }
         }),
     ]

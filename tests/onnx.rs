@@ -374,7 +374,7 @@ fn an_unknown_op_is_named() {
     let model = parse(&onnx_files::bytes(&m)).unwrap();
     let e = err_of(import(&model));
     assert!(e.contains("'relu'") && e.contains("Mish"), "{e}");
-    let (report, runs) = model.describe([1, 2, 6, 5]);
+    let (report, runs) = model.describe([1, 2, 6, 5], true);
     assert!(
         !runs && report.contains("Mish") && report.contains("cannot run"),
         "{report}"
@@ -545,10 +545,14 @@ fn onnx_info_names_what_convoy_cannot_run() {
     );
     let good = dir.join("tiny.onnx");
     std::fs::write(&good, onnx_files::bytes(&tiny())).unwrap();
-    let out = convoy(&["onnx-info", s(&good), "--input-shape", "4,2,6,5"]);
+    let out = convoy(&["onnx-info", s(&good), "--input-shape", "4,2,6,5", "--nodes"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("output [4, 3]") && text.contains("Conv"), "{text}");
+    // each node's outputs with their shapes, in execution order (the file has them reversed)
+    let conv = text.find("conv (x, conv.weight, conv.bias) -> c [4, 4, 6, 5]");
+    let head = text.find("head (f, fc.weight, fc.bias) -> y [4, 3]");
+    assert!(conv.is_some() && head.is_some() && conv < head, "{text}");
 }
 
 /// `infer --onnx` on images the model cannot take: an error naming the input, no panic.

@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(m) = convoy::onnx::OnnxModel::from_bytes(data, "fuzz", &convoy::onnx::NoExternalData) {
-        let _ = m.describe([1, 2, 6, 5]);
+        let _ = m.describe([1, 2, 6, 5], true);
     }
 });

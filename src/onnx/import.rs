@@ -176,6 +176,32 @@ impl<'a> Importer<'a> {
 
     /// Import every node with `x` as the image input; returns the graph output.
     pub fn run(mut self, x: ValueId) -> Result<ValueId> {
+        self.walk(x)
+    }
+
+    /// `run`, and what each ONNX value became, as text for a report: a tensor's shape, or a
+    /// constant's shape, by value name (as far as the import got).
+    pub fn run_described(mut self, x: ValueId) -> (Result<ValueId>, HashMap<String, String>) {
+        let result = self.walk(x);
+        let graph = &self.net.graph;
+        let described = self
+            .vals
+            .iter()
+            .filter(|(name, _)| !self.g.initializers.contains_key(*name))
+            .map(|(name, v)| {
+                let text = match v {
+                    Val::Tensor(t) => graph.shape(*t).to_string(),
+                    Val::Const(c) => format!("constant {:?}", c.shape),
+                    Val::Grouped { dims, .. } => format!("{dims:?} (channel groups)"),
+                    Val::Padded { x, pads } => format!("{} padded by {pads:?}", graph.shape(*x)),
+                };
+                (name.clone(), text)
+            })
+            .collect();
+        (result, described)
+    }
+
+    fn walk(&mut self, x: ValueId) -> Result<ValueId> {
         self.check_input(x)?;
         for (name, t) in &self.g.initializers {
             self.vals.insert(name.clone(), Val::Const(t.clone()));

@@ -197,18 +197,14 @@ impl OnnxModel {
     }
 
     /// A report for `convoy onnx-info`: the model, its ops (those convoy cannot run named),
-    /// and the import for an input of `shape`: its output, or the first node that fails. The
-    /// flag: whether it imports.
-    pub fn describe(&self, shape: [usize; 4]) -> (String, bool) {
+    /// and the import for an input of `shape`: its output, or the first node that fails; with
+    /// `nodes`, every node in execution order with its outputs' shapes. The flag: whether it
+    /// imports.
+    pub fn describe(&self, shape: [usize; 4], nodes: bool) -> (String, bool) {
         let g = &self.graph;
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "{}: opset {}, produced by {}",
-            self.source,
-            g.opset,
-            if g.producer.is_empty() { "?" } else { &g.producer }
-        );
+        let producer = if g.producer.is_empty() { "?" } else { &g.producer };
+        let _ = writeln!(s, "{}: opset {}, produced by {producer}", self.source, g.opset);
         let dims = |d: &[Option<usize>]| {
             d.iter()
                 .map(|v| v.map_or("?".into(), |v| v.to_string()))
@@ -244,7 +240,25 @@ impl OnnxModel {
         }
         let mut net = Net::new(false);
         let x = net.graph.input("x", shape);
-        let result = Importer::new(&mut net, g, &self.source, None).run(x);
+        let (result, described) = Importer::new(&mut net, g, &self.source, None).run_described(x);
+        if nodes {
+            let _ = writeln!(s, "nodes (outputs' shapes for input {shape:?}):");
+            for n in &g.nodes {
+                let outs: Vec<String> = n
+                    .outputs
+                    .iter()
+                    .map(|o| format!("{o} {}", described.get(o).map_or("-", String::as_str)))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  {:<18} {} ({}) -> {}",
+                    n.op_type,
+                    n.name,
+                    n.inputs.join(", "),
+                    outs.join(", ")
+                );
+            }
+        }
         let runs = result.is_ok();
         match result {
             Ok(y) => {

@@ -338,7 +338,7 @@ pub struct OnnxInfoArgs {
     /// size it leaves open).
     #[arg(long, value_delimiter = ',')]
     input_shape: Option<Vec<usize>>,
-    /// Also list every node in execution order: op, inputs, outputs.
+    /// Also list every node in execution order: op, inputs, outputs and their shapes.
     #[arg(long)]
     nodes: bool,
 }
@@ -358,19 +358,8 @@ pub fn onnx_info(a: OnnxInfoArgs) -> convoy::Result<()> {
         }
         None => m.input_shape(1),
     };
-    let (report, runs) = m.describe(shape);
+    let (report, runs) = m.describe(shape, a.nodes);
     print!("{report}");
-    if a.nodes {
-        for n in &m.graph().nodes {
-            println!(
-                "{:<18} {} ({}) -> {}",
-                n.op_type,
-                n.name,
-                n.inputs.join(", "),
-                n.outputs.join(", ")
-            );
-        }
-    }
     if runs {
         Ok(())
     } else {
