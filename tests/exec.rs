@@ -287,3 +287,70 @@ fn activations_over_the_binding_limit_are_refused_by_name() {
         "{msg}"
     );
 }
+
+/// A linear layer whose weight is past one storage binding (4100 x 8192 floats, 134 MB, over
+/// lavapipe's and WebGPU's 128 MiB) is held as two row chunks (`nn::chunks`): its logits and one
+/// SGD step with momentum and weight decay match float64, and the store saves and loads the
+/// whole tensor under its own name.
+#[test]
+fn a_linear_layer_past_one_binding_runs_in_row_chunks() {
+    use convoy::io::safetensors::{store_from_host, store_to_host, HostData};
+    let g = gpu();
+    let (n, fin, k) = (2, 8192, 4100);
+    assert!(k * fin * 4 > g.limits().max_storage_buffer_binding_size as usize);
+    let mut net = Net::new(true);
+    let xi = net.graph.input("x", [n, fin]);
+    let logits = net.scope("fc", |net| net.linear(xi, fin, k)).unwrap();
+    let names: Vec<&str> = net.declared.iter().map(|d| d.0.as_str()).collect();
+    assert_eq!(names, ["fc.weight#0", "fc.bias#0", "fc.weight#1", "fc.bias#1"]);
+    let y = net.graph.labels("y", n);
+    let loss = net.graph.cross_entropy(logits, y, 0.0).unwrap();
+    let mut store = ParamStore::new();
+    net.init_params(g, &mut store, 3).unwrap();
+    let host = store_to_host(&store, None).unwrap();
+    let (HostData::F32(w0), HostData::F32(b0)) = (&host["fc.weight"].data, &host["fc.bias"].data) else {
+        panic!("float tensors");
+    };
+    assert_eq!(host["fc.weight"].shape, [k, fin]);
+    let (w0, b0): (Vec<f64>, Vec<f64>) = (
+        w0.iter().map(|&v| v as f64).collect(),
+        b0.iter().map(|&v| v as f64).collect(),
+    );
+    let mut rng = Rng::new(4);
+    let x: Vec<f32> = rng.vec(n * fin, -1.0, 1.0);
+    let labels = [7, 4099];
+    let opt = Optimizer::Sgd {
+        lr: 0.5,
+        momentum: 0.9,
+        weight_decay: 0.01,
+        nesterov: false,
+    };
+    let mut step = TrainStep::compile(g, net.graph, loss, &[], &mut store, opt).unwrap();
+    step.step(&x, &labels).unwrap();
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let (dw, db) = linear_ce_grads(&x64, &w0, &b0, &labels, n, fin, k);
+    // the first SGD step: w - lr (g + wd w) (the momentum buffer starts as the gradient)
+    let after = |p: &[f64], g: &[f64]| -> Vec<f64> { p.iter().zip(g).map(|(p, g)| p - 0.5 * (g + 0.01 * p)).collect() };
+    let host = store_to_host(
+        &store,
+        Some(&[
+            "fc.weight#0".into(),
+            "fc.weight#1".into(),
+            "fc.bias#0".into(),
+            "fc.bias#1".into(),
+        ]),
+    )
+    .unwrap();
+    for (name, want) in [("fc.weight", after(&w0, &dw)), ("fc.bias", after(&b0, &db))] {
+        let HostData::F32(got) = &host[name].data else {
+            panic!("{name}")
+        };
+        // one f32 step: the update is lr * gradient, a few ulps of the weights
+        common::assert_close(&format!("chunked {name} after one step"), got, &want, 1e-5);
+    }
+    // and back: the whole tensors split again into the chunks the model holds
+    let again = store_from_host(g, host).unwrap();
+    let mut chunk_names: Vec<&String> = again.iter().map(|(n, _)| n).collect();
+    chunk_names.sort();
+    assert_eq!(chunk_names, ["fc.bias#0", "fc.bias#1", "fc.weight#0", "fc.weight#1"]);
+}

@@ -70,7 +70,8 @@ CASES = {
     "densenet121": dict(model="densenet121", n=2, h=96, w=96, init="numpy", steps=(1,), seed=1235),
     "squeezenet1_1": dict(model="squeezenet1_1", n=2, h=72, w=64, init="numpy", steps=(1,), seed=1234),
     "shufflenet_v2_x1_0": dict(model="shufflenet_v2_x1_0", n=2, h=64, w=72, init="numpy", steps=(1,), seed=1234),
-    # 132.9M parameters (532 MB of fixture): not in the test suite (tests/parity.rs ignores it)
+    # 132.9M parameters (515 MB of fixture): logits only; its 392 MiB classifier weight runs in
+    # row chunks (convoy's nn::chunks)
     "vgg11_bn": dict(model="vgg11_bn", n=2, h=64, w=64, init="numpy", steps=()),
 }
 SEED = 1234

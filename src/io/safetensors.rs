@@ -122,9 +122,11 @@ pub fn encode_safetensors_with(
 }
 
 /// Upload host tensors into a store: floats as GPU tensors, integers as counters.
+/// Tensors past one storage binding are split into the row chunks the models hold them as
+/// (`nn::chunks`).
 pub fn store_from_host(gpu: &Gpu, tensors: BTreeMap<String, HostTensor>) -> Result<ParamStore> {
     let mut store = ParamStore::new();
-    for (name, t) in tensors {
+    for (name, t) in crate::nn::chunks::split_tensors(tensors) {
         match t.data {
             HostData::F32(v) => {
                 // a tensor past a device limit: say which one
@@ -150,7 +152,8 @@ pub fn store_from_host(gpu: &Gpu, tensors: BTreeMap<String, HostTensor>) -> Resu
     Ok(store)
 }
 
-/// Read the tensors called `names` (all when None) back from the GPU, counters included.
+/// Read the tensors called `names` (all when None) back from the GPU, counters included; row
+/// chunks (`nn::chunks`) are joined into the tensors they are part of.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn store_to_host(store: &ParamStore, names: Option<&[String]>) -> Result<BTreeMap<String, HostTensor>> {
     let mut out = BTreeMap::new();
@@ -173,7 +176,7 @@ pub fn store_to_host(store: &ParamStore, names: Option<&[String]>) -> Result<BTr
             },
         );
     }
-    Ok(out)
+    Ok(crate::nn::chunks::join_tensors(out))
 }
 
 /// Load a safetensors checkpoint into a new store.

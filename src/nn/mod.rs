@@ -2,6 +2,7 @@
 //! torchvision-style names (`layer1.0.conv1.weight`) from a prefix stack, and the list of
 //! parameters and buffers it needs with their PyTorch default initialisation.
 
+pub mod chunks;
 mod classic;
 mod efficient;
 mod mobilenet;
@@ -38,6 +39,16 @@ pub enum Init {
     Const(f32),
     /// These values, in the tensor's layout: an imported model's weights (`onnx`).
     Data(std::sync::Arc<Vec<f32>>),
+}
+
+impl Init {
+    /// The init of rows [a, b) of a tensor whose rows hold `row` values (a chunk, `chunks`).
+    fn rows(&self, a: usize, b: usize, row: usize) -> Init {
+        match self {
+            Init::Data(d) => Init::Data(std::sync::Arc::new(d[a * row..(b * row).min(d.len())].to_vec())),
+            other => other.clone(),
+        }
+    }
 }
 
 /// How `Net::conv2d` initialises weights.
@@ -207,9 +218,55 @@ impl Net {
 
     /// `nn.Linear(fin, fout)` with the given weight and bias init.
     pub fn linear_with(&mut self, x: ValueId, fin: usize, fout: usize, w: Init, b: Init) -> Result<ValueId> {
-        let w = self.param("weight", Shape::new(&[fout, fin]), w);
-        let b = self.param("bias", Shape::new(&[fout]), b);
-        self.graph.linear(x, w, Some(b))
+        let (w_name, b_name) = (self.full("weight"), self.full("bias"));
+        self.linear_named(x, &w_name, Some((&b_name, b)), [fout, fin], w)
+    }
+
+    /// A linear layer whose (fout, fin) weight is named `w_name` (and its bias `bias.0`),
+    /// whatever the scope. A weight past one storage binding is held as row chunks
+    /// (`chunks`), one linear layer each, their outputs concatenated; its bias must then be
+    /// named like it (`fc.weight`, `fc.bias`), so that checkpoints split both alike.
+    pub(crate) fn linear_named(
+        &mut self,
+        x: ValueId,
+        w_name: &str,
+        bias: Option<(&str, Init)>,
+        [fout, fin]: [usize; 2],
+        w_init: Init,
+    ) -> Result<ValueId> {
+        let Some(rows) = chunks::row_chunks(&[fout, fin]) else {
+            let w = self.named_param(w_name, Shape::new(&[fout, fin]), w_init);
+            let b = bias.map(|(name, init)| self.named_param(name, Shape::new(&[fout]), init));
+            return self.graph.linear(x, w, b);
+        };
+        if let Some((b, _)) = bias
+            .as_ref()
+            .filter(|(b, _)| w_name.strip_suffix("weight").map(|p| format!("{p}bias")).as_deref() != Some(*b))
+        {
+            return Err(crate::error::Error::arg(
+                "linear",
+                w_name,
+                format!(
+                    "a weight past one storage binding is held in row chunks, and its bias '{b}' must be named like it"
+                ),
+            ));
+        }
+        let [n, _] = self.graph.shape(x).matrix("linear", "input (N, in_features)")?;
+        let mut parts = Vec::with_capacity(rows.len());
+        for (i, &(a, e)) in rows.iter().enumerate() {
+            let w = self.named_param(
+                &chunks::chunk_name(w_name, i),
+                Shape::new(&[e - a, fin]),
+                w_init.rows(a, e, fin),
+            );
+            let b = bias.as_ref().map(|(name, init)| {
+                self.named_param(&chunks::chunk_name(name, i), Shape::new(&[e - a]), init.rows(a, e, 1))
+            });
+            let y = self.graph.linear(x, w, b)?;
+            parts.push(self.graph.reshape(y, Shape::new(&[n, e - a, 1, 1])));
+        }
+        let y = self.graph.concat(&parts)?;
+        Ok(self.graph.reshape(y, Shape::new(&[n, fout])))
     }
 
     /// Adaptive average pool to 1x1 and flatten: (N, C, H, W) -> (N, C), the classifier's input.

@@ -968,6 +968,31 @@ impl<'a> Importer<'a> {
                 .map(|b| self.declare(b, vec![head.classes], Init::Uniform(bound), false));
             return Ok(Val::Tensor(self.net.graph.linear(x, w, b)?));
         }
+        // a weight past one storage binding (VGG's classifier): row chunks, through Net
+        if trans_b && !self.declared.contains_key(&w_name) {
+            if let Some(HostTensor {
+                shape,
+                data: HostData::F32(wd),
+            }) = self.constant(n, 1).cloned()
+            {
+                if let (&[rows, cols], Some(_)) = (&shape[..], crate::nn::chunks::row_chunks(&shape)) {
+                    let bias = match &b_name {
+                        Some(name) => match self.constant(n, 2) {
+                            Some(HostTensor {
+                                data: HostData::F32(bd),
+                                ..
+                            }) => Some((name.as_str(), Init::Data(Arc::new(bd.clone())))),
+                            _ => return self.fail(n, format!("bias '{name}' must be a float initializer")),
+                        },
+                        None => None,
+                    };
+                    let y = self
+                        .net
+                        .linear_named(x, &w_name, bias, [rows, cols], Init::Data(Arc::new(wd)))?;
+                    return Ok(Val::Tensor(y));
+                }
+            }
+        }
         let w = if trans_b {
             self.weight(n, 1, false)?.0
         } else if let Some(source) = self.transposes.get(&w_name).cloned() {
