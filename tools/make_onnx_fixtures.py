@@ -29,7 +29,7 @@ import torchvision
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_parity_fixtures import initialize, save_safetensors  # noqa: E402
 
-FORMAT = 1  # tests/onnx.rs remakes fixtures whose meta.json has another format
+FORMAT = 2  # tests/onnx.rs remakes fixtures whose meta.json has another format
 K = 10
 # opsets vary so both spellings of an op are read: hard-swish is x * HardSigmoid(x) before
 # opset 14 and HardSwish from 14; Clip takes attributes before 11 and inputs from 11; Split
@@ -50,7 +50,8 @@ CASES = {
     "resnet152": dict(model="resnet152", n=1, c=3, h=32, w=32, opset=15, dynamic=True, preserve=False),
     "wide_resnet50_2": dict(model="wide_resnet50_2", n=1, c=3, h=32, w=32, opset=16, dynamic=False, preserve=False),
     # the ops no torchvision classifier above uses: nearest and bilinear upsampling, average
-    # pooling without padding counted, LeakyReLU, SiLU, hard-swish, Sigmoid, ReLU6, dropout,
+    # pooling without padding counted, LeakyReLU, SiLU, hard-swish, GELU (its erf form), Sigmoid,
+    # ReLU6, dropout,
     # a view(N, -1) flatten (Shape/Gather/Unsqueeze/Concat/Reshape), a Linear without bias
     # (MatMul), softmax as the output
     "opmix": dict(model="opmix", n=3, c=1, h=20, w=24, opset=13, dynamic=True),
@@ -86,6 +87,7 @@ class OpMix(torch.nn.Module):
         h = torch.cat([u, torch.sigmoid(b)], dim=1)
         h = torch.nn.functional.hardswish(self.conv3(h))
         h = torch.nn.functional.interpolate(self.pool2(h), scale_factor=2, mode="bilinear", align_corners=False)
+        h = torch.nn.functional.gelu(h)  # Div, Erf, Add, Mul, Mul before opset 20
         h = h.view(h.size(0), -1)
         h = torch.nn.functional.relu6(self.fc1(self.drop(h)))
         return torch.softmax(self.fc2(h), dim=1)

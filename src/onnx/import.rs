@@ -29,6 +29,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "HardSigmoid",
     "HardSwish",
     "Gelu",
+    // only inside GELU's x * 0.5 * (1 + erf(x / sqrt 2))
+    "Erf",
     "Mul",
     "Add",
     "Sub",
@@ -98,9 +100,9 @@ pub(super) struct Importer<'a> {
     vals: HashMap<String, Val>,
     /// Initializers already declared as parameters or buffers.
     declared: HashMap<String, ValueId>,
-    /// Mul nodes that are x * sigmoid(x) or x * hardsigmoid(x) (SiLU, hard-swish), with the
-    /// index of their input x.
-    fused: HashMap<usize, (Act, usize)>,
+    /// Mul nodes that end x * sigmoid(x), x * hardsigmoid(x) or (x * (erf(x / sqrt 2) + 1)) *
+    /// 0.5 (SiLU, hard-swish, GELU), with the name of x.
+    fused: HashMap<usize, (Act, String)>,
     /// Sigmoid / HardSigmoid nodes read only by such a Mul.
     absorbed: HashSet<usize>,
     /// Outputs of a Transpose of a 2-D initializer, with that initializer's name: a MatMul
@@ -156,10 +158,11 @@ impl<'a> Importer<'a> {
                     "HardSigmoid" if is_hard_sigmoid_of_hardswish(p) => Act::HardSwish,
                     _ => continue,
                 };
-                self.fused.insert(i, (act, x));
+                self.fused.insert(i, (act, n.inputs[x].clone()));
                 break;
             }
         }
+        self.find_gelu(&producer);
         for (j, p) in self.g.nodes.iter().enumerate() {
             let Some(out) = p.outputs.first() else { continue };
             if !matches!(p.op_type.as_str(), "Sigmoid" | "HardSigmoid") || *out == self.g.output.0 {
@@ -171,6 +174,93 @@ impl<'a> Importer<'a> {
             if !readers.is_empty() && readers.iter().all(|i| self.fused.contains_key(i)) {
                 self.absorbed.insert(j);
             }
+        }
+    }
+
+    /// GELU as exporters write it before opset 20: Div(x, sqrt 2), Erf, Add 1, Mul by x, Mul
+    /// by 0.5 (operands of Add and Mul either way round). The last Mul becomes the activation
+    /// (fusable into the conv before it); the four nodes before it are absorbed when nothing
+    /// else reads them.
+    fn find_gelu(&mut self, producer: &HashMap<&str, usize>) {
+        let g = self.g;
+        let readers = |v: &str| -> Vec<usize> {
+            (0..g.nodes.len())
+                .filter(|&i| g.nodes[i].inputs.iter().any(|s| s == v))
+                .collect()
+        };
+        let near = |v: Option<f64>, want: f64| v.is_some_and(|v| (v - want).abs() <= 1e-6 * want.abs());
+        // the node j's other operand when one of its two inputs is `v`
+        let other = |j: usize, v: &str| -> Option<String> {
+            let n = &g.nodes[j];
+            match n.inputs.as_slice() {
+                [a, b] if a == v => Some(b.clone()),
+                [a, b] if b == v => Some(a.clone()),
+                _ => None,
+            }
+        };
+        let only_reader = |v: &str, op: &str| -> Option<usize> {
+            match readers(v)[..] {
+                [j] if g.nodes[j].op_type == op && *v != g.output.0 => Some(j),
+                _ => None,
+            }
+        };
+        for (e, erf) in g.nodes.iter().enumerate() {
+            let (Some(d_out), Some(e_out)) = (erf.input(0), erf.outputs.first()) else {
+                continue;
+            };
+            if erf.op_type != "Erf" {
+                continue;
+            }
+            let Some(&d) = producer.get(d_out) else { continue };
+            let div = &g.nodes[d];
+            if div.op_type != "Div"
+                || div.inputs.len() != 2
+                || !near(self.scalar(&div.inputs[1]), std::f64::consts::SQRT_2)
+            {
+                continue;
+            }
+            let x = div.inputs[0].clone();
+            let chain = (|| {
+                let a = only_reader(e_out, "Add")?;
+                if !near(self.scalar(&other(a, e_out)?), 1.0) {
+                    return None;
+                }
+                let a_out = g.nodes[a].outputs.first()?;
+                let m1 = only_reader(a_out, "Mul")?;
+                if other(m1, a_out)? != x {
+                    return None;
+                }
+                let m1_out = g.nodes[m1].outputs.first()?;
+                let m2 = only_reader(m1_out, "Mul")?;
+                near(self.scalar(&other(m2, m1_out)?), 0.5).then_some((a, m1, m2))
+            })();
+            let Some((a, m1, m2)) = chain else { continue };
+            let div_only = readers(d_out) == [e];
+            self.fused.insert(m2, (Act::Gelu, x));
+            self.absorbed.extend([e, a, m1]);
+            if div_only {
+                self.absorbed.insert(d);
+            }
+        }
+    }
+
+    /// The value of a one-element constant: an initializer or a Constant node's.
+    fn scalar(&self, name: &str) -> Option<f64> {
+        let t = match self.g.initializers.get(name) {
+            Some(t) => HostTensor::clone(t),
+            None => {
+                let n = self
+                    .g
+                    .nodes
+                    .iter()
+                    .find(|n| n.op_type == "Constant" && n.outputs.first().map(String::as_str) == Some(name))?;
+                to_host(n.tensor("value")?, name, &NoExternalData).ok()?
+            }
+        };
+        match t.data {
+            HostData::F32(v) if v.len() == 1 => Some(v[0] as f64),
+            HostData::I64(v) if v.len() == 1 => Some(v[0] as f64),
+            _ => None,
         }
     }
 
@@ -418,9 +508,16 @@ impl<'a> Importer<'a> {
             }
             "Clip" => self.clip(n)?,
             "Mul" if self.fused.contains_key(&index) => {
-                let (act, x) = self.fused[&index];
-                self.act(n, self.tensor(n, x)?, act)?
+                let (act, x) = self.fused[&index].clone();
+                let Some(Val::Tensor(x)) = self.vals.get(&x).cloned() else {
+                    return self.fail(
+                        n,
+                        format!("'{x}', the input of a fused {}, is not a tensor", act.name()),
+                    );
+                };
+                self.act(n, x, act)?
             }
+            "Erf" => return self.fail(n, "Erf outside GELU's x * 0.5 * (1 + erf(x / sqrt 2))"),
             "Add" | "Sub" | "Mul" | "Div" => self.arithmetic(n)?,
             "Concat" => self.concat(n)?,
             "Split" => return self.split(n),
