@@ -10,12 +10,12 @@
 
 mod common;
 
+use common::fixtures::{convoy_ok, read_f32s as f32s, rel_max, run_convoy};
 use common::onnx_files::{self, tiny};
-use convoy::io::npy::{read_npy, NpyArray};
+use convoy::io::npy::NpyArray;
 use convoy::io::safetensors::{parse_safetensors, HostData};
 use convoy::onnx::{NoExternalData, OnnxModel};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// tools/make_onnx_fixtures.py's FORMAT.
 const FIXTURE_FORMAT: u32 = 2;
@@ -26,40 +26,6 @@ const TOL: f64 = 1e-4;
 
 fn fixtures(case: &str) -> PathBuf {
     common::fixtures::pytorch_fixtures("make_onnx_fixtures.py", "onnx", case, FIXTURE_FORMAT)
-}
-
-fn convoy(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_convoy"))
-        .args(args)
-        .output()
-        .expect("run convoy")
-}
-
-fn convoy_ok(args: &[&str]) {
-    let out = convoy(args);
-    assert!(
-        out.status.success(),
-        "convoy {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn f32s(path: &Path) -> Vec<f32> {
-    match read_npy(path).unwrap() {
-        NpyArray::F32 { data, .. } => data,
-        other => panic!("{}: not float: {other:?}", path.display()),
-    }
-}
-
-/// max |a - b| / max |b|.
-fn rel_max(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "lengths");
-    let scale = b.iter().fold(0f64, |m, &v| m.max((v as f64).abs())).max(1e-12);
-    a.iter()
-        .zip(b)
-        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
-        / scale
 }
 
 fn s(p: &Path) -> &str {
@@ -536,7 +502,7 @@ fn onnx_info_names_what_convoy_cannot_run() {
     m.graph.as_mut().unwrap().node[3].op_type = "Mish".into();
     let bad = dir.join("mish.onnx");
     std::fs::write(&bad, onnx_files::bytes(&m)).unwrap();
-    let out = convoy(&["onnx-info", s(&bad)]);
+    let out = run_convoy(&["onnx-info", s(&bad)]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(
@@ -545,7 +511,7 @@ fn onnx_info_names_what_convoy_cannot_run() {
     );
     let good = dir.join("tiny.onnx");
     std::fs::write(&good, onnx_files::bytes(&tiny())).unwrap();
-    let out = convoy(&["onnx-info", s(&good), "--input-shape", "4,2,6,5", "--nodes"]);
+    let out = run_convoy(&["onnx-info", s(&good), "--input-shape", "4,2,6,5", "--nodes"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("output [4, 3]") && text.contains("Conv"), "{text}");
@@ -570,7 +536,7 @@ fn onnx_cli_refuses_wrong_images() {
         },
     )
     .unwrap();
-    let out = convoy(&[
+    let out = run_convoy(&[
         "infer",
         "--onnx",
         s(&d.join("model.onnx")),
@@ -595,7 +561,7 @@ fn onnx_cli_fine_tunes_and_reloads() {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx_train");
     let _ = std::fs::remove_dir_all(&out);
     let onnx = d.join("model_bn.onnx");
-    let run = convoy(&[
+    let run = run_convoy(&[
         "train",
         "--onnx",
         s(&onnx),
@@ -645,7 +611,7 @@ fn onnx_cli_fine_tunes_and_reloads() {
     assert_eq!(f32s(&logits).len(), 2 * 10);
     // a model for other images is refused before training, naming its input
     let r18 = fixtures("resnet18").join("model.onnx");
-    let run = convoy(&["train", "--onnx", s(&r18), "--num-classes", "10", "--epochs", "1"]);
+    let run = run_convoy(&["train", "--onnx", s(&r18), "--num-classes", "10", "--epochs", "1"]);
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success() && err.contains("input 'input'"), "{err}");
 }

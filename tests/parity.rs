@@ -11,11 +11,11 @@
 
 mod common;
 
-use convoy::io::npy::{read_npy, NpyArray};
+use common::fixtures::{convoy_ok, read_f32s as f32s, rel_max};
+
 use convoy::io::safetensors::{parse_safetensors, HostData, HostTensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Logits: the bound the model-zoo issue sets, 1e-4 of the largest logit.
 const TOL: f64 = 1e-4;
@@ -73,26 +73,6 @@ fn meta_number(d: &Path, key: &str) -> f64 {
         .expect("a number")
 }
 
-fn convoy(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_convoy"))
-        .args(args)
-        .output()
-        .expect("run convoy");
-    assert!(
-        out.status.success(),
-        "convoy {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn f32s(path: &Path) -> Vec<f32> {
-    match read_npy(path).unwrap() {
-        NpyArray::F32 { data, .. } => data,
-        other => panic!("{}: not float32: {other:?}", path.display()),
-    }
-}
-
 fn tensors(path: &Path) -> BTreeMap<String, HostTensor> {
     parse_safetensors(&std::fs::read(path).unwrap(), &path.display().to_string()).unwrap()
 }
@@ -105,16 +85,6 @@ fn floats(ts: &BTreeMap<String, HostTensor>) -> BTreeMap<String, Vec<f64>> {
             HostData::I64(_) => None,
         })
         .collect()
-}
-
-/// max |a - b| / max |b|.
-fn rel_max(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f64, |m, &v| m.max((v as f64).abs())).max(1e-12);
-    a.iter()
-        .zip(b)
-        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
-        / scale
 }
 
 /// |a - b| / |b| in the Euclidean norm.
@@ -201,9 +171,9 @@ fn parity(case: &str, model: &str) {
         "--no-dropout",
     ];
 
-    convoy(&[&["infer"][..], &base, &["--output", &t("eval.npy")]].concat());
+    convoy_ok(&[&["infer"][..], &base, &["--output", &t("eval.npy")]].concat());
     let e = rel_max(&f32s(&tmp.join("eval.npy")), &f32s(&d.join("logits_eval.npy")));
-    convoy(&[&["infer"][..], &base, &["--output", &t("train.npy"), "--train-mode"]].concat());
+    convoy_ok(&[&["infer"][..], &base, &["--output", &t("train.npy"), "--train-mode"]].concat());
     // train mode against float64, within TOL or SPREAD_FACTOR x PyTorch float32's own distance
     // (batch statistics of a deep net's last stage on small maps are ill-conditioned)
     let train64 = f32s(&d.join("logits_train_f64.npy"));
@@ -218,7 +188,7 @@ fn parity(case: &str, model: &str) {
     // f16 activation storage against PyTorch's float32, where every activation fits in f16
     let peak = meta_number(&d, "largest_activation");
     if peak < HALF_RANGE {
-        convoy(&[&["infer"][..], &base, &["--output", &t("eval16.npy"), "--f16"]].concat());
+        convoy_ok(&[&["infer"][..], &base, &["--output", &t("eval16.npy"), "--f16"]].concat());
         let h = rel_max(&f32s(&tmp.join("eval16.npy")), &f32s(&d.join("logits_eval.npy")));
         println!("{case}: eval with f16 activations {h:.2e}");
         assert!(h <= HALF_TOL, "{case} eval logits with f16 activations: {h:.2e}");
@@ -244,7 +214,7 @@ fn parity(case: &str, model: &str) {
     for steps in fixture_steps(&d) {
         let out = t(&format!("after{steps}.safetensors"));
         let losses = t(&format!("losses{steps}.npy"));
-        convoy(
+        convoy_ok(
             &[
                 &["train-step"][..],
                 &base,

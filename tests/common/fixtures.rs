@@ -34,3 +34,40 @@ pub fn pytorch_fixtures(script: &str, folder: &str, case: &str, format: u32) -> 
     }
     dir
 }
+
+/// Run the convoy binary with `args`.
+pub fn run_convoy(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_convoy"))
+        .args(args)
+        .output()
+        .expect("run convoy")
+}
+
+/// Run the convoy binary; a failure fails the test with its error output.
+pub fn convoy_ok(args: &[&str]) {
+    let out = run_convoy(args);
+    assert!(
+        out.status.success(),
+        "convoy {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The values of a float32 .npy file.
+pub fn read_f32s(path: &Path) -> Vec<f32> {
+    match convoy::io::npy::read_npy(path).unwrap() {
+        convoy::io::npy::NpyArray::F32 { data, .. } => data,
+        other => panic!("{}: not float32: {other:?}", path.display()),
+    }
+}
+
+/// max |a - b| / max |b|: the bound logits are held to (relative to the largest logit).
+pub fn rel_max(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths");
+    let scale = b.iter().fold(0f64, |m, &v| m.max((v as f64).abs())).max(1e-12);
+    a.iter()
+        .zip(b)
+        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
+        / scale
+}
