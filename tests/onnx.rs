@@ -714,3 +714,33 @@ fn a_new_head_is_named_so_it_can_be_told_from_the_body() {
     );
     assert!(!names.contains(&"W".to_string()), "{names:?}");
 }
+
+/// A linear layer written as MatMul by an (in, out) weight and an Add of a bias vector (how
+/// some exporters write nn.Linear) is one linear layer with a bias: the same outputs as the Gemm
+/// form of the same weights, and no Add left over.
+#[test]
+fn matmul_then_bias_add_is_one_linear_layer() {
+    use common::onnx_files::{floats, values};
+    let gemm = parse(&onnx_files::bytes(&tiny())).unwrap();
+    let mut m = tiny();
+    let g = m.graph.as_mut().unwrap();
+    // head: Gemm(f, fc.weight (3, 4), fc.bias, transB=1) -> MatMul(f, W (4, 3)) + fc.bias
+    g.node[0] = onnx_files::node("MatMul", "mm", &["f", "W"], &["h"], vec![]);
+    g.node
+        .push(onnx_files::node("Add", "bias", &["fc.bias", "h"], &["y"], vec![]));
+    let w = values(12, 3); // fc.weight's values, (3, 4)
+    let wt: Vec<f32> = (0..12).map(|i| w[(i % 3) * 4 + i / 3]).collect();
+    g.initializer[2] = floats("W", &[4, 3], &wt);
+    let matmul = parse(&onnx_files::bytes(&m)).unwrap();
+    let x = values(2 * 2 * 6 * 5, 9);
+    let (a, b) = (run_onnx(&gemm, &x, [2, 2, 6, 5]), run_onnx(&matmul, &x, [2, 2, 6, 5]));
+    assert!(rel_max(&b, &a) <= 1e-6, "{a:?} vs {b:?}");
+    let (report, runs) = matmul.describe([1, 2, 6, 5], true);
+    assert!(runs, "{report}");
+    assert!(
+        report.contains("imported for input [1, 2, 6, 5]: output [1, 3]"),
+        "{report}"
+    );
+    // MatMul's (in, out) weight is saved back in the file's layout
+    assert_eq!(matmul.transposed_weights(), ["W"]);
+}

@@ -108,6 +108,9 @@ pub(super) struct Importer<'a> {
     /// Outputs of a Transpose of a 2-D initializer, with that initializer's name: a MatMul
     /// reading one is a linear layer whose weight is the initializer itself, in (out, in).
     transposes: HashMap<String, String>,
+    /// MatMul (or Gemm without C) nodes whose output only an Add of a constant bias reads,
+    /// with that Add: one linear layer with a bias (`find_bias_adds`).
+    bias_adds: HashMap<usize, usize>,
 }
 
 fn is_hard_sigmoid_of_hardswish(n: &OnnxNode) -> bool {
@@ -126,6 +129,7 @@ impl<'a> Importer<'a> {
             fused: HashMap::new(),
             absorbed: HashSet::new(),
             transposes: HashMap::new(),
+            bias_adds: HashMap::new(),
         };
         imp.find_fused_activations();
         imp
@@ -163,6 +167,7 @@ impl<'a> Importer<'a> {
             }
         }
         self.find_gelu(&producer);
+        self.find_bias_adds();
         for (j, p) in self.g.nodes.iter().enumerate() {
             let Some(out) = p.outputs.first() else { continue };
             if !matches!(p.op_type.as_str(), "Sigmoid" | "HardSigmoid") || *out == self.g.output.0 {
@@ -240,6 +245,35 @@ impl<'a> Importer<'a> {
             self.absorbed.extend([e, a, m1]);
             if div_only {
                 self.absorbed.insert(d);
+            }
+        }
+    }
+
+    /// A linear layer written as MatMul (or Gemm without C) and then Add of a constant vector:
+    /// the Add becomes the layer's bias (an Add of a constant to a tensor is otherwise refused).
+    fn find_bias_adds(&mut self) {
+        let g = self.g;
+        for (i, n) in g.nodes.iter().enumerate() {
+            let linear = n.op_type == "MatMul" || (n.op_type == "Gemm" && n.input(2).is_none());
+            let Some(out) = n.outputs.first().filter(|o| linear && **o != g.output.0) else {
+                continue;
+            };
+            let readers: Vec<usize> = (0..g.nodes.len())
+                .filter(|&j| g.nodes[j].inputs.contains(out))
+                .collect();
+            let [a] = readers[..] else { continue };
+            let add = &g.nodes[a];
+            let bias = match add.inputs.as_slice() {
+                [x, b] | [b, x] if x == out && b != out => b,
+                _ => continue,
+            };
+            let vector = g
+                .initializers
+                .get(bias)
+                .is_some_and(|t| matches!(t.data, HostData::F32(_)) && t.shape.iter().rev().skip(1).all(|&d| d == 1));
+            if add.op_type == "Add" && vector {
+                self.bias_adds.insert(i, a);
+                self.absorbed.insert(a);
             }
         }
     }
@@ -390,6 +424,14 @@ impl<'a> Importer<'a> {
     /// Input `i` as a constant, when it is one.
     fn constant(&self, n: &OnnxNode, i: usize) -> Option<&HostTensor> {
         match n.input(i).and_then(|name| self.vals.get(name)) {
+            Some(Val::Const(t)) => Some(t.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The value called `name`, when it is a constant.
+    fn constant_named(&self, name: &str) -> Option<&HostTensor> {
+        match self.vals.get(name) {
             Some(Val::Const(t)) => Some(t.as_ref()),
             _ => None,
         }
@@ -1050,11 +1092,35 @@ impl<'a> Importer<'a> {
         if gemm && (n.int("transA", 0) != 0 || n.float("alpha", 1.0) != 1.0 || n.float("beta", 1.0) != 1.0) {
             return self.fail(n, "transA, alpha or beta other than 0, 1, 1");
         }
-        let trans_b = gemm && n.int("transB", 0) != 0;
         let Some(w_name) = n.input(1).map(str::to_string) else {
             return self.fail(n, "the weight (input 1) is missing");
         };
-        let b_name = if gemm { n.input(2).map(str::to_string) } else { None };
+        // the bias: Gemm's C, or the constant of an Add after it (`find_bias_adds`)
+        let bias_add = self.bias_adds.get(&index).map(|&a| &self.g.nodes[a]);
+        let b_name = match bias_add {
+            Some(add) => add.inputs.iter().find(|v| Some(*v) != n.outputs.first()).cloned(),
+            None if gemm => n.input(2).map(str::to_string),
+            None => None,
+        };
+        let y = self.linear_layer(index, n, x, &d, w_name, b_name)?;
+        if let Some(out) = bias_add.and_then(|a| a.outputs.first()) {
+            self.vals.insert(out.clone(), y.clone());
+        }
+        Ok(y)
+    }
+
+    /// `linear`'s layer: weight `w_name`, bias `b_name`, for input x of dims `d`.
+    fn linear_layer(
+        &mut self,
+        index: usize,
+        n: &OnnxNode,
+        x: ValueId,
+        d: &[usize],
+        w_name: String,
+        b_name: Option<String>,
+    ) -> Result<Val> {
+        let gemm = n.op_type == "Gemm";
+        let trans_b = gemm && n.int("transB", 0) != 0;
         if let Some(head) = self.head.filter(|h| h.node == index) {
             // a new classifier with nn.Linear's initialisation, under the old names
             let bound = 1.0 / (d[1] as f32).sqrt();
@@ -1074,7 +1140,7 @@ impl<'a> Importer<'a> {
             {
                 if let (&[rows, cols], Some(_)) = (&shape[..], crate::nn::chunks::row_chunks(&shape)) {
                     let bias = match &b_name {
-                        Some(name) => match self.constant(n, 2) {
+                        Some(name) => match self.constant_named(name) {
                             Some(HostTensor {
                                 data: HostData::F32(bd),
                                 ..
@@ -1128,7 +1194,7 @@ impl<'a> Importer<'a> {
                     let Some(HostTensor {
                         data: HostData::F32(data),
                         shape,
-                    }) = self.constant(n, 2).cloned()
+                    }) = self.constant_named(name).cloned()
                     else {
                         return self.fail(n, format!("bias '{name}' must be a float initializer"));
                     };
