@@ -41,8 +41,8 @@ fn parse_chunk(name: &str) -> Option<(&str, usize)> {
     Some((base, i.parse().ok()?))
 }
 
-/// The bias that goes with a weight (`fc.weight` -> `fc.bias`).
-fn bias_of(weight: &str) -> Option<String> {
+/// The bias that goes with a weight (`fc.weight` -> `fc.bias`): the one split with it.
+pub fn bias_of(weight: &str) -> Option<String> {
     weight.strip_suffix("weight").map(|p| format!("{p}bias"))
 }
 

@@ -241,7 +241,7 @@ impl Net {
         };
         if let Some((b, _)) = bias
             .as_ref()
-            .filter(|(b, _)| w_name.strip_suffix("weight").map(|p| format!("{p}bias")).as_deref() != Some(*b))
+            .filter(|(b, _)| chunks::bias_of(w_name).as_deref() != Some(*b))
         {
             return Err(crate::error::Error::arg(
                 "linear",

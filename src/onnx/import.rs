@@ -82,6 +82,39 @@ enum Val {
     Padded { x: ValueId, pads: [usize; 4] },
 }
 
+/// Which node writes each value and which nodes read it, for the pattern searches.
+struct Links<'g> {
+    producer: HashMap<&'g str, usize>,
+    readers: HashMap<&'g str, Vec<usize>>,
+}
+
+impl<'g> Links<'g> {
+    fn new(g: &'g OnnxGraph) -> Self {
+        let mut links = Links {
+            producer: HashMap::new(),
+            readers: HashMap::new(),
+        };
+        for (i, n) in g.nodes.iter().enumerate() {
+            for o in &n.outputs {
+                links.producer.insert(o.as_str(), i);
+            }
+            for v in &n.inputs {
+                let r = links.readers.entry(v.as_str()).or_default();
+                // a node reading one value twice (Mul(x, x)) is one reader
+                if r.last() != Some(&i) {
+                    r.push(i);
+                }
+            }
+        }
+        links
+    }
+
+    /// The nodes that read `v`, in order.
+    fn readers(&self, v: &str) -> &[usize] {
+        self.readers.get(v).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// The classifier replaced for transfer learning: the last Gemm gets `classes` outputs and a
 /// fresh initialisation.
 #[derive(Clone, Debug)]
@@ -138,13 +171,8 @@ impl<'a> Importer<'a> {
     /// Exporters write SiLU as x * Sigmoid(x) and (before opset 14) hard-swish as
     /// x * HardSigmoid(x): those pairs become one activation (fusable into the conv before it).
     fn find_fused_activations(&mut self) {
-        let producer: HashMap<&str, usize> = self
-            .g
-            .nodes
-            .iter()
-            .enumerate()
-            .flat_map(|(i, n)| n.outputs.iter().map(move |o| (o.as_str(), i)))
-            .collect();
+        let links = Links::new(self.g);
+        let producer = &links.producer;
         for (i, n) in self.g.nodes.iter().enumerate() {
             if n.op_type != "Mul" || n.inputs.len() != 2 {
                 continue;
@@ -166,16 +194,14 @@ impl<'a> Importer<'a> {
                 break;
             }
         }
-        self.find_gelu(&producer);
-        self.find_bias_adds();
+        self.find_gelu(&links);
+        self.find_bias_adds(&links);
         for (j, p) in self.g.nodes.iter().enumerate() {
             let Some(out) = p.outputs.first() else { continue };
             if !matches!(p.op_type.as_str(), "Sigmoid" | "HardSigmoid") || *out == self.g.output.0 {
                 continue;
             }
-            let readers: Vec<usize> = (0..self.g.nodes.len())
-                .filter(|&i| self.g.nodes[i].inputs.contains(out))
-                .collect();
+            let readers = links.readers(out);
             if !readers.is_empty() && readers.iter().all(|i| self.fused.contains_key(i)) {
                 self.absorbed.insert(j);
             }
@@ -186,13 +212,8 @@ impl<'a> Importer<'a> {
     /// by 0.5 (operands of Add and Mul either way round). The last Mul becomes the activation
     /// (fusable into the conv before it); the four nodes before it are absorbed when nothing
     /// else reads them.
-    fn find_gelu(&mut self, producer: &HashMap<&str, usize>) {
+    fn find_gelu(&mut self, links: &Links) {
         let g = self.g;
-        let readers = |v: &str| -> Vec<usize> {
-            (0..g.nodes.len())
-                .filter(|&i| g.nodes[i].inputs.iter().any(|s| s == v))
-                .collect()
-        };
         let near = |v: Option<f64>, want: f64| v.is_some_and(|v| (v - want).abs() <= 1e-6 * want.abs());
         // the node j's other operand when one of its two inputs is `v`
         let other = |j: usize, v: &str| -> Option<String> {
@@ -204,7 +225,7 @@ impl<'a> Importer<'a> {
             }
         };
         let only_reader = |v: &str, op: &str| -> Option<usize> {
-            match readers(v)[..] {
+            match *links.readers(v) {
                 [j] if g.nodes[j].op_type == op && *v != g.output.0 => Some(j),
                 _ => None,
             }
@@ -216,7 +237,7 @@ impl<'a> Importer<'a> {
             if erf.op_type != "Erf" {
                 continue;
             }
-            let Some(&d) = producer.get(d_out) else { continue };
+            let Some(&d) = links.producer.get(d_out) else { continue };
             let div = &g.nodes[d];
             if div.op_type != "Div"
                 || div.inputs.len() != 2
@@ -240,7 +261,7 @@ impl<'a> Importer<'a> {
                 near(self.scalar(&other(m2, m1_out)?), 0.5).then_some((a, m1, m2))
             })();
             let Some((a, m1, m2)) = chain else { continue };
-            let div_only = readers(d_out) == [e];
+            let div_only = links.readers(d_out) == [e];
             self.fused.insert(m2, (Act::Gelu, x));
             self.absorbed.extend([e, a, m1]);
             if div_only {
@@ -251,17 +272,14 @@ impl<'a> Importer<'a> {
 
     /// A linear layer written as MatMul (or Gemm without C) and then Add of a constant vector:
     /// the Add becomes the layer's bias (an Add of a constant to a tensor is otherwise refused).
-    fn find_bias_adds(&mut self) {
+    fn find_bias_adds(&mut self, links: &Links) {
         let g = self.g;
         for (i, n) in g.nodes.iter().enumerate() {
             let linear = n.op_type == "MatMul" || (n.op_type == "Gemm" && n.input(2).is_none());
             let Some(out) = n.outputs.first().filter(|o| linear && **o != g.output.0) else {
                 continue;
             };
-            let readers: Vec<usize> = (0..g.nodes.len())
-                .filter(|&j| g.nodes[j].inputs.contains(out))
-                .collect();
-            let [a] = readers[..] else { continue };
+            let [a] = *links.readers(out) else { continue };
             let add = &g.nodes[a];
             let bias = match add.inputs.as_slice() {
                 [x, b] | [b, x] if x == out && b != out => b,
@@ -423,10 +441,7 @@ impl<'a> Importer<'a> {
 
     /// Input `i` as a constant, when it is one.
     fn constant(&self, n: &OnnxNode, i: usize) -> Option<&HostTensor> {
-        match n.input(i).and_then(|name| self.vals.get(name)) {
-            Some(Val::Const(t)) => Some(t.as_ref()),
-            _ => None,
-        }
+        n.input(i).and_then(|name| self.constant_named(name))
     }
 
     /// The value called `name`, when it is a constant.
@@ -437,34 +452,21 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn ints_input(&self, n: &OnnxNode, i: usize) -> Result<Option<Vec<i64>>> {
-        if n.input(i).is_none() {
-            return Ok(None);
-        }
-        match self.constant(n, i) {
-            Some(HostTensor {
-                data: HostData::I64(v), ..
-            }) => Ok(Some(v.clone())),
-            Some(HostTensor {
-                data: HostData::F32(v), ..
-            }) => Ok(Some(v.iter().map(|&f| f as i64).collect())),
-            None => self.fail(n, format!("input '{}' must be a constant", n.inputs[i])),
+    /// Optional input `i`, which must be a constant when present.
+    fn constant_input(&self, n: &OnnxNode, i: usize) -> Result<Option<&HostTensor>> {
+        let Some(name) = n.input(i) else { return Ok(None) };
+        match self.constant_named(name) {
+            Some(t) => Ok(Some(t)),
+            None => self.fail(n, format!("input '{name}' must be a constant")),
         }
     }
 
+    fn ints_input(&self, n: &OnnxNode, i: usize) -> Result<Option<Vec<i64>>> {
+        Ok(self.constant_input(n, i)?.map(as_i64))
+    }
+
     fn floats_input(&self, n: &OnnxNode, i: usize) -> Result<Option<Vec<f32>>> {
-        if n.input(i).is_none() {
-            return Ok(None);
-        }
-        match self.constant(n, i) {
-            Some(HostTensor {
-                data: HostData::F32(v), ..
-            }) => Ok(Some(v.clone())),
-            Some(HostTensor {
-                data: HostData::I64(v), ..
-            }) => Ok(Some(v.iter().map(|&f| f as f32).collect())),
-            None => self.fail(n, format!("input '{}' must be a constant", n.inputs[i])),
-        }
+        Ok(self.constant_input(n, i)?.map(as_f32))
     }
 
     fn dims(&self, v: ValueId) -> Vec<usize> {
@@ -483,17 +485,21 @@ impl<'a> Importer<'a> {
         let Some(name) = n.input(i).map(str::to_string) else {
             return self.fail(n, format!("input {i} (a weight) is missing"));
         };
-        if let Some(&v) = self.declared.get(&name) {
+        self.weight_named(n, &name, buffer)
+    }
+
+    /// The constant `name` as a parameter (or buffer) of its own name, declared once.
+    fn weight_named(&mut self, n: &OnnxNode, name: &str, buffer: bool) -> Result<(ValueId, Vec<usize>)> {
+        if let Some(&v) = self.declared.get(name) {
             return Ok((v, self.dims(v)));
         }
-        let t = match self.val(n, i)? {
-            Val::Const(t) => HostTensor::clone(t),
-            _ => return self.fail(n, format!("weight '{name}' must be an initializer or a constant")),
+        let Some(t) = self.constant_named(name).cloned() else {
+            return self.fail(n, format!("weight '{name}' must be an initializer or a constant"));
         };
         let HostData::F32(data) = t.data else {
             return self.fail(n, format!("weight '{name}' is an integer tensor"));
         };
-        let v = self.declare(&name, t.shape.clone(), Init::Data(Arc::new(data)), buffer);
+        let v = self.declare(name, t.shape.clone(), Init::Data(Arc::new(data)), buffer);
         Ok((v, t.shape))
     }
 
@@ -600,13 +606,8 @@ impl<'a> Importer<'a> {
                     Val::Grouped { dims, .. } => dims.iter().map(|&d| d as i64).collect(),
                     Val::Const(t) => t.shape.iter().map(|&d| d as i64).collect(),
                     Val::Padded { x, pads } => {
-                        let d = self.dims(*x);
-                        vec![
-                            d[0] as i64,
-                            d[1] as i64,
-                            (d[2] + pads[0] + pads[2]) as i64,
-                            (d[3] + pads[1] + pads[3]) as i64,
-                        ]
+                        let (d, [h, w]) = (self.dims(*x), self.padded_hw(*x, *pads));
+                        [d[0], d[1], h, w].iter().map(|&v| v as i64).collect()
                     }
                 };
                 let r = dims.len() as i64;
@@ -718,6 +719,14 @@ impl<'a> Importer<'a> {
         (sym, rest)
     }
 
+    /// (begin, end) padding per axis plus a Pad's (top, left, bottom, right) before the op.
+    fn add_pads(own: [(usize, usize); 2], extra: [usize; 4]) -> [(usize, usize); 2] {
+        [
+            (own[0].0 + extra[0], own[0].1 + extra[2]),
+            (own[1].0 + extra[1], own[1].1 + extra[3]),
+        ]
+    }
+
     /// x padded by `rest` with `value` (nothing when `rest` is zero).
     fn pad_rest(&mut self, x: ValueId, rest: [usize; 4], value: f32) -> Result<ValueId> {
         self.net.graph.pad2d(x, Pad2dArgs { pads: rest, value })
@@ -774,11 +783,7 @@ impl<'a> Importer<'a> {
         let own = self.pads(n, self.padded_hw(x, extra), k, stride, dilation)?;
         // a Pad before the conv (zeros) adds to the conv's own padding; what is not the same
         // on both sides is padded explicitly
-        let total = [
-            (own[0].0 + extra[0], own[0].1 + extra[2]),
-            (own[1].0 + extra[1], own[1].1 + extra[3]),
-        ];
-        let (padding, rest) = Self::split_pads(total);
+        let (padding, rest) = Self::split_pads(Self::add_pads(own, extra));
         let x = self.pad_rest(x, rest, 0.0)?;
         let args = Conv2dArgs {
             stride,
@@ -1025,11 +1030,7 @@ impl<'a> Importer<'a> {
                 format!("padding {own:?} (uneven, or after a Pad) of an average pool that leaves its padding out"),
             );
         }
-        let total = [
-            (own[0].0 + extra[0], own[0].1 + extra[2]),
-            (own[1].0 + extra[1], own[1].1 + extra[3]),
-        ];
-        let (padding, rest) = Self::split_pads(if max { own } else { total });
+        let (padding, rest) = Self::split_pads(if max { own } else { Self::add_pads(own, extra) });
         // max pooling pads with the lowest float, which no window of real values ends on
         let x = self.pad_rest(x, rest, if max { f32::MIN } else { 0.0 })?;
         let args = Pool2dArgs {
@@ -1160,16 +1161,7 @@ impl<'a> Importer<'a> {
             self.weight(n, 1, false)?.0
         } else if let Some(source) = self.transposes.get(&w_name).cloned() {
             // MatMul(x, Transpose(W)): W is already (out, in)
-            match self.declared.get(&source) {
-                Some(&v) => v,
-                None => {
-                    let t = HostTensor::clone(&self.g.initializers[&source]);
-                    let HostData::F32(data) = t.data else {
-                        return self.fail(n, format!("weight '{source}' is an integer tensor"));
-                    };
-                    self.declare(&source, t.shape, Init::Data(Arc::new(data)), false)
-                }
-            }
+            self.weight_named(n, &source, false)?.0
         } else if let Some(&v) = self.declared.get(&w_name) {
             v
         } else {

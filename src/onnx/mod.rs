@@ -105,10 +105,7 @@ impl OnnxModel {
     /// body; otherwise it is named `head.weight` / `head.bias`.
     pub fn with_new_head(mut self, classes: usize) -> Result<OnnxModel> {
         let node = self
-            .graph
-            .nodes
-            .iter()
-            .rposition(|n| n.op_type == "Gemm" || n.op_type == "MatMul")
+            .classifier()
             .ok_or_else(|| Error::format(&self.source, "the model has no Gemm or MatMul classifier to replace"))?;
         if classes == 0 {
             return Err(Error::arg("onnx", "num_classes", "must be at least 1"));
@@ -128,19 +125,21 @@ impl OnnxModel {
         Ok(self)
     }
 
+    /// The classifier: the last Gemm or MatMul, by node index.
+    fn classifier(&self) -> Option<usize> {
+        self.graph
+            .nodes
+            .iter()
+            .rposition(|n| n.op_type == "Gemm" || n.op_type == "MatMul")
+    }
+
     /// Names of the classifier's tensors (weight, and bias if any): the new head's, or the
     /// initializers the last Gemm / MatMul reads.
     fn head_tensors(&self) -> Vec<String> {
         if let Some(h) = &self.head {
             return h.names.clone();
         }
-        let Some(n) = self
-            .graph
-            .nodes
-            .iter()
-            .rev()
-            .find(|n| n.op_type == "Gemm" || n.op_type == "MatMul")
-        else {
+        let Some(n) = self.classifier().map(|i| &self.graph.nodes[i]) else {
             return Vec::new();
         };
         n.inputs.iter().skip(1).filter(|s| !s.is_empty()).cloned().collect()

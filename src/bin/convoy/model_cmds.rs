@@ -128,14 +128,24 @@ struct Loaded {
 impl Loaded {
     /// The model's parameters and buffers, in the layout of its source (ONNX initializers keep
     /// the file's shapes).
-    fn save(&self, path: &PathBuf) -> convoy::Result<()> {
-        let names = self.net.state_names();
-        let mut tensors = store_to_host(&self.store, Some(&names))?;
-        if let Some(m) = &self.onnx {
-            m.to_onnx_layout(&mut tensors);
-        }
-        convoy::io::write_file(path, &encode_safetensors(&tensors)?)
+    fn save(&self, path: &std::path::Path) -> convoy::Result<()> {
+        save_weights(path, &self.store, &self.net.state_names(), self.onnx.as_ref())
     }
+}
+
+/// The tensors `names` of `store` as a safetensors file; an ONNX model's in the file's own
+/// layout, under its initializer names.
+pub fn save_weights(
+    path: &std::path::Path,
+    store: &ParamStore,
+    names: &[String],
+    onnx: Option<&OnnxModel>,
+) -> convoy::Result<()> {
+    let mut tensors = store_to_host(store, Some(names))?;
+    if let Some(m) = onnx {
+        m.to_onnx_layout(&mut tensors);
+    }
+    convoy::io::write_file(path, &encode_safetensors(&tensors)?)
 }
 
 /// Build the model's graph for `shape`, load and check the weights.

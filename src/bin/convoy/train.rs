@@ -402,13 +402,7 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
             .map(|(n, _)| n.clone())
             .filter(|n| !convoy::passes::optimizer::is_optimizer_state(n))
             .collect();
-        // an ONNX model's tensors in the file's layout, under its initializer names
-        let mut tensors = convoy::io::safetensors::store_to_host(&learner.store, Some(&names))?;
-        if let Some(m) = &onnx {
-            m.to_onnx_layout(&mut tensors);
-        }
-        let bytes = convoy::io::safetensors::encode_safetensors(&tensors)?;
-        convoy::io::write_file(dir.join("model.safetensors"), &bytes)?;
+        crate::model_cmds::save_weights(&dir.join("model.safetensors"), &learner.store, &names, onnx.as_ref())?;
         write_plots(dir, &learner)?;
         println!("wrote {}", dir.display());
     }
