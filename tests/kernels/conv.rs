@@ -644,6 +644,17 @@ fn conv2d_block_and_texture_tiles_match_reference() {
                 conv::backward_data_tiled(g, &geom, ConvTile::BLOCK, dyt.buffer(), wt.buffer(), dx.buffer()).is_err()
             );
         }
+        // the cpu family's texture input gradient: the texture forward of dy with transposed
+        // weights (stride 1, 3+ output channels per group, under the texture policy)
+        let dx = Tensor::empty(g, xs).unwrap();
+        let texture_dx = conv::backward_data_texture(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer());
+        let what = format!("texture input grad x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}");
+        let expect = g.policy().texture_operands && conv::transposes_to_forward(&geom) && cout / groups >= 3;
+        assert_eq!(texture_dx.is_ok(), expect, "{what}: offered");
+        if let Ok(ds) = texture_dx {
+            g.run(&ds);
+            assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
+        }
         let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
         let rt = Tensor::from_slice(g, &r, ys.clone()).unwrap();
         let epi = Epilogue { residual: true, act };

@@ -4,8 +4,10 @@ use super::*;
 
 /// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: the forward kernel's layout with input
 /// channels as the tile rows (`tile.ocb` of them) and input pixels as its columns; with stride
-/// S, one dispatch per stride phase (S*S of them). On the gpu family, a stride-1 conv's input
-/// gradient is the block forward of dy with transposed weights (`backward_data_block`).
+/// S, one dispatch per stride phase (S*S of them). A stride-1 conv's input gradient is the
+/// forward of dy with transposed weights where that forward is the faster kernel: the texture
+/// forward on the cpu family (`backward_data_texture`), the block forward on the gpu family
+/// (`backward_data_block`).
 pub fn backward_data(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -13,6 +15,9 @@ pub fn backward_data(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    if transposes_to_forward(g) && texture::uses_texture(gpu, &transposed_geometry(g)) {
+        return backward_data_texture(gpu, g, dy, w, dx);
+    }
     let block = ConvTile::block_first(gpu, g.cin / g.args.groups) && transposes_to_forward(g);
     if is_pointwise_gemm(g) && !block {
         // dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W)
@@ -86,6 +91,32 @@ pub fn backward_data_block(
     }
     through_forward(gpu, g, dy, w, dx, |t, b| {
         forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
+    })
+}
+
+/// The input gradient of a stride-1 conv through the cpu family's texture forward
+/// (conv2d_fwd_tex, after packing dy into an operand texture): dx = conv2d(dy, wt) with wt the
+/// kernel flipped and its channel axes swapped within each group, padding d*(K-1) - P. On a CPU
+/// driver the register kernel's per-lane storage loads of dy are loops over the lanes; the
+/// texture forward fetches 4 channels of dy per texel in one gather.
+pub fn backward_data_texture(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    if !transposes_to_forward(g) || !texture::uses_texture(gpu, &transposed_geometry(g)) {
+        return Err(Error::arg(
+            "conv2d input gradient",
+            "kernel",
+            format!(
+                "{g:?}: the texture input gradient takes stride-1 convs whose dy fits an operand texture, with 3+ output channels per group, under the texture policy"
+            ),
+        ));
+    }
+    through_forward(gpu, g, dy, w, dx, |t, b| {
+        forward(gpu, t, Epilogue::default(), DType::F32, b)
     })
 }
 

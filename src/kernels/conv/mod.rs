@@ -15,8 +15,8 @@ mod tile;
 mod tune;
 
 pub use backward_data::{
-    backward_data, backward_data_block, backward_data_depthwise, backward_data_narrow, backward_data_tiled,
-    transposes_to_forward,
+    backward_data, backward_data_block, backward_data_depthwise, backward_data_narrow, backward_data_texture,
+    backward_data_tiled, transposes_to_forward,
 };
 pub use backward_weight::{backward_weight, backward_weight_block, backward_weight_narrow, backward_weight_tiled};
 pub use forward::{
