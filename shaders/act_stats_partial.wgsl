@@ -17,10 +17,10 @@ struct Params { n: u32, parts: u32, per_part: u32 }
 @group(0) @binding(2) var<storage, read_write> part: array<f32>;  // (parts, 3 + BINS)
 
 var<workgroup> hist: array<atomic<u32>, MAX_BINS>;
-var<workgroup> red: array<vec3f, WG>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, lanes: Lanes) {
+    let lid = lanes.index;
     if (lid < MAX_BINS) {
         atomicStore(&hist[lid], 0u);
     }
@@ -36,19 +36,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
             atomicAdd(&hist[min(u32(b), BINS - 1u)], 1u);
         }
     }
-    red[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum4(vec4f(acc, 0.0), lanes);
     let row = wid.x * (3u + BINS);
     if (lid == 0u) {
-        part[row] = red[0].x;
-        part[row + 1u] = red[0].y;
-        part[row + 2u] = red[0].z;
+        part[row] = total.x;
+        part[row + 1u] = total.y;
+        part[row + 2u] = total.z;
     }
     if (lid < BINS) {
         part[row + 3u + lid] = f32(atomicLoad(&hist[lid]));

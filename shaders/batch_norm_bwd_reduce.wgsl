@@ -24,8 +24,6 @@ struct Params { n: u32, c: u32, hw: u32, eps: f32, chunk: u32 }
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;  // (C)
 @group(0) @binding(8) var<storage, read_write> partials: array<f32>; // (C, splits, 2) with SPLIT
 
-var<workgroup> red_a: array<f32, WG>;
-
 // The upstream gradient through the fused activation (a select, not a branch: a CPU driver
 // runs per-lane branches with lane masks, paying for both sides).
 fn grad(j: u32) -> f32 {
@@ -35,11 +33,10 @@ fn grad(j: u32) -> f32 {
     let d = select(act_grad(y[j]), act_grad_from_output(y[j]), FROM_OUTPUT);
     return select(dy[j] * d, 0.0, d == 0.0);
 }
-var<workgroup> red_b: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
+        lanes: Lanes) {
+    let lid = lanes.index;
     let c = wid.x;
     let count = p.n * p.hw;
     let start = wid.y * p.chunk;
@@ -54,24 +51,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         sa += g;
         sb += g * (x[j] - m) * inv;
     }
-    red_a[lid] = sa;
-    red_b[lid] = sb;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st = st / 2u) {
-        if (lid < st) {
-            red_a[lid] += red_a[lid + st];
-            red_b[lid] += red_b[lid + st];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum4(vec4f(sa, sb, 0.0, 0.0), lanes);
     if (lid == 0u) {
         if (SPLIT) {
             let at = (c * nwg.y + wid.y) * 2u;
-            partials[at] = red_a[0];
-            partials[at + 1u] = red_b[0];
+            partials[at] = total.x;
+            partials[at + 1u] = total.y;
         } else {
-            dbeta[c] = red_a[0];
-            dgamma[c] = red_b[0];
+            dbeta[c] = total.x;
+            dgamma[c] = total.y;
         }
     }
 }

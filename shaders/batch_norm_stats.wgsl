@@ -17,24 +17,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> run_mean: array<f32>; // (C)
 @group(0) @binding(5) var<storage, read_write> run_var: array<f32>;  // (C)
 
-var<workgroup> red: array<f32, WG>;
-
-fn reduce(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red[0];
-    workgroupBarrier();
-    return total;
-}
-
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, lanes: Lanes) {
+    let lid = lanes.index;
     let c = wid.x;
     let count = p.n * p.hw;
     var s = 0.0;
@@ -42,14 +27,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         let ni = i / p.hw;
         s += x[(ni * p.c + c) * p.hw + i % p.hw];
     }
-    let m = reduce(lid, s) / f32(count);
+    let m = workgroup_sum(s, lanes) / f32(count);
     var q = 0.0;
     for (var i = lid; i < count; i += WG) {
         let ni = i / p.hw;
         let d = x[(ni * p.c + c) * p.hw + i % p.hw] - m;
         q += d * d;
     }
-    let v = reduce(lid, q) / f32(count);
+    let v = workgroup_sum(q, lanes) / f32(count);
     if (lid == 0u) {
         mean[c] = m;
         var_b[c] = v;

@@ -9,25 +9,17 @@ struct Params { n: u32, c: u32, hw: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // (N, C, HW)
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // (C)
 
-var<workgroup> red: array<f32, WG>;
-
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, lanes: Lanes) {
+    let lid = lanes.index;
     let c = wid.x;
     let count = p.n * p.hw;
     var s = 0.0;
     for (var i = lid; i < count; i += WG) {
         s += x[((i / p.hw) * p.c + c) * p.hw + i % p.hw];
     }
-    red[lid] = s;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st = st / 2u) {
-        if (lid < st) {
-            red[lid] += red[lid + st];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(s, lanes);
     if (lid == 0u) {
-        y[c] = red[0];
+        y[c] = total;
     }
 }

@@ -11,10 +11,9 @@ struct Params { n: u32, k: u32, smoothing: f32 }
 @group(0) @binding(2) var<storage, read> labels: array<i32>;     // (N)
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>; // (1)
 
-var<workgroup> red: array<f32, WG>;
-
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32) {
+fn main(lanes: Lanes) {
+    let lid = lanes.index;
     var s = 0.0;
     for (var r = lid; r < p.n; r += WG) {
         let base = r * p.k;
@@ -40,15 +39,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         let smoothed = lse - total / f32(p.k);
         s += (1.0 - p.smoothing) * nll + p.smoothing * smoothed;
     }
-    red[lid] = s;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st = st / 2u) {
-        if (lid < st) {
-            red[lid] += red[lid + st];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(s, lanes);
     if (lid == 0u) {
-        loss[0] = red[0] / f32(p.n);
+        loss[0] = total / f32(p.n);
     }
 }

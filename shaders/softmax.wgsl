@@ -1,5 +1,5 @@
 // Softmax over the last axis of x (rows, K), one workgroup per row: lanes stride the row
-// (coalesced), the row's max and sum of exp(x - max) reduce in workgroup memory. BACKWARD: the
+// (coalesced), the row's max and sum of exp(x - max) reduce over the workgroup (workgroup_sum.wgsl). BACKWARD: the
 // input gradient from the output y and dy, dx = y * (dy - sum_j dy_j y_j), with the same
 // reduction for the sum.
 
@@ -13,26 +13,10 @@ struct Params { rows: u32, k: u32 }
 @group(0) @binding(2) var<storage, read> dy: array<f32>;       // unread without BACKWARD
 @group(0) @binding(3) var<storage, read_write> out: array<f32>; // y, or dx with BACKWARD
 
-var<workgroup> red: array<f32, WG>;
-
-// The workgroup's reduction of each lane's `v` (max or sum); every lane gets the result.
-fn reduce(lid: u32, v: f32, is_max: bool) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st = st / 2u) {
-        if (lid < st) {
-            red[lid] = select(red[lid] + red[lid + st], max(red[lid], red[lid + st]), is_max);
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();  // red is reused by the next reduction
-    return r;
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
+        lanes: Lanes) {
+    let lid = lanes.index;
     let r = wid.x + wid.y * nwg.x;
     let live = r < p.rows;
     let base = min(r, p.rows - 1u) * p.k;
@@ -41,7 +25,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         for (var j = lid; j < p.k; j += WG) {
             s += dy[base + j] * a[base + j];
         }
-        let dot = reduce(lid, s, false);
+        let dot = workgroup_sum(s, lanes);
         for (var j = lid; j < p.k && live; j += WG) {
             out[base + j] = a[base + j] * (dy[base + j] - dot);
         }
@@ -51,12 +35,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     for (var j = lid; j < p.k; j += WG) {
         m = max(m, a[base + j]);
     }
-    let mx = reduce(lid, m, true);
+    let mx = workgroup_max(m, lanes);
     var s = 0.0;
     for (var j = lid; j < p.k; j += WG) {
         s += exp(a[base + j] - mx);
     }
-    let inv = 1.0 / reduce(lid, s, false);
+    let inv = 1.0 / workgroup_sum(s, lanes);
     for (var j = lid; j < p.k && live; j += WG) {
         out[base + j] = exp(a[base + j] - mx) * inv;
     }

@@ -10,10 +10,9 @@ struct Params { n: u32, k: u32, topk: u32 }
 @group(0) @binding(2) var<storage, read> labels: array<i32>;    // (N)
 @group(0) @binding(3) var<storage, read_write> acc: array<f32>; // (1)
 
-var<workgroup> red: array<f32, WG>;
-
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_index) lid: u32) {
+fn main(lanes: Lanes) {
+    let lid = lanes.index;
     var right = 0.0;
     for (var r = lid; r < p.n; r += WG) {
         let label = labels[r];
@@ -32,15 +31,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
             right += 1.0;
         }
     }
-    red[lid] = right;
-    workgroupBarrier();
-    for (var st = WG / 2u; st > 0u; st = st / 2u) {
-        if (lid < st) {
-            red[lid] += red[lid + st];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(right, lanes);
     if (lid == 0u) {
-        acc[0] = red[0] / f32(p.n);
+        acc[0] = total / f32(p.n);
     }
 }

@@ -2,10 +2,14 @@
 """Time the shape suite of shared/bench-suite.md with PyTorch, for comparison with `convoy bench`.
 
 Runs on the CPU by default (2 threads, as on the team's lavapipe machines), or on CUDA with
---device cuda (TF32 off, so f32 means f32). Prints JSON in the shape of `convoy bench conv --json`
-(and, with --models, of `convoy bench models --json`): median ms over --iters runs after warm-up.
+--device cuda (TF32 off unless --tf32, so f32 means f32; --amp runs under autocast to f16, with a
+gradient scaler for training). Prints JSON in the shape of `convoy bench conv --json` (with
+--models, of `convoy bench models --json`: the suite's models at batch 8; with --large, ResNet-50
+and MobileNetV2 inference and training steps at --batch): median ms over --iters runs after
+warm-up. Model names are convoy's, so the table pairs them by name and batch.
 
-    /usr/bin/python3 tools/bench_pytorch.py [--device cpu|cuda] [--threads 2] [--iters 10] [--models]
+    /usr/bin/python3 tools/bench_pytorch.py [--device cpu|cuda] [--threads 2] [--iters 10]
+        [--models | --large --batch 32] [--tf32 | --amp]
 """
 import argparse
 import json
@@ -30,6 +34,11 @@ CONV_SUITE = [
 BATCH = 8
 
 
+def autocast(device, amp):
+    """f16 autocast on CUDA with --amp; a no-op context otherwise."""
+    return torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device == "cuda")
+
+
 def timed(fn, device, warmup, iters):
     for _ in range(warmup):
         fn()
@@ -45,7 +54,7 @@ def timed(fn, device, warmup, iters):
     return statistics.median(ms)
 
 
-def conv_suite(device, warmup, iters):
+def conv_suite(device, warmup, iters, amp):
     out = []
     for name, cin, cout, k, s, p, g, hw in CONV_SUITE:
         torch.manual_seed(0)
@@ -62,6 +71,8 @@ def conv_suite(device, warmup, iters):
             dy, x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], g, [False, True, False])
         both = lambda: torch.ops.aten.convolution_backward(
             dy, x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], g, [True, True, False])
+        if amp and device == "cuda":
+            x, w, dy = x.half(), w.half(), dy.half()
         with torch.no_grad():
             for pass_, fn, f in [("forward", fwd, flops), ("backward", both, 2 * flops),
                                  ("bwd_data", bdata, flops), ("bwd_weight", bweight, flops)]:
@@ -71,28 +82,60 @@ def conv_suite(device, warmup, iters):
     return out
 
 
-def models(device, warmup, iters):
-    import torchvision
-    out = []
-    x = torch.randn(BATCH, 3, 224, 224, device=device)
-    labels = torch.randint(0, 1000, (BATCH,), device=device)
-    for name, ctor in [("resnet18_infer", torchvision.models.resnet18),
-                       ("resnet50_infer", torchvision.models.resnet50),
-                       ("mobilenetv2_infer", torchvision.models.mobilenet_v2)]:
-        m = ctor().to(device).eval()
-        with torch.no_grad():
-            ms = timed(lambda: m(x), device, warmup, iters)
-        out.append({"name": name, "ms": ms, "images_per_sec": BATCH / (ms * 1e-3)})
-    m = torchvision.models.resnet18().to(device).train()
+def inference(name, m, x, device, warmup, iters, amp):
+    m = m.to(device).eval()
+    with torch.no_grad(), autocast(device, amp):
+        ms = timed(lambda: m(x), device, warmup, iters)
+    return {"name": name, "batch": x.shape[0], "size": x.shape[2], "ms": ms,
+            "images_per_sec": x.shape[0] / (ms * 1e-3)}
+
+
+def training_step(name, m, x, device, warmup, iters, amp):
+    """One SGD step with momentum (convoy's training step), under a gradient scaler with --amp."""
+    m = m.to(device).train()
+    labels = torch.randint(0, 1000, (x.shape[0],), device=device)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    # torch.cuda.amp's scaler: the one spelling that both Debian's PyTorch 1.13 and 2.x have
+    scaler = torch.cuda.amp.GradScaler() if amp and device == "cuda" else None
 
     def step():
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(m(x), labels).backward()
-        opt.step()
+        with autocast(device, amp):
+            loss = torch.nn.functional.cross_entropy(m(x), labels)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
     ms = timed(step, device, warmup, iters)
-    out.append({"name": "resnet18_train", "ms": ms, "images_per_sec": BATCH / (ms * 1e-3)})
+    return {"name": name, "batch": x.shape[0], "size": x.shape[2], "ms": ms,
+            "images_per_sec": x.shape[0] / (ms * 1e-3)}
+
+
+def models(device, warmup, iters, amp):
+    """The model suite of shared/bench-suite.md at batch 8, 224x224."""
+    import torchvision
+    x = torch.randn(BATCH, 3, 224, 224, device=device)
+    out = [inference(name, ctor(), x, device, warmup, iters, amp)
+           for name, ctor in [("resnet18_infer", torchvision.models.resnet18),
+                              ("resnet50_infer", torchvision.models.resnet50),
+                              ("mobilenetv2_infer", torchvision.models.mobilenet_v2)]]
+    out.append(training_step("resnet18_train", torchvision.models.resnet18(), x, device, warmup, iters, amp))
+    return out
+
+
+def large(device, warmup, iters, amp, batch):
+    """ResNet-50 and MobileNetV2, inference and a training step, at `batch` (convoy's names for
+    `bench models --model resnet50|mobilenet_v2`)."""
+    import torchvision
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    out = []
+    for model, ctor in [("resnet50", torchvision.models.resnet50), ("mobilenet_v2", torchvision.models.mobilenet_v2)]:
+        out.append(inference(f"{model}_infer", ctor(), x, device, warmup, iters, amp))
+        out.append(training_step(f"{model}_train", ctor(), x, device, warmup, iters, amp))
     return out
 
 
@@ -102,8 +145,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--models", action="store_true")
+    ap.add_argument("--models", action="store_true", help="the model suite at batch 8")
+    ap.add_argument("--large", action="store_true", help="ResNet-50 and MobileNetV2 at --batch")
+    ap.add_argument("--batch", type=int, default=32, help="batch of --large")
     ap.add_argument("--tf32", action="store_true", help="CUDA: let cuDNN and cuBLAS use TF32")
+    ap.add_argument("--amp", action="store_true", help="CUDA: autocast to f16")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.device == "cuda":
@@ -113,7 +159,12 @@ def main():
         dev_name = torch.cuda.get_device_name()
     else:
         dev_name = f"PyTorch {torch.__version__} CPU, {a.threads} threads"
-    results = models(a.device, a.warmup, a.iters) if a.models else conv_suite(a.device, a.warmup, a.iters)
+    if a.large:
+        results = large(a.device, a.warmup, a.iters, a.amp, a.batch)
+    elif a.models:
+        results = models(a.device, a.warmup, a.iters, a.amp)
+    else:
+        results = conv_suite(a.device, a.warmup, a.iters, a.amp)
     print(json.dumps({"device": dev_name, "results": results}))
 
 

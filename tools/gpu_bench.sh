@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # The GPU table in one command (no network): builds convoy, prints `convoy info`, runs
 # `bench gemm`, the conv suite (forward, input and weight gradients) and the model suite of
-# ../shared/bench-suite.md, then ResNet-50 (inference and a training step) and MobileNetV2
-# inference at batch 32 and 64, tuned (CONVOY_TUNE=1), and the same shapes in PyTorch (CUDA when
-# it has a GPU: TF32 off and on; else the CPU) in the same run. Writes the JSON of every run and
-# table.md under OUT (default target/gpu-bench).
+# ../shared/bench-suite.md, then ResNet-50 and MobileNetV2 (inference and a training step) at
+# batch 32 and 64, tuned (CONVOY_TUNE=1), and the same shapes in PyTorch (CUDA when it has a GPU:
+# TF32 off, TF32 on and AMP; else the CPU) in the same run. Writes the JSON of every run, a log
+# and table.md under OUT (default target/gpu-bench).
 #
 #   tools/gpu_bench.sh [--quick] [OUT]
 #
 # --quick: the same steps on small shapes and one timed run each (a lavapipe machine in CI, so
-# that the script cannot rot; under 3 minutes there).
+# that the script cannot rot; under 3 minutes there); any failing step fails the script.
+# Without it a failing or overlong step (STEP_TIMEOUT seconds, default 240) is logged in
+# OUT/failed.txt and the rest still run, so that one broken row does not cost a GPU session its
+# table.
+#
+# CONVOY_BIN: a convoy binary built elsewhere (a GPU machine without a Rust toolchain); else the
+# script builds one. PYTHON: the Python with PyTorch; else the first of python3 and
+# /usr/bin/python3 that imports torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -19,47 +26,78 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 out="${1:-target/gpu-bench}"
 mkdir -p "$out"
+rm -f "$out"/*.json "$out/failed.txt"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 export CONVOY_TUNE="${CONVOY_TUNE:-1}"
-cargo build --release --bin convoy
-convoy=target/release/convoy
-python=/usr/bin/python3
+if [ -n "${CONVOY_BIN:-}" ]; then
+  convoy="$CONVOY_BIN"
+else
+  cargo build --release --bin convoy
+  convoy=target/release/convoy
+fi
+python="${PYTHON:-}"
+if [ -z "$python" ]; then
+  for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import torch, torchvision' 2>/dev/null; then
+      python=$p
+      break
+    fi
+  done
+fi
+
+# step FILE CMD...: CMD's stdout appended to OUT/FILE (stderr to the terminal)
+step() {
+  local file=$1
+  shift
+  echo "gpu_bench: $*" >&2
+  if [ $quick = 1 ]; then
+    "$@" >> "$out/$file"
+  elif ! timeout "${STEP_TIMEOUT:-240}" "$@" >> "$out/$file"; then
+    echo "failed or timed out ($?): $*" | tee -a "$out/failed.txt" >&2
+  fi
+}
 
 $convoy info | tee "$out/info.txt"
 if [ $quick = 1 ]; then
-  $convoy bench gemm --json --gemm-size 512 --warmup 1 --iters 2 > "$out/convoy_gemm.json"
-  $convoy bench conv --json --gemm-size 512 --warmup 0 --iters 1 --filter r18_l4 > "$out/convoy_conv.json"
-  $convoy bench models --json --fusion on --warmup 0 --iters 1 --model resnet18 --batch 2 --size 32 --classes 10 \
-    > "$out/convoy_models.json"
+  step convoy_gemm.json $convoy bench gemm --json --gemm-size 512 --warmup 1 --iters 2
+  step convoy_conv.json $convoy bench conv --json --gemm-size 512 --warmup 0 --iters 1 --filter r18_l4
+  step convoy_models.json $convoy bench models --json --fusion on --warmup 0 --iters 1 --model resnet18 --batch 2 \
+    --size 32 --classes 10
   : > "$out/convoy_models_large.json"
 else
-  $convoy bench gemm --json --iters 20 > "$out/convoy_gemm.json"
-  $convoy bench conv --json --iters 20 > "$out/convoy_conv.json"
-  $convoy bench models --json --fusion on --iters 20 > "$out/convoy_models.json"
+  step convoy_gemm.json $convoy bench gemm --json --iters 20
+  step convoy_conv.json $convoy bench conv --json --iters 20
+  step convoy_models.json $convoy bench models --json --fusion on --iters 20
   : > "$out/convoy_models_large.json"
   for batch in 32 64; do
     for model in resnet50 mobilenet_v2; do
-      $convoy bench models --json --fusion on --iters 10 --model $model --batch $batch >> "$out/convoy_models_large.json"
+      step convoy_models_large.json $convoy bench models --json --fusion on --iters 10 --model $model --batch $batch
     done
   done
 fi
 
 # PyTorch on the same machine: CUDA (cuDNN) if it has a GPU, else the CPU
-device=$($python -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null || echo none)
-rm -f "$out"/pytorch_*.json
+device=none
+[ -n "$python" ] && device=$($python -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
 if [ "$device" = none ]; then
-  echo "gpu_bench: no PyTorch (python3-torch); the table has convoy's side only" >&2
+  echo "gpu_bench: no PyTorch with torchvision; the table has convoy's side only" >&2
 elif [ $quick = 1 ]; then
-  $python tools/bench_pytorch.py --device "$device" --warmup 0 --iters 1 > "$out/pytorch_conv_fp32.json"
+  step pytorch_conv_fp32.json $python tools/bench_pytorch.py --device "$device" --warmup 0 --iters 1
 else
   modes=(fp32)
-  [ "$device" = cuda ] && modes+=(tf32)
+  [ "$device" = cuda ] && modes+=(tf32 amp)
   for mode in "${modes[@]}"; do
-    flag=""
-    [ $mode = tf32 ] && flag="--tf32"
-    $python tools/bench_pytorch.py --device "$device" $flag --iters 20 > "$out/pytorch_conv_$mode.json"
-    $python tools/bench_pytorch.py --device "$device" $flag --iters 20 --models > "$out/pytorch_models_$mode.json"
+    flag=()
+    [ $mode = tf32 ] && flag=(--tf32)
+    [ $mode = amp ] && flag=(--amp)
+    bench=($python tools/bench_pytorch.py --device "$device" "${flag[@]}")
+    step pytorch_conv_$mode.json "${bench[@]}" --iters 20
+    step pytorch_models_$mode.json "${bench[@]}" --iters 20 --models
+    for batch in 32 64; do
+      step pytorch_models_$mode.json "${bench[@]}" --iters 10 --large --batch $batch
+    done
   done
 fi
+[ -n "$python" ] || python=python3
 $python tools/gpu_bench_table.py "$out" > "$out/table.md"
 cat "$out/table.md"

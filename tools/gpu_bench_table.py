@@ -54,23 +54,35 @@ def main():
             print(row)
         print()
     torch_models = {}
+    model_modes = []
     for path in sorted(glob.glob(os.path.join(out, "pytorch_models_*.json"))):
         mode = os.path.basename(path)[len("pytorch_models_"):-len(".json")]
+        model_modes.append(mode)
         for doc in load(path):
             for r in doc["results"]:
-                torch_models[(r["name"], mode)] = r["images_per_sec"]
+                torch_models[(r["name"], r.get("batch", 8), mode)] = r["images_per_sec"]
     rows = []
     for name in ["convoy_models.json", "convoy_models_large.json"]:
         for doc in load(os.path.join(out, name)):
             rows += doc if isinstance(doc, list) else doc.get("results", [doc])
     if rows:
-        print("## Models (fusion on)\n")
-        print("| model | batch | size | ms | images/s | PyTorch images/s |\n|---|---:|---:|---:|---:|---|")
+        # PyTorch's rows pair with convoy's by model name and batch; the last column is convoy's
+        # speed over PyTorch's in plain f32 (TF32 off), the comparison the target names
+        print("## Models (convoy with fusion on; images/s)\n")
+        head = "| model | batch | size | convoy ms | convoy |" + "".join(f" PyTorch {m} |" for m in model_modes)
+        print(head + " convoy / PyTorch fp32 |\n|---|---:|---:|---:|---:|" + "---:|" * len(model_modes) + "---:|")
         for r in rows:
-            theirs = ", ".join(f"{m} {v:.1f}" for (n, m), v in torch_models.items() if n == r.get("name")) or "-"
-            print(f"| {r.get('name')} | {r.get('batch')} | {r.get('size')} | {r.get('ms', 0):.2f} | "
-                  f"{r.get('images_per_sec', 0):.1f} | {theirs} |")
-
+            key = (r.get("name"), r.get("batch"))
+            row = f"| {key[0]} | {key[1]} | {r.get('size')} | {r.get('ms', 0):.2f} | {r.get('images_per_sec', 0):.1f} |"
+            for m in model_modes:
+                v = torch_models.get(key + (m,))
+                row += f" {v:.1f} |" if v is not None else " - |"
+            fp32 = torch_models.get(key + ("fp32",))
+            row += f" {r.get('images_per_sec', 0) / fp32:.2f}x |" if fp32 else " - |"
+            print(row)
+    failed = os.path.join(out, "failed.txt")
+    if os.path.exists(failed):
+        print("\n## Steps that failed or timed out\n\n```\n" + open(failed).read().strip() + "\n```")
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,10 @@ pub struct GpuInfo {
     /// The widest SIMD group (subgroup) the adapter may run invocations in: 8 on lavapipe
     /// (256-bit vectors), 32 on NVIDIA, up to 64 on AMD; wgpu's bound (128) where unknown.
     pub simd_width: u32,
+    /// The adapter's cooperative-matrix (tensor core) configurations, as "MxNxK A->C", whether
+    /// or not wgpu can enable them (it asks for 8x8x8 f32): recorded so that a GPU run says what
+    /// a cooperative-matrix kernel could use there.
+    pub cooperative_matrix: Vec<String>,
 }
 
 impl GpuInfo {
@@ -48,14 +52,19 @@ impl fmt::Display for GpuInfo {
             l.max_compute_invocations_per_workgroup,
             l.max_compute_workgroups_per_dimension
         )?;
-        write!(
+        writeln!(
             f,
             "features: shader-f16 {}, subgroups {} (up to {} wide), timestamps {}",
             yes(self.has_f16()),
             yes(self.features.contains(wgpu::Features::SUBGROUP)),
             self.simd_width,
             yes(self.has_timestamps())
-        )
+        )?;
+        let coop = match self.cooperative_matrix.is_empty() {
+            true => "none".to_string(),
+            false => self.cooperative_matrix.join(", "),
+        };
+        write!(f, "cooperative matrix: {coop}")
     }
 }
 
@@ -113,6 +122,7 @@ pub struct GpuBuilder {
     local_rank: Option<usize>,
     kernels: Option<super::KernelFamily>,
     max_texture_side: Option<u32>,
+    subgroup_reductions: Option<bool>,
 }
 
 impl GpuBuilder {
@@ -174,6 +184,14 @@ impl GpuBuilder {
         self
     }
 
+    /// Reduce over workgroups through subgroup operations where the adapter has them (true,
+    /// the default unless CONVOY_SUBGROUPS=0) or always through workgroup-memory trees (false;
+    /// tests run both).
+    pub fn subgroup_reductions(mut self, on: bool) -> Self {
+        self.subgroup_reductions = Some(on);
+        self
+    }
+
     /// Open the device (blocking). Native only; on the web use `build_async`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn build(self) -> Result<Gpu> {
@@ -200,9 +218,14 @@ impl GpuBuilder {
             Some(f) => Some(f),
             None => super::KernelFamily::from_env()?,
         };
+        let subgroups = match self.subgroup_reductions {
+            Some(on) => Some(on),
+            None => super::policy::subgroups_from_env()?,
+        };
         let policy = |info: &GpuInfo| {
             let mut p = super::KernelPolicy::choose(info, kernels);
             p.max_texture_side = p.max_texture_side.min(self.max_texture_side.unwrap_or(u32::MAX));
+            p.subgroup_reductions &= subgroups.unwrap_or(true);
             p
         };
         open(adapter, self.want_f16, self.poison, (tune, tune_cache), policy).await
@@ -367,6 +390,16 @@ async fn open(
         limits: device.limits(),
         features: device.features(),
         simd_width: ainfo.subgroup_max_size,
+        cooperative_matrix: adapter
+            .cooperative_matrix_properties()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}x{}x{} {:?}->{:?}",
+                    p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type
+                )
+            })
+            .collect(),
     };
     let dummy = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("convoy dummy"),

@@ -39,6 +39,21 @@ impl KernelFamily {
     }
 }
 
+/// `CONVOY_SUBGROUPS`: 0 keeps workgroup reductions on workgroup-memory trees even where the
+/// adapter has subgroups (a driver's subgroup bug, or a comparison); 1 or unset lets the policy
+/// choose.
+pub fn subgroups_from_env() -> Result<Option<bool>> {
+    match std::env::var("CONVOY_SUBGROUPS").as_deref() {
+        Err(_) | Ok("") | Ok("1") => Ok(None),
+        Ok("0") => Ok(Some(false)),
+        Ok(other) => Err(Error::arg(
+            "Gpu",
+            "CONVOY_SUBGROUPS",
+            format!("'{other}' is not 0 or 1"),
+        )),
+    }
+}
+
 /// Software drivers by the names they report; a browser's WebGPU adapter has no device type,
 /// but SwiftShader (its fallback adapter) names itself.
 const CPU_DRIVER_NAMES: &[&str] = &[
@@ -70,6 +85,11 @@ pub struct KernelPolicy {
     /// The adapter is a CPU driver, whichever family is forced: what the tuner's defaults
     /// follow (`tune_by_default`, `tune_sample_pixels`, `Clock::for_timing`).
     pub cpu_driver: bool,
+    /// Workgroup reductions (batch-norm statistics and backward sums, the loss, softmax, bias
+    /// gradients) through subgroup operations: the adapter has subgroups, natively (the
+    /// browser's subgroup builtins are not yet relied on), unless CONVOY_SUBGROUPS=0 or
+    /// `GpuBuilder::subgroup_reductions(false)`; else trees through workgroup memory.
+    pub subgroup_reductions: bool,
 }
 
 impl KernelPolicy {
@@ -93,6 +113,7 @@ impl KernelPolicy {
             texture_operands: family == KernelFamily::Cpu,
             max_texture_side: info.limits.max_texture_dimension_2d,
             cpu_driver: device == KernelFamily::Cpu,
+            subgroup_reductions: info.features.contains(wgpu::Features::SUBGROUP) && !cfg!(target_arch = "wasm32"),
         }
     }
 
@@ -135,7 +156,11 @@ impl fmt::Display for KernelPolicy {
         } else {
             "off unless CONVOY_TUNE=1"
         };
-        write!(f, "; tuner {tuning}")
+        let reductions = match self.subgroup_reductions {
+            true => "subgroup operations",
+            false => "workgroup-memory trees",
+        };
+        write!(f, "; tuner {tuning}; reductions through {reductions}")
     }
 }
 
@@ -152,6 +177,7 @@ mod tests {
             limits: wgpu::Limits::default(),
             features: wgpu::Features::empty(),
             simd_width: 32,
+            cooperative_matrix: Vec::new(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Loss and metric kernels over logits (N, K) and i32 labels (N).
 
-use super::shaders::{CROSS_ENTROPY_BWD, CROSS_ENTROPY_FWD, TOPK_ACCURACY};
+use super::shaders::{reduction_variant, CROSS_ENTROPY_BWD, CROSS_ENTROPY_FWD, TOPK_ACCURACY};
 use super::{f32_bits, groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
@@ -14,7 +14,7 @@ pub fn cross_entropy(
     labels: &wgpu::Buffer,
     loss: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&CROSS_ENTROPY_FWD, &[])?;
+    let pipeline = gpu.pipeline(reduction_variant(gpu, &CROSS_ENTROPY_FWD), &[])?;
     u32_of("cross_entropy logits", n * k)?;
     Dispatch::new(
         gpu,
@@ -34,7 +34,7 @@ pub fn topk_accuracy(
     labels: &wgpu::Buffer,
     acc: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&TOPK_ACCURACY, &[])?;
+    let pipeline = gpu.pipeline(reduction_variant(gpu, &TOPK_ACCURACY), &[])?;
     u32_of("accuracy logits", n * k)?;
     Dispatch::new(
         gpu,

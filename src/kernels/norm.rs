@@ -1,5 +1,6 @@
 //! batch_norm kernels: per-channel batch statistics, and the normalisation itself.
 
+use super::shaders::reduction_variant;
 use super::shaders::{
     BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_FINISH, BATCH_NORM_BWD_REDUCE, BATCH_NORM_MERGE,
     BATCH_NORM_RUNNING, BATCH_NORM_STATS, CHANNEL_SUM, FOLD_BN,
@@ -27,7 +28,7 @@ pub fn stats(
     running_var: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     per_channel_grid(gpu, "batch_norm", c)?;
-    let pipeline = gpu.pipeline(&BATCH_NORM_STATS, &[])?;
+    let pipeline = gpu.pipeline(reduction_variant(gpu, &BATCH_NORM_STATS), &[])?;
     u32_of("batch_norm elements", n * c * hw)?;
     let params = [
         n as u32,
@@ -166,7 +167,7 @@ fn per_channel_grid(gpu: &Gpu, what: &str, c: usize) -> Result<[u32; 3]> {
 pub fn channel_sum(gpu: &Gpu, [n, c, hw]: [usize; 3], x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
     let grid = per_channel_grid(gpu, "channel_sum", c)?;
     u32_of("channel_sum elements", n * c * hw)?;
-    let pipeline = gpu.pipeline(&CHANNEL_SUM, &[])?;
+    let pipeline = gpu.pipeline(reduction_variant(gpu, &CHANNEL_SUM), &[])?;
     Dispatch::new(gpu, pipeline, &[n as u32, c as u32, hw as u32], &[x, y], grid)
 }
 
@@ -230,7 +231,10 @@ pub fn backward(
     let from_output = ("FROM_OUTPUT", f64::from(u8::from(epi.act.grad_from_output())));
     let y = b.y.unwrap_or(gpu.dummy());
     let split = ("SPLIT", f64::from(u8::from(splits > 1)));
-    let reduce = gpu.pipeline(&BATCH_NORM_BWD_REDUCE, &[act, alpha, from_output, split])?;
+    let reduce = gpu.pipeline(
+        reduction_variant(gpu, &BATCH_NORM_BWD_REDUCE),
+        &[act, alpha, from_output, split],
+    )?;
     let chunk = count.div_ceil(splits);
     let params = [
         n as u32,

@@ -41,12 +41,12 @@ shaders! {
     CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     SPLIT_K_REDUCE = "split_k_reduce" [Uniform, Read, ReadWrite];
-    CHANNEL_SUM = "channel_sum" [Uniform, Read, ReadWrite];
-    BATCH_NORM_STATS = "batch_norm_stats" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
+    CHANNEL_SUM = "channel_sum" with prelude "workgroup_sum" [Uniform, Read, ReadWrite];
+    BATCH_NORM_STATS = "batch_norm_stats" with prelude "workgroup_sum" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_MERGE = "batch_norm_merge" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_RUNNING = "batch_norm_running" [Uniform, Read, Read, Read, ReadWrite, ReadWrite];
     BATCH_NORM_APPLY = "batch_norm_apply" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" "workgroup_sum" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_FINISH = "batch_norm_bwd_finish" [Uniform, Read, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     FOLD_BN = "fold_bn" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
@@ -57,10 +57,10 @@ shaders! {
     DROPOUT = "dropout" [Uniform, Read, Read, ReadWrite];
     COPY_CHANNELS = "copy_channels" [Uniform, Read, ReadWrite];
     CHANNEL_SHUFFLE = "channel_shuffle" [Uniform, Read, ReadWrite];
-    SOFTMAX = "softmax" [Uniform, Read, Read, ReadWrite];
+    SOFTMAX = "softmax" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
     UPSAMPLE = "upsample" [Uniform, Read, ReadWrite];
     PAD2D = "pad2d" [Uniform, Read, ReadWrite];
-    ROW_DOT = "row_dot" [Uniform, Read, Read, ReadWrite];
+    ROW_DOT = "row_dot" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
     MAX_POOL2D_FWD = "max_pool2d_fwd" [Uniform, Read, ReadWrite];
     MAX_POOL2D_ARGMAX = "max_pool2d_argmax" [Uniform, Read, ReadWrite];
     MAX_POOL2D_BWD = "max_pool2d_bwd" [Uniform, Read, Read, ReadWrite];
@@ -71,10 +71,10 @@ shaders! {
     GEMM = "gemm" [Uniform, Read, Read, Read, ReadWrite];
     GEMM_TEX = "gemm_tex" [Uniform, Texture, Texture, ReadWrite];
     GEMM_ROWS = "gemm_rows" with prelude "activation" [Uniform, Read, Read, Read, Read, ReadWrite];
-    CROSS_ENTROPY_FWD = "cross_entropy_fwd" [Uniform, Read, Read, ReadWrite];
+    CROSS_ENTROPY_FWD = "cross_entropy_fwd" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
     CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];
-    TOPK_ACCURACY = "topk_accuracy" [Uniform, Read, Read, ReadWrite];
-    ACT_STATS_PARTIAL = "act_stats_partial" [Uniform, Read, ReadWrite];
+    TOPK_ACCURACY = "topk_accuracy" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
+    ACT_STATS_PARTIAL = "act_stats_partial" with prelude "workgroup_sum" [Uniform, Read, ReadWrite];
     ACT_STATS_FINISH = "act_stats_finish" [Uniform, Read, ReadWrite];
     CAST = "cast" [Uniform, Read, ReadWrite];
     SGD_STEP = "sgd_step" [Uniform, Read, Read, ReadWrite, ReadWrite];
@@ -123,6 +123,56 @@ pub fn f16_variant(shader: &'static Shader) -> Result<&'static Shader> {
         );
         Box::leak(Box::new(Shader {
             name: Box::leak(format!("{}_f16", shader.name).into_boxed_str()),
+            source: Box::leak(source.into_boxed_str()),
+            bindings: shader.bindings,
+        }))
+    });
+    Ok(v)
+}
+
+/// The workgroup reductions' prelude as kernels include it (a tree through workgroup memory),
+/// and the subgroup form that replaces it.
+const WORKGROUP_SUM: &str = include_str!("../../shaders/workgroup_sum.wgsl");
+const WORKGROUP_SUM_SUBGROUP: &str = include_str!("../../shaders/workgroup_sum_subgroup.wgsl");
+
+/// Prelude files that only variants use, in place of a kernel's own prelude.
+pub static VARIANT_PRELUDES: &[&str] = &["workgroup_sum_subgroup"];
+
+/// Whether `shader` reduces over its workgroup through the workgroup_sum prelude (see
+/// `reduction_variant`).
+pub fn has_subgroup_variant(shader: &Shader) -> bool {
+    shader.source.contains(WORKGROUP_SUM)
+}
+
+/// `shader` with its workgroup reductions as the device's policy says: through subgroup
+/// operations (`KernelPolicy::subgroup_reductions`: the adapter has subgroups) where the
+/// kernel reduces through the workgroup_sum prelude, else the shader itself (the tree).
+pub fn reduction_variant(gpu: &Gpu, shader: &'static Shader) -> &'static Shader {
+    match gpu.policy().subgroup_reductions && has_subgroup_variant(shader) {
+        true => subgroup_variant(shader).unwrap_or(shader),
+        false => shader,
+    }
+}
+
+/// The subgroup variant of `shader`: workgroup_sum_subgroup.wgsl in place of the tree (no adapter check: naga validation in the tests uses it too). Built once
+/// per shader and kept for the life of the process, like the f16 variants.
+pub fn subgroup_variant(shader: &'static Shader) -> Result<&'static Shader> {
+    if !has_subgroup_variant(shader) {
+        return Err(Error::arg(
+            shader.name,
+            "reductions",
+            "this kernel has no subgroup variant",
+        ));
+    }
+    static VARIANTS: OnceLock<Mutex<HashMap<&'static str, &'static Shader>>> = OnceLock::new();
+    let mut map = crate::device::lock(VARIANTS.get_or_init(Default::default));
+    let v = map.entry(shader.name).or_insert_with(|| {
+        // no `enable subgroups;`: naga (wgpu 30) rejects the directive and takes the subgroup
+        // builtins when the device has SUBGROUP; a browser's compiler wants it (and the policy
+        // keeps the browser on the trees)
+        let source = shader.source.replacen(WORKGROUP_SUM, WORKGROUP_SUM_SUBGROUP, 1);
+        Box::leak(Box::new(Shader {
+            name: Box::leak(format!("{}_subgroups", shader.name).into_boxed_str()),
             source: Box::leak(source.into_boxed_str()),
             bindings: shader.bindings,
         }))

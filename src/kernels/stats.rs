@@ -1,7 +1,7 @@
 //! Activation statistics (training diagnostics): mean, std, fraction near zero and a histogram of
 //! one tensor, reduced on the GPU into 3 + bins numbers, so reading them costs a few hundred bytes.
 
-use super::shaders::{ACT_STATS_FINISH, ACT_STATS_PARTIAL};
+use super::shaders::{reduction_variant, ACT_STATS_FINISH, ACT_STATS_PARTIAL};
 use super::u32_of;
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
@@ -45,7 +45,7 @@ pub fn act_stats(
     let part = gpu.scratch_buffer("act_stats partials", (parts * width * 4) as u64)?;
     let partial = Dispatch::new(
         gpu,
-        gpu.pipeline(&ACT_STATS_PARTIAL, &constants)?,
+        gpu.pipeline(reduction_variant(gpu, &ACT_STATS_PARTIAL), &constants)?,
         &params,
         &[x, &part],
         [parts as u32, 1, 1],

@@ -91,7 +91,7 @@ pub fn scale_gradient(
 ) -> Result<Dispatch> {
     u32_of("mul_channels elements", n * c * hw)?;
     let rows = u32_of("mul_channels rows (images x channels)", n * c)?;
-    let pipeline = gpu.pipeline(&ROW_DOT, &[])?;
+    let pipeline = gpu.pipeline(crate::kernels::shaders::reduction_variant(gpu, &ROW_DOT), &[])?;
     Dispatch::new(gpu, pipeline, &[rows, hw as u32], &[dy, x, ds], grid_1d(rows))
 }
 

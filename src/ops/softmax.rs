@@ -47,7 +47,10 @@ pub fn launch(
 ) -> Result<Dispatch> {
     u32_of("softmax elements", rows * k)?;
     let rows32 = u32_of("softmax rows", rows)?;
-    let pipeline = gpu.pipeline(&SOFTMAX, &[("BACKWARD", f64::from(u8::from(dy.is_some())))])?;
+    let pipeline = gpu.pipeline(
+        crate::kernels::shaders::reduction_variant(gpu, &SOFTMAX),
+        &[("BACKWARD", f64::from(u8::from(dy.is_some())))],
+    )?;
     Dispatch::new(
         gpu,
         pipeline,

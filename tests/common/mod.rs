@@ -20,6 +20,21 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// The default GPU and one that reduces over workgroups through workgroup-memory trees only,
+/// for the kernels whose reductions have a subgroup variant (lavapipe has subgroups, 8 wide,
+/// so the default takes the subgroup path there and both paths run).
+pub fn reduction_gpus() -> [&'static Gpu; 2] {
+    static TREES: OnceLock<Gpu> = OnceLock::new();
+    let trees = TREES.get_or_init(
+        || match Gpu::builder().poison_outputs(true).subgroup_reductions(false).build() {
+            Ok(g) => g,
+            Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
+        },
+    );
+    assert!(!trees.policy().subgroup_reductions);
+    [gpu(), trees]
+}
+
 /// fp32 tolerance for kernels that sum up to a few thousand products: their rounding error is
 /// about sqrt(terms) * 6e-8 relative to the magnitude of the sum, far below 1e-4.
 pub const RTOL: f64 = 1e-4;
