@@ -65,10 +65,12 @@ const CPU_DRIVER_NAMES: &[&str] = &[
     "warp",
 ];
 
-/// Output pixels a CPU driver's tuner times each conv candidate on (`tune_sample_pixels`): 16
-/// workgroups of 64 lanes x 4 pixels, several per thread of the driver, so each candidate's
-/// workgroup shape is timed as it runs at full size.
-const TUNE_SAMPLE_PIXELS: usize = 4096;
+/// Output pixels a CPU driver's tuner times each conv candidate on (`tune_sample_pixels`): 4
+/// workgroups of 64 lanes x 4 pixels, two per thread of a 2-core driver, so each candidate's
+/// workgroup shape is still timed as it runs at full size. 4,096 cost a ResNet-18 training
+/// step (batch 8, 224x224) 42 s of tuning against a 21 s step; 1,024 cost 22 s (BENCHMARKS.md,
+/// "The tuner's first-use cost after the texture input gradient").
+const TUNE_SAMPLE_PIXELS: usize = 1024;
 
 /// The kernel choices of one device.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -94,8 +94,9 @@ pub(super) fn choose(
 }
 
 /// A candidate's first run within this factor of the best so far earns it a second (lavapipe's
-/// first run of a new pipeline reads up to ~30% high).
-const RERUN_WITHIN: f64 = 1.5;
+/// first run of a new pipeline reads up to ~30% high, but a candidate 15% behind on its first
+/// run rarely wins, and the reruns were a quarter of the tuning time at 1.5).
+const RERUN_WITHIN: f64 = 1.15;
 
 /// The tile rows the tuner keeps at least (the block tile's 64).
 const SAMPLE_ROWS: usize = 64;
