@@ -32,6 +32,7 @@ shaders! {
     CONV2D_FWD_DEPTHWISE = "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
     CONV2D_STATS_CONDENSE = "conv2d_stats_condense" [Uniform, Read, ReadWrite];
     CONV2D_TRANSPOSE_WEIGHTS = "conv2d_transpose_weights" [Uniform, Read, ReadWrite];
+    CONV2D_SCATTER_PHASE = "conv2d_scatter_phase" [Uniform, Read, ReadWrite];
     CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, StorageTexture];
     CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Texture, Read, Read, Read, ReadWrite, ReadWrite];
     CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Texture, ReadWrite];

@@ -4,10 +4,10 @@ use super::*;
 
 /// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: the forward kernel's layout with input
 /// channels as the tile rows (`tile.ocb` of them) and input pixels as its columns; with stride
-/// S, one dispatch per stride phase (S*S of them). A stride-1 conv's input gradient is the
-/// forward of dy with transposed weights where that forward is the faster kernel: the texture
-/// forward on the cpu family (`backward_data_texture`), the block forward on the gpu family
-/// (`backward_data_block`).
+/// S, one dispatch per stride phase (S*S of them). Where a forward kernel is the faster one,
+/// the input gradient is the forward of dy with transposed weights: the texture forward on the
+/// cpu family, per stride phase (`backward_data_texture`), the block forward on the gpu family
+/// for stride 1 (`backward_data_block`).
 pub fn backward_data(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -15,7 +15,7 @@ pub fn backward_data(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    if transposes_to_forward(g) && texture::uses_texture(gpu, &transposed_geometry(g)) {
+    if texture_phases(gpu, g).is_some() {
         return backward_data_texture(gpu, g, dy, w, dx);
     }
     let block = ConvTile::block_first(gpu, g.cin / g.args.groups) && transposes_to_forward(g);
@@ -89,16 +89,113 @@ pub fn backward_data_block(
             ConvTile::BLOCK.refuse("the block input gradient needs stride 1 and padding <= d*(K-1) on each axis")
         );
     }
-    through_forward(gpu, g, dy, w, dx, |t, b| {
+    through_forward(gpu, g, all_taps(g), &transposed_geometry(g), dy, w, dx, |t, b| {
         forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
     })
 }
 
-/// The input gradient of a stride-1 conv through the cpu family's texture forward
-/// (conv2d_fwd_tex, after packing dy into an operand texture): dx = conv2d(dy, wt) with wt the
-/// kernel flipped and its channel axes swapped within each group, padding d*(K-1) - P. On a CPU
-/// driver the register kernel's per-lane storage loads of dy are loops over the lanes; the
-/// texture forward fetches 4 channels of dy per texel in one gather.
+/// One axis of a conv's input gradient split by stride phase. The input positions i with
+/// (i + P) % S == r take the taps k with k*D % S == r: k0, k0 + step, ... (`taps` of them), whose
+/// dy positions are `dil` apart; as a stride-1 forward over dy the phase is a map of `count`
+/// outputs, output m at input position `first` + S*m, with padding `pad` in front of dy (None
+/// when it would be negative: a padding larger than the kernel's reach).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PhaseAxis {
+    k0: usize,
+    step: usize,
+    taps: usize,
+    dil: usize,
+    first: usize,
+    count: usize,
+    pad: Option<usize>,
+}
+
+/// Phase `r` of one axis: input size `size`, kernel `k`, stride `s`, padding `p`, dilation `d`.
+fn phase_axis(size: usize, k: usize, s: usize, p: usize, d: usize, r: usize) -> PhaseAxis {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let step = s / gcd(d, s);
+    let k0 = (0..k.min(step)).find(|&k| k * d % s == r);
+    let taps = k0.map_or(0, |k0| (k - k0).div_ceil(step));
+    // the first phase output: the smallest m with r + s*m - p >= 0
+    let m0 = if p > r { (p - r).div_ceil(s) } else { 0 };
+    let first = r + s * m0 - p;
+    let count = if first < size { (size - first).div_ceil(s) } else { 0 };
+    let dil = step * d / s;
+    // tap j reads dy at m - e_j, e_j = (k_j*d - r) / s = e_0 + j*dil; flipped, the forward's
+    // padding is e_max - m0
+    let pad = k0.and_then(|k0| ((k0 * d - r) / s + (taps - 1) * dil).checked_sub(m0));
+    PhaseAxis {
+        k0: k0.unwrap_or(0),
+        step,
+        taps,
+        dil,
+        first,
+        count,
+        pad,
+    }
+}
+
+/// The stride phases of `g`'s input gradient that the texture forward runs, as (rows, columns)
+/// per phase, when every phase with taps fits the texture path (the policy's texture operands,
+/// 3+ output channels per group, dy within the texture limit, no negative padding); else None.
+fn texture_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<(PhaseAxis, PhaseAxis)>> {
+    let a = &g.args;
+    if !gpu.policy().texture_operands {
+        return None;
+    }
+    let axes = |axis: usize, size: usize, k: usize| -> Vec<PhaseAxis> {
+        (0..a.stride[axis])
+            .map(|r| phase_axis(size, k, a.stride[axis], a.padding[axis], a.dilation[axis], r))
+            .collect()
+    };
+    let (rows, cols) = (axes(0, g.h, g.kh), axes(1, g.w, g.kw));
+    let mut phases = Vec::new();
+    for &py in &rows {
+        for &px in &cols {
+            if py.count == 0 || px.count == 0 {
+                continue;
+            }
+            if py.taps > 0 && px.taps > 0 {
+                let geom = phase_geometry(g, &py, &px)?;
+                if !texture::uses_texture(gpu, &geom) {
+                    return None;
+                }
+            }
+            phases.push((py, px));
+        }
+    }
+    Some(phases)
+}
+
+/// The forward geometry of one stride phase: dy as the input, the phase's taps as the kernel
+/// (flipped, channel axes swapped), the phase's map as the output; None for a negative padding.
+fn phase_geometry(g: &Conv2dGeom, py: &PhaseAxis, px: &PhaseAxis) -> Option<Conv2dGeom> {
+    Some(Conv2dGeom {
+        n: g.n,
+        cin: g.cout,
+        h: g.oh,
+        w: g.ow,
+        cout: g.cin,
+        kh: py.taps,
+        kw: px.taps,
+        oh: py.count,
+        ow: px.count,
+        args: crate::ops::Conv2dArgs::new(1, 0, 1, g.args.groups).hw([1, 1], [py.pad?, px.pad?], [py.dil, px.dil]),
+    })
+}
+
+/// The input gradient through the cpu family's texture forward (conv2d_fwd_tex, after packing dy
+/// into an operand texture), one stride phase at a time: each phase of dx is the forward of dy
+/// with that phase's taps flipped and their channel axes swapped (conv2d_transpose_weights), into
+/// a scratch map that conv2d_scatter_phase puts in place (for stride 1 the one phase is dx
+/// itself); a phase no tap reaches gets zeros. On a CPU driver the register kernel's per-lane
+/// storage loads of dy are loops over the lanes; the texture forward fetches 4 channels of dy
+/// per texel in one gather.
 pub fn backward_data_texture(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -106,18 +203,61 @@ pub fn backward_data_texture(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    if !transposes_to_forward(g) || !texture::uses_texture(gpu, &transposed_geometry(g)) {
+    let Some(phases) = texture_phases(gpu, g) else {
         return Err(Error::arg(
             "conv2d input gradient",
             "kernel",
             format!(
-                "{g:?}: the texture input gradient takes stride-1 convs whose dy fits an operand texture, with 3+ output channels per group, under the texture policy"
+                "{g:?}: the texture input gradient takes convs with 3+ output channels per group whose dy fits an operand texture and whose padding is within the kernel's reach, under the texture policy"
             ),
         ));
+    };
+    let dense = g.args.stride == [1, 1];
+    let mut out = Vec::new();
+    for (py, px) in phases {
+        let planes = g.n * g.cin;
+        let scatter = |zero: bool, phase: &wgpu::Buffer| -> Result<Dispatch> {
+            let total = planes * py.count * px.count;
+            Dispatch::new(
+                gpu,
+                gpu.pipeline(&CONV2D_SCATTER_PHASE, &[("ZERO", f64::from(u8::from(zero)))])?,
+                &[
+                    u32_of("conv2d input planes", planes)?,
+                    g.h as u32,
+                    g.w as u32,
+                    py.count as u32,
+                    px.count as u32,
+                    py.first as u32,
+                    px.first as u32,
+                    g.args.stride[0] as u32,
+                    g.args.stride[1] as u32,
+                ],
+                &[phase, dx],
+                grid_1d(groups_for("conv2d input-gradient phase", total, 64)?),
+            )
+        };
+        let Some(geom) = (py.taps > 0 && px.taps > 0)
+            .then(|| phase_geometry(g, &py, &px))
+            .flatten()
+        else {
+            out.push(scatter(true, gpu.dummy())?);
+            continue;
+        };
+        let taps = [(py.k0, py.step, py.taps), (px.k0, px.step, px.taps)];
+        if dense {
+            out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, |t, b| {
+                forward(gpu, t, Epilogue::default(), DType::F32, b)
+            })?);
+        } else {
+            let bytes = (planes * py.count * px.count * 4) as u64;
+            let phase = gpu.scratch_buffer("conv2d input-gradient phase", bytes)?;
+            out.extend(through_forward(gpu, g, taps, &geom, dy, w, &phase, |t, b| {
+                forward(gpu, t, Epilogue::default(), DType::F32, b)
+            })?);
+            out.push(scatter(false, &phase)?);
+        }
     }
-    through_forward(gpu, g, dy, w, dx, |t, b| {
-        forward(gpu, t, Epilogue::default(), DType::F32, b)
-    })
+    Ok(out)
 }
 
 /// The forward geometry whose output is the input gradient of a stride-1 conv `g`: dy as the
@@ -146,20 +286,25 @@ fn transposed_geometry(g: &Conv2dGeom) -> Conv2dGeom {
     }
 }
 
-/// The input gradient of a stride-1 conv `g` as the forward `forward` runs on the transposed
-/// geometry: the flipped, channel-swapped weights (conv2d_transpose_weights, into a scratch
-/// buffer) first, then the forward of dy with them into dx.
+/// The input gradient of `g` (or one stride phase of it) as the forward `forward` runs on
+/// `geom`, the transposed geometry: the weights' taps `taps` per axis ((k0, step, count): k0,
+/// k0 + step, ...) flipped and channel-swapped (conv2d_transpose_weights, into a scratch buffer)
+/// first, then the forward of dy with them into `out`.
+#[allow(clippy::too_many_arguments)]
 fn through_forward(
     gpu: &Gpu,
     g: &Conv2dGeom,
+    taps: [(usize, usize, usize); 2],
+    geom: &Conv2dGeom,
     dy: &wgpu::Buffer,
     w: &wgpu::Buffer,
-    dx: &wgpu::Buffer,
+    out: &wgpu::Buffer,
     forward: impl FnOnce(&Conv2dGeom, &ForwardBuffers<'_>) -> Result<Vec<Dispatch>>,
 ) -> Result<Vec<Dispatch>> {
     let a = &g.args;
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
-    let total = g.cin * cout_g * g.kh * g.kw;
+    let [(k0y, step_y, th), (k0x, step_x, tw)] = taps;
+    let total = g.cin * cout_g * th * tw;
     let wt = gpu.scratch_buffer("conv2d transposed weights", (total * 4) as u64)?;
     let transpose = Dispatch::new(
         gpu,
@@ -167,16 +312,27 @@ fn through_forward(
         &[
             u32_of("conv2d input channels per group", cin_g)?,
             u32_of("conv2d output channels per group", cout_g)?,
+            th as u32,
+            tw as u32,
+            u32_of("conv2d weights", total)?,
             g.kh as u32,
             g.kw as u32,
-            u32_of("conv2d weights", total)?,
+            k0y as u32,
+            step_y as u32,
+            k0x as u32,
+            step_x as u32,
         ],
         &[w, &wt],
         grid_1d(groups_for("conv2d weights", total, 64)?),
     )?;
-    let mut out = vec![transpose];
-    out.extend(forward(&transposed_geometry(g), &ForwardBuffers::new(dy, &wt, dx))?);
-    Ok(out)
+    let mut dispatches = vec![transpose];
+    dispatches.extend(forward(geom, &ForwardBuffers::new(dy, &wt, out))?);
+    Ok(dispatches)
+}
+
+/// Every tap of each axis, for a stride-1 conv's transposed weights.
+fn all_taps(g: &Conv2dGeom) -> [(usize, usize, usize); 2] {
+    [(0, 1, g.kh), (0, 1, g.kw)]
 }
 
 /// The input gradient of a stride-1 depthwise conv through the staged depthwise forward
@@ -197,7 +353,7 @@ pub fn backward_data_depthwise(
             format!("{g:?}: the staged depthwise input gradient takes stride-1 depthwise convs"),
         ));
     }
-    through_forward(gpu, g, dy, w, dx, |t, b| {
+    through_forward(gpu, g, all_taps(g), &transposed, dy, w, dx, |t, b| {
         forward_depthwise(gpu, t, Epilogue::default(), DType::F32, b)
     })
 }
@@ -289,3 +445,43 @@ pub fn backward_data_narrow(
 
 /// Cells per invocation of conv2d_bwd_data_narrow (its CELLS), fewer for strides above 8.
 pub(super) const NARROW_CELLS: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::{phase_axis, PhaseAxis};
+
+    #[test]
+    fn stride_phases_take_the_taps_that_land_on_them() {
+        // 3 taps, stride 2, padding 1 (ResNet's downsampling 3x3) on 56 rows: the odd rows
+        // (phase 0: (i + 1) % 2 == 0) take taps 0 and 2, the even rows tap 1
+        let even = phase_axis(56, 3, 2, 1, 1, 0);
+        assert_eq!(
+            even,
+            PhaseAxis {
+                k0: 0,
+                step: 2,
+                taps: 2,
+                dil: 1,
+                first: 1,
+                count: 28,
+                pad: Some(0)
+            }
+        );
+        let odd = phase_axis(56, 3, 2, 1, 1, 1);
+        assert_eq!(
+            (odd.k0, odd.taps, odd.first, odd.count, odd.pad),
+            (1, 1, 0, 28, Some(0))
+        );
+        // stride 1 is one phase: every tap, padding d*(K-1) - P
+        let one = phase_axis(9, 5, 1, 1, 2, 0);
+        assert_eq!(
+            (one.k0, one.step, one.taps, one.dil, one.first, one.count, one.pad),
+            (0, 1, 5, 2, 0, 9, Some(7))
+        );
+        // dilation 2 at stride 2: the odd phase has no tap (its rows get zeros)
+        assert_eq!(phase_axis(10, 3, 2, 0, 2, 1).taps, 0);
+        // a 1x1 with padding 1 at stride 2: the padding lies beyond the kernel's reach
+        let beyond = phase_axis(8, 1, 2, 1, 1, 0);
+        assert_eq!((beyond.taps, beyond.pad), (1, None));
+    }
+}
