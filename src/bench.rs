@@ -111,7 +111,7 @@ pub struct GemmResult {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Result<Vec<GemmResult>> {
     if size < 64 {
-        // `kernels::linear::gemm` runs products of fewer rows than its tile as convs
+        // one workgroup tile at least (smaller products are not what the tile kernel is for)
         return Err(crate::error::Error::arg(
             "bench gemm",
             "size",
@@ -131,7 +131,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         trans_a: false,
         trans_b: false,
     };
-    let tiled = kernels::linear::gemm(gpu, &geom, DType::F32, a.buffer(), b.buffer(), None, c.buffer())?;
+    let tiled = kernels::linear::gemm_tile(gpu, &geom, DType::F32, a.buffer(), b.buffer(), None, c.buffer())?;
     let rows_geom = kernels::linear::RowsGeom {
         batch: 1,
         m: size,

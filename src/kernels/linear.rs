@@ -39,9 +39,13 @@ pub fn gemm(
     // M rows with uniform weight loads: the linear layer itself (B^T = W as (N, K, 1, 1)
     // weights), or its input gradient (B as (K, N, 1, 1) weights: the conv's input gradient,
     // which has no bias and is f32)
+    // On the texture policy (the cpu family) every linear product runs as those 1x1 convs, and the
+    // weight gradient as the 1x1 conv's weight gradient: their texture kernels read the large
+    // operand with vectorised texel fetches where the tile GEMM loops over per-lane loads.
     let pointwise =
         |x: [usize; 4], w: [usize; 4]| Conv2dGeom::new(&Shape::new(&x), &Shape::new(&w), Conv2dArgs::default());
-    if g.m < TILE && !g.trans_a && g.trans_b {
+    let texture = gpu.policy().texture_operands;
+    if (g.m < TILE || texture) && !g.trans_a && g.trans_b {
         let geom = pointwise([g.m, g.k, 1, 1], [g.n, g.k, 1, 1])?;
         let epi = Epilogue::default();
         return super::conv::forward(
@@ -59,10 +63,30 @@ pub fn gemm(
             },
         );
     }
-    if g.m < TILE && !g.trans_a && bias.is_none() && storage == DType::F32 {
+    if (g.m < TILE || texture) && !g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
         let geom = pointwise([g.m, g.n, 1, 1], [g.k, g.n, 1, 1])?;
         return super::conv::backward_data(gpu, &geom, a, b, c);
     }
+    // C (M, N) = A^T B with A (K, M), B (K, N): the weight gradient dW = dY^T X of a linear layer
+    // (M outputs, N inputs, K rows of the batch), i.e. the 1x1 conv's over K one-pixel images
+    if texture && g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
+        let geom = pointwise([g.k, g.n, 1, 1], [g.m, g.n, 1, 1])?;
+        return super::conv::backward_weight(gpu, &geom, a, b, c);
+    }
+    gemm_tile(gpu, g, storage, a, b, bias, c)
+}
+
+/// C = op(A) op(B) [+ bias] through the 64 x 64 tile GEMM (gemm.wgsl) whatever the shape and
+/// policy (`gemm` chooses; `bench gemm` times this kernel by name).
+pub fn gemm_tile(
+    gpu: &Gpu,
+    g: &GemmGeom,
+    storage: DType,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    c: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
     let constants = [
         ("TRANS_A", f64::from(u8::from(g.trans_a))),
         ("TRANS_B", f64::from(u8::from(g.trans_b))),

@@ -170,3 +170,50 @@ fn texture_gemm_matches_reference() {
         .expect("refused");
     assert!(err.to_string().contains("multiple of 512"), "{err}");
 }
+
+/// The three products of a linear layer (forward A B^T, input gradient A B, weight gradient
+/// A^T B) through `kernels::linear::gemm` under both kernel families: the cpu family runs each
+/// as a 1x1 conv through the texture kernels at any batch, the gpu family the tile GEMM from 64
+/// rows (1x1 convs below).
+#[test]
+fn gemm_products_match_reference_under_both_families() {
+    use convoy::kernels::linear::{gemm, GemmGeom};
+    use convoy::{Gpu, KernelFamily};
+    let families =
+        [KernelFamily::Cpu, KernelFamily::Gpu].map(|f| Gpu::builder().kernels(f).poison_outputs(true).build().unwrap());
+    let mut rng = Rng::new(12);
+    // (m, n, k): rows around the 64-row tile, widths that are not multiples of 4 or 64
+    for (m, n, k) in [(70, 33, 129), (64, 10, 64), (130, 65, 7), (5, 200, 90), (97, 3, 45)] {
+        for (trans_a, trans_b) in [(false, true), (false, false), (true, false)] {
+            let a = rng.vec(m * k, -1.0, 1.0);
+            let b = rng.vec(k * n, -1.0, 1.0);
+            // element (i, j) of op(A) and op(B)
+            let at = |i: usize, j: usize| f64::from(if trans_a { a[j * m + i] } else { a[i * k + j] });
+            let bt = |i: usize, j: usize| f64::from(if trans_b { b[j * k + i] } else { b[i * n + j] });
+            let want: Vec<f64> = (0..m * n)
+                .map(|e| (0..k).map(|l| at(e / n, l) * bt(l, e % n)).sum())
+                .collect();
+            for g in &families {
+                let a_dims = if trans_a { [k, m] } else { [m, k] };
+                let b_dims = if trans_b { [n, k] } else { [k, n] };
+                let at = Tensor::from_slice(g, &a, a_dims).unwrap();
+                let bt = Tensor::from_slice(g, &b, b_dims).unwrap();
+                let c = Tensor::empty(g, [m, n]).unwrap();
+                let geom = GemmGeom {
+                    m,
+                    n,
+                    k,
+                    trans_a,
+                    trans_b,
+                };
+                let ds = gemm(g, &geom, DType::F32, at.buffer(), bt.buffer(), None, c.buffer()).unwrap();
+                g.run(&ds);
+                let what = format!(
+                    "{:?} family: gemm m{m} n{n} k{k} trans_a {trans_a} trans_b {trans_b}",
+                    g.policy().family
+                );
+                assert_close(&what, &c.to_vec().unwrap(), &want, RTOL);
+            }
+        }
+    }
+}
