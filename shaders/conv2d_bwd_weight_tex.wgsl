@@ -21,11 +21,13 @@ struct Params {
     cout: u32, oh: u32, ow: u32, groups: u32,
     // the operand texture's layout (see conv2d_pack_input)
     c4g: u32, wp: u32, hp: u32, per_band: u32,
+    // dy's texture layout (the same packing with no padding: planes of OH x OW texels)
+    dc4g: u32, dper_band: u32,
     chunk: u32,  // output pixels per chunk
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;          // (N, Cout, OH, OW)
+@group(0) @binding(1) var dyt: texture_2d<f32>;                   // packed (N, Cout, OH, OW)
 @group(0) @binding(2) var xt: texture_2d<f32>;                    // packed (N, Cin, H, W)
 // binding 3 (the partial sums): conv2d_bwd_weight_store
 
@@ -73,13 +75,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     // the pixel's window origin in the texture (uniform), stepped with the pixel
     var bx = i32((n % p.per_band) * p.wp + ox * SW);
     var by = i32((n / p.per_band) * band_rows + oy * SH);
-    let last = noc - 1u;  // rows past noc reread the last channel of dy, unstored
     var acc: array<vec4f, 8>;
+    // the workgroup's output channels start a texel of dy (OCB is 4 or 8 on this kernel)
+    let dblock = g * p.dc4g + (oc0 - g * cout_g) / 4u;
+    let dband_rows = p.groups * p.dc4g * p.oh;
     for (var q = q0; q < q1; q++) {
         let xv = textureLoad(xt, vec2i(bx + lx, by + ly), 0);
-        let d0 = (n * p.cout + oc0) * oplane + oy * p.ow + ox;
-        for (var o = 0u; o < OCB; o++) {
-            acc[o] += dy[d0 + min(o, last) * oplane] * xv;
+        let dxy = vec2i(i32((n % p.dper_band) * p.ow + ox), i32((n / p.dper_band) * dband_rows + dblock * p.oh + oy));
+        for (var t = 0u; t < OCB / 4u; t++) {
+            let dv = textureLoad(dyt, dxy + vec2i(0, i32(t * p.oh)), 0);
+            acc[4u * t] += dv.x * xv;
+            acc[4u * t + 1u] += dv.y * xv;
+            acc[4u * t + 2u] += dv.z * xv;
+            acc[4u * t + 3u] += dv.w * xv;
         }
         ox += 1u;
         bx += i32(SW);

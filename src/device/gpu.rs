@@ -91,7 +91,7 @@ pub(crate) struct GpuInner {
     /// Which kernels run on this device.
     pub policy: super::KernelPolicy,
     /// Scratch operand textures by size (see `device::texture`).
-    pub operand_textures: std::sync::Mutex<std::collections::HashMap<(u32, u32), Arc<super::OperandTexture>>>,
+    pub operand_textures: std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), Arc<super::OperandTexture>>>,
     /// The first error the device reported outside an error scope (out of memory, validation)
     /// or its loss: recorded instead of wgpu's default panic, returned by the next `sync` or
     /// readback.

@@ -24,7 +24,13 @@ impl Gpu {
     /// A scratch operand texture of at least `width` x `height` texels for `what`, shared with
     /// every other user of the same size class; refused (naming `what`) beyond the policy's
     /// largest side.
-    pub(crate) fn operand_texture(&self, what: &str, width: u32, height: u32) -> Result<Arc<OperandTexture>> {
+    pub(crate) fn operand_texture(
+        &self,
+        what: &str,
+        slot: u32,
+        width: u32,
+        height: u32,
+    ) -> Result<Arc<OperandTexture>> {
         let max = self.policy().max_texture_side;
         for (side, v) in [("width", width), ("height", height)] {
             if v > max {
@@ -36,14 +42,14 @@ impl Gpu {
             }
         }
         let round = |v: u32| v.max(1).div_ceil(SIDE_STEP).saturating_mul(SIDE_STEP).min(max);
-        let key = (round(width), round(height));
+        let key = (slot, round(width), round(height));
         let mut pool = lock(&self.inner.operand_textures);
         let t = pool.entry(key).or_insert_with(|| {
             let texture = self.device().create_texture(&wgpu::TextureDescriptor {
                 label: Some("convoy operand texture"),
                 size: wgpu::Extent3d {
-                    width: key.0,
-                    height: key.1,
+                    width: key.1,
+                    height: key.2,
                     depth_or_array_layers: 1,
                 },
                 mip_level_count: 1,

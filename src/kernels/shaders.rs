@@ -35,7 +35,7 @@ shaders! {
     CONV2D_SCATTER_PHASE = "conv2d_scatter_phase" [Uniform, Read, ReadWrite];
     CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, StorageTexture];
     CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Texture, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Texture, ReadWrite];
+    CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Texture, Texture, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_BLOCK = "conv2d_bwd_weight_block" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Read, ReadWrite];

@@ -1060,6 +1060,9 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
         (1, 4, 30, 3, 3, 1, 1, 1, 1, true),
         (2, 28, 30, 3, 3, 1, 1, 1, 1, false),
         (3, 3, 9, 8, 5, 1, 2, 2, 1, true),
+        // x fits the side of 40 (one 22x22 plane), dy does not (12 blocks of 20 rows): the
+        // weight gradient falls back to the storage-buffer kernel
+        (1, 3, 20, 48, 3, 1, 1, 1, 1, true),
     ];
     for (n, cin, hw, cout, k, stride, pad, dil, groups, fits_small) in shapes {
         let xs = [n, cin, hw, hw];

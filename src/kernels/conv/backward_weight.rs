@@ -41,7 +41,7 @@ pub fn backward_weight(
     if cols <= NARROW_COLUMNS {
         return backward_weight_narrow(gpu, g, None, dy, x, dw);
     }
-    let texture = texture::uses_texture(gpu, g);
+    let texture = texture::weight_gradient_uses_texture(gpu, g);
     // workgroups no wider than the (live) columns they cover, and of 32 rather than 64 lanes
     // where that leaves fewer lanes idle (ResNet's 64-channel 3x3: 144 lanes in 160, not 192;
     // r18_l1 weight gradient ~2450 -> ~2050 ms on lavapipe, Zen 3)

@@ -79,6 +79,12 @@ pub fn uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
         && PackedInput::new(g, policy.max_texture_side as usize).is_some()
 }
 
+/// Whether the weight gradient of `g` runs the texture kernel: `uses_texture`, and dy (packed
+/// alike, a texel per 4 output channels) fits the texture limit too.
+pub fn weight_gradient_uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
+    uses_texture(gpu, g) && PackedInput::new(&dy_as_input(g), gpu.policy().max_texture_side as usize).is_some()
+}
+
 /// The packed layout of `g`'s input on `gpu`, or an error naming the limit.
 fn layout(gpu: &Gpu, g: &Conv2dGeom) -> Result<PackedInput> {
     let max = gpu.policy().max_texture_side as usize;
@@ -142,7 +148,7 @@ fn packed(
     x: &wgpu::Buffer,
 ) -> Result<(PackedInput, Arc<OperandTexture>, Dispatch)> {
     let l = layout(gpu, g)?;
-    let tex = gpu.operand_texture("conv2d input", l.width as u32, l.height as u32)?;
+    let tex = gpu.operand_texture("conv2d input", 0, l.width as u32, l.height as u32)?;
     let d = pack(gpu, g, &l, storage, x, &tex)?;
     Ok((l, tex, d))
 }
@@ -217,12 +223,26 @@ pub fn backward_weight(
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    let (l, tex, pack) = packed(gpu, g, DType::F32, x)?;
+    // whole texels of dy per workgroup: 4 or 8 output channels (those past the group's last
+    // are zero components, unstored)
+    let tile = ConvTile {
+        ocb: tile.ocb.next_multiple_of(4).min(8),
+        ..tile
+    };
+    let (l, tex, xpack) = packed(gpu, g, DType::F32, x)?;
+    // dy packed alike (4 output channels of a group per texel, no padding), in a texture of its
+    // own: the kernel fetches a texel per 4 output channels instead of 4 uniform loads
+    let dyg = dy_as_input(g);
+    let dl = layout(gpu, &dyg)?;
+    let dtex = gpu.operand_texture("conv2d output gradient", 1, dl.width as u32, dl.height as u32)?;
+    let dpack = pack(gpu, &dyg, &dl, DType::F32, dy, &dtex)?;
     let mut params = sizes(g)?.to_vec();
     params.extend(l.words()?);
-    let inputs = [Resource::Buffer(dy), Resource::Texture(&tex.view)];
+    params.push(u32_of("conv2d packed output-gradient blocks", dl.c4g)?);
+    params.push(u32_of("conv2d packed output-gradient images per band", dl.per_band)?);
+    let inputs = [Resource::Texture(&dtex.view), Resource::Texture(&tex.view)];
     let lanes = weight_gradient_lanes(g);
-    let mut out = vec![pack];
+    let mut out = vec![xpack, dpack];
     out.extend(split_k_weight_gradient(
         gpu,
         g,
@@ -235,6 +255,23 @@ pub fn backward_weight(
         dw,
     )?);
     Ok(out)
+}
+
+/// dy of `g` as the input of a 1x1 conv (its channels, its map, no padding): what the packing
+/// kernel takes to lay dy out in an operand texture.
+fn dy_as_input(g: &Conv2dGeom) -> Conv2dGeom {
+    Conv2dGeom {
+        n: g.n,
+        cin: g.cout,
+        h: g.oh,
+        w: g.ow,
+        cout: g.cout,
+        kh: 1,
+        kw: 1,
+        oh: g.oh,
+        ow: g.ow,
+        args: crate::ops::Conv2dArgs::new(1, 0, 1, g.args.groups),
+    }
 }
 
 #[cfg(test)]
