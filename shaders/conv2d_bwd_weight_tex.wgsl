@@ -6,7 +6,9 @@
 // A workgroup owns OCB output channels of one group (grid z), WG lanes of columns (grid x; a
 // lane's 4 columns are one live tap of 4 consecutive input channels) and one chunk of the output
 // pixels (grid y). It walks its chunk pixel by pixel: the pixel is the same for every lane, so
-// the OCB dy loads are uniform. Each chunk writes its partial sums to its own slice of `part`;
+// its OCB (4 or 8) dy values are OCB/4 texel fetches at one coordinate from dy's own operand
+// texture (packed alike, no padding; 4 uniform storage loads per texel were 30-45% of the
+// kernel's time on lavapipe). Each chunk writes its partial sums to its own slice of `part`;
 // split_k_reduce adds the slices (with one chunk, `part` is dw itself). The dead taps (reading
 // only padding) get zeros from the first column block. The store is conv2d_bwd_weight_store.wgsl's,
 // the geometry overrides (KH .. DW, the live taps KY0 .. KX1) conv2d_geometry.wgsl's: preludes
