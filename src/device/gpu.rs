@@ -184,9 +184,9 @@ impl GpuBuilder {
         self
     }
 
-    /// Reduce over workgroups through subgroup operations where the adapter has them (true,
-    /// the default unless CONVOY_SUBGROUPS=0) or always through workgroup-memory trees (false;
-    /// tests run both).
+    /// Reduce over workgroups through subgroup operations where the adapter has them (true) or
+    /// through workgroup-memory trees (false); default: CONVOY_SUBGROUPS, else the policy's
+    /// choice (subgroups on GPUs, trees on CPU drivers). Tests run both.
     pub fn subgroup_reductions(mut self, on: bool) -> Self {
         self.subgroup_reductions = Some(on);
         self
@@ -225,7 +225,9 @@ impl GpuBuilder {
         let policy = |info: &GpuInfo| {
             let mut p = super::KernelPolicy::choose(info, kernels);
             p.max_texture_side = p.max_texture_side.min(self.max_texture_side.unwrap_or(u32::MAX));
-            p.subgroup_reductions &= subgroups.unwrap_or(true);
+            if let Some(on) = subgroups {
+                p.subgroup_reductions = on && super::policy::can_reduce_in_subgroups(info);
+            }
             p
         };
         open(adapter, self.want_f16, self.poison, (tune, tune_cache), policy).await

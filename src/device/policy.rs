@@ -39,12 +39,18 @@ impl KernelFamily {
     }
 }
 
-/// `CONVOY_SUBGROUPS`: 0 keeps workgroup reductions on workgroup-memory trees even where the
-/// adapter has subgroups (a driver's subgroup bug, or a comparison); 1 or unset lets the policy
-/// choose.
+/// Whether the adapter can run the subgroup reductions: it has subgroups, natively.
+pub fn can_reduce_in_subgroups(info: &GpuInfo) -> bool {
+    info.features.contains(wgpu::Features::SUBGROUP) && !cfg!(target_arch = "wasm32")
+}
+
+/// `CONVOY_SUBGROUPS`: 0 keeps workgroup reductions on workgroup-memory trees (a driver's
+/// subgroup bug, or a comparison), 1 asks for subgroup reductions where the adapter can (a CPU
+/// driver included); unset lets the policy choose.
 pub fn subgroups_from_env() -> Result<Option<bool>> {
     match std::env::var("CONVOY_SUBGROUPS").as_deref() {
-        Err(_) | Ok("") | Ok("1") => Ok(None),
+        Err(_) | Ok("") => Ok(None),
+        Ok("1") => Ok(Some(true)),
         Ok("0") => Ok(Some(false)),
         Ok(other) => Err(Error::arg(
             "Gpu",
@@ -88,9 +94,13 @@ pub struct KernelPolicy {
     /// follow (`tune_by_default`, `tune_sample_pixels`, `Clock::for_timing`).
     pub cpu_driver: bool,
     /// Workgroup reductions (batch-norm statistics and backward sums, the loss, softmax, bias
-    /// gradients) through subgroup operations: the adapter has subgroups, natively (the
-    /// browser's subgroup builtins are not yet relied on), unless CONVOY_SUBGROUPS=0 or
-    /// `GpuBuilder::subgroup_reductions(false)`; else trees through workgroup memory.
+    /// gradients) through subgroup operations: by default on a GPU (not a CPU driver, whichever
+    /// family is forced) whose adapter has subgroups, natively (the browser's subgroup builtins
+    /// are not yet relied on); CONVOY_SUBGROUPS=0|1 or `GpuBuilder::subgroup_reductions` decide
+    /// otherwise where the adapter can. Else trees through workgroup memory. A CPU driver keeps
+    /// the trees by default: lavapipe's training steps measured no faster with subgroups, and the
+    /// trees keep its summation order (a MobileNetV2 fusion test sits at a bifurcation that the
+    /// order of one reduction flips).
     pub subgroup_reductions: bool,
 }
 
@@ -115,7 +125,7 @@ impl KernelPolicy {
             texture_operands: family == KernelFamily::Cpu,
             max_texture_side: info.limits.max_texture_dimension_2d,
             cpu_driver: device == KernelFamily::Cpu,
-            subgroup_reductions: info.features.contains(wgpu::Features::SUBGROUP) && !cfg!(target_arch = "wasm32"),
+            subgroup_reductions: device == KernelFamily::Gpu && can_reduce_in_subgroups(info),
         }
     }
 
@@ -181,6 +191,19 @@ mod tests {
             simd_width: 32,
             cooperative_matrix: Vec::new(),
         }
+    }
+
+    #[test]
+    fn subgroup_reductions_on_gpus_with_subgroups_and_not_on_cpu_drivers() {
+        let mut h100 = info("NVIDIA H100 80GB HBM3", wgpu::DeviceType::DiscreteGpu);
+        assert!(!KernelPolicy::choose(&h100, None).subgroup_reductions);
+        h100.features = wgpu::Features::SUBGROUP;
+        assert!(KernelPolicy::choose(&h100, None).subgroup_reductions);
+        let mut lavapipe = info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu);
+        lavapipe.features = wgpu::Features::SUBGROUP;
+        assert!(!KernelPolicy::choose(&lavapipe, None).subgroup_reductions);
+        // forcing the gpu family on a CPU driver keeps its trees
+        assert!(!KernelPolicy::choose(&lavapipe, Some(KernelFamily::Gpu)).subgroup_reductions);
     }
 
     #[test]

@@ -20,19 +20,26 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
-/// The default GPU and one that reduces over workgroups through workgroup-memory trees only,
-/// for the kernels whose reductions have a subgroup variant (lavapipe has subgroups, 8 wide,
-/// so the default takes the subgroup path there and both paths run).
+/// Two GPUs that differ in how kernels reduce over their workgroup: through subgroup
+/// operations (lavapipe has subgroups, 8 wide; the policy keeps CPU drivers on trees by
+/// default, so this one asks) and through workgroup-memory trees; for the kernels whose
+/// reductions have a subgroup variant.
 pub fn reduction_gpus() -> [&'static Gpu; 2] {
-    static TREES: OnceLock<Gpu> = OnceLock::new();
-    let trees = TREES.get_or_init(
-        || match Gpu::builder().poison_outputs(true).subgroup_reductions(false).build() {
-            Ok(g) => g,
-            Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
-        },
-    );
+    static GPUS: OnceLock<[Gpu; 2]> = OnceLock::new();
+    let [sub, trees] = GPUS.get_or_init(|| {
+        [true, false].map(
+            |on| match Gpu::builder().poison_outputs(true).subgroup_reductions(on).build() {
+                Ok(g) => g,
+                Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
+            },
+        )
+    });
     assert!(!trees.policy().subgroup_reductions);
-    [gpu(), trees]
+    assert!(
+        sub.policy().subgroup_reductions || !sub.info().features.contains(wgpu::Features::SUBGROUP),
+        "an adapter with subgroups should reduce through them when asked"
+    );
+    [sub, trees]
 }
 
 /// fp32 tolerance for kernels that sum up to a few thousand products: their rounding error is
