@@ -15,8 +15,8 @@ pub fn backward_data(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    if texture_phases(gpu, g).is_some() {
-        return backward_data_texture(gpu, g, dy, w, dx);
+    if let Some(phases) = texture_phases(gpu, g) {
+        return through_texture_phases(gpu, g, &phases, dy, w, dx);
     }
     let block = ConvTile::block_first(gpu, g.cin / g.args.groups) && transposes_to_forward(g);
     if is_pointwise_gemm(g) && !block {
@@ -140,10 +140,10 @@ fn phase_axis(size: usize, k: usize, s: usize, p: usize, d: usize, r: usize) -> 
     }
 }
 
-/// The stride phases of `g`'s input gradient that the texture forward runs, as (rows, columns)
-/// per phase, when every phase with taps fits the texture path (the policy's texture operands,
+/// The stride phases of `g`'s input gradient that the texture forward runs, as (rows, columns,
+/// the phase's forward geometry, None where no tap reaches it) per phase, when every phase with taps fits the texture path (the policy's texture operands,
 /// 3+ output channels per group, dy within the texture limit, no negative padding); else None.
-fn texture_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<(PhaseAxis, PhaseAxis)>> {
+fn texture_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<TexturePhase>> {
     let a = &g.args;
     if !gpu.policy().texture_operands {
         return None;
@@ -160,17 +160,22 @@ fn texture_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<(PhaseAxis, PhaseAxis
             if py.count == 0 || px.count == 0 {
                 continue;
             }
-            if py.taps > 0 && px.taps > 0 {
-                let geom = phase_geometry(g, &py, &px)?;
-                if !texture::uses_texture(gpu, &geom) {
-                    return None;
-                }
+            let geom = match py.taps > 0 && px.taps > 0 {
+                true => Some(phase_geometry(g, &py, &px)?),
+                false => None,
+            };
+            if geom.is_some_and(|geom| !texture::uses_texture(gpu, &geom)) {
+                return None;
             }
-            phases.push((py, px));
+            phases.push((py, px, geom));
         }
     }
     Some(phases)
 }
+
+/// One stride phase of a texture input gradient: its rows, its columns, and its forward geometry
+/// (None for a phase no tap reaches).
+type TexturePhase = (PhaseAxis, PhaseAxis, Option<Conv2dGeom>);
 
 /// The forward geometry of one stride phase: dy as the input, the phase's taps as the kernel
 /// (flipped, channel axes swapped), the phase's map as the output; None for a negative padding.
@@ -212,9 +217,21 @@ pub fn backward_data_texture(
             ),
         ));
     };
+    through_texture_phases(gpu, g, &phases, dy, w, dx)
+}
+
+/// `backward_data_texture` for phases `texture_phases` found.
+fn through_texture_phases(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    phases: &[TexturePhase],
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
     let dense = g.args.stride == [1, 1];
     let mut out = Vec::new();
-    for (py, px) in phases {
+    for &(py, px, geom) in phases {
         let planes = g.n * g.cin;
         let scatter = |zero: bool, phase: &wgpu::Buffer| -> Result<Dispatch> {
             let total = planes * py.count * px.count;
@@ -236,10 +253,7 @@ pub fn backward_data_texture(
                 grid_1d(groups_for("conv2d input-gradient phase", total, 64)?),
             )
         };
-        let Some(geom) = (py.taps > 0 && px.taps > 0)
-            .then(|| phase_geometry(g, &py, &px))
-            .flatten()
-        else {
+        let Some(geom) = geom else {
             out.push(scatter(true, gpu.dummy())?);
             continue;
         };
