@@ -43,7 +43,7 @@ fn run(mut c: Command) -> Output {
 fn fixtures() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ddp-fixtures");
     if !d.join("ddp_f64.safetensors").exists() {
-        let o = Command::new("/usr/bin/python3")
+        let o = Command::new(common::python())
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/make_ddp_fixtures.py"))
             .arg(&d)
             .output()

@@ -27,6 +27,10 @@ pub struct GpuInfo {
     /// or not wgpu can enable them (it asks for 8x8x8 f32): recorded so that a GPU run says what
     /// a cooperative-matrix kernel could use there.
     pub cooperative_matrix: Vec<String>,
+    /// The device enabled wgpu's experimental cooperative matrices with a 16x16x16 f16 x f16 ->
+    /// f32 configuration and 32-wide subgroups: the f16 conv forward runs on them
+    /// (`kernels::conv::cooperative`). CONVOY_COOP_MATRIX=0 leaves them off.
+    pub cooperative_f16: bool,
 }
 
 impl GpuInfo {
@@ -64,7 +68,15 @@ impl fmt::Display for GpuInfo {
             true => "none".to_string(),
             false => self.cooperative_matrix.join(", "),
         };
-        write!(f, "cooperative matrix: {coop}")
+        write!(f, "cooperative matrix: {coop}")?;
+        if !self.cooperative_matrix.is_empty() {
+            let used = match self.cooperative_f16 {
+                true => "on (16x16x16 f16 -> f32)",
+                false => "off (needs wgpu's cooperative-matrix feature, 16x16x16 f16 -> f32, 32-wide subgroups; CONVOY_COOP_MATRIX=0 turns it off)",
+            };
+            write!(f, "; convoy's f16 conv forward on them: {used}")?;
+        }
+        Ok(())
     }
 }
 
@@ -348,6 +360,38 @@ async fn pick_adapter(
         })
 }
 
+/// Whether the f16 conv forward can run on the adapter's cooperative matrices: wgpu offers its
+/// experimental feature, with shader-f16 and subgroups, a 16x16x16 f16 x f16 -> f32
+/// configuration (conv2d_fwd_coop's fragments) and subgroups of exactly 32 (its 4 subgroups per
+/// workgroup of 128); unless CONVOY_COOP_MATRIX=0.
+fn cooperative_f16_fits(adapter: &wgpu::Adapter) -> Result<bool> {
+    let wanted = match std::env::var("CONVOY_COOP_MATRIX").as_deref() {
+        Err(_) | Ok("") | Ok("1") => true,
+        Ok("0") => false,
+        Ok(other) => {
+            return Err(Error::arg(
+                "Gpu",
+                "CONVOY_COOP_MATRIX",
+                format!("'{other}' is not 0 or 1"),
+            ))
+        }
+    };
+    let needed =
+        wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
+    let info = adapter.get_info();
+    let f16 = wgpu::CooperativeScalarType::F16;
+    let fragment = adapter.cooperative_matrix_properties().iter().any(|p| {
+        (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+            && p.ab_type == f16
+            && p.cr_type == wgpu::CooperativeScalarType::F32
+    });
+    Ok(wanted
+        && adapter.features().contains(needed)
+        && fragment
+        && info.subgroup_min_size == 32
+        && info.subgroup_max_size == 32)
+}
+
 /// `tune`: tuning on or off (else the policy's default) and the cache file if any; `policy`:
 /// the kernel policy for the device.
 async fn open(
@@ -367,6 +411,16 @@ async fn open(
     if want_f16.unwrap_or(true) {
         wanted |= wgpu::Features::SHADER_F16;
     }
+    let cooperative_f16 = want_f16.unwrap_or(true) && cooperative_f16_fits(&adapter)?;
+    let mut experimental = wgpu::ExperimentalFeatures::disabled();
+    if cooperative_f16 {
+        wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        // SAFETY: wgpu marks cooperative matrices experimental (its implementation may still
+        // have bugs); convoy uses them in one kernel, conv2d_fwd_coop, whose results the
+        // cooperative-matrix tests check against the f64 reference on such a GPU, and
+        // CONVOY_COOP_MATRIX=0 keeps the feature off.
+        experimental = unsafe { wgpu::ExperimentalFeatures::enabled() };
+    }
     let features = have & wanted;
     // The adapter's own maxima: convoy's big tensors need the largest bindings the device has.
     let limits = adapter.limits();
@@ -375,7 +429,7 @@ async fn open(
             label: Some("convoy"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         })
@@ -402,6 +456,10 @@ async fn open(
                 )
             })
             .collect(),
+        cooperative_f16: cooperative_f16
+            && device
+                .features()
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
     };
     let dummy = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("convoy dummy"),

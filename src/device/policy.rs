@@ -190,6 +190,7 @@ mod tests {
             features: wgpu::Features::empty(),
             simd_width: 32,
             cooperative_matrix: Vec::new(),
+            cooperative_f16: false,
         }
     }
 

@@ -82,6 +82,26 @@ shaders! {
     ADAMW_STEP = "adamw_step" [Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite];
 }
 
+/// The conv forward on cooperative matrices (tensor cores): f16 activations, 16x16x16 f16
+/// fragments accumulated in f32. Its directives come first, before the preludes; the kernel
+/// compiles only where the device enabled wgpu's experimental cooperative matrices
+/// (`GpuInfo::cooperative_f16`), never in the browser.
+pub static CONV2D_FWD_COOP: Shader = Shader {
+    name: "conv2d_fwd_coop",
+    source: concat!(
+        "enable f16;\nenable wgpu_cooperative_matrix;\n",
+        include_str!("../../shaders/conv2d_geometry.wgsl"),
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/conv2d_epilogue.wgsl"),
+        include_str!("../../shaders/conv2d_fwd_coop.wgsl")
+    ),
+    bindings: &[Uniform, Read, Read, Read, Read, ReadWrite],
+};
+
+/// Kernels that need an experimental adapter feature: outside `ALL` (which every device, the
+/// browser's included, compiles), validated by naga beside it.
+pub static EXPERIMENTAL: &[&Shader] = &[&CONV2D_FWD_COOP];
+
 /// The line by which a kernel declares its activation storage type; kernels that have it can
 /// run on f16 activations.
 const STORAGE_ALIAS: &str = "alias T = f32;";

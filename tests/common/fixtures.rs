@@ -17,11 +17,7 @@ pub fn pytorch_fixtures(script: &str, folder: &str, case: &str, format: u32) -> 
         std::fs::read_to_string(dir.join("meta.json")).is_ok_and(|m| m.contains(&format!("\"format\": {format}")));
     if !current {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools").join(script);
-        let out = Command::new("/usr/bin/python3")
-            .arg(&script)
-            .arg(&root)
-            .arg(case)
-            .output();
+        let out = Command::new(super::python()).arg(&script).arg(&root).arg(case).output();
         match out {
             Ok(o) if o.status.success() => {}
             Ok(o) => panic!(
@@ -29,7 +25,7 @@ pub fn pytorch_fixtures(script: &str, folder: &str, case: &str, format: u32) -> 
                 script.display(),
                 String::from_utf8_lossy(&o.stderr)
             ),
-            Err(e) => panic!("cannot run /usr/bin/python3 for the PyTorch fixtures: {e}"),
+            Err(e) => panic!("cannot run {} for the PyTorch fixtures: {e}", super::python()),
         }
     }
     dir

@@ -69,6 +69,12 @@ pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
 }
 
 #[track_caller]
+/// The Python with PyTorch the reference tests run: `PYTHON` if set (a GPU machine whose
+/// PyTorch lives in a virtual environment), else Debian's /usr/bin/python3 (python3-torch).
+pub fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into())
+}
+
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     let e = rel_err(got, want);
     assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.1e}");

@@ -176,10 +176,11 @@ for name, f in cases.items():
 /// float32 rounding at 1, where both compute 1 - something).
 #[test]
 fn activations_match_pytorch() {
-    let out = std::process::Command::new("/usr/bin/python3")
+    let python = crate::common::python();
+    let out = std::process::Command::new(&python)
         .args(["-c", TORCH_SCRIPT])
         .output()
-        .expect("cannot run /usr/bin/python3 (needs python3-torch)");
+        .unwrap_or_else(|e| panic!("cannot run {python} (needs python3-torch): {e}"));
     assert!(
         out.status.success(),
         "PyTorch failed:\n{}",

@@ -950,15 +950,23 @@ fn kernel_timer_reads_both_clocks() {
     let y = Tensor::zeros(g, geom.out_shape()).unwrap();
     let b = ForwardBuffers::new(x.buffer(), w.buffer(), y.buffer());
     let ds = conv::forward(g, &geom, Default::default(), DType::F32, &b).unwrap();
-    let stamped = time_dispatches(g, &ds, 3, Clock::Timestamps).unwrap();
-    let wall = time_dispatches(g, &ds, 3, Clock::Wall).unwrap();
+    // the clocks alternate, best of each kept, so that a machine whose speed drifts (a shared
+    // CI runner) moves both alike
+    let (mut stamped, mut wall) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        stamped = stamped.min(time_dispatches(g, &ds, 2, Clock::Timestamps).unwrap());
+        wall = wall.min(time_dispatches(g, &ds, 2, Clock::Wall).unwrap());
+    }
     println!("conv forward: timestamps {stamped:.3} ms, wall {wall:.3} ms");
     assert!(stamped.is_finite() && stamped > 0.0, "timestamps: {stamped} ms");
     assert!(wall.is_finite() && wall > 0.0, "wall: {wall} ms");
-    // the GPU's clock excludes submit and sync, so it reads no more than wall time, and a
-    // conv of 150 MFLOP takes more than a microsecond on any device
+    // What this guards is the timestamp arithmetic (the period, the tick difference): a unit
+    // slip is a factor of 1,000 or more, so the two clocks must agree within 10x. The bound is
+    // not tighter because CI, on a loaded runner, measured the timestamps at 2.2x the wall time
+    // (14.73 against 6.56 ms, one call of each); and a conv of 150 MFLOP takes more than a
+    // microsecond on any device.
     assert!(
-        stamped > 1e-3 && stamped < wall * 2.0,
+        stamped > 1e-3 && stamped < wall * 10.0 && stamped > wall / 10.0,
         "timestamps {stamped} ms against wall {wall} ms"
     );
 }

@@ -7,6 +7,7 @@ mod common;
 mod activation;
 mod channels;
 mod conv;
+mod coop;
 mod dropout;
 mod elementwise;
 mod half;

@@ -98,7 +98,16 @@ pub fn forward(
             candidates.push(t);
         }
     }
-    let name = variant(gpu, shader, storage)?.name;
+    // f16 inference on cooperative matrices where the device has them, as a candidate after
+    // the default: the tuner (on by default on GPUs) takes it where it is faster; on an H200
+    // it was slower than the block tile on most shapes (BENCHMARKS.md)
+    if super::cooperative_takes(gpu, g, storage, stats.is_some()) {
+        candidates.insert(1, ConvTile::COOPERATIVE);
+    }
+    let mut name = variant(gpu, shader, storage)?.name.to_string();
+    if candidates.contains(&ConvTile::COOPERATIVE) {
+        name += " or conv2d_fwd_coop";
+    }
     choose(
         gpu,
         &format!("{name}{stats_name}"),
@@ -151,6 +160,12 @@ pub fn forward_tiled(
     tile.check()?;
     if tile.kind == TileKind::Block {
         return forward_block(gpu, &CONV2D_FWD_BLOCK, g, epi, storage, b);
+    }
+    if tile.kind == TileKind::Cooperative {
+        if storage != DType::F16 {
+            return Err(tile.refuse("cooperative matrices take f16 activations"));
+        }
+        return super::forward_cooperative(gpu, g, epi, b);
     }
     if stats.is_some() && !tile.writes_stats_blocks(g.n * g.oh * g.ow) {
         return Err(tile.refuse(&format!(

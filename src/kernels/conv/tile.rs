@@ -64,6 +64,9 @@ pub enum TileKind {
     /// conv2d_fwd_tex (the CPU family): the input through an operand texture, `px` (4 or 8)
     /// pixels per invocation.
     Texture { px: usize },
+    /// conv2d_fwd_coop (the gpu family's f16 inference forward where the device has
+    /// cooperative matrices): 64 x 64 blocks of 128 invocations on 16x16x16 fragments.
+    Cooperative,
 }
 
 impl ConvTile {
@@ -72,6 +75,13 @@ impl ConvTile {
         ocb: BLOCK_CHANNELS,
         wg: 256,
         kind: TileKind::Block,
+    };
+
+    /// The block tile of conv2d_fwd_coop.
+    pub const COOPERATIVE: ConvTile = ConvTile {
+        ocb: BLOCK_CHANNELS,
+        wg: 128,
+        kind: TileKind::Cooperative,
     };
 
     /// The default on `gpu` for a tile whose rows are channels of a group with `rows` channels
@@ -147,7 +157,9 @@ impl ConvTile {
     /// single workgroup covers them all (then the only block).
     pub fn writes_stats_blocks(&self, pixels: usize) -> bool {
         let covers = self.wg * self.pixels();
-        self.kind == TileKind::Block || covers == STATS_BLOCK || (covers < STATS_BLOCK && pixels <= covers)
+        self.kind == TileKind::Block
+            || (self.kind != TileKind::Cooperative && covers == STATS_BLOCK)
+            || (self.kind != TileKind::Cooperative && covers < STATS_BLOCK && pixels <= covers)
     }
 
     /// Output pixels per invocation of a register or texture tile.
@@ -189,12 +201,13 @@ impl ConvTile {
     }
 
     /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] a block tile,
-    /// [ocb, wg, 2, px] through a texture.
+    /// [ocb, wg, 2, px] through a texture, [ocb, wg, 3] on cooperative matrices.
     pub(super) fn record(&self) -> Vec<usize> {
         match self.kind {
             TileKind::Register => vec![self.ocb, self.wg],
             TileKind::Block => vec![self.ocb, self.wg, 1],
             TileKind::Texture { px } => vec![self.ocb, self.wg, 2, px],
+            TileKind::Cooperative => vec![self.ocb, self.wg, 3],
         }
     }
 
@@ -203,6 +216,7 @@ impl ConvTile {
             [ocb, wg] => (ocb, wg, TileKind::Register),
             [ocb, wg, 1] => (ocb, wg, TileKind::Block),
             [ocb, wg, 2, px] => (ocb, wg, TileKind::Texture { px }),
+            [ocb, wg, 3] => (ocb, wg, TileKind::Cooperative),
             _ => return None,
         };
         Some(ConvTile { ocb, wg, kind })
@@ -225,6 +239,12 @@ impl ConvTile {
                 }
                 return Ok(());
             }
+            TileKind::Cooperative => {
+                if *self != ConvTile::COOPERATIVE {
+                    return Err(self.refuse("the cooperative-matrix tile is 64 channels x 64 pixels, 128 invocations"));
+                }
+                return Ok(());
+            }
             TileKind::Texture { px } if px != 4 && px != 8 => {
                 return Err(self.refuse("a texture tile takes 4 or 8 pixels per invocation"));
             }
@@ -239,8 +259,8 @@ impl ConvTile {
     /// `check` for the register and texture backward kernels (the launchers route block tiles
     /// to the block kernels before they get here).
     pub(super) fn check_backward(&self) -> Result<()> {
-        if self.kind == TileKind::Block {
-            return Err(self.refuse("this backward kernel takes register or texture tiles, not the block tile"));
+        if matches!(self.kind, TileKind::Block | TileKind::Cooperative) {
+            return Err(self.refuse("this backward kernel takes register or texture tiles, not a forward's block tile"));
         }
         self.check()
     }

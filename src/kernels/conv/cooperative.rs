@@ -1,0 +1,63 @@
+//! The f16 conv forward on cooperative matrices (tensor cores): conv2d_fwd_coop, an implicit
+//! GEMM in 64 x 64 blocks whose products run on 16x16x16 f16 fragments accumulated in f32. A
+//! candidate of the gpu family's inference forward on f16 activations wherever the device
+//! enabled them (`GpuInfo::cooperative_f16`), after the block tile: the tuner takes it where it
+//! runs faster (on an H200, the 7x7 and 14x14 stages; BENCHMARKS.md). The weights are rounded
+//! to f16 inside the kernel, the one rounding beyond the f16 storage the caller chose.
+
+use super::*;
+use crate::kernels::shaders::CONV2D_FWD_COOP;
+
+/// Output channels and pixels of one workgroup's block (the kernel's BM and BN).
+const COOP_BLOCK: usize = 64;
+
+/// Whether the f16 forward of `g` may run on cooperative matrices: the device has them for f16
+/// (`GpuInfo::cooperative_f16`), the gpu family is in use, no training statistics are asked
+/// for, and each group has 16+ output channels (one fragment's rows: narrower groups leave
+/// most of every product empty and go to the depthwise or register kernels).
+pub fn cooperative_takes(gpu: &Gpu, g: &Conv2dGeom, storage: DType, with_stats: bool) -> bool {
+    gpu.info().cooperative_f16
+        && gpu.policy().family == KernelFamily::Gpu
+        && storage == DType::F16
+        && !with_stats
+        && g.cout / g.args.groups >= 16
+}
+
+/// y = act(conv2d(x, w) [+ bias] [+ residual]) on f16 activations through conv2d_fwd_coop;
+/// an error naming the adapter where it has no cooperative matrices convoy can use.
+pub fn forward_cooperative(gpu: &Gpu, g: &Conv2dGeom, epi: Epilogue, b: &ForwardBuffers<'_>) -> Result<Vec<Dispatch>> {
+    if !gpu.info().cooperative_f16 {
+        return Err(Error::arg(
+            "conv2d",
+            "kernel",
+            format!(
+                "{} has no cooperative matrices convoy can use (16x16x16 f16 -> f32 in 32-wide subgroups through wgpu's experimental feature; it reports: {})",
+                gpu.info().name,
+                match gpu.info().cooperative_matrix.is_empty() {
+                    true => "none".to_string(),
+                    false => gpu.info().cooperative_matrix.join(", "),
+                }
+            ),
+        ));
+    }
+    if b.stats.is_some() {
+        return Err(Error::arg(
+            "conv2d",
+            "kernel",
+            "the cooperative-matrix forward is for inference: it writes no batch statistics",
+        ));
+    }
+    gpu.require_f16("the cooperative-matrix conv forward")?;
+    let mut constants = geometry_constants(g);
+    constants.extend(epilogue_constants(epi, b.bias, b.residual));
+    let pipeline = gpu.pipeline(&CONV2D_FWD_COOP, &constants)?;
+    let grid = forward_grid(g, COOP_BLOCK, COOP_BLOCK)?;
+    let d = gpu.dummy();
+    Ok(vec![Dispatch::new(
+        gpu,
+        pipeline,
+        &sizes(g)?,
+        &[b.x, b.w, b.bias.unwrap_or(d), b.residual.unwrap_or(d), b.y],
+        grid,
+    )?])
+}
