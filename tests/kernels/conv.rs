@@ -1397,3 +1397,62 @@ fn conv2d_depthwise_staged_kernel_matches_reference() {
         Conv2dArgs::new(1, 1, 30, 4)
     )));
 }
+
+/// The gpu family's strided input gradient through the block forward, one stride phase at a
+/// time (groups of 32+ input channels): against the f64 reference, with the block forward
+/// among its dispatches; strides 2 and 3, per-axis arguments, dilation, groups, a 1x1 stride-2
+/// projection (three of its four phases have no tap: zeros), odd maps; where a phase's padding
+/// would be negative (stride 3 with padding 1; a 1x1 with padding) the register
+/// kernel runs.
+#[test]
+fn conv2d_gpu_strided_input_gradient_through_block_phases() {
+    use convoy::kernels::conv;
+    use convoy::ops::conv::Conv2dGeom;
+    let g = convoy::Gpu::builder()
+        .kernels(convoy::KernelFamily::Gpu)
+        .poison_outputs(true)
+        .build()
+        .expect("a GPU adapter (lavapipe is enough)");
+    let mut rng = Rng::new(41);
+    // (x shape, cout, kernel, stride, padding, dilation, groups, through the block phases)
+    type Case = (
+        [usize; 4],
+        usize,
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        usize,
+        bool,
+    );
+    let cases: [Case; 8] = [
+        ([2, 32, 11, 9], 24, [3, 3], [2, 2], [1, 1], [1, 1], 1, true),
+        ([1, 40, 14, 14], 48, [1, 1], [2, 2], [0, 0], [1, 1], 1, true),
+        ([2, 33, 10, 13], 16, [3, 5], [2, 3], [1, 2], [1, 1], 1, true),
+        ([1, 32, 15, 15], 8, [3, 3], [3, 3], [1, 1], [2, 2], 1, false),
+        ([1, 32, 16, 17], 8, [3, 3], [3, 3], [0, 0], [1, 1], 1, true),
+        ([1, 64, 8, 8], 64, [3, 3], [2, 2], [1, 1], [1, 1], 2, true),
+        ([2, 36, 7, 7], 20, [7, 7], [2, 2], [3, 3], [1, 1], 1, true),
+        ([1, 32, 9, 9], 8, [1, 1], [2, 2], [1, 1], [1, 1], 1, false),
+    ];
+    for (xs, cout, [kh, kw], stride, pad, dil, groups, phased) in cases {
+        let ws = [cout, xs[1] / groups, kh, kw];
+        let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, pad, dil);
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let dy = rng.vec(ys.numel(), -1.0, 1.0);
+        let (want_dx, _) =
+            reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), stride, pad, dil, groups);
+        let what = format!("x{xs:?} w{ws:?} s{stride:?} p{pad:?} d{dil:?} g{groups}");
+        let wt = Tensor::from_slice(&g, &w, ws).unwrap();
+        let dyt = Tensor::from_slice(&g, &dy, ys.clone()).unwrap();
+        let dx = Tensor::empty(&g, xs).unwrap();
+        let ds = conv::backward_data(&g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+        let block = ds.iter().any(|d| d.pipeline.shader.name == "conv2d_fwd_block");
+        assert_eq!(block, phased, "{what}: through the block phases");
+        g.run(&ds);
+        assert_close(&format!("input grad {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
+    }
+}

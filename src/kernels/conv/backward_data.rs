@@ -7,7 +7,7 @@ use super::*;
 /// S, one dispatch per stride phase (S*S of them). Where a forward kernel is the faster one,
 /// the input gradient is the forward of dy with transposed weights: the texture forward on the
 /// cpu family, per stride phase (`backward_data_texture`), the block forward on the gpu family
-/// for stride 1 (`backward_data_block`).
+/// (`backward_data_block` for stride 1, per stride phase for larger strides).
 pub fn backward_data(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -15,8 +15,8 @@ pub fn backward_data(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    if let Some(phases) = texture_phases(gpu, g) {
-        return through_texture_phases(gpu, g, &phases, dy, w, dx);
+    if let Some(phases) = forward_phases(gpu, g) {
+        return through_forward_phases(gpu, g, &phases, dy, w, dx);
     }
     let block = ConvTile::block_first(gpu, g.cin / g.args.groups) && transposes_to_forward(g);
     if is_pointwise_gemm(g) && !block {
@@ -140,12 +140,23 @@ fn phase_axis(size: usize, k: usize, s: usize, p: usize, d: usize, r: usize) -> 
     }
 }
 
-/// The stride phases of `g`'s input gradient that the texture forward runs, as (rows, columns,
-/// the phase's forward geometry, None where no tap reaches it) per phase, when every phase with taps fits the texture path (the policy's texture operands,
-/// 3+ output channels per group, dy within the texture limit, no negative padding); else None.
-fn texture_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<TexturePhase>> {
+/// The stride phases of `g`'s input gradient that a forward kernel runs, as (rows, columns, the
+/// phase's forward geometry, None where no tap reaches it) per phase; else None. On the cpu
+/// family (texture operands) when every phase with taps fits the texture forward (3+ output
+/// channels per group, dy within the texture limit, no negative padding). On the gpu family for
+/// a strided conv whose groups have the block forward's 32+ rows (input channels here): each
+/// phase is a stride-1 conv of dy that the block forward runs at its efficiency, where the
+/// register kernel it replaces ran at under 1% of an H200's peak (BENCHMARKS.md, "The first GPU
+/// runs"); stride 1 keeps `backward_data_block` among the tuner's candidates.
+fn forward_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<ForwardPhase>> {
     let a = &g.args;
-    if !gpu.policy().texture_operands {
+    let policy = gpu.policy();
+    let texture = policy.texture_operands;
+    let block = !texture
+        && policy.family == KernelFamily::Gpu
+        && a.stride != [1, 1]
+        && ConvTile::block_first(gpu, g.cin / a.groups);
+    if !texture && !block {
         return None;
     }
     let axes = |axis: usize, size: usize, k: usize| -> Vec<PhaseAxis> {
@@ -164,7 +175,7 @@ fn texture_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<TexturePhase>> {
                 true => Some(phase_geometry(g, &py, &px)?),
                 false => None,
             };
-            if geom.is_some_and(|geom| !texture::uses_texture(gpu, &geom)) {
+            if texture && geom.is_some_and(|geom| !texture::uses_texture(gpu, &geom)) {
                 return None;
             }
             phases.push((py, px, geom));
@@ -173,9 +184,9 @@ fn texture_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<TexturePhase>> {
     Some(phases)
 }
 
-/// One stride phase of a texture input gradient: its rows, its columns, and its forward geometry
-/// (None for a phase no tap reaches).
-type TexturePhase = (PhaseAxis, PhaseAxis, Option<Conv2dGeom>);
+/// One stride phase of an input gradient through a forward kernel: its rows, its columns, and
+/// its forward geometry (None for a phase no tap reaches).
+type ForwardPhase = (PhaseAxis, PhaseAxis, Option<Conv2dGeom>);
 
 /// The forward geometry of one stride phase: dy as the input, the phase's taps as the kernel
 /// (flipped, channel axes swapped), the phase's map as the output; None for a negative padding.
@@ -208,7 +219,7 @@ pub fn backward_data_texture(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    let Some(phases) = texture_phases(gpu, g) else {
+    let Some(phases) = forward_phases(gpu, g).filter(|_| gpu.policy().texture_operands) else {
         return Err(Error::arg(
             "conv2d input gradient",
             "kernel",
@@ -217,14 +228,16 @@ pub fn backward_data_texture(
             ),
         ));
     };
-    through_texture_phases(gpu, g, &phases, dy, w, dx)
+    through_forward_phases(gpu, g, &phases, dy, w, dx)
 }
 
-/// `backward_data_texture` for phases `texture_phases` found.
-fn through_texture_phases(
+/// The input gradient for the phases `forward_phases` found, each through `forward` (the
+/// texture forward on the cpu family, the block forward or the tuner's choice on the gpu
+/// family), into a scratch map put in place by conv2d_scatter_phase (stride 1: dx itself).
+fn through_forward_phases(
     gpu: &Gpu,
     g: &Conv2dGeom,
-    phases: &[TexturePhase],
+    phases: &[ForwardPhase],
     dy: &wgpu::Buffer,
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
