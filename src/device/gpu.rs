@@ -28,8 +28,8 @@ pub struct GpuInfo {
     /// a cooperative-matrix kernel could use there.
     pub cooperative_matrix: Vec<String>,
     /// The device enabled wgpu's experimental cooperative matrices with a 16x16x16 f16 x f16 ->
-    /// f32 configuration and 32-wide subgroups: the f16 conv forward runs on them
-    /// (`kernels::conv::cooperative`). CONVOY_COOP_MATRIX=0 leaves them off.
+    /// f32 configuration and 32-wide subgroups: the f16 conv forward has a kernel on them among
+    /// its tuner candidates (`kernels::conv::cooperative`). CONVOY_COOP_MATRIX=0 leaves them off.
     pub cooperative_f16: bool,
 }
 
@@ -71,7 +71,7 @@ impl fmt::Display for GpuInfo {
         write!(f, "cooperative matrix: {coop}")?;
         if !self.cooperative_matrix.is_empty() {
             let used = match self.cooperative_f16 {
-                true => "on (16x16x16 f16 -> f32)",
+                true => "on (16x16x16 f16 -> f32, a tuner candidate)",
                 false => "off (needs wgpu's cooperative-matrix feature, 16x16x16 f16 -> f32, 32-wide subgroups; CONVOY_COOP_MATRIX=0 turns it off)",
             };
             write!(f, "; convoy's f16 conv forward on them: {used}")?;
