@@ -65,9 +65,10 @@ if [ $quick = 1 ]; then
     --size 32 --classes 10
   : > "$out/convoy_models_large.json"
 else
-  # a GPU fresh from idle runs its first seconds at low clocks: on the first H200 run the conv
-  # suite's forward rows read 2-3.5x slower than in the next call (BENCHMARKS.md), so warm it
-  # for ~20 s before anything is timed (1,500 GEMM rounds there; capped at 30 s elsewhere)
+  # on the first H200 run two of the conv suite's forward rows (r18_l1, r18_down) read 3.5-4x
+  # slower than in the next call and the others matched (BENCHMARKS.md): clocks ramping from
+  # idle, or the tuner timing candidates on a cold GPU. Warming it for ~20 s before anything is
+  # timed rules out the first (1,500 GEMM rounds there; capped at 30 s elsewhere)
   echo "gpu_bench: warming the GPU" >&2
   timeout 30 $convoy bench gemm --iters 1500 --warmup 0 > /dev/null || true
   step convoy_gemm.json $convoy bench gemm --json --iters 20
