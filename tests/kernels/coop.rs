@@ -65,6 +65,18 @@ fn cooperative_matrix_conv_forward_matches_reference() {
         .expect("the cooperative-matrix kernel must be refused on a device without them")
         .to_string();
         assert!(err.contains(&g.info().name) && err.contains("cooperative"), "{err}");
+        // the tuner's route to the kernel refuses alike, and f32 activations are refused first
+        let bufs = ForwardBuffers::new(x.buffer(), w.buffer(), y.buffer());
+        let tiled = forward_tiled(g, &geom, ConvTile::COOPERATIVE, Epilogue::default(), DType::F16, &bufs);
+        assert!(
+            tiled.is_err(),
+            "the cooperative tile ran on a device without cooperative matrices"
+        );
+        let f32_err = forward_tiled(g, &geom, ConvTile::COOPERATIVE, Epilogue::default(), DType::F32, &bufs)
+            .err()
+            .expect("f32 activations on the cooperative tile must be refused")
+            .to_string();
+        assert!(f32_err.contains("f16"), "{f32_err}");
         println!(
             "{} has no cooperative matrices convoy can use: refused ({err})",
             g.info().name
