@@ -12,18 +12,13 @@
 //! accumulation (~1e-2 over these sums of 72-1,152 terms) or a misplaced fragment.
 
 use crate::common::{assert_close, gpu, reference, rel_err, to_f64};
+use crate::half::{round_f16, HALF_RTOL};
 use convoy::graph::{Act, Epilogue};
 use convoy::kernels::conv::{cooperative_takes, forward_cooperative, forward_tiled, ConvTile, ForwardBuffers};
 use convoy::ops::{conv2d, Conv2dArgs, Conv2dGeom};
 use convoy::rng::Rng;
 use convoy::tensor::DType;
 use convoy::Tensor;
-
-const HALF_RTOL: f64 = 1e-3;
-
-fn round_f16(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
-}
 
 #[test]
 fn cooperative_matrix_conv_forward_matches_reference() {

@@ -18,10 +18,10 @@ use convoy::rng::Rng;
 use convoy::tensor::DType;
 use convoy::Tensor;
 
-const HALF_RTOL: f64 = 1e-3;
+pub const HALF_RTOL: f64 = 1e-3;
 
 /// What f16 storage holds for `v`: the nearest f16 (ties to even).
-fn round_f16(v: &[f32]) -> Vec<f32> {
+pub fn round_f16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
 }
 

@@ -51,13 +51,5 @@ pub fn forward_cooperative(gpu: &Gpu, g: &Conv2dGeom, epi: Epilogue, b: &Forward
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, b.bias, b.residual));
     let pipeline = gpu.pipeline(&CONV2D_FWD_COOP, &constants)?;
-    let grid = forward_grid(g, COOP_BLOCK, COOP_BLOCK)?;
-    let d = gpu.dummy();
-    Ok(vec![Dispatch::new(
-        gpu,
-        pipeline,
-        &sizes(g)?,
-        &[b.x, b.w, b.bias.unwrap_or(d), b.residual.unwrap_or(d), b.y],
-        grid,
-    )?])
+    epilogue_only_dispatch(gpu, pipeline, g, b, forward_grid(g, COOP_BLOCK, COOP_BLOCK)?)
 }

@@ -345,12 +345,25 @@ pub fn forward_depthwise(
     let t = DEPTHWISE_TILE;
     let tiles = g.oh.div_ceil(t) * g.ow.div_ceil(t);
     let workgroups = u32_of("conv2d depthwise tiles", tiles * g.n * g.cout)?;
+    epilogue_only_dispatch(gpu, pipeline, g, b, grid_1d(workgroups))
+}
+
+/// The one dispatch of a forward kernel that writes no statistics (the staged depthwise and
+/// the cooperative-matrix kernels): bindings x, w, bias, residual and y, the absent ones bound
+/// to the dummy buffer.
+pub(super) fn epilogue_only_dispatch(
+    gpu: &Gpu,
+    pipeline: std::sync::Arc<crate::device::Pipeline>,
+    g: &Conv2dGeom,
+    b: &ForwardBuffers<'_>,
+    grid: [u32; 3],
+) -> Result<Vec<Dispatch>> {
     let d = gpu.dummy();
     Ok(vec![Dispatch::new(
         gpu,
         pipeline,
         &sizes(g)?,
         &[b.x, b.w, b.bias.unwrap_or(d), b.residual.unwrap_or(d), b.y],
-        grid_1d(workgroups),
+        grid,
     )?])
 }
