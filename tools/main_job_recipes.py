@@ -3,17 +3,20 @@
 Fashion-MNIST subset, to rank training recipes in seconds before spending lavapipe's minutes
 (BENCHMARKS.md, "What 91% on the embedded subset costs"). Each argument is one recipe, as
 keyword arguments of run(): epochs, bs, lr, flip, pad (random shifts), w (stage widths),
-stem_stride, wd, seeds (default 3; the mean is printed, with each seed's result and the
+stem_stride, wd, n (training images, the first n of the full set in $FULL, default
+/usr/share/datasets/fashion-mnist, where n > the embedded 10,000; epochs may be fractional),
+seeds (default 3; the mean is printed, with each seed's result and the
 accuracy with flip test-time augmentation).
 
     /usr/bin/python3 tools/main_job_recipes.py "epochs=5" "epochs=12,flip=True,w=(32,64,128)"
 """
-import gzip, sys, time, math, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-torch.set_num_threads(2)
-import os
+import os, gzip, sys, time, math, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+torch.set_num_threads(int(os.environ.get("THREADS", 2)))
 D = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'data', 'fashion-mnist') + '/'
 def idx(f):
-    b = gzip.open(D + f).read()
+    return idx_at(D, f)
+def idx_at(d, f):
+    b = gzip.open(d + f).read()
     nd = b[3]; dims = [int.from_bytes(b[4+4*i:8+4*i], 'big') for i in range(nd)]
     return np.frombuffer(b, np.uint8, offset=4+4*nd).reshape(dims)
 xtr = torch.tensor(idx('train-images-idx3-ubyte.gz'), dtype=torch.float32)[:, None] / 255
@@ -22,6 +25,17 @@ xte = torch.tensor(idx('t10k-images-idx3-ubyte.gz'), dtype=torch.float32)[:, Non
 yte = torch.tensor(idx('t10k-labels-idx1-ubyte.gz'), dtype=torch.long)
 M, S = 0.2860, 0.3530
 xtr = (xtr - M) / S; xte = (xte - M) / S
+# n > 10,000 training images come from the full set (its first 10,000 are the embedded ones)
+FULL = os.environ.get('FULL', '/usr/share/datasets/fashion-mnist') + '/'
+_full = None
+def train_set(n):
+    global _full
+    if n <= len(xtr):
+        return xtr[:n], ytr[:n]
+    if _full is None:
+        x = torch.tensor(idx_at(FULL, 'train-images-idx3-ubyte.gz'), dtype=torch.float32)[:, None] / 255
+        _full = ((x - M) / S, torch.tensor(idx_at(FULL, 'train-labels-idx1-ubyte.gz'), dtype=torch.long))
+    return _full[0][:n], _full[1][:n]
 
 class Block(nn.Module):
     def __init__(s, cin, cout, stride):
@@ -68,14 +82,17 @@ def augment(x, flip, pad):
         x = out
     return x
 
-def run(epochs=5, bs=64, lr=0.15, flip=False, pad=0, seed=0, w=(16, 32, 64), stem_stride=2, wd=5e-4):
+def run(epochs=5, bs=64, lr=0.15, flip=False, pad=0, seed=0, w=(16, 32, 64), stem_stride=2, wd=5e-4,
+        n=10000):
+    xtr, ytr = train_set(n)
     torch.manual_seed(seed)
     m = Mini(w, stem_stride)
     opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
-    n = len(xtr); steps = epochs * (n // bs); i = 0; t0 = time.time()
-    for e in range(epochs):
-        m.train(); perm = torch.randperm(n)
-        for b in range(n // bs):
+    n = len(xtr); steps = int(epochs * (n // bs)); i = 0; t0 = time.time()
+    m.train()
+    while i < steps:
+        perm = torch.randperm(n)
+        for b in range(min(n // bs, steps - i)):
             ix = perm[b * bs:(b + 1) * bs]
             lr_i, mom = one_cycle(i, steps, lr)
             for g in opt.param_groups: g['lr'] = lr_i; g['momentum'] = mom
