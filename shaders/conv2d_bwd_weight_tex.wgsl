@@ -4,19 +4,23 @@
 // fetch with no bounds check:
 //   dW_g (Cout/g, Cin/g*KH*KW) = dY_g (Cout/g, N*OH*OW) x im2col(X)_g^T (N*OH*OW, Cin/g*KH*KW).
 // A workgroup owns OCB output channels of one group (grid z), WG lanes of columns (grid x; a
-// lane's 4 columns are one live tap of 4 consecutive input channels) and one chunk of the output
-// pixels (grid y). It walks its chunk pixel by pixel: the pixel is the same for every lane, so
+// lane's 4 columns are one live tap of 4 consecutive input channels, CB such texel columns per
+// lane) and one chunk of the output pixels (grid y). It walks its chunk pixel by pixel: the pixel is the same for every lane, so
 // its OCB (4 or 8) dy values are OCB/4 texel fetches at one coordinate from dy's own operand
 // texture (packed alike, no padding; 4 uniform storage loads per texel were 30-45% of the
-// kernel's time on lavapipe). Each chunk writes its partial sums to its own slice of `part`;
+// kernel's time on lavapipe). With CB = 2 a lane fetches two x texels per pixel and reuses each dy
+// texel for both: 64 multiply-adds for 4 fetches instead of 32 for 3, gemm_tex's ratio (the
+// 8 vec4 accumulators it adds spill no worse than gemm_tex's 16). Each chunk writes its partial sums to its own slice of `part`;
 // split_k_reduce adds the slices (with one chunk, `part` is dw itself). The dead taps (reading
 // only padding) get zeros from the first column block. The store is conv2d_bwd_weight_store.wgsl's,
 // the geometry overrides (KH .. DW, the live taps KY0 .. KX1) conv2d_geometry.wgsl's: preludes
 // `kernels::shaders` puts in front of this file.
 
 override WG: u32 = 64u;
-// output channels per invocation, 1..=8
+// output channels per invocation, 4 or 8 (whole texels of dy)
 override OCB: u32 = 8u;
+// texel columns (4 input channels of one live tap) per invocation, 1 or 2
+override CB: u32 = 1u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -48,23 +52,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let noc = min(OCB, (g + 1u) * cout_g - oc0);
     let oplane = p.oh * p.ow;
 
-    // this invocation's columns: one live tap of the channel block `quad` (4 channels; those
-    // past cin_g are zero texels and are not stored); its texel offset from the pixel's origin
+    // this invocation's columns: CB live taps of channel blocks `quad` (4 channels; those past
+    // cin_g are zero texels and are not stored); their texel offsets from the pixel's origin
     let units = p.c4g * (KY1 - KY0) * (KX1 - KX0);  // (block, live tap) pairs
-    let unit = wid.x * WG + lid;
-    let live = unit < units;
-    let u = min(unit, max(units, 1u) - 1u);
-    let ky = KY0 + (u % wtaps) / wkw;
-    let kx = KX0 + u % wkw;
-    let quad = u / wtaps;
-    let lx = i32(kx * DW);
-    let ly = i32((g * p.c4g + quad) * p.hp + ky * DH);
-    var ok: array<bool, 4>;
-    var col: array<u32, 4>;
-    for (var j = 0u; j < 4u; j++) {
-        let ic = quad * 4u + j;
-        ok[j] = live && ic < cin_g;
-        col[j] = ic * taps + ky * KW + kx;
+    var off: array<vec2i, 2>;
+    var ok: array<bool, 8>;
+    var col: array<u32, 8>;
+    for (var c = 0u; c < CB; c++) {
+        let unit = (wid.x * WG + lid) * CB + c;
+        let u = min(unit, max(units, 1u) - 1u);
+        let ky = KY0 + (u % wtaps) / wkw;
+        let kx = KX0 + u % wkw;
+        let quad = u / wtaps;
+        off[c] = vec2i(i32(kx * DW), i32((g * p.c4g + quad) * p.hp + ky * DH));
+        for (var j = 0u; j < 4u; j++) {
+            let ic = quad * 4u + j;
+            ok[4u * c + j] = unit < units && ic < cin_g;
+            col[4u * c + j] = ic * taps + ky * KW + kx;
+        }
     }
 
     let band_rows = p.groups * p.c4g * p.hp;
@@ -77,12 +82,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     // the pixel's window origin in the texture (uniform), stepped with the pixel
     var bx = i32((n % p.per_band) * p.wp + ox * SW);
     var by = i32((n / p.per_band) * band_rows + oy * SH);
-    var acc: array<vec4f, 8>;
+    var acc: array<vec4f, 8>;   // acc[o]: output channel oc0+o at the first texel's 4 columns
+    var acc2: array<vec4f, 8>;  // the same at the second texel's (CB = 2)
     // the workgroup's output channels start a texel of dy (OCB is 4 or 8 on this kernel)
     let dblock = g * p.dc4g + (oc0 - g * cout_g) / 4u;
     let dband_rows = p.groups * p.dc4g * p.oh;
     for (var q = q0; q < q1; q++) {
-        let xv = textureLoad(xt, vec2i(bx + lx, by + ly), 0);
+        let origin = vec2i(bx, by);
+        let xv = textureLoad(xt, origin + off[0], 0);
+        var xv2 = vec4f(0.0);
+        if (CB == 2u) {
+            xv2 = textureLoad(xt, origin + off[1], 0);
+        }
         let dxy = vec2i(i32((n % p.dper_band) * p.ow + ox), i32((n / p.dper_band) * dband_rows + dblock * p.oh + oy));
         for (var t = 0u; t < OCB / 4u; t++) {
             let dv = textureLoad(dyt, dxy + vec2i(0, i32(t * p.oh)), 0);
@@ -90,6 +101,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
             acc[4u * t + 1u] += dv.y * xv;
             acc[4u * t + 2u] += dv.z * xv;
             acc[4u * t + 3u] += dv.w * xv;
+            if (CB == 2u) {
+                acc2[4u * t] += dv.x * xv2;
+                acc2[4u * t + 1u] += dv.y * xv2;
+                acc2[4u * t + 2u] += dv.z * xv2;
+                acc2[4u * t + 3u] += dv.w * xv2;
+            }
         }
         ox += 1u;
         bx += i32(SW);
@@ -106,5 +123,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
 
     // dead taps: columns reading only padding; their zeros come from the first column block
-    store_columns(acc, ok, col, wid.y, oc0, noc, p.cout, cols, wid.x == 0u && wcols < cols, lid);
+    let first = array<bool, 4>(ok[0], ok[1], ok[2], ok[3]);
+    let first_col = array<u32, 4>(col[0], col[1], col[2], col[3]);
+    store_columns(acc, first, first_col, wid.y, oc0, noc, p.cout, cols, wid.x == 0u && wcols < cols, lid);
+    if (CB == 2u) {
+        let second = array<bool, 4>(ok[4], ok[5], ok[6], ok[7]);
+        let second_col = array<u32, 4>(col[4], col[5], col[6], col[7]);
+        store_columns(acc2, second, second_col, wid.y, oc0, noc, p.cout, cols, false, lid);
+    }
 }

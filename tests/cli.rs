@@ -117,6 +117,43 @@ fn train_writes_its_outputs_resumes_and_evaluates() {
     assert!(!o.status.success() && text(&o).contains("simple_cnn"), "{}", text(&o));
 }
 
+/// A resumed run's metrics.json has every epoch, those before the resume too (the checkpoint
+/// carries them): the full-data run of 2026-12-04 resumed after epoch 2 and wrote only 3 and 4.
+#[test]
+fn resumed_run_writes_the_whole_history() {
+    let root = common::images::make_folder("cli-resume-history");
+    let data = format!("folder={}", s(&root));
+    let (a, b) = (tmp("resume-history-a"), tmp("resume-history-b"));
+    let base = [
+        "train",
+        "--model",
+        "simple_cnn",
+        "--data",
+        &data,
+        "--bs",
+        "4",
+        "--size",
+        "16",
+        "--constant-lr",
+    ];
+    let mut first = base.to_vec();
+    first.extend(["--epochs", "1", "--out", s(&a)]);
+    let o = convoy(&first);
+    assert!(o.status.success(), "{}", text(&o));
+    let ckpt = a.join("checkpoint.safetensors");
+    let mut second = base.to_vec();
+    second.extend(["--epochs", "2", "--out", s(&b), "--resume", s(&ckpt)]);
+    let o = convoy(&second);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = std::fs::read_to_string(a.join("metrics.json")).unwrap();
+    let after = std::fs::read_to_string(b.join("metrics.json")).unwrap();
+    assert_eq!(after.matches("\"epoch\":").count(), 2, "{after}");
+    // the first epoch's record, digit for digit
+    let first_epoch = &before[before.find("{\"epoch\":1").unwrap()..before.rfind(']').unwrap()];
+    assert!(after.contains(first_epoch), "{before}\n{after}");
+    assert!(after.contains("{\"epoch\":2"), "{after}");
+}
+
 #[test]
 fn bad_flags_are_clear_errors() {
     for (args, says) in [

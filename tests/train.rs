@@ -75,10 +75,13 @@ fn resumed_run_equals_uninterrupted_run() {
         let mut second = learner(opt);
         let info = second.resume(&ckpt).unwrap();
         assert_eq!((info.epoch, info.epochs_total, info.step), (1, 3, 6));
+        assert_eq!(info.history, part, "the checkpoint carries the first epoch's metrics");
         let rest = second
             .fit_one_cycle(&train, &valid, 3, 0.05, &mut |_| ControlFlow::Continue(()))
             .unwrap();
         assert_eq!(rest.iter().map(|s| s.epoch).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(second.history.iter().map(|s| s.epoch).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(second.history[0], part[0]);
         assert_eq!(rest[1].train_loss, full[2].train_loss, "{opt:?}");
         assert_eq!(rest[1].top1, full[2].top1);
         let (a, b) = (tensors(&whole), tensors(&second));

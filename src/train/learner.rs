@@ -1,7 +1,7 @@
 //! `Learner`: trains a model on an image-classification split and evaluates it, over compiled
 //! training steps and eval plans that share one parameter store.
 
-use super::{optim::Optimizer, schedule::OneCycle};
+use super::{metrics::EpochStats, optim::Optimizer, schedule::OneCycle};
 use crate::data::{batch_indices, epoch_order, for_each_batch, Dataset};
 use crate::device::Gpu;
 use crate::dist::{shard_epoch, DistOptions};
@@ -13,18 +13,6 @@ use std::ops::ControlFlow;
 
 /// A per-batch callback: (batch index within the epoch, batches per epoch, loss).
 pub type OnBatch = Box<dyn FnMut(usize, usize, f32)>;
-
-/// Metrics of one epoch.
-#[derive(Clone, Debug)]
-pub struct EpochStats {
-    pub epoch: usize,
-    pub train_loss: f32,
-    pub valid_loss: f32,
-    pub top1: f32,
-    pub top5: f32,
-    pub seconds: f64,
-    pub images_per_sec: f64,
-}
 
 pub struct Learner {
     gpu: Gpu,
@@ -44,8 +32,10 @@ pub struct Learner {
     pub checkpoint: Option<std::path::PathBuf>,
     /// The model's name, recorded in checkpoints.
     pub model_name: String,
-    /// (loss, lr, momentum) per training batch.
+    /// (loss, lr, momentum) per training batch (of this process: a resumed run starts empty).
     pub recorder: Vec<(f32, f32, f32)>,
+    /// Every epoch's metrics, including those before a resume (checkpoints carry them).
+    pub history: Vec<EpochStats>,
     /// Parameter-name prefixes that are frozen (no gradient, no optimizer state).
     frozen: Vec<String>,
     /// Only the head trains (`freeze_body`).
@@ -90,6 +80,7 @@ impl Learner {
             checkpoint: None,
             model_name: String::new(),
             recorder: Vec::new(),
+            history: Vec::new(),
             stats: None,
             sizes: Vec::new(),
             allow_non_finite_weights: false,
@@ -239,6 +230,7 @@ impl Learner {
         self.steps_done = info.step;
         self.resume_at = info.epoch;
         self.seed = info.seed;
+        self.history = info.history.clone();
         Ok(info)
     }
 
@@ -461,6 +453,7 @@ impl Learner {
                 seconds: secs,
                 images_per_sec: sums[1] / secs,
             };
+            self.history.push(stats.clone());
             #[cfg(not(target_arch = "wasm32"))]
             if let (Some(path), 0) = (&self.checkpoint, rank) {
                 let info = super::CheckpointInfo {
@@ -469,6 +462,7 @@ impl Learner {
                     epochs_total: epochs,
                     model: self.model_name.clone(),
                     seed: self.seed,
+                    history: self.history.clone(),
                 };
                 super::save_checkpoint(path, &self.store, &info)?;
             }

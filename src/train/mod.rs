@@ -1,10 +1,11 @@
-//! Training: optimizers (and, as they land, schedules, the Learner, metrics and callbacks).
+//! Training: optimizers, schedules, the Learner, epoch metrics and checkpoints.
 
 pub mod checkpoint;
 // the Learner drives training with blocking reads; the web build drives `TrainStep` through
 // its async methods from the page's event loop
 #[cfg(not(target_arch = "wasm32"))]
 pub mod learner;
+pub mod metrics;
 pub mod optim;
 pub mod schedule;
 
@@ -12,6 +13,7 @@ pub mod schedule;
 pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use checkpoint::{parse_checkpoint, CheckpointInfo};
 #[cfg(not(target_arch = "wasm32"))]
-pub use learner::{EpochStats, Learner};
+pub use learner::Learner;
+pub use metrics::EpochStats;
 pub use optim::Optimizer;
 pub use schedule::OneCycle;

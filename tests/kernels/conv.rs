@@ -469,13 +469,14 @@ fn conv2d_every_tile_configuration() {
             );
         }
         for tile in ConvTile::candidates(g, cout / groups, out_pixels) {
-            for chunk in [None, Some(1), Some(7)] {
+            // one or two texel columns per lane, whichever the policy would pick
+            for (chunk, columns) in [(None, 1), (None, 2), (Some(1), 2), (Some(7), 1)] {
                 let dw = Tensor::empty(g, ws).unwrap();
-                let ds = conv_texture::backward_weight(g, &geom, tile, chunk, dyt.buffer(), xt.buffer(), dw.buffer())
-                    .unwrap();
+                let (dy, x) = (dyt.buffer(), xt.buffer());
+                let ds = conv_texture::backward_weight(g, &geom, tile, columns, chunk, dy, x, dw.buffer()).unwrap();
                 g.run(&ds);
                 assert_close(
-                    &format!("texture weight grad {what} {tile:?} chunk {chunk:?}"),
+                    &format!("texture weight grad {what} {tile:?} chunk {chunk:?} columns {columns}"),
                     &dw.to_vec().unwrap(),
                     &want_dw,
                     RTOL,

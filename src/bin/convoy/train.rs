@@ -313,7 +313,9 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
         learner.on_batch = Some(progress_bar(a.bs * world, learner.epochs_done()));
         println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
     }
-    let mut history: Vec<convoy::train::EpochStats> = Vec::new();
+    // the epochs before a resume first (the checkpoint carries them), so metrics.json has the
+    // whole run
+    let mut history = learner.history.clone();
     let fit = if a.constant_lr {
         Learner::fit
     } else {

@@ -45,8 +45,9 @@ pub fn backward_weight(
     // workgroups no wider than the (live) columns they cover, and of 32 rather than 64 lanes
     // where that leaves fewer lanes idle (ResNet's 64-channel 3x3: 144 lanes in 160, not 192;
     // r18_l1 weight gradient ~2450 -> ~2050 ms on lavapipe, Zen 3)
+    let columns = texture::weight_gradient_columns(g);
     let lanes = if texture {
-        texture::weight_gradient_lanes(g)
+        texture::weight_gradient_lanes(g, columns)
     } else {
         weight_gradient_lanes(g)
     };
@@ -65,7 +66,7 @@ pub fn backward_weight(
     }
     if texture {
         return choose(gpu, "conv2d_bwd_weight_tex", g, Rows::Outputs, &candidates, |g, t| {
-            texture::backward_weight(gpu, g, t, None, dy, x, dw)
+            texture::backward_weight(gpu, g, t, columns, None, dy, x, dw)
         });
     }
     choose(gpu, "conv2d_bwd_weight", g, Rows::Outputs, &candidates, |g, t| {
@@ -147,7 +148,18 @@ pub fn backward_weight_tiled(
     }
     let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
     let lanes = weight_gradient_lanes(g);
-    split_k_weight_gradient(gpu, g, &CONV2D_BWD_WEIGHT, tile, lanes, chunk, &sizes(g)?, &inputs, dw)
+    split_k_weight_gradient(
+        gpu,
+        g,
+        &CONV2D_BWD_WEIGHT,
+        tile,
+        lanes,
+        &[],
+        chunk,
+        &sizes(g)?,
+        &inputs,
+        dw,
+    )
 }
 
 /// The dispatches of a split-K weight-gradient kernel with lanes over weight columns
@@ -161,6 +173,7 @@ pub(super) fn split_k_weight_gradient(
     shader: &'static crate::device::Shader,
     tile: ConvTile,
     lanes: usize,
+    overrides: &[(&'static str, f64)],
     chunk: Option<usize>,
     params: &[u32],
     inputs: &[Resource],
@@ -182,6 +195,7 @@ pub(super) fn split_k_weight_gradient(
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
     constants.extend(tap_window_constants(g));
+    constants.extend_from_slice(overrides);
     let pipeline = gpu.pipeline(shader, &constants)?;
     let grid = [
         u32_of("conv2d weight column blocks", col_blocks)?,

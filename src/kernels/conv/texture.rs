@@ -204,26 +204,55 @@ pub fn forward(
     Ok(vec![pack, conv])
 }
 
-/// Lanes of conv2d_bwd_weight_tex per block of output channels: one per live tap and block of
-/// 4 input channels of a group.
-pub fn weight_gradient_lanes(g: &Conv2dGeom) -> usize {
+/// Texel columns (4 input channels of one live tap each) per lane of conv2d_bwd_weight_tex: two
+/// where that still leaves `MIN_LANES_FOR_TWO_COLUMNS` lanes, since a second x texel reuses each dy
+/// fetch (64 multiply-adds per 4 fetches, not 32 per 3).
+pub fn weight_gradient_columns(g: &Conv2dGeom) -> usize {
+    if weight_gradient_units(g) >= 2 * MIN_LANES_FOR_TWO_COLUMNS {
+        2
+    } else {
+        1
+    }
+}
+
+/// Lanes of one block of output channels below which conv2d_bwd_weight_tex keeps one texel
+/// column per lane: r50_expand's 16 texel columns ran 1.18x slower as 8 lanes of two
+/// (BENCHMARKS.md, "Two texel columns per lane").
+const MIN_LANES_FOR_TWO_COLUMNS: usize = 32;
+
+/// (block of 4 input channels of a group, live tap) pairs: the texel columns of dw.
+fn weight_gradient_units(g: &Conv2dGeom) -> usize {
     let [(y0, y1), (x0, x1)] = tap_window(g);
     (g.cin / g.args.groups).div_ceil(4) * (y1 - y0) * (x1 - x0)
 }
 
-/// The weight gradient through conv2d_bwd_weight_tex with a register tile and, optionally, a
-/// fixed number of output pixels per split-K chunk: packing, the partial products, and their
-/// reduction when there is more than one chunk.
+/// Lanes of conv2d_bwd_weight_tex per block of output channels with `columns` texel columns
+/// each.
+pub fn weight_gradient_lanes(g: &Conv2dGeom, columns: usize) -> usize {
+    weight_gradient_units(g).div_ceil(columns)
+}
+
+/// The weight gradient through conv2d_bwd_weight_tex with a register tile, `columns` (1 or 2)
+/// texel columns per lane and, optionally, a fixed number of output pixels per split-K chunk:
+/// packing, the partial products, and their reduction when there is more than one chunk.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_weight(
     gpu: &Gpu,
     g: &Conv2dGeom,
     tile: ConvTile,
+    columns: usize,
     chunk: Option<usize>,
     dy: &wgpu::Buffer,
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    if !(1..=2).contains(&columns) {
+        return Err(Error::arg(
+            "conv2d_bwd_weight_tex",
+            "columns",
+            format!("texel columns per lane are 1 or 2, not {columns}"),
+        ));
+    }
     // whole texels of dy per workgroup: 4 or 8 output channels (those past the group's last
     // are zero components, unstored)
     let tile = ConvTile {
@@ -242,7 +271,7 @@ pub fn backward_weight(
     params.push(u32_of("conv2d packed output-gradient blocks", dl.c4g)?);
     params.push(u32_of("conv2d packed output-gradient images per band", dl.per_band)?);
     let inputs = [Resource::Texture(&dtex.view), Resource::Texture(&tex.view)];
-    let lanes = weight_gradient_lanes(g);
+    let lanes = weight_gradient_lanes(g, columns);
     let mut out = vec![xpack, dpack];
     out.extend(split_k_weight_gradient(
         gpu,
@@ -250,6 +279,7 @@ pub fn backward_weight(
         &CONV2D_BWD_WEIGHT_TEX,
         tile,
         lanes,
+        &[("CB", columns as f64)],
         chunk,
         &params,
         &inputs,
