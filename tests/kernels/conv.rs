@@ -1153,11 +1153,19 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
         // and a padding beyond the kernel's reach (the register kernel's case)
         ([1, 8, 13, 12], 6, [5, 3], [3, 2], [2, 1], [2, 3], 1),
         ([2, 6, 9, 8], 9, [1, 1], [2, 2], [1, 1], [1, 1], 1),
+        // a pointwise conv to many more channels (r50_expand-like, channels off multiples of
+        // 4): the texture weight gradient runs it as the conv from dy to x, transposed
+        ([2, 38, 5, 6], 257, [1, 1], [1, 1], [0, 0], [1, 1], 1),
     ];
     for (xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
         let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
         let ws = [cout, xs[1] / groups, kh, kw];
         let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        assert_eq!(
+            convoy::kernels::conv::texture::swapped_pointwise(&geom).is_some(),
+            cout == 257,
+            "{xs:?} {ws:?}: only the last case takes the swapped weight gradient"
+        );
         let ys = geom.out_shape();
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
         let w = rng.vec(ws.iter().product(), -0.5, 0.5);

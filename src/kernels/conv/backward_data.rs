@@ -328,12 +328,29 @@ fn through_forward(
     out: &wgpu::Buffer,
     forward: impl FnOnce(&Conv2dGeom, &ForwardBuffers<'_>) -> Result<Vec<Dispatch>>,
 ) -> Result<Vec<Dispatch>> {
+    let (cout_g, [(_, _, th), (_, _, tw)]) = (g.cout / g.args.groups, taps);
+    let wt = gpu.scratch_buffer("conv2d transposed weights", (g.cin * cout_g * th * tw * 4) as u64)?;
+    let transpose = transpose_weights(gpu, g, taps, w, &wt)?;
+    let mut dispatches = vec![transpose];
+    dispatches.extend(forward(geom, &ForwardBuffers::new(dy, &wt, out))?);
+    Ok(dispatches)
+}
+
+/// The dispatch of conv2d_transpose_weights: `w` of `g` (Cout, Cin/g, KH, KW) into `wt` (Cin,
+/// Cout/g, TH, TW) with the taps `taps` per axis ((k0, step, count)) flipped and the channel
+/// axes swapped within each group.
+pub(super) fn transpose_weights(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    taps: [(usize, usize, usize); 2],
+    w: &wgpu::Buffer,
+    wt: &wgpu::Buffer,
+) -> Result<Dispatch> {
     let a = &g.args;
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
     let [(k0y, step_y, th), (k0x, step_x, tw)] = taps;
     let total = g.cin * cout_g * th * tw;
-    let wt = gpu.scratch_buffer("conv2d transposed weights", (total * 4) as u64)?;
-    let transpose = Dispatch::new(
+    Dispatch::new(
         gpu,
         gpu.pipeline(&CONV2D_TRANSPOSE_WEIGHTS, &[])?,
         &[
@@ -349,12 +366,9 @@ fn through_forward(
             k0x as u32,
             step_x as u32,
         ],
-        &[w, &wt],
+        &[w, wt],
         grid_1d(groups_for("conv2d weights", total, 64)?),
-    )?;
-    let mut dispatches = vec![transpose];
-    dispatches.extend(forward(geom, &ForwardBuffers::new(dy, &wt, out))?);
-    Ok(dispatches)
+    )
 }
 
 /// Every tap of each axis, for a stride-1 conv's transposed weights.

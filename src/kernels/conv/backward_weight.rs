@@ -42,6 +42,20 @@ pub fn backward_weight(
         return backward_weight_narrow(gpu, g, None, dy, x, dw);
     }
     let texture = texture::weight_gradient_uses_texture(gpu, g);
+    if let Some(s) = texture::swapped_pointwise(g).filter(|s| texture && texture::weight_gradient_uses_texture(gpu, s))
+    {
+        // dw^T as the weight gradient of the conv from dy to x, then transposed into place
+        let t = gpu.scratch_buffer("conv2d transposed weight gradient", (g.cout * g.cin * 4) as u64)?;
+        let mut out = backward_weight(gpu, &s, x, dy, &t)?;
+        out.push(backward_data::transpose_weights(
+            gpu,
+            &s,
+            [(0, 1, 1), (0, 1, 1)],
+            &t,
+            dw,
+        )?);
+        return Ok(out);
+    }
     // workgroups no wider than the (live) columns they cover, and of 32 rather than 64 lanes
     // where that leaves fewer lanes idle (ResNet's 64-channel 3x3: 144 lanes in 160, not 192;
     // r18_l1 weight gradient ~2450 -> ~2050 ms on lavapipe, Zen 3)

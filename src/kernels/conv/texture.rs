@@ -215,6 +215,30 @@ pub fn weight_gradient_columns(g: &Conv2dGeom) -> usize {
     }
 }
 
+/// `g` as the conv from its output to its input, where that makes a better texture weight
+/// gradient: a stride-1, unpadded, ungrouped 1x1 conv whose input channels give too few texel
+/// columns for two per lane and whose output channels give enough (r50_expand, 64 -> 256: 16
+/// against 64). dW = dY X^T is then computed as its transpose X dY^T, the weight gradient of
+/// this conv with x as its output gradient and dy as its input; None otherwise.
+pub fn swapped_pointwise(g: &Conv2dGeom) -> Option<Conv2dGeom> {
+    let a = &g.args;
+    let pointwise = g.kh == 1 && g.kw == 1 && a.stride == [1, 1] && a.padding == [0, 0] && a.groups == 1;
+    let swapped = Conv2dGeom {
+        n: g.n,
+        cin: g.cout,
+        h: g.oh,
+        w: g.ow,
+        cout: g.cin,
+        kh: 1,
+        kw: 1,
+        oh: g.h,
+        ow: g.w,
+        args: crate::ops::Conv2dArgs::new(1, 0, 1, 1),
+    };
+    let enough = 2 * MIN_LANES_FOR_TWO_COLUMNS;
+    (pointwise && weight_gradient_units(g) < enough && weight_gradient_units(&swapped) >= enough).then_some(swapped)
+}
+
 /// Lanes of one block of output channels below which conv2d_bwd_weight_tex keeps one texel
 /// column per lane: r50_expand's 16 texel columns ran 1.18x slower as 8 lanes of two
 /// (BENCHMARKS.md, "Two texel columns per lane").
