@@ -59,6 +59,9 @@ fn lines(area: &Area, title: &str, x_desc: &str, series: &[(String, Vec<f32>)]) 
     chart
         .configure_mesh()
         .x_desc(x_desc)
+        // whole indices, few enough that long runs' labels do not run together
+        .x_labels(6)
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(plot_err)?;
@@ -182,6 +185,8 @@ pub fn colorful_dimension(stats: &ActivationStats) -> Result<Vec<u8>> {
                 .configure_mesh()
                 .disable_mesh()
                 .x_desc("batch")
+                .x_labels(4)
+                .x_label_formatter(&|x| format!("{x:.0}"))
                 .draw()
                 .map_err(plot_err)?;
             let bw = hi / bins as f32;
