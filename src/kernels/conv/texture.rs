@@ -240,9 +240,9 @@ pub fn swapped_pointwise(g: &Conv2dGeom) -> Option<Conv2dGeom> {
 }
 
 /// Lanes of one block of output channels below which conv2d_bwd_weight_tex keeps one texel
-/// column per lane: r50_expand's 16 texel columns ran 1.18x slower as 8 lanes of two
-/// (BENCHMARKS.md, "Two texel columns per lane").
-const MIN_LANES_FOR_TWO_COLUMNS: usize = 32;
+/// column per lane: r50_expand's 16 texel columns ran 1.18x slower as 8 lanes of two, the
+/// stem's 49 ran 1.45x faster as 25 (BENCHMARKS.md, "Two texel columns per lane").
+const MIN_LANES_FOR_TWO_COLUMNS: usize = 16;
 
 /// (block of 4 input channels of a group, live tap) pairs: the texel columns of dw.
 fn weight_gradient_units(g: &Conv2dGeom) -> usize {
