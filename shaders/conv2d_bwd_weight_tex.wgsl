@@ -56,8 +56,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     // cin_g are zero texels and are not stored); their texel offsets from the pixel's origin
     let units = p.c4g * (KY1 - KY0) * (KX1 - KX0);  // (block, live tap) pairs
     var off: array<vec2i, 2>;
-    var ok: array<bool, 8>;
-    var col: array<u32, 8>;
+    var ok: array<array<bool, 4>, 2>;  // [texel column][channel]: stored
+    var col: array<array<u32, 4>, 2>;  // [texel column][channel]: dw column
     for (var c = 0u; c < CB; c++) {
         let unit = (wid.x * WG + lid) * CB + c;
         let u = min(unit, max(units, 1u) - 1u);
@@ -67,8 +67,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         off[c] = vec2i(i32(kx * DW), i32((g * p.c4g + quad) * p.hp + ky * DH));
         for (var j = 0u; j < 4u; j++) {
             let ic = quad * 4u + j;
-            ok[4u * c + j] = unit < units && ic < cin_g;
-            col[4u * c + j] = ic * taps + ky * KW + kx;
+            ok[c][j] = unit < units && ic < cin_g;
+            col[c][j] = ic * taps + ky * KW + kx;
         }
     }
 
@@ -123,12 +123,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
 
     // dead taps: columns reading only padding; their zeros come from the first column block
-    let first = array<bool, 4>(ok[0], ok[1], ok[2], ok[3]);
-    let first_col = array<u32, 4>(col[0], col[1], col[2], col[3]);
-    store_columns(acc, first, first_col, wid.y, oc0, noc, p.cout, cols, wid.x == 0u && wcols < cols, lid);
+    store_columns(acc, ok[0], col[0], wid.y, oc0, noc, p.cout, cols, wid.x == 0u && wcols < cols, lid);
     if (CB == 2u) {
-        let second = array<bool, 4>(ok[4], ok[5], ok[6], ok[7]);
-        let second_col = array<u32, 4>(col[4], col[5], col[6], col[7]);
-        store_columns(acc2, second, second_col, wid.y, oc0, noc, p.cout, cols, false, lid);
+        store_columns(acc2, ok[1], col[1], wid.y, oc0, noc, p.cout, cols, false, lid);
     }
 }

@@ -31,23 +31,28 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `convoy train` of the MNIST-chapter CNN on a generated image folder, small and quick.
+fn small_train(data: &str) -> Vec<&str> {
+    vec![
+        "train",
+        "--model",
+        "simple_cnn",
+        "--data",
+        data,
+        "--bs",
+        "4",
+        "--size",
+        "16",
+    ]
+}
+
 #[test]
 fn train_writes_its_outputs_resumes_and_evaluates() {
     let root = common::images::make_folder("cli-train");
     let data = format!("folder={}", s(&root));
     let out = tmp("train");
-    let base = [
-        "train",
-        "--model",
-        "simple_cnn",
-        "--data",
-        &data,
-        "--bs",
-        "4",
-        "--size",
-        "16",
-    ];
-    let mut first: Vec<&str> = base.to_vec();
+    let base = small_train(&data);
+    let mut first = base.clone();
     first.extend(["--epochs", "3", "--out", s(&out), "--stats"]);
     let o = convoy(&first);
     assert!(o.status.success(), "{}", text(&o));
@@ -95,7 +100,7 @@ fn train_writes_its_outputs_resumes_and_evaluates() {
 
     // resuming a finished run has nothing to do; a different model is refused
     let ckpt = out.join("checkpoint.safetensors");
-    let mut again = base.to_vec();
+    let mut again = base.clone();
     again.extend(["--epochs", "3", "--resume", s(&ckpt)]);
     let o = convoy(&again);
     assert!(
@@ -124,24 +129,14 @@ fn resumed_run_writes_the_whole_history() {
     let root = common::images::make_folder("cli-resume-history");
     let data = format!("folder={}", s(&root));
     let (a, b) = (tmp("resume-history-a"), tmp("resume-history-b"));
-    let base = [
-        "train",
-        "--model",
-        "simple_cnn",
-        "--data",
-        &data,
-        "--bs",
-        "4",
-        "--size",
-        "16",
-        "--constant-lr",
-    ];
-    let mut first = base.to_vec();
+    let mut base = small_train(&data);
+    base.push("--constant-lr");
+    let mut first = base.clone();
     first.extend(["--epochs", "1", "--out", s(&a)]);
     let o = convoy(&first);
     assert!(o.status.success(), "{}", text(&o));
     let ckpt = a.join("checkpoint.safetensors");
-    let mut second = base.to_vec();
+    let mut second = base.clone();
     second.extend(["--epochs", "2", "--out", s(&b), "--resume", s(&ckpt)]);
     let o = convoy(&second);
     assert!(o.status.success(), "{}", text(&o));

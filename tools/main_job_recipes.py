@@ -13,18 +13,17 @@ accuracy with flip test-time augmentation).
 import os, gzip, sys, time, math, numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 torch.set_num_threads(int(os.environ.get("THREADS", 2)))
 D = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'data', 'fashion-mnist') + '/'
-def idx(f):
-    return idx_at(D, f)
-def idx_at(d, f):
+M, S = 0.2860, 0.3530
+def idx(d, f):
     b = gzip.open(d + f).read()
     nd = b[3]; dims = [int.from_bytes(b[4+4*i:8+4*i], 'big') for i in range(nd)]
     return np.frombuffer(b, np.uint8, offset=4+4*nd).reshape(dims)
-xtr = torch.tensor(idx('train-images-idx3-ubyte.gz'), dtype=torch.float32)[:, None] / 255
-ytr = torch.tensor(idx('train-labels-idx1-ubyte.gz'), dtype=torch.long)
-xte = torch.tensor(idx('t10k-images-idx3-ubyte.gz'), dtype=torch.float32)[:, None] / 255
-yte = torch.tensor(idx('t10k-labels-idx1-ubyte.gz'), dtype=torch.long)
-M, S = 0.2860, 0.3530
-xtr = (xtr - M) / S; xte = (xte - M) / S
+def split(d, prefix):
+    """A split's images (normalised, N x 1 x 28 x 28) and labels from the IDX files in d."""
+    x = torch.tensor(idx(d, prefix + '-images-idx3-ubyte.gz'), dtype=torch.float32)[:, None] / 255
+    return (x - M) / S, torch.tensor(idx(d, prefix + '-labels-idx1-ubyte.gz'), dtype=torch.long)
+xtr, ytr = split(D, 'train')
+xte, yte = split(D, 't10k')
 # n > 10,000 training images come from the full set (its first 10,000 are the embedded ones)
 FULL = os.environ.get('FULL', '/usr/share/datasets/fashion-mnist') + '/'
 _full = None
@@ -33,8 +32,7 @@ def train_set(n):
     if n <= len(xtr):
         return xtr[:n], ytr[:n]
     if _full is None:
-        x = torch.tensor(idx_at(FULL, 'train-images-idx3-ubyte.gz'), dtype=torch.float32)[:, None] / 255
-        _full = ((x - M) / S, torch.tensor(idx_at(FULL, 'train-labels-idx1-ubyte.gz'), dtype=torch.long))
+        _full = split(FULL, 'train')
     return _full[0][:n], _full[1][:n]
 
 class Block(nn.Module):
