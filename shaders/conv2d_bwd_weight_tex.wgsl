@@ -8,7 +8,8 @@
 // lane) and one chunk of the output pixels (grid y). It walks its chunk pixel by pixel: the pixel is the same for every lane, so
 // its OCB (4 or 8) dy values are OCB/4 texel fetches at one coordinate from dy's own operand
 // texture (packed alike, no padding; 4 uniform storage loads per texel were 30-45% of the
-// kernel's time on lavapipe). With CB = 2 a lane fetches two x texels per pixel and reuses each dy
+// kernel's time on lavapipe), made in blocks of SHARE pixels so that the operand_share
+// prelude's subgroup form can give each lane one pixel's fetches and shuffle them to the rest. With CB = 2 a lane fetches two x texels per pixel and reuses each dy
 // texel for both: 64 multiply-adds for 4 fetches instead of 32 for 3, gemm_tex's ratio (the
 // 8 vec4 accumulators it adds spill no worse than gemm_tex's 16). Each chunk writes its partial sums to its own slice of `part`;
 // split_k_reduce adds the slices (with one chunk, `part` is dw itself). The dead taps (reading
@@ -21,6 +22,9 @@ override WG: u32 = 64u;
 override OCB: u32 = 8u;
 // texel columns (4 input channels of one live tap) per invocation, 1 or 2
 override CB: u32 = 1u;
+// pixels per block of shared dy fetches: the subgroup width the operand_share prelude's
+// subgroup form needs at least
+const SHARE: u32 = 8u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -38,7 +42,8 @@ struct Params {
 // binding 3 (the partial sums): conv2d_bwd_weight_store
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
+    let lid = lanes.index;
     let cout_g = p.cout / p.groups;
     let cin_g = p.cin / p.groups;
     let taps = KH * KW;
@@ -87,38 +92,52 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     // the workgroup's output channels start a texel of dy (OCB is 4 or 8 on this kernel)
     let dblock = g * p.dc4g + (oc0 - g * cout_g) / 4u;
     let dband_rows = p.groups * p.dc4g * p.oh;
-    for (var q = q0; q < q1; q++) {
-        let origin = vec2i(bx, by);
-        let xv = textureLoad(xt, origin + off[0], 0);
-        var xv2 = vec4f(0.0);
-        if (CB == 2u) {
-            xv2 = textureLoad(xt, origin + off[1], 0);
-        }
-        let dxy = vec2i(i32((n % p.dper_band) * p.ow + ox), i32((n / p.dper_band) * dband_rows + dblock * p.oh + oy));
+    let dstep = vec2i(0, i32(p.oh));  // from one texel of 4 output channels to the next
+    for (var qb = q0; qb < q1; qb += SHARE) {
+        // this lane's pixel of the block for the shared fetches (the subgroup form's; the
+        // other form fetches at each pixel's own texel below)
+        let own_at = dy_texel(min(qb + share_row(lanes), q1 - 1u), dblock, dband_rows);
+        var own: array<vec4f, 2>;
         for (var t = 0u; t < OCB / 4u; t++) {
-            let dv = textureLoad(dyt, dxy + vec2i(0, i32(t * p.oh)), 0);
-            acc[4u * t] += dv.x * xv;
-            acc[4u * t + 1u] += dv.y * xv;
-            acc[4u * t + 2u] += dv.z * xv;
-            acc[4u * t + 3u] += dv.w * xv;
-            if (CB == 2u) {
-                acc2[4u * t] += dv.x * xv2;
-                acc2[4u * t + 1u] += dv.y * xv2;
-                acc2[4u * t + 2u] += dv.z * xv2;
-                acc2[4u * t + 3u] += dv.w * xv2;
-            }
+            own[t] = own_texel(dyt, own_at + i32(t) * dstep);
         }
-        ox += 1u;
-        bx += i32(SW);
-        if (ox == p.ow) {
-            ox = 0u;
-            oy += 1u;
-            if (oy == p.oh) {
-                oy = 0u;
-                n += 1u;
+        let left = q1 - qb;  // the same in every lane: the shuffles see whole subgroups
+        for (var j = 0u; j < SHARE; j++) {
+            if (j >= left) {
+                break;
             }
-            bx = i32((n % p.per_band) * p.wp);
-            by = i32((n / p.per_band) * band_rows + oy * SH);
+            let origin = vec2i(bx, by);
+            let xv = textureLoad(xt, origin + off[0], 0);
+            var xv2 = vec4f(0.0);
+            if (CB == 2u) {
+                xv2 = textureLoad(xt, origin + off[1], 0);
+            }
+            let dxy = vec2i(i32((n % p.dper_band) * p.ow + ox), i32((n / p.dper_band) * dband_rows + dblock * p.oh + oy));
+            for (var t = 0u; t < OCB / 4u; t++) {
+                let dv = shared_texel(dyt, own[t], j, dxy + i32(t) * dstep);
+                acc[4u * t] += dv.x * xv;
+                acc[4u * t + 1u] += dv.y * xv;
+                acc[4u * t + 2u] += dv.z * xv;
+                acc[4u * t + 3u] += dv.w * xv;
+                if (CB == 2u) {
+                    acc2[4u * t] += dv.x * xv2;
+                    acc2[4u * t + 1u] += dv.y * xv2;
+                    acc2[4u * t + 2u] += dv.z * xv2;
+                    acc2[4u * t + 3u] += dv.w * xv2;
+                }
+            }
+            ox += 1u;
+            bx += i32(SW);
+            if (ox == p.ow) {
+                ox = 0u;
+                oy += 1u;
+                if (oy == p.oh) {
+                    oy = 0u;
+                    n += 1u;
+                }
+                bx = i32((n % p.per_band) * p.wp);
+                by = i32((n / p.per_band) * band_rows + oy * SH);
+            }
         }
     }
 
@@ -127,4 +146,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     if (CB == 2u) {
         store_columns(acc2, ok[1], col[1], wid.y, oc0, noc, p.cout, cols, false, lid);
     }
+}
+
+// dy's texel of output pixel q (image, row, column) in the workgroup's first block of 4 output
+// channels.
+fn dy_texel(q: u32, dblock: u32, dband_rows: u32) -> vec2i {
+    let oplane = p.oh * p.ow;
+    let n = q / oplane;
+    let r = q % oplane;
+    return vec2i(i32((n % p.dper_band) * p.ow + r % p.ow), i32((n / p.dper_band) * dband_rows + dblock * p.oh + r / p.ow));
 }

@@ -4,8 +4,10 @@
 // over the lanes and fetches texels vectorised, so each gather here is one vector operation,
 // with no bounds checks, feeding 4 input channels to OCB output channels.
 // A workgroup owns OCB output channels of one group (grid z) and WG*PX output pixels (grid x/y);
-// lane l takes pixels l, l+WG, ... of its block. Weight loads are uniform (the same address in
-// every lane). The epilogue (bias, residual, activation) and the training statistics (STATS,
+// lane l takes pixels l, l+WG, ... of its block. The weights come packed alike (Cout images of
+// Cin/groups channels, KH x KW each): one fetch gives the 4 weights of a texel of x, where 4
+// storage loads would each be a loop over the lanes; every lane needs the same OCB weight texels
+// per step, shared across a subgroup where the operand_share prelude's subgroup form runs. The epilogue (bias, residual, activation) and the training statistics (STATS,
 // blocks of WG*PX = 256 pixels) come from conv2d_epilogue.wgsl and conv2d_stats.wgsl, the
 // geometry overrides (KH .. DW, the live taps KY0 .. KX1) from conv2d_geometry.wgsl: preludes
 // `kernels::shaders` puts in front of this file.
@@ -23,25 +25,32 @@ struct Params {
     cout: u32, oh: u32, ow: u32, groups: u32,
     // the operand texture's layout (see conv2d_pack_input)
     c4g: u32, wp: u32, hp: u32, per_band: u32,
+    // output channels per band of the packed weights
+    w_per_band: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var xt: texture_2d<f32>;                  // packed (N, Cin, H, W)
-@group(0) @binding(2) var<storage, read> wt: array<f32>;        // (Cout, Cin/groups, KH, KW)
+@group(0) @binding(2) var wt: texture_2d<f32>;                  // packed (Cout, Cin/groups, KH, KW)
 // bindings 3 .. 6 (bias, residual, y, the block statistics): conv2d_epilogue and conv2d_stats
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, lanes: ShareLanes) {
+    let lid = lanes.index;
     let cout_g = p.cout / p.groups;
     let cin_g = p.cin / p.groups;
     let blocks_g = (cout_g + OCB - 1u) / OCB;
     let g = wid.z / blocks_g;
     let oc0 = g * cout_g + (wid.z % blocks_g) * OCB;
     let noc = min(OCB, (g + 1u) * cout_g - oc0);
-    let taps = KH * KW;
-    let w_oc = cin_g * taps;  // stride between output channels in wt
     let last = noc - 1u;      // rows past noc reread the last channel's weights, unstored
+    // where each row's output channel starts in the packed weights (the texel of tap 0, block
+    // 0), and the row this lane fetches for its subgroup
+    var worigin: array<vec2i, 8>;
+    for (var o = 0u; o < OCB; o++) {
+        worigin[o] = weight_origin(oc0 + min(o, last));
+    }
+    let own_origin = weight_origin(oc0 + min(min(share_row(lanes), OCB - 1u), last));
 
     let plane = p.oh * p.ow;
     let total = p.n * plane;
@@ -68,7 +77,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         for (var kx = KX0; kx < KX1; kx++) {
             let dx = i32(kx * DW);
             let dy = i32(ky * DH);
-            let wtap = oc0 * w_oc + ky * KW + kx;
             for (var cb = 0u; cb < p.c4g; cb++) {
                 let row = dy + i32(cb * p.hp);
                 let lo = mat4x4f(
@@ -84,11 +92,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                         textureLoad(xt, vec2i(tx[6] + dx, ty[6] + row), 0),
                         textureLoad(xt, vec2i(tx[7] + dx, ty[7] + row), 0));
                 }
-                // the 4 channels of block cb; channels past cin_g meet zero texels
-                let wi = wtap + cb * 4u * taps;
+                // the 4 channels of block cb (zero past cin_g, in x and in the weights)
+                let wtap = vec2i(i32(kx), i32(cb * KH + ky));
+                let own = own_texel(wt, own_origin + wtap);
                 for (var o = 0u; o < OCB; o++) {
-                    let wo = wi + min(o, last) * w_oc;
-                    let wv = vec4f(wt[wo], wt[wo + taps], wt[wo + 2u * taps], wt[wo + 3u * taps]);
+                    let wv = shared_texel(wt, own, o, worigin[o] + wtap);
                     // row vector x matrix: component j is dot(wv, pixel j's 4 channels)
                     acc[o] += wv * lo;
                     if (PX == 8u) {
@@ -124,6 +132,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         }
         write_block_stats(lid, left, noc, block, oc0, p.cout);
     }
+}
+
+// The texel of output channel oc's tap 0, channel block 0 in the packed weights.
+fn weight_origin(oc: u32) -> vec2i {
+    return vec2i(i32((oc % p.w_per_band) * KW), i32((oc / p.w_per_band) * p.c4g * KH));
 }
 
 // How many of the block's first `left` pixels invocation `l` holds (pixels l, l + WG, ...).

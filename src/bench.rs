@@ -185,11 +185,20 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         conv_flops,
     )];
     // both operands through textures, where the size tiles whole workgroups
-    let _tex_operands;
+    let mut _tex_operands = Vec::new();
     if size.is_multiple_of(TEXTURE_GEMM_COLUMNS) {
-        let (d, textures) = texture_gemm(gpu, &a_host, &b_host, size, &c)?;
-        _tex_operands = textures;
+        let (d, textures) = texture_gemm(gpu, &a_host, &b_host, size, &c, false)?;
+        _tex_operands.push(textures);
         runs.push(("gemm_tex (A and B through textures, 8 x 2 vec4 tiles)", vec![d], flops));
+        if gpu.policy().subgroup_operands {
+            let (d, textures) = texture_gemm(gpu, &a_host, &b_host, size, &c, true)?;
+            _tex_operands.push(textures);
+            runs.push((
+                "gemm_tex, A's fetches shared across subgroups (one per lane, then shuffles)",
+                vec![d],
+                flops,
+            ));
+        }
     }
     let mut out = Vec::new();
     for (kernel, d, flops) in runs.into_iter().chain([
@@ -225,7 +234,8 @@ pub const TEXTURE_GEMM_COLUMNS: usize = 512;
 
 /// C (size x size) = A x B through gemm_tex, A and B (row-major) uploaded into rgba32float
 /// textures: the dispatch, and the textures it reads (keep them while it runs). `size` a
-/// multiple of `TEXTURE_GEMM_COLUMNS`.
+/// multiple of `TEXTURE_GEMM_COLUMNS`. With `share`, A's fetches (the same texel in every lane)
+/// are shared across subgroups where the policy allows it (`shaders::operand_variant`).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn texture_gemm(
     gpu: &Gpu,
@@ -233,6 +243,7 @@ pub fn texture_gemm(
     b: &[f32],
     size: usize,
     c: &Tensor,
+    share: bool,
 ) -> Result<(crate::device::Dispatch, [wgpu::TextureView; 2])> {
     use crate::device::{Dispatch, Resource};
     if !size.is_multiple_of(TEXTURE_GEMM_COLUMNS) || a.len() != size * size || b.len() != size * size {
@@ -285,7 +296,11 @@ pub fn texture_gemm(
         Ok(texture.create_view(&wgpu::TextureViewDescriptor::default()))
     };
     let (at, bt) = (upload(a)?, upload(b)?);
-    let pipeline = gpu.pipeline(&kernels::shaders::GEMM_TEX, &[("WG", 64.0)])?;
+    let shader = match share {
+        true => kernels::shaders::operand_variant(gpu, &kernels::shaders::GEMM_TEX, 64),
+        false => &kernels::shaders::GEMM_TEX,
+    };
+    let pipeline = gpu.pipeline(shader, &[("WG", 64.0)])?;
     let side = size as u32;
     let grid = [side / TEXTURE_GEMM_COLUMNS as u32, side / 8, 1];
     let d = Dispatch::with_resources(

@@ -33,6 +33,88 @@ pub struct Dispatch {
     pub pipeline: Arc<Pipeline>,
     pub bind_group: wgpu::BindGroup,
     pub grid: [u32; 3],
+    /// A copy this kernel's output takes into a texture once it has run (between passes).
+    pub fill: Option<TextureFill>,
+}
+
+/// `rows` rows of `width` texels, `bytes_per_row` apart in a staging buffer, copied into a
+/// texture from row `y0` on.
+pub struct TextureFill {
+    pub staging: wgpu::Buffer,
+    pub bytes_per_row: u32,
+    pub texture: wgpu::Texture,
+    pub y0: u32,
+    pub width: u32,
+    pub rows: u32,
+}
+
+impl TextureFill {
+    fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        encoder.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: &self.staging,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(self.bytes_per_row),
+                    rows_per_image: None,
+                },
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d { x: 0, y: self.y0, z: 0 },
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d {
+                width: self.width,
+                height: self.rows,
+                depth_or_array_layers: 1,
+            },
+        );
+    }
+}
+
+/// Record `ds` in order: compute passes, one ending after each dispatch that fills a texture,
+/// whose copy then runs before the next pass. With `timestamps`, query 0 is written at the start
+/// of the first pass and query 1 at the end of the last.
+pub fn encode_dispatches(
+    encoder: &mut wgpu::CommandEncoder,
+    label: &str,
+    timestamps: Option<&wgpu::QuerySet>,
+    ds: &[&Dispatch],
+) {
+    let mut rest = ds;
+    let mut first = true;
+    loop {
+        let end = rest.iter().position(|d| d.fill.is_some()).map_or(rest.len(), |i| i + 1);
+        let (run, tail) = rest.split_at(end);
+        let fill = run.last().and_then(|d| d.fill.as_ref());
+        // a run that ends in a copy is followed by one more pass (empty if nothing is left), so
+        // the last timestamp comes after the copy
+        let last = tail.is_empty() && fill.is_none();
+        let writes = timestamps.map(|query_set| wgpu::ComputePassTimestampWrites {
+            query_set,
+            beginning_of_pass_write_index: first.then_some(0),
+            end_of_pass_write_index: last.then_some(1),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: writes.filter(|_| first || last),
+            });
+            for d in run {
+                d.encode(&mut pass);
+            }
+        }
+        if let Some(f) = fill {
+            f.encode(encoder);
+        }
+        if last {
+            return;
+        }
+        first = false;
+        rest = tail;
+    }
 }
 
 impl Dispatch {
@@ -123,7 +205,16 @@ impl Dispatch {
             pipeline,
             bind_group,
             grid,
+            fill: None,
         })
+    }
+
+    /// This dispatch followed by `fill`'s copy.
+    pub fn then_fill(self, fill: TextureFill) -> Dispatch {
+        Dispatch {
+            fill: Some(fill),
+            ..self
+        }
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
@@ -134,20 +225,13 @@ impl Dispatch {
 }
 
 impl Gpu {
-    /// Record `dispatches` in order into one compute pass and submit once.
+    /// Record `dispatches` in order into one command buffer and submit once.
     pub fn run(&self, dispatches: &[Dispatch]) {
         let mut encoder = self
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("convoy") });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("convoy"),
-                timestamp_writes: None,
-            });
-            for d in dispatches {
-                d.encode(&mut pass);
-            }
-        }
+        let ds: Vec<&Dispatch> = dispatches.iter().collect();
+        encode_dispatches(&mut encoder, "convoy", None, &ds);
         self.queue().submit([encoder.finish()]);
     }
 }

@@ -23,6 +23,8 @@ pub struct GpuInfo {
     /// The widest SIMD group (subgroup) the adapter may run invocations in: 8 on lavapipe
     /// (256-bit vectors), 32 on NVIDIA, up to 64 on AMD; wgpu's bound (128) where unknown.
     pub simd_width: u32,
+    /// The narrowest subgroup the adapter may run invocations in (8 on lavapipe; 4 where unknown).
+    pub simd_min_width: u32,
     /// The adapter's cooperative-matrix (tensor core) configurations, as "MxNxK A->C", whether
     /// or not wgpu can enable them (it asks for 8x8x8 f32): recorded so that a GPU run says what
     /// a cooperative-matrix kernel could use there.
@@ -135,6 +137,7 @@ pub struct GpuBuilder {
     kernels: Option<super::KernelFamily>,
     max_texture_side: Option<u32>,
     subgroup_reductions: Option<bool>,
+    subgroup_operands: Option<bool>,
 }
 
 impl GpuBuilder {
@@ -204,6 +207,14 @@ impl GpuBuilder {
         self
     }
 
+    /// Share the texels every lane of a texture kernel fetches alike across subgroups where the
+    /// adapter can (true) or fetch them in every lane (false); default: the policy's choice (on
+    /// where textures and subgroups of 8+ lanes are), off with CONVOY_SUBGROUPS=0. Tests run both.
+    pub fn subgroup_operands(mut self, on: bool) -> Self {
+        self.subgroup_operands = Some(on);
+        self
+    }
+
     /// Open the device (blocking). Native only; on the web use `build_async`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn build(self) -> Result<Gpu> {
@@ -239,6 +250,12 @@ impl GpuBuilder {
             p.max_texture_side = p.max_texture_side.min(self.max_texture_side.unwrap_or(u32::MAX));
             if let Some(on) = subgroups {
                 p.subgroup_reductions = on && super::policy::can_reduce_in_subgroups(info);
+                // 0 turns every subgroup operation off (a driver bug); 1 leaves the operand
+                // sharing to the policy
+                p.subgroup_operands &= on;
+            }
+            if let Some(on) = self.subgroup_operands {
+                p.subgroup_operands = on && super::policy::can_share_operands(info, p.texture_operands);
             }
             p
         };
@@ -446,6 +463,7 @@ async fn open(
         limits: device.limits(),
         features: device.features(),
         simd_width: ainfo.subgroup_max_size,
+        simd_min_width: ainfo.subgroup_min_size,
         cooperative_matrix: adapter
             .cooperative_matrix_properties()
             .iter()

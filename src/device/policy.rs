@@ -44,9 +44,20 @@ pub fn can_reduce_in_subgroups(info: &GpuInfo) -> bool {
     info.features.contains(wgpu::Features::SUBGROUP) && !cfg!(target_arch = "wasm32")
 }
 
-/// `CONVOY_SUBGROUPS`: 0 keeps workgroup reductions on workgroup-memory trees (a driver's
-/// subgroup bug, or a comparison), 1 asks for subgroup reductions where the adapter can (a CPU
-/// driver included); unset lets the policy choose.
+/// Rows a texture kernel shares across a subgroup (conv2d_fwd_tex's OCB, gemm_tex's TM at most):
+/// the narrowest subgroup that can serve them.
+const SHARED_ROWS: u32 = 8;
+
+/// Whether the texture kernels can share their common fetches across subgroups: textures, and
+/// native subgroups of at least `SHARED_ROWS` lanes.
+pub fn can_share_operands(info: &GpuInfo, texture_operands: bool) -> bool {
+    texture_operands && can_reduce_in_subgroups(info) && info.simd_min_width >= SHARED_ROWS
+}
+
+/// `CONVOY_SUBGROUPS`: 0 turns subgroup operations off (reductions on workgroup-memory trees,
+/// every lane fetching its texels: a driver's subgroup bug, or a comparison), 1 asks for
+/// subgroup reductions where the adapter can (a CPU driver included); unset lets the policy
+/// choose.
 pub fn subgroups_from_env() -> Result<Option<bool>> {
     match std::env::var("CONVOY_SUBGROUPS").as_deref() {
         Err(_) | Ok("") => Ok(None),
@@ -102,6 +113,11 @@ pub struct KernelPolicy {
     /// trees keep its summation order (a MobileNetV2 fusion test sits at a bifurcation that the
     /// order of one reduction flips).
     pub subgroup_reductions: bool,
+    /// The texture kernels' fetches that every lane makes at the same texel (conv2d_fwd_tex's
+    /// weights, gemm_tex's A) made once per subgroup lane and shared by shuffles: by default
+    /// wherever textures are and native subgroups of 8+ lanes (lavapipe: the r18_l1 forward
+    /// 125 -> 80 ms, BENCHMARKS.md "Weights through a texture, shared across subgroups").
+    pub subgroup_operands: bool,
 }
 
 impl KernelPolicy {
@@ -119,10 +135,12 @@ impl KernelPolicy {
             Some(f) => (f, "forced by CONVOY_KERNELS or GpuBuilder::kernels".to_string()),
             None => (device, reason),
         };
+        let texture_operands = family == KernelFamily::Cpu;
         KernelPolicy {
             family,
             reason,
-            texture_operands: family == KernelFamily::Cpu,
+            texture_operands,
+            subgroup_operands: can_share_operands(info, texture_operands),
             max_texture_side: info.limits.max_texture_dimension_2d,
             cpu_driver: device == KernelFamily::Cpu,
             subgroup_reductions: device == KernelFamily::Gpu && can_reduce_in_subgroups(info),
@@ -172,6 +190,9 @@ impl fmt::Display for KernelPolicy {
             true => "subgroup operations",
             false => "workgroup-memory trees",
         };
+        if self.subgroup_operands {
+            write!(f, "; common texel fetches shared across subgroups")?;
+        }
         write!(f, "; tuner {tuning}; reductions through {reductions}")
     }
 }
@@ -189,6 +210,7 @@ mod tests {
             limits: wgpu::Limits::default(),
             features: wgpu::Features::empty(),
             simd_width: 32,
+            simd_min_width: 32,
             cooperative_matrix: Vec::new(),
             cooperative_f16: false,
         }
@@ -205,6 +227,19 @@ mod tests {
         assert!(!KernelPolicy::choose(&lavapipe, None).subgroup_reductions);
         // forcing the gpu family on a CPU driver keeps its trees
         assert!(!KernelPolicy::choose(&lavapipe, Some(KernelFamily::Gpu)).subgroup_reductions);
+    }
+
+    #[test]
+    fn texture_kernels_share_fetches_across_subgroups_of_eight_or_more() {
+        let mut lavapipe = info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu);
+        lavapipe.simd_min_width = 8;
+        assert!(!KernelPolicy::choose(&lavapipe, None).subgroup_operands, "no subgroups");
+        lavapipe.features = wgpu::Features::SUBGROUP;
+        assert!(KernelPolicy::choose(&lavapipe, None).subgroup_operands);
+        // the gpu family has no texture kernels; 4-wide subgroups cannot serve 8 rows
+        assert!(!KernelPolicy::choose(&lavapipe, Some(KernelFamily::Gpu)).subgroup_operands);
+        lavapipe.simd_min_width = 4;
+        assert!(!KernelPolicy::choose(&lavapipe, None).subgroup_operands);
     }
 
     #[test]

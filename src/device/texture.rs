@@ -1,7 +1,10 @@
 //! Operand textures: rgba32float 2D textures a packing kernel fills from an activation buffer
 //! for the kernels that read their operand with `textureLoad` (the CPU family of
-//! `KernelPolicy`). They are scratch: filled right before the dispatch that reads them, in the
-//! same compute pass, so one texture per size serves every conv of every plan on the device.
+//! `KernelPolicy`). The packing kernel writes the texels into the texture's staging buffer and a
+//! copy moves them in: on lavapipe an rgba32float `textureStore` costs ~11 ns a texel, a vec4
+//! storage-buffer store ~2.5 and the copy ~1.4 (`cargo run --release --example memory_paths`,
+//! Xeon). They are scratch: filled right before the dispatch that reads them, in the same
+//! command buffer, so one texture per size serves every conv of every plan on the device.
 
 use super::gpu::Gpu;
 use super::lock;
@@ -14,11 +17,22 @@ pub const OPERAND_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba32Float
 /// Sides are allocated in steps of this many texels, so shapes close in size share a texture.
 const SIDE_STEP: u32 = 64;
 
-/// A pooled operand texture of at least the requested size.
+/// A pooled operand texture of at least the requested size, with its staging buffer.
 pub struct OperandTexture {
     pub texture: wgpu::Texture,
     pub view: wgpu::TextureView,
+    /// Texels laid out row by row, `staging_stride` apart, for `copy_buffer_to_texture`.
+    pub staging: wgpu::Buffer,
+    /// Texels from one staging row to the next: the texture's width rounded up to the 256
+    /// bytes a buffer-to-texture copy needs between rows.
+    pub staging_stride: u32,
+    /// Rows the staging buffer holds: every row of the texture unless that passes the
+    /// storage-binding limit; then the texture is filled in bands of this many rows.
+    pub staging_rows: u32,
 }
+
+/// Bytes of one rgba32float texel.
+pub(crate) const TEXEL_BYTES: u32 = 16;
 
 impl Gpu {
     /// A scratch operand texture of at least `width` x `height` texels for `what`, shared with
@@ -56,11 +70,27 @@ impl Gpu {
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
                 format: OPERAND_FORMAT,
-                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::TEXTURE_BINDING,
+                usage: wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::TEXTURE_BINDING,
                 view_formats: &[],
             });
             let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-            Arc::new(OperandTexture { texture, view })
+            let staging_stride = key.1.next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT / TEXEL_BYTES);
+            let row_bytes = u64::from(staging_stride * TEXEL_BYTES);
+            let binding = self.limits().max_storage_buffer_binding_size;
+            let staging_rows = (binding / row_bytes).clamp(1, u64::from(key.2)) as u32;
+            let staging = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("convoy operand staging"),
+                size: u64::from(staging_rows) * row_bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            Arc::new(OperandTexture {
+                texture,
+                view,
+                staging,
+                staging_stride,
+                staging_rows,
+            })
         });
         Ok(t.clone())
     }

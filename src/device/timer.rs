@@ -120,19 +120,8 @@ pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize, clock: Clock) -
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("convoy timer"),
         });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("convoy timer"),
-                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                    query_set: &queries,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                }),
-            });
-            for d in ds {
-                d.encode(&mut pass);
-            }
-        }
+        let refs: Vec<&Dispatch> = ds.iter().collect();
+        super::dispatch::encode_dispatches(&mut encoder, "convoy timer", Some(&queries), &refs);
         encoder.resolve_query_set(&queries, 0..2, &resolved, 0);
         encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, 16);
         let index = gpu.queue().submit([encoder.finish()]);

@@ -349,16 +349,16 @@ impl Plan {
         !self.prologue.is_empty() && self.seen_version.swap(now, Ordering::Relaxed) != now
     }
 
-    /// Record dispatches `range` (after the prologue when `prologue`) in one compute pass.
+    /// Record dispatches `range` (after the prologue when `prologue`): compute passes, split only
+    /// where a dispatch's output is copied into an operand texture.
     fn encode_pass(&self, encoder: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>, prologue: bool) {
-        let desc = wgpu::ComputePassDescriptor {
-            label: Some("convoy step"),
-            timestamp_writes: None,
-        };
-        let mut pass = encoder.begin_compute_pass(&desc);
-        for d in self.prologue.iter().filter(|_| prologue).chain(&self.dispatches[range]) {
-            d.encode(&mut pass);
-        }
+        let ds: Vec<&Dispatch> = self
+            .prologue
+            .iter()
+            .filter(|_| prologue)
+            .chain(&self.dispatches[range])
+            .collect();
+        crate::device::encode_dispatches(encoder, "convoy step", None, &ds);
     }
 
     fn encoder(&self) -> wgpu::CommandEncoder {

@@ -33,9 +33,9 @@ shaders! {
     CONV2D_STATS_CONDENSE = "conv2d_stats_condense" [Uniform, Read, ReadWrite];
     CONV2D_TRANSPOSE_WEIGHTS = "conv2d_transpose_weights" [Uniform, Read, ReadWrite];
     CONV2D_SCATTER_PHASE = "conv2d_scatter_phase" [Uniform, Read, ReadWrite];
-    CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, StorageTexture];
-    CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Texture, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Texture, Texture, ReadWrite];
+    CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, ReadWrite];
+    CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" "operand_share" [Uniform, Texture, Texture, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" "operand_share" [Uniform, Texture, Texture, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_BLOCK = "conv2d_bwd_weight_block" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Read, ReadWrite];
@@ -70,7 +70,7 @@ shaders! {
     ADAPTIVE_AVG_POOL2D_FWD = "adaptive_avg_pool2d_fwd" [Uniform, Read, ReadWrite];
     ADAPTIVE_AVG_POOL2D_BWD = "adaptive_avg_pool2d_bwd" [Uniform, Read, ReadWrite];
     GEMM = "gemm" [Uniform, Read, Read, Read, ReadWrite];
-    GEMM_TEX = "gemm_tex" [Uniform, Texture, Texture, ReadWrite];
+    GEMM_TEX = "gemm_tex" with prelude "operand_share" [Uniform, Texture, Texture, ReadWrite];
     GEMM_ROWS = "gemm_rows" with prelude "activation" [Uniform, Read, Read, Read, Read, ReadWrite];
     CROSS_ENTROPY_FWD = "cross_entropy_fwd" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
     CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];
@@ -151,18 +151,26 @@ pub fn f16_variant(shader: &'static Shader) -> Result<&'static Shader> {
     Ok(v)
 }
 
-/// The workgroup reductions' prelude as kernels include it (a tree through workgroup memory),
-/// and the subgroup form that replaces it.
-const WORKGROUP_SUM: &str = include_str!("../../shaders/workgroup_sum.wgsl");
-const WORKGROUP_SUM_SUBGROUP: &str = include_str!("../../shaders/workgroup_sum_subgroup.wgsl");
+/// Preludes with a subgroup form, as kernels include them and in that form: the workgroup
+/// reductions (a tree through workgroup memory) and the texels every lane fetches alike (each
+/// lane fetching them itself).
+const SUBGROUP_FORMS: &[(&str, &str)] = &[
+    (
+        include_str!("../../shaders/workgroup_sum.wgsl"),
+        include_str!("../../shaders/workgroup_sum_subgroup.wgsl"),
+    ),
+    (
+        include_str!("../../shaders/operand_share.wgsl"),
+        include_str!("../../shaders/operand_share_subgroup.wgsl"),
+    ),
+];
 
 /// Prelude files that only variants use, in place of a kernel's own prelude.
-pub static VARIANT_PRELUDES: &[&str] = &["workgroup_sum_subgroup"];
+pub static VARIANT_PRELUDES: &[&str] = &["workgroup_sum_subgroup", "operand_share_subgroup"];
 
-/// Whether `shader` reduces over its workgroup through the workgroup_sum prelude (see
-/// `reduction_variant`).
+/// Whether `shader` includes a prelude with a subgroup form (see `subgroup_variant`).
 pub fn has_subgroup_variant(shader: &Shader) -> bool {
-    shader.source.contains(WORKGROUP_SUM)
+    SUBGROUP_FORMS.iter().any(|(plain, _)| shader.source.contains(plain))
 }
 
 /// `shader` with its workgroup reductions as the device's policy says: through subgroup
@@ -175,13 +183,25 @@ pub fn reduction_variant(gpu: &Gpu, shader: &'static Shader) -> &'static Shader 
     }
 }
 
-/// The subgroup variant of `shader`: workgroup_sum_subgroup.wgsl in place of the tree (no adapter check: naga validation in the tests uses it too). Built once
-/// per shader and kept for the life of the process, like the f16 variants.
+/// `shader` with the texels its lanes fetch alike shared across subgroups where the device's
+/// policy says so (`KernelPolicy::subgroup_operands`) and `wg`, its workgroup size, is whole
+/// subgroups; else each lane fetching them itself.
+pub fn operand_variant(gpu: &Gpu, shader: &'static Shader, wg: usize) -> &'static Shader {
+    let whole = wg.is_multiple_of(gpu.info().simd_width.max(1) as usize);
+    match gpu.policy().subgroup_operands && whole && has_subgroup_variant(shader) {
+        true => subgroup_variant(shader).unwrap_or(shader),
+        false => shader,
+    }
+}
+
+/// The subgroup variant of `shader`: each prelude with a subgroup form in that form (no adapter
+/// check: naga validation in the tests uses it too). Built once per shader and kept for the
+/// life of the process, like the f16 variants.
 pub fn subgroup_variant(shader: &'static Shader) -> Result<&'static Shader> {
     if !has_subgroup_variant(shader) {
         return Err(Error::arg(
             shader.name,
-            "reductions",
+            "subgroups",
             "this kernel has no subgroup variant",
         ));
     }
@@ -190,8 +210,10 @@ pub fn subgroup_variant(shader: &'static Shader) -> Result<&'static Shader> {
     let v = map.entry(shader.name).or_insert_with(|| {
         // no `enable subgroups;`: naga (wgpu 30) rejects the directive and takes the subgroup
         // builtins when the device has SUBGROUP; a browser's compiler wants it (and the policy
-        // keeps the browser on the trees)
-        let source = shader.source.replacen(WORKGROUP_SUM, WORKGROUP_SUM_SUBGROUP, 1);
+        // keeps the browser off subgroups)
+        let source = SUBGROUP_FORMS
+            .iter()
+            .fold(shader.source.to_string(), |s, (plain, sub)| s.replacen(plain, sub, 1));
         Box::leak(Box::new(Shader {
             name: Box::leak(format!("{}_subgroups", shader.name).into_boxed_str()),
             source: Box::leak(source.into_boxed_str()),

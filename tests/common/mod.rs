@@ -20,6 +20,27 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
+/// The test GPU with every lane of the texture kernels making the fetches the lanes share
+/// (`KernelPolicy::subgroup_operands` off): the other form of `shaders::operand_variant`.
+pub fn per_lane_gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    let g = GPU.get_or_init(
+        || match Gpu::builder().poison_outputs(true).subgroup_operands(false).build() {
+            Ok(g) => g,
+            Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
+        },
+    );
+    assert!(!g.policy().subgroup_operands);
+    let d = gpu();
+    assert!(
+        d.policy().subgroup_operands
+            || !d.policy().texture_operands
+            || !d.info().features.contains(wgpu::Features::SUBGROUP),
+        "a texture-kernel adapter with subgroups (lavapipe: 8 wide) shares fetches across them"
+    );
+    g
+}
+
 /// Two GPUs that differ in how kernels reduce over their workgroup: through subgroup
 /// operations (lavapipe has subgroups, 8 wide; the policy keeps CPU drivers on trees by
 /// default, so this one asks) and through workgroup-memory trees; for the kernels whose

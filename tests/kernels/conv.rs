@@ -1,6 +1,6 @@
 //! conv2d forward against the f64 reference.
 
-use crate::common::{assert_close, gpu, reference, rel_err, to_f64, RTOL};
+use crate::common::{assert_close, gpu, per_lane_gpu, reference, rel_err, to_f64, RTOL};
 use convoy::ops::{conv2d, Conv2dArgs};
 use convoy::rng::Rng;
 use convoy::{DType, Tensor};
@@ -440,47 +440,55 @@ fn conv2d_every_tile_configuration() {
         assert_close(&format!("block forward {what}"), &y.to_vec().unwrap(), &want_y, RTOL);
         // the CPU family's texture kernels, whatever the policy would pick: every texture tile
         // the tuner may pick and a few odd ones (rows and widths off the defaults), and the
-        // weight gradient through the texture with forced split-K chunks
-        let mut tiles = ConvTile::texture_candidates(g, cout / groups, out_pixels);
-        for (px, ocb, wg) in [(4, 3, 8), (8, 1, 64), (8, 5, 16), (4, 8, 128)] {
-            tiles.push(ConvTile {
-                ocb,
-                wg,
-                kind: TileKind::Texture { px },
-            });
-        }
-        for tile in tiles {
-            let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
-            let ds = conv::forward_tiled(
-                g,
-                &geom,
-                tile,
-                Default::default(),
-                DType::F32,
-                &conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer()),
-            )
-            .unwrap();
-            g.run(&ds);
-            assert_close(
-                &format!("texture forward {what} {tile:?}"),
-                &y.to_vec().unwrap(),
-                &want_y,
-                RTOL,
-            );
-        }
-        for tile in ConvTile::candidates(g, cout / groups, out_pixels) {
-            // one or two texel columns per lane, whichever the policy would pick
-            for (chunk, columns) in [(None, 1), (None, 2), (Some(1), 2), (Some(7), 1)] {
-                let dw = Tensor::empty(g, ws).unwrap();
-                let (dy, x) = (dyt.buffer(), xt.buffer());
-                let ds = conv_texture::backward_weight(g, &geom, tile, columns, chunk, dy, x, dw.buffer()).unwrap();
+        // weight gradient through the texture with forced split-K chunks; with the fetches all
+        // lanes share made once per subgroup lane (the default here) and by every lane
+        for (dev, sharing) in [(g, "shared"), (per_lane_gpu(), "per lane")] {
+            let xt = Tensor::from_slice(dev, &x, xs).unwrap();
+            let wt = Tensor::from_slice(dev, &w, ws).unwrap();
+            let dyt = Tensor::from_slice(dev, &dy, ys.clone()).unwrap();
+            let what = format!("{what}, {sharing}");
+            let g = dev;
+            let mut tiles = ConvTile::texture_candidates(g, cout / groups, out_pixels);
+            for (px, ocb, wg) in [(4, 3, 8), (8, 1, 64), (8, 5, 16), (4, 8, 128)] {
+                tiles.push(ConvTile {
+                    ocb,
+                    wg,
+                    kind: TileKind::Texture { px },
+                });
+            }
+            for tile in tiles {
+                let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
+                let ds = conv::forward_tiled(
+                    g,
+                    &geom,
+                    tile,
+                    Default::default(),
+                    DType::F32,
+                    &conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer()),
+                )
+                .unwrap();
                 g.run(&ds);
                 assert_close(
-                    &format!("texture weight grad {what} {tile:?} chunk {chunk:?} columns {columns}"),
-                    &dw.to_vec().unwrap(),
-                    &want_dw,
+                    &format!("texture forward {what} {tile:?}"),
+                    &y.to_vec().unwrap(),
+                    &want_y,
                     RTOL,
                 );
+            }
+            for tile in ConvTile::candidates(g, cout / groups, out_pixels) {
+                // one or two texel columns per lane, whichever the policy would pick
+                for (chunk, columns) in [(None, 1), (None, 2), (Some(1), 2), (Some(7), 1)] {
+                    let dw = Tensor::empty(g, ws).unwrap();
+                    let (dy, x) = (dyt.buffer(), xt.buffer());
+                    let ds = conv_texture::backward_weight(g, &geom, tile, columns, chunk, dy, x, dw.buffer()).unwrap();
+                    g.run(&ds);
+                    assert_close(
+                        &format!("texture weight grad {what} {tile:?} chunk {chunk:?} columns {columns}"),
+                        &dw.to_vec().unwrap(),
+                        &want_dw,
+                        RTOL,
+                    );
+                }
             }
         }
         // NaN-filled: every pixel of every stride phase must be written
@@ -657,35 +665,41 @@ fn conv2d_block_and_texture_tiles_match_reference() {
             g.run(&ds);
             assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
         }
-        let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
-        let rt = Tensor::from_slice(g, &r, ys.clone()).unwrap();
         let epi = Epilogue { residual: true, act };
-        // the block tile, and the texture tiles (CPU family) with the same epilogue
+        // the block tile, and the texture tiles (CPU family) with the same epilogue, their
+        // weight fetches shared across subgroups and made by every lane
         let pixels = ys.numel() / cout;
-        for tile in std::iter::once(ConvTile::BLOCK).chain(ConvTile::texture_candidates(g, cout / groups, pixels)) {
-            let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
-            let d = conv::forward_tiled(
-                g,
-                &geom,
-                tile,
-                epi,
-                DType::F32,
-                &conv::ForwardBuffers {
-                    x: xt.buffer(),
-                    w: wt.buffer(),
-                    bias: Some(bt.buffer()),
-                    residual: Some(rt.buffer()),
-                    y: y.buffer(),
-                    stats: None,
-                },
-            )
-            .unwrap();
-            g.run(&d);
-            let what = format!(
-                "fused-epilogue ({}) forward x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} {tile:?}",
-                act.name()
-            );
-            assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+        for (dev, sharing) in [(g, "shared"), (per_lane_gpu(), "per lane")] {
+            let xt = Tensor::from_slice(dev, &x, xs).unwrap();
+            let wt = Tensor::from_slice(dev, &wv, ws).unwrap();
+            let bt = Tensor::from_slice(dev, &b, [cout]).unwrap();
+            let rt = Tensor::from_slice(dev, &r, ys.clone()).unwrap();
+            let tiles = ConvTile::texture_candidates(dev, cout / groups, pixels);
+            for tile in std::iter::once(ConvTile::BLOCK).chain(tiles) {
+                let y = Tensor::empty(dev, ys.clone()).unwrap(); // NaN: every output written
+                let d = conv::forward_tiled(
+                    dev,
+                    &geom,
+                    tile,
+                    epi,
+                    DType::F32,
+                    &conv::ForwardBuffers {
+                        x: xt.buffer(),
+                        w: wt.buffer(),
+                        bias: Some(bt.buffer()),
+                        residual: Some(rt.buffer()),
+                        y: y.buffer(),
+                        stats: None,
+                    },
+                )
+                .unwrap();
+                dev.run(&d);
+                let what = format!(
+                    "fused-epilogue ({}) forward x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} {tile:?}, {sharing}",
+                    act.name()
+                );
+                assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+            }
         }
     }
     // the forward's candidates offer the block tile for wide groups only: first on the gpu

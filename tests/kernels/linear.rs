@@ -158,14 +158,24 @@ fn texture_gemm_matches_reference() {
     let n = convoy::bench::TEXTURE_GEMM_COLUMNS;
     let a = rng.vec(n * n, -1.0, 1.0);
     let b = rng.vec(n * n, -1.0, 1.0);
-    let c = Tensor::empty(g, [n, n]).unwrap(); // NaN: every element written
-    let (d, _textures) = convoy::bench::texture_gemm(g, &a, &b, n, &c).unwrap();
-    g.run(&[d]);
     // C = A x B, A (M, K) and B (K, N) row-major: B as the (out, in) weight of `linear` is B^T
     let bt: Vec<f64> = (0..n * n).map(|i| b[(i % n) * n + i / n] as f64).collect();
     let want = reference::linear(&to_f64(&a), n, n, &bt, n, None);
-    assert_close("gemm_tex 512^3", &c.to_vec().unwrap(), &want, RTOL);
-    let err = convoy::bench::texture_gemm(g, &a[..100], &b, 10, &c)
+    // every lane fetching A's texels, and where the policy shares them (lavapipe: 8-wide
+    // subgroups) one lane per row
+    for share in [false, true] {
+        let c = Tensor::empty(g, [n, n]).unwrap(); // NaN: every element written
+        let (d, _textures) = convoy::bench::texture_gemm(g, &a, &b, n, &c, share).unwrap();
+        g.run(&[d]);
+        assert_close(
+            &format!("gemm_tex 512^3, shared {share}"),
+            &c.to_vec().unwrap(),
+            &want,
+            RTOL,
+        );
+    }
+    let c = Tensor::empty(g, [n, n]).unwrap();
+    let err = convoy::bench::texture_gemm(g, &a[..100], &b, 10, &c, false)
         .err()
         .expect("refused");
     assert!(err.to_string().contains("multiple of 512"), "{err}");

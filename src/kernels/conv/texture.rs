@@ -10,10 +10,10 @@ use super::{
     epilogue_constants, forward_grid, geometry_constants, sizes, split_k_weight_gradient, tap_window,
     tap_window_constants, ConvTile, ForwardBuffers, TileKind,
 };
-use crate::device::{Dispatch, Gpu, OperandTexture, Resource};
+use crate::device::{Dispatch, Gpu, OperandTexture, Resource, TextureFill};
 use crate::error::{Error, Result};
 use crate::graph::Epilogue;
-use crate::kernels::shaders::{variant, CONV2D_BWD_WEIGHT_TEX, CONV2D_FWD_TEX, CONV2D_PACK_INPUT};
+use crate::kernels::shaders::{operand_variant, variant, CONV2D_BWD_WEIGHT_TEX, CONV2D_FWD_TEX, CONV2D_PACK_INPUT};
 use crate::kernels::u32_of;
 use crate::ops::conv::Conv2dGeom;
 use crate::tensor::DType;
@@ -75,9 +75,11 @@ impl PackedInput {
 /// row-segment kernels instead).
 pub fn uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
     let policy = gpu.policy();
+    let max = policy.max_texture_side as usize;
     policy.texture_operands
         && g.cin / g.args.groups >= 3
-        && PackedInput::new(g, policy.max_texture_side as usize).is_some()
+        && PackedInput::new(g, max).is_some()
+        && PackedInput::new(&weights_as_input(g), max).is_some()
 }
 
 /// Whether the weight gradient of `g` runs the texture kernel: `uses_texture`, and dy (packed
@@ -86,12 +88,32 @@ pub fn weight_gradient_uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
     uses_texture(gpu, g) && PackedInput::new(&dy_as_input(g), gpu.policy().max_texture_side as usize).is_some()
 }
 
+/// The weights (Cout, Cin/groups, KH, KW) of `g` as the input of a conv that packs them like an
+/// input: Cout images of Cin/groups channels of KH x KW, unpadded. The forward reads the 4
+/// weights of a texel (4 input channels of one output channel at one tap) with one fetch, where
+/// 4 uniform storage loads cost lavapipe 4 loops over the lanes: the r18_l1 forward ran 1.8x
+/// faster with its weight loads made free (BENCHMARKS.md, "Weights through a texture").
+fn weights_as_input(g: &Conv2dGeom) -> Conv2dGeom {
+    Conv2dGeom {
+        n: g.cout,
+        cin: g.cin / g.args.groups,
+        h: g.kh,
+        w: g.kw,
+        cout: 1,
+        kh: g.kh,
+        kw: g.kw,
+        oh: 1,
+        ow: 1,
+        args: crate::ops::Conv2dArgs::new(1, 0, 1, 1),
+    }
+}
+
 /// The packed layout of `g`'s input on `gpu`, or an error naming the limit.
-fn layout(gpu: &Gpu, g: &Conv2dGeom) -> Result<PackedInput> {
+fn layout(gpu: &Gpu, what: &str, g: &Conv2dGeom) -> Result<PackedInput> {
     let max = gpu.policy().max_texture_side as usize;
     PackedInput::new(g, max).ok_or_else(|| Error::Limit {
         what: format!(
-            "conv2d input (N {}, Cin {}, {}x{}, groups {}) packed as an operand texture",
+            "{what} (N {}, C {}, {}x{}, groups {}) packed as an operand texture",
             g.n, g.cin, g.h, g.w, g.args.groups
         ),
         need: (g.n * g.args.groups * (g.cin / g.args.groups).div_ceil(4) * g.h) as u64,
@@ -99,7 +121,8 @@ fn layout(gpu: &Gpu, g: &Conv2dGeom) -> Result<PackedInput> {
     })
 }
 
-/// The dispatch that packs x (N, Cin, H, W), stored as `storage`, into `tex`.
+/// The dispatches that pack x (N, Cin, H, W), stored as `storage`, into `tex`: one per band of
+/// rows the texture's staging buffer holds, each followed by its copy into the texture.
 fn pack(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -107,49 +130,67 @@ fn pack(
     storage: DType,
     x: &wgpu::Buffer,
     tex: &OperandTexture,
-) -> Result<Dispatch> {
+) -> Result<Vec<Dispatch>> {
     const WG: usize = 64;
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_PACK_INPUT, storage)?, &[("WG", WG as f64)])?;
     let s = sizes(g)?;
     let [c4g, wp, hp, per_band] = l.words()?;
-    let params = [
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        s[7],
-        c4g,
-        wp,
-        hp,
-        per_band,
-        u32_of("conv2d padding", g.args.padding[0])?,
-        u32_of("conv2d padding", g.args.padding[1])?,
-        u32_of("conv2d packed width", l.width)?,
-        u32_of("conv2d packed height", l.height)?,
-    ];
-    let grid = [
-        u32_of("conv2d packing workgroups", l.width.div_ceil(WG))?,
-        u32_of("conv2d packed height", l.height)?,
-        1,
-    ];
-    Dispatch::with_resources(
-        gpu,
-        pipeline,
-        &params,
-        &[Resource::Buffer(x), Resource::Texture(&tex.view)],
-        grid,
-    )
+    let width = u32_of("conv2d packed width", l.width)?;
+    let height = u32_of("conv2d packed height", l.height)?;
+    let band = tex.staging_rows;
+    (0..height)
+        .step_by(band as usize)
+        .map(|y0| {
+            let rows = band.min(height - y0);
+            let params = [
+                s[0],
+                s[1],
+                s[2],
+                s[3],
+                s[7],
+                c4g,
+                wp,
+                hp,
+                per_band,
+                u32_of("conv2d padding", g.args.padding[0])?,
+                u32_of("conv2d padding", g.args.padding[1])?,
+                width,
+                y0,
+                rows,
+                tex.staging_stride,
+            ];
+            let grid = [u32_of("conv2d packing workgroups", l.width.div_ceil(WG))?, rows, 1];
+            let d = Dispatch::with_resources(
+                gpu,
+                pipeline.clone(),
+                &params,
+                &[Resource::Buffer(x), Resource::Buffer(&tex.staging)],
+                grid,
+            )?;
+            Ok(d.then_fill(TextureFill {
+                staging: tex.staging.clone(),
+                bytes_per_row: tex.staging_stride * crate::device::TEXEL_BYTES,
+                texture: tex.texture.clone(),
+                y0,
+                width,
+                rows,
+            }))
+        })
+        .collect()
 }
 
-/// The packed input's texture and its packing dispatch.
+/// `x`, the input of `g` (`what`), packed into operand texture `slot`: the layout, the texture
+/// and the packing dispatches.
 fn packed(
     gpu: &Gpu,
+    what: &str,
+    slot: u32,
     g: &Conv2dGeom,
     storage: DType,
     x: &wgpu::Buffer,
-) -> Result<(PackedInput, Arc<OperandTexture>, Dispatch)> {
-    let l = layout(gpu, g)?;
-    let tex = gpu.operand_texture("conv2d input", 0, l.width as u32, l.height as u32)?;
+) -> Result<(PackedInput, Arc<OperandTexture>, Vec<Dispatch>)> {
+    let l = layout(gpu, what, g)?;
+    let tex = gpu.operand_texture(what, slot, l.width as u32, l.height as u32)?;
     let d = pack(gpu, g, &l, storage, x, &tex)?;
     Ok((l, tex, d))
 }
@@ -174,7 +215,8 @@ pub fn forward(
     let TileKind::Texture { px } = tile.kind else {
         return Err(tile.refuse("conv2d_fwd_tex runs texture tiles"));
     };
-    let (l, tex, pack) = packed(gpu, g, storage, x)?;
+    let (l, tex, pack) = packed(gpu, "conv2d input", 0, g, storage, x)?;
+    let (wl, wtex, wpack) = packed(gpu, "conv2d weights", 2, &weights_as_input(g), DType::F32, w)?;
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));
     constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
@@ -182,10 +224,12 @@ pub fn forward(
     constants.push(("OCB", tile.ocb as f64));
     constants.push(("PX", px as f64));
     constants.extend(tap_window_constants(g));
-    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_TEX, storage)?, &constants)?;
+    let shader = operand_variant(gpu, variant(gpu, &CONV2D_FWD_TEX, storage)?, tile.wg);
+    let pipeline = gpu.pipeline(shader, &constants)?;
     let grid = forward_grid(g, tile.wg * px, tile.ocb)?;
     let mut params = sizes(g)?.to_vec();
     params.extend(l.words()?);
+    params.push(u32_of("conv2d packed weights per band", wl.per_band)?);
     let d = gpu.dummy();
     let conv = Dispatch::with_resources(
         gpu,
@@ -193,7 +237,7 @@ pub fn forward(
         &params,
         &[
             Resource::Texture(&tex.view),
-            Resource::Buffer(w),
+            Resource::Texture(&wtex.view),
             Resource::Buffer(bias.unwrap_or(d)),
             Resource::Buffer(residual.unwrap_or(d)),
             Resource::Buffer(y),
@@ -201,7 +245,10 @@ pub fn forward(
         ],
         grid,
     )?;
-    Ok(vec![pack, conv])
+    let mut out = pack;
+    out.extend(wpack);
+    out.push(conv);
+    Ok(out)
 }
 
 /// Texel columns (4 input channels of one live tap each) per lane of conv2d_bwd_weight_tex: two
@@ -283,11 +330,11 @@ pub fn backward_weight(
         ocb: tile.ocb.next_multiple_of(4).min(8),
         ..tile
     };
-    let (l, tex, xpack) = packed(gpu, g, DType::F32, x)?;
+    let (l, tex, xpack) = packed(gpu, "conv2d input", 0, g, DType::F32, x)?;
     // dy packed alike (4 output channels of a group per texel, no padding), in a texture of its
     // own: the kernel fetches a texel per 4 output channels instead of 4 uniform loads
     let dyg = dy_as_input(g);
-    let dl = layout(gpu, &dyg)?;
+    let dl = layout(gpu, "conv2d output gradient", &dyg)?;
     let dtex = gpu.operand_texture("conv2d output gradient", 1, dl.width as u32, dl.height as u32)?;
     let dpack = pack(gpu, &dyg, &dl, DType::F32, dy, &dtex)?;
     let mut params = sizes(g)?.to_vec();
@@ -296,11 +343,12 @@ pub fn backward_weight(
     params.push(u32_of("conv2d packed output-gradient images per band", dl.per_band)?);
     let inputs = [Resource::Texture(&dtex.view), Resource::Texture(&tex.view)];
     let lanes = weight_gradient_lanes(g, columns);
-    let mut out = vec![xpack, dpack];
+    let mut out = xpack;
+    out.extend(dpack);
     out.extend(split_k_weight_gradient(
         gpu,
         g,
-        &CONV2D_BWD_WEIGHT_TEX,
+        operand_variant(gpu, &CONV2D_BWD_WEIGHT_TEX, tile.wg),
         tile,
         lanes,
         &[("CB", columns as f64)],
