@@ -287,6 +287,71 @@ fn main() {
         device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
     };
     report("copy_buffer_to_texture", texels, &copy);
+    // a small dispatch, then a 64x64-texel copy after it, each in a pass of its own: the cost of
+    // ending a pass for a copy, per dispatch
+    let small = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: None,
+        layout: None,
+        module: &device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: None,
+            source: wgpu::ShaderSource::Wgsl(
+                "@group(0) @binding(0) var<storage, read_write> o: array<f32>;
+                 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+                   o[g.x] = o[g.x] + 1.0; }"
+                    .into(),
+            ),
+        }),
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &small.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: out.as_entire_binding(),
+        }],
+    });
+    for with_copy in [false, true] {
+        let run = |reps: u32| {
+            let mut e = device.create_command_encoder(&Default::default());
+            for _ in 0..reps {
+                {
+                    let mut p = e.begin_compute_pass(&Default::default());
+                    p.set_pipeline(&small);
+                    p.set_bind_group(0, &bg, &[]);
+                    p.dispatch_workgroups(64, 1, 1);
+                }
+                if with_copy {
+                    e.copy_buffer_to_texture(
+                        wgpu::TexelCopyBufferInfo {
+                            buffer: &buf,
+                            layout: wgpu::TexelCopyBufferLayout {
+                                offset: 0,
+                                bytes_per_row: Some(W * 16),
+                                rows_per_image: None,
+                            },
+                        },
+                        tex.as_image_copy(),
+                        wgpu::Extent3d {
+                            width: 64,
+                            height: 64,
+                            depth_or_array_layers: 1,
+                        },
+                    );
+                }
+            }
+            queue.submit([e.finish()]);
+            device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+        };
+        let name = if with_copy {
+            "pass + 64x64 copy"
+        } else {
+            "pass, no copy"
+        };
+        report(name, 4096, &run);
+    }
 }
 
 /// Median over 5 runs of 10 repetitions; ns per texel (4 floats) and per repetition.

@@ -1086,6 +1086,9 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
         // x fits the side of 40 (one 22x22 plane), dy does not (12 blocks of 20 rows): the
         // weight gradient falls back to the storage-buffer kernel
         (1, 3, 20, 48, 3, 1, 1, 1, 1, true),
+        // a strided 1x1 projection with 16 weight columns: the texture weight gradient where
+        // textures are, the narrow kernel where not
+        (4, 16, 7, 32, 1, 2, 0, 1, 1, true),
     ];
     for (n, cin, hw, cout, k, stride, pad, dil, groups, fits_small) in shapes {
         let xs = [n, cin, hw, hw];

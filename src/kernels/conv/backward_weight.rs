@@ -38,10 +38,12 @@ pub fn backward_weight(
     dw: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
     let cols = (g.cin / g.args.groups) * g.kh * g.kw;
-    if cols <= NARROW_COLUMNS {
+    let texture = texture::weight_gradient_uses_texture(gpu, g);
+    // the texture kernel first: resnet_mini's 16- and 32-column projections (4 and 8 texel
+    // columns) took 3.2-3.9 ms each through the narrow kernel, ~0.8 through textures
+    if cols <= NARROW_COLUMNS && !texture {
         return backward_weight_narrow(gpu, g, None, dy, x, dw);
     }
-    let texture = texture::weight_gradient_uses_texture(gpu, g);
     if let Some(s) = texture::swapped_pointwise(g).filter(|s| texture && texture::weight_gradient_uses_texture(gpu, s))
     {
         // dw^T as the weight gradient of the conv from dy to x, then transposed into place
