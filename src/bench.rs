@@ -105,9 +105,10 @@ pub struct GemmResult {
 }
 
 /// The f32 GEMMs convoy can run on this device, square `size` (a multiple of 4): the
-/// workgroup-tiled `gemm` kernel (linear layers), the row-tiled `gemm_rows` (1x1 convs), and the
-/// two implicit-GEMM conv kernels on the same product as a 1x1 conv (`size` pixels, rounded up
-/// to whole rows of 32). The fastest is the practical ceiling for conv here.
+/// workgroup-tiled `gemm` kernel (linear layers), the row-tiled `gemm_rows` (1x1 convs), the
+/// implicit-GEMM conv kernels on the same product as a 1x1 conv (`size` pixels, rounded up
+/// to whole rows of 32), gemm_tex (both operands through textures), and the texture forward on
+/// a 3x3 conv of as many multiply-adds. The fastest is the practical ceiling for conv here.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Result<Vec<GemmResult>> {
     if size < 64 {
@@ -179,11 +180,41 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         gpu.info().simd_width as usize,
     ))?;
     let conv_flops = 2.0 * (size * size * h * w) as f64;
-    let mut runs = vec![(
-        "conv2d_fwd_tex as a 1x1 conv (input through a texture)",
-        texture,
-        conv_flops,
-    )];
+    // the texture forward as a 3x3 conv of about the same multiply-adds (Cin = Cout = size/4,
+    // padded): neighbouring taps fetch the same texels while they are in cache, where a GEMM
+    // streams B once per block of rows; the conv suite's 3x3 shapes ran 1.1-1.3x faster than
+    // gemm_tex, so without it the ceiling would sit below them
+    let c3 = (size / 4).max(4);
+    let pixels3 = (size.pow(3) / (c3 * c3 * 9)).max(32);
+    let (h3, w3) = (32, pixels3.div_ceil(32));
+    let geom3 = Conv2dGeom::new(
+        &crate::shape::Shape::new(&[1, c3, h3, w3]),
+        &crate::shape::Shape::new(&[c3, c3, 3, 3]),
+        Conv2dArgs::new(1, 1, 1, 1),
+    )?;
+    let x3 = Tensor::from_slice(gpu, &rng.vec(c3 * h3 * w3, -1.0, 1.0), [1, c3, h3, w3])?;
+    let w3t = Tensor::from_slice(gpu, &rng.vec(c3 * c3 * 9, -0.1, 0.1), [c3, c3, 3, 3])?;
+    let y3 = Tensor::zeros(gpu, [1, c3, h3, w3])?;
+    let texture3 = kernels::conv::forward_tiled(
+        gpu,
+        &geom3,
+        kernels::conv::ConvTile::texture(c3, h3 * w3, 8, gpu.info().simd_width as usize),
+        Default::default(),
+        DType::F32,
+        &kernels::conv::ForwardBuffers::new(x3.buffer(), w3t.buffer(), y3.buffer()),
+    )?;
+    let mut runs = vec![
+        (
+            "conv2d_fwd_tex as a 1x1 conv (input through a texture)",
+            texture,
+            conv_flops,
+        ),
+        (
+            "conv2d_fwd_tex as a 3x3 conv of as many multiply-adds (taps reuse cached texels)",
+            texture3,
+            2.0 * (c3 * c3 * 9 * h3 * w3) as f64,
+        ),
+    ];
     // both operands through textures, where the size tiles whole workgroups
     let mut _tex_operands = Vec::new();
     if size.is_multiple_of(TEXTURE_GEMM_COLUMNS) {
