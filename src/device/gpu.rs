@@ -136,6 +136,7 @@ pub struct GpuBuilder {
     local_rank: Option<usize>,
     kernels: Option<super::KernelFamily>,
     max_texture_side: Option<u32>,
+    max_staging_bytes: Option<u64>,
     subgroup_reductions: Option<bool>,
     subgroup_operands: Option<bool>,
 }
@@ -199,6 +200,13 @@ impl GpuBuilder {
         self
     }
 
+    /// Cap the staging buffer an operand texture is packed through below the storage-binding
+    /// limit (tests use it to make the packing run in bands of rows).
+    pub fn max_staging_bytes(mut self, bytes: u64) -> Self {
+        self.max_staging_bytes = Some(bytes);
+        self
+    }
+
     /// Reduce over workgroups through subgroup operations where the adapter has them (true) or
     /// through workgroup-memory trees (false); default: CONVOY_SUBGROUPS, else the policy's
     /// choice (subgroups on GPUs, trees on CPU drivers). Tests run both.
@@ -248,6 +256,7 @@ impl GpuBuilder {
         let policy = |info: &GpuInfo| {
             let mut p = super::KernelPolicy::choose(info, kernels);
             p.max_texture_side = p.max_texture_side.min(self.max_texture_side.unwrap_or(u32::MAX));
+            p.max_staging_bytes = p.max_staging_bytes.min(self.max_staging_bytes.unwrap_or(u64::MAX));
             if let Some(on) = subgroups {
                 p.subgroup_reductions = on && super::policy::can_reduce_in_subgroups(info);
                 // 0 turns every subgroup operation off (a driver bug); 1 leaves the operand

@@ -101,6 +101,9 @@ pub struct KernelPolicy {
     /// The largest 2D texture side the operand textures may use (the device's limit; tests
     /// lower it to exercise the layouts that fold a batch into several bands).
     pub max_texture_side: u32,
+    /// The most bytes an operand texture's staging buffer holds (the device's storage-binding
+    /// limit; tests lower it so that packing runs in bands of rows).
+    pub max_staging_bytes: u64,
     /// The adapter is a CPU driver, whichever family is forced: what the tuner's defaults
     /// follow (`tune_by_default`, `tune_sample_pixels`, `Clock::for_timing`).
     pub cpu_driver: bool,
@@ -142,6 +145,7 @@ impl KernelPolicy {
             texture_operands,
             subgroup_operands: can_share_operands(info, texture_operands),
             max_texture_side: info.limits.max_texture_dimension_2d,
+            max_staging_bytes: info.limits.max_storage_buffer_binding_size,
             cpu_driver: device == KernelFamily::Cpu,
             subgroup_reductions: device == KernelFamily::Gpu && can_reduce_in_subgroups(info),
         }

@@ -26,8 +26,9 @@ pub struct OperandTexture {
     /// Texels from one staging row to the next: the texture's width rounded up to the 256
     /// bytes a buffer-to-texture copy needs between rows.
     pub staging_stride: u32,
-    /// Rows the staging buffer holds: every row of the texture unless that passes the
-    /// storage-binding limit; then the texture is filled in bands of this many rows.
+    /// Rows the staging buffer holds: every row of the texture unless that passes
+    /// `KernelPolicy::max_staging_bytes` (the storage-binding limit); then the texture is filled
+    /// in bands of this many rows.
     pub staging_rows: u32,
 }
 
@@ -76,8 +77,8 @@ impl Gpu {
             let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
             let staging_stride = key.1.next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT / TEXEL_BYTES);
             let row_bytes = u64::from(staging_stride * TEXEL_BYTES);
-            let binding = self.limits().max_storage_buffer_binding_size;
-            let staging_rows = (binding / row_bytes).clamp(1, u64::from(key.2)) as u32;
+            let most = self.policy().max_staging_bytes;
+            let staging_rows = (most / row_bytes).clamp(1, u64::from(key.2)) as u32;
             let staging = self.device().create_buffer(&wgpu::BufferDescriptor {
                 label: Some("convoy operand staging"),
                 size: u64::from(staging_rows) * row_bytes,

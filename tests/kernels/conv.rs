@@ -1073,7 +1073,13 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
     // textures of at most 40 texels a side: 12x12 planes, 3 images per band, 3 bands; two
     // groups' planes stacked in each of 2 bands; one 32x32 plane alone; 7 channel blocks of
     // 32x32 planes fit no band (the storage-buffer kernels run)
-    let small = open(Gpu::builder().kernels(KernelFamily::Cpu).max_texture_side(40));
+    // (and staging buffers of 4 KiB: every packing in bands of 5 rows of 48 texels)
+    let small = open(
+        Gpu::builder()
+            .kernels(KernelFamily::Cpu)
+            .max_texture_side(40)
+            .max_staging_bytes(4096),
+    );
     assert!(cpu.policy().texture_operands && !gpu_family.policy().texture_operands);
     let mut rng = Rng::new(23);
     // (n, cin, hw, cout, k, stride, pad, dil, groups, texture on `small`)
@@ -1136,6 +1142,10 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
                 },
             )
             .unwrap();
+            if family == "cpu, side 40" && expect_texture {
+                // x's texture (12+ rows) packed in bands of 5, then the weights', then the conv
+                assert!(ds.len() >= 5, "{what}: {} forward dispatches", ds.len());
+            }
             ds.extend(conv::backward_data(g, &geom, dyt.buffer(), wb, dx.buffer()).unwrap());
             ds.extend(conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer()).unwrap());
             g.run(&ds);
