@@ -1095,6 +1095,9 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
         // a strided 1x1 projection with 16 weight columns: the texture weight gradient where
         // textures are, the narrow kernel where not
         (4, 16, 7, 32, 1, 2, 0, 1, 1, true),
+        // 16 channels at 3x3: 18 lanes of two texel columns, in one workgroup of 24 (4 blocks
+        // of 11-row planes: too tall for the side of 40)
+        (2, 16, 9, 8, 3, 1, 1, 1, 1, false),
     ];
     for (n, cin, hw, cout, k, stride, pad, dil, groups, fits_small) in shapes {
         let xs = [n, cin, hw, hw];

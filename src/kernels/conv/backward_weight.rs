@@ -68,7 +68,9 @@ pub fn backward_weight(
         weight_gradient_lanes(g)
     };
     let idle = |wg: usize| lanes.div_ceil(wg) * wg - lanes;
-    let wg = if lanes <= WG / 2 {
+    let wg = if texture && lanes <= TEXTURE_ONE_WORKGROUP {
+        lanes.next_multiple_of(gpu.info().simd_width.clamp(4, 64) as usize)
+    } else if lanes <= WG / 2 {
         lanes.next_power_of_two().max(16)
     } else if idle(WG / 2) < idle(WG) {
         WG / 2
@@ -89,6 +91,14 @@ pub fn backward_weight(
         backward_weight_tiled(gpu, g, t, None, dy, x, dw)
     })
 }
+
+/// Column lanes up to which conv2d_bwd_weight_tex runs them all in one workgroup of whole
+/// SIMD groups (8 lanes on lavapipe): a CPU driver runs a workgroup as a loop over its SIMD
+/// groups, so a power of two only idles lanes (resnet_mini's 16-channel 3x3: 18 lanes in 32;
+/// r18_l1: 72 in 96, 150 -> 122 ms). Wider, the 32- or 64-lane blocks: r18_l3's 288 lanes ran
+/// 105 ms as 9 x 32 and 113 ms as 3 x 96 (fewer column blocks split the pixels into 3x the
+/// chunks).
+const TEXTURE_ONE_WORKGROUP: usize = 96;
 
 /// Output pixels per split-K chunk: the given number, or enough chunks that about `target`
 /// workgroups run when each chunk has `per_chunk` of them, each chunk at least `MIN_CHUNK`
