@@ -151,7 +151,7 @@ impl Dispatch {
         }
         for (i, r) in resources.iter().enumerate() {
             let declared = shader.bindings[i + usize::from(has_uniform)];
-            let is_texture = matches!(declared, Binding::Texture | Binding::StorageTexture);
+            let is_texture = declared == Binding::Texture;
             if is_texture != matches!(r, Resource::Texture(_)) {
                 return Err(Error::Shader {
                     shader: shader.name.into(),

@@ -15,8 +15,6 @@ pub enum Binding {
     /// `texture_2d<f32>` read with `textureLoad` (an rgba32float operand; CPU drivers fetch
     /// texels vectorised where they loop over the lanes of a storage-buffer load).
     Texture,
-    /// `texture_storage_2d<rgba32float, write>`: where a packing kernel writes such an operand.
-    StorageTexture,
 }
 
 /// A WGSL kernel: its source (one file in shaders/) and the layout of its bind group 0.
@@ -92,11 +90,6 @@ impl Gpu {
                         sample_type: wgpu::TextureSampleType::Float { filterable: false },
                         view_dimension: wgpu::TextureViewDimension::D2,
                         multisampled: false,
-                    },
-                    Binding::StorageTexture => wgpu::BindingType::StorageTexture {
-                        access: wgpu::StorageTextureAccess::WriteOnly,
-                        format: super::texture::OPERAND_FORMAT,
-                        view_dimension: wgpu::TextureViewDimension::D2,
                     },
                 },
                 count: None,

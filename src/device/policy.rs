@@ -117,9 +117,11 @@ pub struct KernelPolicy {
     /// order of one reduction flips).
     pub subgroup_reductions: bool,
     /// The texture kernels' fetches that every lane makes at the same texel (conv2d_fwd_tex's
-    /// weights, gemm_tex's A) made once per subgroup lane and shared by shuffles: by default
+    /// weights, the weight gradient's dy, gemm_tex's A) made once per subgroup lane and shared
+    /// by shuffles: by default
     /// wherever textures are and native subgroups of 8+ lanes (lavapipe: the r18_l1 forward
-    /// 125 -> 80 ms, BENCHMARKS.md "Weights through a texture, shared across subgroups").
+    /// 125 -> 80 ms, BENCHMARKS.md "What a load costs on lavapipe, and the texture kernels
+    /// rebuilt on it").
     pub subgroup_operands: bool,
 }
 

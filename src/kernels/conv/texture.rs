@@ -91,8 +91,9 @@ pub fn weight_gradient_uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
 /// The weights (Cout, Cin/groups, KH, KW) of `g` as the input of a conv that packs them like an
 /// input: Cout images of Cin/groups channels of KH x KW, unpadded. The forward reads the 4
 /// weights of a texel (4 input channels of one output channel at one tap) with one fetch, where
-/// 4 uniform storage loads cost lavapipe 4 loops over the lanes: the r18_l1 forward ran 1.8x
-/// faster with its weight loads made free (BENCHMARKS.md, "Weights through a texture").
+/// 4 storage loads at the workgroup's (not constant) address cost lavapipe 4 loops over the
+/// lanes: the r18_l1 forward ran 1.8x faster with its weight loads made free (BENCHMARKS.md,
+/// "What a load costs on lavapipe, and the texture kernels rebuilt on it").
 fn weights_as_input(g: &Conv2dGeom) -> Conv2dGeom {
     Conv2dGeom {
         n: g.cout,
