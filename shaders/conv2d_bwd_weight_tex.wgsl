@@ -96,7 +96,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
     for (var qb = q0; qb < q1; qb += SHARE) {
         // this lane's pixel of the block for the shared fetches (the subgroup form's; the
         // other form fetches at each pixel's own texel below)
-        let own_at = dy_texel(min(qb + share_row(lanes), q1 - 1u), dblock, dband_rows);
+        let own_q = min(qb + share_row(lanes), q1 - 1u);
+        let own_at = dy_texel(own_q, dblock, dband_rows);
+        let own_origin = x_origin(own_q, band_rows);
         var own: array<vec4f, 2>;
         for (var t = 0u; t < OCB / 4u; t++) {
             own[t] = own_texel(dyt, own_at + i32(t) * dstep);
@@ -106,7 +108,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
             if (j >= left) {
                 break;
             }
-            let origin = vec2i(bx, by);
+            // the pixel's window origin: stepped here, or (subgroup form) worked out by lane j
+            let origin = shared_coord(own_origin, j, vec2i(bx, by));
             let xv = textureLoad(xt, origin + off[0], 0);
             var xv2 = vec4f(0.0);
             if (CB == 2u) {
@@ -155,4 +158,12 @@ fn dy_texel(q: u32, dblock: u32, dband_rows: u32) -> vec2i {
     let n = q / oplane;
     let r = q % oplane;
     return vec2i(i32((n % p.dper_band) * p.ow + r % p.ow), i32((n / p.dper_band) * dband_rows + dblock * p.oh + r / p.ow));
+}
+
+// The texel of output pixel q's window origin (tap 0, channel block 0 of group 0) in x's texture.
+fn x_origin(q: u32, band_rows: u32) -> vec2i {
+    let oplane = p.oh * p.ow;
+    let n = q / oplane;
+    let r = q % oplane;
+    return vec2i(i32((n % p.per_band) * p.wp + (r % p.ow) * SW), i32((n / p.per_band) * band_rows + (r / p.ow) * SH));
 }

@@ -4,7 +4,8 @@
 // swaps in operand_share_subgroup.wgsl where the adapter has subgroups as wide as the rows:
 // there a lane fetches one row's texel and shuffles serve the others.
 // A kernel calls own_texel once per step (the texel of row share_row(lanes)) and shared_texel
-// per row; this form ignores `own` and fetches at `at`.
+// per row; this form ignores `own` and fetches at `at`. shared_coord does the same for a
+// coordinate each lane could work out for its row (this form takes `at`, the kernel's own).
 
 struct ShareLanes {
     @builtin(local_invocation_index) index: u32,
@@ -21,4 +22,8 @@ fn own_texel(t: texture_2d<f32>, at: vec2i) -> vec4f {
 
 fn shared_texel(t: texture_2d<f32>, own: vec4f, row: u32, at: vec2i) -> vec4f {
     return textureLoad(t, at, 0);
+}
+
+fn shared_coord(own: vec2i, row: u32, at: vec2i) -> vec2i {
+    return at;
 }

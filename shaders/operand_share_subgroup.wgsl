@@ -20,3 +20,7 @@ fn own_texel(t: texture_2d<f32>, at: vec2i) -> vec4f {
 fn shared_texel(t: texture_2d<f32>, own: vec4f, row: u32, at: vec2i) -> vec4f {
     return subgroupShuffle(own, row);
 }
+
+fn shared_coord(own: vec2i, row: u32, at: vec2i) -> vec2i {
+    return subgroupShuffle(own, row);
+}
