@@ -10,6 +10,38 @@ use wgpu::util::DeviceExt;
 
 const W: u32 = 1024;
 
+/// A small kernel of 64 workgroups (a read and a write per lane).
+const SMALL: &str = "@group(0) @binding(0) var<storage, read_write> o: array<f32>;
+     @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+       o[g.x] = o[g.x] + 1.0; }";
+
+/// What a probe kernel binds, in binding order.
+enum Binds {
+    /// The texture (as a storage texture or a sampled one).
+    Texture,
+    /// The texture, then the output buffer.
+    TextureOut,
+    /// The output buffer, then the uniform buffer.
+    OutUniform,
+    /// The output buffer.
+    Out,
+}
+
+fn compute_pipeline(device: &wgpu::Device, src: &str) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: None,
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: None,
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
 fn main() {
     let texels: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1 << 20);
     let h = texels / W;
@@ -54,7 +86,7 @@ fn main() {
         contents: bytemuck::cast_slice(&init[..4096]),
         usage: wgpu::BufferUsages::UNIFORM,
     });
-    let kernels: &[(&str, &str, u32)] = &[
+    let kernels: &[(&str, &str, u32, Binds)] = &[
         (
             "textureStore rgba32f",
             "@group(0) @binding(0) var t: texture_storage_2d<rgba32float, write>;
@@ -62,6 +94,7 @@ fn main() {
                let i = g.x; let v = f32(i);
                textureStore(t, vec2u(i % 1024u, i / 1024u), vec4f(v, v + 1.0, v + 2.0, v + 3.0)); }",
             wg,
+            Binds::Texture,
         ),
         (
             "store array<vec4f>",
@@ -69,6 +102,7 @@ fn main() {
              @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
                let i = g.x; let v = f32(i); o[i] = vec4f(v, v + 1.0, v + 2.0, v + 3.0); }",
             wg,
+            Binds::Out,
         ),
         (
             "store vec4f + 6 udiv/urem",
@@ -78,6 +112,7 @@ fn main() {
                let a = i / d; let b = i % d; let c = a / e; let f = a % e; let h = c / d; let k = c % d;
                o[i] = vec4f(f32(b), f32(f), f32(h), f32(k)); }",
             wg,
+            Binds::Out,
         ),
         (
             "store 4 x f32",
@@ -86,6 +121,7 @@ fn main() {
                let i = g.x; let v = f32(i);
                o[4u * i] = v; o[4u * i + 1u] = v + 1.0; o[4u * i + 2u] = v + 2.0; o[4u * i + 3u] = v + 3.0; }",
             wg,
+            Binds::Out,
         ),
         (
             "load 4 x f32 (buffer)",
@@ -95,6 +131,7 @@ fn main() {
                let s = o[4u * i] + o[4u * i + 1u] + o[4u * i + 2u] + o[4u * i + 3u];
                if (s == -1.0) { o[0] = s; } }",
             wg,
+            Binds::Out,
         ),
         (
             "load 4 x f32 uniform (wid)",
@@ -104,6 +141,7 @@ fn main() {
                let s = o[4u * i] + o[4u * i + 1u] + o[4u * i + 2u] + o[4u * i + 3u];
                if (s == -1.0) { o[l] = s; } }",
             wg,
+            Binds::Out,
         ),
         (
             "ubo load 4 x f32 per lane",
@@ -114,6 +152,7 @@ fn main() {
                let s = u[i / 4u][i % 4u] + u[(i + 1u) / 4u][(i + 1u) % 4u] + u[(i + 2u) / 4u][(i + 2u) % 4u] + u[(i + 3u) / 4u][(i + 3u) % 4u];
                if (s == -1.0) { o[l] = s; } }",
             wg,
+            Binds::OutUniform,
         ),
         (
             "ubo load vec4 per lane",
@@ -123,6 +162,7 @@ fn main() {
                let v = u[g.x % 1024u];
                if (v.x + v.y + v.z + v.w == -1.0) { o[l] = 1.0; } }",
             wg,
+            Binds::OutUniform,
         ),
         (
             "workgroup mem load vec4 (wid)",
@@ -134,6 +174,7 @@ fn main() {
                let v = sh[w.x % 64u];
                if (v.x + v.y + v.z + v.w == -1.0) { o[l] = 1.0; } }",
             wg,
+            Binds::Out,
         ),
         (
             "workgroup mem store only",
@@ -145,6 +186,7 @@ fn main() {
                let v = sh[3];
                if (v.x + v.y + v.z + v.w == -1.0) { o[l] = 1.0; } }",
             wg,
+            Binds::Out,
         ),
         (
             "ubo load vec4 (wid)",
@@ -154,6 +196,7 @@ fn main() {
                let v = u[w.x % 1024u];
                if (v.x + v.y + v.z + v.w == -1.0) { o[l] = 1.0; } }",
             wg,
+            Binds::OutUniform,
         ),
         (
             "load 4 x f32 uniform (len)",
@@ -163,6 +206,7 @@ fn main() {
                let s = o[4u * i] + o[4u * i + 1u] + o[4u * i + 2u] + o[4u * i + 3u];
                if (s == -1.0) { o[l] = s; } }",
             wg,
+            Binds::Out,
         ),
         (
             "load 4 x f32 uniform (const)",
@@ -171,6 +215,7 @@ fn main() {
                let s = o[4u] + o[5u] + o[6u] + o[7u];
                if (s == -1.0) { o[l] = s; } }",
             wg,
+            Binds::Out,
         ),
         (
             "textureLoad rgba32f",
@@ -180,6 +225,7 @@ fn main() {
                let i = g.x; let v = textureLoad(t, vec2u(i % 1024u, i / 1024u), 0);
                if (v.x + v.y + v.z + v.w == -1.0) { o[0] = 1.0; } }",
             wg,
+            Binds::TextureOut,
         ),
         (
             "empty (1 workgroup)",
@@ -187,65 +233,35 @@ fn main() {
              @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
                if (g.x == 100000u) { o[0] = 1.0; } }",
             1,
+            Binds::Out,
         ),
         (
             "small (64 workgroups)",
-            "@group(0) @binding(0) var<storage, read_write> o: array<f32>;
-             @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
-               o[g.x] = o[g.x] + 1.0; }",
+            SMALL,
             64,
+            Binds::Out,
         ),
     ];
-    for (name, src, groups) in kernels {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: None,
-            source: wgpu::ShaderSource::Wgsl((*src).into()),
-        });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: None,
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        let layout = pipeline.get_bind_group_layout(0);
-        let entries: Vec<wgpu::BindGroupEntry> = if name.starts_with("textureStore") {
-            vec![wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::TextureView(&view),
-            }]
-        } else if name.starts_with("textureLoad") {
-            vec![
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::TextureView(&view),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: out.as_entire_binding(),
-                },
-            ]
-        } else if name.starts_with("ubo") {
-            vec![
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: out.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: ubo.as_entire_binding(),
-                },
-            ]
-        } else {
-            vec![wgpu::BindGroupEntry {
-                binding: 0,
-                resource: out.as_entire_binding(),
-            }]
+    for (name, src, groups, binds) in kernels {
+        let pipeline = compute_pipeline(&device, src);
+        let texture = wgpu::BindingResource::TextureView(&view);
+        let resources = match binds {
+            Binds::Texture => vec![texture],
+            Binds::TextureOut => vec![texture, out.as_entire_binding()],
+            Binds::OutUniform => vec![out.as_entire_binding(), ubo.as_entire_binding()],
+            Binds::Out => vec![out.as_entire_binding()],
         };
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource,
+            })
+            .collect();
         let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
-            layout: &layout,
+            layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
         let run = |reps: u32| {
@@ -263,48 +279,37 @@ fn main() {
         };
         report(name, texels, &run);
     }
-    let copy = |reps: u32| {
+    // rows of `buf` into the top left of `tex`
+    let copy = |e: &mut wgpu::CommandEncoder, width: u32, height: u32| {
+        e.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: &buf,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(W * 16),
+                    rows_per_image: None,
+                },
+            },
+            tex.as_image_copy(),
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+    };
+    let copy_all = |reps: u32| {
         let mut e = device.create_command_encoder(&Default::default());
         for _ in 0..reps {
-            e.copy_buffer_to_texture(
-                wgpu::TexelCopyBufferInfo {
-                    buffer: &buf,
-                    layout: wgpu::TexelCopyBufferLayout {
-                        offset: 0,
-                        bytes_per_row: Some(W * 16),
-                        rows_per_image: None,
-                    },
-                },
-                tex.as_image_copy(),
-                wgpu::Extent3d {
-                    width: W,
-                    height: h,
-                    depth_or_array_layers: 1,
-                },
-            );
+            copy(&mut e, W, h);
         }
         queue.submit([e.finish()]);
         device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
     };
-    report("copy_buffer_to_texture", texels, &copy);
+    report("copy_buffer_to_texture", texels, &copy_all);
     // a small dispatch, then a 64x64-texel copy after it, each in a pass of its own: the cost of
     // ending a pass for a copy, per dispatch
-    let small = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: None,
-        layout: None,
-        module: &device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: None,
-            source: wgpu::ShaderSource::Wgsl(
-                "@group(0) @binding(0) var<storage, read_write> o: array<f32>;
-                 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
-                   o[g.x] = o[g.x] + 1.0; }"
-                    .into(),
-            ),
-        }),
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
+    let small = compute_pipeline(&device, SMALL);
     let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: None,
         layout: &small.get_bind_group_layout(0),
@@ -324,22 +329,7 @@ fn main() {
                     p.dispatch_workgroups(64, 1, 1);
                 }
                 if with_copy {
-                    e.copy_buffer_to_texture(
-                        wgpu::TexelCopyBufferInfo {
-                            buffer: &buf,
-                            layout: wgpu::TexelCopyBufferLayout {
-                                offset: 0,
-                                bytes_per_row: Some(W * 16),
-                                rows_per_image: None,
-                            },
-                        },
-                        tex.as_image_copy(),
-                        wgpu::Extent3d {
-                            width: 64,
-                            height: 64,
-                            depth_or_array_layers: 1,
-                        },
-                    );
+                    copy(&mut e, 64, 64);
                 }
             }
             queue.submit([e.finish()]);

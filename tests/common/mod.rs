@@ -10,26 +10,26 @@ pub mod reference;
 use convoy::Gpu;
 use std::sync::OnceLock;
 
-/// The test GPU, opened once per test binary, filling new outputs with NaN so unwritten
-/// elements fail the comparisons. No adapter is a test failure, never a skip.
-pub fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::builder().poison_outputs(true).build() {
+/// A test GPU from `builder`, filling new outputs with NaN so unwritten elements fail the
+/// comparisons. No adapter is a test failure, never a skip.
+pub fn open_gpu(builder: convoy::GpuBuilder) -> Gpu {
+    match builder.poison_outputs(true).build() {
         Ok(g) => g,
         Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
-    })
+    }
+}
+
+/// The test GPU, opened once per test binary (see `open_gpu`).
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| open_gpu(Gpu::builder()))
 }
 
 /// The test GPU with every lane of the texture kernels making the fetches the lanes share
 /// (`KernelPolicy::subgroup_operands` off): the other form of `shaders::operand_variant`.
 pub fn per_lane_gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    let g = GPU.get_or_init(
-        || match Gpu::builder().poison_outputs(true).subgroup_operands(false).build() {
-            Ok(g) => g,
-            Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
-        },
-    );
+    let g = GPU.get_or_init(|| open_gpu(Gpu::builder().subgroup_operands(false)));
     assert!(!g.policy().subgroup_operands);
     let d = gpu();
     assert!(
@@ -47,14 +47,7 @@ pub fn per_lane_gpu() -> &'static Gpu {
 /// reductions have a subgroup variant.
 pub fn reduction_gpus() -> [&'static Gpu; 2] {
     static GPUS: OnceLock<[Gpu; 2]> = OnceLock::new();
-    let [sub, trees] = GPUS.get_or_init(|| {
-        [true, false].map(
-            |on| match Gpu::builder().poison_outputs(true).subgroup_reductions(on).build() {
-                Ok(g) => g,
-                Err(e) => panic!("tests need a GPU adapter (lavapipe is enough): {e}"),
-            },
-        )
-    });
+    let [sub, trees] = GPUS.get_or_init(|| [true, false].map(|on| open_gpu(Gpu::builder().subgroup_reductions(on))));
     assert!(!trees.policy().subgroup_reductions);
     assert!(
         sub.policy().subgroup_reductions || !sub.info().features.contains(wgpu::Features::SUBGROUP),

@@ -1,6 +1,6 @@
 //! conv2d forward against the f64 reference.
 
-use crate::common::{assert_close, gpu, per_lane_gpu, reference, rel_err, to_f64, RTOL};
+use crate::common::{assert_close, gpu, open_gpu, per_lane_gpu, reference, rel_err, to_f64, RTOL};
 use convoy::ops::{conv2d, Conv2dArgs};
 use convoy::rng::Rng;
 use convoy::{DType, Tensor};
@@ -1063,18 +1063,13 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
     use convoy::kernels::conv::{self, texture as conv_texture};
     use convoy::ops::conv::Conv2dGeom;
     use convoy::{Gpu, KernelFamily};
-    let open = |b: convoy::GpuBuilder| {
-        b.poison_outputs(true)
-            .build()
-            .expect("a GPU adapter (lavapipe is enough)")
-    };
-    let cpu = open(Gpu::builder().kernels(KernelFamily::Cpu));
-    let gpu_family = open(Gpu::builder().kernels(KernelFamily::Gpu));
+    let cpu = open_gpu(Gpu::builder().kernels(KernelFamily::Cpu));
+    let gpu_family = open_gpu(Gpu::builder().kernels(KernelFamily::Gpu));
     // textures of at most 40 texels a side: 12x12 planes, 3 images per band, 3 bands; two
     // groups' planes stacked in each of 2 bands; one 32x32 plane alone; 7 channel blocks of
     // 32x32 planes fit no band (the storage-buffer kernels run)
     // (and staging buffers of 4 KiB: every packing in bands of 5 rows of 48 texels)
-    let small = open(
+    let small = open_gpu(
         Gpu::builder()
             .kernels(KernelFamily::Cpu)
             .max_texture_side(40)
@@ -1167,8 +1162,8 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
     use convoy::graph::{Act, Epilogue};
     use convoy::kernels::conv::{self, ConvTile};
     use convoy::ops::conv::Conv2dGeom;
-    let families = [convoy::KernelFamily::Cpu, convoy::KernelFamily::Gpu]
-        .map(|f| convoy::Gpu::builder().kernels(f).poison_outputs(true).build().unwrap());
+    let families =
+        [convoy::KernelFamily::Cpu, convoy::KernelFamily::Gpu].map(|f| open_gpu(convoy::Gpu::builder().kernels(f)));
     let mut rng = Rng::new(23);
     // (x, cout, kernel, stride, padding, dilation, groups): 1x7 and 7x1 (Inception), mixed
     // strides and dilations, a depthwise 1x5, and wide groups for the block tiles
@@ -1317,11 +1312,7 @@ fn conv2d_depthwise_staged_kernel_matches_reference() {
     use convoy::graph::{Act, Epilogue};
     use convoy::kernels::conv::{self, depthwise_staged_fits, forward_depthwise};
     use convoy::ops::conv::Conv2dGeom;
-    let g = &convoy::Gpu::builder()
-        .kernels(convoy::KernelFamily::Gpu)
-        .poison_outputs(true)
-        .build()
-        .unwrap();
+    let g = &open_gpu(convoy::Gpu::builder().kernels(convoy::KernelFamily::Gpu));
     let mut rng = Rng::new(29);
     // (x, kernel, stride, padding, dilation, act)
     let cases = [
@@ -1447,11 +1438,7 @@ fn conv2d_depthwise_staged_kernel_matches_reference() {
 fn conv2d_gpu_strided_input_gradient_through_block_phases() {
     use convoy::kernels::conv;
     use convoy::ops::conv::Conv2dGeom;
-    let g = convoy::Gpu::builder()
-        .kernels(convoy::KernelFamily::Gpu)
-        .poison_outputs(true)
-        .build()
-        .expect("a GPU adapter (lavapipe is enough)");
+    let g = open_gpu(convoy::Gpu::builder().kernels(convoy::KernelFamily::Gpu));
     let mut rng = Rng::new(41);
     // (x shape, cout, kernel, stride, padding, dilation, groups, through the block phases)
     type Case = (

@@ -1,6 +1,6 @@
 //! linear (the GEMM kernel) against the f64 reference.
 
-use crate::common::{assert_close, gpu, reference, to_f64, RTOL};
+use crate::common::{assert_close, gpu, open_gpu, reference, to_f64, RTOL};
 use convoy::ops::{linear, Act};
 use convoy::rng::Rng;
 use convoy::{DType, Tensor};
@@ -189,8 +189,7 @@ fn texture_gemm_matches_reference() {
 fn gemm_products_match_reference_under_both_families() {
     use convoy::kernels::linear::{gemm, GemmGeom};
     use convoy::{Gpu, KernelFamily};
-    let families =
-        [KernelFamily::Cpu, KernelFamily::Gpu].map(|f| Gpu::builder().kernels(f).poison_outputs(true).build().unwrap());
+    let families = [KernelFamily::Cpu, KernelFamily::Gpu].map(|f| open_gpu(Gpu::builder().kernels(f)));
     let mut rng = Rng::new(12);
     // (m, n, k): rows around the 64-row tile, widths that are not multiples of 4 or 64
     for (m, n, k) in [(70, 33, 129), (64, 10, 64), (130, 65, 7), (5, 200, 90), (97, 3, 45)] {

@@ -1,6 +1,6 @@
 //! batch_norm training (batch statistics, running-statistics update) and eval, against f64.
 
-use crate::common::{assert_close, gpu, reduction_gpus, reference, to_f64, RTOL};
+use crate::common::{assert_close, gpu, open_gpu, reduction_gpus, reference, to_f64, RTOL};
 use convoy::ops::{batch_norm, BatchNormArgs, BatchNormState};
 use convoy::rng::Rng;
 use convoy::Tensor;
@@ -114,11 +114,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
     use convoy::ops::Conv2dArgs;
     // the cpu family merges a channel's blocks in one invocation, the gpu family in a workgroup
     // (each lane every 64th block, then a tree): 72 blocks give some lanes two
-    let gpu_family = convoy::Gpu::builder()
-        .kernels(convoy::KernelFamily::Gpu)
-        .poison_outputs(true)
-        .build()
-        .unwrap();
+    let gpu_family = open_gpu(convoy::Gpu::builder().kernels(convoy::KernelFamily::Gpu));
     for g in [gpu(), &gpu_family] {
         let mut rng = Rng::new(11);
         // (n, cin, hw, cout, k, stride, pad, groups): 1 block, a partial last block, 33 blocks,
@@ -279,14 +275,7 @@ fn batch_norm_backward_split_reduction_matches_reference() {
         (KernelFamily::Gpu, true),
         (KernelFamily::Gpu, false),
     ]
-    .map(|(f, sg)| {
-        Gpu::builder()
-            .kernels(f)
-            .subgroup_reductions(sg)
-            .poison_outputs(true)
-            .build()
-            .unwrap()
-    });
+    .map(|(f, sg)| open_gpu(Gpu::builder().kernels(f).subgroup_reductions(sg)));
     let eps = 1e-5;
     for (n, c, h, w) in [(3, 5, 4, 4), (2, 3, 64, 70), (5, 2, 41, 43), (1, 4, 129, 130)] {
         let (count, total) = (n * h * w, n * c * h * w);

@@ -138,28 +138,27 @@ fn pack(
     let [c4g, wp, hp, per_band] = l.words()?;
     let width = u32_of("conv2d packed width", l.width)?;
     let height = u32_of("conv2d packed height", l.height)?;
+    let layout = [
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[7],
+        c4g,
+        wp,
+        hp,
+        per_band,
+        u32_of("conv2d padding", g.args.padding[0])?,
+        u32_of("conv2d padding", g.args.padding[1])?,
+        width,
+    ];
     let band = tex.staging_rows;
     (0..height)
         .step_by(band as usize)
         .map(|y0| {
             let rows = band.min(height - y0);
-            let params = [
-                s[0],
-                s[1],
-                s[2],
-                s[3],
-                s[7],
-                c4g,
-                wp,
-                hp,
-                per_band,
-                u32_of("conv2d padding", g.args.padding[0])?,
-                u32_of("conv2d padding", g.args.padding[1])?,
-                width,
-                y0,
-                rows,
-                tex.staging_stride,
-            ];
+            let mut params = layout.to_vec();
+            params.extend([y0, rows, tex.staging_stride]);
             let grid = [u32_of("conv2d packing workgroups", l.width.div_ceil(WG))?, rows, 1];
             let d = Dispatch::with_resources(
                 gpu,
