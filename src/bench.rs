@@ -399,7 +399,7 @@ impl ConvBench {
         )?;
         let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?;
         let backward_data_len = backward.len();
-        backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer())?);
+        backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer(), None)?);
         let mut tensors = vec![];
         let forward_f16 = if f16 {
             let (xh, yh) = (

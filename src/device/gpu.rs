@@ -106,6 +106,8 @@ pub(crate) struct GpuInner {
     pub policy: super::KernelPolicy,
     /// Scratch operand textures by size (see `device::texture`).
     pub operand_textures: std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), Arc<super::OperandTexture>>>,
+    /// Their staging buffers by size, shared by every texture of that size, pooled or kept.
+    pub operand_staging: std::sync::Mutex<std::collections::HashMap<(u32, u32), super::texture::Staging>>,
     /// The first error the device reported outside an error scope (out of memory, validation)
     /// or its loss: recorded instead of wgpu's default panic, returned by the next `sync` or
     /// readback.
@@ -523,6 +525,7 @@ async fn open(
         inner: Arc::new(GpuInner {
             policy,
             operand_textures: Default::default(),
+            operand_staging: Default::default(),
             dummy,
             dummy_rw,
             poison,

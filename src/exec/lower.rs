@@ -6,6 +6,7 @@ use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op};
 use crate::kernels;
+use crate::kernels::conv::texture::KeptOperands;
 use crate::ops;
 use crate::ops::norm::ncs;
 
@@ -15,12 +16,13 @@ pub fn lower(
     n: &Node,
     buf: &dyn Fn(usize) -> wgpu::Buffer,
     hyper: Option<&wgpu::Buffer>,
+    kept: &KeptOperands,
 ) -> Result<Vec<Dispatch>> {
     let i = |k: usize| buf(n.inputs[k].0);
     let ishape = |k: usize| g.shape(n.inputs[k]);
     Ok(match &n.op {
         Op::Conv2d { .. } | Op::Conv2dBwdData { .. } | Op::Conv2dBwdWeight { .. } | Op::ChannelSum => {
-            ops::conv::lower(gpu, g, n, buf)?
+            ops::conv::lower(gpu, g, n, buf, Some(kept))?
         }
         Op::BatchNorm { .. } | Op::BatchNormBwd { .. } | Op::FoldBn { .. } => ops::norm::lower(gpu, g, n, buf)?,
         Op::Activation(_) | Op::ActivationBwd(_) => ops::activation::lower(gpu, g, n, buf)?,

@@ -163,6 +163,7 @@ impl Plan {
         let mut dist = dist.map(|o| PlanDist::new(device, o.clone()));
         // dispatches after each node: where its outputs exist
         let mut node_end = Vec::with_capacity(graph.nodes.len());
+        let kept = crate::ops::conv::kept_operands(gpu, &graph, &lookup)?;
         for n in &graph.nodes {
             if let Some(d) = dist.as_mut().filter(|d| d.opts.sync_bn) {
                 if let Some(split) = lower_sync_bn(gpu, &graph, n, &lookup, &d.samples)? {
@@ -180,11 +181,13 @@ impl Plan {
                     continue;
                 }
             }
-            let d = lower(gpu, &graph, n, &lookup, hyper.as_ref())?;
+            let d = lower(gpu, &graph, n, &lookup, hyper.as_ref(), &kept)?;
             let derives = n.outputs.iter().any(|o| graph.value(*o).kind == ValueKind::Derived);
             if derives {
                 prologue.extend(d)
             } else {
+                // what this node packs for a later weight gradient, in the order the plan runs
+                kept.lowered(&d);
                 dispatches.extend(d)
             }
             node_end.push(dispatches.len());

@@ -60,6 +60,7 @@ pub fn gemm(
                 residual: None,
                 y: c,
                 stats: None,
+                kept: None,
             },
         );
     }
@@ -71,7 +72,7 @@ pub fn gemm(
     // (M outputs, N inputs, K rows of the batch), i.e. the 1x1 conv's over K one-pixel images
     if texture && g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
         let geom = pointwise([g.k, g.n, 1, 1], [g.m, g.n, 1, 1])?;
-        return super::conv::backward_weight(gpu, &geom, a, b, c);
+        return super::conv::backward_weight(gpu, &geom, a, b, c, None);
     }
     gemm_tile(gpu, g, storage, a, b, bias, c)
 }

@@ -4,6 +4,7 @@ use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels;
+use crate::kernels::conv::texture::KeptOperands;
 use crate::shape::{window_out, Shape};
 use crate::tensor::{DType, Tensor};
 
@@ -184,6 +185,7 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
             residual: None,
             y: y.buffer(),
             stats: None,
+            kept: None,
         },
     )?;
     gpu.run(&ds);
@@ -228,8 +230,15 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId, want: &[bool]) -> R
     Ok(vec![dx, dw, db])
 }
 
-/// The launches of a conv node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+/// The launches of a conv node; `kept` is the plan's record of conv inputs kept packed from
+/// their forward to their weight gradient.
+pub(crate) fn lower(
+    gpu: &Gpu,
+    g: &Graph,
+    n: &Node,
+    buf: &dyn Fn(usize) -> wgpu::Buffer,
+    kept: Option<&KeptOperands>,
+) -> Result<Vec<Dispatch>> {
     let i = |k: usize| buf(n.inputs[k].0);
     let o = |k: usize| buf(n.outputs[k].0);
     let ishape = |k: usize| g.shape(n.inputs[k]);
@@ -254,6 +263,7 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
                     residual: r.as_ref(),
                     y: &o(0),
                     stats: partials.as_ref(),
+                    kept,
                 },
             )?
         }
@@ -263,7 +273,7 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
         }
         Op::Conv2dBwdWeight { args } => {
             let geom = Conv2dGeom::new(ishape(1), oshape(0), *args)?;
-            kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0))?
+            kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0), kept)?
         }
         Op::ChannelSum => vec![kernels::norm::channel_sum(
             gpu,
@@ -273,4 +283,17 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
         )?],
         other => unreachable!("conv::lower called on {}", other.name()),
     })
+}
+
+/// The plan's record of conv inputs to keep packed: the input of every weight gradient node
+/// that reads it as a packed texture.
+pub(crate) fn kept_operands(gpu: &Gpu, g: &Graph, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<KeptOperands> {
+    let mut kept = KeptOperands::default();
+    for n in &g.nodes {
+        if let Op::Conv2dBwdWeight { args } = &n.op {
+            let geom = Conv2dGeom::new(g.shape(n.inputs[1]), g.shape(n.outputs[0]), *args)?;
+            kept.want(gpu, &geom, &buf(n.inputs[1].0));
+        }
+    }
+    Ok(kept)
 }

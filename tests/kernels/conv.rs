@@ -480,7 +480,8 @@ fn conv2d_every_tile_configuration() {
                 for (chunk, columns) in [(None, 1), (None, 2), (Some(1), 2), (Some(7), 1)] {
                     let dw = Tensor::empty(g, ws).unwrap();
                     let (dy, x) = (dyt.buffer(), xt.buffer());
-                    let ds = conv_texture::backward_weight(g, &geom, tile, columns, chunk, dy, x, dw.buffer()).unwrap();
+                    let ds = conv_texture::backward_weight(g, &geom, tile, columns, chunk, dy, x, dw.buffer(), None)
+                        .unwrap();
                     g.run(&ds);
                     assert_close(
                         &format!("texture weight grad {what} {tile:?} chunk {chunk:?} columns {columns}"),
@@ -690,6 +691,7 @@ fn conv2d_block_and_texture_tiles_match_reference() {
                         residual: Some(rt.buffer()),
                         y: y.buffer(),
                         stats: None,
+                        kept: None,
                     },
                 )
                 .unwrap();
@@ -1094,6 +1096,7 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
         // of 11-row planes: too tall for the side of 40)
         (2, 16, 9, 8, 3, 1, 1, 1, 1, false),
     ];
+    let mut kept_reads = 0;
     for (n, cin, hw, cout, k, stride, pad, dil, groups, fits_small) in shapes {
         let xs = [n, cin, hw, hw];
         let ws = [cout, cin / groups, k, k];
@@ -1125,6 +1128,9 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             let dw = Tensor::empty(g, ws).unwrap();
             let (epi, f32) = (Default::default(), DType::F32);
             let (xb, wb) = (xt.buffer(), wt.buffer());
+            // as a training plan runs it: x packed once, for the forward and the weight gradient
+            let mut kept = conv_texture::KeptOperands::default();
+            kept.want(g, &geom, xb);
             let mut ds = conv::forward(
                 g,
                 &geom,
@@ -1137,21 +1143,36 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
                     residual: None,
                     y: y.buffer(),
                     stats: None,
+                    kept: Some(&kept),
                 },
             )
             .unwrap();
+            kept.lowered(&ds);
             if family == "cpu, side 40" && expect_texture {
                 // x's texture (12+ rows) packed in bands of 5, then the weights', then the conv
                 assert!(ds.len() >= 5, "{what}: {} forward dispatches", ds.len());
             }
             ds.extend(conv::backward_data(g, &geom, dyt.buffer(), wb, dx.buffer()).unwrap());
-            ds.extend(conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer()).unwrap());
+            let packing = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), None).unwrap();
+            let reading = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), Some(&kept)).unwrap();
+            let reads_kept = conv_texture::weight_gradient_uses_texture(g, &geom)
+                && conv_texture::swapped_pointwise(&geom).is_none();
+            let skipped = packing.len() - reading.len();
+            assert_eq!(skipped > 0, reads_kept, "{what}: {skipped} packing dispatches skipped");
+            kept_reads += usize::from(reads_kept);
+            // the record is taken: another weight gradient of the same buffer packs x itself
+            let again = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), Some(&kept)).unwrap();
+            assert_eq!(again.len(), packing.len(), "{what}: a second weight gradient");
+            ds.extend(reading);
             g.run(&ds);
             assert_close(&format!("forward {what}"), &y.to_vec().unwrap(), &want_y, RTOL);
             assert_close(&format!("input grad {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
             assert_close(&format!("weight grad {what}"), &dw.to_vec().unwrap(), &want_dw, RTOL);
         }
     }
+    // every shape's texture weight gradient on the cpu family (8), and on `small` where x and
+    // dy both fit (5)
+    assert_eq!(kept_reads, 13, "weight gradients that read the forward's packing of x");
 }
 
 /// Per-axis strides, paddings and dilations with rectangular kernels, through every kernel
@@ -1281,7 +1302,7 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
                 }
             }
             let dw = Tensor::empty(g, ws).unwrap();
-            g.run(&conv::backward_weight(g, &geom, dyt.buffer(), xt.buffer(), dw.buffer()).unwrap());
+            g.run(&conv::backward_weight(g, &geom, dyt.buffer(), xt.buffer(), dw.buffer(), None).unwrap());
             assert_close(&format!("weight gradient {what}"), &dw.to_vec().unwrap(), &dw64, RTOL);
             for tile in ConvTile::candidates(g, cout / groups, pixels)
                 .into_iter()

@@ -139,6 +139,7 @@ fn cooperative_matrix_conv_forward_matches_reference() {
                 residual: Some(rt.buffer()),
                 y: y.buffer(),
                 stats: None,
+                kept: None,
             },
         )
         .unwrap();

@@ -139,6 +139,7 @@ fn conv2d_f16_matches_reference() {
                         residual: Some(rt.buffer()),
                         y: y.buffer(),
                         stats: None,
+                        kept: None,
                     },
                 )
             } else {
@@ -155,6 +156,7 @@ fn conv2d_f16_matches_reference() {
                         residual: Some(rt.buffer()),
                         y: y.buffer(),
                         stats: None,
+                        kept: None,
                     },
                 )
             };

@@ -208,6 +208,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                         residual: None,
                         y: y.buffer(),
                         stats: Some(partials.buffer()),
+                        kept: None,
                     },
                 )
                 .unwrap();
@@ -247,6 +248,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                     residual: None,
                     y: y.buffer(),
                     stats: Some(partials.buffer()),
+                    kept: None,
                 },
             )
             .unwrap();

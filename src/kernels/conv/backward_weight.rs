@@ -28,14 +28,29 @@ pub(super) const BLOCK_SPLIT_K_WORKGROUPS: usize = 4096;
 /// slice as large as dw).
 pub(super) const SPLIT_K_SCRATCH_BYTES: usize = 64 << 20;
 
+/// Whether the weight gradient of `g` reads x packed in `g`'s own texture layout (the texture
+/// kernel, not on the swapped pointwise conv): then a training plan keeps the forward's packing
+/// of x for it (`texture::KeptOperands`).
+pub(super) fn weight_gradient_reads_packed_x(gpu: &Gpu, g: &Conv2dGeom) -> bool {
+    texture::weight_gradient_uses_texture(gpu, g) && swapped(gpu, g).is_none()
+}
+
+/// The swapped pointwise conv whose weight gradient computes dw^T for `g`, where that runs.
+fn swapped(gpu: &Gpu, g: &Conv2dGeom) -> Option<Conv2dGeom> {
+    texture::swapped_pointwise(g)
+        .filter(|s| texture::weight_gradient_uses_texture(gpu, g) && texture::weight_gradient_uses_texture(gpu, s))
+}
+
 /// dw (Cout, Cin/g, KH, KW) from dy and x. Returns the dispatches to run in order: the split-K
 /// partial products and their reduction (one dispatch when one chunk covers every pixel).
+/// `kept` is the plan's record of inputs its forwards left packed (texture kernels).
 pub fn backward_weight(
     gpu: &Gpu,
     g: &Conv2dGeom,
     dy: &wgpu::Buffer,
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
+    kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
     let cols = (g.cin / g.args.groups) * g.kh * g.kw;
     let texture = texture::weight_gradient_uses_texture(gpu, g);
@@ -44,11 +59,10 @@ pub fn backward_weight(
     if cols <= NARROW_COLUMNS && !texture {
         return backward_weight_narrow(gpu, g, None, dy, x, dw);
     }
-    if let Some(s) = texture::swapped_pointwise(g).filter(|s| texture && texture::weight_gradient_uses_texture(gpu, s))
-    {
+    if let Some(s) = swapped(gpu, g) {
         // dw^T as the weight gradient of the conv from dy to x, then transposed into place
         let t = gpu.scratch_buffer("conv2d transposed weight gradient", (g.cout * g.cin * 4) as u64)?;
-        let mut out = backward_weight(gpu, &s, x, dy, &t)?;
+        let mut out = backward_weight(gpu, &s, x, dy, &t, None)?;
         out.push(backward_data::transpose_weights(
             gpu,
             &s,
@@ -84,7 +98,7 @@ pub fn backward_weight(
     }
     if texture {
         return choose(gpu, "conv2d_bwd_weight_tex", g, Rows::Outputs, &candidates, |g, t| {
-            texture::backward_weight(gpu, g, t, columns, None, dy, x, dw)
+            texture::backward_weight(gpu, g, t, columns, None, dy, x, dw, kept)
         });
     }
     choose(gpu, "conv2d_bwd_weight", g, Rows::Outputs, &candidates, |g, t| {

@@ -14,6 +14,9 @@ pub struct ForwardBuffers<'a> {
     pub residual: Option<&'a wgpu::Buffer>,
     pub y: &'a wgpu::Buffer,
     pub stats: Option<&'a wgpu::Buffer>,
+    /// A training plan's record of the inputs to keep packed for their weight gradient
+    /// (the texture kernels; see `texture::KeptOperands`); None packs x into scratch.
+    pub kept: Option<&'a texture::KeptOperands>,
 }
 
 impl<'a> ForwardBuffers<'a> {
@@ -26,6 +29,7 @@ impl<'a> ForwardBuffers<'a> {
             residual: None,
             y,
             stats: None,
+            kept: None,
         }
     }
 }
@@ -48,6 +52,7 @@ pub fn forward(
         residual,
         y,
         stats,
+        ..
     } = *b;
     if gpu.policy().family == KernelFamily::Gpu && stats.is_none() && depthwise_staged_fits(g) {
         return forward_depthwise(gpu, g, epi, storage, b);
@@ -156,6 +161,7 @@ pub fn forward_tiled(
         residual,
         y,
         stats,
+        ..
     } = *b;
     tile.check()?;
     if tile.kind == TileKind::Block {
@@ -221,6 +227,7 @@ pub fn forward_block(
         residual,
         y,
         stats,
+        ..
     } = *b;
     let pixels = g.n * g.oh * g.ow;
     let fine = match stats {

@@ -17,12 +17,14 @@ use crate::kernels::shaders::{operand_variant, variant, CONV2D_BWD_WEIGHT_TEX, C
 use crate::kernels::u32_of;
 use crate::ops::conv::Conv2dGeom;
 use crate::tensor::DType;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Where conv2d_pack_input puts each input value in the operand texture: one plane of
 /// `hp` x `wp` texels per (image, block of 4 channels of a group), the padding included;
 /// `per_band` images side by side, bands of them stacked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PackedInput {
     /// Channel blocks (texels) per group: ceil(Cin/groups / 4).
     pub c4g: usize,
@@ -122,6 +124,74 @@ fn layout(gpu: &Gpu, what: &str, g: &Conv2dGeom) -> Result<PackedInput> {
     })
 }
 
+/// A training plan's conv inputs that stay packed from their forward to their weight gradient.
+/// The forward packs such an input into a texture of its own instead of the pooled scratch,
+/// and the weight gradient of the same conv reads that texture instead of packing x again
+/// (BENCHMARKS.md, "Packing once for the forward and the weight gradient"). One per plan, built
+/// before its nodes are lowered: within a plan, x's buffer holds x unchanged from the forward to
+/// the weight gradient (the weight gradient reads it), and only packings of x write x's kept
+/// texture.
+#[derive(Default)]
+pub struct KeptOperands {
+    /// (buffer, layout) of each input some weight gradient of the plan reads as packed x.
+    wanted: HashSet<(wgpu::Buffer, PackedInput)>,
+    /// Their textures, once a forward packs into them.
+    textures: RefCell<HashMap<(wgpu::Buffer, PackedInput), Arc<OperandTexture>>>,
+    /// Those filled by a lowered forward's dispatches, in plan order.
+    filled: RefCell<HashSet<(wgpu::Buffer, PackedInput)>>,
+}
+
+impl KeptOperands {
+    /// Keep `x`, the input of `g`, packed for its weight gradient, where that gradient reads it
+    /// as a packed texture (`weight_gradient_reads_packed_x`).
+    pub fn want(&mut self, gpu: &Gpu, g: &Conv2dGeom, x: &wgpu::Buffer) {
+        if super::weight_gradient_reads_packed_x(gpu, g) {
+            if let Some(l) = PackedInput::new(g, gpu.policy().max_texture_side as usize) {
+                self.wanted.insert((x.clone(), l));
+            }
+        }
+    }
+
+    /// The kept texture to pack `x` into with layout `l`, when it is wanted.
+    fn texture(&self, gpu: &Gpu, what: &str, x: &wgpu::Buffer, l: &PackedInput) -> Result<Option<Arc<OperandTexture>>> {
+        let key = (x.clone(), *l);
+        if !self.wanted.contains(&key) {
+            return Ok(None);
+        }
+        if let Some(t) = self.textures.borrow().get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let t = gpu.kept_operand_texture(what, l.width as u32, l.height as u32)?;
+        self.textures.borrow_mut().insert(key, t.clone());
+        Ok(Some(t))
+    }
+
+    /// Record what a lowered node's dispatches fill: a later weight gradient of the plan reads
+    /// those textures. Called with the dispatches that run, not with the tuner's candidates.
+    pub fn lowered(&self, dispatches: &[Dispatch]) {
+        let textures = self.textures.borrow();
+        for f in dispatches.iter().filter_map(|d| d.fill.as_ref()) {
+            for (key, t) in textures.iter() {
+                if t.texture == f.texture {
+                    self.filled.borrow_mut().insert(key.clone());
+                }
+            }
+        }
+    }
+
+    /// The texture holding `x` packed with layout `l`, when a forward earlier in the plan filled
+    /// it. Taken: a later value that the planner puts in the same buffer is only found once its
+    /// own forward has packed it.
+    fn take_filled(&self, x: &wgpu::Buffer, l: &PackedInput) -> Option<Arc<OperandTexture>> {
+        let key = (x.clone(), *l);
+        if self.filled.borrow_mut().remove(&key) {
+            self.textures.borrow().get(&key).cloned()
+        } else {
+            None
+        }
+    }
+}
+
 /// The dispatches that pack x (N, Cin, H, W), stored as `storage`, into `tex`: one per band of
 /// rows the texture's staging buffer holds, each followed by its copy into the texture.
 fn pack(
@@ -179,8 +249,8 @@ fn pack(
         .collect()
 }
 
-/// `x`, the input of `g` (`what`), packed into operand texture `slot`: the layout, the texture
-/// and the packing dispatches.
+/// `x`, the input of `g` (`what`), packed into its kept texture where `kept` wants it, else
+/// into scratch operand texture `slot`: the layout, the texture and the packing dispatches.
 fn packed(
     gpu: &Gpu,
     what: &str,
@@ -188,9 +258,13 @@ fn packed(
     g: &Conv2dGeom,
     storage: DType,
     x: &wgpu::Buffer,
+    kept: Option<&KeptOperands>,
 ) -> Result<(PackedInput, Arc<OperandTexture>, Vec<Dispatch>)> {
     let l = layout(gpu, what, g)?;
-    let tex = gpu.operand_texture(what, slot, l.width as u32, l.height as u32)?;
+    let tex = match kept.map(|k| k.texture(gpu, what, x, &l)).transpose()?.flatten() {
+        Some(t) => t,
+        None => gpu.operand_texture(what, slot, l.width as u32, l.height as u32)?,
+    };
     let d = pack(gpu, g, &l, storage, x, &tex)?;
     Ok((l, tex, d))
 }
@@ -211,12 +285,13 @@ pub fn forward(
         residual,
         y,
         stats,
+        kept,
     } = *b;
     let TileKind::Texture { px } = tile.kind else {
         return Err(tile.refuse("conv2d_fwd_tex runs texture tiles"));
     };
-    let (l, tex, pack) = packed(gpu, "conv2d input", 0, g, storage, x)?;
-    let (wl, wtex, wpack) = packed(gpu, "conv2d weights", 2, &weights_as_input(g), DType::F32, w)?;
+    let (l, tex, pack) = packed(gpu, "conv2d input", 0, g, storage, x, kept)?;
+    let (wl, wtex, wpack) = packed(gpu, "conv2d weights", 2, &weights_as_input(g), DType::F32, w, None)?;
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));
     constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
@@ -316,6 +391,7 @@ pub fn backward_weight(
     dy: &wgpu::Buffer,
     x: &wgpu::Buffer,
     dw: &wgpu::Buffer,
+    kept: Option<&KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
     if !(1..=2).contains(&columns) {
         return Err(Error::arg(
@@ -330,7 +406,16 @@ pub fn backward_weight(
         ocb: tile.ocb.next_multiple_of(4).min(8),
         ..tile
     };
-    let (l, tex, xpack) = packed(gpu, "conv2d input", 0, g, DType::F32, x)?;
+    // x as its forward packed it, where the plan kept that texture
+    let l = layout(gpu, "conv2d input", g)?;
+    let (tex, xpack) = match kept.and_then(|k| k.take_filled(x, &l)) {
+        Some(tex) => (tex, Vec::new()),
+        None => {
+            let tex = gpu.operand_texture("conv2d input", 0, l.width as u32, l.height as u32)?;
+            let d = pack(gpu, g, &l, DType::F32, x, &tex)?;
+            (tex, d)
+        }
+    };
     // dy packed alike (4 output channels of a group per texel, no padding), in a texture of its
     // own: the kernel fetches a texel per 4 output channels instead of 4 uniform loads
     let dyg = dy_as_input(g);
