@@ -7,7 +7,7 @@
 // lane's 4 columns are one live tap of 4 consecutive input channels, CB such texel columns per
 // lane) and one chunk of the output pixels (grid y). It walks its chunk pixel by pixel: the pixel is the same for every lane, so
 // its OCB (4 or 8) dy values are OCB/4 texel fetches at one coordinate from dy's own operand
-// texture (packed alike, no padding; 4 uniform storage loads per texel were 30-45% of the
+// texture (packed alike; 4 uniform storage loads per texel were 30-45% of the
 // kernel's time on lavapipe), made in blocks of SHARE pixels so that the operand_share
 // prelude's subgroup form can give each lane one pixel's fetches and shuffle them to the rest. With CB = 2 a lane fetches two x texels per pixel and reuses each dy
 // texel for both: 64 multiply-adds for 4 fetches instead of 32 for 3, gemm_tex's ratio (the
@@ -31,8 +31,10 @@ struct Params {
     cout: u32, oh: u32, ow: u32, groups: u32,
     // the operand texture's layout (see conv2d_pack_input)
     c4g: u32, wp: u32, hp: u32, per_band: u32,
-    // dy's texture layout (the same packing with no padding: planes of OH x OW texels)
-    dc4g: u32, dper_band: u32,
+    // dy's texture layout (the same packing): planes of DHP x DWP texels with dy's OH x OW at
+    // (DPY, DPX): no padding where this kernel's caller packed dy, the input gradient's where
+    // the plan kept that packing
+    dc4g: u32, dwp: u32, dhp: u32, dper_band: u32, dpy: u32, dpx: u32,
     chunk: u32,  // output pixels per chunk
 }
 
@@ -91,8 +93,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
     var acc2: array<vec4f, 8>;  // the same at the second texel's (CB = 2)
     // the workgroup's output channels start a texel of dy (OCB is 4 or 8 on this kernel)
     let dblock = g * p.dc4g + (oc0 - g * cout_g) / 4u;
-    let dband_rows = p.groups * p.dc4g * p.oh;
-    let dstep = vec2i(0, i32(p.oh));  // from one texel of 4 output channels to the next
+    let dband_rows = p.groups * p.dc4g * p.dhp;
+    let dstep = vec2i(0, i32(p.dhp));  // from one texel of 4 output channels to the next
     for (var qb = q0; qb < q1; qb += SHARE) {
         // this lane's pixel of the block for the shared fetches (the subgroup form's; the
         // other form fetches at each pixel's own texel below)
@@ -115,7 +117,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
             if (CB == 2u) {
                 xv2 = textureLoad(xt, origin + off[1], 0);
             }
-            let dxy = vec2i(i32((n % p.dper_band) * p.ow + ox), i32((n / p.dper_band) * dband_rows + dblock * p.oh + oy));
+            let dxy = vec2i(i32((n % p.dper_band) * p.dwp + p.dpx + ox), i32((n / p.dper_band) * dband_rows + dblock * p.dhp + p.dpy + oy));
             for (var t = 0u; t < OCB / 4u; t++) {
                 let dv = shared_texel(dyt, own[t], j, dxy + i32(t) * dstep);
                 acc[4u * t] += dv.x * xv;
@@ -157,7 +159,7 @@ fn dy_texel(q: u32, dblock: u32, dband_rows: u32) -> vec2i {
     let oplane = p.oh * p.ow;
     let n = q / oplane;
     let r = q % oplane;
-    return vec2i(i32((n % p.dper_band) * p.ow + r % p.ow), i32((n / p.dper_band) * dband_rows + dblock * p.oh + r / p.ow));
+    return vec2i(i32((n % p.dper_band) * p.dwp + p.dpx + r % p.ow), i32((n / p.dper_band) * dband_rows + dblock * p.dhp + p.dpy + r / p.ow));
 }
 
 // The texel of output pixel q's window origin (tap 0, channel block 0 of group 0) in x's texture.

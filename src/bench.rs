@@ -397,7 +397,7 @@ impl ConvBench {
                 ..kernels::conv::ForwardBuffers::new(xb, wb, yb)
             },
         )?;
-        let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer())?;
+        let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer(), None)?;
         let backward_data_len = backward.len();
         backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer(), None)?);
         let mut tensors = vec![];

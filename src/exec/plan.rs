@@ -165,6 +165,12 @@ impl Plan {
         let mut node_end = Vec::with_capacity(graph.nodes.len());
         let kept = crate::ops::conv::kept_operands(gpu, &graph, &lookup)?;
         for n in &graph.nodes {
+            // packings of the buffers this node writes are stale after it
+            for o in &n.outputs {
+                if let Some(b) = &buffers[o.0] {
+                    kept.written(b);
+                }
+            }
             if let Some(d) = dist.as_mut().filter(|d| d.opts.sync_bn) {
                 if let Some(split) = lower_sync_bn(gpu, &graph, n, &lookup, &d.samples)? {
                     dispatches.extend(split.before);

@@ -66,7 +66,7 @@ pub fn gemm(
     }
     if (g.m < TILE || texture) && !g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
         let geom = pointwise([g.m, g.n, 1, 1], [g.k, g.n, 1, 1])?;
-        return super::conv::backward_data(gpu, &geom, a, b, c);
+        return super::conv::backward_data(gpu, &geom, a, b, c, None);
     }
     // C (M, N) = A^T B with A (K, M), B (K, N): the weight gradient dW = dY^T X of a linear layer
     // (M outputs, N inputs, K rows of the batch), i.e. the 1x1 conv's over K one-pixel images

@@ -230,8 +230,8 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId, want: &[bool]) -> R
     Ok(vec![dx, dw, db])
 }
 
-/// The launches of a conv node; `kept` is the plan's record of conv inputs kept packed from
-/// their forward to their weight gradient.
+/// The launches of a conv node; `kept` is the plan's record of activations kept packed for a
+/// weight gradient.
 pub(crate) fn lower(
     gpu: &Gpu,
     g: &Graph,
@@ -269,7 +269,7 @@ pub(crate) fn lower(
         }
         Op::Conv2dBwdData { args } => {
             let geom = Conv2dGeom::new(oshape(0), ishape(1), *args)?;
-            kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0))?
+            kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0), kept)?
         }
         Op::Conv2dBwdWeight { args } => {
             let geom = Conv2dGeom::new(ishape(1), oshape(0), *args)?;
@@ -285,14 +285,14 @@ pub(crate) fn lower(
     })
 }
 
-/// The plan's record of conv inputs to keep packed: the input of every weight gradient node
-/// that reads it as a packed texture.
+/// The plan's record of activations to keep packed: the operands (dy, x) of every weight
+/// gradient node that reads them as packed textures.
 pub(crate) fn kept_operands(gpu: &Gpu, g: &Graph, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<KeptOperands> {
     let mut kept = KeptOperands::default();
     for n in &g.nodes {
         if let Op::Conv2dBwdWeight { args } = &n.op {
             let geom = Conv2dGeom::new(g.shape(n.inputs[1]), g.shape(n.outputs[0]), *args)?;
-            kept.want(gpu, &geom, &buf(n.inputs[1].0));
+            kept.want(gpu, &geom, &buf(n.inputs[0].0), &buf(n.inputs[1].0));
         }
     }
     Ok(kept)

@@ -494,7 +494,7 @@ fn conv2d_every_tile_configuration() {
         }
         // NaN-filled: every pixel of every stride phase must be written
         let dx = Tensor::empty(g, xs).unwrap();
-        let ds = conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+        let ds = conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap();
         g.run(&ds);
         assert_close(
             &format!("input grad {what} default"),
@@ -1128,9 +1128,10 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             let dw = Tensor::empty(g, ws).unwrap();
             let (epi, f32) = (Default::default(), DType::F32);
             let (xb, wb) = (xt.buffer(), wt.buffer());
-            // as a training plan runs it: x packed once, for the forward and the weight gradient
+            // as a training plan runs it: x packed once, for the forward and the weight gradient,
+            // and (stride 1) dy once, for the input gradient and the weight gradient
             let mut kept = conv_texture::KeptOperands::default();
-            kept.want(g, &geom, xb);
+            kept.want(g, &geom, dyt.buffer(), xb);
             let mut ds = conv::forward(
                 g,
                 &geom,
@@ -1152,17 +1153,34 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
                 // x's texture (12+ rows) packed in bands of 5, then the weights', then the conv
                 assert!(ds.len() >= 5, "{what}: {} forward dispatches", ds.len());
             }
-            ds.extend(conv::backward_data(g, &geom, dyt.buffer(), wb, dx.buffer()).unwrap());
+            let dx_ds = conv::backward_data(g, &geom, dyt.buffer(), wb, dx.buffer(), Some(&kept)).unwrap();
+            kept.lowered(&dx_ds);
+            let dx_names: Vec<_> = dx_ds.iter().map(|d| d.pipeline.shader.name).collect();
+            ds.extend(dx_ds);
+            let packings = |ds: &[convoy::device::Dispatch]| {
+                ds.iter()
+                    .filter(|d| d.pipeline.shader.name == "conv2d_pack_input")
+                    .count()
+            };
             let packing = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), None).unwrap();
             let reading = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), Some(&kept)).unwrap();
             let reads_kept = conv_texture::weight_gradient_uses_texture(g, &geom)
                 && conv_texture::swapped_pointwise(&geom).is_none();
-            let skipped = packing.len() - reading.len();
-            assert_eq!(skipped > 0, reads_kept, "{what}: {skipped} packing dispatches skipped");
-            kept_reads += usize::from(reads_kept);
-            // the record is taken: another weight gradient of the same buffer packs x itself
+            let (before, after) = (packings(&packing), packings(&reading));
+            // x is always kept; dy where the input gradient ran as one texture forward (stride 1)
+            let textured = dx_names.iter().any(|n| n.starts_with("conv2d_fwd_tex"));
+            let dy_kept = reads_kept && stride == 1 && textured;
+            assert_eq!(after < before, reads_kept, "{what}: packings {before} -> {after}");
+            assert_eq!(
+                before > 0 && after == 0,
+                dy_kept,
+                "{what}: packings {before} -> {after} {dx_names:?}"
+            );
+            kept_reads += usize::from(reads_kept) + usize::from(dy_kept);
+            // a write makes a buffer's packings stale: the weight gradient packs x itself again
+            kept.written(xb);
             let again = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), Some(&kept)).unwrap();
-            assert_eq!(again.len(), packing.len(), "{what}: a second weight gradient");
+            assert_eq!(packings(&again) > after, reads_kept, "{what}: after x is written");
             ds.extend(reading);
             g.run(&ds);
             assert_close(&format!("forward {what}"), &y.to_vec().unwrap(), &want_y, RTOL);
@@ -1170,9 +1188,10 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             assert_close(&format!("weight grad {what}"), &dw.to_vec().unwrap(), &want_dw, RTOL);
         }
     }
-    // every shape's texture weight gradient on the cpu family (8), and on `small` where x and
-    // dy both fit (5)
-    assert_eq!(kept_reads, 13, "weight gradients that read the forward's packing of x");
+    // x: every shape's texture weight gradient on the cpu family (8), and on `small` where x
+    // and dy both fit (5); dy: those of stride 1 whose input gradient ran through the texture
+    // forward (6, and 1 on `small`, whose other input gradients run the storage kernel)
+    assert_eq!(kept_reads, 20, "kept packings the weight gradients read");
 }
 
 /// Per-axis strides, paddings and dilations with rectangular kernels, through every kernel
@@ -1284,7 +1303,7 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
             }
             assert!(ran >= 2, "{what}: only {ran} forward kernels ran");
             let dx = Tensor::empty(g, xs).unwrap();
-            g.run(&conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap());
+            g.run(&conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap());
             assert_close(&format!("input gradient {what}"), &dx.to_vec().unwrap(), &dx64, RTOL);
             for tile in ConvTile::candidates(g, xs[1] / groups, pixels)
                 .into_iter()
@@ -1427,7 +1446,7 @@ fn conv2d_depthwise_staged_kernel_matches_reference() {
                     }
                 }
             } else {
-                conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap()
+                conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap()
             };
             g.run(&d);
             let what = format!("depthwise input gradient x{xs:?} k{kh}x{kw} {args:?} (staged directly: {direct})");
@@ -1496,7 +1515,7 @@ fn conv2d_gpu_strided_input_gradient_through_block_phases() {
         let wt = Tensor::from_slice(&g, &w, ws).unwrap();
         let dyt = Tensor::from_slice(&g, &dy, ys.clone()).unwrap();
         let dx = Tensor::empty(&g, xs).unwrap();
-        let ds = conv::backward_data(&g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+        let ds = conv::backward_data(&g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap();
         let block = ds.iter().any(|d| d.pipeline.shader.name == "conv2d_fwd_block");
         assert_eq!(block, phased, "{what}: through the block phases");
         g.run(&ds);

@@ -14,9 +14,10 @@ pub fn backward_data(
     dy: &wgpu::Buffer,
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
+    kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
     if let Some(phases) = forward_phases(gpu, g) {
-        return through_forward_phases(gpu, g, &phases, dy, w, dx);
+        return through_forward_phases(gpu, g, &phases, dy, w, dx, kept);
     }
     let block = ConvTile::block_first(gpu, g.cin / g.args.groups) && transposes_to_forward(g);
     if is_pointwise_gemm(g) && !block {
@@ -228,7 +229,7 @@ pub fn backward_data_texture(
             ),
         ));
     };
-    through_forward_phases(gpu, g, &phases, dy, w, dx)
+    through_forward_phases(gpu, g, &phases, dy, w, dx, None)
 }
 
 /// The input gradient for the phases `forward_phases` found, each through `forward` (the
@@ -241,6 +242,7 @@ fn through_forward_phases(
     dy: &wgpu::Buffer,
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
+    kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
     let dense = g.args.stride == [1, 1];
     let mut out = Vec::new();
@@ -272,8 +274,9 @@ fn through_forward_phases(
         };
         let taps = [(py.k0, py.step, py.taps), (px.k0, px.step, px.taps)];
         if dense {
+            // dy's one packing (no phases): kept for the weight gradient where the plan wants it
             out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, |t, b| {
-                forward(gpu, t, Epilogue::default(), DType::F32, b)
+                forward(gpu, t, Epilogue::default(), DType::F32, &ForwardBuffers { kept, ..*b })
             })?);
         } else {
             let bytes = (planes * py.count * px.count * 4) as u64;

@@ -34,6 +34,9 @@ pub struct PackedInput {
     pub per_band: usize,
     pub width: usize,
     pub height: usize,
+    /// Where the image starts in its plane: the conv's padding rows and columns.
+    pub ph: usize,
+    pub pw: usize,
 }
 
 impl PackedInput {
@@ -57,6 +60,8 @@ impl PackedInput {
             per_band,
             width: per_band * wp,
             height,
+            ph: a.padding[0],
+            pw: a.padding[1],
         })
     }
 
@@ -124,40 +129,40 @@ fn layout(gpu: &Gpu, what: &str, g: &Conv2dGeom) -> Result<PackedInput> {
     })
 }
 
-/// A training plan's conv inputs that stay packed from their forward to their weight gradient.
-/// The forward packs such an input into a texture of its own instead of the pooled scratch,
-/// and the weight gradient of the same conv reads that texture instead of packing x again
-/// (BENCHMARKS.md, "Packing once for the forward and the weight gradient"). One per plan, built
-/// before its nodes are lowered: within a plan, x's buffer holds x unchanged from the forward to
-/// the weight gradient (the weight gradient reads it), and only packings of x write x's kept
-/// texture.
+/// A training plan's activations that stay packed from one texture conv to a later one: a
+/// conv's input x from its forward to its weight gradient, and (stride 1) its output gradient
+/// dy from its input gradient to its weight gradient. A conv that packs a wanted buffer packs it
+/// into a texture of its own instead of the pooled scratch, and the weight gradient reads that
+/// texture instead of packing again (BENCHMARKS.md, "Packing once for the forward and the
+/// weight gradient"). One per plan, built before its nodes are lowered, which tell it, in the
+/// order the plan runs, what their dispatches fill (`lowered`) and which buffers they write
+/// (`written`): a record holds from a packing to the next write of its buffer.
 #[derive(Default)]
 pub struct KeptOperands {
-    /// (buffer, layout) of each input some weight gradient of the plan reads as packed x.
-    wanted: HashSet<(wgpu::Buffer, PackedInput)>,
-    /// Their textures, once a forward packs into them.
+    /// Buffers some weight gradient of the plan reads as a packed texture.
+    wanted: HashSet<wgpu::Buffer>,
+    /// Their textures by (buffer, layout), once a conv packs into them.
     textures: RefCell<HashMap<(wgpu::Buffer, PackedInput), Arc<OperandTexture>>>,
-    /// Those filled by a lowered forward's dispatches, in plan order.
+    /// Those whose contents are current at this point of the plan.
     filled: RefCell<HashSet<(wgpu::Buffer, PackedInput)>>,
 }
 
 impl KeptOperands {
-    /// Keep `x`, the input of `g`, packed for its weight gradient, where that gradient reads it
-    /// as a packed texture (`weight_gradient_reads_packed_x`).
-    pub fn want(&mut self, gpu: &Gpu, g: &Conv2dGeom, x: &wgpu::Buffer) {
+    /// Keep the operands of `g`'s weight gradient packed (x, and dy), where that gradient reads
+    /// them as packed textures (`weight_gradient_reads_packed_x`).
+    pub fn want(&mut self, gpu: &Gpu, g: &Conv2dGeom, dy: &wgpu::Buffer, x: &wgpu::Buffer) {
         if super::weight_gradient_reads_packed_x(gpu, g) {
-            if let Some(l) = PackedInput::new(g, gpu.policy().max_texture_side as usize) {
-                self.wanted.insert((x.clone(), l));
-            }
+            self.wanted.insert(x.clone());
+            self.wanted.insert(dy.clone());
         }
     }
 
-    /// The kept texture to pack `x` into with layout `l`, when it is wanted.
+    /// The kept texture to pack `x` into with layout `l`, when `x` is wanted.
     fn texture(&self, gpu: &Gpu, what: &str, x: &wgpu::Buffer, l: &PackedInput) -> Result<Option<Arc<OperandTexture>>> {
-        let key = (x.clone(), *l);
-        if !self.wanted.contains(&key) {
+        if !self.wanted.contains(x) {
             return Ok(None);
         }
+        let key = (x.clone(), *l);
         if let Some(t) = self.textures.borrow().get(&key) {
             return Ok(Some(t.clone()));
         }
@@ -166,8 +171,8 @@ impl KeptOperands {
         Ok(Some(t))
     }
 
-    /// Record what a lowered node's dispatches fill: a later weight gradient of the plan reads
-    /// those textures. Called with the dispatches that run, not with the tuner's candidates.
+    /// Record what a lowered node's dispatches fill. Called with the dispatches that run, not
+    /// with the tuner's candidates, after `written` for the node's outputs.
     pub fn lowered(&self, dispatches: &[Dispatch]) {
         let textures = self.textures.borrow();
         for f in dispatches.iter().filter_map(|d| d.fill.as_ref()) {
@@ -179,16 +184,21 @@ impl KeptOperands {
         }
     }
 
-    /// The texture holding `x` packed with layout `l`, when a forward earlier in the plan filled
-    /// it. Taken: a later value that the planner puts in the same buffer is only found once its
-    /// own forward has packed it.
-    fn take_filled(&self, x: &wgpu::Buffer, l: &PackedInput) -> Option<Arc<OperandTexture>> {
-        let key = (x.clone(), *l);
-        if self.filled.borrow_mut().remove(&key) {
-            self.textures.borrow().get(&key).cloned()
-        } else {
-            None
-        }
+    /// A node writes `b`: its packings are stale from here on.
+    pub fn written(&self, b: &wgpu::Buffer) {
+        self.filled.borrow_mut().retain(|(k, _)| k != b);
+    }
+
+    /// A current packing of `b` whose layout `fits`, with its texture.
+    fn find(
+        &self,
+        b: &wgpu::Buffer,
+        fits: impl Fn(&PackedInput) -> bool,
+    ) -> Option<(PackedInput, Arc<OperandTexture>)> {
+        let filled = self.filled.borrow();
+        let (_, l) = filled.iter().find(|(k, l)| k == b && fits(l))?;
+        let t = self.textures.borrow().get(&(b.clone(), *l)).cloned()?;
+        Some((*l, t))
     }
 }
 
@@ -218,8 +228,8 @@ fn pack(
         wp,
         hp,
         per_band,
-        u32_of("conv2d padding", g.args.padding[0])?,
-        u32_of("conv2d padding", g.args.padding[1])?,
+        u32_of("conv2d padding", l.ph)?,
+        u32_of("conv2d padding", l.pw)?,
         width,
     ];
     let band = tex.staging_rows;
@@ -408,24 +418,39 @@ pub fn backward_weight(
     };
     // x as its forward packed it, where the plan kept that texture
     let l = layout(gpu, "conv2d input", g)?;
-    let (tex, xpack) = match kept.and_then(|k| k.take_filled(x, &l)) {
-        Some(tex) => (tex, Vec::new()),
+    let (tex, xpack) = match kept.and_then(|k| k.find(x, |kl| *kl == l)) {
+        Some((_, tex)) => (tex, Vec::new()),
         None => {
             let tex = gpu.operand_texture("conv2d input", 0, l.width as u32, l.height as u32)?;
             let d = pack(gpu, g, &l, DType::F32, x, &tex)?;
             (tex, d)
         }
     };
-    // dy packed alike (4 output channels of a group per texel, no padding), in a texture of its
-    // own: the kernel fetches a texel per 4 output channels instead of 4 uniform loads
+    // dy as the input gradient packed it (any padding around whole planes of dy), where the
+    // plan kept that texture; else packed alike here (4 output channels of a group per texel,
+    // no padding): the kernel fetches a texel per 4 output channels instead of 4 uniform loads
     let dyg = dy_as_input(g);
-    let dl = layout(gpu, "conv2d output gradient", &dyg)?;
-    let dtex = gpu.operand_texture("conv2d output gradient", 1, dl.width as u32, dl.height as u32)?;
-    let dpack = pack(gpu, &dyg, &dl, DType::F32, dy, &dtex)?;
+    let dc4g = (g.cout / g.args.groups).div_ceil(4);
+    let holds_dy = |dl: &PackedInput| dl.c4g == dc4g && dl.ph + g.oh <= dl.hp && dl.pw + g.ow <= dl.wp;
+    let (dl, dtex, dpack) = match kept.and_then(|k| k.find(dy, holds_dy)) {
+        Some((dl, dtex)) => (dl, dtex, Vec::new()),
+        None => {
+            let dl = layout(gpu, "conv2d output gradient", &dyg)?;
+            let dtex = gpu.operand_texture("conv2d output gradient", 1, dl.width as u32, dl.height as u32)?;
+            let d = pack(gpu, &dyg, &dl, DType::F32, dy, &dtex)?;
+            (dl, dtex, d)
+        }
+    };
     let mut params = sizes(g)?.to_vec();
     params.extend(l.words()?);
-    params.push(u32_of("conv2d packed output-gradient blocks", dl.c4g)?);
-    params.push(u32_of("conv2d packed output-gradient images per band", dl.per_band)?);
+    params.extend([
+        u32_of("conv2d packed output-gradient blocks", dl.c4g)?,
+        u32_of("conv2d packed output-gradient plane width", dl.wp)?,
+        u32_of("conv2d packed output-gradient plane height", dl.hp)?,
+        u32_of("conv2d packed output-gradient images per band", dl.per_band)?,
+        u32_of("conv2d packed output-gradient padding", dl.ph)?,
+        u32_of("conv2d packed output-gradient padding", dl.pw)?,
+    ]);
     let inputs = [Resource::Texture(&dtex.view), Resource::Texture(&tex.view)];
     let lanes = weight_gradient_lanes(g, columns);
     let mut out = xpack;
