@@ -10,6 +10,11 @@ alias T = f32;
 override WG: u32 = 256u;
 override HAS_RESIDUAL: bool = false;
 override HAS_PRE: bool = false;
+// The channel count C and the plane size HW are pipeline constants: the channel of an element
+// comes from divisions by constants, which compile to multiplies and shifts, where a divisor
+// from a uniform is one scalar divide per lane on lavapipe (and a long sequence on GPUs).
+override C: u32 = 1u;
+override HW: u32 = 1u;
 
 struct Params { total: u32, c: u32, hw: u32, eps: f32 }
 
@@ -30,7 +35,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (i >= p.total) {
         return;
     }
-    let c = (i / p.hw) % p.c;
+    let c = (i / HW) % C;
     let scale = gamma[c] * inverseSqrt(var_[c] + p.eps);
     var v = (f32(x[i]) - mean[c]) * scale + beta[c];
     if (HAS_RESIDUAL) {

@@ -10,6 +10,11 @@ override HAS_RESIDUAL: bool = false;
 // the saved tensor is the output y (the derivative follows from it), else the value before
 // the activation
 override FROM_OUTPUT: bool = true;
+// The channel count C and the plane size HW are pipeline constants: the channel of an element
+// comes from divisions by constants, which compile to multiplies and shifts, where a divisor
+// from a uniform is one scalar divide per lane on lavapipe (and a long sequence on GPUs).
+override C: u32 = 1u;
+override HW: u32 = 1u;
 
 struct Params { total: u32, c: u32, hw: u32, eps: f32, count: f32 }
 
@@ -32,7 +37,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (i >= p.total) {
         return;
     }
-    let c = (i / p.hw) % p.c;
+    let c = (i / HW) % C;
     let inv = inverseSqrt(var_[c] + p.eps);
     let xhat = (x[i] - mean[c]) * inv;
     var g = dy[i];

@@ -11,6 +11,11 @@ override SPLIT: bool = false;
 // the saved tensor is the output y (the derivative follows from it), else the value before
 // the activation
 override FROM_OUTPUT: bool = true;
+// The channel count C and the plane size HW are pipeline constants: the channel of an element
+// comes from divisions by constants, which compile to multiplies and shifts, where a divisor
+// from a uniform is one scalar divide per lane on lavapipe (and a long sequence on GPUs).
+override C: u32 = 1u;
+override HW: u32 = 1u;
 
 struct Params { n: u32, c: u32, hw: u32, eps: f32, chunk: u32 }
 
@@ -46,7 +51,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     var sa = 0.0;
     var sb = 0.0;
     for (var i = start + lid; i < end; i += WG) {
-        let j = ((i / p.hw) * p.c + c) * p.hw + i % p.hw;
+        let j = ((i / HW) * C + c) * HW + i % HW;
         let g = grad(j);
         sa += g;
         sb += g * (x[j] - m) * inv;

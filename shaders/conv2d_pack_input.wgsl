@@ -9,16 +9,28 @@
 // (a batch too wide for one row of planes folds into bands). The texels go to the texture's
 // staging buffer, rows y0 .. y0 + rows of the texture at `stride` texels apart, which a copy then
 // moves into the texture (cheaper on lavapipe than textureStore). One invocation per texel.
+// The tensor's shape and the layout are pipeline constants: the index arithmetic divides by
+// constants, which compile to multiplies and shifts, where a divisor from a uniform is one
+// scalar divide per lane on lavapipe (a u32 division per lane was ~8% of this kernel's time)
+// and a long sequence on GPUs.
 alias T = f32;
 
 override WG: u32 = 64u;
+override N: u32 = 1u;
+override CIN: u32 = 4u;
+override H: u32 = 1u;
+override W: u32 = 1u;
+override GROUPS: u32 = 1u;
+override C4G: u32 = 1u;
+override WP: u32 = 1u;
+override HP: u32 = 1u;
+override PER_BAND: u32 = 1u;
+override PH: u32 = 0u;
+override PW: u32 = 0u;
 
-struct Params {
-    n: u32, cin: u32, h: u32, w: u32,
-    groups: u32, c4g: u32, wp: u32, hp: u32,
-    per_band: u32, ph: u32, pw: u32, width: u32,
-    y0: u32, rows: u32, stride: u32,
-}
+// the texture rows this dispatch packs (a band of the staging buffer's rows), and the texels
+// from one staging row to the next
+struct Params { width: u32, y0: u32, rows: u32, stride: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<T>;   // (N, Cin, H, W)
@@ -26,32 +38,26 @@ struct Params {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-    // a workgroup packs part of one texture row (grid y), so everything that follows from the
-    // row is the same in every lane: lavapipe divides once per workgroup, not once per lane
     let row = wid.y;
     let ty = p.y0 + row;
-    let cin_g = p.cin / p.groups;
-    let band_rows = p.groups * p.c4g * p.hp;
+    let cin_g = CIN / GROUPS;
+    let band_rows = GROUPS * C4G * HP;
     let r = ty % band_rows;
-    let block = r / p.hp;
-    let g = block / p.c4g;
-    let cb = block % p.c4g;
+    let block = r / HP;
+    let g = block / C4G;
+    let cb = block % C4G;
     // one unsigned compare per axis: a negative coordinate wraps past the bound
-    let iy = (r % p.hp) - p.ph;
+    let iy = (r % HP) - PH;
     let tx = gid.x;
-    // the image slot as an f32 division: lavapipe has no vector integer divide (one scalar
-    // divide per lane), and this one was ~8% of the packing time. Exact while the texture is
-    // under 2^23 texels wide: the quotient q = tx / wp rounds by at most q * 2^-24, less than
-    // the 0.5 / wp that separates (tx + 0.5) / wp from the nearest integer when q * wp < 2^23
-    let slot = u32((f32(tx) + 0.5) / f32(p.wp));
-    let n = (ty / band_rows) * p.per_band + slot;
-    let ix = tx - slot * p.wp - p.pw;
-    let inside = tx < p.width && n < p.n && iy < p.h && ix < p.w;
-    let base = ((n * p.cin + g * cin_g + cb * 4u) * p.h + iy) * p.w + ix;
+    let slot = tx / WP;
+    let n = (ty / band_rows) * PER_BAND + slot;
+    let ix = tx - slot * WP - PW;
+    let inside = tx < p.width && n < N && iy < H && ix < W;
+    let base = ((n * CIN + g * cin_g + cb * 4u) * H + iy) * W + ix;
     var v = vec4f(0.0);
     for (var k = 0u; k < 4u; k++) {
         if (inside && cb * 4u + k < cin_g) {
-            v[k] = f32(x[base + k * p.h * p.w]);
+            v[k] = f32(x[base + k * H * W]);
         }
     }
     if (tx < p.width) {

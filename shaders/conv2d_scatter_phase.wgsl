@@ -6,6 +6,10 @@
 
 const WG: u32 = 64u;
 override ZERO: bool = false;
+// the phase's map: pipeline constants, so that the index arithmetic divides by constants
+// (multiplies and shifts; a divisor from a uniform is one scalar divide per lane on lavapipe)
+override ROWS: u32 = 1u;
+override COLS: u32 = 1u;
 
 struct Params {
     planes: u32, h: u32, w: u32, rows: u32,
@@ -21,13 +25,13 @@ struct Params {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    let per_plane = p.rows * p.cols;
+    let per_plane = ROWS * COLS;
     if (i >= p.planes * per_plane) {
         return;
     }
     let plane = i / per_plane;
-    let my = (i % per_plane) / p.cols;
-    let mx = i % p.cols;
+    let my = (i % per_plane) / COLS;
+    let mx = i % COLS;
     let at = (plane * p.h + p.first_y + my * p.sy) * p.w + p.first_x + mx * p.sx;
     if (ZERO) {
         dx[at] = 0.0;

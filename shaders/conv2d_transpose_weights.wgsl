@@ -5,15 +5,24 @@
 // w (Cout, Cin/g, KH, KW):
 //   wt[g*Cin/g + ci, co, ty, tx] = w[g*Cout/g + co, ci, k0y + (TH-1-ty)*step_y, k0x + (TW-1-tx)*step_x]
 // (stride 1: k0 = 0, step = 1, T = K). One invocation per wt element, in wt's order, so the
-// stores are coalesced (the weights are small; the loads gather).
+// stores are coalesced (the weights are small; the loads gather). The shape is pipeline
+// constants: the index arithmetic divides by constants, which compile to multiplies and
+// shifts, where a divisor from a uniform is one scalar divide per lane on lavapipe (and a
+// long sequence on GPUs, which have no integer divider).
 
 const WG: u32 = 64u;
+override CIN_G: u32 = 1u;
+override COUT_G: u32 = 1u;
+override TH: u32 = 1u;
+override TW: u32 = 1u;
+override KH: u32 = 1u;
+override KW: u32 = 1u;
+override K0Y: u32 = 0u;
+override STEP_Y: u32 = 1u;
+override K0X: u32 = 0u;
+override STEP_X: u32 = 1u;
 
-struct Params {
-    cin_g: u32, cout_g: u32, th: u32, tw: u32,
-    total: u32, kh: u32, kw: u32, k0y: u32,
-    step_y: u32, k0x: u32, step_x: u32,
-}
+struct Params { total: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -26,13 +35,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (i >= p.total) {
         return;
     }
-    let taps = p.th * p.tw;
+    let taps = TH * TW;
     let t = i % taps;
-    let co = (i / taps) % p.cout_g;
-    let cin = i / (taps * p.cout_g);
-    let group = cin / p.cin_g;
-    let ci = cin % p.cin_g;
-    let ky = p.k0y + (p.th - 1u - t / p.tw) * p.step_y;
-    let kx = p.k0x + (p.tw - 1u - t % p.tw) * p.step_x;
-    wt[i] = w[(((group * p.cout_g + co) * p.cin_g + ci) * p.kh + ky) * p.kw + kx];
+    let co = (i / taps) % COUT_G;
+    let cin = i / (taps * COUT_G);
+    let group = cin / CIN_G;
+    let ci = cin % CIN_G;
+    let ky = K0Y + (TH - 1u - t / TW) * STEP_Y;
+    let kx = K0X + (TW - 1u - t % TW) * STEP_X;
+    wt[i] = w[(((group * COUT_G + co) * CIN_G + ci) * KH + ky) * KW + kx];
 }

@@ -136,6 +136,8 @@ pub fn apply(
         ("HAS_PRE", f64::from(u8::from(pre.is_some()))),
         act,
         alpha,
+        ("C", c as f64),
+        ("HW", hw as f64),
     ];
     let pipeline = gpu.pipeline(super::shaders::variant(gpu, &BATCH_NORM_APPLY, storage)?, &constants)?;
     let params = [
@@ -233,7 +235,7 @@ pub fn backward(
     let split = ("SPLIT", f64::from(u8::from(splits > 1)));
     let reduce = gpu.pipeline(
         reduction_variant(gpu, &BATCH_NORM_BWD_REDUCE),
-        &[act, alpha, from_output, split],
+        &[act, alpha, from_output, split, ("C", c as f64), ("HW", hw as f64)],
     )?;
     let chunk = count.div_ceil(splits);
     let params = [
@@ -266,7 +268,11 @@ pub fn backward(
         )?);
     }
     let res = ("HAS_RESIDUAL", f64::from(u8::from(b.dr.is_some())));
-    let data = gpu.pipeline(&BATCH_NORM_BWD_DATA, &[("WG", WG as f64), act, alpha, from_output, res])?;
+    let shape = [("C", c as f64), ("HW", hw as f64)];
+    let data = gpu.pipeline(
+        &BATCH_NORM_BWD_DATA,
+        &[("WG", WG as f64), act, alpha, from_output, res, shape[0], shape[1]],
+    )?;
     let params = [
         u32_of("batch_norm elements", total)?,
         c as u32,

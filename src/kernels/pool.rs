@@ -78,7 +78,14 @@ pub fn max_backward(
     let idx = gpu.scratch_buffer("max_pool2d argmax positions", (outputs.max(1) * 4) as u64)?;
     let argmax = gpu.pipeline(&MAX_POOL2D_ARGMAX, &max_window(g))?;
     let argmax = Dispatch::new(gpu, argmax, &params(g)?, &[x, &idx], grid(g)?)?;
-    let pipeline = gpu.pipeline(&MAX_POOL2D_BWD, &max_window(g))?;
+    let mut constants = max_window(g);
+    constants.extend([
+        ("H", g.h as f64),
+        ("W", g.w as f64),
+        ("OH", g.oh as f64),
+        ("OW", g.ow as f64),
+    ]);
+    let pipeline = gpu.pipeline(&MAX_POOL2D_BWD, &constants)?;
     let scatter = Dispatch::new(gpu, pipeline, &params(g)?, &[dy, &idx, dx], input_grid(g)?)?;
     Ok(vec![argmax, scatter])
 }

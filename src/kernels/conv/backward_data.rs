@@ -252,7 +252,14 @@ fn through_forward_phases(
             let total = planes * py.count * px.count;
             Dispatch::new(
                 gpu,
-                gpu.pipeline(&CONV2D_SCATTER_PHASE, &[("ZERO", f64::from(u8::from(zero)))])?,
+                gpu.pipeline(
+                    &CONV2D_SCATTER_PHASE,
+                    &[
+                        ("ZERO", f64::from(u8::from(zero))),
+                        ("ROWS", py.count as f64),
+                        ("COLS", px.count as f64),
+                    ],
+                )?,
                 &[
                     u32_of("conv2d input planes", planes)?,
                     g.h as u32,
@@ -353,22 +360,24 @@ pub(super) fn transpose_weights(
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
     let [(k0y, step_y, th), (k0x, step_x, tw)] = taps;
     let total = g.cin * cout_g * th * tw;
+    u32_of("conv2d input channels per group", cin_g)?;
+    u32_of("conv2d output channels per group", cout_g)?;
+    let constants = [
+        ("CIN_G", cin_g as f64),
+        ("COUT_G", cout_g as f64),
+        ("TH", th as f64),
+        ("TW", tw as f64),
+        ("KH", g.kh as f64),
+        ("KW", g.kw as f64),
+        ("K0Y", k0y as f64),
+        ("STEP_Y", step_y as f64),
+        ("K0X", k0x as f64),
+        ("STEP_X", step_x as f64),
+    ];
     Dispatch::new(
         gpu,
-        gpu.pipeline(&CONV2D_TRANSPOSE_WEIGHTS, &[])?,
-        &[
-            u32_of("conv2d input channels per group", cin_g)?,
-            u32_of("conv2d output channels per group", cout_g)?,
-            th as u32,
-            tw as u32,
-            u32_of("conv2d weights", total)?,
-            g.kh as u32,
-            g.kw as u32,
-            k0y as u32,
-            step_y as u32,
-            k0x as u32,
-            step_x as u32,
-        ],
+        gpu.pipeline(&CONV2D_TRANSPOSE_WEIGHTS, &constants)?,
+        &[u32_of("conv2d weights", total)?],
         &[w, wt],
         grid_1d(groups_for("conv2d weights", total, 64)?),
     )

@@ -213,32 +213,33 @@ fn pack(
     tex: &OperandTexture,
 ) -> Result<Vec<Dispatch>> {
     const WG: usize = 64;
-    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_PACK_INPUT, storage)?, &[("WG", WG as f64)])?;
-    let s = sizes(g)?;
-    let [c4g, wp, hp, per_band] = l.words()?;
+    // the shape and layout as pipeline constants (the shader says why); sizes() checks that
+    // they fit u32
+    sizes(g)?;
+    l.words()?;
+    let constants = [
+        ("WG", WG as f64),
+        ("N", g.n as f64),
+        ("CIN", g.cin as f64),
+        ("H", g.h as f64),
+        ("W", g.w as f64),
+        ("GROUPS", g.args.groups as f64),
+        ("C4G", l.c4g as f64),
+        ("WP", l.wp as f64),
+        ("HP", l.hp as f64),
+        ("PER_BAND", l.per_band as f64),
+        ("PH", l.ph as f64),
+        ("PW", l.pw as f64),
+    ];
+    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_PACK_INPUT, storage)?, &constants)?;
     let width = u32_of("conv2d packed width", l.width)?;
     let height = u32_of("conv2d packed height", l.height)?;
-    let layout = [
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        s[7],
-        c4g,
-        wp,
-        hp,
-        per_band,
-        u32_of("conv2d padding", l.ph)?,
-        u32_of("conv2d padding", l.pw)?,
-        width,
-    ];
     let band = tex.staging_rows;
     (0..height)
         .step_by(band as usize)
         .map(|y0| {
             let rows = band.min(height - y0);
-            let mut params = layout.to_vec();
-            params.extend([y0, rows, tex.staging_stride]);
+            let params = [width, y0, rows, tex.staging_stride];
             let grid = [u32_of("conv2d packing workgroups", l.width.div_ceil(WG))?, rows, 1];
             let d = Dispatch::with_resources(
                 gpu,
