@@ -482,7 +482,8 @@ pub struct ModelResult {
     pub timing: Timing,
     pub images_per_sec: f64,
     pub stats: crate::exec::PlanStats,
-    /// Per-kernel time of one run, each dispatch timed alone (with `profile`).
+    /// Per-kernel time of one run, each dispatch timed alone as the best of 7 runs (with
+    /// `profile`).
     pub profile: Vec<(&'static str, f64, usize)>,
 }
 

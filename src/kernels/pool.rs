@@ -102,7 +102,14 @@ pub fn avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &wgpu::Buf
 }
 
 pub fn adaptive_avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &wgpu::Buffer) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&ADAPTIVE_AVG_POOL2D_BWD, &[("WG", WG as f64)])?;
+    let constants = [
+        ("WG", WG as f64),
+        ("H", g.h as f64),
+        ("W", g.w as f64),
+        ("OH", g.oh as f64),
+        ("OW", g.ow as f64),
+    ];
+    let pipeline = gpu.pipeline(&ADAPTIVE_AVG_POOL2D_BWD, &constants)?;
     Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)
 }
 

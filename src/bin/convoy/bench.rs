@@ -62,7 +62,7 @@ pub struct BenchArgs {
     /// Gemm (and the conv suite's ceiling): matrix size.
     #[arg(long, default_value_t = 1024)]
     gemm_size: usize,
-    /// Models: also time each dispatch alone and print the time per kernel.
+    /// Models: also time each dispatch alone (the best of 7 runs) and print the time per kernel.
     #[arg(long)]
     profile: bool,
     /// Untimed runs before timing.
