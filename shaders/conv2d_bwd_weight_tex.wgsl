@@ -25,6 +25,13 @@ override CB: u32 = 1u;
 // pixels per block of shared dy fetches: the subgroup width the operand_share prelude's
 // subgroup form needs at least
 const SHARE: u32 = 8u;
+// the output map's width and size and the images per band of x's and dy's textures: pipeline
+// constants, so that placing each block's pixels divides by constants (multiplies and shifts;
+// a divisor from a uniform is one scalar divide per lane on lavapipe)
+override OUT_W: u32 = 1u;
+override OUT_PLANE: u32 = 1u;
+override PER_BAND: u32 = 1u;
+override DPER_BAND: u32 = 1u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -57,7 +64,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
     let g = wid.z / blocks_g;
     let oc0 = g * cout_g + (wid.z % blocks_g) * OCB;
     let noc = min(OCB, (g + 1u) * cout_g - oc0);
-    let oplane = p.oh * p.ow;
+    let oplane = OUT_PLANE;
 
     // this invocation's columns: CB live taps of channel blocks `quad` (4 channels; those past
     // cin_g are zero texels and are not stored); their texel offsets from the pixel's origin
@@ -84,11 +91,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
     let q0 = wid.y * p.chunk;
     let q1 = min(q0 + p.chunk, total);
     var n = q0 / oplane;
-    var oy = (q0 % oplane) / p.ow;
-    var ox = q0 % p.ow;
+    var oy = (q0 % oplane) / OUT_W;
+    var ox = q0 % OUT_W;
     // the pixel's window origin in the texture (uniform), stepped with the pixel
-    var bx = i32((n % p.per_band) * p.wp + ox * SW);
-    var by = i32((n / p.per_band) * band_rows + oy * SH);
+    var bx = i32((n % PER_BAND) * p.wp + ox * SW);
+    var by = i32((n / PER_BAND) * band_rows + oy * SH);
     var acc: array<vec4f, 8>;   // acc[o]: output channel oc0+o at the first texel's 4 columns
     var acc2: array<vec4f, 8>;  // the same at the second texel's (CB = 2)
     // the workgroup's output channels start a texel of dy (OCB is 4 or 8 on this kernel)
@@ -117,7 +124,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
             if (CB == 2u) {
                 xv2 = textureLoad(xt, origin + off[1], 0);
             }
-            let dxy = vec2i(i32((n % p.dper_band) * p.dwp + p.dpx + ox), i32((n / p.dper_band) * dband_rows + dblock * p.dhp + p.dpy + oy));
+            let dxy = vec2i(i32((n % DPER_BAND) * p.dwp + p.dpx + ox), i32((n / DPER_BAND) * dband_rows + dblock * p.dhp + p.dpy + oy));
             for (var t = 0u; t < OCB / 4u; t++) {
                 let dv = shared_texel(dyt, own[t], j, dxy + i32(t) * dstep);
                 acc[4u * t] += dv.x * xv;
@@ -133,15 +140,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
             }
             ox += 1u;
             bx += i32(SW);
-            if (ox == p.ow) {
+            if (ox == OUT_W) {
                 ox = 0u;
                 oy += 1u;
                 if (oy == p.oh) {
                     oy = 0u;
                     n += 1u;
                 }
-                bx = i32((n % p.per_band) * p.wp);
-                by = i32((n / p.per_band) * band_rows + oy * SH);
+                bx = i32((n % PER_BAND) * p.wp);
+                by = i32((n / PER_BAND) * band_rows + oy * SH);
             }
         }
     }
@@ -156,16 +163,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: ShareLanes) {
 // dy's texel of output pixel q (image, row, column) in the workgroup's first block of 4 output
 // channels.
 fn dy_texel(q: u32, dblock: u32, dband_rows: u32) -> vec2i {
-    let oplane = p.oh * p.ow;
+    let oplane = OUT_PLANE;
     let n = q / oplane;
     let r = q % oplane;
-    return vec2i(i32((n % p.dper_band) * p.dwp + p.dpx + r % p.ow), i32((n / p.dper_band) * dband_rows + dblock * p.dhp + p.dpy + r / p.ow));
+    return vec2i(i32((n % DPER_BAND) * p.dwp + p.dpx + r % OUT_W), i32((n / DPER_BAND) * dband_rows + dblock * p.dhp + p.dpy + r / OUT_W));
 }
 
 // The texel of output pixel q's window origin (tap 0, channel block 0 of group 0) in x's texture.
 fn x_origin(q: u32, band_rows: u32) -> vec2i {
-    let oplane = p.oh * p.ow;
+    let oplane = OUT_PLANE;
     let n = q / oplane;
     let r = q % oplane;
-    return vec2i(i32((n % p.per_band) * p.wp + (r % p.ow) * SW), i32((n / p.per_band) * band_rows + (r / p.ow) * SH));
+    return vec2i(i32((n % PER_BAND) * p.wp + (r % OUT_W) * SW), i32((n / PER_BAND) * band_rows + (r / OUT_W) * SH));
 }

@@ -19,6 +19,12 @@ override WG: u32 = 64u;
 override OCB: u32 = 8u;
 // output pixels per invocation: 4 or 8 (the register tile's columns)
 override PX: u32 = 4u;
+// the output map's width and size and the images per band of x's texture: pipeline constants,
+// so that placing each of an invocation's PX pixels divides by constants (multiplies and
+// shifts; a divisor from a uniform is one scalar divide per lane on lavapipe)
+override OUT_W: u32 = 1u;
+override OUT_PLANE: u32 = 1u;
+override PER_BAND: u32 = 1u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -52,7 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     let own_origin = weight_origin(oc0 + min(min(share_row(lanes), OCB - 1u), last));
 
-    let plane = p.oh * p.ow;
+    let plane = OUT_PLANE;
     let total = p.n * plane;
     let block = wid.x + wid.y * nwg.x;
     let band_rows = p.groups * p.c4g * p.hp;
@@ -66,8 +72,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let qq = min(q, total - 1u);  // spare lanes read a valid texel, store nothing
         let n = qq / plane;
         let r = qq % plane;
-        tx[j] = i32((n % p.per_band) * p.wp + (r % p.ow) * SW);
-        ty[j] = i32((n / p.per_band) * band_rows + g * p.c4g * p.hp + (r / p.ow) * SH);
+        tx[j] = i32((n % PER_BAND) * p.wp + (r % OUT_W) * SW);
+        ty[j] = i32((n / PER_BAND) * band_rows + g * p.c4g * p.hp + (r / OUT_W) * SH);
         yb[j] = (n * p.cout + oc0) * plane + r;
     }
 

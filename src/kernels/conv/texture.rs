@@ -309,6 +309,9 @@ pub fn forward(
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
     constants.push(("PX", px as f64));
+    constants.push(("OUT_W", g.ow as f64));
+    constants.push(("OUT_PLANE", (g.oh * g.ow) as f64));
+    constants.push(("PER_BAND", l.per_band as f64));
     constants.extend(tap_window_constants(g));
     let shader = operand_variant(gpu, variant(gpu, &CONV2D_FWD_TEX, storage)?, tile.wg);
     let pipeline = gpu.pipeline(shader, &constants)?;
@@ -462,7 +465,13 @@ pub fn backward_weight(
         operand_variant(gpu, &CONV2D_BWD_WEIGHT_TEX, tile.wg),
         tile,
         lanes,
-        &[("CB", columns as f64)],
+        &[
+            ("CB", columns as f64),
+            ("OUT_W", g.ow as f64),
+            ("OUT_PLANE", (g.oh * g.ow) as f64),
+            ("PER_BAND", l.per_band as f64),
+            ("DPER_BAND", dl.per_band as f64),
+        ],
         chunk,
         &params,
         &inputs,
