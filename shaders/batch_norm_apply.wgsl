@@ -16,7 +16,7 @@ override HAS_PRE: bool = false;
 override C: u32 = 1u;
 override HW: u32 = 1u;
 
-struct Params { total: u32, c: u32, hw: u32, eps: f32 }
+struct Params { total: u32, eps: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<T>;          // (N, C, H, W)

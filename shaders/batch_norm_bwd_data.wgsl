@@ -16,7 +16,7 @@ override FROM_OUTPUT: bool = true;
 override C: u32 = 1u;
 override HW: u32 = 1u;
 
-struct Params { total: u32, c: u32, hw: u32, eps: f32, count: f32 }
+struct Params { total: u32, eps: f32, count: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;        // (N, C, HW)

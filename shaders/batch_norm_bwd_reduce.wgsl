@@ -17,7 +17,7 @@ override FROM_OUTPUT: bool = true;
 override C: u32 = 1u;
 override HW: u32 = 1u;
 
-struct Params { n: u32, c: u32, hw: u32, eps: f32, chunk: u32 }
+struct Params { n: u32, eps: f32, chunk: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;           // (N, C, HW)
@@ -43,7 +43,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         lanes: Lanes) {
     let lid = lanes.index;
     let c = wid.x;
-    let count = p.n * p.hw;
+    let count = p.n * HW;
     let start = wid.y * p.chunk;
     let end = min(start + p.chunk, count);
     let m = mean[c];

@@ -36,12 +36,12 @@ override DPER_BAND: u32 = 1u;
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
     cout: u32, oh: u32, ow: u32, groups: u32,
-    // the operand texture's layout (see conv2d_pack_input)
-    c4g: u32, wp: u32, hp: u32, per_band: u32,
+    // the operand texture's layout (see conv2d_pack_input; images per band: PER_BAND)
+    c4g: u32, wp: u32, hp: u32,
     // dy's texture layout (the same packing): planes of DHP x DWP texels with dy's OH x OW at
     // (DPY, DPX): no padding where this kernel's caller packed dy, the input gradient's where
-    // the plan kept that packing
-    dc4g: u32, dwp: u32, dhp: u32, dper_band: u32, dpy: u32, dpx: u32,
+    // the plan kept that packing (images per band: DPER_BAND)
+    dc4g: u32, dwp: u32, dhp: u32, dpy: u32, dpx: u32,
     chunk: u32,  // output pixels per chunk
 }
 

@@ -29,8 +29,8 @@ override PER_BAND: u32 = 1u;
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
     cout: u32, oh: u32, ow: u32, groups: u32,
-    // the operand texture's layout (see conv2d_pack_input)
-    c4g: u32, wp: u32, hp: u32, per_band: u32,
+    // the operand texture's layout (see conv2d_pack_input; images per band: PER_BAND)
+    c4g: u32, wp: u32, hp: u32,
     // output channels per band of the packed weights
     w_per_band: u32,
 }

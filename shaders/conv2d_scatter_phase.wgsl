@@ -12,9 +12,8 @@ override ROWS: u32 = 1u;
 override COLS: u32 = 1u;
 
 struct Params {
-    planes: u32, h: u32, w: u32, rows: u32,
-    cols: u32, first_y: u32, first_x: u32, sy: u32,
-    sx: u32,
+    planes: u32, h: u32, w: u32, first_y: u32,
+    first_x: u32, sy: u32, sx: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -140,12 +140,7 @@ pub fn apply(
         ("HW", hw as f64),
     ];
     let pipeline = gpu.pipeline(super::shaders::variant(gpu, &BATCH_NORM_APPLY, storage)?, &constants)?;
-    let params = [
-        u32_of("batch_norm elements", total)?,
-        c as u32,
-        hw as u32,
-        f32_bits(eps),
-    ];
+    let params = [u32_of("batch_norm elements", total)?, f32_bits(eps)];
     let grid = grid_1d(groups_for("batch_norm", total, WG)?);
     let r = residual.unwrap_or(gpu.dummy());
     let pre = pre.unwrap_or(gpu.dummy_rw());
@@ -233,18 +228,14 @@ pub fn backward(
     let from_output = ("FROM_OUTPUT", f64::from(u8::from(epi.act.grad_from_output())));
     let y = b.y.unwrap_or(gpu.dummy());
     let split = ("SPLIT", f64::from(u8::from(splits > 1)));
+    // the channel count and plane size as pipeline constants (the shaders say why)
+    let shape = [("C", c as f64), ("HW", hw as f64)];
     let reduce = gpu.pipeline(
         reduction_variant(gpu, &BATCH_NORM_BWD_REDUCE),
-        &[act, alpha, from_output, split, ("C", c as f64), ("HW", hw as f64)],
+        &[act, alpha, from_output, split, shape[0], shape[1]],
     )?;
     let chunk = count.div_ceil(splits);
-    let params = [
-        n as u32,
-        c as u32,
-        hw as u32,
-        f32_bits(eps),
-        u32_of("batch_norm values per channel", chunk)?,
-    ];
+    let params = [n as u32, f32_bits(eps), u32_of("batch_norm values per channel", chunk)?];
     let partials = if splits > 1 {
         Some(gpu.scratch_buffer("batch_norm backward partial sums", (c * splits * 2 * 4) as u64)?)
     } else {
@@ -268,15 +259,12 @@ pub fn backward(
         )?);
     }
     let res = ("HAS_RESIDUAL", f64::from(u8::from(b.dr.is_some())));
-    let shape = [("C", c as f64), ("HW", hw as f64)];
     let data = gpu.pipeline(
         &BATCH_NORM_BWD_DATA,
         &[("WG", WG as f64), act, alpha, from_output, res, shape[0], shape[1]],
     )?;
     let params = [
         u32_of("batch_norm elements", total)?,
-        c as u32,
-        hw as u32,
         f32_bits(eps),
         f32_bits(count as f32),
     ];

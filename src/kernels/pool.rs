@@ -52,6 +52,17 @@ fn max_window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
     c
 }
 
+/// The input and output maps' sizes as pipeline constants, for the backward kernels that
+/// divide by them per element (constant divisors compile to multiplies and shifts).
+fn map_sizes(g: &Pool2dGeom) -> [(&'static str, f64); 4] {
+    [
+        ("H", g.h as f64),
+        ("W", g.w as f64),
+        ("OH", g.oh as f64),
+        ("OW", g.ow as f64),
+    ]
+}
+
 fn avg_window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
     let mut c = window(g);
     c.push(("COUNT_INCLUDE_PAD", f64::from(u8::from(g.args.count_include_pad))));
@@ -79,12 +90,7 @@ pub fn max_backward(
     let argmax = gpu.pipeline(&MAX_POOL2D_ARGMAX, &max_window(g))?;
     let argmax = Dispatch::new(gpu, argmax, &params(g)?, &[x, &idx], grid(g)?)?;
     let mut constants = max_window(g);
-    constants.extend([
-        ("H", g.h as f64),
-        ("W", g.w as f64),
-        ("OH", g.oh as f64),
-        ("OW", g.ow as f64),
-    ]);
+    constants.extend(map_sizes(g));
     let pipeline = gpu.pipeline(&MAX_POOL2D_BWD, &constants)?;
     let scatter = Dispatch::new(gpu, pipeline, &params(g)?, &[dy, &idx, dx], input_grid(g)?)?;
     Ok(vec![argmax, scatter])
@@ -102,13 +108,8 @@ pub fn avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &wgpu::Buf
 }
 
 pub fn adaptive_avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &wgpu::Buffer) -> Result<Dispatch> {
-    let constants = [
-        ("WG", WG as f64),
-        ("H", g.h as f64),
-        ("W", g.w as f64),
-        ("OH", g.oh as f64),
-        ("OW", g.ow as f64),
-    ];
+    let mut constants = vec![("WG", WG as f64)];
+    constants.extend(map_sizes(g));
     let pipeline = gpu.pipeline(&ADAPTIVE_AVG_POOL2D_BWD, &constants)?;
     Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)
 }

@@ -264,8 +264,6 @@ fn through_forward_phases(
                     u32_of("conv2d input planes", planes)?,
                     g.h as u32,
                     g.w as u32,
-                    py.count as u32,
-                    px.count as u32,
                     py.first as u32,
                     px.first as u32,
                     g.args.stride[0] as u32,

@@ -28,10 +28,11 @@ pub(super) const BLOCK_SPLIT_K_WORKGROUPS: usize = 4096;
 /// slice as large as dw).
 pub(super) const SPLIT_K_SCRATCH_BYTES: usize = 64 << 20;
 
-/// Whether the weight gradient of `g` reads x packed in `g`'s own texture layout (the texture
-/// kernel, not on the swapped pointwise conv): then a training plan keeps the forward's packing
-/// of x for it (`texture::KeptOperands`).
-pub(super) fn weight_gradient_reads_packed_x(gpu: &Gpu, g: &Conv2dGeom) -> bool {
+/// Whether the weight gradient of `g` reads x packed in `g`'s own texture layout and dy packed
+/// (the texture kernel, not on the swapped pointwise conv): then a training plan keeps the
+/// forward's packing of x, and a stride-1 input gradient's packing of dy, for it
+/// (`texture::KeptOperands`).
+pub(super) fn weight_gradient_reads_packed_operands(gpu: &Gpu, g: &Conv2dGeom) -> bool {
     texture::weight_gradient_uses_texture(gpu, g) && swapped(gpu, g).is_none()
 }
 

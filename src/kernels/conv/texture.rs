@@ -65,13 +65,13 @@ impl PackedInput {
         })
     }
 
-    /// The texture layout words the texture kernels append to the conv Params.
-    fn words(&self) -> Result<[u32; 4]> {
+    /// The texture layout words the texture kernels append to the conv Params (the images
+    /// per band go in as a pipeline constant).
+    fn words(&self) -> Result<[u32; 3]> {
         Ok([
             u32_of("conv2d packed channel blocks", self.c4g)?,
             u32_of("conv2d packed plane width", self.wp)?,
             u32_of("conv2d packed plane height", self.hp)?,
-            u32_of("conv2d packed images per band", self.per_band)?,
         ])
     }
 }
@@ -149,9 +149,9 @@ pub struct KeptOperands {
 
 impl KeptOperands {
     /// Keep the operands of `g`'s weight gradient packed (x, and dy), where that gradient reads
-    /// them as packed textures (`weight_gradient_reads_packed_x`).
+    /// them as packed textures (`weight_gradient_reads_packed_operands`).
     pub fn want(&mut self, gpu: &Gpu, g: &Conv2dGeom, dy: &wgpu::Buffer, x: &wgpu::Buffer) {
-        if super::weight_gradient_reads_packed_x(gpu, g) {
+        if super::weight_gradient_reads_packed_operands(gpu, g) {
             self.wanted.insert(x.clone());
             self.wanted.insert(dy.clone());
         }
@@ -425,8 +425,7 @@ pub fn backward_weight(
     let (tex, xpack) = match kept.and_then(|k| k.find(x, |kl| *kl == l)) {
         Some((_, tex)) => (tex, Vec::new()),
         None => {
-            let tex = gpu.operand_texture("conv2d input", 0, l.width as u32, l.height as u32)?;
-            let d = pack(gpu, g, &l, DType::F32, x, &tex)?;
+            let (_, tex, d) = packed(gpu, "conv2d input", 0, g, DType::F32, x, None)?;
             (tex, d)
         }
     };
@@ -438,12 +437,7 @@ pub fn backward_weight(
     let holds_dy = |dl: &PackedInput| dl.c4g == dc4g && dl.ph + g.oh <= dl.hp && dl.pw + g.ow <= dl.wp;
     let (dl, dtex, dpack) = match kept.and_then(|k| k.find(dy, holds_dy)) {
         Some((dl, dtex)) => (dl, dtex, Vec::new()),
-        None => {
-            let dl = layout(gpu, "conv2d output gradient", &dyg)?;
-            let dtex = gpu.operand_texture("conv2d output gradient", 1, dl.width as u32, dl.height as u32)?;
-            let d = pack(gpu, &dyg, &dl, DType::F32, dy, &dtex)?;
-            (dl, dtex, d)
-        }
+        None => packed(gpu, "conv2d output gradient", 1, &dyg, DType::F32, dy, None)?,
     };
     let mut params = sizes(g)?.to_vec();
     params.extend(l.words()?);
@@ -451,7 +445,6 @@ pub fn backward_weight(
         u32_of("conv2d packed output-gradient blocks", dl.c4g)?,
         u32_of("conv2d packed output-gradient plane width", dl.wp)?,
         u32_of("conv2d packed output-gradient plane height", dl.hp)?,
-        u32_of("conv2d packed output-gradient images per band", dl.per_band)?,
         u32_of("conv2d packed output-gradient padding", dl.ph)?,
         u32_of("conv2d packed output-gradient padding", dl.pw)?,
     ]);
