@@ -4,6 +4,8 @@
 // (`act_grad_from_output` of the `activation` prelude) or, with FROM_OUTPUT false, from the
 // value before the activation that the forward saved (bound as y), and
 // with a fused residual the masked dy is also the residual's gradient (written to dr).
+// A lane takes PACK consecutive elements of one channel (the elementwise_lanes prelude: 1, or 4
+// in its vec4 form), so the channel's parameters are loaded once per lane.
 
 override WG: u32 = 256u;
 override HAS_RESIDUAL: bool = false;
@@ -19,33 +21,47 @@ override HW: u32 = 1u;
 struct Params { total: u32, eps: f32, count: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;        // (N, C, HW)
-@group(0) @binding(2) var<storage, read> x: array<f32>;         // (N, C, HW)
+@group(0) @binding(1) var<storage, read> dy: array<FV>;         // (N, C, HW)
+@group(0) @binding(2) var<storage, read> x: array<FV>;          // (N, C, HW)
 @group(0) @binding(3) var<storage, read> mean: array<f32>;      // (C)
 @group(0) @binding(4) var<storage, read> var_: array<f32>;      // (C)
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;     // (C)
 @group(0) @binding(6) var<storage, read> dgamma: array<f32>;    // (C)
 @group(0) @binding(7) var<storage, read> dbeta: array<f32>;     // (C)
-@group(0) @binding(8) var<storage, read> y: array<f32>;         // (N, C, HW), unread without ACT
-@group(0) @binding(9) var<storage, read_write> dx: array<f32>;  // (N, C, HW)
-@group(0) @binding(10) var<storage, read_write> dr: array<f32>; // (N, C, HW), unwritten without HAS_RESIDUAL
+@group(0) @binding(8) var<storage, read> y: array<FV>;          // (N, C, HW), unread without ACT
+@group(0) @binding(9) var<storage, read_write> dx: array<FV>;   // (N, C, HW)
+@group(0) @binding(10) var<storage, read_write> dr: array<FV>;  // (N, C, HW), unwritten without HAS_RESIDUAL
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i >= p.total) {
+    if (i >= p.total / PACK) {
         return;
     }
-    let c = (i / HW) % C;
-    let inv = inverseSqrt(var_[c] + p.eps);
-    let xhat = (x[i] - mean[c]) * inv;
+    let e = i * PACK;
+    let c = (e / HW) % C;
+    var inv = FV(inverseSqrt(var_[c] + p.eps));
+    var m = FV(mean[c]);
+    var ga = FV(gamma[c]);
+    var dga = FV(dgamma[c]);
+    var dbe = FV(dbeta[c]);
+    if (STRADDLE) {
+        let c2 = (c + 1u) % C;
+        let next = in_next_plane(e);
+        inv = select(inv, FV(inverseSqrt(var_[c2] + p.eps)), next);
+        m = select(m, FV(mean[c2]), next);
+        ga = select(ga, FV(gamma[c2]), next);
+        dga = select(dga, FV(dgamma[c2]), next);
+        dbe = select(dbe, FV(dbeta[c2]), next);
+    }
+    let xhat = (x[i] - m) * inv;
     var g = dy[i];
     if (ACT != 0u) {
-        let d = select(act_grad(y[i]), act_grad_from_output(y[i]), FROM_OUTPUT);
-        g = select(g * d, 0.0, d == 0.0);
+        let d = select(act_grad_v(y[i]), act_grad_from_output_v(y[i]), FROM_OUTPUT);
+        g = select(g * d, FV(0.0), d == FV(0.0));
     }
-    dx[i] = gamma[c] * inv / p.count * (p.count * g - dbeta[c] - xhat * dgamma[c]);
+    dx[i] = ga * inv / p.count * (p.count * g - dbe - xhat * dga);
     if (HAS_RESIDUAL) {
         dr[i] = g;
     }

@@ -5,6 +5,8 @@
 // spread over many compute units instead of one.
 // Fused activation (the `activation` prelude): dy is first multiplied by its derivative, taken
 // from the output y or (FROM_OUTPUT false) from the saved value before the activation.
+// A lane takes PACK consecutive values of its channel at a time (the elementwise_lanes prelude:
+// 1, or 4 in its vec4 form; `chunk` is then a multiple of 4).
 
 const WG: u32 = 256u;
 override SPLIT: bool = false;
@@ -20,23 +22,23 @@ override HW: u32 = 1u;
 struct Params { n: u32, eps: f32, chunk: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;           // (N, C, HW)
-@group(0) @binding(2) var<storage, read> x: array<f32>;            // (N, C, HW)
+@group(0) @binding(1) var<storage, read> dy: array<FV>;           // (N, C, HW)
+@group(0) @binding(2) var<storage, read> x: array<FV>;            // (N, C, HW)
 @group(0) @binding(3) var<storage, read> mean: array<f32>;         // (C)
 @group(0) @binding(4) var<storage, read> var_: array<f32>;         // (C) biased batch variance
-@group(0) @binding(5) var<storage, read> y: array<f32>;            // (N, C, HW) output, unread without ACT
+@group(0) @binding(5) var<storage, read> y: array<FV>;            // (N, C, HW) output, unread without ACT
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>; // (C)
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;  // (C)
 @group(0) @binding(8) var<storage, read_write> partials: array<f32>; // (C, splits, 2) with SPLIT
 
 // The upstream gradient through the fused activation (a select, not a branch: a CPU driver
 // runs per-lane branches with lane masks, paying for both sides).
-fn grad(j: u32) -> f32 {
+fn grad(j: u32) -> FV {
     if (ACT == 0u) {
         return dy[j];
     }
-    let d = select(act_grad(y[j]), act_grad_from_output(y[j]), FROM_OUTPUT);
-    return select(dy[j] * d, 0.0, d == 0.0);
+    let d = select(act_grad_v(y[j]), act_grad_from_output_v(y[j]), FROM_OUTPUT);
+    return select(dy[j] * d, FV(0.0), d == FV(0.0));
 }
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -50,11 +52,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let inv = inverseSqrt(var_[c] + p.eps);
     var sa = 0.0;
     var sb = 0.0;
-    for (var i = start + lid; i < end; i += WG) {
-        let j = ((i / HW) * C + c) * HW + i % HW;
+    for (var i = start + lid * PACK; i < end; i += WG * PACK) {
+        let j = (((i / HW) * C + c) * HW + i % HW) / PACK;
         let g = grad(j);
-        sa += g;
-        sb += g * (x[j] - m) * inv;
+        sa += lane_sum(g);
+        sb += lane_sum(g * (x[j] - m) * inv);
     }
     let total = workgroup_sum4(vec4f(sa, sb, 0.0, 0.0), lanes);
     if (lid == 0u) {

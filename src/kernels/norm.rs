@@ -130,6 +130,7 @@ pub fn apply(
 ) -> Result<Dispatch> {
     let total = n * c * hw;
     let [act, alpha] = epi.act.constants();
+    let (shader, pack, straddle) = lanes(&BATCH_NORM_APPLY, [total, hw], true)?;
     let constants = [
         ("WG", WG as f64),
         ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
@@ -138,13 +139,33 @@ pub fn apply(
         alpha,
         ("C", c as f64),
         ("HW", hw as f64),
+        straddle,
     ];
-    let pipeline = gpu.pipeline(super::shaders::variant(gpu, &BATCH_NORM_APPLY, storage)?, &constants)?;
+    let pipeline = gpu.pipeline(super::shaders::variant(gpu, shader, storage)?, &constants)?;
     let params = [u32_of("batch_norm elements", total)?, f32_bits(eps)];
-    let grid = grid_1d(groups_for("batch_norm", total, WG)?);
+    let grid = grid_1d(groups_for("batch_norm", total / pack, WG)?);
     let r = residual.unwrap_or(gpu.dummy());
     let pre = pre.unwrap_or(gpu.dummy_rw());
     Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, r, y, pre], grid)
+}
+
+/// How the lanes of a per-channel elementwise kernel (the elementwise_lanes prelude) take
+/// `total` values in planes of `hw`: 4 consecutive elements per lane through vec4 loads and
+/// stores where 4 consecutive elements lie in one plane (`hw` a multiple of 4) or, for a
+/// kernel that handles it (`straddles`), in two at most (`hw` >= 4, the total a multiple of 4);
+/// else one. Returns the shader, the elements per lane and its STRADDLE constant.
+fn lanes(
+    shader: &'static crate::device::Shader,
+    [total, hw]: [usize; 2],
+    straddles: bool,
+) -> Result<(&'static crate::device::Shader, usize, (&'static str, f64))> {
+    let whole = hw.is_multiple_of(4);
+    let vec4 = whole || (straddles && hw >= 4 && total.is_multiple_of(4));
+    let straddle = ("STRADDLE", f64::from(u8::from(vec4 && !whole)));
+    match vec4 {
+        true => Ok((super::shaders::vec4_variant(shader)?, 4, straddle)),
+        false => Ok((shader, 1, straddle)),
+    }
 }
 
 /// Kernels that give each channel one workgroup: the channel count must fit one grid dimension.
@@ -230,11 +251,14 @@ pub fn backward(
     let split = ("SPLIT", f64::from(u8::from(splits > 1)));
     // the channel count and plane size as pipeline constants (the shaders say why)
     let shape = [("C", c as f64), ("HW", hw as f64)];
+    // the reduction walks one channel's planes: vec4 only where they hold whole vec4s
+    let (reduce, pack, _) = lanes(&BATCH_NORM_BWD_REDUCE, [total, hw], false)?;
     let reduce = gpu.pipeline(
-        reduction_variant(gpu, &BATCH_NORM_BWD_REDUCE),
+        reduction_variant(gpu, reduce),
         &[act, alpha, from_output, split, shape[0], shape[1]],
     )?;
-    let chunk = count.div_ceil(splits);
+    // whole lanes' worth of values per split (count is a multiple of pack)
+    let chunk = count.div_ceil(splits).next_multiple_of(pack);
     let params = [n as u32, f32_bits(eps), u32_of("batch_norm values per channel", chunk)?];
     let partials = if splits > 1 {
         Some(gpu.scratch_buffer("batch_norm backward partial sums", (c * splits * 2 * 4) as u64)?)
@@ -259,16 +283,26 @@ pub fn backward(
         )?);
     }
     let res = ("HAS_RESIDUAL", f64::from(u8::from(b.dr.is_some())));
+    let (data, pack, straddle) = lanes(&BATCH_NORM_BWD_DATA, [total, hw], true)?;
     let data = gpu.pipeline(
-        &BATCH_NORM_BWD_DATA,
-        &[("WG", WG as f64), act, alpha, from_output, res, shape[0], shape[1]],
+        data,
+        &[
+            ("WG", WG as f64),
+            act,
+            alpha,
+            from_output,
+            res,
+            shape[0],
+            shape[1],
+            straddle,
+        ],
     )?;
     let params = [
         u32_of("batch_norm elements", total)?,
         f32_bits(eps),
         f32_bits(count as f32),
     ];
-    let grid = grid_1d(groups_for("batch_norm backward", total, WG)?);
+    let grid = grid_1d(groups_for("batch_norm backward", total / pack, WG)?);
     let dr = b.dr.unwrap_or(gpu.dummy_rw());
     let bufs = [b.dy, b.x, b.mean, b.var, b.gamma, b.dgamma, b.dbeta, y, b.dx, dr];
     let data = Dispatch::new(gpu, data, &params, &bufs, grid)?;

@@ -46,10 +46,10 @@ shaders! {
     BATCH_NORM_STATS = "batch_norm_stats" with prelude "workgroup_sum" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_MERGE = "batch_norm_merge" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_RUNNING = "batch_norm_running" [Uniform, Read, Read, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_APPLY = "batch_norm_apply" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" "workgroup_sum" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+    BATCH_NORM_APPLY = "batch_norm_apply" with prelude "activation" "elementwise_lanes" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" "elementwise_lanes" "workgroup_sum" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_FINISH = "batch_norm_bwd_finish" [Uniform, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" with prelude "activation" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" with prelude "activation" "elementwise_lanes" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     FOLD_BN = "fold_bn" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     ACTIVATION_FWD = "activation_fwd" with prelude "activation" [Uniform, Read, ReadWrite];
     ACTIVATION_BWD = "activation_bwd" with prelude "activation" [Uniform, Read, Read, ReadWrite];
@@ -166,7 +166,50 @@ const SUBGROUP_FORMS: &[(&str, &str)] = &[
 ];
 
 /// Prelude files that only variants use, in place of a kernel's own prelude.
-pub static VARIANT_PRELUDES: &[&str] = &["workgroup_sum_subgroup", "operand_share_subgroup"];
+pub static VARIANT_PRELUDES: &[&str] = &[
+    "workgroup_sum_subgroup",
+    "operand_share_subgroup",
+    "elementwise_lanes_vec4",
+];
+
+/// The lanes prelude of the per-channel elementwise kernels and its vec4 form, and the line by
+/// which such a kernel declares its stored values, in both forms.
+const VEC4_FORMS: &[(&str, &str)] = &[
+    (
+        include_str!("../../shaders/elementwise_lanes.wgsl"),
+        include_str!("../../shaders/elementwise_lanes_vec4.wgsl"),
+    ),
+    ("alias TV = T;", "alias TV = vec4<T>;"),
+];
+
+/// Whether `shader` takes its elements through the elementwise_lanes prelude (see
+/// `vec4_variant`).
+pub fn has_vec4_variant(shader: &Shader) -> bool {
+    shader.source.contains(VEC4_FORMS[0].0)
+}
+
+/// `shader` with each lane taking 4 consecutive elements through vec4 loads and stores (the
+/// elementwise_lanes prelude in its vec4 form): for callers whose 4 consecutive elements always
+/// share a channel. Built once per shader and kept for the life of the process, like the f16
+/// variants (which apply on top: `variant(gpu, vec4_variant(s)?, storage)`).
+pub fn vec4_variant(shader: &'static Shader) -> Result<&'static Shader> {
+    if !has_vec4_variant(shader) {
+        return Err(Error::arg(shader.name, "lanes", "this kernel has no vec4 variant"));
+    }
+    static VARIANTS: OnceLock<Mutex<HashMap<&'static str, &'static Shader>>> = OnceLock::new();
+    let mut map = crate::device::lock(VARIANTS.get_or_init(Default::default));
+    let v = map.entry(shader.name).or_insert_with(|| {
+        let source = VEC4_FORMS
+            .iter()
+            .fold(shader.source.to_string(), |s, (plain, vec4)| s.replacen(plain, vec4, 1));
+        Box::leak(Box::new(Shader {
+            name: Box::leak(format!("{}_vec4", shader.name).into_boxed_str()),
+            source: Box::leak(source.into_boxed_str()),
+            bindings: shader.bindings,
+        }))
+    });
+    Ok(v)
+}
 
 /// Whether `shader` includes a prelude with a subgroup form (see `subgroup_variant`).
 pub fn has_subgroup_variant(shader: &Shader) -> bool {

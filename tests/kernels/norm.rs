@@ -9,7 +9,15 @@ use convoy::Tensor;
 fn batch_norm_training_and_eval_match_reference() {
     for g in reduction_gpus() {
         let mut rng = Rng::new(7);
-        for (n, c, h, w) in [(2, 3, 5, 5), (1, 7, 3, 4), (4, 16, 9, 7), (8, 5, 1, 1), (3, 2, 31, 29)] {
+        for (n, c, h, w) in [
+            (2, 3, 5, 5),
+            (1, 7, 3, 4),
+            (4, 16, 9, 7),
+            (8, 5, 1, 1),
+            (3, 2, 31, 29),
+            (3, 12, 6, 6),
+            (4, 3, 5, 1),
+        ] {
             let shape = [n, c, h, w];
             // an offset per tensor: the two-pass variance must not lose it to cancellation
             let x = rng.vec(n * c * h * w, 2.0, 4.0);
@@ -209,6 +217,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                         y: y.buffer(),
                         stats: Some(partials.buffer()),
                         kept: None,
+                        placement: None,
                     },
                 )
                 .unwrap();
@@ -249,6 +258,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                     y: y.buffer(),
                     stats: Some(partials.buffer()),
                     kept: None,
+                    placement: None,
                 },
             )
             .unwrap();
@@ -279,7 +289,13 @@ fn batch_norm_backward_split_reduction_matches_reference() {
     ]
     .map(|(f, sg)| open_gpu(Gpu::builder().kernels(f).subgroup_reductions(sg)));
     let eps = 1e-5;
-    for (n, c, h, w) in [(3, 5, 4, 4), (2, 3, 64, 70), (5, 2, 41, 43), (1, 4, 129, 130)] {
+    for (n, c, h, w) in [
+        (3, 5, 4, 4),
+        (2, 3, 64, 70),
+        (5, 2, 41, 43),
+        (1, 4, 129, 130),
+        (4, 6, 7, 7),
+    ] {
         let (count, total) = (n * h * w, n * c * h * w);
         let x = rng.vec(total, -1.0, 3.0);
         let dy = rng.vec(total, -1.0, 1.0);

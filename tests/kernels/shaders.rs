@@ -1,16 +1,26 @@
 //! Each kernel parses and validates with naga, the compiler wgpu itself uses.
 
 use convoy::kernels::shaders::{
-    f16_variant, has_f16_variant, has_subgroup_variant, subgroup_variant, ALL, EXPERIMENTAL, PRELUDES, VARIANT_PRELUDES,
+    f16_variant, has_f16_variant, has_subgroup_variant, has_vec4_variant, subgroup_variant, vec4_variant, ALL,
+    EXPERIMENTAL, PRELUDES, VARIANT_PRELUDES,
 };
 
 #[test]
 fn every_shader_validates_with_naga() {
     let mut failures = Vec::new();
-    // each kernel, the f16-storage variant of those that have one, and the subgroup variant of
-    // those that reduce over their workgroup (of the f16 variants too, where both apply)
+    // each kernel, the vec4 variant of the per-channel elementwise kernels, the f16-storage
+    // variant of those that have one, and the subgroup variant of those that reduce over their
+    // workgroup (of the other variants too, where both apply)
+    let vec4s: Vec<_> = ALL
+        .iter()
+        .filter(|s| has_vec4_variant(s))
+        .map(|s| vec4_variant(s).unwrap())
+        .collect();
+    assert!(vec4s.len() >= 3, "vec4 variants: {}", vec4s.len());
     let halves: Vec<_> = ALL
         .iter()
+        .copied()
+        .chain(vec4s.iter().copied())
         .filter(|s| has_f16_variant(s))
         .map(|s| f16_variant(s).unwrap())
         .collect();
@@ -19,11 +29,19 @@ fn every_shader_validates_with_naga() {
         .iter()
         .copied()
         .chain(halves.iter().copied())
+        .chain(vec4s.iter().copied())
         .filter(|s| has_subgroup_variant(s))
         .map(|s| subgroup_variant(s).unwrap())
         .collect();
     assert!(subgroups.len() >= 8, "subgroup variants: {}", subgroups.len());
-    for s in ALL.iter().chain(EXPERIMENTAL).copied().chain(halves).chain(subgroups) {
+    for s in ALL
+        .iter()
+        .chain(EXPERIMENTAL)
+        .copied()
+        .chain(vec4s)
+        .chain(halves)
+        .chain(subgroups)
+    {
         let module = match naga::front::wgsl::parse_str(s.source) {
             Ok(m) => m,
             Err(e) => {
