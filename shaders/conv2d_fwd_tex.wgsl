@@ -25,6 +25,15 @@ override PX: u32 = 4u;
 override OUT_W: u32 = 1u;
 override OUT_PLANE: u32 = 1u;
 override PER_BAND: u32 = 1u;
+// where the output map's pixels go: pixel (oy, ox) of each plane at (FIRST_Y + STEP_Y*oy,
+// FIRST_X + STEP_X*ox) of a plane DST_PLANE long, DST_W wide (a strided conv's input-gradient
+// phase stores straight into dx; a forward's own map is dense: steps 1, the output's sizes)
+override DST_W: u32 = 1u;
+override DST_PLANE: u32 = 1u;
+override FIRST_Y: u32 = 0u;
+override FIRST_X: u32 = 0u;
+override STEP_Y: u32 = 1u;
+override STEP_X: u32 = 1u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -64,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let band_rows = p.groups * p.c4g * p.hp;
     var tx: array<i32, 8>;    // texel of the pixel's window origin in the group's first block
     var ty: array<i32, 8>;
-    var yb: array<u32, 8>;    // offset of (n, oc0, pixel) in y
+    var yb: array<u32, 8>;    // offset of (n, oc0, the pixel's place) in y
     var ok: array<bool, 8>;
     for (var j = 0u; j < PX; j++) {
         let q = block * WG * PX + lid + j * WG;
@@ -74,7 +83,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let r = qq % plane;
         tx[j] = i32((n % PER_BAND) * p.wp + (r % OUT_W) * SW);
         ty[j] = i32((n / PER_BAND) * band_rows + g * p.c4g * p.hp + (r / OUT_W) * SH);
-        yb[j] = (n * p.cout + oc0) * plane + r;
+        let at = (FIRST_Y + STEP_Y * (r / OUT_W)) * DST_W + FIRST_X + STEP_X * (r % OUT_W);
+        yb[j] = (n * p.cout + oc0) * DST_PLANE + at;
     }
 
     var acc: array<vec4f, 8>;   // pixels 0..3 of each row
@@ -125,7 +135,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
             continue;
         }
         for (var o = 0u; o < noc; o++) {
-            vals[o][j] = store_output(vals[o][j], oc0 + o, yb[j] + o * plane);
+            vals[o][j] = store_output(vals[o][j], oc0 + o, yb[j] + o * DST_PLANE);
         }
     }
 

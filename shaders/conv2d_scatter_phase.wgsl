@@ -1,5 +1,6 @@
 // One stride phase of a strided conv's input gradient into its place in dx: the phase's values
-// (N*C planes of ROWS x COLS, computed by the texture forward as a dense map) go to the input
+// (N*C planes of ROWS x COLS, computed by the gpu family's forward as a dense map; the texture
+// forward stores its phases in place itself) go to the input
 // positions (first_y + sy*my, first_x + sx*mx); with ZERO, those positions get 0 (a phase that
 // no tap reaches). Every dx element belongs to exactly one phase, so the phases' dispatches
 // together write all of dx. One invocation per phase value, in the phase's order.

@@ -61,6 +61,7 @@ pub fn gemm(
                 y: c,
                 stats: None,
                 kept: None,
+                placement: None,
             },
         );
     }

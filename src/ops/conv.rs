@@ -186,6 +186,7 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
             y: y.buffer(),
             stats: None,
             kept: None,
+            placement: None,
         },
     )?;
     gpu.run(&ds);
@@ -264,6 +265,7 @@ pub(crate) fn lower(
                     y: &o(0),
                     stats: partials.as_ref(),
                     kept,
+                    placement: None,
                 },
             )?
         }

@@ -692,6 +692,7 @@ fn conv2d_block_and_texture_tiles_match_reference() {
                         y: y.buffer(),
                         stats: None,
                         kept: None,
+                        placement: None,
                     },
                 )
                 .unwrap();
@@ -1145,6 +1146,7 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
                     y: y.buffer(),
                     stats: None,
                     kept: Some(&kept),
+                    placement: None,
                 },
             )
             .unwrap();

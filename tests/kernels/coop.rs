@@ -140,6 +140,7 @@ fn cooperative_matrix_conv_forward_matches_reference() {
                 y: y.buffer(),
                 stats: None,
                 kept: None,
+                placement: None,
             },
         )
         .unwrap();

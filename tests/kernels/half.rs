@@ -140,6 +140,7 @@ fn conv2d_f16_matches_reference() {
                         y: y.buffer(),
                         stats: None,
                         kept: None,
+                        placement: None,
                     },
                 )
             } else {
@@ -157,6 +158,7 @@ fn conv2d_f16_matches_reference() {
                         y: y.buffer(),
                         stats: None,
                         kept: None,
+                        placement: None,
                     },
                 )
             };

@@ -208,9 +208,9 @@ fn phase_geometry(g: &Conv2dGeom, py: &PhaseAxis, px: &PhaseAxis) -> Option<Conv
 
 /// The input gradient through the cpu family's texture forward (conv2d_fwd_tex, after packing dy
 /// into an operand texture), one stride phase at a time: each phase of dx is the forward of dy
-/// with that phase's taps flipped and their channel axes swapped (conv2d_transpose_weights), into
-/// a scratch map that conv2d_scatter_phase puts in place (for stride 1 the one phase is dx
-/// itself); a phase no tap reaches gets zeros. On a CPU driver the register kernel's per-lane
+/// with that phase's taps flipped and their channel axes swapped (conv2d_transpose_weights),
+/// stored straight into its positions in dx (a `Placement`); a phase no tap reaches gets zeros
+/// (conv2d_scatter_phase). On a CPU driver the register kernel's per-lane
 /// storage loads of dy are loops over the lanes; the texture forward fetches 4 channels of dy
 /// per texel in one gather.
 pub fn backward_data_texture(
@@ -232,9 +232,10 @@ pub fn backward_data_texture(
     through_forward_phases(gpu, g, &phases, dy, w, dx, None)
 }
 
-/// The input gradient for the phases `forward_phases` found, each through `forward` (the
-/// texture forward on the cpu family, the block forward or the tuner's choice on the gpu
-/// family), into a scratch map put in place by conv2d_scatter_phase (stride 1: dx itself).
+/// The input gradient for the phases `forward_phases` found, each through `forward`: the
+/// texture forward on the cpu family, storing each phase in place; the block forward or the
+/// tuner's choice on the gpu family, into a scratch map put in place by conv2d_scatter_phase.
+/// Stride 1 is one phase, dx itself.
 fn through_forward_phases(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -245,36 +246,50 @@ fn through_forward_phases(
     kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
     let dense = g.args.stride == [1, 1];
-    let mut out = Vec::new();
-    for &(py, px, geom) in phases {
-        let planes = g.n * g.cin;
-        let scatter = |zero: bool, phase: &wgpu::Buffer| -> Result<Dispatch> {
-            let total = planes * py.count * px.count;
-            Dispatch::new(
-                gpu,
-                gpu.pipeline(
-                    &CONV2D_SCATTER_PHASE,
-                    &[
-                        ("ZERO", f64::from(u8::from(zero))),
-                        ("ROWS", py.count as f64),
-                        ("COLS", px.count as f64),
-                    ],
-                )?,
+    let in_place = !dense && gpu.policy().texture_operands;
+    let planes = g.n * g.cin;
+    // (first, count, step) per axis of a map scattered into dx
+    let scatter = |rows: [usize; 3], cols: [usize; 3], zero: bool, phase: &wgpu::Buffer| -> Result<Dispatch> {
+        let total = planes * rows[1] * cols[1];
+        Dispatch::new(
+            gpu,
+            gpu.pipeline(
+                &CONV2D_SCATTER_PHASE,
                 &[
-                    u32_of("conv2d input planes", planes)?,
-                    g.h as u32,
-                    g.w as u32,
-                    py.first as u32,
-                    px.first as u32,
-                    g.args.stride[0] as u32,
-                    g.args.stride[1] as u32,
+                    ("ZERO", f64::from(u8::from(zero))),
+                    ("ROWS", rows[1] as f64),
+                    ("COLS", cols[1] as f64),
                 ],
-                &[phase, dx],
-                grid_1d(groups_for("conv2d input-gradient phase", total, 64)?),
-            )
-        };
+            )?,
+            &[
+                u32_of("conv2d input planes", planes)?,
+                g.h as u32,
+                g.w as u32,
+                rows[0] as u32,
+                cols[0] as u32,
+                rows[2] as u32,
+                cols[2] as u32,
+            ],
+            &[phase, dx],
+            grid_1d(groups_for("conv2d input-gradient phase", total, 64)?),
+        )
+    };
+    let mut out = Vec::new();
+    if in_place && phases.iter().any(|(_, _, geom)| geom.is_none()) {
+        // phases no tap reaches: one pass zeroes all of dx, and the phases with taps then store
+        // over their positions (one dispatch where a zero pass per phase took S*S - 1; a 1x1
+        // stride-2 projection has 3 such phases)
+        out.push(scatter([0, g.h, 1], [0, g.w, 1], true, gpu.dummy())?);
+    }
+    for &(py, px, geom) in phases {
+        let (rows, cols) = (
+            [py.first, py.count, g.args.stride[0]],
+            [px.first, px.count, g.args.stride[1]],
+        );
         let Some(geom) = geom else {
-            out.push(scatter(true, gpu.dummy())?);
+            if !in_place {
+                out.push(scatter(rows, cols, true, gpu.dummy())?);
+            }
             continue;
         };
         let taps = [(py.k0, py.step, py.taps), (px.k0, px.step, px.taps)];
@@ -283,13 +298,28 @@ fn through_forward_phases(
             out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, |t, b| {
                 forward(gpu, t, Epilogue::default(), DType::F32, &ForwardBuffers { kept, ..*b })
             })?);
+        } else if in_place {
+            // the texture forward stores the phase straight into its positions in dx
+            let placement = Placement {
+                h: g.h,
+                w: g.w,
+                first: [py.first, px.first],
+                stride: g.args.stride,
+            };
+            out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, |t, b| {
+                let b = ForwardBuffers {
+                    placement: Some(placement),
+                    ..*b
+                };
+                forward(gpu, t, Epilogue::default(), DType::F32, &b)
+            })?);
         } else {
             let bytes = (planes * py.count * px.count * 4) as u64;
             let phase = gpu.scratch_buffer("conv2d input-gradient phase", bytes)?;
             out.extend(through_forward(gpu, g, taps, &geom, dy, w, &phase, |t, b| {
                 forward(gpu, t, Epilogue::default(), DType::F32, b)
             })?);
-            out.push(scatter(false, &phase)?);
+            out.push(scatter(rows, cols, false, &phase)?);
         }
     }
     Ok(out)

@@ -17,6 +17,38 @@ pub struct ForwardBuffers<'a> {
     /// A training plan's record of the inputs to keep packed for their weight gradient
     /// (the texture kernels; see `texture::KeptOperands`); None packs x into scratch.
     pub kept: Option<&'a texture::KeptOperands>,
+    /// Where y's pixels go inside a larger map (the texture forward only; None: y is dense).
+    pub placement: Option<Placement>,
+}
+
+/// Where a forward stores its output map: pixel (oy, ox) of each (image, channel) plane at
+/// (first[0] + stride[0]*oy, first[1] + stride[1]*ox) of an h x w plane. A strided conv's input
+/// gradient stores each stride phase straight into its positions in dx this way, where a
+/// scratch map and a scatter pass would write it twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub h: usize,
+    pub w: usize,
+    pub first: [usize; 2],
+    pub stride: [usize; 2],
+}
+
+impl Placement {
+    /// The dense placement of `g`'s output: y itself.
+    pub fn dense(g: &Conv2dGeom) -> Self {
+        Placement {
+            h: g.oh,
+            w: g.ow,
+            first: [0, 0],
+            stride: [1, 1],
+        }
+    }
+
+    /// Whether every pixel of `g`'s output lands inside the plane.
+    pub(super) fn holds(&self, g: &Conv2dGeom) -> bool {
+        let fits = |a: usize, out: usize, size: usize| out == 0 || self.first[a] + self.stride[a] * (out - 1) < size;
+        self.stride[0] >= 1 && self.stride[1] >= 1 && fits(0, g.oh, self.h) && fits(1, g.ow, self.w)
+    }
 }
 
 impl<'a> ForwardBuffers<'a> {
@@ -30,6 +62,7 @@ impl<'a> ForwardBuffers<'a> {
             y,
             stats: None,
             kept: None,
+            placement: None,
         }
     }
 }
@@ -54,6 +87,13 @@ pub fn forward(
         stats,
         ..
     } = *b;
+    if b.placement.is_some() && !texture::uses_texture(gpu, g) {
+        return Err(Error::arg(
+            "conv2d forward",
+            "placement",
+            format!("{g:?}: only the texture forward stores into a placed output map"),
+        ));
+    }
     if gpu.policy().family == KernelFamily::Gpu && stats.is_none() && depthwise_staged_fits(g) {
         return forward_depthwise(gpu, g, epi, storage, b);
     }
@@ -164,6 +204,9 @@ pub fn forward_tiled(
         ..
     } = *b;
     tile.check()?;
+    if b.placement.is_some() && !matches!(tile.kind, TileKind::Texture { .. }) {
+        return Err(tile.refuse("only texture tiles store into a placed output map"));
+    }
     if tile.kind == TileKind::Block {
         return forward_block(gpu, &CONV2D_FWD_BLOCK, g, epi, storage, b);
     }

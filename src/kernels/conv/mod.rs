@@ -24,6 +24,7 @@ pub use backward_weight::{backward_weight, backward_weight_block, backward_weigh
 pub use cooperative::{cooperative_takes, forward_cooperative};
 pub use forward::{
     depthwise_staged_fits, forward, forward_block, forward_depthwise, forward_tiled, is_pointwise_gemm, ForwardBuffers,
+    Placement,
 };
 pub use tile::{ConvTile, TileKind};
 

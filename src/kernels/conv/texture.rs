@@ -8,7 +8,7 @@
 
 use super::{
     epilogue_constants, forward_grid, geometry_constants, sizes, split_k_weight_gradient, tap_window,
-    tap_window_constants, ConvTile, ForwardBuffers, TileKind,
+    tap_window_constants, ConvTile, ForwardBuffers, Placement, TileKind,
 };
 use crate::device::{Dispatch, Gpu, OperandTexture, Resource, TextureFill};
 use crate::error::{Error, Result};
@@ -77,14 +77,17 @@ impl PackedInput {
 }
 
 /// Whether the CPU family's texture kernels run `g`: the policy asks for texture operands, the
-/// input fits the texture limit, and a group has at least 3 input channels (a texel holds 4:
-/// depthwise convs would waste 3 of 4 lanes of every fetch and multiply-add, and run the
-/// row-segment kernels instead).
+/// input fits the texture limit, and the conv has one group or at least 3 input channels per
+/// group (a texel holds 4: depthwise convs would waste 3 of 4 lanes of every fetch and
+/// multiply-add, and run the row-segment kernels instead). A one-channel stem wastes 3 of 4
+/// too, yet its texture passes beat the storage kernels' per-lane gathers: on resnet_mini's
+/// 1 -> 16 stem at batch 64 the forward went 2.6 -> 2.3 ms and the weight gradient 3.9 ->
+/// 2.4 ms, packings included (BENCHMARKS.md).
 pub fn uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
     let policy = gpu.policy();
     let max = policy.max_texture_side as usize;
     policy.texture_operands
-        && g.cin / g.args.groups >= 3
+        && (g.args.groups == 1 || g.cin / g.args.groups >= 3)
         && PackedInput::new(g, max).is_some()
         && PackedInput::new(&weights_as_input(g), max).is_some()
 }
@@ -297,10 +300,19 @@ pub fn forward(
         y,
         stats,
         kept,
+        placement,
     } = *b;
     let TileKind::Texture { px } = tile.kind else {
         return Err(tile.refuse("conv2d_fwd_tex runs texture tiles"));
     };
+    let place = placement.unwrap_or(Placement::dense(g));
+    if !place.holds(g) {
+        return Err(Error::arg(
+            "conv2d forward",
+            "placement",
+            format!("{place:?} does not hold the output of {g:?}"),
+        ));
+    }
     let (l, tex, pack) = packed(gpu, "conv2d input", 0, g, storage, x, kept)?;
     let (wl, wtex, wpack) = packed(gpu, "conv2d weights", 2, &weights_as_input(g), DType::F32, w, None)?;
     let mut constants = geometry_constants(g);
@@ -312,6 +324,12 @@ pub fn forward(
     constants.push(("OUT_W", g.ow as f64));
     constants.push(("OUT_PLANE", (g.oh * g.ow) as f64));
     constants.push(("PER_BAND", l.per_band as f64));
+    constants.push(("DST_W", place.w as f64));
+    constants.push(("DST_PLANE", (place.h * place.w) as f64));
+    constants.push(("FIRST_Y", place.first[0] as f64));
+    constants.push(("FIRST_X", place.first[1] as f64));
+    constants.push(("STEP_Y", place.stride[0] as f64));
+    constants.push(("STEP_X", place.stride[1] as f64));
     constants.extend(tap_window_constants(g));
     let shader = operand_variant(gpu, variant(gpu, &CONV2D_FWD_TEX, storage)?, tile.wg);
     let pipeline = gpu.pipeline(shader, &constants)?;
