@@ -34,6 +34,11 @@ override FIRST_Y: u32 = 0u;
 override FIRST_X: u32 = 0u;
 override STEP_Y: u32 = 1u;
 override STEP_X: u32 = 1u;
+// where this conv's padded input starts in the packed planes it reads: a packing with more
+// padding than this conv's own (one packing of dy for all the stride phases of an input
+// gradient) is read from its origin on
+override IN_Y0: u32 = 0u;
+override IN_X0: u32 = 0u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -81,8 +86,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let qq = min(q, total - 1u);  // spare lanes read a valid texel, store nothing
         let n = qq / plane;
         let r = qq % plane;
-        tx[j] = i32((n % PER_BAND) * p.wp + (r % OUT_W) * SW);
-        ty[j] = i32((n / PER_BAND) * band_rows + g * p.c4g * p.hp + (r / OUT_W) * SH);
+        tx[j] = i32((n % PER_BAND) * p.wp + IN_X0 + (r % OUT_W) * SW);
+        ty[j] = i32((n / PER_BAND) * band_rows + g * p.c4g * p.hp + IN_Y0 + (r / OUT_W) * SH);
         let at = (FIRST_Y + STEP_Y * (r / OUT_W)) * DST_W + FIRST_X + STEP_X * (r % OUT_W);
         yb[j] = (n * p.cout + oc0) * DST_PLANE + at;
     }

@@ -62,6 +62,7 @@ pub fn gemm(
                 stats: None,
                 kept: None,
                 placement: None,
+                x_packed: None,
             },
         );
     }

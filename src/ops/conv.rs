@@ -187,6 +187,7 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
             stats: None,
             kept: None,
             placement: None,
+            x_packed: None,
         },
     )?;
     gpu.run(&ds);
@@ -266,6 +267,7 @@ pub(crate) fn lower(
                     stats: partials.as_ref(),
                     kept,
                     placement: None,
+                    x_packed: None,
                 },
             )?
         }

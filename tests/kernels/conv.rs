@@ -693,6 +693,7 @@ fn conv2d_block_and_texture_tiles_match_reference() {
                         stats: None,
                         kept: None,
                         placement: None,
+                        x_packed: None,
                     },
                 )
                 .unwrap();
@@ -1130,7 +1131,7 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             let (epi, f32) = (Default::default(), DType::F32);
             let (xb, wb) = (xt.buffer(), wt.buffer());
             // as a training plan runs it: x packed once, for the forward and the weight gradient,
-            // and (stride 1) dy once, for the input gradient and the weight gradient
+            // and dy once, for the input gradient (all its stride phases) and the weight gradient
             let mut kept = conv_texture::KeptOperands::default();
             kept.want(g, &geom, dyt.buffer(), xb);
             let mut ds = conv::forward(
@@ -1147,6 +1148,7 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
                     stats: None,
                     kept: Some(&kept),
                     placement: None,
+                    x_packed: None,
                 },
             )
             .unwrap();
@@ -1169,9 +1171,15 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             let reads_kept = conv_texture::weight_gradient_uses_texture(g, &geom)
                 && conv_texture::swapped_pointwise(&geom).is_none();
             let (before, after) = (packings(&packing), packings(&reading));
-            // x is always kept; dy where the input gradient ran as one texture forward (stride 1)
+            // x is always kept; dy where the input gradient ran through the texture forward
             let textured = dx_names.iter().any(|n| n.starts_with("conv2d_fwd_tex"));
-            let dy_kept = reads_kept && stride == 1 && textured;
+            let dy_kept = reads_kept && textured;
+            if textured && family == "cpu" {
+                // one packing of dy for all the stride phases, and one of each phase's weights
+                let count = |p: fn(&str) -> bool| dx_names.iter().filter(|n| p(n)).count();
+                let phases = count(|n| n.starts_with("conv2d_fwd_tex"));
+                assert_eq!(count(|n| n == "conv2d_pack_input"), phases + 1, "{what}: {dx_names:?}");
+            }
             assert_eq!(after < before, reads_kept, "{what}: packings {before} -> {after}");
             assert_eq!(
                 before > 0 && after == 0,
@@ -1191,9 +1199,10 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
         }
     }
     // x: every shape's texture weight gradient on the cpu family (8), and on `small` where x
-    // and dy both fit (5); dy: those of stride 1 whose input gradient ran through the texture
-    // forward (6, and 1 on `small`, whose other input gradients run the storage kernel)
-    assert_eq!(kept_reads, 20, "kept packings the weight gradients read");
+    // and dy both fit (5); dy: those whose input gradient ran through the texture forward, the
+    // two strided ones included (8, and 3 on `small`, whose other input gradients run the
+    // storage kernel)
+    assert_eq!(kept_reads, 24, "kept packings the weight gradients read");
 }
 
 /// Per-axis strides, paddings and dilations with rectangular kernels, through every kernel

@@ -141,6 +141,7 @@ fn cooperative_matrix_conv_forward_matches_reference() {
                 stats: None,
                 kept: None,
                 placement: None,
+                x_packed: None,
             },
         )
         .unwrap();

@@ -141,6 +141,7 @@ fn conv2d_f16_matches_reference() {
                         stats: None,
                         kept: None,
                         placement: None,
+                        x_packed: None,
                     },
                 )
             } else {
@@ -159,6 +160,7 @@ fn conv2d_f16_matches_reference() {
                         stats: None,
                         kept: None,
                         placement: None,
+                        x_packed: None,
                     },
                 )
             };

@@ -218,6 +218,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                         stats: Some(partials.buffer()),
                         kept: None,
                         placement: None,
+                        x_packed: None,
                     },
                 )
                 .unwrap();
@@ -259,6 +260,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                     stats: Some(partials.buffer()),
                     kept: None,
                     placement: None,
+                    x_packed: None,
                 },
             )
             .unwrap();

@@ -275,12 +275,25 @@ fn through_forward_phases(
         )
     };
     let mut out = Vec::new();
+    // dy packed once for every phase with taps (and kept for the weight gradient where the
+    // plan wants it), where each phase packed it with its own padding
+    let shared = match in_place {
+        true => {
+            let readers: Vec<Conv2dGeom> = phases.iter().filter_map(|p| p.2).collect();
+            texture::pack_for_phases(gpu, g, &readers, dy, kept)?
+        }
+        false => None,
+    };
     if in_place && phases.iter().any(|(_, _, geom)| geom.is_none()) {
         // phases no tap reaches: one pass zeroes all of dx, and the phases with taps then store
         // over their positions (one dispatch where a zero pass per phase took S*S - 1; a 1x1
         // stride-2 projection has 3 such phases)
         out.push(scatter([0, g.h, 1], [0, g.w, 1], true, gpu.dummy())?);
     }
+    let shared = shared.map(|(s, pack)| {
+        out.extend(pack);
+        s
+    });
     for &(py, px, geom) in phases {
         let (rows, cols) = (
             [py.first, py.count, g.args.stride[0]],
@@ -309,6 +322,7 @@ fn through_forward_phases(
             out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, |t, b| {
                 let b = ForwardBuffers {
                     placement: Some(placement),
+                    x_packed: shared.as_ref(),
                     ..*b
                 };
                 forward(gpu, t, Epilogue::default(), DType::F32, &b)

@@ -19,6 +19,9 @@ pub struct ForwardBuffers<'a> {
     pub kept: Option<&'a texture::KeptOperands>,
     /// Where y's pixels go inside a larger map (the texture forward only; None: y is dense).
     pub placement: Option<Placement>,
+    /// x already packed with at least this conv's padding (the texture forward only; None:
+    /// the forward packs x itself).
+    pub x_packed: Option<&'a texture::SharedPacking>,
 }
 
 /// Where a forward stores its output map: pixel (oy, ox) of each (image, channel) plane at
@@ -63,6 +66,7 @@ impl<'a> ForwardBuffers<'a> {
             stats: None,
             kept: None,
             placement: None,
+            x_packed: None,
         }
     }
 }
@@ -87,11 +91,11 @@ pub fn forward(
         stats,
         ..
     } = *b;
-    if b.placement.is_some() && !texture::uses_texture(gpu, g) {
+    if (b.placement.is_some() || b.x_packed.is_some()) && !texture::uses_texture(gpu, g) {
         return Err(Error::arg(
             "conv2d forward",
             "placement",
-            format!("{g:?}: only the texture forward stores into a placed output map"),
+            format!("{g:?}: only the texture forward stores into a placed output map or reads a shared packing"),
         ));
     }
     if gpu.policy().family == KernelFamily::Gpu && stats.is_none() && depthwise_staged_fits(g) {
@@ -204,8 +208,8 @@ pub fn forward_tiled(
         ..
     } = *b;
     tile.check()?;
-    if b.placement.is_some() && !matches!(tile.kind, TileKind::Texture { .. }) {
-        return Err(tile.refuse("only texture tiles store into a placed output map"));
+    if (b.placement.is_some() || b.x_packed.is_some()) && !matches!(tile.kind, TileKind::Texture { .. }) {
+        return Err(tile.refuse("only texture tiles store into a placed output map or read a shared packing"));
     }
     if tile.kind == TileKind::Block {
         return forward_block(gpu, &CONV2D_FWD_BLOCK, g, epi, storage, b);

@@ -65,6 +65,51 @@ impl PackedInput {
         })
     }
 
+    /// The layout that holds each of `layouts` (packings of one tensor, N images of `groups`
+    /// groups, planes of `map` = (H, W)) at an offset: per axis the largest padding before the
+    /// map and the largest extent from there on (the whole map at least, so a weight gradient
+    /// can read dy from it too); None when it does not fit textures of `max_side` texels.
+    pub fn covering(
+        layouts: &[PackedInput],
+        n: usize,
+        groups: usize,
+        map: [usize; 2],
+        max_side: usize,
+    ) -> Option<PackedInput> {
+        let first = layouts.first()?;
+        let ph = layouts.iter().map(|l| l.ph).max()?;
+        let pw = layouts.iter().map(|l| l.pw).max()?;
+        let hp = ph + layouts.iter().map(|l| l.hp - l.ph).max()?.max(map[0]);
+        let wp = pw + layouts.iter().map(|l| l.wp - l.pw).max()?.max(map[1]);
+        let per_band = n.min(max_side / wp);
+        if per_band == 0 || layouts.iter().any(|l| l.c4g != first.c4g) {
+            return None;
+        }
+        let height = n.div_ceil(per_band).checked_mul(groups * first.c4g * hp)?;
+        (height <= max_side).then_some(PackedInput {
+            c4g: first.c4g,
+            hp,
+            wp,
+            per_band,
+            width: per_band * wp,
+            height,
+            ph,
+            pw,
+        })
+    }
+
+    /// Where `own` (a conv's packing of the same tensor) starts in this one, (rows, columns),
+    /// when this one holds it: the same channel blocks, at least its padding before and its
+    /// extent after.
+    pub fn offset_of(&self, own: &PackedInput) -> Option<[usize; 2]> {
+        let holds = self.c4g == own.c4g
+            && self.ph >= own.ph
+            && self.pw >= own.pw
+            && self.hp - self.ph >= own.hp - own.ph
+            && self.wp - self.pw >= own.wp - own.pw;
+        holds.then(|| [self.ph - own.ph, self.pw - own.pw])
+    }
+
     /// The texture layout words the texture kernels append to the conv Params (the images
     /// per band go in as a pipeline constant).
     fn words(&self) -> Result<[u32; 3]> {
@@ -283,6 +328,49 @@ fn packed(
     Ok((l, tex, d))
 }
 
+/// One packing that several texture forwards read at their offsets (`PackedInput::offset_of`):
+/// a strided conv's dy, packed once for all its stride phases (and its weight gradient, where
+/// the plan keeps it), where each phase packed it with its own padding.
+pub struct SharedPacking {
+    pub layout: PackedInput,
+    pub texture: Arc<OperandTexture>,
+}
+
+/// dy of the strided conv `g` packed once for the forwards of its stride phases `phases`
+/// (their geometries: dy as the input), into its kept texture where the plan wants dy packed
+/// for the weight gradient, else into scratch operand texture 0: the packing and its
+/// dispatches, or None when the covering layout does not fit a texture (then each phase packs
+/// its own).
+pub fn pack_for_phases(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    phases: &[Conv2dGeom],
+    dy: &wgpu::Buffer,
+    kept: Option<&KeptOperands>,
+) -> Result<Option<(SharedPacking, Vec<Dispatch>)>> {
+    const WHAT: &str = "conv2d output gradient";
+    let layouts = phases
+        .iter()
+        .map(|p| layout(gpu, WHAT, p))
+        .collect::<Result<Vec<_>>>()?;
+    let max = gpu.policy().max_texture_side as usize;
+    let Some(l) = PackedInput::covering(&layouts, g.n, g.args.groups, [g.oh, g.ow], max) else {
+        return Ok(None);
+    };
+    let tex = match kept.map(|k| k.texture(gpu, WHAT, dy, &l)).transpose()?.flatten() {
+        Some(t) => t,
+        None => gpu.operand_texture(WHAT, 0, l.width as u32, l.height as u32)?,
+    };
+    let d = pack(gpu, &dy_as_input(g), &l, DType::F32, dy, &tex)?;
+    Ok(Some((
+        SharedPacking {
+            layout: l,
+            texture: tex,
+        },
+        d,
+    )))
+}
+
 /// The forward through conv2d_fwd_tex with a texture tile: the packing dispatch, then the conv.
 pub fn forward(
     gpu: &Gpu,
@@ -301,6 +389,7 @@ pub fn forward(
         stats,
         kept,
         placement,
+        x_packed,
     } = *b;
     let TileKind::Texture { px } = tile.kind else {
         return Err(tile.refuse("conv2d_fwd_tex runs texture tiles"));
@@ -313,7 +402,23 @@ pub fn forward(
             format!("{place:?} does not hold the output of {g:?}"),
         ));
     }
-    let (l, tex, pack) = packed(gpu, "conv2d input", 0, g, storage, x, kept)?;
+    let (l, tex, pack, [y0, x0]) = match x_packed {
+        Some(s) => {
+            let own = layout(gpu, "conv2d input", g)?;
+            let at = s.layout.offset_of(&own).ok_or_else(|| {
+                Error::arg(
+                    "conv2d forward",
+                    "x_packed",
+                    format!("{:?} does not hold the packing {own:?} of {g:?}", s.layout),
+                )
+            })?;
+            (s.layout, s.texture.clone(), Vec::new(), at)
+        }
+        None => {
+            let (l, tex, d) = packed(gpu, "conv2d input", 0, g, storage, x, kept)?;
+            (l, tex, d, [0, 0])
+        }
+    };
     let (wl, wtex, wpack) = packed(gpu, "conv2d weights", 2, &weights_as_input(g), DType::F32, w, None)?;
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));
@@ -330,6 +435,8 @@ pub fn forward(
     constants.push(("FIRST_X", place.first[1] as f64));
     constants.push(("STEP_Y", place.stride[0] as f64));
     constants.push(("STEP_X", place.stride[1] as f64));
+    constants.push(("IN_Y0", y0 as f64));
+    constants.push(("IN_X0", x0 as f64));
     constants.extend(tap_window_constants(g));
     let shader = operand_variant(gpu, variant(gpu, &CONV2D_FWD_TEX, storage)?, tile.wg);
     let pipeline = gpu.pipeline(shader, &constants)?;
@@ -543,5 +650,33 @@ mod tests {
         assert_eq!((l.c4g, l.height), (1, 32 * 30));
         // a plane wider than the side: nothing fits
         assert!(PackedInput::new(&geom(1, 4, 100, 3, 1, 1, 1), 64).is_none());
+    }
+
+    #[test]
+    fn a_covering_packing_holds_each_reader_at_its_offset() {
+        // dy of 7x7 read by a 2x2 kernel with padding 1 (9x9 planes from row -1) and a 1x1
+        // (7x7 from row 0): one packing of 9x9 from row -1
+        let two = PackedInput::new(&geom(4, 8, 7, 2, 1, 1, 1), 1024).unwrap();
+        let one = PackedInput::new(&geom(4, 8, 7, 1, 1, 0, 1), 1024).unwrap();
+        assert_eq!((two.ph, two.hp, one.ph, one.hp), (1, 9, 0, 7));
+        let c = PackedInput::covering(&[two, one], 4, 1, [7, 7], 1024).unwrap();
+        assert_eq!((c.ph, c.pw, c.hp, c.wp, c.per_band), (1, 1, 9, 9, 4));
+        assert_eq!(c.offset_of(&two), Some([0, 0]));
+        assert_eq!(c.offset_of(&one), Some([1, 1]));
+        // a 3x3 with padding 1 reaches as far (held); with padding 2 further (refused)
+        let three = PackedInput::new(&geom(4, 8, 7, 3, 1, 1, 1), 1024).unwrap();
+        assert_eq!(c.offset_of(&three), Some([0, 0]));
+        let far = PackedInput::new(&geom(4, 8, 7, 3, 1, 2, 1), 1024).unwrap();
+        assert_eq!(c.offset_of(&far), None);
+        // another tensor's channel blocks: not held, and not covered together
+        let wide = PackedInput::new(&geom(4, 16, 7, 1, 1, 0, 1), 1024).unwrap();
+        assert_eq!(c.offset_of(&wide), None);
+        assert!(PackedInput::covering(&[two, wide], 4, 1, [7, 7], 1024).is_none());
+        // the whole map at least, for the weight gradient: a reader of 5 rows still gets 7
+        let short = PackedInput { hp: 5, wp: 5, ..one };
+        let c = PackedInput::covering(&[short], 4, 1, [7, 7], 1024).unwrap();
+        assert_eq!((c.hp, c.wp), (7, 7));
+        // too tall for the side
+        assert!(PackedInput::covering(&[two, one], 4, 1, [7, 7], 20).is_none());
     }
 }
