@@ -63,6 +63,7 @@ pub fn gemm(
                 kept: None,
                 placement: None,
                 x_packed: None,
+                w_transposed: None,
             },
         );
     }

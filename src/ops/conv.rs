@@ -188,6 +188,7 @@ pub fn conv2d(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, arg
             kept: None,
             placement: None,
             x_packed: None,
+            w_transposed: None,
         },
     )?;
     gpu.run(&ds);
@@ -268,6 +269,7 @@ pub(crate) fn lower(
                     kept,
                     placement: None,
                     x_packed: None,
+                    w_transposed: None,
                 },
             )?
         }

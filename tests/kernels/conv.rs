@@ -694,6 +694,7 @@ fn conv2d_block_and_texture_tiles_match_reference() {
                         kept: None,
                         placement: None,
                         x_packed: None,
+                        w_transposed: None,
                     },
                 )
                 .unwrap();
@@ -1149,6 +1150,7 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
                     kept: Some(&kept),
                     placement: None,
                     x_packed: None,
+                    w_transposed: None,
                 },
             )
             .unwrap();

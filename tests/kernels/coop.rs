@@ -142,6 +142,7 @@ fn cooperative_matrix_conv_forward_matches_reference() {
                 kept: None,
                 placement: None,
                 x_packed: None,
+                w_transposed: None,
             },
         )
         .unwrap();

@@ -142,6 +142,7 @@ fn conv2d_f16_matches_reference() {
                         kept: None,
                         placement: None,
                         x_packed: None,
+                        w_transposed: None,
                     },
                 )
             } else {
@@ -161,6 +162,7 @@ fn conv2d_f16_matches_reference() {
                         kept: None,
                         placement: None,
                         x_packed: None,
+                        w_transposed: None,
                     },
                 )
             };

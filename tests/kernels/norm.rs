@@ -219,6 +219,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                         kept: None,
                         placement: None,
                         x_packed: None,
+                        w_transposed: None,
                     },
                 )
                 .unwrap();
@@ -261,6 +262,7 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                     kept: None,
                     placement: None,
                     x_packed: None,
+                    w_transposed: None,
                 },
             )
             .unwrap();

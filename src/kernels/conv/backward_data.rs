@@ -90,9 +90,17 @@ pub fn backward_data_block(
             ConvTile::BLOCK.refuse("the block input gradient needs stride 1 and padding <= d*(K-1) on each axis")
         );
     }
-    through_forward(gpu, g, all_taps(g), &transposed_geometry(g), dy, w, dx, |t, b| {
-        forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
-    })
+    through_forward(
+        gpu,
+        g,
+        all_taps(g),
+        &transposed_geometry(g),
+        dy,
+        w,
+        dx,
+        false,
+        |t, b| forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b),
+    )
 }
 
 /// One axis of a conv's input gradient split by stride phase. The input positions i with
@@ -246,7 +254,9 @@ fn through_forward_phases(
     kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
     let dense = g.args.stride == [1, 1];
-    let in_place = !dense && gpu.policy().texture_operands;
+    // the cpu family's phases all run the texture forward (`forward_phases`)
+    let texture = gpu.policy().texture_operands;
+    let in_place = !dense && texture;
     let planes = g.n * g.cin;
     // (first, count, step) per axis of a map scattered into dx
     let scatter = |rows: [usize; 3], cols: [usize; 3], zero: bool, phase: &wgpu::Buffer| -> Result<Dispatch> {
@@ -308,7 +318,7 @@ fn through_forward_phases(
         let taps = [(py.k0, py.step, py.taps), (px.k0, px.step, px.taps)];
         if dense {
             // dy's one packing (no phases): kept for the weight gradient where the plan wants it
-            out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, |t, b| {
+            out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, texture, |t, b| {
                 forward(gpu, t, Epilogue::default(), DType::F32, &ForwardBuffers { kept, ..*b })
             })?);
         } else if in_place {
@@ -319,7 +329,7 @@ fn through_forward_phases(
                 first: [py.first, px.first],
                 stride: g.args.stride,
             };
-            out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, |t, b| {
+            out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, true, |t, b| {
                 let b = ForwardBuffers {
                     placement: Some(placement),
                     x_packed: shared.as_ref(),
@@ -330,7 +340,7 @@ fn through_forward_phases(
         } else {
             let bytes = (planes * py.count * px.count * 4) as u64;
             let phase = gpu.scratch_buffer("conv2d input-gradient phase", bytes)?;
-            out.extend(through_forward(gpu, g, taps, &geom, dy, w, &phase, |t, b| {
+            out.extend(through_forward(gpu, g, taps, &geom, dy, w, &phase, false, |t, b| {
                 forward(gpu, t, Epilogue::default(), DType::F32, b)
             })?);
             out.push(scatter(rows, cols, false, &phase)?);
@@ -368,7 +378,8 @@ fn transposed_geometry(g: &Conv2dGeom) -> Conv2dGeom {
 /// The input gradient of `g` (or one stride phase of it) as the forward `forward` runs on
 /// `geom`, the transposed geometry: the weights' taps `taps` per axis ((k0, step, count): k0,
 /// k0 + step, ...) flipped and channel-swapped (conv2d_transpose_weights, into a scratch buffer)
-/// first, then the forward of dy with them into `out`.
+/// first, then the forward of dy with them into `out`. A `texture` forward packs them
+/// transposed from w itself (`texture::TransposedWeights`), with no transposed copy.
 #[allow(clippy::too_many_arguments)]
 fn through_forward(
     gpu: &Gpu,
@@ -378,8 +389,16 @@ fn through_forward(
     dy: &wgpu::Buffer,
     w: &wgpu::Buffer,
     out: &wgpu::Buffer,
+    texture: bool,
     forward: impl FnOnce(&Conv2dGeom, &ForwardBuffers<'_>) -> Result<Vec<Dispatch>>,
 ) -> Result<Vec<Dispatch>> {
+    if texture {
+        let b = ForwardBuffers {
+            w_transposed: Some(texture::TransposedWeights { conv: *g, taps }),
+            ..ForwardBuffers::new(dy, w, out)
+        };
+        return forward(geom, &b);
+    }
     let (cout_g, [(_, _, th), (_, _, tw)]) = (g.cout / g.args.groups, taps);
     let wt = gpu.scratch_buffer("conv2d transposed weights", (g.cin * cout_g * th * tw * 4) as u64)?;
     let transpose = transpose_weights(gpu, g, taps, w, &wt)?;
@@ -448,7 +467,7 @@ pub fn backward_data_depthwise(
             format!("{g:?}: the staged depthwise input gradient takes stride-1 depthwise convs"),
         ));
     }
-    through_forward(gpu, g, all_taps(g), &transposed, dy, w, dx, |t, b| {
+    through_forward(gpu, g, all_taps(g), &transposed, dy, w, dx, false, |t, b| {
         forward_depthwise(gpu, t, Epilogue::default(), DType::F32, b)
     })
 }

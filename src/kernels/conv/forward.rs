@@ -22,6 +22,9 @@ pub struct ForwardBuffers<'a> {
     /// x already packed with at least this conv's padding (the texture forward only; None:
     /// the forward packs x itself).
     pub x_packed: Option<&'a texture::SharedPacking>,
+    /// w is another conv's weights, and this forward's weights their transposition (the
+    /// texture forward only, which packs them transposed; None: w is this conv's own).
+    pub w_transposed: Option<texture::TransposedWeights>,
 }
 
 /// Where a forward stores its output map: pixel (oy, ox) of each (image, channel) plane at
@@ -67,6 +70,7 @@ impl<'a> ForwardBuffers<'a> {
             kept: None,
             placement: None,
             x_packed: None,
+            w_transposed: None,
         }
     }
 }
@@ -91,11 +95,14 @@ pub fn forward(
         stats,
         ..
     } = *b;
-    if (b.placement.is_some() || b.x_packed.is_some()) && !texture::uses_texture(gpu, g) {
+    let texture_only = b.placement.is_some() || b.x_packed.is_some() || b.w_transposed.is_some();
+    if texture_only && !texture::uses_texture(gpu, g) {
         return Err(Error::arg(
             "conv2d forward",
             "placement",
-            format!("{g:?}: only the texture forward stores into a placed output map or reads a shared packing"),
+            format!(
+                "{g:?}: only the texture forward stores into a placed output map, reads a shared packing or transposes weights as it packs them"
+            ),
         ));
     }
     if gpu.policy().family == KernelFamily::Gpu && stats.is_none() && depthwise_staged_fits(g) {
@@ -208,8 +215,10 @@ pub fn forward_tiled(
         ..
     } = *b;
     tile.check()?;
-    if (b.placement.is_some() || b.x_packed.is_some()) && !matches!(tile.kind, TileKind::Texture { .. }) {
-        return Err(tile.refuse("only texture tiles store into a placed output map or read a shared packing"));
+    let texture_only = b.placement.is_some() || b.x_packed.is_some() || b.w_transposed.is_some();
+    if texture_only && !matches!(tile.kind, TileKind::Texture { .. }) {
+        return Err(tile
+            .refuse("only texture tiles store into a placed output map, read a shared packing or transpose weights"));
     }
     if tile.kind == TileKind::Block {
         return forward_block(gpu, &CONV2D_FWD_BLOCK, g, epi, storage, b);

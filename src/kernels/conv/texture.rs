@@ -259,13 +259,14 @@ fn pack(
     storage: DType,
     x: &wgpu::Buffer,
     tex: &OperandTexture,
+    transposed: Option<&TransposedWeights>,
 ) -> Result<Vec<Dispatch>> {
     const WG: usize = 64;
     // the shape and layout as pipeline constants (the shader says why); sizes() checks that
     // they fit u32
     sizes(g)?;
     l.words()?;
-    let constants = [
+    let mut constants = vec![
         ("WG", WG as f64),
         ("N", g.n as f64),
         ("CIN", g.cin as f64),
@@ -279,6 +280,9 @@ fn pack(
         ("PH", l.ph as f64),
         ("PW", l.pw as f64),
     ];
+    if let Some(t) = transposed {
+        constants.extend(t.constants(g)?);
+    }
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_PACK_INPUT, storage)?, &constants)?;
     let width = u32_of("conv2d packed width", l.width)?;
     let height = u32_of("conv2d packed height", l.height)?;
@@ -324,8 +328,47 @@ fn packed(
         Some(t) => t,
         None => gpu.operand_texture(what, slot, l.width as u32, l.height as u32)?,
     };
-    let d = pack(gpu, g, &l, storage, x, &tex)?;
+    let d = pack(gpu, g, &l, storage, x, &tex, None)?;
     Ok((l, tex, d))
+}
+
+/// Weights packed straight from a conv's w (Cout, Cin/g, KH, KW) as the forward weights of its
+/// input gradient or of one stride phase of it: the taps (k0, step, count) per axis, flipped,
+/// the channel axes swapped within each group (conv2d_pack_input's TRANSPOSED map, where a
+/// conv2d_transpose_weights pass wrote a transposed copy first).
+#[derive(Clone, Copy, Debug)]
+pub struct TransposedWeights {
+    pub conv: Conv2dGeom,
+    pub taps: [(usize, usize, usize); 2],
+}
+
+impl TransposedWeights {
+    /// The TRANSPOSED constants of conv2d_pack_input packing these as the weights of `fwd`
+    /// (as `weights_as_input` lays them out), or an error where `fwd` does not take them.
+    fn constants(&self, fwd: &Conv2dGeom) -> Result<[(&'static str, f64); 9]> {
+        let (c, [(k0y, sy, th), (k0x, sx, tw)]) = (&self.conv, self.taps);
+        let (cin_g, cout_g) = (c.cin / c.args.groups, c.cout / c.args.groups);
+        let fits = fwd.n == c.cin && fwd.cin == cout_g && fwd.h == th && fwd.w == tw;
+        let reach = |k0: usize, step: usize, n: usize, k: usize| n == 0 || k0 + (n - 1) * step < k;
+        if !fits || !reach(k0y, sy, th, c.kh) || !reach(k0x, sx, tw, c.kw) {
+            return Err(Error::arg(
+                "conv2d transposed weights",
+                "taps",
+                format!("{:?} of {c:?} are not the weights of {fwd:?}", self.taps),
+            ));
+        }
+        Ok([
+            ("TRANSPOSED", 1.0),
+            ("CIN_G", cin_g as f64),
+            ("COUT_G", cout_g as f64),
+            ("KH", c.kh as f64),
+            ("KW", c.kw as f64),
+            ("K0Y", k0y as f64),
+            ("STEP_Y", sy as f64),
+            ("K0X", k0x as f64),
+            ("STEP_X", sx as f64),
+        ])
+    }
 }
 
 /// One packing that several texture forwards read at their offsets (`PackedInput::offset_of`):
@@ -361,7 +404,7 @@ pub fn pack_for_phases(
         Some(t) => t,
         None => gpu.operand_texture(WHAT, 0, l.width as u32, l.height as u32)?,
     };
-    let d = pack(gpu, &dy_as_input(g), &l, DType::F32, dy, &tex)?;
+    let d = pack(gpu, &dy_as_input(g), &l, DType::F32, dy, &tex, None)?;
     Ok(Some((
         SharedPacking {
             layout: l,
@@ -390,6 +433,7 @@ pub fn forward(
         kept,
         placement,
         x_packed,
+        w_transposed,
     } = *b;
     let TileKind::Texture { px } = tile.kind else {
         return Err(tile.refuse("conv2d_fwd_tex runs texture tiles"));
@@ -419,7 +463,17 @@ pub fn forward(
             (l, tex, d, [0, 0])
         }
     };
-    let (wl, wtex, wpack) = packed(gpu, "conv2d weights", 2, &weights_as_input(g), DType::F32, w, None)?;
+    let wg = weights_as_input(g);
+    let (wl, wtex, wpack) = match w_transposed {
+        // another conv's weights, transposed as they are packed
+        Some(t) => {
+            let wl = layout(gpu, "conv2d weights", &wg)?;
+            let wtex = gpu.operand_texture("conv2d weights", 2, wl.width as u32, wl.height as u32)?;
+            let d = self::pack(gpu, &wg, &wl, DType::F32, w, &wtex, Some(&t))?;
+            (wl, wtex, d)
+        }
+        None => packed(gpu, "conv2d weights", 2, &wg, DType::F32, w, None)?,
+    };
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));
     constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
