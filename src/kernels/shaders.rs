@@ -189,8 +189,9 @@ pub fn has_vec4_variant(shader: &Shader) -> bool {
 }
 
 /// `shader` with each lane taking 4 consecutive elements through vec4 loads and stores (the
-/// elementwise_lanes prelude in its vec4 form): for callers whose 4 consecutive elements always
-/// share a channel. Built once per shader and kept for the life of the process, like the f16
+/// elementwise_lanes prelude in its vec4 form): for callers whose 4 consecutive elements share
+/// a channel, or reach into the next one where the kernel handles that (its STRADDLE constant;
+/// `kernels::norm` chooses). Built once per shader and kept for the life of the process, like the f16
 /// variants (which apply on top: `variant(gpu, vec4_variant(s)?, storage)`).
 pub fn vec4_variant(shader: &'static Shader) -> Result<&'static Shader> {
     if !has_vec4_variant(shader) {

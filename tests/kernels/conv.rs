@@ -1159,6 +1159,15 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
                 // x's texture (12+ rows) packed in bands of 5, then the weights', then the conv
                 assert!(ds.len() >= 5, "{what}: {} forward dispatches", ds.len());
             }
+            if !expect_texture {
+                // what only the texture forward does is refused, not run wrong
+                let placed = conv::ForwardBuffers {
+                    placement: Some(conv::Placement::dense(&geom)),
+                    ..conv::ForwardBuffers::new(xb, wb, y.buffer())
+                };
+                let err = conv::forward(g, &geom, epi, f32, &placed).err().expect("refused");
+                assert!(err.to_string().contains("only the texture forward"), "{what}: {err}");
+            }
             let dx_ds = conv::backward_data(g, &geom, dyt.buffer(), wb, dx.buffer(), Some(&kept)).unwrap();
             kept.lowered(&dx_ds);
             let dx_names: Vec<_> = dx_ds.iter().map(|d| d.pipeline.shader.name).collect();

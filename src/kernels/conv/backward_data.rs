@@ -216,7 +216,7 @@ fn phase_geometry(g: &Conv2dGeom, py: &PhaseAxis, px: &PhaseAxis) -> Option<Conv
 
 /// The input gradient through the cpu family's texture forward (conv2d_fwd_tex, after packing dy
 /// into an operand texture), one stride phase at a time: each phase of dx is the forward of dy
-/// with that phase's taps flipped and their channel axes swapped (conv2d_transpose_weights),
+/// with that phase's taps flipped and their channel axes swapped (as the weights are packed),
 /// stored straight into its positions in dx (a `Placement`); a phase no tap reaches gets zeros
 /// (conv2d_scatter_phase). On a CPU driver the register kernel's per-lane
 /// storage loads of dy are loops over the lanes; the texture forward fetches 4 channels of dy
@@ -287,12 +287,10 @@ fn through_forward_phases(
     let mut out = Vec::new();
     // dy packed once for every phase with taps (and kept for the weight gradient where the
     // plan wants it), where each phase packed it with its own padding
-    let shared = match in_place {
-        true => {
-            let readers: Vec<Conv2dGeom> = phases.iter().filter_map(|p| p.2).collect();
-            texture::pack_for_phases(gpu, g, &readers, dy, kept)?
-        }
-        false => None,
+    let readers: Vec<Conv2dGeom> = phases.iter().filter_map(|p| p.2).collect();
+    let (shared, packing) = match in_place {
+        true => texture::pack_for_phases(gpu, g, &readers, dy, kept)?.map_or((None, vec![]), |(s, d)| (Some(s), d)),
+        false => (None, vec![]),
     };
     if in_place && phases.iter().any(|(_, _, geom)| geom.is_none()) {
         // phases no tap reaches: one pass zeroes all of dx, and the phases with taps then store
@@ -300,10 +298,7 @@ fn through_forward_phases(
         // stride-2 projection has 3 such phases)
         out.push(scatter([0, g.h, 1], [0, g.w, 1], true, gpu.dummy())?);
     }
-    let shared = shared.map(|(s, pack)| {
-        out.extend(pack);
-        s
-    });
+    out.extend(packing);
     for &(py, px, geom) in phases {
         let (rows, cols) = (
             [py.first, py.count, g.args.stride[0]],

@@ -73,6 +73,12 @@ impl<'a> ForwardBuffers<'a> {
             w_transposed: None,
         }
     }
+
+    /// Whether these ask for what only the texture forward does: a placed output, a shared
+    /// packing of x, or weights transposed as they are packed.
+    fn texture_only(&self) -> bool {
+        self.placement.is_some() || self.x_packed.is_some() || self.w_transposed.is_some()
+    }
 }
 
 /// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
@@ -95,11 +101,10 @@ pub fn forward(
         stats,
         ..
     } = *b;
-    let texture_only = b.placement.is_some() || b.x_packed.is_some() || b.w_transposed.is_some();
-    if texture_only && !texture::uses_texture(gpu, g) {
+    if b.texture_only() && !texture::uses_texture(gpu, g) {
         return Err(Error::arg(
             "conv2d forward",
-            "placement",
+            "buffers",
             format!(
                 "{g:?}: only the texture forward stores into a placed output map, reads a shared packing or transposes weights as it packs them"
             ),
@@ -215,8 +220,7 @@ pub fn forward_tiled(
         ..
     } = *b;
     tile.check()?;
-    let texture_only = b.placement.is_some() || b.x_packed.is_some() || b.w_transposed.is_some();
-    if texture_only && !matches!(tile.kind, TileKind::Texture { .. }) {
+    if b.texture_only() && !matches!(tile.kind, TileKind::Texture { .. }) {
         return Err(tile
             .refuse("only texture tiles store into a placed output map, read a shared packing or transpose weights"));
     }
