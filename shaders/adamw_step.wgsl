@@ -1,5 +1,7 @@
 // AdamW, PyTorch's rule: p *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 // p -= lr * (m / bc1) / (sqrt(v / bc2) + eps), with bc1 = 1 - b1^t, bc2 = 1 - b2^t from the host.
+// A lane takes PACK consecutive elements (the elementwise_lanes prelude: 4 in vec4s where the
+// tensor's size is a multiple of 4).
 
 override WG: u32 = 256u;
 
@@ -7,16 +9,16 @@ struct Params { total: u32, group: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> hyper: array<f32>;  // lr, _, wd, b1, b2, eps, bc1, bc2
-@group(0) @binding(2) var<storage, read> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> param: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<FV>;
+@group(0) @binding(3) var<storage, read_write> param: array<FV>;
+@group(0) @binding(4) var<storage, read_write> m: array<FV>;
+@group(0) @binding(5) var<storage, read_write> v: array<FV>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i >= p.total) {
+    if (i >= p.total / PACK) {
         return;
     }
     let h = p.group * 8u;

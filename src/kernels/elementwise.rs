@@ -1,6 +1,6 @@
 //! Elementwise kernels: add, and the f32 <-> f16 cast (activations: `ops::activation`).
 
-use super::shaders::{variant, ADD, CAST};
+use super::shaders::{lanes_for, variant, ADD, CAST};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
@@ -17,8 +17,9 @@ pub fn add(
     b: &wgpu::Buffer,
     y: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(variant(gpu, &ADD, storage)?, &[("WG", WG as f64)])?;
-    let grid = grid_1d(groups_for("add", total, WG)?);
+    let (shader, pack) = lanes_for(&ADD, total)?;
+    let pipeline = gpu.pipeline(variant(gpu, shader, storage)?, &[("WG", WG as f64)])?;
+    let grid = grid_1d(groups_for("add", total / pack, WG)?);
     Dispatch::new(gpu, pipeline, &[u32_of("add elements", total)?], &[a, b, y], grid)
 }
 

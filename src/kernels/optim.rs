@@ -1,7 +1,7 @@
 //! Optimizer update kernels. Hyperparameters live in a GPU buffer of 8 floats per parameter
 //! group that the host rewrites before each step: a schedule never rebuilds a plan.
 
-use super::shaders::{ADAMW_STEP, SGD_STEP};
+use super::shaders::{lanes_for, ADAMW_STEP, SGD_STEP};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
@@ -24,11 +24,12 @@ pub fn sgd(
     param: &wgpu::Buffer,
     momentum_buf: &wgpu::Buffer,
 ) -> Result<Dispatch> {
+    let (shader, pack) = lanes_for(&SGD_STEP, total)?;
     let pipeline = gpu.pipeline(
-        &SGD_STEP,
+        shader,
         &[("WG", WG as f64), ("NESTEROV", f64::from(u8::from(nesterov)))],
     )?;
-    let grid = grid_1d(groups_for("sgd", total, WG)?);
+    let grid = grid_1d(groups_for("sgd", total / pack, WG)?);
     let params = [u32_of("sgd elements", total)?, group as u32];
     Dispatch::new(gpu, pipeline, &params, &[hyper, grad, param, momentum_buf], grid)
 }
@@ -45,8 +46,9 @@ pub fn adamw(
     m: &wgpu::Buffer,
     v: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let pipeline = gpu.pipeline(&ADAMW_STEP, &[("WG", WG as f64)])?;
-    let grid = grid_1d(groups_for("adamw", total, WG)?);
+    let (shader, pack) = lanes_for(&ADAMW_STEP, total)?;
+    let pipeline = gpu.pipeline(shader, &[("WG", WG as f64)])?;
+    let grid = grid_1d(groups_for("adamw", total / pack, WG)?);
     let params = [u32_of("adamw elements", total)?, group as u32];
     Dispatch::new(gpu, pipeline, &params, &[hyper, grad, param, m, v], grid)
 }

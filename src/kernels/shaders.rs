@@ -46,14 +46,14 @@ shaders! {
     BATCH_NORM_STATS = "batch_norm_stats" with prelude "workgroup_sum" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_MERGE = "batch_norm_merge" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_RUNNING = "batch_norm_running" [Uniform, Read, Read, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_APPLY = "batch_norm_apply" with prelude "activation" "elementwise_lanes" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" "elementwise_lanes" "workgroup_sum" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+    BATCH_NORM_APPLY = "batch_norm_apply" with prelude "activation" "elementwise_lanes" "channel_lanes" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" "elementwise_lanes" "channel_lanes" "workgroup_sum" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_FINISH = "batch_norm_bwd_finish" [Uniform, Read, ReadWrite, ReadWrite];
-    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" with prelude "activation" "elementwise_lanes" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" with prelude "activation" "elementwise_lanes" "channel_lanes" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     FOLD_BN = "fold_bn" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     ACTIVATION_FWD = "activation_fwd" with prelude "activation" [Uniform, Read, ReadWrite];
     ACTIVATION_BWD = "activation_bwd" with prelude "activation" [Uniform, Read, Read, ReadWrite];
-    ADD = "add" [Uniform, Read, Read, ReadWrite];
+    ADD = "add" with prelude "elementwise_lanes" [Uniform, Read, Read, ReadWrite];
     MUL_CHANNELS = "mul_channels" [Uniform, Read, Read, ReadWrite];
     DROPOUT = "dropout" [Uniform, Read, Read, ReadWrite];
     COPY_CHANNELS = "copy_channels" [Uniform, Read, ReadWrite];
@@ -78,8 +78,8 @@ shaders! {
     ACT_STATS_PARTIAL = "act_stats_partial" with prelude "workgroup_sum" [Uniform, Read, ReadWrite];
     ACT_STATS_FINISH = "act_stats_finish" [Uniform, Read, ReadWrite];
     CAST = "cast" [Uniform, Read, ReadWrite];
-    SGD_STEP = "sgd_step" [Uniform, Read, Read, ReadWrite, ReadWrite];
-    ADAMW_STEP = "adamw_step" [Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite];
+    SGD_STEP = "sgd_step" with prelude "elementwise_lanes" [Uniform, Read, Read, ReadWrite, ReadWrite];
+    ADAMW_STEP = "adamw_step" with prelude "elementwise_lanes" [Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite];
 }
 
 /// The conv forward on cooperative matrices (tensor cores): f16 activations, 16x16x16 f16
@@ -170,17 +170,32 @@ pub static VARIANT_PRELUDES: &[&str] = &[
     "workgroup_sum_subgroup",
     "operand_share_subgroup",
     "elementwise_lanes_vec4",
+    "channel_lanes_vec4",
 ];
 
-/// The lanes prelude of the per-channel elementwise kernels and its vec4 form, and the line by
-/// which such a kernel declares its stored values, in both forms.
+/// The lanes preludes of the elementwise kernels (and of the per-channel ones among them) and
+/// their vec4 forms, and the line by which such a kernel declares its stored values, in both
+/// forms.
 const VEC4_FORMS: &[(&str, &str)] = &[
     (
         include_str!("../../shaders/elementwise_lanes.wgsl"),
         include_str!("../../shaders/elementwise_lanes_vec4.wgsl"),
     ),
+    (
+        include_str!("../../shaders/channel_lanes.wgsl"),
+        include_str!("../../shaders/channel_lanes_vec4.wgsl"),
+    ),
     ("alias TV = T;", "alias TV = vec4<T>;"),
 ];
+
+/// `shader` as its lanes take `total` elements with no channel structure: in vec4s where the
+/// total is a multiple of 4 (the variant), else one a lane; with the elements per lane.
+pub fn lanes_for(shader: &'static Shader, total: usize) -> Result<(&'static Shader, usize)> {
+    match total.is_multiple_of(4) {
+        true => Ok((vec4_variant(shader)?, 4)),
+        false => Ok((shader, 1)),
+    }
+}
 
 /// Whether `shader` takes its elements through the elementwise_lanes prelude (see
 /// `vec4_variant`).
@@ -189,9 +204,10 @@ pub fn has_vec4_variant(shader: &Shader) -> bool {
 }
 
 /// `shader` with each lane taking 4 consecutive elements through vec4 loads and stores (the
-/// elementwise_lanes prelude in its vec4 form): for callers whose 4 consecutive elements share
-/// a channel, or reach into the next one where the kernel handles that (its STRADDLE constant;
-/// `kernels::norm` chooses). Built once per shader and kept for the life of the process, like the f16
+/// elementwise_lanes prelude in its vec4 form): for a total that is a multiple of 4, and for
+/// the per-channel kernels (channel_lanes) 4 elements that share a channel or reach into the
+/// next one where the kernel handles that (its STRADDLE constant; `kernels::norm` chooses).
+/// Built once per shader and kept for the life of the process, like the f16
 /// variants (which apply on top: `variant(gpu, vec4_variant(s)?, storage)`).
 pub fn vec4_variant(shader: &'static Shader) -> Result<&'static Shader> {
     if !has_vec4_variant(shader) {

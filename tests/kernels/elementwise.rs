@@ -9,8 +9,11 @@ use convoy::Tensor;
 fn relu_and_add_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(3);
-    for _ in 0..6 {
-        let shape = [rng.int(1, 4), rng.int(1, 7), rng.int(1, 9), rng.int(1, 9)];
+    // random shapes, and one of each kind for add's lanes: a multiple of 4 (vec4s) and not
+    let random: Vec<[usize; 4]> = (0..6)
+        .map(|_| [rng.int(1, 4), rng.int(1, 7), rng.int(1, 9), rng.int(1, 9)])
+        .collect();
+    for shape in [[2, 3, 4, 4], [1, 3, 5, 7]].into_iter().chain(random) {
         let n: usize = shape.iter().product();
         let a = rng.vec(n, -2.0, 2.0);
         let b = rng.vec(n, -2.0, 2.0);
