@@ -80,6 +80,10 @@ fn copy_out_and_unmap(staging: &wgpu::Buffer) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// How long `map_read_after` waits for a map's callback once its submission has finished.
+#[cfg(not(target_arch = "wasm32"))]
+const MAP_CALLBACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// As `map_read`, blocking until submission `index` (the one that filled `staging`) has
 /// finished, and no longer: later submissions keep running (native; overlaps host work, such as
 /// an all-reduce, with the GPU's).
@@ -99,7 +103,16 @@ pub fn map_read_after(gpu: &Gpu, staging: &wgpu::Buffer, index: wgpu::Submission
         during: "readback".into(),
         reason: e.to_string(),
     })?;
-    let mapped = super::pipeline::lock(&slot).0.take();
+    // Another thread polling the same device may have collected the map's callback and not
+    // yet run it when this poll returns (seen once in CI, with tests sharing one device): the
+    // submission is done, so the callback comes; wait for it, for a bounded time.
+    let start = std::time::Instant::now();
+    let mut mapped = super::pipeline::lock(&slot).0.take();
+    while mapped.is_none() && start.elapsed() < MAP_CALLBACK_WAIT {
+        std::thread::yield_now();
+        let _ = gpu.device().poll(wgpu::PollType::Poll);
+        mapped = super::pipeline::lock(&slot).0.take();
+    }
     match mapped {
         Some(Ok(())) => {}
         Some(Err(e)) => {
