@@ -29,18 +29,9 @@ override PH: u32 = 0u;
 override PW: u32 = 0u;
 // TRANSPOSED: x is a conv's weights w (Cout, Cin/g, KH, KW) and the packing is of their
 // transposition, the forward weights of its input gradient (or of one stride phase of it):
-// image n, channel c, tap (iy, ix) is w[g*COUT_G + c, n % CIN_G, K0Y + (H-1-iy)*STEP_Y,
-// K0X + (W-1-ix)*STEP_X] with g = n / CIN_G (conv2d_transpose_weights' map, read in place of
-// a transposed copy)
+// image n, channel c, tap (iy, ix) is element (n, c, iy, ix) of the weight_transpose prelude's
+// map, read in place of a transposed copy
 override TRANSPOSED: bool = false;
-override CIN_G: u32 = 1u;
-override COUT_G: u32 = 1u;
-override KH: u32 = 1u;
-override KW: u32 = 1u;
-override K0Y: u32 = 0u;
-override STEP_Y: u32 = 1u;
-override K0X: u32 = 0u;
-override STEP_X: u32 = 1u;
 
 // the texture rows this dispatch packs (a band of the staging buffer's rows), and the texels
 // from one staging row to the next
@@ -67,19 +58,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
     let n = (ty / band_rows) * PER_BAND + slot;
     let ix = tx - slot * WP - PW;
     let inside = tx < p.width && n < N && iy < H && ix < W;
-    var base = ((n * CIN + g * cin_g + cb * 4u) * H + iy) * W + ix;
-    var step = H * W;
-    if (TRANSPOSED) {
-        // channel c of image n is output channel c of w's group n / CIN_G
-        let ky = K0Y + (H - 1u - iy) * STEP_Y;
-        let kx = K0X + (W - 1u - ix) * STEP_X;
-        base = (((n / CIN_G) * COUT_G + cb * 4u) * CIN_G + n % CIN_G) * KH * KW + ky * KW + kx;
-        step = CIN_G * KH * KW;
-    }
+    let base = ((n * CIN + g * cin_g + cb * 4u) * H + iy) * W + ix;
     var v = vec4f(0.0);
     for (var k = 0u; k < 4u; k++) {
         if (inside && cb * 4u + k < cin_g) {
-            v[k] = f32(x[base + k * step]);
+            var at = base + k * H * W;
+            if (TRANSPOSED) {
+                at = transposed_weight_at(n, cb * 4u + k, iy, ix, H, W);
+            }
+            v[k] = f32(x[at]);
         }
     }
     if (tx < p.width) {

@@ -31,9 +31,9 @@ shaders! {
     CONV2D_FWD_BLOCK = "conv2d_fwd_block" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
     CONV2D_FWD_DEPTHWISE = "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
     CONV2D_STATS_CONDENSE = "conv2d_stats_condense" [Uniform, Read, ReadWrite];
-    CONV2D_TRANSPOSE_WEIGHTS = "conv2d_transpose_weights" [Uniform, Read, ReadWrite];
+    CONV2D_TRANSPOSE_WEIGHTS = "conv2d_transpose_weights" with prelude "weight_transpose" [Uniform, Read, ReadWrite];
     CONV2D_SCATTER_PHASE = "conv2d_scatter_phase" [Uniform, Read, ReadWrite];
-    CONV2D_PACK_INPUT = "conv2d_pack_input" [Uniform, Read, ReadWrite];
+    CONV2D_PACK_INPUT = "conv2d_pack_input" with prelude "weight_transpose" [Uniform, Read, ReadWrite];
     CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" "operand_share" [Uniform, Texture, Texture, Read, Read, ReadWrite, ReadWrite];
     CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" "operand_share" [Uniform, Texture, Texture, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
@@ -135,20 +135,39 @@ pub fn f16_variant(shader: &'static Shader) -> Result<&'static Shader> {
     if !has_f16_variant(shader) {
         return Err(Error::arg(shader.name, "storage", "this kernel has no f16 variant"));
     }
-    static VARIANTS: OnceLock<Mutex<HashMap<&'static str, &'static Shader>>> = OnceLock::new();
-    let mut map = crate::device::lock(VARIANTS.get_or_init(Default::default));
-    let v = map.entry(shader.name).or_insert_with(|| {
-        let source = format!(
-            "enable f16;\n{}",
-            shader.source.replacen(STORAGE_ALIAS, "alias T = f16;", 1)
-        );
+    static VARIANTS: Variants = OnceLock::new();
+    Ok(cached_variant(&VARIANTS, shader, "f16", |source| {
+        format!("enable f16;\n{}", source.replacen(STORAGE_ALIAS, "alias T = f16;", 1))
+    }))
+}
+
+/// The variants of one kind built so far, by the name of the shader they vary.
+type Variants = OnceLock<Mutex<HashMap<&'static str, &'static Shader>>>;
+
+/// `shader`'s variant `suffix` (named `{name}_{suffix}`), its source `source` of the shader's:
+/// built once per shader and kept for the life of the process, so pipelines cache it like any
+/// kernel.
+fn cached_variant(
+    variants: &'static Variants,
+    shader: &'static Shader,
+    suffix: &str,
+    source: impl FnOnce(&str) -> String,
+) -> &'static Shader {
+    let mut map = crate::device::lock(variants.get_or_init(Default::default));
+    map.entry(shader.name).or_insert_with(|| {
         Box::leak(Box::new(Shader {
-            name: Box::leak(format!("{}_f16", shader.name).into_boxed_str()),
-            source: Box::leak(source.into_boxed_str()),
+            name: Box::leak(format!("{}_{suffix}", shader.name).into_boxed_str()),
+            source: Box::leak(source(shader.source).into_boxed_str()),
             bindings: shader.bindings,
         }))
-    });
-    Ok(v)
+    })
+}
+
+/// `source` with each prelude of `forms` (as kernels include it) in its other form.
+fn in_forms(source: &str, forms: &[(&str, &str)]) -> String {
+    forms
+        .iter()
+        .fold(source.to_string(), |s, (plain, other)| s.replacen(plain, other, 1))
 }
 
 /// Preludes with a subgroup form, as kernels include them and in that form: the workgroup
@@ -213,19 +232,10 @@ pub fn vec4_variant(shader: &'static Shader) -> Result<&'static Shader> {
     if !has_vec4_variant(shader) {
         return Err(Error::arg(shader.name, "lanes", "this kernel has no vec4 variant"));
     }
-    static VARIANTS: OnceLock<Mutex<HashMap<&'static str, &'static Shader>>> = OnceLock::new();
-    let mut map = crate::device::lock(VARIANTS.get_or_init(Default::default));
-    let v = map.entry(shader.name).or_insert_with(|| {
-        let source = VEC4_FORMS
-            .iter()
-            .fold(shader.source.to_string(), |s, (plain, vec4)| s.replacen(plain, vec4, 1));
-        Box::leak(Box::new(Shader {
-            name: Box::leak(format!("{}_vec4", shader.name).into_boxed_str()),
-            source: Box::leak(source.into_boxed_str()),
-            bindings: shader.bindings,
-        }))
-    });
-    Ok(v)
+    static VARIANTS: Variants = OnceLock::new();
+    Ok(cached_variant(&VARIANTS, shader, "vec4", |source| {
+        in_forms(source, VEC4_FORMS)
+    }))
 }
 
 /// Whether `shader` includes a prelude with a subgroup form (see `subgroup_variant`).
@@ -265,20 +275,11 @@ pub fn subgroup_variant(shader: &'static Shader) -> Result<&'static Shader> {
             "this kernel has no subgroup variant",
         ));
     }
-    static VARIANTS: OnceLock<Mutex<HashMap<&'static str, &'static Shader>>> = OnceLock::new();
-    let mut map = crate::device::lock(VARIANTS.get_or_init(Default::default));
-    let v = map.entry(shader.name).or_insert_with(|| {
-        // no `enable subgroups;`: naga (wgpu 30) rejects the directive and takes the subgroup
-        // builtins when the device has SUBGROUP; a browser's compiler wants it (and the policy
-        // keeps the browser off subgroups)
-        let source = SUBGROUP_FORMS
-            .iter()
-            .fold(shader.source.to_string(), |s, (plain, sub)| s.replacen(plain, sub, 1));
-        Box::leak(Box::new(Shader {
-            name: Box::leak(format!("{}_subgroups", shader.name).into_boxed_str()),
-            source: Box::leak(source.into_boxed_str()),
-            bindings: shader.bindings,
-        }))
-    });
-    Ok(v)
+    // no `enable subgroups;`: naga (wgpu 30) rejects the directive and takes the subgroup
+    // builtins when the device has SUBGROUP; a browser's compiler wants it (and the policy keeps
+    // the browser off subgroups)
+    static VARIANTS: Variants = OnceLock::new();
+    Ok(cached_variant(&VARIANTS, shader, "subgroups", |source| {
+        in_forms(source, SUBGROUP_FORMS)
+    }))
 }

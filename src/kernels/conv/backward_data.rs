@@ -404,7 +404,7 @@ fn through_forward(
 
 /// The dispatch of conv2d_transpose_weights: `w` of `g` (Cout, Cin/g, KH, KW) into `wt` (Cin,
 /// Cout/g, TH, TW) with the taps `taps` per axis ((k0, step, count)) flipped and the channel
-/// axes swapped within each group.
+/// axes swapped within each group (`transpose_constants`).
 pub(super) fn transpose_weights(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -414,22 +414,12 @@ pub(super) fn transpose_weights(
 ) -> Result<Dispatch> {
     let a = &g.args;
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
-    let [(k0y, step_y, th), (k0x, step_x, tw)] = taps;
+    let [(_, _, th), (_, _, tw)] = taps;
     let total = g.cin * cout_g * th * tw;
     u32_of("conv2d input channels per group", cin_g)?;
     u32_of("conv2d output channels per group", cout_g)?;
-    let constants = [
-        ("CIN_G", cin_g as f64),
-        ("COUT_G", cout_g as f64),
-        ("TH", th as f64),
-        ("TW", tw as f64),
-        ("KH", g.kh as f64),
-        ("KW", g.kw as f64),
-        ("K0Y", k0y as f64),
-        ("STEP_Y", step_y as f64),
-        ("K0X", k0x as f64),
-        ("STEP_X", step_x as f64),
-    ];
+    let mut constants = transpose_constants(g, taps).to_vec();
+    constants.extend([("TH", th as f64), ("TW", tw as f64)]);
     Dispatch::new(
         gpu,
         gpu.pipeline(&CONV2D_TRANSPOSE_WEIGHTS, &constants)?,

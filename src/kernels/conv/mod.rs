@@ -61,6 +61,23 @@ pub(super) fn geometry_constants(g: &Conv2dGeom) -> Vec<(&'static str, f64)> {
     ]
 }
 
+/// The constants of the weight_transpose prelude: the weights of `g` (Cout, Cin/g, KH, KW) as
+/// the forward weights of its input gradient, with the taps `taps` per axis ((k0, step, count))
+/// flipped and the channel axes swapped within each group.
+pub(super) fn transpose_constants(g: &Conv2dGeom, taps: [(usize, usize, usize); 2]) -> [(&'static str, f64); 8] {
+    let [(k0y, step_y, _), (k0x, step_x, _)] = taps;
+    [
+        ("CIN_G", (g.cin / g.args.groups) as f64),
+        ("COUT_G", (g.cout / g.args.groups) as f64),
+        ("KH", g.kh as f64),
+        ("KW", g.kw as f64),
+        ("K0Y", k0y as f64),
+        ("STEP_Y", step_y as f64),
+        ("K0X", k0x as f64),
+        ("STEP_X", step_x as f64),
+    ]
+}
+
 /// The taps [lo, hi) of one axis that some output position reaches inside the input; the
 /// taps outside read only padding for every output (a 3x3 conv with padding 1 on a 1x1 map
 /// uses only its centre tap), so the kernels skip them (override constants KY0..KX1).

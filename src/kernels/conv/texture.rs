@@ -345,9 +345,9 @@ pub struct TransposedWeights {
 impl TransposedWeights {
     /// The TRANSPOSED constants of conv2d_pack_input packing these as the weights of `fwd`
     /// (as `weights_as_input` lays them out), or an error where `fwd` does not take them.
-    fn constants(&self, fwd: &Conv2dGeom) -> Result<[(&'static str, f64); 9]> {
+    fn constants(&self, fwd: &Conv2dGeom) -> Result<Vec<(&'static str, f64)>> {
         let (c, [(k0y, sy, th), (k0x, sx, tw)]) = (&self.conv, self.taps);
-        let (cin_g, cout_g) = (c.cin / c.args.groups, c.cout / c.args.groups);
+        let cout_g = c.cout / c.args.groups;
         let fits = fwd.n == c.cin && fwd.cin == cout_g && fwd.h == th && fwd.w == tw;
         let reach = |k0: usize, step: usize, n: usize, k: usize| n == 0 || k0 + (n - 1) * step < k;
         if !fits || !reach(k0y, sy, th, c.kh) || !reach(k0x, sx, tw, c.kw) {
@@ -357,17 +357,9 @@ impl TransposedWeights {
                 format!("{:?} of {c:?} are not the weights of {fwd:?}", self.taps),
             ));
         }
-        Ok([
-            ("TRANSPOSED", 1.0),
-            ("CIN_G", cin_g as f64),
-            ("COUT_G", cout_g as f64),
-            ("KH", c.kh as f64),
-            ("KW", c.kw as f64),
-            ("K0Y", k0y as f64),
-            ("STEP_Y", sy as f64),
-            ("K0X", k0x as f64),
-            ("STEP_X", sx as f64),
-        ])
+        let mut constants = vec![("TRANSPOSED", 1.0)];
+        constants.extend(super::transpose_constants(c, self.taps));
+        Ok(constants)
     }
 }
 
