@@ -33,9 +33,13 @@ struct Sample {
 }
 
 fn row(s: &Sample) -> String {
-    let mb = |b: isize| b as f64 / 1e6;
+    // MB, or "n/a" where the backend counts objects only (GL, Metal)
+    let mb = |b: isize| match s.gpu.bytes_counted {
+        true => format!("{:.2}", b as f64 / 1e6),
+        false => "n/a".to_string(),
+    };
     format!(
-        "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {:.1} |",
         s.step,
         s.gpu.buffers,
         s.gpu.textures,

@@ -1,7 +1,7 @@
 //! convoy: a CNN runtime on portable GPU compute. Hand-written WGSL kernels run through wgpu on
-//! Vulkan, Metal, DX12 and WebGPU.
+//! Vulkan, Metal, DX12, OpenGL and WebGPU.
 //!
-//! ```no_run
+//! ```
 //! use convoy::{ops, Gpu, Tensor};
 //! let gpu = Gpu::new()?;
 //! let x = Tensor::from_slice(&gpu, &[1.0; 2 * 3 * 8 * 8], [2, 3, 8, 8])?;
@@ -42,3 +42,26 @@ pub use exec::{CompileOptions, Inference, ParamStore, Plan, TrainStep};
 pub use graph::Graph;
 pub use shape::Shape;
 pub use tensor::{DType, Tensor};
+
+// The Rust snippets of the README and of docs/ compile and run as doctests (`cargo test`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+#[cfg(doctest)]
+pub mod docs_doctests {
+    #[doc = include_str!("../docs/cli.md")]
+    pub struct Cli;
+    #[doc = include_str!("../docs/onnx.md")]
+    pub struct Onnx;
+    #[doc = include_str!("../docs/kernels.md")]
+    pub struct Kernels;
+    #[doc = include_str!("../docs/browser.md")]
+    pub struct Browser;
+    #[doc = include_str!("../docs/mpi.md")]
+    pub struct Mpi;
+    #[doc = include_str!("../docs/testing.md")]
+    pub struct Testing;
+    #[doc = include_str!("../docs/layout.md")]
+    pub struct Layout;
+}

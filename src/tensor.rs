@@ -33,6 +33,16 @@ pub struct Tensor {
     dtype: DType,
 }
 
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        // on wgpu's GL backend freeing the buffer enters the driver's context: the device's
+        // next holder frees it (`device::serial`)
+        if self.gpu.is_serialised() {
+            self.gpu.bury(Arc::clone(&self.buffer));
+        }
+    }
+}
+
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Tensor({:?}, {})", self.dtype, self.shape)
@@ -134,6 +144,9 @@ impl Tensor {
     }
 
     fn alloc(gpu: &Gpu, shape: Shape, dtype: DType, poison: bool) -> Result<Tensor> {
+        if dtype == DType::F16 {
+            gpu.require_f16("an f16 tensor")?;
+        }
         let bytes = padded_size((shape.numel() * dtype.size()) as u64);
         check_size(gpu, "tensor", &shape, bytes)?;
         let buffer = gpu.device().create_buffer(&wgpu::BufferDescriptor {
@@ -203,7 +216,9 @@ impl Tensor {
                 &shape,
             ));
         }
-        Ok(Tensor { shape, ..self.clone() })
+        let mut t = self.clone();
+        t.shape = shape;
+        Ok(t)
     }
 
     /// Write new f32 data into this tensor (same element count).

@@ -265,6 +265,60 @@ fn small_cnn_overfits_one_batch() {
     assert!(s.temp_bytes < s.temp_bytes_unplanned, "{s:?}");
 }
 
+/// One device used from several threads at once, as an app would: one thread trains while two
+/// others upload, run kernels, read back and drop tensors. On wgpu's GL backend this is what made
+/// wgpu panic ("Could not lock adapter context") before convoy serialised its calls there
+/// (`device::serial`); on every backend the results must stay right.
+#[test]
+fn one_device_shared_by_threads() {
+    let g = gpu();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let data = Mnist::fashion_embedded().unwrap();
+            let n = 16;
+            let x: Vec<f32> = (0..n).flat_map(|i| data.train.image(i)).collect();
+            let y: Vec<i32> = data.train.labels[..n].iter().map(|&l| l as i32).collect();
+            let mut net = Net::new(true);
+            let xi = net.graph.input("x", [n, 1, 28, 28]);
+            let logits = simple_cnn(10).forward(&mut net, xi).unwrap();
+            let labels = net.graph.labels("labels", n);
+            let loss = net.graph.cross_entropy(logits, labels, 0.0).unwrap();
+            let mut store = ParamStore::new();
+            net.init_params(g, &mut store, 0).unwrap();
+            let opt = Optimizer::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 0.0,
+                nesterov: false,
+            };
+            let mut step = TrainStep::compile(g, net.graph, loss, &[], &mut store, opt).unwrap();
+            let first = step.step_read(&x, &y).unwrap()[0][0];
+            for _ in 0..10 {
+                step.step(&x, &y).unwrap();
+            }
+            let last = step.step_read(&x, &y).unwrap()[0][0];
+            assert!(last < first, "training beside other threads: loss {first} -> {last}");
+        });
+        for seed in 0..2 {
+            s.spawn(move || {
+                let mut rng = Rng::new(100 + seed);
+                for round in 0..20 {
+                    let n = rng.int(1, 5000);
+                    let (a, b) = (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+                    let (at, bt) = (
+                        Tensor::from_slice(g, &a, [n]).unwrap(),
+                        Tensor::from_slice(g, &b, [n]).unwrap(),
+                    );
+                    let sum = convoy::ops::add(g, &at, &bt).unwrap();
+                    let got = convoy::ops::relu(g, &sum).unwrap().to_vec().unwrap();
+                    let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x + y).max(0.0)).collect();
+                    assert_eq!(got, want, "thread {seed}, round {round}");
+                }
+            });
+        }
+    });
+}
+
 /// An activation larger than one storage binding of this device is refused when the plan
 /// compiles, naming the value, its shape and the limit (never a driver error or a wrong result).
 #[test]

@@ -387,6 +387,9 @@ fn half_case(model: &str, shape: [usize; 4], seed: u64) {
 
 #[test]
 fn f16_inference_matches_f32_within_half_precision() {
+    if !common::has_f16_else_refused(gpu()) {
+        return;
+    }
     let mut rng = Rng::new(9);
     half_case("resnet18", [2, 3, rng.int(32, 48), rng.int(32, 48)], 11);
     half_case("mobilenet_v2", [2, 3, rng.int(32, 48), rng.int(32, 48)], 12);

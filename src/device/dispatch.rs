@@ -35,6 +35,19 @@ pub struct Dispatch {
     pub grid: [u32; 3],
     /// A copy this kernel's output takes into a texture once it has run (between passes).
     pub fill: Option<TextureFill>,
+    /// The device, for freeing the bind group under its lock on GL (`device::serial`).
+    gpu: Gpu,
+}
+
+impl Drop for Dispatch {
+    fn drop(&mut self) {
+        if self.gpu.is_serialised() {
+            self.gpu.bury(self.bind_group.clone());
+            if let Some(f) = &self.fill {
+                self.gpu.bury((f.staging.clone(), f.texture.clone()));
+            }
+        }
+    }
 }
 
 /// `rows` rows of `width` texels, `bytes_per_row` apart in a staging buffer, copied into a
@@ -206,15 +219,14 @@ impl Dispatch {
             bind_group,
             grid,
             fill: None,
+            gpu: gpu.clone(),
         })
     }
 
     /// This dispatch followed by `fill`'s copy.
-    pub fn then_fill(self, fill: TextureFill) -> Dispatch {
-        Dispatch {
-            fill: Some(fill),
-            ..self
-        }
+    pub fn then_fill(mut self, fill: TextureFill) -> Dispatch {
+        self.fill = Some(fill);
+        self
     }
 
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {

@@ -2,6 +2,7 @@
 //! pipeline cache. Cheap to clone (a handle); tensors keep one to read themselves back.
 
 use super::pipeline::PipelineCache;
+use super::serial::{Held, SerialGuard};
 use crate::error::{Error, Result};
 use std::fmt;
 use std::sync::Arc;
@@ -112,6 +113,8 @@ pub(crate) struct GpuInner {
     /// or its loss: recorded instead of wgpu's default panic, returned by the next `sync` or
     /// readback.
     pub fault: Arc<std::sync::Mutex<Option<String>>>,
+    /// Serialises convoy's calls into the device on wgpu's GL backend (`device::serial`).
+    pub serial: super::serial::Serial,
 }
 
 /// A handle to one GPU device and its queue. Clone it freely.
@@ -237,6 +240,8 @@ impl GpuBuilder {
             None => backends_from_env()?,
         };
         let which = self.adapter.or_else(|| std::env::var("CONVOY_ADAPTER").ok());
+        #[cfg(all(unix, not(target_arch = "wasm32")))]
+        quiet_runtime_dir();
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends,
             ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
@@ -255,6 +260,15 @@ impl GpuBuilder {
             Some(on) => Some(on),
             None => super::policy::subgroups_from_env()?,
         };
+        // asked for by name, subgroup reductions are refused where the adapter has none (wgpu's
+        // GL backend, the browser); left to the policy, they are used where they exist
+        if subgroups == Some(true) && !super::policy::has_subgroups(&adapter.features()) {
+            return Err(Error::Feature {
+                what: "subgroup reductions (GpuBuilder::subgroup_reductions(true) or CONVOY_SUBGROUPS=1)".into(),
+                feature: "subgroups".into(),
+                adapter: adapter.get_info().name,
+            });
+        }
         let policy = |info: &GpuInfo| {
             let mut p = super::KernelPolicy::choose(info, kernels);
             p.max_texture_side = p.max_texture_side.min(self.max_texture_side.unwrap_or(u32::MAX));
@@ -272,6 +286,31 @@ impl GpuBuilder {
         };
         open(adapter, self.want_f16, self.poison, (tune, tune_cache), policy).await
     }
+}
+
+/// Mesa's Vulkan drivers (lavapipe among them) print "error: XDG_RUNTIME_DIR is invalid or
+/// not set in the environment." twice when the variable is unset, as on a server or in a
+/// container, which reads like a failure. Where it is unset, point it at a private folder of
+/// this user's (made 0700, as the XDG spec asks) before the first instance enumerates adapters.
+/// Once per process, before convoy starts threads of its own; a runtime folder the user set is
+/// left alone.
+#[cfg(all(unix, not(target_arch = "wasm32")))]
+fn quiet_runtime_dir() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| !d.is_empty()) {
+            return;
+        }
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("convoy-runtime-{uid}"));
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        let ours = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0);
+        if (made.is_ok() || dir.exists()) && ours {
+            // once, before this process opens a GPU: no driver thread reads the environment yet
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    });
 }
 
 /// `CONVOY_TUNE`: 1 turns the tuner on, 0 off; unset leaves it to the kernel policy.
@@ -517,6 +556,7 @@ async fn open(
         *super::lock(&f) = Some(format!("the device was lost ({reason:?}): {msg}"));
     });
     let policy = policy(&info);
+    let info_backend = info.backend;
     let tuner = tune.unwrap_or(policy.tune_by_default()).then(|| {
         let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
         super::Tuner::new(key, tune_cache)
@@ -535,6 +575,7 @@ async fn open(
             pipelines: PipelineCache::default(),
             tuner,
             fault,
+            serial: super::serial::Serial::new(info_backend == wgpu::Backend::Gl),
         }),
     })
 }
@@ -547,15 +588,19 @@ pub struct MemoryCounts {
     pub textures: isize,
     pub bind_groups: isize,
     pub compute_pipelines: isize,
+    /// Bytes of the live buffers and textures where `bytes_counted`, else 0.
     pub buffer_bytes: isize,
     pub texture_bytes: isize,
+    /// Whether the backend counts bytes: wgpu's Vulkan and DX12 backends do; its GL and Metal
+    /// backends count the objects only, and the browser's WebGPU keeps no counters at all.
+    pub bytes_counted: bool,
 }
 
 impl Gpu {
-    /// Live buffers, textures, bind groups and pipelines of this device and their bytes (zero
-    /// where the backend keeps no counters: the browser's WebGPU).
+    /// Live buffers, textures, bind groups and pipelines of this device and, where the backend
+    /// counts them (`MemoryCounts::bytes_counted`), their bytes.
     pub fn memory_counts(&self) -> MemoryCounts {
-        let hal = self.inner.device.get_internal_counters().hal;
+        let hal = self.device().get_internal_counters().hal;
         MemoryCounts {
             buffers: hal.buffers.read(),
             textures: hal.textures.read(),
@@ -563,6 +608,7 @@ impl Gpu {
             compute_pipelines: hal.compute_pipelines.read(),
             buffer_bytes: hal.buffer_memory.read(),
             texture_bytes: hal.texture_memory.read(),
+            bytes_counted: matches!(self.info().backend, wgpu::Backend::Vulkan | wgpu::Backend::Dx12),
         }
     }
 }
@@ -584,11 +630,29 @@ impl Gpu {
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.info.limits
     }
-    pub fn device(&self) -> &wgpu::Device {
-        &self.inner.device
+    /// The wgpu device, held for this thread while the handle lives (on the GL backend only:
+    /// `device::serial` says why); other backends return at once.
+    pub fn device(&self) -> Held<'_, wgpu::Device> {
+        Held::new(self.inner.serial.hold(), &self.inner.device)
     }
-    pub fn queue(&self) -> &wgpu::Queue {
-        &self.inner.queue
+    /// The wgpu queue, held as `device()` is.
+    pub fn queue(&self) -> Held<'_, wgpu::Queue> {
+        Held::new(self.inner.serial.hold(), &self.inner.queue)
+    }
+    /// Hold this device for the calling thread until the guard drops (a no-op off GL): for
+    /// dropping wgpu objects, or for a run of calls that must not interleave with other threads'.
+    pub fn hold(&self) -> SerialGuard<'_> {
+        self.inner.serial.hold()
+    }
+    /// Keep a clone of a wgpu handle whose owner is being dropped until this thread or another
+    /// next holds the device (on GL, where freeing it enters the context; elsewhere it is
+    /// dropped at once).
+    pub(crate) fn bury<T: Send + 'static>(&self, handle: T) {
+        self.inner.serial.bury(handle);
+    }
+    /// Whether convoy serialises its calls into this device (wgpu's GL backend).
+    pub fn is_serialised(&self) -> bool {
+        self.inner.serial.is_on()
     }
     /// Ok when the adapter has shader-f16; otherwise an error saying that `what` needs it.
     pub fn require_f16(&self, what: &str) -> Result<()> {
@@ -623,7 +687,7 @@ impl Gpu {
     /// one (out of memory, a lost device) since it was opened.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn sync(&self) -> Result<()> {
-        let polled = self.inner.device.poll(wgpu::PollType::wait_indefinitely());
+        let polled = self.device().poll(wgpu::PollType::wait_indefinitely());
         self.check_fault("sync")?;
         polled.map(|_| ()).map_err(|e| Error::Gpu {
             during: "sync".into(),

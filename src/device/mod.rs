@@ -6,6 +6,7 @@ mod gpu;
 mod pipeline;
 mod policy;
 mod readback;
+mod serial;
 mod texture;
 mod timer;
 mod tune;
@@ -17,6 +18,7 @@ pub use policy::{KernelFamily, KernelPolicy};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::map_read_after;
 pub use readback::{map_read, read_buffer};
+pub use serial::{Held, SerialGuard};
 pub(crate) use texture::TEXEL_BYTES;
 pub use texture::{OperandTexture, OPERAND_FORMAT};
 #[cfg(not(target_arch = "wasm32"))]

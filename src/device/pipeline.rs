@@ -51,7 +51,7 @@ impl Gpu {
         if let Some(p) = lock(&cache.pipelines).get(&key) {
             return Ok(p.clone());
         }
-        let device = &self.inner.device;
+        let device = self.device();
         // Catch validation errors of the module and the pipeline as an Error, not a panic.
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = {
@@ -131,7 +131,7 @@ impl Gpu {
     /// stricter than naga in places (e.g. no infinities in constant expressions), so the web
     /// build checks every kernel this way.
     pub async fn shader_error(&self, shader: &'static Shader) -> Option<String> {
-        let device = &self.inner.device;
+        let device = self.device();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader.name),

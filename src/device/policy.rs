@@ -41,7 +41,13 @@ impl KernelFamily {
 
 /// Whether the adapter can run the subgroup reductions: it has subgroups, natively.
 pub fn can_reduce_in_subgroups(info: &GpuInfo) -> bool {
-    info.features.contains(wgpu::Features::SUBGROUP) && !cfg!(target_arch = "wasm32")
+    has_subgroups(&info.features)
+}
+
+/// Whether `features` include subgroups convoy can use (natively: the browser's are not
+/// enabled by wgpu's WebGPU backend).
+pub(crate) fn has_subgroups(features: &wgpu::Features) -> bool {
+    features.contains(wgpu::Features::SUBGROUP) && !cfg!(target_arch = "wasm32")
 }
 
 /// Rows a texture kernel shares across a subgroup (conv2d_fwd_tex's OCB, gemm_tex's TM at most):

@@ -88,10 +88,18 @@ impl Clock {
 
 /// The time of one run of `ds` in milliseconds, the best of `iters` runs, by `clock` (the first
 /// run counts: it also warms caches and lazily compiled state, so a single run is an upper
-/// bound).
+/// bound). `Clock::Timestamps` on an adapter without timestamp queries is refused, naming the
+/// feature (`Clock::for_timing` picks the clock an adapter has).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize, clock: Clock) -> Result<f64> {
-    if clock == Clock::Wall || !gpu.info().has_timestamps() {
+    if clock == Clock::Timestamps && !gpu.info().has_timestamps() {
+        return Err(crate::error::Error::Feature {
+            what: "timing kernels on the GPU's clock".into(),
+            feature: "timestamp-query".into(),
+            adapter: gpu.info().name.clone(),
+        });
+    }
+    if clock == Clock::Wall {
         return Ok(time_gpu(gpu, 0, iters, || {
             gpu.run(ds);
             Ok(())

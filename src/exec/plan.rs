@@ -64,6 +64,17 @@ pub struct Plan {
     dist: Option<PlanDist>,
 }
 
+impl Drop for Plan {
+    fn drop(&mut self) {
+        // on wgpu's GL backend freeing buffers enters the driver's context: the device's next
+        // holder frees them (`device::serial`); the dispatches see to their own bind groups
+        if self.gpu.is_serialised() {
+            let buffers: Vec<wgpu::Buffer> = self.buffers.iter().flatten().cloned().collect();
+            self.gpu.bury((buffers, self.staging.clone(), self.hyper.clone()));
+        }
+    }
+}
+
 impl Plan {
     /// Compile `graph`. Resident values come from `store` (optimizer state is created there,
     /// zero-filled, when missing); `readable` values can be read back after each run;
@@ -167,7 +178,7 @@ impl Plan {
         let mut dispatches = Vec::new();
         let mut prologue = Vec::new();
         let lookup = |v: usize| buffers[v].clone().expect("every value read by a node has a buffer");
-        let mut dist = dist.map(|o| PlanDist::new(device, o.clone()));
+        let mut dist = dist.map(|o| PlanDist::new(&device, o.clone()));
         // dispatches after each node: where its outputs exist
         let mut node_end = Vec::with_capacity(graph.nodes.len());
         let kept = crate::ops::conv::kept_operands(gpu, &graph, &lookup)?;
@@ -188,7 +199,7 @@ impl Plan {
                     } else {
                         Reduce::Weighted
                     };
-                    d.add(device, dispatches.len(), parts, reduce, true, split.what);
+                    d.add(&device, dispatches.len(), parts, reduce, true, split.what);
                     dispatches.extend(split.after);
                     node_end.push(dispatches.len());
                     continue;
@@ -216,7 +227,7 @@ impl Plan {
                     .collect();
                 let bytes: u64 = parts.iter().map(|p| p.1).sum();
                 let what = format!("gradient bucket {k} ({} tensors, {bytes} bytes)", parts.len());
-                d.add(device, node_end[node], parts, Reduce::Weighted, false, what);
+                d.add(&device, node_end[node], parts, Reduce::Weighted, false, what);
             }
             if debug_level() >= 1 {
                 for p in &d.points {
@@ -474,7 +485,7 @@ impl Plan {
     /// (its samples / the global batch's) and the global batch size. No effect without dist.
     pub fn set_dist_batch(&self, weight: f32, global: usize) {
         if let Some(d) = &self.dist {
-            d.set_batch(self.gpu.queue(), weight, global);
+            d.set_batch(&self.gpu.queue(), weight, global);
         }
     }
 

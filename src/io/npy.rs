@@ -1,4 +1,4 @@
-//! NumPy `.npy` files (format 1.0-3.0): float32 and int64 arrays, little-endian, C order.
+//! NumPy `.npy` files (format 1.0-3.0): float32, float64 and int64 arrays, little-endian, C order.
 //! Reads untrusted bytes: the header is bounded and the data length must match the shape.
 
 use crate::error::{Error, Result};
@@ -7,13 +7,14 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub enum NpyArray {
     F32 { shape: Vec<usize>, data: Vec<f32> },
+    F64 { shape: Vec<usize>, data: Vec<f64> },
     I64 { shape: Vec<usize>, data: Vec<i64> },
 }
 
 impl NpyArray {
     pub fn shape(&self) -> &[usize] {
         match self {
-            NpyArray::F32 { shape, .. } | NpyArray::I64 { shape, .. } => shape,
+            NpyArray::F32 { shape, .. } | NpyArray::F64 { shape, .. } | NpyArray::I64 { shape, .. } => shape,
         }
     }
 }
@@ -51,10 +52,10 @@ pub fn parse_npy(b: &[u8], name: &str) -> Result<NpyArray> {
     let body = &b[start + hlen..];
     let width = match descr {
         "<f4" => 4,
-        "<i8" => 8,
+        "<f8" | "<i8" => 8,
         other => {
             return Err(bad(format!(
-                "dtype '{other}' is not supported: use float32 ('<f4') or int64 ('<i8')"
+                "dtype '{other}' is not supported: use float32 ('<f4'), float64 ('<f8') or int64 ('<i8')"
             )))
         }
     };
@@ -65,8 +66,12 @@ pub fn parse_npy(b: &[u8], name: &str) -> Result<NpyArray> {
             body.len()
         )));
     }
-    Ok(match width {
-        4 => NpyArray::F32 {
+    Ok(match descr {
+        "<f4" => NpyArray::F32 {
+            shape,
+            data: bytemuck::pod_collect_to_vec(body),
+        },
+        "<f8" => NpyArray::F64 {
             shape,
             data: bytemuck::pod_collect_to_vec(body),
         },
@@ -101,6 +106,7 @@ fn dict_shape(h: &str) -> Option<Vec<usize>> {
 pub fn encode_npy(a: &NpyArray) -> Vec<u8> {
     let (descr, shape, body): (&str, &[usize], &[u8]) = match a {
         NpyArray::F32 { shape, data } => ("<f4", shape, bytemuck::cast_slice(data)),
+        NpyArray::F64 { shape, data } => ("<f8", shape, bytemuck::cast_slice(data)),
         NpyArray::I64 { shape, data } => ("<i8", shape, bytemuck::cast_slice(data)),
     };
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
@@ -132,4 +138,31 @@ pub fn read_npy(path: impl AsRef<std::path::Path>) -> Result<NpyArray> {
 /// Write a `.npy` file.
 pub fn write_npy(path: impl AsRef<std::path::Path>, a: &NpyArray) -> Result<()> {
     super::write_file(path, &encode_npy(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// float64 round-trips, and reads what numpy writes (`np.save` of
+    /// `np.array([[1.5, -2.0], [1e-300, 3.0]])`, its header as numpy pads it).
+    #[test]
+    fn float64_round_trips_and_reads_numpy() {
+        let a = NpyArray::F64 {
+            shape: vec![2, 2],
+            data: vec![1.5, -2.0, 1e-300, 3.0],
+        };
+        assert_eq!(parse_npy(&encode_npy(&a), "t").unwrap(), a);
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+        let mut b = b"\x93NUMPY\x01\x00\x76\x00".to_vec();
+        b.extend_from_slice(header.as_bytes());
+        b.resize(10 + 0x75, b' ');
+        b.push(b'\n');
+        for v in [1.5f64, -2.0, 1e-300, 3.0] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(parse_npy(&b, "numpy").unwrap(), a);
+        // a float64 header over float32-sized data is refused
+        assert!(parse_npy(&b[..b.len() - 16], "short").is_err());
+    }
 }

@@ -273,3 +273,25 @@ impl Model for SimpleCnn {
         self.classes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name the CLI offers (its `--model` values come from `MODEL_NAMES`) builds its graph,
+    /// with the classes asked for; other names are refused with the list.
+    #[test]
+    fn every_listed_name_builds() {
+        for name in MODEL_NAMES {
+            let m = by_name(name, 7, 3).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(m.num_classes(), 7, "{name}");
+            let mut net = Net::new(true);
+            let x = net.graph.input("x", [1, 3, 224, 224]);
+            m.forward(&mut net, x).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        let Err(e) = by_name("resnet9000", 10, 1) else {
+            panic!("an unknown name must be refused");
+        };
+        assert!(e.to_string().contains("resnet_mini"), "{e}");
+    }
+}

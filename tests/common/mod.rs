@@ -4,8 +4,10 @@
 pub mod cpu_graph;
 pub mod fixtures;
 pub mod images;
+pub mod json;
 pub mod onnx_files;
 pub mod reference;
+pub mod splitmix;
 
 use convoy::Gpu;
 use std::sync::OnceLock;
@@ -47,13 +49,52 @@ pub fn per_lane_gpu() -> &'static Gpu {
 /// reductions have a subgroup variant.
 pub fn reduction_gpus() -> [&'static Gpu; 2] {
     static GPUS: OnceLock<[Gpu; 2]> = OnceLock::new();
-    let [sub, trees] = GPUS.get_or_init(|| [true, false].map(|on| open_gpu(Gpu::builder().subgroup_reductions(on))));
+    let [sub, trees] = GPUS.get_or_init(|| {
+        // without subgroups (wgpu's GL backend) asking for them is refused: trees twice
+        let on = subgroups_else_refused();
+        [on, false].map(|on| open_gpu(Gpu::builder().subgroup_reductions(on)))
+    });
     assert!(!trees.policy().subgroup_reductions);
     assert!(
         sub.policy().subgroup_reductions || !sub.info().features.contains(wgpu::Features::SUBGROUP),
         "an adapter with subgroups should reduce through them when asked"
     );
     [sub, trees]
+}
+
+/// Whether the test adapter has subgroups. Where it has none, checks the other half of the
+/// contract: asking for subgroup reductions by name is refused with an error naming the feature.
+pub fn subgroups_else_refused() -> bool {
+    if gpu().info().features.contains(wgpu::Features::SUBGROUP) {
+        return true;
+    }
+    let Err(err) = Gpu::builder().subgroup_reductions(true).build() else {
+        panic!("subgroup reductions on an adapter without subgroups must be refused");
+    };
+    assert!(err.to_string().contains("subgroups"), "{err}");
+    false
+}
+
+/// Whether `g` stores f16. Where its adapter lacks shader-f16 (wgpu's GL backend on llvmpipe,
+/// for one), an f16 test checks the other half of the contract instead: an f16 request is refused
+/// with an error naming the feature. On Vulkan every adapter convoy is tested on (lavapipe,
+/// NVIDIA) has it, so there a missing feature fails rather than skips the f16 tests.
+pub fn has_f16_else_refused(g: &Gpu) -> bool {
+    if g.info().has_f16() {
+        return true;
+    }
+    assert_ne!(
+        g.info().backend,
+        wgpu::Backend::Vulkan,
+        "the f16 tests need shader-f16 on Vulkan (lavapipe has it): {}",
+        g.info().name
+    );
+    let Err(err) = convoy::Tensor::from_slice_f16(g, &[1.0, 2.0], [2]) else {
+        panic!("an f16 tensor without shader-f16 must be refused");
+    };
+    assert!(err.to_string().contains("shader-f16"), "{err}");
+    println!("{}: no shader-f16, and f16 storage is refused: {err}", g.info().name);
+    false
 }
 
 /// fp32 tolerance for kernels that sum up to a few thousand products: their rounding error is

@@ -1,6 +1,7 @@
 //! conv2d forward against the f64 reference.
 
 use crate::common::{assert_close, gpu, open_gpu, per_lane_gpu, reference, rel_err, to_f64, RTOL};
+use crate::sweep::Sweep;
 use convoy::ops::{conv2d, Conv2dArgs};
 use convoy::rng::Rng;
 use convoy::{DType, Tensor};
@@ -292,9 +293,21 @@ fn conv2d_rejects_bad_shapes() {
 }
 
 /// Every register tile the tuner may pick, for the forward, input-gradient and weight-gradient
-/// kernels (the last also with small forced split-K chunks), against the f64 references.
+/// kernels (the last also with small forced split-K chunks), against the f64 references. The
+/// default run takes a rotating sample of the tiles on each shape (tests/kernels/sweep.rs); the
+/// extended run takes them all.
 #[test]
+fn conv2d_tile_configurations_sampled() {
+    every_tile_configuration(Sweep::Sample);
+}
+
+#[test]
+#[ignore = "extended: every tile on every shape (cargo test --release -- --include-ignored)"]
 fn conv2d_every_tile_configuration() {
+    every_tile_configuration(Sweep::Every);
+}
+
+fn every_tile_configuration(sweep: Sweep) {
     use convoy::kernels::conv::texture as conv_texture;
     use convoy::kernels::conv::{self, ConvTile, TileKind};
     use convoy::ops::conv::Conv2dGeom;
@@ -354,7 +367,7 @@ fn conv2d_every_tile_configuration() {
         (1, 3, 10, 3, 3, 4, 2, 1, 3),
         (4, 3, 1, 3, 3, 1, 1, 1, 3),
     ];
-    for (n, cin, hw, cout, k, stride, pad, dil, groups) in shapes {
+    for (case, (n, cin, hw, cout, k, stride, pad, dil, groups)) in shapes.into_iter().enumerate() {
         let xs = [n, cin, hw, hw];
         let ws = [cout, cin / groups, k, k];
         let args = Conv2dArgs::new(stride, pad, dil, groups);
@@ -384,7 +397,7 @@ fn conv2d_every_tile_configuration() {
         g.run(&d);
         assert_close(&format!("forward {what} default"), &y.to_vec().unwrap(), &want_y, RTOL);
         let out_pixels = ys.numel() / cout;
-        for tile in ConvTile::candidates(g, cout / groups, out_pixels) {
+        for tile in sweep.pick(ConvTile::candidates(g, cout / groups, out_pixels), case) {
             let y = Tensor::zeros(g, ys.clone()).unwrap();
             let d = conv::forward_tiled(
                 g,
@@ -442,7 +455,8 @@ fn conv2d_every_tile_configuration() {
         // the tuner may pick and a few odd ones (rows and widths off the defaults), and the
         // weight gradient through the texture with forced split-K chunks; with the fetches all
         // lanes share made once per subgroup lane (the default here) and by every lane
-        for (dev, sharing) in [(g, "shared"), (per_lane_gpu(), "per lane")] {
+        for (turn, (dev, sharing)) in [(g, "shared"), (per_lane_gpu(), "per lane")].into_iter().enumerate() {
+            let turn = case * 2 + turn;
             let xt = Tensor::from_slice(dev, &x, xs).unwrap();
             let wt = Tensor::from_slice(dev, &w, ws).unwrap();
             let dyt = Tensor::from_slice(dev, &dy, ys.clone()).unwrap();
@@ -456,7 +470,7 @@ fn conv2d_every_tile_configuration() {
                     kind: TileKind::Texture { px },
                 });
             }
-            for tile in tiles {
+            for tile in sweep.pick(tiles, turn) {
                 let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
                 let ds = conv::forward_tiled(
                     g,
@@ -475,7 +489,7 @@ fn conv2d_every_tile_configuration() {
                     RTOL,
                 );
             }
-            for tile in ConvTile::candidates(g, cout / groups, out_pixels) {
+            for tile in sweep.pick(ConvTile::candidates(g, cout / groups, out_pixels), turn) {
                 // one or two texel columns per lane, whichever the policy would pick
                 for (chunk, columns) in [(None, 1), (None, 2), (Some(1), 2), (Some(7), 1)] {
                     let dw = Tensor::empty(g, ws).unwrap();
@@ -520,7 +534,7 @@ fn conv2d_every_tile_configuration() {
                 .to_string();
             assert!(err.contains("backward_data_narrow"), "{err}");
         } else {
-            for tile in ConvTile::candidates(g, cin / groups, in_pixels) {
+            for tile in sweep.pick(ConvTile::candidates(g, cin / groups, in_pixels), case) {
                 let dx = Tensor::empty(g, xs).unwrap();
                 let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
                 g.run(&ds);
@@ -560,9 +574,20 @@ fn conv2d_every_tile_configuration() {
 /// 8) and the texture kernel with every tile, epilogue on, against the f64 reference: K and the
 /// pixels not multiples of the chunk and tile, several channel and pixel blocks, groups,
 /// strides, padding, dilation, fewer channels than a tile, a 1x1 map whose taps are mostly
-/// padding, batch 1.
+/// padding, batch 1. The texture tiles: a rotating sample by default (tests/kernels/sweep.rs),
+/// all of them in the extended run.
 #[test]
 fn conv2d_block_and_texture_tiles_match_reference() {
+    block_and_texture_tiles_match_reference(Sweep::Sample);
+}
+
+#[test]
+#[ignore = "extended: every tile on every shape (cargo test --release -- --include-ignored)"]
+fn conv2d_block_and_texture_tiles_match_reference_every_tile() {
+    block_and_texture_tiles_match_reference(Sweep::Every);
+}
+
+fn block_and_texture_tiles_match_reference(sweep: Sweep) {
     use convoy::graph::{Act, Epilogue};
     use convoy::kernels::conv::{self, ConvTile, TileKind};
     use convoy::ops::conv::Conv2dGeom;
@@ -670,12 +695,15 @@ fn conv2d_block_and_texture_tiles_match_reference() {
         // the block tile, and the texture tiles (CPU family) with the same epilogue, their
         // weight fetches shared across subgroups and made by every lane
         let pixels = ys.numel() / cout;
-        for (dev, sharing) in [(g, "shared"), (per_lane_gpu(), "per lane")] {
+        for (turn, (dev, sharing)) in [(g, "shared"), (per_lane_gpu(), "per lane")].into_iter().enumerate() {
             let xt = Tensor::from_slice(dev, &x, xs).unwrap();
             let wt = Tensor::from_slice(dev, &wv, ws).unwrap();
             let bt = Tensor::from_slice(dev, &b, [cout]).unwrap();
             let rt = Tensor::from_slice(dev, &r, ys.clone()).unwrap();
-            let tiles = ConvTile::texture_candidates(dev, cout / groups, pixels);
+            let tiles = sweep.pick(
+                ConvTile::texture_candidates(dev, cout / groups, pixels),
+                case * 2 + turn,
+            );
             for tile in std::iter::once(ConvTile::BLOCK).chain(tiles) {
                 let y = Tensor::empty(dev, ys.clone()).unwrap(); // NaN: every output written
                 let d = conv::forward_tiled(
@@ -958,10 +986,6 @@ fn kernel_timer_reads_both_clocks() {
     use convoy::kernels::conv::{self, ForwardBuffers};
     use convoy::ops::conv::Conv2dGeom;
     let g = gpu();
-    assert!(
-        g.info().has_timestamps(),
-        "this adapter has no timestamp queries: the timestamp clock is untested"
-    );
     let mut rng = Rng::new(5);
     let (xs, ws) = ([4, 32, 20, 20], [64, 32, 3, 3]);
     let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::default().padding(1)).unwrap();
@@ -970,6 +994,21 @@ fn kernel_timer_reads_both_clocks() {
     let y = Tensor::zeros(g, geom.out_shape()).unwrap();
     let b = ForwardBuffers::new(x.buffer(), w.buffer(), y.buffer());
     let ds = conv::forward(g, &geom, Default::default(), DType::F32, &b).unwrap();
+    if !g.info().has_timestamps() {
+        // lavapipe and wgpu's GL backend on llvmpipe have them; an adapter without them refuses
+        // the GPU's clock by name and still times by the wall clock
+        assert_ne!(
+            g.info().backend,
+            wgpu::Backend::Vulkan,
+            "lavapipe has timestamp queries"
+        );
+        let Err(err) = time_dispatches(g, &ds, 1, Clock::Timestamps) else {
+            panic!("the GPU's clock without timestamp queries must be refused");
+        };
+        assert!(err.to_string().contains("timestamp"), "{err}");
+        assert!(time_dispatches(g, &ds, 1, Clock::Wall).unwrap() > 0.0);
+        return;
+    }
     // the clocks alternate, best of each kept, so that a machine whose speed drifts (a shared
     // CI runner) moves both alike
     let (mut stamped, mut wall) = (f64::INFINITY, f64::INFINITY);
@@ -1218,9 +1257,20 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
 
 /// Per-axis strides, paddings and dilations with rectangular kernels, through every kernel
 /// each family has: the launchers' own choice, and every register, block and texture tile for
-/// the forward (with a fused epilogue), the input gradient and the weight gradient.
+/// the forward (with a fused epilogue), the input gradient and the weight gradient: a rotating
+/// sample of the tiles by default (tests/kernels/sweep.rs), all of them in the extended run.
 #[test]
 fn conv2d_asymmetric_arguments_through_every_kernel() {
+    asymmetric_arguments_through_every_kernel(Sweep::Sample);
+}
+
+#[test]
+#[ignore = "extended: every tile on every shape (cargo test --release -- --include-ignored)"]
+fn conv2d_asymmetric_arguments_through_every_kernel_every_tile() {
+    asymmetric_arguments_through_every_kernel(Sweep::Every);
+}
+
+fn asymmetric_arguments_through_every_kernel(sweep: Sweep) {
     use convoy::graph::{Act, Epilogue};
     use convoy::kernels::conv::{self, ConvTile};
     use convoy::ops::conv::Conv2dGeom;
@@ -1244,7 +1294,7 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
         // 4): the texture weight gradient runs it as the conv from dy to x, transposed
         ([2, 38, 5, 6], 257, [1, 1], [1, 1], [0, 0], [1, 1], 1),
     ];
-    for (xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
+    for (case, (xs, cout, [kh, kw], stride, padding, dilation, groups)) in cases.into_iter().enumerate() {
         let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
         let ws = [cout, xs[1] / groups, kh, kw];
         let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
@@ -1282,7 +1332,8 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
             groups,
         );
         let pixels = ys.numel() / cout;
-        for g in &families {
+        for (family, g) in families.iter().enumerate() {
+            let turn = case * families.len() + family;
             let what = format!("{:?} x{xs:?} w{ws:?} {args:?}", g.policy().family);
             let t = |v: &[f32], s: Vec<usize>| Tensor::from_slice(g, v, s).unwrap();
             let (xt, wt, bt, dyt) = (
@@ -1295,17 +1346,11 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
                 residual: false,
                 act: Act::Relu,
             };
+            // the launcher's own choice, then the sampled candidates
+            let mut candidates = ConvTile::forward_candidates(g, cout / groups, pixels);
+            candidates.extend(ConvTile::texture_candidates(g, cout / groups, pixels));
             let mut tiles: Vec<Option<ConvTile>> = vec![None];
-            tiles.extend(
-                ConvTile::forward_candidates(g, cout / groups, pixels)
-                    .into_iter()
-                    .map(Some),
-            );
-            tiles.extend(
-                ConvTile::texture_candidates(g, cout / groups, pixels)
-                    .into_iter()
-                    .map(Some),
-            );
+            tiles.extend(sweep.pick(candidates, turn).into_iter().map(Some));
             let mut ran = 0;
             for tile in tiles {
                 let y = Tensor::empty(g, ys.clone()).unwrap();
@@ -1323,14 +1368,15 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
                 g.run(&d);
                 assert_close(&format!("forward {what} {tile:?}"), &y.to_vec().unwrap(), &want, RTOL);
             }
-            assert!(ran >= 2, "{what}: only {ran} forward kernels ran");
+            // the launcher's own kernel, and every candidate this shape takes in the full sweep
+            let least = if sweep == Sweep::Every { 2 } else { 1 };
+            assert!(ran >= least, "{what}: only {ran} forward kernels ran");
             let dx = Tensor::empty(g, xs).unwrap();
             g.run(&conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap());
             assert_close(&format!("input gradient {what}"), &dx.to_vec().unwrap(), &dx64, RTOL);
-            for tile in ConvTile::candidates(g, xs[1] / groups, pixels)
-                .into_iter()
-                .chain([ConvTile::BLOCK])
-            {
+            let mut dx_tiles = ConvTile::candidates(g, xs[1] / groups, pixels);
+            dx_tiles.push(ConvTile::BLOCK);
+            for tile in sweep.pick(dx_tiles, turn) {
                 let dx = Tensor::empty(g, xs).unwrap();
                 if let Ok(d) = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()) {
                     g.run(&d);
@@ -1345,10 +1391,9 @@ fn conv2d_asymmetric_arguments_through_every_kernel() {
             let dw = Tensor::empty(g, ws).unwrap();
             g.run(&conv::backward_weight(g, &geom, dyt.buffer(), xt.buffer(), dw.buffer(), None).unwrap());
             assert_close(&format!("weight gradient {what}"), &dw.to_vec().unwrap(), &dw64, RTOL);
-            for tile in ConvTile::candidates(g, cout / groups, pixels)
-                .into_iter()
-                .chain([ConvTile::BLOCK])
-            {
+            let mut dw_tiles = ConvTile::candidates(g, cout / groups, pixels);
+            dw_tiles.push(ConvTile::BLOCK);
+            for tile in sweep.pick(dw_tiles, turn) {
                 let dw = Tensor::empty(g, ws).unwrap();
                 if let Ok(d) = conv::backward_weight_tiled(g, &geom, tile, None, dyt.buffer(), xt.buffer(), dw.buffer())
                 {

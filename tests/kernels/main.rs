@@ -20,5 +20,6 @@ mod pool;
 mod shaders;
 mod softmax;
 mod stats;
+mod sweep;
 mod tensor;
 mod upsample;

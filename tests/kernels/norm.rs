@@ -1,6 +1,7 @@
 //! batch_norm training (batch statistics, running-statistics update) and eval, against f64.
 
-use crate::common::{assert_close, gpu, open_gpu, reduction_gpus, reference, to_f64, RTOL};
+use crate::common::{assert_close, gpu, open_gpu, reduction_gpus, reference, subgroups_else_refused, to_f64, RTOL};
+use crate::sweep::Sweep;
 use convoy::ops::{batch_norm, BatchNormArgs, BatchNormState};
 use convoy::rng::Rng;
 use convoy::Tensor;
@@ -117,17 +118,27 @@ fn batch_norm_rejects_bad_inputs() {
 /// so that a sum-of-squares formula would lose digits; blocks run partial, grouped and many.
 #[test]
 fn conv_block_statistics_merge_to_batch_statistics() {
+    block_statistics_merge(Sweep::Sample);
+}
+
+#[test]
+#[ignore = "extended: every tile on every shape (cargo test --release -- --include-ignored)"]
+fn conv_block_statistics_merge_to_batch_statistics_every_tile() {
+    block_statistics_merge(Sweep::Every);
+}
+
+fn block_statistics_merge(sweep: Sweep) {
     use convoy::kernels::{conv, norm};
     use convoy::ops::conv::Conv2dGeom;
     use convoy::ops::Conv2dArgs;
     // the cpu family merges a channel's blocks in one invocation, the gpu family in a workgroup
     // (each lane every 64th block, then a tree): 72 blocks give some lanes two
     let gpu_family = open_gpu(convoy::Gpu::builder().kernels(convoy::KernelFamily::Gpu));
-    for g in [gpu(), &gpu_family] {
+    for (family, g) in [gpu(), &gpu_family].into_iter().enumerate() {
         let mut rng = Rng::new(11);
         // (n, cin, hw, cout, k, stride, pad, groups): 1 block, a partial last block, 33 blocks,
         // grouped, a 1x1 (forced through the implicit GEMM), a 1x1 map whose 8 taps read padding
-        for (n, cin, (h, w), cout, k, stride, pad, groups) in [
+        for (case, (n, cin, (h, w), cout, k, stride, pad, groups)) in [
             (1, 3, (9, 9), 5, 3, 1, 1, 1),
             (3, 4, (10, 10), 9, 3, 1, 1, 1),
             (4, 6, (46, 46), 7, 3, 1, 1, 1),
@@ -147,7 +158,10 @@ fn conv_block_statistics_merge_to_batch_statistics() {
             // DenseNet's last block at 64x56: 1x1 convs on 2x1 maps, 4 values per channel
             (2, 928, (2, 1), 128, 1, 1, 0, 1),
             (2, 128, (2, 1), 32, 3, 1, 1, 1),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let xs = [n, cin, h, w];
             let ws = [cout, cin / groups, k, k];
             let args = Conv2dArgs::new(stride, pad, 1, groups);
@@ -195,7 +209,8 @@ fn conv_block_statistics_merge_to_batch_statistics() {
                 .filter(|t| t.writes_stats_blocks(pixels))
                 .collect();
             assert!(!tiles.is_empty(), "{what}: no statistics tile");
-            for tile in tiles {
+            // a rotating sample by default (tests/kernels/sweep.rs)
+            for tile in sweep.pick(tiles, case * 2 + family) {
                 let y = Tensor::empty(g, ys.clone()).unwrap();
                 let partials = Tensor::empty(g, [blocks, cout, 2]).unwrap();
                 let (mean, var) = (Tensor::empty(g, [cout]).unwrap(), Tensor::empty(g, [cout]).unwrap());
@@ -291,7 +306,13 @@ fn batch_norm_backward_split_reduction_matches_reference() {
         (KernelFamily::Gpu, true),
         (KernelFamily::Gpu, false),
     ]
-    .map(|(f, sg)| open_gpu(Gpu::builder().kernels(f).subgroup_reductions(sg)));
+    .map(|(f, sg)| {
+        open_gpu(
+            Gpu::builder()
+                .kernels(f)
+                .subgroup_reductions(sg && subgroups_else_refused()),
+        )
+    });
     let eps = 1e-5;
     for (n, c, h, w) in [
         (3, 5, 4, 4),

@@ -2,11 +2,13 @@
 //! of the GEMM ceiling), `convoy bench gemm` (that ceiling) and `convoy bench models` (the model
 //! suite, fused and unfused), as a table or JSON.
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use convoy::bench::{
     copy_bandwidth, gemm_ceiling, run_model, ConvBench, ModelBench, ModelRun, CONV_SUITE, SUITE_BATCH,
 };
 use convoy::device::time_gpu;
+use convoy::nn::MODEL_NAMES;
 use convoy::Gpu;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -51,7 +53,7 @@ pub struct BenchArgs {
     size: usize,
     /// Models: time this zoo model (inference and a training step) instead of the suite, e.g.
     /// `--model xresnet18 --channels 1 --classes 10 --size 28 --batch 64` for Fashion-MNIST.
-    #[arg(long)]
+    #[arg(long, value_parser = PossibleValuesParser::new(MODEL_NAMES))]
     model: Option<String>,
     /// Models: input channels.
     #[arg(long, default_value_t = 3)]

@@ -21,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model (the default: the MNIST-chapter CNN on the embedded Fashion-MNIST subset).
+    /// Train a model (the default command: resnet_mini, 5 epochs on the embedded Fashion-MNIST
+    /// subset).
     Train(train::TrainArgs),
     /// Loss, top-1 and top-5 accuracy of saved weights on a data set's test split.
     Eval(train::EvalArgs),
@@ -32,11 +33,11 @@ enum Command {
     Infer(model_cmds::InferArgs),
     /// Run SGD steps on one batch from a checkpoint; save the updated checkpoint.
     TrainStep(model_cmds::TrainStepArgs),
-    /// Print the GPU adapter convoy picks, its limits and features.
+    /// Print the GPU adapter convoy picks, its limits and features, and the kernel policy.
     Info,
     /// Print an ONNX model's input, output and ops, and whether convoy can run it.
     OnnxInfo(model_cmds::OnnxInfoArgs),
-    /// Time kernels on the shape suite (shared/bench-suite.md).
+    /// Time the conv shapes, the GEMM ceiling or the models (shared/bench-suite.md).
     Bench(bench::BenchArgs),
 }
 

@@ -1,12 +1,13 @@
 //! `convoy infer` and `convoy train-step`: a torchvision-named checkpoint in, logits or updated
 //! weights out, with .npy inputs. Scripts depend on these flags; keep them stable.
 
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use convoy::io::npy::{read_npy, write_npy, NpyArray};
 use convoy::io::safetensors::{
     encode_safetensors, load_safetensors, parse_safetensors, store_from_host, store_to_host,
 };
-use convoy::nn::{by_name, Model, Net};
+use convoy::nn::{by_name, Model, Net, MODEL_NAMES};
 use convoy::onnx::OnnxModel;
 use convoy::train::Optimizer;
 use convoy::{Error, Gpu, Inference, ParamStore, TrainStep};
@@ -15,8 +16,13 @@ use std::path::PathBuf;
 /// The model of `infer` and `train-step`: a zoo model with a checkpoint, or an ONNX file.
 #[derive(Args)]
 pub struct ModelArgs {
-    /// A zoo model by name (with --num-classes and --weights).
-    #[arg(long, required_unless_present = "onnx", requires_all = ["num_classes", "weights"])]
+    /// A model of the zoo (with --num-classes and --weights).
+    #[arg(
+        long,
+        required_unless_present = "onnx",
+        requires_all = ["num_classes", "weights"],
+        value_parser = PossibleValuesParser::new(MODEL_NAMES)
+    )]
     model: Option<String>,
     /// An ONNX model (torch.onnx.export); its initializers are the weights unless --weights
     /// gives a checkpoint with the same tensor names.
@@ -62,21 +68,28 @@ pub struct InferArgs {
 pub struct TrainStepArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// float32 NCHW images (.npy): the batch
     #[arg(long)]
     input: PathBuf,
     /// int64 class labels [N] (.npy)
     #[arg(long)]
     labels: PathBuf,
+    /// SGD learning rate (constant over the steps).
     #[arg(long)]
     lr: f32,
+    /// SGD momentum (PyTorch's SGD rule).
     #[arg(long, default_value_t = 0.0)]
     momentum: f32,
+    /// Weight decay (added to the gradient, as PyTorch's SGD).
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f32,
+    /// Nesterov momentum.
     #[arg(long)]
     nesterov: bool,
+    /// Label smoothing of the cross-entropy loss, in [0, 1).
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f32,
+    /// SGD steps on the same batch.
     #[arg(long, default_value_t = 1)]
     steps: usize,
     /// Where to write all parameters and buffers after the steps (.safetensors).

@@ -1,6 +1,7 @@
 //! `convoy train`: train a model on Fashion-MNIST (the embedded subset, or a full set from a
 //! folder) with the 1cycle schedule, printing metrics per epoch and the final test accuracy.
 
+use clap::builder::PossibleValuesParser;
 use clap::Args;
 use convoy::data::{Dataset, ImageFolder, Mnist};
 use convoy::nn::{by_name, Model, MODEL_NAMES};
@@ -10,9 +11,9 @@ use convoy::{Error, Gpu};
 
 #[derive(Args, Clone)]
 pub struct TrainArgs {
-    /// Model: resnet18/34/50, xresnet18/34/50, mobilenet_v1/v2, simple_cnn, plain8/14/20,
-    /// resplain8/14/20.
-    #[arg(long, default_value = "resnet_mini")]
+    /// A model of the zoo (the default, resnet_mini, is the main job's small ResNet; simple_cnn
+    /// is the MNIST chapter's CNN).
+    #[arg(long, default_value = "resnet_mini", value_parser = PossibleValuesParser::new(MODEL_NAMES))]
     model: String,
     /// Train an ONNX model (torch.onnx.export) instead of a zoo model, from its initializers;
     /// with --num-classes its classifier (the last Gemm) is replaced by a new one.
@@ -40,6 +41,7 @@ pub struct TrainArgs {
     /// (multiples of 4).
     #[arg(long, requires = "size")]
     size_start: Option<usize>,
+    /// Epochs to train.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// Batch size.
@@ -60,6 +62,7 @@ pub struct TrainArgs {
     /// Weight decay (SGD with momentum cycled by the schedule).
     #[arg(long, default_value_t = 5e-4, allow_negative_numbers = true)]
     weight_decay: f32,
+    /// Seed of the initial weights, the data order, the augmentation and the dropout masks.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Folder for metrics.json, checkpoint.safetensors (after every epoch: weights, optimizer
@@ -486,8 +489,8 @@ fn progress_bar(bs: usize, epochs_before: usize) -> Box<dyn FnMut(usize, usize, 
 
 #[derive(Args, Clone)]
 pub struct EvalArgs {
-    /// Model name (as for train).
-    #[arg(long)]
+    /// A model of the zoo, as for train.
+    #[arg(long, value_parser = PossibleValuesParser::new(MODEL_NAMES))]
     model: String,
     /// Weights: model.safetensors or checkpoint.safetensors from `convoy train --out`.
     #[arg(long)]
@@ -495,6 +498,7 @@ pub struct EvalArgs {
     /// Data (as for train); the validation / test split is evaluated.
     #[arg(long, default_value = "fashion-mnist")]
     data: String,
+    /// Batch size.
     #[arg(long, default_value_t = 64)]
     bs: usize,
     /// Image size (square); the data's own size by default.
