@@ -49,6 +49,8 @@ pub async fn read_buffer(gpu: &Gpu, src: &wgpu::Buffer, bytes: u64) -> Result<Ve
 pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
     let slot: Slot = Arc::new(Mutex::new((None, None)));
     let s2 = slot.clone();
+    // mapping and unmapping enter wgpu's GL context too: held like the device (`device::serial`)
+    let held = gpu.hold();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let mut s = super::pipeline::lock(&s2);
         s.0 = Some(r);
@@ -56,6 +58,7 @@ pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
             w.wake();
         }
     });
+    drop(held);
     #[cfg(not(target_arch = "wasm32"))]
     gpu.sync()?;
     MapFuture(slot).await.map_err(|e| Error::Gpu {
@@ -63,11 +66,12 @@ pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
         reason: e.to_string(),
     })?;
     gpu.check_fault("readback")?;
-    copy_out_and_unmap(staging)
+    copy_out_and_unmap(gpu, staging)
 }
 
 /// The contents of a mapped staging buffer; unmaps it.
-fn copy_out_and_unmap(staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+fn copy_out_and_unmap(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+    let _held = gpu.hold();
     let out = staging
         .slice(..)
         .get_mapped_range()
@@ -91,9 +95,11 @@ const MAP_CALLBACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10
 pub fn map_read_after(gpu: &Gpu, staging: &wgpu::Buffer, index: wgpu::SubmissionIndex) -> Result<Vec<u8>> {
     let slot: Slot = Arc::new(Mutex::new((None, None)));
     let s2 = slot.clone();
+    let held = gpu.hold();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         super::pipeline::lock(&s2).0 = Some(r);
     });
+    drop(held);
     let polled = gpu.device().poll(wgpu::PollType::Wait {
         submission_index: Some(index),
         timeout: None,
@@ -128,5 +134,5 @@ pub fn map_read_after(gpu: &Gpu, staging: &wgpu::Buffer, index: wgpu::Submission
             })
         }
     }
-    copy_out_and_unmap(staging)
+    copy_out_and_unmap(gpu, staging)
 }

@@ -69,8 +69,16 @@ impl Drop for Plan {
         // on wgpu's GL backend freeing buffers enters the driver's context: the device's next
         // holder frees them (`device::serial`); the dispatches see to their own bind groups
         if self.gpu.is_serialised() {
-            let buffers: Vec<wgpu::Buffer> = self.buffers.iter().flatten().cloned().collect();
-            self.gpu.bury((buffers, self.staging.clone(), self.hyper.clone()));
+            let mut buffers: Vec<wgpu::Buffer> = self.buffers.iter().flatten().cloned().collect();
+            buffers.extend(self.staging.iter().chain(&self.hyper).cloned());
+            if let Some(d) = &self.dist {
+                buffers.push(d.samples.clone());
+                for p in &d.points {
+                    buffers.extend(p.parts.iter().map(|(b, _)| b.clone()));
+                    buffers.push(p.staging.clone());
+                }
+            }
+            self.gpu.bury(buffers);
         }
     }
 }
