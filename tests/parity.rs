@@ -401,6 +401,18 @@ fn parity(case: &str, model: &str) {
         checks.sort_by(|a, b| (b.convoy / b.bound).total_cmp(&(a.convoy / a.bound)));
         if steps == 1 {
             chaotic = checks.iter().any(|c| c.drift > CHAOTIC_DRIFT);
+            let mut loose: Vec<&UpdateCheck> = checks.iter().filter(|c| c.drift > CHAOTIC_DRIFT).collect();
+            loose.sort_by(|a, b| b.drift.total_cmp(&a.drift));
+            if let Some(worst) = loose.first() {
+                println!(
+                    "{case}: {} of {} tensors move by more than {CHAOTIC_DRIFT:.0e} under drift noise after one step; the most, {}: {:.2e} (PyTorch float32 {:.2e})",
+                    loose.len(),
+                    checks.len(),
+                    worst.name,
+                    worst.drift,
+                    worst.spread
+                );
+            }
         }
         println!(
             "{case}, {steps} step(s): the update of each tensor, relative to its norm; the closest to their bounds:"
