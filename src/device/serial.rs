@@ -83,7 +83,11 @@ impl Serial {
     /// Free what was dropped while another thread held the lock (this thread holds it now).
     fn free_graves(&self) {
         #[cfg(not(target_arch = "wasm32"))]
-        drop(std::mem::take(&mut *super::lock(&self.graves)));
+        {
+            // out of the graveyard's mutex first, so the handles drop without it held
+            let graves = std::mem::take(&mut *super::lock(&self.graves));
+            drop(graves);
+        }
     }
 }
 
