@@ -125,22 +125,22 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
     let b = Tensor::from_slice(gpu, &b_host, [size, size])?;
     let c = Tensor::zeros(gpu, [size, size])?;
     let flops = 2.0 * (size as f64).powi(3);
-    let geom = kernels::linear::GemmGeom {
+    let geom = kernels::gemm::GemmGeom {
         m: size,
         n: size,
         k: size,
         trans_a: false,
         trans_b: false,
     };
-    let tiled = kernels::linear::gemm_tile(gpu, &geom, DType::F32, a.buffer(), b.buffer(), None, c.buffer())?;
-    let rows_geom = kernels::linear::RowsGeom {
+    let tiled = kernels::gemm::gemm_tile(gpu, &geom, DType::F32, a.buffer(), b.buffer(), None, c.buffer())?;
+    let rows_geom = kernels::gemm::RowsGeom {
         batch: 1,
         m: size,
         n: size,
         k: size,
         trans_a: false,
     };
-    let rows = kernels::linear::gemm_rows(
+    let rows = kernels::gemm::gemm_rows(
         gpu,
         &rows_geom,
         crate::graph::Act::None,

@@ -31,6 +31,7 @@ pub mod ops;
 pub mod passes;
 pub mod rng;
 pub mod shape;
+pub mod store;
 pub mod tensor;
 pub mod train;
 #[cfg(target_arch = "wasm32")]
@@ -38,9 +39,10 @@ pub mod web;
 
 pub use device::{Gpu, GpuBuilder, GpuInfo, KernelFamily, KernelPolicy};
 pub use error::{Error, Result};
-pub use exec::{CompileOptions, Inference, ParamStore, Plan, TrainStep};
+pub use exec::{CompileOptions, Inference, Plan, TrainStep};
 pub use graph::Graph;
 pub use shape::Shape;
+pub use store::ParamStore;
 pub use tensor::{DType, Tensor};
 
 // The Rust snippets of the README and of docs/ compile and run as doctests (`cargo test`).

@@ -2,28 +2,10 @@
 
 use crate::device::{read_buffer, Gpu};
 use crate::error::{Error, Result};
+pub use crate::shape::DType;
 use crate::shape::Shape;
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
-
-/// Element type of a tensor's storage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    F32,
-    /// Half-precision storage (needs the adapter's shader-f16 to be used by kernels).
-    F16,
-    /// Class labels and indices.
-    I32,
-}
-
-impl DType {
-    pub fn size(self) -> usize {
-        match self {
-            DType::F32 | DType::I32 => 4,
-            DType::F16 => 2,
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct Tensor {
@@ -117,30 +99,6 @@ impl Tensor {
     /// `empty` with elements of `dtype`.
     pub fn empty_of(gpu: &Gpu, shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
         Self::alloc(gpu, shape.into(), dtype, gpu.poisons_outputs())
-    }
-
-    /// This tensor converted to f16 storage (rounded to nearest) on the GPU, or to f32.
-    /// Values beyond f16's range (65504) cannot be stored in it.
-    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
-        let to_half = match (self.dtype, dtype) {
-            (a, b) if a == b => return Ok(self.clone()),
-            (DType::F32, DType::F16) => true,
-            (DType::F16, DType::F32) => false,
-            (a, b) => {
-                return Err(Error::arg(
-                    "Tensor::to_dtype",
-                    "dtype",
-                    format!("no conversion from {a:?} to {b:?}"),
-                ))
-            }
-        };
-        if to_half {
-            self.gpu.require_f16("an f16 tensor")?;
-        }
-        let out = Self::empty_of(&self.gpu, self.shape.clone(), dtype)?;
-        let d = crate::kernels::elementwise::cast(&self.gpu, self.numel(), to_half, &self.buffer, &out.buffer)?;
-        self.gpu.run(&[d]);
-        Ok(out)
     }
 
     fn alloc(gpu: &Gpu, shape: Shape, dtype: DType, poison: bool) -> Result<Tensor> {

@@ -118,7 +118,7 @@ CASES = {
     # one step only: three diverge in PyTorch itself (no batch norm; the loss explodes)
     "squeezenet1_1": dict(model="squeezenet1_1", n=2, h=72, w=64, steps=(1,)),
     # 132.9M parameters: logits only; its 392 MiB classifier weight runs in row chunks
-    # (convoy's nn::chunks)
+    # (convoy's io::chunks)
     "vgg11_bn": dict(model="vgg11_bn", n=2, h=64, w=64, steps=()),
 }
 COMMITTED = ["resnet18", "resnet50", "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_small", "densenet121", "shufflenet_v2_x1_0"]

@@ -3,6 +3,7 @@
 
 mod dispatch;
 mod gpu;
+mod info;
 mod pipeline;
 mod policy;
 mod readback;
@@ -12,8 +13,9 @@ mod timer;
 mod tune;
 
 pub use dispatch::{encode_dispatches, grid_1d, Dispatch, Resource, TextureFill, MAX_WORKGROUPS_PER_DIM};
-pub use gpu::{Gpu, GpuBuilder, GpuInfo, MemoryCounts};
-pub use pipeline::{lock, Binding, Pipeline, Shader};
+pub use gpu::{Gpu, GpuBuilder, MemoryCounts};
+pub use info::GpuInfo;
+pub use pipeline::{Binding, Pipeline, Shader};
 pub use policy::{KernelFamily, KernelPolicy};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::map_read_after;
@@ -25,3 +27,18 @@ pub use texture::{OperandTexture, OPERAND_FORMAT};
 pub use timer::{time_dispatches, time_gpu};
 pub use timer::{Clock, Timing};
 pub use tune::{TuneCost, Tuner};
+
+/// CONVOY_DEBUG: 1 logs plans and the tuner's timings, 3 also dumps graphs. Read here, at the
+/// bottom, because the kernels' tuner logs as well as the executor.
+pub fn debug_level() -> u32 {
+    std::env::var("CONVOY_DEBUG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A poisoned lock only means another thread panicked mid-insert; the map is still usable. Here
+/// rather than in pipeline.rs because the serialiser, the tuner and readback lock too.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -2,6 +2,7 @@
 //! reused by every dispatch, in the functional API and in compiled plans alike.
 
 use super::gpu::Gpu;
+use super::lock;
 use crate::error::Result;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -171,9 +172,4 @@ fn check_scope(scope: wgpu::ErrorScopeGuard, shader: &str) -> Result<()> {
 fn check_scope(scope: wgpu::ErrorScopeGuard, _shader: &str) -> Result<()> {
     drop(scope.pop());
     Ok(())
-}
-
-/// A poisoned lock only means another thread panicked mid-insert; the map is still usable.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

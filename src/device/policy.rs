@@ -5,7 +5,7 @@
 //! through textures, packed by a small kernel first. A GPU coalesces storage loads across a warp;
 //! its family keeps them in storage buffers.
 
-use super::gpu::GpuInfo;
+use super::info::GpuInfo;
 use crate::error::{Error, Result};
 use std::fmt;
 

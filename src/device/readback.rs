@@ -15,7 +15,7 @@ struct MapFuture(Slot);
 impl Future for MapFuture {
     type Output = std::result::Result<(), wgpu::BufferAsyncError>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut s = super::pipeline::lock(&self.0);
+        let mut s = super::lock(&self.0);
         match s.0.take() {
             Some(r) => Poll::Ready(r),
             None => {
@@ -52,7 +52,7 @@ pub async fn map_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
     // mapping and unmapping enter wgpu's GL context too: held like the device (`device::serial`)
     let held = gpu.hold();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let mut s = super::pipeline::lock(&s2);
+        let mut s = super::lock(&s2);
         s.0 = Some(r);
         if let Some(w) = s.1.take() {
             w.wake();
@@ -97,7 +97,7 @@ pub fn map_read_after(gpu: &Gpu, staging: &wgpu::Buffer, index: wgpu::Submission
     let s2 = slot.clone();
     let held = gpu.hold();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        super::pipeline::lock(&s2).0 = Some(r);
+        super::lock(&s2).0 = Some(r);
     });
     drop(held);
     let polled = gpu.device().poll(wgpu::PollType::Wait {
@@ -113,11 +113,11 @@ pub fn map_read_after(gpu: &Gpu, staging: &wgpu::Buffer, index: wgpu::Submission
     // yet run it when this poll returns (seen once in CI, with tests sharing one device): the
     // submission is done, so the callback comes; wait for it, for a bounded time.
     let start = std::time::Instant::now();
-    let mut mapped = super::pipeline::lock(&slot).0.take();
+    let mut mapped = super::lock(&slot).0.take();
     while mapped.is_none() && start.elapsed() < MAP_CALLBACK_WAIT {
         std::thread::yield_now();
         let _ = gpu.device().poll(wgpu::PollType::Poll);
-        mapped = super::pipeline::lock(&slot).0.take();
+        mapped = super::lock(&slot).0.take();
     }
     match mapped {
         Some(Ok(())) => {}

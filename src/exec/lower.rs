@@ -8,7 +8,7 @@ use crate::graph::{Graph, Node, Op};
 use crate::kernels;
 use crate::kernels::conv::texture::KeptOperands;
 use crate::ops;
-use crate::ops::norm::ncs;
+use crate::shape::batch_channels_spatial;
 
 pub fn lower(
     gpu: &Gpu,
@@ -102,7 +102,7 @@ pub fn lower_sync_bn(
 ) -> Result<Option<SplitLowering>> {
     let i = |k: usize| buf(n.inputs[k].0);
     let o = |k: usize| buf(n.outputs[k].0);
-    let dims = ncs(g.shape(n.inputs[0]).dims());
+    let dims = batch_channels_spatial(g.shape(n.inputs[0]).dims());
     let [_, c, hw] = dims;
     match &n.op {
         Op::BatchNorm {

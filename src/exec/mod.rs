@@ -6,8 +6,8 @@ mod host_sync;
 mod lower;
 mod plan;
 mod session;
-mod store;
 
-pub use plan::{debug_level, Plan, PlanStats};
+pub use crate::device::debug_level;
+pub use crate::store::ParamStore;
+pub use plan::{Plan, PlanStats};
 pub use session::{CompileOptions, Inference, TrainStep};
-pub use store::ParamStore;

@@ -4,11 +4,11 @@
 
 use super::host_sync::{gradient_buckets, PlanDist, Reduce};
 use super::lower::{lower, lower_sync_bn};
-use super::store::ParamStore;
-use crate::device::{Dispatch, Gpu};
+use crate::device::{debug_level, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId, ValueKind};
 use crate::passes::memory::{self, MemoryPlan};
+use crate::store::ParamStore;
 use crate::tensor::{DType, Tensor};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,7 +59,7 @@ pub struct Plan {
     pub(crate) hyper: Option<wgpu::Buffer>,
     /// `num_batches_tracked` of each training-mode batch norm, advanced once per run.
     bn_counters: Vec<String>,
-    counters: super::store::Counters,
+    counters: crate::store::Counters,
     /// Where values cross ranks (data-parallel training), when compiled with `DistOptions`.
     dist: Option<PlanDist>,
 }
@@ -572,12 +572,4 @@ impl Plan {
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
     }
-}
-
-/// CONVOY_DEBUG: 1 logs plans and the tuner's timings, 3 also dumps graphs.
-pub fn debug_level() -> u32 {
-    std::env::var("CONVOY_DEBUG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }

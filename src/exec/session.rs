@@ -1,13 +1,13 @@
 //! Training steps and inference over compiled plans: what a model's user calls each batch.
 
 use super::plan::Plan;
-use super::store::ParamStore;
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId, ValueKind};
+use crate::passes::optimizer::Optimizer;
 use crate::passes::{autodiff, fuse, optimizer, precision};
+use crate::store::ParamStore;
 use crate::tensor::DType;
-use crate::train::Optimizer;
 
 /// How graphs are compiled.
 #[derive(Clone, Debug)]
@@ -37,7 +37,7 @@ fn maybe_fuse(g: Graph, mode: fuse::Mode, keep: &[ValueId], opts: &CompileOption
         return (g, (0..n).map(|i| Some(ValueId(i))).collect());
     }
     let (fused, map) = fuse::fuse(&g, mode, keep);
-    if super::plan::debug_level() >= 1 {
+    if crate::device::debug_level() >= 1 {
         eprintln!(
             "convoy: fusion ({mode:?}): {} nodes -> {}",
             g.nodes.len(),

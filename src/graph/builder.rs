@@ -5,8 +5,7 @@
 
 use super::{Graph, ValueId, ValueKind};
 use crate::error::{Error, Result};
-use crate::shape::Shape;
-use crate::tensor::DType;
+use crate::shape::{DType, Shape};
 
 impl Graph {
     /// A float input written by the host each run, e.g. images (N, C, H, W).

@@ -7,8 +7,7 @@ mod op;
 pub use op::{Act, Epilogue, Op};
 
 use crate::error::{Error, Result};
-use crate::shape::Shape;
-use crate::tensor::DType;
+use crate::shape::{DType, Shape};
 use std::fmt::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,25 +1,9 @@
 //! `Op`: every operation a graph can hold, forward, backward and optimizer, with its attributes.
-//! An enum, so a new op does not compile until every pass (autodiff, lowering) handles it.
+//! An enum, so a new op does not compile until every pass (autodiff, lowering) handles it. The
+//! attribute types live in `shape`, below graph, ops and kernels, which all read them.
 
-pub use crate::ops::activation::Act;
-use crate::ops::dropout::DropoutArgs;
-use crate::ops::pad::Pad2dArgs;
-use crate::ops::upsample::UpsampleArgs;
-use crate::ops::{Conv2dArgs, Pool2dArgs};
-
-/// What a fused kernel does to its result before storing it: add a residual input (the skip
-/// connection), then apply an activation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Epilogue {
-    pub residual: bool,
-    pub act: Act,
-}
-
-impl Epilogue {
-    pub fn is_none(&self) -> bool {
-        !self.residual && self.act == Act::None
-    }
-}
+pub use crate::shape::{Act, Epilogue};
+use crate::shape::{Conv2dArgs, DropoutArgs, Pad2dArgs, Pool2dArgs, UpsampleArgs};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {

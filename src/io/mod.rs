@@ -1,6 +1,8 @@
 //! Files: the one place convoy touches the file system (the web build has none), so every
 //! parser elsewhere takes bytes.
 
+pub mod chunks;
+pub mod host;
 pub mod image;
 pub mod npy;
 pub mod safetensors;

@@ -2,25 +2,13 @@
 //! f32 on the GPU; integer scalars (`num_batches_tracked`) become host counters. Parsing is done
 //! by the `safetensors` crate, which checks the header, offsets and sizes of untrusted files.
 
+pub use super::host::{HostData, HostTensor};
 use crate::device::Gpu;
 use crate::error::{Error, Result};
-use crate::exec::ParamStore;
+use crate::store::ParamStore;
 use crate::tensor::Tensor;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
-
-/// A tensor on the host, as read from or written to a file.
-#[derive(Clone, Debug, PartialEq)]
-pub enum HostData {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct HostTensor {
-    pub shape: Vec<usize>,
-    pub data: HostData,
-}
 
 /// Parse safetensors bytes into host tensors by name; `name` labels errors.
 pub fn parse_safetensors(bytes: &[u8], name: &str) -> Result<BTreeMap<String, HostTensor>> {
@@ -123,10 +111,10 @@ pub fn encode_safetensors_with(
 
 /// Upload host tensors into a store: floats as GPU tensors, integers as counters.
 /// Tensors past one storage binding are split into the row chunks the models hold them as
-/// (`nn::chunks`).
+/// (`io::chunks`).
 pub fn store_from_host(gpu: &Gpu, tensors: BTreeMap<String, HostTensor>) -> Result<ParamStore> {
     let mut store = ParamStore::new();
-    for (name, t) in crate::nn::chunks::split_tensors(tensors) {
+    for (name, t) in super::chunks::split_tensors(tensors) {
         match t.data {
             HostData::F32(v) => {
                 // a tensor past a device limit: say which one
@@ -153,7 +141,7 @@ pub fn store_from_host(gpu: &Gpu, tensors: BTreeMap<String, HostTensor>) -> Resu
 }
 
 /// Read the tensors called `names` (all when None) back from the GPU, counters included; row
-/// chunks (`nn::chunks`) are joined into the tensors they are part of.
+/// chunks (`io::chunks`) are joined into the tensors they are part of.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn store_to_host(store: &ParamStore, names: Option<&[String]>) -> Result<BTreeMap<String, HostTensor>> {
     let mut out = BTreeMap::new();
@@ -176,7 +164,7 @@ pub fn store_to_host(store: &ParamStore, names: Option<&[String]>) -> Result<BTr
             },
         );
     }
-    Ok(crate::nn::chunks::join_tensors(out))
+    Ok(super::chunks::join_tensors(out))
 }
 
 /// Load a safetensors checkpoint into a new store.

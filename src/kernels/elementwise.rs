@@ -4,7 +4,7 @@ use super::shaders::{lanes_for, variant, ADD, CAST};
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
-use crate::tensor::DType;
+use crate::shape::DType;
 
 const WG: usize = 256;
 

@@ -3,13 +3,17 @@
 
 pub mod conv;
 pub mod elementwise;
-pub mod linear;
+pub mod gemm;
 pub mod loss;
 pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod shaders;
 pub mod stats;
+
+/// The GEMM launchers' old name (`kernels::linear::gemm_rows`); which GEMM a linear layer runs
+/// is `ops::linear::gemm`.
+pub use gemm as linear;
 
 use crate::error::{Error, Result};
 

@@ -8,8 +8,7 @@ use super::shaders::{
 use super::{f32_bits, groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily};
 use crate::error::{Error, Result};
-use crate::graph::Epilogue;
-use crate::tensor::DType;
+use crate::shape::{DType, Epilogue};
 
 const WG: usize = 256;
 

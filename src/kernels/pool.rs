@@ -7,8 +7,7 @@ use super::shaders::{
 use super::{groups_for, u32_of};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::Result;
-use crate::ops::pool::Pool2dGeom;
-use crate::tensor::DType;
+use crate::shape::{DType, Pool2dGeom};
 
 const WG: usize = 256;
 

@@ -3,7 +3,7 @@
 
 use crate::device::{Binding::*, Gpu, Shader};
 use crate::error::{Error, Result};
-use crate::tensor::DType;
+use crate::shape::DType;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 

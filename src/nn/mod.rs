@@ -2,7 +2,8 @@
 //! torchvision-style names (`layer1.0.conv1.weight`) from a prefix stack, and the list of
 //! parameters and buffers it needs with their PyTorch default initialisation.
 
-pub mod chunks;
+/// Parameter chunking, which lives in io beside the files it splits and joins.
+pub use crate::io::chunks;
 mod classic;
 mod efficient;
 mod mobilenet;
@@ -12,7 +13,7 @@ mod resnet;
 pub use classic::{densenet121, shufflenet_v2_x1_0, squeezenet1_1, vgg11_bn, DenseNet, ShuffleNetV2, SqueezeNet, Vgg};
 pub use efficient::{efficientnet_b0, mobilenet_v3_large, mobilenet_v3_small, EfficientNet, MobileNetV3};
 pub use mobilenet::{mobilenet_v1, mobilenet_v2, MobileNetV1, MobileNetV2};
-pub use models::{by_name, plain_net, simple_cnn, Model, PlainNet, ResNetMini, SimpleCnn, MODEL_NAMES};
+pub use models::{by_name, plain_net, simple_cnn, PlainNet, ResNetMini, SimpleCnn, MODEL_NAMES};
 pub use resnet::Block;
 pub use resnet::{
     resnet101, resnet152, resnet18, resnet34, resnet50, resnext50_32x4d, wide_resnet50_2, xresnet18, xresnet34,
@@ -21,11 +22,11 @@ pub use resnet::{
 
 use crate::device::Gpu;
 use crate::error::Result;
-use crate::exec::ParamStore;
 use crate::graph::{Graph, ValueId};
 use crate::ops::{Conv2dArgs, Pool2dArgs};
 use crate::rng::Rng;
 use crate::shape::Shape;
+use crate::store::ParamStore;
 use crate::tensor::Tensor;
 
 /// How a tensor starts.
@@ -62,6 +63,18 @@ pub enum ConvInit {
     KaimingNormalFanIn,
     /// kaiming_uniform_ with its defaults: bound = sqrt(6 / (Cin/g*K*K)) (SqueezeNet).
     KaimingUniformFanIn,
+}
+
+/// A model: builds its graph for an input of shape (N, C, H, W). Defined beside `Net`, which every
+/// model file builds with, so the model files and `by_name`'s table import it without a circle.
+pub trait Model {
+    fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId>;
+    fn num_classes(&self) -> usize;
+    /// The name prefix of the classifier head: what transfer learning replaces (and leaves
+    /// unfrozen). torchvision's `fc.` unless the model says otherwise.
+    fn head_prefix(&self) -> String {
+        "fc.".into()
+    }
 }
 
 /// A graph under construction plus the parameters it declared.

@@ -2,21 +2,10 @@
 
 use super::{
     mobilenet_v1, mobilenet_v2, resnet101, resnet152, resnet18, resnet34, resnet50, resnext50_32x4d, wide_resnet50_2,
-    xresnet18, xresnet34, xresnet50, Net,
+    xresnet18, xresnet34, xresnet50, Model, Net,
 };
 use crate::error::{Error, Result};
 use crate::graph::ValueId;
-
-/// A model: builds its graph for an input of shape (N, C, H, W).
-pub trait Model {
-    fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId>;
-    fn num_classes(&self) -> usize;
-    /// The name prefix of the classifier head: what transfer learning replaces (and leaves
-    /// unfrozen). torchvision's `fc.` unless the model says otherwise.
-    fn head_prefix(&self) -> String {
-        "fc.".into()
-    }
-}
 
 /// The names `by_name` knows.
 pub const MODEL_NAMES: [&str; 27] = [

@@ -1139,7 +1139,7 @@ impl<'a> Importer<'a> {
                 data: HostData::F32(wd),
             }) = self.constant(n, 1).cloned()
             {
-                if let (&[rows, cols], Some(_)) = (&shape[..], crate::nn::chunks::row_chunks(&shape)) {
+                if let (&[rows, cols], Some(_)) = (&shape[..], crate::io::chunks::row_chunks(&shape)) {
                     let bias = match &b_name {
                         Some(name) => match self.constant_named(name) {
                             Some(HostTensor {

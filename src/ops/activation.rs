@@ -9,125 +9,13 @@
 //! output), its formula and derivative in `activation.wgsl`, its reference in the tests.
 
 use crate::device::{grid_1d, Dispatch, Gpu};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::{variant, ACTIVATION_BWD, ACTIVATION_FWD};
 use crate::kernels::{groups_for, u32_of};
-use crate::tensor::{DType, Tensor};
-
-/// An elementwise activation, as an op of its own or applied in a kernel's epilogue.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub enum Act {
-    #[default]
-    None,
-    /// max(x, 0)
-    Relu,
-    /// min(max(x, 0), 6): MobileNetV2's activation
-    Relu6,
-    /// x for x > 0, else slope * x (`torch.nn.LeakyReLU(negative_slope)`)
-    LeakyRelu(f32),
-    /// 1 / (1 + e^-x)
-    Sigmoid,
-    /// relu6(x + 3) / 6 (MobileNetV3's gate)
-    HardSigmoid,
-    /// x * sigmoid(x), also called swish (EfficientNet)
-    Silu,
-    /// x * relu6(x + 3) / 6 (MobileNetV3)
-    HardSwish,
-    /// x * Phi(x), Phi the standard normal CDF (`approximate='none'`)
-    Gelu,
-    /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (`approximate='tanh'`)
-    GeluTanh,
-}
-
-// A leaky slope is checked finite where it enters a graph, so equality is an equivalence.
-impl Eq for Act {}
-
-impl std::hash::Hash for Act {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.code().hash(state);
-        self.alpha().to_bits().hash(state);
-    }
-}
-
-impl Act {
-    /// Every activation with a kernel, for tests and listings (LeakyRelu with PyTorch's default
-    /// slope).
-    pub const ALL: [Act; 9] = [
-        Act::Relu,
-        Act::Relu6,
-        Act::LeakyRelu(0.01),
-        Act::Sigmoid,
-        Act::HardSigmoid,
-        Act::Silu,
-        Act::HardSwish,
-        Act::Gelu,
-        Act::GeluTanh,
-    ];
-
-    /// The `ACT` override of `activation.wgsl`.
-    pub fn code(self) -> u32 {
-        match self {
-            Act::None => 0,
-            Act::Relu => 1,
-            Act::Relu6 => 2,
-            Act::LeakyRelu(_) => 3,
-            Act::Sigmoid => 4,
-            Act::HardSigmoid => 5,
-            Act::Silu => 6,
-            Act::HardSwish => 7,
-            Act::Gelu => 8,
-            Act::GeluTanh => 9,
-        }
-    }
-
-    /// The `ACT_ALPHA` override: LeakyRelu's slope (0.01, unused, for the others).
-    pub fn alpha(self) -> f32 {
-        match self {
-            Act::LeakyRelu(s) => s,
-            _ => 0.01,
-        }
-    }
-
-    /// The override constants a kernel that starts with `activation.wgsl` takes.
-    pub fn constants(self) -> [(&'static str, f64); 2] {
-        [("ACT", f64::from(self.code())), ("ACT_ALPHA", f64::from(self.alpha()))]
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Act::None => "identity",
-            Act::Relu => "relu",
-            Act::Relu6 => "relu6",
-            Act::LeakyRelu(_) => "leaky_relu",
-            Act::Sigmoid => "sigmoid",
-            Act::HardSigmoid => "hardsigmoid",
-            Act::Silu => "silu",
-            Act::HardSwish => "hardswish",
-            Act::Gelu => "gelu",
-            Act::GeluTanh => "gelu_tanh",
-        }
-    }
-
-    /// Whether the derivative at x follows from y = act(x) alone. Such an activation's backward
-    /// keeps only its output, and it can be fused into a training batch norm (whose backward
-    /// sees the stored output, not the value before the activation).
-    pub fn grad_from_output(self) -> bool {
-        match self {
-            Act::None | Act::Relu | Act::Relu6 | Act::Sigmoid | Act::HardSigmoid => true,
-            // y's sign is x's only for a positive slope
-            Act::LeakyRelu(s) => s > 0.0,
-            Act::Silu | Act::HardSwish | Act::Gelu | Act::GeluTanh => false,
-        }
-    }
-
-    fn check(self, op: &str) -> Result<()> {
-        match self {
-            Act::LeakyRelu(s) if !s.is_finite() => Err(Error::arg(op, "negative_slope", format!("{s} is not finite"))),
-            _ => Ok(()),
-        }
-    }
-}
+pub use crate::shape::Act;
+use crate::shape::DType;
+use crate::tensor::Tensor;
 
 // ---- graph: shape rule and backward rule ----
 

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId, ValueKind};
 use crate::kernels::shaders::DROPOUT;
 use crate::kernels::{groups_for, u32_of};
+pub use crate::shape::DropoutArgs;
 use crate::shape::Shape;
 use crate::tensor::DType;
 
@@ -22,15 +23,6 @@ use crate::tensor::DType;
 pub const SEED_INPUT: &str = "dropout.seed";
 
 const WG: usize = 256;
-
-/// A dropout layer's attributes: the drop probability, per element or per image, and the
-/// layer's salt (its ordinal in the graph, so layers draw different masks).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DropoutArgs {
-    pub p: f32,
-    pub per_sample: bool,
-    pub salt: u32,
-}
 
 impl Graph {
     /// Dropout of x (any shape, N first) with probability `p` in [0, 1): training only (a

@@ -7,6 +7,34 @@ use crate::kernels;
 use crate::shape::Shape;
 use crate::tensor::{DType, Tensor};
 
+// The cast is a kernel launch, so it is defined here, above kernels, rather than in tensor.rs,
+// which kernels sit on.
+impl Tensor {
+    /// This tensor converted to f16 storage (rounded to nearest) on the GPU, or to f32.
+    /// Values beyond f16's range (65504) cannot be stored in it.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        let to_half = match (self.dtype(), dtype) {
+            (a, b) if a == b => return Ok(self.clone()),
+            (DType::F32, DType::F16) => true,
+            (DType::F16, DType::F32) => false,
+            (a, b) => {
+                return Err(Error::arg(
+                    "Tensor::to_dtype",
+                    "dtype",
+                    format!("no conversion from {a:?} to {b:?}"),
+                ))
+            }
+        };
+        if to_half {
+            self.gpu().require_f16("an f16 tensor")?;
+        }
+        let out = Tensor::empty_of(self.gpu(), self.shape().clone(), dtype)?;
+        let d = kernels::elementwise::cast(self.gpu(), self.numel(), to_half, self.buffer(), out.buffer())?;
+        self.gpu().run(&[d]);
+        Ok(out)
+    }
+}
+
 /// a + b for tensors of the same shape (the residual connection).
 pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let storage = a.expect_activation("add")?;

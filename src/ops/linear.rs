@@ -1,12 +1,13 @@
 //! The linear family, in one place: y = x W^T + b. Graph builder with its shape rule, backward
-//! rule (two GEMMs and a column sum), lowering and the functional API; launchers in
-//! `kernels/linear.rs`, tests in `tests/kernels/linear.rs`.
+//! rule (two GEMMs and a column sum), the choice of kernel for each product (`gemm`: the tile
+//! GEMM of `kernels/gemm.rs`, or a 1x1 conv), lowering and the functional API; tests in
+//! `tests/kernels/linear.rs`.
 
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
-use crate::kernels::{self, linear::GemmGeom};
-use crate::shape::Shape;
+use crate::kernels::{self, gemm::GemmGeom};
+use crate::shape::{Conv2dArgs, Conv2dGeom, Epilogue, Shape};
 use crate::tensor::{DType, Tensor};
 
 /// `torch.nn.functional.linear`. x: (N, in); weight: (out, in); bias: (out) -> (N, out).
@@ -37,7 +38,7 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
         trans_a: false,
         trans_b: true,
     };
-    gpu.run(&kernels::linear::gemm(
+    gpu.run(&gemm(
         gpu,
         &g,
         storage,
@@ -101,7 +102,7 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
                 trans_b: true,
             };
             let bias = (n.inputs.len() > 2).then(|| i(2));
-            kernels::linear::gemm(gpu, &geom, storage, &i(0), &i(1), bias.as_ref(), &o(0))?
+            gemm(gpu, &geom, storage, &i(0), &i(1), bias.as_ref(), &o(0))?
         }
         Op::Gemm { trans_a, trans_b } => {
             let [ar, ac] = ishape(0).matrix("gemm", "a")?;
@@ -115,8 +116,67 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
                 trans_a: *trans_a,
                 trans_b: *trans_b,
             };
-            kernels::linear::gemm(gpu, &geom, DType::F32, &i(0), &i(1), None, &o(0))?
+            gemm(gpu, &geom, DType::F32, &i(0), &i(1), None, &o(0))?
         }
         other => unreachable!("linear::lower called on {}", other.name()),
     })
+}
+
+/// C = op(A) op(B) [+ bias]; A and C are stored as `storage` (a linear layer's input and output
+/// activations), B and bias are f32. The product runs on the tile GEMM, or as a 1x1 conv where that
+/// kernel suits the shape or the policy better: the choice is the linear family's, made here.
+pub fn gemm(
+    gpu: &Gpu,
+    g: &GemmGeom,
+    storage: DType,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    c: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    // Few rows (a linear layer at a small batch): a tile would keep M of its 64 rows busy and
+    // walk all of K in one workgroup (a 2 x 2048 x 10 classifier took 0.48 s on lavapipe), so
+    // the product runs as a 1x1 conv over an M-pixel map, whose small-map workgroups cover the
+    // M rows with uniform weight loads: the linear layer itself (B^T = W as (N, K, 1, 1)
+    // weights), or its input gradient (B as (K, N, 1, 1) weights: the conv's input gradient,
+    // which has no bias and is f32)
+    // On the texture policy (the cpu family) every linear product runs as those 1x1 convs, and the
+    // weight gradient as the 1x1 conv's weight gradient: their texture kernels read the large
+    // operand with vectorised texel fetches where the tile GEMM loops over per-lane loads.
+    let pointwise =
+        |x: [usize; 4], w: [usize; 4]| Conv2dGeom::new(&Shape::new(&x), &Shape::new(&w), Conv2dArgs::default());
+    let texture = gpu.policy().texture_operands;
+    if (g.m < kernels::gemm::TILE || texture) && !g.trans_a && g.trans_b {
+        let geom = pointwise([g.m, g.k, 1, 1], [g.n, g.k, 1, 1])?;
+        let epi = Epilogue::default();
+        return kernels::conv::forward(
+            gpu,
+            &geom,
+            epi,
+            storage,
+            &kernels::conv::ForwardBuffers {
+                x: a,
+                w: b,
+                bias,
+                residual: None,
+                y: c,
+                stats: None,
+                kept: None,
+                placement: None,
+                x_packed: None,
+                w_transposed: None,
+            },
+        );
+    }
+    if (g.m < kernels::gemm::TILE || texture) && !g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
+        let geom = pointwise([g.m, g.n, 1, 1], [g.k, g.n, 1, 1])?;
+        return kernels::conv::backward_data(gpu, &geom, a, b, c, None);
+    }
+    // C (M, N) = A^T B with A (K, M), B (K, N): the weight gradient dW = dY^T X of a linear layer
+    // (M outputs, N inputs, K rows of the batch), i.e. the 1x1 conv's over K one-pixel images
+    if texture && g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
+        let geom = pointwise([g.k, g.n, 1, 1], [g.m, g.n, 1, 1])?;
+        return kernels::conv::backward_weight(gpu, &geom, a, b, c, None);
+    }
+    kernels::gemm::gemm_tile(gpu, g, storage, a, b, bias, c)
 }

@@ -4,7 +4,7 @@ use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Act, Epilogue, Graph, Node, Op, ValueId};
 use crate::kernels;
-use crate::shape::Shape;
+use crate::shape::{batch_channels_spatial, Shape};
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -113,15 +113,6 @@ pub fn batch_norm(
     Ok((y, mean, var))
 }
 
-/// (N, C, rest) of a shape with at least two dims.
-pub(crate) fn ncs(dims: &[usize]) -> [usize; 3] {
-    [
-        dims[0],
-        dims.get(1).copied().unwrap_or(1),
-        dims.iter().skip(2).product(),
-    ]
-}
-
 impl Graph {
     /// Batch norm over (N, H, W). `stats` = [gamma, beta, running_mean, running_var], each (C).
     pub fn batch_norm(
@@ -223,7 +214,7 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
             epi,
             ..
         } => {
-            let dims = ncs(ishape(0).dims());
+            let dims = batch_channels_spatial(ishape(0).dims());
             let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
             let r = epi.residual.then(|| i(5));
             if *training {
@@ -290,7 +281,7 @@ pub(crate) fn train_dispatches(
     update_running: bool,
 ) -> Result<[Dispatch; 2]> {
     let i = |k: usize| buf(n.inputs[k].0);
-    let dims = ncs(g.shape(n.inputs[0]).dims());
+    let dims = batch_channels_spatial(g.shape(n.inputs[0]).dims());
     let (mean, var) = (buf(n.outputs[1].0), buf(n.outputs[2].0));
     let r = epi.residual.then(|| i(5));
     let stats = if matches!(n.op, Op::BatchNorm { partials: true, .. }) {
@@ -354,5 +345,11 @@ pub(crate) fn backward_dispatches(
         dbeta: &o(2),
         dr: dr.as_ref(),
     };
-    kernels::norm::backward(gpu, ncs(g.shape(n.inputs[0]).dims()), eps, epi, &bufs)
+    kernels::norm::backward(
+        gpu,
+        batch_channels_spatial(g.shape(n.inputs[0]).dims()),
+        eps,
+        epi,
+        &bufs,
+    )
 }

@@ -9,24 +9,11 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::PAD2D;
 use crate::kernels::{groups_for, u32_of};
+pub use crate::shape::Pad2dArgs;
 use crate::shape::Shape;
 use crate::tensor::{DType, Tensor};
 
 const WG: usize = 256;
-
-/// Padding of H and W: `pads` = (top, left, bottom, right), filled with `value`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pad2dArgs {
-    pub pads: [usize; 4],
-    pub value: f32,
-}
-
-impl Pad2dArgs {
-    /// The output's (H, W) for an input of (h, w).
-    pub fn out_hw(&self, h: usize, w: usize) -> [usize; 2] {
-        [h + self.pads[0] + self.pads[2], w + self.pads[1] + self.pads[3]]
-    }
-}
 
 impl Graph {
     /// x (N, C, H, W) -> (N, C, top + H + bottom, left + W + right).

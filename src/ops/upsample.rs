@@ -10,15 +10,10 @@ use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::UPSAMPLE;
 use crate::kernels::{groups_for, u32_of};
 use crate::shape::Shape;
+pub use crate::shape::UpsampleArgs;
 use crate::tensor::{DType, Tensor};
 
 const WG: usize = 256;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct UpsampleArgs {
-    pub scale: usize,
-    pub bilinear: bool,
-}
 
 impl Graph {
     /// x (N, C, H, W) -> (N, C, H * scale, W * scale).

@@ -1,13 +1,14 @@
 //! `Learner`: trains a model on an image-classification split and evaluates it, over compiled
 //! training steps and eval plans that share one parameter store.
 
-use super::{metrics::EpochStats, optim::Optimizer, schedule::OneCycle};
+use super::{metrics::EpochStats, schedule::OneCycle};
 use crate::data::{batch_indices, epoch_order, for_each_batch, Dataset};
 use crate::device::Gpu;
 use crate::dist::{shard_epoch, DistOptions};
 use crate::error::Result;
 use crate::exec::{Inference, ParamStore, TrainStep};
 use crate::nn::{Model, Net};
+use crate::passes::optimizer::Optimizer;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 

@@ -65,7 +65,7 @@ fn linear_rejects_bad_shapes() {
 /// several workgroups, with each epilogue, against f64.
 #[test]
 fn gemm_rows_batched_with_epilogues() {
-    use convoy::kernels::linear::{gemm_rows, RowsGeom};
+    use convoy::kernels::gemm::{gemm_rows, RowsGeom};
     let g = gpu();
     let mut rng = Rng::new(5);
     for (batch, m, n, k) in [(1, 1, 4, 1), (2, 9, 12, 5), (3, 17, 264, 33), (1, 64, 1024, 7)] {
@@ -182,12 +182,13 @@ fn texture_gemm_matches_reference() {
 }
 
 /// The three products of a linear layer (forward A B^T, input gradient A B, weight gradient
-/// A^T B) through `kernels::linear::gemm` under both kernel families: the cpu family runs each
+/// A^T B) through `ops::linear::gemm` under both kernel families: the cpu family runs each
 /// as a 1x1 conv through the texture kernels at any batch, the gpu family the tile GEMM from 64
 /// rows (1x1 convs below).
 #[test]
 fn gemm_products_match_reference_under_both_families() {
-    use convoy::kernels::linear::{gemm, GemmGeom};
+    use convoy::kernels::gemm::GemmGeom;
+    use convoy::ops::linear::gemm;
     use convoy::{Gpu, KernelFamily};
     let families = [KernelFamily::Cpu, KernelFamily::Gpu].map(|f| open_gpu(Gpu::builder().kernels(f)));
     let mut rng = Rng::new(12);

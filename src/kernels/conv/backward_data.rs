@@ -22,17 +22,17 @@ pub fn backward_data(
     let block = ConvTile::block_first(gpu, g.cin / g.args.groups) && transposes_to_forward(g);
     if is_pointwise_gemm(g) && !block {
         // dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W)
-        let rows = crate::kernels::linear::RowsGeom {
+        let rows = crate::kernels::gemm::RowsGeom {
             batch: g.n,
             m: g.cin,
             n: g.h * g.w,
             k: g.cout,
             trans_a: true,
         };
-        return Ok(vec![crate::kernels::linear::gemm_rows(
+        return Ok(vec![crate::kernels::gemm::gemm_rows(
             gpu,
             &rows,
-            crate::graph::Act::None,
+            crate::shape::Act::None,
             DType::F32,
             w,
             dy,
@@ -210,7 +210,7 @@ fn phase_geometry(g: &Conv2dGeom, py: &PhaseAxis, px: &PhaseAxis) -> Option<Conv
         kw: px.taps,
         oh: py.count,
         ow: px.count,
-        args: crate::ops::Conv2dArgs::new(1, 0, 1, g.args.groups).hw([1, 1], [py.pad?, px.pad?], [py.dil, px.dil]),
+        args: crate::shape::Conv2dArgs::new(1, 0, 1, g.args.groups).hw([1, 1], [py.pad?, px.pad?], [py.dil, px.dil]),
     })
 }
 
@@ -359,7 +359,7 @@ fn transposed_geometry(g: &Conv2dGeom) -> Conv2dGeom {
         kw: g.kw,
         oh: g.h,
         ow: g.w,
-        args: crate::ops::Conv2dArgs::new(1, 0, 1, a.groups).hw(
+        args: crate::shape::Conv2dArgs::new(1, 0, 1, a.groups).hw(
             [1, 1],
             [
                 (a.dilation[0] * (g.kh - 1)).saturating_sub(a.padding[0]),

@@ -131,14 +131,14 @@ pub fn forward(
     let block = ConvTile::block_first(gpu, rows);
     if !texture && !block && stats.is_none() && is_pointwise_gemm(g) {
         // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
-        let rows = crate::kernels::linear::RowsGeom {
+        let rows = crate::kernels::gemm::RowsGeom {
             batch: g.n,
             m: g.cout,
             n: g.h * g.w,
             k: g.cin,
             trans_a: false,
         };
-        return Ok(vec![crate::kernels::linear::gemm_rows(
+        return Ok(vec![crate::kernels::gemm::gemm_rows(
             gpu, &rows, epi.act, storage, w, x, bias, residual, y,
         )?]);
     }
@@ -190,7 +190,7 @@ pub(super) const TEXTURE_PIXELS: usize = 8;
 pub fn is_pointwise_gemm(g: &Conv2dGeom) -> bool {
     let a = &g.args;
     let plane = g.h * g.w;
-    let lanes = (plane / 4).div_ceil(crate::kernels::linear::ROWS_WG) * crate::kernels::linear::ROWS_WG;
+    let lanes = (plane / 4).div_ceil(crate::kernels::gemm::ROWS_WG) * crate::kernels::gemm::ROWS_WG;
     g.kh == 1
         && g.kw == 1
         && a.groups == 1

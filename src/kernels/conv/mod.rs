@@ -35,15 +35,13 @@ use tune::*;
 
 use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily, Resource};
 use crate::error::{Error, Result};
-use crate::graph::Epilogue;
 use crate::kernels::shaders::{
     variant, CONV2D_BWD_DATA, CONV2D_BWD_DATA_NARROW, CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK,
     CONV2D_BWD_WEIGHT_NARROW, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_SCATTER_PHASE,
     CONV2D_STATS_CONDENSE, CONV2D_TRANSPOSE_WEIGHTS, SPLIT_K_REDUCE,
 };
 use crate::kernels::{groups_for, u32_of};
-use crate::ops::conv::Conv2dGeom;
-use crate::tensor::DType;
+use crate::shape::{Conv2dGeom, DType, Epilogue};
 
 pub(super) const WG: usize = 64;
 

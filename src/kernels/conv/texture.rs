@@ -12,11 +12,9 @@ use super::{
 };
 use crate::device::{Dispatch, Gpu, OperandTexture, Resource, TextureFill};
 use crate::error::{Error, Result};
-use crate::graph::Epilogue;
 use crate::kernels::shaders::{operand_variant, variant, CONV2D_BWD_WEIGHT_TEX, CONV2D_FWD_TEX, CONV2D_PACK_INPUT};
 use crate::kernels::u32_of;
-use crate::ops::conv::Conv2dGeom;
-use crate::tensor::DType;
+use crate::shape::{Conv2dGeom, DType, Epilogue};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -160,7 +158,7 @@ fn weights_as_input(g: &Conv2dGeom) -> Conv2dGeom {
         kw: g.kw,
         oh: 1,
         ow: 1,
-        args: crate::ops::Conv2dArgs::new(1, 0, 1, 1),
+        args: crate::shape::Conv2dArgs::new(1, 0, 1, 1),
     }
 }
 
@@ -540,7 +538,7 @@ pub fn swapped_pointwise(g: &Conv2dGeom) -> Option<Conv2dGeom> {
         kw: 1,
         oh: g.h,
         ow: g.w,
-        args: crate::ops::Conv2dArgs::new(1, 0, 1, 1),
+        args: crate::shape::Conv2dArgs::new(1, 0, 1, 1),
     };
     let enough = 2 * MIN_LANES_FOR_TWO_COLUMNS;
     (pointwise && weight_gradient_units(g) < enough && weight_gradient_units(&swapped) >= enough).then_some(swapped)
@@ -657,15 +655,15 @@ fn dy_as_input(g: &Conv2dGeom) -> Conv2dGeom {
         kw: 1,
         oh: g.oh,
         ow: g.ow,
-        args: crate::ops::Conv2dArgs::new(1, 0, 1, g.args.groups),
+        args: crate::shape::Conv2dArgs::new(1, 0, 1, g.args.groups),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::PackedInput;
-    use crate::ops::conv::{Conv2dArgs, Conv2dGeom};
     use crate::shape::Shape;
+    use crate::shape::{Conv2dArgs, Conv2dGeom};
 
     fn geom(n: usize, cin: usize, hw: usize, k: usize, stride: usize, pad: usize, groups: usize) -> Conv2dGeom {
         let args = Conv2dArgs::new(stride, pad, 1, groups);

@@ -77,7 +77,7 @@ pub(super) fn choose(
             ms = ms.min(time_once(gpu, &ds)?);
             runs += 1;
         }
-        if crate::exec::debug_level() >= 1 {
+        if crate::device::debug_level() >= 1 {
             eprintln!(
                 "convoy: tuning {key} on n{} c{} -> {}: {t:?} {ms:.2} ms",
                 sample.n, sample.cin, sample.cout

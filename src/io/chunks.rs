@@ -7,7 +7,7 @@
 //! on load (`split_tensors`) and joined on save (`join_tensors`). The rule depends on the shape
 //! alone, never on the device, so every device chunks the same tensors the same way.
 
-use crate::io::safetensors::{HostData, HostTensor};
+use super::host::{HostData, HostTensor};
 use std::collections::BTreeMap;
 
 /// The largest parameter held whole, in bytes: WebGPU's default (and guaranteed)

@@ -1,16 +1,16 @@
-//! GEMM: linear layers now, 1x1 convolutions and the backward products later.
+//! GEMM launchers: the 64 x 64 tile GEMM (gemm.wgsl), which linear layers and their backward
+//! products run on, and the batched row-tiled GEMM (gemm_rows.wgsl), which 1x1 convolutions run
+//! on. Which one a linear layer takes, or whether it runs as a 1x1 conv, is `ops::linear::gemm`'s
+//! choice: the launchers here only launch, so kernels/conv can call them without a circle.
 
 use super::shaders::{variant, GEMM, GEMM_ROWS};
 use super::u32_of;
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
-use crate::graph::Epilogue;
-use crate::ops::conv::{Conv2dArgs, Conv2dGeom};
-use crate::shape::Shape;
-use crate::tensor::DType;
+use crate::shape::DType;
 
 /// Output tile of gemm.wgsl (BM = BN).
-const TILE: usize = 64;
+pub const TILE: usize = 64;
 
 /// Sizes and layout of C (M, N) = op(A) (M, K) * op(B) (K, N).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,66 +22,8 @@ pub struct GemmGeom {
     pub trans_b: bool,
 }
 
-/// C = op(A) op(B) [+ bias]; A and C are stored as `storage` (a linear layer's input and output
-/// activations), B and bias are f32.
-pub fn gemm(
-    gpu: &Gpu,
-    g: &GemmGeom,
-    storage: DType,
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    c: &wgpu::Buffer,
-) -> Result<Vec<Dispatch>> {
-    // Few rows (a linear layer at a small batch): a tile would keep M of its 64 rows busy and
-    // walk all of K in one workgroup (a 2 x 2048 x 10 classifier took 0.48 s on lavapipe), so
-    // the product runs as a 1x1 conv over an M-pixel map, whose small-map workgroups cover the
-    // M rows with uniform weight loads: the linear layer itself (B^T = W as (N, K, 1, 1)
-    // weights), or its input gradient (B as (K, N, 1, 1) weights: the conv's input gradient,
-    // which has no bias and is f32)
-    // On the texture policy (the cpu family) every linear product runs as those 1x1 convs, and the
-    // weight gradient as the 1x1 conv's weight gradient: their texture kernels read the large
-    // operand with vectorised texel fetches where the tile GEMM loops over per-lane loads.
-    let pointwise =
-        |x: [usize; 4], w: [usize; 4]| Conv2dGeom::new(&Shape::new(&x), &Shape::new(&w), Conv2dArgs::default());
-    let texture = gpu.policy().texture_operands;
-    if (g.m < TILE || texture) && !g.trans_a && g.trans_b {
-        let geom = pointwise([g.m, g.k, 1, 1], [g.n, g.k, 1, 1])?;
-        let epi = Epilogue::default();
-        return super::conv::forward(
-            gpu,
-            &geom,
-            epi,
-            storage,
-            &super::conv::ForwardBuffers {
-                x: a,
-                w: b,
-                bias,
-                residual: None,
-                y: c,
-                stats: None,
-                kept: None,
-                placement: None,
-                x_packed: None,
-                w_transposed: None,
-            },
-        );
-    }
-    if (g.m < TILE || texture) && !g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
-        let geom = pointwise([g.m, g.n, 1, 1], [g.k, g.n, 1, 1])?;
-        return super::conv::backward_data(gpu, &geom, a, b, c, None);
-    }
-    // C (M, N) = A^T B with A (K, M), B (K, N): the weight gradient dW = dY^T X of a linear layer
-    // (M outputs, N inputs, K rows of the batch), i.e. the 1x1 conv's over K one-pixel images
-    if texture && g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
-        let geom = pointwise([g.k, g.n, 1, 1], [g.m, g.n, 1, 1])?;
-        return super::conv::backward_weight(gpu, &geom, a, b, c, None);
-    }
-    gemm_tile(gpu, g, storage, a, b, bias, c)
-}
-
 /// C = op(A) op(B) [+ bias] through the 64 x 64 tile GEMM (gemm.wgsl) whatever the shape and
-/// policy (`gemm` chooses; `bench gemm` times this kernel by name).
+/// policy (`ops::linear::gemm` chooses; `bench gemm` times this kernel by name).
 pub fn gemm_tile(
     gpu: &Gpu,
     g: &GemmGeom,
@@ -142,7 +84,7 @@ const ROWS_RB: usize = 8;
 pub fn gemm_rows(
     gpu: &Gpu,
     g: &RowsGeom,
-    act: crate::graph::Act,
+    act: crate::shape::Act,
     storage: DType,
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,

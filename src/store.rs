@@ -1,5 +1,6 @@
 //! `ParamStore`: the resident tensors of a model by name (parameters, batch-norm running
-//! statistics, optimizer state), shared by compiled plans, which update them in place.
+//! statistics, optimizer state), shared by compiled plans, which update them in place. Below exec,
+//! nn and io, which all hold one: models initialise it, files load it, plans run on it.
 
 use crate::device::Gpu;
 use crate::error::{Error, Result};

@@ -1,4 +1,17 @@
-//! Shapes, and the output-size formulas of conv and pooling in one place.
+//! Sizes and attributes, the floor under graph, ops and kernels: `Shape`, element types, the
+//! arguments and checked sizes of conv and pooling (their output-size formulas in one place), and
+//! the attributes the graph's ops carry. Plain data with no GPU, so every layer above reads them
+//! from here and none has to import another for a struct.
+
+mod attrs;
+mod conv;
+mod dtype;
+mod pool;
+
+pub use attrs::{Act, DropoutArgs, Epilogue, Pad2dArgs, UpsampleArgs};
+pub use conv::{Conv2dArgs, Conv2dGeom};
+pub use dtype::DType;
+pub use pool::{Pool2dArgs, Pool2dGeom};
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -91,4 +104,15 @@ pub fn window_out(op: &str, input: usize, k: usize, stride: usize, pad: usize, d
         ));
     }
     Ok((padded - span) / stride + 1)
+}
+
+/// (batch, channels, spatial size) of a shape with at least two dims: N, C and the product of
+/// the dims after them (1 for an (N, C) matrix), the view of the per-channel kernels (batch
+/// norm, channel sums) that treat every position of a channel alike.
+pub fn batch_channels_spatial(dims: &[usize]) -> [usize; 3] {
+    [
+        dims[0],
+        dims.get(1).copied().unwrap_or(1),
+        dims.iter().skip(2).product(),
+    ]
 }
