@@ -191,21 +191,14 @@ impl GpuBuilder {
                 adapter: adapter.get_info().name,
             });
         }
-        let policy = |info: &GpuInfo| {
-            let mut p = super::KernelPolicy::choose(info, kernels);
-            p.max_texture_side = p.max_texture_side.min(self.max_texture_side.unwrap_or(u32::MAX));
-            p.max_staging_bytes = p.max_staging_bytes.min(self.max_staging_bytes.unwrap_or(u64::MAX));
-            if let Some(on) = subgroups {
-                p.subgroup_reductions = on && super::policy::can_reduce_in_subgroups(info);
-                // 0 turns every subgroup operation off (a driver bug); 1 leaves the operand
-                // sharing to the policy
-                p.subgroup_operands &= on;
-            }
-            if let Some(on) = self.subgroup_operands {
-                p.subgroup_operands = on && super::policy::can_share_operands(info, p.texture_operands);
-            }
-            p
+        let overrides = super::policy::Overrides {
+            family: kernels,
+            subgroups,
+            subgroup_operands: self.subgroup_operands,
+            max_texture_side: self.max_texture_side,
+            max_staging_bytes: self.max_staging_bytes,
         };
+        let policy = |info: &GpuInfo| super::KernelPolicy::choose(info, &overrides);
         open(adapter, self.want_f16, self.poison, (tune, tune_cache), policy).await
     }
 }

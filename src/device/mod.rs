@@ -16,7 +16,7 @@ pub use dispatch::{encode_dispatches, grid_1d, Dispatch, Resource, TextureFill, 
 pub use gpu::{Gpu, GpuBuilder, MemoryCounts};
 pub use info::GpuInfo;
 pub use pipeline::{Binding, Pipeline, Shader};
-pub use policy::{KernelFamily, KernelPolicy};
+pub use policy::{KernelFamily, KernelPolicy, Overrides};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::map_read_after;
 pub use readback::{map_read, read_buffer};

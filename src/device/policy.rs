@@ -124,16 +124,64 @@ pub struct KernelPolicy {
     pub subgroup_reductions: bool,
     /// The texture kernels' fetches that every lane makes at the same texel (conv2d_fwd_tex's
     /// weights, the weight gradient's dy, gemm_tex's A) made once per subgroup lane and shared
-    /// by shuffles: by default
-    /// wherever textures are and native subgroups of 8+ lanes (lavapipe: the r18_l1 forward
-    /// 125 -> 80 ms, BENCHMARKS.md "What a load costs on lavapipe, and the texture kernels
-    /// rebuilt on it").
+    /// by shuffles: by default wherever textures are and native subgroups of 8+ lanes (why:
+    /// BENCHMARKS.md, "What a load costs on lavapipe, and the texture kernels rebuilt on it").
     pub subgroup_operands: bool,
 }
 
+/// What the user or the environment asks of the policy over what the adapter suggests: the
+/// `GpuBuilder` settings and CONVOY_KERNELS / CONVOY_SUBGROUPS, read once by the builder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// The kernel family (CONVOY_KERNELS, `GpuBuilder::kernels`).
+    pub family: Option<KernelFamily>,
+    /// Subgroup operations (CONVOY_SUBGROUPS, `GpuBuilder::subgroup_reductions`): true asks for
+    /// subgroup reductions where the adapter can; false turns every subgroup operation off, the
+    /// texture kernels' shared fetches included (a driver's subgroup bug, or a comparison).
+    pub subgroups: Option<bool>,
+    /// The texture kernels' shared fetches (`GpuBuilder::subgroup_operands`), where they can be.
+    pub subgroup_operands: Option<bool>,
+    /// A smaller largest operand-texture side than the device's (tests of the banded layouts).
+    pub max_texture_side: Option<u32>,
+    /// A smaller operand staging buffer than the device's binding limit (tests of banded
+    /// packing).
+    pub max_staging_bytes: Option<u64>,
+}
+
+impl Overrides {
+    /// Only the kernel family forced.
+    pub fn family(family: KernelFamily) -> Overrides {
+        Overrides {
+            family: Some(family),
+            ..Overrides::default()
+        }
+    }
+}
+
 impl KernelPolicy {
-    /// The policy for the adapter `info` describes, or for the family `forced` names.
-    pub fn choose(info: &GpuInfo, forced: Option<KernelFamily>) -> KernelPolicy {
+    /// The policy for the adapter `info` describes, with what `overrides` asks applied where the
+    /// adapter can do it: the one place a device's kernel policy is decided.
+    pub fn choose(info: &GpuInfo, overrides: &Overrides) -> KernelPolicy {
+        let mut p = KernelPolicy::suggested(info, overrides.family);
+        if let Some(side) = overrides.max_texture_side {
+            p.max_texture_side = p.max_texture_side.min(side);
+        }
+        if let Some(bytes) = overrides.max_staging_bytes {
+            p.max_staging_bytes = p.max_staging_bytes.min(bytes);
+        }
+        if let Some(on) = overrides.subgroups {
+            p.subgroup_reductions = on && can_reduce_in_subgroups(info);
+            // off turns every subgroup operation off; on leaves the operand sharing as it is
+            p.subgroup_operands &= on;
+        }
+        if let Some(on) = overrides.subgroup_operands {
+            p.subgroup_operands = on && can_share_operands(info, p.texture_operands);
+        }
+        p
+    }
+
+    /// What the adapter suggests, with the family `forced` names if any.
+    fn suggested(info: &GpuInfo, forced: Option<KernelFamily>) -> KernelPolicy {
         let name = format!("{} {}", info.name, info.driver).to_ascii_lowercase();
         let (device, reason) = if info.device_type == wgpu::DeviceType::Cpu {
             (KernelFamily::Cpu, "device type Cpu".to_string())
@@ -213,6 +261,10 @@ impl fmt::Display for KernelPolicy {
 mod tests {
     use super::*;
 
+    fn none() -> Overrides {
+        Overrides::default()
+    }
+
     fn info(name: &str, device_type: wgpu::DeviceType) -> GpuInfo {
         GpuInfo {
             name: name.into(),
@@ -231,61 +283,117 @@ mod tests {
     #[test]
     fn subgroup_reductions_on_gpus_with_subgroups_and_not_on_cpu_drivers() {
         let mut h100 = info("NVIDIA H100 80GB HBM3", wgpu::DeviceType::DiscreteGpu);
-        assert!(!KernelPolicy::choose(&h100, None).subgroup_reductions);
+        assert!(!KernelPolicy::choose(&h100, &none()).subgroup_reductions);
         h100.features = wgpu::Features::SUBGROUP;
-        assert!(KernelPolicy::choose(&h100, None).subgroup_reductions);
+        assert!(KernelPolicy::choose(&h100, &none()).subgroup_reductions);
         let mut lavapipe = info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu);
         lavapipe.features = wgpu::Features::SUBGROUP;
-        assert!(!KernelPolicy::choose(&lavapipe, None).subgroup_reductions);
+        assert!(!KernelPolicy::choose(&lavapipe, &none()).subgroup_reductions);
         // forcing the gpu family on a CPU driver keeps its trees
-        assert!(!KernelPolicy::choose(&lavapipe, Some(KernelFamily::Gpu)).subgroup_reductions);
+        assert!(!KernelPolicy::choose(&lavapipe, &Overrides::family(KernelFamily::Gpu)).subgroup_reductions);
     }
 
     #[test]
     fn texture_kernels_share_fetches_across_subgroups_of_eight_or_more() {
         let mut lavapipe = info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu);
         lavapipe.simd_min_width = 8;
-        assert!(!KernelPolicy::choose(&lavapipe, None).subgroup_operands, "no subgroups");
+        assert!(
+            !KernelPolicy::choose(&lavapipe, &none()).subgroup_operands,
+            "no subgroups"
+        );
         lavapipe.features = wgpu::Features::SUBGROUP;
-        assert!(KernelPolicy::choose(&lavapipe, None).subgroup_operands);
+        assert!(KernelPolicy::choose(&lavapipe, &none()).subgroup_operands);
         // the gpu family has no texture kernels; 4-wide subgroups cannot serve 8 rows
-        assert!(!KernelPolicy::choose(&lavapipe, Some(KernelFamily::Gpu)).subgroup_operands);
+        assert!(!KernelPolicy::choose(&lavapipe, &Overrides::family(KernelFamily::Gpu)).subgroup_operands);
         lavapipe.simd_min_width = 4;
-        assert!(!KernelPolicy::choose(&lavapipe, None).subgroup_operands);
+        assert!(!KernelPolicy::choose(&lavapipe, &none()).subgroup_operands);
     }
 
     #[test]
     fn a_discrete_gpu_gets_the_gpu_family_and_lavapipe_the_cpu_family() {
-        let h100 = KernelPolicy::choose(&info("NVIDIA H100 80GB HBM3", wgpu::DeviceType::DiscreteGpu), None);
+        let h100 = KernelPolicy::choose(&info("NVIDIA H100 80GB HBM3", wgpu::DeviceType::DiscreteGpu), &none());
         assert_eq!(h100.family, KernelFamily::Gpu);
         assert!(!h100.texture_operands);
         assert!(h100.tune_by_default());
         assert_eq!(h100.tune_sample_pixels(), None);
-        let lavapipe = KernelPolicy::choose(&info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu), None);
+        let lavapipe = KernelPolicy::choose(
+            &info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu),
+            &none(),
+        );
         assert_eq!(lavapipe.family, KernelFamily::Cpu);
         assert!(lavapipe.texture_operands);
         assert!(!lavapipe.tune_by_default());
         assert!(lavapipe.tune_sample_pixels().is_some());
         // a browser adapter has no device type; SwiftShader names itself
-        let swiftshader = KernelPolicy::choose(&info("google swiftshader", wgpu::DeviceType::Other), None);
+        let swiftshader = KernelPolicy::choose(&info("google swiftshader", wgpu::DeviceType::Other), &none());
         assert_eq!(swiftshader.family, KernelFamily::Cpu);
-        let browser_gpu = KernelPolicy::choose(&info("nvidia ampere", wgpu::DeviceType::Other), None);
+        let browser_gpu = KernelPolicy::choose(&info("nvidia ampere", wgpu::DeviceType::Other), &none());
         assert_eq!(browser_gpu.family, KernelFamily::Gpu);
     }
 
     #[test]
     fn convoy_kernels_forces_a_family() {
-        let forced = KernelPolicy::choose(&info("llvmpipe", wgpu::DeviceType::Cpu), Some(KernelFamily::Gpu));
+        let forced = KernelPolicy::choose(
+            &info("llvmpipe", wgpu::DeviceType::Cpu),
+            &Overrides::family(KernelFamily::Gpu),
+        );
         assert_eq!(forced.family, KernelFamily::Gpu);
         // forcing the gpu family onto a CPU driver does not make timing candidates cheap there
         assert!(!forced.tune_by_default());
         let forced_cpu = KernelPolicy::choose(
             &info("NVIDIA H100", wgpu::DeviceType::DiscreteGpu),
-            Some(KernelFamily::Cpu),
+            &Overrides::family(KernelFamily::Cpu),
         );
         assert!(forced_cpu.tune_by_default());
         assert_eq!(KernelFamily::parse("CPU").unwrap(), Some(KernelFamily::Cpu));
         assert_eq!(KernelFamily::parse("auto").unwrap(), None);
         assert!(KernelFamily::parse("tpu").is_err());
+    }
+
+    #[test]
+    fn overrides_apply_where_the_adapter_can() {
+        let mut lavapipe = info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::DeviceType::Cpu);
+        lavapipe.simd_min_width = 8;
+        lavapipe.features = wgpu::Features::SUBGROUP;
+        let base = KernelPolicy::choose(&lavapipe, &none());
+        assert!(base.subgroup_operands && !base.subgroup_reductions);
+        // subgroups asked for: reductions on, the operand sharing left as it was
+        let on = Overrides {
+            subgroups: Some(true),
+            ..none()
+        };
+        let p = KernelPolicy::choose(&lavapipe, &on);
+        assert!(p.subgroup_reductions && p.subgroup_operands);
+        // subgroups off: every subgroup operation off
+        let off = Overrides {
+            subgroups: Some(false),
+            ..none()
+        };
+        let p = KernelPolicy::choose(&lavapipe, &off);
+        assert!(!p.subgroup_reductions && !p.subgroup_operands);
+        // operand sharing alone off, and asked for where the adapter cannot (no subgroups)
+        let per_lane = Overrides {
+            subgroup_operands: Some(false),
+            ..none()
+        };
+        assert!(!KernelPolicy::choose(&lavapipe, &per_lane).subgroup_operands);
+        let mut plain = lavapipe.clone();
+        plain.features = wgpu::Features::empty();
+        let shared = Overrides {
+            subgroup_operands: Some(true),
+            subgroups: Some(true),
+            ..none()
+        };
+        let p = KernelPolicy::choose(&plain, &shared);
+        assert!(!p.subgroup_operands && !p.subgroup_reductions);
+        // limits only ever lowered
+        let small = Overrides {
+            max_texture_side: Some(40),
+            max_staging_bytes: Some(1 << 40),
+            ..none()
+        };
+        let p = KernelPolicy::choose(&lavapipe, &small);
+        assert_eq!(p.max_texture_side, 40);
+        assert_eq!(p.max_staging_bytes, lavapipe.limits.max_storage_buffer_binding_size);
     }
 }
