@@ -66,4 +66,6 @@ pub mod docs_doctests {
     pub struct Testing;
     #[doc = include_str!("../docs/layout.md")]
     pub struct Layout;
+    #[doc = include_str!("../docs/architecture.md")]
+    pub struct Architecture;
 }
