@@ -14,10 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Runs of each dispatch in `Plan::profile`, of which the best counts. On lavapipe, with one
-/// run each, resnet_mini's packing dispatches summed to 34.7-43.4 ms over nine profiles of
-/// one binary in an hour; with the best of 7, to 31.2-33.6 over three (BENCHMARKS.md, "Packing
-/// once for the forward and the weight gradient").
+/// Runs of each dispatch in `Plan::profile`, of which the best counts: one run per dispatch
+/// left profiles of the same binary ~25% apart, the best of 7 within a few per cent
+/// (BENCHMARKS.md, "Packing once for the forward and the weight gradient").
 #[cfg(not(target_arch = "wasm32"))]
 const PROFILE_RUNS: usize = 7;
 

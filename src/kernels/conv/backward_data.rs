@@ -154,9 +154,9 @@ fn phase_axis(size: usize, k: usize, s: usize, p: usize, d: usize, r: usize) -> 
 /// family (texture operands) when every phase with taps fits the texture forward (3+ output
 /// channels per group, dy within the texture limit, no negative padding). On the gpu family for
 /// a strided conv whose groups have the block forward's 32+ rows (input channels here): each
-/// phase is a stride-1 conv of dy that the block forward runs at its efficiency, where the
-/// register kernel it replaces ran at under 1% of an H200's peak (BENCHMARKS.md, "The first GPU
-/// runs"); stride 1 keeps `backward_data_block` among the tuner's candidates.
+/// phase is a stride-1 conv of dy that the block forward runs at its efficiency, far above the
+/// register kernel it replaces (BENCHMARKS.md, "The first GPU runs"); stride 1 keeps
+/// `backward_data_block` among the tuner's candidates.
 fn forward_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<ForwardPhase>> {
     let a = &g.args;
     let policy = gpu.policy();

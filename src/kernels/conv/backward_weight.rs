@@ -110,9 +110,8 @@ pub fn backward_weight(
 /// Column lanes up to which conv2d_bwd_weight_tex runs them all in one workgroup of whole
 /// SIMD groups (8 lanes on lavapipe): a CPU driver runs a workgroup as a loop over its SIMD
 /// groups, so a power of two only idles lanes (resnet_mini's 16-channel 3x3: 18 lanes in 32;
-/// r18_l1: 72 in 96, 150 -> 122 ms). Wider, the 32- or 64-lane blocks: r18_l3's 288 lanes ran
-/// 105 ms as 9 x 32 and 113 ms as 3 x 96 (fewer column blocks split the pixels into 3x the
-/// chunks).
+/// r18_l1: 72 in 96). Wider, the 32- or 64-lane blocks win: fewer column blocks split the
+/// pixels into more chunks (BENCHMARKS.md, "Measurements moved out of doc comments").
 const TEXTURE_ONE_WORKGROUP: usize = 96;
 
 /// Output pixels per split-K chunk: the given number, or enough chunks that about `target`

@@ -115,10 +115,10 @@ pub const FWD_PIXELS: usize = 4;
 
 /// The loop order of the implicit-GEMM kernels for `k` reduced channels per group: taps
 /// outside and channels inside, so each tap's index arithmetic and bounds checks run once for
-/// all channels (r18_l1 forward 400 -> 302 ms, stride-2 input gradient 528 -> 175 ms on
-/// lavapipe), unless there are too few channels to pay for it: the 3-channel stem and depthwise
-/// convs walk one channel's window tap by tap instead (their planes stay in cache; 350 against
-/// 430 ms and 60 against 99 ms the other way). ResNeXt's 4 channels per group gain (25 -> 20 ms).
+/// all channels, unless there are too few channels to pay for it: the 3-channel stem and
+/// depthwise convs walk one channel's window tap by tap instead (their planes stay in cache);
+/// ResNeXt's 4 channels per group already gain (BENCHMARKS.md, "conv2d loop order: taps
+/// outside, channels inside").
 /// For the input gradient (k = output channels per group) it picks the kernel: conv2d_bwd_data
 /// has the taps-outside order only, narrower groups run conv2d_bwd_data_narrow.
 pub(super) fn taps_outer(k: usize) -> bool {
@@ -131,7 +131,8 @@ pub(super) const SEGMENT_MAX: usize = 32;
 /// Whether conv2d_fwd runs with ROW_SEGMENT: the channels-outside loop order (few input
 /// channels per group: depthwise, the stem) and rows that hold whole invocations (OW a multiple
 /// of FWD_PIXELS), so each invocation's pixels are neighbours in one row and each tap row of
-/// their window is one segment of input (mbv2_dw forward 317 -> 237-252 ms on lavapipe, Zen 3).
+/// their window is one segment of input (BENCHMARKS.md, "Depthwise input gradient over stride
+/// cells, row-segment forward, weight-gradient lanes").
 pub(super) fn forward_row_segment(g: &Conv2dGeom) -> bool {
     let [_, (x0, x1)] = tap_window(g);
     !taps_outer(g.cin / g.args.groups)

@@ -123,9 +123,8 @@ impl PackedInput {
 /// input fits the texture limit, and the conv has one group or at least 3 input channels per
 /// group (a texel holds 4: depthwise convs would waste 3 of 4 lanes of every fetch and
 /// multiply-add, and run the row-segment kernels instead). A one-channel stem wastes 3 of 4
-/// too, yet its texture passes beat the storage kernels' per-lane gathers: on resnet_mini's
-/// 1 -> 16 stem at batch 64 the forward went 2.6 -> 2.3 ms and the weight gradient 3.9 ->
-/// 2.4 ms, packings included (BENCHMARKS.md).
+/// too, yet its texture passes beat the storage kernels' per-lane gathers, packings included
+/// (BENCHMARKS.md, "Batch norm in vec4s, phases stored in place, a texture stem").
 pub fn uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
     let policy = gpu.policy();
     let max = policy.max_texture_side as usize;
@@ -145,8 +144,8 @@ pub fn weight_gradient_uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
 /// input: Cout images of Cin/groups channels of KH x KW, unpadded. The forward reads the 4
 /// weights of a texel (4 input channels of one output channel at one tap) with one fetch, where
 /// 4 storage loads at the workgroup's (not constant) address cost lavapipe 4 loops over the
-/// lanes: the r18_l1 forward ran 1.8x faster with its weight loads made free (BENCHMARKS.md,
-/// "What a load costs on lavapipe, and the texture kernels rebuilt on it").
+/// lanes (BENCHMARKS.md, "What a load costs on lavapipe, and the texture kernels rebuilt on
+/// it").
 fn weights_as_input(g: &Conv2dGeom) -> Conv2dGeom {
     Conv2dGeom {
         n: g.cout,
@@ -545,8 +544,8 @@ pub fn swapped_pointwise(g: &Conv2dGeom) -> Option<Conv2dGeom> {
 }
 
 /// Lanes of one block of output channels below which conv2d_bwd_weight_tex keeps one texel
-/// column per lane: r50_expand's 16 texel columns ran 1.18x slower as 8 lanes of two, the
-/// stem's 49 ran 1.45x faster as 25 (BENCHMARKS.md, "Two texel columns per lane").
+/// column per lane: two columns per lane pay where they leave enough lanes, and lose where a
+/// block has few (BENCHMARKS.md, "Two texel columns per lane").
 const MIN_LANES_FOR_TWO_COLUMNS: usize = 16;
 
 /// (block of 4 input channels of a group, live tap) pairs: the texel columns of dw.
