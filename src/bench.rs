@@ -3,7 +3,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 use crate::device::time_gpu;
-use crate::device::{Gpu, Timing};
+use crate::device::{Dispatch, Gpu, Timing};
 use crate::error::Result;
 use crate::kernels;
 use crate::ops::{Conv2dArgs, Conv2dGeom};
@@ -153,56 +153,12 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
     )?;
     // the conv kernels on the same GEMM, as a 1x1 conv of one image of `size` pixels: C (Cout,
     // pixels) = A (Cout, Cin) x B (Cin, pixels); a ceiling below the convs would mislead
-    let (h, w) = (size.div_ceil(32).min(size), 32.min(size));
-    let conv_geom = Conv2dGeom::new(
-        &crate::shape::Shape::new(&[1, size, h, w]),
-        &crate::shape::Shape::new(&[size, size, 1, 1]),
-        Conv2dArgs::default(),
-    )?;
-    let conv_b = Tensor::from_slice(gpu, &rng.vec(size * h * w, -1.0, 1.0), [1, size, h, w])?;
-    let conv_c = Tensor::zeros(gpu, [1, size, h, w])?;
-    let conv_with = |tile| {
-        kernels::conv::forward_tiled(
-            gpu,
-            &conv_geom,
-            tile,
-            Default::default(),
-            DType::F32,
-            &kernels::conv::ForwardBuffers::new(conv_b.buffer(), a.buffer(), conv_c.buffer()),
-        )
-    };
-    let register = conv_with(kernels::conv::ConvTile::default_for(gpu, size, h * w))?;
-    let block = conv_with(kernels::conv::ConvTile::BLOCK)?;
-    let texture = conv_with(kernels::conv::ConvTile::texture(
-        size,
-        h * w,
-        8,
-        gpu.info().simd_width as usize,
-    ))?;
-    let conv_flops = 2.0 * (size * size * h * w) as f64;
+    let ([register, block, texture], conv_flops, _conv_tensors) = pointwise_convs(gpu, size, &a, &mut rng)?;
     // the texture forward as a 3x3 conv of about the same multiply-adds (Cin = Cout = size/4,
     // padded): neighbouring taps fetch the same texels while they are in cache, where a GEMM
     // streams B once per block of rows; the conv suite's 3x3 shapes ran 1.1-1.3x faster than
     // gemm_tex, so without it the ceiling would sit below them
-    let c3 = (size / 4).max(4);
-    let pixels3 = (size.pow(3) / (c3 * c3 * 9)).max(32);
-    let (h3, w3) = (32, pixels3.div_ceil(32));
-    let geom3 = Conv2dGeom::new(
-        &crate::shape::Shape::new(&[1, c3, h3, w3]),
-        &crate::shape::Shape::new(&[c3, c3, 3, 3]),
-        Conv2dArgs::new(1, 1, 1, 1),
-    )?;
-    let x3 = Tensor::from_slice(gpu, &rng.vec(c3 * h3 * w3, -1.0, 1.0), [1, c3, h3, w3])?;
-    let w3t = Tensor::from_slice(gpu, &rng.vec(c3 * c3 * 9, -0.1, 0.1), [c3, c3, 3, 3])?;
-    let y3 = Tensor::zeros(gpu, [1, c3, h3, w3])?;
-    let texture3 = kernels::conv::forward_tiled(
-        gpu,
-        &geom3,
-        kernels::conv::ConvTile::texture(c3, h3 * w3, 8, gpu.info().simd_width as usize),
-        Default::default(),
-        DType::F32,
-        &kernels::conv::ForwardBuffers::new(x3.buffer(), w3t.buffer(), y3.buffer()),
-    )?;
+    let (texture3, flops3, _tensors3) = texture_3x3(gpu, size, &mut rng)?;
     let mut runs = vec![
         (
             "conv2d_fwd_tex as a 1x1 conv (input through a texture)",
@@ -212,7 +168,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         (
             "conv2d_fwd_tex as a 3x3 conv of as many multiply-adds (taps reuse cached texels)",
             texture3,
-            2.0 * (c3 * c3 * 9 * h3 * w3) as f64,
+            flops3,
         ),
     ];
     // both operands through textures, where the size tiles whole workgroups
@@ -258,6 +214,74 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         });
     }
     Ok(out)
+}
+
+/// The register, block and texture forwards as a 1x1 conv of one image of `size` pixels with
+/// `a` as its weights: C (Cout, pixels) = A (Cout, Cin) x B (Cin, pixels); their flops, and the
+/// tensors they read and write (kept alive by the caller while it times them).
+fn pointwise_convs(
+    gpu: &Gpu,
+    size: usize,
+    a: &Tensor,
+    rng: &mut Rng,
+) -> Result<([Vec<Dispatch>; 3], f64, [Tensor; 2])> {
+    let (h, w) = (size.div_ceil(32).min(size), 32.min(size));
+    let conv_geom = Conv2dGeom::new(
+        &crate::shape::Shape::new(&[1, size, h, w]),
+        &crate::shape::Shape::new(&[size, size, 1, 1]),
+        Conv2dArgs::default(),
+    )?;
+    let conv_b = Tensor::from_slice(gpu, &rng.vec(size * h * w, -1.0, 1.0), [1, size, h, w])?;
+    let conv_c = Tensor::zeros(gpu, [1, size, h, w])?;
+    let conv_with = |tile| {
+        kernels::conv::forward_tiled(
+            gpu,
+            &conv_geom,
+            tile,
+            Default::default(),
+            DType::F32,
+            &kernels::conv::ForwardBuffers::new(conv_b.buffer(), a.buffer(), conv_c.buffer()),
+        )
+    };
+    let register = conv_with(kernels::conv::ConvTile::default_for(gpu, size, h * w))?;
+    let block = conv_with(kernels::conv::ConvTile::BLOCK)?;
+    let texture = conv_with(kernels::conv::ConvTile::texture(
+        size,
+        h * w,
+        8,
+        gpu.info().simd_width as usize,
+    ))?;
+    Ok((
+        [register, block, texture],
+        2.0 * (size * size * h * w) as f64,
+        [conv_b, conv_c],
+    ))
+}
+
+/// The texture forward as a 3x3 conv of about `size`^3 multiply-adds (Cin = Cout = size/4,
+/// padded): its dispatches, their flops, and the tensors they read and write (kept alive by
+/// the caller while it times them).
+fn texture_3x3(gpu: &Gpu, size: usize, rng: &mut Rng) -> Result<(Vec<Dispatch>, f64, [Tensor; 3])> {
+    let c3 = (size / 4).max(4);
+    let pixels3 = (size.pow(3) / (c3 * c3 * 9)).max(32);
+    let (h3, w3) = (32, pixels3.div_ceil(32));
+    let geom3 = Conv2dGeom::new(
+        &crate::shape::Shape::new(&[1, c3, h3, w3]),
+        &crate::shape::Shape::new(&[c3, c3, 3, 3]),
+        Conv2dArgs::new(1, 1, 1, 1),
+    )?;
+    let x3 = Tensor::from_slice(gpu, &rng.vec(c3 * h3 * w3, -1.0, 1.0), [1, c3, h3, w3])?;
+    let w3t = Tensor::from_slice(gpu, &rng.vec(c3 * c3 * 9, -0.1, 0.1), [c3, c3, 3, 3])?;
+    let y3 = Tensor::zeros(gpu, [1, c3, h3, w3])?;
+    let d = kernels::conv::forward_tiled(
+        gpu,
+        &geom3,
+        kernels::conv::ConvTile::texture(c3, h3 * w3, 8, gpu.info().simd_width as usize),
+        Default::default(),
+        DType::F32,
+        &kernels::conv::ForwardBuffers::new(x3.buffer(), w3t.buffer(), y3.buffer()),
+    )?;
+    Ok((d, 2.0 * (c3 * c3 * 9 * h3 * w3) as f64, [x3, w3t, y3]))
 }
 
 /// Columns of one gemm_tex workgroup (64 lanes x 2 texels of 4): the square sizes it runs.

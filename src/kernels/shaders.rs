@@ -1,7 +1,8 @@
 //! Every WGSL kernel convoy has, with the layout of its bind group. One source of truth for the
 //! native and web builds; `tests/kernels/shaders.rs` validates each with naga.
 
-use crate::device::{Binding::*, Gpu, Shader};
+use crate::device::Binding::{Read, ReadWrite, Texture, Uniform};
+use crate::device::{Gpu, Shader};
 use crate::error::{Error, Result};
 use crate::shape::DType;
 use std::collections::HashMap;

@@ -6,7 +6,7 @@
 //! - `proto`: the schema, decoded by `prost`.
 //! - `tensor`: initializers to host tensors, sizes checked before allocation, external data.
 //! - `graph`: the model checked and its nodes sorted into execution order.
-//! - `import`: ONNX ops to convoy's graph builders, one arm per op.
+//! - `import`: ONNX ops to convoy's graph builders, one file per op family or pattern.
 
 mod graph;
 mod import;

@@ -186,6 +186,14 @@ fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     Ok(())
 }
 
+/// The column heads of `bench models`' table.
+fn print_models_header() {
+    println!(
+        "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>9}",
+        "model", "fusion", "storage", "dispatches", "activations MB", "peak MB", "derived MB", "ms", "CPU ms", "img/s"
+    );
+}
+
 fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     let modes: &[bool] = match a.fusion {
         Fusion::On => &[true],
@@ -199,19 +207,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     };
     let mut items = Vec::new();
     if !a.json {
-        println!(
-            "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>9}",
-            "model",
-            "fusion",
-            "storage",
-            "dispatches",
-            "activations MB",
-            "peak MB",
-            "derived MB",
-            "ms",
-            "CPU ms",
-            "img/s"
-        );
+        print_models_header();
     }
     for b in benches
         .iter()

@@ -167,11 +167,65 @@ pub fn run(a: TrainArgs) -> convoy::Result<()> {
     crate::job::run(sync_bn, bucket_mb, |dist, local_rank| run_rank(a, dist, local_rank))
 }
 
+/// What every step of one rank's run reads: the arguments, the model's name in checkpoints and
+/// metrics, and this process's place in a data-parallel run.
+struct RunCtx<'a> {
+    a: &'a TrainArgs,
+    model_name: String,
+    world: usize,
+    /// Rank 0: the only rank that prints and writes outputs (checkpoints: the Learner).
+    main: bool,
+}
+
+impl RunCtx<'_> {
+    /// The output folder, on rank 0 only.
+    fn out(&self) -> Option<&std::path::Path> {
+        if self.main {
+            self.a.out.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+/// One rank of `convoy train`, as the sequence of its steps (rank 0 alone prints and writes
+/// outputs).
 fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: usize) -> convoy::Result<()> {
     let (rank, world) = dist
         .as_ref()
         .map_or((0, 1), |d| (d.collective.rank(), d.collective.size()));
-    let main = rank == 0;
+    check_hyperparameters(&a)?;
+    let (train, valid) = load(&a.data)?;
+    let classes = train.classes().max(valid.classes());
+    let (model, onnx) = build_model(&a, classes, train.channels())?;
+    let ctx = RunCtx {
+        a: &a,
+        model_name: match &a.onnx {
+            Some(p) => format!("onnx:{}", p.display()),
+            None => a.model.clone(),
+        },
+        world,
+        main: rank == 0,
+    };
+    check_phases(&a)?;
+    let gpu = Gpu::builder().local_rank(local_rank).build()?;
+    if ctx.main {
+        announce(&ctx, &gpu, classes, train.len(), valid.len());
+    }
+    let mut learner = build_learner(&ctx, &gpu, model, dist)?;
+    if let Some(path) = &a.resume {
+        resume(&ctx, &mut learner, path)?;
+    }
+    attach_outputs(&a, &mut learner)?;
+    let stats = fit_phases(&ctx, &mut learner, train.as_ref(), valid.as_ref())?;
+    if ctx.main {
+        finish(&ctx, &learner, onnx.as_ref(), &stats)?;
+    }
+    Ok(())
+}
+
+/// The hyperparameters' ranges, checked before anything is loaded.
+fn check_hyperparameters(a: &TrainArgs) -> convoy::Result<()> {
     if a.bs == 0 || a.epochs == 0 {
         return Err(Error::arg("train", "--bs/--epochs", "must be at least 1"));
     }
@@ -192,115 +246,138 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
             format!("{} must be >= 0", a.weight_decay),
         ));
     }
-    let (train, valid) = load(&a.data)?;
-    let classes = train.classes().max(valid.classes());
-    let (model, onnx): (Box<dyn Model>, Option<OnnxModel>) = match &a.onnx {
-        Some(path) => {
-            let mut m = OnnxModel::load(path)?;
-            if let Some(k) = a.num_classes {
-                if k != classes {
-                    return Err(Error::arg(
-                        "train",
-                        "--num-classes",
-                        format!("{k}, but {} has {classes} classes", a.data),
-                    ));
-                }
-                m = m.with_new_head(k)?;
-            } else if m.num_classes() != classes {
-                return Err(Error::arg(
-                    "train",
-                    "--onnx",
-                    format!(
-                        "{} has {} outputs and {} {classes} classes: give --num-classes {classes} for a new head",
-                        path.display(),
-                        m.num_classes(),
-                        a.data
-                    ),
-                ));
-            }
-            (Box::new(m.clone()), Some(m))
-        }
-        None => {
-            let m = by_name(&a.model, classes, train.channels()).map_err(|_| {
-                Error::arg(
-                    "train",
-                    "--model",
-                    format!("'{}' is not one of {}", a.model, MODEL_NAMES.join(", ")),
-                )
-            })?;
-            (m, None)
-        }
+    Ok(())
+}
+
+/// The model to train: an ONNX model (its head replaced with --num-classes, else checked
+/// against the data's classes) or one of the zoo's; the ONNX model is kept to export the
+/// trained weights in its names.
+fn build_model(a: &TrainArgs, classes: usize, channels: usize) -> convoy::Result<(Box<dyn Model>, Option<OnnxModel>)> {
+    let Some(path) = &a.onnx else {
+        let m = by_name(&a.model, classes, channels).map_err(|_| {
+            Error::arg(
+                "train",
+                "--model",
+                format!("'{}' is not one of {}", a.model, MODEL_NAMES.join(", ")),
+            )
+        })?;
+        return Ok((m, None));
     };
-    let model_name = match &a.onnx {
-        Some(p) => format!("onnx:{}", p.display()),
-        None => a.model.clone(),
-    };
+    let mut m = OnnxModel::load(path)?;
+    if let Some(k) = a.num_classes {
+        if k != classes {
+            return Err(Error::arg(
+                "train",
+                "--num-classes",
+                format!("{k}, but {} has {classes} classes", a.data),
+            ));
+        }
+        m = m.with_new_head(k)?;
+    } else if m.num_classes() != classes {
+        return Err(Error::arg(
+            "train",
+            "--onnx",
+            format!(
+                "{} has {} outputs and {} {classes} classes: give --num-classes {classes} for a new head",
+                path.display(),
+                m.num_classes(),
+                a.data
+            ),
+        ));
+    }
+    Ok((Box::new(m.clone()), Some(m)))
+}
+
+/// The transfer-learning options, checked once the model is known.
+fn check_phases(a: &TrainArgs) -> convoy::Result<()> {
     if a.freeze_epochs > 0 && a.resume.is_some() {
         return Err(Error::arg("train", "--freeze-epochs", "cannot resume a two-phase run"));
     }
     if !a.body_lr_mult.is_finite() || a.body_lr_mult < 0.0 {
         return Err(Error::arg("train", "--body-lr-mult", "must be finite and >= 0"));
     }
-    let gpu = Gpu::builder().local_rank(local_rank).build()?;
-    if main {
-        println!("{}", gpu.info().name);
-    }
-    if world > 1 && main {
+    Ok(())
+}
+
+/// Rank 0's header: the device, the data-parallel layout and the run's settings.
+fn announce(ctx: &RunCtx, gpu: &Gpu, classes: usize, train_len: usize, valid_len: usize) {
+    let a = ctx.a;
+    println!("{}", gpu.info().name);
+    if ctx.world > 1 {
         println!(
-            "data-parallel: {world} ranks x batch {} = global batch {}, {} batch norm, {} MiB buckets",
+            "data-parallel: {} ranks x batch {} = global batch {}, {} batch norm, {} MiB buckets",
+            ctx.world,
             a.bs,
-            a.bs * world,
+            a.bs * ctx.world,
             if a.sync_bn { "synchronised" } else { "per-rank" },
             a.bucket_mb
         );
     }
-    if main {
-        println!(
-            "training {} on {} ({} train / {} test images, {classes} classes), {} epochs, batch {}, {} lr {}",
-            model_name,
-            a.data,
-            train.len(),
-            valid.len(),
-            a.epochs,
-            a.bs,
-            if a.constant_lr { "constant" } else { "1cycle" },
-            a.lr
-        );
-    }
+    println!(
+        "training {} on {} ({} train / {} test images, {classes} classes), {} epochs, batch {}, {} lr {}",
+        ctx.model_name,
+        a.data,
+        train_len,
+        valid_len,
+        a.epochs,
+        a.bs,
+        if a.constant_lr { "constant" } else { "1cycle" },
+        a.lr
+    );
+}
+
+/// The learner with its optimizer (SGD with momentum), loss, image sizes and, across ranks,
+/// its collective.
+fn build_learner(
+    ctx: &RunCtx,
+    gpu: &Gpu,
+    model: Box<dyn Model>,
+    dist: Option<convoy::dist::DistOptions>,
+) -> convoy::Result<Learner> {
+    let a = ctx.a;
     let opt = Optimizer::Sgd {
         lr: a.lr,
         momentum: 0.9,
         weight_decay: a.weight_decay,
         nesterov: false,
     };
-    let mut learner = Learner::new(&gpu, model, opt, a.bs, a.seed);
+    let mut learner = Learner::new(gpu, model, opt, a.bs, a.seed);
     learner.label_smoothing = a.label_smoothing;
-    learner.model_name = model_name.clone();
-    learner.sizes = sizes(&a)?;
+    learner.model_name = ctx.model_name.clone();
+    learner.sizes = sizes(a)?;
     if let Some(d) = dist {
         learner.distribute(d);
     }
-    if let Some(path) = &a.resume {
-        let info = learner.resume(path)?;
-        // the 1cycle schedule depends on the run's length; a constant rate may run longer
-        if info.model != model_name || (info.epochs_total != a.epochs && !a.constant_lr) {
-            return Err(Error::arg(
-                "train",
-                "--resume",
-                format!(
-                    "{} was written by a run of {} over {} epochs; this run is {} over {} epochs",
-                    path.display(),
-                    info.model,
-                    info.epochs_total,
-                    model_name,
-                    a.epochs
-                ),
-            ));
-        }
-        if main {
-            println!("resuming after epoch {} (step {})", info.epoch, info.step);
-        }
+    Ok(learner)
+}
+
+/// Continues from a checkpoint written by a run of the same model and, under 1cycle, the same
+/// length.
+fn resume(ctx: &RunCtx, learner: &mut Learner, path: &std::path::Path) -> convoy::Result<()> {
+    let info = learner.resume(path)?;
+    // the 1cycle schedule depends on the run's length; a constant rate may run longer
+    if info.model != ctx.model_name || (info.epochs_total != ctx.a.epochs && !ctx.a.constant_lr) {
+        return Err(Error::arg(
+            "train",
+            "--resume",
+            format!(
+                "{} was written by a run of {} over {} epochs; this run is {} over {} epochs",
+                path.display(),
+                info.model,
+                info.epochs_total,
+                ctx.model_name,
+                ctx.a.epochs
+            ),
+        ));
     }
+    if ctx.main {
+        println!("resuming after epoch {} (step {})", info.epoch, info.step);
+    }
+    Ok(())
+}
+
+/// Where the learner writes its checkpoints, and the activation statistics --stats plots.
+fn attach_outputs(a: &TrainArgs, learner: &mut Learner) -> convoy::Result<()> {
     if let Some(dir) = &a.out {
         learner.checkpoint = Some(dir.join("checkpoint.safetensors"));
     }
@@ -310,10 +387,21 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
         }
         learner.watch_activations(Default::default());
     }
-    // only rank 0 shows progress and writes outputs (checkpoints: the Learner)
-    let out = if main { a.out.clone() } else { None };
-    if main {
-        learner.on_batch = Some(progress_bar(a.bs * world, learner.epochs_done()));
+    Ok(())
+}
+
+/// The epochs: with --freeze-epochs the classifier alone first, then everything (the body at
+/// its own rate); rank 0 prints a line and rewrites metrics.json after each epoch. A run that
+/// stops says where its last checkpoint is.
+fn fit_phases(
+    ctx: &RunCtx,
+    learner: &mut Learner,
+    train: &dyn Dataset,
+    valid: &dyn Dataset,
+) -> convoy::Result<Vec<convoy::train::EpochStats>> {
+    let a = ctx.a;
+    if ctx.main {
+        learner.on_batch = Some(progress_bar(a.bs * ctx.world, learner.epochs_done()));
         println!("epoch  train_loss  valid_loss  top1    top5    time    img/s");
     }
     // the epochs before a resume first (the checkpoint carries them), so metrics.json has the
@@ -326,49 +414,22 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
     };
     let mut report = |s: &convoy::train::EpochStats| {
         history.push(s.clone());
-        if !main {
-            return std::ops::ControlFlow::Continue(());
+        if ctx.main {
+            report_epoch(ctx, &history, s);
         }
-        if let Some(dir) = &out {
-            // metrics so far, rewritten every epoch so a stopped run keeps them
-            if let Err(e) = convoy::io::write_file(
-                dir.join("metrics.json"),
-                metrics_json(&a, &model_name, world, &history).as_bytes(),
-            ) {
-                eprintln!("warning: {e}");
-            }
-        }
-        println!(
-            "{:>5}  {:>10.4}  {:>10.4}  {:>5.2}%  {:>5.2}%  {:>5.1}s  {:>6.0}",
-            s.epoch,
-            s.train_loss,
-            s.valid_loss,
-            s.top1 * 100.0,
-            s.top5 * 100.0,
-            s.seconds,
-            s.images_per_sec
-        );
         std::ops::ControlFlow::Continue(())
     };
-    // transfer learning: the classifier alone first, then everything (the body at its own rate)
     let mut result = Ok(Vec::new());
     if a.freeze_epochs > 0 {
         learner.freeze_body();
-        if main {
+        if ctx.main {
             println!(
                 "classifier only ({}) for {} epoch(s)",
                 learner.head_prefix(),
                 a.freeze_epochs
             );
         }
-        result = fit(
-            &mut learner,
-            train.as_ref(),
-            valid.as_ref(),
-            a.freeze_epochs,
-            a.lr,
-            &mut report,
-        );
+        result = fit(learner, train, valid, a.freeze_epochs, a.lr, &mut report);
         learner.unfreeze();
     }
     if a.body_lr_mult != 1.0 {
@@ -376,39 +437,65 @@ fn run_rank(a: TrainArgs, dist: Option<convoy::dist::DistOptions>, local_rank: u
         learner.set_lr_groups(&[(head.as_str(), 1.0), ("", a.body_lr_mult)])?;
     }
     if result.is_ok() {
-        result = fit(
-            &mut learner,
-            train.as_ref(),
-            valid.as_ref(),
-            a.epochs,
-            a.lr,
-            &mut report,
-        );
+        result = fit(learner, train, valid, a.epochs, a.lr, &mut report);
     }
-    if let (Err(e), Some(dir)) = (&result, &out) {
+    if let (Err(e), Some(dir)) = (&result, ctx.out()) {
         eprintln!("stopped: {e}");
         eprintln!(
             "the last checkpoint is intact: {}",
             dir.join("checkpoint.safetensors").display()
         );
     }
-    let stats = result?;
-    if !main {
-        return Ok(());
+    result
+}
+
+/// Rank 0's record of one epoch: metrics.json so far (rewritten every epoch so a stopped run
+/// keeps them; a failed write only warns) and the epoch's line.
+fn report_epoch(ctx: &RunCtx, history: &[convoy::train::EpochStats], s: &convoy::train::EpochStats) {
+    if let Some(dir) = ctx.out() {
+        if let Err(e) = convoy::io::write_file(
+            dir.join("metrics.json"),
+            metrics_json(ctx.a, &ctx.model_name, ctx.world, history).as_bytes(),
+        ) {
+            eprintln!("warning: {e}");
+        }
     }
+    println!(
+        "{:>5}  {:>10.4}  {:>10.4}  {:>5.2}%  {:>5.2}%  {:>5.1}s  {:>6.0}",
+        s.epoch,
+        s.train_loss,
+        s.valid_loss,
+        s.top1 * 100.0,
+        s.top5 * 100.0,
+        s.seconds,
+        s.images_per_sec
+    );
+}
+
+/// Rank 0's end of the run: the trained weights (without optimizer state) and plots in the
+/// output folder, and the final test accuracy.
+fn finish(
+    ctx: &RunCtx,
+    learner: &Learner,
+    onnx: Option<&OnnxModel>,
+    stats: &[convoy::train::EpochStats],
+) -> convoy::Result<()> {
     let Some(last) = stats.last() else {
-        println!("nothing to train: the checkpoint had finished all {} epochs", a.epochs);
+        println!(
+            "nothing to train: the checkpoint had finished all {} epochs",
+            ctx.a.epochs
+        );
         return Ok(());
     };
-    if let Some(dir) = &out {
+    if let Some(dir) = ctx.out() {
         let names: Vec<String> = learner
             .store
             .iter()
             .map(|(n, _)| n.clone())
             .filter(|n| !convoy::passes::optimizer::is_optimizer_state(n))
             .collect();
-        crate::model_cmds::save_weights(&dir.join("model.safetensors"), &learner.store, &names, onnx.as_ref())?;
-        write_plots(dir, &learner)?;
+        crate::model_cmds::save_weights(&dir.join("model.safetensors"), &learner.store, &names, onnx)?;
+        write_plots(dir, learner)?;
         println!("wrote {}", dir.display());
     }
     println!(

@@ -1,6 +1,21 @@
 //! The conv input gradient: dx from dy and w.
 
-use super::*;
+use super::buffers::{ForwardBuffers, Placement};
+use super::constants::{
+    geometry_constants, sizes, tap_window, tap_window_constants, taps_outer, transpose_constants, FWD_PIXELS,
+    SEGMENT_MAX, WG,
+};
+use super::forward::{depthwise_staged_fits, forward, forward_block, forward_depthwise, is_pointwise_gemm};
+use super::texture;
+use super::tile::{ConvTile, TileKind};
+use super::tune::{choose, Rows};
+use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily};
+use crate::error::{Error, Result};
+use crate::kernels::shaders::{
+    CONV2D_BWD_DATA, CONV2D_BWD_DATA_NARROW, CONV2D_FWD_BLOCK, CONV2D_SCATTER_PHASE, CONV2D_TRANSPOSE_WEIGHTS,
+};
+use crate::kernels::{groups_for, u32_of};
+use crate::shape::{Conv2dGeom, DType, Epilogue};
 
 /// dx (N, Cin, H, W) from dy (N, Cout, OH, OW) and w: the forward kernel's layout with input
 /// channels as the tile rows (`tile.ocb` of them) and input pixels as its columns; with stride

@@ -5,8 +5,12 @@
 //! runs faster (on an H200, the 7x7 and 14x14 stages; BENCHMARKS.md). The weights are rounded
 //! to f16 inside the kernel, the one rounding beyond the f16 storage the caller chose.
 
-use super::*;
+use super::buffers::{epilogue_only_dispatch, ForwardBuffers};
+use super::constants::{epilogue_constants, forward_grid, geometry_constants};
+use crate::device::{Dispatch, Gpu, KernelFamily};
+use crate::error::{Error, Result};
 use crate::kernels::shaders::CONV2D_FWD_COOP;
+use crate::shape::{Conv2dGeom, DType, Epilogue};
 
 /// Output channels and pixels of one workgroup's block (the kernel's BM and BN).
 const COOP_BLOCK: usize = 64;

@@ -1,85 +1,20 @@
 //! The conv forward: y = act(conv2d(x, w) [+ bias] [+ residual]), the epilogue fused into the
 //! store, and with `stats` the block statistics of y for a training batch norm.
 
-use super::*;
-
-/// The buffers of one conv forward: x (N, Cin, H, W), w (Cout, Cin/g, KH, KW), the optional
-/// bias (Cout) and residual (like y), y (N, Cout, OH, OW), and the optional block statistics of y
-/// for a training batch norm (see `STATS_BLOCK`).
-#[derive(Clone, Copy)]
-pub struct ForwardBuffers<'a> {
-    pub x: &'a wgpu::Buffer,
-    pub w: &'a wgpu::Buffer,
-    pub bias: Option<&'a wgpu::Buffer>,
-    pub residual: Option<&'a wgpu::Buffer>,
-    pub y: &'a wgpu::Buffer,
-    pub stats: Option<&'a wgpu::Buffer>,
-    /// A training plan's record of the inputs to keep packed for their weight gradient
-    /// (the texture kernels; see `texture::KeptOperands`); None packs x into scratch.
-    pub kept: Option<&'a texture::KeptOperands>,
-    /// Where y's pixels go inside a larger map (the texture forward only; None: y is dense).
-    pub placement: Option<Placement>,
-    /// x already packed with at least this conv's padding (the texture forward only; None:
-    /// the forward packs x itself).
-    pub x_packed: Option<&'a texture::SharedPacking>,
-    /// w is another conv's weights, and this forward's weights their transposition (the
-    /// texture forward only, which packs them transposed; None: w is this conv's own).
-    pub w_transposed: Option<texture::TransposedWeights>,
-}
-
-/// Where a forward stores its output map: pixel (oy, ox) of each (image, channel) plane at
-/// (first[0] + stride[0]*oy, first[1] + stride[1]*ox) of an h x w plane. A strided conv's input
-/// gradient stores each stride phase straight into its positions in dx this way, where a
-/// scratch map and a scatter pass would write it twice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Placement {
-    pub h: usize,
-    pub w: usize,
-    pub first: [usize; 2],
-    pub stride: [usize; 2],
-}
-
-impl Placement {
-    /// The dense placement of `g`'s output: y itself.
-    pub fn dense(g: &Conv2dGeom) -> Self {
-        Placement {
-            h: g.oh,
-            w: g.ow,
-            first: [0, 0],
-            stride: [1, 1],
-        }
-    }
-
-    /// Whether every pixel of `g`'s output lands inside the plane.
-    pub(super) fn holds(&self, g: &Conv2dGeom) -> bool {
-        let fits = |a: usize, out: usize, size: usize| out == 0 || self.first[a] + self.stride[a] * (out - 1) < size;
-        self.stride[0] >= 1 && self.stride[1] >= 1 && fits(0, g.oh, self.h) && fits(1, g.ow, self.w)
-    }
-}
-
-impl<'a> ForwardBuffers<'a> {
-    /// y = conv2d(x, w) with no bias, residual or statistics (set those with struct update).
-    pub fn new(x: &'a wgpu::Buffer, w: &'a wgpu::Buffer, y: &'a wgpu::Buffer) -> Self {
-        ForwardBuffers {
-            x,
-            w,
-            bias: None,
-            residual: None,
-            y,
-            stats: None,
-            kept: None,
-            placement: None,
-            x_packed: None,
-            w_transposed: None,
-        }
-    }
-
-    /// Whether these ask for what only the texture forward does: a placed output, a shared
-    /// packing of x, or weights transposed as they are packed.
-    fn texture_only(&self) -> bool {
-        self.placement.is_some() || self.x_packed.is_some() || self.w_transposed.is_some()
-    }
-}
+use super::buffers::{epilogue_only_dispatch, ForwardBuffers};
+use super::constants::{
+    epilogue_constants, forward_grid, forward_row_segment, geometry_constants, sizes, tap_window_constants, taps_outer,
+    FWD_PIXELS, STATS_BLOCK,
+};
+use super::cooperative::{cooperative_takes, forward_cooperative};
+use super::texture;
+use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS, BLOCK_PIXELS};
+use super::tune::{choose, Rows};
+use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily};
+use crate::error::{Error, Result};
+use crate::kernels::shaders::{variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_STATS_CONDENSE};
+use crate::kernels::{groups_for, u32_of};
+use crate::shape::{Conv2dGeom, DType, Epilogue};
 
 /// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
 /// [+ residual (like y)]), the epilogue fused into the store. x, residual and y are stored as
@@ -162,7 +97,7 @@ pub fn forward(
     // f16 inference on cooperative matrices where the device has them, as a candidate after
     // the default: the tuner (on by default on GPUs) takes it where it is faster; on an H200
     // it was slower than the block tile on most shapes (BENCHMARKS.md)
-    if super::cooperative_takes(gpu, g, storage, stats.is_some()) {
+    if cooperative_takes(gpu, g, storage, stats.is_some()) {
         candidates.insert(1, ConvTile::COOPERATIVE);
     }
     let mut name = variant(gpu, shader, storage)?.name.to_string();
@@ -178,9 +113,6 @@ pub fn forward(
         |g, t| forward_tiled(gpu, g, t, epi, storage, b),
     )
 }
-
-/// Output pixels per invocation of the texture forward's default tile (4 or 8).
-pub(super) const TEXTURE_PIXELS: usize = 8;
 
 /// A 1x1 conv that runs as a GEMM per image (gemm_rows): one group, stride 1, no padding, H*W a
 /// multiple of 4 and large enough to fill its workgroups (7/8 of the lanes busy). gemm_rows
@@ -231,7 +163,7 @@ pub fn forward_tiled(
         if storage != DType::F16 {
             return Err(tile.refuse("cooperative matrices take f16 activations"));
         }
-        return super::forward_cooperative(gpu, g, epi, b);
+        return forward_cooperative(gpu, g, epi, b);
     }
     if stats.is_some() && !tile.writes_stats_blocks(g.n * g.oh * g.ow) {
         return Err(tile.refuse(&format!(
@@ -337,31 +269,6 @@ pub fn forward_block(
     Ok(vec![conv, condense])
 }
 
-/// The forward kernels' epilogue overrides: bias, residual, activation.
-pub(super) fn epilogue_constants(
-    epi: Epilogue,
-    bias: Option<&wgpu::Buffer>,
-    residual: Option<&wgpu::Buffer>,
-) -> [(&'static str, f64); 4] {
-    let [act, alpha] = epi.act.constants();
-    [
-        ("HAS_BIAS", f64::from(u8::from(bias.is_some()))),
-        ("HAS_RESIDUAL", f64::from(u8::from(residual.is_some()))),
-        act,
-        alpha,
-    ]
-}
-
-/// The forward kernels' grid: blocks of `pixels` output pixels (x, y) by blocks of `channels`
-/// output channels within each group (z).
-pub(super) fn forward_grid(g: &Conv2dGeom, pixels: usize, channels: usize) -> Result<[u32; 3]> {
-    let groups = g.args.groups;
-    let channel_blocks = groups * (g.cout / groups).div_ceil(channels);
-    let mut grid = grid_1d(groups_for("conv2d output pixels", g.n * g.oh * g.ow, pixels)?);
-    grid[2] = u32_of("conv2d channel blocks", channel_blocks)?;
-    Ok(grid)
-}
-
 /// The output tile side of conv2d_fwd_depthwise (its TILE; TILE x TILE invocations).
 const DEPTHWISE_TILE: usize = 16;
 /// Input values one tile of conv2d_fwd_depthwise may stage (its HALO at most) and taps (TAPS_MAX).
@@ -413,24 +320,4 @@ pub fn forward_depthwise(
     let tiles = g.oh.div_ceil(t) * g.ow.div_ceil(t);
     let workgroups = u32_of("conv2d depthwise tiles", tiles * g.n * g.cout)?;
     epilogue_only_dispatch(gpu, pipeline, g, b, grid_1d(workgroups))
-}
-
-/// The one dispatch of a forward kernel that writes no statistics (the staged depthwise and
-/// the cooperative-matrix kernels): bindings x, w, bias, residual and y, the absent ones bound
-/// to the dummy buffer.
-pub(super) fn epilogue_only_dispatch(
-    gpu: &Gpu,
-    pipeline: std::sync::Arc<crate::device::Pipeline>,
-    g: &Conv2dGeom,
-    b: &ForwardBuffers<'_>,
-    grid: [u32; 3],
-) -> Result<Vec<Dispatch>> {
-    let d = gpu.dummy();
-    Ok(vec![Dispatch::new(
-        gpu,
-        pipeline,
-        &sizes(g)?,
-        &[b.x, b.w, b.bias.unwrap_or(d), b.residual.unwrap_or(d), b.y],
-        grid,
-    )?])
 }

@@ -2,7 +2,9 @@
 //! kernel family: register tiles (output channels x pixels per invocation), texture tiles (the
 //! CPU family) and the gpu family's 64 x 64 block tiles staged through workgroup memory.
 
-use super::*;
+use super::constants::{FWD_PIXELS, STATS_BLOCK, WG};
+use crate::device::{Gpu, KernelFamily};
+use crate::error::{Error, Result};
 
 /// The narrowest default workgroup: one 256-bit SIMD register of lanes on a CPU driver.
 pub(super) const MIN_WG: usize = 8;
@@ -29,16 +31,6 @@ pub(super) fn pixel_workgroup(pixels: usize, px: usize, simd: usize, widest: usi
         wg /= 2;
     }
     best
-}
-
-pub(super) fn tap_window_constants(g: &Conv2dGeom) -> [(&'static str, f64); 4] {
-    let [(y0, y1), (x0, x1)] = tap_window(g);
-    [
-        ("KY0", y0 as f64),
-        ("KY1", y1 as f64),
-        ("KX0", x0 as f64),
-        ("KX1", x1 as f64),
-    ]
 }
 
 /// Tile configuration of the implicit-GEMM kernels. Register tiles (conv2d_fwd and the
@@ -266,6 +258,9 @@ impl ConvTile {
     }
 }
 
+/// Output pixels per invocation of the texture forward's default tile (4 or 8).
+pub(super) const TEXTURE_PIXELS: usize = 8;
+
 /// Output pixels per workgroup of conv2d_fwd_block (its BN).
 pub(super) const BLOCK_PIXELS: usize = 64;
 
@@ -274,3 +269,23 @@ pub(super) const BLOCK_CHANNELS: usize = 64;
 
 /// The fewest channels per group for which the gpu family's forward defaults to the block tile.
 pub(super) const BLOCK_MIN_ROWS: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::pixel_workgroup;
+
+    #[test]
+    fn pixel_workgroups_leave_the_fewest_lanes_idle() {
+        // (pixels, SIMD width) -> invocations per workgroup, each invocation taking 4 pixels
+        assert_eq!(pixel_workgroup(18, 4, 8, 64), 8); // a small map: the fewest that cover it
+        assert_eq!(pixel_workgroup(60, 4, 8, 64), 16);
+        assert_eq!(pixel_workgroup(256, 4, 8, 64), 64);
+        assert_eq!(pixel_workgroup(18, 4, 32, 64), 8); // small maps cover alike on any device
+        assert_eq!(pixel_workgroup(392, 4, 8, 64), 8); // 98 lanes: 6 idle at 8 wide, 30 at 64
+        assert_eq!(pixel_workgroup(392, 4, 32, 64), 64); // 30 idle at 32 and 64 wide: the wider
+        assert_eq!(pixel_workgroup(1568, 4, 8, 64), 8);
+        assert_eq!(pixel_workgroup(1568, 4, 16, 64), 16);
+        assert_eq!(pixel_workgroup(25088, 4, 8, 64), 64); // whole workgroups at every width
+        assert_eq!(pixel_workgroup(1000, 4, 128, 64), 64); // SIMD width unknown: never above 64
+    }
+}

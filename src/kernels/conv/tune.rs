@@ -1,7 +1,10 @@
 //! Choosing among a kernel's tile candidates: the deterministic default, or with tuning on, the
 //! recorded or measured fastest.
 
-use super::*;
+use super::tile::ConvTile;
+use crate::device::{Dispatch, Gpu};
+use crate::error::Result;
+use crate::shape::Conv2dGeom;
 
 /// Which channels a kernel's tile rows run over (the forward's and the weight gradient's: the
 /// output channels; the input gradient's: the input channels).

@@ -1,0 +1,120 @@
+//! The texture forward: conv2d_fwd_tex reading the packed input and weights.
+
+use crate::device::{Dispatch, Gpu, Resource};
+use crate::error::{Error, Result};
+use crate::kernels::conv::buffers::{ForwardBuffers, Placement};
+use crate::kernels::conv::constants::{
+    epilogue_constants, forward_grid, geometry_constants, sizes, tap_window_constants,
+};
+use crate::kernels::conv::tile::{ConvTile, TileKind};
+use crate::kernels::shaders::{operand_variant, variant, CONV2D_FWD_TEX};
+use crate::kernels::u32_of;
+use crate::shape::{Conv2dGeom, DType, Epilogue};
+
+use super::layout::{layout, weights_as_input};
+use super::packing::{self, packed};
+
+/// The forward through conv2d_fwd_tex with a texture tile: the packing dispatch, then the conv.
+pub fn forward(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    let ForwardBuffers {
+        x,
+        w,
+        bias,
+        residual,
+        y,
+        stats,
+        kept,
+        placement,
+        x_packed,
+        w_transposed,
+    } = *b;
+    let TileKind::Texture { px } = tile.kind else {
+        return Err(tile.refuse("conv2d_fwd_tex runs texture tiles"));
+    };
+    let place = placement.unwrap_or(Placement::dense(g));
+    if !place.holds(g) {
+        return Err(Error::arg(
+            "conv2d forward",
+            "placement",
+            format!("{place:?} does not hold the output of {g:?}"),
+        ));
+    }
+    let (l, tex, pack, [y0, x0]) = match x_packed {
+        Some(s) => {
+            let own = layout(gpu, "conv2d input", g)?;
+            let at = s.layout.offset_of(&own).ok_or_else(|| {
+                Error::arg(
+                    "conv2d forward",
+                    "x_packed",
+                    format!("{:?} does not hold the packing {own:?} of {g:?}", s.layout),
+                )
+            })?;
+            (s.layout, s.texture.clone(), Vec::new(), at)
+        }
+        None => {
+            let (l, tex, d) = packed(gpu, "conv2d input", 0, g, storage, x, kept)?;
+            (l, tex, d, [0, 0])
+        }
+    };
+    let wg = weights_as_input(g);
+    let (wl, wtex, wpack) = match w_transposed {
+        // another conv's weights, transposed as they are packed
+        Some(t) => {
+            let wl = layout(gpu, "conv2d weights", &wg)?;
+            let wtex = gpu.operand_texture("conv2d weights", 2, wl.width as u32, wl.height as u32)?;
+            let d = packing::pack(gpu, &wg, &wl, DType::F32, w, &wtex, Some(&t))?;
+            (wl, wtex, d)
+        }
+        None => packed(gpu, "conv2d weights", 2, &wg, DType::F32, w, None)?,
+    };
+    let mut constants = geometry_constants(g);
+    constants.extend(epilogue_constants(epi, bias, residual));
+    constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
+    constants.push(("WG", tile.wg as f64));
+    constants.push(("OCB", tile.ocb as f64));
+    constants.push(("PX", px as f64));
+    constants.push(("OUT_W", g.ow as f64));
+    constants.push(("OUT_PLANE", (g.oh * g.ow) as f64));
+    constants.push(("PER_BAND", l.per_band as f64));
+    constants.push(("DST_W", place.w as f64));
+    constants.push(("DST_PLANE", (place.h * place.w) as f64));
+    constants.push(("FIRST_Y", place.first[0] as f64));
+    constants.push(("FIRST_X", place.first[1] as f64));
+    constants.push(("STEP_Y", place.stride[0] as f64));
+    constants.push(("STEP_X", place.stride[1] as f64));
+    constants.push(("IN_Y0", y0 as f64));
+    constants.push(("IN_X0", x0 as f64));
+    constants.extend(tap_window_constants(g));
+    let shader = operand_variant(gpu, variant(gpu, &CONV2D_FWD_TEX, storage)?, tile.wg);
+    let pipeline = gpu.pipeline(shader, &constants)?;
+    let grid = forward_grid(g, tile.wg * px, tile.ocb)?;
+    let mut params = sizes(g)?.to_vec();
+    params.extend(l.words()?);
+    params.push(u32_of("conv2d packed weights per band", wl.per_band)?);
+    let d = gpu.dummy();
+    let conv = Dispatch::with_resources(
+        gpu,
+        pipeline,
+        &params,
+        &[
+            Resource::Texture(&tex.view),
+            Resource::Texture(&wtex.view),
+            Resource::Buffer(bias.unwrap_or(d)),
+            Resource::Buffer(residual.unwrap_or(d)),
+            Resource::Buffer(y),
+            Resource::Buffer(stats.unwrap_or(gpu.dummy_rw())),
+        ],
+        grid,
+    )?;
+    let mut out = pack;
+    out.extend(wpack);
+    out.push(conv);
+    Ok(out)
+}
