@@ -55,12 +55,33 @@ pub enum Error {
     #[error("{path}: {reason}")]
     Format { path: String, reason: String },
 
+    /// An error raised while building the layer a model names `layer` (`layer2.0.conv1`), so a
+    /// shape that does not fit says where in the model it went wrong.
+    #[error("{layer}: {source}")]
+    Layer {
+        layer: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Training produced a non-finite loss; checkpoints written before it are untouched.
     #[error("training diverged at epoch {epoch}, step {step}: the loss is {loss}; lower the learning rate or resume from the last checkpoint")]
     Diverged { epoch: usize, step: u64, loss: f32 },
 }
 
 impl Error {
+    /// This error as raised in the layer `layer`, unless an inner layer already named itself.
+    pub fn in_layer(self, layer: &str) -> Self {
+        match self {
+            Error::Layer { .. } => self,
+            other if layer.is_empty() => other,
+            other => Error::Layer {
+                layer: layer.to_string(),
+                source: Box::new(other),
+            },
+        }
+    }
+
     pub fn shape(op: impl Into<String>, expected: impl fmt::Display, got: impl fmt::Display) -> Self {
         Error::Shape {
             op: op.into(),

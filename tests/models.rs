@@ -160,3 +160,32 @@ fn npy_round_trips_and_rejects_bad_files() {
         assert!(parse_npy(&bytes, what).is_err(), "{what} parsed");
     }
 }
+
+/// An error raised while a model is built names the layer it came from, innermost first, as the
+/// ONNX importer's name their node: a zoo model fed the wrong number of channels, and a shape
+/// that does not fit three scopes deep.
+#[test]
+fn build_errors_name_the_layer() {
+    let m = by_name("resnet18", 10, 3).unwrap();
+    let mut net = Net::new(true);
+    let x = net.graph.input("x", [1, 1, 32, 32]);
+    let Err(err) = m.forward(&mut net, x) else {
+        panic!("1 channel into a 3-channel stem must be refused");
+    };
+    let err = err.to_string();
+    println!("{err}");
+    assert!(err.starts_with("conv1: "), "{err}");
+    assert!(err.contains('3') && err.contains('1'), "{err}");
+
+    let mut net = Net::new(true);
+    let x = net.graph.input("x", [2, 4, 8, 8]);
+    let built = net.scope("layer2", |n| {
+        n.scope("0", |n| n.scope("conv1", |n| n.conv2d(x, 3, 8, 3, 1, 1, 1, false)))
+    });
+    let Err(err) = built else {
+        panic!("4 channels into a conv of 3 must be refused");
+    };
+    let err = err.to_string();
+    assert!(err.starts_with("layer2.0.conv1: "), "{err}");
+    assert_eq!(err.matches("layer2").count(), 1, "named once, not per scope: {err}");
+}

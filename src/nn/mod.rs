@@ -124,10 +124,11 @@ impl Net {
         self.train_only = Some(prefix.to_string());
     }
 
-    /// Run `f` with `name` appended to the naming prefix (`layer1`, then `0`, then `conv1`).
+    /// Run `f` with `name` appended to the naming prefix (`layer1`, then `0`, then `conv1`); an
+    /// error from it names the innermost layer it came from (`layer1.0.conv1: ...`).
     pub fn scope<T>(&mut self, name: &str, f: impl FnOnce(&mut Net) -> Result<T>) -> Result<T> {
         self.prefix.push(name.to_string());
-        let r = f(self);
+        let r = f(self).map_err(|e| e.in_layer(&self.prefix.join(".")));
         self.prefix.pop();
         r
     }
