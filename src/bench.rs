@@ -3,7 +3,9 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 use crate::device::time_gpu;
-use crate::device::{Dispatch, Gpu, Timing};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::device::Dispatch;
+use crate::device::{Gpu, Timing};
 use crate::error::Result;
 use crate::kernels;
 use crate::ops::{Conv2dArgs, Conv2dGeom};
@@ -219,6 +221,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
 /// The register, block and texture forwards as a 1x1 conv of one image of `size` pixels with
 /// `a` as its weights: C (Cout, pixels) = A (Cout, Cin) x B (Cin, pixels); their flops, and the
 /// tensors they read and write (kept alive by the caller while it times them).
+#[cfg(not(target_arch = "wasm32"))]
 fn pointwise_convs(
     gpu: &Gpu,
     size: usize,
@@ -261,6 +264,7 @@ fn pointwise_convs(
 /// The texture forward as a 3x3 conv of about `size`^3 multiply-adds (Cin = Cout = size/4,
 /// padded): its dispatches, their flops, and the tensors they read and write (kept alive by
 /// the caller while it times them).
+#[cfg(not(target_arch = "wasm32"))]
 fn texture_3x3(gpu: &Gpu, size: usize, rng: &mut Rng) -> Result<(Vec<Dispatch>, f64, [Tensor; 3])> {
     let c3 = (size / 4).max(4);
     let pixels3 = (size.pow(3) / (c3 * c3 * 9)).max(32);

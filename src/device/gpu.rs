@@ -562,7 +562,13 @@ impl Gpu {
     /// Keep a clone of a wgpu handle whose owner is being dropped until this thread or another
     /// next holds the device (on GL, where freeing it enters the context; elsewhere it is
     /// dropped at once).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn bury<T: Send + 'static>(&self, handle: T) {
+        self.inner.serial.bury(handle);
+    }
+    /// In the browser there is no GL context and wgpu's handles are not `Send`: dropped at once.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn bury<T: 'static>(&self, handle: T) {
         self.inner.serial.bury(handle);
     }
     /// Whether convoy serialises its calls into this device (wgpu's GL backend).
