@@ -230,17 +230,15 @@ fn adamw_matches_pytorch() {
     });
 }
 
-#[test]
-fn small_cnn_overfits_one_batch() {
-    let g = gpu();
+/// The MNIST-chapter CNN's training step (SGD, lr 0.05, momentum 0.9) on the first `n` embedded
+/// training images, with those images and labels.
+fn simple_cnn_step(g: &convoy::Gpu, n: usize) -> (TrainStep, Vec<f32>, Vec<i32>) {
     let data = Mnist::fashion_embedded().unwrap();
-    let n = 32;
     let x: Vec<f32> = (0..n).flat_map(|i| data.train.image(i)).collect();
     let y: Vec<i32> = data.train.labels[..n].iter().map(|&l| l as i32).collect();
-    let model = simple_cnn(10);
     let mut net = Net::new(true);
     let xi = net.graph.input("x", [n, 1, 28, 28]);
-    let logits = model.forward(&mut net, xi).unwrap();
+    let logits = simple_cnn(10).forward(&mut net, xi).unwrap();
     let labels = net.graph.labels("labels", n);
     let loss = net.graph.cross_entropy(logits, labels, 0.0).unwrap();
     let mut store = ParamStore::new();
@@ -251,7 +249,13 @@ fn small_cnn_overfits_one_batch() {
         weight_decay: 0.0,
         nesterov: false,
     };
-    let mut step = TrainStep::compile(g, net.graph, loss, &[], &mut store, opt).unwrap();
+    let step = TrainStep::compile(g, net.graph, loss, &[], &mut store, opt).unwrap();
+    (step, x, y)
+}
+
+#[test]
+fn small_cnn_overfits_one_batch() {
+    let (mut step, x, y) = simple_cnn_step(gpu(), 32);
     assert_eq!(step.plan.stats.temp_buffers, step.plan.memory.slot_bytes.len());
     let first = step.step_read(&x, &y).unwrap()[0][0];
     for _ in 0..80 {
@@ -274,24 +278,7 @@ fn one_device_shared_by_threads() {
     let g = gpu();
     std::thread::scope(|s| {
         s.spawn(|| {
-            let data = Mnist::fashion_embedded().unwrap();
-            let n = 16;
-            let x: Vec<f32> = (0..n).flat_map(|i| data.train.image(i)).collect();
-            let y: Vec<i32> = data.train.labels[..n].iter().map(|&l| l as i32).collect();
-            let mut net = Net::new(true);
-            let xi = net.graph.input("x", [n, 1, 28, 28]);
-            let logits = simple_cnn(10).forward(&mut net, xi).unwrap();
-            let labels = net.graph.labels("labels", n);
-            let loss = net.graph.cross_entropy(logits, labels, 0.0).unwrap();
-            let mut store = ParamStore::new();
-            net.init_params(g, &mut store, 0).unwrap();
-            let opt = Optimizer::Sgd {
-                lr: 0.05,
-                momentum: 0.9,
-                weight_decay: 0.0,
-                nesterov: false,
-            };
-            let mut step = TrainStep::compile(g, net.graph, loss, &[], &mut store, opt).unwrap();
+            let (mut step, x, y) = simple_cnn_step(g, 16);
             let first = step.step_read(&x, &y).unwrap()[0][0];
             for _ in 0..10 {
                 step.step(&x, &y).unwrap();
