@@ -39,12 +39,16 @@ Usage:
 """
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the parity fixtures' random initialisation (numpy's generator, random batch-norm statistics)
+# and safetensors writer, one copy for both scripts
+from make_parity_fixtures import initialize, save_safetensors  # noqa: E402
 
 # tests/onnx.rs remakes live fixtures whose meta.json has another format, and refuses committed ones
 FORMAT = 2
@@ -305,57 +309,6 @@ NARROW = {
         growth_rate=4, block_config=(2, 2, 2, 2), num_init_features=8, bn_size=2, num_classes=K
     ),
 }
-
-
-def save_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        a = t.detach().cpu().contiguous().numpy()
-        dtype = {np.float32: "F32", np.int64: "I64"}[a.dtype.type]
-        b = a.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-def fill(t, values):
-    t.copy_(torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(t.shape)))
-
-
-def initialize(m, seed):
-    """Convs: He-normal with fan-out and zero biases (torchvision's rule); linear: PyTorch's
-    default uniform; batch norms: random affine parameters and running statistics (eval and
-    train mode differ, gamma/beta are not the trivial 1/0). All from numpy's generator. The
-    rule of make_parity_fixtures.py, copied so that the two scripts change apart."""
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.Conv2d):
-                w = mod.weight
-                fan_out = w.shape[0] * w.shape[2] * w.shape[3]
-                fill(w, rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_out))
-                if mod.bias is not None:
-                    mod.bias.zero_()
-            elif isinstance(mod, torch.nn.Linear):
-                bound = 1.0 / np.sqrt(mod.in_features)
-                fill(mod.weight, rng.uniform(-bound, bound, mod.weight.shape))
-                fill(mod.bias, rng.uniform(-bound, bound, mod.bias.shape))
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                c = mod.num_features
-                fill(mod.weight, rng.random(c) + 0.5)
-                fill(mod.bias, rng.random(c) * 0.4 - 0.2)
-                fill(mod.running_mean, rng.random(c) * 0.2 - 0.1)
-                fill(mod.running_var, rng.random(c) + 0.5)
-                mod.num_batches_tracked.fill_(3)
-    return m
 
 
 def build(case):
