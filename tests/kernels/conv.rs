@@ -1589,3 +1589,64 @@ fn conv2d_gpu_strided_input_gradient_through_block_phases() {
         assert_close(&format!("input grad {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
     }
 }
+
+/// With tuning on, each family times its candidates on a sample of the problem (a CPU driver:
+/// the first images and the first 64 tile rows), then runs the winner on the whole of it. The
+/// sample of an input gradient through the texture forward cuts the forward's output channels,
+/// which are the conv's input channels: the transposed weights packed for it must follow
+/// (`bench models` with tuning on failed here on a ResNet's 512-channel head). Shapes with more
+/// than 64 channels on both sides, strided and not, and a 1x1 on a 1x1 map (a classifier
+/// lowered as a conv), each forward, input and weight gradient against the f64 reference.
+#[test]
+fn conv2d_tuned_on_samples_of_wide_convs() {
+    use convoy::kernels::conv;
+    use convoy::ops::conv::Conv2dGeom;
+    use convoy::{Gpu, KernelFamily};
+    let mut rng = Rng::new(41);
+    // (n, cin, hw, cout, k, stride, pad)
+    let shapes = [
+        (2, 72, 5, 80, 3, 1, 1),
+        (2, 80, 6, 72, 3, 2, 1),
+        (3, 130, 1, 10, 1, 1, 0),
+        (2, 96, 4, 66, 1, 2, 0),
+    ];
+    for family in [KernelFamily::Cpu, KernelFamily::Gpu] {
+        let dir = std::env::temp_dir().join(format!("convoy-tune-wide-{}-{family:?}", std::process::id()));
+        let g = open_gpu(
+            Gpu::builder()
+                .tune(true)
+                .tune_cache(dir.join("tune.tsv"))
+                .kernels(family),
+        );
+        for (n, cin, hw, cout, k, stride, pad) in shapes {
+            let (xs, ws) = ([n, cin, hw, hw], [cout, cin, k, k]);
+            let args = Conv2dArgs::new(stride, pad, 1, 1);
+            let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+            let ys = geom.out_shape();
+            let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+            let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+            let dy = rng.vec(ys.numel(), -1.0, 1.0);
+            let (want_y, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, stride, pad, 1, 1);
+            let (want_dx, want_dw) =
+                reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), stride, pad, 1, 1);
+            let xt = Tensor::from_slice(&g, &x, xs).unwrap();
+            let wt = Tensor::from_slice(&g, &w, ws).unwrap();
+            let dyt = Tensor::from_slice(&g, &dy, ys.clone()).unwrap();
+            let (y, dx, dw) = (
+                Tensor::empty(&g, ys.clone()).unwrap(),
+                Tensor::empty(&g, xs).unwrap(),
+                Tensor::empty(&g, ws).unwrap(),
+            );
+            let what = format!("{family:?} tuned: x{xs:?} w{ws:?} s{stride} p{pad}");
+            let b = conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer());
+            let mut ds = conv::forward(&g, &geom, Default::default(), DType::F32, &b).unwrap();
+            ds.extend(conv::backward_data(&g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap());
+            ds.extend(conv::backward_weight(&g, &geom, dyt.buffer(), xt.buffer(), dw.buffer(), None).unwrap());
+            g.run(&ds);
+            assert_close(&format!("forward {what}"), &y.to_vec().unwrap(), &want_y, RTOL);
+            assert_close(&format!("input grad {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
+            assert_close(&format!("weight grad {what}"), &dw.to_vec().unwrap(), &want_dw, RTOL);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -188,10 +188,13 @@ pub struct TransposedWeights {
 impl TransposedWeights {
     /// The TRANSPOSED constants of conv2d_pack_input packing these as the weights of `fwd`
     /// (as `weights_as_input` lays them out), or an error where `fwd` does not take them.
+    /// `fwd` may take fewer rows (its output channels, the conv's input channels) than there
+    /// are: the tuner times a candidate on a sample of the problem (`tune::sample_geometry`)
+    /// whose forward computes the first channels only, from the first rows of the weights.
     fn constants(&self, fwd: &Conv2dGeom) -> Result<Vec<(&'static str, f64)>> {
         let (c, [(k0y, sy, th), (k0x, sx, tw)]) = (&self.conv, self.taps);
         let cout_g = c.cout / c.args.groups;
-        let fits = fwd.n == c.cin && fwd.cin == cout_g && fwd.h == th && fwd.w == tw;
+        let fits = fwd.n >= 1 && fwd.n <= c.cin && fwd.cin == cout_g && fwd.h == th && fwd.w == tw;
         let reach = |k0: usize, step: usize, n: usize, k: usize| n == 0 || k0 + (n - 1) * step < k;
         if !fits || !reach(k0y, sy, th, c.kh) || !reach(k0x, sx, tw, c.kw) {
             return Err(Error::arg(
