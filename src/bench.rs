@@ -25,41 +25,19 @@ pub struct ConvShape {
     pub hw: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
-const fn shape(
-    name: &'static str,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    groups: usize,
-    hw: usize,
-) -> ConvShape {
-    ConvShape {
-        name,
-        cin,
-        cout,
-        k,
-        stride,
-        pad,
-        groups,
-        hw,
-    }
-}
-
 /// shared/bench-suite.md, "Conv shapes".
+#[rustfmt::skip]
 pub const CONV_SUITE: [ConvShape; 10] = [
-    shape("r18_stem", 3, 64, 7, 2, 3, 1, 224),
-    shape("r18_l1", 64, 64, 3, 1, 1, 1, 56),
-    shape("r18_down", 64, 128, 3, 2, 1, 1, 56),
-    shape("r18_l3", 256, 256, 3, 1, 1, 1, 14),
-    shape("r18_l4", 512, 512, 3, 1, 1, 1, 7),
-    shape("r50_reduce", 256, 64, 1, 1, 0, 1, 56),
-    shape("r50_expand", 64, 256, 1, 1, 0, 1, 56),
-    shape("mbv2_dw", 144, 144, 3, 1, 1, 144, 56),
-    shape("mbv2_dw_s2", 144, 144, 3, 2, 1, 144, 56),
-    shape("resnext_g32", 128, 128, 3, 1, 1, 32, 28),
+    ConvShape { name: "r18_stem",    cin: 3,   cout: 64,  k: 7, stride: 2, pad: 3, groups: 1,   hw: 224 },
+    ConvShape { name: "r18_l1",      cin: 64,  cout: 64,  k: 3, stride: 1, pad: 1, groups: 1,   hw: 56 },
+    ConvShape { name: "r18_down",    cin: 64,  cout: 128, k: 3, stride: 2, pad: 1, groups: 1,   hw: 56 },
+    ConvShape { name: "r18_l3",      cin: 256, cout: 256, k: 3, stride: 1, pad: 1, groups: 1,   hw: 14 },
+    ConvShape { name: "r18_l4",      cin: 512, cout: 512, k: 3, stride: 1, pad: 1, groups: 1,   hw: 7 },
+    ConvShape { name: "r50_reduce",  cin: 256, cout: 64,  k: 1, stride: 1, pad: 0, groups: 1,   hw: 56 },
+    ConvShape { name: "r50_expand",  cin: 64,  cout: 256, k: 1, stride: 1, pad: 0, groups: 1,   hw: 56 },
+    ConvShape { name: "mbv2_dw",     cin: 144, cout: 144, k: 3, stride: 1, pad: 1, groups: 144, hw: 56 },
+    ConvShape { name: "mbv2_dw_s2",  cin: 144, cout: 144, k: 3, stride: 2, pad: 1, groups: 144, hw: 56 },
+    ConvShape { name: "resnext_g32", cin: 128, cout: 128, k: 3, stride: 1, pad: 1, groups: 32,  hw: 28 },
 ];
 
 pub const SUITE_BATCH: usize = 8;
@@ -538,7 +516,7 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
         iters,
         profile,
     } = run;
-    use crate::exec::{CompileOptions, Inference, ParamStore, TrainStep};
+    use crate::exec::{CompileOptions, Inference, ParamGroups, ParamStore, TrainStep};
     use crate::nn::{by_name, Net};
     use crate::train::Optimizer;
     let m = by_name(&b.model, b.classes, shape[1])?;
@@ -564,7 +542,8 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
             weight_decay: 1e-4,
             nesterov: false,
         };
-        let mut step = TrainStep::compile_groups(gpu, net.graph, loss, &[], &mut store, opt, &|_| 0, vec![1.0], opts)?;
+        let groups = ParamGroups::single(opt);
+        let mut step = TrainStep::compile_groups(gpu, net.graph, loss, &[], &mut store, groups, opts)?;
         let t = time_gpu(gpu, warmup, iters, || step.step(&images, &labels))?;
         let p = if profile { step.plan.profile()? } else { Vec::new() };
         (t, step.plan.stats.clone(), p)

@@ -236,3 +236,138 @@ fn killing_a_run_never_corrupts_its_checkpoint() {
     }
     assert!(loaded >= 4, "too few kills landed after a first checkpoint ({loaded})");
 }
+
+/// `convoy info --model`: each conv of the model with the kernel of each of its passes and why
+/// (the conv variant table), under each kernel family; with the tuner on, the tile it recorded
+/// for a shape after a run that tuned it; and bad flags refused by name.
+#[test]
+fn info_prints_the_kernel_of_each_conv_pass() {
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_convoy"))
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .expect("the convoy binary runs");
+        (o.status.success(), text(&o))
+    };
+    let info = [
+        "info",
+        "--model",
+        "resnet18",
+        "--batch",
+        "2",
+        "--size",
+        "32",
+        "--classes",
+        "10",
+    ];
+    let (ok, out) = run(&[("CONVOY_TUNE", "0"), ("CONVOY_KERNELS", "cpu")], &info);
+    assert!(ok, "{out}");
+    assert!(out.contains("resnet18, batch 2, 32x32, 10 classes: 20 convs"), "{out}");
+    for layer in ["conv1:", "layer1.0.conv1:", "layer2.0.downsample.0:", "layer4.1.conv2:"] {
+        assert!(out.contains(&format!("\n{layer} x [2, ")), "{layer} missing:\n{out}");
+    }
+    let count = |s: &str| out.matches(s).count();
+    // every conv has its two forwards and a weight gradient; conv1 reads the image, whose
+    // gradient the step does not compute
+    assert_eq!(count("  inference  "), 20, "{out}");
+    assert_eq!(count("  training forward "), 20, "{out}");
+    assert_eq!(count("  weight gradient "), 20, "{out}");
+    assert_eq!(count("  input gradient "), 19, "{out}");
+    assert_eq!(count("why: "), 79, "{out}");
+    // the cpu family: textures; the stride-2 convs' input gradients in 4 phases
+    assert!(out.contains("conv2d_fwd_tex with statistics"), "{out}");
+    assert!(out.contains("conv2d_fwd_tex per stride phase (4)"), "{out}");
+    assert!(!out.contains("[tuned:"), "tuner off:\n{out}");
+    // the gpu family on a depthwise model: the staged depthwise kernel for inference, the
+    // register kernel where the training forward writes statistics
+    let mobile = [
+        "info",
+        "--model",
+        "mobilenet_v2",
+        "--batch",
+        "2",
+        "--size",
+        "32",
+        "--classes",
+        "10",
+    ];
+    let (ok, out) = run(&[("CONVOY_TUNE", "0"), ("CONVOY_KERNELS", "gpu")], &mobile);
+    assert!(ok, "{out}");
+    assert!(out.contains("conv2d_fwd_depthwise\n"), "{out}");
+    assert!(
+        out.contains("the staged depthwise kernel writes no statistics"),
+        "{out}"
+    );
+    assert!(out.contains("conv2d_fwd_block with statistics"), "{out}");
+    // the tuner's record of a shape, written through the library as a tuning run would
+    // (tuning every shape here takes half a minute), is what info shows for that conv
+    use convoy::kernels::conv::{tuner_key, variants, ConvTile, TileKind};
+    use convoy::ops::conv::Conv2dGeom;
+    let dir = tmp("info-tune");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = dir.join("tune.tsv");
+    let gpu = common::open_gpu(
+        convoy::Gpu::builder()
+            .tune(true)
+            .tune_cache(&cache)
+            .kernels(convoy::KernelFamily::Cpu),
+    );
+    // layer3.0.conv2 at batch 2, 32x32: 256 channels of 2x2
+    let geom = Conv2dGeom::new(
+        &[2, 256, 2, 2].into(),
+        &[256, 256, 3, 3].into(),
+        convoy::ops::Conv2dArgs::default().padding(1),
+    )
+    .unwrap();
+    let table = variants::forward((&gpu).into(), &geom, convoy::DType::F32, false).unwrap();
+    let variants::Forward::Tiled { tiles, .. } = table.kernel else {
+        panic!("the cpu family tiles this conv: {table:?}")
+    };
+    let pick = ConvTile {
+        ocb: 4,
+        wg: 8,
+        kind: TileKind::Texture { px: 4 },
+    };
+    assert!(
+        tiles.candidates.contains(&pick) && tiles.candidates[0] != pick,
+        "{tiles:?}"
+    );
+    gpu.tuner()
+        .unwrap()
+        .set(&tuner_key(&tiles.tuner, &geom), vec![4, 8, 2, 4]);
+    let tuned = [
+        ("CONVOY_TUNE", "1"),
+        ("CONVOY_KERNELS", "cpu"),
+        ("CONVOY_TUNE_CACHE", s(&cache)),
+    ];
+    let (ok, out) = run(&tuned, &info);
+    assert!(ok, "{out}");
+    assert!(out.contains("tuner on"), "{out}");
+    let block = out
+        .split("\nlayer3.0.conv2: ")
+        .nth(1)
+        .unwrap()
+        .split("\nlayer3.0.")
+        .next()
+        .unwrap();
+    let inference = block.lines().find(|l| l.trim_start().starts_with("inference")).unwrap();
+    assert!(inference.ends_with("[tuned: 4 rows x 8 lanes x 4 pixels]"), "{block}");
+    // the same shape in layer3.1 (twice), and only there: the training forward's statistics
+    // variant has a key of its own
+    assert_eq!(count_in(&out, "[tuned: "), 3, "only the recorded shape:\n{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+    // bad flags, named
+    for (args, want) in [
+        (vec!["info", "--model", "resnet18", "--batch", "0"], "--batch"),
+        (vec!["info", "--batch", "2"], "--model"),
+        (vec!["info", "--model", "resnet19"], "resnet18"),
+    ] {
+        let (ok, out) = run(&[], &args);
+        assert!(!ok && out.contains(want), "{args:?}: {out}");
+    }
+}
+
+fn count_in(s: &str, what: &str) -> usize {
+    s.matches(what).count()
+}

@@ -83,7 +83,7 @@ fn hostile_idx_bytes_are_errors_not_panics() {
 }
 
 mod folders {
-    use convoy::data::transform::{crop_resize_normalize, Box2, Image};
+    use convoy::data::transform::{crop_resize_normalize, Box2, Crop, Image, Normalize};
     use convoy::data::{Dataset, ImageFolder, Mnist};
     use convoy::rng::Rng;
 
@@ -153,8 +153,14 @@ mod folders {
             h: h as f32,
         };
         let (mean, std) = ([0.5, 0.4, 0.3], [0.2, 0.25, 0.3]);
+        let norm = Normalize { mean: &mean, std: &std };
+        let crop = Crop {
+            region: whole,
+            size: [h, w],
+            flip: false,
+        };
         let mut out = vec![0.0; 3 * w * h];
-        crop_resize_normalize(&img, whole, h, w, false, &mean, &std, &mut out);
+        crop_resize_normalize(&img, crop, norm, &mut out);
         for c in 0..3 {
             for y in 0..h {
                 for x in 0..w {
@@ -165,7 +171,7 @@ mod folders {
             }
         }
         let mut flipped = vec![0.0; 3 * w * h];
-        crop_resize_normalize(&img, whole, h, w, true, &mean, &std, &mut flipped);
+        crop_resize_normalize(&img, Crop { flip: true, ..crop }, norm, &mut flipped);
         for c in 0..3 {
             for y in 0..h {
                 for x in 0..w {

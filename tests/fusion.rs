@@ -7,8 +7,9 @@
 mod common;
 
 use common::{assert_close, gpu, rel_err, to_f64};
+use convoy::exec::ParamGroups;
 use convoy::graph::{Act, Graph, Op, ValueId};
-use convoy::nn::{by_name, Net};
+use convoy::nn::{by_name, Conv2dSpec, Net};
 use convoy::rng::Rng;
 use convoy::train::Optimizer;
 use convoy::{CompileOptions, Inference, ParamStore, Tensor, TrainStep};
@@ -184,18 +185,8 @@ fn training_case_of(model: &str, net: &Net, loss: ValueId, shape: [usize; 4], se
             fusion,
             ..Default::default()
         };
-        let mut step = TrainStep::compile_groups(
-            gpu(),
-            net.graph.clone(),
-            loss,
-            &[],
-            &mut s,
-            opt,
-            &|_| 0,
-            vec![1.0],
-            opts,
-        )
-        .unwrap();
+        let groups = ParamGroups::single(opt);
+        let mut step = TrainStep::compile_groups(gpu(), net.graph.clone(), loss, &[], &mut s, groups, opts).unwrap();
         if fusion {
             // every batch norm here follows a conv: each takes its statistics from the conv
             let g = &step.plan.graph;
@@ -289,7 +280,8 @@ fn mobilenet_training_fusion_matches_unfused() {
 fn act_net(act: Act) -> impl FnOnce(&mut Net, ValueId) -> convoy::Result<ValueId> {
     move |net, x| {
         let conv_bn = |net: &mut Net, name: &str, x: ValueId, cin: usize, cout: usize| {
-            let y = net.scope(name, |n| n.conv2d(x, cin, cout, 3, 1, 1, 1, false))?;
+            let conv = Conv2dSpec::new(cin, cout, 3).padding(1).bias(false);
+            let y = net.scope(name, |n| n.conv2d(x, conv))?;
             net.scope(&format!("{name}bn"), |n| n.batch_norm(y, cout, false))
         };
         let y = conv_bn(net, "stem", x, 3, 8)?;
@@ -409,7 +401,7 @@ fn f16_is_inference_only() {
         f16: true,
         ..Default::default()
     };
-    let err = TrainStep::compile_groups(gpu(), net.graph, loss, &[], &mut s, opt, &|_| 0, vec![1.0], opts)
+    let err = TrainStep::compile_groups(gpu(), net.graph, loss, &[], &mut s, ParamGroups::single(opt), opts)
         .err()
         .expect("an f16 training step must be refused");
     assert!(err.to_string().contains("inference"), "{err}");

@@ -9,7 +9,7 @@ use convoy::data::Mnist;
 use convoy::data::{epoch_order, Dataset};
 use convoy::io::npy::{encode_npy, parse_npy, NpyArray};
 use convoy::io::safetensors::{load_safetensors, save_safetensors};
-use convoy::nn::{by_name, Net};
+use convoy::nn::{by_name, Conv2dSpec, Net};
 use convoy::train::Optimizer;
 use convoy::{ParamStore, TrainStep};
 
@@ -180,7 +180,8 @@ fn build_errors_name_the_layer() {
     let mut net = Net::new(true);
     let x = net.graph.input("x", [2, 4, 8, 8]);
     let built = net.scope("layer2", |n| {
-        n.scope("0", |n| n.scope("conv1", |n| n.conv2d(x, 3, 8, 3, 1, 1, 1, false)))
+        let conv = Conv2dSpec::new(3, 8, 3).padding(1).bias(false);
+        n.scope("0", |n| n.scope("conv1", |n| n.conv2d(x, conv)))
     });
     let Err(err) = built else {
         panic!("4 channels into a conv of 3 must be refused");

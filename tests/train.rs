@@ -6,7 +6,7 @@ mod common;
 
 use common::gpu;
 use convoy::data::{Mnist, Split};
-use convoy::nn::simple_cnn;
+use convoy::nn::{simple_cnn, Conv2dSpec};
 use convoy::train::{load_checkpoint, Learner, Optimizer};
 use convoy::Error;
 use std::ops::ControlFlow;
@@ -102,10 +102,12 @@ struct DropoutNet;
 
 impl convoy::nn::Model for DropoutNet {
     fn forward(&self, net: &mut convoy::nn::Net, x: convoy::graph::ValueId) -> convoy::Result<convoy::graph::ValueId> {
-        let h = net.scope("conv", |n| n.conv2d(x, 1, 8, 3, 2, 1, 1, false))?;
+        let conv = Conv2dSpec::new(1, 8, 3).stride(2).padding(1).bias(false);
+        let h = net.scope("conv", |n| n.conv2d(x, conv))?;
         let h = net.scope("bn", |n| n.batch_norm(h, 8, false))?;
         let h = net.relu(h);
-        let b = net.scope("branch", |n| n.conv2d(h, 8, 8, 3, 1, 1, 1, false))?;
+        let branch = Conv2dSpec::new(8, 8, 3).padding(1).bias(false);
+        let b = net.scope("branch", |n| n.conv2d(h, branch))?;
         let b = net.stochastic_depth(b, 0.3)?;
         let h = net.graph.add(h, b)?;
         let f = net.global_pool(h)?;

@@ -4,7 +4,7 @@
 //! batches get a random resized crop and a horizontal flip, evaluation the central crop.
 
 use super::dataset::{Batch, Dataset};
-use super::transform::{center_box, crop_resize_normalize, random_resized_box, Image, IMAGENET_MEAN, IMAGENET_STD};
+use super::transform::{center_box, crop_resize_normalize, random_resized_box, Crop, Image, Normalize};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
@@ -136,7 +136,12 @@ impl Dataset for ImageFolder {
                 None => (center_box(w, h, 0.875), false),
             };
             let out = &mut images[k * plane..(k + 1) * plane];
-            crop_resize_normalize(&img, b, s, s, flip, &IMAGENET_MEAN, &IMAGENET_STD, out);
+            let crop = Crop {
+                region: b,
+                size: [s, s],
+                flip,
+            };
+            crop_resize_normalize(&img, crop, Normalize::IMAGENET, out);
             labels.push(*label as i32);
         }
         Ok(Batch {

@@ -4,7 +4,7 @@
 
 use super::dataset::{Batch, Dataset};
 use super::mnist::Split;
-use super::transform::{crop_resize_normalize, Box2, Image};
+use super::transform::{crop_resize_normalize, Box2, Crop, Image, Normalize};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
@@ -54,13 +54,21 @@ impl Dataset for Split {
                     c: 1,
                     pixels: src,
                 };
-                let whole = Box2 {
-                    x: 0.0,
-                    y: 0.0,
-                    w: self.w as f32,
-                    h: self.h as f32,
+                let whole = Crop {
+                    region: Box2 {
+                        x: 0.0,
+                        y: 0.0,
+                        w: self.w as f32,
+                        h: self.h as f32,
+                    },
+                    size: [h, w],
+                    flip: false,
                 };
-                crop_resize_normalize(&img, whole, h, w, false, &[FASHION_MEAN], &[FASHION_STD], out);
+                let norm = Normalize {
+                    mean: &[FASHION_MEAN],
+                    std: &[FASHION_STD],
+                };
+                crop_resize_normalize(&img, whole, norm, out);
             }
         }
         Ok(Batch {

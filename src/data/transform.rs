@@ -60,19 +60,41 @@ pub fn center_box(w: usize, h: usize, fraction: f32) -> Box2 {
     }
 }
 
-/// Resample `b` of `img` to `out_h` x `out_w` (bilinear, pixel centres aligned as PyTorch's
-/// align_corners=False), mirrored if `flip`, normalised per channel, into `out` (C, H, W).
-#[allow(clippy::too_many_arguments)]
-pub fn crop_resize_normalize(
-    img: &Image,
-    b: Box2,
-    out_h: usize,
-    out_w: usize,
-    flip: bool,
-    mean: &[f32],
-    std: &[f32],
-    out: &mut [f32],
-) {
+/// Where `crop_resize_normalize` samples and how it lays the sample out: `region` of the image
+/// resampled to `size` (height, width), mirrored left to right if `flip`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Crop {
+    pub region: Box2,
+    pub size: [usize; 2],
+    pub flip: bool,
+}
+
+/// Per-channel normalisation, (v - mean[c]) / std[c] for pixels v in [0, 1]; channel c takes
+/// entry c modulo the slice's length (one entry serves every channel).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalize<'a> {
+    pub mean: &'a [f32],
+    pub std: &'a [f32],
+}
+
+impl Normalize<'static> {
+    /// ImageNet's statistics (`IMAGENET_MEAN`, `IMAGENET_STD`), as torchvision's pretrained models
+    /// expect.
+    pub const IMAGENET: Normalize<'static> = Normalize {
+        mean: &IMAGENET_MEAN,
+        std: &IMAGENET_STD,
+    };
+}
+
+/// Resample `crop.region` of `img` to `crop.size` (bilinear, pixel centres aligned as PyTorch's
+/// align_corners=False), mirrored if `crop.flip`, normalised per channel, into `out` (C, H, W).
+pub fn crop_resize_normalize(img: &Image, crop: Crop, norm: Normalize<'_>, out: &mut [f32]) {
+    let Crop {
+        region: b,
+        size: [out_h, out_w],
+        flip,
+    } = crop;
+    let Normalize { mean, std } = norm;
     let c = img.c;
     let plane = out_h * out_w;
     debug_assert_eq!(out.len(), c * plane);

@@ -4,6 +4,7 @@
 
 // plots draw text with ab_glyph, which plotters enables on native targets only; the web app
 // draws its curves on a canvas
+pub mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plots;
 pub mod stats;

@@ -2,11 +2,11 @@
 //! compile time; a run writes the inputs, records every dispatch into one compute pass, copies
 //! the values asked for into a staging buffer in the same encoder, and submits once.
 
-use super::host_sync::{gradient_buckets, PlanDist, Reduce};
-use super::lower::{lower, lower_sync_bn};
+use super::compile::{all_reduce_points, allocate, bn_counters, lower_nodes, plan_stats, readback, PlanStats};
+use super::host_sync::PlanDist;
 use crate::device::{debug_level, Dispatch, Gpu};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, ValueId, ValueKind};
+use crate::graph::{Graph, ValueId};
 use crate::passes::memory::{self, MemoryPlan};
 use crate::store::ParamStore;
 use crate::tensor::{DType, Tensor};
@@ -19,24 +19,6 @@ use std::sync::Arc;
 /// (BENCHMARKS.md, "Packing once for the forward and the weight gradient").
 #[cfg(not(target_arch = "wasm32"))]
 const PROFILE_RUNS: usize = 7;
-
-/// What a compiled plan holds, for tests, `CONVOY_DEBUG` and the benchmarks.
-#[derive(Clone, Debug, Default)]
-pub struct PlanStats {
-    pub nodes: usize,
-    pub dispatches: usize,
-    /// Of `dispatches`, those that pack a conv input into an operand texture (the CPU
-    /// family's texture kernels: one before each such conv pass).
-    pub packs: usize,
-    /// Buffers for temporaries after memory planning, and their bytes.
-    pub temp_buffers: usize,
-    pub temp_bytes: u64,
-    /// Bytes the temporaries would take with one buffer each (no reuse).
-    pub temp_bytes_unplanned: u64,
-    /// Bytes of values derived from the parameters and kept by the plan (folded weights).
-    pub derived_bytes: u64,
-    pub pipelines: usize,
-}
 
 pub struct Plan {
     gpu: Gpu,
@@ -99,6 +81,11 @@ impl Plan {
     /// As `compile`, for one rank of a data-parallel job when `dist` is set: the gradients the
     /// optimizer reads are averaged across ranks in buckets, and with `sync_bn` the batch norms
     /// use statistics of the global batch (see `crate::dist`).
+    ///
+    /// In phases (`exec/compile.rs`): plan memory and give every value its buffer (`allocate`),
+    /// lower the nodes in order through one `ops::LowerCtx` (`lower_nodes`), place the gradient
+    /// all-reduces (`all_reduce_points`), lay out the readback (`readback`), count what the plan
+    /// holds (`plan_stats`).
     pub fn compile_dist(
         gpu: &Gpu,
         graph: Graph,
@@ -116,64 +103,9 @@ impl Plan {
         }
         graph.verify()?;
         let memory = memory::plan(&graph, readable);
+        // held for the whole compile (the GL backend's serial lock; a no-op elsewhere)
         let device = gpu.device();
-        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let slots: Vec<wgpu::Buffer> = memory
-            .slot_bytes
-            .iter()
-            .enumerate()
-            .map(|(i, &size)| {
-                // name the largest value of the slot: that is the tensor that does not fit
-                let what = (0..graph.values.len())
-                    .filter(|&v| memory.slot_of[v] == Some(i))
-                    .max_by_key(|&v| graph.values[v].shape.numel())
-                    .map_or_else(
-                        || format!("temporary buffer {i}"),
-                        |v| format!("value '{}' of shape {}", graph.values[v].name, graph.values[v].shape),
-                    );
-                gpu.check_binding(&what, size)?;
-                Ok(device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("convoy temp"),
-                    size,
-                    usage,
-                    mapped_at_creation: false,
-                }))
-            })
-            .collect::<Result<_>>()?;
-        let mut buffers: Vec<Option<wgpu::Buffer>> = vec![None; graph.values.len()];
-        let mut inputs = BTreeMap::new();
-        let mut unplanned = 0u64;
-        for (i, v) in graph.values.iter().enumerate() {
-            let b = match v.kind {
-                ValueKind::Param { .. } => Some(store.expect(&v.name, &v.shape)?.buffer().clone()),
-                ValueKind::State => Some(store.get_or_zeros(gpu, &v.name, &v.shape)?.buffer().clone()),
-                ValueKind::Input => {
-                    inputs.insert(v.name.clone(), ValueId(i));
-                    let t = match v.dtype {
-                        DType::I32 => Tensor::from_i32(gpu, &vec![0; v.shape.numel()], v.shape.clone())?,
-                        _ => Tensor::zeros(gpu, v.shape.clone())?,
-                    };
-                    Some(t.buffer().clone())
-                }
-                ValueKind::Derived => {
-                    let size = ((v.shape.numel() * v.dtype.size()) as u64).div_ceil(4).max(1) * 4;
-                    gpu.check_binding(&format!("value '{}' of shape {}", v.name, v.shape), size)?;
-                    Some(device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("convoy derived"),
-                        size,
-                        usage,
-                        mapped_at_creation: false,
-                    }))
-                }
-                ValueKind::Temp => {
-                    if memory.slot_of[i].is_some() && memory::base_of(&graph, ValueId(i)).0 == i {
-                        unplanned += (v.shape.numel() * v.dtype.size()) as u64;
-                    }
-                    memory.slot_of[i].map(|s| slots[s].clone())
-                }
-            };
-            buffers[i] = b;
-        }
+        let buffers = allocate(gpu, &device, &graph, &memory, store)?;
         let hyper = (hyper_groups > 0).then(|| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("convoy hyperparameters"),
@@ -182,137 +114,39 @@ impl Plan {
                 mapped_at_creation: false,
             })
         });
-        let mut dispatches = Vec::new();
-        let mut prologue = Vec::new();
-        let lookup = |v: usize| buffers[v].clone().expect("every value read by a node has a buffer");
         let mut dist = dist.map(|o| PlanDist::new(&device, o.clone()));
-        // dispatches after each node: where its outputs exist
-        let mut node_end = Vec::with_capacity(graph.nodes.len());
-        let kept = crate::ops::conv::kept_operands(gpu, &graph, &lookup)?;
-        for n in &graph.nodes {
-            // packings of the buffers this node writes are stale after it
-            for o in &n.outputs {
-                if let Some(b) = &buffers[o.0] {
-                    kept.written(b);
-                }
+        let lowered = {
+            let ctx = crate::ops::lowering_context(gpu, &graph, &buffers.values, hyper.as_ref())?;
+            let lowered = lower_nodes(&ctx, &device, dist.as_mut())?;
+            if let Some(d) = dist.as_mut() {
+                all_reduce_points(&ctx, &device, d, &lowered.node_end);
             }
-            if let Some(d) = dist.as_mut().filter(|d| d.opts.sync_bn) {
-                if let Some(split) = lower_sync_bn(gpu, &graph, n, &lookup, &d.samples)? {
-                    dispatches.extend(split.before);
-                    let bytes = split.channels as u64 * 4;
-                    let parts = split.sync.into_iter().map(|b| (b, bytes)).collect();
-                    let reduce = if split.mean_var {
-                        Reduce::MeanVar
-                    } else {
-                        Reduce::Weighted
-                    };
-                    d.add(&device, dispatches.len(), parts, reduce, true, split.what);
-                    dispatches.extend(split.after);
-                    node_end.push(dispatches.len());
-                    continue;
-                }
-            }
-            let d = lower(gpu, &graph, n, &lookup, hyper.as_ref(), &kept)?;
-            let derives = n.outputs.iter().any(|o| graph.value(*o).kind == ValueKind::Derived);
-            if derives {
-                prologue.extend(d)
-            } else {
-                // what this node packs for a later weight gradient, in the order the plan runs
-                kept.lowered(&d);
-                dispatches.extend(d)
-            }
-            node_end.push(dispatches.len());
-        }
-        if let Some(d) = dist.as_mut() {
-            for (k, (node, grads)) in gradient_buckets(&graph, d.opts.bucket_bytes, d.opts.sync_bn)
-                .into_iter()
-                .enumerate()
-            {
-                let parts: Vec<(wgpu::Buffer, u64)> = grads
-                    .iter()
-                    .map(|&v| (lookup(v.0), (graph.shape(v).numel() * 4) as u64))
-                    .collect();
-                let bytes: u64 = parts.iter().map(|p| p.1).sum();
-                let what = format!("gradient bucket {k} ({} tensors, {bytes} bytes)", parts.len());
-                d.add(&device, node_end[node], parts, Reduce::Weighted, false, what);
-            }
-            if debug_level() >= 1 {
-                for p in &d.points {
-                    eprintln!("convoy: all-reduce after dispatch {}: {}", p.at, p.what);
-                }
-            }
-        }
-        let mut offset = 0;
-        let mut read = Vec::new();
-        for &v in readable {
-            let bytes = (graph.shape(v).numel() * graph.value(v).dtype.size()) as u64;
-            read.push((v, offset, bytes));
-            offset += bytes.div_ceil(4) * 4;
-        }
-        let staging = (offset > 0).then(|| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("convoy readback"),
-                size: offset,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        });
-        let bn_counters = graph
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.op, crate::graph::Op::BatchNorm { training: true, .. }))
-            .map(|n| {
-                let rm = &graph.value(n.inputs[3]).name;
-                format!(
-                    "{}num_batches_tracked",
-                    rm.strip_suffix("running_mean").unwrap_or(&format!("{rm}."))
-                )
-            })
-            .collect();
-        let stats = PlanStats {
-            nodes: graph.nodes.len(),
-            dispatches: dispatches.len(),
-            packs: dispatches
-                .iter()
-                .filter(|d| {
-                    d.pipeline
-                        .shader
-                        .name
-                        .starts_with(crate::kernels::shaders::CONV2D_PACK_INPUT.name)
-                })
-                .count(),
-            temp_buffers: slots.len(),
-            temp_bytes: memory.total_bytes(),
-            temp_bytes_unplanned: unplanned,
-            derived_bytes: graph
-                .values
-                .iter()
-                .filter(|v| v.kind == ValueKind::Derived)
-                .map(|v| (v.shape.numel() * v.dtype.size()) as u64)
-                .sum(),
-            pipelines: gpu.pipeline_count(),
+            lowered
         };
+        let (readable, staging) = readback(&device, &graph, readable);
+        let stats = plan_stats(gpu, &graph, &memory, &buffers, &lowered.dispatches);
         if debug_level() >= 1 {
             eprintln!("convoy: compiled plan: {stats:?}");
         }
         if debug_level() >= 3 {
             eprintln!("{}", graph.dump());
         }
+        drop(device);
         Ok(Plan {
             gpu: gpu.clone(),
+            bn_counters: bn_counters(&graph),
             graph,
             memory,
             stats,
-            dispatches,
-            prologue,
+            dispatches: lowered.dispatches,
+            prologue: lowered.prologue,
             store_version: store.version(),
             seen_version: AtomicU64::new(u64::MAX),
-            buffers,
-            inputs,
-            readable: read,
+            buffers: buffers.values,
+            inputs: buffers.inputs,
+            readable,
             staging,
             hyper,
-            bn_counters,
             counters: store.counters().clone(),
             dist,
         })

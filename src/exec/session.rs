@@ -4,8 +4,9 @@ use super::plan::Plan;
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId, ValueKind};
+use crate::passes::fuse;
 use crate::passes::optimizer::Optimizer;
-use crate::passes::{autodiff, fuse, optimizer, precision};
+use crate::passes::pipeline::{self, ParamGroups};
 use crate::store::ParamStore;
 use crate::tensor::DType;
 
@@ -29,22 +30,6 @@ impl Default for CompileOptions {
             f16: false,
         }
     }
-}
-
-fn maybe_fuse(g: Graph, mode: fuse::Mode, keep: &[ValueId], opts: &CompileOptions) -> (Graph, Vec<Option<ValueId>>) {
-    if !opts.fusion {
-        let n = g.values.len();
-        return (g, (0..n).map(|i| Some(ValueId(i))).collect());
-    }
-    let (fused, map) = fuse::fuse(&g, mode, keep);
-    if crate::device::debug_level() >= 1 {
-        eprintln!(
-            "convoy: fusion ({mode:?}): {} nodes -> {}",
-            g.nodes.len(),
-            fused.nodes.len()
-        );
-    }
-    (fused, map)
 }
 
 /// The one float input and the one label input of a graph, by name (the dropout seed, which
@@ -92,22 +77,20 @@ impl TrainStep {
         store: &mut ParamStore,
         optimizer: Optimizer,
     ) -> Result<TrainStep> {
-        let opts = CompileOptions::default();
-        Self::compile_groups(gpu, graph, loss, readable, store, optimizer, &|_| 0, vec![1.0], opts)
+        let groups = ParamGroups::single(optimizer);
+        Self::compile_groups(gpu, graph, loss, readable, store, groups, CompileOptions::default())
     }
 
-    /// As `compile`, with parameter groups: `group_of(name)` indexes `lr_mults`, the learning-rate
-    /// multiplier of each group (discriminative learning rates).
-    #[allow(clippy::too_many_arguments)]
+    /// As `compile`, with parameter groups (`ParamGroups`: the optimizer, each parameter's group
+    /// and each group's learning-rate multiplier) and compile options. The passes are
+    /// `passes::pipeline::training`.
     pub fn compile_groups(
         gpu: &Gpu,
         graph: Graph,
         loss: ValueId,
         readable: &[ValueId],
         store: &mut ParamStore,
-        optimizer: Optimizer,
-        group_of: &dyn Fn(&str) -> usize,
-        lr_mults: Vec<f32>,
+        groups: ParamGroups,
         opts: CompileOptions,
     ) -> Result<TrainStep> {
         let (input, labels) = io_names(&graph)?;
@@ -119,32 +102,12 @@ impl TrainStep {
                 "f16 activation storage is for inference; training runs in f32",
             ));
         }
-        let mut keep = vec![loss];
-        keep.extend(readable);
-        let (mut graph, map) = maybe_fuse(graph, fuse::Mode::Train, &keep, &opts);
-        let at = |v: ValueId| map[v.0].expect("kept values survive fusion");
-        let loss = at(loss);
-        let readable: Vec<ValueId> = readable.iter().map(|&v| at(v)).collect();
-        let readable = &readable[..];
-        let grads = autodiff::backward(&mut graph, loss)?;
-        if let Some(bad) = grads
-            .keys()
-            .map(|p| group_of(&graph.value(*p).name))
-            .find(|&g| g >= lr_mults.len())
-        {
-            return Err(Error::arg(
-                "TrainStep",
-                "parameter groups",
-                format!("group {bad} has no learning-rate multiplier"),
-            ));
-        }
-        optimizer::append_updates(&mut graph, &grads, optimizer.rule(), group_of)?;
-        let mut read = vec![loss];
-        read.extend(readable.iter().filter(|&&v| v != loss));
+        let (graph, read) = pipeline::training(graph, loss, readable, opts.fusion, &groups)?;
+        let lr_mults = groups.lr_mults;
         let plan = Plan::compile_dist(gpu, graph, store, &read, lr_mults.len(), opts.dist.as_ref())?;
         Ok(TrainStep {
             plan,
-            optimizer,
+            optimizer: groups.optimizer,
             lr_mults,
             steps: 0,
             input,
@@ -239,6 +202,7 @@ impl Inference {
         Self::compile_with(gpu, graph, outputs, store, CompileOptions::default())
     }
 
+    /// As `compile`, with compile options. The passes are `passes::pipeline::inference`.
     pub fn compile_with(
         gpu: &Gpu,
         graph: Graph,
@@ -247,17 +211,10 @@ impl Inference {
         opts: CompileOptions,
     ) -> Result<Inference> {
         let (input, labels) = io_names(&graph)?;
-        let (graph, map) = maybe_fuse(graph, fuse::Mode::Infer, outputs, &opts);
-        let outputs: Vec<ValueId> = outputs
-            .iter()
-            .map(|v| map[v.0].expect("kept values survive fusion"))
-            .collect();
-        let (graph, outputs) = if opts.f16 {
+        if opts.f16 {
             gpu.require_f16("f16 activation storage")?;
-            precision::half_activations(&graph, &outputs)
-        } else {
-            (graph, outputs)
-        };
+        }
+        let (graph, outputs) = pipeline::inference(graph, outputs, opts.fusion, opts.f16)?;
         let plan = Plan::compile(gpu, graph, store, &outputs, 0)?;
         Ok(Inference { plan, input, labels })
     }

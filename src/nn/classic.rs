@@ -2,21 +2,17 @@
 //! torchvision builds them (names, initialisation): the zoo's users of concatenation, channel
 //! slices and shuffles, and big classifiers with dropout.
 
-use super::{ConvInit, Init, Model, Net};
+use super::{Conv2dSpec, ConvInit, Init, Model, Net};
 use crate::error::Result;
 use crate::graph::ValueId;
 use crate::ops::{Act, Pool2dArgs};
 
-/// conv (no bias) in scope `conv`, batch norm in scope `bn`, optionally ReLU.
-fn conv_bn(
-    net: &mut Net,
-    x: ValueId,
-    (conv, bn): (&str, &str),
-    (cin, cout, k, stride, groups): (usize, usize, usize, usize, usize),
-    relu: bool,
-) -> Result<ValueId> {
-    let c = net.scope(conv, |n| n.conv2d(x, cin, cout, k, stride, (k - 1) / 2, groups, false))?;
-    let b = net.scope(bn, |n| n.batch_norm(c, cout, false))?;
+/// `spec` with padding (k-1)/2 and no bias (whatever it says of those) in scope `conv`, batch
+/// norm in scope `bn`, optionally ReLU.
+fn conv_bn(net: &mut Net, x: ValueId, (conv, bn): (&str, &str), spec: Conv2dSpec, relu: bool) -> Result<ValueId> {
+    let spec = spec.padding((spec.k - 1) / 2).bias(false);
+    let c = net.scope(conv, |n| n.conv2d(x, spec))?;
+    let b = net.scope(bn, |n| n.batch_norm(c, spec.cout, false))?;
     Ok(if relu { net.relu(b) } else { b })
 }
 
@@ -43,15 +39,17 @@ impl ShuffleNetV2 {
             (h[0], h[1], half)
         } else {
             let b1 = net.scope("branch1", |n| {
-                let y = conv_bn(n, x, ("0", "1"), (cin, cin, 3, stride, cin), false)?;
-                conv_bn(n, y, ("2", "3"), (cin, half, 1, 1, 1), true)
+                let depthwise = Conv2dSpec::new(cin, cin, 3).stride(stride).groups(cin);
+                let y = conv_bn(n, x, ("0", "1"), depthwise, false)?;
+                conv_bn(n, y, ("2", "3"), Conv2dSpec::new(cin, half, 1), true)
             })?;
             (b1, x, cin)
         };
         let b2 = net.scope("branch2", |n| {
-            let y = conv_bn(n, into2, ("0", "1"), (c2, half, 1, 1, 1), true)?;
-            let y = conv_bn(n, y, ("3", "4"), (half, half, 3, stride, half), false)?;
-            conv_bn(n, y, ("5", "6"), (half, half, 1, 1, 1), true)
+            let y = conv_bn(n, into2, ("0", "1"), Conv2dSpec::new(c2, half, 1), true)?;
+            let depthwise = Conv2dSpec::new(half, half, 3).stride(stride).groups(half);
+            let y = conv_bn(n, y, ("3", "4"), depthwise, false)?;
+            conv_bn(n, y, ("5", "6"), Conv2dSpec::new(half, half, 1), true)
         })?;
         let y = net.graph.concat(&[keep, b2])?;
         net.graph.channel_shuffle(y, 2)
@@ -61,9 +59,8 @@ impl ShuffleNetV2 {
 impl Model for ShuffleNetV2 {
     fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId> {
         net.conv_init = ConvInit::Default;
-        let mut h = net.scope("conv1", |n| {
-            conv_bn(n, x, ("0", "1"), (self.in_channels, 24, 3, 2, 1), true)
-        })?;
+        let stem = Conv2dSpec::new(self.in_channels, 24, 3).stride(2);
+        let mut h = net.scope("conv1", |n| conv_bn(n, x, ("0", "1"), stem, true))?;
         h = net.max_pool2d(h, Pool2dArgs::new(3).stride(2).padding(1))?;
         let mut cin = 24;
         for (stage, (repeats, cout)) in [(4, 116), (8, 232), (4, 464)].into_iter().enumerate() {
@@ -76,7 +73,9 @@ impl Model for ShuffleNetV2 {
             }
             cin = cout;
         }
-        h = net.scope("conv5", |n| conv_bn(n, h, ("0", "1"), (cin, 1024, 1, 1, 1), true))?;
+        h = net.scope("conv5", |n| {
+            conv_bn(n, h, ("0", "1"), Conv2dSpec::new(cin, 1024, 1), true)
+        })?;
         let f = net.global_pool(h)?;
         net.scope("fc", |n| n.linear(f, 1024, self.classes))
     }
@@ -106,16 +105,18 @@ impl Model for SqueezeNet {
         // Fire: squeeze 1x1 + ReLU, then 1x1 and 3x3 expansions + ReLU, concatenated
         let fire = |net: &mut Net, h: ValueId, at: usize, cin: usize, s: usize, e: usize| {
             net.scope(&format!("features.{at}"), |n| {
-                let q = n.scope("squeeze", |n| n.conv2d(h, cin, s, 1, 1, 0, 1, true))?;
+                let q = n.scope("squeeze", |n| n.conv2d(h, Conv2dSpec::new(cin, s, 1)))?;
                 let q = n.relu(q);
-                let a = n.scope("expand1x1", |n| n.conv2d(q, s, e, 1, 1, 0, 1, true))?;
+                let a = n.scope("expand1x1", |n| n.conv2d(q, Conv2dSpec::new(s, e, 1)))?;
                 let a = n.relu(a);
-                let b = n.scope("expand3x3", |n| n.conv2d(q, s, e, 3, 1, 1, 1, true))?;
+                let b = n.scope("expand3x3", |n| n.conv2d(q, Conv2dSpec::new(s, e, 3).padding(1)))?;
                 let b = n.relu(b);
                 n.graph.concat(&[a, b])
             })
         };
-        let h = net.scope("features.0", |n| n.conv2d(x, self.in_channels, 64, 3, 2, 0, 1, true))?;
+        let h = net.scope("features.0", |n| {
+            n.conv2d(x, Conv2dSpec::new(self.in_channels, 64, 3).stride(2))
+        })?;
         let mut h = net.relu(h);
         h = pool(net, h)?;
         h = fire(net, h, 3, 64, 16, 64)?;
@@ -130,7 +131,7 @@ impl Model for SqueezeNet {
         h = fire(net, h, 12, 512, 64, 256)?;
         // classifier: Dropout(0.5), final 1x1 conv (N(0, 0.01) init), ReLU, global average pool
         let h = net.dropout(h, 0.5)?;
-        let c = net.scope("classifier.1", |n| n.conv2d(h, 512, self.classes, 1, 1, 0, 1, true))?;
+        let c = net.scope("classifier.1", |n| n.conv2d(h, Conv2dSpec::new(512, self.classes, 1)))?;
         if let Some(d) = net.declared.iter_mut().find(|d| d.0 == "classifier.1.weight") {
             d.2 = Init::Normal(0.01);
         }
@@ -178,7 +179,9 @@ impl DenseNet {
     ) -> Result<ValueId> {
         let b = net.scope(bn, |n| n.batch_norm(x, cin, false))?;
         let r = net.relu(b);
-        net.scope(conv, |n| n.conv2d(r, cin, cout, k, 1, (k - 1) / 2, 1, false))
+        net.scope(conv, |n| {
+            n.conv2d(r, Conv2dSpec::new(cin, cout, k).padding((k - 1) / 2).bias(false))
+        })
     }
 }
 
@@ -187,7 +190,8 @@ impl Model for DenseNet {
         net.conv_init = ConvInit::KaimingNormalFanIn;
         let mut c = self.init_features;
         let mut h = net.scope("features", |n| {
-            let y = conv_bn(n, x, ("conv0", "norm0"), (self.in_channels, c, 7, 2, 1), true)?;
+            let stem = Conv2dSpec::new(self.in_channels, c, 7).stride(2);
+            let y = conv_bn(n, x, ("conv0", "norm0"), stem, true)?;
             n.max_pool2d(y, Pool2dArgs::new(3).stride(2).padding(1))
         })?;
         for (bi, &layers) in self.blocks.iter().enumerate() {
@@ -262,7 +266,9 @@ impl Model for Vgg {
                 at += 1;
                 continue;
             }
-            let c = net.scope(&format!("features.{at}"), |n| n.conv2d(h, cin, v, 3, 1, 1, 1, true))?;
+            let c = net.scope(&format!("features.{at}"), |n| {
+                n.conv2d(h, Conv2dSpec::new(cin, v, 3).padding(1))
+            })?;
             let b = net.scope(&format!("features.{}", at + 1), |n| n.batch_norm(c, v, false))?;
             h = net.relu(b);
             at += 3;

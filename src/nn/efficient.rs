@@ -3,7 +3,7 @@
 //! hard-swish / SiLU, and EfficientNet's stochastic depth.
 
 use super::mobilenet::make_divisible;
-use super::{ConvInit, Init, Model, Net};
+use super::{Conv2dSpec, ConvInit, Init, Model, Net};
 use crate::error::Result;
 use crate::graph::ValueId;
 use crate::ops::Act;
@@ -15,21 +15,12 @@ struct Norm {
     eps: f32,
 }
 
-/// torchvision's Conv2dNormActivation: conv (no bias, padding (k-1)/2) in scope `0`, batch norm
-/// in `1`, then the activation (none for a projection).
-#[allow(clippy::too_many_arguments)]
-fn conv_bn_act(
-    net: &mut Net,
-    x: ValueId,
-    (cin, cout): (usize, usize),
-    k: usize,
-    stride: usize,
-    groups: usize,
-    norm: Norm,
-    act: Act,
-) -> Result<ValueId> {
-    let c = net.scope("0", |n| n.conv2d(x, cin, cout, k, stride, (k - 1) / 2, groups, false))?;
-    let b = net.scope("1", |n| n.batch_norm_with(c, cout, false, norm.momentum, norm.eps))?;
+/// torchvision's Conv2dNormActivation: `conv` with padding (k-1)/2 and no bias (whatever it says
+/// of those) in scope `0`, batch norm in `1`, then the activation (none for a projection).
+fn conv_bn_act(net: &mut Net, x: ValueId, conv: Conv2dSpec, norm: Norm, act: Act) -> Result<ValueId> {
+    let conv = conv.padding((conv.k - 1) / 2).bias(false);
+    let c = net.scope("0", |n| n.conv2d(x, conv))?;
+    let b = net.scope("1", |n| n.batch_norm_with(c, conv.cout, false, norm.momentum, norm.eps))?;
     net.activation(b, act)
 }
 
@@ -37,9 +28,9 @@ fn conv_bn_act(
 /// 1x1 conv `fc2`, `gate`, and x scaled by the result per image and channel.
 fn squeeze_excite(net: &mut Net, x: ValueId, c: usize, squeeze: usize, act: Act, gate: Act) -> Result<ValueId> {
     let p = net.graph.adaptive_avg_pool2d(x, [1, 1])?;
-    let h = net.scope("fc1", |n| n.conv2d(p, c, squeeze, 1, 1, 0, 1, true))?;
+    let h = net.scope("fc1", |n| n.conv2d(p, Conv2dSpec::new(c, squeeze, 1)))?;
     let h = net.graph.activation(h, act)?;
-    let s = net.scope("fc2", |n| n.conv2d(h, squeeze, c, 1, 1, 0, 1, true))?;
+    let s = net.scope("fc2", |n| n.conv2d(h, Conv2dSpec::new(squeeze, c, 1)))?;
     let s = net.graph.activation(s, gate)?;
     net.graph.mul_channels(x, s)
 }
@@ -123,21 +114,19 @@ impl Model for MobileNetV3 {
         };
         let (settings, hidden) = self.settings();
         let first = settings[0].0;
-        let mut h = net.scope("features.0", |n| {
-            conv_bn_act(n, x, (self.in_channels, first), 3, 2, 1, norm, Act::HardSwish)
-        })?;
+        let stem = Conv2dSpec::new(self.in_channels, first, 3).stride(2);
+        let mut h = net.scope("features.0", |n| conv_bn_act(n, x, stem, norm, Act::HardSwish))?;
         for (i, &(cin, k, exp, cout, se, hswish, stride)) in settings.iter().enumerate() {
             let act = if hswish { Act::HardSwish } else { Act::Relu };
             h = net.scope(&format!("features.{}.block", i + 1), |n| {
                 let mut y = h;
                 let mut at = 0;
                 if exp != cin {
-                    y = n.scope("0", |n| conv_bn_act(n, y, (cin, exp), 1, 1, 1, norm, act))?;
+                    y = n.scope("0", |n| conv_bn_act(n, y, Conv2dSpec::new(cin, exp, 1), norm, act))?;
                     at += 1;
                 }
-                y = n.scope(&at.to_string(), |n| {
-                    conv_bn_act(n, y, (exp, exp), k, stride, exp, norm, act)
-                })?;
+                let depthwise = Conv2dSpec::new(exp, exp, k).stride(stride).groups(exp);
+                y = n.scope(&at.to_string(), |n| conv_bn_act(n, y, depthwise, norm, act))?;
                 at += 1;
                 if se {
                     let squeeze = make_divisible((exp / 4) as f32, 8);
@@ -147,7 +136,7 @@ impl Model for MobileNetV3 {
                     at += 1;
                 }
                 y = n.scope(&at.to_string(), |n| {
-                    conv_bn_act(n, y, (exp, cout), 1, 1, 1, norm, Act::None)
+                    conv_bn_act(n, y, Conv2dSpec::new(exp, cout, 1), norm, Act::None)
                 })?;
                 if stride == 1 && cin == cout {
                     y = n.graph.add(y, h)?;
@@ -159,7 +148,7 @@ impl Model for MobileNetV3 {
         let last = 6 * last_in;
         let idx = settings.len() + 1;
         h = net.scope(&format!("features.{idx}"), |n| {
-            conv_bn_act(n, h, (last_in, last), 1, 1, 1, norm, Act::HardSwish)
+            conv_bn_act(n, h, Conv2dSpec::new(last_in, last, 1), norm, Act::HardSwish)
         })?;
         let f = net.global_pool(h)?;
         let f = net.scope("classifier.0", |n| {
@@ -212,9 +201,8 @@ impl Model for EfficientNet {
             (6, 3, 1, 192, 320, 1),
         ];
         let total: usize = settings.iter().map(|s| s.5).sum();
-        let mut h = net.scope("features.0", |n| {
-            conv_bn_act(n, x, (self.in_channels, 32), 3, 2, 1, norm, Act::Silu)
-        })?;
+        let stem = Conv2dSpec::new(self.in_channels, 32, 3).stride(2);
+        let mut h = net.scope("features.0", |n| conv_bn_act(n, x, stem, norm, Act::Silu))?;
         let mut block_id = 0;
         for (si, &(ratio, k, stride0, cin0, cout, blocks)) in settings.iter().enumerate() {
             for b in 0..blocks {
@@ -227,18 +215,19 @@ impl Model for EfficientNet {
                         let mut y = h;
                         let mut at = 0;
                         if exp != cin {
-                            y = n.scope("0", |n| conv_bn_act(n, y, (cin, exp), 1, 1, 1, norm, Act::Silu))?;
+                            y = n.scope("0", |n| {
+                                conv_bn_act(n, y, Conv2dSpec::new(cin, exp, 1), norm, Act::Silu)
+                            })?;
                             at += 1;
                         }
-                        y = n.scope(&at.to_string(), |n| {
-                            conv_bn_act(n, y, (exp, exp), k, stride, exp, norm, Act::Silu)
-                        })?;
+                        let depthwise = Conv2dSpec::new(exp, exp, k).stride(stride).groups(exp);
+                        y = n.scope(&at.to_string(), |n| conv_bn_act(n, y, depthwise, norm, Act::Silu))?;
                         let squeeze = (cin / 4).max(1);
                         y = n.scope(&(at + 1).to_string(), |n| {
                             squeeze_excite(n, y, exp, squeeze, Act::Silu, Act::Sigmoid)
                         })?;
                         y = n.scope(&(at + 2).to_string(), |n| {
-                            conv_bn_act(n, y, (exp, cout), 1, 1, 1, norm, Act::None)
+                            conv_bn_act(n, y, Conv2dSpec::new(exp, cout, 1), norm, Act::None)
                         })?;
                         if stride == 1 && cin == cout {
                             y = n.stochastic_depth(y, drop)?;
@@ -251,7 +240,7 @@ impl Model for EfficientNet {
             }
         }
         h = net.scope("features.8", |n| {
-            conv_bn_act(n, h, (320, 1280), 1, 1, 1, norm, Act::Silu)
+            conv_bn_act(n, h, Conv2dSpec::new(320, 1280, 1), norm, Act::Silu)
         })?;
         let f = net.global_pool(h)?;
         let f = net.dropout(f, 0.2)?;

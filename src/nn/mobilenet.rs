@@ -1,7 +1,7 @@
 //! MobileNets: v2 exactly as torchvision builds it (inverted residuals, ReLU6, width
 //! multiplier, names), and v1 (depthwise-separable convs).
 
-use super::{ConvInit, Init, Model, Net};
+use super::{Conv2dSpec, ConvInit, Init, Model, Net};
 use crate::error::Result;
 use crate::graph::ValueId;
 
@@ -30,18 +30,12 @@ pub fn mobilenet_v2(classes: usize) -> MobileNetV2 {
     }
 }
 
-/// conv (no bias) -> BN -> ReLU6 as torchvision's Conv2dNormActivation: scopes `0` and `1`.
-fn conv_bn_relu6(
-    net: &mut Net,
-    x: ValueId,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    groups: usize,
-) -> Result<ValueId> {
-    let c = net.scope("0", |n| n.conv2d(x, cin, cout, k, stride, (k - 1) / 2, groups, false))?;
-    let b = net.scope("1", |n| n.batch_norm(c, cout, false))?;
+/// conv -> BN -> ReLU6 as torchvision's Conv2dNormActivation: scopes `0` and `1`, the conv `conv`
+/// with padding (k-1)/2 and no bias (whatever it says of those).
+fn conv_bn_relu6(net: &mut Net, x: ValueId, conv: Conv2dSpec) -> Result<ValueId> {
+    let conv = conv.padding((conv.k - 1) / 2).bias(false);
+    let c = net.scope("0", |n| n.conv2d(x, conv))?;
+    let b = net.scope("1", |n| n.batch_norm(c, conv.cout, false))?;
     Ok(net.relu6(b))
 }
 
@@ -61,10 +55,8 @@ impl Model for MobileNetV2 {
         let wm = self.width_mult;
         let mut cin = make_divisible(32.0 * wm, 8);
         let last = make_divisible(1280.0 * wm.max(1.0), 8);
-        let stem_in = self.in_channels;
-        let mut h = net.scope("features", |n| {
-            n.scope("0", |n| conv_bn_relu6(n, x, stem_in, cin, 3, 2, 1))
-        })?;
+        let stem = Conv2dSpec::new(self.in_channels, cin, 3).stride(2);
+        let mut h = net.scope("features", |n| n.scope("0", |n| conv_bn_relu6(n, x, stem)))?;
         let mut idx = 1;
         for (t, c, reps, s) in settings {
             let cout = make_divisible(c as f32 * wm, 8);
@@ -72,19 +64,19 @@ impl Model for MobileNetV2 {
                 let stride = if r == 0 { s } else { 1 };
                 let hidden = cin * t;
                 let input = h;
+                let depthwise = Conv2dSpec::new(hidden, hidden, 3).stride(stride).groups(hidden);
+                let project = Conv2dSpec::new(hidden, cout, 1).bias(false);
                 h = net.scope("features", |n| {
                     n.scope(&idx.to_string(), |n| {
                         n.scope("conv", |n| {
                             let mut y = input;
                             let mut j = 0;
                             if t != 1 {
-                                y = n.scope("0", |n| conv_bn_relu6(n, y, cin, hidden, 1, 1, 1))?;
+                                y = n.scope("0", |n| conv_bn_relu6(n, y, Conv2dSpec::new(cin, hidden, 1)))?;
                                 j = 1;
                             }
-                            y = n.scope(&j.to_string(), |n| {
-                                conv_bn_relu6(n, y, hidden, hidden, 3, stride, hidden)
-                            })?;
-                            let p = n.scope(&(j + 1).to_string(), |n| n.conv2d(y, hidden, cout, 1, 1, 0, 1, false))?;
+                            y = n.scope(&j.to_string(), |n| conv_bn_relu6(n, y, depthwise))?;
+                            let p = n.scope(&(j + 1).to_string(), |n| n.conv2d(y, project))?;
                             n.scope(&(j + 2).to_string(), |n| n.batch_norm(p, cout, false))
                         })
                     })
@@ -97,7 +89,7 @@ impl Model for MobileNetV2 {
             }
         }
         h = net.scope("features", |n| {
-            n.scope(&idx.to_string(), |n| conv_bn_relu6(n, h, cin, last, 1, 1, 1))
+            n.scope(&idx.to_string(), |n| conv_bn_relu6(n, h, Conv2dSpec::new(cin, last, 1)))
         })?;
         let f = net.global_pool(h)?;
         // classifier.0: torchvision's Dropout(0.2)
@@ -155,19 +147,27 @@ impl Model for MobileNetV1 {
             (1024, 1),
         ];
         let mut cin = w(32);
-        let stem_in = self.in_channels;
+        let stem = Conv2dSpec::new(self.in_channels, cin, 3)
+            .stride(2)
+            .padding(1)
+            .bias(false);
         let mut h = net.scope("features.0", |n| {
-            let c = n.scope("0", |n| n.conv2d(x, stem_in, cin, 3, 2, 1, 1, false))?;
+            let c = n.scope("0", |n| n.conv2d(x, stem))?;
             let b = n.scope("1", |n| n.batch_norm(c, cin, false))?;
             Ok(n.relu(b))
         })?;
         for (i, &(c, s)) in blocks.iter().enumerate() {
             let cout = w(c);
+            let depthwise = Conv2dSpec::new(cin, cin, 3)
+                .stride(s)
+                .padding(1)
+                .groups(cin)
+                .bias(false);
             h = net.scope(&format!("features.{}", i + 1), |n| {
-                let d = n.scope("0", |n| n.conv2d(h, cin, cin, 3, s, 1, cin, false))?;
+                let d = n.scope("0", |n| n.conv2d(h, depthwise))?;
                 let d = n.scope("1", |n| n.batch_norm(d, cin, false))?;
                 let d = n.relu(d);
-                let p = n.scope("3", |n| n.conv2d(d, cin, cout, 1, 1, 0, 1, false))?;
+                let p = n.scope("3", |n| n.conv2d(d, Conv2dSpec::new(cin, cout, 1).bias(false)))?;
                 let p = n.scope("4", |n| n.batch_norm(p, cout, false))?;
                 Ok(n.relu(p))
             })?;

@@ -65,6 +65,52 @@ pub enum ConvInit {
     KaimingUniformFanIn,
 }
 
+/// The arguments of `nn.Conv2d(cin, cout, k, stride, padding, groups, bias)` for `Net::conv2d`, with
+/// PyTorch's defaults (stride 1, padding 0, groups 1, a bias) unless set:
+/// `Conv2dSpec::new(cin, cout, 3).stride(2).padding(1).bias(false)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dSpec {
+    pub cin: usize,
+    pub cout: usize,
+    /// The kernel's height and width.
+    pub k: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+    pub bias: bool,
+}
+
+impl Conv2dSpec {
+    /// A `k` x `k` conv from `cin` to `cout` channels, stride 1, no padding, one group, a bias.
+    pub const fn new(cin: usize, cout: usize, k: usize) -> Self {
+        Conv2dSpec {
+            cin,
+            cout,
+            k,
+            stride: 1,
+            padding: 0,
+            groups: 1,
+            bias: true,
+        }
+    }
+    pub const fn stride(mut self, s: usize) -> Self {
+        self.stride = s;
+        self
+    }
+    pub const fn padding(mut self, p: usize) -> Self {
+        self.padding = p;
+        self
+    }
+    pub const fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    pub const fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
 /// A model: builds its graph for an input of shape (N, C, H, W). Defined beside `Net`, which every
 /// model file builds with, so the model files and `by_name`'s table import it without a circle.
 pub trait Model {
@@ -169,19 +215,18 @@ impl Net {
         self.graph.state(&name, shape)
     }
 
-    /// `nn.Conv2d(cin, cout, k, stride, padding, groups, bias)` in the current scope.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
-        &mut self,
-        x: ValueId,
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        padding: usize,
-        groups: usize,
-        bias: bool,
-    ) -> Result<ValueId> {
+    /// `nn.Conv2d` in the current scope: `nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)` is
+    /// `net.conv2d(x, Conv2dSpec::new(3, 64, 7).stride(2).padding(3).bias(false))`.
+    pub fn conv2d(&mut self, x: ValueId, spec: Conv2dSpec) -> Result<ValueId> {
+        let Conv2dSpec {
+            cin,
+            cout,
+            k,
+            stride,
+            padding,
+            groups,
+            bias,
+        } = spec;
         let bound = 1.0 / ((cin / groups.max(1) * k * k) as f32).sqrt();
         let (w_init, b_init) = match self.conv_init {
             ConvInit::Default => (Init::Uniform(bound), Init::Uniform(bound)),

@@ -2,7 +2,7 @@
 
 use super::{
     mobilenet_v1, mobilenet_v2, resnet101, resnet152, resnet18, resnet34, resnet50, resnext50_32x4d, wide_resnet50_2,
-    xresnet18, xresnet34, xresnet50, Model, Net,
+    xresnet18, xresnet34, xresnet50, Conv2dSpec, Model, Net,
 };
 use crate::error::{Error, Result};
 use crate::graph::ValueId;
@@ -118,10 +118,12 @@ fn basic_block(
     residual: bool,
     zero_gamma: bool,
 ) -> Result<ValueId> {
-    let a = n.scope("conv1", |n| n.conv2d(input, cin, cout, 3, stride, 1, 1, false))?;
+    let conv1 = Conv2dSpec::new(cin, cout, 3).stride(stride).padding(1).bias(false);
+    let a = n.scope("conv1", |n| n.conv2d(input, conv1))?;
     let a = n.scope("bn1", |n| n.batch_norm(a, cout, false))?;
     let a = n.relu(a);
-    let a = n.scope("conv2", |n| n.conv2d(a, cout, cout, 3, 1, 1, 1, false))?;
+    let conv2 = Conv2dSpec::new(cout, cout, 3).padding(1).bias(false);
+    let a = n.scope("conv2", |n| n.conv2d(a, conv2))?;
     let a = n.scope("bn2", |n| n.batch_norm(a, cout, zero_gamma))?;
     if !residual {
         return Ok(n.relu(a));
@@ -129,7 +131,8 @@ fn basic_block(
     let short = if stride == 1 && cin == cout {
         input
     } else {
-        let s = n.scope("downsample.0", |n| n.conv2d(input, cin, cout, 1, stride, 0, 1, false))?;
+        let project = Conv2dSpec::new(cin, cout, 1).stride(stride).bias(false);
+        let s = n.scope("downsample.0", |n| n.conv2d(input, project))?;
         n.scope("downsample.1", |n| n.batch_norm(s, cout, false))?
     };
     let y = n.graph.add(a, short)?;
@@ -146,7 +149,11 @@ pub struct ResNetMini {
 
 impl Model for ResNetMini {
     fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId> {
-        let c = net.scope("stem.0", |n| n.conv2d(x, self.in_channels, 16, 3, 2, 1, 1, false))?;
+        let stem = Conv2dSpec::new(self.in_channels, 16, 3)
+            .stride(2)
+            .padding(1)
+            .bias(false);
+        let c = net.scope("stem.0", |n| n.conv2d(x, stem))?;
         let b = net.scope("stem.1", |n| n.batch_norm(c, 16, false))?;
         let mut h = net.relu(b);
         let mut cin = 16;
@@ -190,7 +197,8 @@ pub fn plain_net(classes: usize, in_channels: usize, depth: usize, residual: boo
 impl Model for PlainNet {
     fn forward(&self, net: &mut Net, x: ValueId) -> Result<ValueId> {
         let pairs = (self.depth.max(8) - 2) / 6;
-        let c = net.scope("stem.0", |n| n.conv2d(x, self.in_channels, 16, 3, 1, 1, 1, false))?;
+        let stem = Conv2dSpec::new(self.in_channels, 16, 3).padding(1).bias(false);
+        let c = net.scope("stem.0", |n| n.conv2d(x, stem))?;
         let b = net.scope("stem.1", |n| n.batch_norm(c, 16, false))?;
         let mut h = net.relu(b);
         let mut cin = 16;
@@ -240,12 +248,13 @@ impl Model for SimpleCnn {
         let last = outs.len() - 1;
         for (i, &cout) in outs.iter().enumerate() {
             let k = if i == 0 { 5 } else { 3 };
+            let conv = Conv2dSpec::new(cin, cout, k).stride(2).padding(k / 2);
             h = net.scope(&format!("conv{i}"), |net| {
                 if i == last {
                     // the classifier conv: bias, no norm, no activation
-                    return net.scope("0", |net| net.conv2d(h, cin, cout, k, 2, k / 2, 1, true));
+                    return net.scope("0", |net| net.conv2d(h, conv));
                 }
-                let c = net.scope("0", |net| net.conv2d(h, cin, cout, k, 2, k / 2, 1, false))?;
+                let c = net.scope("0", |net| net.conv2d(h, conv.bias(false)))?;
                 let b = net.scope("1", |net| net.batch_norm(c, cout, false))?;
                 Ok(net.relu(b))
             })?;

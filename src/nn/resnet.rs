@@ -1,6 +1,6 @@
 //! ResNets exactly as torchvision builds them (names included), and fastai's xresnet.
 
-use super::{ConvInit, Model, Net};
+use super::{Conv2dSpec, ConvInit, Model, Net};
 use crate::error::Result;
 use crate::graph::ValueId;
 use crate::ops::Pool2dArgs;
@@ -96,6 +96,13 @@ pub fn xresnet50(classes: usize) -> ResNet {
     }
 }
 
+/// What follows a conv-BN of a residual block: a ReLU, or (the block's last) the residual add.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Relu,
+    Residual,
+}
+
 impl ResNet {
     fn expansion(&self) -> usize {
         match self.block {
@@ -104,41 +111,34 @@ impl ResNet {
         }
     }
 
-    /// conv (no bias, `groups`) -> BN [-> ReLU] in scopes `conv{i}` / `bn{i}` of the current
-    /// block.
-    #[allow(clippy::too_many_arguments)]
-    fn conv_bn(
-        &self,
-        net: &mut Net,
-        h: ValueId,
-        i: usize,
-        (cin, cout, groups): (usize, usize, usize),
-        k: usize,
-        stride: usize,
-        act: bool,
-        zero: bool,
-    ) -> Result<ValueId> {
-        let c = net.scope(&format!("conv{i}"), |n| {
-            n.conv2d(h, cin, cout, k, stride, k / 2, groups, false)
-        })?;
-        let b = net.scope(&format!("bn{i}"), |n| n.batch_norm(c, cout, zero))?;
-        Ok(if act { net.relu(b) } else { b })
+    /// conv -> BN in scopes `conv{i}` / `bn{i}` of the current block, then what `next` says. The
+    /// conv is `conv` with padding k/2 and no bias, whatever it says of those.
+    fn conv_bn(&self, net: &mut Net, h: ValueId, i: usize, conv: Conv2dSpec, next: Next) -> Result<ValueId> {
+        let conv = conv.padding(conv.k / 2).bias(false);
+        let c = net.scope(&format!("conv{i}"), |n| n.conv2d(h, conv))?;
+        // xresnet zero-initialises the last BN of each block
+        let zero = next == Next::Residual && self.x;
+        let b = net.scope(&format!("bn{i}"), |n| n.batch_norm(c, conv.cout, zero))?;
+        Ok(match next {
+            Next::Relu => net.relu(b),
+            Next::Residual => b,
+        })
     }
 
     fn block(&self, net: &mut Net, x: ValueId, cin: usize, planes: usize, stride: usize) -> Result<ValueId> {
         let cout = planes * self.expansion();
-        let zero = self.x; // xresnet zero-initialises the last BN of each block
         let main = match self.block {
             Block::Basic => {
-                let h = self.conv_bn(net, x, 1, (cin, planes, 1), 3, stride, true, false)?;
-                self.conv_bn(net, h, 2, (planes, planes, 1), 3, 1, false, zero)?
+                let h = self.conv_bn(net, x, 1, Conv2dSpec::new(cin, planes, 3).stride(stride), Next::Relu)?;
+                self.conv_bn(net, h, 2, Conv2dSpec::new(planes, planes, 3), Next::Residual)?
             }
             Block::Bottleneck => {
                 // torchvision: width = planes * (width_per_group / 64) * groups
                 let width = planes * self.width_per_group / 64 * self.groups;
-                let h = self.conv_bn(net, x, 1, (cin, width, 1), 1, 1, true, false)?;
-                let h = self.conv_bn(net, h, 2, (width, width, self.groups), 3, stride, true, false)?;
-                self.conv_bn(net, h, 3, (width, cout, 1), 1, 1, false, zero)?
+                let h = self.conv_bn(net, x, 1, Conv2dSpec::new(cin, width, 1), Next::Relu)?;
+                let grouped = Conv2dSpec::new(width, width, 3).stride(stride).groups(self.groups);
+                let h = self.conv_bn(net, h, 2, grouped, Next::Relu)?;
+                self.conv_bn(net, h, 3, Conv2dSpec::new(width, cout, 1), Next::Residual)?
             }
         };
         let short = if stride == 1 && cin == cout {
@@ -152,7 +152,8 @@ impl ResNet {
                     h = n.graph.avg_pool2d(h, Pool2dArgs::new(2).stride(2).ceil_mode(true))?;
                     stride1x1 = 1;
                 }
-                let c = n.scope("0", |n| n.conv2d(h, cin, cout, 1, stride1x1, 0, 1, false))?;
+                let project = Conv2dSpec::new(cin, cout, 1).stride(stride1x1).bias(false);
+                let c = n.scope("0", |n| n.conv2d(h, project))?;
                 n.scope("1", |n| n.batch_norm(c, cout, false))
             })?
         };
@@ -169,17 +170,24 @@ impl Model for ResNet {
             let mut h = x;
             let chans = [self.in_channels, 32, 32, 64];
             for i in 0..3 {
+                let stride = if i == 0 { 2 } else { 1 };
+                let conv = Conv2dSpec::new(chans[i], chans[i + 1], 3)
+                    .stride(stride)
+                    .padding(1)
+                    .bias(false);
                 h = net.scope(&format!("stem.{i}"), |n| {
-                    let c = n.scope("0", |n| {
-                        n.conv2d(h, chans[i], chans[i + 1], 3, if i == 0 { 2 } else { 1 }, 1, 1, false)
-                    })?;
+                    let c = n.scope("0", |n| n.conv2d(h, conv))?;
                     let b = n.scope("1", |n| n.batch_norm(c, chans[i + 1], false))?;
                     Ok(n.relu(b))
                 })?;
             }
             h
         } else {
-            let c = net.scope("conv1", |n| n.conv2d(x, self.in_channels, 64, 7, 2, 3, 1, false))?;
+            let conv1 = Conv2dSpec::new(self.in_channels, 64, 7)
+                .stride(2)
+                .padding(3)
+                .bias(false);
+            let c = net.scope("conv1", |n| n.conv2d(x, conv1))?;
             let b = net.scope("bn1", |n| n.batch_norm(c, 64, false))?;
             net.relu(b)
         };

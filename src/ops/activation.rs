@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::{variant, ACTIVATION_BWD, ACTIVATION_FWD};
 use crate::kernels::{groups_for, u32_of};
+use crate::ops::lowering::LowerCtx;
 pub use crate::shape::Act;
 use crate::shape::DType;
 use crate::tensor::Tensor;
@@ -58,9 +59,10 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, act: Act, dy: ValueId) -> ValueI
 const WG: usize = 256;
 
 /// The launches of an `Activation` ([x] -> [y]) or `ActivationBwd` ([dy, saved] -> [dx]) node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let (gpu, g) = (ctx.gpu, ctx.graph);
     let total = g.shape(n.inputs[0]).numel();
-    let (i, o) = (|k: usize| buf(n.inputs[k].0), |k: usize| buf(n.outputs[k].0));
+    let (i, o) = (|k: usize| ctx.input(n, k), |k: usize| ctx.output(n, k));
     Ok(vec![match n.op {
         Op::Activation(act) => forward(gpu, act, total, g.value(n.outputs[0]).dtype, &i(0), &o(0))?,
         Op::ActivationBwd(act) => backward_kernel(gpu, act, total, &i(0), &i(1), &o(0))?,

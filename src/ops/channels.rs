@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::{CHANNEL_SHUFFLE, COPY_CHANNELS};
 use crate::kernels::{groups_for, u32_of};
+use crate::ops::lowering::LowerCtx;
 use crate::shape::Shape;
 use crate::tensor::DType;
 
@@ -125,9 +126,10 @@ fn nchw(s: &Shape) -> [usize; 3] {
 }
 
 /// The launches of a Concat, SliceChannels, PadChannels or ChannelShuffle node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let (gpu, g) = (ctx.gpu, ctx.graph);
     let [batch, out_c, hw] = nchw(g.shape(n.outputs[0]));
-    let y = buf(n.outputs[0].0);
+    let y = ctx.output(n, 0);
     Ok(match n.op {
         Op::Concat => {
             let mut at = 0;
@@ -141,7 +143,7 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
                     dst_off: at,
                     count: c,
                 };
-                d.push(copy(gpu, [batch, hw], r, false, &buf(x.0), &y)?);
+                d.push(copy(gpu, [batch, hw], r, false, &ctx.buffer(x), &y)?);
                 at += c;
             }
             d
@@ -155,7 +157,7 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
                 dst_off: 0,
                 count: out_c,
             };
-            vec![copy(gpu, [batch, hw], r, false, &buf(n.inputs[0].0), &y)?]
+            vec![copy(gpu, [batch, hw], r, false, &ctx.input(n, 0), &y)?]
         }
         Op::PadChannels { start } => {
             let c = g.shape(n.inputs[0]).dims()[1];
@@ -166,9 +168,9 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
                 dst_off: start,
                 count: c,
             };
-            vec![copy(gpu, [batch, hw], r, true, &buf(n.inputs[0].0), &y)?]
+            vec![copy(gpu, [batch, hw], r, true, &ctx.input(n, 0), &y)?]
         }
-        Op::ChannelShuffle { groups } => vec![shuffle(gpu, [batch, out_c, hw], groups, &buf(n.inputs[0].0), &y)?],
+        Op::ChannelShuffle { groups } => vec![shuffle(gpu, [batch, out_c, hw], groups, &ctx.input(n, 0), &y)?],
         ref other => unreachable!("channels::lower called on {}", other.name()),
     })
 }

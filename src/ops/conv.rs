@@ -5,8 +5,10 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels;
 use crate::kernels::conv::texture::KeptOperands;
+use crate::ops::lowering::{LowerCtx, LowerHook};
 pub use crate::shape::{Conv2dArgs, Conv2dGeom};
 use crate::tensor::{DType, Tensor};
+use std::rc::Rc;
 
 /// y = conv2d(x, weight) + bias, as `torch.nn.functional.conv2d`.
 /// x: (N, Cin, H, W); weight: (Cout, Cin/groups, KH, KW); bias: (Cout).
@@ -85,21 +87,17 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId, want: &[bool]) -> R
     Ok(vec![dx, dw, db])
 }
 
-/// The launches of a conv node; `kept` is the plan's record of activations kept packed for a
-/// weight gradient.
-pub(crate) fn lower(
-    gpu: &Gpu,
-    g: &Graph,
-    n: &Node,
-    buf: &dyn Fn(usize) -> wgpu::Buffer,
-    kept: Option<&KeptOperands>,
-) -> Result<Vec<Dispatch>> {
-    let i = |k: usize| buf(n.inputs[k].0);
-    let o = |k: usize| buf(n.outputs[k].0);
-    let ishape = |k: usize| g.shape(n.inputs[k]);
-    let oshape = |k: usize| g.shape(n.outputs[k]);
+/// The launches of a conv node; `ctx.kept` is the plan's record of activations kept packed for
+/// a weight gradient (`install`).
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let gpu = ctx.gpu;
+    let kept = ctx.kept.as_deref();
+    let i = |k: usize| ctx.input(n, k);
+    let o = |k: usize| ctx.output(n, k);
+    let ishape = |k: usize| ctx.in_shape(n, k);
+    let oshape = |k: usize| ctx.out_shape(n, k);
     // how the node's activations are stored (f32, or f16 after `passes::precision`)
-    let storage = n.outputs.first().map_or(DType::F32, |&v| g.value(v).dtype);
+    let storage = ctx.storage(n);
     Ok(match &n.op {
         Op::Conv2d { args, bias, epi, stats } => {
             let geom = Conv2dGeom::new(ishape(0), ishape(1), *args)?;
@@ -143,15 +141,33 @@ pub(crate) fn lower(
     })
 }
 
-/// The plan's record of activations to keep packed: the operands (dy, x) of every weight
-/// gradient node that reads them as packed textures.
-pub(crate) fn kept_operands(gpu: &Gpu, g: &Graph, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<KeptOperands> {
+/// Install the plan's record of activations to keep packed (the operands (dy, x) of every
+/// weight gradient node that reads them as packed textures) in `ctx`, with its hook.
+pub(crate) fn install(ctx: &mut LowerCtx) -> Result<()> {
+    let g = ctx.graph;
     let mut kept = KeptOperands::default();
     for n in &g.nodes {
         if let Op::Conv2dBwdWeight { args } = &n.op {
             let geom = Conv2dGeom::new(g.shape(n.inputs[1]), g.shape(n.outputs[0]), *args)?;
-            kept.want(gpu, &geom, &buf(n.inputs[0].0), &buf(n.inputs[1].0));
+            kept.want(ctx.gpu, &geom, &ctx.input(n, 0), &ctx.input(n, 1));
         }
     }
-    Ok(kept)
+    let kept = Rc::new(kept);
+    ctx.add_hook(kept.clone());
+    ctx.kept = Some(kept);
+    Ok(())
+}
+
+/// The packings of the buffers a node writes are stale after it; what its dispatches pack for a
+/// later weight gradient is recorded in the order the plan runs.
+impl LowerHook for KeptOperands {
+    fn before(&self, outputs: &[&wgpu::Buffer]) {
+        for b in outputs {
+            self.written(b);
+        }
+    }
+
+    fn after(&self, dispatches: &[Dispatch]) {
+        self.lowered(dispatches);
+    }
 }

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId, ValueKind};
 use crate::kernels::shaders::DROPOUT;
 use crate::kernels::{groups_for, u32_of};
+use crate::ops::lowering::LowerCtx;
 pub use crate::shape::DropoutArgs;
 use crate::shape::Shape;
 use crate::tensor::DType;
@@ -64,14 +65,15 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, args: DropoutArgs, dy: ValueId) 
 }
 
 /// The launch of a `Dropout` node: [x or dy, seed] -> [y or dx].
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let (gpu, g) = (ctx.gpu, ctx.graph);
     let Op::Dropout(args) = n.op else {
         unreachable!("dropout::lower called on {}", n.op.name())
     };
     let dims = g.shape(n.inputs[0]).dims();
     let total = dims.iter().product::<usize>();
     let sample = total / dims[0].max(1);
-    let (x, seed, y) = (buf(n.inputs[0].0), buf(n.inputs[1].0), buf(n.outputs[0].0));
+    let (x, seed, y) = (ctx.input(n, 0), ctx.input(n, 1), ctx.output(n, 0));
     Ok(vec![launch(gpu, args, total, sample, &x, &seed, &y)?])
 }
 

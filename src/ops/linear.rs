@@ -7,6 +7,7 @@ use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::{self, gemm::GemmGeom};
+use crate::ops::lowering::LowerCtx;
 use crate::shape::{Conv2dArgs, Conv2dGeom, Epilogue, Shape};
 use crate::tensor::{DType, Tensor};
 
@@ -84,12 +85,13 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId, want: &[bool]) -> V
 }
 
 /// The launches of a linear node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
-    let i = |k: usize| buf(n.inputs[k].0);
-    let o = |k: usize| buf(n.outputs[k].0);
-    let ishape = |k: usize| g.shape(n.inputs[k]);
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let gpu = ctx.gpu;
+    let i = |k: usize| ctx.input(n, k);
+    let o = |k: usize| ctx.output(n, k);
+    let ishape = |k: usize| ctx.in_shape(n, k);
     // how the node's activations are stored (f32, or f16 after `passes::precision`)
-    let storage = n.outputs.first().map_or(DType::F32, |&v| g.value(v).dtype);
+    let storage = ctx.storage(n);
     Ok(match &n.op {
         Op::Linear => {
             let [m, k] = ishape(0).matrix("linear", "input")?;

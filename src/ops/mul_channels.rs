@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::{MUL_CHANNELS, ROW_DOT};
 use crate::kernels::{groups_for, u32_of};
+use crate::ops::lowering::LowerCtx;
 use crate::tensor::{DType, Tensor};
 
 const WG: usize = 256;
@@ -51,8 +52,9 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId, want: &[bool]) -> V
 }
 
 /// The launch of a `MulChannels` ([x, s] -> [y]) or `MulChannelsBwdScale` ([dy, x] -> [ds]) node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
-    let (i, o) = (|k: usize| buf(n.inputs[k].0), |k: usize| buf(n.outputs[k].0));
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let (gpu, g) = (ctx.gpu, ctx.graph);
+    let (i, o) = (|k: usize| ctx.input(n, k), |k: usize| ctx.output(n, k));
     Ok(vec![match n.op {
         Op::MulChannels => {
             let dims = check("mul_channels", g.shape(n.inputs[0]), g.shape(n.inputs[1]))?;

@@ -2,8 +2,9 @@
 
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
-use crate::graph::{Act, Epilogue, Graph, Node, Op, ValueId};
+use crate::graph::{Act, Graph, Node, Op, ValueId};
 use crate::kernels;
+use crate::ops::lowering::LowerCtx;
 use crate::shape::{batch_channels_spatial, Shape};
 use crate::tensor::{DType, Tensor};
 
@@ -200,25 +201,20 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> Result<Vec<Optio
 }
 
 /// The launches of a norm node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
-    let i = |k: usize| buf(n.inputs[k].0);
-    let o = |k: usize| buf(n.outputs[k].0);
-    let ishape = |k: usize| g.shape(n.inputs[k]);
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let gpu = ctx.gpu;
+    let i = |k: usize| ctx.input(n, k);
+    let o = |k: usize| ctx.output(n, k);
+    let ishape = |k: usize| ctx.in_shape(n, k);
     // how the node's activations are stored (f32, or f16 after `passes::precision`)
-    let storage = n.outputs.first().map_or(DType::F32, |&v| g.value(v).dtype);
+    let storage = ctx.storage(n);
     Ok(match &n.op {
-        Op::BatchNorm {
-            training,
-            momentum,
-            eps,
-            epi,
-            ..
-        } => {
+        Op::BatchNorm { training, eps, epi, .. } => {
             let dims = batch_channels_spatial(ishape(0).dims());
             let (gamma, beta, rm, rv) = (i(1), i(2), i(3), i(4));
             let r = epi.residual.then(|| i(5));
             if *training {
-                Vec::from(train_dispatches(gpu, g, n, buf, *momentum, *eps, *epi, true)?)
+                Vec::from(train_dispatches(ctx, n, true)?)
             } else {
                 vec![kernels::norm::apply(
                     gpu,
@@ -237,8 +233,8 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
                 )?]
             }
         }
-        Op::BatchNormBwd { eps, epi } => {
-            let d = backward_dispatches(gpu, g, n, buf, *eps, *epi)?;
+        Op::BatchNormBwd { .. } => {
+            let d = backward_dispatches(ctx, n)?;
             d.reduce.into_iter().chain([d.data]).collect()
         }
         Op::FoldBn { eps, bias } => {
@@ -269,22 +265,23 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
 
 /// A training batch norm's launches: batch statistics (also updating the running statistics
 /// when `update_running`), then the normalisation with its epilogue.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn train_dispatches(
-    gpu: &Gpu,
-    g: &Graph,
-    n: &Node,
-    buf: &dyn Fn(usize) -> wgpu::Buffer,
-    momentum: f32,
-    eps: f32,
-    epi: Epilogue,
-    update_running: bool,
-) -> Result<[Dispatch; 2]> {
-    let i = |k: usize| buf(n.inputs[k].0);
-    let dims = batch_channels_spatial(g.shape(n.inputs[0]).dims());
-    let (mean, var) = (buf(n.outputs[1].0), buf(n.outputs[2].0));
+fn train_dispatches(ctx: &LowerCtx, n: &Node, update_running: bool) -> Result<[Dispatch; 2]> {
+    let Op::BatchNorm {
+        momentum,
+        eps,
+        epi,
+        partials,
+        ..
+    } = n.op
+    else {
+        unreachable!("norm::train_dispatches called on {}", n.op.name())
+    };
+    let gpu = ctx.gpu;
+    let i = |k: usize| ctx.input(n, k);
+    let dims = batch_channels_spatial(ctx.in_shape(n, 0).dims());
+    let (mean, var) = (ctx.output(n, 1), ctx.output(n, 2));
     let r = epi.residual.then(|| i(5));
-    let stats = if matches!(n.op, Op::BatchNorm { partials: true, .. }) {
+    let stats = if partials {
         let partials = i(n.inputs.len() - 1);
         kernels::norm::merge_stats(
             gpu,
@@ -312,25 +309,21 @@ pub(crate) fn train_dispatches(
         &i(1),
         &i(2),
         r.as_ref(),
-        &buf(n.outputs[0].0),
+        &ctx.output(n, 0),
         // the value before an activation whose gradient needs it (the fused backward reads it)
-        n.outputs.get(3).map(|v| buf(v.0)).as_ref(),
+        n.outputs.get(3).map(|&v| ctx.buffer(v)).as_ref(),
     )?;
     Ok([stats, apply])
 }
 
 /// A batch norm backward's launches: the per-channel sums into dgamma and dbeta, then dx (with
 /// the epilogue's activation mask and residual gradient).
-pub(crate) fn backward_dispatches(
-    gpu: &Gpu,
-    g: &Graph,
-    n: &Node,
-    buf: &dyn Fn(usize) -> wgpu::Buffer,
-    eps: f32,
-    epi: Epilogue,
-) -> Result<kernels::norm::BnBackwardDispatches> {
-    let i = |k: usize| buf(n.inputs[k].0);
-    let o = |k: usize| buf(n.outputs[k].0);
+fn backward_dispatches(ctx: &LowerCtx, n: &Node) -> Result<kernels::norm::BnBackwardDispatches> {
+    let Op::BatchNormBwd { eps, epi } = n.op else {
+        unreachable!("norm::backward_dispatches called on {}", n.op.name())
+    };
+    let i = |k: usize| ctx.input(n, k);
+    let o = |k: usize| ctx.output(n, k);
     let y = (epi.act != crate::graph::Act::None).then(|| i(5));
     let dr = epi.residual.then(|| o(3));
     let bufs = kernels::norm::BnBackward {
@@ -346,10 +339,70 @@ pub(crate) fn backward_dispatches(
         dr: dr.as_ref(),
     };
     kernels::norm::backward(
-        gpu,
-        batch_channels_spatial(g.shape(n.inputs[0]).dims()),
+        ctx.gpu,
+        batch_channels_spatial(ctx.in_shape(n, 0).dims()),
         eps,
         epi,
         &bufs,
     )
+}
+
+/// A node lowered around a host synchronisation point: `before` runs, then the host replaces
+/// `sync` (per-channel values, each `channels` long) by their average over the ranks, then
+/// `after` runs. Only synchronised batch norm is lowered this way (`lower_synced`).
+pub(crate) struct SplitLowering {
+    pub before: Vec<Dispatch>,
+    pub sync: Vec<wgpu::Buffer>,
+    pub channels: usize,
+    /// `sync` is [batch mean, biased batch variance] (averaged as mean and E[x^2]); otherwise
+    /// plain per-channel sums.
+    pub mean_var: bool,
+    pub after: Vec<Dispatch>,
+    /// Names the node in errors and logs.
+    pub what: String,
+}
+
+/// Synchronised batch norm (data-parallel training): batch statistics over every rank's batch.
+/// Forward: local statistics, [host: average], running statistics over the global batch
+/// (`samples` holds its size), normalise. Backward: local per-channel sums of dy and
+/// dy * x_hat, [host: weighted sum], dx. None for every other node (and eval batch norms),
+/// which lower as usual.
+pub(crate) fn lower_synced(ctx: &LowerCtx, n: &Node, samples: &wgpu::Buffer) -> Result<Option<SplitLowering>> {
+    let g = ctx.graph;
+    let i = |k: usize| ctx.input(n, k);
+    let o = |k: usize| ctx.output(n, k);
+    let channels = || batch_channels_spatial(ctx.in_shape(n, 0).dims());
+    match &n.op {
+        Op::BatchNorm {
+            training: true,
+            momentum,
+            ..
+        } => {
+            let [_, c, hw] = channels();
+            let [stats, apply] = train_dispatches(ctx, n, false)?;
+            let (mean, var, rm, rv) = (o(1), o(2), i(3), i(4));
+            let running = kernels::norm::running_update(ctx.gpu, [c, hw], *momentum, samples, &mean, &var, &rm, &rv)?;
+            Ok(Some(SplitLowering {
+                before: vec![stats],
+                sync: vec![mean, var],
+                channels: c,
+                mean_var: true,
+                after: vec![running, apply],
+                what: format!("batch norm statistics of '{}'", g.value(n.inputs[3]).name),
+            }))
+        }
+        Op::BatchNormBwd { .. } => {
+            // the reduction writes the local sums into dgamma, dbeta; dx reads them back
+            let d = backward_dispatches(ctx, n)?;
+            Ok(Some(SplitLowering {
+                before: d.reduce,
+                sync: vec![o(1), o(2)],
+                channels: channels()[1],
+                mean_var: false,
+                after: vec![d.data],
+                what: format!("batch norm gradient sums of '{}'", g.value(n.inputs[4]).name),
+            }))
+        }
+        _ => Ok(None),
+    }
 }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::PAD2D;
 use crate::kernels::{groups_for, u32_of};
+use crate::ops::lowering::LowerCtx;
 pub use crate::shape::Pad2dArgs;
 use crate::shape::Shape;
 use crate::tensor::{DType, Tensor};
@@ -37,7 +38,8 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, args: Pad2dArgs, dy: ValueId) ->
 }
 
 /// The launch of a Pad2d ([x] -> [y]) or Pad2dBwd ([dy] -> [dx]) node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let (gpu, g) = (ctx.gpu, ctx.graph);
     let (args, sign) = match n.op {
         Op::Pad2d(a) => (a, 1),
         Op::Pad2dBwd(a) => (a, -1),
@@ -46,20 +48,20 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
     let [b, c, ih, iw] = g.shape(n.inputs[0]).nchw("pad2d", "input")?;
     let [_, _, oh, ow] = g.shape(n.outputs[0]).nchw("pad2d", "output")?;
     let off = [sign * args.pads[0] as i64, sign * args.pads[1] as i64];
-    Ok(vec![launch(
-        gpu,
-        b * c,
-        [ih, iw],
-        [oh, ow],
-        off,
-        args.value,
-        &buf(n.inputs[0].0),
-        &buf(n.outputs[0].0),
-    )?])
+    let (src, dst) = (ctx.input(n, 0), ctx.output(n, 0));
+    let bufs = PadBuffers { src: &src, dst: &dst };
+    Ok(vec![launch(gpu, b * c, [ih, iw], [oh, ow], off, args.value, &bufs)?])
+}
+
+/// The buffers of a pad or its crop: src (planes, IH, IW) in, dst (planes, OH, OW) out (x and y
+/// of a Pad2d, dy and dx of a Pad2dBwd).
+#[derive(Clone, Copy)]
+pub struct PadBuffers<'a> {
+    pub src: &'a wgpu::Buffer,
+    pub dst: &'a wgpu::Buffer,
 }
 
 /// dst (planes, OH, OW)[y, x] = src (planes, IH, IW)[y - off_y, x - off_x], `value` outside.
-#[allow(clippy::too_many_arguments)]
 pub fn launch(
     gpu: &Gpu,
     planes: usize,
@@ -67,8 +69,7 @@ pub fn launch(
     [oh, ow]: [usize; 2],
     [off_y, off_x]: [i64; 2],
     value: f32,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
+    b: &PadBuffers<'_>,
 ) -> Result<Dispatch> {
     let total = planes * oh * ow;
     u32_of("pad2d elements", total.max(planes * ih * iw))?;
@@ -92,7 +93,7 @@ pub fn launch(
         gpu,
         pipeline,
         &params,
-        &[src, dst],
+        &[b.src, b.dst],
         grid_1d(groups_for("pad2d", total, WG)?),
     )
 }
@@ -104,15 +105,10 @@ pub fn pad2d(gpu: &Gpu, x: &Tensor, args: Pad2dArgs) -> Result<Tensor> {
     let [oh, ow] = args.out_hw(h, w);
     let y = Tensor::empty(gpu, [n, c, oh, ow])?;
     let off = [args.pads[0] as i64, args.pads[1] as i64];
-    gpu.run(&[launch(
-        gpu,
-        n * c,
-        [h, w],
-        [oh, ow],
-        off,
-        args.value,
-        x.buffer(),
-        y.buffer(),
-    )?]);
+    let bufs = PadBuffers {
+        src: x.buffer(),
+        dst: y.buffer(),
+    };
+    gpu.run(&[launch(gpu, n * c, [h, w], [oh, ow], off, args.value, &bufs)?]);
     Ok(y)
 }

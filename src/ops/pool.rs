@@ -7,6 +7,7 @@ use crate::device::{Dispatch, Gpu};
 use crate::error::Result;
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels;
+use crate::ops::lowering::LowerCtx;
 pub use crate::shape::{Pool2dArgs, Pool2dGeom};
 use crate::tensor::{DType, Tensor};
 
@@ -39,9 +40,10 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> ValueId {
 }
 
 /// The launches of a pooling node or its backward.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
-    let (i, o) = (|k: usize| buf(n.inputs[k].0), |k: usize| buf(n.outputs[k].0));
-    let (ishape, oshape) = (|k: usize| g.shape(n.inputs[k]), |k: usize| g.shape(n.outputs[k]));
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let (gpu, g) = (ctx.gpu, ctx.graph);
+    let (i, o) = (|k: usize| ctx.input(n, k), |k: usize| ctx.output(n, k));
+    let (ishape, oshape) = (|k: usize| ctx.in_shape(n, k), |k: usize| ctx.out_shape(n, k));
     let storage = g.value(n.outputs[0]).dtype;
     Ok(match n.op {
         Op::MaxPool2d(a) => {

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::SOFTMAX;
 use crate::kernels::u32_of;
+use crate::ops::lowering::LowerCtx;
 use crate::tensor::{DType, Tensor};
 
 impl Graph {
@@ -27,9 +28,10 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> ValueId {
 }
 
 /// The launch of a Softmax ([x] -> [y]) or SoftmaxBwd ([y, dy] -> [dx]) node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let (gpu, g) = (ctx.gpu, ctx.graph);
     let nk = g.shape(n.inputs[0]).matrix("softmax", "input (N, K)")?;
-    let (i, o) = (|k: usize| buf(n.inputs[k].0), |k: usize| buf(n.outputs[k].0));
+    let (i, o) = (|k: usize| ctx.input(n, k), |k: usize| ctx.output(n, k));
     Ok(vec![match n.op {
         Op::Softmax => launch(gpu, nk, &i(0), None, &o(0))?,
         Op::SoftmaxBwd => launch(gpu, nk, &i(0), Some(&i(1)), &o(0))?,

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::shaders::UPSAMPLE;
 use crate::kernels::{groups_for, u32_of};
+use crate::ops::lowering::LowerCtx;
 use crate::shape::Shape;
 pub use crate::shape::UpsampleArgs;
 use crate::tensor::{DType, Tensor};
@@ -37,7 +38,8 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, args: UpsampleArgs, dy: ValueId)
 }
 
 /// The launch of an Upsample ([x] -> [y]) or UpsampleBwd ([dy] -> [dx]) node.
-pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu::Buffer) -> Result<Vec<Dispatch>> {
+pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
+    let (gpu, g) = (ctx.gpu, ctx.graph);
     let (args, backward, small) = match n.op {
         Op::Upsample(a) => (a, false, n.inputs[0]),
         Op::UpsampleBwd(a) => (a, true, n.outputs[0]),
@@ -49,8 +51,8 @@ pub(crate) fn lower(gpu: &Gpu, g: &Graph, n: &Node, buf: &dyn Fn(usize) -> wgpu:
         args,
         [b * c, h, w],
         backward,
-        &buf(n.inputs[0].0),
-        &buf(n.outputs[0].0),
+        &ctx.input(n, 0),
+        &ctx.output(n, 0),
     )?])
 }
 

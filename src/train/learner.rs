@@ -6,7 +6,7 @@ use crate::data::{batch_indices, epoch_order, for_each_batch, Dataset};
 use crate::device::Gpu;
 use crate::dist::{shard_epoch, DistOptions};
 use crate::error::Result;
-use crate::exec::{Inference, ParamStore, TrainStep};
+use crate::exec::{Inference, ParamGroups, ParamStore, TrainStep};
 use crate::nn::{Model, Net};
 use crate::passes::optimizer::Optimizer;
 use std::collections::HashMap;
@@ -194,17 +194,13 @@ impl Learner {
                 dist: self.dist.clone(),
                 ..Default::default()
             };
-            let mut step = TrainStep::compile_groups(
-                &self.gpu,
-                net.graph,
-                outs[0],
-                &outs[1..],
-                &mut self.store,
-                self.optimizer,
-                &group_of,
-                mults,
-                opts,
-            )?;
+            let groups = ParamGroups {
+                optimizer: self.optimizer,
+                group_of: &group_of,
+                lr_mults: mults,
+            };
+            let mut step =
+                TrainStep::compile_groups(&self.gpu, net.graph, outs[0], &outs[1..], &mut self.store, groups, opts)?;
             step.skip_to(self.steps_done);
             step.set_dropout_seed(self.seed);
             self.step = Some(step);

@@ -15,7 +15,7 @@ pub use classifier::Classifier;
 pub use trainer::Trainer;
 
 use crate::data::loader::{FASHION_MEAN, FASHION_STD};
-use crate::data::transform::{center_box, crop_resize_normalize, Image, IMAGENET_MEAN, IMAGENET_STD};
+use crate::data::transform::{center_box, crop_resize_normalize, Crop, Image, Normalize};
 use crate::data::{Mnist, Split, FASHION_CLASSES};
 use std::sync::OnceLock;
 use wasm_bindgen::prelude::*;
@@ -137,16 +137,12 @@ pub fn preprocess_rgb(rgba: &[u8], width: usize, height: usize, size: usize) -> 
         pixels: &rgb,
     };
     let mut out = vec![0.0; 3 * size * size];
-    crop_resize_normalize(
-        &img,
-        center_box(width, height, 0.875),
-        size,
-        size,
-        false,
-        &IMAGENET_MEAN,
-        &IMAGENET_STD,
-        &mut out,
-    );
+    let crop = Crop {
+        region: center_box(width, height, 0.875),
+        size: [size, size],
+        flip: false,
+    };
+    crop_resize_normalize(&img, crop, Normalize::IMAGENET, &mut out);
     Ok(out)
 }
 

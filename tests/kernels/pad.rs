@@ -2,7 +2,7 @@
 //! against the pad's transpose: <pad(x), dy> = <x, crop(dy)> for every x and dy.
 
 use crate::common::{assert_close, gpu, reference};
-use convoy::ops::pad::{launch, pad2d, Pad2dArgs};
+use convoy::ops::pad::{launch, pad2d, Pad2dArgs, PadBuffers};
 use convoy::rng::Rng;
 use convoy::Tensor;
 
@@ -39,7 +39,11 @@ fn padding_and_its_crop_match_reference() {
         let dyt = Tensor::from_slice(g, &dy, [n, c, oh, ow]).unwrap();
         let dx = Tensor::empty(g, shape).unwrap();
         let off = [-(pads[0] as i64), -(pads[1] as i64)];
-        g.run(&[launch(g, n * c, [oh, ow], [h, w], off, 0.0, dyt.buffer(), dx.buffer()).unwrap()]);
+        let bufs = PadBuffers {
+            src: dyt.buffer(),
+            dst: dx.buffer(),
+        };
+        g.run(&[launch(g, n * c, [oh, ow], [h, w], off, 0.0, &bufs).unwrap()]);
         assert_close(&format!("{what} backward"), &dx.to_vec().unwrap(), &want_dx, 0.0);
     }
 }

@@ -33,8 +33,9 @@ enum Command {
     Infer(model_cmds::InferArgs),
     /// Run SGD steps on one batch from a checkpoint; save the updated checkpoint.
     TrainStep(model_cmds::TrainStepArgs),
-    /// Print the GPU adapter convoy picks, its limits and features, and the kernel policy.
-    Info,
+    /// Print the GPU adapter convoy picks, its limits and features, and the kernel policy;
+    /// with --model, the kernel each pass of each of the model's convs runs, and why.
+    Info(InfoArgs),
     /// Print an ONNX model's input, output and ops, and whether convoy can run it.
     OnnxInfo(model_cmds::OnnxInfoArgs),
     /// Time the conv shapes, the GEMM ceiling or the models (shared/bench-suite.md).
@@ -49,7 +50,7 @@ fn main() {
         Command::Stats(args) => train::run(args.with_stats()),
         Command::Infer(args) => model_cmds::infer(args),
         Command::TrainStep(args) => model_cmds::train_step(args),
-        Command::Info => info(),
+        Command::Info(args) => info(args),
         Command::OnnxInfo(args) => model_cmds::onnx_info(args),
         Command::Bench(args) => bench::run(args),
     };
@@ -59,9 +60,47 @@ fn main() {
     }
 }
 
-fn info() -> convoy::Result<()> {
+#[derive(clap::Args)]
+struct InfoArgs {
+    /// A zoo model: print, for each of its convs, the kernel of its inference forward, its
+    /// training forward, input gradient and weight gradient, why, and the tuner's recorded tile.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(convoy::nn::MODEL_NAMES))]
+    model: Option<String>,
+    /// The batch of the model's shapes.
+    #[arg(long, default_value_t = 8, requires = "model", value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
+    /// The images' side (square).
+    #[arg(long, default_value_t = 224, requires = "model", value_parser = clap::value_parser!(u64).range(1..))]
+    size: u64,
+    /// The classifier's classes.
+    #[arg(long, default_value_t = 1000, requires = "model", value_parser = clap::value_parser!(u64).range(1..))]
+    classes: u64,
+    /// The inference forward on f16 activations (as `infer --f16`).
+    #[arg(long, requires = "model")]
+    f16: bool,
+    /// The graph unfused (CONVOY_FUSION=0): no conv writes batch statistics.
+    #[arg(long, requires = "model")]
+    no_fusion: bool,
+}
+
+fn info(a: InfoArgs) -> convoy::Result<()> {
     let gpu = convoy::Gpu::new()?;
     println!("{}", gpu.info());
     println!("{}", gpu.policy());
+    let Some(name) = a.model else { return Ok(()) };
+    let (batch, size, classes) = (a.batch as usize, a.size as usize, a.classes as usize);
+    let model = convoy::nn::by_name(&name, classes, 3)?;
+    let storage = if a.f16 { convoy::DType::F16 } else { convoy::DType::F32 };
+    let convs =
+        convoy::diag::kernels::conv_passes(&gpu, model.as_ref(), [batch, 3, size, size], storage, !a.no_fusion)?;
+    let tuner = match gpu.tuner() {
+        Some(_) => "tuner on: recorded tiles shown",
+        None => "tuner off (CONVOY_TUNE=1 turns it on): defaults run",
+    };
+    println!(
+        "\n{name}, batch {batch}, {size}x{size}, {classes} classes: {} convs ({tuner})\n",
+        convs.len()
+    );
+    print!("{}", convoy::diag::kernels::format_conv_passes(&gpu, &convs));
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use clap::builder::PossibleValuesParser;
 use clap::Args;
+use convoy::exec::ParamGroups;
 use convoy::io::npy::{read_npy, write_npy, NpyArray};
 use convoy::io::safetensors::{
     encode_safetensors, load_safetensors, parse_safetensors, store_from_host, store_to_host,
@@ -324,7 +325,8 @@ fn train_step_rank(
         ..Default::default()
     };
     let graph = std::mem::take(&mut net.graph);
-    let mut step = TrainStep::compile_groups(&gpu, graph, loss, &[], &mut loaded.store, opt, &|_| 0, vec![1.0], opts)?;
+    let groups = ParamGroups::single(opt);
+    let mut step = TrainStep::compile_groups(&gpu, graph, loss, &[], &mut loaded.store, groups, opts)?;
     step.set_dropout_seed(a.seed);
     let weight = (hi - lo) as f32 / n as f32;
     step.set_dist_batch(weight, n);

@@ -5,11 +5,13 @@ use super::constants::{
     geometry_constants, sizes, tap_window, tap_window_constants, taps_outer, transpose_constants, FWD_PIXELS,
     SEGMENT_MAX, WG,
 };
-use super::forward::{depthwise_staged_fits, forward, forward_block, forward_depthwise, is_pointwise_gemm};
+use super::forward::{forward, forward_block, forward_depthwise};
+use super::phases::{all_taps, transposed_geometry, transposes_to_forward, Phase};
 use super::texture;
 use super::tile::{ConvTile, TileKind};
 use super::tune::{choose, Rows};
-use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily};
+use super::variants::{self, depthwise_staged_fits, InputGradient};
+use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{
     CONV2D_BWD_DATA, CONV2D_BWD_DATA_NARROW, CONV2D_FWD_BLOCK, CONV2D_SCATTER_PHASE, CONV2D_TRANSPOSE_WEIGHTS,
@@ -31,60 +33,36 @@ pub fn backward_data(
     dx: &wgpu::Buffer,
     kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
-    if let Some(phases) = forward_phases(gpu, g) {
-        return through_forward_phases(gpu, g, &phases, dy, w, dx, kept);
+    match variants::input_gradient(gpu.into(), g).kernel {
+        InputGradient::ForwardPhases { phases, .. } => through_forward_phases(gpu, g, &phases, dy, w, dx, kept),
+        InputGradient::PointwiseGemm => {
+            // dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W)
+            let rows = crate::kernels::gemm::RowsGeom {
+                batch: g.n,
+                m: g.cin,
+                n: g.h * g.w,
+                k: g.cout,
+                trans_a: true,
+            };
+            let act = crate::shape::Act::None;
+            Ok(vec![crate::kernels::gemm::gemm_rows(
+                gpu,
+                &rows,
+                act,
+                DType::F32,
+                w,
+                dy,
+                None,
+                None,
+                dx,
+            )?])
+        }
+        InputGradient::Depthwise => backward_data_depthwise(gpu, g, dy, w, dx),
+        InputGradient::Narrow => Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]),
+        InputGradient::Tiled(tiles) => choose(gpu, &tiles.tuner, g, Rows::Inputs, &tiles.candidates, |g, t| {
+            backward_data_tiled(gpu, g, t, dy, w, dx)
+        }),
     }
-    let block = ConvTile::block_first(gpu, g.cin / g.args.groups) && transposes_to_forward(g);
-    if is_pointwise_gemm(g) && !block {
-        // dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W)
-        let rows = crate::kernels::gemm::RowsGeom {
-            batch: g.n,
-            m: g.cin,
-            n: g.h * g.w,
-            k: g.cout,
-            trans_a: true,
-        };
-        return Ok(vec![crate::kernels::gemm::gemm_rows(
-            gpu,
-            &rows,
-            crate::shape::Act::None,
-            DType::F32,
-            w,
-            dy,
-            None,
-            None,
-            dx,
-        )?]);
-    }
-    // the gpu family's stride-1 depthwise input gradient: the staged depthwise forward of dy
-    // with the kernel flipped
-    if gpu.policy().family == KernelFamily::Gpu
-        && transposes_to_forward(g)
-        && depthwise_staged_fits(&transposed_geometry(g))
-    {
-        return backward_data_depthwise(gpu, g, dy, w, dx);
-    }
-    if !taps_outer(g.cout / g.args.groups) {
-        return Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]);
-    }
-    // the largest stride phase's input pixels
-    let [sh, sw] = g.args.stride;
-    let pixels = g.n * g.h.div_ceil(sh) * g.w.div_ceil(sw);
-    let mut candidates = ConvTile::candidates(gpu, g.cin / g.args.groups, pixels);
-    if block {
-        candidates.insert(0, ConvTile::BLOCK);
-    }
-    choose(gpu, "conv2d_bwd_data", g, Rows::Inputs, &candidates, |g, t| {
-        backward_data_tiled(gpu, g, t, dy, w, dx)
-    })
-}
-
-/// Whether the input gradient of `g` is a forward conv of dy: stride 1 (larger strides leave
-/// holes between dy's taps) and each axis's padding at most the dilated kernel's reach, so
-/// that the transposed conv's padding, d*(K-1) - P per axis, is not negative.
-pub fn transposes_to_forward(g: &Conv2dGeom) -> bool {
-    let a = &g.args;
-    a.stride == [1, 1] && a.padding[0] <= a.dilation[0] * (g.kh - 1) && a.padding[1] <= a.dilation[1] * (g.kw - 1)
 }
 
 /// The input gradient of a stride-1 conv through the block forward `kernel`
@@ -118,117 +96,6 @@ pub fn backward_data_block(
     )
 }
 
-/// One axis of a conv's input gradient split by stride phase. The input positions i with
-/// (i + P) % S == r take the taps k with k*D % S == r: k0, k0 + step, ... (`taps` of them), whose
-/// dy positions are `dil` apart; as a stride-1 forward over dy the phase is a map of `count`
-/// outputs, output m at input position `first` + S*m, with padding `pad` in front of dy (None
-/// when it would be negative: a padding larger than the kernel's reach).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PhaseAxis {
-    k0: usize,
-    step: usize,
-    taps: usize,
-    dil: usize,
-    first: usize,
-    count: usize,
-    pad: Option<usize>,
-}
-
-/// Phase `r` of one axis: input size `size`, kernel `k`, stride `s`, padding `p`, dilation `d`.
-fn phase_axis(size: usize, k: usize, s: usize, p: usize, d: usize, r: usize) -> PhaseAxis {
-    let gcd = |mut a: usize, mut b: usize| {
-        while b != 0 {
-            (a, b) = (b, a % b);
-        }
-        a
-    };
-    let step = s / gcd(d, s);
-    let k0 = (0..k.min(step)).find(|&k| k * d % s == r);
-    let taps = k0.map_or(0, |k0| (k - k0).div_ceil(step));
-    // the first phase output: the smallest m with r + s*m - p >= 0
-    let m0 = if p > r { (p - r).div_ceil(s) } else { 0 };
-    let first = r + s * m0 - p;
-    let count = if first < size { (size - first).div_ceil(s) } else { 0 };
-    let dil = step * d / s;
-    // tap j reads dy at m - e_j, e_j = (k_j*d - r) / s = e_0 + j*dil; flipped, the forward's
-    // padding is e_max - m0
-    let pad = k0.and_then(|k0| ((k0 * d - r) / s + (taps - 1) * dil).checked_sub(m0));
-    PhaseAxis {
-        k0: k0.unwrap_or(0),
-        step,
-        taps,
-        dil,
-        first,
-        count,
-        pad,
-    }
-}
-
-/// The stride phases of `g`'s input gradient that a forward kernel runs, as (rows, columns, the
-/// phase's forward geometry, None where no tap reaches it) per phase; else None. On the cpu
-/// family (texture operands) when every phase with taps fits the texture forward (3+ output
-/// channels per group, dy within the texture limit, no negative padding). On the gpu family for
-/// a strided conv whose groups have the block forward's 32+ rows (input channels here): each
-/// phase is a stride-1 conv of dy that the block forward runs at its efficiency, far above the
-/// register kernel it replaces (BENCHMARKS.md, "The first GPU runs"); stride 1 keeps
-/// `backward_data_block` among the tuner's candidates.
-fn forward_phases(gpu: &Gpu, g: &Conv2dGeom) -> Option<Vec<ForwardPhase>> {
-    let a = &g.args;
-    let policy = gpu.policy();
-    let texture = policy.texture_operands;
-    let block = !texture
-        && policy.family == KernelFamily::Gpu
-        && a.stride != [1, 1]
-        && ConvTile::block_first(gpu, g.cin / a.groups);
-    if !texture && !block {
-        return None;
-    }
-    let axes = |axis: usize, size: usize, k: usize| -> Vec<PhaseAxis> {
-        (0..a.stride[axis])
-            .map(|r| phase_axis(size, k, a.stride[axis], a.padding[axis], a.dilation[axis], r))
-            .collect()
-    };
-    let (rows, cols) = (axes(0, g.h, g.kh), axes(1, g.w, g.kw));
-    let mut phases = Vec::new();
-    for &py in &rows {
-        for &px in &cols {
-            if py.count == 0 || px.count == 0 {
-                continue;
-            }
-            let geom = match py.taps > 0 && px.taps > 0 {
-                true => Some(phase_geometry(g, &py, &px)?),
-                false => None,
-            };
-            if texture && geom.is_some_and(|geom| !texture::uses_texture(gpu, &geom)) {
-                return None;
-            }
-            phases.push((py, px, geom));
-        }
-    }
-    Some(phases)
-}
-
-/// One stride phase of an input gradient through a forward kernel: its rows, its columns, and
-/// its forward geometry (None for a phase no tap reaches).
-type ForwardPhase = (PhaseAxis, PhaseAxis, Option<Conv2dGeom>);
-
-/// The forward geometry of one stride phase: dy as the input, the phase's taps as the kernel
-/// (flipped, channel axes swapped), the phase's map as the output; None for a negative padding.
-fn phase_geometry(g: &Conv2dGeom, py: &PhaseAxis, px: &PhaseAxis) -> Option<Conv2dGeom> {
-    Some(Conv2dGeom {
-        n: g.n,
-        cin: g.cout,
-        h: g.oh,
-        w: g.ow,
-        cout: g.cin,
-        kh: py.taps,
-        kw: px.taps,
-        oh: py.count,
-        ow: px.count,
-        args: crate::shape::Conv2dArgs::new(1, 0, 1, g.args.groups).hw([1, 1], [py.pad?, px.pad?], [py.dil, px.dil]),
-    })
-}
-
 /// The input gradient through the cpu family's texture forward (conv2d_fwd_tex, after packing dy
 /// into an operand texture), one stride phase at a time: each phase of dx is the forward of dy
 /// with that phase's taps flipped and their channel axes swapped (as the weights are packed),
@@ -243,7 +110,7 @@ pub fn backward_data_texture(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    let Some(phases) = forward_phases(gpu, g).filter(|_| gpu.policy().texture_operands) else {
+    let Some((phases, _)) = variants::forward_phases(gpu.into(), g).filter(|_| gpu.policy().texture_operands) else {
         return Err(Error::arg(
             "conv2d input gradient",
             "kernel",
@@ -262,7 +129,7 @@ pub fn backward_data_texture(
 fn through_forward_phases(
     gpu: &Gpu,
     g: &Conv2dGeom,
-    phases: &[ForwardPhase],
+    phases: &[Phase],
     dy: &wgpu::Buffer,
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
@@ -302,19 +169,20 @@ fn through_forward_phases(
     let mut out = Vec::new();
     // dy packed once for every phase with taps (and kept for the weight gradient where the
     // plan wants it), where each phase packed it with its own padding
-    let readers: Vec<Conv2dGeom> = phases.iter().filter_map(|p| p.2).collect();
+    let readers: Vec<Conv2dGeom> = phases.iter().filter_map(|p| p.geom).collect();
     let (shared, packing) = match in_place {
         true => texture::pack_for_phases(gpu, g, &readers, dy, kept)?.map_or((None, vec![]), |(s, d)| (Some(s), d)),
         false => (None, vec![]),
     };
-    if in_place && phases.iter().any(|(_, _, geom)| geom.is_none()) {
+    if in_place && phases.iter().any(|p| p.geom.is_none()) {
         // phases no tap reaches: one pass zeroes all of dx, and the phases with taps then store
         // over their positions (one dispatch where a zero pass per phase took S*S - 1; a 1x1
         // stride-2 projection has 3 such phases)
         out.push(scatter([0, g.h, 1], [0, g.w, 1], true, gpu.dummy())?);
     }
     out.extend(packing);
-    for &(py, px, geom) in phases {
+    for phase in phases {
+        let (py, px, geom) = (phase.rows, phase.cols, phase.geom);
         let (rows, cols) = (
             [py.first, py.count, g.args.stride[0]],
             [px.first, px.count, g.args.stride[1]],
@@ -325,7 +193,7 @@ fn through_forward_phases(
             }
             continue;
         };
-        let taps = [(py.k0, py.step, py.taps), (px.k0, px.step, px.taps)];
+        let taps = phase.taps();
         if dense {
             // dy's one packing (no phases): kept for the weight gradient where the plan wants it
             out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, texture, |t, b| {
@@ -357,32 +225,6 @@ fn through_forward_phases(
         }
     }
     Ok(out)
-}
-
-/// The forward geometry whose output is the input gradient of a stride-1 conv `g`: dy as the
-/// input, the flipped kernel with its channel axes swapped, padding d*(K-1) - P per axis
-/// (callers check `transposes_to_forward`, which keeps it non-negative).
-fn transposed_geometry(g: &Conv2dGeom) -> Conv2dGeom {
-    let a = &g.args;
-    Conv2dGeom {
-        n: g.n,
-        cin: g.cout,
-        h: g.oh,
-        w: g.ow,
-        cout: g.cin,
-        kh: g.kh,
-        kw: g.kw,
-        oh: g.h,
-        ow: g.w,
-        args: crate::shape::Conv2dArgs::new(1, 0, 1, a.groups).hw(
-            [1, 1],
-            [
-                (a.dilation[0] * (g.kh - 1)).saturating_sub(a.padding[0]),
-                (a.dilation[1] * (g.kw - 1)).saturating_sub(a.padding[1]),
-            ],
-            a.dilation,
-        ),
-    }
 }
 
 /// The input gradient of `g` (or one stride phase of it) as the forward `forward` runs on
@@ -442,11 +284,6 @@ pub(super) fn transpose_weights(
         &[w, wt],
         grid_1d(groups_for("conv2d weights", total, 64)?),
     )
-}
-
-/// Every tap of each axis, for a stride-1 conv's transposed weights.
-fn all_taps(g: &Conv2dGeom) -> [(usize, usize, usize); 2] {
-    [(0, 1, g.kh), (0, 1, g.kw)]
 }
 
 /// The input gradient of a stride-1 depthwise conv through the staged depthwise forward
@@ -559,43 +396,3 @@ pub fn backward_data_narrow(
 
 /// Cells per invocation of conv2d_bwd_data_narrow (its CELLS), fewer for strides above 8.
 pub(super) const NARROW_CELLS: usize = 4;
-
-#[cfg(test)]
-mod tests {
-    use super::{phase_axis, PhaseAxis};
-
-    #[test]
-    fn stride_phases_take_the_taps_that_land_on_them() {
-        // 3 taps, stride 2, padding 1 (ResNet's downsampling 3x3) on 56 rows: the odd rows
-        // (phase 0: (i + 1) % 2 == 0) take taps 0 and 2, the even rows tap 1
-        let even = phase_axis(56, 3, 2, 1, 1, 0);
-        assert_eq!(
-            even,
-            PhaseAxis {
-                k0: 0,
-                step: 2,
-                taps: 2,
-                dil: 1,
-                first: 1,
-                count: 28,
-                pad: Some(0)
-            }
-        );
-        let odd = phase_axis(56, 3, 2, 1, 1, 1);
-        assert_eq!(
-            (odd.k0, odd.taps, odd.first, odd.count, odd.pad),
-            (1, 1, 0, 28, Some(0))
-        );
-        // stride 1 is one phase: every tap, padding d*(K-1) - P
-        let one = phase_axis(9, 5, 1, 1, 2, 0);
-        assert_eq!(
-            (one.k0, one.step, one.taps, one.dil, one.first, one.count, one.pad),
-            (0, 1, 5, 2, 0, 9, Some(7))
-        );
-        // dilation 2 at stride 2: the odd phase has no tap (its rows get zeros)
-        assert_eq!(phase_axis(10, 3, 2, 0, 2, 1).taps, 0);
-        // a 1x1 with padding 1 at stride 2: the padding lies beyond the kernel's reach
-        let beyond = phase_axis(8, 1, 2, 1, 1, 0);
-        assert_eq!((beyond.taps, beyond.pad), (1, None));
-    }
-}

@@ -2,30 +2,18 @@
 //! and reduced.
 
 use super::backward_data;
-use super::constants::{geometry_constants, sizes, tap_window, WG};
+use super::constants::{geometry_constants, sizes};
 use super::split_k::{split_k_chunk, split_k_dispatches, split_k_weight_gradient, SPLIT_K_WORKGROUPS};
-use super::texture::{self, swapped};
+use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS};
 use super::tune::{choose, Rows};
+use super::variants::{self, weight_gradient_lanes, WeightGradient, NARROW_COLUMNS};
 use crate::device::{Dispatch, Gpu, Resource};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK, CONV2D_BWD_WEIGHT_NARROW};
 use crate::kernels::u32_of;
 use crate::shape::Conv2dGeom;
 
-/// Invocations of conv2d_bwd_weight per block of output channels: one per live tap and run of
-/// `BWD_WEIGHT_COLUMNS` input channels of a group (its columns).
-pub(super) fn weight_gradient_lanes(g: &Conv2dGeom) -> usize {
-    let [(y0, y1), (x0, x1)] = tap_window(g);
-    (g.cin / g.args.groups).div_ceil(BWD_WEIGHT_COLUMNS) * (y1 - y0) * (x1 - x0)
-}
-
-/// Weight columns per group (Cin/g * KH * KW) up to which the weight gradient runs
-/// conv2d_bwd_weight_narrow (its MAX_COLS): conv2d_bwd_weight spreads the columns over the
-/// lanes, 4 per invocation, so a depthwise 3x3 (9 columns) would leave almost every lane idle.
-pub(super) const NARROW_COLUMNS: usize = 32;
-/// Weight columns per invocation of conv2d_bwd_weight (its KC).
-pub(super) const BWD_WEIGHT_COLUMNS: usize = 4;
 /// The gpu family's split-K target: thousands of workgroups, so that a GPU with 100+ compute
 /// units holds several per unit (512 would leave an H100's 132 SMs ~4 workgroups each, each
 /// walking thousands of pixels alone).
@@ -45,66 +33,31 @@ pub fn backward_weight(
     dw: &wgpu::Buffer,
     kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
-    let cols = (g.cin / g.args.groups) * g.kh * g.kw;
-    let texture = texture::weight_gradient_uses_texture(gpu, g);
-    // the texture kernel first: resnet_mini's 16- and 32-column projections (4 and 8 texel
-    // columns) took 3.2-3.9 ms each through the narrow kernel, ~0.8 through textures
-    if cols <= NARROW_COLUMNS && !texture {
-        return backward_weight_narrow(gpu, g, None, dy, x, dw);
+    match variants::weight_gradient(gpu.into(), g).kernel {
+        WeightGradient::Narrow => backward_weight_narrow(gpu, g, None, dy, x, dw),
+        WeightGradient::Swapped(s) => {
+            // dw^T as the weight gradient of the conv from dy to x, then transposed into place
+            let t = gpu.scratch_buffer("conv2d transposed weight gradient", (g.cout * g.cin * 4) as u64)?;
+            let mut out = backward_weight(gpu, &s, x, dy, &t, None)?;
+            out.push(backward_data::transpose_weights(
+                gpu,
+                &s,
+                [(0, 1, 1), (0, 1, 1)],
+                &t,
+                dw,
+            )?);
+            Ok(out)
+        }
+        WeightGradient::Texture { columns, tiles } => {
+            choose(gpu, &tiles.tuner, g, Rows::Outputs, &tiles.candidates, |g, t| {
+                texture::backward_weight(gpu, g, t, columns, None, dy, x, dw, kept)
+            })
+        }
+        WeightGradient::Tiled(tiles) => choose(gpu, &tiles.tuner, g, Rows::Outputs, &tiles.candidates, |g, t| {
+            backward_weight_tiled(gpu, g, t, None, dy, x, dw)
+        }),
     }
-    if let Some(s) = swapped(gpu, g) {
-        // dw^T as the weight gradient of the conv from dy to x, then transposed into place
-        let t = gpu.scratch_buffer("conv2d transposed weight gradient", (g.cout * g.cin * 4) as u64)?;
-        let mut out = backward_weight(gpu, &s, x, dy, &t, None)?;
-        out.push(backward_data::transpose_weights(
-            gpu,
-            &s,
-            [(0, 1, 1), (0, 1, 1)],
-            &t,
-            dw,
-        )?);
-        return Ok(out);
-    }
-    // workgroups no wider than the (live) columns they cover, and of 32 rather than 64 lanes
-    // where that leaves fewer lanes idle (ResNet's 64-channel 3x3: 144 lanes in 160, not 192;
-    // r18_l1 weight gradient ~2450 -> ~2050 ms on lavapipe, Zen 3)
-    let columns = texture::weight_gradient_columns(g);
-    let lanes = if texture {
-        texture::weight_gradient_lanes(g, columns)
-    } else {
-        weight_gradient_lanes(g)
-    };
-    let idle = |wg: usize| lanes.div_ceil(wg) * wg - lanes;
-    let wg = if texture && lanes <= TEXTURE_ONE_WORKGROUP {
-        lanes.next_multiple_of(gpu.info().simd_width.clamp(4, 64) as usize)
-    } else if lanes <= WG / 2 {
-        lanes.next_power_of_two().max(16)
-    } else if idle(WG / 2) < idle(WG) {
-        WG / 2
-    } else {
-        WG
-    };
-    let rows = g.cout / g.args.groups;
-    let mut candidates = ConvTile::candidates_after(ConvTile::register(rows, wg), rows);
-    if ConvTile::block_first(gpu, rows) {
-        candidates.insert(0, ConvTile::BLOCK);
-    }
-    if texture {
-        return choose(gpu, "conv2d_bwd_weight_tex", g, Rows::Outputs, &candidates, |g, t| {
-            texture::backward_weight(gpu, g, t, columns, None, dy, x, dw, kept)
-        });
-    }
-    choose(gpu, "conv2d_bwd_weight", g, Rows::Outputs, &candidates, |g, t| {
-        backward_weight_tiled(gpu, g, t, None, dy, x, dw)
-    })
 }
-
-/// Column lanes up to which conv2d_bwd_weight_tex runs them all in one workgroup of whole
-/// SIMD groups (8 lanes on lavapipe): a CPU driver runs a workgroup as a loop over its SIMD
-/// groups, so a power of two only idles lanes (resnet_mini's 16-channel 3x3: 18 lanes in 32;
-/// r18_l1: 72 in 96). Wider, the 32- or 64-lane blocks win: fewer column blocks split the
-/// pixels into more chunks (BENCHMARKS.md, "Measurements moved out of doc comments").
-const TEXTURE_ONE_WORKGROUP: usize = 96;
 
 /// `backward_weight` through the split-K kernel with an explicit tile and, optionally, a fixed
 /// number of pixels per chunk.

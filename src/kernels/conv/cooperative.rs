@@ -7,25 +7,13 @@
 
 use super::buffers::{epilogue_only_dispatch, ForwardBuffers};
 use super::constants::{epilogue_constants, forward_grid, geometry_constants};
-use crate::device::{Dispatch, Gpu, KernelFamily};
+use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::CONV2D_FWD_COOP;
-use crate::shape::{Conv2dGeom, DType, Epilogue};
+use crate::shape::{Conv2dGeom, Epilogue};
 
 /// Output channels and pixels of one workgroup's block (the kernel's BM and BN).
 const COOP_BLOCK: usize = 64;
-
-/// Whether the f16 forward of `g` may run on cooperative matrices: the device has them for f16
-/// (`GpuInfo::cooperative_f16`), the gpu family is in use, no training statistics are asked
-/// for, and each group has 16+ output channels (one fragment's rows: narrower groups leave
-/// most of every product empty and go to the depthwise or register kernels).
-pub fn cooperative_takes(gpu: &Gpu, g: &Conv2dGeom, storage: DType, with_stats: bool) -> bool {
-    gpu.info().cooperative_f16
-        && gpu.policy().family == KernelFamily::Gpu
-        && storage == DType::F16
-        && !with_stats
-        && g.cout / g.args.groups >= 16
-}
 
 /// y = act(conv2d(x, w) [+ bias] [+ residual]) on f16 activations through conv2d_fwd_coop;
 /// an error naming the adapter where it has no cooperative matrices convoy can use.

@@ -6,11 +6,12 @@ use super::constants::{
     epilogue_constants, forward_grid, forward_row_segment, geometry_constants, sizes, tap_window_constants, taps_outer,
     FWD_PIXELS, STATS_BLOCK,
 };
-use super::cooperative::{cooperative_takes, forward_cooperative};
+use super::cooperative::forward_cooperative;
 use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS, BLOCK_PIXELS};
 use super::tune::{choose, Rows};
-use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily};
+use super::variants::{self, depthwise_staged_fits, depthwise_window, Forward, DEPTHWISE_HALO_MAX, DEPTHWISE_TILE};
+use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_STATS_CONDENSE};
 use crate::kernels::{groups_for, u32_of};
@@ -45,91 +46,26 @@ pub fn forward(
             ),
         ));
     }
-    if gpu.policy().family == KernelFamily::Gpu && stats.is_none() && depthwise_staged_fits(g) {
-        return forward_depthwise(gpu, g, epi, storage, b);
-    }
-    let rows = g.cout / g.args.groups;
-    let pixels = g.n * g.oh * g.ow;
-    let with_stats = |t: ConvTile| {
-        if stats.is_none() || t.writes_stats_blocks(pixels) {
-            t
-        } else {
-            // a full statistics block per workgroup
-            ConvTile {
-                wg: STATS_BLOCK / t.pixels(),
-                ..t
-            }
+    let choice = variants::forward(gpu.into(), g, storage, stats.is_some())?;
+    match choice.kernel {
+        Forward::Depthwise => forward_depthwise(gpu, g, epi, storage, b),
+        Forward::PointwiseGemm => {
+            // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
+            let rows = crate::kernels::gemm::RowsGeom {
+                batch: g.n,
+                m: g.cout,
+                n: g.h * g.w,
+                k: g.cin,
+                trans_a: false,
+            };
+            Ok(vec![crate::kernels::gemm::gemm_rows(
+                gpu, &rows, epi.act, storage, w, x, bias, residual, y,
+            )?])
         }
-    };
-    let stats_name = if stats.is_some() { " with statistics" } else { "" };
-    let texture = texture::uses_texture(gpu, g);
-    let block = ConvTile::block_first(gpu, rows);
-    if !texture && !block && stats.is_none() && is_pointwise_gemm(g) {
-        // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
-        let rows = crate::kernels::gemm::RowsGeom {
-            batch: g.n,
-            m: g.cout,
-            n: g.h * g.w,
-            k: g.cin,
-            trans_a: false,
-        };
-        return Ok(vec![crate::kernels::gemm::gemm_rows(
-            gpu, &rows, epi.act, storage, w, x, bias, residual, y,
-        )?]);
+        Forward::Tiled { tiles, .. } => choose(gpu, &tiles.tuner, g, Rows::Outputs, &tiles.candidates, |g, t| {
+            forward_tiled(gpu, g, t, epi, storage, b)
+        }),
     }
-    // the cpu family's texture tiles; else the block and register tiles
-    let (shader, tiles) = if texture {
-        (
-            &crate::kernels::shaders::CONV2D_FWD_TEX,
-            ConvTile::texture_candidates(gpu, rows, pixels),
-        )
-    } else if block {
-        (&CONV2D_FWD_BLOCK, ConvTile::forward_candidates(gpu, rows, pixels))
-    } else {
-        (&CONV2D_FWD, ConvTile::forward_candidates(gpu, rows, pixels))
-    };
-    let mut candidates = Vec::new();
-    for t in tiles.into_iter().map(with_stats) {
-        if !candidates.contains(&t) {
-            candidates.push(t);
-        }
-    }
-    // f16 inference on cooperative matrices where the device has them, as a candidate after
-    // the default: the tuner (on by default on GPUs) takes it where it is faster; on an H200
-    // it was slower than the block tile on most shapes (BENCHMARKS.md)
-    if cooperative_takes(gpu, g, storage, stats.is_some()) {
-        candidates.insert(1, ConvTile::COOPERATIVE);
-    }
-    let mut name = variant(gpu, shader, storage)?.name.to_string();
-    if candidates.contains(&ConvTile::COOPERATIVE) {
-        name += " or conv2d_fwd_coop";
-    }
-    choose(
-        gpu,
-        &format!("{name}{stats_name}"),
-        g,
-        Rows::Outputs,
-        &candidates,
-        |g, t| forward_tiled(gpu, g, t, epi, storage, b),
-    )
-}
-
-/// A 1x1 conv that runs as a GEMM per image (gemm_rows): one group, stride 1, no padding, H*W a
-/// multiple of 4 and large enough to fill its workgroups (7/8 of the lanes busy). gemm_rows
-/// tiles each image's pixels alone, so a small map (the 2x2 of a ResNet's last stages on a
-/// 28x28 input: one busy lane of 64) goes to the implicit-GEMM kernel, which tiles the pixels
-/// of the whole batch.
-pub fn is_pointwise_gemm(g: &Conv2dGeom) -> bool {
-    let a = &g.args;
-    let plane = g.h * g.w;
-    let lanes = (plane / 4).div_ceil(crate::kernels::gemm::ROWS_WG) * crate::kernels::gemm::ROWS_WG;
-    g.kh == 1
-        && g.kw == 1
-        && a.groups == 1
-        && a.stride == [1, 1]
-        && a.padding == [0, 0]
-        && plane.is_multiple_of(4)
-        && plane / 4 * 8 >= lanes * 7
 }
 
 /// `forward` with an explicit tile of any kind (for the tuner and its tests): the dispatches
@@ -267,31 +203,6 @@ pub fn forward_block(
         grid_1d(groups_for("conv2d statistics blocks", work, 64)?),
     )?;
     Ok(vec![conv, condense])
-}
-
-/// The output tile side of conv2d_fwd_depthwise (its TILE; TILE x TILE invocations).
-const DEPTHWISE_TILE: usize = 16;
-/// Input values one tile of conv2d_fwd_depthwise may stage (its HALO at most) and taps (TAPS_MAX).
-const DEPTHWISE_HALO_MAX: usize = 4096;
-const DEPTHWISE_TAPS_MAX: usize = 64;
-
-/// Whether the staged depthwise kernel takes `g`: one input and one output channel per group,
-/// and a tile's input window (its reach plus the kernel's halo) and taps that fit its
-/// workgroup memory.
-pub fn depthwise_staged_fits(g: &Conv2dGeom) -> bool {
-    let a = &g.args;
-    a.groups == g.cin
-        && g.cin == g.cout
-        && depthwise_window(g) <= DEPTHWISE_HALO_MAX
-        && g.kh * g.kw <= DEPTHWISE_TAPS_MAX
-}
-
-/// Input values of one tile's window in conv2d_fwd_depthwise: its reach plus the kernel's halo.
-fn depthwise_window(g: &Conv2dGeom) -> usize {
-    let (a, t) = (&g.args, DEPTHWISE_TILE);
-    let rows = (t - 1) * a.stride[0] + (g.kh - 1) * a.dilation[0] + 1;
-    let cols = (t - 1) * a.stride[1] + (g.kw - 1) * a.dilation[1] + 1;
-    rows * cols
 }
 
 /// The depthwise forward through conv2d_fwd_depthwise (the gpu family's, without statistics):

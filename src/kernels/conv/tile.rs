@@ -3,7 +3,8 @@
 //! CPU family) and the gpu family's 64 x 64 block tiles staged through workgroup memory.
 
 use super::constants::{FWD_PIXELS, STATS_BLOCK, WG};
-use crate::device::{Gpu, KernelFamily};
+use super::device::ConvDevice;
+use crate::device::KernelFamily;
 use crate::error::{Error, Result};
 
 /// The narrowest default workgroup: one 256-bit SIMD register of lanes on a CPU driver.
@@ -80,11 +81,8 @@ impl ConvTile {
     /// and whose columns tile `pixels` pixels: as many rows as there are, up to 8 (a depthwise
     /// conv gets one row: a direct kernel with uniform weights), and the workgroup width that
     /// leaves the fewest lanes idle (`pixel_workgroup`).
-    pub fn default_for(gpu: &Gpu, rows: usize, pixels: usize) -> ConvTile {
-        ConvTile::register(
-            rows,
-            pixel_workgroup(pixels, FWD_PIXELS, gpu.info().simd_width as usize, WG),
-        )
+    pub fn default_for<'a>(dev: impl Into<ConvDevice<'a>>, rows: usize, pixels: usize) -> ConvTile {
+        ConvTile::register(rows, pixel_workgroup(pixels, FWD_PIXELS, dev.into().simd_width(), WG))
     }
 
     /// The register tile of `wg` invocations with as many rows as a group of `rows` channels
@@ -100,8 +98,8 @@ impl ConvTile {
     /// Every configuration the tuner may pick for `rows` channels per group over `pixels`
     /// pixels (the default first): 4 or 8 rows (fewer when the group has fewer) and 32, 64 or
     /// 128 invocations. Fewer rows than 4 only lose reuse, so they are not timed.
-    pub fn candidates(gpu: &Gpu, rows: usize, pixels: usize) -> Vec<ConvTile> {
-        ConvTile::candidates_after(ConvTile::default_for(gpu, rows, pixels), rows)
+    pub fn candidates<'a>(dev: impl Into<ConvDevice<'a>>, rows: usize, pixels: usize) -> Vec<ConvTile> {
+        ConvTile::candidates_after(ConvTile::default_for(dev, rows, pixels), rows)
     }
 
     /// `default`, then the other register tiles of `candidates`.
@@ -126,9 +124,10 @@ impl ConvTile {
     /// the block tile first for groups of at least `BLOCK_MIN_ROWS` channels (a narrower group
     /// leaves most of its 64 rows idle), then the register tiles; on the cpu family the
     /// register tiles, then the block tile for groups of 16 or more, for the tuner.
-    pub fn forward_candidates(gpu: &Gpu, rows: usize, pixels: usize) -> Vec<ConvTile> {
-        let register = ConvTile::candidates(gpu, rows, pixels);
-        if ConvTile::block_first(gpu, rows) {
+    pub fn forward_candidates<'a>(dev: impl Into<ConvDevice<'a>>, rows: usize, pixels: usize) -> Vec<ConvTile> {
+        let dev = dev.into();
+        let register = ConvTile::candidates(dev, rows, pixels);
+        if ConvTile::block_first(dev, rows) {
             return std::iter::once(ConvTile::BLOCK).chain(register).collect();
         }
         let mut out = register;
@@ -139,8 +138,8 @@ impl ConvTile {
     }
 
     /// Whether the block tile is the forward's default on `gpu` for groups of `rows` channels.
-    pub fn block_first(gpu: &Gpu, rows: usize) -> bool {
-        gpu.policy().family == KernelFamily::Gpu && rows >= BLOCK_MIN_ROWS
+    pub fn block_first<'a>(dev: impl Into<ConvDevice<'a>>, rows: usize) -> bool {
+        dev.into().policy.family == KernelFamily::Gpu && rows >= BLOCK_MIN_ROWS
     }
 
     /// Whether the forward with this tile can write the block statistics of `pixels` output
@@ -175,8 +174,8 @@ impl ConvTile {
 
     /// The texture tiles the tuner may pick (the default first): `TEXTURE_PIXELS` or the other
     /// of 4 and 8 pixels per invocation, up to 8 or up to 4 rows.
-    pub fn texture_candidates(gpu: &Gpu, rows: usize, pixels: usize) -> Vec<ConvTile> {
-        let simd = gpu.info().simd_width as usize;
+    pub fn texture_candidates<'a>(dev: impl Into<ConvDevice<'a>>, rows: usize, pixels: usize) -> Vec<ConvTile> {
+        let simd = dev.into().simd_width();
         let mut out = Vec::new();
         for px in [TEXTURE_PIXELS, 12 - TEXTURE_PIXELS] {
             for ocb in [rows.clamp(1, 8), rows.clamp(1, 4)] {

@@ -31,29 +31,7 @@ pub(super) fn choose(
     let Some(tuner) = gpu.tuner() else {
         return build(g, candidates[0]);
     };
-    let a = &g.args;
-    // one number where both axes agree (the keys recorded before per-axis arguments)
-    let pair = |v: [usize; 2]| {
-        if v[0] == v[1] {
-            v[0].to_string()
-        } else {
-            format!("{}x{}", v[0], v[1])
-        }
-    };
-    let key = format!(
-        "{kernel} n{} c{} {}x{} -> {} k{}x{} s{} p{} d{} g{}",
-        g.n,
-        g.cin,
-        g.h,
-        g.w,
-        g.cout,
-        g.kh,
-        g.kw,
-        pair(a.stride),
-        pair(a.padding),
-        pair(a.dilation),
-        a.groups
-    );
+    let key = key(kernel, g);
     if let Some(t) = tuner.get(&key).as_deref().and_then(ConvTile::from_record) {
         if candidates.contains(&t) {
             return build(g, t);
@@ -94,6 +72,41 @@ pub(super) fn choose(
     tuner.set(&key, t.record());
     tuner.add_cost(candidates.len(), runs, started.elapsed().as_secs_f64());
     build(g, t)
+}
+
+/// The tuner's cache key of `kernel` (the variant table's `Tiled::tuner`) on shape `g`.
+pub fn key(kernel: &str, g: &Conv2dGeom) -> String {
+    let a = &g.args;
+    // one number where both axes agree (the keys recorded before per-axis arguments)
+    let pair = |v: [usize; 2]| {
+        if v[0] == v[1] {
+            v[0].to_string()
+        } else {
+            format!("{}x{}", v[0], v[1])
+        }
+    };
+    format!(
+        "{kernel} n{} c{} {}x{} -> {} k{}x{} s{} p{} d{} g{}",
+        g.n,
+        g.cin,
+        g.h,
+        g.w,
+        g.cout,
+        g.kh,
+        g.kw,
+        pair(a.stride),
+        pair(a.padding),
+        pair(a.dilation),
+        a.groups
+    )
+}
+
+/// The tile the tuner recorded for `kernel` on shape `g` on this device, if any.
+pub fn recorded_tile(gpu: &Gpu, kernel: &str, g: &Conv2dGeom) -> Option<ConvTile> {
+    gpu.tuner()?
+        .get(&key(kernel, g))
+        .as_deref()
+        .and_then(ConvTile::from_record)
 }
 
 /// A candidate's first run within this factor of the best so far earns it a second (lavapipe's

@@ -5,6 +5,7 @@
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::kernels::conv::constants::tap_window;
+use crate::kernels::conv::device::ConvDevice;
 use crate::kernels::u32_of;
 use crate::shape::Conv2dGeom;
 
@@ -114,8 +115,8 @@ impl PackedInput {
 /// multiply-add, and run the row-segment kernels instead). A one-channel stem wastes 3 of 4
 /// too, yet its texture passes beat the storage kernels' per-lane gathers, packings included
 /// (BENCHMARKS.md, "Batch norm in vec4s, phases stored in place, a texture stem").
-pub fn uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
-    let policy = gpu.policy();
+pub fn uses_texture<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom) -> bool {
+    let policy = dev.into().policy;
     let max = policy.max_texture_side as usize;
     policy.texture_operands
         && (g.args.groups == 1 || g.cin / g.args.groups >= 3)
@@ -125,8 +126,9 @@ pub fn uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
 
 /// Whether the weight gradient of `g` runs the texture kernel: `uses_texture`, and dy (packed
 /// alike, a texel per 4 output channels) fits the texture limit too.
-pub fn weight_gradient_uses_texture(gpu: &Gpu, g: &Conv2dGeom) -> bool {
-    uses_texture(gpu, g) && PackedInput::new(&dy_as_input(g), gpu.policy().max_texture_side as usize).is_some()
+pub fn weight_gradient_uses_texture<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom) -> bool {
+    let dev = dev.into();
+    uses_texture(dev, g) && PackedInput::new(&dy_as_input(g), dev.policy.max_texture_side as usize).is_some()
 }
 
 /// The weights (Cout, Cin/groups, KH, KW) of `g` as the input of a conv that packs them like an
@@ -168,12 +170,12 @@ pub(super) fn layout(gpu: &Gpu, what: &str, g: &Conv2dGeom) -> Result<PackedInpu
 /// forward's packing of x, and a stride-1 input gradient's packing of dy, for it
 /// (`KeptOperands`).
 pub(in crate::kernels::conv) fn weight_gradient_reads_packed_operands(gpu: &Gpu, g: &Conv2dGeom) -> bool {
-    weight_gradient_uses_texture(gpu, g) && swapped(gpu, g).is_none()
+    weight_gradient_uses_texture(gpu, g) && swapped(gpu.into(), g).is_none()
 }
 
 /// The swapped pointwise conv whose weight gradient computes dw^T for `g`, where that runs.
-pub(in crate::kernels::conv) fn swapped(gpu: &Gpu, g: &Conv2dGeom) -> Option<Conv2dGeom> {
-    swapped_pointwise(g).filter(|s| weight_gradient_uses_texture(gpu, g) && weight_gradient_uses_texture(gpu, s))
+pub(in crate::kernels::conv) fn swapped(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Option<Conv2dGeom> {
+    swapped_pointwise(g).filter(|s| weight_gradient_uses_texture(dev, g) && weight_gradient_uses_texture(dev, s))
 }
 
 /// Texel columns (4 input channels of one live tap each) per lane of conv2d_bwd_weight_tex: two

@@ -1,0 +1,663 @@
+//! The conv variant table: which kernel runs each pass of a conv (forward, input gradient,
+//! weight gradient) on a device, why, and the tiles the tuner may pick among. One pure function
+//! per pass of (device, geometry, storage type, statistics wanted); the launchers
+//! (`forward`, `backward_data`, `backward_weight`) run what it chose, and `convoy info --model`
+//! prints it. A new kernel variant is a new arm here, a launcher for it, and a row in the tests
+//! below, not a new branch inside a launcher.
+
+use std::fmt;
+
+use super::constants::{tap_window, taps_outer, WG};
+pub use super::device::ConvDevice;
+use super::phases::{stride_phases, transposed_geometry, transposes_to_forward, Phase};
+use super::texture;
+use super::tile::{ConvTile, TileKind};
+use crate::device::KernelFamily;
+use crate::error::Result;
+use crate::kernels::shaders::{f16_variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_TEX};
+use crate::shape::{Conv2dGeom, DType};
+
+/// A pass's kernel and why the table chose it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice<K> {
+    pub kernel: K,
+    pub why: String,
+}
+
+impl<K> Choice<K> {
+    fn new(kernel: K, why: impl Into<String>) -> Choice<K> {
+        Choice {
+            kernel,
+            why: why.into(),
+        }
+    }
+}
+
+/// The tiled kernels: an implicit GEMM whose tile the tuner picks among `candidates` (the
+/// first is the default), keyed in its cache by `tuner` and the shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tiled {
+    pub tuner: String,
+    pub candidates: Vec<ConvTile>,
+}
+
+/// The forward's kernels.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Forward {
+    /// conv2d_fwd_depthwise: one 16 x 16 output tile of one channel per workgroup, its input
+    /// window staged in workgroup memory.
+    Depthwise,
+    /// gemm_rows: a 1x1 conv as a GEMM per image, (Cout, Cin) x (Cin, H*W).
+    PointwiseGemm,
+    /// conv2d_fwd_tex (texture tiles), conv2d_fwd_block (the block tile first, then register
+    /// tiles) or conv2d_fwd (register tiles), and conv2d_fwd_coop among the candidates where
+    /// the device has cooperative matrices.
+    Tiled { kernel: &'static str, tiles: Tiled },
+}
+
+/// The input gradient's kernels.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InputGradient {
+    /// The forward of dy with transposed weights, one stride phase at a time: the texture
+    /// forward on the cpu family (each phase stored in place), the block forward on the gpu
+    /// family (each phase scattered into dx).
+    ForwardPhases { texture: bool, phases: Vec<Phase> },
+    /// gemm_rows: dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W).
+    PointwiseGemm,
+    /// The staged depthwise forward of dy with each channel's kernel flipped.
+    Depthwise,
+    /// conv2d_bwd_data_narrow: a direct transposed conv, cells of stride x stride pixels.
+    Narrow,
+    /// conv2d_bwd_data's register tiles per stride phase, or (the block tile first) the block
+    /// forward of dy with transposed weights.
+    Tiled(Tiled),
+}
+
+/// The weight gradient's kernels.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightGradient {
+    /// conv2d_bwd_weight_narrow: lanes over the pixels, for a few weight columns per group.
+    Narrow,
+    /// dw^T as the weight gradient of the conv from dy to x (`swapped`), then transposed.
+    Swapped(Conv2dGeom),
+    /// conv2d_bwd_weight_tex: x and dy through textures, `columns` texel columns per lane.
+    Texture { columns: usize, tiles: Tiled },
+    /// conv2d_bwd_weight (register tiles) or conv2d_bwd_weight_block (the block tile first),
+    /// split-K over the output pixels.
+    Tiled(Tiled),
+}
+
+/// The forward of `g` storing `storage` activations, with the batch statistics of a fused
+/// training batch norm where `stats`.
+pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool) -> Result<Choice<Forward>> {
+    let p = dev.policy;
+    let rows = g.cout / g.args.groups;
+    if dev.gpu_family() && !stats && depthwise_staged_fits(g) {
+        return Ok(Choice::new(
+            Forward::Depthwise,
+            "gpu family, depthwise, its tile window fits workgroup memory",
+        ));
+    }
+    let texture = texture::uses_texture(dev, g);
+    let block = ConvTile::block_first(dev, rows);
+    if !texture && !block && !stats && is_pointwise_gemm(g) {
+        return Ok(Choice::new(
+            Forward::PointwiseGemm,
+            format!(
+                "1x1 stride 1, {} pixels a multiple of 4 filling gemm_rows' workgroups",
+                g.h * g.w
+            ),
+        ));
+    }
+    let pixels = g.n * g.oh * g.ow;
+    let (shader, tiles, why) = if texture {
+        (
+            &CONV2D_FWD_TEX,
+            ConvTile::texture_candidates(dev, rows, pixels),
+            "cpu family: operands through textures".to_string(),
+        )
+    } else if block {
+        (
+            &CONV2D_FWD_BLOCK,
+            ConvTile::forward_candidates(dev, rows, pixels),
+            format!(
+                "gpu family, {rows} channels per group (>= {})",
+                super::tile::BLOCK_MIN_ROWS
+            ),
+        )
+    } else {
+        let why = match p.family {
+            KernelFamily::Gpu => match stats && depthwise_staged_fits(g) {
+                true => "gpu family: the staged depthwise kernel writes no statistics".to_string(),
+                false => format!(
+                    "gpu family, {rows} channels per group (< {})",
+                    super::tile::BLOCK_MIN_ROWS
+                ),
+            },
+            KernelFamily::Cpu => format!("cpu family without textures: {}", texture_refusal(dev, g)),
+        };
+        (&CONV2D_FWD, ConvTile::forward_candidates(dev, rows, pixels), why)
+    };
+    // a tile that writes statistics covers a full statistics block per workgroup
+    let with_stats = |t: ConvTile| match stats && !t.writes_stats_blocks(pixels) {
+        true => ConvTile {
+            wg: super::constants::STATS_BLOCK / t.pixels(),
+            ..t
+        },
+        false => t,
+    };
+    let mut candidates = Vec::new();
+    for t in tiles.into_iter().map(with_stats) {
+        if !candidates.contains(&t) {
+            candidates.push(t);
+        }
+    }
+    // f16 inference on cooperative matrices where the device has them, after the default: the
+    // tuner takes it where it is faster
+    if cooperative_takes(dev, g, storage, stats) {
+        candidates.insert(1, ConvTile::COOPERATIVE);
+    }
+    let mut tuner = match storage {
+        DType::F16 => f16_variant(shader)?.name.to_string(),
+        _ => shader.name.to_string(),
+    };
+    if candidates.contains(&ConvTile::COOPERATIVE) {
+        tuner += " or conv2d_fwd_coop";
+    }
+    if stats {
+        tuner += " with statistics";
+    }
+    let tiles = Tiled { tuner, candidates };
+    Ok(Choice::new(
+        Forward::Tiled {
+            kernel: shader.name,
+            tiles,
+        },
+        why,
+    ))
+}
+
+/// Why the texture kernels do not take `g` on the cpu family.
+fn texture_refusal(dev: ConvDevice<'_>, g: &Conv2dGeom) -> String {
+    let cin_g = g.cin / g.args.groups;
+    if !dev.policy.texture_operands {
+        "texture operands off".into()
+    } else if g.args.groups > 1 && cin_g < 3 {
+        format!("{cin_g} input channels per group (< 3)")
+    } else {
+        format!("an operand exceeds the texture side of {}", dev.policy.max_texture_side)
+    }
+}
+
+/// The input gradient of `g` (dx from dy and w, f32).
+pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradient> {
+    let a = &g.args;
+    let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
+    if let Some((phases, why)) = forward_phases(dev, g) {
+        let texture = dev.policy.texture_operands;
+        return Choice::new(InputGradient::ForwardPhases { texture, phases }, why);
+    }
+    let block = ConvTile::block_first(dev, cin_g) && transposes_to_forward(g);
+    if is_pointwise_gemm(g) && !block {
+        return Choice::new(InputGradient::PointwiseGemm, "1x1 stride 1: W^T x dy per image");
+    }
+    if dev.gpu_family() && transposes_to_forward(g) && depthwise_staged_fits(&transposed_geometry(g)) {
+        return Choice::new(
+            InputGradient::Depthwise,
+            "gpu family, stride-1 depthwise: the staged depthwise forward, kernel flipped",
+        );
+    }
+    if !taps_outer(cout_g) {
+        return Choice::new(
+            InputGradient::Narrow,
+            format!("{cout_g} output channels per group: a direct kernel over stride cells"),
+        );
+    }
+    // the largest stride phase's input pixels
+    let [sh, sw] = a.stride;
+    let pixels = g.n * g.h.div_ceil(sh) * g.w.div_ceil(sw);
+    let mut candidates = ConvTile::candidates(dev, cin_g, pixels);
+    let why = if block {
+        candidates.insert(0, ConvTile::BLOCK);
+        format!("gpu family, stride 1, {cin_g} input channels per group: the block forward of dy")
+    } else {
+        "register tiles per stride phase".to_string()
+    };
+    let tuner = "conv2d_bwd_data".to_string();
+    Choice::new(InputGradient::Tiled(Tiled { tuner, candidates }), why)
+}
+
+/// The stride phases of `g`'s input gradient that a forward kernel runs, and why; else None.
+/// On the cpu family (texture operands) when every phase with taps fits the texture forward
+/// (3+ output channels per group, dy within the texture limit, no negative padding). On the gpu
+/// family for a strided conv whose groups have the block forward's 32+ rows (input channels
+/// here): each phase is a stride-1 conv of dy that the block forward runs at its efficiency,
+/// far above the register kernel it replaces (BENCHMARKS.md, "The first GPU runs"); stride 1
+/// keeps `backward_data_block` among the tuner's candidates.
+pub(super) fn forward_phases(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Option<(Vec<Phase>, String)> {
+    let a = &g.args;
+    let texture = dev.policy.texture_operands;
+    let block = !texture && dev.gpu_family() && a.stride != [1, 1] && ConvTile::block_first(dev, g.cin / a.groups);
+    if !texture && !block {
+        return None;
+    }
+    let phases = stride_phases(g)?;
+    if texture
+        && phases
+            .iter()
+            .any(|p| p.geom.is_some_and(|geom| !texture::uses_texture(dev, &geom)))
+    {
+        return None;
+    }
+    let n = phases.len();
+    let why = match texture {
+        true => format!("cpu family: the texture forward of dy, {n} stride phase(s)"),
+        false => format!("gpu family, strided: the block forward of dy, {n} stride phases"),
+    };
+    Some((phases, why))
+}
+
+/// The weight gradient of `g` (dw from dy and x, f32).
+pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<WeightGradient> {
+    let cols = (g.cin / g.args.groups) * g.kh * g.kw;
+    let texture = texture::weight_gradient_uses_texture(dev, g);
+    // the texture kernel first: resnet_mini's 16- and 32-column projections (4 and 8 texel
+    // columns) ran ~4x faster through textures than through the narrow kernel
+    if cols <= NARROW_COLUMNS && !texture {
+        return Choice::new(
+            WeightGradient::Narrow,
+            format!("{cols} weight columns per group (<= {NARROW_COLUMNS})"),
+        );
+    }
+    if let Some(s) = texture::swapped(dev, g) {
+        return Choice::new(
+            WeightGradient::Swapped(s),
+            "1x1 with few input channels: the gradient of the conv from dy to x, transposed",
+        );
+    }
+    // workgroups no wider than the (live) columns they cover, and of 32 rather than 64 lanes
+    // where that leaves fewer lanes idle (ResNet's 64-channel 3x3: 144 lanes in 160, not 192)
+    let columns = texture::weight_gradient_columns(g);
+    let lanes = match texture {
+        true => texture::weight_gradient_lanes(g, columns),
+        false => weight_gradient_lanes(g),
+    };
+    let idle = |wg: usize| lanes.div_ceil(wg) * wg - lanes;
+    let wg = if texture && lanes <= TEXTURE_ONE_WORKGROUP {
+        lanes.next_multiple_of(dev.simd_width().clamp(4, 64))
+    } else if lanes <= WG / 2 {
+        lanes.next_power_of_two().max(16)
+    } else if idle(WG / 2) < idle(WG) {
+        WG / 2
+    } else {
+        WG
+    };
+    let rows = g.cout / g.args.groups;
+    let mut candidates = ConvTile::candidates_after(ConvTile::register(rows, wg), rows);
+    let block = ConvTile::block_first(dev, rows);
+    if block {
+        candidates.insert(0, ConvTile::BLOCK);
+    }
+    if texture {
+        let tiles = Tiled {
+            tuner: "conv2d_bwd_weight_tex".into(),
+            candidates,
+        };
+        return Choice::new(
+            WeightGradient::Texture { columns, tiles },
+            format!("cpu family: x and dy through textures, {columns} texel column(s) per lane"),
+        );
+    }
+    let why = match block {
+        true => format!("gpu family, {rows} output channels per group: block tiles, split-K"),
+        false => "register tiles, split-K over the output pixels".to_string(),
+    };
+    let tiles = Tiled {
+        tuner: "conv2d_bwd_weight".into(),
+        candidates,
+    };
+    Choice::new(WeightGradient::Tiled(tiles), why)
+}
+
+// ---- what each kernel takes: the conditions of the table's rows ----
+
+/// A 1x1 conv that runs as a GEMM per image (gemm_rows): one group, stride 1, no padding, H*W a
+/// multiple of 4 and large enough to fill its workgroups (7/8 of the lanes busy). gemm_rows
+/// tiles each image's pixels alone, so a small map (the 2x2 of a ResNet's last stages on a
+/// 28x28 input: one busy lane of 64) goes to the implicit-GEMM kernel, which tiles the pixels
+/// of the whole batch.
+pub fn is_pointwise_gemm(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    let plane = g.h * g.w;
+    let lanes = (plane / 4).div_ceil(crate::kernels::gemm::ROWS_WG) * crate::kernels::gemm::ROWS_WG;
+    g.kh == 1
+        && g.kw == 1
+        && a.groups == 1
+        && a.stride == [1, 1]
+        && a.padding == [0, 0]
+        && plane.is_multiple_of(4)
+        && plane / 4 * 8 >= lanes * 7
+}
+
+/// The output tile side of conv2d_fwd_depthwise (its TILE; TILE x TILE invocations).
+pub(super) const DEPTHWISE_TILE: usize = 16;
+/// Input values one tile of conv2d_fwd_depthwise may stage (its HALO at most) and taps (TAPS_MAX).
+pub(super) const DEPTHWISE_HALO_MAX: usize = 4096;
+const DEPTHWISE_TAPS_MAX: usize = 64;
+
+/// Whether the staged depthwise kernel takes `g`: one input and one output channel per group,
+/// and a tile's input window (its reach plus the kernel's halo) and taps that fit its
+/// workgroup memory.
+pub fn depthwise_staged_fits(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    a.groups == g.cin
+        && g.cin == g.cout
+        && depthwise_window(g) <= DEPTHWISE_HALO_MAX
+        && g.kh * g.kw <= DEPTHWISE_TAPS_MAX
+}
+
+/// Input values of one tile's window in conv2d_fwd_depthwise: its reach plus the kernel's halo.
+pub(super) fn depthwise_window(g: &Conv2dGeom) -> usize {
+    let (a, t) = (&g.args, DEPTHWISE_TILE);
+    let rows = (t - 1) * a.stride[0] + (g.kh - 1) * a.dilation[0] + 1;
+    let cols = (t - 1) * a.stride[1] + (g.kw - 1) * a.dilation[1] + 1;
+    rows * cols
+}
+
+/// Invocations of conv2d_bwd_weight per block of output channels: one per live tap and run of
+/// `BWD_WEIGHT_COLUMNS` input channels of a group (its columns).
+pub(super) fn weight_gradient_lanes(g: &Conv2dGeom) -> usize {
+    let [(y0, y1), (x0, x1)] = tap_window(g);
+    (g.cin / g.args.groups).div_ceil(BWD_WEIGHT_COLUMNS) * (y1 - y0) * (x1 - x0)
+}
+
+/// Weight columns per group (Cin/g * KH * KW) up to which the weight gradient runs
+/// conv2d_bwd_weight_narrow (its MAX_COLS): conv2d_bwd_weight spreads the columns over the
+/// lanes, 4 per invocation, so a depthwise 3x3 (9 columns) would leave almost every lane idle.
+pub(super) const NARROW_COLUMNS: usize = 32;
+/// Weight columns per invocation of conv2d_bwd_weight (its KC).
+pub(super) const BWD_WEIGHT_COLUMNS: usize = 4;
+/// Whether the f16 forward of `g` may run on cooperative matrices: the device has them for f16
+/// (`GpuInfo::cooperative_f16`), the gpu family is in use, no training statistics are asked
+/// for, and each group has 16+ output channels (one fragment's rows: narrower groups leave
+/// most of every product empty and go to the depthwise or register kernels).
+pub fn cooperative_takes<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom, storage: DType, with_stats: bool) -> bool {
+    let dev = dev.into();
+    dev.info.cooperative_f16
+        && dev.policy.family == KernelFamily::Gpu
+        && storage == DType::F16
+        && !with_stats
+        && g.cout / g.args.groups >= 16
+}
+
+/// Column lanes up to which conv2d_bwd_weight_tex runs them all in one workgroup of whole
+/// SIMD groups (8 lanes on lavapipe): a CPU driver runs a workgroup as a loop over its SIMD
+/// groups, so a power of two only idles lanes (resnet_mini's 16-channel 3x3: 18 lanes in 32;
+/// r18_l1: 72 in 96). Wider, the 32- or 64-lane blocks win: fewer column blocks split the
+/// pixels into more chunks (BENCHMARKS.md, "Measurements moved out of doc comments").
+const TEXTURE_ONE_WORKGROUP: usize = 96;
+
+impl fmt::Display for Tiled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.candidates.len();
+        write!(f, "default {}", tile_name(&self.candidates[0]))?;
+        if n > 1 {
+            write!(f, ", {} more for the tuner", n - 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// A tile as `convoy info` prints it.
+pub fn tile_name(t: &ConvTile) -> String {
+    match t.kind {
+        TileKind::Register => format!("{} rows x {} lanes", t.ocb, t.wg),
+        TileKind::Block => "block 64x64".into(),
+        TileKind::Texture { px } => format!("{} rows x {} lanes x {px} pixels", t.ocb, t.wg),
+        TileKind::Cooperative => "cooperative 64x64".into(),
+    }
+}
+
+impl fmt::Display for Forward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Forward::Depthwise => write!(f, "conv2d_fwd_depthwise"),
+            Forward::PointwiseGemm => write!(f, "gemm_rows"),
+            Forward::Tiled { tiles, .. } => write!(f, "{} ({tiles})", tiles.tuner),
+        }
+    }
+}
+
+impl fmt::Display for InputGradient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputGradient::ForwardPhases { texture, phases } => {
+                let k = if *texture { "conv2d_fwd_tex" } else { "conv2d_fwd_block" };
+                write!(f, "{k} per stride phase ({})", phases.len())
+            }
+            InputGradient::PointwiseGemm => write!(f, "gemm_rows (transposed weights)"),
+            InputGradient::Depthwise => write!(f, "conv2d_fwd_depthwise (flipped kernel)"),
+            InputGradient::Narrow => write!(f, "conv2d_bwd_data_narrow"),
+            InputGradient::Tiled(t) => match t.candidates[0].kind {
+                TileKind::Block => write!(f, "conv2d_fwd_block of dy or conv2d_bwd_data ({t})"),
+                _ => write!(f, "conv2d_bwd_data ({t})"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for WeightGradient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightGradient::Narrow => write!(f, "conv2d_bwd_weight_narrow"),
+            WeightGradient::Swapped(s) => write!(
+                f,
+                "the weight gradient of the swapped conv ({} -> {} channels), transposed",
+                s.cin, s.cout
+            ),
+            WeightGradient::Texture { tiles, .. } => write!(f, "conv2d_bwd_weight_tex ({tiles})"),
+            WeightGradient::Tiled(t) => match t.candidates[0].kind {
+                TileKind::Block => write!(f, "conv2d_bwd_weight_block or conv2d_bwd_weight ({t})"),
+                _ => write!(f, "conv2d_bwd_weight ({t})"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{GpuInfo, KernelPolicy, Overrides};
+    use crate::shape::{Conv2dArgs, Shape};
+
+    /// An adapter as convoy reads it: lavapipe (a CPU driver, 8-wide SIMD, textures up to
+    /// 16384) or a discrete GPU (32-wide subgroups, like NVIDIA's).
+    fn info(device_type: wgpu::DeviceType, simd: u32) -> GpuInfo {
+        GpuInfo {
+            name: format!("{device_type:?}"),
+            backend: wgpu::Backend::Vulkan,
+            device_type,
+            driver: String::new(),
+            limits: wgpu::Limits::default(),
+            features: wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP,
+            simd_width: simd,
+            simd_min_width: simd,
+            cooperative_matrix: Vec::new(),
+            cooperative_f16: false,
+        }
+    }
+
+    struct Dev {
+        info: GpuInfo,
+        policy: KernelPolicy,
+    }
+
+    impl Dev {
+        fn new(device_type: wgpu::DeviceType, simd: u32) -> Dev {
+            let info = info(device_type, simd);
+            let policy = KernelPolicy::choose(&info, &Overrides::default());
+            Dev { info, policy }
+        }
+        fn lavapipe() -> Dev {
+            Dev::new(wgpu::DeviceType::Cpu, 8)
+        }
+        fn discrete() -> Dev {
+            Dev::new(wgpu::DeviceType::DiscreteGpu, 32)
+        }
+        fn dev(&self) -> ConvDevice<'_> {
+            ConvDevice {
+                policy: &self.policy,
+                info: &self.info,
+            }
+        }
+    }
+
+    /// (n, cin, hw, cout, k, stride, groups) with padding k / 2.
+    fn geom(n: usize, cin: usize, hw: usize, cout: usize, k: usize, stride: usize, groups: usize) -> Conv2dGeom {
+        let x = Shape::from([n, cin, hw, hw]);
+        let w = Shape::from([cout, cin / groups, k, k]);
+        Conv2dGeom::new(&x, &w, Conv2dArgs::new(stride, k / 2, 1, groups)).unwrap()
+    }
+
+    fn tiled_first(c: &Choice<Forward>) -> (&'static str, TileKind) {
+        match &c.kernel {
+            Forward::Tiled { kernel, tiles } => (*kernel, tiles.candidates[0].kind),
+            other => panic!("not tiled: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lavapipe_runs_the_texture_kernels_where_operands_fit() {
+        let d = Dev::lavapipe();
+        assert_eq!(d.policy.family, KernelFamily::Cpu);
+        let r3x3 = geom(8, 64, 56, 64, 3, 1, 1);
+        let f = forward(d.dev(), &r3x3, DType::F32, false).unwrap();
+        assert_eq!(tiled_first(&f), ("conv2d_fwd_tex", TileKind::Texture { px: 8 }));
+        // statistics: every candidate covers a full statistics block per workgroup
+        let Forward::Tiled { tiles, .. } = forward(d.dev(), &r3x3, DType::F32, true).unwrap().kernel else {
+            panic!("tiled")
+        };
+        assert!(tiles.tuner.ends_with(" with statistics"));
+        assert!(tiles.candidates.iter().all(|t| t.writes_stats_blocks(8 * 56 * 56)));
+        // f16 storage keys the tuner by the f16 variant
+        let Forward::Tiled { tiles, .. } = forward(d.dev(), &r3x3, DType::F16, false).unwrap().kernel else {
+            panic!("tiled")
+        };
+        assert_ne!(tiles.tuner, "conv2d_fwd_tex");
+        // a depthwise conv (1 input channel per group) has no texture layout: register tiles
+        let dw = geom(8, 32, 28, 32, 3, 1, 32);
+        let f = forward(d.dev(), &dw, DType::F32, false).unwrap();
+        assert_eq!(tiled_first(&f), ("conv2d_fwd", TileKind::Register));
+        assert!(f.why.contains("1 input channels per group"), "{}", f.why);
+        // input gradients: the texture forward per stride phase (4 for stride 2)
+        let down = geom(8, 64, 56, 128, 3, 2, 1);
+        let InputGradient::ForwardPhases { texture: true, phases } = input_gradient(d.dev(), &down).kernel else {
+            panic!("texture phases")
+        };
+        assert_eq!(phases.len(), 4);
+        assert_eq!(input_gradient(d.dev(), &dw).kernel, InputGradient::Narrow);
+        // weight gradients through textures; depthwise through the narrow kernel
+        assert!(matches!(
+            weight_gradient(d.dev(), &r3x3).kernel,
+            WeightGradient::Texture { columns: 2, .. }
+        ));
+        assert_eq!(weight_gradient(d.dev(), &dw).kernel, WeightGradient::Narrow);
+        // a 1x1 from 16 channels to 160: the weight gradient of the conv from 160 to 16 (4 texel
+        // columns of 16 channels, 40 of 160), transposed
+        let expand = geom(8, 16, 28, 160, 1, 1, 1);
+        assert!(matches!(
+            weight_gradient(d.dev(), &expand).kernel,
+            WeightGradient::Swapped(_)
+        ));
+    }
+
+    #[test]
+    fn a_discrete_gpu_runs_block_depthwise_and_gemm_kernels() {
+        let d = Dev::discrete();
+        assert_eq!(d.policy.family, KernelFamily::Gpu);
+        let r3x3 = geom(32, 64, 56, 64, 3, 1, 1);
+        let f = forward(d.dev(), &r3x3, DType::F32, false).unwrap();
+        assert_eq!(tiled_first(&f), ("conv2d_fwd_block", TileKind::Block));
+        let Forward::Tiled { tiles, .. } = &f.kernel else {
+            unreachable!()
+        };
+        assert!(tiles.candidates[1..].iter().all(|t| t.kind == TileKind::Register));
+        // depthwise: the staged kernel for inference; with statistics, register tiles
+        let dw = geom(32, 96, 56, 96, 3, 1, 96);
+        assert_eq!(
+            forward(d.dev(), &dw, DType::F32, false).unwrap().kernel,
+            Forward::Depthwise
+        );
+        let f = forward(d.dev(), &dw, DType::F32, true).unwrap();
+        assert_eq!(tiled_first(&f), ("conv2d_fwd", TileKind::Register));
+        assert!(f.why.contains("writes no statistics"), "{}", f.why);
+        assert_eq!(input_gradient(d.dev(), &dw).kernel, InputGradient::Depthwise);
+        // a 1x1 from 16 to 8 channels (rows below the block's 32) over 56x56: a GEMM per image;
+        // over 28x28 (196 lanes of 4 pixels, 256 in whole workgroups) the implicit GEMM
+        let narrow = geom(32, 16, 56, 8, 1, 1, 1);
+        let small = geom(32, 16, 28, 8, 1, 1, 1);
+        assert_eq!(
+            tiled_first(&forward(d.dev(), &small, DType::F32, false).unwrap()).0,
+            "conv2d_fwd"
+        );
+        assert_eq!(
+            forward(d.dev(), &narrow, DType::F32, false).unwrap().kernel,
+            Forward::PointwiseGemm
+        );
+        assert_eq!(input_gradient(d.dev(), &narrow).kernel, InputGradient::PointwiseGemm);
+        // stride 1: the block forward of dy first; stride 2: the block forward per phase
+        let InputGradient::Tiled(t) = input_gradient(d.dev(), &r3x3).kernel else {
+            panic!("tiled")
+        };
+        assert_eq!(t.candidates[0], ConvTile::BLOCK);
+        let down = geom(32, 64, 56, 128, 3, 2, 1);
+        let InputGradient::ForwardPhases { texture: false, phases } = input_gradient(d.dev(), &down).kernel else {
+            panic!("block phases")
+        };
+        assert_eq!(phases.len(), 4);
+        // weight gradients: block tiles first where the rows reach 32
+        let WeightGradient::Tiled(t) = weight_gradient(d.dev(), &r3x3).kernel else {
+            panic!("tiled")
+        };
+        assert_eq!(t.candidates[0], ConvTile::BLOCK);
+        assert_eq!(weight_gradient(d.dev(), &dw).kernel, WeightGradient::Narrow);
+    }
+
+    #[test]
+    fn cooperative_matrices_join_the_f16_inference_candidates() {
+        let mut d = Dev::discrete();
+        d.info.cooperative_f16 = true;
+        let r3x3 = geom(32, 64, 28, 64, 3, 1, 1);
+        let Forward::Tiled { tiles, .. } = forward(d.dev(), &r3x3, DType::F16, false).unwrap().kernel else {
+            panic!("tiled")
+        };
+        assert_eq!(tiles.candidates[..2], [ConvTile::BLOCK, ConvTile::COOPERATIVE]);
+        assert!(tiles.tuner.ends_with(" or conv2d_fwd_coop"), "{}", tiles.tuner);
+        // not for f32, nor with statistics
+        for (storage, stats) in [(DType::F32, false), (DType::F16, true)] {
+            let Forward::Tiled { tiles, .. } = forward(d.dev(), &r3x3, storage, stats).unwrap().kernel else {
+                panic!("tiled")
+            };
+            assert!(!tiles.candidates.contains(&ConvTile::COOPERATIVE));
+        }
+    }
+
+    #[test]
+    fn the_forced_gpu_family_on_lavapipe_keeps_its_simd_width() {
+        // CONVOY_KERNELS=gpu on lavapipe: the gpu family's kernels, lavapipe's 8-wide tiles
+        let info = info(wgpu::DeviceType::Cpu, 8);
+        let policy = KernelPolicy::choose(&info, &Overrides::family(KernelFamily::Gpu));
+        let dev = ConvDevice {
+            policy: &policy,
+            info: &info,
+        };
+        let small = geom(2, 64, 7, 64, 3, 1, 1);
+        let f = forward(dev, &small, DType::F32, false).unwrap();
+        assert_eq!(tiled_first(&f).1, TileKind::Block);
+        let Forward::Tiled { tiles, .. } = f.kernel else {
+            unreachable!()
+        };
+        // 98 output pixels: 25 lanes of 4, the narrowest register workgroup that covers them
+        assert_eq!(tiles.candidates[1], ConvTile::register(8, 32));
+    }
+}
