@@ -9,10 +9,10 @@
 //! cargo run --release --example soak [STEPS]   (default 2000)
 
 use convoy::data::{Dataset, Mnist};
-use convoy::device::MemoryCounts;
 use convoy::nn::by_name;
 use convoy::train::{Learner, Optimizer};
 use convoy::Gpu;
+use convoy::MemoryCounts;
 use std::cell::RefCell;
 use std::ops::ControlFlow;
 use std::rc::Rc;

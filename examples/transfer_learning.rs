@@ -77,7 +77,7 @@ pub fn run(limit: usize, epochs: usize) -> convoy::Result<Outcome> {
         .store
         .iter()
         .map(|(n, _)| n.clone())
-        .filter(|n| !convoy::passes::optimizer::is_optimizer_state(n))
+        .filter(|n| !convoy::train::is_optimizer_state(n))
         .collect();
     convoy::io::safetensors::save_safetensors(&weights, &pre.store, Some(&names))?;
 

@@ -55,29 +55,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         return;  // a phase with no pixels (input smaller than the stride)
     }
     let block = wid.x + wid.y * nwg.x;
-    var db: array<u32, PX>;   // offset of (n, first output channel of group g) in dy
-    var xo: array<u32, PX>;   // offset of (n, first input channel of the block, iy, ix) in dx
-    var ty0: array<i32, PX>;  // iy + PH: oy*SH + ky*DH for a tap that lands here
-    var tx0: array<i32, PX>;
-    var ok: array<bool, PX>;
-    for (var j = 0u; j < PX; j++) {
-        let q = block * WG * PX + lid + j * WG;
-        ok[j] = q < total;
-        let qq = min(q, total - 1u);
-        let n = qq / (ph * pw);
-        let r = qq % (ph * pw);
-        let iy = y_start + SH * (r / pw);
-        let ix = x_start + SW * (r % pw);
-        ty0[j] = i32(iy + PH);
-        tx0[j] = i32(ix + PW);
-        db[j] = (n * p.cout + g * cout_g) * oplane;
-        xo[j] = (n * p.cin + g * cin_g + ic0) * plane + iy * p.w + ix;
-    }
+    // this invocation's pixels, component j of each vector: pixel j. Every private value below
+    // is a vector or an array indexed by constants only (the loops over the pixels and the
+    // tile's rows are written out): a private array indexed by a loop variable may be kept in
+    // indexable memory (NVIDIA's local memory).
+    let q = block * WG * PX + lid + vec4u(0u, 1u, 2u, 3u) * WG;
+    let ok = q < vec4u(total);
+    let qq = min(q, vec4u(total - 1u));
+    let n = qq / (ph * pw);
+    let r = qq % (ph * pw);
+    let iy = y_start + SH * (r / pw);
+    let ix = x_start + SW * (r % pw);
+    let ty0 = vec4i(iy + PH);  // iy + PH: oy*SH + ky*DH for a tap that lands here
+    let tx0 = vec4i(ix + PW);
+    let db = (n * p.cout + g * cout_g) * oplane;  // offset of (n, first output channel of group g) in dy
+    let xo = (n * p.cin + g * cin_g + ic0) * plane + iy * p.w + ix;  // of (n, ic0, iy, ix) in dx
 
     // Taps outside, output channels inside: a pixel's dy offset for a tap is the same in
     // every output channel, so the index arithmetic and bounds checks run once per tap and
     // the inner loop is loads and multiply-adds only.
-    var acc: array<vec4f, 8>;
+    var acc: array<vec4f, 8>;  // acc[o]: input channel ic0 + o at the 4 pixels
     for (var ky = KY0; ky < KY1; ky++) {
         if ((ky * DH) % SH != RY) {
             continue;  // this tap never lands on this phase (removed at specialisation)
@@ -86,37 +83,85 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             if ((kx * DW) % SW != RX) {
                 continue;
             }
-            var off: array<u32, PX>;  // offset of (n, first channel of group g, oy, ox) in dy
-            var hit: array<bool, PX>;
-            for (var j = 0u; j < PX; j++) {
-                let ty = ty0[j] - i32(ky * DH);
-                let tx = tx0[j] - i32(kx * DW);
-                let oy = ty / i32(SH);
-                let ox = tx / i32(SW);
-                hit[j] = ok[j] && ty >= 0 && oy < i32(p.oh) && tx >= 0 && ox < i32(p.ow);
-                off[j] = select(0u, db[j] + u32(oy) * p.ow + u32(ox), hit[j]);
-            }
+            let ty = ty0 - i32(ky * DH);
+            let tx = tx0 - i32(kx * DW);
+            let oy = ty / i32(SH);
+            let ox = tx / i32(SW);
+            let hit = ok & (ty >= vec4i(0)) & (oy < vec4i(i32(p.oh))) & (tx >= vec4i(0)) & (ox < vec4i(i32(p.ow)));
+            // offset of (n, first channel of group g, oy, ox) in dy
+            let off = select(vec4u(0u), db + vec4u(oy) * p.ow + vec4u(ox), hit);
             let wtap = (g * cout_g * cin_g + ic0) * taps + ky * KW + kx;
             for (var oc = 0u; oc < cout_g; oc++) {
                 let dc = oc * oplane;
-                var dv: vec4f;
-                for (var j = 0u; j < PX; j++) {
-                    dv[j] = select(0.0, dy[off[j] + dc], hit[j]);
-                }
-                let wi = wtap + oc * cin_g * taps;
-                for (var o = 0u; o < ICB; o++) {
-                    acc[o] += wt[wi + min(o, nic - 1u) * taps] * dv;
-                }
+                let dv = vec4f(dy[off.x + dc], dy[off.y + dc], dy[off.z + dc], dy[off.w + dc]);
+                mac_rows(&acc, wtap + oc * cin_g * taps, taps, nic, select(vec4f(0.0), dv, hit));
             }
         }
     }
 
-    for (var j = 0u; j < PX; j++) {
-        if (!ok[j]) {
-            continue;
-        }
-        for (var o = 0u; o < nic; o++) {
-            dx[xo[j] + o * plane] = acc[o][j];
-        }
+    store4(acc[0], xo, ok);
+    if (ICB > 1u && nic > 1u) {
+        store4(acc[1], xo + plane, ok);
+    }
+    if (ICB > 2u && nic > 2u) {
+        store4(acc[2], xo + 2u * plane, ok);
+    }
+    if (ICB > 3u && nic > 3u) {
+        store4(acc[3], xo + 3u * plane, ok);
+    }
+    if (ICB > 4u && nic > 4u) {
+        store4(acc[4], xo + 4u * plane, ok);
+    }
+    if (ICB > 5u && nic > 5u) {
+        store4(acc[5], xo + 5u * plane, ok);
+    }
+    if (ICB > 6u && nic > 6u) {
+        store4(acc[6], xo + 6u * plane, ok);
+    }
+    if (ICB > 7u && nic > 7u) {
+        store4(acc[7], xo + 7u * plane, ok);
+    }
+}
+
+// The tile's ICB rows += each row's weight at `wi` (rows `stride` apart) x the 4 pixels v. Rows
+// past nic reread the last channel's weights; they are not stored.
+fn mac_rows(acc: ptr<function, array<vec4f, 8>>, wi: u32, stride: u32, nic: u32, v: vec4f) {
+    (*acc)[0] += wt[wi] * v;
+    if (ICB > 1u) {
+        (*acc)[1] += wt[wi + min(1u, nic - 1u) * stride] * v;
+    }
+    if (ICB > 2u) {
+        (*acc)[2] += wt[wi + min(2u, nic - 1u) * stride] * v;
+    }
+    if (ICB > 3u) {
+        (*acc)[3] += wt[wi + min(3u, nic - 1u) * stride] * v;
+    }
+    if (ICB > 4u) {
+        (*acc)[4] += wt[wi + min(4u, nic - 1u) * stride] * v;
+    }
+    if (ICB > 5u) {
+        (*acc)[5] += wt[wi + min(5u, nic - 1u) * stride] * v;
+    }
+    if (ICB > 6u) {
+        (*acc)[6] += wt[wi + min(6u, nic - 1u) * stride] * v;
+    }
+    if (ICB > 7u) {
+        (*acc)[7] += wt[wi + min(7u, nic - 1u) * stride] * v;
+    }
+}
+
+// One row's 4 values v into dx at `at` where `ok`.
+fn store4(v: vec4f, at: vec4u, ok: vec4<bool>) {
+    if (ok.x) {
+        dx[at.x] = v.x;
+    }
+    if (ok.y) {
+        dx[at.y] = v.y;
+    }
+    if (ok.z) {
+        dx[at.z] = v.z;
+    }
+    if (ok.w) {
+        dx[at.w] = v.w;
     }
 }

@@ -49,72 +49,93 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let q1 = min(q0 + p.chunk, total);
 
     // loader role: pixel `pix` of each step; rows (channel for dy, column for x) lid / 8 and
-    // lid / 8 + 32
+    // lid / 8 + 32, the components x and y of the vectors below. Every private value of this
+    // kernel is a vector or matrix indexed by constants only: a private array indexed by a
+    // loop variable may be kept in indexable memory (NVIDIA's local memory).
     let pix = lid % TP;
     let row = lid / TP;
-    var col_ok: array<bool, 2>;
-    var col_off: array<u32, 2>;   // the column's channel plane offset in x
-    var col_dy: array<i32, 2>;    // its tap's offsets from the pixel's window origin
-    var col_dx: array<i32, 2>;
-    for (var e = 0u; e < 2u; e++) {
-        let k = k0 + row + 32u * e;
-        col_ok[e] = k < kdim;
-        let kk = min(k, kdim - 1u);
-        let t = kk % taps;
-        col_off[e] = (g * cin_g + kk / taps) * hw;
-        col_dy[e] = i32((t / KW) * DH);
-        col_dx[e] = i32((t % KW) * DW);
-    }
+    let k = vec2u(k0 + row) + vec2u(0u, 32u);
+    let col_ok = k < vec2u(kdim);
+    let kk = min(k, vec2u(kdim - 1u));
+    let t = kk % taps;
+    let col_off = (g * cin_g + kk / taps) * hw;  // the columns' channel plane offsets in x
+    let col_dy = vec2i((t / KW) * DH);           // their taps' offsets from the pixel's window origin
+    let col_dx = vec2i((t % KW) * DW);
 
     // compute role: channels ty*4 .. ty*4+3, columns tx*4 .. tx*4+3
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<vec4f, 4>;
+    var acc = mat4x4f();  // acc[i]: channel ty*4+i at the 4 columns
 
     let steps = (q1 - min(q0, q1) + TP - 1u) / TP;
-    var ra: array<f32, 2>;
-    var rb: array<f32, 2>;
-    load_step(q0, q1, pix, row, oc0, nrows, col_ok, col_off, col_dy, col_dx, &ra, &rb);
-    store_stage(0u, pix, row, ra, rb);
+    var r = load_step(q0, q1, pix, row, oc0, nrows, col_ok, col_off, col_dy, col_dx);
+    store_stage(0u, pix, row, r);
     workgroupBarrier();
     for (var s = 0u; s < steps; s++) {
         let st = s % 2u;
         let more = s + 1u < steps;
         if (more) {
-            load_step(q0 + (s + 1u) * TP, q1, pix, row, oc0, nrows, col_ok, col_off, col_dy, col_dx, &ra, &rb);
+            r = load_step(q0 + (s + 1u) * TP, q1, pix, row, oc0, nrows, col_ok, col_off, col_dy, col_dx);
         }
         let a0 = st * TP * SV + ty;
         let b0 = st * TP * SV + tx;
         for (var j = 0u; j < TP; j++) {
             let a = da[a0 + j * SV];
             let b = xb[b0 + j * SV];
-            acc[0] += a.x * b;
-            acc[1] += a.y * b;
-            acc[2] += a.z * b;
-            acc[3] += a.w * b;
+            acc = mat4x4f(acc[0] + a.x * b, acc[1] + a.y * b, acc[2] + a.z * b, acc[3] + a.w * b);
         }
         if (more) {
-            store_stage(1u - st, pix, row, ra, rb);
+            store_stage(1u - st, pix, row, r);
         }
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let m = ty * 4u + i;
-        for (var j = 0u; j < 4u; j++) {
-            let k = k0 + tx * 4u + j;
-            if (m < nrows && k < kdim) {
-                part[(wid.y * p.cout + oc0 + m) * kdim + k] = acc[i][j];
-            }
-        }
+    // the lane's 4 channels at its 4 consecutive columns (those inside K)
+    let kc = k0 + tx * 4u;
+    let ok = vec4u(kc) + vec4u(0u, 1u, 2u, 3u) < vec4u(kdim);
+    let m = ty * 4u;
+    let at = (wid.y * p.cout + oc0 + m) * kdim + kc;
+    if (m < nrows) {
+        store_row(acc[0], at, ok);
     }
+    if (m + 1u < nrows) {
+        store_row(acc[1], at + kdim, ok);
+    }
+    if (m + 2u < nrows) {
+        store_row(acc[2], at + 2u * kdim, ok);
+    }
+    if (m + 3u < nrows) {
+        store_row(acc[3], at + 3u * kdim, ok);
+    }
+}
+
+// 4 consecutive columns of one row of the partial sums, where `ok`.
+fn store_row(v: vec4f, at: u32, ok: vec4<bool>) {
+    if (ok.x) {
+        part[at] = v.x;
+    }
+    if (ok.y) {
+        part[at + 1u] = v.y;
+    }
+    if (ok.z) {
+        part[at + 2u] = v.z;
+    }
+    if (ok.w) {
+        part[at + 3u] = v.w;
+    }
+}
+
+// A lane's values of one step: dy of channels row and row + 32 (a), the x values under columns
+// row and row + 32 (b).
+struct Step {
+    a: vec2f,
+    b: vec2f,
 }
 
 // The step of pixels from q: for pixel q + pix, dy of channels row and row + 32 and the x values
 // under columns row and row + 32 (zero past q1, the group's channels or K, and in the padding).
-fn load_step(q: u32, q1: u32, pix: u32, row: u32, oc0: u32, nrows: u32, col_ok: array<bool, 2>,
-             col_off: array<u32, 2>, col_dy: array<i32, 2>, col_dx: array<i32, 2>,
-             ra: ptr<function, array<f32, 2>>, rb: ptr<function, array<f32, 2>>) {
+fn load_step(q: u32, q1: u32, pix: u32, row: u32, oc0: u32, nrows: u32, col_ok: vec2<bool>,
+             col_off: vec2u, col_dy: vec2i, col_dx: vec2i) -> Step {
     let qi = q + pix;
     let q_ok = qi < q1;
     let qq = select(0u, qi, q_ok);
@@ -126,27 +147,23 @@ fn load_step(q: u32, q1: u32, pix: u32, row: u32, oc0: u32, nrows: u32, col_ok: 
     let iy0 = i32(oy * SH) - i32(PH);
     let ix0 = i32(ox * SW) - i32(PW);
     let xn = n * p.cin * p.h * p.w;
-    var ok = col_ok;
-    var off = col_off;
-    var ty = col_dy;
-    var tx = col_dx;
-    for (var e = 0u; e < 2u; e++) {
-        let m = row + 32u * e;
-        let d_ok = q_ok && m < nrows;
-        (*ra)[e] = select(0.0, dy[select(0u, (n * p.cout + oc0 + m) * plane + r, d_ok)], d_ok);
-        let iy = iy0 + ty[e];
-        let ix = ix0 + tx[e];
-        let inside = q_ok && ok[e] && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-        (*rb)[e] = select(0.0, x[select(0u, xn + off[e] + u32(iy) * p.w + u32(ix), inside)], inside);
-    }
+    let m = vec2u(row) + vec2u(0u, 32u);
+    let d_ok = vec2<bool>(q_ok) & (m < vec2u(nrows));
+    let d_at = select(vec2u(0u), (n * p.cout + oc0 + m) * plane + r, d_ok);
+    let iy = iy0 + col_dy;
+    let ix = ix0 + col_dx;
+    let inside = vec2<bool>(q_ok) & col_ok & (iy >= vec2i(0)) & (iy < vec2i(i32(p.h))) & (ix >= vec2i(0))
+        & (ix < vec2i(i32(p.w)));
+    let x_at = select(vec2u(0u), xn + col_off + vec2u(iy) * p.w + vec2u(ix), inside);
+    return Step(select(vec2f(0.0), vec2f(dy[d_at.x], dy[d_at.y]), d_ok),
+                select(vec2f(0.0), vec2f(x[x_at.x], x[x_at.y]), inside));
 }
 
-// This lane's share of a step into stage `s`.
-fn store_stage(s: u32, pix: u32, row: u32, ra: array<f32, 2>, rb: array<f32, 2>) {
-    for (var e = 0u; e < 2u; e++) {
-        let m = row + 32u * e;
-        let at = (s * TP + pix) * SV + m / 4u;
-        da[at][m % 4u] = ra[e];
-        xb[at][m % 4u] = rb[e];
-    }
+// This lane's share of a step into stage `s`: rows row and row + 32 (8 vec4s further).
+fn store_stage(s: u32, pix: u32, row: u32, r: Step) {
+    let at = (s * TP + pix) * SV + row / 4u;
+    da[at][row % 4u] = r.a.x;
+    xb[at][row % 4u] = r.b.x;
+    da[at + 8u][row % 4u] = r.a.y;
+    xb[at + 8u][row % 4u] = r.b.y;
 }

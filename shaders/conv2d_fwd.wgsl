@@ -22,13 +22,20 @@ override OCB: u32 = 8u;
 override TAPS_OUTER: bool = true;
 // Consecutive pixels per invocation: lane l of a block takes its pixels l*PX .. l*PX+PX-1
 // instead of l, l+WG, ... . Set by the host only for the channels-outside loop order when
-// OW % PX == 0 (the PX pixels then share an output row) and the row segment fits SEG_MAX: each
-// tap row of the window is then loaded once, as one segment, for all PX pixels and all taps of
-// that row (a 3x3: 6 loads instead of 12), and the pixels are decoded once, not PX times.
+// OW % PX == 0 (the PX pixels then share an output row) and the row segment fits the host's
+// SEGMENT_MAX (32): each tap row of the window is then loaded once, as one segment, for all PX
+// pixels and all taps of that row (a 3x3: 6 loads instead of 12), and the pixels are decoded
+// once, not PX times.
 override ROW_SEGMENT: bool = false;
 
 const PX: u32 = 4u;  // output pixels per invocation (the register tile's columns)
-const SEG_MAX: u32 = 32u;  // longest row segment: (PX - 1) * SW + (KX1 - 1 - KX0) * DW + 1
+// A row segment: (PX - 1) * SW + (KX1 - 1 - KX0) * DW + 1 input columns. The host sets
+// ROW_SEGMENT for segments of up to 32 (`SEGMENT_MAX`); the kernel keeps up to SEG_MAX of
+// them, under up to SEG_TAPS taps (written out), and walks wider ones the channels-outside way.
+const SEG_MAX: u32 = 16u;
+const SEG_TAPS: u32 = 7u;
+// derived from the geometry, never set by the host
+override SEG_LEN: u32 = (PX - 1u) * SW + (max(KX1, KX0 + 1u) - KX0 - 1u) * DW + 1u;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -53,158 +60,275 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let taps = KH * KW;
     let w_oc = cin_g * taps;  // stride between output channels in wt
 
-    // this invocation's pixels: consecutive lanes take consecutive pixels (neighbouring loads),
-    // or, with ROW_SEGMENT, consecutive pixels of one row
+    // this invocation's pixels (component j of each vector: pixel j): consecutive lanes take
+    // consecutive pixels (neighbouring loads), or, with ROW_SEGMENT, consecutive pixels of one
+    // row. Every private value below is a vector or an array indexed by constants only (loops
+    // over the pixels and the tile's rows are written out): a private array indexed by a loop
+    // variable is kept in indexable memory by some compilers (NVIDIA's local memory).
     let plane = p.oh * p.ow;
     let total = p.n * plane;
     let block = wid.x + wid.y * nwg.x;
-    var xb: array<u32, PX>;   // offset of (n, first channel of group g) in x
-    var yb: array<u32, PX>;   // offset of (n, oc0, pixel) in y
-    var iy0: array<i32, PX>;
-    var ix0: array<i32, PX>;
-    var ok: array<bool, PX>;
+    let lanes = vec4u(0u, 1u, 2u, 3u);
+    var ok: vec4<bool>;
+    var xb: vec4u;   // offset of (n, first channel of group g) in x
+    var yb: vec4u;   // offset of (n, oc0, pixel) in y
+    var iy0: vec4i;
+    var ix0: vec4i;
     if (ROW_SEGMENT) {
         let q = (block * WG + lid) * PX;
         let qq = min(q, total - 1u);
         let n = qq / plane;
         let r = qq % plane;
-        for (var j = 0u; j < PX; j++) {
-            ok[j] = q < total;  // all or none: OW % PX == 0
-            iy0[j] = i32((r / p.ow) * SH) - i32(PH);
-            ix0[j] = i32((r % p.ow + j) * SW) - i32(PW);
-            xb[j] = (n * p.cin + g * cin_g) * p.h * p.w;
-            yb[j] = (n * p.cout + oc0) * plane + r + j;
-        }
+        ok = vec4<bool>(q < total);  // all or none: OW % PX == 0
+        iy0 = vec4i(i32((r / p.ow) * SH) - i32(PH));
+        ix0 = vec4i((r % p.ow + lanes) * SW) - i32(PW);
+        xb = vec4u((n * p.cin + g * cin_g) * p.h * p.w);
+        yb = (n * p.cout + oc0) * plane + r + lanes;
     } else {
-        for (var j = 0u; j < PX; j++) {
-            let q = block * WG * PX + lid + j * WG;
-            ok[j] = q < total;
-            let qq = min(q, total - 1u);
-            let n = qq / plane;
-            let r = qq % plane;
-            iy0[j] = i32((r / p.ow) * SH) - i32(PH);
-            ix0[j] = i32((r % p.ow) * SW) - i32(PW);
-            xb[j] = (n * p.cin + g * cin_g) * p.h * p.w;
-            yb[j] = (n * p.cout + oc0) * plane + r;
-        }
+        let q = block * WG * PX + lid + lanes * WG;
+        ok = q < vec4u(total);
+        let qq = min(q, vec4u(total - 1u));
+        let n = qq / plane;
+        let r = qq % plane;
+        iy0 = vec4i((r / p.ow) * SH) - i32(PH);
+        ix0 = vec4i((r % p.ow) * SW) - i32(PW);
+        xb = (n * p.cin + g * cin_g) * p.h * p.w;
+        yb = (n * p.cout + oc0) * plane + r;
     }
 
-    var acc: array<vec4f, 8>;
+    var acc: array<vec4f, 8>;  // acc[o]: channel oc0 + o at the 4 pixels; constant indices only
     let plane_in = p.h * p.w;
+    let h = vec4i(i32(p.h));
+    let w = vec4i(i32(p.w));
+    let zero = vec4i(0);
     if (TAPS_OUTER) {
         // Taps outside, input channels inside: a pixel's window offset for a tap is the same
         // in every input channel, so the index arithmetic and bounds checks run once per tap
         // and the inner loop is loads and multiply-adds only.
         for (var ky = KY0; ky < KY1; ky++) {
             for (var kx = KX0; kx < KX1; kx++) {
-                var off: array<u32, PX>;  // offset of (n, first channel of group g, iy, ix) in x
-                var inside: array<bool, PX>;
-                for (var j = 0u; j < PX; j++) {
-                    let iy = iy0[j] + i32(ky * DH);
-                    let ix = ix0[j] + i32(kx * DW);
-                    inside[j] = ok[j] && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-                    off[j] = select(0u, xb[j] + u32(iy) * p.w + u32(ix), inside[j]);
-                }
+                let iy = iy0 + i32(ky * DH);
+                let ix = ix0 + i32(kx * DW);
+                let inside = ok & (iy >= zero) & (iy < h) & (ix >= zero) & (ix < w);
+                // offset of (n, first channel of group g, iy, ix) in x
+                let off = select(vec4u(0u), xb + vec4u(iy) * p.w + vec4u(ix), inside);
                 let wtap = oc0 * w_oc + ky * KW + kx;
                 for (var ic = 0u; ic < cin_g; ic++) {
                     let xc = ic * plane_in;
-                    var xv: vec4f;
-                    for (var j = 0u; j < PX; j++) {
-                        xv[j] = select(0.0, f32(x[off[j] + xc]), inside[j]);
-                    }
-                    let wi = wtap + ic * taps;
-                    for (var o = 0u; o < OCB; o++) {
-                        // rows past noc reread the last channel's weights; they are not stored
-                        acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
-                    }
+                    let xv = vec4f(f32(x[off.x + xc]), f32(x[off.y + xc]), f32(x[off.z + xc]), f32(x[off.w + xc]));
+                    mac_rows(&acc, wtap + ic * taps, w_oc, noc, select(vec4f(0.0), xv, inside));
                 }
             }
         }
-    } else if (ROW_SEGMENT) {
+    } else if (ROW_SEGMENT && KX1 - KX0 <= SEG_TAPS && SEG_LEN <= SEG_MAX) {
         // Input channels outside, the PX pixels side by side in one row: per channel and tap
-        // row, the input columns under all of them are one segment, loaded once.
-        let seg_len = (PX - 1u) * SW + (max(KX1, KX0 + 1u) - KX0 - 1u) * DW + 1u;
-        let col0 = ix0[0] + i32(KX0 * DW);  // the segment's first input column
+        // row, the input columns under all of them are one segment, loaded once. The segment's
+        // elements under tap t are t*DW + j*SW: override constants, so with the taps written
+        // out every index into `seg` is a constant once the pipeline is specialised.
+        let col0 = ix0.x + i32(KX0 * DW);  // the segment's first input column
         for (var ic = 0u; ic < cin_g; ic++) {
             let xc = ic * plane_in;
             let wc = (oc0 * cin_g + ic) * taps;
             for (var ky = KY0; ky < KY1; ky++) {
-                let iy = iy0[0] + i32(ky * DH);
+                let iy = iy0.x + i32(ky * DH);
                 // one unsigned compare per axis: a negative coordinate wraps past the bound
-                let row_in = ok[0] && u32(iy) < p.h;
-                let at = i32(xb[0] + xc) + iy * i32(p.w) + col0;
-                var seg: array<f32, SEG_MAX>;
-                for (var i = 0u; i < seg_len; i++) {
-                    let inside = row_in && u32(col0 + i32(i)) < p.w;
-                    seg[i] = select(0.0, f32(x[select(0u, u32(at + i32(i)), inside)]), inside);
+                let row_in = ok.x && u32(iy) < p.h;
+                let at = i32(xb.x + xc) + iy * i32(p.w) + col0;
+                var seg: array<vec4f, 4>;  // element e at seg[e / 4][e % 4]
+                seg[0] = segment4(at, col0, row_in, 0u);
+                if (SEG_LEN > 4u) {
+                    seg[1] = segment4(at, col0, row_in, 4u);
                 }
-                for (var kx = KX0; kx < KX1; kx++) {
-                    var xv: vec4f;
-                    for (var j = 0u; j < PX; j++) {
-                        xv[j] = seg[j * SW + (kx - KX0) * DW];
-                    }
-                    let wi = wc + ky * KW + kx;
-                    for (var o = 0u; o < OCB; o++) {
-                        acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
-                    }
+                if (SEG_LEN > 8u) {
+                    seg[2] = segment4(at, col0, row_in, 8u);
+                }
+                if (SEG_LEN > 12u) {
+                    seg[3] = segment4(at, col0, row_in, 12u);
+                }
+                let wi = wc + ky * KW + KX0;
+                // tap t: elements j*SW + t*DW, j = 0 .. 3 (the min keeps a dead tap's index in
+                // bounds: an override index past the array fails the pipeline)
+                if (KX1 > KX0) {
+                    let i0 = 0u;
+                    let i1 = SW;
+                    let i2 = 2u * SW;
+                    let i3 = 3u * SW;
+                    mac_rows(&acc, wi, w_oc, noc, vec4f(seg[min(i0 / 4u, 3u)][i0 % 4u], seg[min(i1 / 4u, 3u)][i1 % 4u], seg[min(i2 / 4u, 3u)][i2 % 4u], seg[min(i3 / 4u, 3u)][i3 % 4u]));
+                }
+                if (KX1 - KX0 > 1u) {
+                    let i0 = DW;
+                    let i1 = SW + DW;
+                    let i2 = 2u * SW + DW;
+                    let i3 = 3u * SW + DW;
+                    mac_rows(&acc, wi + 1u, w_oc, noc, vec4f(seg[min(i0 / 4u, 3u)][i0 % 4u], seg[min(i1 / 4u, 3u)][i1 % 4u], seg[min(i2 / 4u, 3u)][i2 % 4u], seg[min(i3 / 4u, 3u)][i3 % 4u]));
+                }
+                if (KX1 - KX0 > 2u) {
+                    let i0 = 2u * DW;
+                    let i1 = SW + 2u * DW;
+                    let i2 = 2u * SW + 2u * DW;
+                    let i3 = 3u * SW + 2u * DW;
+                    mac_rows(&acc, wi + 2u, w_oc, noc, vec4f(seg[min(i0 / 4u, 3u)][i0 % 4u], seg[min(i1 / 4u, 3u)][i1 % 4u], seg[min(i2 / 4u, 3u)][i2 % 4u], seg[min(i3 / 4u, 3u)][i3 % 4u]));
+                }
+                if (KX1 - KX0 > 3u) {
+                    let i0 = 3u * DW;
+                    let i1 = SW + 3u * DW;
+                    let i2 = 2u * SW + 3u * DW;
+                    let i3 = 3u * SW + 3u * DW;
+                    mac_rows(&acc, wi + 3u, w_oc, noc, vec4f(seg[min(i0 / 4u, 3u)][i0 % 4u], seg[min(i1 / 4u, 3u)][i1 % 4u], seg[min(i2 / 4u, 3u)][i2 % 4u], seg[min(i3 / 4u, 3u)][i3 % 4u]));
+                }
+                if (KX1 - KX0 > 4u) {
+                    let i0 = 4u * DW;
+                    let i1 = SW + 4u * DW;
+                    let i2 = 2u * SW + 4u * DW;
+                    let i3 = 3u * SW + 4u * DW;
+                    mac_rows(&acc, wi + 4u, w_oc, noc, vec4f(seg[min(i0 / 4u, 3u)][i0 % 4u], seg[min(i1 / 4u, 3u)][i1 % 4u], seg[min(i2 / 4u, 3u)][i2 % 4u], seg[min(i3 / 4u, 3u)][i3 % 4u]));
+                }
+                if (KX1 - KX0 > 5u) {
+                    let i0 = 5u * DW;
+                    let i1 = SW + 5u * DW;
+                    let i2 = 2u * SW + 5u * DW;
+                    let i3 = 3u * SW + 5u * DW;
+                    mac_rows(&acc, wi + 5u, w_oc, noc, vec4f(seg[min(i0 / 4u, 3u)][i0 % 4u], seg[min(i1 / 4u, 3u)][i1 % 4u], seg[min(i2 / 4u, 3u)][i2 % 4u], seg[min(i3 / 4u, 3u)][i3 % 4u]));
+                }
+                if (KX1 - KX0 > 6u) {
+                    let i0 = 6u * DW;
+                    let i1 = SW + 6u * DW;
+                    let i2 = 2u * SW + 6u * DW;
+                    let i3 = 3u * SW + 6u * DW;
+                    mac_rows(&acc, wi + 6u, w_oc, noc, vec4f(seg[min(i0 / 4u, 3u)][i0 % 4u], seg[min(i1 / 4u, 3u)][i1 % 4u], seg[min(i2 / 4u, 3u)][i2 % 4u], seg[min(i3 / 4u, 3u)][i3 % 4u]));
                 }
             }
         }
     } else {
-        // Input channels outside (few of them: the stem, depthwise): the window of one channel
+        // Input channels outside (few of them: the stem, depthwise; also ROW_SEGMENT's pixels
+        // when their segment is wider than the written-out taps): the window of one channel
         // plane is walked tap by tap while it is in cache; rows are checked once per channel.
         for (var ic = 0u; ic < cin_g; ic++) {
             let xc = ic * plane_in;
             let wc = (oc0 * cin_g + ic) * taps;
             for (var ky = KY0; ky < KY1; ky++) {
-                var row: array<i32, PX>;   // -1 where the row is outside the image
-                for (var j = 0u; j < PX; j++) {
-                    let iy = iy0[j] + i32(ky * DH);
-                    row[j] = select(-1, i32(xb[j] + xc) + iy * i32(p.w), ok[j] && iy >= 0 && iy < i32(p.h));
-                }
+                let iy = iy0 + i32(ky * DH);
+                let row_ok = ok & (iy >= zero) & (iy < h);
+                let row = vec4i(xb + xc) + iy * i32(p.w);
                 for (var kx = KX0; kx < KX1; kx++) {
-                    var xv: vec4f;
-                    for (var j = 0u; j < PX; j++) {
-                        let ix = ix0[j] + i32(kx * DW);
-                        let inside = row[j] >= 0 && ix >= 0 && ix < i32(p.w);
-                        let v = f32(x[select(0u, u32(row[j] + ix), inside)]);
-                        xv[j] = select(0.0, v, inside);
-                    }
-                    let wi = wc + ky * KW + kx;
-                    for (var o = 0u; o < OCB; o++) {
-                        acc[o] += wt[wi + min(o, noc - 1u) * w_oc] * xv;
-                    }
+                    let ix = ix0 + i32(kx * DW);
+                    let inside = row_ok & (ix >= zero) & (ix < w);
+                    let at = select(vec4u(0u), vec4u(row + ix), inside);
+                    let xv = vec4f(f32(x[at.x]), f32(x[at.y]), f32(x[at.z]), f32(x[at.w]));
+                    mac_rows(&acc, wc + ky * KW + kx, w_oc, noc, select(vec4f(0.0), xv, inside));
                 }
             }
         }
     }
 
-    for (var j = 0u; j < PX; j++) {
-        if (!ok[j]) {
-            continue;
-        }
-        for (var o = 0u; o < noc; o++) {
-            acc[o][j] = store_output(acc[o][j], oc0 + o, yb[j] + o * plane);
-        }
+    // epilogue, row by row (rows past noc are not stored); acc keeps the values stored, zero
+    // where no pixel is, for the statistics
+    acc[0] = store4(acc[0], oc0, yb, ok);
+    if (OCB > 1u && noc > 1u) {
+        acc[1] = store4(acc[1], oc0 + 1u, yb + plane, ok);
+    }
+    if (OCB > 2u && noc > 2u) {
+        acc[2] = store4(acc[2], oc0 + 2u, yb + 2u * plane, ok);
+    }
+    if (OCB > 3u && noc > 3u) {
+        acc[3] = store4(acc[3], oc0 + 3u, yb + 3u * plane, ok);
+    }
+    if (OCB > 4u && noc > 4u) {
+        acc[4] = store4(acc[4], oc0 + 4u, yb + 4u * plane, ok);
+    }
+    if (OCB > 5u && noc > 5u) {
+        acc[5] = store4(acc[5], oc0 + 5u, yb + 5u * plane, ok);
+    }
+    if (OCB > 6u && noc > 6u) {
+        acc[6] = store4(acc[6], oc0 + 6u, yb + 6u * plane, ok);
+    }
+    if (OCB > 7u && noc > 7u) {
+        acc[7] = store4(acc[7], oc0 + 7u, yb + 7u * plane, ok);
     }
 
     if (STATS) {
         let start = block * WG * PX;  // past total in the spare workgroups of a 2D grid
         let left = max(total, start) - start;  // valid pixels of this block (<= WG * PX)
         let mine = lane_count(lid, left);
-        var okv: array<bool, 8>;
-        for (var j = 0u; j < PX; j++) {
-            okv[j] = ok[j];
+        lane_stats4(0u, lid, acc[0], ok, mine);
+        if (OCB > 1u) {
+            lane_stats4(1u, lid, acc[1], ok, mine);
         }
-        for (var o = 0u; o < OCB; o++) {
-            var vals: array<f32, 8>;
-            for (var j = 0u; j < PX; j++) {
-                vals[j] = acc[o][j];
-            }
-            lane_stats(o, lid, vals, okv, mine);
+        if (OCB > 2u) {
+            lane_stats4(2u, lid, acc[2], ok, mine);
+        }
+        if (OCB > 3u) {
+            lane_stats4(3u, lid, acc[3], ok, mine);
+        }
+        if (OCB > 4u) {
+            lane_stats4(4u, lid, acc[4], ok, mine);
+        }
+        if (OCB > 5u) {
+            lane_stats4(5u, lid, acc[5], ok, mine);
+        }
+        if (OCB > 6u) {
+            lane_stats4(6u, lid, acc[6], ok, mine);
+        }
+        if (OCB > 7u) {
+            lane_stats4(7u, lid, acc[7], ok, mine);
         }
         write_block_stats(lid, left, noc, block, oc0, p.cout);
     }
+}
+
+// The tile's OCB rows += each row's weight at `wi` (rows w_oc apart) x the 4 pixels xv. Rows
+// past noc reread the last channel's weights; they are not stored.
+fn mac_rows(acc: ptr<function, array<vec4f, 8>>, wi: u32, w_oc: u32, noc: u32, xv: vec4f) {
+    (*acc)[0] += wt[wi] * xv;
+    if (OCB > 1u) {
+        (*acc)[1] += wt[wi + min(1u, noc - 1u) * w_oc] * xv;
+    }
+    if (OCB > 2u) {
+        (*acc)[2] += wt[wi + min(2u, noc - 1u) * w_oc] * xv;
+    }
+    if (OCB > 3u) {
+        (*acc)[3] += wt[wi + min(3u, noc - 1u) * w_oc] * xv;
+    }
+    if (OCB > 4u) {
+        (*acc)[4] += wt[wi + min(4u, noc - 1u) * w_oc] * xv;
+    }
+    if (OCB > 5u) {
+        (*acc)[5] += wt[wi + min(5u, noc - 1u) * w_oc] * xv;
+    }
+    if (OCB > 6u) {
+        (*acc)[6] += wt[wi + min(6u, noc - 1u) * w_oc] * xv;
+    }
+    if (OCB > 7u) {
+        (*acc)[7] += wt[wi + min(7u, noc - 1u) * w_oc] * xv;
+    }
+}
+
+// Elements k0 .. k0+3 of a row segment starting at x offset `at`, input column col0: zero
+// outside the image or past the segment.
+fn segment4(at: i32, col0: i32, row_in: bool, k0: u32) -> vec4f {
+    let k = vec4i(vec4u(k0) + vec4u(0u, 1u, 2u, 3u));
+    let inside = vec4<bool>(row_in) & (vec4u(col0 + k) < vec4u(p.w)) & (vec4u(k) < vec4u(SEG_LEN));
+    let off = select(vec4u(0u), vec4u(at + k), inside);
+    return select(vec4f(0.0), vec4f(f32(x[off.x]), f32(x[off.y]), f32(x[off.z]), f32(x[off.w])), inside);
+}
+
+// Channel oc's 4 values v through the epilogue into y at `at` where `ok`; returns the values
+// stored (before rounding to T), zero where nothing is.
+fn store4(v: vec4f, oc: u32, at: vec4u, ok: vec4<bool>) -> vec4f {
+    var o = vec4f(0.0);
+    if (ok.x) {
+        o.x = store_output(v.x, oc, at.x);
+    }
+    if (ok.y) {
+        o.y = store_output(v.y, oc, at.y);
+    }
+    if (ok.z) {
+        o.z = store_output(v.z, oc, at.z);
+    }
+    if (ok.w) {
+        o.w = store_output(v.w, oc, at.w);
+    }
+    return o;
 }
 
 // How many of the block's first `left` pixels invocation `l` holds (pixels l, l + WG, ...; with

@@ -72,60 +72,101 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     // compute role: channels ty*4 .. ty*4+3, pixels tx*4 .. tx*4+3
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<vec4f, 4>;  // acc[i]: channel ty*4+i at the 4 pixels
+    // acc[i]: channel ty*4+i at the 4 pixels. Every private value of this kernel is indexed by
+    // constants only (the epilogue and the statistics are written out, not looped over an
+    // index), so that no compiler has to keep the tile in memory it can index (NVIDIA's local
+    // memory, where the old statistics tail's `v[i][j]` put it).
+    var acc = mat4x4f();
 
     let chunks = (kdim + TK - 1u) / TK;
-    var ra: array<f32, 2>;
-    var rb: array<f32, 2>;
+    // this lane's share of a chunk: weights lid and lid + 256, im2col rows krow and krow + 4
+    var ra0 = load_weight(0u, lid, oc0, nrows, kdim);
+    var ra1 = load_weight(0u, lid + 256u, oc0, nrows, kdim);
+    var rb0 = load_pixel(krow, q_ok, iy0, ix0, xbase, kdim, taps, hw);
+    var rb1 = load_pixel(krow + 4u, q_ok, iy0, ix0, xbase, kdim, taps, hw);
     // chunk 0 into stage 0
-    for (var e = 0u; e < 2u; e++) {
-        ra[e] = load_weight(0u, lid + 256u * e, oc0, nrows, kdim);
-        rb[e] = load_pixel(krow + 4u * e, q_ok, iy0, ix0, xbase, kdim, taps, hw);
-    }
-    store_stage(0u, lid, col, krow, ra, rb);
+    store_stage(0u, lid, col, krow, ra0, ra1, rb0, rb1);
     workgroupBarrier();
     for (var c = 0u; c < chunks; c++) {
         let s = c % 2u;
         let more = c + 1u < chunks;
         if (more) {
             let k0 = (c + 1u) * TK;
-            for (var e = 0u; e < 2u; e++) {
-                ra[e] = load_weight(k0, lid + 256u * e, oc0, nrows, kdim);
-                rb[e] = load_pixel(k0 + krow + 4u * e, q_ok, iy0, ix0, xbase, kdim, taps, hw);
-            }
+            ra0 = load_weight(k0, lid, oc0, nrows, kdim);
+            ra1 = load_weight(k0, lid + 256u, oc0, nrows, kdim);
+            rb0 = load_pixel(k0 + krow, q_ok, iy0, ix0, xbase, kdim, taps, hw);
+            rb1 = load_pixel(k0 + krow + 4u, q_ok, iy0, ix0, xbase, kdim, taps, hw);
         }
+        // the chunk's TK = 8 steps of K: a loop, as it indexes nothing private (written out, it
+        // cost 12 more registers on AMD's compiler)
         let a0 = s * TK * AV + ty;
         let b0 = s * TK * BV + tx;
         for (var kk = 0u; kk < TK; kk++) {
-            let a = wa[a0 + kk * AV];
-            let b = xb[b0 + kk * BV];
-            acc[0] += a.x * b;
-            acc[1] += a.y * b;
-            acc[2] += a.z * b;
-            acc[3] += a.w * b;
+            acc = mac(acc, wa[a0 + kk * AV], xb[b0 + kk * BV]);
         }
         if (more) {
-            store_stage(1u - s, lid, col, krow, ra, rb);
+            store_stage(1u - s, lid, col, krow, ra0, ra1, rb0, rb1);
         }
         workgroupBarrier();
     }
 
-    // epilogue: 4 channels x 4 consecutive pixels
-    var vals: array<vec4f, 4>;
-    for (var i = 0u; i < 4u; i++) {
-        let m = ty * 4u + i;
-        for (var j = 0u; j < 4u; j++) {
-            let qo = p0 + tx * 4u + j;
-            if (m < nrows && qo < total) {
-                let oc = oc0 + m;
-                let at = ((qo / plane) * p.cout + oc) * plane + qo % plane;
-                vals[i][j] = store_output(acc[i][j], oc, at);
-            }
-        }
+    // epilogue: 4 channels x 4 consecutive pixels q0 .. q0+3. The lane's valid pixels are a
+    // prefix of them (`mine`); their offsets in y (channel 0's; + oc * plane) are decoded once:
+    // consecutive, unless the 4 cross from one image into the next (or the plane is smaller).
+    // Scalar stores: y is the epilogue prelude's array<T>; a vec4 store needs a vec4 view of y,
+    // a binding of its own.
+    let left = max(total, p0) - p0;  // valid pixels of the block (0 in a 2D grid's spare ones)
+    let mine = min(4u, max(left, tx * 4u) - tx * 4u);
+    let ok = vec4u(0u, 1u, 2u, 3u) < vec4u(mine);
+    let q0 = p0 + tx * 4u;
+    let r0 = q0 % plane;
+    var yo = vec4u((q0 / plane) * p.cout * plane + r0) + vec4u(0u, 1u, 2u, 3u);
+    if (r0 + 3u >= plane) {
+        let q = vec4u(q0) + vec4u(0u, 1u, 2u, 3u);
+        yo = (q / plane) * (p.cout * plane) + q % plane;
+    }
+    // the values stored (the statistics' input), zero where nothing is
+    var vals = mat4x4f();
+    let m = ty * 4u;
+    if (m < nrows) {
+        vals[0] = store4(acc[0], oc0 + m, yo + (oc0 + m) * plane, ok);
+    }
+    if (m + 1u < nrows) {
+        vals[1] = store4(acc[1], oc0 + m + 1u, yo + (oc0 + m + 1u) * plane, ok);
+    }
+    if (m + 2u < nrows) {
+        vals[2] = store4(acc[2], oc0 + m + 2u, yo + (oc0 + m + 2u) * plane, ok);
+    }
+    if (m + 3u < nrows) {
+        vals[3] = store4(acc[3], oc0 + m + 3u, yo + (oc0 + m + 3u) * plane, ok);
     }
     if (STATS) {
-        write_stats(lid, tx, ty, vals, max(total, p0) - p0, nrows, block, oc0);
+        write_stats(lid, tx, ty, vals, ok, f32(mine), left, nrows, block, oc0);
     }
+}
+
+// One step of K on the 4 x 4 tile: channel i's 4 pixels += weight a[i] x the pixels b.
+fn mac(t: mat4x4f, a: vec4f, b: vec4f) -> mat4x4f {
+    return mat4x4f(t[0] + a.x * b, t[1] + a.y * b, t[2] + a.z * b, t[3] + a.w * b);
+}
+
+// Channel oc's 4 values v through the epilogue into y at `at` where `ok`; returns the values
+// stored (before rounding to T), zero where nothing is.
+fn store4(v: vec4f, oc: u32, at: vec4u, ok: vec4<bool>) -> vec4f {
+    var o = vec4f(0.0);
+    if (ok.x) {
+        o.x = store_output(v.x, oc, at.x);
+    }
+    if (ok.y) {
+        o.y = store_output(v.y, oc, at.y);
+    }
+    if (ok.z) {
+        o.z = store_output(v.z, oc, at.z);
+    }
+    if (ok.w) {
+        o.w = store_output(v.w, oc, at.w);
+    }
+    return o;
 }
 
 // Weight `e` (0 .. 512) of the chunk at K offset k0: channel e / TK, K row e % TK (consecutive
@@ -148,38 +189,40 @@ fn load_pixel(k: u32, q_ok: bool, iy0: i32, ix0: i32, xbase: u32, kdim: u32, tap
     return select(0.0, f32(x[select(0u, xbase + ic * hw + u32(iy) * p.w + u32(ix), inside)]), inside);
 }
 
-// This lane's share of a chunk into stage `s`: its two weights and its two im2col values.
-fn store_stage(s: u32, lid: u32, col: u32, krow: u32, ra: array<f32, 2>, rb: array<f32, 2>) {
-    for (var e = 0u; e < 2u; e++) {
-        let we = lid + 256u * e;
-        let m = we / TK;
-        wa[(s * TK + we % TK) * AV + m / 4u][m % 4u] = ra[e];
-        xb[(s * TK + krow + 4u * e) * BV + col / 4u][col % 4u] = rb[e];
-    }
+// This lane's share of a chunk into stage `s`: its two weights (channels lid / TK and
+// lid / TK + 32, K row lid % TK) and its two im2col values (K rows krow and krow + 4).
+fn store_stage(s: u32, lid: u32, col: u32, krow: u32, ra0: f32, ra1: f32, rb0: f32, rb1: f32) {
+    let m = lid / TK;
+    let wrow = (s * TK + lid % TK) * AV + m / 4u;
+    wa[wrow][m % 4u] = ra0;
+    wa[wrow + 8u][m % 4u] = ra1;  // channel m + 32
+    let xrow = (s * TK + krow) * BV + col / 4u;
+    xb[xrow][col % 4u] = rb0;
+    xb[xrow + 4u * BV][col % 4u] = rb1;
 }
 
-// The block statistics: each lane's (mean, M2) of its 4 channels over its valid pixels, merged
-// with Chan's formula across the 16 lanes of a channel row in two rounds through workgroup
-// memory (the pixel stage, free after the main loop's last barrier): lane tx merges lane
-// tx + 8's into its own slot, then one lane per channel merges the 8 slots and writes them. `left`: valid pixels of the block from p0.
-fn write_stats(lid: u32, tx: u32, ty: u32, vals: array<vec4f, 4>, left: u32, nrows: u32, block: u32, oc0: u32) {
-    var v = vals;
-    let n_mine = held(left, tx * 4u);
-    var mean: vec4f;
-    var m2: vec4f;
-    for (var i = 0u; i < 4u; i++) {
-        var s = 0.0;
-        for (var j = 0u; j < 4u; j++) {
-            s += select(0.0, v[i][j], f32(j) < n_mine);
-        }
-        mean[i] = s / max(n_mine, 1.0);
-        var d2 = 0.0;
-        for (var j = 0u; j < 4u; j++) {
-            let d = v[i][j] - mean[i];
-            d2 += select(0.0, d * d, f32(j) < n_mine);
-        }
-        m2[i] = d2;
-    }
+// The block statistics: each lane's (mean, M2) of its 4 channels over its `n_mine` valid pixels
+// (`ok`; `vals` holds channel i's values in column i), as vec4s over the channels with constant
+// indices only, merged with Chan's formula across the 16 lanes of a channel row in two rounds
+// through workgroup memory (the pixel stage, free after the main loop's last barrier): lane tx
+// merges lane tx + 8's into its own slot, then one lane per channel merges the 8 slots and
+// writes them. `left`: valid pixels of the block from p0.
+fn write_stats(lid: u32, tx: u32, ty: u32, vals: mat4x4f, ok: vec4<bool>, n_mine: f32, left: u32, nrows: u32,
+               block: u32, oc0: u32) {
+    // pixel j's values of the 4 channels, zero where the pixel is not valid
+    let t = transpose(vals);
+    let z = vec4f(0.0);
+    let v0 = select(z, t[0], ok.x);
+    let v1 = select(z, t[1], ok.y);
+    let v2 = select(z, t[2], ok.z);
+    let v3 = select(z, t[3], ok.w);
+    // summed in pixel order, as one channel at a time would be
+    let mean = (((v0 + v1) + v2) + v3) / max(n_mine, 1.0);
+    let d0 = select(z, v0 - mean, ok.x);
+    let d1 = select(z, v1 - mean, ok.y);
+    let d2 = select(z, v2 - mean, ok.z);
+    let d3 = select(z, v3 - mean, ok.w);
+    let m2 = ((d0 * d0 + d1 * d1) + d2 * d2) + d3 * d3;
     // round 1: lanes tx >= 8 hand their (mean, M2) to lane tx - 8 (8 x 16 rows x 2 vec4 = 256)
     if (tx >= 8u) {
         let at = (ty * 8u + tx - 8u) * 2u;

@@ -33,6 +33,18 @@ fn lane_stats(o: u32, lid: u32, values: array<f32, 8>, valid: array<bool, 8>, co
     red_m2[o * WG + lid] = m2;
 }
 
+// `lane_stats` for 4 values in a vector (`v.j` where `ok.j`, `count` of them), with constant
+// indices only; summed in the same order.
+fn lane_stats4(o: u32, lid: u32, v: vec4f, ok: vec4<bool>, count: u32) {
+    let z = vec4f(0.0);
+    let s = select(z, v, ok);
+    let mean = (((s.x + s.y) + s.z) + s.w) / max(f32(count), 1.0);
+    let d = select(z, v - mean, ok);
+    let m2 = ((d.x * d.x + d.y * d.y) + d.z * d.z) + d.w * d.w;
+    red_mean[o * WG + lid] = mean;
+    red_m2[o * WG + lid] = m2;
+}
+
 // After every invocation's `lane_stats`: one invocation per channel merges the WG of them in
 // order with Chan's formula and writes the block's (mean, M2) of channels oc0 .. oc0+noc. One
 // barrier: a CPU driver pays for every barrier with a switch of all invocations. Called by the

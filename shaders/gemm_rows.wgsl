@@ -35,31 +35,83 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let inside = col < p.n4;
     let colc = min(col, p.n4 - 1u);
     let b0 = z * p.k * p.n4 + colc;
+    // acc[r]: row row0 + r. Indexed by constants only (the loops over the rows are written
+    // out): a private array indexed by a loop variable may be kept in indexable memory
+    // (NVIDIA's local memory).
     var acc: array<vec4f, 8>;
     for (var kk = 0u; kk < p.k; kk++) {
-        let bv = vec4f(b[b0 + kk * p.n4]);
-        for (var r = 0u; r < RB; r++) {
-            // rows past nrows reread the last row of A; they are not stored
-            let row = row0 + min(r, nrows - 1u);
-            var ai = row * p.k + kk;
-            if (TRANS_A) {
-                ai = kk * p.m + row;
-            }
-            acc[r] += a[ai] * bv;
-        }
+        mac_rows(&acc, row0, nrows, kk, vec4f(b[b0 + kk * p.n4]));
     }
     if (!inside) {
         return;
     }
-    for (var r = 0u; r < nrows; r++) {
-        let i = (z * p.m + row0 + r) * p.n4 + col;
-        var v = acc[r];
-        if (HAS_BIAS) {
-            v += bias[row0 + r];
-        }
-        if (HAS_RESIDUAL) {
-            v += vec4f(res[i]);
-        }
-        c[i] = vec4<T>(act4(v));
+    let i = (z * p.m + row0) * p.n4 + col;  // row row0's output vec4
+    store_row(acc[0], row0, i);
+    if (RB > 1u && nrows > 1u) {
+        store_row(acc[1], row0 + 1u, i + p.n4);
     }
+    if (RB > 2u && nrows > 2u) {
+        store_row(acc[2], row0 + 2u, i + 2u * p.n4);
+    }
+    if (RB > 3u && nrows > 3u) {
+        store_row(acc[3], row0 + 3u, i + 3u * p.n4);
+    }
+    if (RB > 4u && nrows > 4u) {
+        store_row(acc[4], row0 + 4u, i + 4u * p.n4);
+    }
+    if (RB > 5u && nrows > 5u) {
+        store_row(acc[5], row0 + 5u, i + 5u * p.n4);
+    }
+    if (RB > 6u && nrows > 6u) {
+        store_row(acc[6], row0 + 6u, i + 6u * p.n4);
+    }
+    if (RB > 7u && nrows > 7u) {
+        store_row(acc[7], row0 + 7u, i + 7u * p.n4);
+    }
+}
+
+// A's element for row `row` at K index kk.
+fn a_at(row: u32, kk: u32) -> f32 {
+    if (TRANS_A) {
+        return a[kk * p.m + row];
+    }
+    return a[row * p.k + kk];
+}
+
+// The RB rows += A's (row, kk) x bv; rows past nrows reread the last row of A (not stored).
+fn mac_rows(acc: ptr<function, array<vec4f, 8>>, row0: u32, nrows: u32, kk: u32, bv: vec4f) {
+    (*acc)[0] += a_at(row0, kk) * bv;
+    if (RB > 1u) {
+        (*acc)[1] += a_at(row0 + min(1u, nrows - 1u), kk) * bv;
+    }
+    if (RB > 2u) {
+        (*acc)[2] += a_at(row0 + min(2u, nrows - 1u), kk) * bv;
+    }
+    if (RB > 3u) {
+        (*acc)[3] += a_at(row0 + min(3u, nrows - 1u), kk) * bv;
+    }
+    if (RB > 4u) {
+        (*acc)[4] += a_at(row0 + min(4u, nrows - 1u), kk) * bv;
+    }
+    if (RB > 5u) {
+        (*acc)[5] += a_at(row0 + min(5u, nrows - 1u), kk) * bv;
+    }
+    if (RB > 6u) {
+        (*acc)[6] += a_at(row0 + min(6u, nrows - 1u), kk) * bv;
+    }
+    if (RB > 7u) {
+        (*acc)[7] += a_at(row0 + min(7u, nrows - 1u), kk) * bv;
+    }
+}
+
+// Row `row`'s 4 sums through the epilogue into c[i].
+fn store_row(acc: vec4f, row: u32, i: u32) {
+    var v = acc;
+    if (HAS_BIAS) {
+        v += bias[row];
+    }
+    if (HAS_RESIDUAL) {
+        v += vec4f(res[i]);
+    }
+    c[i] = vec4<T>(act4(v));
 }

@@ -2,9 +2,9 @@
 //! `convoy bench` and the criterion benches so their numbers line up.
 
 #[cfg(not(target_arch = "wasm32"))]
-use crate::device::time_gpu;
-#[cfg(not(target_arch = "wasm32"))]
 use crate::device::Dispatch;
+#[cfg(not(target_arch = "wasm32"))]
+pub use crate::device::{time_gpu, time_repeats, Clock, RepeatTiming};
 use crate::device::{Gpu, Timing};
 use crate::error::Result;
 use crate::kernels;
@@ -75,6 +75,27 @@ pub fn copy_bandwidth(gpu: &Gpu, bytes: u64, warmup: usize, iters: usize) -> Res
     Ok((timing, 2.0 * bytes as f64 / (timing.median_ms * 1e-3) / 1e9))
 }
 
+/// The copy kernel's bandwidth (copy_vec4, a vec4 per invocation) over `bytes`, counted as
+/// bytes read plus bytes written per second (GB/s), `iters` runs in one submission: by the GPU's
+/// clock where `Clock::for_timing` trusts it, else the wall time per run. The yardstick of the
+/// memory-bound kernels, on the clock they are timed by.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn copy_kernel_bandwidth(gpu: &Gpu, bytes: u64, warmup: usize, iters: usize) -> Result<(RepeatTiming, f64)> {
+    let count = (bytes / 16) as usize;
+    let src = Tensor::zeros(gpu, [count * 4])?;
+    let dst = Tensor::zeros(gpu, [count * 4])?;
+    let d = crate::device::Dispatch::new(
+        gpu,
+        gpu.pipeline(&kernels::shaders::COPY_VEC4, &[])?,
+        &[kernels::u32_of("copy vec4s", count)?],
+        &[src.buffer(), dst.buffer()],
+        crate::device::grid_1d(kernels::groups_for("copy vec4s", count, 256)?),
+    )?;
+    let t = crate::device::time_repeats(gpu, std::slice::from_ref(&d), warmup, iters)?;
+    let ms = t.ms(crate::device::Clock::for_timing(gpu));
+    Ok((t, 2.0 * (count * 16) as f64 / (ms * 1e-3) / 1e9))
+}
+
 /// One run of the GEMM ceiling benchmark: C (size x size) = A B in f32.
 #[derive(Clone, Copy, Debug)]
 pub struct GemmResult {
@@ -112,7 +133,14 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         trans_a: false,
         trans_b: false,
     };
-    let tiled = kernels::gemm::gemm_tile(gpu, &geom, DType::F32, a.buffer(), b.buffer(), None, c.buffer())?;
+    let bufs = kernels::gemm::GemmBuffers {
+        a: a.buffer(),
+        b: b.buffer(),
+        bias: None,
+        residual: None,
+        c: c.buffer(),
+    };
+    let tiled = kernels::gemm::gemm_tile(gpu, &geom, DType::F32, &bufs)?;
     let rows_geom = kernels::gemm::RowsGeom {
         batch: 1,
         m: size,
@@ -120,17 +148,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         k: size,
         trans_a: false,
     };
-    let rows = kernels::gemm::gemm_rows(
-        gpu,
-        &rows_geom,
-        crate::graph::Act::None,
-        DType::F32,
-        a.buffer(),
-        b.buffer(),
-        None,
-        None,
-        c.buffer(),
-    )?;
+    let rows = kernels::gemm::gemm_rows(gpu, &rows_geom, crate::graph::Act::None, DType::F32, &bufs)?;
     // the conv kernels on the same GEMM, as a 1x1 conv of one image of `size` pixels: C (Cout,
     // pixels) = A (Cout, Cin) x B (Cin, pixels); a ceiling below the convs would mislead
     let ([register, block, texture], conv_flops, _conv_tensors) = pointwise_convs(gpu, size, &a, &mut rng)?;
@@ -368,7 +386,22 @@ pub struct ConvBench {
     pub forward_f16: Option<Vec<crate::device::Dispatch>>,
     /// The forward that also writes the batch-norm block statistics (a fused training step's).
     pub forward_stats: Vec<crate::device::Dispatch>,
-    _tensors: Vec<Tensor>,
+    /// x, w, y (also dy), dx, dw, the statistics blocks (and the f16 x and y, when asked).
+    tensors: Vec<Tensor>,
+}
+
+/// One tuner candidate of one pass of a suite shape, ready to time.
+pub struct ConvCandidate {
+    /// forward, fwd_stats, bwd_data or bwd_weight.
+    pub pass: &'static str,
+    /// The kernel the variant table chose for the pass (its `Display`).
+    pub kernel: String,
+    /// The candidate's tile (`variants::tile_name`), or "-" for a kernel without tiles.
+    pub tile: String,
+    /// The table's default for the pass.
+    pub default: bool,
+    /// The dispatches, or why this candidate cannot run the shape.
+    pub dispatches: Result<Vec<crate::device::Dispatch>>,
 }
 
 impl ConvBench {
@@ -405,7 +438,12 @@ impl ConvBench {
         )?;
         let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer(), None)?;
         let backward_data_len = backward.len();
-        backward.extend(kernels::conv::backward_weight(gpu, &geom, yb, xb, dw.buffer(), None)?);
+        let bufs = kernels::conv::WeightGradientBuffers {
+            dy: yb,
+            x: xb,
+            dw: dw.buffer(),
+        };
+        backward.extend(kernels::conv::backward_weight(gpu, &geom, &bufs, None)?);
         let mut tensors = vec![];
         let forward_f16 = if f16 {
             let (xh, yh) = (
@@ -424,7 +462,7 @@ impl ConvBench {
         } else {
             None
         };
-        tensors.extend([x, w, y, dx, dw, partials]);
+        tensors.splice(0..0, [x, w, y, dx, dw, partials]);
         Ok(ConvBench {
             geom,
             forward,
@@ -432,8 +470,82 @@ impl ConvBench {
             backward_data_len,
             forward_f16,
             forward_stats,
-            _tensors: tensors,
+            tensors,
         })
+    }
+}
+
+impl ConvBench {
+    /// Every tuner candidate of each pass (forward, fwd_stats, bwd_data, bwd_weight) on this
+    /// shape, as the variant table lists them (the default first); a pass whose kernel has no
+    /// tiles (a GEMM per image, the depthwise and narrow kernels, the input gradient's stride
+    /// phases) is its one kernel, as the launcher runs it.
+    pub fn candidates(&self, gpu: &Gpu) -> Result<Vec<ConvCandidate>> {
+        use kernels::conv::variants::{self, tile_name, Forward, InputGradient, WeightGradient};
+        use kernels::conv::{ConvDevice, ConvTile, ForwardBuffers};
+        let g = &self.geom;
+        let dev = ConvDevice::from(gpu);
+        let b = |i: usize| self.tensors[i].buffer();
+        let (x, w, y, dx, dw, partials) = (b(0), b(1), b(2), b(3), b(4), b(5));
+        let mut out = Vec::new();
+        let mut push = |pass,
+                        kernel: String,
+                        tiles: Vec<Option<ConvTile>>,
+                        run: &dyn Fn(Option<ConvTile>) -> Result<Vec<crate::device::Dispatch>>| {
+            for (i, t) in tiles.into_iter().enumerate() {
+                out.push(ConvCandidate {
+                    pass,
+                    kernel: kernel.clone(),
+                    tile: t.as_ref().map_or("-".into(), tile_name),
+                    default: i == 0,
+                    dispatches: run(t),
+                });
+            }
+        };
+        for (pass, stats) in [("forward", None), ("fwd_stats", Some(partials))] {
+            let fb = ForwardBuffers {
+                stats,
+                ..ForwardBuffers::new(x, w, y)
+            };
+            let choice = variants::forward(dev, g, DType::F32, stats.is_some())?;
+            let tiles = match &choice.kernel {
+                Forward::Tiled { tiles, .. } => tiles.candidates.iter().copied().map(Some).collect(),
+                _ => vec![None],
+            };
+            push(pass, choice.kernel.to_string(), tiles, &|t| match t {
+                Some(t) => kernels::conv::forward_tiled(gpu, g, t, Default::default(), DType::F32, &fb),
+                None => kernels::conv::forward(gpu, g, Default::default(), DType::F32, &fb),
+            });
+        }
+        let choice = variants::input_gradient(dev, g);
+        let tiles = match &choice.kernel {
+            InputGradient::Tiled(t) => t.candidates.iter().copied().map(Some).collect(),
+            _ => vec![None],
+        };
+        push("bwd_data", choice.kernel.to_string(), tiles, &|t| match t {
+            Some(t) => kernels::conv::backward_data_tiled(gpu, g, t, y, w, dx),
+            None => kernels::conv::backward_data(gpu, g, y, w, dx, None),
+        });
+        let choice = variants::weight_gradient(dev, g);
+        let (tiles, columns) = match &choice.kernel {
+            WeightGradient::Tiled(t) => (t.candidates.iter().copied().map(Some).collect(), None),
+            WeightGradient::Texture { tiles, columns } => {
+                (tiles.candidates.iter().copied().map(Some).collect(), Some(*columns))
+            }
+            _ => (vec![None], None),
+        };
+        let bufs = kernels::conv::WeightGradientBuffers { dy: y, x, dw };
+        push(
+            "bwd_weight",
+            choice.kernel.to_string(),
+            tiles,
+            &|t| match (t, columns) {
+                (Some(t), Some(c)) => kernels::conv::texture::backward_weight(gpu, g, t, c, None, &bufs, None),
+                (Some(t), None) => kernels::conv::backward_weight_tiled(gpu, g, t, None, &bufs),
+                (None, _) => kernels::conv::backward_weight(gpu, g, &bufs, None),
+            },
+        );
+        Ok(out)
     }
 }
 

@@ -15,35 +15,117 @@
 // Send (one thread), which is fine there.
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
+// What a user builds with: models, training, data, files, ONNX, the functional ops, plots; and
+// (hidden, not a user API) the benchmark harness of `convoy bench` and the criterion benches.
+#[doc(hidden)]
 pub mod bench;
 pub mod data;
-pub mod device;
 pub mod diag;
 pub mod dist;
-pub mod error;
-pub mod exec;
 pub mod graph;
 pub mod io;
-pub mod kernels;
 pub mod nn;
 pub mod onnx;
 pub mod ops;
-pub mod passes;
-pub mod rng;
-pub mod shape;
-pub mod store;
-pub mod tensor;
 pub mod train;
-#[cfg(target_arch = "wasm32")]
-pub mod web;
 
-pub use device::{Gpu, GpuBuilder, GpuInfo, KernelFamily, KernelPolicy};
+// The runtime's own layers: users reach them through the re-exports below, convoy's own tests
+// through `internals`.
+mod device;
+mod error;
+mod exec;
+mod kernels;
+mod passes;
+mod rng;
+mod shape;
+mod store;
+mod tensor;
+// the browser entry: wasm-bindgen exports its functions whatever their module's visibility
+#[cfg(target_arch = "wasm32")]
+mod web;
+
+pub use device::{Gpu, GpuBuilder, GpuInfo, KernelFamily, KernelPolicy, MemoryCounts, Timing};
 pub use error::{Error, Result};
-pub use exec::{CompileOptions, Inference, Plan, TrainStep};
+pub use exec::{CompileOptions, Inference, ParamGroups, Plan, PlanStats, TrainStep};
 pub use graph::Graph;
+pub use rng::Rng;
 pub use shape::Shape;
 pub use store::ParamStore;
 pub use tensor::{DType, Tensor};
+
+/// Not an API: the door of convoy's own integration tests (tests/) to the runtime's private
+/// layers (kernel launchers, shader tables, compiler passes, device plumbing, each op family's
+/// launchers). Hidden from the docs and free to change with any release; users, the examples,
+/// the benches and the CLI build with the modules and re-exports above.
+#[doc(hidden)]
+pub mod internals {
+    pub mod device {
+        pub use crate::device::*;
+    }
+    pub mod exec {
+        pub use crate::exec::*;
+    }
+    pub mod kernels {
+        pub use crate::kernels::*;
+    }
+    pub mod passes {
+        pub use crate::passes::*;
+    }
+    pub mod shape {
+        pub use crate::shape::*;
+    }
+    pub mod store {
+        pub use crate::store::*;
+    }
+    pub mod tensor {
+        pub use crate::tensor::*;
+    }
+    /// Each op family's launchers and helpers (`ops::pad::launch`, `ops::dropout::keeps`, ...).
+    pub mod ops {
+        pub mod activation {
+            pub use crate::ops::activation::*;
+        }
+        pub mod channels {
+            pub use crate::ops::channels::*;
+        }
+        pub mod conv {
+            pub use crate::ops::conv::*;
+        }
+        pub mod dropout {
+            pub use crate::ops::dropout::*;
+        }
+        pub mod elementwise {
+            pub use crate::ops::elementwise::*;
+        }
+        pub mod linear {
+            pub use crate::ops::linear::*;
+        }
+        pub mod loss {
+            pub use crate::ops::loss::*;
+        }
+        pub mod lowering {
+            pub use crate::ops::lowering::*;
+        }
+        pub mod mul_channels {
+            pub use crate::ops::mul_channels::*;
+        }
+        pub mod norm {
+            pub use crate::ops::norm::*;
+        }
+        pub mod pad {
+            pub use crate::ops::pad::*;
+        }
+        pub mod pool {
+            pub use crate::ops::pool::*;
+        }
+        pub mod softmax {
+            pub use crate::ops::softmax::*;
+        }
+        pub mod upsample {
+            pub use crate::ops::upsample::*;
+        }
+    }
+}
 
 // The Rust snippets of the README and of docs/ compile and run as doctests (`cargo test`).
 #[cfg(doctest)]

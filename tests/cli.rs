@@ -302,8 +302,8 @@ fn info_prints_the_kernel_of_each_conv_pass() {
     assert!(out.contains("conv2d_fwd_block with statistics"), "{out}");
     // the tuner's record of a shape, written through the library as a tuning run would
     // (tuning every shape here takes half a minute), is what info shows for that conv
-    use convoy::kernels::conv::{tuner_key, variants, ConvTile, TileKind};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv::{tuner_key, variants, ConvTile, TileKind};
+    use convoy::ops::Conv2dGeom;
     let dir = tmp("info-tune");
     std::fs::create_dir_all(&dir).unwrap();
     let cache = dir.join("tune.tsv");
@@ -370,4 +370,80 @@ fn info_prints_the_kernel_of_each_conv_pass() {
 
 fn count_in(s: &str, what: &str) -> usize {
     s.matches(what).count()
+}
+
+/// `convoy bench conv --candidates --json`: every tuner candidate of each pass of a suite shape,
+/// the variant table's default marked once per pass, each timed (or refused, saying why), with
+/// the clock named and both the GPU's and the wall's time; and `bench gemm --json` carries the
+/// copy kernel's bandwidth.
+#[test]
+fn bench_conv_times_every_candidate() {
+    use common::json::Json;
+    let o = convoy(&[
+        "bench",
+        "conv",
+        "--candidates",
+        "--json",
+        "--filter",
+        "r18_l4",
+        "--batch",
+        "1",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--gemm-size",
+        "128",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let doc = Json::parse(String::from_utf8_lossy(&o.stdout).trim());
+    assert!(["wall", "timestamps"].contains(&doc.at("clock").str()));
+    let rows = doc.at("results").array();
+    for pass in ["forward", "fwd_stats", "bwd_data", "bwd_weight"] {
+        let of: Vec<&Json> = rows.iter().filter(|r| r.at("pass").str() == pass).collect();
+        assert!(!of.is_empty(), "no {pass} candidates");
+        let defaults = of.iter().filter(|r| r.at("default") == &Json::Bool(true)).count();
+        assert_eq!(defaults, 1, "{pass}: one default");
+        for r in &of {
+            assert_eq!(r.at("name").str(), "r18_l4");
+            assert_eq!(r.at("batch").usize(), 1);
+            assert!(!r.at("kernel").str().is_empty() && !r.at("tile").str().is_empty());
+            if r.get("refused").is_some() {
+                continue;
+            }
+            let ms = r.at("ms").f64();
+            assert!(ms.is_finite() && ms > 0.0, "{pass}: {ms} ms");
+            let wall = r.at("wall_ms").f64();
+            assert!(wall > 0.0);
+            assert!(r.at("gflops").f64() > 0.0);
+            // the GPU's clock where the adapter has timestamps (lavapipe has): one time per run
+            // from the same submission, so within 10x of the wall time per run (a unit slip in
+            // the tick arithmetic is 1,000x)
+            if let Some(Json::Number(_)) = r.get("gpu_ms") {
+                let gpu = r.at("gpu_ms").f64();
+                assert!(
+                    gpu > 0.0 && gpu < 10.0 * wall && gpu > wall / 10.0,
+                    "{pass}: GPU {gpu} ms, wall {wall} ms"
+                );
+            }
+        }
+    }
+    // the forward's texture tiles on lavapipe's cpu family: several, each timed
+    assert!(rows.iter().filter(|r| r.at("pass").str() == "forward").count() >= 2);
+    let o = convoy(&[
+        "bench",
+        "gemm",
+        "--json",
+        "--gemm-size",
+        "128",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let doc = Json::parse(String::from_utf8_lossy(&o.stdout).trim());
+    let copy = doc.at("copy");
+    assert_eq!(copy.at("kernel").str(), "copy_vec4");
+    assert!(copy.at("gbytes_per_s").f64() > 0.0 && copy.at("ms").f64() > 0.0);
 }

@@ -85,7 +85,7 @@ fn hostile_idx_bytes_are_errors_not_panics() {
 mod folders {
     use convoy::data::transform::{crop_resize_normalize, Box2, Crop, Image, Normalize};
     use convoy::data::{Dataset, ImageFolder, Mnist};
-    use convoy::rng::Rng;
+    use convoy::Rng;
 
     use crate::common::images::{make_folder, tmp};
 

@@ -215,15 +215,15 @@ impl convoy::data::Dataset for Recording {
         &self,
         idx: &[usize],
         size: Option<usize>,
-        augment: Option<&mut convoy::rng::Rng>,
+        augment: Option<&mut convoy::Rng>,
     ) -> convoy::Result<convoy::data::Batch> {
-        convoy::device::lock(&self.seen).extend_from_slice(idx);
+        convoy::internals::device::lock(&self.seen).extend_from_slice(idx);
         self.inner.batch(idx, size, augment)
     }
 }
 
 fn synthetic(n: usize, seed: u64) -> convoy::data::Split {
-    let mut rng = convoy::rng::Rng::new(seed);
+    let mut rng = convoy::Rng::new(seed);
     convoy::data::Split {
         n,
         h: 8,
@@ -264,7 +264,7 @@ fn sharding_rank() {
     learner
         .fit(&train, &valid, epochs, 0.05, &mut |s| {
             let mut counts = vec![0.0f64; n];
-            for i in convoy::device::lock(&train.seen).drain(..) {
+            for i in convoy::internals::device::lock(&train.seen).drain(..) {
                 counts[i] += 1.0;
             }
             mpi.all_reduce_sum_f64(&mut counts).unwrap();

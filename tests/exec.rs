@@ -6,11 +6,11 @@ mod common;
 use common::gpu;
 use convoy::data::Mnist;
 use convoy::graph::{Graph, ValueId, ValueKind};
+use convoy::internals::passes::{autodiff, memory};
 use convoy::nn::{simple_cnn, Model, Net};
 use convoy::ops::Conv2dArgs;
-use convoy::passes::{autodiff, memory};
-use convoy::rng::Rng;
 use convoy::train::Optimizer;
+use convoy::Rng;
 use convoy::{ParamStore, Tensor, TrainStep};
 
 /// A random graph of convs, relus, adds (skip connections over random distances) and

@@ -7,11 +7,11 @@
 mod common;
 
 use common::{assert_close, gpu, rel_err, to_f64};
-use convoy::exec::ParamGroups;
 use convoy::graph::{Act, Graph, Op, ValueId};
 use convoy::nn::{by_name, Conv2dSpec, Net};
-use convoy::rng::Rng;
 use convoy::train::Optimizer;
+use convoy::ParamGroups;
+use convoy::Rng;
 use convoy::{CompileOptions, Inference, ParamStore, Tensor, TrainStep};
 
 /// Folding the batch norm into the conv weights changes the order of a few roundings per
@@ -308,7 +308,8 @@ fn every_activation_fuses_into_conv_and_batch_norm() {
         // in training an activation whose gradient needs its input fuses where no residual
         // comes between (its batch norm saves the value before it: a fourth output); after
         // the residual add it stays a node of its own
-        let (fused, _) = convoy::passes::fuse::fuse(&net.graph, convoy::passes::fuse::Mode::Train, &[loss]);
+        let (fused, _) =
+            convoy::internals::passes::fuse::fuse(&net.graph, convoy::internals::passes::fuse::Mode::Train, &[loss]);
         let left = count(&fused, |o| matches!(o, Op::Activation(_)));
         let saves = fused
             .nodes
@@ -328,10 +329,10 @@ fn fusion_keeps_values_that_are_read_back() {
     let w = g.param("w", [3, 2, 3, 3], true);
     let c = g.conv2d(x, w, None, Default::default()).unwrap();
     let r = g.relu(c);
-    let (fused, map) = convoy::passes::fuse::fuse(&g, convoy::passes::fuse::Mode::Infer, &[c, r]);
+    let (fused, map) = convoy::internals::passes::fuse::fuse(&g, convoy::internals::passes::fuse::Mode::Infer, &[c, r]);
     assert!(map[c.0].is_some() && map[r.0].is_some());
     assert_eq!(count(&fused, |o| *o == Op::Activation(Act::Relu)), 1);
-    let (fused, map) = convoy::passes::fuse::fuse(&g, convoy::passes::fuse::Mode::Infer, &[r]);
+    let (fused, map) = convoy::internals::passes::fuse::fuse(&g, convoy::internals::passes::fuse::Mode::Infer, &[r]);
     assert!(map[c.0].is_none() && count(&fused, |o| *o == Op::Activation(Act::Relu)) == 0);
 }
 

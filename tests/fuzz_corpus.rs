@@ -6,7 +6,7 @@
 
 use convoy::io::npy::{encode_npy, NpyArray};
 use convoy::io::safetensors::{encode_safetensors, encode_safetensors_with, HostData, HostTensor};
-use convoy::rng::Rng;
+use convoy::Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 

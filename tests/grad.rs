@@ -6,9 +6,9 @@ mod common;
 
 use common::{cpu_graph, gpu};
 use convoy::graph::{Graph, ValueId, ValueKind};
+use convoy::internals::passes::autodiff;
 use convoy::ops::{Conv2dArgs, Pool2dArgs};
-use convoy::passes::autodiff;
-use convoy::rng::Rng;
+use convoy::Rng;
 use convoy::{ParamStore, Plan, Tensor};
 use std::collections::HashMap;
 
@@ -100,8 +100,8 @@ impl Case {
         readable.extend(order.iter().map(|(_, d)| *d));
         let plan = Plan::compile(gpu, g, &mut store, &readable, 0).unwrap();
         plan.write_labels("labels", &self.labels).unwrap();
-        if let Some(s) = self.feeds.get(convoy::ops::dropout::SEED_INPUT) {
-            plan.write_labels(convoy::ops::dropout::SEED_INPUT, &[s[0] as i32, s[1] as i32])
+        if let Some(s) = self.feeds.get(convoy::internals::ops::dropout::SEED_INPUT) {
+            plan.write_labels(convoy::internals::ops::dropout::SEED_INPUT, &[s[0] as i32, s[1] as i32])
                 .unwrap();
         }
         let out = plan.run_and_read().unwrap();
@@ -267,7 +267,8 @@ fn activation_backward() {
 fn dropout_backward() {
     for (i, per_sample) in [false, true].into_iter().enumerate() {
         let mut c = Case::new(90 + i as u64);
-        c.feeds.insert(convoy::ops::dropout::SEED_INPUT.into(), vec![77.0, 5.0]);
+        c.feeds
+            .insert(convoy::internals::ops::dropout::SEED_INPUT.into(), vec![77.0, 5.0]);
         let a = c.param("a", &[4, 3, 4, 4], -1.0, 1.0);
         let b = c.param("b", &[4, 3, 4, 4], -1.0, 1.0);
         let s = c.g.add(a, b).unwrap();
@@ -313,7 +314,7 @@ fn upsample_backward() {
     for (i, (bilinear, scale)) in [(false, 2), (true, 2), (true, 3)].into_iter().enumerate() {
         let mut c = Case::new(100 + i as u64);
         let x = c.param("x", &[2, 2, 3, 4], -1.0, 1.0);
-        let args = convoy::ops::upsample::UpsampleArgs { scale, bilinear };
+        let args = convoy::ops::UpsampleArgs { scale, bilinear };
         let y = c.g.upsample(x, args).unwrap();
         let loss = c.head(y);
         c.check(&format!("upsample {args:?}"), loss);
@@ -325,7 +326,7 @@ fn upsample_backward() {
 fn pad_backward() {
     let mut c = Case::new(104);
     let x = c.param("x", &[2, 2, 3, 4], -1.0, 1.0);
-    let args = convoy::ops::pad::Pad2dArgs {
+    let args = convoy::ops::Pad2dArgs {
         pads: [1, 0, 2, 3],
         value: 0.5,
     };

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The GPU table in one command (no network): builds convoy, prints `convoy info`, runs
-# `bench gemm`, the conv suite (forward, input and weight gradients) and the model suite of
+# `bench gemm` (with the copy kernel's bandwidth), the conv suite (forward, input and weight
+# gradients), every tuner candidate of every conv pass at batch 8 and 32 on the GPU's clock
+# (`bench conv --candidates`), and the model suite of
 # ../shared/bench-suite.md, then ResNet-50 and MobileNetV2 (inference and a training step) at
 # batch 32 and 64, tuned (CONVOY_TUNE=1), and the same shapes in PyTorch (CUDA when it has a GPU:
 # TF32 off, TF32 on and AMP; else the CPU) in the same run. Writes the JSON of every run, a log
-# and table.md under OUT (default target/gpu-bench).
+# and table.md under OUT (default target/gpu-bench). PyTorch's JSON files already in OUT are kept
+# and their steps skipped (FRESH=1 reruns them).
 #
 #   tools/gpu_bench.sh [--quick] [OUT]
 #
@@ -20,13 +23,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
+declare -A started_pytorch
 if [ "${1:-}" = "--quick" ]; then
   quick=1
   shift
 fi
 out="${1:-target/gpu-bench}"
 mkdir -p "$out"
-rm -f "$out"/*.json "$out/failed.txt"
+# PyTorch's results are kept (they do not change with convoy's commits): a rerun into the same
+# OUT skips them unless FRESH=1
+if [ "${FRESH:-0}" = 1 ]; then rm -f "$out"/*.json; else rm -f "$out"/convoy_*.json; fi
+rm -f "$out/failed.txt"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 export CONVOY_TUNE="${CONVOY_TUNE:-1}"
 if [ -n "${CONVOY_BIN:-}" ]; then
@@ -45,10 +52,16 @@ if [ -z "$python" ]; then
   done
 fi
 
-# step FILE CMD...: CMD's stdout appended to OUT/FILE (stderr to the terminal)
+# step FILE CMD...: CMD's stdout appended to OUT/FILE (stderr to the terminal); PyTorch's
+# files already there from an earlier run (same OUT) are kept and the step skipped
 step() {
   local file=$1
   shift
+  if [[ $file == pytorch_* ]] && [ -s "$out/$file" ] && [ -z "${started_pytorch[$file]:-}" ]; then
+    echo "gpu_bench: kept $out/$file from an earlier run" >&2
+    return
+  fi
+  [[ $file == pytorch_* ]] && started_pytorch[$file]=1
   echo "gpu_bench: $*" >&2
   if [ $quick = 1 ]; then
     "$@" >> "$out/$file"
@@ -61,6 +74,8 @@ $convoy info | tee "$out/info.txt"
 if [ $quick = 1 ]; then
   step convoy_gemm.json $convoy bench gemm --json --gemm-size 512 --warmup 1 --iters 2
   step convoy_conv.json $convoy bench conv --json --gemm-size 512 --warmup 0 --iters 1 --filter r18_l4
+  step convoy_conv_candidates_b2.json $convoy bench conv --json --candidates --gemm-size 512 --warmup 0 --iters 1 \
+    --filter r18_l4 --batch 2
   step convoy_models.json $convoy bench models --json --fusion on --warmup 0 --iters 1 --model resnet18 --batch 2 \
     --size 32 --classes 10
   : > "$out/convoy_models_large.json"
@@ -73,6 +88,10 @@ else
   timeout 30 $convoy bench gemm --iters 1500 --warmup 0 > /dev/null || true
   step convoy_gemm.json $convoy bench gemm --json --iters 20
   step convoy_conv.json $convoy bench conv --json --iters 20
+  # every tuner candidate of every pass, on the GPU's clock (one submission per candidate)
+  for batch in 8 32; do
+    step convoy_conv_candidates_b$batch.json $convoy bench conv --json --candidates --iters 10 --batch $batch
+  done
   step convoy_models.json $convoy bench models --json --fusion on --iters 20
   : > "$out/convoy_models_large.json"
   for batch in 32 64; do

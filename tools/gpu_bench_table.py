@@ -20,6 +20,50 @@ def load(path):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+# fp32 peaks (TFLOP/s, dense, no tensor cores) of the GPUs a run may land on, by a part of the
+# adapter's name; elsewhere the table ranks against the run's own GEMM ceiling
+PEAKS = {"H200": 67.0, "H100": 67.0, "A100": 19.5, "RTX 4090": 82.6, "RTX 3090": 35.6}
+
+
+def peak_gflops(device, gemm_gflops):
+    for part, tflops in PEAKS.items():
+        if part in device:
+            return tflops * 1e3, f"{part} fp32 peak {tflops:g} TFLOP/s"
+    return gemm_gflops, f"this run's GEMM ceiling {gemm_gflops:.1f} GFLOP/s"
+
+
+def candidates(out):
+    """Every tuner candidate of each pass (`bench conv --candidates`), per batch: the default,
+    the fastest and how far apart, ranked by the fastest's share of the peak (slowest first:
+    where a kernel is furthest from the hardware)."""
+    for path in sorted(glob.glob(os.path.join(out, "convoy_conv_candidates_b*.json"))):
+        docs = load(path)
+        if not docs:
+            continue
+        c = docs[0]
+        peak, against = peak_gflops(c["device"], c["gemm_gflops"])
+        best, default = {}, {}
+        for r in c["results"]:
+            if r.get("ms") is None:
+                continue
+            key = (r["name"], r["pass"], r["batch"])
+            if r.get("default"):
+                default[key] = r
+            if key not in best or r["ms"] < best[key]["ms"]:
+                best[key] = r
+        if not best:
+            continue
+        batch = next(iter(best))[2]
+        print(f"## Conv candidates, batch {batch} ({c['device']}; % of the {against}; timed by {c.get('clock', 'wall')})\n")
+        print("| shape | pass | default tile | ms | fastest tile | ms | fastest / default | % of peak |")
+        print("|---|---|---|---:|---|---:|---:|---:|")
+        for key in sorted(best, key=lambda k: best[k]["gflops"] / peak):
+            b, d = best[key], default.get(key, best[key])
+            print(f"| {key[0]} | {key[1]} | {d.get('tile', '-')} | {d['ms']:.3f} | {b.get('tile', '-')} | {b['ms']:.3f} |"
+                  f" {d['ms'] / b['ms']:.2f}x | {100 * b['gflops'] / peak:.1f}% |")
+        print()
+
+
 def main():
     out = sys.argv[1]
     info = open(os.path.join(out, "info.txt")).read().strip().splitlines()
@@ -53,6 +97,7 @@ def main():
                 row += f" {t:.3f} |" if t is not None else " - |"
             print(row)
         print()
+    candidates(out)
     torch_models = {}
     model_modes = []
     for path in sorted(glob.glob(os.path.join(out, "pytorch_models_*.json"))):

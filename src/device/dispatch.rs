@@ -88,12 +88,12 @@ impl TextureFill {
 }
 
 /// Record `ds` in order: compute passes, one ending after each dispatch that fills a texture,
-/// whose copy then runs before the next pass. With `timestamps`, query 0 is written at the start
-/// of the first pass and query 1 at the end of the last.
+/// whose copy then runs before the next pass. With `timestamps` (a query set and an index i),
+/// query i is written at the start of the first pass and query i + 1 at the end of the last.
 pub fn encode_dispatches(
     encoder: &mut wgpu::CommandEncoder,
     label: &str,
-    timestamps: Option<&wgpu::QuerySet>,
+    timestamps: Option<(&wgpu::QuerySet, u32)>,
     ds: &[&Dispatch],
 ) {
     let mut rest = ds;
@@ -105,10 +105,10 @@ pub fn encode_dispatches(
         // a run that ends in a copy is followed by one more pass (empty if nothing is left), so
         // the last timestamp comes after the copy
         let last = tail.is_empty() && fill.is_none();
-        let writes = timestamps.map(|query_set| wgpu::ComputePassTimestampWrites {
+        let writes = timestamps.map(|(query_set, at)| wgpu::ComputePassTimestampWrites {
             query_set,
-            beginning_of_pass_write_index: first.then_some(0),
-            end_of_pass_write_index: last.then_some(1),
+            beginning_of_pass_write_index: first.then_some(at),
+            end_of_pass_write_index: last.then_some(at + 1),
         });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

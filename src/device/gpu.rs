@@ -66,6 +66,7 @@ pub struct GpuBuilder {
     max_staging_bytes: Option<u64>,
     subgroup_reductions: Option<bool>,
     subgroup_operands: Option<bool>,
+    trusted_modules: Option<bool>,
 }
 
 impl GpuBuilder {
@@ -150,6 +151,14 @@ impl GpuBuilder {
         self
     }
 
+    /// Build the audited kernels without naga's runtime checks (true) or keep every module
+    /// checked (false); default: CONVOY_TRUSTED, else the policy's choice (unchecked on GPUs,
+    /// checked on CPU drivers; always checked in the browser). Tests compare both bit for bit.
+    pub fn trusted_modules(mut self, on: bool) -> Self {
+        self.trusted_modules = Some(on);
+        self
+    }
+
     /// Open the device (blocking). Native only; on the web use `build_async`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn build(self) -> Result<Gpu> {
@@ -197,6 +206,10 @@ impl GpuBuilder {
             subgroup_operands: self.subgroup_operands,
             max_texture_side: self.max_texture_side,
             max_staging_bytes: self.max_staging_bytes,
+            trusted_modules: match self.trusted_modules {
+                Some(on) => Some(on),
+                None => super::policy::trusted_from_env()?,
+            },
         };
         let policy = |info: &GpuInfo| super::KernelPolicy::choose(info, &overrides);
         open(adapter, self.want_f16, self.poison, (tune, tune_cache), policy).await

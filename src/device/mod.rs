@@ -24,7 +24,7 @@ pub use serial::{Held, SerialGuard};
 pub(crate) use texture::TEXEL_BYTES;
 pub use texture::{OperandTexture, OPERAND_FORMAT};
 #[cfg(not(target_arch = "wasm32"))]
-pub use timer::{time_dispatches, time_gpu};
+pub use timer::{time_dispatches, time_gpu, time_repeats, RepeatTiming, MAX_TIMED_REPEATS};
 pub use timer::{Clock, Timing};
 pub use tune::{TuneCost, Tuner};
 

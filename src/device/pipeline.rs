@@ -24,6 +24,10 @@ pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
     pub bindings: &'static [Binding],
+    /// Audited: every index the kernel makes is within its array once its launcher has
+    /// validated the shapes, so a device whose policy says so (`KernelPolicy::trusted_modules`)
+    /// builds it without naga's runtime checks.
+    pub trusted: bool,
 }
 
 /// A compute pipeline with the explicit bind-group layout it was built with.
@@ -40,6 +44,8 @@ type Key = (&'static str, Vec<(&'static str, u64)>);
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Key, Arc<Pipeline>>>,
+    /// The kernels whose modules were built without runtime checks.
+    unchecked: Mutex<Vec<&'static str>>,
 }
 
 impl Gpu {
@@ -60,10 +66,19 @@ impl Gpu {
             modules
                 .entry(shader.name)
                 .or_insert_with(|| {
-                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    let desc = wgpu::ShaderModuleDescriptor {
                         label: Some(shader.name),
                         source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                    })
+                    };
+                    if shader.trusted && self.policy().trusted_modules {
+                        lock(&cache.unchecked).push(shader.name);
+                        // SAFETY: `Shader::trusted` kernels are audited to index only within
+                        // their arrays for every shape their launchers accept, and their loops
+                        // all end; the tests run each both ways and compare the bits
+                        unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                    } else {
+                        device.create_shader_module(desc)
+                    }
                 })
                 .clone()
         };
@@ -147,6 +162,12 @@ impl Gpu {
             cache: None,
         });
         scope.pop().await.map(|e| e.to_string())
+    }
+
+    /// The kernels built so far without naga's runtime checks (`Shader::trusted` on a device
+    /// whose policy says so), in the order they were first built.
+    pub fn unchecked_modules(&self) -> Vec<&'static str> {
+        lock(&self.inner.pipelines.unchecked).clone()
     }
 
     /// Number of distinct pipelines built so far (for tests and `CONVOY_DEBUG`).

@@ -77,6 +77,18 @@ pub fn subgroups_from_env() -> Result<Option<bool>> {
     }
 }
 
+/// `CONVOY_TRUSTED`: 1 builds the audited kernels without naga's runtime checks, 0 keeps
+/// every module checked; unset lets the policy choose (unchecked on GPUs, checked on CPU
+/// drivers).
+pub fn trusted_from_env() -> Result<Option<bool>> {
+    match std::env::var("CONVOY_TRUSTED").as_deref() {
+        Err(_) | Ok("") => Ok(None),
+        Ok("1") => Ok(Some(true)),
+        Ok("0") => Ok(Some(false)),
+        Ok(other) => Err(Error::arg("Gpu", "CONVOY_TRUSTED", format!("'{other}' is not 0 or 1"))),
+    }
+}
+
 /// Software drivers by the names they report; a browser's WebGPU adapter has no device type,
 /// but SwiftShader (its fallback adapter) names itself.
 const CPU_DRIVER_NAMES: &[&str] = &[
@@ -127,6 +139,13 @@ pub struct KernelPolicy {
     /// by shuffles: by default wherever textures are and native subgroups of 8+ lanes (why:
     /// BENCHMARKS.md, "What a load costs on lavapipe, and the texture kernels rebuilt on it").
     pub subgroup_operands: bool,
+    /// Kernels audited as bounded by construction (`Shader::trusted`: every index within its
+    /// array once the launcher has validated the shapes) are built without naga's runtime checks
+    /// (index clamps on workgroup and private arrays, bounded loops): by default on a GPU in a
+    /// native build, where those checks cost 10-15% of a conv kernel's instructions
+    /// (BENCHMARKS.md); never in the browser; CONVOY_TRUSTED=0|1 or `GpuBuilder::trusted_modules`
+    /// decide otherwise (a CPU driver keeps the checked modules unless asked).
+    pub trusted_modules: bool,
 }
 
 /// What the user or the environment asks of the policy over what the adapter suggests: the
@@ -146,6 +165,9 @@ pub struct Overrides {
     /// A smaller operand staging buffer than the device's binding limit (tests of banded
     /// packing).
     pub max_staging_bytes: Option<u64>,
+    /// Audited kernels without naga's runtime checks (CONVOY_TRUSTED,
+    /// `GpuBuilder::trusted_modules`); never in the browser.
+    pub trusted_modules: Option<bool>,
 }
 
 impl Overrides {
@@ -177,6 +199,9 @@ impl KernelPolicy {
         if let Some(on) = overrides.subgroup_operands {
             p.subgroup_operands = on && can_share_operands(info, p.texture_operands);
         }
+        if let Some(on) = overrides.trusted_modules {
+            p.trusted_modules = on && !cfg!(target_arch = "wasm32");
+        }
         p
     }
 
@@ -204,6 +229,7 @@ impl KernelPolicy {
             max_staging_bytes: info.limits.max_storage_buffer_binding_size,
             cpu_driver: device == KernelFamily::Cpu,
             subgroup_reductions: device == KernelFamily::Gpu && can_reduce_in_subgroups(info),
+            trusted_modules: device == KernelFamily::Gpu && !cfg!(target_arch = "wasm32"),
         }
     }
 
@@ -253,7 +279,11 @@ impl fmt::Display for KernelPolicy {
         if self.subgroup_operands {
             write!(f, "; common texel fetches shared across subgroups")?;
         }
-        write!(f, "; tuner {tuning}; reductions through {reductions}")
+        write!(f, "; tuner {tuning}; reductions through {reductions}")?;
+        if self.trusted_modules {
+            write!(f, "; audited kernels without runtime checks")?;
+        }
+        Ok(())
     }
 }
 

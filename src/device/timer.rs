@@ -129,7 +129,7 @@ pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize, clock: Clock) -
             label: Some("convoy timer"),
         });
         let refs: Vec<&Dispatch> = ds.iter().collect();
-        super::dispatch::encode_dispatches(&mut encoder, "convoy timer", Some(&queries), &refs);
+        super::dispatch::encode_dispatches(&mut encoder, "convoy timer", Some((&queries, 0)), &refs);
         encoder.resolve_query_set(&queries, 0..2, &resolved, 0);
         encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, 16);
         let index = gpu.queue().submit([encoder.finish()]);
@@ -138,4 +138,111 @@ pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize, clock: Clock) -
         best = best.min(ticks[1].wrapping_sub(ticks[0]) as f64 * period_ns / 1e6);
     }
     Ok(best)
+}
+
+/// Repeated runs of one list of dispatches timed as `time_repeats` times them.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Clone, Copy, Debug)]
+pub struct RepeatTiming {
+    /// The median and the fastest run by the GPU's clock (timestamps written before and after
+    /// each run); None where the adapter has no timestamp queries.
+    pub gpu_ms: Option<f64>,
+    pub gpu_min_ms: Option<f64>,
+    /// Wall time of the whole submission (encode, submit, run, sync) per run.
+    pub wall_ms: f64,
+    /// CPU time of this process over the submission per run (NaN where unknown).
+    pub cpu_ms: f64,
+    pub iters: usize,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl RepeatTiming {
+    /// The time per run by `clock`: the GPU's median where it has timestamps, else the wall's.
+    pub fn ms(&self, clock: Clock) -> f64 {
+        match (clock, self.gpu_ms) {
+            (Clock::Timestamps, Some(ms)) => ms,
+            _ => self.wall_ms,
+        }
+    }
+}
+
+/// The most runs one `time_repeats` submission holds (two queries each; wgpu allows 4,096
+/// queries per set).
+#[cfg(not(target_arch = "wasm32"))]
+pub const MAX_TIMED_REPEATS: usize = 2048;
+
+/// `ds` run `iters` times back to back in one submission, after `warmup` runs in another: each
+/// run's time on the GPU's clock from timestamps written around it (where the adapter has
+/// timestamp queries), and the wall and CPU time of the submission per run. One submission
+/// keeps the host's submit and sync out of the GPU times, so one call ranks kernels within a few
+/// percent on a GPU; the wall time beside it says what a caller that syncs each run would see.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time_repeats(gpu: &Gpu, ds: &[Dispatch], warmup: usize, iters: usize) -> Result<RepeatTiming> {
+    let iters = iters.clamp(1, MAX_TIMED_REPEATS);
+    let refs: Vec<&Dispatch> = ds.iter().collect();
+    let device = gpu.device();
+    if warmup > 0 {
+        let mut encoder = device.create_command_encoder(&Default::default());
+        for _ in 0..warmup {
+            super::dispatch::encode_dispatches(&mut encoder, "convoy warm-up", None, &refs);
+        }
+        gpu.queue().submit([encoder.finish()]);
+        gpu.sync()?;
+    }
+    let stamped = gpu.info().has_timestamps();
+    let queries = stamped.then(|| {
+        device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("convoy repeats"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * iters as u32,
+        })
+    });
+    let bytes = 16 * iters as u64;
+    let buffer = |usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("convoy repeats"),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let resolved = buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
+    let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+    let cpu = process_cpu_ms();
+    let started = std::time::Instant::now();
+    let mut encoder = device.create_command_encoder(&Default::default());
+    for i in 0..iters {
+        let writes = queries.as_ref().map(|q| (q, 2 * i as u32));
+        super::dispatch::encode_dispatches(&mut encoder, "convoy repeats", writes, &refs);
+    }
+    if let Some(q) = &queries {
+        encoder.resolve_query_set(q, 0..2 * iters as u32, &resolved, 0);
+        encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
+    }
+    let index = gpu.queue().submit([encoder.finish()]);
+    gpu.sync()?;
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3 / iters as f64;
+    let cpu_ms = match (cpu, process_cpu_ms()) {
+        (Some(a), Some(b)) => (b - a) / iters as f64,
+        _ => f64::NAN,
+    };
+    let (mut gpu_ms, mut gpu_min_ms) = (None, None);
+    if stamped {
+        let period_ns = f64::from(gpu.queue().get_timestamp_period());
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&super::map_read_after(gpu, &staging, index)?);
+        let mut runs: Vec<f64> = ticks
+            .chunks_exact(2)
+            .map(|t| t[1].wrapping_sub(t[0]) as f64 * period_ns / 1e6)
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        gpu_ms = Some(runs[runs.len() / 2]);
+        gpu_min_ms = Some(runs[0]);
+    }
+    Ok(RepeatTiming {
+        gpu_ms,
+        gpu_min_ms,
+        wall_ms,
+        cpu_ms,
+        iters,
+    })
 }

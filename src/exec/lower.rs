@@ -49,10 +49,25 @@ fn optimizer_step(ctx: &LowerCtx, n: &Node) -> Result<Dispatch> {
     };
     match n.op {
         Op::SgdStep { group, nesterov } => {
-            kernels::optim::sgd(ctx.gpu, numel, group, nesterov, hyper("sgd_step")?, &i(1), &i(0), &i(2))
+            let (param, grad, momentum) = (i(0), i(1), i(2));
+            let bufs = kernels::optim::SgdBuffers {
+                hyper: hyper("sgd_step")?,
+                grad: &grad,
+                param: &param,
+                momentum: &momentum,
+            };
+            kernels::optim::sgd(ctx.gpu, numel, group, nesterov, &bufs)
         }
         Op::AdamWStep { group } => {
-            kernels::optim::adamw(ctx.gpu, numel, group, hyper("adamw_step")?, &i(1), &i(0), &i(2), &i(3))
+            let (param, grad, m, v) = (i(0), i(1), i(2), i(3));
+            let bufs = kernels::optim::AdamWBuffers {
+                hyper: hyper("adamw_step")?,
+                grad: &grad,
+                param: &param,
+                m: &m,
+                v: &v,
+            };
+            kernels::optim::adamw(ctx.gpu, numel, group, &bufs)
         }
         ref other => unreachable!("optimizer_step called on {}", other.name()),
     }

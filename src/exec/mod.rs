@@ -10,7 +10,6 @@ mod lower;
 mod plan;
 mod session;
 
-pub use crate::device::debug_level;
 pub use crate::passes::pipeline::ParamGroups;
 pub use crate::store::ParamStore;
 pub use compile::PlanStats;

@@ -330,23 +330,24 @@ impl Plan {
         }
     }
 
-    /// Time every dispatch of one run on its own (submit, wait; the best of `PROFILE_RUNS`
-    /// runs of it), summed per kernel (shader name and grid size aside): [(kernel, ms,
-    /// dispatches)], slowest first. For finding where a run's time goes; a run split this way
-    /// is slower than `run` (each dispatch carries a submit and a wait), so compare profiles
-    /// with profiles.
+    /// Time every dispatch of one run on its own (the best of `PROFILE_RUNS` runs of it, back
+    /// to back in one submission: by the GPU's clock on a GPU with timestamps, else the wall
+    /// time per run), summed per kernel (shader name and grid size aside): [(kernel, ms,
+    /// dispatches)], slowest first. For finding where a run's time goes; the dispatches of a
+    /// run overlap and share caches, so compare profiles with profiles.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn profile(&self) -> Result<Vec<(&'static str, f64, usize)>> {
         let mut by: std::collections::BTreeMap<&'static str, (f64, usize)> = Default::default();
         self.gpu.sync()?;
+        // on the GPU's clock where the adapter's timestamps are trusted (`Clock::for_timing`):
+        // the runs of one dispatch in one submission, so no submit or sync is counted
+        let clock = crate::device::Clock::for_timing(&self.gpu);
         for d in self.prologue.iter().chain(&self.dispatches) {
-            let mut best = f64::INFINITY;
-            for _ in 0..PROFILE_RUNS {
-                let t = std::time::Instant::now();
-                self.gpu.run(std::slice::from_ref(d));
-                self.gpu.sync()?;
-                best = best.min(t.elapsed().as_secs_f64() * 1e3);
-            }
+            let t = crate::device::time_repeats(&self.gpu, std::slice::from_ref(d), 1, PROFILE_RUNS)?;
+            let best = match clock {
+                crate::device::Clock::Timestamps => t.gpu_min_ms.unwrap_or(t.wall_ms),
+                crate::device::Clock::Wall => t.wall_ms,
+            };
             let e = by.entry(d.pipeline.shader.name).or_default();
             e.0 += best;
             e.1 += 1;

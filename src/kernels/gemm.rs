@@ -22,17 +22,30 @@ pub struct GemmGeom {
     pub trans_b: bool,
 }
 
+/// The buffers of a GEMM: A and B in, the optional bias and residual, C out. The tile GEMM
+/// takes no residual.
+#[derive(Clone, Copy)]
+pub struct GemmBuffers<'a> {
+    pub a: &'a wgpu::Buffer,
+    pub b: &'a wgpu::Buffer,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub residual: Option<&'a wgpu::Buffer>,
+    pub c: &'a wgpu::Buffer,
+}
+
 /// C = op(A) op(B) [+ bias] through the 64 x 64 tile GEMM (gemm.wgsl) whatever the shape and
 /// policy (`ops::linear::gemm` chooses; `bench gemm` times this kernel by name).
-pub fn gemm_tile(
-    gpu: &Gpu,
-    g: &GemmGeom,
-    storage: DType,
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    c: &wgpu::Buffer,
-) -> Result<Vec<Dispatch>> {
+pub fn gemm_tile(gpu: &Gpu, g: &GemmGeom, storage: DType, bufs: &GemmBuffers<'_>) -> Result<Vec<Dispatch>> {
+    let GemmBuffers {
+        a,
+        b,
+        bias,
+        residual,
+        c,
+    } = *bufs;
+    if residual.is_some() {
+        return Err(Error::arg("gemm", "residual", "the tile GEMM adds no residual"));
+    }
     let constants = [
         ("TRANS_A", f64::from(u8::from(g.trans_a))),
         ("TRANS_B", f64::from(u8::from(g.trans_b))),
@@ -80,18 +93,20 @@ const ROWS_RB: usize = 8;
 /// The row-tiled GEMM (uniform A loads, vec4 B loads), with the conv epilogue: plus bias per
 /// row, plus residual, then the activation `act`. B, residual and C are
 /// stored as `storage`; A and bias are f32.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm_rows(
     gpu: &Gpu,
     g: &RowsGeom,
     act: crate::shape::Act,
     storage: DType,
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    residual: Option<&wgpu::Buffer>,
-    c: &wgpu::Buffer,
+    bufs: &GemmBuffers<'_>,
 ) -> Result<Dispatch> {
+    let GemmBuffers {
+        a,
+        b,
+        bias,
+        residual,
+        c,
+    } = *bufs;
     if !g.n.is_multiple_of(4) || g.m == 0 || g.n == 0 {
         return Err(Error::Arg {
             op: "gemm_rows".into(),

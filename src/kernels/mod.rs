@@ -11,10 +11,6 @@ pub mod pool;
 pub mod shaders;
 pub mod stats;
 
-/// The GEMM launchers' old name (`kernels::linear::gemm_rows`); which GEMM a linear layer runs
-/// is `ops::linear::gemm`.
-pub use gemm as linear;
-
 use crate::error::{Error, Result};
 
 /// A size as the u32 the kernels index with, or a clear error naming it.

@@ -12,19 +12,36 @@ use crate::shape::{DType, Epilogue};
 
 const WG: usize = 256;
 
-/// Batch mean and biased variance of x (N, C, HW) per channel into `mean`, `var` (C); when
-/// `update_running`, also running = (1 - momentum) * running + momentum * batch (unbiased var).
-#[allow(clippy::too_many_arguments)]
+/// The buffers of a batch-statistics pass (`stats`, `merge_stats`, `running_update`): what the
+/// statistics come from, the batch mean and biased variance (C), and the running mean and
+/// variance (C).
+#[derive(Clone, Copy)]
+pub struct StatsBuffers<'a> {
+    /// x (N, C, HW) for `stats`; the block statistics a conv wrote for x for `merge_stats`; the
+    /// global batch size for `running_update`.
+    pub input: &'a wgpu::Buffer,
+    pub mean: &'a wgpu::Buffer,
+    pub var: &'a wgpu::Buffer,
+    pub running_mean: &'a wgpu::Buffer,
+    pub running_var: &'a wgpu::Buffer,
+}
+
+impl StatsBuffers<'_> {
+    /// The bindings of every statistics pass, in order.
+    fn bindings(&self) -> [&wgpu::Buffer; 5] {
+        [self.input, self.mean, self.var, self.running_mean, self.running_var]
+    }
+}
+
+/// Batch mean and biased variance of x (N, C, HW) (`b.input`) per channel into `mean`, `var`
+/// (C); when `update_running`, also running = (1 - momentum) * running + momentum * batch
+/// (unbiased var).
 pub fn stats(
     gpu: &Gpu,
     [n, c, hw]: [usize; 3],
     momentum: f32,
     update_running: bool,
-    x: &wgpu::Buffer,
-    mean: &wgpu::Buffer,
-    var: &wgpu::Buffer,
-    running_mean: &wgpu::Buffer,
-    running_var: &wgpu::Buffer,
+    b: &StatsBuffers<'_>,
 ) -> Result<Dispatch> {
     per_channel_grid(gpu, "batch_norm", c)?;
     let pipeline = gpu.pipeline(reduction_variant(gpu, &BATCH_NORM_STATS), &[])?;
@@ -36,28 +53,17 @@ pub fn stats(
         f32_bits(momentum),
         u32::from(update_running),
     ];
-    Dispatch::new(
-        gpu,
-        pipeline,
-        &params,
-        &[x, mean, var, running_mean, running_var],
-        [c as u32, 1, 1],
-    )
+    Dispatch::new(gpu, pipeline, &params, &b.bindings(), [c as u32, 1, 1])
 }
 
-/// `stats` from the block statistics a conv wrote for its output x (N, C, HW) (see
+/// `stats` from the block statistics a conv wrote for its output x (N, C, HW) (`b.input`; see
 /// `kernels::conv::STATS_BLOCK`), merged per channel with Chan's formula: no pass over x.
-#[allow(clippy::too_many_arguments)]
 pub fn merge_stats(
     gpu: &Gpu,
     [n, c, hw]: [usize; 3],
     momentum: f32,
     update_running: bool,
-    partials: &wgpu::Buffer,
-    mean: &wgpu::Buffer,
-    var: &wgpu::Buffer,
-    running_mean: &wgpu::Buffer,
-    running_var: &wgpu::Buffer,
+    b: &StatsBuffers<'_>,
 ) -> Result<Dispatch> {
     // the gpu family: a workgroup per channel merging its blocks as a tree (a ResNet stem at
     // batch 32 has 1,568 blocks per channel); the cpu family: an invocation per channel
@@ -75,58 +81,53 @@ pub fn merge_stats(
     } else {
         grid_1d(groups_for("batch_norm channels", c, 64)?)
     };
-    Dispatch::new(
-        gpu,
-        pipeline,
-        &params,
-        &[partials, mean, var, running_mean, running_var],
-        grid,
-    )
+    Dispatch::new(gpu, pipeline, &params, &b.bindings(), grid)
 }
 
 /// Running statistics of x (N, C, HW) from batch statistics `mean`, `var` (C) computed over a
-/// global batch of `samples[0]` images (synchronised batch norm; see batch_norm_running.wgsl).
-#[allow(clippy::too_many_arguments)]
-pub fn running_update(
-    gpu: &Gpu,
-    [c, hw]: [usize; 2],
-    momentum: f32,
-    samples: &wgpu::Buffer,
-    mean: &wgpu::Buffer,
-    var: &wgpu::Buffer,
-    running_mean: &wgpu::Buffer,
-    running_var: &wgpu::Buffer,
-) -> Result<Dispatch> {
+/// global batch of `b.input[0]` images (synchronised batch norm; see batch_norm_running.wgsl).
+pub fn running_update(gpu: &Gpu, [c, hw]: [usize; 2], momentum: f32, b: &StatsBuffers<'_>) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(&BATCH_NORM_RUNNING, &[])?;
     let params = [c as u32, hw as u32, f32_bits(momentum), 0];
     let grid = grid_1d(groups_for("batch_norm running statistics", c, 64)?);
-    Dispatch::new(
-        gpu,
-        pipeline,
-        &params,
-        &[samples, mean, var, running_mean, running_var],
-        grid,
-    )
+    Dispatch::new(gpu, pipeline, &params, &b.bindings(), grid)
+}
+
+/// The buffers of a batch-norm normalisation: x (N, C, HW), the statistics it normalises by
+/// (mean, var: C), gamma and beta (C), the optional residual (like x), y (like x), and the
+/// optional store of the value before the activation (f32, like x).
+#[derive(Clone, Copy)]
+pub struct ApplyBuffers<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub mean: &'a wgpu::Buffer,
+    pub var: &'a wgpu::Buffer,
+    pub gamma: &'a wgpu::Buffer,
+    pub beta: &'a wgpu::Buffer,
+    pub residual: Option<&'a wgpu::Buffer>,
+    pub y: &'a wgpu::Buffer,
+    pub pre: Option<&'a wgpu::Buffer>,
 }
 
 /// y = act((x - mean) / sqrt(var + eps) * gamma + beta [+ residual]), per channel of x (N, C, HW);
 /// with `pre`, the value before the activation is stored there too (f32).
-#[allow(clippy::too_many_arguments)]
 pub fn apply(
     gpu: &Gpu,
     [n, c, hw]: [usize; 3],
     eps: f32,
     epi: Epilogue,
     storage: DType,
-    x: &wgpu::Buffer,
-    mean: &wgpu::Buffer,
-    var: &wgpu::Buffer,
-    gamma: &wgpu::Buffer,
-    beta: &wgpu::Buffer,
-    residual: Option<&wgpu::Buffer>,
-    y: &wgpu::Buffer,
-    pre: Option<&wgpu::Buffer>,
+    b: &ApplyBuffers<'_>,
 ) -> Result<Dispatch> {
+    let ApplyBuffers {
+        x,
+        mean,
+        var,
+        gamma,
+        beta,
+        residual,
+        y,
+        pre,
+    } = *b;
     let total = n * c * hw;
     let [act, alpha] = epi.act.constants();
     let (shader, pack, straddle) = lanes(&BATCH_NORM_APPLY, [total, hw], true)?;

@@ -12,18 +12,18 @@ const WG: usize = 256;
 /// lr, momentum, weight_decay, beta1, beta2, eps, bias_correction1, bias_correction2.
 pub const HYPER_STRIDE: usize = 8;
 
+/// The buffers of an SGD step: the hyperparameters (`HYPER_STRIDE` floats per group), the
+/// gradient, and the parameter and its momentum buffer (updated in place), each `total` long.
+#[derive(Clone, Copy)]
+pub struct SgdBuffers<'a> {
+    pub hyper: &'a wgpu::Buffer,
+    pub grad: &'a wgpu::Buffer,
+    pub param: &'a wgpu::Buffer,
+    pub momentum: &'a wgpu::Buffer,
+}
+
 /// In place: param and momentum buffer from grad (PyTorch's SGD, dampening 0).
-#[allow(clippy::too_many_arguments)]
-pub fn sgd(
-    gpu: &Gpu,
-    total: usize,
-    group: usize,
-    nesterov: bool,
-    hyper: &wgpu::Buffer,
-    grad: &wgpu::Buffer,
-    param: &wgpu::Buffer,
-    momentum_buf: &wgpu::Buffer,
-) -> Result<Dispatch> {
+pub fn sgd(gpu: &Gpu, total: usize, group: usize, nesterov: bool, b: &SgdBuffers<'_>) -> Result<Dispatch> {
     let (shader, pack) = lanes_for(&SGD_STEP, total)?;
     let pipeline = gpu.pipeline(
         shader,
@@ -31,24 +31,26 @@ pub fn sgd(
     )?;
     let grid = grid_1d(groups_for("sgd", total / pack, WG)?);
     let params = [u32_of("sgd elements", total)?, group as u32];
-    Dispatch::new(gpu, pipeline, &params, &[hyper, grad, param, momentum_buf], grid)
+    Dispatch::new(gpu, pipeline, &params, &[b.hyper, b.grad, b.param, b.momentum], grid)
+}
+
+/// The buffers of an AdamW step: the hyperparameters (`HYPER_STRIDE` floats per group), the
+/// gradient, and the parameter and its first and second moments (updated in place), each
+/// `total` long.
+#[derive(Clone, Copy)]
+pub struct AdamWBuffers<'a> {
+    pub hyper: &'a wgpu::Buffer,
+    pub grad: &'a wgpu::Buffer,
+    pub param: &'a wgpu::Buffer,
+    pub m: &'a wgpu::Buffer,
+    pub v: &'a wgpu::Buffer,
 }
 
 /// In place: param and both moment buffers from grad (PyTorch's AdamW).
-#[allow(clippy::too_many_arguments)]
-pub fn adamw(
-    gpu: &Gpu,
-    total: usize,
-    group: usize,
-    hyper: &wgpu::Buffer,
-    grad: &wgpu::Buffer,
-    param: &wgpu::Buffer,
-    m: &wgpu::Buffer,
-    v: &wgpu::Buffer,
-) -> Result<Dispatch> {
+pub fn adamw(gpu: &Gpu, total: usize, group: usize, b: &AdamWBuffers<'_>) -> Result<Dispatch> {
     let (shader, pack) = lanes_for(&ADAMW_STEP, total)?;
     let pipeline = gpu.pipeline(shader, &[("WG", WG as f64)])?;
     let grid = grid_1d(groups_for("adamw", total / pack, WG)?);
     let params = [u32_of("adamw elements", total)?, group as u32];
-    Dispatch::new(gpu, pipeline, &params, &[hyper, grad, param, m, v], grid)
+    Dispatch::new(gpu, pipeline, &params, &[b.hyper, b.grad, b.param, b.m, b.v], grid)
 }

@@ -9,9 +9,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 /// `NAME = "file" [bindings];`, or `NAME = "file" with prelude "a" "b" [bindings];` for a kernel
-/// whose source starts with shared prelude files, in that order (WGSL has no include).
+/// whose source starts with shared prelude files, in that order (WGSL has no include);
+/// `NAME = trusted "file" ...` for a kernel audited as bounded by construction
+/// (`Shader::trusted`: say why beside it).
 macro_rules! shaders {
-    ($($id:ident = $file:literal $(with prelude $($prelude:literal)+)? [$($b:expr),*];)*) => {
+    (@trusted trusted) => { true };
+    (@trusted) => { false };
+    ($($id:ident = $($trusted:ident)? $file:literal $(with prelude $($prelude:literal)+)? [$($b:expr),*];)*) => {
         $(pub static $id: Shader = Shader {
             name: $file,
             source: concat!(
@@ -19,6 +23,7 @@ macro_rules! shaders {
                 include_str!(concat!("../../shaders/", $file, ".wgsl"))
             ),
             bindings: &[$($b),*],
+            trusted: shaders!(@trusted $($trusted)?),
         };)*
         /// All kernels, for validation and warm-up.
         pub static ALL: &[&Shader] = &[$(&$id),*];
@@ -29,8 +34,14 @@ macro_rules! shaders {
 
 shaders! {
     CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_FWD_BLOCK = "conv2d_fwd_block" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_FWD_DEPTHWISE = "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
+    // trusted: stage reads at most TK x AV + 15 + 7 x AV = 270 < 272 (wa) and TK x BV + 15 +
+    // 7 x BV = 255 < 256 (xb), stores at most 270 and 255, the statistics' slots below 256;
+    // component indices % 4; every global index is selected to 0 where its value is outside
+    CONV2D_FWD_BLOCK = trusted "conv2d_fwd_block" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD_MM = "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
+    // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound
+    CONV2D_FWD_DEPTHWISE = trusted "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
     CONV2D_STATS_CONDENSE = "conv2d_stats_condense" [Uniform, Read, ReadWrite];
     CONV2D_TRANSPOSE_WEIGHTS = "conv2d_transpose_weights" with prelude "weight_transpose" [Uniform, Read, ReadWrite];
     CONV2D_SCATTER_PHASE = "conv2d_scatter_phase" [Uniform, Read, ReadWrite];
@@ -38,7 +49,10 @@ shaders! {
     CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" "operand_share" [Uniform, Texture, Texture, Read, Read, ReadWrite, ReadWrite];
     CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" "operand_share" [Uniform, Texture, Texture, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_WEIGHT_BLOCK = "conv2d_bwd_weight_block" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    // trusted: stage indices at most (TP + 7) x SV + 7 + 8 = 270 < 272 and reads at most
+    // TP x SV + 15 + 7 x SV = 270, component indices % 4; every global index is selected to 0
+    // where its value is not inside its tensor
+    CONV2D_BWD_WEIGHT_BLOCK = trusted "conv2d_bwd_weight_block" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
@@ -58,6 +72,7 @@ shaders! {
     MUL_CHANNELS = "mul_channels" [Uniform, Read, Read, ReadWrite];
     DROPOUT = "dropout" [Uniform, Read, Read, ReadWrite];
     COPY_CHANNELS = "copy_channels" [Uniform, Read, ReadWrite];
+    COPY_VEC4 = "copy_vec4" [Uniform, Read, ReadWrite];
     CHANNEL_SHUFFLE = "channel_shuffle" [Uniform, Read, ReadWrite];
     SOFTMAX = "softmax" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
     UPSAMPLE = "upsample" [Uniform, Read, ReadWrite];
@@ -97,6 +112,7 @@ pub static CONV2D_FWD_COOP: Shader = Shader {
         include_str!("../../shaders/conv2d_fwd_coop.wgsl")
     ),
     bindings: &[Uniform, Read, Read, Read, Read, ReadWrite],
+    trusted: false,
 };
 
 /// Kernels that need an experimental adapter feature: outside `ALL` (which every device, the
@@ -160,6 +176,7 @@ fn cached_variant(
             name: Box::leak(format!("{}_{suffix}", shader.name).into_boxed_str()),
             source: Box::leak(source(shader.source).into_boxed_str()),
             bindings: shader.bindings,
+            trusted: shader.trusted,
         }))
     })
 }

@@ -129,7 +129,13 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
         }
         Op::Conv2dBwdWeight { args } => {
             let geom = Conv2dGeom::new(ishape(1), oshape(0), *args)?;
-            kernels::conv::backward_weight(gpu, &geom, &i(0), &i(1), &o(0), kept)?
+            let (dy, x, dw) = (i(0), i(1), o(0));
+            let bufs = kernels::conv::WeightGradientBuffers {
+                dy: &dy,
+                x: &x,
+                dw: &dw,
+            };
+            kernels::conv::backward_weight(gpu, &geom, &bufs, kept)?
         }
         Op::ChannelSum => vec![kernels::norm::channel_sum(
             gpu,

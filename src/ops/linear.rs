@@ -178,7 +178,15 @@ pub fn gemm(
     // (M outputs, N inputs, K rows of the batch), i.e. the 1x1 conv's over K one-pixel images
     if texture && g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
         let geom = pointwise([g.k, g.n, 1, 1], [g.m, g.n, 1, 1])?;
-        return kernels::conv::backward_weight(gpu, &geom, a, b, c, None);
+        let bufs = kernels::conv::WeightGradientBuffers { dy: a, x: b, dw: c };
+        return kernels::conv::backward_weight(gpu, &geom, &bufs, None);
     }
-    kernels::gemm::gemm_tile(gpu, g, storage, a, b, bias, c)
+    let bufs = kernels::gemm::GemmBuffers {
+        a,
+        b,
+        bias,
+        residual: None,
+        c,
+    };
+    kernels::gemm::gemm_tile(gpu, g, storage, &bufs)
 }

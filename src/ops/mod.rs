@@ -3,30 +3,34 @@
 //! returns new tensors; it submits work without waiting for it. Each family also lowers its
 //! graph nodes to dispatches (`<family>::lower`), reading the plan's `LowerCtx` (`lowering`).
 
-pub mod activation;
-pub mod channels;
-pub mod conv;
-pub mod dropout;
-pub mod elementwise;
-pub mod linear;
-pub mod loss;
-pub mod lowering;
-pub mod mul_channels;
-pub mod norm;
-pub mod pad;
-pub mod pool;
-pub mod softmax;
-pub mod upsample;
+pub(crate) mod activation;
+pub(crate) mod channels;
+pub(crate) mod conv;
+pub(crate) mod dropout;
+pub(crate) mod elementwise;
+pub(crate) mod linear;
+pub(crate) mod loss;
+pub(crate) mod lowering;
+pub(crate) mod mul_channels;
+pub(crate) mod norm;
+pub(crate) mod pad;
+pub(crate) mod pool;
+pub(crate) mod softmax;
+pub(crate) mod upsample;
 
 pub use activation::{activation, relu, Act};
 pub use conv::{conv2d, Conv2dArgs, Conv2dGeom};
+pub use dropout::DropoutArgs;
 pub use elementwise::{add, flatten};
 pub use linear::linear;
 pub use loss::{cross_entropy, topk_accuracy};
-pub use lowering::{LowerCtx, LowerHook};
+pub(crate) use lowering::LowerCtx;
 pub use mul_channels::mul_channels;
 pub use norm::{batch_norm, BatchNormArgs, BatchNormState};
+pub use pad::{pad2d, Pad2dArgs};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2dArgs, Pool2dGeom};
+pub use softmax::softmax;
+pub use upsample::{upsample, UpsampleArgs};
 
 /// The lowering context of one plan, with the hooks of the families that keep state from node to
 /// node installed (the cpu conv family's kept packings, `conv::install`).

@@ -76,38 +76,31 @@ pub fn batch_norm(
         }
         let mean = Tensor::empty(gpu, [c])?;
         let var = Tensor::empty(gpu, [c])?;
-        let d = kernels::norm::stats(
-            gpu,
-            dims,
-            args.momentum,
-            true,
-            x.buffer(),
-            mean.buffer(),
-            var.buffer(),
-            state.running_mean.buffer(),
-            state.running_var.buffer(),
-        )?;
+        let bufs = kernels::norm::StatsBuffers {
+            input: x.buffer(),
+            mean: mean.buffer(),
+            var: var.buffer(),
+            running_mean: state.running_mean.buffer(),
+            running_var: state.running_var.buffer(),
+        };
+        let d = kernels::norm::stats(gpu, dims, args.momentum, true, &bufs)?;
         dispatches.push(d);
         (mean, var)
     } else {
         (state.running_mean.clone(), state.running_var.clone())
     };
     let y = Tensor::empty_of(gpu, x.shape().clone(), storage)?;
-    let d = kernels::norm::apply(
-        gpu,
-        dims,
-        args.eps,
-        Default::default(),
-        storage,
-        x.buffer(),
-        mean.buffer(),
-        var.buffer(),
-        state.weight.buffer(),
-        state.bias.buffer(),
-        None,
-        y.buffer(),
-        None,
-    )?;
+    let bufs = kernels::norm::ApplyBuffers {
+        x: x.buffer(),
+        mean: mean.buffer(),
+        var: var.buffer(),
+        gamma: state.weight.buffer(),
+        beta: state.bias.buffer(),
+        residual: None,
+        y: y.buffer(),
+        pre: None,
+    };
+    let d = kernels::norm::apply(gpu, dims, args.eps, Default::default(), storage, &bufs)?;
     dispatches.push(d);
     // statistics and normalisation in one submit
     gpu.run(&dispatches);
@@ -216,21 +209,17 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
             if *training {
                 Vec::from(train_dispatches(ctx, n, true)?)
             } else {
-                vec![kernels::norm::apply(
-                    gpu,
-                    dims,
-                    *eps,
-                    *epi,
-                    storage,
-                    &i(0),
-                    &rm,
-                    &rv,
-                    &gamma,
-                    &beta,
-                    r.as_ref(),
-                    &o(0),
-                    None,
-                )?]
+                let bufs = kernels::norm::ApplyBuffers {
+                    x: &i(0),
+                    mean: &rm,
+                    var: &rv,
+                    gamma: &gamma,
+                    beta: &beta,
+                    residual: r.as_ref(),
+                    y: &o(0),
+                    pre: None,
+                };
+                vec![kernels::norm::apply(gpu, dims, *eps, *epi, storage, &bufs)?]
             }
         }
         Op::BatchNormBwd { .. } => {
@@ -281,38 +270,38 @@ fn train_dispatches(ctx: &LowerCtx, n: &Node, update_running: bool) -> Result<[D
     let dims = batch_channels_spatial(ctx.in_shape(n, 0).dims());
     let (mean, var) = (ctx.output(n, 1), ctx.output(n, 2));
     let r = epi.residual.then(|| i(5));
+    let (x, rm, rv) = (i(0), i(3), i(4));
+    let bufs = kernels::norm::StatsBuffers {
+        input: &x,
+        mean: &mean,
+        var: &var,
+        running_mean: &rm,
+        running_var: &rv,
+    };
     let stats = if partials {
         let partials = i(n.inputs.len() - 1);
-        kernels::norm::merge_stats(
-            gpu,
-            dims,
-            momentum,
-            update_running,
-            &partials,
-            &mean,
-            &var,
-            &i(3),
-            &i(4),
-        )?
+        let bufs = kernels::norm::StatsBuffers {
+            input: &partials,
+            ..bufs
+        };
+        kernels::norm::merge_stats(gpu, dims, momentum, update_running, &bufs)?
     } else {
-        kernels::norm::stats(gpu, dims, momentum, update_running, &i(0), &mean, &var, &i(3), &i(4))?
+        kernels::norm::stats(gpu, dims, momentum, update_running, &bufs)?
     };
-    let apply = kernels::norm::apply(
-        gpu,
-        dims,
-        eps,
-        epi,
-        DType::F32,
-        &i(0),
-        &mean,
-        &var,
-        &i(1),
-        &i(2),
-        r.as_ref(),
-        &ctx.output(n, 0),
-        // the value before an activation whose gradient needs it (the fused backward reads it)
-        n.outputs.get(3).map(|&v| ctx.buffer(v)).as_ref(),
-    )?;
+    let (gamma, beta, y) = (i(1), i(2), ctx.output(n, 0));
+    // the value before an activation whose gradient needs it (the fused backward reads it)
+    let pre = n.outputs.get(3).map(|&v| ctx.buffer(v));
+    let bufs = kernels::norm::ApplyBuffers {
+        x: &x,
+        mean: &mean,
+        var: &var,
+        gamma: &gamma,
+        beta: &beta,
+        residual: r.as_ref(),
+        y: &y,
+        pre: pre.as_ref(),
+    };
+    let apply = kernels::norm::apply(gpu, dims, eps, epi, DType::F32, &bufs)?;
     Ok([stats, apply])
 }
 
@@ -381,7 +370,14 @@ pub(crate) fn lower_synced(ctx: &LowerCtx, n: &Node, samples: &wgpu::Buffer) -> 
             let [_, c, hw] = channels();
             let [stats, apply] = train_dispatches(ctx, n, false)?;
             let (mean, var, rm, rv) = (o(1), o(2), i(3), i(4));
-            let running = kernels::norm::running_update(ctx.gpu, [c, hw], *momentum, samples, &mean, &var, &rm, &rv)?;
+            let bufs = kernels::norm::StatsBuffers {
+                input: samples,
+                mean: &mean,
+                var: &var,
+                running_mean: &rm,
+                running_var: &rv,
+            };
+            let running = kernels::norm::running_update(ctx.gpu, [c, hw], *momentum, &bufs)?;
             Ok(Some(SplitLowering {
                 before: vec![stats],
                 sync: vec![mean, var],

@@ -8,16 +8,11 @@ pub mod learner;
 pub mod metrics;
 pub mod schedule;
 
-pub use crate::passes::optimizer::Optimizer;
+pub use crate::passes::optimizer::{is_optimizer_state, Optimizer};
 #[cfg(not(target_arch = "wasm32"))]
 pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use checkpoint::{parse_checkpoint, CheckpointInfo};
 #[cfg(not(target_arch = "wasm32"))]
 pub use learner::Learner;
 pub use metrics::EpochStats;
-
-/// The optimizer's old home; its description lives in `passes::optimizer`, below the executor.
-pub mod optim {
-    pub use crate::passes::optimizer::Optimizer;
-}
 pub use schedule::OneCycle;

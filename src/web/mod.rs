@@ -3,16 +3,14 @@
 //! `step_read_async`) from the page's event loop. `web/` holds the page; `web/build.sh` builds
 //! this module into `web/pkg/`.
 //!
-//! - [`Classifier`]: weights (safetensors bytes) in, logits out.
-//! - [`Trainer`]: trains a small CNN on the embedded Fashion-MNIST subset, step by step.
+//! - [`Classifier`](classifier::Classifier): weights (safetensors bytes) in, logits out.
+//! - [`Trainer`](trainer::Trainer): trains a small CNN on the embedded Fashion-MNIST subset,
+//!   step by step.
 //! - The embedded test images and the page's pre-processing, so the page normalises inputs
 //!   exactly as training did.
 
 mod classifier;
 mod trainer;
-
-pub use classifier::Classifier;
-pub use trainer::Trainer;
 
 use crate::data::loader::{FASHION_MEAN, FASHION_STD};
 use crate::data::transform::{center_box, crop_resize_normalize, Crop, Image, Normalize};

@@ -46,7 +46,7 @@ pub fn eval(g: &Graph, feeds: &HashMap<String, Vec<f64>>, labels: &[i32]) -> Vec
                 let s = x(1);
                 let sample = g.shape(n.inputs[0]).numel() / g.shape(n.inputs[0]).dims()[0];
                 let scale = 1.0 / (1.0 - args.p as f64);
-                let keep = |i| convoy::ops::dropout::keeps(*args, [s[0] as u32, s[1] as u32], i, sample);
+                let keep = |i| convoy::internals::ops::dropout::keeps(*args, [s[0] as u32, s[1] as u32], i, sample);
                 vec![x(0)
                     .iter()
                     .enumerate()

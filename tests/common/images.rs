@@ -1,6 +1,6 @@
 //! A small synthetic image folder (ImageNet layout) for the data and training tests.
 
-use convoy::rng::Rng;
+use convoy::Rng;
 use std::path::{Path, PathBuf};
 
 pub fn tmp(name: &str) -> PathBuf {

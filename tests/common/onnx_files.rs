@@ -95,7 +95,7 @@ pub fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>, opset: i64) 
 
 /// Deterministic values in [-1, 1).
 pub fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut r = convoy::rng::Rng::new(seed);
+    let mut r = convoy::Rng::new(seed);
     r.vec(n, -1.0, 1.0)
 }
 

@@ -3,8 +3,8 @@
 //! against finite differences, and both against PyTorch itself.
 
 use crate::common::{gpu, reference};
-use convoy::ops::activation::{self, Act};
-use convoy::rng::Rng;
+use convoy::internals::ops::activation::{self, Act};
+use convoy::Rng;
 use convoy::Tensor;
 
 /// Every activation, and leaky slopes of both signs (a negative one takes its gradient from

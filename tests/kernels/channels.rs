@@ -2,7 +2,7 @@
 //! against index arithmetic on the host, with values that name their (n, c, pixel).
 
 use crate::common::gpu;
-use convoy::ops::channels::{copy, shuffle, Range};
+use convoy::internals::ops::channels::{copy, shuffle, Range};
 use convoy::Tensor;
 
 /// A value per (n, c, s) that no other position shares.

@@ -3,7 +3,7 @@
 use crate::common::{assert_close, gpu, open_gpu, per_lane_gpu, reference, rel_err, to_f64, RTOL};
 use crate::sweep::Sweep;
 use convoy::ops::{conv2d, Conv2dArgs};
-use convoy::rng::Rng;
+use convoy::Rng;
 use convoy::{DType, Tensor};
 
 struct Case {
@@ -308,9 +308,9 @@ fn conv2d_every_tile_configuration() {
 }
 
 fn every_tile_configuration(sweep: Sweep) {
-    use convoy::kernels::conv::texture as conv_texture;
-    use convoy::kernels::conv::{self, ConvTile, TileKind};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv::texture as conv_texture;
+    use convoy::internals::kernels::conv::{self, ConvTile, TileKind};
+    use convoy::ops::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(3);
     // (n, cin, hw, cout, k, stride, pad, dil, groups): dense, strided, grouped, depthwise, 1x1
@@ -412,8 +412,12 @@ fn every_tile_configuration(sweep: Sweep) {
             assert_close(&format!("forward {what} {tile:?}"), &y.to_vec().unwrap(), &want_y, RTOL);
             for chunk in [None, Some(1), Some(7)] {
                 let dw = Tensor::empty(g, ws).unwrap(); // NaN: every tap written, dead ones as 0
-                let ds =
-                    conv::backward_weight_tiled(g, &geom, tile, chunk, dyt.buffer(), xt.buffer(), dw.buffer()).unwrap();
+                let bufs = conv::WeightGradientBuffers {
+                    dy: dyt.buffer(),
+                    x: xt.buffer(),
+                    dw: dw.buffer(),
+                };
+                let ds = conv::backward_weight_tiled(g, &geom, tile, chunk, &bufs).unwrap();
                 g.run(&ds);
                 let got = dw.to_vec().unwrap();
                 assert_close(
@@ -428,9 +432,12 @@ fn every_tile_configuration(sweep: Sweep) {
         // with its default split and forced chunks of 1 and 7 pixels (partial steps of 8)
         for chunk in [None, Some(1), Some(7)] {
             let dw = Tensor::empty(g, ws).unwrap(); // NaN: every weight written
-            let ds =
-                conv::backward_weight_tiled(g, &geom, ConvTile::BLOCK, chunk, dyt.buffer(), xt.buffer(), dw.buffer())
-                    .unwrap();
+            let bufs = conv::WeightGradientBuffers {
+                dy: dyt.buffer(),
+                x: xt.buffer(),
+                dw: dw.buffer(),
+            };
+            let ds = conv::backward_weight_tiled(g, &geom, ConvTile::BLOCK, chunk, &bufs).unwrap();
             g.run(&ds);
             assert_close(
                 &format!("block weight grad {what} chunk {chunk:?}"),
@@ -493,9 +500,12 @@ fn every_tile_configuration(sweep: Sweep) {
                 // one or two texel columns per lane, whichever the policy would pick
                 for (chunk, columns) in [(None, 1), (None, 2), (Some(1), 2), (Some(7), 1)] {
                     let dw = Tensor::empty(g, ws).unwrap();
-                    let (dy, x) = (dyt.buffer(), xt.buffer());
-                    let ds = conv_texture::backward_weight(g, &geom, tile, columns, chunk, dy, x, dw.buffer(), None)
-                        .unwrap();
+                    let bufs = conv::WeightGradientBuffers {
+                        dy: dyt.buffer(),
+                        x: xt.buffer(),
+                        dw: dw.buffer(),
+                    };
+                    let ds = conv_texture::backward_weight(g, &geom, tile, columns, chunk, &bufs, None).unwrap();
                     g.run(&ds);
                     assert_close(
                         &format!("texture weight grad {what} {tile:?} chunk {chunk:?} columns {columns}"),
@@ -548,7 +558,12 @@ fn every_tile_configuration(sweep: Sweep) {
         }
         if (cin / groups) * k * k > 32 {
             let dw = Tensor::empty(g, ws).unwrap();
-            let narrow = conv::backward_weight_narrow(g, &geom, None, dyt.buffer(), xt.buffer(), dw.buffer());
+            let bufs = conv::WeightGradientBuffers {
+                dy: dyt.buffer(),
+                x: xt.buffer(),
+                dw: dw.buffer(),
+            };
+            let narrow = conv::backward_weight_narrow(g, &geom, None, &bufs);
             let err = narrow
                 .err()
                 .expect("the narrow weight gradient refuses wide groups")
@@ -558,7 +573,12 @@ fn every_tile_configuration(sweep: Sweep) {
         }
         for chunk in [None, Some(1), Some(7), Some(100)] {
             let dw = Tensor::empty(g, ws).unwrap(); // NaN: every weight written
-            let ds = conv::backward_weight_narrow(g, &geom, chunk, dyt.buffer(), xt.buffer(), dw.buffer()).unwrap();
+            let bufs = conv::WeightGradientBuffers {
+                dy: dyt.buffer(),
+                x: xt.buffer(),
+                dw: dw.buffer(),
+            };
+            let ds = conv::backward_weight_narrow(g, &geom, chunk, &bufs).unwrap();
             g.run(&ds);
             assert_close(
                 &format!("narrow weight grad {what} chunk {chunk:?}"),
@@ -589,8 +609,8 @@ fn conv2d_block_and_texture_tiles_match_reference_every_tile() {
 
 fn block_and_texture_tiles_match_reference(sweep: Sweep) {
     use convoy::graph::{Act, Epilogue};
-    use convoy::kernels::conv::{self, ConvTile, TileKind};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv::{self, ConvTile, TileKind};
+    use convoy::ops::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(17);
     // (n, cin, h, w, cout, k, stride, pad, dil, groups)
@@ -657,9 +677,12 @@ fn block_and_texture_tiles_match_reference(sweep: Sweep) {
         let dyt = Tensor::from_slice(g, &dy, ys.clone()).unwrap();
         for chunk in [None, Some(13)] {
             let dw = Tensor::empty(g, ws).unwrap();
-            let ds =
-                conv::backward_weight_tiled(g, &geom, ConvTile::BLOCK, chunk, dyt.buffer(), xt.buffer(), dw.buffer())
-                    .unwrap();
+            let bufs = conv::WeightGradientBuffers {
+                dy: dyt.buffer(),
+                x: xt.buffer(),
+                dw: dw.buffer(),
+            };
+            let ds = conv::backward_weight_tiled(g, &geom, ConvTile::BLOCK, chunk, &bufs).unwrap();
             g.run(&ds);
             let what = format!("block weight grad x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups} chunk {chunk:?}");
             assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
@@ -762,7 +785,7 @@ fn block_and_texture_tiles_match_reference(sweep: Sweep) {
 
 /// `kernel` with its `i`-th `workgroupBarrier();` cut out, under a name of its own (pipelines
 /// are cached by name).
-fn without_barrier(kernel: &convoy::device::Shader, i: usize) -> &'static convoy::device::Shader {
+fn without_barrier(kernel: &convoy::internals::device::Shader, i: usize) -> &'static convoy::internals::device::Shader {
     let barrier = "workgroupBarrier();";
     let at = kernel
         .source
@@ -771,10 +794,11 @@ fn without_barrier(kernel: &convoy::device::Shader, i: usize) -> &'static convoy
         .expect("the kernel has that barrier")
         .0;
     let cut = format!("{}{}", &kernel.source[..at], &kernel.source[at + barrier.len()..]);
-    Box::leak(Box::new(convoy::device::Shader {
+    Box::leak(Box::new(convoy::internals::device::Shader {
         name: Box::leak(format!("{}_without_barrier_{i}", kernel.name).into_boxed_str()),
         source: Box::leak(cut.into_boxed_str()),
         bindings: kernel.bindings,
+        trusted: false,
     }))
 }
 
@@ -785,9 +809,9 @@ fn without_barrier(kernel: &convoy::device::Shader, i: usize) -> &'static convoy
 /// reference tests above would catch a missing barrier in the main loop or in the statistics.
 #[test]
 fn conv2d_block_kernel_fails_without_any_one_of_its_barriers() {
-    use convoy::device::Shader;
-    use convoy::kernels::{conv, shaders};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::device::Shader;
+    use convoy::internals::kernels::{conv, shaders};
+    use convoy::ops::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(23);
     let (xs, ws) = ([2, 21, 9, 10], [70, 21, 3, 3]);
@@ -822,16 +846,18 @@ fn conv2d_block_kernel_fails_without_any_one_of_its_barriers() {
         )
         .unwrap();
         ds.push(
-            convoy::kernels::norm::merge_stats(
+            convoy::internals::kernels::norm::merge_stats(
                 g,
                 [yd[0], yd[1], yd[2] * yd[3]],
                 0.1,
                 false,
-                partials.buffer(),
-                mean.buffer(),
-                var.buffer(),
-                running.buffer(),
-                running.buffer(),
+                &convoy::internals::kernels::norm::StatsBuffers {
+                    input: partials.buffer(),
+                    mean: mean.buffer(),
+                    var: var.buffer(),
+                    running_mean: running.buffer(),
+                    running_var: running.buffer(),
+                },
             )
             .unwrap(),
         );
@@ -866,9 +892,9 @@ fn conv2d_block_kernel_fails_without_any_one_of_its_barriers() {
 /// The block weight gradient's two barriers, each shown necessary the same way.
 #[test]
 fn conv2d_block_weight_gradient_fails_without_either_barrier() {
-    use convoy::device::Shader;
-    use convoy::kernels::{conv, shaders};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::device::Shader;
+    use convoy::internals::kernels::{conv, shaders};
+    use convoy::ops::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(29);
     let (xs, ws) = ([3, 19, 8, 9], [70, 19, 3, 3]);
@@ -883,8 +909,12 @@ fn conv2d_block_weight_gradient_fails_without_either_barrier() {
     let dyt = Tensor::from_slice(g, &dy, ys).unwrap();
     let run = |kernel: &'static Shader| {
         let dw = Tensor::empty(g, ws).unwrap();
-        let ds =
-            conv::backward_weight_block(g, kernel, &geom, Some(100), dyt.buffer(), xt.buffer(), dw.buffer()).unwrap();
+        let bufs = conv::WeightGradientBuffers {
+            dy: dyt.buffer(),
+            x: xt.buffer(),
+            dw: dw.buffer(),
+        };
+        let ds = conv::backward_weight_block(g, kernel, &geom, Some(100), &bufs).unwrap();
         g.run(&ds);
         dw.to_vec().unwrap()
     };
@@ -904,6 +934,327 @@ fn conv2d_block_weight_gradient_fails_without_either_barrier() {
             "barrier {i} deleted and the weight gradient still matches ({e:.2e})"
         );
     }
+}
+
+/// The buffers of a forward of x, w (and the optional bias and residual) into y.
+fn forward_buffers<'a>(
+    x: &'a Tensor,
+    w: &'a Tensor,
+    bias: Option<&'a Tensor>,
+    residual: Option<&'a Tensor>,
+    y: &'a Tensor,
+) -> convoy::internals::kernels::conv::ForwardBuffers<'a> {
+    convoy::internals::kernels::conv::ForwardBuffers {
+        bias: bias.map(Tensor::buffer),
+        residual: residual.map(Tensor::buffer),
+        ..convoy::internals::kernels::conv::ForwardBuffers::new(x.buffer(), w.buffer(), y.buffer())
+    }
+}
+
+/// The gpu family's large-tile forward (conv2d_fwd_mm: 128 or 64 output channels x 128 pixels
+/// per workgroup, K in double-buffered chunks of 16) in both its tiles against the f64
+/// reference: output channels and pixels below, at and above one tile and off its multiples,
+/// K off the chunk (and exactly 4 chunks), batch 1, 1x1 maps whose taps are mostly padding,
+/// 1x1 convs, strides 2 and 3, dilation 2, 2 groups of 64 input and 70 output channels, per-axis
+/// (asymmetric) kernels, strides, padding and dilation, and each epilogue: with and without
+/// bias and residual, every activation in turn.
+#[test]
+fn conv2d_mm_tiles_match_reference() {
+    use convoy::graph::{Act, Epilogue};
+    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(38);
+    // (x, cout, kernel, stride, padding, dilation, groups)
+    let cases = [
+        ([2, 37, 13, 11], 130, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([1, 16, 9, 7], 70, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([5, 32, 1, 1], 100, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([3, 64, 12, 12], 200, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        ([2, 24, 17, 15], 96, [3, 3], [2, 2], [1, 1], [1, 1], 1),
+        ([1, 20, 20, 19], 72, [5, 5], [3, 3], [2, 2], [1, 1], 1),
+        ([2, 18, 12, 12], 66, [3, 3], [1, 1], [2, 2], [2, 2], 1),
+        ([2, 128, 8, 9], 140, [3, 3], [1, 1], [1, 1], [1, 1], 2),
+        ([2, 9, 11, 16], 129, [3, 2], [1, 2], [2, 0], [1, 2], 1),
+        ([1, 12, 7, 40], 64, [1, 7], [2, 1], [0, 3], [1, 1], 1),
+        ([3, 5, 23, 21], 256, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+    ];
+    for (case, (xs, cout, [kh, kw], stride, padding, dilation, groups)) in cases.into_iter().enumerate() {
+        let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
+        let ws = [cout, xs[1] / groups, kh, kw];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let act = Act::ALL[case % Act::ALL.len()];
+        let (bias, residual) = (case % 2 == 0, case % 3 != 1);
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(cout, -1.0, 1.0);
+        let r = rng.vec(ys.numel(), -1.0, 1.0);
+        let b64 = to_f64(&b);
+        let (conv, _) = reference::conv2d(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            bias.then_some(&b64[..]),
+            stride,
+            padding,
+            dilation,
+            groups,
+        );
+        let want: Vec<f64> = conv
+            .iter()
+            .zip(&r)
+            .map(|(&c, &r)| reference::activation(act, c + if residual { r as f64 } else { 0.0 }))
+            .collect();
+        let t = |v: &[f32], s: Vec<usize>| Tensor::from_slice(g, v, s).unwrap();
+        let (xt, wt, bt, rt) = (
+            t(&x, xs.to_vec()),
+            t(&w, ws.to_vec()),
+            t(&b, vec![cout]),
+            t(&r, ys.dims().to_vec()),
+        );
+        let epi = Epilogue { residual, act };
+        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+            let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
+            let bufs = forward_buffers(&xt, &wt, bias.then_some(&bt), residual.then_some(&rt), &y);
+            g.run(&conv::forward_tiled(g, &geom, tile, epi, DType::F32, &bufs).unwrap());
+            let what = format!(
+                "mm forward x{xs:?} w{ws:?} {args:?} {tile:?} bias {bias} residual {residual} {}",
+                act.name()
+            );
+            assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+        }
+    }
+}
+
+/// The large tiles on f16 activations (the kernel's `alias T = f16` variant): loads widen to
+/// f32, the sums stay f32, one rounding on the store (tests/kernels/half.rs).
+#[test]
+fn conv2d_mm_tiles_on_f16_match_reference() {
+    use crate::half::{round_f16, HALF_RTOL};
+    use convoy::graph::{Act, Epilogue};
+    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    if !crate::common::has_f16_else_refused(g) {
+        return;
+    }
+    let mut rng = Rng::new(39);
+    for (xs, cout, k, stride, pad) in [([2, 40, 11, 13], 150, 3, 1, 1), ([3, 64, 6, 7], 64, 1, 2, 0)] {
+        let args = Conv2dArgs::new(stride, pad, 1, 1);
+        let ws = [cout, xs[1], k, k];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let x = rng.vec(xs.iter().product(), -2.0, 2.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let r = rng.vec(ys.numel(), -1.0, 1.0);
+        let (conv, _) = reference::conv2d(&to_f64(&round_f16(&x)), xs, &to_f64(&w), ws, None, stride, pad, 1, 1);
+        let r64 = to_f64(&round_f16(&r));
+        let want: Vec<f64> = conv.iter().zip(&r64).map(|(c, r)| (c + r).max(0.0)).collect();
+        let xt = Tensor::from_slice_f16(g, &x, xs.to_vec()).unwrap();
+        let rt = Tensor::from_slice_f16(g, &r, ys.dims().to_vec()).unwrap();
+        let wt = Tensor::from_slice(g, &w, ws).unwrap();
+        let epi = Epilogue {
+            residual: true,
+            act: Act::Relu,
+        };
+        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+            let y = Tensor::empty_of(g, ys.clone(), DType::F16).unwrap();
+            let bufs = forward_buffers(&xt, &wt, None, Some(&rt), &y);
+            g.run(&conv::forward_tiled(g, &geom, tile, epi, DType::F16, &bufs).unwrap());
+            let what = format!("mm forward on f16 x{xs:?} w{ws:?} s{stride} p{pad} {tile:?}");
+            assert_close(&what, &y.to_vec().unwrap(), &want, HALF_RTOL);
+        }
+    }
+}
+
+/// The (blocks, C, 2) statistics of y (N, C, HW) that a forward writes: each `STATS_BLOCK`
+/// pixels' (mean, M2) per channel, the pixels in (image, position) order.
+fn block_stats(y: &[f64], [n, c, hw]: [usize; 3]) -> Vec<f64> {
+    let block = convoy::internals::kernels::conv::STATS_BLOCK;
+    let pixels = n * hw;
+    let mut out = Vec::new();
+    for b in 0..pixels.div_ceil(block) {
+        for ch in 0..c {
+            let v: Vec<f64> = (b * block..pixels.min((b + 1) * block))
+                .map(|q| y[((q / hw) * c + ch) * hw + q % hw])
+                .collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            out.push(mean);
+            out.push(v.iter().map(|x| (x - mean) * (x - mean)).sum());
+        }
+    }
+    out
+}
+
+/// conv2d_fwd_mm's three barriers (after the first chunk's stores, at the end of each chunk,
+/// and between the statistics' two rounds), each shown necessary as the block kernel's are:
+/// with any one deleted, both tiles give a wrong output or wrong statistics on lavapipe, whose
+/// lanes run a workgroup 8 or 16 at a time up to each barrier.
+#[test]
+fn conv2d_mm_kernel_fails_without_any_one_of_its_barriers() {
+    use convoy::internals::device::Shader;
+    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::internals::kernels::shaders::CONV2D_FWD_MM;
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(41);
+    let (xs, ws) = ([2, 21, 9, 10], [130, 21, 3, 3]);
+    let args = Conv2dArgs::default().padding(1);
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+    let ys = geom.out_shape();
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
+    let want_stats = block_stats(&want, [2, 130, 90]);
+    let (xt, wt) = (
+        Tensor::from_slice(g, &x, xs).unwrap(),
+        Tensor::from_slice(g, &w, ws).unwrap(),
+    );
+    // y and the statistics blocks
+    let run = |kernel: &'static Shader, tile: ConvTile| {
+        let y = Tensor::empty(g, ys.clone()).unwrap();
+        let stats = Tensor::empty(g, [want_stats.len()]).unwrap();
+        let bufs = conv::ForwardBuffers {
+            stats: Some(stats.buffer()),
+            ..forward_buffers(&xt, &wt, None, None, &y)
+        };
+        g.run(&conv::forward_mm(g, kernel, &geom, tile, Default::default(), DType::F32, &bufs).unwrap());
+        (y.to_vec().unwrap(), stats.to_vec().unwrap())
+    };
+    let barriers = CONV2D_FWD_MM.source.matches("workgroupBarrier();").count();
+    assert_eq!(
+        barriers, 3,
+        "conv2d_fwd_mm's barriers: the prologue's, the chunk loop's, the statistics'"
+    );
+    for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+        let (y, stats) = run(&CONV2D_FWD_MM, tile);
+        assert_close(&format!("mm forward {tile:?}"), &y, &want, RTOL);
+        assert_close(&format!("mm statistics {tile:?}"), &stats, &want_stats, RTOL);
+        for i in 0..barriers {
+            let (y, stats) = run(without_barrier(&CONV2D_FWD_MM, i), tile);
+            let e = rel_err(&y, &want).max(rel_err(&stats, &want_stats));
+            assert!(
+                e > RTOL,
+                "barrier {i} deleted and the mm forward {tile:?} still matches ({e:.2e})"
+            );
+        }
+    }
+}
+
+/// The large tiles' batch statistics against the f64 reference: blocks cut by the end of the
+/// pixels (a last 128-pixel sub-block partly or wholly empty), several channel blocks, groups,
+/// and statistics of the values stored (after bias and activation).
+#[test]
+fn conv2d_mm_statistics_match_reference() {
+    use convoy::graph::{Act, Epilogue};
+    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(42);
+    // (x, cout, kernel, stride, padding, groups)
+    let cases = [
+        ([3, 19, 13, 11], 130, 3, 1, 1, 1),
+        ([1, 64, 7, 9], 64, 1, 1, 0, 1),
+        ([2, 128, 17, 16], 140, 3, 2, 1, 2),
+        ([5, 8, 1, 1], 72, 3, 1, 1, 1),
+    ];
+    for (xs, cout, k, stride, pad, groups) in cases {
+        let args = Conv2dArgs::new(stride, pad, 1, groups);
+        let ws = [cout, xs[1] / groups, k, k];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let yd = ys.dims().to_vec();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(cout, -0.5, 0.5);
+        let (conv, _) = reference::conv2d(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            Some(&to_f64(&b)),
+            stride,
+            pad,
+            1,
+            groups,
+        );
+        let want: Vec<f64> = conv.iter().map(|&v| reference::activation(Act::Silu, v)).collect();
+        let want_stats = block_stats(&want, [yd[0], yd[1], yd[2] * yd[3]]);
+        let (xt, wt, bt) = (
+            Tensor::from_slice(g, &x, xs).unwrap(),
+            Tensor::from_slice(g, &w, ws).unwrap(),
+            Tensor::from_slice(g, &b, [cout]).unwrap(),
+        );
+        let epi = Epilogue {
+            residual: false,
+            act: Act::Silu,
+        };
+        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+            let y = Tensor::empty(g, ys.clone()).unwrap();
+            let stats = Tensor::empty(g, [want_stats.len()]).unwrap();
+            let bufs = conv::ForwardBuffers {
+                stats: Some(stats.buffer()),
+                ..forward_buffers(&xt, &wt, Some(&bt), None, &y)
+            };
+            g.run(&conv::forward_tiled(g, &geom, tile, epi, DType::F32, &bufs).unwrap());
+            let what = format!("mm forward with statistics x{xs:?} w{ws:?} {args:?} {tile:?}");
+            assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+            assert_close(
+                &format!("{what}: statistics"),
+                &stats.to_vec().unwrap(),
+                &want_stats,
+                RTOL,
+            );
+        }
+    }
+}
+
+/// The variant table on a gpu-family device (lavapipe with the gpu family forced): a grid of
+/// large tiles that fills a GPU (2 workgroups per compute unit) runs conv2d_fwd_mm by default,
+/// with or without batch statistics, and matches the reference; a smaller grid keeps the block
+/// tile first.
+#[test]
+fn conv2d_gpu_family_runs_the_large_tiles_on_full_grids() {
+    use convoy::internals::kernels::conv::{self, variants, ConvTile};
+    use convoy::ops::Conv2dGeom;
+    use convoy::{Gpu, KernelFamily};
+    let g = open_gpu(Gpu::builder().kernels(KernelFamily::Gpu));
+    let mut rng = Rng::new(43);
+    // 184 x 184 pixels: 265 workgroups of 128 (>= 2 x 132)
+    let (xs, ws) = ([1, 64, 184, 184], [64, 64, 1, 1]);
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::default()).unwrap();
+    let first = |geom: &Conv2dGeom, stats: bool| match variants::forward((&g).into(), geom, DType::F32, stats)
+        .unwrap()
+        .kernel
+    {
+        variants::Forward::Tiled { tiles, .. } => tiles.candidates[0],
+        other => panic!("not tiled: {other:?}"),
+    };
+    assert_eq!(first(&geom, false), ConvTile::MM_64);
+    assert_eq!(first(&geom, true), ConvTile::MM_64);
+    let small = Conv2dGeom::new(&[1, 64, 56, 56].into(), &ws.into(), Conv2dArgs::default()).unwrap();
+    assert_eq!(first(&small, false), ConvTile::BLOCK);
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 0, 1, 1);
+    let (xt, wt) = (
+        Tensor::from_slice(&g, &x, xs).unwrap(),
+        Tensor::from_slice(&g, &w, ws).unwrap(),
+    );
+    let y = Tensor::empty(&g, geom.out_shape()).unwrap();
+    let ds = conv::forward(
+        &g,
+        &geom,
+        Default::default(),
+        DType::F32,
+        &forward_buffers(&xt, &wt, None, None, &y),
+    )
+    .unwrap();
+    assert!(ds.iter().any(|d| d.pipeline.shader.name == "conv2d_fwd_mm"));
+    g.run(&ds);
+    assert_close("mm forward by the table's choice", &y.to_vec().unwrap(), &want, RTOL);
 }
 
 /// With tuning on, the first forward of a shape times the candidates, records the winner in the
@@ -982,9 +1333,9 @@ fn conv2d_tuner_records_and_reuses_choices() {
 /// (query set, resolve, readback, period) runs here because lavapipe has timestamp queries.
 #[test]
 fn kernel_timer_reads_both_clocks() {
-    use convoy::device::{time_dispatches, Clock};
-    use convoy::kernels::conv::{self, ForwardBuffers};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::device::{time_dispatches, Clock};
+    use convoy::internals::kernels::conv::{self, ForwardBuffers};
+    use convoy::ops::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(5);
     let (xs, ws) = ([4, 32, 20, 20], [64, 32, 3, 3]);
@@ -1036,8 +1387,8 @@ fn kernel_timer_reads_both_clocks() {
 /// dispatches), computes the right result, and does not time the candidates again.
 #[test]
 fn conv2d_tuner_reuses_recorded_block_and_register_tiles() {
-    use convoy::kernels::conv::{self, ForwardBuffers};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv::{self, ForwardBuffers};
+    use convoy::ops::Conv2dGeom;
     use convoy::KernelFamily;
     let mut rng = Rng::new(12);
     // 40 output channels: the block tile is a candidate (and the gpu family's default)
@@ -1104,8 +1455,8 @@ fn conv2d_tuner_reuses_recorded_block_and_register_tiles() {
 /// references, forward (with bias), input and weight gradients, through the launchers' defaults.
 #[test]
 fn conv2d_both_kernel_families_and_small_texture_limits() {
-    use convoy::kernels::conv::{self, texture as conv_texture};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv::{self, texture as conv_texture};
+    use convoy::ops::Conv2dGeom;
     use convoy::{Gpu, KernelFamily};
     let cpu = open_gpu(Gpu::builder().kernels(KernelFamily::Cpu));
     let gpu_family = open_gpu(Gpu::builder().kernels(KernelFamily::Gpu));
@@ -1211,13 +1562,18 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             kept.lowered(&dx_ds);
             let dx_names: Vec<_> = dx_ds.iter().map(|d| d.pipeline.shader.name).collect();
             ds.extend(dx_ds);
-            let packings = |ds: &[convoy::device::Dispatch]| {
+            let packings = |ds: &[convoy::internals::device::Dispatch]| {
                 ds.iter()
                     .filter(|d| d.pipeline.shader.name == "conv2d_pack_input")
                     .count()
             };
-            let packing = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), None).unwrap();
-            let reading = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), Some(&kept)).unwrap();
+            let bufs = conv::WeightGradientBuffers {
+                dy: dyt.buffer(),
+                x: xb,
+                dw: dw.buffer(),
+            };
+            let packing = conv::backward_weight(g, &geom, &bufs, None).unwrap();
+            let reading = conv::backward_weight(g, &geom, &bufs, Some(&kept)).unwrap();
             let reads_kept = conv_texture::weight_gradient_uses_texture(g, &geom)
                 && conv_texture::swapped_pointwise(&geom).is_none();
             let (before, after) = (packings(&packing), packings(&reading));
@@ -1239,7 +1595,7 @@ fn conv2d_both_kernel_families_and_small_texture_limits() {
             kept_reads += usize::from(reads_kept) + usize::from(dy_kept);
             // a write makes a buffer's packings stale: the weight gradient packs x itself again
             kept.written(xb);
-            let again = conv::backward_weight(g, &geom, dyt.buffer(), xb, dw.buffer(), Some(&kept)).unwrap();
+            let again = conv::backward_weight(g, &geom, &bufs, Some(&kept)).unwrap();
             assert_eq!(packings(&again) > after, reads_kept, "{what}: after x is written");
             ds.extend(reading);
             g.run(&ds);
@@ -1272,8 +1628,8 @@ fn conv2d_asymmetric_arguments_through_every_kernel_every_tile() {
 
 fn asymmetric_arguments_through_every_kernel(sweep: Sweep) {
     use convoy::graph::{Act, Epilogue};
-    use convoy::kernels::conv::{self, ConvTile};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::ops::Conv2dGeom;
     let families =
         [convoy::KernelFamily::Cpu, convoy::KernelFamily::Gpu].map(|f| open_gpu(convoy::Gpu::builder().kernels(f)));
     let mut rng = Rng::new(23);
@@ -1299,7 +1655,7 @@ fn asymmetric_arguments_through_every_kernel(sweep: Sweep) {
         let ws = [cout, xs[1] / groups, kh, kw];
         let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
         assert_eq!(
-            convoy::kernels::conv::texture::swapped_pointwise(&geom).is_some(),
+            convoy::internals::kernels::conv::texture::swapped_pointwise(&geom).is_some(),
             cout == 257,
             "{xs:?} {ws:?}: only the last case takes the swapped weight gradient"
         );
@@ -1389,14 +1745,23 @@ fn asymmetric_arguments_through_every_kernel(sweep: Sweep) {
                 }
             }
             let dw = Tensor::empty(g, ws).unwrap();
-            g.run(&conv::backward_weight(g, &geom, dyt.buffer(), xt.buffer(), dw.buffer(), None).unwrap());
+            let bufs = conv::WeightGradientBuffers {
+                dy: dyt.buffer(),
+                x: xt.buffer(),
+                dw: dw.buffer(),
+            };
+            g.run(&conv::backward_weight(g, &geom, &bufs, None).unwrap());
             assert_close(&format!("weight gradient {what}"), &dw.to_vec().unwrap(), &dw64, RTOL);
             let mut dw_tiles = ConvTile::candidates(g, cout / groups, pixels);
             dw_tiles.push(ConvTile::BLOCK);
             for tile in sweep.pick(dw_tiles, turn) {
                 let dw = Tensor::empty(g, ws).unwrap();
-                if let Ok(d) = conv::backward_weight_tiled(g, &geom, tile, None, dyt.buffer(), xt.buffer(), dw.buffer())
-                {
+                let bufs = conv::WeightGradientBuffers {
+                    dy: dyt.buffer(),
+                    x: xt.buffer(),
+                    dw: dw.buffer(),
+                };
+                if let Ok(d) = conv::backward_weight_tiled(g, &geom, tile, None, &bufs) {
                     g.run(&d);
                     assert_close(
                         &format!("weight gradient {what} {tile:?}"),
@@ -1417,8 +1782,8 @@ fn asymmetric_arguments_through_every_kernel(sweep: Sweep) {
 #[test]
 fn conv2d_depthwise_staged_kernel_matches_reference() {
     use convoy::graph::{Act, Epilogue};
-    use convoy::kernels::conv::{self, depthwise_staged_fits, forward_depthwise};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv::{self, depthwise_staged_fits, forward_depthwise};
+    use convoy::ops::Conv2dGeom;
     let g = &open_gpu(convoy::Gpu::builder().kernels(convoy::KernelFamily::Gpu));
     let mut rng = Rng::new(29);
     // (x, kernel, stride, padding, dilation, act)
@@ -1543,8 +1908,8 @@ fn conv2d_depthwise_staged_kernel_matches_reference() {
 /// kernel runs.
 #[test]
 fn conv2d_gpu_strided_input_gradient_through_block_phases() {
-    use convoy::kernels::conv;
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv;
+    use convoy::ops::Conv2dGeom;
     let g = open_gpu(convoy::Gpu::builder().kernels(convoy::KernelFamily::Gpu));
     let mut rng = Rng::new(41);
     // (x shape, cout, kernel, stride, padding, dilation, groups, through the block phases)
@@ -1599,8 +1964,8 @@ fn conv2d_gpu_strided_input_gradient_through_block_phases() {
 /// lowered as a conv), each forward, input and weight gradient against the f64 reference.
 #[test]
 fn conv2d_tuned_on_samples_of_wide_convs() {
-    use convoy::kernels::conv;
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::conv;
+    use convoy::ops::Conv2dGeom;
     use convoy::{Gpu, KernelFamily};
     let mut rng = Rng::new(41);
     // (n, cin, hw, cout, k, stride, pad)
@@ -1641,7 +2006,12 @@ fn conv2d_tuned_on_samples_of_wide_convs() {
             let b = conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer());
             let mut ds = conv::forward(&g, &geom, Default::default(), DType::F32, &b).unwrap();
             ds.extend(conv::backward_data(&g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap());
-            ds.extend(conv::backward_weight(&g, &geom, dyt.buffer(), xt.buffer(), dw.buffer(), None).unwrap());
+            let bufs = conv::WeightGradientBuffers {
+                dy: dyt.buffer(),
+                x: xt.buffer(),
+                dw: dw.buffer(),
+            };
+            ds.extend(conv::backward_weight(&g, &geom, &bufs, None).unwrap());
             g.run(&ds);
             assert_close(&format!("forward {what}"), &y.to_vec().unwrap(), &want_y, RTOL);
             assert_close(&format!("input grad {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);

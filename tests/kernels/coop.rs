@@ -14,10 +14,12 @@
 use crate::common::{assert_close, gpu, reference, rel_err, to_f64};
 use crate::half::{round_f16, HALF_RTOL};
 use convoy::graph::{Act, Epilogue};
-use convoy::kernels::conv::{cooperative_takes, forward_cooperative, forward_tiled, ConvTile, ForwardBuffers};
+use convoy::internals::kernels::conv::{
+    cooperative_takes, forward_cooperative, forward_tiled, ConvTile, ForwardBuffers,
+};
 use convoy::ops::{conv2d, Conv2dArgs, Conv2dGeom};
-use convoy::rng::Rng;
-use convoy::tensor::DType;
+use convoy::DType;
+use convoy::Rng;
 use convoy::Tensor;
 
 #[test]

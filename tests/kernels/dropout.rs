@@ -4,8 +4,8 @@
 //! whole images in per-sample mode.
 
 use crate::common::gpu;
-use convoy::ops::dropout::{keeps, launch, DropoutArgs};
-use convoy::rng::Rng;
+use convoy::internals::ops::dropout::{keeps, launch, DropoutArgs};
+use convoy::Rng;
 use convoy::Tensor;
 
 fn run(args: DropoutArgs, x: &Tensor, sample: usize, seed: [u32; 2]) -> Vec<f32> {

@@ -2,7 +2,7 @@
 
 use crate::common::{assert_close, gpu};
 use convoy::ops::{add, flatten, relu};
-use convoy::rng::Rng;
+use convoy::Rng;
 use convoy::Tensor;
 
 #[test]

@@ -7,16 +7,16 @@
 
 use crate::common::{assert_close, gpu, has_f16_else_refused, reference, to_f64};
 use crate::sweep::Sweep;
-use convoy::device::Gpu;
 use convoy::graph::Epilogue;
-use convoy::kernels::conv::{self, ConvTile};
-use convoy::kernels::shaders::{f16_variant, variant, ACTIVATION_FWD, CROSS_ENTROPY_FWD};
+use convoy::internals::kernels::conv::{self, ConvTile};
+use convoy::internals::kernels::shaders::{f16_variant, variant, ACTIVATION_FWD, CROSS_ENTROPY_FWD};
 use convoy::ops::{
     adaptive_avg_pool2d, add, avg_pool2d, batch_norm, conv2d, linear, max_pool2d, relu, BatchNormArgs, BatchNormState,
     Conv2dArgs, Conv2dGeom, Pool2dArgs,
 };
-use convoy::rng::Rng;
-use convoy::tensor::DType;
+use convoy::DType;
+use convoy::Gpu;
+use convoy::Rng;
 use convoy::Tensor;
 
 pub const HALF_RTOL: f64 = 1e-3;

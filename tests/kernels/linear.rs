@@ -2,7 +2,7 @@
 
 use crate::common::{assert_close, gpu, open_gpu, reference, to_f64, RTOL};
 use convoy::ops::{linear, Act};
-use convoy::rng::Rng;
+use convoy::Rng;
 use convoy::{DType, Tensor};
 
 #[test]
@@ -65,7 +65,7 @@ fn linear_rejects_bad_shapes() {
 /// several workgroups, with each epilogue, against f64.
 #[test]
 fn gemm_rows_batched_with_epilogues() {
-    use convoy::kernels::gemm::{gemm_rows, RowsGeom};
+    use convoy::internals::kernels::gemm::{gemm_rows, GemmBuffers, RowsGeom};
     let g = gpu();
     let mut rng = Rng::new(5);
     for (batch, m, n, k) in [(1, 1, 4, 1), (2, 9, 12, 5), (3, 17, 264, 33), (1, 64, 1024, 7)] {
@@ -99,7 +99,14 @@ fn gemm_rows_batched_with_epilogues() {
             };
             let at = if trans_a { &att } else { &at };
             let (bi, re) = (with_extras.then(|| biast.buffer()), with_extras.then(|| rest.buffer()));
-            let d = gemm_rows(g, &geom, act, DType::F32, at.buffer(), bt.buffer(), bi, re, ct.buffer()).unwrap();
+            let bufs = GemmBuffers {
+                a: at.buffer(),
+                b: bt.buffer(),
+                bias: bi,
+                residual: re,
+                c: ct.buffer(),
+            };
+            let d = gemm_rows(g, &geom, act, DType::F32, &bufs).unwrap();
             g.run(&[d]);
             let mut want = vec![0.0f64; batch * m * n];
             for z in 0..batch {
@@ -133,19 +140,16 @@ fn gemm_rows_batched_with_epilogues() {
         k: 2,
         trans_a: false,
     };
-    let err = gemm_rows(
-        g,
-        &bad,
-        Act::None,
-        DType::F32,
-        t.buffer(),
-        t.buffer(),
-        None,
-        None,
-        t.buffer(),
-    )
-    .err()
-    .expect("N = 6 must be refused");
+    let bufs = GemmBuffers {
+        a: t.buffer(),
+        b: t.buffer(),
+        bias: None,
+        residual: None,
+        c: t.buffer(),
+    };
+    let err = gemm_rows(g, &bad, Act::None, DType::F32, &bufs)
+        .err()
+        .expect("N = 6 must be refused");
     assert!(err.to_string().contains("multiple of 4"), "{err}");
 }
 
@@ -187,8 +191,8 @@ fn texture_gemm_matches_reference() {
 /// rows (1x1 convs below).
 #[test]
 fn gemm_products_match_reference_under_both_families() {
-    use convoy::kernels::gemm::GemmGeom;
-    use convoy::ops::linear::gemm;
+    use convoy::internals::kernels::gemm::GemmGeom;
+    use convoy::internals::ops::linear::gemm;
     use convoy::{Gpu, KernelFamily};
     let families = [KernelFamily::Cpu, KernelFamily::Gpu].map(|f| open_gpu(Gpu::builder().kernels(f)));
     let mut rng = Rng::new(12);

@@ -2,7 +2,7 @@
 
 use crate::common::{gpu, reduction_gpus, reference, to_f64};
 use convoy::ops::{cross_entropy, topk_accuracy};
-use convoy::rng::Rng;
+use convoy::Rng;
 use convoy::Tensor;
 
 #[test]

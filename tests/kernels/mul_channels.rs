@@ -1,8 +1,8 @@
 //! mul_channels (squeeze-and-excite's gate) and its scale gradient against float64.
 
 use crate::common::{assert_close, gpu, reduction_gpus, RTOL};
-use convoy::ops::mul_channels::{mul_channels, scale_gradient};
-use convoy::rng::Rng;
+use convoy::internals::ops::mul_channels::{mul_channels, scale_gradient};
+use convoy::Rng;
 use convoy::Tensor;
 
 #[test]

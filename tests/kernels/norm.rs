@@ -3,7 +3,7 @@
 use crate::common::{assert_close, gpu, open_gpu, reduction_gpus, reference, subgroups_else_refused, to_f64, RTOL};
 use crate::sweep::Sweep;
 use convoy::ops::{batch_norm, BatchNormArgs, BatchNormState};
-use convoy::rng::Rng;
+use convoy::Rng;
 use convoy::Tensor;
 
 #[test]
@@ -128,9 +128,9 @@ fn conv_block_statistics_merge_to_batch_statistics_every_tile() {
 }
 
 fn block_statistics_merge(sweep: Sweep) {
-    use convoy::kernels::{conv, norm};
-    use convoy::ops::conv::Conv2dGeom;
+    use convoy::internals::kernels::{conv, norm};
     use convoy::ops::Conv2dArgs;
+    use convoy::ops::Conv2dGeom;
     // the cpu family merges a channel's blocks in one invocation, the gpu family in a workgroup
     // (each lane every 64th block, then a tree): 72 blocks give some lanes two
     let gpu_family = open_gpu(convoy::Gpu::builder().kernels(convoy::KernelFamily::Gpu));
@@ -238,18 +238,14 @@ fn block_statistics_merge(sweep: Sweep) {
                     },
                 )
                 .unwrap();
-                let merge = norm::merge_stats(
-                    g,
-                    [yd[0], cout, yd[2] * yd[3]],
-                    0.1,
-                    true,
-                    partials.buffer(),
-                    mean.buffer(),
-                    var.buffer(),
-                    rmt.buffer(),
-                    rvt.buffer(),
-                )
-                .unwrap();
+                let bufs = norm::StatsBuffers {
+                    input: partials.buffer(),
+                    mean: mean.buffer(),
+                    var: var.buffer(),
+                    running_mean: rmt.buffer(),
+                    running_var: rvt.buffer(),
+                };
+                let merge = norm::merge_stats(g, [yd[0], cout, yd[2] * yd[3]], 0.1, true, &bufs).unwrap();
                 ds.push(merge);
                 g.run(&ds);
                 let what = format!("{what} {tile:?}");
@@ -296,7 +292,7 @@ fn block_statistics_merge(sweep: Sweep) {
 #[test]
 fn batch_norm_backward_split_reduction_matches_reference() {
     use convoy::graph::{Act, Epilogue};
-    use convoy::kernels::norm::{backward, backward_splits, BnBackward};
+    use convoy::internals::kernels::norm::{backward, backward_splits, BnBackward};
     use convoy::{Gpu, KernelFamily};
     let mut rng = Rng::new(41);
     // each family with its reductions through subgroups (where the adapter has them) and trees

@@ -2,8 +2,8 @@
 //! against the pad's transpose: <pad(x), dy> = <x, crop(dy)> for every x and dy.
 
 use crate::common::{assert_close, gpu, reference};
-use convoy::ops::pad::{launch, pad2d, Pad2dArgs, PadBuffers};
-use convoy::rng::Rng;
+use convoy::internals::ops::pad::{launch, pad2d, Pad2dArgs, PadBuffers};
+use convoy::Rng;
 use convoy::Tensor;
 
 #[test]

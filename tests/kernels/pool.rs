@@ -2,7 +2,7 @@
 
 use crate::common::{assert_close, gpu, reference, to_f64, RTOL};
 use convoy::ops::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, Pool2dArgs};
-use convoy::rng::Rng;
+use convoy::Rng;
 use convoy::Tensor;
 
 /// Non-square windows, strides and paddings (Inception's 1x3 / 3x1, a 2x1 pool), each axis
@@ -146,8 +146,8 @@ fn pools_reject_bad_arguments() {
 /// first in scan order among ties, a NaN over any number, the first valid one when all are -inf.
 #[test]
 fn max_pool2d_backward_picks_the_maximum_as_pytorch_does() {
-    use convoy::kernels::pool::max_backward;
-    use convoy::ops::pool::Pool2dGeom;
+    use convoy::internals::kernels::pool::max_backward;
+    use convoy::ops::Pool2dGeom;
     let g = gpu();
     let nan = f32::NAN;
     let ninf = f32::NEG_INFINITY;

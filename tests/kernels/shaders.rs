@@ -1,6 +1,6 @@
 //! Each kernel parses and validates with naga, the compiler wgpu itself uses.
 
-use convoy::kernels::shaders::{
+use convoy::internals::kernels::shaders::{
     f16_variant, has_f16_variant, has_subgroup_variant, has_vec4_variant, subgroup_variant, vec4_variant, ALL,
     EXPERIMENTAL, PRELUDES, VARIANT_PRELUDES,
 };

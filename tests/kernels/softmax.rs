@@ -1,8 +1,8 @@
 //! softmax and its backward against float64, on rows shorter and longer than a workgroup.
 
 use crate::common::{assert_close, reduction_gpus, reference, to_f64};
-use convoy::ops::softmax::{launch, softmax};
-use convoy::rng::Rng;
+use convoy::internals::ops::softmax::{launch, softmax};
+use convoy::Rng;
 use convoy::Tensor;
 
 #[test]

@@ -3,8 +3,8 @@
 //! histogram range.
 
 use crate::common::{reduction_gpus, to_f64};
-use convoy::kernels::stats::act_stats;
-use convoy::rng::Rng;
+use convoy::internals::kernels::stats::act_stats;
+use convoy::Rng;
 use convoy::Tensor;
 
 /// `xf` (the f32 values) decides the bins with the kernel's own f32 product, so a value within

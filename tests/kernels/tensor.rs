@@ -1,7 +1,7 @@
 //! Tensor upload/download, reshape, dtypes, and the errors on bad lengths.
 
 use crate::common::gpu;
-use convoy::rng::Rng;
+use convoy::Rng;
 use convoy::{DType, Tensor};
 
 #[test]

@@ -2,8 +2,8 @@
 //! from PyTorch's definition, and the backward's gather against the forward's transpose.
 
 use crate::common::{assert_close, gpu, reference};
-use convoy::ops::upsample::{launch, upsample, UpsampleArgs};
-use convoy::rng::Rng;
+use convoy::internals::ops::upsample::{launch, upsample, UpsampleArgs};
+use convoy::Rng;
 use convoy::Tensor;
 
 /// The upsampling as a matrix over one plane: y = U x; the backward is U^T dy.

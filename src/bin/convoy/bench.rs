@@ -5,9 +5,9 @@
 use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use convoy::bench::{
-    copy_bandwidth, gemm_ceiling, run_model, ConvBench, ModelBench, ModelRun, CONV_SUITE, SUITE_BATCH,
+    copy_kernel_bandwidth, gemm_ceiling, run_model, time_repeats, Clock, ConvBench, ModelBench, ModelRun, RepeatTiming,
+    CONV_SUITE, SUITE_BATCH,
 };
-use convoy::device::time_gpu;
 use convoy::nn::MODEL_NAMES;
 use convoy::Gpu;
 
@@ -45,7 +45,7 @@ pub struct BenchArgs {
     /// Models: with fusion, without, or both.
     #[arg(long, value_enum, default_value = "both")]
     fusion: Fusion,
-    /// Models: batch size.
+    /// Models and conv: batch size (the conv suite's shapes at this batch).
     #[arg(long, default_value_t = SUITE_BATCH)]
     batch: usize,
     /// Models: input height and width.
@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// hits both sides alike.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Conv: time every tuner candidate of each pass of each shape (the variant table's list,
+    /// the default first), as a table or JSON.
+    #[arg(long)]
+    candidates: bool,
     /// Also time f16 activation storage (f32 weights and accumulation; needs shader-f16): the
     /// conv forward on f16 (pass fwd_f16), and each inference model with f16 after its f32 runs.
     #[arg(long)]
@@ -92,11 +96,16 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         .iter()
         .map(|r| r.gflops)
         .fold(0.0, f64::max);
-    let (_, copy_gbs) = copy_bandwidth(&gpu, 64 << 20, 1, 3)?;
+    let (_, copy_gbs) = copy_kernel_bandwidth(&gpu, 64 << 20, 1, 5)?;
+    // the GPU's clock where the adapter's timestamps are trusted, the wall time per run
+    // otherwise; both are reported
+    let clock = Clock::for_timing(&gpu);
+    let yard = [ceiling, copy_gbs];
     if !args.json {
         println!(
-            "GEMM ceiling ({0}x{0}x{0}): {ceiling:.2} GFLOP/s; copy bandwidth {copy_gbs:.2} GB/s",
-            args.gemm_size
+            "GEMM ceiling ({0}x{0}x{0}): {ceiling:.2} GFLOP/s; copy kernel {copy_gbs:.2} GB/s; timed by {1}",
+            args.gemm_size,
+            clock_name(clock)
         );
     }
     let mut rows = Vec::new();
@@ -104,10 +113,33 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
         .iter()
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
     {
-        let b = ConvBench::new(&gpu, s, SUITE_BATCH, args.f16)?;
+        let b = ConvBench::new(&gpu, s, args.batch, args.f16)?;
+        let f = b.geom.flops();
+        if args.candidates {
+            for c in b.candidates(&gpu)? {
+                let row = match &c.dispatches {
+                    Ok(ds) => {
+                        let t = time_repeats(&gpu, ds, args.warmup, args.iters)?;
+                        Row::new(
+                            (s.name, c.pass, args.batch),
+                            &t,
+                            clock,
+                            [f, b.geom.min_bytes(c.pass)],
+                            yard,
+                        )
+                    }
+                    Err(e) => Row::refused(s.name, c.pass, args.batch, e.to_string()),
+                }
+                .with_candidate(&c.kernel, &c.tile, c.default);
+                if !args.json {
+                    row.print();
+                }
+                rows.push(row);
+            }
+            continue;
+        }
         // backward = input gradient + weight gradient: twice the forward's FLOPs, each kernel
         // once (also timed alone, to show which one a shape waits on)
-        let f = b.geom.flops();
         let mut passes = vec![
             ("forward", &b.forward[..], f),
             // the forward of a fused training step: also the batch-norm block statistics
@@ -120,45 +152,196 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
             passes.insert(1, ("fwd_f16", &d[..], f));
         }
         for (pass, dispatches, flops) in passes {
-            let t = time_gpu(&gpu, args.warmup, args.iters, || {
-                gpu.run(dispatches);
-                Ok(())
-            })?;
-            let gflops = flops / (t.median_ms * 1e-3) / 1e9;
-            // memory-bound shapes (depthwise) are judged by bandwidth: the bytes the pass must
-            // read and write at least once, against a plain copy
-            let gbs = b.geom.min_bytes(pass) / (t.median_ms * 1e-3) / 1e9;
-            rows.push((s.name, pass, t.median_ms, t.median_cpu_ms, gflops, gbs));
+            let t = time_repeats(&gpu, dispatches, args.warmup, args.iters)?;
+            let row = Row::new(
+                (s.name, pass, args.batch),
+                &t,
+                clock,
+                [flops, b.geom.min_bytes(pass)],
+                yard,
+            );
             if !args.json {
-                println!(
-                    "{:<12} {pass:<10} {:>9.2} ms {:>9.0} CPU ms {:>8.2} GFLOP/s {:>5.0}% of GEMM {:>6.2} GB/s {:>4.0}% of copy",
-                    s.name,
-                    t.median_ms,
-                    t.median_cpu_ms,
-                    gflops,
-                    100.0 * gflops / ceiling,
-                    gbs,
-                    100.0 * gbs / copy_gbs
-                );
+                row.print();
             }
+            rows.push(row);
         }
     }
     if args.json {
-        let items: Vec<String> = rows
-            .iter()
-            .map(|(n, pass, ms, cpu, gf, gbs)| format!("{{\"name\":\"{n}\",\"pass\":\"{pass}\",\"batch\":{SUITE_BATCH},\"ms\":{ms:.4},\"cpu_ms\":{cpu:.1},\"gflops\":{gf:.4},\"fraction_of_gemm\":{:.4},\"gbytes_per_s\":{gbs:.4},\"fraction_of_copy\":{:.4}}}", gf / ceiling, gbs / copy_gbs))
-            .collect();
+        let items: Vec<String> = rows.iter().map(Row::json).collect();
         println!(
-            "{{\"device\":\"{}\",\"gemm_gflops\":{ceiling:.4},\"copy_gbytes_per_s\":{copy_gbs:.4},\"results\":[{}]}}",
+            "{{\"device\":\"{}\",\"clock\":\"{}\",\"gemm_gflops\":{ceiling:.4},\"copy_gbytes_per_s\":{copy_gbs:.4},\"results\":[{}]}}",
             gpu.info().name,
+            clock_name(clock),
             items.join(",")
         );
     }
     Ok(())
 }
 
+fn clock_name(clock: Clock) -> &'static str {
+    match clock {
+        Clock::Timestamps => "timestamps",
+        Clock::Wall => "wall",
+    }
+}
+
+/// One timed pass (or one tuner candidate of it) of a suite shape.
+struct Row {
+    name: &'static str,
+    pass: &'static str,
+    batch: usize,
+    /// The time per run by the bench's clock, the GPU's (None without timestamps) and the wall's.
+    ms: f64,
+    gpu_ms: Option<f64>,
+    wall_ms: f64,
+    cpu_ms: f64,
+    gflops: f64,
+    gbs: f64,
+    fraction_of_gemm: f64,
+    fraction_of_copy: f64,
+    /// With --candidates: the kernel, the tile, whether it is the default, and why a candidate
+    /// could not run.
+    candidate: Option<(String, String, bool)>,
+    refused: Option<String>,
+}
+
+impl Row {
+    /// `flops` and `bytes` are the pass's work and its least traffic, `yard` the GEMM ceiling
+    /// (GFLOP/s) and the copy kernel's bandwidth (GB/s).
+    fn new(
+        what: (&'static str, &'static str, usize),
+        t: &RepeatTiming,
+        clock: Clock,
+        work: [f64; 2],
+        yard: [f64; 2],
+    ) -> Row {
+        let (name, pass, batch) = what;
+        let ([flops, bytes], [ceiling, copy_gbs]) = (work, yard);
+        let ms = t.ms(clock);
+        let gflops = flops / (ms * 1e-3) / 1e9;
+        // memory-bound shapes (depthwise) are judged by bandwidth: the bytes the pass must read
+        // and write at least once, against the copy kernel
+        let gbs = bytes / (ms * 1e-3) / 1e9;
+        Row {
+            name,
+            pass,
+            batch,
+            ms,
+            gpu_ms: t.gpu_ms,
+            wall_ms: t.wall_ms,
+            cpu_ms: t.cpu_ms,
+            gflops,
+            gbs,
+            fraction_of_gemm: gflops / ceiling,
+            fraction_of_copy: gbs / copy_gbs,
+            candidate: None,
+            refused: None,
+        }
+    }
+
+    fn refused(name: &'static str, pass: &'static str, batch: usize, why: String) -> Row {
+        Row {
+            name,
+            pass,
+            batch,
+            ms: f64::NAN,
+            gpu_ms: None,
+            wall_ms: f64::NAN,
+            cpu_ms: f64::NAN,
+            gflops: f64::NAN,
+            gbs: f64::NAN,
+            fraction_of_gemm: f64::NAN,
+            fraction_of_copy: f64::NAN,
+            candidate: None,
+            refused: Some(why),
+        }
+    }
+
+    fn with_candidate(mut self, kernel: &str, tile: &str, default: bool) -> Row {
+        self.candidate = Some((kernel.to_string(), tile.to_string(), default));
+        self
+    }
+
+    fn print(&self) {
+        let what = match &self.candidate {
+            Some((_, tile, default)) => format!("{tile}{}", if *default { " (default)" } else { "" }),
+            None => String::new(),
+        };
+        if let Some(why) = &self.refused {
+            println!("{:<12} {:<10} {what}: refused: {why}", self.name, self.pass);
+            return;
+        }
+        let gpu = self.gpu_ms.map_or("-".to_string(), |ms| format!("{ms:.3}"));
+        println!(
+            "{:<12} {:<10} {:>9.3} ms (GPU {gpu:>9} ms, wall {:>9.3} ms, CPU {:>7.1} ms) {:>8.2} GFLOP/s {:>5.0}% of GEMM {:>7.2} GB/s {:>4.0}% of copy  {what}",
+            self.name,
+            self.pass,
+            self.ms,
+            self.wall_ms,
+            self.cpu_ms,
+            self.gflops,
+            100.0 * self.fraction_of_gemm,
+            self.gbs,
+            100.0 * self.fraction_of_copy
+        );
+    }
+
+    fn json(&self) -> String {
+        let num = |v: f64| {
+            if v.is_finite() {
+                format!("{v:.4}")
+            } else {
+                "null".into()
+            }
+        };
+        let mut s = format!(
+            "{{\"name\":\"{}\",\"pass\":\"{}\",\"batch\":{},\"ms\":{},\"gpu_ms\":{},\"wall_ms\":{},\"cpu_ms\":{},\"gflops\":{},\"fraction_of_gemm\":{},\"gbytes_per_s\":{},\"fraction_of_copy\":{}",
+            self.name,
+            self.pass,
+            self.batch,
+            num(self.ms),
+            self.gpu_ms.map_or("null".into(), num),
+            num(self.wall_ms),
+            num(self.cpu_ms),
+            num(self.gflops),
+            num(self.fraction_of_gemm),
+            num(self.gbs),
+            num(self.fraction_of_copy)
+        );
+        if let Some((kernel, tile, default)) = &self.candidate {
+            s += &format!(
+                ",\"kernel\":{},\"tile\":{},\"default\":{default}",
+                json_string(kernel),
+                json_string(tile)
+            );
+        }
+        if let Some(why) = &self.refused {
+            s += &format!(",\"refused\":{}", json_string(why));
+        }
+        s + "}"
+    }
+}
+
+/// `v` as a JSON string literal.
+fn json_string(v: &str) -> String {
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => out += "\\\"",
+            '\\' => out += "\\\\",
+            c if (c as u32) < 0x20 => out += &format!("\\u{:04x}", c as u32),
+            c => out.push(c),
+        }
+    }
+    out + "\""
+}
+
 fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     let results = gemm_ceiling(gpu, a.gemm_size, a.warmup, a.iters)?;
+    // the bandwidth yardstick: 64 MiB through the copy kernel, on the clock kernels are timed by
+    const COPY_BYTES: u64 = 64 << 20;
+    let (copy, copy_gbs) = copy_kernel_bandwidth(gpu, COPY_BYTES, a.warmup, a.iters)?;
+    let clock = Clock::for_timing(gpu);
     if a.json {
         let items: Vec<String> = results
             .iter()
@@ -170,9 +353,12 @@ fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             })
             .collect();
         println!(
-            "{{\"device\":\"{}\",\"results\":[{}]}}",
+            "{{\"device\":\"{}\",\"results\":[{}],\"copy\":{{\"kernel\":\"copy_vec4\",\"bytes\":{COPY_BYTES},\"clock\":\"{}\",\"ms\":{:.4},\"wall_ms\":{:.4},\"gbytes_per_s\":{copy_gbs:.4}}}}}",
             gpu.info().name,
-            items.join(",")
+            items.join(","),
+            clock_name(clock),
+            copy.ms(clock),
+            copy.wall_ms
         );
     } else {
         for r in &results {
@@ -182,6 +368,14 @@ fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                 r.kernel, r.timing.median_ms, r.gflops
             );
         }
+        println!(
+            "{:<40} {:>11} {:>9.2} ms {:>8.2} GB/s (read + written, by {})",
+            "copy_vec4 (the bandwidth yardstick)",
+            format!("{} MiB", COPY_BYTES >> 20),
+            copy.ms(clock),
+            copy_gbs,
+            clock_name(clock)
+        );
     }
     Ok(())
 }

@@ -3,7 +3,6 @@
 
 use clap::builder::PossibleValuesParser;
 use clap::Args;
-use convoy::exec::ParamGroups;
 use convoy::io::npy::{read_npy, write_npy, NpyArray};
 use convoy::io::safetensors::{
     encode_safetensors, load_safetensors, parse_safetensors, store_from_host, store_to_host,
@@ -11,6 +10,7 @@ use convoy::io::safetensors::{
 use convoy::nn::{by_name, Model, Net, MODEL_NAMES};
 use convoy::onnx::OnnxModel;
 use convoy::train::Optimizer;
+use convoy::ParamGroups;
 use convoy::{Error, Gpu, Inference, ParamStore, TrainStep};
 use std::path::PathBuf;
 
@@ -232,7 +232,7 @@ pub fn infer(a: InferArgs) -> convoy::Result<()> {
     let inf = Inference::compile_with(&gpu, net.graph, &[logits], &mut store, opts)?;
     let y = inf.run(&x, None)?.remove(0);
     if a.repeat > 0 {
-        let t = convoy::device::time_gpu(&gpu, 0, a.repeat, || inf.run(&x, None).map(|_| ()))?;
+        let t = convoy::bench::time_gpu(&gpu, 0, a.repeat, || inf.run(&x, None).map(|_| ()))?;
         println!(
             "median {:.2} ms per run of {} image(s) over {} runs on {}",
             t.median_ms,

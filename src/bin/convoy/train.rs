@@ -492,7 +492,7 @@ fn finish(
             .store
             .iter()
             .map(|(n, _)| n.clone())
-            .filter(|n| !convoy::passes::optimizer::is_optimizer_state(n))
+            .filter(|n| !convoy::train::is_optimizer_state(n))
             .collect();
         crate::model_cmds::save_weights(&dir.join("model.safetensors"), &learner.store, &names, onnx)?;
         write_plots(dir, learner)?;

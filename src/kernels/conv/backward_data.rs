@@ -44,18 +44,16 @@ pub fn backward_data(
                 k: g.cout,
                 trans_a: true,
             };
+            let bufs = crate::kernels::gemm::GemmBuffers {
+                a: w,
+                b: dy,
+                bias: None,
+                residual: None,
+                c: dx,
+            };
             let act = crate::shape::Act::None;
-            Ok(vec![crate::kernels::gemm::gemm_rows(
-                gpu,
-                &rows,
-                act,
-                DType::F32,
-                w,
-                dy,
-                None,
-                None,
-                dx,
-            )?])
+            let gemm = crate::kernels::gemm::gemm_rows(gpu, &rows, act, DType::F32, &bufs)?;
+            Ok(vec![gemm])
         }
         InputGradient::Depthwise => backward_data_depthwise(gpu, g, dy, w, dx),
         InputGradient::Narrow => Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]),
@@ -83,17 +81,14 @@ pub fn backward_data_block(
             ConvTile::BLOCK.refuse("the block input gradient needs stride 1 and padding <= d*(K-1) on each axis")
         );
     }
-    through_forward(
-        gpu,
-        g,
-        all_taps(g),
-        &transposed_geometry(g),
-        dy,
-        w,
-        dx,
-        false,
-        |t, b| forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b),
-    )
+    let weights = texture::TransposedWeights {
+        conv: *g,
+        taps: all_taps(g),
+    };
+    let b = InputGradientBuffers { dy, w, dx };
+    through_forward(gpu, &weights, &transposed_geometry(g), false, &b, |t, b| {
+        forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
+    })
 }
 
 /// The input gradient through the cpu family's texture forward (conv2d_fwd_tex, after packing dy
@@ -181,6 +176,7 @@ fn through_forward_phases(
         out.push(scatter([0, g.h, 1], [0, g.w, 1], true, gpu.dummy())?);
     }
     out.extend(packing);
+    let into_dx = InputGradientBuffers { dy, w, dx };
     for phase in phases {
         let (py, px, geom) = (phase.rows, phase.cols, phase.geom);
         let (rows, cols) = (
@@ -193,10 +189,13 @@ fn through_forward_phases(
             }
             continue;
         };
-        let taps = phase.taps();
+        let weights = texture::TransposedWeights {
+            conv: *g,
+            taps: phase.taps(),
+        };
         if dense {
             // dy's one packing (no phases): kept for the weight gradient where the plan wants it
-            out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, texture, |t, b| {
+            out.extend(through_forward(gpu, &weights, &geom, texture, &into_dx, |t, b| {
                 forward(gpu, t, Epilogue::default(), DType::F32, &ForwardBuffers { kept, ..*b })
             })?);
         } else if in_place {
@@ -207,7 +206,7 @@ fn through_forward_phases(
                 first: [py.first, px.first],
                 stride: g.args.stride,
             };
-            out.extend(through_forward(gpu, g, taps, &geom, dy, w, dx, true, |t, b| {
+            out.extend(through_forward(gpu, &weights, &geom, true, &into_dx, |t, b| {
                 let b = ForwardBuffers {
                     placement: Some(placement),
                     x_packed: shared.as_ref(),
@@ -218,7 +217,8 @@ fn through_forward_phases(
         } else {
             let bytes = (planes * py.count * px.count * 4) as u64;
             let phase = gpu.scratch_buffer("conv2d input-gradient phase", bytes)?;
-            out.extend(through_forward(gpu, g, taps, &geom, dy, w, &phase, false, |t, b| {
+            let into_phase = InputGradientBuffers { dx: &phase, ..into_dx };
+            out.extend(through_forward(gpu, &weights, &geom, false, &into_phase, |t, b| {
                 forward(gpu, t, Epilogue::default(), DType::F32, b)
             })?);
             out.push(scatter(rows, cols, false, &phase)?);
@@ -227,35 +227,42 @@ fn through_forward_phases(
     Ok(out)
 }
 
-/// The input gradient of `g` (or one stride phase of it) as the forward `forward` runs on
-/// `geom`, the transposed geometry: the weights' taps `taps` per axis ((k0, step, count): k0,
+/// The buffers of an input gradient run as a forward: dy in, w the conv's own weights
+/// (transposed on the way), dx out (or the scratch map of one stride phase of it).
+#[derive(Clone, Copy)]
+struct InputGradientBuffers<'a> {
+    dy: &'a wgpu::Buffer,
+    w: &'a wgpu::Buffer,
+    dx: &'a wgpu::Buffer,
+}
+
+/// The input gradient of `t.conv` (or one stride phase of it) as the forward `forward` runs on
+/// `geom`, the transposed geometry: the weights' taps `t.taps` per axis ((k0, step, count): k0,
 /// k0 + step, ...) flipped and channel-swapped (conv2d_transpose_weights, into a scratch buffer)
-/// first, then the forward of dy with them into `out`. A `texture` forward packs them
-/// transposed from w itself (`texture::TransposedWeights`), with no transposed copy.
-#[allow(clippy::too_many_arguments)]
+/// first, then the forward of dy with them into `b.dx`. A `texture` forward packs them
+/// transposed from w itself (`ForwardBuffers::w_transposed`), with no transposed copy.
 fn through_forward(
     gpu: &Gpu,
-    g: &Conv2dGeom,
-    taps: [(usize, usize, usize); 2],
+    t: &texture::TransposedWeights,
     geom: &Conv2dGeom,
-    dy: &wgpu::Buffer,
-    w: &wgpu::Buffer,
-    out: &wgpu::Buffer,
     texture: bool,
+    b: &InputGradientBuffers<'_>,
     forward: impl FnOnce(&Conv2dGeom, &ForwardBuffers<'_>) -> Result<Vec<Dispatch>>,
 ) -> Result<Vec<Dispatch>> {
+    let InputGradientBuffers { dy, w, dx } = *b;
     if texture {
         let b = ForwardBuffers {
-            w_transposed: Some(texture::TransposedWeights { conv: *g, taps }),
-            ..ForwardBuffers::new(dy, w, out)
+            w_transposed: Some(*t),
+            ..ForwardBuffers::new(dy, w, dx)
         };
         return forward(geom, &b);
     }
+    let (g, taps) = (&t.conv, t.taps);
     let (cout_g, [(_, _, th), (_, _, tw)]) = (g.cout / g.args.groups, taps);
     let wt = gpu.scratch_buffer("conv2d transposed weights", (g.cin * cout_g * th * tw * 4) as u64)?;
     let transpose = transpose_weights(gpu, g, taps, w, &wt)?;
     let mut dispatches = vec![transpose];
-    dispatches.extend(forward(geom, &ForwardBuffers::new(dy, &wt, out))?);
+    dispatches.extend(forward(geom, &ForwardBuffers::new(dy, &wt, dx))?);
     Ok(dispatches)
 }
 
@@ -304,7 +311,12 @@ pub fn backward_data_depthwise(
             format!("{g:?}: the staged depthwise input gradient takes stride-1 depthwise convs"),
         ));
     }
-    through_forward(gpu, g, all_taps(g), &transposed, dy, w, dx, false, |t, b| {
+    let weights = texture::TransposedWeights {
+        conv: *g,
+        taps: all_taps(g),
+    };
+    let b = InputGradientBuffers { dy, w, dx };
+    through_forward(gpu, &weights, &transposed, false, &b, |t, b| {
         forward_depthwise(gpu, t, Epilogue::default(), DType::F32, b)
     })
 }

@@ -2,13 +2,14 @@
 //! and reduced.
 
 use super::backward_data;
+use super::buffers::WeightGradientBuffers;
 use super::constants::{geometry_constants, sizes};
-use super::split_k::{split_k_chunk, split_k_dispatches, split_k_weight_gradient, SPLIT_K_WORKGROUPS};
+use super::split_k::{split_k_chunk, split_k_dispatches, split_k_weight_gradient, SplitKKernel, SPLIT_K_WORKGROUPS};
 use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS};
 use super::tune::{choose, Rows};
 use super::variants::{self, weight_gradient_lanes, WeightGradient, NARROW_COLUMNS};
-use crate::device::{Dispatch, Gpu, Resource};
+use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK, CONV2D_BWD_WEIGHT_NARROW};
 use crate::kernels::u32_of;
@@ -28,66 +29,60 @@ pub(super) const SPLIT_K_SCRATCH_BYTES: usize = 64 << 20;
 pub fn backward_weight(
     gpu: &Gpu,
     g: &Conv2dGeom,
-    dy: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-    dw: &wgpu::Buffer,
+    b: &WeightGradientBuffers<'_>,
     kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
     match variants::weight_gradient(gpu.into(), g).kernel {
-        WeightGradient::Narrow => backward_weight_narrow(gpu, g, None, dy, x, dw),
+        WeightGradient::Narrow => backward_weight_narrow(gpu, g, None, b),
         WeightGradient::Swapped(s) => {
             // dw^T as the weight gradient of the conv from dy to x, then transposed into place
             let t = gpu.scratch_buffer("conv2d transposed weight gradient", (g.cout * g.cin * 4) as u64)?;
-            let mut out = backward_weight(gpu, &s, x, dy, &t, None)?;
+            let swapped = WeightGradientBuffers {
+                dy: b.x,
+                x: b.dy,
+                dw: &t,
+            };
+            let mut out = backward_weight(gpu, &s, &swapped, None)?;
             out.push(backward_data::transpose_weights(
                 gpu,
                 &s,
                 [(0, 1, 1), (0, 1, 1)],
                 &t,
-                dw,
+                b.dw,
             )?);
             Ok(out)
         }
         WeightGradient::Texture { columns, tiles } => {
             choose(gpu, &tiles.tuner, g, Rows::Outputs, &tiles.candidates, |g, t| {
-                texture::backward_weight(gpu, g, t, columns, None, dy, x, dw, kept)
+                texture::backward_weight(gpu, g, t, columns, None, b, kept)
             })
         }
         WeightGradient::Tiled(tiles) => choose(gpu, &tiles.tuner, g, Rows::Outputs, &tiles.candidates, |g, t| {
-            backward_weight_tiled(gpu, g, t, None, dy, x, dw)
+            backward_weight_tiled(gpu, g, t, None, b)
         }),
     }
 }
 
 /// `backward_weight` through the split-K kernel with an explicit tile and, optionally, a fixed
 /// number of pixels per chunk.
-#[allow(clippy::too_many_arguments)]
 pub fn backward_weight_tiled(
     gpu: &Gpu,
     g: &Conv2dGeom,
     tile: ConvTile,
     chunk: Option<usize>,
-    dy: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-    dw: &wgpu::Buffer,
+    b: &WeightGradientBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
     if tile.kind == TileKind::Block {
-        return backward_weight_block(gpu, &CONV2D_BWD_WEIGHT_BLOCK, g, chunk, dy, x, dw);
+        return backward_weight_block(gpu, &CONV2D_BWD_WEIGHT_BLOCK, g, chunk, b);
     }
-    let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
-    let lanes = weight_gradient_lanes(g);
-    split_k_weight_gradient(
-        gpu,
-        g,
-        &CONV2D_BWD_WEIGHT,
+    let kernel = SplitKKernel {
+        shader: &CONV2D_BWD_WEIGHT,
         tile,
-        lanes,
-        &[],
-        chunk,
-        &sizes(g)?,
-        &inputs,
-        dw,
-    )
+        lanes: weight_gradient_lanes(g),
+        overrides: &[],
+        params: &sizes(g)?,
+    };
+    split_k_weight_gradient(gpu, g, &kernel, chunk, &b.resources())
 }
 
 /// The gpu family's weight gradient through `kernel` (conv2d_bwd_weight_block; its tests pass
@@ -100,9 +95,7 @@ pub fn backward_weight_block(
     kernel: &'static crate::device::Shader,
     g: &Conv2dGeom,
     chunk: Option<usize>,
-    dy: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-    dw: &wgpu::Buffer,
+    b: &WeightGradientBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
     let groups = g.args.groups;
     let cols = (g.cin / groups) * g.kh * g.kw;
@@ -123,8 +116,7 @@ pub fn backward_weight_block(
         u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
         u32_of("conv2d output channel blocks", channel_blocks)?,
     ];
-    let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
-    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &inputs, dw)
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &b.resources())
 }
 
 /// The weight gradient of a conv whose groups have at most 32 weight columns (depthwise, few
@@ -135,9 +127,7 @@ pub fn backward_weight_narrow(
     gpu: &Gpu,
     g: &Conv2dGeom,
     chunk: Option<usize>,
-    dy: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-    dw: &wgpu::Buffer,
+    b: &WeightGradientBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
     let cin_g = g.cin / g.args.groups;
     let cols = cin_g * g.kh * g.kw;
@@ -158,6 +148,5 @@ pub fn backward_weight_narrow(
         u32_of("conv2d output channels", g.cout)?,
         1,
     ];
-    let inputs = [Resource::Buffer(dy), Resource::Buffer(x)];
-    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &inputs, dw)
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &b.resources())
 }

@@ -1,9 +1,12 @@
-//! The buffers of a conv forward, and where it stores its output.
+//! The buffers of a conv forward, and where it stores its output; the buffers of a conv weight
+//! gradient.
 
-use super::constants::sizes;
+use super::constants::{sizes, STATS_BLOCK};
 use super::texture::{KeptOperands, SharedPacking, TransposedWeights};
-use crate::device::{Dispatch, Gpu};
+use crate::device::{grid_1d, Dispatch, Gpu, Resource};
 use crate::error::Result;
+use crate::kernels::shaders::CONV2D_STATS_CONDENSE;
+use crate::kernels::{groups_for, u32_of};
 use crate::shape::Conv2dGeom;
 
 /// The buffers of one conv forward: x (N, Cin, H, W), w (Cout, Cin/g, KH, KW), the optional
@@ -84,6 +87,27 @@ impl<'a> ForwardBuffers<'a> {
     }
 }
 
+/// The buffers of one conv weight gradient: dy (N, Cout, OH, OW) and x (N, Cin, H, W) in, dw
+/// (Cout, Cin/g, KH, KW) out. The split-K kernels bind dy and x as `Resource`s (`I`): the
+/// buffers themselves, or the textures the texture kernel packs them into.
+#[derive(Clone, Copy)]
+pub struct WeightGradientBuffers<'a, I = &'a wgpu::Buffer> {
+    pub dy: I,
+    pub x: I,
+    pub dw: &'a wgpu::Buffer,
+}
+
+impl<'a> WeightGradientBuffers<'a> {
+    /// These buffers as a split-K kernel binds them.
+    pub(super) fn resources(&self) -> WeightGradientBuffers<'a, Resource<'a>> {
+        WeightGradientBuffers {
+            dy: Resource::Buffer(self.dy),
+            x: Resource::Buffer(self.x),
+            dw: self.dw,
+        }
+    }
+}
+
 /// The one dispatch of a forward kernel that writes no statistics (the staged depthwise and
 /// the cooperative-matrix kernels): bindings x, w, bias, residual and y, the absent ones bound
 /// to the dummy buffer.
@@ -102,4 +126,30 @@ pub(super) fn epilogue_only_dispatch(
         &[b.x, b.w, b.bias.unwrap_or(d), b.residual.unwrap_or(d), b.y],
         grid,
     )?])
+}
+
+/// The dispatch that merges the statistics of `g`'s output in sub-blocks of `fine` pixels
+/// (`fine_stats`, (blocks of `fine`, Cout, 2), written by a kernel whose workgroups tile fewer
+/// pixels than a statistics block) into `STATS_BLOCK` blocks in `stats`.
+pub(super) fn condense_stats(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    fine: usize,
+    fine_stats: &wgpu::Buffer,
+    stats: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let pixels = g.n * g.oh * g.ow;
+    let work = pixels.div_ceil(STATS_BLOCK) * g.cout;
+    Dispatch::new(
+        gpu,
+        gpu.pipeline(&CONV2D_STATS_CONDENSE, &[])?,
+        &[
+            u32_of("conv2d output channels", g.cout)?,
+            u32_of("conv2d output pixels", pixels)?,
+            fine as u32,
+            (STATS_BLOCK / fine) as u32,
+        ],
+        &[fine_stats, stats],
+        grid_1d(groups_for("conv2d statistics blocks", work, 64)?),
+    )
 }

@@ -1,20 +1,21 @@
 //! The conv forward: y = act(conv2d(x, w) [+ bias] [+ residual]), the epilogue fused into the
 //! store, and with `stats` the block statistics of y for a training batch norm.
 
-use super::buffers::{epilogue_only_dispatch, ForwardBuffers};
+use super::buffers::{condense_stats, epilogue_only_dispatch, ForwardBuffers};
 use super::constants::{
     epilogue_constants, forward_grid, forward_row_segment, geometry_constants, sizes, tap_window_constants, taps_outer,
     FWD_PIXELS, STATS_BLOCK,
 };
 use super::cooperative::forward_cooperative;
+use super::mm::forward_mm;
 use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS, BLOCK_PIXELS};
 use super::tune::{choose, Rows};
 use super::variants::{self, depthwise_staged_fits, depthwise_window, Forward, DEPTHWISE_HALO_MAX, DEPTHWISE_TILE};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::shaders::{variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_STATS_CONDENSE};
-use crate::kernels::{groups_for, u32_of};
+use crate::kernels::shaders::{variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_FWD_MM};
+use crate::kernels::u32_of;
 use crate::shape::{Conv2dGeom, DType, Epilogue};
 
 /// y (N, Cout, OH, OW) = act(conv2d(x (N, Cin, H, W), w (Cout, Cin/g, KH, KW)) [+ bias (Cout)]
@@ -58,9 +59,15 @@ pub fn forward(
                 k: g.cin,
                 trans_a: false,
             };
-            Ok(vec![crate::kernels::gemm::gemm_rows(
-                gpu, &rows, epi.act, storage, w, x, bias, residual, y,
-            )?])
+            let bufs = crate::kernels::gemm::GemmBuffers {
+                a: w,
+                b: x,
+                bias,
+                residual,
+                c: y,
+            };
+            let gemm = crate::kernels::gemm::gemm_rows(gpu, &rows, epi.act, storage, &bufs)?;
+            Ok(vec![gemm])
         }
         Forward::Tiled { tiles, .. } => choose(gpu, &tiles.tuner, g, Rows::Outputs, &tiles.candidates, |g, t| {
             forward_tiled(gpu, g, t, epi, storage, b)
@@ -94,6 +101,9 @@ pub fn forward_tiled(
     }
     if tile.kind == TileKind::Block {
         return forward_block(gpu, &CONV2D_FWD_BLOCK, g, epi, storage, b);
+    }
+    if tile.kind == TileKind::Mm {
+        return forward_mm(gpu, &CONV2D_FWD_MM, g, tile, epi, storage, b);
     }
     if tile.kind == TileKind::Cooperative {
         if storage != DType::F16 {
@@ -188,21 +198,7 @@ pub fn forward_block(
     let (Some(fine), Some(stats)) = (fine, stats) else {
         return Ok(vec![conv]);
     };
-    let factor = STATS_BLOCK / BLOCK_PIXELS;
-    let work = pixels.div_ceil(STATS_BLOCK) * g.cout;
-    let condense = Dispatch::new(
-        gpu,
-        gpu.pipeline(&CONV2D_STATS_CONDENSE, &[])?,
-        &[
-            u32_of("conv2d output channels", g.cout)?,
-            u32_of("conv2d output pixels", pixels)?,
-            BLOCK_PIXELS as u32,
-            factor as u32,
-        ],
-        &[&fine, stats],
-        grid_1d(groups_for("conv2d statistics blocks", work, 64)?),
-    )?;
-    Ok(vec![conv, condense])
+    Ok(vec![conv, condense_stats(gpu, g, BLOCK_PIXELS, &fine, stats)?])
 }
 
 /// The depthwise forward through conv2d_fwd_depthwise (the gpu family's, without statistics):

@@ -3,7 +3,8 @@
 //! statistics wanted, unit-tested on described adapters); the launchers, one file per pass,
 //! run what it chose. Forward: an implicit GEMM with a register tile of up to 8 output channels
 //! x 4 pixels per invocation, the gpu family's 64 x 64 block tile staged through workgroup
-//! memory (on f16 activations, on cooperative matrices where the GPU has them), the cpu family's
+//! memory (on f16 activations, on cooperative matrices where the GPU has them) or its large
+//! 128 x 128 tile (`mm`, where the grid fills the GPU), the cpu family's
 //! texture tile, a GEMM per image for wide 1x1 maps, or the staged depthwise kernel. Input
 //! gradient: the forward of dy with transposed weights per stride phase (`phases`), the
 //! register kernel over the flipped kernel, or for groups with few output channels a direct
@@ -18,6 +19,7 @@ mod constants;
 mod cooperative;
 mod device;
 mod forward;
+mod mm;
 mod phases;
 mod split_k;
 pub mod texture;
@@ -30,10 +32,11 @@ pub use backward_data::{
     backward_data_tiled,
 };
 pub use backward_weight::{backward_weight, backward_weight_block, backward_weight_narrow, backward_weight_tiled};
-pub use buffers::{ForwardBuffers, Placement};
+pub use buffers::{ForwardBuffers, Placement, WeightGradientBuffers};
 pub use constants::{FWD_PIXELS, STATS_BLOCK};
 pub use cooperative::forward_cooperative;
 pub use forward::{forward, forward_block, forward_depthwise, forward_tiled};
+pub use mm::forward_mm;
 pub use phases::{transposes_to_forward, Phase, PhaseAxis};
 pub use tile::{ConvTile, TileKind};
 pub use tune::{key as tuner_key, recorded_tile};

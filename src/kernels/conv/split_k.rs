@@ -1,6 +1,7 @@
 //! Split-K over the output pixels, shared by the weight-gradient kernels: each chunk of pixels
 //! writes a slice of partial sums of dw, and split_k_reduce adds them.
 
+use super::buffers::WeightGradientBuffers;
 use super::constants::{geometry_constants, tap_window_constants};
 use super::tile::ConvTile;
 use crate::device::{grid_1d, Dispatch, Gpu, Resource};
@@ -33,9 +34,8 @@ pub(super) fn split_k_chunk(
 }
 
 /// The weight-gradient dispatches of a split-K kernel: `pipeline` over `grid` (its Params:
-/// `params`, then the chunk) writes dw itself when there is one chunk, else one slice of partial
-/// sums per chunk that `split_k_reduce` adds. `inputs` are its bindings before the output.
-#[allow(clippy::too_many_arguments)]
+/// `params`, then the chunk) writes `b.dw` itself when there is one chunk, else one slice of
+/// partial sums per chunk that `split_k_reduce` adds. It binds `b.dy`, `b.x`, then the output.
 pub(super) fn split_k_dispatches(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -43,14 +43,10 @@ pub(super) fn split_k_dispatches(
     chunk: usize,
     grid: [u32; 3],
     params: &[u32],
-    inputs: &[Resource],
-    dw: &wgpu::Buffer,
+    b: &WeightGradientBuffers<'_, Resource<'_>>,
 ) -> Result<Vec<Dispatch>> {
-    let bind = |out| {
-        let mut r = inputs.to_vec();
-        r.push(Resource::Buffer(out));
-        r
-    };
+    let dw = b.dw;
+    let bind = |out| [b.dy, b.x, Resource::Buffer(out)];
     let chunks = (g.n * g.oh * g.ow).div_ceil(chunk);
     let len = g.cout * (g.cin / g.args.groups) * g.kh * g.kw;
     let mut params = params.to_vec();
@@ -71,23 +67,34 @@ pub(super) fn split_k_dispatches(
     Ok(vec![partial, reduce])
 }
 
-/// The dispatches of a split-K weight-gradient kernel with lanes over weight columns
-/// (conv2d_bwd_weight or its texture twin): `tile` over `lanes` column lanes per block of
-/// output channels, chunks of `chunk` output pixels or the default; `params` are the kernel's
-/// Params before the chunk, `inputs` its bindings before the output.
-#[allow(clippy::too_many_arguments)]
+/// A split-K weight-gradient kernel with lanes over weight columns (conv2d_bwd_weight or its
+/// texture twin): `shader` with the register tile `tile` over `lanes` column lanes per block of
+/// output channels, the pipeline constants `overrides` on top of the geometry's and the tile's,
+/// and `params` the kernel's Params before the chunk.
+pub(super) struct SplitKKernel<'a> {
+    pub shader: &'static crate::device::Shader,
+    pub tile: ConvTile,
+    pub lanes: usize,
+    pub overrides: &'a [(&'static str, f64)],
+    pub params: &'a [u32],
+}
+
+/// The dispatches of the split-K weight-gradient kernel `k`, over chunks of `chunk` output
+/// pixels or the default, binding `b`.
 pub(super) fn split_k_weight_gradient(
     gpu: &Gpu,
     g: &Conv2dGeom,
-    shader: &'static crate::device::Shader,
-    tile: ConvTile,
-    lanes: usize,
-    overrides: &[(&'static str, f64)],
+    k: &SplitKKernel<'_>,
     chunk: Option<usize>,
-    params: &[u32],
-    inputs: &[Resource],
-    dw: &wgpu::Buffer,
+    b: &WeightGradientBuffers<'_, Resource<'_>>,
 ) -> Result<Vec<Dispatch>> {
+    let SplitKKernel {
+        shader,
+        tile,
+        lanes,
+        overrides,
+        params,
+    } = *k;
     tile.check_backward()?;
     let groups = g.args.groups;
     let col_blocks = lanes.div_ceil(tile.wg).max(1);
@@ -111,5 +118,5 @@ pub(super) fn split_k_weight_gradient(
         u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
         u32_of("conv2d output channel blocks", channel_blocks)?,
     ];
-    split_k_dispatches(gpu, g, pipeline, chunk, grid, params, inputs, dw)
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, params, b)
 }

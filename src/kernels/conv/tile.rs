@@ -1,6 +1,7 @@
 //! Tile configurations of the conv kernels and the policy that picks them per shape and
 //! kernel family: register tiles (output channels x pixels per invocation), texture tiles (the
-//! CPU family) and the gpu family's 64 x 64 block tiles staged through workgroup memory.
+//! CPU family) and the gpu family's 64 x 64 block tiles staged through workgroup memory, and
+//! its large 128 x 128 (or 64 x 128) tiles (conv2d_fwd_mm).
 
 use super::constants::{FWD_PIXELS, STATS_BLOCK, WG};
 use super::device::ConvDevice;
@@ -38,7 +39,9 @@ pub(super) fn pixel_workgroup(pixels: usize, px: usize, simd: usize, widest: usi
 /// backward kernels): output channels per invocation (rows, uniform over a workgroup, 1..=8)
 /// and invocations per workgroup; each invocation also covers `FWD_PIXELS` output pixels.
 /// Block tiles (the gpu family's forward, conv2d_fwd_block): 64 output channels x 64 pixels
-/// per workgroup of 256, staged through workgroup memory (`ConvTile::BLOCK`).
+/// per workgroup of 256, staged through workgroup memory (`ConvTile::BLOCK`). Large tiles
+/// (conv2d_fwd_mm): 128 or 64 output channels (`ocb`) x 128 pixels per workgroup of 256
+/// (`ConvTile::MM_128`, `MM_64`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTile {
     pub ocb: usize,
@@ -60,6 +63,9 @@ pub enum TileKind {
     /// conv2d_fwd_coop (the gpu family's f16 inference forward where the device has
     /// cooperative matrices): 64 x 64 blocks of 128 invocations on 16x16x16 fragments.
     Cooperative,
+    /// conv2d_fwd_mm (the gpu family's large-tile forward): `ocb` (128 or 64) output channels x
+    /// `MM_PIXELS` pixels per workgroup of 256, 8 x 8 (or 4 x 8) outputs per invocation.
+    Mm,
 }
 
 impl ConvTile {
@@ -75,6 +81,18 @@ impl ConvTile {
         ocb: BLOCK_CHANNELS,
         wg: 128,
         kind: TileKind::Cooperative,
+    };
+
+    /// The large tiles of conv2d_fwd_mm: 128 or 64 output channels x 128 pixels.
+    pub const MM_128: ConvTile = ConvTile {
+        ocb: 128,
+        wg: 256,
+        kind: TileKind::Mm,
+    };
+    pub const MM_64: ConvTile = ConvTile {
+        ocb: 64,
+        wg: 256,
+        kind: TileKind::Mm,
     };
 
     /// The default on `gpu` for a tile whose rows are channels of a group with `rows` channels
@@ -143,12 +161,14 @@ impl ConvTile {
     }
 
     /// Whether the forward with this tile can write the block statistics of `pixels` output
-    /// pixels: the block tile (its 64-pixel blocks condensed by a second dispatch), a register
+    /// pixels: the block and large tiles (their 64- and 128-pixel blocks condensed by a second
+    /// dispatch), a register
     /// or texture tile whose workgroups cover `STATS_BLOCK` pixels each, or a narrower one whose
     /// single workgroup covers them all (then the only block).
     pub fn writes_stats_blocks(&self, pixels: usize) -> bool {
         let covers = self.wg * self.pixels();
-        self.kind == TileKind::Block
+        let staged = matches!(self.kind, TileKind::Block | TileKind::Mm);
+        staged
             || (self.kind != TileKind::Cooperative && covers == STATS_BLOCK)
             || (self.kind != TileKind::Cooperative && covers < STATS_BLOCK && pixels <= covers)
     }
@@ -192,13 +212,15 @@ impl ConvTile {
     }
 
     /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] a block tile,
-    /// [ocb, wg, 2, px] through a texture, [ocb, wg, 3] on cooperative matrices.
+    /// [ocb, wg, 2, px] through a texture, [ocb, wg, 3] on cooperative matrices, [ocb, wg, 4]
+    /// a large tile of conv2d_fwd_mm.
     pub(super) fn record(&self) -> Vec<usize> {
         match self.kind {
             TileKind::Register => vec![self.ocb, self.wg],
             TileKind::Block => vec![self.ocb, self.wg, 1],
             TileKind::Texture { px } => vec![self.ocb, self.wg, 2, px],
             TileKind::Cooperative => vec![self.ocb, self.wg, 3],
+            TileKind::Mm => vec![self.ocb, self.wg, 4],
         }
     }
 
@@ -208,6 +230,7 @@ impl ConvTile {
             [ocb, wg, 1] => (ocb, wg, TileKind::Block),
             [ocb, wg, 2, px] => (ocb, wg, TileKind::Texture { px }),
             [ocb, wg, 3] => (ocb, wg, TileKind::Cooperative),
+            [ocb, wg, 4] => (ocb, wg, TileKind::Mm),
             _ => return None,
         };
         Some(ConvTile { ocb, wg, kind })
@@ -236,6 +259,12 @@ impl ConvTile {
                 }
                 return Ok(());
             }
+            TileKind::Mm => {
+                if *self != ConvTile::MM_128 && *self != ConvTile::MM_64 {
+                    return Err(self.refuse("the large tiles are 128 or 64 channels x 128 pixels, 256 invocations"));
+                }
+                return Ok(());
+            }
             TileKind::Texture { px } if px != 4 && px != 8 => {
                 return Err(self.refuse("a texture tile takes 4 or 8 pixels per invocation"));
             }
@@ -250,7 +279,7 @@ impl ConvTile {
     /// `check` for the register and texture backward kernels (the launchers route block tiles
     /// to the block kernels before they get here).
     pub(super) fn check_backward(&self) -> Result<()> {
-        if matches!(self.kind, TileKind::Block | TileKind::Cooperative) {
+        if matches!(self.kind, TileKind::Block | TileKind::Cooperative | TileKind::Mm) {
             return Err(self.refuse("this backward kernel takes register or texture tiles, not a forward's block tile"));
         }
         self.check()

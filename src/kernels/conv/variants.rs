@@ -9,12 +9,13 @@ use std::fmt;
 
 use super::constants::{tap_window, taps_outer, WG};
 pub use super::device::ConvDevice;
+use super::mm::offer_mm_tiles;
 use super::phases::{stride_phases, transposed_geometry, transposes_to_forward, Phase};
 use super::texture;
 use super::tile::{ConvTile, TileKind};
 use crate::device::KernelFamily;
 use crate::error::Result;
-use crate::kernels::shaders::{f16_variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_TEX};
+use crate::kernels::shaders::{f16_variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_MM, CONV2D_FWD_TEX};
 use crate::shape::{Conv2dGeom, DType};
 
 /// A pass's kernel and why the table chose it.
@@ -50,8 +51,9 @@ pub enum Forward {
     /// gemm_rows: a 1x1 conv as a GEMM per image, (Cout, Cin) x (Cin, H*W).
     PointwiseGemm,
     /// conv2d_fwd_tex (texture tiles), conv2d_fwd_block (the block tile first, then register
-    /// tiles) or conv2d_fwd (register tiles), and conv2d_fwd_coop among the candidates where
-    /// the device has cooperative matrices.
+    /// tiles) or conv2d_fwd (register tiles), conv2d_fwd_mm's large tiles among the candidates
+    /// of the block tile for wide groups (first where their grid fills the GPU), and
+    /// conv2d_fwd_coop among the candidates where the device has cooperative matrices.
     Tiled { kernel: &'static str, tiles: Tiled },
 }
 
@@ -110,7 +112,7 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
         ));
     }
     let pixels = g.n * g.oh * g.ow;
-    let (shader, tiles, why) = if texture {
+    let (shader, tiles, mut why) = if texture {
         (
             &CONV2D_FWD_TEX,
             ConvTile::texture_candidates(dev, rows, pixels),
@@ -152,6 +154,8 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
             candidates.push(t);
         }
     }
+    // the large tiles beside the block tile: first where their grid fills the GPU
+    let mm = block && !texture && offer_mm_tiles(dev, g, &mut candidates, &mut why);
     // f16 inference on cooperative matrices where the device has them, after the default: the
     // tuner takes it where it is faster
     if cooperative_takes(dev, g, storage, stats) {
@@ -161,20 +165,21 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
         DType::F16 => f16_variant(shader)?.name.to_string(),
         _ => shader.name.to_string(),
     };
+    if mm {
+        tuner += " or conv2d_fwd_mm";
+    }
     if candidates.contains(&ConvTile::COOPERATIVE) {
         tuner += " or conv2d_fwd_coop";
     }
     if stats {
         tuner += " with statistics";
     }
+    let kernel = match candidates[0].kind {
+        TileKind::Mm => CONV2D_FWD_MM.name,
+        _ => shader.name,
+    };
     let tiles = Tiled { tuner, candidates };
-    Ok(Choice::new(
-        Forward::Tiled {
-            kernel: shader.name,
-            tiles,
-        },
-        why,
-    ))
+    Ok(Choice::new(Forward::Tiled { kernel, tiles }, why))
 }
 
 /// Why the texture kernels do not take `g` on the cpu family.
@@ -415,6 +420,7 @@ pub fn tile_name(t: &ConvTile) -> String {
         TileKind::Block => "block 64x64".into(),
         TileKind::Texture { px } => format!("{} rows x {} lanes x {px} pixels", t.ocb, t.wg),
         TileKind::Cooperative => "cooperative 64x64".into(),
+        TileKind::Mm => format!("mm {}x128", t.ocb),
     }
 }
 
@@ -621,6 +627,34 @@ mod tests {
         };
         assert_eq!(t.candidates[0], ConvTile::BLOCK);
         assert_eq!(weight_gradient(d.dev(), &dw).kernel, WeightGradient::Narrow);
+    }
+
+    #[test]
+    fn large_tiles_lead_where_their_grid_fills_a_gpu() {
+        let mut d = Dev::discrete();
+        d.info.limits.max_compute_workgroup_storage_size = 48 << 10; // as NVIDIA's
+        let tiles = |d: &Dev, g: Conv2dGeom, stats| match forward(d.dev(), &g, DType::F32, stats).unwrap().kernel {
+            Forward::Tiled { tiles, .. } => tiles.candidates,
+            other => panic!("not tiled: {other:?}"),
+        };
+        // ResNet-50 at batch 32, with and without statistics: 784 tiles of 64 x 128 at 56x56
+        // (>= 2 x 132 compute units); 196 of 128 x 128 at 28x28, 98 at 14x14: the block tile
+        let (m64, block) = (ConvTile::MM_64, ConvTile::BLOCK);
+        for (c, hw, first) in [(64, 56, m64), (128, 28, block), (256, 14, block)] {
+            for stats in [false, true] {
+                let t = tiles(&d, geom(32, c, hw, c, 3, 1, 1), stats);
+                assert_eq!(
+                    (t[0], t.contains(&m64), t.contains(&ConvTile::MM_128)),
+                    (first, true, c > 64)
+                );
+            }
+        }
+        let r50 = forward(d.dev(), &geom(32, 64, 56, 64, 3, 1, 1), DType::F32, false).unwrap();
+        assert_eq!(tiled_first(&r50).0, "conv2d_fwd_mm");
+        // WebGPU's 16 KiB of workgroup memory, or groups of 32 channels: no large tiles
+        let no_mm = |t: Vec<ConvTile>| t.iter().all(|t| t.kind != TileKind::Mm);
+        assert!(no_mm(tiles(&Dev::discrete(), geom(32, 64, 56, 64, 3, 1, 1), false)));
+        assert!(no_mm(tiles(&d, geom(32, 64, 56, 64, 3, 1, 2), false)));
     }
 
     #[test]

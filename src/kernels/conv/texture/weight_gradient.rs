@@ -3,8 +3,9 @@
 
 use crate::device::{Dispatch, Gpu, Resource};
 use crate::error::{Error, Result};
+use crate::kernels::conv::buffers::WeightGradientBuffers;
 use crate::kernels::conv::constants::sizes;
-use crate::kernels::conv::split_k::split_k_weight_gradient;
+use crate::kernels::conv::split_k::{split_k_weight_gradient, SplitKKernel};
 use crate::kernels::conv::tile::ConvTile;
 use crate::kernels::shaders::{operand_variant, CONV2D_BWD_WEIGHT_TEX};
 use crate::kernels::u32_of;
@@ -16,18 +17,16 @@ use super::packing::{packed, KeptOperands};
 /// The weight gradient through conv2d_bwd_weight_tex with a register tile, `columns` (1 or 2)
 /// texel columns per lane and, optionally, a fixed number of output pixels per split-K chunk:
 /// packing, the partial products, and their reduction when there is more than one chunk.
-#[allow(clippy::too_many_arguments)]
 pub fn backward_weight(
     gpu: &Gpu,
     g: &Conv2dGeom,
     tile: ConvTile,
     columns: usize,
     chunk: Option<usize>,
-    dy: &wgpu::Buffer,
-    x: &wgpu::Buffer,
-    dw: &wgpu::Buffer,
+    b: &WeightGradientBuffers<'_>,
     kept: Option<&KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
+    let WeightGradientBuffers { dy, x, dw } = *b;
     if !(1..=2).contains(&columns) {
         return Err(Error::arg(
             "conv2d_bwd_weight_tex",
@@ -69,27 +68,26 @@ pub fn backward_weight(
         u32_of("conv2d packed output-gradient padding", dl.ph)?,
         u32_of("conv2d packed output-gradient padding", dl.pw)?,
     ]);
-    let inputs = [Resource::Texture(&dtex.view), Resource::Texture(&tex.view)];
-    let lanes = weight_gradient_lanes(g, columns);
-    let mut out = xpack;
-    out.extend(dpack);
-    out.extend(split_k_weight_gradient(
-        gpu,
-        g,
-        operand_variant(gpu, &CONV2D_BWD_WEIGHT_TEX, tile.wg),
+    let packed = WeightGradientBuffers {
+        dy: Resource::Texture(&dtex.view),
+        x: Resource::Texture(&tex.view),
+        dw,
+    };
+    let kernel = SplitKKernel {
+        shader: operand_variant(gpu, &CONV2D_BWD_WEIGHT_TEX, tile.wg),
         tile,
-        lanes,
-        &[
+        lanes: weight_gradient_lanes(g, columns),
+        overrides: &[
             ("CB", columns as f64),
             ("OUT_W", g.ow as f64),
             ("OUT_PLANE", (g.oh * g.ow) as f64),
             ("PER_BAND", l.per_band as f64),
             ("DPER_BAND", dl.per_band as f64),
         ],
-        chunk,
-        &params,
-        &inputs,
-        dw,
-    )?);
+        params: &params,
+    };
+    let mut out = xpack;
+    out.extend(dpack);
+    out.extend(split_k_weight_gradient(gpu, g, &kernel, chunk, &packed)?);
     Ok(out)
 }

@@ -1,0 +1,128 @@
+//! Trusted modules: the kernels audited as bounded by construction (`Shader::trusted`), built
+//! without naga's runtime checks where the policy says so (`GpuBuilder::trusted_modules`,
+//! CONVOY_TRUSTED), compute bit for bit what their checked modules compute: whole training steps
+//! and inferences of a ResNet and a MobileNetV2 under the gpu family, whose kernels they are,
+//! on two devices that differ only in the checks. A kernel that read past an array where the
+//! checks clamp its index would differ (or fault) here.
+
+mod common;
+
+use common::open_gpu;
+use convoy::nn::{by_name, Net};
+use convoy::train::Optimizer;
+use convoy::{CompileOptions, Gpu, Inference, KernelFamily, ParamGroups, ParamStore, Rng, TrainStep};
+
+/// Everything a model computes on `gpu`: the logits of an f32 and (where the adapter has
+/// shader-f16) an f16 inference, the two losses of two training steps and every tensor of the
+/// store after them, as raw bits.
+fn run(gpu: &Gpu, model: &str, shape: [usize; 4], seed: u64) -> Vec<(String, Vec<u32>)> {
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<u32>>();
+    let m = by_name(model, 7, shape[1]).unwrap();
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+    let y: Vec<i32> = (0..shape[0]).map(|_| rng.int(0, 6) as i32).collect();
+    let mut out = Vec::new();
+    for f16 in [false, true] {
+        if f16 && !gpu.info().has_f16() {
+            continue;
+        }
+        let mut net = Net::new(false);
+        let input = net.graph.input("x", shape);
+        let logits = m.forward(&mut net, input).unwrap();
+        let mut store = ParamStore::new();
+        net.init_params(gpu, &mut store, seed).unwrap();
+        let opts = CompileOptions {
+            f16,
+            ..Default::default()
+        };
+        let inf = Inference::compile_with(gpu, net.graph, &[logits], &mut store, opts).unwrap();
+        out.push((
+            format!("logits (f16 {f16})"),
+            bits(inf.run(&x, None).unwrap().remove(0)),
+        ));
+    }
+    let mut net = Net::new(true);
+    let input = net.graph.input("x", shape);
+    let logits = m.forward(&mut net, input).unwrap();
+    let labels = net.graph.labels("labels", shape[0]);
+    let loss = net.graph.cross_entropy(logits, labels, 0.1).unwrap();
+    let mut store = ParamStore::new();
+    net.init_params(gpu, &mut store, seed).unwrap();
+    let opt = Optimizer::Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        nesterov: false,
+    };
+    let groups = ParamGroups::single(opt);
+    let mut step =
+        TrainStep::compile_groups(gpu, net.graph, loss, &[], &mut store, groups, CompileOptions::default()).unwrap();
+    for k in 0..2 {
+        let l = step.step_read(&x, &y).unwrap()[0].clone();
+        out.push((format!("loss {k}"), bits(l)));
+    }
+    for (name, t) in store.iter() {
+        out.push((name.clone(), bits(t.to_vec().unwrap())));
+    }
+    out
+}
+
+#[test]
+fn trusted_modules_compute_what_checked_modules_compute() {
+    let open = |trusted: bool| open_gpu(Gpu::builder().kernels(KernelFamily::Gpu).trusted_modules(trusted));
+    let (checked, trusted) = (open(false), open(true));
+    assert!(trusted.policy().trusted_modules && !checked.policy().trusted_modules);
+    for (model, shape) in [("resnet18", [2, 3, 40, 36]), ("mobilenet_v2", [2, 3, 36, 40])] {
+        let a = run(&checked, model, shape, 11);
+        let b = run(&trusted, model, shape, 11);
+        assert_eq!(a.len(), b.len());
+        for ((name, x), (_, y)) in a.iter().zip(&b) {
+            let differ = x.iter().zip(y).filter(|(p, q)| p != q).count();
+            assert_eq!(differ, 0, "{model} {name}: {differ} of {} values differ", x.len());
+        }
+    }
+    assert!(checked.unchecked_modules().is_empty());
+    let unchecked = trusted.unchecked_modules();
+    // what the models ran of the audited kernels (the test's teeth: without them it compares
+    // checked modules with checked modules)
+    for kernel in ["conv2d_fwd_block", "conv2d_fwd_depthwise", "conv2d_bwd_weight_block"] {
+        assert!(
+            unchecked.contains(&kernel),
+            "{kernel} was not built unchecked: {unchecked:?}"
+        );
+    }
+}
+
+/// The switch: CONVOY_TRUSTED=0|1 decides over the policy, anything else is refused by name;
+/// the policy says so in `convoy info`.
+#[test]
+fn convoy_trusted_is_read_and_checked() {
+    let info = |v: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_convoy"))
+            .arg("info")
+            .env("CONVOY_TRUSTED", v)
+            .env("CONVOY_KERNELS", "gpu")
+            .output()
+            .unwrap()
+    };
+    let o = info("2");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("CONVOY_TRUSTED") && err.contains("'2'"),
+        "{err}"
+    );
+    let o = info("1");
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("audited kernels without runtime checks"));
+    let gpu = open_gpu(Gpu::builder().kernels(KernelFamily::Gpu).trusted_modules(true));
+    assert!(
+        gpu.policy().to_string().contains("without runtime checks"),
+        "{}",
+        gpu.policy()
+    );
+    // lavapipe is a CPU driver: checked unless asked, whichever family
+    let gpu = open_gpu(Gpu::builder().kernels(KernelFamily::Gpu));
+    if std::env::var("CONVOY_TRUSTED").is_err() && gpu.policy().cpu_driver {
+        assert!(!gpu.policy().trusted_modules);
+    }
+}
