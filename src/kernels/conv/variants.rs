@@ -472,9 +472,11 @@ impl fmt::Display for WeightGradient {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::device::{GpuInfo, KernelPolicy, Overrides};
+    use super::{forward, input_gradient, weight_gradient, Choice, ConvDevice, Forward, InputGradient, WeightGradient};
+    use crate::device::{GpuInfo, KernelFamily, KernelPolicy, Overrides};
+    use crate::kernels::conv::tile::{ConvTile, TileKind};
     use crate::shape::{Conv2dArgs, Shape};
+    use crate::shape::{Conv2dGeom, DType};
 
     /// An adapter as convoy reads it: lavapipe (a CPU driver, 8-wide SIMD, textures up to
     /// 16384) or a discrete GPU (32-wide subgroups, like NVIDIA's).
