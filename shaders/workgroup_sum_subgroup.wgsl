@@ -16,31 +16,43 @@ struct Lanes {
 // one partial per subgroup (at most WG subgroups, of one lane each)
 var<workgroup> reduce_scratch: array<vec4f, WG>;
 
-fn workgroup_reduce(v: vec4f, lanes: Lanes, is_max: bool) -> vec4f {
-    let own = select(subgroupAdd(v), subgroupMax(v), is_max);
+// The sum and the max are two functions, not one with a flag: a `select` between subgroupAdd
+// and subgroupMax evaluates both (each a run of shuffles) on every call.
+fn workgroup_sum4(v: vec4f, lanes: Lanes) -> vec4f {
+    let own = subgroupAdd(v);
     if (lanes.lane == 0u) {
         reduce_scratch[lanes.group] = own;
     }
     workgroupBarrier();
     // every subgroup folds the partials: lane l takes partials l, l + width, ...
-    var t = select(vec4f(0.0), reduce_scratch[0], is_max);
+    var t = vec4f(0.0);
     for (var i = lanes.lane; i < lanes.groups; i += lanes.width) {
-        let q = reduce_scratch[i];
-        t = select(t + q, max(t, q), is_max);
+        t += reduce_scratch[i];
     }
-    let r = select(subgroupAdd(t), subgroupMax(t), is_max);
+    let r = subgroupAdd(t);
     workgroupBarrier();  // the scratch is free for the next reduction
     return r;
 }
 
-fn workgroup_sum4(v: vec4f, lanes: Lanes) -> vec4f {
-    return workgroup_reduce(v, lanes, false);
+fn workgroup_max4(v: vec4f, lanes: Lanes) -> vec4f {
+    let own = subgroupMax(v);
+    if (lanes.lane == 0u) {
+        reduce_scratch[lanes.group] = own;
+    }
+    workgroupBarrier();
+    var t = reduce_scratch[0];
+    for (var i = lanes.lane; i < lanes.groups; i += lanes.width) {
+        t = max(t, reduce_scratch[i]);
+    }
+    let r = subgroupMax(t);
+    workgroupBarrier();
+    return r;
 }
 
 fn workgroup_sum(v: f32, lanes: Lanes) -> f32 {
-    return workgroup_reduce(vec4f(v, 0.0, 0.0, 0.0), lanes, false).x;
+    return workgroup_sum4(vec4f(v, 0.0, 0.0, 0.0), lanes).x;
 }
 
 fn workgroup_max(v: f32, lanes: Lanes) -> f32 {
-    return workgroup_reduce(vec4f(v, 0.0, 0.0, 0.0), lanes, true).x;
+    return workgroup_max4(vec4f(v, 0.0, 0.0, 0.0), lanes).x;
 }

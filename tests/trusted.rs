@@ -126,3 +126,50 @@ fn convoy_trusted_is_read_and_checked() {
         assert!(!gpu.policy().trusted_modules);
     }
 }
+
+/// The large-tile forward (conv2d_fwd_mm), which whole models at test sizes do not reach (its
+/// grid is too small to be the default): both tiles, with the training statistics, on edge
+/// shapes (pixels and channels past a tile, two groups), bit for bit both ways.
+#[test]
+fn trusted_large_tile_forward_computes_what_checked_computes() {
+    use convoy::internals::kernels::conv::{forward_tiled, ConvTile, ForwardBuffers};
+    use convoy::ops::{Conv2dArgs, Conv2dGeom};
+    use convoy::{DType, Tensor};
+    let open = |trusted: bool| open_gpu(Gpu::builder().kernels(KernelFamily::Gpu).trusted_modules(trusted));
+    let (checked, trusted) = (open(false), open(true));
+    let mut rng = Rng::new(5);
+    // (n, cin, hw, cout, k, stride, groups)
+    for (n, cin, hw, cout, k, stride, groups) in [
+        (2, 24, 13, 136, 3, 1, 1),
+        (1, 40, 17, 70, 3, 2, 1),
+        (3, 32, 9, 128, 1, 1, 2),
+    ] {
+        let xs = [n, cin, hw, hw];
+        let ws = [cout, cin / groups, k, k];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::new(stride, k / 2, 1, groups)).unwrap();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let blocks = (geom.n * geom.oh * geom.ow).div_ceil(256);
+        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+            let run = |g: &Gpu| {
+                let xt = Tensor::from_slice(g, &x, xs).unwrap();
+                let wt = Tensor::from_slice(g, &w, ws).unwrap();
+                let y = Tensor::zeros(g, geom.out_shape()).unwrap();
+                let stats = Tensor::zeros(g, [blocks, cout, 2]).unwrap();
+                let b = ForwardBuffers {
+                    stats: Some(stats.buffer()),
+                    ..ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer())
+                };
+                g.run(&forward_tiled(g, &geom, tile, Default::default(), DType::F32, &b).unwrap());
+                let bits = |t: &Tensor| t.to_vec().unwrap().into_iter().map(f32::to_bits).collect::<Vec<u32>>();
+                (bits(&y), bits(&stats))
+            };
+            assert_eq!(
+                run(&checked),
+                run(&trusted),
+                "{tile:?} on x{xs:?} w{ws:?} s{stride} g{groups}"
+            );
+        }
+    }
+    assert!(trusted.unchecked_modules().contains(&"conv2d_fwd_mm"));
+}

@@ -38,7 +38,11 @@ shaders! {
     // 7 x BV = 255 < 256 (xb), stores at most 270 and 255, the statistics' slots below 256;
     // component indices % 4; every global index is selected to 0 where its value is outside
     CONV2D_FWD_BLOCK = trusted "conv2d_fwd_block" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    CONV2D_FWD_MM = "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    // trusted: stage indices are constants or lane positions below their dimensions (a_grp + 1
+    // <= 3 only where BM = 128 gives A_GROUPS = 4; a_quad ^ ke < 8; b_c16 + 1 <= 7; the
+    // statistics' slots from lid < 256 and from lid < nrows <= BM); weights, pixels and
+    // outputs are selected or guarded where outside their tensors
+    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
     // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
     // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound
     CONV2D_FWD_DEPTHWISE = trusted "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
