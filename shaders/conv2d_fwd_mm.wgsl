@@ -288,10 +288,12 @@ fn store_stage(s: u32) {
     wa[0][s][1][wk][v][c] = ra4;
     wa[1][s][1][wk][v][c] = ra5;
     if (BM == 128u) {
-        wa[2][s][0][wk][v][c] = ra2;
-        wa[3][s][0][wk][v][c] = ra3;
-        wa[2][s][1][wk][v][c] = ra6;
-        wa[3][s][1][wk][v][c] = ra7;
+        // groups 2 and 3, named from A_GROUPS: a GLSL compiler (wgpu's GL backend) refuses a
+        // constant index past the array even in this branch, dead where BM = 64 leaves 2 groups
+        wa[A_GROUPS - 2u][s][0][wk][v][c] = ra2;
+        wa[A_GROUPS - 1u][s][0][wk][v][c] = ra3;
+        wa[A_GROUPS - 2u][s][1][wk][v][c] = ra6;
+        wa[A_GROUPS - 1u][s][1][wk][v][c] = ra7;
     }
     // im2col: K rows xk * 8 + e at pixel xcol
     let p16 = xcol / 16u;
