@@ -28,7 +28,7 @@ PEAKS = {"H200": 67.0, "H100": 67.0, "A100": 19.5, "RTX 4090": 82.6, "RTX 3090":
 def peak_gflops(device, gemm_gflops):
     for part, tflops in PEAKS.items():
         if part in device:
-            return tflops * 1e3, f"{part} fp32 peak {tflops:g} TFLOP/s"
+            return tflops * 1e3, f"the {part}'s fp32 peak, {tflops:g} TFLOP/s"
     return gemm_gflops, f"this run's GEMM ceiling {gemm_gflops:.1f} GFLOP/s"
 
 
@@ -54,7 +54,7 @@ def candidates(out):
         if not best:
             continue
         batch = next(iter(best))[2]
-        print(f"## Conv candidates, batch {batch} ({c['device']}; % of the {against}; timed by {c.get('clock', 'wall')})\n")
+        print(f"## Conv candidates, batch {batch} ({c['device']}; % of {against}; timed by {c.get('clock', 'wall')})\n")
         print("| shape | pass | default tile | ms | fastest tile | ms | fastest / default | % of peak |")
         print("|---|---|---|---:|---|---:|---:|---:|")
         for key in sorted(best, key=lambda k: best[k]["gflops"] / peak):
