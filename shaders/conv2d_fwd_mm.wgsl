@@ -141,7 +141,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     b_c16 = (sub % 4u) * 2u;
     b_quad = lane % 4u;
 
-    let chunks = (kdim + BK - 1u) / BK;
+    // from the uniform p, not the private kdim: the K loop holds barriers, and a browser's
+    // uniformity analysis takes a module-scope private as possibly non-uniform
+    let chunks = (cin_g * KH * KW + BK - 1u) / BK;
     load_chunk(0u);
     store_stage(0u);
     workgroupBarrier();

@@ -36,6 +36,7 @@ impl Classifier {
         in_channels: usize,
         size: usize,
     ) -> Result<Classifier, JsError> {
+        super::report_panics();
         check_model(&model, &MODELS)?;
         if num_classes == 0 || in_channels == 0 || !(8..=1024).contains(&size) {
             return Err(JsError::new(&format!(

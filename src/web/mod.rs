@@ -18,6 +18,22 @@ use crate::data::{Mnist, Split, FASHION_CLASSES};
 use std::sync::OnceLock;
 use wasm_bindgen::prelude::*;
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+/// A panic's message on the page's console, where wasm would otherwise stop at an
+/// `unreachable` with nothing said: installed once by the classifier's and the trainer's
+/// constructors.
+pub(crate) fn report_panics() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        std::panic::set_hook(Box::new(|info| console_error(&format!("convoy panicked: {info}"))));
+    });
+}
+
 /// A convoy error as a JavaScript exception with its message.
 fn js(e: crate::Error) -> JsError {
     JsError::new(&e.to_string())

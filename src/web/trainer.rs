@@ -58,6 +58,7 @@ impl Trainer {
         lr_max: f32,
         seed: u32,
     ) -> Result<Trainer, JsError> {
+        super::report_panics();
         check_model(&model, &MODELS)?;
         let data = fashion()?;
         let ok =
