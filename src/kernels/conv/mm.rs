@@ -49,7 +49,9 @@ pub(super) fn mm_workgroup_bytes(bm: usize) -> usize {
 pub(super) fn mm_tiles<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom) -> (Vec<ConvTile>, bool) {
     let dev = dev.into();
     let rows = g.cout / g.args.groups;
-    if dev.policy.family != KernelFamily::Gpu || rows < MM_MIN_ROWS {
+    // never in the browser: compiling this kernel lost the device of headless Chromium's
+    // WebGPU (on lavapipe) in the browser test; the browser keeps the block tiles
+    if dev.policy.family != KernelFamily::Gpu || rows < MM_MIN_ROWS || cfg!(target_arch = "wasm32") {
         return (Vec::new(), false);
     }
     let memory = dev.info.limits.max_compute_workgroup_storage_size as usize;
