@@ -53,28 +53,6 @@ impl ConvShape {
     }
 }
 
-/// Copy bandwidth of the device: a buffer-to-buffer copy of `bytes`, counted as bytes read plus
-/// bytes written per second (GB/s). The yardstick for memory-bound kernels (depthwise convs).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn copy_bandwidth(gpu: &Gpu, bytes: u64, warmup: usize, iters: usize) -> Result<(Timing, f64)> {
-    let make = |label| {
-        gpu.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    };
-    let (src, dst) = (make("copy src"), make("copy dst"));
-    let timing = time_gpu(gpu, warmup, iters, || {
-        let mut e = gpu.device().create_command_encoder(&Default::default());
-        e.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes);
-        gpu.queue().submit([e.finish()]);
-        Ok(())
-    })?;
-    Ok((timing, 2.0 * bytes as f64 / (timing.median_ms * 1e-3) / 1e9))
-}
-
 /// The copy kernel's bandwidth (copy_vec4, a vec4 per invocation) over `bytes`, counted as
 /// bytes read plus bytes written per second (GB/s), `iters` runs in one submission: by the GPU's
 /// clock where `Clock::for_timing` trusts it, else the wall time per run. The yardstick of the

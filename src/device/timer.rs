@@ -86,18 +86,19 @@ impl Clock {
     }
 }
 
-/// The time of one run of `ds` in milliseconds, the best of `iters` runs, by `clock` (the first
-/// run counts: it also warms caches and lazily compiled state, so a single run is an upper
-/// bound). `Clock::Timestamps` on an adapter without timestamp queries is refused, naming the
+/// The time of one run of `ds` in milliseconds, the best of `iters` runs, by `clock` (on the
+/// GPU's clock the runs of one submission, `time_repeats`; the first run counts: it also warms
+/// caches and lazily compiled state, so a single run is an upper bound). `Clock::Timestamps` on an adapter without timestamp queries is refused, naming the
 /// feature (`Clock::for_timing` picks the clock an adapter has).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize, clock: Clock) -> Result<f64> {
+    let no_timestamps = || crate::error::Error::Feature {
+        what: "timing kernels on the GPU's clock".into(),
+        feature: "timestamp-query".into(),
+        adapter: gpu.info().name.clone(),
+    };
     if clock == Clock::Timestamps && !gpu.info().has_timestamps() {
-        return Err(crate::error::Error::Feature {
-            what: "timing kernels on the GPU's clock".into(),
-            feature: "timestamp-query".into(),
-            adapter: gpu.info().name.clone(),
-        });
+        return Err(no_timestamps());
     }
     if clock == Clock::Wall {
         return Ok(time_gpu(gpu, 0, iters, || {
@@ -106,38 +107,8 @@ pub fn time_dispatches(gpu: &Gpu, ds: &[Dispatch], iters: usize, clock: Clock) -
         })?
         .min_ms);
     }
-    let device = gpu.device();
-    let queries = device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("convoy timer"),
-        ty: wgpu::QueryType::Timestamp,
-        count: 2,
-    });
-    let buffer = |usage| {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("convoy timer"),
-            size: 16,
-            usage,
-            mapped_at_creation: false,
-        })
-    };
-    let resolved = buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
-    let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-    let period_ns = f64::from(gpu.queue().get_timestamp_period());
-    let mut best = f64::INFINITY;
-    for _ in 0..iters.max(1) {
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("convoy timer"),
-        });
-        let refs: Vec<&Dispatch> = ds.iter().collect();
-        super::dispatch::encode_dispatches(&mut encoder, "convoy timer", Some((&queries, 0)), &refs);
-        encoder.resolve_query_set(&queries, 0..2, &resolved, 0);
-        encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, 16);
-        let index = gpu.queue().submit([encoder.finish()]);
-        let bytes = super::map_read_after(gpu, &staging, index)?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
-        best = best.min(ticks[1].wrapping_sub(ticks[0]) as f64 * period_ns / 1e6);
-    }
-    Ok(best)
+    // the runs back to back in one submission, timestamps around each (`time_repeats`)
+    time_repeats(gpu, ds, 0, iters)?.gpu_min_ms.ok_or_else(no_timestamps)
 }
 
 /// Repeated runs of one list of dispatches timed as `time_repeats` times them.
