@@ -127,12 +127,15 @@ fn convoy_trusted_is_read_and_checked() {
     }
 }
 
-/// The large-tile forward (conv2d_fwd_mm), which whole models at test sizes do not reach (its
-/// grid is too small to be the default): both tiles, with the training statistics, on edge
-/// shapes (pixels and channels past a tile, two groups), bit for bit both ways.
+/// The large-tile forward (conv2d_fwd_mm) and weight gradient (conv2d_bwd_weight_mm), which
+/// whole models at test sizes do not reach (their grids are too small to be the default): both
+/// tiles, the forward with the training statistics, on edge shapes (pixels and channels past a
+/// tile, two groups), bit for bit both ways.
 #[test]
 fn trusted_large_tile_forward_computes_what_checked_computes() {
-    use convoy::internals::kernels::conv::{forward_tiled, ConvTile, ForwardBuffers};
+    use convoy::internals::kernels::conv::{
+        backward_weight_tiled, forward_tiled, ConvTile, ForwardBuffers, WeightGradientBuffers,
+    };
     use convoy::ops::{Conv2dArgs, Conv2dGeom};
     use convoy::{DType, Tensor};
     let open = |trusted: bool| open_gpu(Gpu::builder().kernels(KernelFamily::Gpu).trusted_modules(trusted));
@@ -161,8 +164,17 @@ fn trusted_large_tile_forward_computes_what_checked_computes() {
                     ..ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer())
                 };
                 g.run(&forward_tiled(g, &geom, tile, Default::default(), DType::F32, &b).unwrap());
+                // and the large-tile weight gradient (conv2d_bwd_weight_mm) of y as dy, in
+                // split-K chunks that end inside a step
+                let dw = Tensor::zeros(g, ws).unwrap();
+                let wb = WeightGradientBuffers {
+                    dy: y.buffer(),
+                    x: xt.buffer(),
+                    dw: dw.buffer(),
+                };
+                g.run(&backward_weight_tiled(g, &geom, tile, Some(50), &wb).unwrap());
                 let bits = |t: &Tensor| t.to_vec().unwrap().into_iter().map(f32::to_bits).collect::<Vec<u32>>();
-                (bits(&y), bits(&stats))
+                (bits(&y), bits(&stats), bits(&dw))
             };
             assert_eq!(
                 run(&checked),
@@ -171,5 +183,7 @@ fn trusted_large_tile_forward_computes_what_checked_computes() {
             );
         }
     }
-    assert!(trusted.unchecked_modules().contains(&"conv2d_fwd_mm"));
+    for kernel in ["conv2d_fwd_mm", "conv2d_bwd_weight_mm"] {
+        assert!(trusted.unchecked_modules().contains(&kernel), "{kernel}");
+    }
 }

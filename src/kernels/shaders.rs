@@ -57,6 +57,11 @@ shaders! {
     // TP x SV + 15 + 7 x SV = 270, component indices % 4; every global index is selected to 0
     // where its value is not inside its tensor
     CONV2D_BWD_WEIGHT_BLOCK = trusted "conv2d_bwd_weight_block" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    // trusted: stage indices are lane positions below their dimensions (the loader's cb / 4
+    // <= 3 and cb / 8 <= 1 only where BM gives A_GROUPS = 4 or 2; quads ^ (pixel % 8) < 8; the
+    // compute role's a_grp + 1 <= 3 only where BM = 128); dy and x are selected to 0 where
+    // outside, the partial sums guarded by the block's rows and K
+    CONV2D_BWD_WEIGHT_MM = trusted "conv2d_bwd_weight_mm" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];

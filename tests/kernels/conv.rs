@@ -1211,10 +1211,141 @@ fn conv2d_mm_statistics_match_reference() {
     }
 }
 
+/// The large tiles' gradients against the f64 reference, in both tiles: the weight gradient
+/// (conv2d_bwd_weight_mm, split-K) with its default split, one chunk, chunks that end inside a
+/// 16-pixel step and chunks of whole steps; the input gradient of stride-1 convs (the large-tile
+/// forward of dy with transposed weights), refused for larger strides. Output channels and
+/// weight columns below, at and above one tile and off its multiples (K = 37 x 9 = 333 columns,
+/// 64 + 1), batch 1, 1x1 maps whose taps are mostly padding (pixel counters stepping across
+/// images every step), maps narrower than a step (7 and 5 columns: a carry into the rows every
+/// step), 1x1 convs, strides 2 and 3, dilation 2, 2 groups, asymmetric kernels and padding.
+#[test]
+fn conv2d_mm_gradients_match_reference() {
+    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(44);
+    // (x, cout, kernel, stride, padding, dilation, groups)
+    let cases = [
+        ([2, 37, 13, 11], 130, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([1, 16, 9, 7], 70, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([5, 32, 1, 1], 100, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([3, 130, 6, 5], 64, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        ([2, 24, 17, 15], 96, [3, 3], [2, 2], [1, 1], [1, 1], 1),
+        ([1, 20, 20, 19], 72, [5, 5], [3, 3], [2, 2], [1, 1], 1),
+        ([2, 18, 12, 12], 66, [3, 3], [1, 1], [2, 2], [2, 2], 1),
+        ([2, 128, 8, 9], 140, [3, 3], [1, 1], [1, 1], [1, 1], 2),
+        ([2, 9, 11, 16], 129, [3, 2], [1, 1], [2, 0], [1, 2], 1),
+        ([4, 65, 7, 7], 128, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+    ];
+    for (xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
+        let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
+        let ws = [cout, xs[1] / groups, kh, kw];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let dy = rng.vec(ys.numel(), -1.0, 1.0);
+        let (want_dx, want_dw) = reference::conv2d_backward(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            &to_f64(&dy),
+            stride,
+            padding,
+            dilation,
+            groups,
+        );
+        let (xt, wt, dyt) = (
+            Tensor::from_slice(g, &x, xs).unwrap(),
+            Tensor::from_slice(g, &w, ws).unwrap(),
+            Tensor::from_slice(g, &dy, ys.clone()).unwrap(),
+        );
+        let pixels = ys.numel() / cout;
+        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+            for chunk in [None, Some(pixels), Some(13), Some(32)] {
+                let dw = Tensor::empty(g, ws).unwrap(); // NaN: every weight written
+                let bufs = conv::WeightGradientBuffers {
+                    dy: dyt.buffer(),
+                    x: xt.buffer(),
+                    dw: dw.buffer(),
+                };
+                g.run(&conv::backward_weight_tiled(g, &geom, tile, chunk, &bufs).unwrap());
+                let what = format!("mm weight grad x{xs:?} w{ws:?} {args:?} {tile:?} chunk {chunk:?}");
+                assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
+            }
+            let dx = Tensor::empty(g, xs).unwrap();
+            let what = format!("mm input grad x{xs:?} w{ws:?} {args:?} {tile:?}");
+            match conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()) {
+                Ok(ds) => {
+                    assert!(conv::transposes_to_forward(&geom), "{what}: offered");
+                    g.run(&ds);
+                    assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
+                }
+                Err(e) => assert!(!conv::transposes_to_forward(&geom), "{what}: {e}"),
+            }
+        }
+    }
+}
+
+/// conv2d_bwd_weight_mm's two barriers (after the first chunk's stores, at the end of each
+/// chunk), each shown necessary: with either deleted, both tiles give a wrong dw on lavapipe.
+#[test]
+fn conv2d_mm_weight_gradient_fails_without_either_barrier() {
+    use convoy::internals::device::Shader;
+    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::internals::kernels::shaders::CONV2D_BWD_WEIGHT_MM;
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(45);
+    let (xs, ws) = ([3, 19, 8, 9], [130, 19, 3, 3]);
+    let args = Conv2dArgs::default().padding(1);
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+    let ys = geom.out_shape();
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let dy = rng.vec(ys.numel(), -1.0, 1.0);
+    let (_, want) = reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), 1, 1, 1, 1);
+    let xt = Tensor::from_slice(g, &x, xs).unwrap();
+    let dyt = Tensor::from_slice(g, &dy, ys).unwrap();
+    let run = |kernel: &'static Shader, tile: ConvTile| {
+        let dw = Tensor::empty(g, ws).unwrap();
+        let bufs = conv::WeightGradientBuffers {
+            dy: dyt.buffer(),
+            x: xt.buffer(),
+            dw: dw.buffer(),
+        };
+        g.run(&conv::backward_weight_mm(g, kernel, &geom, tile, Some(100), &bufs).unwrap());
+        dw.to_vec().unwrap()
+    };
+    let barriers = CONV2D_BWD_WEIGHT_MM.source.matches("workgroupBarrier();").count();
+    assert_eq!(
+        barriers, 2,
+        "conv2d_bwd_weight_mm's barriers: the prologue's, the chunk loop's"
+    );
+    for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+        assert_close(
+            &format!("mm weight gradient {tile:?}"),
+            &run(&CONV2D_BWD_WEIGHT_MM, tile),
+            &want,
+            RTOL,
+        );
+        for i in 0..barriers {
+            let e = rel_err(&run(without_barrier(&CONV2D_BWD_WEIGHT_MM, i), tile), &want);
+            assert!(
+                e > RTOL,
+                "barrier {i} deleted and the mm weight gradient {tile:?} still matches ({e:.2e})"
+            );
+        }
+    }
+}
+
 /// The variant table on a gpu-family device (lavapipe with the gpu family forced): a grid of
 /// large tiles that fills a GPU (2 workgroups per compute unit) runs conv2d_fwd_mm by default,
 /// with or without batch statistics, and matches the reference; a smaller grid keeps the block
-/// tile first.
+/// tile first. The same for the stride-1 input gradient (conv2d_fwd_mm of dy) and the weight
+/// gradient (conv2d_bwd_weight_mm, its split-K grid).
 #[test]
 fn conv2d_gpu_family_runs_the_large_tiles_on_full_grids() {
     use convoy::internals::kernels::conv::{self, variants, ConvTile};
@@ -1255,6 +1386,47 @@ fn conv2d_gpu_family_runs_the_large_tiles_on_full_grids() {
     assert!(ds.iter().any(|d| d.pipeline.shader.name == "conv2d_fwd_mm"));
     g.run(&ds);
     assert_close("mm forward by the table's choice", &y.to_vec().unwrap(), &want, RTOL);
+    // its input gradient: the large-tile forward of dy (the same grid)
+    let dy = rng.vec(geom.out_shape().numel(), -1.0, 1.0);
+    let (want_dx, _) = reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), 1, 0, 1, 1);
+    let dyt = Tensor::from_slice(&g, &dy, geom.out_shape()).unwrap();
+    let dx = Tensor::empty(&g, xs).unwrap();
+    let ds = conv::backward_data(&g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap();
+    assert!(ds.iter().any(|d| d.pipeline.shader.name == "conv2d_fwd_mm"));
+    g.run(&ds);
+    assert_close(
+        "mm input gradient by the table's choice",
+        &dx.to_vec().unwrap(),
+        &want_dx,
+        RTOL,
+    );
+    // the weight gradient of a 3x3 over 130 x 130 pixels: 67 split-K chunks of 256 for 5 blocks
+    // of 64 x 128
+    let (xs, ws) = ([1, 64, 130, 130], [64, 64, 3, 3]);
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::default().padding(1)).unwrap();
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let dy = rng.vec(geom.out_shape().numel(), -1.0, 1.0);
+    let (_, want_dw) = reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), 1, 1, 1, 1);
+    let (xt, dyt) = (
+        Tensor::from_slice(&g, &x, xs).unwrap(),
+        Tensor::from_slice(&g, &dy, geom.out_shape()).unwrap(),
+    );
+    let dw = Tensor::empty(&g, ws).unwrap();
+    let bufs = conv::WeightGradientBuffers {
+        dy: dyt.buffer(),
+        x: xt.buffer(),
+        dw: dw.buffer(),
+    };
+    let ds = conv::backward_weight(&g, &geom, &bufs, None).unwrap();
+    assert!(ds.iter().any(|d| d.pipeline.shader.name == "conv2d_bwd_weight_mm"));
+    g.run(&ds);
+    assert_close(
+        "mm weight gradient by the table's choice",
+        &dw.to_vec().unwrap(),
+        &want_dw,
+        RTOL,
+    );
 }
 
 /// With tuning on, the first forward of a shape times the candidates, records the winner in the

@@ -4,6 +4,7 @@
 use super::backward_data;
 use super::buffers::WeightGradientBuffers;
 use super::constants::{geometry_constants, sizes};
+use super::mm::backward_weight_mm;
 use super::split_k::{split_k_chunk, split_k_dispatches, split_k_weight_gradient, SplitKKernel, SPLIT_K_WORKGROUPS};
 use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS};
@@ -11,7 +12,9 @@ use super::tune::{choose, Rows};
 use super::variants::{self, weight_gradient_lanes, WeightGradient, NARROW_COLUMNS};
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::shaders::{CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK, CONV2D_BWD_WEIGHT_NARROW};
+use crate::kernels::shaders::{
+    CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK, CONV2D_BWD_WEIGHT_MM, CONV2D_BWD_WEIGHT_NARROW,
+};
 use crate::kernels::u32_of;
 use crate::shape::Conv2dGeom;
 
@@ -72,8 +75,10 @@ pub fn backward_weight_tiled(
     chunk: Option<usize>,
     b: &WeightGradientBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
-    if tile.kind == TileKind::Block {
-        return backward_weight_block(gpu, &CONV2D_BWD_WEIGHT_BLOCK, g, chunk, b);
+    match tile.kind {
+        TileKind::Block => return backward_weight_block(gpu, &CONV2D_BWD_WEIGHT_BLOCK, g, chunk, b),
+        TileKind::Mm => return backward_weight_mm(gpu, &CONV2D_BWD_WEIGHT_MM, g, tile, chunk, b),
+        _ => {}
     }
     let kernel = SplitKKernel {
         shader: &CONV2D_BWD_WEIGHT,

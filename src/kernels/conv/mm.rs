@@ -7,13 +7,16 @@
 //! which a second dispatch condenses into `STATS_BLOCK` blocks (as the block tile's 64-pixel
 //! ones).
 
-use super::buffers::{condense_stats, ForwardBuffers};
+use super::backward_weight::SPLIT_K_SCRATCH_BYTES;
+use super::buffers::{condense_stats, ForwardBuffers, WeightGradientBuffers};
 use super::constants::{epilogue_constants, forward_grid, geometry_constants, sizes};
 use super::device::ConvDevice;
+use super::split_k::{split_k_chunk, split_k_dispatches};
 use super::tile::{ConvTile, TileKind};
 use crate::device::{Dispatch, Gpu, KernelFamily, Shader};
 use crate::error::Result;
 use crate::kernels::shaders::variant;
+use crate::kernels::u32_of;
 use crate::shape::{Conv2dGeom, DType, Epilogue};
 
 /// Output pixels per workgroup of conv2d_fwd_mm (its BN).
@@ -143,4 +146,99 @@ pub fn forward_mm(
         (Some(fine), Some(stats)) => Ok(vec![conv, condense_stats(gpu, g, MM_PIXELS, &fine, stats)?]),
         _ => Ok(vec![conv]),
     }
+}
+
+/// Weight columns per workgroup of conv2d_bwd_weight_mm (its BN).
+pub(super) const MM_COLUMNS: usize = 128;
+
+/// Output pixels per chunk of conv2d_bwd_weight_mm's loop (its BK): the default split-K chunks
+/// are multiples of it, so that no split ends inside a step.
+const MM_STEP_PIXELS: usize = 16;
+
+/// The split-K target of the large-tile weight gradient: each workgroup does 4x the block
+/// tile's work per pixel, so a quarter of its workgroups (`BLOCK_SPLIT_K_WORKGROUPS`) keeps
+/// the same work in flight: ~8 per compute unit of a 132-unit GPU.
+pub(super) const MM_SPLIT_K_WORKGROUPS: usize = 1024;
+
+/// The large tiles the gpu family's weight gradient offers for `g` (the default first), and
+/// whether the first is the default: as `mm_tiles` for the forward (wide groups, the workgroup
+/// memory, never in the browser), the grid counted with the split-K chunks the launcher would
+/// give it (at least `MIN_CHUNK` pixels each).
+pub(super) fn mm_weight_tiles<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom) -> (Vec<ConvTile>, bool) {
+    let dev = dev.into();
+    let rows = g.cout / g.args.groups;
+    if dev.policy.family != KernelFamily::Gpu || rows < MM_MIN_ROWS || cfg!(target_arch = "wasm32") {
+        return (Vec::new(), false);
+    }
+    let memory = dev.info.limits.max_compute_workgroup_storage_size as usize;
+    let tiles: Vec<ConvTile> = [ConvTile::MM_128, ConvTile::MM_64]
+        .into_iter()
+        .filter(|t| (t.ocb == 64 || rows > 64) && mm_workgroup_bytes(t.ocb) <= memory)
+        .collect();
+    let first = tiles.first().is_some_and(|t| {
+        let (blocks, chunks) = mm_weight_grid(g, t, None);
+        blocks * chunks >= 2 * GPU_UNITS
+    });
+    (tiles, first)
+}
+
+/// conv2d_bwd_weight_mm's blocks of dw (column blocks x channel blocks) in `tile` and its
+/// split-K chunks of output pixels (`chunk` each, or the default: about
+/// `MM_SPLIT_K_WORKGROUPS` workgroups, each chunk a multiple of 16 pixels and at least
+/// `MIN_CHUNK`, the partial sums at most `SPLIT_K_SCRATCH_BYTES`); and the chunk.
+fn mm_weight_split(g: &Conv2dGeom, tile: &ConvTile, chunk: Option<usize>) -> ([usize; 2], usize) {
+    let groups = g.args.groups;
+    let cols = (g.cin / groups) * g.kh * g.kw;
+    let blocks = [cols.div_ceil(MM_COLUMNS), groups * (g.cout / groups).div_ceil(tile.ocb)];
+    let pixels = g.n * g.oh * g.ow;
+    let most = SPLIT_K_SCRATCH_BYTES / (g.cout * cols * 4).max(1);
+    let chunk = match chunk {
+        Some(c) => c.clamp(1, pixels.max(1)),
+        None => split_k_chunk(pixels, blocks[0] * blocks[1], MM_SPLIT_K_WORKGROUPS, most, None)
+            .next_multiple_of(MM_STEP_PIXELS)
+            .min(pixels.max(1)),
+    };
+    (blocks, chunk)
+}
+
+/// The workgroups of dw's blocks and the split-K chunks of `mm_weight_split`.
+fn mm_weight_grid(g: &Conv2dGeom, tile: &ConvTile, chunk: Option<usize>) -> (usize, usize) {
+    let (blocks, chunk) = mm_weight_split(g, tile, chunk);
+    (blocks[0] * blocks[1], (g.n * g.oh * g.ow).div_ceil(chunk))
+}
+
+/// dw (Cout, Cin/g, KH, KW) from dy and x through `kernel` (conv2d_bwd_weight_mm; its tests
+/// pass copies with a barrier removed) in the large tile `tile` (`ConvTile::MM_128` or
+/// `MM_64`): blocks of `tile.ocb` output channels x 128 weight columns, split over chunks of
+/// the output pixels (`chunk` each, or enough to fill the GPU) whose partial sums
+/// split_k_reduce adds.
+pub fn backward_weight_mm(
+    gpu: &Gpu,
+    kernel: &'static Shader,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    chunk: Option<usize>,
+    b: &WeightGradientBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    tile.check()?;
+    if tile.kind != TileKind::Mm {
+        return Err(tile.refuse("conv2d_bwd_weight_mm takes the large tiles"));
+    }
+    let bytes = mm_workgroup_bytes(tile.ocb);
+    let memory = gpu.limits().max_compute_workgroup_storage_size as usize;
+    if bytes > memory {
+        return Err(tile.refuse(&format!(
+            "it needs {bytes} bytes of workgroup memory, the device has {memory}"
+        )));
+    }
+    let ([col_blocks, channel_blocks], chunk) = mm_weight_split(g, &tile, chunk);
+    let mut constants = geometry_constants(g);
+    constants.push(("BM", tile.ocb as f64));
+    let pipeline = gpu.pipeline(kernel, &constants)?;
+    let grid = [
+        u32_of("conv2d weight column blocks", col_blocks)?,
+        u32_of("conv2d weight-gradient chunks", (g.n * g.oh * g.ow).div_ceil(chunk))?,
+        u32_of("conv2d output channel blocks", channel_blocks)?,
+    ];
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &b.resources())
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::constants::{tap_window, taps_outer, WG};
 pub use super::device::ConvDevice;
-use super::mm::offer_mm_tiles;
+use super::mm::{mm_weight_tiles, offer_mm_tiles, GPU_UNITS};
 use super::phases::{stride_phases, transposed_geometry, transposes_to_forward, Phase};
 use super::texture;
 use super::tile::{ConvTile, TileKind};
@@ -222,13 +222,21 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradie
     let [sh, sw] = a.stride;
     let pixels = g.n * g.h.div_ceil(sh) * g.w.div_ceil(sw);
     let mut candidates = ConvTile::candidates(dev, cin_g, pixels);
+    let mut tuner = "conv2d_bwd_data".to_string();
     let why = if block {
         candidates.insert(0, ConvTile::BLOCK);
-        format!("gpu family, stride 1, {cin_g} input channels per group: the block forward of dy")
+        let mut why = format!("gpu family, stride 1, {cin_g} input channels per group: the block forward of dy");
+        // the large tiles of the same forward beside it, first where their grid fills the GPU
+        if offer_mm_tiles(dev, &transposed_geometry(g), &mut candidates, &mut why) {
+            tuner += " or conv2d_fwd_mm";
+            if candidates[0].kind == TileKind::Mm {
+                why += ": the large-tile forward of dy";
+            }
+        }
+        why
     } else {
         "register tiles per stride phase".to_string()
     };
-    let tuner = "conv2d_bwd_data".to_string();
     Choice::new(InputGradient::Tiled(Tiled { tuner, candidates }), why)
 }
 
@@ -313,14 +321,30 @@ pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<WeightGrad
             format!("cpu family: x and dy through textures, {columns} texel column(s) per lane"),
         );
     }
-    let why = match block {
+    let mut why = match block {
         true => format!("gpu family, {rows} output channels per group: block tiles, split-K"),
         false => "register tiles, split-K over the output pixels".to_string(),
     };
-    let tiles = Tiled {
-        tuner: "conv2d_bwd_weight".into(),
-        candidates,
+    let mut tuner = "conv2d_bwd_weight".to_string();
+    // the large tiles beside the block tile: first where their split grid fills the GPU
+    let (mm, first) = match block {
+        true => mm_weight_tiles(dev, g),
+        false => (Vec::new(), false),
     };
+    if !mm.is_empty() {
+        let at = usize::from(!first);
+        candidates.splice(at..at, mm.iter().copied());
+        tuner += " or conv2d_bwd_weight_mm";
+        match first {
+            true => {
+                why = format!(
+                    "gpu family, {rows} output channels per group: large tiles, split-K filling {GPU_UNITS} compute units twice"
+                )
+            }
+            false => why += "; large tiles for the tuner",
+        }
+    }
+    let tiles = Tiled { tuner, candidates };
     Choice::new(WeightGradient::Tiled(tiles), why)
 }
 
@@ -446,6 +470,7 @@ impl fmt::Display for InputGradient {
             InputGradient::Narrow => write!(f, "conv2d_bwd_data_narrow"),
             InputGradient::Tiled(t) => match t.candidates[0].kind {
                 TileKind::Block => write!(f, "conv2d_fwd_block of dy or conv2d_bwd_data ({t})"),
+                TileKind::Mm => write!(f, "conv2d_fwd_mm of dy or conv2d_bwd_data ({t})"),
                 _ => write!(f, "conv2d_bwd_data ({t})"),
             },
         }
@@ -464,6 +489,7 @@ impl fmt::Display for WeightGradient {
             WeightGradient::Texture { tiles, .. } => write!(f, "conv2d_bwd_weight_tex ({tiles})"),
             WeightGradient::Tiled(t) => match t.candidates[0].kind {
                 TileKind::Block => write!(f, "conv2d_bwd_weight_block or conv2d_bwd_weight ({t})"),
+                TileKind::Mm => write!(f, "conv2d_bwd_weight_mm or conv2d_bwd_weight ({t})"),
                 _ => write!(f, "conv2d_bwd_weight ({t})"),
             },
         }
@@ -657,6 +683,43 @@ mod tests {
         let no_mm = |t: Vec<ConvTile>| t.iter().all(|t| t.kind != TileKind::Mm);
         assert!(no_mm(tiles(&Dev::discrete(), geom(32, 64, 56, 64, 3, 1, 1), false)));
         assert!(no_mm(tiles(&d, geom(32, 64, 56, 64, 3, 1, 2), false)));
+        // the stride-1 input gradient: the large-tile forward of dy where its grid fills the GPU
+        // (784 tiles of 64 input channels x 128 pixels at 56x56), else after the block tile
+        let input = |d: &Dev, g: Conv2dGeom| match input_gradient(d.dev(), &g).kernel {
+            InputGradient::Tiled(t) => t,
+            other => panic!("not tiled: {other:?}"),
+        };
+        let t = input(&d, geom(32, 64, 56, 64, 3, 1, 1));
+        assert_eq!(t.candidates[0], m64);
+        assert!(t.tuner.ends_with(" or conv2d_fwd_mm"), "{}", t.tuner);
+        let t = input(&d, geom(32, 256, 14, 256, 3, 1, 1));
+        assert_eq!(t.candidates[..3], [block, ConvTile::MM_128, m64]);
+        assert!(input(&Dev::discrete(), geom(32, 64, 56, 64, 3, 1, 1))
+            .candidates
+            .iter()
+            .all(|t| t.kind != TileKind::Mm));
+        // the weight gradient: split-K fills the GPU wherever the output pixels allow (ResNet-50's
+        // 14x14 stage at batch 32: 6,272 pixels in 25 chunks of 256 for 36 blocks of 128 x 128);
+        // ResNet-18's 7x7 stage at batch 2 (98 pixels, one chunk, 144 blocks): the block tile first
+        let weight = |d: &Dev, g: Conv2dGeom| match weight_gradient(d.dev(), &g).kernel {
+            WeightGradient::Tiled(t) => t,
+            other => panic!("not tiled: {other:?}"),
+        };
+        for (c, hw) in [(64, 56), (256, 14)] {
+            let t = weight(&d, geom(32, c, hw, c, 3, 1, 1));
+            let want = if c > 64 { ConvTile::MM_128 } else { m64 };
+            assert_eq!(t.candidates[0], want, "{c} channels at {hw}x{hw}");
+            assert!(t.tuner.ends_with(" or conv2d_bwd_weight_mm"), "{}", t.tuner);
+        }
+        let t = weight(&d, geom(2, 512, 7, 512, 3, 1, 1));
+        assert_eq!(t.candidates[..3], [block, ConvTile::MM_128, m64]);
+        let c = weight_gradient(d.dev(), &geom(32, 64, 56, 64, 3, 1, 1));
+        assert!(c.why.contains("large tiles"), "{}", c.why);
+        assert!(c.kernel.to_string().starts_with("conv2d_bwd_weight_mm"), "{}", c.kernel);
+        assert!(weight(&d, geom(32, 64, 56, 64, 3, 1, 2))
+            .candidates
+            .iter()
+            .all(|t| t.kind != TileKind::Mm));
     }
 
     #[test]
