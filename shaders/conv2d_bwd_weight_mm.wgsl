@@ -8,7 +8,7 @@
 //
 // The compute role is conv2d_fwd_mm's, with the output pixels as the reduction: 8 subgroups of
 // 32 as 2 (channels) x 4 (columns), a lane holding 8 channels x 8 columns (4 x 8 for BM = 64) in
-// 16 vec4 accumulators named c<channel><l|r>, indexed by constants only; per pixel of a chunk it
+// the accumulators of conv2d_mm_acc (the prelude before this file); per pixel of a chunk it
 // reads one vec4 of dy per channel quad and one vec4 of im2col per column quad from workgroup
 // memory and does 64 multiply-adds; the 16 pixels of a chunk written out (`mac` with constant
 // rows).
@@ -44,17 +44,6 @@ struct Params {
 var<workgroup> da: array<array<array<array<vec4f, 8>, 16>, 2>, A_GROUPS>;
 // im2col: [column group of 32][stage][pixel][column quad ^ (pixel % 8)]
 var<workgroup> xb: array<array<array<array<vec4f, 8>, 16>, 2>, 4>;
-
-// The accumulators: c<i><l|r>: channel i of the lane's 8 (0-3: lo quad, 4-7: hi quad, 32
-// channels on) at the 4 columns of its left or right column quad (16 columns apart).
-var<private> c0l: vec4f; var<private> c0r: vec4f;
-var<private> c1l: vec4f; var<private> c1r: vec4f;
-var<private> c2l: vec4f; var<private> c2r: vec4f;
-var<private> c3l: vec4f; var<private> c3r: vec4f;
-var<private> c4l: vec4f; var<private> c4r: vec4f;
-var<private> c5l: vec4f; var<private> c5r: vec4f;
-var<private> c6l: vec4f; var<private> c6r: vec4f;
-var<private> c7l: vec4f; var<private> c7r: vec4f;
 
 // The next chunk in registers: dy at the lane's channels (ra: 0-3, rb: 4-7) and x under its
 // columns (xa: 0-3, xb_: 4-7).
@@ -219,28 +208,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 // times its im2col quads (l, and r 16 columns on), into the accumulators.
 fn mac(s: u32, j: u32) {
     let sw = j % 8u;
-    let al = da[a_grp][s][j][a_quad ^ sw];
-    let bl = xb[b_grp][s][j][b_quad ^ sw];
-    let br = xb[b_grp][s][j][(b_quad + 4u) ^ sw];
-    c0l += al.x * bl;
-    c0r += al.x * br;
-    c1l += al.y * bl;
-    c1r += al.y * br;
-    c2l += al.z * bl;
-    c2r += al.z * br;
-    c3l += al.w * bl;
-    c3r += al.w * br;
+    var ah = vec4f(0.0);
     if (BM == 128u) {
-        let ah = da[a_grp + 1u][s][j][a_quad ^ sw];
-        c4l += ah.x * bl;
-        c4r += ah.x * br;
-        c5l += ah.y * bl;
-        c5r += ah.y * br;
-        c6l += ah.z * bl;
-        c6r += ah.z * br;
-        c7l += ah.w * bl;
-        c7r += ah.w * br;
+        ah = da[a_grp + 1u][s][j][a_quad ^ sw];
     }
+    acc_step(da[a_grp][s][j][a_quad ^ sw], ah, xb[b_grp][s][j][b_quad ^ sw], xb[b_grp][s][j][(b_quad + 4u) ^ sw]);
 }
 
 // The lane's pixel BK further: columns first, a carry into the rows, rows into images.

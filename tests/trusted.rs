@@ -127,14 +127,14 @@ fn convoy_trusted_is_read_and_checked() {
     }
 }
 
-/// The large-tile forward (conv2d_fwd_mm) and weight gradient (conv2d_bwd_weight_mm), which
-/// whole models at test sizes do not reach (their grids are too small to be the default): both
-/// tiles, the forward with the training statistics, on edge shapes (pixels and channels past a
-/// tile, two groups), bit for bit both ways.
+/// The large-tile forward (conv2d_fwd_mm), weight gradient (conv2d_bwd_weight_mm) and input
+/// gradient (conv2d_bwd_data_mm), which whole models at test sizes do not reach (their grids
+/// are too small to be the default): both tiles, the forward with the training statistics, on
+/// edge shapes (pixels and channels past a tile, stride 2, two groups), bit for bit both ways.
 #[test]
 fn trusted_large_tile_forward_computes_what_checked_computes() {
     use convoy::internals::kernels::conv::{
-        backward_weight_tiled, forward_tiled, ConvTile, ForwardBuffers, WeightGradientBuffers,
+        backward_data_tiled, backward_weight_tiled, forward_tiled, ConvTile, ForwardBuffers, WeightGradientBuffers,
     };
     use convoy::ops::{Conv2dArgs, Conv2dGeom};
     use convoy::{DType, Tensor};
@@ -173,8 +173,11 @@ fn trusted_large_tile_forward_computes_what_checked_computes() {
                     dw: dw.buffer(),
                 };
                 g.run(&backward_weight_tiled(g, &geom, tile, Some(50), &wb).unwrap());
+                // and the large-tile input gradient (conv2d_bwd_data_mm), every stride phase
+                let dx = Tensor::zeros(g, xs).unwrap();
+                g.run(&backward_data_tiled(g, &geom, tile, y.buffer(), wt.buffer(), dx.buffer()).unwrap());
                 let bits = |t: &Tensor| t.to_vec().unwrap().into_iter().map(f32::to_bits).collect::<Vec<u32>>();
-                (bits(&y), bits(&stats), bits(&dw))
+                (bits(&y), bits(&stats), bits(&dw), bits(&dx))
             };
             assert_eq!(
                 run(&checked),
@@ -183,7 +186,7 @@ fn trusted_large_tile_forward_computes_what_checked_computes() {
             );
         }
     }
-    for kernel in ["conv2d_fwd_mm", "conv2d_bwd_weight_mm"] {
+    for kernel in ["conv2d_fwd_mm", "conv2d_bwd_weight_mm", "conv2d_bwd_data_mm"] {
         assert!(trusted.unchecked_modules().contains(&kernel), "{kernel}");
     }
 }

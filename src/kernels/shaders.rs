@@ -42,7 +42,7 @@ shaders! {
     // <= 3 only where BM = 128 gives A_GROUPS = 4; a_quad ^ ke < 8; b_c16 + 1 <= 7; the
     // statistics' slots from lid < 256 and from lid < nrows <= BM); weights, pixels and
     // outputs are selected or guarded where outside their tensors
-    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_mm_acc" "conv2d_mm_core" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
     // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
     // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound
     CONV2D_FWD_DEPTHWISE = trusted "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
@@ -52,6 +52,10 @@ shaders! {
     CONV2D_PACK_INPUT = "conv2d_pack_input" with prelude "weight_transpose" [Uniform, Read, ReadWrite];
     CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" "operand_share" [Uniform, Texture, Texture, Read, Read, ReadWrite, ReadWrite];
     CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" "operand_share" [Uniform, Texture, Texture, ReadWrite];
+    // trusted: the core's stage indices as conv2d_fwd_mm's; the phase index below the phases
+    // the launcher writes (at most 16: `MM_PHASES_MAX`); w, dy selected to 0 where outside,
+    // dx stored only at positions inside the phase's map and the block's rows
+    CONV2D_BWD_DATA_MM = trusted "conv2d_bwd_data_mm" with prelude "conv2d_geometry" "conv2d_mm_acc" "conv2d_mm_core" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     // trusted: stage indices at most (TP + 7) x SV + 7 + 8 = 270 < 272 and reads at most
     // TP x SV + 15 + 7 x SV = 270, component indices % 4; every global index is selected to 0
@@ -61,7 +65,7 @@ shaders! {
     // <= 3 and cb / 8 <= 1 only where BM gives A_GROUPS = 4 or 2; quads ^ (pixel % 8) < 8; the
     // compute role's a_grp + 1 <= 3 only where BM = 128); dy and x are selected to 0 where
     // outside, the partial sums guarded by the block's rows and K
-    CONV2D_BWD_WEIGHT_MM = trusted "conv2d_bwd_weight_mm" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_WEIGHT_MM = trusted "conv2d_bwd_weight_mm" with prelude "conv2d_geometry" "conv2d_mm_acc" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];

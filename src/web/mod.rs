@@ -167,9 +167,13 @@ pub async fn shader_errors() -> Result<Vec<String>, JsError> {
     let gpu = open_gpu().await?;
     let mut errors = Vec::new();
     for s in crate::kernels::shaders::ALL {
-        // the large-tile forward is never offered in the browser (`kernels::conv::mm`):
-        // compiling it lost headless Chromium's device, and every kernel after it with it
-        if s.name == crate::kernels::shaders::CONV2D_FWD_MM.name {
+        // the large tiles are never offered in the browser (`kernels::conv::mm`): compiling
+        // the forward's lost headless Chromium's device, and every kernel after it with it
+        use crate::kernels::shaders::{CONV2D_BWD_DATA_MM, CONV2D_BWD_WEIGHT_MM, CONV2D_FWD_MM};
+        if [&CONV2D_FWD_MM, &CONV2D_BWD_DATA_MM, &CONV2D_BWD_WEIGHT_MM]
+            .iter()
+            .any(|k| k.name == s.name)
+        {
             continue;
         }
         if let Some(e) = gpu.shader_error(s).await {

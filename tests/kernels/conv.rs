@@ -688,20 +688,13 @@ fn block_and_texture_tiles_match_reference(sweep: Sweep) {
             assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
         }
         let wt = Tensor::from_slice(g, &wv, ws).unwrap();
-        // the block input gradient: the block forward of dy with transposed weights (stride 1)
-        if conv::transposes_to_forward(&geom) {
-            let dx = Tensor::empty(g, xs).unwrap();
-            let ds =
-                conv::backward_data_tiled(g, &geom, ConvTile::BLOCK, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
-            g.run(&ds);
-            let what = format!("block input grad x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}");
-            assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
-        } else {
-            let dx = Tensor::empty(g, xs).unwrap();
-            assert!(
-                conv::backward_data_tiled(g, &geom, ConvTile::BLOCK, dyt.buffer(), wt.buffer(), dx.buffer()).is_err()
-            );
-        }
+        // the block input gradient: the block forward of dy with transposed weights (stride 1),
+        // or the forward of each stride phase
+        let dx = Tensor::empty(g, xs).unwrap();
+        let ds = conv::backward_data_tiled(g, &geom, ConvTile::BLOCK, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+        g.run(&ds);
+        let what = format!("block input grad x{xs:?} w{ws:?} s{stride} p{pad} d{dil} g{groups}");
+        assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
         // the cpu family's texture input gradient: the texture forward of dy with transposed
         // weights, one stride phase at a time (3+ output channels per group, under the texture
         // policy; every shape here pads within the kernel's reach)
@@ -918,22 +911,8 @@ fn conv2d_block_weight_gradient_fails_without_either_barrier() {
         g.run(&ds);
         dw.to_vec().unwrap()
     };
-    assert_close(
-        "block weight gradient",
-        &run(&shaders::CONV2D_BWD_WEIGHT_BLOCK),
-        &want,
-        RTOL,
-    );
-    let source = shaders::CONV2D_BWD_WEIGHT_BLOCK.source;
-    let barrier = "workgroupBarrier();";
-    assert_eq!(source.matches(barrier).count(), 2);
-    for i in 0..2 {
-        let e = rel_err(&run(without_barrier(&shaders::CONV2D_BWD_WEIGHT_BLOCK, i)), &want);
-        assert!(
-            e > RTOL,
-            "barrier {i} deleted and the weight gradient still matches ({e:.2e})"
-        );
-    }
+    let block = [conv::ConvTile::BLOCK];
+    assert_barriers_needed(&shaders::CONV2D_BWD_WEIGHT_BLOCK, 2, &block, &want, |k, _| run(k));
 }
 
 /// The buffers of a forward of x, w (and the optional bias and residual) into y.
@@ -1213,12 +1192,14 @@ fn conv2d_mm_statistics_match_reference() {
 
 /// The large tiles' gradients against the f64 reference, in both tiles: the weight gradient
 /// (conv2d_bwd_weight_mm, split-K) with its default split, one chunk, chunks that end inside a
-/// 16-pixel step and chunks of whole steps; the input gradient of stride-1 convs (the large-tile
-/// forward of dy with transposed weights), refused for larger strides. Output channels and
-/// weight columns below, at and above one tile and off its multiples (K = 37 x 9 = 333 columns,
-/// 64 + 1), batch 1, 1x1 maps whose taps are mostly padding (pixel counters stepping across
-/// images every step), maps narrower than a step (7 and 5 columns: a carry into the rows every
-/// step), 1x1 convs, strides 2 and 3, dilation 2, 2 groups, asymmetric kernels and padding.
+/// 16-pixel step and chunks of whole steps; the input gradient (conv2d_bwd_data_mm, every
+/// stride phase in one dispatch). Output channels and weight columns below, at and above one
+/// tile and off its multiples (K = 37 x 9 = 333 columns, 64 + 1), batch 1, 1x1 maps whose taps
+/// are mostly padding (pixel counters stepping across images every step), maps narrower than a
+/// step (7 and 5 columns: a carry into the rows every step), 1x1 convs, strides 2 and 3 (phases
+/// of 2 and 1 taps, and a 1x1 at stride 2 whose phases without taps get zeros), dilation 2 at
+/// stride 2 (phases no tap reaches), padding past the kernel's reach, 2 groups, asymmetric
+/// kernels, strides and padding.
 #[test]
 fn conv2d_mm_gradients_match_reference() {
     use convoy::internals::kernels::conv::{self, ConvTile};
@@ -1237,6 +1218,11 @@ fn conv2d_mm_gradients_match_reference() {
         ([2, 128, 8, 9], 140, [3, 3], [1, 1], [1, 1], [1, 1], 2),
         ([2, 9, 11, 16], 129, [3, 2], [1, 1], [2, 0], [1, 2], 1),
         ([4, 65, 7, 7], 128, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        ([2, 70, 9, 10], 40, [1, 1], [2, 2], [0, 0], [1, 1], 1),
+        ([2, 64, 11, 9], 24, [3, 3], [2, 2], [2, 2], [2, 2], 1),
+        ([1, 66, 8, 8], 16, [1, 1], [2, 2], [1, 1], [1, 1], 1),
+        ([2, 128, 10, 13], 36, [3, 3], [2, 3], [1, 2], [1, 1], 2),
+        ([1, 64, 12, 12], 20, [4, 4], [4, 4], [1, 1], [1, 1], 1),
     ];
     for (xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
         let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
@@ -1275,16 +1261,12 @@ fn conv2d_mm_gradients_match_reference() {
                 let what = format!("mm weight grad x{xs:?} w{ws:?} {args:?} {tile:?} chunk {chunk:?}");
                 assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
             }
-            let dx = Tensor::empty(g, xs).unwrap();
+            let dx = Tensor::empty(g, xs).unwrap(); // NaN: every input position written
+            let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+            assert_eq!(ds.len(), 1, "one dispatch for every stride phase");
+            g.run(&ds);
             let what = format!("mm input grad x{xs:?} w{ws:?} {args:?} {tile:?}");
-            match conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()) {
-                Ok(ds) => {
-                    assert!(conv::transposes_to_forward(&geom), "{what}: offered");
-                    g.run(&ds);
-                    assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
-                }
-                Err(e) => assert!(!conv::transposes_to_forward(&geom), "{what}: {e}"),
-            }
+            assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
         }
     }
 }
@@ -1319,33 +1301,76 @@ fn conv2d_mm_weight_gradient_fails_without_either_barrier() {
         g.run(&conv::backward_weight_mm(g, kernel, &geom, tile, Some(100), &bufs).unwrap());
         dw.to_vec().unwrap()
     };
-    let barriers = CONV2D_BWD_WEIGHT_MM.source.matches("workgroupBarrier();").count();
-    assert_eq!(
-        barriers, 2,
-        "conv2d_bwd_weight_mm's barriers: the prologue's, the chunk loop's"
+    assert_barriers_needed(
+        &CONV2D_BWD_WEIGHT_MM,
+        2,
+        &[ConvTile::MM_128, ConvTile::MM_64],
+        &want,
+        run,
     );
-    for tile in [ConvTile::MM_128, ConvTile::MM_64] {
-        assert_close(
-            &format!("mm weight gradient {tile:?}"),
-            &run(&CONV2D_BWD_WEIGHT_MM, tile),
-            &want,
-            RTOL,
-        );
+}
+
+/// Each of `kernel`'s `barriers` barriers is needed: `run(kernel, tile)` matches `want` in every
+/// tile of `tiles`, and with any one barrier deleted (`without_barrier`) it does not.
+fn assert_barriers_needed(
+    kernel: &'static convoy::internals::device::Shader,
+    barriers: usize,
+    tiles: &[convoy::internals::kernels::conv::ConvTile],
+    want: &[f64],
+    run: impl Fn(&'static convoy::internals::device::Shader, convoy::internals::kernels::conv::ConvTile) -> Vec<f32>,
+) {
+    let name = kernel.name;
+    assert_eq!(
+        kernel.source.matches("workgroupBarrier();").count(),
+        barriers,
+        "{name}'s barriers"
+    );
+    for &tile in tiles {
+        assert_close(&format!("{name} {tile:?}"), &run(kernel, tile), want, RTOL);
         for i in 0..barriers {
-            let e = rel_err(&run(without_barrier(&CONV2D_BWD_WEIGHT_MM, i), tile), &want);
+            let e = rel_err(&run(without_barrier(kernel, i), tile), want);
             assert!(
                 e > RTOL,
-                "barrier {i} deleted and the mm weight gradient {tile:?} still matches ({e:.2e})"
+                "barrier {i} deleted and {name} {tile:?} still matches ({e:.2e})"
             );
         }
     }
 }
 
+/// conv2d_bwd_data_mm's two barriers (the core's: after the first chunk's stores, at the end of
+/// each chunk), each shown necessary: with either deleted, both tiles give a wrong dx on
+/// lavapipe, on a strided conv (4 phases in the one dispatch).
+#[test]
+fn conv2d_mm_input_gradient_fails_without_either_barrier() {
+    use convoy::internals::device::Shader;
+    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::internals::kernels::shaders::CONV2D_BWD_DATA_MM;
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(46);
+    let (xs, ws) = ([2, 130, 9, 8], [40, 130, 3, 3]);
+    let args = Conv2dArgs::new(2, 1, 1, 1);
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+    let ys = geom.out_shape();
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let dy = rng.vec(ys.numel(), -1.0, 1.0);
+    let (want, _) = reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), 2, 1, 1, 1);
+    let wt = Tensor::from_slice(g, &w, ws).unwrap();
+    let dyt = Tensor::from_slice(g, &dy, ys).unwrap();
+    let run = |kernel: &'static Shader, tile: ConvTile| {
+        let dx = Tensor::empty(g, xs).unwrap();
+        g.run(&[conv::backward_data_mm(g, kernel, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap()]);
+        dx.to_vec().unwrap()
+    };
+    assert_barriers_needed(&CONV2D_BWD_DATA_MM, 2, &[ConvTile::MM_128, ConvTile::MM_64], &want, run);
+}
+
 /// The variant table on a gpu-family device (lavapipe with the gpu family forced): a grid of
 /// large tiles that fills a GPU (2 workgroups per compute unit) runs conv2d_fwd_mm by default,
 /// with or without batch statistics, and matches the reference; a smaller grid keeps the block
-/// tile first. The same for the stride-1 input gradient (conv2d_fwd_mm of dy) and the weight
-/// gradient (conv2d_bwd_weight_mm, its split-K grid).
+/// tile first. The same for the input gradient (conv2d_bwd_data_mm) and the weight gradient
+/// (conv2d_bwd_weight_mm, its split-K grid).
 #[test]
 fn conv2d_gpu_family_runs_the_large_tiles_on_full_grids() {
     use convoy::internals::kernels::conv::{self, variants, ConvTile};
@@ -1386,13 +1411,13 @@ fn conv2d_gpu_family_runs_the_large_tiles_on_full_grids() {
     assert!(ds.iter().any(|d| d.pipeline.shader.name == "conv2d_fwd_mm"));
     g.run(&ds);
     assert_close("mm forward by the table's choice", &y.to_vec().unwrap(), &want, RTOL);
-    // its input gradient: the large-tile forward of dy (the same grid)
+    // its input gradient: conv2d_bwd_data_mm (the same grid)
     let dy = rng.vec(geom.out_shape().numel(), -1.0, 1.0);
     let (want_dx, _) = reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), 1, 0, 1, 1);
     let dyt = Tensor::from_slice(&g, &dy, geom.out_shape()).unwrap();
     let dx = Tensor::empty(&g, xs).unwrap();
     let ds = conv::backward_data(&g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap();
-    assert!(ds.iter().any(|d| d.pipeline.shader.name == "conv2d_fwd_mm"));
+    assert!(ds.iter().any(|d| d.pipeline.shader.name == "conv2d_bwd_data_mm"));
     g.run(&ds);
     assert_close(
         "mm input gradient by the table's choice",

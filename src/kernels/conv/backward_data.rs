@@ -6,8 +6,8 @@ use super::constants::{
     SEGMENT_MAX, WG,
 };
 use super::forward::{forward, forward_block, forward_depthwise};
-use super::mm::forward_mm;
-use super::phases::{all_taps, transposed_geometry, transposes_to_forward, Phase};
+use super::mm::backward_data_mm;
+use super::phases::{all_taps, stride_phases, transposed_geometry, transposes_to_forward, Phase};
 use super::texture;
 use super::tile::{ConvTile, TileKind};
 use super::tune::{choose, Rows};
@@ -15,7 +15,7 @@ use super::variants::{self, depthwise_staged_fits, InputGradient};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{
-    CONV2D_BWD_DATA, CONV2D_BWD_DATA_NARROW, CONV2D_FWD_BLOCK, CONV2D_FWD_MM, CONV2D_SCATTER_PHASE,
+    CONV2D_BWD_DATA, CONV2D_BWD_DATA_MM, CONV2D_BWD_DATA_NARROW, CONV2D_FWD_BLOCK, CONV2D_SCATTER_PHASE,
     CONV2D_TRANSPOSE_WEIGHTS,
 };
 use crate::kernels::{groups_for, u32_of};
@@ -90,30 +90,6 @@ pub fn backward_data_block(
     let b = InputGradientBuffers { dy, w, dx };
     through_forward(gpu, &weights, &transposed_geometry(g), false, &b, |t, b| {
         forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
-    })
-}
-
-/// The input gradient of a stride-1 conv through the large-tile forward (conv2d_fwd_mm) in
-/// `tile` (`ConvTile::MM_128` or `MM_64`), as `backward_data_block` runs the block forward:
-/// dy's tiles of 128 pixels by 128 (or 64) input channels, K = Cout/g x taps.
-pub fn backward_data_mm(
-    gpu: &Gpu,
-    g: &Conv2dGeom,
-    tile: ConvTile,
-    dy: &wgpu::Buffer,
-    w: &wgpu::Buffer,
-    dx: &wgpu::Buffer,
-) -> Result<Vec<Dispatch>> {
-    if !transposes_to_forward(g) {
-        return Err(tile.refuse("the large-tile input gradient needs stride 1 and padding <= d*(K-1) on each axis"));
-    }
-    let weights = texture::TransposedWeights {
-        conv: *g,
-        taps: all_taps(g),
-    };
-    let b = InputGradientBuffers { dy, w, dx };
-    through_forward(gpu, &weights, &transposed_geometry(g), false, &b, |t, b| {
-        forward_mm(gpu, &CONV2D_FWD_MM, t, tile, Epilogue::default(), DType::F32, b)
     })
 }
 
@@ -357,8 +333,15 @@ pub fn backward_data_tiled(
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
     match tile.kind {
+        TileKind::Block if g.args.stride != [1, 1] => {
+            // the strided conv's phases each through the forward (`forward_phases`' path)
+            let Some(phases) = stride_phases(g) else {
+                return Err(tile.refuse("a stride phase would need a negative padding"));
+            };
+            return through_forward_phases(gpu, g, &phases, dy, w, dx, None);
+        }
         TileKind::Block => return backward_data_block(gpu, &CONV2D_FWD_BLOCK, g, dy, w, dx),
-        TileKind::Mm => return backward_data_mm(gpu, g, tile, dy, w, dx),
+        TileKind::Mm => return Ok(vec![backward_data_mm(gpu, &CONV2D_BWD_DATA_MM, g, tile, dy, w, dx)?]),
         _ => {}
     }
     tile.check_backward()?;

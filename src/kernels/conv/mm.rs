@@ -11,12 +11,13 @@ use super::backward_weight::SPLIT_K_SCRATCH_BYTES;
 use super::buffers::{condense_stats, ForwardBuffers, WeightGradientBuffers};
 use super::constants::{epilogue_constants, forward_grid, geometry_constants, sizes};
 use super::device::ConvDevice;
+use super::phases::{phase_axis, PhaseAxis};
 use super::split_k::{split_k_chunk, split_k_dispatches};
 use super::tile::{ConvTile, TileKind};
-use crate::device::{Dispatch, Gpu, KernelFamily, Shader};
+use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily, Shader};
 use crate::error::Result;
 use crate::kernels::shaders::variant;
-use crate::kernels::u32_of;
+use crate::kernels::{groups_for, u32_of};
 use crate::shape::{Conv2dGeom, DType, Epilogue};
 
 /// Output pixels per workgroup of conv2d_fwd_mm (its BN).
@@ -50,21 +51,27 @@ pub(super) fn mm_workgroup_bytes(bm: usize) -> usize {
 /// the default where its grid has at least 2 workgroups per compute unit (`GPU_UNITS`), else
 /// the block tile stays first and these go to the tuner.
 pub(super) fn mm_tiles<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom) -> (Vec<ConvTile>, bool) {
-    let dev = dev.into();
     let rows = g.cout / g.args.groups;
-    // never in the browser: compiling this kernel lost the device of headless Chromium's
-    // WebGPU (on lavapipe) in the browser test; the browser keeps the block tiles
-    if dev.policy.family != KernelFamily::Gpu || rows < MM_MIN_ROWS || cfg!(target_arch = "wasm32") {
-        return (Vec::new(), false);
-    }
-    let memory = dev.info.limits.max_compute_workgroup_storage_size as usize;
-    let tiles: Vec<ConvTile> = [ConvTile::MM_128, ConvTile::MM_64]
-        .into_iter()
-        .filter(|t| (t.ocb == 64 || rows > 64) && mm_workgroup_bytes(t.ocb) <= memory)
-        .collect();
+    let tiles = mm_tile_set(dev.into(), rows);
     let workgroups = |t: &ConvTile| (g.n * g.oh * g.ow).div_ceil(MM_PIXELS) * g.args.groups * rows.div_ceil(t.ocb);
     let first = tiles.first().is_some_and(|t| workgroups(t) >= 2 * GPU_UNITS);
     (tiles, first)
+}
+
+/// The large tiles for `rows` tile rows per group on `dev` (128 x 128 first): none without the
+/// gpu family, for fewer than `MM_MIN_ROWS` rows, or in the browser (compiling conv2d_fwd_mm
+/// lost the device of headless Chromium's WebGPU on lavapipe in the browser test; the browser
+/// keeps the block tiles); 128 x 128 only for more than 64 rows; each only where the device's
+/// workgroup memory holds its stages.
+fn mm_tile_set(dev: ConvDevice<'_>, rows: usize) -> Vec<ConvTile> {
+    if dev.policy.family != KernelFamily::Gpu || rows < MM_MIN_ROWS || cfg!(target_arch = "wasm32") {
+        return Vec::new();
+    }
+    let memory = dev.info.limits.max_compute_workgroup_storage_size as usize;
+    [ConvTile::MM_128, ConvTile::MM_64]
+        .into_iter()
+        .filter(|t| (t.ocb == 64 || rows > 64) && mm_workgroup_bytes(t.ocb) <= memory)
+        .collect()
 }
 
 /// `mm_tiles` of `g` among the forward's `candidates` (the block tile's first): first where
@@ -165,16 +172,7 @@ pub(super) const MM_SPLIT_K_WORKGROUPS: usize = 1024;
 /// memory, never in the browser), the grid counted with the split-K chunks the launcher would
 /// give it (at least `MIN_CHUNK` pixels each).
 pub(super) fn mm_weight_tiles<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom) -> (Vec<ConvTile>, bool) {
-    let dev = dev.into();
-    let rows = g.cout / g.args.groups;
-    if dev.policy.family != KernelFamily::Gpu || rows < MM_MIN_ROWS || cfg!(target_arch = "wasm32") {
-        return (Vec::new(), false);
-    }
-    let memory = dev.info.limits.max_compute_workgroup_storage_size as usize;
-    let tiles: Vec<ConvTile> = [ConvTile::MM_128, ConvTile::MM_64]
-        .into_iter()
-        .filter(|t| (t.ocb == 64 || rows > 64) && mm_workgroup_bytes(t.ocb) <= memory)
-        .collect();
+    let tiles = mm_tile_set(dev.into(), g.cout / g.args.groups);
     let first = tiles.first().is_some_and(|t| {
         let (blocks, chunks) = mm_weight_grid(g, t, None);
         blocks * chunks >= 2 * GPU_UNITS
@@ -241,4 +239,109 @@ pub fn backward_weight_mm(
         u32_of("conv2d output channel blocks", channel_blocks)?,
     ];
     split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &b.resources())
+}
+
+/// The most stride phases conv2d_bwd_data_mm's parameters hold: strides up to 4 x 4.
+pub(super) const MM_PHASES_MAX: usize = 16;
+
+/// The widest kernel whose phases conv2d_bwd_data_mm decodes exactly (its f32 division by the
+/// taps across).
+const MM_PHASE_TAPS_MAX: usize = 1024;
+
+/// Whether conv2d_bwd_data_mm takes the input gradient of `g`: at most `MM_PHASES_MAX` stride
+/// phases and kernels of at most `MM_PHASE_TAPS_MAX` taps per axis.
+pub(super) fn mm_phases_fit(g: &Conv2dGeom) -> bool {
+    let [sh, sw] = g.args.stride;
+    sh * sw <= MM_PHASES_MAX && g.kh.max(g.kw) <= MM_PHASE_TAPS_MAX
+}
+
+/// dx (N, Cin, H, W) from dy and w through `kernel` (conv2d_bwd_data_mm; its tests pass copies
+/// with a barrier removed) in the large tile `tile`: every stride phase of dx (stride 1: one)
+/// as a GEMM of `tile.ocb` input channels x 128 of the phase's pixels per workgroup, all phases
+/// in one dispatch, w read in place and dx stored in place; a phase no tap reaches gets zeros.
+pub fn backward_data_mm(
+    gpu: &Gpu,
+    kernel: &'static Shader,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    tile.check()?;
+    if tile.kind != TileKind::Mm {
+        return Err(tile.refuse("conv2d_bwd_data_mm takes the large tiles"));
+    }
+    if !mm_phases_fit(g) {
+        return Err(tile.refuse(&format!(
+            "conv2d_bwd_data_mm takes at most {MM_PHASES_MAX} stride phases and {MM_PHASE_TAPS_MAX} taps per axis: stride {:?}, kernel {}x{}",
+            g.args.stride, g.kh, g.kw
+        )));
+    }
+    let bytes = mm_workgroup_bytes(tile.ocb);
+    let memory = gpu.limits().max_compute_workgroup_storage_size as usize;
+    if bytes > memory {
+        return Err(tile.refuse(&format!(
+            "it needs {bytes} bytes of workgroup memory, the device has {memory}"
+        )));
+    }
+    let a = &g.args;
+    let (groups, cout_g) = (a.groups, g.cout / a.groups);
+    let axis = |i: usize, size: usize, k: usize| -> Vec<PhaseAxis> {
+        (0..a.stride[i])
+            .map(|r| phase_axis(size, k, a.stride[i], a.padding[i], a.dilation[i], r))
+            .filter(|p| p.count > 0)
+            .collect()
+    };
+    let (rows, cols) = (axis(0, g.h, g.kh), axis(1, g.w, g.kw));
+    // (first, count, k0, taps) per axis, then (dy's row and column of tap 0 at position 0, K)
+    let mut params: Vec<u32> = sizes(g)?.to_vec();
+    params.extend([(rows.len() * cols.len()) as u32, 0, 0, 0]);
+    let mut pixels = 0;
+    for py in &rows {
+        for px in &cols {
+            let base = |p: &PhaseAxis, i: usize| {
+                let at = (p.first + a.padding[i]) as i64 - (p.k0 * a.dilation[i]) as i64;
+                at.div_euclid(a.stride[i] as i64)
+            };
+            let k = cout_g * py.taps * px.taps;
+            let words = [
+                py.first as i64,
+                py.count as i64,
+                py.k0 as i64,
+                py.taps as i64,
+                px.first as i64,
+                px.count as i64,
+                px.k0 as i64,
+                px.taps as i64,
+                base(py, 0),
+                base(px, 1),
+                k as i64,
+                0,
+            ];
+            for v in words {
+                let v = i32::try_from(v).map_err(|_| tile.refuse(&format!("{g:?}: a phase value of {v} past i32")))?;
+                params.push(v as u32);
+            }
+            pixels = pixels.max(g.n * py.count * px.count);
+        }
+    }
+    params.resize(12 + 12 * MM_PHASES_MAX, 0);
+    // every phase of an axis steps its taps and their dy rows alike
+    let steps = |i: usize| phase_axis(1, 1, a.stride[i], 0, a.dilation[i], 0);
+    let (sy, sx) = (steps(0), steps(1));
+    let mut constants = geometry_constants(g);
+    constants.extend([
+        ("BM", tile.ocb as f64),
+        ("COUT_G", cout_g as f64),
+        ("STEP_Y", sy.step as f64),
+        ("STEP_X", sx.step as f64),
+        ("DIL_Y", sy.dil as f64),
+        ("DIL_X", sx.dil as f64),
+    ]);
+    let pipeline = gpu.pipeline(kernel, &constants)?;
+    let mut grid = grid_1d(groups_for("conv2d input-gradient phase pixels", pixels, MM_PIXELS)?);
+    let blocks = rows.len() * cols.len() * groups * (g.cin / groups).div_ceil(tile.ocb);
+    grid[2] = u32_of("conv2d input-gradient phases x channel blocks", blocks)?;
+    Dispatch::new(gpu, pipeline, &params, &[dy, w, dx], grid)
 }

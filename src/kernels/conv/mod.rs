@@ -36,7 +36,7 @@ pub use buffers::{ForwardBuffers, Placement, WeightGradientBuffers};
 pub use constants::{FWD_PIXELS, STATS_BLOCK};
 pub use cooperative::forward_cooperative;
 pub use forward::{forward, forward_block, forward_depthwise, forward_tiled};
-pub use mm::{backward_weight_mm, forward_mm};
+pub use mm::{backward_data_mm, backward_weight_mm, forward_mm};
 pub use phases::{transposes_to_forward, Phase, PhaseAxis};
 pub use tile::{ConvTile, TileKind};
 pub use tune::{key as tuner_key, recorded_tile};

@@ -9,7 +9,7 @@ use std::fmt;
 
 use super::constants::{tap_window, taps_outer, WG};
 pub use super::device::ConvDevice;
-use super::mm::{mm_weight_tiles, offer_mm_tiles, GPU_UNITS};
+use super::mm::{mm_phases_fit, mm_tiles, mm_weight_tiles, offer_mm_tiles, GPU_UNITS};
 use super::phases::{stride_phases, transposed_geometry, transposes_to_forward, Phase};
 use super::texture;
 use super::tile::{ConvTile, TileKind};
@@ -198,9 +198,35 @@ fn texture_refusal(dev: ConvDevice<'_>, g: &Conv2dGeom) -> String {
 pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradient> {
     let a = &g.args;
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
-    if let Some((phases, why)) = forward_phases(dev, g) {
+    // the gpu family's large tiles: every stride phase in one dispatch (conv2d_bwd_data_mm),
+    // first where their grid fills the GPU
+    let (mm, mm_first) = match mm_phases_fit(g) {
+        true => mm_tiles(dev, &transposed_geometry(g)),
+        false => (Vec::new(), false),
+    };
+    let offer_mm = |candidates: &mut Vec<ConvTile>, why: &mut String, tuner: &mut String| {
+        if mm.is_empty() {
+            return;
+        }
+        let at = usize::from(!mm_first);
+        candidates.splice(at..at, mm.iter().copied());
+        *tuner += " or conv2d_bwd_data_mm";
+        match mm_first {
+            true => {
+                *why = format!("gpu family, {cin_g} input channels per group: large tiles, every stride phase in one dispatch, filling {GPU_UNITS} compute units twice")
+            }
+            false => *why += "; large tiles for the tuner",
+        }
+    };
+    if let Some((phases, mut why)) = forward_phases(dev, g) {
         let texture = dev.policy.texture_operands;
-        return Choice::new(InputGradient::ForwardPhases { texture, phases }, why);
+        if texture || mm.is_empty() {
+            return Choice::new(InputGradient::ForwardPhases { texture, phases }, why);
+        }
+        // strided on the gpu family: the block forward per phase (the block tile) beside them
+        let (mut candidates, mut tuner) = (vec![ConvTile::BLOCK], "conv2d_fwd_block per phase".to_string());
+        offer_mm(&mut candidates, &mut why, &mut tuner);
+        return Choice::new(InputGradient::Tiled(Tiled { tuner, candidates }), why);
     }
     let block = ConvTile::block_first(dev, cin_g) && transposes_to_forward(g);
     if is_pointwise_gemm(g) && !block {
@@ -226,13 +252,7 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradie
     let why = if block {
         candidates.insert(0, ConvTile::BLOCK);
         let mut why = format!("gpu family, stride 1, {cin_g} input channels per group: the block forward of dy");
-        // the large tiles of the same forward beside it, first where their grid fills the GPU
-        if offer_mm_tiles(dev, &transposed_geometry(g), &mut candidates, &mut why) {
-            tuner += " or conv2d_fwd_mm";
-            if candidates[0].kind == TileKind::Mm {
-                why += ": the large-tile forward of dy";
-            }
-        }
+        offer_mm(&mut candidates, &mut why, &mut tuner);
         why
     } else {
         "register tiles per stride phase".to_string()
@@ -469,8 +489,12 @@ impl fmt::Display for InputGradient {
             InputGradient::Depthwise => write!(f, "conv2d_fwd_depthwise (flipped kernel)"),
             InputGradient::Narrow => write!(f, "conv2d_bwd_data_narrow"),
             InputGradient::Tiled(t) => match t.candidates[0].kind {
-                TileKind::Block => write!(f, "conv2d_fwd_block of dy or conv2d_bwd_data ({t})"),
-                TileKind::Mm => write!(f, "conv2d_fwd_mm of dy or conv2d_bwd_data ({t})"),
+                TileKind::Block => write!(f, "conv2d_fwd_block of dy ({t}; tuner: {})", t.tuner),
+                TileKind::Mm => write!(
+                    f,
+                    "conv2d_bwd_data_mm, every stride phase in one dispatch ({t}; tuner: {})",
+                    t.tuner
+                ),
                 _ => write!(f, "conv2d_bwd_data ({t})"),
             },
         }
@@ -683,17 +707,32 @@ mod tests {
         let no_mm = |t: Vec<ConvTile>| t.iter().all(|t| t.kind != TileKind::Mm);
         assert!(no_mm(tiles(&Dev::discrete(), geom(32, 64, 56, 64, 3, 1, 1), false)));
         assert!(no_mm(tiles(&d, geom(32, 64, 56, 64, 3, 1, 2), false)));
-        // the stride-1 input gradient: the large-tile forward of dy where its grid fills the GPU
-        // (784 tiles of 64 input channels x 128 pixels at 56x56), else after the block tile
+        // the input gradient: conv2d_bwd_data_mm where its grid fills the GPU (784 tiles of 64
+        // input channels x 128 pixels at 56x56), else after the block tile; strided, the same
+        // beside the block forward per stride phase
         let input = |d: &Dev, g: Conv2dGeom| match input_gradient(d.dev(), &g).kernel {
             InputGradient::Tiled(t) => t,
             other => panic!("not tiled: {other:?}"),
         };
         let t = input(&d, geom(32, 64, 56, 64, 3, 1, 1));
         assert_eq!(t.candidates[0], m64);
-        assert!(t.tuner.ends_with(" or conv2d_fwd_mm"), "{}", t.tuner);
+        assert!(t.tuner.ends_with(" or conv2d_bwd_data_mm"), "{}", t.tuner);
         let t = input(&d, geom(32, 256, 14, 256, 3, 1, 1));
         assert_eq!(t.candidates[..3], [block, ConvTile::MM_128, m64]);
+        let t = input(&d, geom(32, 64, 56, 128, 3, 2, 1));
+        assert_eq!(t.candidates, [m64, block]);
+        assert_eq!(t.tuner, "conv2d_fwd_block per phase or conv2d_bwd_data_mm");
+        let c = input_gradient(d.dev(), &geom(32, 256, 14, 512, 1, 2, 1));
+        let InputGradient::Tiled(t) = &c.kernel else {
+            panic!("tiled: {:?}", c.kernel)
+        };
+        assert_eq!(t.candidates, [block, ConvTile::MM_128, m64]);
+        assert!(c.why.contains("large tiles for the tuner"), "{}", c.why);
+        // strides past 4 x 4: the block forward per phase alone
+        assert!(matches!(
+            input_gradient(d.dev(), &geom(32, 64, 60, 64, 1, 5, 1)).kernel,
+            InputGradient::ForwardPhases { texture: false, .. }
+        ));
         assert!(input(&Dev::discrete(), geom(32, 64, 56, 64, 3, 1, 1))
             .candidates
             .iter()
