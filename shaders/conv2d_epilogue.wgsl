@@ -9,6 +9,11 @@ override HAS_RESIDUAL: bool = false;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;      // (Cout), unread without HAS_BIAS
 @group(0) @binding(4) var<storage, read> res: array<T>;         // like y, unread without HAS_RESIDUAL
 @group(0) @binding(5) var<storage, read_write> y: array<T>;     // (N, Cout, OH, OW)
+// y and the residual again as vec4s, for kernels that store 4 aligned pixels at once
+// (`store_output4`; unread by the others). naga takes one variable per binding, so the views
+// are bindings of their own, bound to the same buffers.
+@group(0) @binding(7) var<storage, read_write> y4: array<vec4<T>>;
+@group(0) @binding(8) var<storage, read> res4: array<vec4<T>>;
 
 // Store act(v + bias[oc] + res[at]) at y[at]; returns the value stored (before rounding to T),
 // which the batch statistics are taken of.
@@ -22,5 +27,20 @@ fn store_output(v: f32, oc: u32, at: u32) -> f32 {
     }
     o = act(o);
     y[at] = T(o);
+    return o;
+}
+
+// `store_output` for the 4 pixels from `at` (a multiple of 4: the 4 values one vec4 of y
+// holds) in one 16-byte store (8 for f16); returns the values stored.
+fn store_output4(v: vec4f, oc: u32, at: u32) -> vec4f {
+    var o = v;
+    if (HAS_BIAS) {
+        o += vec4f(bias[oc]);
+    }
+    if (HAS_RESIDUAL) {
+        o += vec4f(res4[at / 4u]);
+    }
+    o = act4(o);
+    y4[at / 4u] = vec4<T>(o);
     return o;
 }

@@ -67,6 +67,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     // variable is kept in indexable memory by some compilers (NVIDIA's local memory).
     let plane = p.oh * p.ow;
     let total = p.n * plane;
+    if (total == 0u) {
+        // an empty batch (the grid still has a workgroup): nothing to store, and no image 0
+        // whose channel planes the spare lanes below read
+        return;
+    }
     let block = wid.x + wid.y * nwg.x;
     let lanes = vec4u(0u, 1u, 2u, 3u);
     var ok: vec4<bool>;

@@ -9,7 +9,8 @@
 // the K index into channel and tap divides by the override constants KH*KW and KW).
 //
 // Epilogue (bias, residual, activation) from conv2d_epilogue.wgsl, bounds-checked per row and
-// pixel, each pixel's (image, offset) decoded once for its 8 channels; the geometry overrides
+// pixel, each pixel's (image, offset) decoded once for its 8 channels, a lane's 4 pixels stored
+// (and their residual read) as one vec4 where the plane's size is a multiple of 4 (VEC4); the geometry overrides
 // from conv2d_geometry.wgsl. With STATS, also the (mean, M2) of each channel over the block's
 // 128 pixels (a statistics sub-block; `kernels::conv` condenses each 2 into a STATS_BLOCK
 // block): each lane's over its 8 pixels per channel in vec4 math on the values it stored, then
@@ -19,6 +20,8 @@
 alias T = f32;
 
 override STATS: bool = false;
+// OH * OW % 4 == 0: a lane's 4 pixels (from a multiple of 4) lie in one plane, one vec4 of y
+override VEC4: bool = false;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -128,6 +131,10 @@ fn load_pixel(k: u32) -> f32 {
 // The y offsets (channel 0) of the 4 output pixels from `q`: (image * Cout) * OH*OW + pixel
 // offset; decoded once for all 8 channels of the lane (past the output: unused).
 fn pixel_offsets(q: u32) -> vec4u {
+    if (VEC4) {
+        // q a multiple of 4 in a plane of a multiple of 4: the 4 pixels are consecutive in y
+        return vec4u(pixel_offset(q)) + vec4u(0u, 1u, 2u, 3u);
+    }
     return vec4u(pixel_offset(q), pixel_offset(q + 1u), pixel_offset(q + 2u), pixel_offset(q + 3u));
 }
 
@@ -145,6 +152,10 @@ fn store_row(v: vec4f, m: u32, at: vec4u, n: u32) -> vec4f {
     }
     let oc = oc0 + m;
     let off = oc * plane;
+    if (VEC4 && n == 4u) {
+        // 4 pixels from a multiple of 4 of a plane whose size is one: one aligned vec4 of y
+        return store_output4(v, oc, at.x + off);
+    }
     if (n > 0u) {
         o.x = store_output(v.x, oc, at.x + off);
     }

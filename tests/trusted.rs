@@ -85,7 +85,20 @@ fn trusted_modules_compute_what_checked_modules_compute() {
     let unchecked = trusted.unchecked_modules();
     // what the models ran of the audited kernels (the test's teeth: without them it compares
     // checked modules with checked modules)
-    for kernel in ["conv2d_fwd_block", "conv2d_fwd_depthwise", "conv2d_bwd_weight_block"] {
+    for kernel in [
+        "conv2d_fwd_block",
+        "conv2d_fwd_depthwise",
+        "conv2d_bwd_weight_block",
+        "conv2d_fwd",
+        "conv2d_bwd_data",
+        "conv2d_bwd_weight",
+        "conv2d_bwd_data_narrow",
+        "conv2d_bwd_weight_narrow",
+        "split_k_reduce",
+        "conv2d_stats_condense",
+        "conv2d_scatter_phase",
+        "conv2d_transpose_weights",
+    ] {
         assert!(
             unchecked.contains(&kernel),
             "{kernel} was not built unchecked: {unchecked:?}"
@@ -188,5 +201,133 @@ fn trusted_large_tile_forward_computes_what_checked_computes() {
     }
     for kernel in ["conv2d_fwd_mm", "conv2d_bwd_weight_mm", "conv2d_bwd_data_mm"] {
         assert!(trusted.unchecked_modules().contains(&kernel), "{kernel}");
+    }
+}
+
+/// The row-tiled GEMM (gemm_rows: 1x1 convs on wide maps, which the models at test sizes do
+/// not reach) and the register kernels' edge paths the models may miss: conv2d_fwd's row
+/// segments, channels-outside and taps-outside loops with the training statistics,
+/// conv2d_bwd_data's stride phases and conv2d_bwd_weight's dead taps over split-K chunks, on
+/// shapes that end inside a tile, bit for bit both ways.
+#[test]
+fn trusted_register_kernels_compute_what_checked_computes() {
+    use convoy::graph::{Act, Epilogue};
+    use convoy::internals::kernels::conv::{
+        backward_data_tiled, backward_weight_tiled, forward_tiled, ConvTile, ForwardBuffers, TileKind,
+        WeightGradientBuffers,
+    };
+    use convoy::internals::kernels::gemm::{gemm_rows, GemmBuffers, RowsGeom};
+    use convoy::ops::{Conv2dArgs, Conv2dGeom};
+    use convoy::{DType, Tensor};
+    let open = |trusted: bool| open_gpu(Gpu::builder().kernels(KernelFamily::Gpu).trusted_modules(trusted));
+    let (checked, trusted) = (open(false), open(true));
+    let bits = |t: &Tensor| t.to_vec().unwrap().into_iter().map(f32::to_bits).collect::<Vec<u32>>();
+    let mut rng = Rng::new(9);
+    // gemm_rows: M past its 8-row blocks, N/4 past a 64-lane workgroup, A both ways, with bias,
+    // residual and activation
+    for (batch, m, n, k, trans_a) in [(2, 13, 264, 7, false), (1, 5, 8, 19, true)] {
+        let a = rng.vec(m * k, -1.0, 1.0);
+        let b = rng.vec(batch * k * n, -1.0, 1.0);
+        let bias = rng.vec(m, -1.0, 1.0);
+        let res = rng.vec(batch * m * n, -1.0, 1.0);
+        let run = |g: &Gpu| {
+            let at = Tensor::from_slice(g, &a, [m * k]).unwrap();
+            let bt = Tensor::from_slice(g, &b, [batch * k * n]).unwrap();
+            let biast = Tensor::from_slice(g, &bias, [m]).unwrap();
+            let rest = Tensor::from_slice(g, &res, [batch * m * n]).unwrap();
+            let c = Tensor::zeros(g, [batch * m * n]).unwrap();
+            let bufs = GemmBuffers {
+                a: at.buffer(),
+                b: bt.buffer(),
+                bias: Some(biast.buffer()),
+                residual: Some(rest.buffer()),
+                c: c.buffer(),
+            };
+            let geom = RowsGeom {
+                batch,
+                m,
+                n,
+                k,
+                trans_a,
+            };
+            g.run(&[gemm_rows(g, &geom, Act::Relu, DType::F32, &bufs).unwrap()]);
+            bits(&c)
+        };
+        assert_eq!(
+            run(&checked),
+            run(&trusted),
+            "gemm_rows {batch}x{m}x{n}x{k} trans_a {trans_a}"
+        );
+    }
+    let register = |ocb: usize, wg: usize| ConvTile {
+        ocb,
+        wg,
+        kind: TileKind::Register,
+    };
+    // (n, cin, hw, cout, k, stride, padding, groups, tile): 3 input channels over rows of 16
+    // (row segments), 4 per group (taps outside) at stride 2, depthwise on a 5-wide map (channels
+    // outside), a 3x3 whose first taps read only padding
+    for (n, cin, hw, cout, k, stride, pad, groups, tile) in [
+        (2, 3, 16, 10, 3, 1, 1, 1, register(8, 64)),
+        (2, 8, 13, 12, 3, 2, 1, 2, register(8, 32)),
+        (1, 6, 9, 6, 3, 2, 1, 6, register(1, 8)),
+        (2, 5, 2, 12, 3, 2, 1, 1, register(8, 8)),
+    ] {
+        let xs = [n, cin, hw, hw];
+        let ws = [cout, cin / groups, k, k];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::new(stride, pad, 1, groups)).unwrap();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let bias = rng.vec(cout, -0.5, 0.5);
+        let res = rng.vec(geom.out_shape().numel(), -1.0, 1.0);
+        let blocks = (geom.n * geom.oh * geom.ow).div_ceil(256);
+        let run = |g: &Gpu| {
+            let xt = Tensor::from_slice(g, &x, xs).unwrap();
+            let wt = Tensor::from_slice(g, &w, ws).unwrap();
+            let biast = Tensor::from_slice(g, &bias, [cout]).unwrap();
+            let rest = Tensor::from_slice(g, &res, geom.out_shape()).unwrap();
+            let y = Tensor::zeros(g, geom.out_shape()).unwrap();
+            let stats = Tensor::zeros(g, [blocks, cout, 2]).unwrap();
+            let b = ForwardBuffers {
+                bias: Some(biast.buffer()),
+                residual: Some(rest.buffer()),
+                stats: Some(stats.buffer()),
+                ..ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer())
+            };
+            let epi = Epilogue {
+                residual: true,
+                act: Act::Relu,
+            };
+            g.run(&forward_tiled(g, &geom, tile, epi, DType::F32, &b).unwrap());
+            // y as dy: the weight gradient in split-K chunks that end inside a row, and (4+
+            // output channels per group) the input gradient, every stride phase
+            let dw = Tensor::zeros(g, ws).unwrap();
+            let wb = WeightGradientBuffers {
+                dy: y.buffer(),
+                x: xt.buffer(),
+                dw: dw.buffer(),
+            };
+            g.run(&backward_weight_tiled(g, &geom, register(tile.ocb.min(4), 32), Some(7), &wb).unwrap());
+            let dx = Tensor::zeros(g, xs).unwrap();
+            if cout / groups >= 4 {
+                g.run(&backward_data_tiled(g, &geom, register(3, 16), y.buffer(), wt.buffer(), dx.buffer()).unwrap());
+            }
+            (bits(&y), bits(&stats), bits(&dw), bits(&dx))
+        };
+        assert_eq!(
+            run(&checked),
+            run(&trusted),
+            "{tile:?} on x{xs:?} w{ws:?} s{stride} p{pad} g{groups}"
+        );
+    }
+    let unchecked = trusted.unchecked_modules();
+    for kernel in [
+        "gemm_rows",
+        "conv2d_fwd",
+        "conv2d_bwd_data",
+        "conv2d_bwd_weight",
+        "split_k_reduce",
+    ] {
+        assert!(unchecked.contains(&kernel), "{kernel}: {unchecked:?}");
     }
 }

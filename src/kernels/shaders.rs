@@ -33,7 +33,12 @@ macro_rules! shaders {
 }
 
 shaders! {
-    CONV2D_FWD = "conv2d_fwd" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    // trusted: weight rows oc0 + min(o, noc - 1) < Cout (grid z: groups x channel blocks of
+    // OCB <= 8, `check`), taps below KY1 <= KH and KX1 <= KW; x indices selected to 0 where
+    // outside (spare lanes then read image 0's planes; an empty batch returns first), seg's
+    // min(., 3); y stored only where ok (OW % 4 == 0 for ROW_SEGMENT); the statistics' slots
+    // below OCB x WG <= 512 (`writes_stats_blocks`: WG <= 64), blocks below ceil(pixels / 256)
+    CONV2D_FWD = trusted "conv2d_fwd" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
     // trusted: stage reads at most TK x AV + 15 + 7 x AV = 270 < 272 (wa) and TK x BV + 15 +
     // 7 x BV = 255 < 256 (xb), stores at most 270 and 255, the statistics' slots below 256;
     // component indices % 4; every global index is selected to 0 where its value is outside
@@ -41,14 +46,23 @@ shaders! {
     // trusted: stage indices are constants or lane positions below their dimensions (a_grp + 1
     // <= 3 only where BM = 128 gives A_GROUPS = 4; a_quad ^ ke < 8; b_c16 + 1 <= 7; the
     // statistics' slots from lid < 256 and from lid < nrows <= BM); weights, pixels and
-    // outputs are selected or guarded where outside their tensors
-    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_mm_acc" "conv2d_mm_core" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    // outputs are selected or guarded where outside their tensors (the vec4 stores only where
+    // all 4 pixels are inside, aligned: VEC4 needs OH*OW % 4 == 0)
+    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_mm_acc" "conv2d_mm_core" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
     // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
     // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound
     CONV2D_FWD_DEPTHWISE = trusted "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
-    CONV2D_STATS_CONDENSE = "conv2d_stats_condense" [Uniform, Read, ReadWrite];
-    CONV2D_TRANSPOSE_WEIGHTS = "conv2d_transpose_weights" with prelude "weight_transpose" [Uniform, Read, ReadWrite];
-    CONV2D_SCATTER_PHASE = "conv2d_scatter_phase" [Uniform, Read, ReadWrite];
+    // trusted: coarse blocks below ceil(total / (fine x factor)) = ceil(pixels / 256), the
+    // statistics' (fine 64 or 128 divides 256); a fine block is read only where its first
+    // pixel is below total, so below ceil(total / fine), the scratch's blocks
+    CONV2D_STATS_CONDENSE = trusted "conv2d_stats_condense" [Uniform, Read, ReadWrite];
+    // trusted: i < total = Cin x Cout/g x TH x TW (wt's size), so the channel below Cin; the
+    // taps K0 + (T - 1 - t) x STEP <= K - 1 (`phase_axis`: K0 < STEP, T = ceil((K - K0) / STEP);
+    // all taps: K0 = 0, STEP = 1, T = K), so w's index is below Cout x Cin/g x KH x KW
+    CONV2D_TRANSPOSE_WEIGHTS = trusted "conv2d_transpose_weights" with prelude "weight_transpose" [Uniform, Read, ReadWrite];
+    // trusted: i < planes x ROWS x COLS (the phase's size); first + S x (count - 1) < H (W)
+    // per axis (`phase_axis`: count = ceil((size - first) / S); the zero pass is all of dx)
+    CONV2D_SCATTER_PHASE = trusted "conv2d_scatter_phase" [Uniform, Read, ReadWrite];
     CONV2D_PACK_INPUT = "conv2d_pack_input" with prelude "weight_transpose" [Uniform, Read, ReadWrite];
     CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" "operand_share" [Uniform, Texture, Texture, Read, Read, ReadWrite, ReadWrite];
     CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" "operand_share" [Uniform, Texture, Texture, ReadWrite];
@@ -56,7 +70,11 @@ shaders! {
     // the launcher writes (at most 16: `MM_PHASES_MAX`); w, dy selected to 0 where outside,
     // dx stored only at positions inside the phase's map and the block's rows
     CONV2D_BWD_DATA_MM = trusted "conv2d_bwd_data_mm" with prelude "conv2d_geometry" "conv2d_mm_acc" "conv2d_mm_core" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_DATA = "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    // trusted: a phase's pixels iy = y_start + SH x t < H (ph = ceil((H - y_start) / SH); no
+    // pixels returns), dy selected to 0 where outside (then image 0's planes), weight rows
+    // ic0 + min(o, nic - 1) < Cin/g (grid z: groups x blocks of ICB <= 8) and oc < Cout/g, taps
+    // below KY1 <= KH, KX1 <= KW; dx stored only where ok
+    CONV2D_BWD_DATA = trusted "conv2d_bwd_data" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     // trusted: stage indices at most (TP + 7) x SV + 7 + 8 = 270 < 272 and reads at most
     // TP x SV + 15 + 7 x SV = 270, component indices % 4; every global index is selected to 0
     // where its value is not inside its tensor
@@ -66,10 +84,21 @@ shaders! {
     // compute role's a_grp + 1 <= 3 only where BM = 128); dy and x are selected to 0 where
     // outside, the partial sums guarded by the block's rows and K
     CONV2D_BWD_WEIGHT_MM = trusted "conv2d_bwd_weight_mm" with prelude "conv2d_geometry" "conv2d_mm_acc" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_WEIGHT = "conv2d_bwd_weight" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_DATA_NARROW = "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
-    CONV2D_BWD_WEIGHT_NARROW = "conv2d_bwd_weight_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
-    SPLIT_K_REDUCE = "split_k_reduce" [Uniform, Read, ReadWrite];
+    // trusted: x and dy selected to 0 or clamped inside (the pixel's (n, oy, ox) carried with
+    // q < q1 <= N x OH x OW; channels min(ic, Cin/g - 1), rows min(o, noc - 1)); acc's loops
+    // to OCB <= 8 (`check_backward`) and KC = 4; part stored at live columns (ky < KY1, kx <
+    // KX1, ic < Cin/g) and rows below noc, in the chunk's slice (grid y: chunks)
+    CONV2D_BWD_WEIGHT = trusted "conv2d_bwd_weight" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" [Uniform, Read, Read, ReadWrite];
+    // trusted: acc's index rx x CELLS + j < SW x CELLS <= 32 (the launcher's CELLS), seg's
+    // below seg_len <= 32 (SEGMENT only then) or min'd to 31; dy selected to 0 where outside,
+    // w's rows below Cout, dx stored only inside
+    CONV2D_BWD_DATA_NARROW = trusted "conv2d_bwd_data_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    // trusted: CIN_G x KH x KW <= 32 columns (`NARROW_COLUMNS`, refused above), so acc's and
+    // red's (32 x WG) indices fit; dy and x selected to 0 where outside ((n, oy, ox) carried
+    // with q, valid below q1); part at (chunk, oc, lid < columns)
+    CONV2D_BWD_WEIGHT_NARROW = trusted "conv2d_bwd_weight_narrow" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    // trusted: i < len and chunks c < chunks: part holds chunks x len, y len
+    SPLIT_K_REDUCE = trusted "split_k_reduce" [Uniform, Read, ReadWrite];
     CHANNEL_SUM = "channel_sum" with prelude "workgroup_sum" [Uniform, Read, ReadWrite];
     BATCH_NORM_STATS = "batch_norm_stats" with prelude "workgroup_sum" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_MERGE = "batch_norm_merge" [Uniform, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite];
@@ -100,7 +129,9 @@ shaders! {
     ADAPTIVE_AVG_POOL2D_BWD = "adaptive_avg_pool2d_bwd" [Uniform, Read, ReadWrite];
     GEMM = "gemm" [Uniform, Read, Read, Read, ReadWrite];
     GEMM_TEX = "gemm_tex" with prelude "operand_share" [Uniform, Texture, Texture, ReadWrite];
-    GEMM_ROWS = "gemm_rows" with prelude "activation" [Uniform, Read, Read, Read, Read, ReadWrite];
+    // trusted: z < batch and rows row0 + min(r, nrows - 1) < M from the grid (M, N/4 >= 1
+    // checked), B's column clamped to N/4 - 1, C (and bias, residual) only where inside
+    GEMM_ROWS = trusted "gemm_rows" with prelude "activation" [Uniform, Read, Read, Read, Read, ReadWrite];
     CROSS_ENTROPY_FWD = "cross_entropy_fwd" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
     CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];
     TOPK_ACCURACY = "topk_accuracy" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];

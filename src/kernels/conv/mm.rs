@@ -132,6 +132,7 @@ pub fn forward_mm(
     constants.extend(epilogue_constants(epi, b.bias, b.residual));
     constants.push(("BM", tile.ocb as f64));
     constants.push(("STATS", f64::from(u8::from(fine.is_some()))));
+    constants.push(("VEC4", f64::from(u8::from((g.oh * g.ow).is_multiple_of(4)))));
     let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
     let grid = forward_grid(g, MM_PIXELS, tile.ocb)?;
     let d = gpu.dummy();
@@ -146,6 +147,9 @@ pub fn forward_mm(
             b.residual.unwrap_or(d),
             b.y,
             fine.as_ref().unwrap_or(gpu.dummy_rw()),
+            // y and the residual as vec4s (conv2d_epilogue's y4, res4)
+            b.y,
+            b.residual.unwrap_or(d),
         ],
         grid,
     )?;
