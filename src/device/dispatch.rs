@@ -229,10 +229,18 @@ impl Dispatch {
         self
     }
 
+    /// Record this dispatch into `pass`, after its pipeline's build where a worker runs it. A
+    /// pipeline whose build failed records nothing and becomes the device's fault, which the
+    /// next `sync` or readback returns (`Gpu::check_fault`): what an encoder cannot return.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+        match self.pipeline.compute() {
+            Ok(pipeline) => {
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, &self.bind_group, &[]);
+                pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+            }
+            Err(e) => self.gpu.record_fault(e.to_string()),
+        }
     }
 }
 

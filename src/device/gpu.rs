@@ -37,6 +37,10 @@ pub(crate) struct GpuInner {
     pub fault: Arc<std::sync::Mutex<Option<String>>>,
     /// Serialises convoy's calls into the device on wgpu's GL backend (`device::serial`).
     pub serial: super::serial::Serial,
+    /// Pipelines building at once on worker threads (CONVOY_BUILD_THREADS, else the machine's
+    /// cores; 1 builds each in place, as the GL backend and the browser always do).
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    pub build_threads: usize,
 }
 
 /// A handle to one GPU device and its queue. Clone it freely.
@@ -166,6 +170,15 @@ impl GpuBuilder {
     }
 
     pub async fn build_async(self) -> Result<Gpu> {
+        let started = super::Since::now();
+        let gpu = self.open().await?;
+        if super::debug_level() >= 1 {
+            eprintln!("convoy: adapter and device opened in {:.0} ms", started.secs() * 1e3);
+        }
+        Ok(gpu)
+    }
+
+    async fn open(self) -> Result<Gpu> {
         let backends = match self.backends {
             Some(b) => b,
             None => backends_from_env()?,
@@ -212,7 +225,16 @@ impl GpuBuilder {
             },
         };
         let policy = |info: &GpuInfo| super::KernelPolicy::choose(info, &overrides);
-        open(adapter, self.want_f16, self.poison, (tune, tune_cache), policy).await
+        let build_threads = build_threads_from_env()?;
+        open(
+            adapter,
+            self.want_f16,
+            self.poison,
+            (tune, tune_cache),
+            build_threads,
+            policy,
+        )
+        .await
     }
 }
 
@@ -242,6 +264,23 @@ fn quiet_runtime_dir() {
 }
 
 /// `CONVOY_TUNE`: 1 turns the tuner on, 0 off; unset leaves it to the kernel policy.
+/// CONVOY_BUILD_THREADS: how many pipelines build at once on worker threads (a positive
+/// number; default the machine's cores).
+fn build_threads_from_env() -> Result<usize> {
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("CONVOY_BUILD_THREADS").as_deref() {
+        Err(_) | Ok("") => Ok(cores()),
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(Error::arg(
+                "Gpu",
+                "CONVOY_BUILD_THREADS",
+                format!("'{v}' is not a positive number of threads"),
+            )),
+        },
+    }
+}
+
 fn tune_from_env() -> Result<Option<bool>> {
     match std::env::var("CONVOY_TUNE").as_deref() {
         Err(_) | Ok("") => Ok(None),
@@ -387,13 +426,15 @@ fn cooperative_f16_fits(adapter: &wgpu::Adapter) -> Result<bool> {
         && info.subgroup_max_size == 32)
 }
 
-/// `tune`: tuning on or off (else the policy's default) and the cache file if any; `policy`:
-/// the kernel policy for the device.
+/// `tune`: tuning on or off (else the policy's default) and the cache file if any;
+/// `build_threads`: pipelines built at once on workers; `policy`: the kernel policy for the
+/// device.
 async fn open(
     adapter: wgpu::Adapter,
     want_f16: Option<bool>,
     poison: bool,
     (tune, tune_cache): (Option<bool>, Option<std::path::PathBuf>),
+    build_threads: usize,
     policy: impl FnOnce(&GpuInfo) -> super::KernelPolicy,
 ) -> Result<Gpu> {
     let ainfo = adapter.get_info();
@@ -504,6 +545,7 @@ async fn open(
             tuner,
             fault,
             serial: super::serial::Serial::new(info_backend == wgpu::Backend::Gl),
+            build_threads,
         }),
     })
 }
@@ -630,6 +672,15 @@ impl Gpu {
     }
 
     /// The device's recorded fault, if any, as an error naming what was being done.
+    /// Record `reason` as the device's fault where it has none yet (the next `sync` or
+    /// readback returns it).
+    pub(crate) fn record_fault(&self, reason: String) {
+        let mut f = super::lock(&self.inner.fault);
+        if f.is_none() {
+            *f = Some(reason);
+        }
+    }
+
     pub fn check_fault(&self, during: &str) -> Result<()> {
         match super::lock(&self.inner.fault).as_ref() {
             None => Ok(()),

@@ -15,7 +15,7 @@ mod tune;
 pub use dispatch::{encode_dispatches, grid_1d, Dispatch, Resource, TextureFill, MAX_WORKGROUPS_PER_DIM};
 pub use gpu::{Gpu, GpuBuilder, MemoryCounts};
 pub use info::GpuInfo;
-pub use pipeline::{Binding, Pipeline, Shader};
+pub use pipeline::{Binding, BuildTime, Pipeline, Shader, Since};
 pub use policy::{KernelFamily, KernelPolicy, Overrides};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::map_read_after;

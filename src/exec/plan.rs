@@ -4,7 +4,7 @@
 
 use super::compile::{all_reduce_points, allocate, bn_counters, lower_nodes, plan_stats, readback, PlanStats};
 use super::host_sync::PlanDist;
-use crate::device::{debug_level, Dispatch, Gpu};
+use crate::device::{debug_level, Dispatch, Gpu, Since};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
 use crate::passes::memory::{self, MemoryPlan};
@@ -101,11 +101,15 @@ impl Plan {
                 "data-parallel training runs in native builds (MPI); a web page trains in one process",
             ));
         }
+        // the phases' times and what building pipelines took, for CONVOY_DEBUG
+        let (started, built) = (Since::now(), gpu.build_time());
         graph.verify()?;
         let memory = memory::plan(&graph, readable);
+        let planned = started.secs();
         // held for the whole compile (the GL backend's serial lock; a no-op elsewhere)
         let device = gpu.device();
         let buffers = allocate(gpu, &device, &graph, &memory, store)?;
+        let allocated = started.secs();
         let hyper = (hyper_groups > 0).then(|| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("convoy hyperparameters"),
@@ -123,10 +127,28 @@ impl Plan {
             }
             lowered
         };
+        // the pipelines still building on workers: their errors here, and the first run waits
+        // for none
+        gpu.finish_pipelines()?;
+        let lowered_at = started.secs();
         let (readable, staging) = readback(&device, &graph, readable);
         let stats = plan_stats(gpu, &graph, &memory, &buffers, &lowered.dispatches);
         if debug_level() >= 1 {
             eprintln!("convoy: compiled plan: {stats:?}");
+            let b = gpu.build_time() - built;
+            let ms = |s: f64| s * 1e3;
+            eprintln!(
+                "convoy: plan compile {:.0} ms: memory plan {:.0} ms, buffers and resident values {:.0} ms, lowering {:.0} ms ({} new shader modules {:.0} ms; {} new pipelines, {:.0} ms of build time across workers), readback {:.0} ms",
+                ms(started.secs()),
+                ms(planned),
+                ms(allocated - planned),
+                ms(lowered_at - allocated),
+                b.modules,
+                ms(b.module_secs),
+                b.pipelines,
+                ms(b.pipeline_secs),
+                ms(started.secs() - lowered_at)
+            );
         }
         if debug_level() >= 3 {
             eprintln!("{}", graph.dump());

@@ -111,3 +111,33 @@ fn experimental_kernels_compile_to_spirv() {
         );
     }
 }
+
+/// Pipelines build on worker threads (natively, off GL) while a plan lowers; a build that fails
+/// is still an error, never a panic nor a silent skip: from the pipeline itself and from
+/// `finish_pipelines` (where a plan's compile stops), and for a dispatch already made with it,
+/// from the next sync (the device's fault) instead of a result.
+#[test]
+fn a_failed_pipeline_build_is_an_error() {
+    use convoy::internals::device::{grid_1d, Dispatch};
+    use convoy::internals::kernels::shaders::SPLIT_K_REDUCE;
+    use convoy::{Gpu, Tensor};
+    // a fresh device: the fault below stays with it
+    let g = crate::common::open_gpu(Gpu::builder());
+    // a workgroup of 0 invocations: the driver-facing pipeline is invalid, naga's module is not
+    let bad = [("WG", 0.0)];
+    let Ok(p) = g.pipeline(&SPLIT_K_REDUCE, &bad) else {
+        // built in place (the GL backend): the error came at once
+        assert!(g.pipeline(&SPLIT_K_REDUCE, &bad).is_err());
+        return;
+    };
+    let e = g.finish_pipelines().unwrap_err().to_string();
+    assert!(e.contains("split_k_reduce"), "{e}");
+    assert!(p.compute().is_err());
+    let part = Tensor::from_slice(&g, &[1.0f32, 2.0], [2]).unwrap();
+    let y = Tensor::zeros(&g, [1]).unwrap();
+    let d = Dispatch::new(&g, p, &[1, 2], &[part.buffer(), y.buffer()], grid_1d(1)).unwrap();
+    g.run(&[d]);
+    let e = g.sync().unwrap_err().to_string();
+    assert!(e.contains("split_k_reduce"), "{e}");
+    assert!(y.to_vec().is_err(), "a readback after the fault");
+}
