@@ -22,6 +22,11 @@ alias T = f32;
 override STATS: bool = false;
 // OH * OW % 4 == 0: a lane's 4 pixels (from a multiple of 4) lie in one plane, one vec4 of y
 override VEC4: bool = false;
+// The aligned variants, without the loaders' checks: FULL_TILES where the group's channels, K
+// and the pixels are whole multiples of the tile (BM, 16, 128), UNPADDED where the conv has no
+// padding (every tap of every output pixel then lies inside the image).
+override FULL_TILES: bool = false;
+override UNPADDED: bool = false;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -110,6 +115,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
 // The weight of channel wrow + 32j of the block at K row k; zero past the group's channels or K.
 fn load_weight(k: u32, j: u32) -> f32 {
+    if (FULL_TILES) {
+        return wt[wbase + 32u * j * kdim + k];
+    }
     let ok = wrow + 32u * j < nrows && k < kdim;
     return select(0.0, wt[select(0u, wbase + 32u * j * kdim + k, ok)], ok);
 }
@@ -123,8 +131,11 @@ fn load_pixel(k: u32) -> f32 {
     let kx = t - ky * KW;
     let iy = iy0 + i32(ky * DH);
     let ix = ix0 + i32(kx * DW);
-    let inside = q_ok && k < kdim && u32(iy) < p.h && u32(ix) < p.w;
     let at = xbase + ic * p.h * p.w + u32(iy) * p.w + u32(ix);
+    if (FULL_TILES && UNPADDED) {
+        return f32(x[at]);
+    }
+    let inside = (FULL_TILES || (q_ok && k < kdim)) && (UNPADDED || (u32(iy) < p.h && u32(ix) < p.w));
     return select(0.0, f32(x[select(0u, at, inside)]), inside);
 }
 

@@ -47,7 +47,9 @@ shaders! {
     // <= 3 only where BM = 128 gives A_GROUPS = 4; a_quad ^ ke < 8; b_c16 + 1 <= 7; the
     // statistics' slots from lid < 256 and from lid < nrows <= BM); weights, pixels and
     // outputs are selected or guarded where outside their tensors (the vec4 stores only where
-    // all 4 pixels are inside, aligned: VEC4 needs OH*OW % 4 == 0)
+    // all 4 pixels are inside, aligned: VEC4 needs OH*OW % 4 == 0; FULL_TILES drops the
+    // loaders' row, K and pixel checks only where the launcher found all three whole tiles,
+    // UNPADDED the image-bounds check only for convs without padding, whose taps stay inside)
     CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_mm_acc" "conv2d_mm_core" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
     // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
     // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound

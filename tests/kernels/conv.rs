@@ -935,8 +935,9 @@ fn forward_buffers<'a>(
 /// reference: output channels and pixels below, at and above one tile and off its multiples,
 /// K off the chunk (and exactly 4 chunks), batch 1, 1x1 maps whose taps are mostly padding,
 /// 1x1 convs, strides 2 and 3, dilation 2, 2 groups of 64 input and 70 output channels, per-axis
-/// (asymmetric) kernels, strides, padding and dilation, and each epilogue: with and without
-/// bias and residual, every activation in turn.
+/// (asymmetric) kernels, strides, padding and dilation, whole tiles in every dimension with and
+/// without padding (the aligned variants), and each epilogue: with and without bias and
+/// residual, every activation in turn.
 #[test]
 fn conv2d_mm_tiles_match_reference() {
     use convoy::graph::{Act, Epilogue};
@@ -957,6 +958,10 @@ fn conv2d_mm_tiles_match_reference() {
         ([2, 9, 11, 16], 129, [3, 2], [1, 2], [2, 0], [1, 2], 1),
         ([1, 12, 7, 40], 64, [1, 7], [2, 1], [0, 3], [1, 1], 1),
         ([3, 5, 23, 21], 256, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        // whole tiles in every dimension (the aligned variant), padded and not
+        ([2, 16, 8, 8], 128, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([2, 64, 16, 8], 128, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        ([2, 32, 17, 17], 64, [3, 3], [2, 2], [0, 0], [1, 1], 1),
     ];
     for (case, (xs, cout, [kh, kw], stride, padding, dilation, groups)) in cases.into_iter().enumerate() {
         let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);

@@ -133,6 +133,13 @@ pub fn forward_mm(
     constants.push(("BM", tile.ocb as f64));
     constants.push(("STATS", f64::from(u8::from(fine.is_some()))));
     constants.push(("VEC4", f64::from(u8::from((g.oh * g.ow).is_multiple_of(4)))));
+    // the aligned variants: whole tiles in every dimension, no padding
+    let kdim = (g.cin / g.args.groups) * g.kh * g.kw;
+    let full = (g.cout / g.args.groups).is_multiple_of(tile.ocb)
+        && kdim.is_multiple_of(16)
+        && (g.n * g.oh * g.ow).is_multiple_of(MM_PIXELS);
+    constants.push(("FULL_TILES", f64::from(u8::from(full))));
+    constants.push(("UNPADDED", f64::from(u8::from(g.args.padding == [0, 0]))));
     let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
     let grid = forward_grid(g, MM_PIXELS, tile.ocb)?;
     let d = gpu.dummy();
