@@ -1,6 +1,7 @@
 //! `Gpu`: picks an adapter, opens a device with the limits and features convoy uses, and owns the
 //! pipeline cache. Cheap to clone (a handle); tensors keep one to read themselves back.
 
+use super::env::{backends_from_env, build_threads_from_env, tune_from_env};
 use super::info::GpuInfo;
 use super::pipeline::PipelineCache;
 use super::serial::{Held, SerialGuard};
@@ -261,52 +262,6 @@ fn quiet_runtime_dir() {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     });
-}
-
-/// `CONVOY_TUNE`: 1 turns the tuner on, 0 off; unset leaves it to the kernel policy.
-/// CONVOY_BUILD_THREADS: how many pipelines build at once on worker threads (a positive
-/// number; default the machine's cores).
-fn build_threads_from_env() -> Result<usize> {
-    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
-    match std::env::var("CONVOY_BUILD_THREADS").as_deref() {
-        Err(_) | Ok("") => Ok(cores()),
-        Ok(v) => match v.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(Error::arg(
-                "Gpu",
-                "CONVOY_BUILD_THREADS",
-                format!("'{v}' is not a positive number of threads"),
-            )),
-        },
-    }
-}
-
-fn tune_from_env() -> Result<Option<bool>> {
-    match std::env::var("CONVOY_TUNE").as_deref() {
-        Err(_) | Ok("") => Ok(None),
-        Ok("1") => Ok(Some(true)),
-        Ok("0") => Ok(Some(false)),
-        Ok(other) => Err(Error::arg("Gpu", "CONVOY_TUNE", format!("'{other}' is not 0 or 1"))),
-    }
-}
-
-fn backends_from_env() -> Result<wgpu::Backends> {
-    match std::env::var("CONVOY_BACKEND") {
-        Err(_) => Ok(wgpu::Backends::all()),
-        Ok(v) => match v.to_ascii_lowercase().as_str() {
-            "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
-            "metal" => Ok(wgpu::Backends::METAL),
-            "dx12" => Ok(wgpu::Backends::DX12),
-            "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
-            "webgpu" | "browser" => Ok(wgpu::Backends::BROWSER_WEBGPU),
-            "all" | "" => Ok(wgpu::Backends::all()),
-            other => Err(Error::arg(
-                "Gpu",
-                "CONVOY_BACKEND",
-                format!("'{other}' is not one of vulkan, metal, dx12, gl, webgpu, all"),
-            )),
-        },
-    }
 }
 
 /// Higher is better: discrete > integrated > virtual > CPU; native APIs before GL.

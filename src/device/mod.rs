@@ -2,6 +2,7 @@
 //! and readback. This is the only layer (with `kernels/` and `exec/`) that talks to wgpu.
 
 mod dispatch;
+mod env;
 mod gpu;
 mod info;
 mod pipeline;

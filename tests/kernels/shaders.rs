@@ -141,3 +141,26 @@ fn a_failed_pipeline_build_is_an_error() {
     assert!(e.contains("split_k_reduce"), "{e}");
     assert!(y.to_vec().is_err(), "a readback after the fault");
 }
+
+/// CONVOY_BUILD_THREADS: a positive number of threads, else refused by name with the value.
+#[test]
+fn convoy_build_threads_is_read_and_checked() {
+    let info = |v: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_convoy"))
+            .arg("info")
+            .env("CONVOY_BUILD_THREADS", v)
+            .output()
+            .unwrap()
+    };
+    for bad in ["0", "two", "-1"] {
+        let o = info(bad);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("CONVOY_BUILD_THREADS") && err.contains(&format!("'{bad}'")),
+            "{bad}: {err}"
+        );
+    }
+    for good in ["1", "3"] {
+        assert!(info(good).status.success(), "{good}");
+    }
+}

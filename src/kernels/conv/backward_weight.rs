@@ -5,7 +5,9 @@ use super::backward_data;
 use super::buffers::WeightGradientBuffers;
 use super::constants::{geometry_constants, sizes};
 use super::mm::backward_weight_mm;
-use super::split_k::{split_k_chunk, split_k_dispatches, split_k_weight_gradient, SplitKKernel, SPLIT_K_WORKGROUPS};
+use super::split_k::{
+    split_k_chunk, split_k_dispatches, split_k_weight_gradient, SplitKKernel, SPLIT_K_SCRATCH_BYTES, SPLIT_K_WORKGROUPS,
+};
 use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS};
 use super::tune::{choose, Rows};
@@ -22,9 +24,6 @@ use crate::shape::Conv2dGeom;
 /// units holds several per unit (512 would leave an H100's 132 SMs ~4 workgroups each, each
 /// walking thousands of pixels alone).
 pub(super) const BLOCK_SPLIT_K_WORKGROUPS: usize = 4096;
-/// The most bytes of split-K partial sums the block weight gradient writes (each chunk adds a
-/// slice as large as dw).
-pub(super) const SPLIT_K_SCRATCH_BYTES: usize = 64 << 20;
 
 /// dw (Cout, Cin/g, KH, KW) from dy and x. Returns the dispatches to run in order: the split-K
 /// partial products and their reduction (one dispatch when one chunk covers every pixel).

@@ -7,12 +7,11 @@
 //! which a second dispatch condenses into `STATS_BLOCK` blocks (as the block tile's 64-pixel
 //! ones).
 
-use super::backward_weight::SPLIT_K_SCRATCH_BYTES;
 use super::buffers::{condense_stats, ForwardBuffers, WeightGradientBuffers};
 use super::constants::{epilogue_constants, forward_grid, geometry_constants, sizes};
 use super::device::ConvDevice;
 use super::phases::{phase_axis, PhaseAxis};
-use super::split_k::{split_k_chunk, split_k_dispatches};
+use super::split_k::{split_k_chunk, split_k_dispatches, SPLIT_K_SCRATCH_BYTES};
 use super::tile::{ConvTile, TileKind};
 use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily, Shader};
 use crate::error::Result;

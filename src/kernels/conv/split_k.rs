@@ -14,6 +14,9 @@ use crate::shape::Conv2dGeom;
 /// about `SPLIT_K_WORKGROUPS` workgroups run (enough to fill a GPU; more only adds partials).
 pub(super) const MIN_CHUNK: usize = 256;
 pub(super) const SPLIT_K_WORKGROUPS: usize = 512;
+/// The most bytes of split-K partial sums the block and large-tile weight gradients write (each
+/// chunk adds a slice as large as dw).
+pub(super) const SPLIT_K_SCRATCH_BYTES: usize = 64 << 20;
 
 /// Output pixels per split-K chunk: the given number, or enough chunks that about `target`
 /// workgroups run when each chunk has `per_chunk` of them, each chunk at least `MIN_CHUNK`
