@@ -18,6 +18,8 @@
 alias T = f32;
 
 override STATS: bool = false;
+// OH * OW % 4 == 0: a lane's 4 pixels (from a multiple of 4) lie in one plane, one vec4 of y
+override VEC4: bool = false;
 
 const BM: u32 = 64u;        // output channels per workgroup
 const BN: u32 = 64u;        // output pixels per workgroup
@@ -113,8 +115,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     // epilogue: 4 channels x 4 consecutive pixels q0 .. q0+3. The lane's valid pixels are a
     // prefix of them (`mine`); their offsets in y (channel 0's; + oc * plane) are decoded once:
     // consecutive, unless the 4 cross from one image into the next (or the plane is smaller).
-    // Scalar stores: y is the epilogue prelude's array<T>; a vec4 store needs a vec4 view of y,
-    // a binding of its own.
+    // Where the plane's size is a multiple of 4 (VEC4) and all 4 are valid, one vec4 store
+    // through the epilogue prelude's vec4 view of y; else scalar stores.
     let left = max(total, p0) - p0;  // valid pixels of the block (0 in a 2D grid's spare ones)
     let mine = min(4u, max(left, tx * 4u) - tx * 4u);
     let ok = vec4u(0u, 1u, 2u, 3u) < vec4u(mine);
@@ -153,6 +155,10 @@ fn mac(t: mat4x4f, a: vec4f, b: vec4f) -> mat4x4f {
 // Channel oc's 4 values v through the epilogue into y at `at` where `ok`; returns the values
 // stored (before rounding to T), zero where nothing is.
 fn store4(v: vec4f, oc: u32, at: vec4u, ok: vec4<bool>) -> vec4f {
+    if (VEC4 && all(ok)) {
+        // 4 pixels from a multiple of 4 of one plane: one aligned vec4 of y
+        return store_output4(v, oc, at.x);
+    }
     var o = vec4f(0.0);
     if (ok.x) {
         o.x = store_output(v.x, oc, at.x);

@@ -42,7 +42,8 @@ shaders! {
     // trusted: stage reads at most TK x AV + 15 + 7 x AV = 270 < 272 (wa) and TK x BV + 15 +
     // 7 x BV = 255 < 256 (xb), stores at most 270 and 255, the statistics' slots below 256;
     // component indices % 4; every global index is selected to 0 where its value is outside
-    CONV2D_FWD_BLOCK = trusted "conv2d_fwd_block" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    // (the vec4 stores only where all 4 pixels are valid and OH*OW % 4 == 0: VEC4)
+    CONV2D_FWD_BLOCK = trusted "conv2d_fwd_block" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
     // trusted: stage indices are constants or lane positions below their dimensions (a_grp + 1
     // <= 3 only where BM = 128 gives A_GROUPS = 4; a_quad ^ ke < 8; b_c16 + 1 <= 7; the
     // statistics' slots from lid < 256 and from lid < nrows <= BM); weights, pixels and

@@ -178,6 +178,7 @@ pub fn forward_block(
     let mut constants = geometry_constants(g);
     constants.extend(epilogue_constants(epi, bias, residual));
     constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
+    constants.push(("VEC4", f64::from(u8::from((g.oh * g.ow).is_multiple_of(4)))));
     let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
     let grid = forward_grid(g, BLOCK_PIXELS, BLOCK_CHANNELS)?;
     let d = gpu.dummy();
@@ -192,6 +193,9 @@ pub fn forward_block(
             residual.unwrap_or(d),
             y,
             fine.as_ref().unwrap_or(gpu.dummy_rw()),
+            // y and the residual as vec4s (conv2d_epilogue's y4, res4)
+            y,
+            residual.unwrap_or(d),
         ],
         grid,
     )?;
