@@ -30,6 +30,25 @@ fn store_output(v: f32, oc: u32, at: u32) -> f32 {
     return o;
 }
 
+// `store_output` for 4 pixels at `at` where `ok`; returns the values stored (before rounding
+// to T), zero where nothing is.
+fn store_output_quad(v: vec4f, oc: u32, at: vec4u, ok: vec4<bool>) -> vec4f {
+    var o = vec4f(0.0);
+    if (ok.x) {
+        o.x = store_output(v.x, oc, at.x);
+    }
+    if (ok.y) {
+        o.y = store_output(v.y, oc, at.y);
+    }
+    if (ok.z) {
+        o.z = store_output(v.z, oc, at.z);
+    }
+    if (ok.w) {
+        o.w = store_output(v.w, oc, at.w);
+    }
+    return o;
+}
+
 // `store_output` for the 4 pixels from `at` (a multiple of 4: the 4 values one vec4 of y
 // holds) in one 16-byte store (8 for f16); returns the values stored.
 fn store_output4(v: vec4f, oc: u32, at: u32) -> vec4f {

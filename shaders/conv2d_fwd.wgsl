@@ -228,27 +228,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 
     // epilogue, row by row (rows past noc are not stored); acc keeps the values stored, zero
     // where no pixel is, for the statistics
-    acc[0] = store4(acc[0], oc0, yb, ok);
+    acc[0] = store_output_quad(acc[0], oc0, yb, ok);
     if (OCB > 1u && noc > 1u) {
-        acc[1] = store4(acc[1], oc0 + 1u, yb + plane, ok);
+        acc[1] = store_output_quad(acc[1], oc0 + 1u, yb + plane, ok);
     }
     if (OCB > 2u && noc > 2u) {
-        acc[2] = store4(acc[2], oc0 + 2u, yb + 2u * plane, ok);
+        acc[2] = store_output_quad(acc[2], oc0 + 2u, yb + 2u * plane, ok);
     }
     if (OCB > 3u && noc > 3u) {
-        acc[3] = store4(acc[3], oc0 + 3u, yb + 3u * plane, ok);
+        acc[3] = store_output_quad(acc[3], oc0 + 3u, yb + 3u * plane, ok);
     }
     if (OCB > 4u && noc > 4u) {
-        acc[4] = store4(acc[4], oc0 + 4u, yb + 4u * plane, ok);
+        acc[4] = store_output_quad(acc[4], oc0 + 4u, yb + 4u * plane, ok);
     }
     if (OCB > 5u && noc > 5u) {
-        acc[5] = store4(acc[5], oc0 + 5u, yb + 5u * plane, ok);
+        acc[5] = store_output_quad(acc[5], oc0 + 5u, yb + 5u * plane, ok);
     }
     if (OCB > 6u && noc > 6u) {
-        acc[6] = store4(acc[6], oc0 + 6u, yb + 6u * plane, ok);
+        acc[6] = store_output_quad(acc[6], oc0 + 6u, yb + 6u * plane, ok);
     }
     if (OCB > 7u && noc > 7u) {
-        acc[7] = store4(acc[7], oc0 + 7u, yb + 7u * plane, ok);
+        acc[7] = store_output_quad(acc[7], oc0 + 7u, yb + 7u * plane, ok);
     }
 
     if (STATS) {
@@ -315,25 +315,6 @@ fn segment4(at: i32, col0: i32, row_in: bool, k0: u32) -> vec4f {
     let inside = vec4<bool>(row_in) & (vec4u(col0 + k) < vec4u(p.w)) & (vec4u(k) < vec4u(SEG_LEN));
     let off = select(vec4u(0u), vec4u(at + k), inside);
     return select(vec4f(0.0), vec4f(f32(x[off.x]), f32(x[off.y]), f32(x[off.z]), f32(x[off.w])), inside);
-}
-
-// Channel oc's 4 values v through the epilogue into y at `at` where `ok`; returns the values
-// stored (before rounding to T), zero where nothing is.
-fn store4(v: vec4f, oc: u32, at: vec4u, ok: vec4<bool>) -> vec4f {
-    var o = vec4f(0.0);
-    if (ok.x) {
-        o.x = store_output(v.x, oc, at.x);
-    }
-    if (ok.y) {
-        o.y = store_output(v.y, oc, at.y);
-    }
-    if (ok.z) {
-        o.z = store_output(v.z, oc, at.z);
-    }
-    if (ok.w) {
-        o.w = store_output(v.w, oc, at.w);
-    }
-    return o;
 }
 
 // How many of the block's first `left` pixels invocation `l` holds (pixels l, l + WG, ...; with

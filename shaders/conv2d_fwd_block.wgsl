@@ -159,20 +159,7 @@ fn store4(v: vec4f, oc: u32, at: vec4u, ok: vec4<bool>) -> vec4f {
         // 4 pixels from a multiple of 4 of one plane: one aligned vec4 of y
         return store_output4(v, oc, at.x);
     }
-    var o = vec4f(0.0);
-    if (ok.x) {
-        o.x = store_output(v.x, oc, at.x);
-    }
-    if (ok.y) {
-        o.y = store_output(v.y, oc, at.y);
-    }
-    if (ok.z) {
-        o.z = store_output(v.z, oc, at.z);
-    }
-    if (ok.w) {
-        o.w = store_output(v.w, oc, at.w);
-    }
-    return o;
+    return store_output_quad(v, oc, at, ok);
 }
 
 // Weight `e` (0 .. 512) of the chunk at K offset k0: channel e / TK, K row e % TK (consecutive

@@ -157,9 +157,8 @@ fn pixel_offset(q: u32) -> u32 {
 // Channel m of the block at the 4 pixels of `at`, of which the first `n` are inside the output;
 // returns the values stored (before rounding to T), 0 where none is.
 fn store_row(v: vec4f, m: u32, at: vec4u, n: u32) -> vec4f {
-    var o = vec4f(0.0);
     if (m >= nrows) {
-        return o;
+        return vec4f(0.0);
     }
     let oc = oc0 + m;
     let off = oc * plane;
@@ -167,19 +166,7 @@ fn store_row(v: vec4f, m: u32, at: vec4u, n: u32) -> vec4f {
         // 4 pixels from a multiple of 4 of a plane whose size is one: one aligned vec4 of y
         return store_output4(v, oc, at.x + off);
     }
-    if (n > 0u) {
-        o.x = store_output(v.x, oc, at.x + off);
-    }
-    if (n > 1u) {
-        o.y = store_output(v.y, oc, at.y + off);
-    }
-    if (n > 2u) {
-        o.z = store_output(v.z, oc, at.z + off);
-    }
-    if (n > 3u) {
-        o.w = store_output(v.w, oc, at.w + off);
-    }
-    return o;
+    return store_output_quad(v, oc, at + vec4u(off), vec4u(0u, 1u, 2u, 3u) < vec4u(n));
 }
 
 // The block statistics. Each lane takes the (mean, M2) of its 8 channels over its valid pixels

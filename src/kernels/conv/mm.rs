@@ -73,6 +73,23 @@ fn mm_tile_set(dev: ConvDevice<'_>, rows: usize) -> Vec<ConvTile> {
         .collect()
 }
 
+/// That `tile` is one of the large tiles, which `kernel` takes, and that the device's
+/// workgroup memory holds its stages.
+fn check_mm_tile(gpu: &Gpu, tile: ConvTile, kernel: &str) -> Result<()> {
+    tile.check()?;
+    if tile.kind != TileKind::Mm {
+        return Err(tile.refuse(&format!("{kernel} takes the large tiles")));
+    }
+    let bytes = mm_workgroup_bytes(tile.ocb);
+    let memory = gpu.limits().max_compute_workgroup_storage_size as usize;
+    if bytes > memory {
+        return Err(tile.refuse(&format!(
+            "it needs {bytes} bytes of workgroup memory, the device has {memory}"
+        )));
+    }
+    Ok(())
+}
+
 /// `mm_tiles` of `g` among the forward's `candidates` (the block tile's first): first where
 /// their grid fills the GPU (and `why` says so), else right after the block tile (and `why`
 /// says they are there for the tuner). Whether it offered any.
@@ -109,17 +126,7 @@ pub fn forward_mm(
     storage: DType,
     b: &ForwardBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
-    tile.check()?;
-    if tile.kind != TileKind::Mm {
-        return Err(tile.refuse("conv2d_fwd_mm takes the large tiles"));
-    }
-    let bytes = mm_workgroup_bytes(tile.ocb);
-    let memory = gpu.limits().max_compute_workgroup_storage_size as usize;
-    if bytes > memory {
-        return Err(tile.refuse(&format!(
-            "it needs {bytes} bytes of workgroup memory, the device has {memory}"
-        )));
-    }
+    check_mm_tile(gpu, tile, "conv2d_fwd_mm")?;
     let fine = match b.stats {
         Some(_) => {
             let bytes = (g.n * g.oh * g.ow).div_ceil(MM_PIXELS) * g.cout * 2 * 4;
@@ -228,17 +235,7 @@ pub fn backward_weight_mm(
     chunk: Option<usize>,
     b: &WeightGradientBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
-    tile.check()?;
-    if tile.kind != TileKind::Mm {
-        return Err(tile.refuse("conv2d_bwd_weight_mm takes the large tiles"));
-    }
-    let bytes = mm_workgroup_bytes(tile.ocb);
-    let memory = gpu.limits().max_compute_workgroup_storage_size as usize;
-    if bytes > memory {
-        return Err(tile.refuse(&format!(
-            "it needs {bytes} bytes of workgroup memory, the device has {memory}"
-        )));
-    }
+    check_mm_tile(gpu, tile, "conv2d_bwd_weight_mm")?;
     let ([col_blocks, channel_blocks], chunk) = mm_weight_split(g, &tile, chunk);
     let mut constants = geometry_constants(g);
     constants.push(("BM", tile.ocb as f64));
@@ -278,21 +275,11 @@ pub fn backward_data_mm(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    tile.check()?;
-    if tile.kind != TileKind::Mm {
-        return Err(tile.refuse("conv2d_bwd_data_mm takes the large tiles"));
-    }
+    check_mm_tile(gpu, tile, "conv2d_bwd_data_mm")?;
     if !mm_phases_fit(g) {
         return Err(tile.refuse(&format!(
             "conv2d_bwd_data_mm takes at most {MM_PHASES_MAX} stride phases and {MM_PHASE_TAPS_MAX} taps per axis: stride {:?}, kernel {}x{}",
             g.args.stride, g.kh, g.kw
-        )));
-    }
-    let bytes = mm_workgroup_bytes(tile.ocb);
-    let memory = gpu.limits().max_compute_workgroup_storage_size as usize;
-    if bytes > memory {
-        return Err(tile.refuse(&format!(
-            "it needs {bytes} bytes of workgroup memory, the device has {memory}"
         )));
     }
     let a = &g.args;
