@@ -578,6 +578,8 @@ pub struct ModelResult {
     pub timing: Timing,
     pub images_per_sec: f64,
     pub stats: crate::exec::PlanStats,
+    /// Median host milliseconds to record and submit one run (`Plan::host_ms`).
+    pub host_ms: f64,
     /// Per-kernel time of one run, each dispatch timed alone as the best of 7 runs (with
     /// `profile`).
     pub profile: Vec<(&'static str, f64, usize)>,
@@ -622,6 +624,8 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
         f16,
         ..Default::default()
     };
+    // host time of each run, warm-up runs included
+    let mut host = Vec::new();
     let (timing, stats, profile) = if b.train {
         let y = net.graph.labels("labels", shape[0]);
         let loss = net.graph.cross_entropy(logits, y, 0.0)?;
@@ -634,7 +638,11 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
         };
         let groups = ParamGroups::single(opt);
         let mut step = TrainStep::compile_groups(gpu, net.graph, loss, &[], &mut store, groups, opts)?;
-        let t = time_gpu(gpu, warmup, iters, || step.step(&images, &labels))?;
+        let t = time_gpu(gpu, warmup, iters, || {
+            step.step(&images, &labels)?;
+            host.push(step.plan.host_ms());
+            Ok(())
+        })?;
         let p = if profile { step.plan.profile()? } else { Vec::new() };
         (t, step.plan.stats.clone(), p)
     } else {
@@ -642,13 +650,18 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
         inf.plan.write_input("x", &images)?;
         let t = time_gpu(gpu, warmup, iters, || {
             inf.plan.run()?;
+            host.push(inf.plan.host_ms());
             Ok(())
         })?;
         let p = if profile { inf.plan.profile()? } else { Vec::new() };
         (t, inf.plan.stats.clone(), p)
     };
+    // the timed runs' median
+    let mut timed = host.split_off(host.len().saturating_sub(iters.max(1)));
+    timed.sort_by(f64::total_cmp);
     Ok(ModelResult {
         images_per_sec: shape[0] as f64 / (timing.median_ms * 1e-3),
+        host_ms: timed.get(timed.len() / 2).copied().unwrap_or(0.0),
         timing,
         stats,
         profile,

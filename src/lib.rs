@@ -44,7 +44,7 @@ mod tensor;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
-pub use device::{Gpu, GpuBuilder, GpuInfo, KernelFamily, KernelPolicy, MemoryCounts, Timing};
+pub use device::{Gpu, GpuBuilder, GpuInfo, KernelFamily, KernelPolicy, MemoryCounts, PipelineCacheFile, Timing};
 pub use error::{Error, Result};
 pub use exec::{CompileOptions, Inference, ParamGroups, Plan, PlanStats, TrainStep};
 pub use graph::Graph;

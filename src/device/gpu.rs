@@ -42,6 +42,8 @@ pub(crate) struct GpuInner {
     /// cores; 1 builds each in place, as the GL backend and the browser always do).
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub build_threads: usize,
+    /// The driver's pipeline cache and its file, where the adapter keeps one and it is on.
+    pub disk_cache: Option<super::disk_cache::DiskPipelineCache>,
 }
 
 /// A handle to one GPU device and its queue. Clone it freely.
@@ -72,9 +74,18 @@ pub struct GpuBuilder {
     subgroup_reductions: Option<bool>,
     subgroup_operands: Option<bool>,
     trusted_modules: Option<bool>,
+    pipeline_cache: Option<super::PipelineCacheFile>,
 }
 
 impl GpuBuilder {
+    /// Where the driver's compiled pipelines persist between processes (default:
+    /// CONVOY_PIPELINE_CACHE, a file or 0 to turn it off, else a file per adapter and driver
+    /// beside the tuner's cache). Only backends with a pipeline cache (Vulkan) use it.
+    pub fn pipeline_cache(mut self, file: super::PipelineCacheFile) -> Self {
+        self.pipeline_cache = Some(file);
+        self
+    }
+
     /// One process per GPU: the process with this node-local rank takes adapter
     /// `local_rank % k` among the k best adapters of the same kind (e.g. the node's discrete
     /// GPUs). An explicit `adapter` or CONVOY_ADAPTER overrides it.
@@ -227,12 +238,23 @@ impl GpuBuilder {
         };
         let policy = |info: &GpuInfo| super::KernelPolicy::choose(info, &overrides);
         let build_threads = build_threads_from_env()?;
+        // the driver's pipeline cache: a file per adapter and driver, where the backend has one
+        let pipeline_cache = super::disk_cache::cache_key(&adapter.get_info()).and_then(|key| {
+            let file = self
+                .pipeline_cache
+                .clone()
+                .unwrap_or_else(|| super::disk_cache::default_file(&key, tune_cache.as_deref()));
+            match file {
+                super::PipelineCacheFile::At(path) => Some((path, key)),
+                super::PipelineCacheFile::Off => None,
+            }
+        });
         open(
             adapter,
             self.want_f16,
             self.poison,
             (tune, tune_cache),
-            build_threads,
+            (build_threads, pipeline_cache),
             policy,
         )
         .await
@@ -382,14 +404,14 @@ fn cooperative_f16_fits(adapter: &wgpu::Adapter) -> Result<bool> {
 }
 
 /// `tune`: tuning on or off (else the policy's default) and the cache file if any;
-/// `build_threads`: pipelines built at once on workers; `policy`: the kernel policy for the
-/// device.
+/// `build_threads`: pipelines built at once on workers; `pipeline_cache`: the driver's pipeline
+/// cache file and its key, if kept; `policy`: the kernel policy for the device.
 async fn open(
     adapter: wgpu::Adapter,
     want_f16: Option<bool>,
     poison: bool,
     (tune, tune_cache): (Option<bool>, Option<std::path::PathBuf>),
-    build_threads: usize,
+    (build_threads, pipeline_cache): (usize, Option<(std::path::PathBuf, String)>),
     policy: impl FnOnce(&GpuInfo) -> super::KernelPolicy,
 ) -> Result<Gpu> {
     let ainfo = adapter.get_info();
@@ -401,6 +423,9 @@ async fn open(
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
     if want_f16.unwrap_or(true) {
         wanted |= wgpu::Features::SHADER_F16;
+    }
+    if pipeline_cache.is_some() {
+        wanted |= wgpu::Features::PIPELINE_CACHE;
     }
     let cooperative_f16 = want_f16.unwrap_or(true) && cooperative_f16_fits(&adapter)?;
     let mut experimental = wgpu::ExperimentalFeatures::disabled();
@@ -429,30 +454,7 @@ async fn open(
             adapter: ainfo.name.clone(),
             reason: e.to_string(),
         })?;
-    let info = GpuInfo {
-        name: ainfo.name.clone(),
-        backend: ainfo.backend,
-        device_type: ainfo.device_type,
-        driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
-        limits: device.limits(),
-        features: device.features(),
-        simd_width: ainfo.subgroup_max_size,
-        simd_min_width: ainfo.subgroup_min_size,
-        cooperative_matrix: adapter
-            .cooperative_matrix_properties()
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}x{}x{} {:?}->{:?}",
-                    p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type
-                )
-            })
-            .collect(),
-        cooperative_f16: cooperative_f16
-            && device
-                .features()
-                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
-    };
+    let info = GpuInfo::of(&adapter, &device, cooperative_f16);
     let dummy = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("convoy dummy"),
         size: 16,
@@ -481,6 +483,9 @@ async fn open(
     });
     let policy = policy(&info);
     let info_backend = info.backend;
+    let disk_cache = pipeline_cache
+        .filter(|_| device.features().contains(wgpu::Features::PIPELINE_CACHE))
+        .map(|(path, key)| super::disk_cache::DiskPipelineCache::open(&device, path, key));
     let tuner = tune.unwrap_or(policy.tune_by_default()).then(|| {
         let key = format!("{} ({:?}, {})", info.name, info.backend, info.driver).replace('\t', " ");
         super::Tuner::new(key, tune_cache)
@@ -501,6 +506,7 @@ async fn open(
             fault,
             serial: super::serial::Serial::new(info_backend == wgpu::Backend::Gl),
             build_threads,
+            disk_cache,
         }),
     })
 }

@@ -29,6 +29,36 @@ pub struct GpuInfo {
 }
 
 impl GpuInfo {
+    /// The description of `device`, opened on `adapter`; `cooperative_f16` where convoy asked
+    /// for cooperative matrices.
+    pub(super) fn of(adapter: &wgpu::Adapter, device: &wgpu::Device, cooperative_f16: bool) -> GpuInfo {
+        let ainfo = adapter.get_info();
+        GpuInfo {
+            name: ainfo.name.clone(),
+            backend: ainfo.backend,
+            device_type: ainfo.device_type,
+            driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
+            limits: device.limits(),
+            features: device.features(),
+            simd_width: ainfo.subgroup_max_size,
+            simd_min_width: ainfo.subgroup_min_size,
+            cooperative_matrix: adapter
+                .cooperative_matrix_properties()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}x{}x{} {:?}->{:?}",
+                        p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type
+                    )
+                })
+                .collect(),
+            cooperative_f16: cooperative_f16
+                && device
+                    .features()
+                    .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+        }
+    }
+
     pub fn has_f16(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_F16)
     }

@@ -1,6 +1,7 @@
 //! The GPU: adapter choice, device limits and features, the pipeline cache, dispatch recording
 //! and readback. This is the only layer (with `kernels/` and `exec/`) that talks to wgpu.
 
+mod disk_cache;
 mod dispatch;
 mod env;
 mod gpu;
@@ -13,6 +14,7 @@ mod texture;
 mod timer;
 mod tune;
 
+pub use disk_cache::PipelineCacheFile;
 pub use dispatch::{encode_dispatches, grid_1d, Dispatch, Resource, TextureFill, MAX_WORKGROUPS_PER_DIM};
 pub use gpu::{Gpu, GpuBuilder, MemoryCounts};
 pub use info::GpuInfo;

@@ -293,7 +293,7 @@ impl Gpu {
                 // Kernels write workgroup memory before reading it; zero-filling only costs time.
                 zero_initialize_workgroup_memory: false,
             },
-            cache: None,
+            cache: self.inner.disk_cache.as_ref().map(|c| &c.cache),
         });
         let checked = check_scope(scope, shader.name);
         drop(device);
@@ -301,6 +301,15 @@ impl Gpu {
             let mut built = lock(&self.inner.pipelines.built);
             built.pipelines += 1;
             built.pipeline_secs += started.secs();
+        }
+        if super::debug_level() >= 2 {
+            let constants: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            eprintln!(
+                "convoy: pipeline {} built in {:.1} ms: {}",
+                shader.name,
+                started.secs() * 1e3,
+                constants.join(" ")
+            );
         }
         match checked {
             Ok(()) => Ok(pipeline),
@@ -320,7 +329,17 @@ impl Gpu {
                 first = first.and(Err(e));
             }
         }
+        // what the driver compiled, for the next process
+        if let Some(c) = &self.inner.disk_cache {
+            c.save(self.build_time().pipelines);
+        }
         first
+    }
+
+    /// The file the driver's compiled pipelines persist in, where the adapter keeps a pipeline
+    /// cache and it is on (`GpuBuilder::pipeline_cache`).
+    pub fn pipeline_cache_file(&self) -> Option<&std::path::Path> {
+        self.inner.disk_cache.as_ref().map(|c| c.path())
     }
 
     /// Compile `shader` (its `override`s at their defaults) into a pipeline outside the cache and

@@ -43,6 +43,8 @@ pub struct Plan {
     counters: crate::store::Counters,
     /// Where values cross ranks (data-parallel training), when compiled with `DistOptions`.
     dist: Option<PlanDist>,
+    /// Host nanoseconds the last `submit` took to encode the run and hand it to the queue.
+    host_ns: AtomicU64,
 }
 
 impl Drop for Plan {
@@ -171,6 +173,7 @@ impl Plan {
             hyper,
             counters: store.counters().clone(),
             dist,
+            host_ns: AtomicU64::new(0),
         })
     }
 
@@ -333,6 +336,7 @@ impl Plan {
 
     /// Submit one run (data-parallel plans reduce across ranks on the way).
     fn submit(&self, copy_out: bool) -> Result<()> {
+        let started = Since::now();
         self.advance_counters();
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(d) = &self.dist {
@@ -341,7 +345,14 @@ impl Plan {
         // a plan with a prologue re-derives from the parameters when they changed since its last run
         let stale = self.prologue_stale();
         self.gpu.queue().submit([self.encode_last(0, stale, copy_out)]);
+        self.host_ns.store((started.secs() * 1e9) as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Host milliseconds the last run took to record its dispatches and submit them (the CPU
+    /// cost of a step apart from the kernels; 0 in a browser, which has no clock here).
+    pub fn host_ms(&self) -> f64 {
+        self.host_ns.load(Ordering::Relaxed) as f64 * 1e-6
     }
 
     /// This rank's part of the next step of a data-parallel plan: its `weight` in the average

@@ -164,3 +164,48 @@ fn convoy_build_threads_is_read_and_checked() {
         assert!(info(good).status.success(), "{good}");
     }
 }
+
+/// The driver's pipeline cache goes to the file asked for, in convoy's format, after a compile;
+/// a damaged file is ignored with a warning naming it, and rewritten whole.
+#[test]
+fn the_pipeline_cache_file_is_written_and_a_damaged_one_ignored() {
+    use convoy::PipelineCacheFile;
+    let dir = std::env::temp_dir().join(format!("convoy-pipeline-cache-{}", std::process::id()));
+    let path = dir.join("nested/pipelines.bin");
+    let open = || {
+        convoy::GpuBuilder::default()
+            .pipeline_cache(PipelineCacheFile::At(path.clone()))
+            .build()
+    };
+    let gpu = open().unwrap();
+    if gpu.pipeline_cache_file().is_none() {
+        // only Vulkan keeps a pipeline cache (e.g. CONVOY_BACKEND=gl runs this test too)
+        assert_ne!(gpu.info().backend, wgpu::Backend::Vulkan);
+        return;
+    }
+    assert_eq!(gpu.pipeline_cache_file(), Some(path.as_path()));
+    let run = |gpu: &convoy::Gpu| {
+        let a = convoy::Tensor::from_slice(gpu, &[1.0, -2.0, 3.0, 0.5], [4]).unwrap();
+        let y = convoy::ops::relu(gpu, &a).unwrap();
+        gpu.finish_pipelines().unwrap();
+        assert_eq!(y.to_vec().unwrap(), vec![1.0, 0.0, 3.0, 0.5]);
+    };
+    run(&gpu);
+    let bytes = std::fs::read(&path).expect("the cache file is written when pipelines were built");
+    assert!(
+        bytes.starts_with(b"convoy-pipelines"),
+        "{:?}",
+        &bytes[..bytes.len().min(16)]
+    );
+    drop(gpu);
+    // a damaged file: the device still opens and computes, and the file is rewritten good
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    std::fs::write(&path, &damaged).unwrap();
+    let gpu = open().unwrap();
+    run(&gpu);
+    let rewritten = std::fs::read(&path).unwrap();
+    assert!(rewritten.starts_with(b"convoy-pipelines") && rewritten != damaged);
+    let _ = std::fs::remove_dir_all(&dir);
+}

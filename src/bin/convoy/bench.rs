@@ -383,8 +383,18 @@ fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
 /// The column heads of `bench models`' table.
 fn print_models_header() {
     println!(
-        "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>9}",
-        "model", "fusion", "storage", "dispatches", "activations MB", "peak MB", "derived MB", "ms", "CPU ms", "img/s"
+        "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>8} {:>9}",
+        "model",
+        "fusion",
+        "storage",
+        "dispatches",
+        "activations MB",
+        "peak MB",
+        "derived MB",
+        "ms",
+        "CPU ms",
+        "host ms",
+        "img/s"
     );
 }
 
@@ -447,13 +457,13 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             let storage = if f16 { "f16" } else { "f32" };
             if a.json {
                 items.push(format!(
-                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"images_per_sec\":{:.3},\"tuned_shapes\":{tuned},\"tuned_candidates\":{timed},\"tuning_runs\":{runs},\"tuning_seconds\":{tune_s:.3}}}",
-                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.images_per_sec
+                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"host_ms\":{:.3},\"images_per_sec\":{:.3},\"tuned_shapes\":{tuned},\"tuned_candidates\":{timed},\"tuning_runs\":{runs},\"tuning_seconds\":{tune_s:.3}}}",
+                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.host_ms, r.images_per_sec
                 ));
             } else {
                 let on = if fusion { "on" } else { "off" };
                 println!(
-                    "{:<18} {:>6} {:>7} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>10.0} {:>9.2}",
+                    "{:<18} {:>6} {:>7} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>10.0} {:>8.2} {:>9.2}",
                     b.name,
                     on,
                     storage,
@@ -463,6 +473,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                     mb(s.derived_bytes),
                     r.timing.median_ms,
                     r.timing.median_cpu_ms,
+                    r.host_ms,
                     r.images_per_sec
                 );
                 for (kernel, ms, n) in &r.profile {

@@ -87,6 +87,13 @@ fn info(a: InfoArgs) -> convoy::Result<()> {
     let gpu = convoy::Gpu::new()?;
     println!("{}", gpu.info());
     println!("{}", gpu.policy());
+    match gpu.pipeline_cache_file() {
+        Some(path) => println!(
+            "pipeline cache: {} (CONVOY_PIPELINE_CACHE=0 turns it off)",
+            path.display()
+        ),
+        None => println!("pipeline cache: none (off, or the backend keeps none: only Vulkan's is kept)"),
+    }
     let Some(name) = a.model else { return Ok(()) };
     let (batch, size, classes) = (a.batch as usize, a.size as usize, a.classes as usize);
     let model = convoy::nn::by_name(&name, classes, 3)?;
