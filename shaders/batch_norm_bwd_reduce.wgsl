@@ -8,7 +8,7 @@
 // A lane takes PACK consecutive values of its channel at a time (the elementwise_lanes prelude:
 // 1, or 4 in its vec4 form; `chunk` is then a multiple of 4).
 
-const WG: u32 = 256u;
+override WG: u32 = 256u;
 override SPLIT: bool = false;
 // the saved tensor is the output y (the derivative follows from it), else the value before
 // the activation

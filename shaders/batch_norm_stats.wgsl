@@ -3,7 +3,7 @@
 // biased variance for normalisation and backward, and updates the running statistics the way
 // PyTorch does: running = (1 - momentum) * running + momentum * batch, with the unbiased variance.
 
-const WG: u32 = 256u;
+override WG: u32 = 256u;
 
 struct Params {
     n: u32, c: u32, hw: u32, momentum: f32,

@@ -1,7 +1,7 @@
 // Per-channel sum over (N, HW) of x (N, C, HW): the bias gradient of conv2d (dy) and of linear
 // (dy as (N, C, 1)). One workgroup per channel.
 
-const WG: u32 = 256u;
+override WG: u32 = 256u;
 
 struct Params { n: u32, c: u32, hw: u32 }
 

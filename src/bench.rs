@@ -582,7 +582,7 @@ pub struct ModelResult {
     pub host_ms: f64,
     /// Per-kernel time of one run, each dispatch timed alone as the best of 7 runs (with
     /// `profile`).
-    pub profile: Vec<(&'static str, f64, usize)>,
+    pub profile: Vec<crate::exec::KernelProfile>,
 }
 
 /// How `run_model` compiles and times a model.

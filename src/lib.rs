@@ -46,7 +46,7 @@ mod web;
 
 pub use device::{Gpu, GpuBuilder, GpuInfo, KernelFamily, KernelPolicy, MemoryCounts, PipelineCacheFile, Timing};
 pub use error::{Error, Result};
-pub use exec::{CompileOptions, Inference, ParamGroups, Plan, PlanStats, TrainStep};
+pub use exec::{CompileOptions, Inference, KernelProfile, ParamGroups, Plan, PlanStats, TrainStep};
 pub use graph::Graph;
 pub use rng::Rng;
 pub use shape::Shape;

@@ -447,3 +447,60 @@ fn bench_conv_times_every_candidate() {
     assert_eq!(copy.at("kernel").str(), "copy_vec4");
     assert!(copy.at("gbytes_per_s").f64() > 0.0 && copy.at("ms").f64() > 0.0);
 }
+
+/// `bench models --profile --json`: each model's dispatches and host time per run, and per
+/// kernel the time, dispatches and (for the memory-bound kernels) bytes, beside the copy
+/// kernel's bandwidth.
+#[test]
+fn bench_models_profiles_kernels_with_their_bytes() {
+    use common::json::Json;
+    let o = convoy(&[
+        "bench",
+        "models",
+        "--model",
+        "resnet18",
+        "--batch",
+        "2",
+        "--size",
+        "32",
+        "--classes",
+        "10",
+        "--fusion",
+        "on",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--profile",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let doc = Json::parse(String::from_utf8_lossy(&o.stdout).trim());
+    assert!(doc.at("copy_gbytes_per_s").f64() > 0.0);
+    let rows = doc.at("results").array();
+    assert_eq!(rows.len(), 2, "inference and a training step");
+    for r in rows {
+        let dispatches = r.at("dispatches").usize();
+        assert!(r.at("host_ms").f64() > 0.0);
+        let profile = r.at("profile").array();
+        let counted: usize = profile.iter().map(|k| k.at("dispatches").usize()).sum();
+        // the profile also times the plan's prologue (folded weights) where it has one
+        assert!(counted >= dispatches, "{counted} profiled of {dispatches}");
+        for k in profile {
+            assert!(k.at("ms").f64() > 0.0, "{}", k.at("kernel").str());
+        }
+        let bytes = |name: &str| {
+            profile
+                .iter()
+                .filter(|k| k.at("kernel").str().starts_with(name))
+                .map(|k| k.at("bytes").f64())
+                .sum::<f64>()
+        };
+        if r.at("name").str().ends_with("_train") {
+            // SGD with momentum moves 5 floats per parameter: ResNet-18 with a 10-class head
+            // has 11,181,642 parameters
+            assert_eq!(bytes("sgd_step"), 5.0 * 4.0 * 11_181_642.0);
+            assert!(bytes("batch_norm_bwd") > 0.0 && bytes("batch_norm_apply") > 0.0);
+        }
+    }
+}

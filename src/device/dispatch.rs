@@ -35,6 +35,9 @@ pub struct Dispatch {
     pub grid: [u32; 3],
     /// A copy this kernel's output takes into a texture once it has run (between passes).
     pub fill: Option<TextureFill>,
+    /// The bytes a memory-bound kernel reads and writes at the least (each tensor once), for
+    /// its bandwidth in `Plan::profile`; 0 where not stated (the compute-bound kernels).
+    pub bytes: u64,
     /// The device, for freeing the bind group under its lock on GL (`device::serial`).
     gpu: Gpu,
 }
@@ -219,8 +222,15 @@ impl Dispatch {
             bind_group,
             grid,
             fill: None,
+            bytes: 0,
             gpu: gpu.clone(),
         })
+    }
+
+    /// This dispatch, stated to move `bytes` (see `bytes`).
+    pub fn moving(mut self, bytes: usize) -> Dispatch {
+        self.bytes = bytes as u64;
+        self
     }
 
     /// This dispatch followed by `fill`'s copy.

@@ -146,6 +146,12 @@ pub struct KernelPolicy {
     /// (BENCHMARKS.md); never in the browser; CONVOY_TRUSTED=0|1 or `GpuBuilder::trusted_modules`
     /// decide otherwise (a CPU driver keeps the checked modules unless asked).
     pub trusted_modules: bool,
+    /// Lanes of a per-channel reduction's workgroup (batch-norm statistics and backward sums,
+    /// bias gradients: one workgroup per channel, or per split of one). 256 in the gpu family;
+    /// one SIMD vector in the cpu family (8 on lavapipe), where a workgroup's barriers switch
+    /// between its vectors' coroutines and cost more than the sums: lavapipe ran ResNet-50's
+    /// batch-norm backward sums 10x faster at 8 lanes than at 256 (BENCHMARKS.md).
+    pub reduction_lanes: u32,
 }
 
 /// What the user or the environment asks of the policy over what the adapter suggests: the
@@ -230,6 +236,10 @@ impl KernelPolicy {
             cpu_driver: device == KernelFamily::Cpu,
             subgroup_reductions: device == KernelFamily::Gpu && can_reduce_in_subgroups(info),
             trusted_modules: device == KernelFamily::Gpu && !cfg!(target_arch = "wasm32"),
+            reduction_lanes: match family {
+                KernelFamily::Cpu => info.simd_width.clamp(4, 64).next_power_of_two(),
+                KernelFamily::Gpu => 256,
+            },
         }
     }
 
@@ -279,7 +289,11 @@ impl fmt::Display for KernelPolicy {
         if self.subgroup_operands {
             write!(f, "; common texel fetches shared across subgroups")?;
         }
-        write!(f, "; tuner {tuning}; reductions through {reductions}")?;
+        write!(
+            f,
+            "; tuner {tuning}; reductions through {reductions}, {} lanes per channel",
+            self.reduction_lanes
+        )?;
         if self.trusted_modules {
             write!(f, "; audited kernels without runtime checks")?;
         }

@@ -13,5 +13,5 @@ mod session;
 pub use crate::passes::pipeline::ParamGroups;
 pub use crate::store::ParamStore;
 pub use compile::PlanStats;
-pub use plan::Plan;
+pub use plan::{KernelProfile, Plan};
 pub use session::{CompileOptions, Inference, TrainStep};

@@ -20,6 +20,25 @@ use std::sync::Arc;
 #[cfg(not(target_arch = "wasm32"))]
 const PROFILE_RUNS: usize = 7;
 
+/// One kernel's share of a run in `Plan::profile`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelProfile {
+    pub kernel: &'static str,
+    /// Its dispatches' times, each timed alone, summed.
+    pub ms: f64,
+    pub dispatches: usize,
+    /// The bytes its dispatches move at the least (`Dispatch::bytes`: 0 for the compute-bound
+    /// kernels, which do not state it).
+    pub bytes: u64,
+}
+
+impl KernelProfile {
+    /// Its bandwidth in GB/s, where it states its bytes.
+    pub fn gb_per_s(&self) -> Option<f64> {
+        (self.bytes > 0 && self.ms > 0.0).then(|| self.bytes as f64 / (self.ms * 1e-3) / 1e9)
+    }
+}
+
 pub struct Plan {
     gpu: Gpu,
     pub graph: Graph,
@@ -365,12 +384,12 @@ impl Plan {
 
     /// Time every dispatch of one run on its own (the best of `PROFILE_RUNS` runs of it, back
     /// to back in one submission: by the GPU's clock on a GPU with timestamps, else the wall
-    /// time per run), summed per kernel (shader name and grid size aside): [(kernel, ms,
-    /// dispatches)], slowest first. For finding where a run's time goes; the dispatches of a
-    /// run overlap and share caches, so compare profiles with profiles.
+    /// time per run), summed per kernel (shader name and grid size aside), slowest first. For
+    /// finding where a run's time goes; the dispatches of a run overlap and share caches, so
+    /// compare profiles with profiles.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn profile(&self) -> Result<Vec<(&'static str, f64, usize)>> {
-        let mut by: std::collections::BTreeMap<&'static str, (f64, usize)> = Default::default();
+    pub fn profile(&self) -> Result<Vec<KernelProfile>> {
+        let mut by: std::collections::BTreeMap<&'static str, KernelProfile> = Default::default();
         self.gpu.sync()?;
         // on the GPU's clock where the adapter's timestamps are trusted (`Clock::for_timing`):
         // the runs of one dispatch in one submission, so no submit or sync is counted
@@ -381,12 +400,17 @@ impl Plan {
                 crate::device::Clock::Timestamps => t.gpu_min_ms.unwrap_or(t.wall_ms),
                 crate::device::Clock::Wall => t.wall_ms,
             };
-            let e = by.entry(d.pipeline.shader.name).or_default();
-            e.0 += best;
-            e.1 += 1;
+            let name = d.pipeline.shader.name;
+            let e = by.entry(name).or_insert(KernelProfile {
+                kernel: name,
+                ..Default::default()
+            });
+            e.ms += best;
+            e.dispatches += 1;
+            e.bytes += d.bytes;
         }
-        let mut out: Vec<_> = by.into_iter().map(|(k, (ms, n))| (k, ms, n)).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut out: Vec<_> = by.into_values().collect();
+        out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
         Ok(out)
     }
 

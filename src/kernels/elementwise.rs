@@ -20,7 +20,10 @@ pub fn add(
     let (shader, pack) = lanes_for(&ADD, total)?;
     let pipeline = gpu.pipeline(variant(gpu, shader, storage)?, &[("WG", WG as f64)])?;
     let grid = grid_1d(groups_for("add", total / pack, WG)?);
-    Dispatch::new(gpu, pipeline, &[u32_of("add elements", total)?], &[a, b, y], grid)
+    Ok(
+        Dispatch::new(gpu, pipeline, &[u32_of("add elements", total)?], &[a, b, y], grid)?
+            .moving(3 * storage.size() * total),
+    )
 }
 
 /// dst = src converted between f32 and f16 (`to_half`: f32 -> f16, else f16 -> f32), `total`
@@ -28,5 +31,5 @@ pub fn add(
 pub fn cast(gpu: &Gpu, total: usize, to_half: bool, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(&CAST, &[("WG", WG as f64), ("TO_HALF", f64::from(u8::from(to_half)))])?;
     let grid = grid_1d(groups_for("cast", total.div_ceil(2), WG)?);
-    Dispatch::new(gpu, pipeline, &[u32_of("cast elements", total)?], &[src, dst], grid)
+    Ok(Dispatch::new(gpu, pipeline, &[u32_of("cast elements", total)?], &[src, dst], grid)?.moving(6 * total))
 }

@@ -44,7 +44,7 @@ pub fn stats(
     b: &StatsBuffers<'_>,
 ) -> Result<Dispatch> {
     per_channel_grid(gpu, "batch_norm", c)?;
-    let pipeline = gpu.pipeline(reduction_variant(gpu, &BATCH_NORM_STATS), &[])?;
+    let pipeline = gpu.pipeline(reduction_variant(gpu, &BATCH_NORM_STATS), &[reduction_lanes(gpu)])?;
     u32_of("batch_norm elements", n * c * hw)?;
     let params = [
         n as u32,
@@ -145,8 +145,10 @@ pub fn apply(
     let params = [u32_of("batch_norm elements", total)?, f32_bits(eps)];
     let grid = grid_1d(groups_for("batch_norm", total / pack, WG)?);
     let r = residual.unwrap_or(gpu.dummy());
+    // x read, y written, the residual read and the value before the activation written (f32)
+    let moved = (2 + usize::from(residual.is_some())) * storage.size() * total + usize::from(pre.is_some()) * 4 * total;
     let pre = pre.unwrap_or(gpu.dummy_rw());
-    Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, r, y, pre], grid)
+    Ok(Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, r, y, pre], grid)?.moving(moved))
 }
 
 /// How the lanes of a per-channel elementwise kernel (the elementwise_lanes prelude) take
@@ -169,6 +171,12 @@ fn lanes(
 }
 
 /// Kernels that give each channel one workgroup: the channel count must fit one grid dimension.
+/// The workgroup size of the per-channel reductions (one workgroup per channel, or per split of
+/// one): the policy's (`KernelPolicy::reduction_lanes`), as their WG constant.
+fn reduction_lanes(gpu: &Gpu) -> (&'static str, f64) {
+    ("WG", f64::from(gpu.policy().reduction_lanes))
+}
+
 fn per_channel_grid(gpu: &Gpu, what: &str, c: usize) -> Result<[u32; 3]> {
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     if c > max {
@@ -185,7 +193,7 @@ fn per_channel_grid(gpu: &Gpu, what: &str, c: usize) -> Result<[u32; 3]> {
 pub fn channel_sum(gpu: &Gpu, [n, c, hw]: [usize; 3], x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
     let grid = per_channel_grid(gpu, "channel_sum", c)?;
     u32_of("channel_sum elements", n * c * hw)?;
-    let pipeline = gpu.pipeline(reduction_variant(gpu, &CHANNEL_SUM), &[])?;
+    let pipeline = gpu.pipeline(reduction_variant(gpu, &CHANNEL_SUM), &[reduction_lanes(gpu)])?;
     Dispatch::new(gpu, pipeline, &[n as u32, c as u32, hw as u32], &[x, y], grid)
 }
 
@@ -255,7 +263,7 @@ pub fn backward(
     let (reduce, pack, _) = lanes(&BATCH_NORM_BWD_REDUCE, [total, hw], false)?;
     let reduce = gpu.pipeline(
         reduction_variant(gpu, reduce),
-        &[act, alpha, from_output, split, shape[0], shape[1]],
+        &[act, alpha, from_output, split, shape[0], shape[1], reduction_lanes(gpu)],
     )?;
     // whole lanes' worth of values per split (count is a multiple of pack)
     let chunk = count.div_ceil(splits).next_multiple_of(pack);
@@ -266,13 +274,16 @@ pub fn backward(
         None
     };
     let p = partials.as_ref().unwrap_or(gpu.dummy_rw());
+    // dy and x read, and the saved activation where there is one
+    let saved = usize::from(b.y.is_some());
     let mut reduce = vec![Dispatch::new(
         gpu,
         reduce,
         &params,
         &[b.dy, b.x, b.mean, b.var, y, b.dgamma, b.dbeta, p],
         grid,
-    )?];
+    )?
+    .moving((2 + saved) * 4 * total)];
     if let Some(partials) = &partials {
         reduce.push(Dispatch::new(
             gpu,
@@ -305,7 +316,9 @@ pub fn backward(
     let grid = grid_1d(groups_for("batch_norm backward", total / pack, WG)?);
     let dr = b.dr.unwrap_or(gpu.dummy_rw());
     let bufs = [b.dy, b.x, b.mean, b.var, b.gamma, b.dgamma, b.dbeta, y, b.dx, dr];
-    let data = Dispatch::new(gpu, data, &params, &bufs, grid)?;
+    // dy, x and the saved activation read, dx and the residual's gradient written
+    let moved = (3 + saved + usize::from(b.dr.is_some())) * 4 * total;
+    let data = Dispatch::new(gpu, data, &params, &bufs, grid)?.moving(moved);
     Ok(BnBackwardDispatches { reduce, data })
 }
 

@@ -31,7 +31,8 @@ pub fn sgd(gpu: &Gpu, total: usize, group: usize, nesterov: bool, b: &SgdBuffers
     )?;
     let grid = grid_1d(groups_for("sgd", total / pack, WG)?);
     let params = [u32_of("sgd elements", total)?, group as u32];
-    Dispatch::new(gpu, pipeline, &params, &[b.hyper, b.grad, b.param, b.momentum], grid)
+    // grad read; param and momentum read and written
+    Ok(Dispatch::new(gpu, pipeline, &params, &[b.hyper, b.grad, b.param, b.momentum], grid)?.moving(5 * 4 * total))
 }
 
 /// The buffers of an AdamW step: the hyperparameters (`HYPER_STRIDE` floats per group), the
@@ -52,5 +53,6 @@ pub fn adamw(gpu: &Gpu, total: usize, group: usize, b: &AdamWBuffers<'_>) -> Res
     let pipeline = gpu.pipeline(shader, &[("WG", WG as f64)])?;
     let grid = grid_1d(groups_for("adamw", total / pack, WG)?);
     let params = [u32_of("adamw elements", total)?, group as u32];
-    Dispatch::new(gpu, pipeline, &params, &[b.hyper, b.grad, b.param, b.m, b.v], grid)
+    // grad read; param and both moments read and written
+    Ok(Dispatch::new(gpu, pipeline, &params, &[b.hyper, b.grad, b.param, b.m, b.v], grid)?.moving(7 * 4 * total))
 }

@@ -22,6 +22,11 @@ fn params(g: &Pool2dGeom) -> Result<[u32; 5]> {
     ])
 }
 
+/// Elements of the input and of the output map, for the bytes a pass moves.
+fn sizes(g: &Pool2dGeom) -> (usize, usize) {
+    (g.n * g.c * g.h * g.w, g.n * g.c * g.oh * g.ow)
+}
+
 fn grid(g: &Pool2dGeom) -> Result<[u32; 3]> {
     Ok(grid_1d(groups_for("pool output", g.n * g.c * g.oh * g.ow, WG)?))
 }
@@ -71,7 +76,8 @@ fn avg_window(g: &Pool2dGeom) -> Vec<(&'static str, f64)> {
 /// x and y stored as `storage`.
 pub fn max_forward(gpu: &Gpu, g: &Pool2dGeom, storage: DType, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(variant(gpu, &MAX_POOL2D_FWD, storage)?, &max_window(g))?;
-    Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
+    let (ins, outs) = sizes(g);
+    Ok(Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)?.moving((ins + outs) * storage.size()))
 }
 
 /// dx from dy and the forward input x: the position of each window's maximum is recomputed
@@ -87,30 +93,35 @@ pub fn max_backward(
     let outputs = g.n * g.c * g.oh * g.ow;
     let idx = gpu.scratch_buffer("max_pool2d argmax positions", (outputs.max(1) * 4) as u64)?;
     let argmax = gpu.pipeline(&MAX_POOL2D_ARGMAX, &max_window(g))?;
-    let argmax = Dispatch::new(gpu, argmax, &params(g)?, &[x, &idx], grid(g)?)?;
+    let (ins, outs) = sizes(g);
+    let argmax = Dispatch::new(gpu, argmax, &params(g)?, &[x, &idx], grid(g)?)?.moving(4 * (ins + outs));
     let mut constants = max_window(g);
     constants.extend(map_sizes(g));
     let pipeline = gpu.pipeline(&MAX_POOL2D_BWD, &constants)?;
-    let scatter = Dispatch::new(gpu, pipeline, &params(g)?, &[dy, &idx, dx], input_grid(g)?)?;
+    let scatter =
+        Dispatch::new(gpu, pipeline, &params(g)?, &[dy, &idx, dx], input_grid(g)?)?.moving(4 * (ins + 2 * outs));
     Ok(vec![argmax, scatter])
 }
 
 /// x and y stored as `storage`.
 pub fn avg_forward(gpu: &Gpu, g: &Pool2dGeom, storage: DType, x: &wgpu::Buffer, y: &wgpu::Buffer) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(variant(gpu, &AVG_POOL2D_FWD, storage)?, &avg_window(g))?;
-    Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
+    let (ins, outs) = sizes(g);
+    Ok(Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)?.moving((ins + outs) * storage.size()))
 }
 
 pub fn avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &wgpu::Buffer) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(&AVG_POOL2D_BWD, &avg_window(g))?;
-    Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)
+    let (ins, outs) = sizes(g);
+    Ok(Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)?.moving(4 * (ins + outs)))
 }
 
 pub fn adaptive_avg_backward(gpu: &Gpu, g: &Pool2dGeom, dy: &wgpu::Buffer, dx: &wgpu::Buffer) -> Result<Dispatch> {
     let mut constants = vec![("WG", WG as f64)];
     constants.extend(map_sizes(g));
     let pipeline = gpu.pipeline(&ADAPTIVE_AVG_POOL2D_BWD, &constants)?;
-    Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)
+    let (ins, outs) = sizes(g);
+    Ok(Dispatch::new(gpu, pipeline, &params(g)?, &[dy, dx], input_grid(g)?)?.moving(4 * (ins + outs)))
 }
 
 /// x and y stored as `storage`.
@@ -122,5 +133,6 @@ pub fn adaptive_avg_forward(
     y: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let pipeline = gpu.pipeline(variant(gpu, &ADAPTIVE_AVG_POOL2D_FWD, storage)?, &[("WG", WG as f64)])?;
-    Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)
+    let (ins, outs) = sizes(g);
+    Ok(Dispatch::new(gpu, pipeline, &params(g)?, &[x, y], grid(g)?)?.moving((ins + outs) * storage.size()))
 }

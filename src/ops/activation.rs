@@ -83,7 +83,10 @@ pub fn forward(
     let [a, alpha] = act.constants();
     let pipeline = gpu.pipeline(variant(gpu, &ACTIVATION_FWD, storage)?, &[("WG", WG as f64), a, alpha])?;
     let grid = grid_1d(groups_for(act.name(), total, WG)?);
-    Dispatch::new(gpu, pipeline, &[u32_of("activation elements", total)?], &[x, y], grid)
+    Ok(
+        Dispatch::new(gpu, pipeline, &[u32_of("activation elements", total)?], &[x, y], grid)?
+            .moving(2 * storage.size() * total),
+    )
 }
 
 /// dx = dy * act'(saved) over `total` elements; `saved` is the forward's output y where
@@ -108,6 +111,7 @@ pub fn backward_kernel(
         &[dy, saved, dx],
         grid,
     )
+    .map(|d| d.moving(3 * 4 * total))
 }
 
 // ---- functional API ----

@@ -178,6 +178,9 @@ pub fn run(args: BenchArgs) -> convoy::Result<()> {
     Ok(())
 }
 
+/// Bytes the bandwidth yardstick copies (64 MiB: past the caches of today's GPUs).
+const COPY_BYTES: u64 = 64 << 20;
+
 fn clock_name(clock: Clock) -> &'static str {
     match clock {
         Clock::Timestamps => "timestamps",
@@ -339,7 +342,6 @@ fn json_string(v: &str) -> String {
 fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     let results = gemm_ceiling(gpu, a.gemm_size, a.warmup, a.iters)?;
     // the bandwidth yardstick: 64 MiB through the copy kernel, on the clock kernels are timed by
-    const COPY_BYTES: u64 = 64 << 20;
     let (copy, copy_gbs) = copy_kernel_bandwidth(gpu, COPY_BYTES, a.warmup, a.iters)?;
     let clock = Clock::for_timing(gpu);
     if a.json {
@@ -380,6 +382,51 @@ fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     Ok(())
 }
 
+/// `bench models --profile`'s kernels as JSON: each one's summed time, dispatches and bytes.
+fn profile_json(profile: &[convoy::KernelProfile]) -> String {
+    let kernels: Vec<String> = profile
+        .iter()
+        .map(|k| {
+            format!(
+                "{{\"kernel\":\"{}\",\"ms\":{:.4},\"dispatches\":{},\"bytes\":{}}}",
+                k.kernel, k.ms, k.dispatches, k.bytes
+            )
+        })
+        .collect();
+    format!("[{}]", kernels.join(","))
+}
+
+/// `bench models --profile`'s kernels under a model's row: time and dispatches, and for the
+/// memory-bound kernels their bytes, bandwidth and share of the copy kernel's (`copy_gbs`).
+fn print_profile(profile: &[convoy::KernelProfile], copy_gbs: Option<f64>) {
+    for k in profile {
+        let (kernel, ms, n) = (k.kernel, k.ms, k.dispatches);
+        let bandwidth = match (k.gb_per_s(), copy_gbs) {
+            (Some(gbs), Some(copy)) => format!(
+                "  {:>8.1} MB {gbs:>8.2} GB/s {:>5.1}% of copy",
+                k.bytes as f64 / 1e6,
+                100.0 * gbs / copy
+            ),
+            _ => String::new(),
+        };
+        println!("    {kernel:<28} {ms:>10.1} ms  {n:>4} dispatches{bandwidth}");
+    }
+}
+
+/// The fusion speed-up of each round of alternated unfused and fused runs ([unfused, fused] ms),
+/// by wall and by CPU time.
+fn print_fusion_rounds(name: &str, rounds: &[[f64; 2]], cpu_rounds: &[[f64; 2]]) {
+    for (what, r) in [("wall", rounds), ("CPU", cpu_rounds)] {
+        let speedups: Vec<String> = r.iter().map(|[off, on]| format!("{:.3}x", off / on)).collect();
+        let faster = r.iter().filter(|[off, on]| on < off).count();
+        println!(
+            "{name:<18} fusion speed-up per round, {what} time (unfused / fused): {} - fused faster in {faster} of {} rounds",
+            speedups.join(" "),
+            r.len()
+        );
+    }
+}
+
 /// The column heads of `bench models`' table.
 fn print_models_header() {
     println!(
@@ -410,7 +457,15 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
         None => ModelBench::suite(),
     };
     let mut items = Vec::new();
+    // with --profile, the memory-bound kernels' bandwidth is read against the copy kernel's
+    let copy_gbs = match a.profile {
+        true => Some(copy_kernel_bandwidth(gpu, COPY_BYTES, a.warmup, a.iters.max(3))?.1),
+        false => None,
+    };
     if !a.json {
+        if let Some(gbs) = copy_gbs {
+            println!("copy_vec4 (the bandwidth yardstick): {gbs:.2} GB/s read + written");
+        }
         print_models_header();
     }
     for b in benches
@@ -460,6 +515,11 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                     "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"host_ms\":{:.3},\"images_per_sec\":{:.3},\"tuned_shapes\":{tuned},\"tuned_candidates\":{timed},\"tuning_runs\":{runs},\"tuning_seconds\":{tune_s:.3}}}",
                     b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.host_ms, r.images_per_sec
                 ));
+                if a.profile {
+                    let last = items.last_mut().expect("just pushed");
+                    last.pop();
+                    last.push_str(&format!(",\"profile\":{}}}", profile_json(&r.profile)));
+                }
             } else {
                 let on = if fusion { "on" } else { "off" };
                 println!(
@@ -476,9 +536,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                     r.host_ms,
                     r.images_per_sec
                 );
-                for (kernel, ms, n) in &r.profile {
-                    println!("    {kernel:<28} {ms:>10.1} ms  {n:>4} dispatches");
-                }
+                print_profile(&r.profile, copy_gbs);
                 if tuned > 0 {
                     println!(
                         "    tuner: {tuned} new kernel shapes, {timed} candidates timed in {runs} runs, {tune_s:.2} s"
@@ -487,21 +545,13 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             }
         }
         if rounds.len() > 1 && !a.json {
-            for (what, r) in [("wall", &rounds), ("CPU", &cpu_rounds)] {
-                let speedups: Vec<String> = r.iter().map(|[off, on]| format!("{:.3}x", off / on)).collect();
-                let faster = r.iter().filter(|[off, on]| on < off).count();
-                println!(
-                    "{:<18} fusion speed-up per round, {what} time (unfused / fused): {} - fused faster in {faster} of {} rounds",
-                    b.name,
-                    speedups.join(" "),
-                    r.len()
-                );
-            }
+            print_fusion_rounds(&b.name, &rounds, &cpu_rounds);
         }
     }
     if a.json {
+        let copy = copy_gbs.map_or(String::new(), |g| format!(",\"copy_gbytes_per_s\":{g:.4}"));
         println!(
-            "{{\"device\":\"{}\",\"results\":[{}]}}",
+            "{{\"device\":\"{}\",\"results\":[{}]{copy}}}",
             gpu.info().name,
             items.join(",")
         );

@@ -162,6 +162,7 @@ fn through_forward_phases(
             &[phase, dx],
             grid_1d(groups_for("conv2d input-gradient phase", total, 64)?),
         )
+        .map(|d| d.moving((1 + usize::from(!zero)) * 4 * total))
     };
     let mut out = Vec::new();
     // dy packed once for every phase with taps (and kept for the weight gradient where the
@@ -293,6 +294,7 @@ pub(super) fn transpose_weights(
         &[w, wt],
         grid_1d(groups_for("conv2d weights", total, 64)?),
     )
+    .map(|d| d.moving(2 * 4 * total))
 }
 
 /// The input gradient of a stride-1 depthwise conv through the staged depthwise forward

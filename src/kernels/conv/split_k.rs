@@ -66,7 +66,8 @@ pub(super) fn split_k_dispatches(
         &[u32_of("conv2d weight gradient", len)?, chunks as u32],
         &[&part, dw],
         grid_1d(groups_for("split-K reduction", len, 256)?),
-    )?;
+    )?
+    .moving((chunks + 1) * len * 4);
     Ok(vec![partial, reduce])
 }
 
