@@ -146,12 +146,14 @@ pub struct KernelPolicy {
     /// (BENCHMARKS.md); never in the browser; CONVOY_TRUSTED=0|1 or `GpuBuilder::trusted_modules`
     /// decide otherwise (a CPU driver keeps the checked modules unless asked).
     pub trusted_modules: bool,
-    /// Lanes of a per-channel reduction's workgroup (batch-norm statistics and backward sums,
-    /// bias gradients: one workgroup per channel, or per split of one). 256 in the gpu family;
-    /// one SIMD vector in the cpu family (8 on lavapipe), where a workgroup's barriers switch
-    /// between its vectors' coroutines and cost more than the sums: lavapipe ran ResNet-50's
-    /// batch-norm backward sums 10x faster at 8 lanes than at 256 (BENCHMARKS.md).
-    pub reduction_lanes: u32,
+    /// Lanes of a workgroup that walks one run of memory on its own: a per-channel reduction
+    /// (batch-norm statistics and backward sums, bias gradients: one workgroup per channel, or
+    /// per split of one) or a chunk of the optimizer's update. 256 in the gpu family; one SIMD
+    /// vector in the cpu family (8 on lavapipe), where a workgroup's barriers and loops switch
+    /// between its vectors' coroutines and cost more than the work: lavapipe ran ResNet-50's
+    /// batch-norm backward sums 10x faster at 8 lanes than at 256, and its optimizer update
+    /// 2-3x faster (BENCHMARKS.md).
+    pub run_lanes: u32,
 }
 
 /// What the user or the environment asks of the policy over what the adapter suggests: the
@@ -236,7 +238,7 @@ impl KernelPolicy {
             cpu_driver: device == KernelFamily::Cpu,
             subgroup_reductions: device == KernelFamily::Gpu && can_reduce_in_subgroups(info),
             trusted_modules: device == KernelFamily::Gpu && !cfg!(target_arch = "wasm32"),
-            reduction_lanes: match family {
+            run_lanes: match family {
                 KernelFamily::Cpu => info.simd_width.clamp(4, 64).next_power_of_two(),
                 KernelFamily::Gpu => 256,
             },
@@ -291,8 +293,8 @@ impl fmt::Display for KernelPolicy {
         }
         write!(
             f,
-            "; tuner {tuning}; reductions through {reductions}, {} lanes per channel",
-            self.reduction_lanes
+            "; tuner {tuning}; reductions through {reductions}; {} lanes per channel or chunk",
+            self.run_lanes
         )?;
         if self.trusted_modules {
             write!(f, "; audited kernels without runtime checks")?;

@@ -4,7 +4,7 @@
 //! (`readback`), and count what the plan holds (`plan_stats`).
 
 use super::host_sync::{gradient_buckets, PlanDist, Reduce};
-use super::lower::lower;
+use super::lower::{lower, optimizer_steps, update_kind};
 use crate::device::{debug_level, Dispatch, Gpu};
 use crate::error::Result;
 use crate::graph::{Graph, ValueId, ValueKind};
@@ -145,7 +145,25 @@ pub(super) fn lower_nodes(ctx: &LowerCtx, device: &wgpu::Device, mut dist: Optio
         prologue: Vec::new(),
         node_end: Vec::with_capacity(graph.nodes.len()),
     };
-    for n in &graph.nodes {
+    let mut at = 0;
+    while at < graph.nodes.len() {
+        let n = &graph.nodes[at];
+        // a run of optimizer updates of one rule: all of them in a few dispatches
+        if let Some(kind) = update_kind(&n.op) {
+            let run: Vec<&crate::graph::Node> = graph.nodes[at..]
+                .iter()
+                .take_while(|m| update_kind(&m.op) == Some(kind))
+                .collect();
+            run.iter().for_each(|m| ctx.before(m));
+            let d = optimizer_steps(ctx, &run)?;
+            ctx.after(&d);
+            out.dispatches.extend(d);
+            out.node_end
+                .extend(std::iter::repeat_n(out.dispatches.len(), run.len()));
+            at += run.len();
+            continue;
+        }
+        at += 1;
         ctx.before(n);
         let synced = match dist.as_deref_mut().filter(|d| d.opts.sync_bn) {
             Some(d) => crate::ops::norm::lower_synced(ctx, n, &d.samples)?.map(|split| (d, split)),

@@ -35,40 +35,51 @@ pub fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
         Op::Concat | Op::SliceChannels { .. } | Op::PadChannels { .. } | Op::ChannelShuffle { .. } => {
             ops::channels::lower(ctx, n)?
         }
-        Op::SgdStep { .. } | Op::AdamWStep { .. } => vec![optimizer_step(ctx, n)?],
+        Op::SgdStep { .. } | Op::AdamWStep { .. } => optimizer_steps(ctx, &[n])?,
     })
 }
 
-/// An optimizer update: [param, grad, state..] with the hyperparameters of its group.
-fn optimizer_step(ctx: &LowerCtx, n: &Node) -> Result<Dispatch> {
-    let i = |k: usize| ctx.input(n, k);
-    let numel = ctx.in_shape(n, 0).numel();
-    let hyper = |what| {
-        ctx.hyper
-            .ok_or_else(|| Error::arg(what, "hyperparameters", "plan has none"))
+/// The updates of `nodes`, optimizer nodes of one rule ([param, grad, state..] with the
+/// hyperparameters of their groups): a few multi-tensor dispatches for all of them
+/// (`kernels::optim::update`).
+pub fn optimizer_steps(ctx: &LowerCtx, nodes: &[&Node]) -> Result<Vec<Dispatch>> {
+    let Some(first) = nodes.first() else {
+        return Ok(vec![]);
     };
-    match n.op {
-        Op::SgdStep { group, nesterov } => {
-            let (param, grad, momentum) = (i(0), i(1), i(2));
-            let bufs = kernels::optim::SgdBuffers {
-                hyper: hyper("sgd_step")?,
-                grad: &grad,
-                param: &param,
-                momentum: &momentum,
+    let kind = update_kind(&first.op).expect("optimizer_steps takes optimizer nodes");
+    let hyper = ctx
+        .hyper
+        .ok_or_else(|| Error::arg(first.op.name(), "hyperparameters", "plan has none"))?;
+    let buffers: Vec<Vec<wgpu::Buffer>> = nodes
+        .iter()
+        .map(|n| (0..n.inputs.len()).map(|k| ctx.input(n, k)).collect())
+        .collect();
+    let tensors: Vec<kernels::optim::UpdateTensor> = nodes
+        .iter()
+        .zip(&buffers)
+        .map(|(n, b)| {
+            let group = match n.op {
+                Op::SgdStep { group, .. } | Op::AdamWStep { group } => group,
+                ref other => unreachable!("optimizer_steps given {}", other.name()),
             };
-            kernels::optim::sgd(ctx.gpu, numel, group, nesterov, &bufs)
-        }
-        Op::AdamWStep { group } => {
-            let (param, grad, m, v) = (i(0), i(1), i(2), i(3));
-            let bufs = kernels::optim::AdamWBuffers {
-                hyper: hyper("adamw_step")?,
-                grad: &grad,
-                param: &param,
-                m: &m,
-                v: &v,
-            };
-            kernels::optim::adamw(ctx.gpu, numel, group, &bufs)
-        }
-        ref other => unreachable!("optimizer_step called on {}", other.name()),
+            kernels::optim::UpdateTensor {
+                numel: ctx.in_shape(n, 0).numel(),
+                group,
+                param: &b[0],
+                grad: &b[1],
+                state: b[2..].iter().collect(),
+            }
+        })
+        .collect();
+    kernels::optim::update(ctx.gpu, kind, hyper, &tensors)
+}
+
+/// The update rule of an optimizer node, None for other nodes: consecutive nodes of one rule
+/// lower together (`optimizer_steps`).
+pub fn update_kind(op: &Op) -> Option<kernels::optim::UpdateKind> {
+    match *op {
+        Op::SgdStep { nesterov, .. } => Some(kernels::optim::UpdateKind::Sgd { nesterov }),
+        Op::AdamWStep { .. } => Some(kernels::optim::UpdateKind::AdamW),
+        _ => None,
     }
 }

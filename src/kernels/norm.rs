@@ -172,9 +172,9 @@ fn lanes(
 
 /// Kernels that give each channel one workgroup: the channel count must fit one grid dimension.
 /// The workgroup size of the per-channel reductions (one workgroup per channel, or per split of
-/// one): the policy's (`KernelPolicy::reduction_lanes`), as their WG constant.
+/// one): the policy's (`KernelPolicy::run_lanes`), as their WG constant.
 fn reduction_lanes(gpu: &Gpu) -> (&'static str, f64) {
-    ("WG", f64::from(gpu.policy().reduction_lanes))
+    ("WG", f64::from(gpu.policy().run_lanes))
 }
 
 fn per_channel_grid(gpu: &Gpu, what: &str, c: usize) -> Result<[u32; 3]> {

@@ -1,58 +1,306 @@
-//! Optimizer update kernels. Hyperparameters live in a GPU buffer of 8 floats per parameter
-//! group that the host rewrites before each step: a schedule never rebuilds a plan.
+//! Optimizer update kernels: every parameter of a step in a few dispatches (a multi-tensor
+//! apply, as PyTorch's `foreach` and fused optimizers do). Hyperparameters live in a GPU buffer
+//! of `HYPER_STRIDE` floats per parameter group that the host rewrites before each step: a
+//! schedule never rebuilds a plan.
+//!
+//! WGSL cannot index bindings by a variable, so a dispatch takes up to `tensors_per_dispatch`
+//! tensors, each bound in its own slot, and its kernel (generated for that many slots) switches
+//! on the slot once per workgroup: a table gives each workgroup its slot and the start of its
+//! chunk (`CHUNK` elements), and each slot its element count and parameter group. PyTorch's
+//! multi_tensor_apply bounds its tensors per launch the same way (by kernel-argument space).
 
-use super::shaders::{lanes_for, ADAMW_STEP, SGD_STEP};
 use super::{groups_for, u32_of};
-use crate::device::{grid_1d, Dispatch, Gpu};
-use crate::error::Result;
+use crate::device::{grid_1d, Binding, Dispatch, Gpu, Shader};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use wgpu::util::DeviceExt;
 
-const WG: usize = 256;
+/// Values (f32 or vec4) one workgroup updates: a chunk of one tensor. Its lanes are the
+/// policy's `run_lanes` (256 on a GPU, one SIMD vector on a CPU driver), each updating
+/// `CHUNK / lanes` values a workgroup apart so that a workgroup's loads are contiguous.
+const CHUNK: usize = 1024;
+/// The most tensors one dispatch binds (a GPU's binding limits allow thousands; the kernel's
+/// switch grows with the slots, and 128 takes ResNet-50's 161 tensors in two dispatches).
+const MAX_SLOTS: usize = 128;
 
 /// Floats per parameter group in the hyperparameter buffer:
 /// lr, momentum, weight_decay, beta1, beta2, eps, bias_correction1, bias_correction2.
 pub const HYPER_STRIDE: usize = 8;
 
-/// The buffers of an SGD step: the hyperparameters (`HYPER_STRIDE` floats per group), the
-/// gradient, and the parameter and its momentum buffer (updated in place), each `total` long.
-#[derive(Clone, Copy)]
-pub struct SgdBuffers<'a> {
-    pub hyper: &'a wgpu::Buffer,
-    pub grad: &'a wgpu::Buffer,
-    pub param: &'a wgpu::Buffer,
-    pub momentum: &'a wgpu::Buffer,
+/// Which update rule a multi-tensor dispatch applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UpdateKind {
+    /// PyTorch's SGD (dampening 0): one state tensor, the momentum buffer.
+    Sgd { nesterov: bool },
+    /// PyTorch's AdamW: two state tensors, the first and second moments.
+    AdamW,
 }
 
-/// In place: param and momentum buffer from grad (PyTorch's SGD, dampening 0).
-pub fn sgd(gpu: &Gpu, total: usize, group: usize, nesterov: bool, b: &SgdBuffers<'_>) -> Result<Dispatch> {
-    let (shader, pack) = lanes_for(&SGD_STEP, total)?;
+impl UpdateKind {
+    /// The state tensors a parameter of this rule has.
+    pub fn states(self) -> usize {
+        match self {
+            UpdateKind::Sgd { .. } => 1,
+            UpdateKind::AdamW => 2,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            UpdateKind::Sgd { .. } => "sgd",
+            UpdateKind::AdamW => "adamw",
+        }
+    }
+}
+
+/// One parameter of a multi-tensor update: its element count and group, its gradient (read),
+/// and the parameter and its state tensors (updated in place), each `numel` long.
+pub struct UpdateTensor<'a> {
+    pub numel: usize,
+    pub group: usize,
+    pub grad: &'a wgpu::Buffer,
+    pub param: &'a wgpu::Buffer,
+    pub state: Vec<&'a wgpu::Buffer>,
+}
+
+/// The most tensors one dispatch of `kind` takes on `gpu`: two storage bindings for the
+/// hyperparameters and the table, then the gradient, the parameter and its states per tensor,
+/// within the device's storage buffers per stage and bindings per group (8 and 1000 at
+/// WebGPU's least: 2 SGD tensors, 1 AdamW tensor).
+pub fn tensors_per_dispatch(gpu: &Gpu, kind: UpdateKind) -> usize {
+    let l = gpu.limits();
+    let bindings = (l
+        .max_storage_buffers_per_shader_stage
+        .min(l.max_bindings_per_bind_group) as usize)
+        .saturating_sub(2);
+    (bindings / (2 + kind.states())).clamp(1, MAX_SLOTS)
+}
+
+/// The update of every tensor in `tensors` by `kind` with the hyperparameters in `hyper`
+/// (`HYPER_STRIDE` floats per group): one dispatch per `tensors_per_dispatch` tensors. Tensors
+/// whose sizes are multiples of 4 go through vec4 loads, the others in dispatches of their own.
+pub fn update(
+    gpu: &Gpu,
+    kind: UpdateKind,
+    hyper: &wgpu::Buffer,
+    tensors: &[UpdateTensor<'_>],
+) -> Result<Vec<Dispatch>> {
+    update_by(gpu, kind, hyper, tensors, tensors_per_dispatch(gpu, kind))
+}
+
+/// `update` with at most `per` tensors a dispatch (at least 1; the device's limit still caps
+/// it): what tests use to take a few tensors through several slots and dispatches.
+pub fn update_by(
+    gpu: &Gpu,
+    kind: UpdateKind,
+    hyper: &wgpu::Buffer,
+    tensors: &[UpdateTensor<'_>],
+    per: usize,
+) -> Result<Vec<Dispatch>> {
+    if let Some(t) = tensors.iter().find(|t| t.state.len() != kind.states()) {
+        return Err(Error::arg(
+            kind.name(),
+            "state",
+            format!(
+                "{} state tensors for a parameter, the rule keeps {}",
+                t.state.len(),
+                kind.states()
+            ),
+        ));
+    }
+    let per = per.clamp(1, tensors_per_dispatch(gpu, kind));
+    let mut out = Vec::new();
+    for pack in [4, 1] {
+        let of: Vec<&UpdateTensor> = tensors
+            .iter()
+            .filter(|t| (t.numel.is_multiple_of(4)) == (pack == 4))
+            .collect();
+        for batch in of.chunks(per) {
+            out.push(update_dispatch(gpu, kind, pack, hyper, batch)?);
+        }
+    }
+    Ok(out)
+}
+
+/// One dispatch over `batch` (its tensors' sizes multiples of `pack`).
+fn update_dispatch(
+    gpu: &Gpu,
+    kind: UpdateKind,
+    pack: usize,
+    hyper: &wgpu::Buffer,
+    batch: &[&UpdateTensor<'_>],
+) -> Result<Dispatch> {
+    let what = format!("{} update", kind.name());
+    let lanes = gpu.policy().run_lanes as usize;
+    // the table: the chunk count, (values, group) per slot, then (slot, first value) per chunk
+    let mut table = vec![0u32; 1 + 2 * batch.len()];
+    let mut numel = 0usize;
+    for (slot, t) in batch.iter().enumerate() {
+        let values = t.numel / pack;
+        table[1 + 2 * slot] = u32_of(&format!("{what}: values of a tensor"), values)?;
+        table[2 + 2 * slot] = u32_of(&format!("{what}: parameter group"), t.group)?;
+        for start in (0..values).step_by(CHUNK) {
+            table.extend([slot as u32, start as u32]);
+        }
+        numel += t.numel;
+    }
+    let chunks = (table.len() - 1 - 2 * batch.len()) / 2;
+    table[0] = u32_of(&format!("{what}: chunks"), chunks)?;
+    let table = gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("convoy update table"),
+        contents: bytemuck::cast_slice(&table),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let nesterov = matches!(kind, UpdateKind::Sgd { nesterov: true });
     let pipeline = gpu.pipeline(
-        shader,
-        &[("WG", WG as f64), ("NESTEROV", f64::from(u8::from(nesterov)))],
+        update_shader(kind, batch.len(), pack),
+        &[
+            ("WG", lanes as f64),
+            ("PER_LANE", CHUNK.div_ceil(lanes) as f64),
+            ("NESTEROV", f64::from(u8::from(nesterov))),
+        ],
     )?;
-    let grid = grid_1d(groups_for("sgd", total / pack, WG)?);
-    let params = [u32_of("sgd elements", total)?, group as u32];
-    // grad read; param and momentum read and written
-    Ok(Dispatch::new(gpu, pipeline, &params, &[b.hyper, b.grad, b.param, b.momentum], grid)?.moving(5 * 4 * total))
+    let mut buffers: Vec<&wgpu::Buffer> = vec![hyper, &table];
+    for t in batch {
+        buffers.extend([t.grad, t.param]);
+        buffers.extend(t.state.iter().copied());
+    }
+    let grid = grid_1d(groups_for(&what, chunks * CHUNK, CHUNK)?);
+    // the gradient read; the parameter and each state read and written
+    let moved = numel * 4 * (3 + 2 * kind.states());
+    Ok(Dispatch::new(gpu, pipeline, &[], &buffers, grid)?.moving(moved))
 }
 
-/// The buffers of an AdamW step: the hyperparameters (`HYPER_STRIDE` floats per group), the
-/// gradient, and the parameter and its first and second moments (updated in place), each
-/// `total` long.
-#[derive(Clone, Copy)]
-pub struct AdamWBuffers<'a> {
-    pub hyper: &'a wgpu::Buffer,
-    pub grad: &'a wgpu::Buffer,
-    pub param: &'a wgpu::Buffer,
-    pub m: &'a wgpu::Buffer,
-    pub v: &'a wgpu::Buffer,
+/// The kernel of `kind` for `slots` tensors of `pack` floats a value, generated once and kept
+/// for the life of the process (a pipeline caches it like any kernel).
+pub fn update_shader(kind: UpdateKind, slots: usize, pack: usize) -> &'static Shader {
+    type Key = (&'static str, usize, usize);
+    static BUILT: OnceLock<Mutex<HashMap<Key, &'static Shader>>> = OnceLock::new();
+    let mut built = crate::device::lock(BUILT.get_or_init(Default::default));
+    built.entry((kind.name(), slots, pack)).or_insert_with(|| {
+        let vec4 = if pack == 4 { "_vec4" } else { "" };
+        let mut bindings = vec![Binding::Read, Binding::Read];
+        for _ in 0..slots {
+            bindings.extend([Binding::Read, Binding::ReadWrite]);
+            bindings.extend(std::iter::repeat_n(Binding::ReadWrite, kind.states()));
+        }
+        Box::leak(Box::new(Shader {
+            name: Box::leak(format!("{}_update{slots}{vec4}", kind.name()).into_boxed_str()),
+            source: Box::leak(update_source(kind, slots, pack).into_boxed_str()),
+            bindings: Box::leak(bindings.into_boxed_slice()),
+            trusted: false,
+        }))
+    })
 }
 
-/// In place: param and both moment buffers from grad (PyTorch's AdamW).
-pub fn adamw(gpu: &Gpu, total: usize, group: usize, b: &AdamWBuffers<'_>) -> Result<Dispatch> {
-    let (shader, pack) = lanes_for(&ADAMW_STEP, total)?;
-    let pipeline = gpu.pipeline(shader, &[("WG", WG as f64)])?;
-    let grid = grid_1d(groups_for("adamw", total / pack, WG)?);
-    let params = [u32_of("adamw elements", total)?, group as u32];
-    // grad read; param and both moments read and written
-    Ok(Dispatch::new(gpu, pipeline, &params, &[b.hyper, b.grad, b.param, b.m, b.v], grid)?.moving(7 * 4 * total))
+/// The WGSL of `update_shader`.
+fn update_source(kind: UpdateKind, slots: usize, pack: usize) -> String {
+    let states: &[&str] = match kind {
+        UpdateKind::Sgd { .. } => &["buf"],
+        UpdateKind::AdamW => &["m", "v"],
+    };
+    let mut decl = String::new();
+    let mut cases = String::new();
+    for s in 0..slots {
+        let b = 2 + s * (2 + states.len());
+        decl += &format!("@group(0) @binding({b}) var<storage, read> grad{s}: array<FV>;\n");
+        decl += &format!(
+            "@group(0) @binding({}) var<storage, read_write> param{s}: array<FV>;\n",
+            b + 1
+        );
+        for (k, st) in states.iter().enumerate() {
+            decl += &format!(
+                "@group(0) @binding({}) var<storage, read_write> {st}{s}: array<FV>;\n",
+                b + 2 + k
+            );
+        }
+        let (args, stores) = match kind {
+            UpdateKind::Sgd { .. } => (
+                format!("grad{s}[i], param{s}[i], buf{s}[i]"),
+                format!("param{s}[i] = r.param; buf{s}[i] = r.buf;"),
+            ),
+            UpdateKind::AdamW => (
+                format!("grad{s}[i], param{s}[i], m{s}[i], v{s}[i]"),
+                format!("param{s}[i] = r.param; m{s}[i] = r.m; v{s}[i] = r.v;"),
+            ),
+        };
+        cases += &format!(
+            "        case {s}u: {{\n            for (var k = 0u; k < PER_LANE; k++) {{\n                let i = start + k * WG + lid;\n                if (i < end) {{\n                    let r = rule({args}, h);\n                    {stores}\n                }}\n            }}\n        }}\n"
+        );
+    }
+    let fv = if pack == 4 { "vec4f" } else { "f32" };
+    let rule = match kind {
+        UpdateKind::Sgd { .. } => SGD_RULE,
+        UpdateKind::AdamW => ADAMW_RULE,
+    };
+    format!(
+        "// {name} for {slots} tensors ({fv} values), generated by kernels::optim::update_source:\n\
+         // one workgroup per chunk of {CHUNK} values of one tensor (WG x PER_LANE); the table\n\
+         // gives each workgroup its slot and first value, and each slot its values and group.\n\
+         alias FV = {fv};\n\
+         override WG: u32 = 256u;\n\
+         override NESTEROV: bool = false;\n\
+         override PER_LANE: u32 = {per_lane}u;\n\
+         const SLOTS: u32 = {slots}u;\n\
+         const CHUNK: u32 = {CHUNK}u;\n\
+         @group(0) @binding(0) var<storage, read> hyper: array<f32>;\n\
+         @group(0) @binding(1) var<storage, read> table: array<u32>;\n\
+         {decl}{HYPER}{rule}\n\
+         @compute @workgroup_size(WG)\n\
+         fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,\n\
+         \x20       @builtin(local_invocation_index) lid: u32) {{\n\
+         \x20   let c = wid.x + wid.y * nwg.x;\n\
+         \x20   if (c >= table[0]) {{\n\
+         \x20       return;\n\
+         \x20   }}\n\
+         \x20   // one value for the whole workgroup: its lanes take one case of the switch\n\
+         \x20   let slot = table[1u + 2u * SLOTS + 2u * c];\n\
+         \x20   let start = table[2u + 2u * SLOTS + 2u * c];\n\
+         \x20   // a chunk's end: WG x PER_LANE may pass CHUNK where WG does not divide it\n\
+         \x20   let end = min(table[1u + 2u * slot], start + CHUNK);\n\
+         \x20   let at = table[2u + 2u * slot] * 8u;\n\
+         \x20   let h = Hyper(hyper[at], hyper[at + 1u], hyper[at + 2u], hyper[at + 3u], hyper[at + 4u],\n\
+         \x20       hyper[at + 5u], hyper[at + 6u], hyper[at + 7u]);\n\
+         \x20   switch slot {{\n\
+         {cases}\
+         \x20       default: {{}}\n\
+         \x20   }}\n\
+         }}\n",
+        name = kind.name(),
+        per_lane = CHUNK / 256,
+    )
 }
+
+/// One group's block of the hyperparameter buffer (`HYPER_STRIDE` floats).
+const HYPER: &str = "
+struct Hyper { lr: f32, momentum: f32, wd: f32, b1: f32, b2: f32, eps: f32, bc1: f32, bc2: f32 }
+";
+
+/// The rules, on one value (f32 or vec4) at a time.
+const SGD_RULE: &str = "
+struct Sgd { param: FV, buf: FV }
+// PyTorch's SGD, dampening 0: d = g + wd p; buf = momentum buf + d; d = nesterov ? d + momentum
+// buf : buf; p -= lr d. (PyTorch starts buf at d on the first step: momentum * 0 + d.)
+fn rule(g: FV, p: FV, buf: FV, h: Hyper) -> Sgd {
+    var d = g + h.wd * p;
+    var b = buf;
+    if (h.momentum != 0.0) {
+        b = h.momentum * buf + d;
+        d = select(b, d + h.momentum * b, NESTEROV);
+    }
+    return Sgd(p - h.lr * d, b);
+}
+";
+
+const ADAMW_RULE: &str = "
+struct AdamW { param: FV, m: FV, v: FV }
+// PyTorch's AdamW: p *= 1 - lr wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// p -= lr (m / bc1) / (sqrt(v / bc2) + eps), bc1 = 1 - b1^t and bc2 = 1 - b2^t from the host.
+fn rule(g: FV, p: FV, m: FV, v: FV, h: Hyper) -> AdamW {
+    let mi = h.b1 * m + (1.0 - h.b1) * g;
+    let vi = h.b2 * v + (1.0 - h.b2) * g * g;
+    let pi = p * (1.0 - h.lr * h.wd);
+    return AdamW(pi - h.lr * (mi / h.bc1) / (sqrt(vi / h.bc2) + h.eps), mi, vi);
+}
+";

@@ -141,8 +141,6 @@ shaders! {
     ACT_STATS_PARTIAL = "act_stats_partial" with prelude "workgroup_sum" [Uniform, Read, ReadWrite];
     ACT_STATS_FINISH = "act_stats_finish" [Uniform, Read, ReadWrite];
     CAST = "cast" [Uniform, Read, ReadWrite];
-    SGD_STEP = "sgd_step" with prelude "elementwise_lanes" [Uniform, Read, Read, ReadWrite, ReadWrite];
-    ADAMW_STEP = "adamw_step" with prelude "elementwise_lanes" [Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite];
 }
 
 /// The conv forward on cooperative matrices (tensor cores): f16 activations, 16x16x16 f16

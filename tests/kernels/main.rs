@@ -15,6 +15,7 @@ mod linear;
 mod loss;
 mod mul_channels;
 mod norm;
+mod optim;
 mod pad;
 mod pool;
 mod shaders;
