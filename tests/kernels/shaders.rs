@@ -16,7 +16,9 @@ fn every_shader_validates_with_naga() {
         .filter(|s| has_vec4_variant(s))
         .map(|s| vec4_variant(s).unwrap())
         .collect();
-    assert!(vec4s.len() >= 6, "vec4 variants: {}", vec4s.len());
+    // batch-norm apply, backward data and backward sums, and add (the optimizer's update
+    // kernels generate their vec4 forms: kernels::optim)
+    assert!(vec4s.len() >= 4, "vec4 variants: {}", vec4s.len());
     let halves: Vec<_> = ALL
         .iter()
         .copied()
