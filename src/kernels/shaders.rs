@@ -55,6 +55,8 @@ shaders! {
     // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
     // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound
     CONV2D_FWD_DEPTHWISE = trusted "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
+    CONV2D_FWD_DEPTHWISE_VEC4 = "conv2d_fwd_depthwise_vec4" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
+    CONV2D_BWD_WEIGHT_DEPTHWISE_VEC4 = "conv2d_bwd_weight_depthwise_vec4" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     // trusted: coarse blocks below ceil(total / (fine x factor)) = ceil(pixels / 256), the
     // statistics' (fine 64 or 128 divides 256); a fine block is read only where its first
     // pixel is below total, so below ceil(total / fine), the scratch's blocks

@@ -778,7 +778,10 @@ fn block_and_texture_tiles_match_reference(sweep: Sweep) {
 
 /// `kernel` with its `i`-th `workgroupBarrier();` cut out, under a name of its own (pipelines
 /// are cached by name).
-fn without_barrier(kernel: &convoy::internals::device::Shader, i: usize) -> &'static convoy::internals::device::Shader {
+pub fn without_barrier(
+    kernel: &convoy::internals::device::Shader,
+    i: usize,
+) -> &'static convoy::internals::device::Shader {
     let barrier = "workgroupBarrier();";
     let at = kernel
         .source

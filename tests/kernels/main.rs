@@ -8,6 +8,7 @@ mod activation;
 mod channels;
 mod conv;
 mod coop;
+mod depthwise;
 mod dropout;
 mod elementwise;
 mod half;

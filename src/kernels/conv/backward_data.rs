@@ -5,13 +5,13 @@ use super::constants::{
     geometry_constants, sizes, tap_window, tap_window_constants, taps_outer, transpose_constants, FWD_PIXELS,
     SEGMENT_MAX, WG,
 };
-use super::forward::{forward, forward_block, forward_depthwise};
+use super::forward::{depthwise_vec4, forward, forward_block, forward_depthwise};
 use super::mm::backward_data_mm;
 use super::phases::{all_taps, stride_phases, transposed_geometry, transposes_to_forward, Phase};
 use super::texture;
 use super::tile::{ConvTile, TileKind};
 use super::tune::{choose, Rows};
-use super::variants::{self, depthwise_staged_fits, InputGradient};
+use super::variants::{self, depthwise_staged_fits, depthwise_vec4_fits, InputGradient};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{
@@ -57,6 +57,7 @@ pub fn backward_data(
             let gemm = crate::kernels::gemm::gemm_rows(gpu, &rows, act, DType::F32, &bufs)?;
             Ok(vec![gemm])
         }
+        InputGradient::DepthwiseVec4 => backward_data_depthwise_vec4(gpu, g, dy, w, dx),
         InputGradient::Depthwise => backward_data_depthwise(gpu, g, dy, w, dx),
         InputGradient::Narrow => Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]),
         InputGradient::Tiled(tiles) => choose(gpu, &tiles.tuner, g, Rows::Inputs, &tiles.candidates, |g, t| {
@@ -323,6 +324,29 @@ pub fn backward_data_depthwise(
     through_forward(gpu, &weights, &transposed, false, &b, |t, b| {
         forward_depthwise(gpu, t, Epilogue::default(), DType::F32, b)
     })
+}
+
+/// The input gradient of a stride-1 depthwise conv through conv2d_fwd_depthwise_vec4: dy's
+/// forward with each channel's kernel read flipped (one dispatch, no transposed copy).
+pub fn backward_data_depthwise_vec4(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    let transposed = transposed_geometry(g);
+    if !transposes_to_forward(g) || !depthwise_vec4_fits(&transposed) {
+        return Err(Error::arg(
+            "conv2d input gradient",
+            "kernel",
+            format!(
+                "{g:?}: the vec4 depthwise input gradient takes stride-1 depthwise convs whose rows are whole vec4s"
+            ),
+        ));
+    }
+    let b = ForwardBuffers::new(dy, w, dx);
+    depthwise_vec4(gpu, &transposed, Epilogue::default(), DType::F32, &b, true)
 }
 
 /// `backward_data` with an explicit register tile.

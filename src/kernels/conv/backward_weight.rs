@@ -3,7 +3,7 @@
 
 use super::backward_data;
 use super::buffers::WeightGradientBuffers;
-use super::constants::{geometry_constants, sizes};
+use super::constants::{geometry_constants, sizes, tap_window_constants};
 use super::mm::backward_weight_mm;
 use super::split_k::{
     split_k_chunk, split_k_dispatches, split_k_weight_gradient, SplitKKernel, SPLIT_K_SCRATCH_BYTES, SPLIT_K_WORKGROUPS,
@@ -11,11 +11,12 @@ use super::split_k::{
 use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS};
 use super::tune::{choose, Rows};
-use super::variants::{self, weight_gradient_lanes, WeightGradient, NARROW_COLUMNS};
+use super::variants::{self, depthwise_vec4_fits, weight_gradient_lanes, WeightGradient, NARROW_COLUMNS};
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{
-    CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK, CONV2D_BWD_WEIGHT_MM, CONV2D_BWD_WEIGHT_NARROW,
+    CONV2D_BWD_WEIGHT, CONV2D_BWD_WEIGHT_BLOCK, CONV2D_BWD_WEIGHT_DEPTHWISE_VEC4, CONV2D_BWD_WEIGHT_MM,
+    CONV2D_BWD_WEIGHT_NARROW,
 };
 use crate::kernels::u32_of;
 use crate::shape::Conv2dGeom;
@@ -35,6 +36,7 @@ pub fn backward_weight(
     kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
     match variants::weight_gradient(gpu.into(), g).kernel {
+        WeightGradient::DepthwiseVec4 => backward_weight_depthwise_vec4(gpu, g, None, b),
         WeightGradient::Narrow => backward_weight_narrow(gpu, g, None, b),
         WeightGradient::Swapped(s) => {
             // dw^T as the weight gradient of the conv from dy to x, then transposed into place
@@ -63,6 +65,61 @@ pub fn backward_weight(
             backward_weight_tiled(gpu, g, t, None, b)
         }),
     }
+}
+
+/// The weight gradient of a depthwise conv whose rows are whole vec4s through
+/// conv2d_bwd_weight_depthwise_vec4: split-K over chunks of each channel's output positions
+/// (`chunk` of them, rounded up to a multiple of 4, or enough chunks to fill the device), then
+/// split_k_reduce where there are several.
+pub fn backward_weight_depthwise_vec4(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    chunk: Option<usize>,
+    b: &WeightGradientBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    backward_weight_depthwise_vec4_with(gpu, &CONV2D_BWD_WEIGHT_DEPTHWISE_VEC4, g, chunk, b)
+}
+
+/// `backward_weight_depthwise_vec4` through `kernel` (conv2d_bwd_weight_depthwise_vec4, or a
+/// test's altered copy of it).
+pub fn backward_weight_depthwise_vec4_with(
+    gpu: &Gpu,
+    kernel: &'static crate::device::Shader,
+    g: &Conv2dGeom,
+    chunk: Option<usize>,
+    b: &WeightGradientBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    if !depthwise_vec4_fits(g) {
+        return Err(Error::arg(
+            "conv2d weight gradient",
+            "kernel",
+            format!("{g:?}: conv2d_bwd_weight_depthwise_vec4 takes depthwise convs with W and OW multiples of 4"),
+        ));
+    }
+    // a GPU's 64 lanes over consecutive units and thousands of workgroups; a CPU driver's one
+    // SIMD vector walking runs of units, a few hundred workgroups
+    let lanes = gpu.policy().run_lanes.min(64) as usize;
+    let carry = lanes < 64;
+    let target = if carry {
+        SPLIT_K_WORKGROUPS
+    } else {
+        BLOCK_SPLIT_K_WORKGROUPS
+    };
+    let pixels = g.n * g.oh * g.ow;
+    let chunk = split_k_chunk(pixels, g.cout, target, usize::MAX, chunk).next_multiple_of(4);
+    let mut constants = geometry_constants(g);
+    constants.extend(tap_window_constants(g));
+    constants.push(("WG", lanes as f64));
+    constants.push(("CARRY", f64::from(u8::from(carry))));
+    let pipeline = gpu.pipeline(kernel, &constants)?;
+    // the channels over x, folded into z past the device's 65,535 workgroups a dimension
+    let across = g.cout.min(65_535);
+    let grid = [
+        u32_of("conv2d depthwise channels", across)?,
+        u32_of("conv2d weight-gradient chunks", pixels.div_ceil(chunk))?,
+        u32_of("conv2d depthwise channels", g.cout.div_ceil(across))?,
+    ];
+    split_k_dispatches(gpu, g, pipeline, chunk, grid, &sizes(g)?, &b.resources())
 }
 
 /// `backward_weight` through the split-K kernel with an explicit tile and, optionally, a fixed

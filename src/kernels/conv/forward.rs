@@ -11,10 +11,14 @@ use super::mm::forward_mm;
 use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS, BLOCK_PIXELS};
 use super::tune::{choose, Rows};
-use super::variants::{self, depthwise_staged_fits, depthwise_window, Forward, DEPTHWISE_HALO_MAX, DEPTHWISE_TILE};
+use super::variants::{
+    self, depthwise_staged_fits, depthwise_vec4_fits, depthwise_window, Forward, DEPTHWISE_HALO_MAX, DEPTHWISE_TILE,
+};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
-use crate::kernels::shaders::{variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_FWD_MM};
+use crate::kernels::shaders::{
+    variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_FWD_DEPTHWISE_VEC4, CONV2D_FWD_MM,
+};
 use crate::kernels::u32_of;
 use crate::shape::{Conv2dGeom, DType, Epilogue};
 
@@ -49,6 +53,7 @@ pub fn forward(
     }
     let choice = variants::forward(gpu.into(), g, storage, stats.is_some())?;
     match choice.kernel {
+        Forward::DepthwiseVec4 => forward_depthwise_vec4(gpu, g, epi, storage, b),
         Forward::Depthwise => forward_depthwise(gpu, g, epi, storage, b),
         Forward::PointwiseGemm => {
             // a 1x1 conv is a GEMM per image: (Cout, Cin) x (Cin, H*W)
@@ -231,4 +236,66 @@ pub fn forward_depthwise(
     let tiles = g.oh.div_ceil(t) * g.ow.div_ceil(t);
     let workgroups = u32_of("conv2d depthwise tiles", tiles * g.n * g.cout)?;
     epilogue_only_dispatch(gpu, pipeline, g, b, grid_1d(workgroups))
+}
+
+/// The depthwise forward through conv2d_fwd_depthwise_vec4 (both families; with `stats`, the
+/// statistics of its `STATS_BLOCK` blocks written straight into them): one workgroup per block
+/// of one channel, 4 outputs of a row per invocation from whole vec4s of the input rows.
+pub fn forward_depthwise_vec4(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    depthwise_vec4(gpu, g, epi, storage, b, false)
+}
+
+/// `forward_depthwise_vec4`, with each channel's kernel read flipped where `flip` (the input
+/// gradient of a stride-1 depthwise conv, `g` then its transposed geometry).
+pub(super) fn depthwise_vec4(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+    flip: bool,
+) -> Result<Vec<Dispatch>> {
+    if !depthwise_vec4_fits(g) {
+        return Err(Error::arg(
+            "conv2d",
+            "kernel",
+            format!("{g:?}: conv2d_fwd_depthwise_vec4 takes depthwise convs with W and OW multiples of 4 and the columns under 4 outputs within 4 vec4s"),
+        ));
+    }
+    let mut constants = geometry_constants(g);
+    constants.extend(tap_window_constants(g));
+    constants.extend(epilogue_constants(epi, b.bias, b.residual));
+    constants.push(("STATS", f64::from(u8::from(b.stats.is_some()))));
+    // a GPU's workgroup: one 4-output unit per lane of a block's 64; a CPU driver's: one SIMD
+    // vector walking the block
+    let lanes = gpu.policy().run_lanes.min((STATS_BLOCK / 4) as u32);
+    constants.push(("WG", f64::from(lanes)));
+    constants.push(("FLIP", f64::from(u8::from(flip))));
+    let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_DEPTHWISE_VEC4, storage)?, &constants)?;
+    let blocks = (g.n * g.oh * g.ow).div_ceil(STATS_BLOCK);
+    let workgroups = u32_of("conv2d depthwise blocks", blocks * g.cout)?;
+    let d = gpu.dummy();
+    let y = b.y;
+    Ok(vec![Dispatch::new(
+        gpu,
+        pipeline,
+        &sizes(g)?,
+        &[
+            b.x,
+            b.w,
+            b.bias.unwrap_or(d),
+            b.residual.unwrap_or(d),
+            y,
+            b.stats.unwrap_or(gpu.dummy_rw()),
+            y,
+            b.residual.unwrap_or(d),
+        ],
+        grid_1d(workgroups),
+    )?])
 }

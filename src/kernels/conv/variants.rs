@@ -45,6 +45,10 @@ pub struct Tiled {
 /// The forward's kernels.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Forward {
+    /// conv2d_fwd_depthwise_vec4: one statistics block of one channel per workgroup, 4 outputs
+    /// of a row per invocation from whole vec4s of the input rows, with or without the batch
+    /// statistics.
+    DepthwiseVec4,
     /// conv2d_fwd_depthwise: one 16 x 16 output tile of one channel per workgroup, its input
     /// window staged in workgroup memory.
     Depthwise,
@@ -66,6 +70,8 @@ pub enum InputGradient {
     ForwardPhases { texture: bool, phases: Vec<Phase> },
     /// gemm_rows: dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W).
     PointwiseGemm,
+    /// conv2d_fwd_depthwise_vec4 on dy with each channel's kernel flipped (stride 1).
+    DepthwiseVec4,
     /// The staged depthwise forward of dy with each channel's kernel flipped.
     Depthwise,
     /// conv2d_bwd_data_narrow: a direct transposed conv, cells of stride x stride pixels.
@@ -78,6 +84,9 @@ pub enum InputGradient {
 /// The weight gradient's kernels.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WeightGradient {
+    /// conv2d_bwd_weight_depthwise_vec4: split-K over chunks of one channel's output positions,
+    /// 4 outputs of a dy row per invocation and unit.
+    DepthwiseVec4,
     /// conv2d_bwd_weight_narrow: lanes over the pixels, for a few weight columns per group.
     Narrow,
     /// dw^T as the weight gradient of the conv from dy to x (`swapped`), then transposed.
@@ -94,6 +103,12 @@ pub enum WeightGradient {
 pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool) -> Result<Choice<Forward>> {
     let p = dev.policy;
     let rows = g.cout / g.args.groups;
+    if depthwise_vec4_fits(g) {
+        return Ok(Choice::new(
+            Forward::DepthwiseVec4,
+            "depthwise, its rows in whole vec4s (W and OW multiples of 4)",
+        ));
+    }
     if dev.gpu_family() && !stats && depthwise_staged_fits(g) {
         return Ok(Choice::new(
             Forward::Depthwise,
@@ -198,6 +213,12 @@ fn texture_refusal(dev: ConvDevice<'_>, g: &Conv2dGeom) -> String {
 pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradient> {
     let a = &g.args;
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
+    if transposes_to_forward(g) && depthwise_vec4_fits(&transposed_geometry(g)) {
+        return Choice::new(
+            InputGradient::DepthwiseVec4,
+            "stride-1 depthwise: the vec4 depthwise forward of dy, kernel flipped",
+        );
+    }
     // the gpu family's large tiles: every stride phase in one dispatch (conv2d_bwd_data_mm),
     // first where their grid fills the GPU
     let (mm, mm_first) = match mm_phases_fit(g) {
@@ -292,6 +313,12 @@ pub(super) fn forward_phases(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Option<(Vec
 
 /// The weight gradient of `g` (dw from dy and x, f32).
 pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<WeightGradient> {
+    if depthwise_vec4_fits(g) {
+        return Choice::new(
+            WeightGradient::DepthwiseVec4,
+            "depthwise, its rows in whole vec4s: split-K over each channel's positions",
+        );
+    }
     let cols = (g.cin / g.args.groups) * g.kh * g.kw;
     let texture = texture::weight_gradient_uses_texture(dev, g);
     // the texture kernel first: resnet_mini's 16- and 32-column projections (4 and 8 texel
@@ -405,6 +432,23 @@ pub fn depthwise_staged_fits(g: &Conv2dGeom) -> bool {
         && g.kh * g.kw <= DEPTHWISE_TAPS_MAX
 }
 
+/// Whether conv2d_fwd_depthwise_vec4 takes `g`: one input and one output channel per group,
+/// input and output rows of whole vec4s (W and OW multiples of 4), and the input columns under
+/// 4 outputs within 4 vec4s (from where the first sits in its vec4), and at most 7 tap rows and
+/// 49 taps (its window of the last unit's segments, its weights in registers).
+pub fn depthwise_vec4_fits(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    let off = (4 - a.padding[1] % 4) % 4;
+    let columns = off + 3 * a.stride[1] + (g.kw - 1) * a.dilation[1] + 1;
+    a.groups == g.cin
+        && g.cin == g.cout
+        && g.w.is_multiple_of(4)
+        && g.ow.is_multiple_of(4)
+        && columns <= 16
+        && g.kh <= 7
+        && g.kh * g.kw <= 49
+}
+
 /// Input values of one tile's window in conv2d_fwd_depthwise: its reach plus the kernel's halo.
 pub(super) fn depthwise_window(g: &Conv2dGeom) -> usize {
     let (a, t) = (&g.args, DEPTHWISE_TILE);
@@ -471,6 +515,7 @@ pub fn tile_name(t: &ConvTile) -> String {
 impl fmt::Display for Forward {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Forward::DepthwiseVec4 => write!(f, "conv2d_fwd_depthwise_vec4"),
             Forward::Depthwise => write!(f, "conv2d_fwd_depthwise"),
             Forward::PointwiseGemm => write!(f, "gemm_rows"),
             Forward::Tiled { tiles, .. } => write!(f, "{} ({tiles})", tiles.tuner),
@@ -486,6 +531,7 @@ impl fmt::Display for InputGradient {
                 write!(f, "{k} per stride phase ({})", phases.len())
             }
             InputGradient::PointwiseGemm => write!(f, "gemm_rows (transposed weights)"),
+            InputGradient::DepthwiseVec4 => write!(f, "conv2d_fwd_depthwise_vec4 (flipped kernel)"),
             InputGradient::Depthwise => write!(f, "conv2d_fwd_depthwise (flipped kernel)"),
             InputGradient::Narrow => write!(f, "conv2d_bwd_data_narrow"),
             InputGradient::Tiled(t) => match t.candidates[0].kind {
@@ -504,6 +550,7 @@ impl fmt::Display for InputGradient {
 impl fmt::Display for WeightGradient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            WeightGradient::DepthwiseVec4 => write!(f, "conv2d_bwd_weight_depthwise_vec4"),
             WeightGradient::Narrow => write!(f, "conv2d_bwd_weight_narrow"),
             WeightGradient::Swapped(s) => write!(
                 f,

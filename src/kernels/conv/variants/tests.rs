@@ -80,8 +80,18 @@ fn lavapipe_runs_the_texture_kernels_where_operands_fit() {
         panic!("tiled")
     };
     assert_ne!(tiles.tuner, "conv2d_fwd_tex");
-    // a depthwise conv (1 input channel per group) has no texture layout: register tiles
-    let dw = geom(8, 32, 28, 32, 3, 1, 32);
+    // a depthwise conv whose rows are whole vec4s: the vec4 depthwise kernel, forward (with or
+    // without statistics) and stride-1 input gradient
+    let dw4 = geom(8, 32, 28, 32, 3, 1, 32);
+    for stats in [false, true] {
+        assert_eq!(
+            forward(d.dev(), &dw4, DType::F32, stats).unwrap().kernel,
+            Forward::DepthwiseVec4
+        );
+    }
+    assert_eq!(input_gradient(d.dev(), &dw4).kernel, InputGradient::DepthwiseVec4);
+    // one whose rows are not (14 columns) has no texture layout either: register tiles
+    let dw = geom(8, 32, 14, 32, 3, 1, 32);
     let f = forward(d.dev(), &dw, DType::F32, false).unwrap();
     assert_eq!(tiled_first(&f), ("conv2d_fwd", TileKind::Register));
     assert!(f.why.contains("1 input channels per group"), "{}", f.why);
@@ -118,8 +128,18 @@ fn a_discrete_gpu_runs_block_depthwise_and_gemm_kernels() {
         unreachable!()
     };
     assert!(tiles.candidates[1..].iter().all(|t| t.kind == TileKind::Register));
-    // depthwise: the staged kernel for inference; with statistics, register tiles
-    let dw = geom(32, 96, 56, 96, 3, 1, 96);
+    // depthwise over rows of whole vec4s: the vec4 kernel, with or without statistics
+    let dw4 = geom(32, 96, 56, 96, 3, 1, 96);
+    for stats in [false, true] {
+        assert_eq!(
+            forward(d.dev(), &dw4, DType::F32, stats).unwrap().kernel,
+            Forward::DepthwiseVec4
+        );
+    }
+    assert_eq!(input_gradient(d.dev(), &dw4).kernel, InputGradient::DepthwiseVec4);
+    // other depthwise convs (14 columns): the staged kernel for inference; with statistics,
+    // register tiles
+    let dw = geom(32, 96, 14, 96, 3, 1, 96);
     assert_eq!(
         forward(d.dev(), &dw, DType::F32, false).unwrap().kernel,
         Forward::Depthwise
