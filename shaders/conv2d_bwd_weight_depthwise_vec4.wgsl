@@ -33,10 +33,10 @@ struct Params {
 var<workgroup> red: array<f32, RED>;
 
 // The vec4 of row `row` (an offset in vec4s) at input column `col` (a multiple of 4), zero
-// outside the image.
+// outside the image. The load itself stays inside the row (`select` evaluates both sides).
 fn segment(row: u32, col: i32) -> vec4f {
     let inside = col >= 0 && col < i32(p.w);
-    return select(vec4f(0.0), x[row + u32(max(col, 0)) / 4u], inside);
+    return select(vec4f(0.0), x[row + u32(clamp(col, 0, i32(p.w) - 4)) / 4u], inside);
 }
 
 // Element e of the segment a, b, c, d (e < 16): a constant once the tap loops unroll.

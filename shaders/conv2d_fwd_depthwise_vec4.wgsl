@@ -40,10 +40,10 @@ struct Params {
 // conv2d_stats
 
 // The vec4 of row `row` (an offset in vec4s) at input column `col` (a multiple of 4), zero
-// outside the image.
+// outside the image. The load itself stays inside the row (`select` evaluates both sides).
 fn segment(row: u32, col: i32) -> vec4f {
     let inside = col >= 0 && col < i32(p.w);
-    return select(vec4f(0.0), vec4f(x[row + u32(max(col, 0)) / 4u]), inside);
+    return select(vec4f(0.0), vec4f(x[row + u32(clamp(col, 0, i32(p.w) - 4)) / 4u]), inside);
 }
 
 // Element e of the segment a, b, c, d (e < 16): a constant after the tap loops unroll, so this

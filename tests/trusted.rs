@@ -88,6 +88,9 @@ fn trusted_modules_compute_what_checked_modules_compute() {
     for kernel in [
         "conv2d_fwd_block",
         "conv2d_fwd_depthwise",
+        // MobileNetV2's first depthwise conv (18x20): forward, flipped input gradient, weights
+        "conv2d_fwd_depthwise_vec4",
+        "conv2d_bwd_weight_depthwise_vec4",
         "conv2d_bwd_weight_block",
         "conv2d_fwd",
         "conv2d_bwd_data",

@@ -55,8 +55,16 @@ shaders! {
     // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
     // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound
     CONV2D_FWD_DEPTHWISE = trusted "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
-    CONV2D_FWD_DEPTHWISE_VEC4 = "conv2d_fwd_depthwise_vec4" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
-    CONV2D_BWD_WEIGHT_DEPTHWISE_VEC4 = "conv2d_bwd_weight_depthwise_vec4" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    // trusted: x's row is a plane's (image below N: positions below N x OH x OW; channel below
+    // C) clamped row, its vec4 column clamped to [0, W/4); the taps below C x KH x KW; y4/res4
+    // at a unit's first output / 4, a multiple of 4 inside its plane; the lane's window index
+    // below 4 KH <= 28 and its taps below KH x KW <= 49 (`depthwise_vec4_fits`); the statistics
+    // lane below WG <= 64 (the launcher) and block below ceil(N x OH x OW / 256)
+    CONV2D_FWD_DEPTHWISE_VEC4 = trusted "conv2d_fwd_depthwise_vec4" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
+    // trusted: dy at a unit below the chunk's end (<= N x OH x OW), x as the forward's
+    // (clamped row and column), the tap sums below KH x KW <= 49, red below WG x KH x KW = RED,
+    // dw's slice below the chunks (the partial buffer holds them all) times C x KH x KW
+    CONV2D_BWD_WEIGHT_DEPTHWISE_VEC4 = trusted "conv2d_bwd_weight_depthwise_vec4" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     // trusted: coarse blocks below ceil(total / (fine x factor)) = ceil(pixels / 256), the
     // statistics' (fine 64 or 128 divides 256); a fine block is read only where its first
     // pixel is below total, so below ceil(total / fine), the scratch's blocks
