@@ -91,6 +91,8 @@ fn trusted_modules_compute_what_checked_modules_compute() {
         // MobileNetV2's first depthwise conv (18x20): forward, flipped input gradient, weights
         "conv2d_fwd_depthwise_vec4",
         "conv2d_bwd_weight_depthwise_vec4",
+        // and its stride-2 one (18x20 to 9x10): the transposed input gradient
+        "conv2d_bwd_data_depthwise_vec4",
         "conv2d_bwd_weight_block",
         "conv2d_fwd",
         "conv2d_bwd_data",

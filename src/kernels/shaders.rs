@@ -65,6 +65,11 @@ shaders! {
     // (clamped row and column), the tap sums below KH x KW <= 49, red below WG x KH x KW = RED,
     // dw's slice below the chunks (the partial buffer holds them all) times C x KH x KW
     CONV2D_BWD_WEIGHT_DEPTHWISE_VEC4 = trusted "conv2d_bwd_weight_depthwise_vec4" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    // trusted: dy's row clamped into dy (image below N, channel below C), its column clamped into
+    // the row; the taps below C x KH x KW; dx at a unit's first value / 4 inside its plane; the
+    // windows below 2 KH <= 14 vec4s and E <= 8 values, the taps in registers below KH x KW <=
+    // 49 (`depthwise_transposed_vec4_fits`)
+    CONV2D_BWD_DATA_DEPTHWISE_VEC4 = trusted "conv2d_bwd_data_depthwise_vec4" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
     // trusted: coarse blocks below ceil(total / (fine x factor)) = ceil(pixels / 256), the
     // statistics' (fine 64 or 128 divides 256); a fine block is read only where its first
     // pixel is below total, so below ceil(total / fine), the scratch's blocks

@@ -8,7 +8,9 @@
 use crate::common::{assert_close, gpu, has_f16_else_refused, open_gpu, reference, to_f64, RTOL};
 use crate::half::{round_f16, HALF_RTOL};
 use convoy::graph::{Act, Epilogue};
-use convoy::internals::kernels::conv::{self, depthwise_vec4_fits, variants, STATS_BLOCK};
+use convoy::internals::kernels::conv::{
+    self, depthwise_transposed_vec4_fits, depthwise_vec4_fits, variants, STATS_BLOCK,
+};
 use convoy::ops::{Conv2dArgs, Conv2dGeom};
 use convoy::{DType, Gpu, KernelFamily, Rng, Tensor};
 
@@ -138,30 +140,43 @@ fn conv2d_depthwise_vec4_matches_reference() {
     }
 }
 
+/// Input-gradient geometries beyond the forward's: strides 4 and (2, 1), stride 3 (across: not
+/// a divisor of 4, so another kernel), a 5x5 at stride 2 whose dy rows are not whole vec4s.
+const GRADIENT_CASES: [Case; 4] = [
+    ([1, 2, 16, 16], [3, 3], [4, 4], [1, 1], [1, 1], Act::None),
+    ([2, 3, 10, 12], [3, 3], [2, 1], [1, 1], [1, 1], Act::None),
+    ([1, 2, 12, 12], [3, 3], [3, 3], [1, 1], [1, 1], Act::None),
+    ([2, 3, 28, 28], [5, 5], [2, 2], [2, 2], [1, 1], Act::None),
+];
+
+/// An input-gradient launcher under test: its dispatches into dx.
+type Launch<'a> = dyn Fn(&Tensor) -> Vec<convoy::internals::device::Dispatch> + 'a;
+
 #[test]
 fn conv2d_depthwise_vec4_input_gradient_matches_reference() {
     for g in &families() {
         let mut rng = Rng::new(43);
-        for (xs, [kh, kw], stride, padding, dilation, _) in CASES {
+        for (xs, [kh, kw], stride, padding, dilation, _) in CASES.into_iter().chain(GRADIENT_CASES) {
             let c = xs[1];
             let args = Conv2dArgs::new(1, 0, 1, c).hw(stride, padding, dilation);
             let ws = [c, 1, kh, kw];
             let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
             let flipped =
                 stride == [1, 1] && padding[0] <= dilation[0] * (kh - 1) && padding[1] <= dilation[1] * (kw - 1);
+            let transposed = depthwise_transposed_vec4_fits(&geom);
+            // all but stride 3 across and the 1x7 (its unit reads 10 dy values a row)
+            assert_eq!(transposed, stride[1] != 3 && kw != 7, "{xs:?} k{kh}x{kw} s{stride:?}");
             let choice = variants::input_gradient(g.into(), &geom);
             let what = format!(
                 "{:?} x{xs:?} k{kh}x{kw} s{stride:?} p{padding:?} d{dilation:?}",
                 g.policy().family
             );
-            assert_eq!(
-                choice.kernel == variants::InputGradient::DepthwiseVec4,
-                flipped,
-                "{what}: {choice:?}"
-            );
-            if !flipped {
-                continue;
-            }
+            let want = if flipped {
+                variants::InputGradient::DepthwiseVec4
+            } else {
+                variants::InputGradient::DepthwiseTransposedVec4
+            };
+            assert_eq!(choice.kernel == want, flipped || transposed, "{what}: {choice:?}");
             let ys = geom.out_shape();
             let x = rng.vec(xs.iter().product(), -1.0, 1.0);
             let w = rng.vec(ws.iter().product(), -0.5, 0.5);
@@ -179,18 +194,42 @@ fn conv2d_depthwise_vec4_input_gradient_matches_reference() {
             );
             let wt = Tensor::from_slice(g, &w, ws.to_vec()).unwrap();
             let dyt = Tensor::from_slice(g, &dy, ys.dims().to_vec()).unwrap();
-            for direct in [true, false] {
+            // each vec4 kernel directly where it takes the conv (the transposed one takes the
+            // stride-1 convs too), and backward_data's choice; one dispatch each
+            let mut runs: Vec<(&str, Box<Launch>)> = vec![(
+                "backward_data",
+                Box::new(|dx: &Tensor| {
+                    conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap()
+                }),
+            )];
+            if flipped {
+                runs.push((
+                    "flipped forward",
+                    Box::new(|dx: &Tensor| {
+                        conv::backward_data_depthwise_vec4(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap()
+                    }),
+                ));
+            }
+            if transposed {
+                runs.push((
+                    "transposed",
+                    Box::new(|dx: &Tensor| {
+                        vec![
+                            conv::backward_data_depthwise_transposed(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer())
+                                .unwrap(),
+                        ]
+                    }),
+                ));
+            }
+            for (how, run) in &runs {
                 let dx = Tensor::empty(g, xs).unwrap();
-                let d = match direct {
-                    true => conv::backward_data_depthwise_vec4(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer()),
-                    false => conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None),
-                };
-                // the kernel read flipped: no transposed copy of the weights first
-                let d = d.unwrap();
-                assert_eq!(d.len(), 1, "{what}: dispatches of the input gradient");
+                let d = run(&dx);
+                if flipped || transposed {
+                    assert_eq!(d.len(), 1, "{what} {how}: dispatches of the input gradient");
+                }
                 g.run(&d);
                 assert_close(
-                    &format!("{what} input gradient (direct {direct})"),
+                    &format!("{what} input gradient ({how})"),
                     &dx.to_vec().unwrap(),
                     &dx64,
                     RTOL,

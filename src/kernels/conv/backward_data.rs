@@ -3,7 +3,7 @@
 use super::buffers::{ForwardBuffers, Placement};
 use super::constants::{
     geometry_constants, sizes, tap_window, tap_window_constants, taps_outer, transpose_constants, FWD_PIXELS,
-    SEGMENT_MAX, WG,
+    SEGMENT_MAX, STATS_BLOCK, WG,
 };
 use super::forward::{depthwise_vec4, forward, forward_block, forward_depthwise};
 use super::mm::backward_data_mm;
@@ -11,12 +11,14 @@ use super::phases::{all_taps, stride_phases, transposed_geometry, transposes_to_
 use super::texture;
 use super::tile::{ConvTile, TileKind};
 use super::tune::{choose, Rows};
-use super::variants::{self, depthwise_staged_fits, depthwise_vec4_fits, InputGradient};
+use super::variants::{
+    self, depthwise_staged_fits, depthwise_transposed_vec4_fits, depthwise_vec4_fits, InputGradient,
+};
 use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{
-    CONV2D_BWD_DATA, CONV2D_BWD_DATA_MM, CONV2D_BWD_DATA_NARROW, CONV2D_FWD_BLOCK, CONV2D_SCATTER_PHASE,
-    CONV2D_TRANSPOSE_WEIGHTS,
+    CONV2D_BWD_DATA, CONV2D_BWD_DATA_DEPTHWISE_VEC4, CONV2D_BWD_DATA_MM, CONV2D_BWD_DATA_NARROW, CONV2D_FWD_BLOCK,
+    CONV2D_SCATTER_PHASE, CONV2D_TRANSPOSE_WEIGHTS,
 };
 use crate::kernels::{groups_for, u32_of};
 use crate::shape::{Conv2dGeom, DType, Epilogue};
@@ -58,6 +60,7 @@ pub fn backward_data(
             Ok(vec![gemm])
         }
         InputGradient::DepthwiseVec4 => backward_data_depthwise_vec4(gpu, g, dy, w, dx),
+        InputGradient::DepthwiseTransposedVec4 => Ok(vec![backward_data_depthwise_transposed(gpu, g, dy, w, dx)?]),
         InputGradient::Depthwise => backward_data_depthwise(gpu, g, dy, w, dx),
         InputGradient::Narrow => Ok(vec![backward_data_narrow(gpu, g, dy, w, dx)?]),
         InputGradient::Tiled(tiles) => choose(gpu, &tiles.tuner, g, Rows::Inputs, &tiles.candidates, |g, t| {
@@ -347,6 +350,32 @@ pub fn backward_data_depthwise_vec4(
     }
     let b = ForwardBuffers::new(dy, w, dx);
     depthwise_vec4(gpu, &transposed, Epilogue::default(), DType::F32, &b, true)
+}
+
+/// The input gradient of a depthwise conv through conv2d_bwd_data_depthwise_vec4: the
+/// transposed conv direct, 4 values of a dx row per invocation, for the strides across that
+/// divide 4 (`depthwise_transposed_vec4_fits`).
+pub fn backward_data_depthwise_transposed(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    if !depthwise_transposed_vec4_fits(g) {
+        return Err(Error::arg(
+            "conv2d input gradient",
+            "kernel",
+            format!("{g:?}: conv2d_bwd_data_depthwise_vec4 takes depthwise convs with W a multiple of 4 and a stride across that divides 4"),
+        ));
+    }
+    let lanes = gpu.policy().run_lanes.min((STATS_BLOCK / 4) as u32);
+    let mut constants = geometry_constants(g);
+    constants.push(("WG", f64::from(lanes)));
+    let pipeline = gpu.pipeline(&CONV2D_BWD_DATA_DEPTHWISE_VEC4, &constants)?;
+    let blocks = (g.n * g.h * g.w).div_ceil(STATS_BLOCK);
+    let workgroups = u32_of("conv2d depthwise input-gradient blocks", blocks * g.cin)?;
+    Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, w, dx], grid_1d(workgroups))
 }
 
 /// `backward_data` with an explicit register tile.

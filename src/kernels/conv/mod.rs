@@ -28,8 +28,8 @@ mod tune;
 pub mod variants;
 
 pub use backward_data::{
-    backward_data, backward_data_block, backward_data_depthwise, backward_data_depthwise_vec4, backward_data_narrow,
-    backward_data_texture, backward_data_tiled,
+    backward_data, backward_data_block, backward_data_depthwise, backward_data_depthwise_transposed,
+    backward_data_depthwise_vec4, backward_data_narrow, backward_data_texture, backward_data_tiled,
 };
 pub use backward_weight::{
     backward_weight, backward_weight_block, backward_weight_depthwise_vec4, backward_weight_depthwise_vec4_with,
@@ -43,4 +43,7 @@ pub use mm::{backward_data_mm, backward_weight_mm, forward_mm};
 pub use phases::{transposes_to_forward, Phase, PhaseAxis};
 pub use tile::{ConvTile, TileKind};
 pub use tune::{key as tuner_key, recorded_tile};
-pub use variants::{cooperative_takes, depthwise_staged_fits, depthwise_vec4_fits, is_pointwise_gemm, ConvDevice};
+pub use variants::{
+    cooperative_takes, depthwise_staged_fits, depthwise_transposed_vec4_fits, depthwise_vec4_fits, is_pointwise_gemm,
+    ConvDevice,
+};

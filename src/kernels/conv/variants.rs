@@ -72,6 +72,9 @@ pub enum InputGradient {
     PointwiseGemm,
     /// conv2d_fwd_depthwise_vec4 on dy with each channel's kernel flipped (stride 1).
     DepthwiseVec4,
+    /// conv2d_bwd_data_depthwise_vec4: the transposed conv direct, 4 values of a dx row per
+    /// invocation (strides across that divide 4).
+    DepthwiseTransposedVec4,
     /// The staged depthwise forward of dy with each channel's kernel flipped.
     Depthwise,
     /// conv2d_bwd_data_narrow: a direct transposed conv, cells of stride x stride pixels.
@@ -217,6 +220,15 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradie
         return Choice::new(
             InputGradient::DepthwiseVec4,
             "stride-1 depthwise: the vec4 depthwise forward of dy, kernel flipped",
+        );
+    }
+    if depthwise_transposed_vec4_fits(g) {
+        return Choice::new(
+            InputGradient::DepthwiseTransposedVec4,
+            format!(
+                "depthwise, stride {:?}: the transposed conv in vec4s of dx rows",
+                a.stride
+            ),
         );
     }
     // the gpu family's large tiles: every stride phase in one dispatch (conv2d_bwd_data_mm),
@@ -449,6 +461,25 @@ pub fn depthwise_vec4_fits(g: &Conv2dGeom) -> bool {
         && g.kh * g.kw <= 49
 }
 
+/// Whether conv2d_bwd_data_depthwise_vec4 takes the input gradient of `g`: one input and one
+/// output channel per group, dx rows of whole vec4s (W a multiple of 4), a stride across that
+/// divides 4 (so each of a unit's 4 outputs takes the same taps in every unit), the dy values a
+/// unit reads per row within 8, and at most 7 tap rows and 49 taps.
+pub fn depthwise_transposed_vec4_fits(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    let (sw, pw, dw) = (a.stride[1] as i64, a.padding[1] as i64, a.dilation[1] as i64);
+    // the dy columns relative to the unit's first, as the kernel's EMIN and EMAX
+    let emin = -(((g.kw as i64 - 1) * dw - pw + sw - 1) / sw);
+    let emax = (3 + pw) / sw;
+    a.groups == g.cin
+        && g.cin == g.cout
+        && g.w.is_multiple_of(4)
+        && 4 % a.stride[1] == 0
+        && emax - emin < 8
+        && g.kh <= 7
+        && g.kh * g.kw <= 49
+}
+
 /// Input values of one tile's window in conv2d_fwd_depthwise: its reach plus the kernel's halo.
 pub(super) fn depthwise_window(g: &Conv2dGeom) -> usize {
     let (a, t) = (&g.args, DEPTHWISE_TILE);
@@ -532,6 +563,7 @@ impl fmt::Display for InputGradient {
             }
             InputGradient::PointwiseGemm => write!(f, "gemm_rows (transposed weights)"),
             InputGradient::DepthwiseVec4 => write!(f, "conv2d_fwd_depthwise_vec4 (flipped kernel)"),
+            InputGradient::DepthwiseTransposedVec4 => write!(f, "conv2d_bwd_data_depthwise_vec4"),
             InputGradient::Depthwise => write!(f, "conv2d_fwd_depthwise (flipped kernel)"),
             InputGradient::Narrow => write!(f, "conv2d_bwd_data_narrow"),
             InputGradient::Tiled(t) => match t.candidates[0].kind {
