@@ -108,6 +108,29 @@ impl<'a> WeightGradientBuffers<'a> {
     }
 }
 
+/// The bindings of a forward kernel that stores through conv2d_epilogue's vec4 views and may
+/// write statistics (the block, large-tile and vec4 depthwise kernels): x, w, bias, residual,
+/// y, the statistics (`partials`, or a dummy), then y and the residual again as vec4s (the
+/// epilogue's y4 and res4); absent ones bound to the dummy buffer.
+pub(super) fn epilogue_bindings<'b>(
+    gpu: &'b Gpu,
+    b: &ForwardBuffers<'b>,
+    partials: Option<&'b wgpu::Buffer>,
+) -> [&'b wgpu::Buffer; 8] {
+    let d = gpu.dummy();
+    let residual = b.residual.unwrap_or(d);
+    [
+        b.x,
+        b.w,
+        b.bias.unwrap_or(d),
+        residual,
+        b.y,
+        partials.unwrap_or(gpu.dummy_rw()),
+        b.y,
+        residual,
+    ]
+}
+
 /// The one dispatch of a forward kernel that writes no statistics (the staged depthwise and
 /// the cooperative-matrix kernels): bindings x, w, bias, residual and y, the absent ones bound
 /// to the dummy buffer.

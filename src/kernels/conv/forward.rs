@@ -1,7 +1,7 @@
 //! The conv forward: y = act(conv2d(x, w) [+ bias] [+ residual]), the epilogue fused into the
 //! store, and with `stats` the block statistics of y for a training batch norm.
 
-use super::buffers::{condense_stats, epilogue_only_dispatch, ForwardBuffers};
+use super::buffers::{condense_stats, epilogue_bindings, epilogue_only_dispatch, ForwardBuffers};
 use super::constants::{
     epilogue_constants, forward_grid, forward_row_segment, geometry_constants, sizes, tap_window_constants, taps_outer,
     FWD_PIXELS, STATS_BLOCK,
@@ -164,13 +164,7 @@ pub fn forward_block(
     b: &ForwardBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
     let ForwardBuffers {
-        x,
-        w,
-        bias,
-        residual,
-        y,
-        stats,
-        ..
+        bias, residual, stats, ..
     } = *b;
     let pixels = g.n * g.oh * g.ow;
     let fine = match stats {
@@ -186,22 +180,11 @@ pub fn forward_block(
     constants.push(("VEC4", f64::from(u8::from((g.oh * g.ow).is_multiple_of(4)))));
     let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
     let grid = forward_grid(g, BLOCK_PIXELS, BLOCK_CHANNELS)?;
-    let d = gpu.dummy();
     let conv = Dispatch::new(
         gpu,
         pipeline,
         &sizes(g)?,
-        &[
-            x,
-            w,
-            bias.unwrap_or(d),
-            residual.unwrap_or(d),
-            y,
-            fine.as_ref().unwrap_or(gpu.dummy_rw()),
-            // y and the residual as vec4s (conv2d_epilogue's y4, res4)
-            y,
-            residual.unwrap_or(d),
-        ],
+        &epilogue_bindings(gpu, b, fine.as_ref()),
         grid,
     )?;
     let (Some(fine), Some(stats)) = (fine, stats) else {
@@ -280,22 +263,12 @@ pub(super) fn depthwise_vec4(
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_DEPTHWISE_VEC4, storage)?, &constants)?;
     let blocks = (g.n * g.oh * g.ow).div_ceil(STATS_BLOCK);
     let workgroups = u32_of("conv2d depthwise blocks", blocks * g.cout)?;
-    let d = gpu.dummy();
-    let y = b.y;
+    let bindings = epilogue_bindings(gpu, b, b.stats);
     Ok(vec![Dispatch::new(
         gpu,
         pipeline,
         &sizes(g)?,
-        &[
-            b.x,
-            b.w,
-            b.bias.unwrap_or(d),
-            b.residual.unwrap_or(d),
-            y,
-            b.stats.unwrap_or(gpu.dummy_rw()),
-            y,
-            b.residual.unwrap_or(d),
-        ],
+        &bindings,
         grid_1d(workgroups),
     )?])
 }

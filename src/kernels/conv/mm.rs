@@ -7,7 +7,7 @@
 //! which a second dispatch condenses into `STATS_BLOCK` blocks (as the block tile's 64-pixel
 //! ones).
 
-use super::buffers::{condense_stats, ForwardBuffers, WeightGradientBuffers};
+use super::buffers::{condense_stats, epilogue_bindings, ForwardBuffers, WeightGradientBuffers};
 use super::constants::{epilogue_constants, forward_grid, geometry_constants, sizes};
 use super::device::ConvDevice;
 use super::phases::{phase_axis, PhaseAxis};
@@ -148,22 +148,11 @@ pub fn forward_mm(
     constants.push(("UNPADDED", f64::from(u8::from(g.args.padding == [0, 0]))));
     let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
     let grid = forward_grid(g, MM_PIXELS, tile.ocb)?;
-    let d = gpu.dummy();
     let conv = Dispatch::new(
         gpu,
         pipeline,
         &sizes(g)?,
-        &[
-            b.x,
-            b.w,
-            b.bias.unwrap_or(d),
-            b.residual.unwrap_or(d),
-            b.y,
-            fine.as_ref().unwrap_or(gpu.dummy_rw()),
-            // y and the residual as vec4s (conv2d_epilogue's y4, res4)
-            b.y,
-            b.residual.unwrap_or(d),
-        ],
+        &epilogue_bindings(gpu, b, fine.as_ref()),
         grid,
     )?;
     match (fine, b.stats) {
