@@ -7,15 +7,12 @@
 // own sum. On a GPU consecutive invocations take consecutive units (coalesced); on a CPU driver
 // (CARRY) each invocation walks a run of them, a unit after another in its row taking the last
 // one's vec4s SW along. The invocations' sums then add up through workgroup memory, tap by tap.
-// W % 4 == 0, OW % 4 == 0 and at most 7 tap rows and 49 taps (`depthwise_vec4_fits`).
+// W % 4 == 0, OW % 4 == 0 and at most 7 tap rows and 49 taps (`depthwise_vec4_fits`). The
+// segments from conv2d_depthwise_rows.wgsl.
 
 override WG: u32 = 64u;
 override CARRY: bool = false;
 const PX: u32 = 4u;
-// where a unit's first input column sits in its first vec4, and the vec4s under its taps in one
-// row: as conv2d_fwd_depthwise_vec4's
-override OFF: u32 = (4u - PW % 4u) % 4u;
-override NV: u32 = (OFF + 3u * SW + (KW - 1u) * DW + 4u) / 4u;
 // workgroup memory for the sums: every invocation's, tap by tap
 override RED: u32 = WG * KH * KW;
 
@@ -32,26 +29,11 @@ struct Params {
 
 var<workgroup> red: array<f32, RED>;
 
-// The vec4 of row `row` (an offset in vec4s) at input column `col` (a multiple of 4), zero
-// outside the image. The load itself stays inside the row (`select` evaluates both sides).
-fn segment(row: u32, col: i32) -> vec4f {
-    let inside = col >= 0 && col < i32(p.w);
-    return select(vec4f(0.0), x[row + u32(clamp(col, 0, i32(p.w) - 4)) / 4u], inside);
-}
-
-// Element e of the segment a, b, c, d (e < 16): a constant once the tap loops unroll.
-fn pick(a: vec4f, b: vec4f, c: vec4f, d: vec4f, e: u32) -> f32 {
-    let v = select(select(select(d, c, e < 12u), b, e < 8u), a, e < 4u);
-    return v[e & 3u];
-}
-
-// The products of dy's unit g with the inputs of each tap of row ky, added to the tap's sum.
-fn tap_row(g: vec4f, a: vec4f, b: vec4f, c: vec4f, d: vec4f, ky: u32, acc: ptr<function, array<f32, 49>>) {
+// The products of dy's unit g with the inputs of each tap of row ky (from the unit's segment),
+// added to the tap's sum.
+fn tap_row(g: vec4f, seg: Segment, ky: u32, acc: ptr<function, array<f32, 49>>) {
     for (var kx = 0u; kx < KW; kx++) {
-        let e = OFF + kx * DW;
-        let v = vec4f(pick(a, b, c, d, e), pick(a, b, c, d, e + SW), pick(a, b, c, d, e + 2u * SW),
-                      pick(a, b, c, d, e + 3u * SW));
-        (*acc)[ky * KW + kx] += dot(g, v);
+        (*acc)[ky * KW + kx] += dot(g, tap_inputs(seg, kx));
     }
 }
 
@@ -90,30 +72,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             let row = xplane + u32(clamp(iy, 0, i32(p.h) - 1)) * w4;
             let row_in = iy >= 0 && iy < i32(p.h);
             if (CARRY) {
-                let s = ky * 4u;
-                for (var k = 0u; k < NV; k++) {
-                    if (carried && k + SW < NV) {
-                        win[s + k] = win[s + k + SW];
-                    } else {
-                        win[s + k] = select(vec4f(0.0), segment(row, col0 + i32(4u * k)), row_in);
-                    }
-                }
-                tap_row(g, win[s], win[s + 1u], win[s + 2u], win[s + 3u], ky, &acc);
+                tap_row(g, carry_segment(&win, ky * 4u, row, col0, row_in, carried), ky, &acc);
             } else if (row_in) {
-                let s0 = segment(row, col0);
-                var s1 = vec4f(0.0);
-                var s2 = vec4f(0.0);
-                var s3 = vec4f(0.0);
-                if (NV > 1u) {
-                    s1 = segment(row, col0 + 4);
-                }
-                if (NV > 2u) {
-                    s2 = segment(row, col0 + 8);
-                }
-                if (NV > 3u) {
-                    s3 = segment(row, col0 + 12);
-                }
-                tap_row(g, s0, s1, s2, s3, ky, &acc);
+                tap_row(g, load_segment(row, col0), ky, &acc);
             }
         }
         // the next unit: along the row (its segments carried), or the next row or image; a

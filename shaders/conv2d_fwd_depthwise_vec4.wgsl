@@ -9,7 +9,8 @@
 // (coalesced); a CPU driver runs one SIMD vector of them (`KernelPolicy::run_lanes`), each
 // walking a run of units (`RUN`).
 // The epilogue (bias, residual, activation) from conv2d_epilogue.wgsl, the geometry overrides
-// from conv2d_geometry.wgsl, the block statistics from conv2d_stats.wgsl.
+// from conv2d_geometry.wgsl, the block statistics from conv2d_stats.wgsl, the segments from
+// conv2d_depthwise_rows.wgsl.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
@@ -21,13 +22,6 @@ override FLIP: bool = false;
 const PX: u32 = 4u;             // outputs per unit (conv2d_stats' PX)
 const BLOCK: u32 = 256u;        // positions per workgroup: kernels::conv::STATS_BLOCK
 const UNITS: u32 = BLOCK / PX;
-// where a unit's first input column sits in its first vec4: its output column is a multiple of
-// 4, so (4 - PW % 4) % 4 whatever the column
-override OFF: u32 = (4u - PW % 4u) % 4u;
-// vec4s under a unit's taps in one row: OFF + 3 SW + (KW - 1) DW + 1 columns (at most 4 vec4s:
-// the host checks)
-override NV: u32 = (OFF + 3u * SW + (KW - 1u) * DW + 4u) / 4u;
-
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
     cout: u32, oh: u32, ow: u32, groups: u32,
@@ -38,20 +32,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> wt: array<f32>;        // (C, 1, KH, KW)
 // bindings 3 .. 5, 7, 8 (bias, residual, y, y4, res4): conv2d_epilogue; 6 (partials):
 // conv2d_stats
-
-// The vec4 of row `row` (an offset in vec4s) at input column `col` (a multiple of 4), zero
-// outside the image. The load itself stays inside the row (`select` evaluates both sides).
-fn segment(row: u32, col: i32) -> vec4f {
-    let inside = col >= 0 && col < i32(p.w);
-    return select(vec4f(0.0), vec4f(x[row + u32(clamp(col, 0, i32(p.w) - 4)) / 4u]), inside);
-}
-
-// Element e of the segment a, b, c, d (e < 16): a constant after the tap loops unroll, so this
-// folds to one component; no private array to index.
-fn pick(a: vec4f, b: vec4f, c: vec4f, d: vec4f, e: u32) -> f32 {
-    let v = select(select(select(d, c, e < 12u), b, e < 8u), a, e < 4u);
-    return v[e & 3u];
-}
 
 // Units per invocation, consecutive: 1 on a GPU (64 lanes, a unit each), a run of them on a
 // CPU driver (one SIMD vector of lanes), where a unit after another in the same row takes the
@@ -70,16 +50,13 @@ fn tap(t: u32) -> u32 {
     return select(t, KH * KW - 1u - t, FLIP);
 }
 
-// The weighted taps of tap row ky over a unit's 4 outputs, from its segment a, b, c, d and the
-// row's weights in storage (`taps`, a GPU's path) or in `tw` (a CPU driver's: loaded once per
+// The weighted taps of tap row ky over a unit's 4 outputs, from its segment and the row's
+// weights in storage (`taps`, a GPU's path) or in `tw` (a CPU driver's: loaded once per
 // invocation, where a storage load at an address every lane shares still costs a gather).
-fn tap_row(a: vec4f, b: vec4f, c: vec4f, d: vec4f, taps: u32, tw: ptr<function, array<f32, 49>>,
-           ky: u32) -> vec4f {
+fn tap_row(seg: Segment, taps: u32, tw: ptr<function, array<f32, 49>>, ky: u32) -> vec4f {
     var acc = vec4f(0.0);
     for (var kx = 0u; kx < KW; kx++) {
-        let e = OFF + kx * DW;
-        let v = vec4f(pick(a, b, c, d, e), pick(a, b, c, d, e + SW), pick(a, b, c, d, e + 2u * SW),
-                      pick(a, b, c, d, e + 3u * SW));
+        let v = tap_inputs(seg, kx);
         if (RUN > 1u) {
             acc += (*tw)[ky * KW + kx] * v;
         } else {
@@ -152,30 +129,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
             let row = xplane + u32(clamp(iy, 0, i32(p.h) - 1)) * w4;
             let row_in = iy >= 0 && iy < i32(p.h);
             if (RUN > 1u) {
-                let s = ky * 4u;
-                for (var k = 0u; k < NV; k++) {
-                    if (carried && k + SW < NV) {
-                        win[s + k] = win[s + k + SW];
-                    } else {
-                        win[s + k] = select(vec4f(0.0), segment(row, col0 + i32(4u * k)), row_in);
-                    }
-                }
-                acc += tap_row(win[s], win[s + 1u], win[s + 2u], win[s + 3u], taps, &tw, ky);
+                acc += tap_row(carry_segment(&win, ky * 4u, row, col0, row_in, carried), taps, &tw, ky);
             } else if (row_in) {
-                let s0 = segment(row, col0);
-                var s1 = vec4f(0.0);
-                var s2 = vec4f(0.0);
-                var s3 = vec4f(0.0);
-                if (NV > 1u) {
-                    s1 = segment(row, col0 + 4);
-                }
-                if (NV > 2u) {
-                    s2 = segment(row, col0 + 8);
-                }
-                if (NV > 3u) {
-                    s3 = segment(row, col0 + 12);
-                }
-                acc += tap_row(s0, s1, s2, s3, taps, &tw, ky);
+                acc += tap_row(load_segment(row, col0), taps, &tw, ky);
             }
         }
         let o = store_output4(acc, c, at);

@@ -60,11 +60,11 @@ shaders! {
     // at a unit's first output / 4, a multiple of 4 inside its plane; the lane's window index
     // below 4 KH <= 28 and its taps below KH x KW <= 49 (`depthwise_vec4_fits`); the statistics
     // lane below WG <= 64 (the launcher) and block below ceil(N x OH x OW / 256)
-    CONV2D_FWD_DEPTHWISE_VEC4 = trusted "conv2d_fwd_depthwise_vec4" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
+    CONV2D_FWD_DEPTHWISE_VEC4 = trusted "conv2d_fwd_depthwise_vec4" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" "conv2d_depthwise_rows" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
     // trusted: dy at a unit below the chunk's end (<= N x OH x OW), x as the forward's
     // (clamped row and column), the tap sums below KH x KW <= 49, red below WG x KH x KW = RED,
     // dw's slice below the chunks (the partial buffer holds them all) times C x KH x KW
-    CONV2D_BWD_WEIGHT_DEPTHWISE_VEC4 = trusted "conv2d_bwd_weight_depthwise_vec4" with prelude "conv2d_geometry" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_WEIGHT_DEPTHWISE_VEC4 = trusted "conv2d_bwd_weight_depthwise_vec4" with prelude "conv2d_geometry" "conv2d_depthwise_rows" [Uniform, Read, Read, ReadWrite];
     // trusted: dy's row clamped into dy (image below N, channel below C), its column clamped into
     // the row; the taps below C x KH x KW; dx at a unit's first value / 4 inside its plane; the
     // windows below 2 KH <= 14 vec4s and E <= 8 values, the taps in registers below KH x KW <=
