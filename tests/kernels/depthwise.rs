@@ -63,15 +63,56 @@ fn families() -> [Gpu; 2] {
     [KernelFamily::Cpu, KernelFamily::Gpu].map(|f| open_gpu(Gpu::builder().kernels(f)))
 }
 
+/// A case's depthwise conv: its geometry, its weights' shape, and how messages name it on `g`.
+fn depthwise(g: &Gpu, (xs, [kh, kw], stride, padding, dilation, _): Case) -> (Conv2dGeom, [usize; 4], String) {
+    let c = xs[1];
+    let args = Conv2dArgs::new(1, 0, 1, c).hw(stride, padding, dilation);
+    let ws = [c, 1, kh, kw];
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+    let what = format!(
+        "{:?} x{xs:?} k{kh}x{kw} s{stride:?} p{padding:?} d{dilation:?}",
+        g.policy().family
+    );
+    (geom, ws, what)
+}
+
+/// Random x, w and dy for `case`, and the f64 reference's dx and dw from them.
+struct Gradients {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    dy: Vec<f32>,
+    dx: Vec<f64>,
+    dw: Vec<f64>,
+}
+
+fn gradients(rng: &mut Rng, (xs, [kh, kw], stride, padding, dilation, _): Case, geom: &Conv2dGeom) -> Gradients {
+    let c = xs[1];
+    let ws = [c, 1, kh, kw];
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let dy = rng.vec(geom.out_shape().numel(), -1.0, 1.0);
+    let (dx, dw) = reference::conv2d_backward(
+        &to_f64(&x),
+        xs,
+        &to_f64(&w),
+        ws,
+        &to_f64(&dy),
+        stride,
+        padding,
+        dilation,
+        c,
+    );
+    Gradients { x, w, dy, dx, dw }
+}
+
 #[test]
 fn conv2d_depthwise_vec4_matches_reference() {
     for g in &families() {
         let mut rng = Rng::new(41);
-        for (xs, [kh, kw], stride, padding, dilation, act) in CASES {
+        for case in CASES {
+            let (xs, _, stride, padding, dilation, act) = case;
             let c = xs[1];
-            let args = Conv2dArgs::new(1, 0, 1, c).hw(stride, padding, dilation);
-            let ws = [c, 1, kh, kw];
-            let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+            let (geom, ws, what) = depthwise(g, case);
             assert!(depthwise_vec4_fits(&geom), "{geom:?}");
             let ys = geom.out_shape();
             let yd: [usize; 4] = ys.dims().try_into().unwrap();
@@ -98,10 +139,6 @@ fn conv2d_depthwise_vec4_matches_reference() {
             let t = |v: &[f32], s: &[usize]| Tensor::from_slice(g, v, s.to_vec()).unwrap();
             let (xt, wt, bt, rt) = (t(&x, &xs), t(&w, &ws), t(&bias, &[c]), t(&res, &yd));
             let epi = Epilogue { residual: true, act };
-            let what = format!(
-                "{:?} x{xs:?} k{kh}x{kw} s{stride:?} p{padding:?} d{dilation:?}",
-                g.policy().family
-            );
             // the table's choice for the forward, with and without statistics
             for stats in [false, true] {
                 let choice = variants::forward(g.into(), &geom, DType::F32, stats).unwrap();
@@ -156,21 +193,15 @@ type Launch<'a> = dyn Fn(&Tensor) -> Vec<convoy::internals::device::Dispatch> + 
 fn conv2d_depthwise_vec4_input_gradient_matches_reference() {
     for g in &families() {
         let mut rng = Rng::new(43);
-        for (xs, [kh, kw], stride, padding, dilation, _) in CASES.into_iter().chain(GRADIENT_CASES) {
-            let c = xs[1];
-            let args = Conv2dArgs::new(1, 0, 1, c).hw(stride, padding, dilation);
-            let ws = [c, 1, kh, kw];
-            let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        for case in CASES.into_iter().chain(GRADIENT_CASES) {
+            let (xs, [kh, kw], stride, padding, dilation, _) = case;
+            let (geom, ws, what) = depthwise(g, case);
             let flipped =
                 stride == [1, 1] && padding[0] <= dilation[0] * (kh - 1) && padding[1] <= dilation[1] * (kw - 1);
             let transposed = depthwise_transposed_vec4_fits(&geom);
             // all but stride 3 across and the 1x7 (its unit reads 10 dy values a row)
             assert_eq!(transposed, stride[1] != 3 && kw != 7, "{xs:?} k{kh}x{kw} s{stride:?}");
             let choice = variants::input_gradient(g.into(), &geom);
-            let what = format!(
-                "{:?} x{xs:?} k{kh}x{kw} s{stride:?} p{padding:?} d{dilation:?}",
-                g.policy().family
-            );
             let want = if flipped {
                 variants::InputGradient::DepthwiseVec4
             } else {
@@ -178,20 +209,7 @@ fn conv2d_depthwise_vec4_input_gradient_matches_reference() {
             };
             assert_eq!(choice.kernel == want, flipped || transposed, "{what}: {choice:?}");
             let ys = geom.out_shape();
-            let x = rng.vec(xs.iter().product(), -1.0, 1.0);
-            let w = rng.vec(ws.iter().product(), -0.5, 0.5);
-            let dy = rng.vec(ys.numel(), -1.0, 1.0);
-            let (dx64, _) = reference::conv2d_backward(
-                &to_f64(&x),
-                xs,
-                &to_f64(&w),
-                ws,
-                &to_f64(&dy),
-                stride,
-                padding,
-                dilation,
-                c,
-            );
+            let Gradients { w, dy, dx: dx64, .. } = gradients(&mut rng, case, &geom);
             let wt = Tensor::from_slice(g, &w, ws.to_vec()).unwrap();
             let dyt = Tensor::from_slice(g, &dy, ys.dims().to_vec()).unwrap();
             // each vec4 kernel directly where it takes the conv (the transposed one takes the
@@ -243,32 +261,13 @@ fn conv2d_depthwise_vec4_input_gradient_matches_reference() {
 fn conv2d_depthwise_vec4_weight_gradient_matches_reference() {
     for g in &families() {
         let mut rng = Rng::new(53);
-        for (xs, [kh, kw], stride, padding, dilation, _) in CASES {
-            let c = xs[1];
-            let args = Conv2dArgs::new(1, 0, 1, c).hw(stride, padding, dilation);
-            let ws = [c, 1, kh, kw];
-            let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
-            let what = format!(
-                "{:?} x{xs:?} k{kh}x{kw} s{stride:?} p{padding:?} d{dilation:?}",
-                g.policy().family
-            );
+        for case in CASES {
+            let xs = case.0;
+            let (geom, ws, what) = depthwise(g, case);
             let choice = variants::weight_gradient(g.into(), &geom);
             assert_eq!(choice.kernel, variants::WeightGradient::DepthwiseVec4, "{what}");
             let ys = geom.out_shape();
-            let x = rng.vec(xs.iter().product(), -1.0, 1.0);
-            let w = rng.vec(ws.iter().product(), -0.5, 0.5);
-            let dy = rng.vec(ys.numel(), -1.0, 1.0);
-            let (_, dw64) = reference::conv2d_backward(
-                &to_f64(&x),
-                xs,
-                &to_f64(&w),
-                ws,
-                &to_f64(&dy),
-                stride,
-                padding,
-                dilation,
-                c,
-            );
+            let Gradients { x, dy, dw: dw64, .. } = gradients(&mut rng, case, &geom);
             let xt = Tensor::from_slice(g, &x, xs.to_vec()).unwrap();
             let dyt = Tensor::from_slice(g, &dy, ys.dims().to_vec()).unwrap();
             let positions = ys.dims()[0] * ys.dims()[2] * ys.dims()[3];
@@ -340,11 +339,10 @@ fn conv2d_depthwise_vec4_on_f16_matches_reference() {
         return;
     }
     let mut rng = Rng::new(47);
-    for (xs, [kh, kw], stride, padding, dilation, act) in CASES.into_iter().take(4) {
+    for case in CASES.into_iter().take(4) {
+        let (xs, _, stride, padding, dilation, act) = case;
         let c = xs[1];
-        let args = Conv2dArgs::new(1, 0, 1, c).hw(stride, padding, dilation);
-        let ws = [c, 1, kh, kw];
-        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let (geom, ws, what) = depthwise(g, case);
         let ys = geom.out_shape();
         let x = round_f16(&rng.vec(xs.iter().product(), -1.0, 1.0));
         let w = rng.vec(ws.iter().product(), -0.5, 0.5);
@@ -356,12 +354,7 @@ fn conv2d_depthwise_vec4_on_f16_matches_reference() {
         let bufs = conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer());
         let epi = Epilogue { residual: false, act };
         g.run(&conv::forward_depthwise_vec4(g, &geom, epi, DType::F16, &bufs).unwrap());
-        assert_close(
-            &format!("f16 x{xs:?} k{kh}x{kw}"),
-            &y.to_vec().unwrap(),
-            &want,
-            HALF_RTOL,
-        );
+        assert_close(&format!("{what} (f16)"), &y.to_vec().unwrap(), &want, HALF_RTOL);
     }
 }
 
