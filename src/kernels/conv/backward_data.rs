@@ -369,7 +369,7 @@ pub fn backward_data_depthwise_transposed(
             format!("{g:?}: conv2d_bwd_data_depthwise_vec4 takes depthwise convs with W a multiple of 4 and a stride across that divides 4"),
         ));
     }
-    let lanes = gpu.policy().run_lanes.min((STATS_BLOCK / 4) as u32);
+    let lanes = variants::depthwise_vec4_lanes(gpu.into());
     let mut constants = geometry_constants(g);
     constants.push(("WG", f64::from(lanes)));
     let pipeline = gpu.pipeline(&CONV2D_BWD_DATA_DEPTHWISE_VEC4, &constants)?;

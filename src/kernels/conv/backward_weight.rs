@@ -98,7 +98,7 @@ pub fn backward_weight_depthwise_vec4_with(
     }
     // a GPU's 64 lanes over consecutive units and thousands of workgroups; a CPU driver's one
     // SIMD vector walking runs of units, a few hundred workgroups
-    let lanes = gpu.policy().run_lanes.min(64) as usize;
+    let lanes = variants::depthwise_vec4_lanes(gpu.into()) as usize;
     let carry = lanes < 64;
     let target = if carry {
         SPLIT_K_WORKGROUPS

@@ -255,9 +255,7 @@ pub(super) fn depthwise_vec4(
     constants.extend(tap_window_constants(g));
     constants.extend(epilogue_constants(epi, b.bias, b.residual));
     constants.push(("STATS", f64::from(u8::from(b.stats.is_some()))));
-    // a GPU's workgroup: one 4-output unit per lane of a block's 64; a CPU driver's: one SIMD
-    // vector walking the block
-    let lanes = gpu.policy().run_lanes.min((STATS_BLOCK / 4) as u32);
+    let lanes = variants::depthwise_vec4_lanes(gpu.into());
     constants.push(("WG", f64::from(lanes)));
     constants.push(("FLIP", f64::from(u8::from(flip))));
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_FWD_DEPTHWISE_VEC4, storage)?, &constants)?;

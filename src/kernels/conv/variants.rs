@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::constants::{tap_window, taps_outer, WG};
+use super::constants::{tap_window, taps_outer, STATS_BLOCK, WG};
 pub use super::device::ConvDevice;
 use super::mm::{mm_phases_fit, mm_tiles, mm_weight_tiles, offer_mm_tiles, GPU_UNITS};
 use super::phases::{stride_phases, transposed_geometry, transposes_to_forward, Phase};
@@ -161,7 +161,7 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
     // a tile that writes statistics covers a full statistics block per workgroup
     let with_stats = |t: ConvTile| match stats && !t.writes_stats_blocks(pixels) {
         true => ConvTile {
-            wg: super::constants::STATS_BLOCK / t.pixels(),
+            wg: STATS_BLOCK / t.pixels(),
             ..t
         },
         false => t,
@@ -459,6 +459,13 @@ pub fn depthwise_vec4_fits(g: &Conv2dGeom) -> bool {
         && columns <= 16
         && g.kh <= 7
         && g.kh * g.kw <= 49
+}
+
+/// The lanes of the vec4 depthwise kernels' workgroups on `dev`: a GPU's 64, a unit of 4
+/// outputs each (a statistics block's 64 units); a CPU driver's one SIMD vector, each lane
+/// walking a run of units.
+pub(super) fn depthwise_vec4_lanes(dev: ConvDevice<'_>) -> u32 {
+    dev.policy.run_lanes.min((STATS_BLOCK / 4) as u32)
 }
 
 /// Whether conv2d_bwd_data_depthwise_vec4 takes the input gradient of `g`: one input and one
