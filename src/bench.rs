@@ -580,6 +580,10 @@ pub struct ModelResult {
     pub stats: crate::exec::PlanStats,
     /// Median host milliseconds to record and submit one run (`Plan::host_ms`).
     pub host_ms: f64,
+    /// Milliseconds to build the model's graph and its initial weights (drawn and uploaded).
+    pub init_ms: f64,
+    /// Milliseconds to compile the plan (fusion, memory plan, lowering, every pipeline built).
+    pub compile_ms: f64,
     /// Per-kernel time of one run, each dispatch timed alone as the best of 7 runs (with
     /// `profile`).
     pub profile: Vec<crate::exec::KernelProfile>,
@@ -611,6 +615,7 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
     use crate::exec::{CompileOptions, Inference, ParamGroups, ParamStore, TrainStep};
     use crate::nn::{by_name, Net};
     use crate::train::Optimizer;
+    let started = std::time::Instant::now();
     let m = by_name(&b.model, b.classes, shape[1])?;
     let mut net = Net::new(b.train);
     let x = net.graph.input("x", shape);
@@ -619,6 +624,8 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
     net.init_params(gpu, &mut store, 0)?;
     let mut rng = Rng::new(1);
     let images = rng.vec(shape.iter().product(), -1.0, 1.0);
+    let init_ms = started.elapsed().as_secs_f64() * 1e3;
+    let compile_ms;
     let opts = CompileOptions {
         fusion,
         f16,
@@ -637,7 +644,9 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
             nesterov: false,
         };
         let groups = ParamGroups::single(opt);
+        let compiling = std::time::Instant::now();
         let mut step = TrainStep::compile_groups(gpu, net.graph, loss, &[], &mut store, groups, opts)?;
+        compile_ms = compiling.elapsed().as_secs_f64() * 1e3;
         let t = time_gpu(gpu, warmup, iters, || {
             step.step(&images, &labels)?;
             host.push(step.plan.host_ms());
@@ -646,7 +655,9 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
         let p = if profile { step.plan.profile()? } else { Vec::new() };
         (t, step.plan.stats.clone(), p)
     } else {
+        let compiling = std::time::Instant::now();
         let inf = Inference::compile_with(gpu, net.graph, &[logits], &mut store, opts)?;
+        compile_ms = compiling.elapsed().as_secs_f64() * 1e3;
         inf.plan.write_input("x", &images)?;
         let t = time_gpu(gpu, warmup, iters, || {
             inf.plan.run()?;
@@ -662,6 +673,8 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
     Ok(ModelResult {
         images_per_sec: shape[0] as f64 / (timing.median_ms * 1e-3),
         host_ms: timed.get(timed.len() / 2).copied().unwrap_or(0.0),
+        init_ms,
+        compile_ms,
         timing,
         stats,
         profile,

@@ -484,6 +484,13 @@ fn bench_models_profiles_kernels_with_their_bytes() {
     for r in rows {
         let dispatches = r.at("dispatches").usize();
         assert!(r.at("host_ms").f64() > 0.0);
+        // the start-up's parts; the first run is the one timed run here (--warmup 0)
+        assert!(r.at("init_ms").f64() > 0.0 && r.at("compile_ms").f64() > 0.0);
+        assert!(
+            r.at("first_ms").f64() >= r.at("ms").f64() * 0.999,
+            "{}",
+            r.at("first_ms").f64()
+        );
         let profile = r.at("profile").array();
         let counted: usize = profile.iter().map(|k| k.at("dispatches").usize()).sum();
         // the profile also times the plan's prologue (folded weights) where it has one

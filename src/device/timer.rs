@@ -18,6 +18,10 @@ pub struct Timing {
     /// that is unavailable). On a CPU driver such as lavapipe this is the work the driver did,
     /// which a virtual machine's stolen time and other load do not inflate as they do wall time.
     pub median_cpu_ms: f64,
+    /// Wall time of the very first run, warm-up or timed: on a fresh plan this holds what a
+    /// driver does lazily at a pipeline's first dispatch (lavapipe builds each kernel's machine
+    /// code there), the start-up cost a one-shot run pays.
+    pub first_ms: f64,
 }
 
 /// CPU time of this process so far (user + system, all threads), in ms, from /proc/self/stat
@@ -36,18 +40,23 @@ fn process_cpu_ms() -> Option<f64> {
 /// after each, and report the median.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<Timing> {
-    for _ in 0..warmup {
+    let mut first_ms = None;
+    let mut timed_run = |run: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        let t = std::time::Instant::now();
         run()?;
         gpu.sync()?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        first_ms.get_or_insert(ms);
+        Ok(ms)
+    };
+    for _ in 0..warmup {
+        timed_run(&mut run)?;
     }
     let mut ms = Vec::with_capacity(iters);
     let mut cpu = Vec::with_capacity(iters);
     for _ in 0..iters.max(1) {
         let c = process_cpu_ms();
-        let t = std::time::Instant::now();
-        run()?;
-        gpu.sync()?;
-        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        ms.push(timed_run(&mut run)?);
         cpu.push(match (c, process_cpu_ms()) {
             (Some(a), Some(b)) => b - a,
             _ => f64::NAN,
@@ -60,6 +69,7 @@ pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() ->
         min_ms: ms[0],
         iters: ms.len(),
         median_cpu_ms: cpu[cpu.len() / 2],
+        first_ms: first_ms.unwrap_or(f64::NAN),
     })
 }
 

@@ -363,13 +363,22 @@ impl Plan {
         }
         // a plan with a prologue re-derives from the parameters when they changed since its last run
         let stale = self.prologue_stale();
-        self.gpu.queue().submit([self.encode_last(0, stale, copy_out)]);
-        self.host_ns.store((started.secs() * 1e9) as u64, Ordering::Relaxed);
+        let commands = self.encode_last(0, stale, copy_out);
+        let recorded = started.secs();
+        self.gpu.queue().submit([commands]);
+        // wgpu's GL backend on a CPU driver (llvmpipe) runs the whole step inside the submit
+        // call, so there the host's own cost is the recording; elsewhere (lavapipe's Vulkan
+        // included) the submit returns once the work is queued
+        let info = self.gpu.info();
+        let runs_in_submit = info.backend == wgpu::Backend::Gl && info.device_type == wgpu::DeviceType::Cpu;
+        let host = if runs_in_submit { recorded } else { started.secs() };
+        self.host_ns.store((host * 1e9) as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// Host milliseconds the last run took to record its dispatches and submit them (the CPU
-    /// cost of a step apart from the kernels; 0 in a browser, which has no clock here).
+    /// cost of a step apart from the kernels; 0 in a browser, which has no clock here). On GL
+    /// over a CPU driver the submit runs the step itself, so there this is the recording alone.
     pub fn host_ms(&self) -> f64 {
         self.host_ns.load(Ordering::Relaxed) as f64 * 1e-6
     }

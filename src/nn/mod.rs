@@ -458,22 +458,41 @@ impl Net {
         let mut rng = Rng::new(seed);
         for (name, shape, init, _) in &self.declared {
             let n = shape.numel();
-            let data: Vec<f32> = match init {
-                Init::Uniform(b) => rng.vec(n, -*b as f64, *b as f64),
-                Init::Normal(std) => (0..n).map(|_| (rng.normal() * *std as f64) as f32).collect(),
-                Init::Const(c) => vec![*c; n],
-                Init::Data(d) if d.len() == n => d.to_vec(),
-                Init::Data(d) => {
+            if let Init::Data(d) = init {
+                if d.len() != n {
                     return Err(crate::error::Error::shape(
                         format!("initial value of {name}"),
                         format!("{n} values ({shape})"),
                         d.len(),
-                    ))
+                    ));
                 }
-            };
-            if store.get(name).is_none() {
-                store.insert(name.clone(), Tensor::from_slice(gpu, &data, shape.clone())?);
             }
+            // draws per value; a parameter already in the store (a checkpoint's) skips its draws
+            // so that the ones after it get the values they would have had
+            let draws = match init {
+                Init::Uniform(_) => 1,
+                Init::Normal(_) => 2,
+                Init::Const(_) | Init::Data(_) => 0,
+            };
+            if store.get(name).is_some() {
+                rng.skip(n as u64 * draws);
+                continue;
+            }
+            let data: Vec<f32> = match init {
+                Init::Uniform(b) => {
+                    let mut v = vec![0.0; n];
+                    rng.fill_range(&mut v, -*b as f64, *b as f64);
+                    v
+                }
+                Init::Normal(std) => {
+                    let mut v = vec![0.0; n];
+                    rng.fill_normal(&mut v, *std as f64);
+                    v
+                }
+                Init::Const(c) => vec![*c; n],
+                Init::Data(d) => d.to_vec(),
+            };
+            store.insert(name.clone(), Tensor::from_slice(gpu, &data, shape.clone())?);
         }
         for c in &self.counters {
             if store.counter(c).is_none() {

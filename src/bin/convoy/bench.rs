@@ -430,7 +430,7 @@ fn print_fusion_rounds(name: &str, rounds: &[[f64; 2]], cpu_rounds: &[[f64; 2]])
 /// The column heads of `bench models`' table.
 fn print_models_header() {
     println!(
-        "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>8} {:>9}",
+        "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>8} {:>9} {:>8} {:>10} {:>9}",
         "model",
         "fusion",
         "storage",
@@ -441,7 +441,10 @@ fn print_models_header() {
         "ms",
         "CPU ms",
         "host ms",
-        "img/s"
+        "img/s",
+        "init ms",
+        "compile ms",
+        "first ms"
     );
 }
 
@@ -512,8 +515,8 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             let storage = if f16 { "f16" } else { "f32" };
             if a.json {
                 items.push(format!(
-                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"host_ms\":{:.3},\"images_per_sec\":{:.3},\"tuned_shapes\":{tuned},\"tuned_candidates\":{timed},\"tuning_runs\":{runs},\"tuning_seconds\":{tune_s:.3}}}",
-                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.host_ms, r.images_per_sec
+                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"host_ms\":{:.3},\"images_per_sec\":{:.3},\"init_ms\":{:.1},\"compile_ms\":{:.1},\"first_ms\":{:.1},\"tuned_shapes\":{tuned},\"tuned_candidates\":{timed},\"tuning_runs\":{runs},\"tuning_seconds\":{tune_s:.3}}}",
+                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.host_ms, r.images_per_sec, r.init_ms, r.compile_ms, r.timing.first_ms
                 ));
                 if a.profile {
                     let last = items.last_mut().expect("just pushed");
@@ -523,7 +526,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             } else {
                 let on = if fusion { "on" } else { "off" };
                 println!(
-                    "{:<18} {:>6} {:>7} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>10.0} {:>8.2} {:>9.2}",
+                    "{:<18} {:>6} {:>7} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>10.0} {:>8.2} {:>9.2} {:>8.0} {:>10.0} {:>9.0}",
                     b.name,
                     on,
                     storage,
@@ -534,7 +537,10 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                     r.timing.median_ms,
                     r.timing.median_cpu_ms,
                     r.host_ms,
-                    r.images_per_sec
+                    r.images_per_sec,
+                    r.init_ms,
+                    r.compile_ms,
+                    r.timing.first_ms
                 );
                 print_profile(&r.profile, copy_gbs);
                 if tuned > 0 {
