@@ -39,6 +39,14 @@ override STEP_X: u32 = 1u;
 // gradient) is read from its origin on
 override IN_Y0: u32 = 0u;
 override IN_X0: u32 = 0u;
+// The maps' sizes and places above, and the strides (SH, SW of conv2d_geometry), read from the
+// Params instead, so that one pipeline serves every conv with the same taps, tile, epilogue
+// and statistics (`KernelPolicy::shape_in_params`: a CPU driver, which builds each distinct
+// pipeline for tens of milliseconds); the pixels are then placed by `div_shape`'s exact
+// reciprocal division, which needs fewer than 2^22 output positions (the launcher checks).
+// The taps (KH, KW, DH, DW, KY0 .. KX1) stay constants: as loop bounds from the Params they
+// cost a 1x1 conv's forward ~30% on lavapipe (BENCHMARKS.md).
+override SHAPE_IN_PARAMS: bool = false;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -47,6 +55,13 @@ struct Params {
     c4g: u32, wp: u32, hp: u32,
     // output channels per band of the packed weights
     w_per_band: u32,
+    // with SHAPE_IN_PARAMS, what the override constants of the same names hold
+    sh: u32, sw: u32, out_w: u32, out_plane: u32,
+    per_band: u32, dst_w: u32, dst_plane: u32, first_y: u32,
+    first_x: u32, step_y: u32, step_x: u32, in_y0: u32,
+    in_x0: u32,
+    // 1 / out_w, 1 / out_plane, 1 / per_band, rounded to f32 (`div_shape`)
+    rcp_out_w: f32, rcp_out_plane: f32, rcp_per_band: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -72,7 +87,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     let own_origin = weight_origin(oc0 + min(min(share_row(lanes), OCB - 1u), last));
 
-    let plane = OUT_PLANE;
+    let plane = shape(OUT_PLANE, p.out_plane);
+    let out_w = shape(OUT_W, p.out_w);
+    let per_band = shape(PER_BAND, p.per_band);
     let total = p.n * plane;
     let block = wid.x + wid.y * nwg.x;
     let band_rows = p.groups * p.c4g * p.hp;
@@ -84,12 +101,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let q = block * WG * PX + lid + j * WG;
         ok[j] = q < total;
         let qq = min(q, total - 1u);  // spare lanes read a valid texel, store nothing
-        let n = qq / plane;
-        let r = qq % plane;
-        tx[j] = i32((n % PER_BAND) * p.wp + IN_X0 + (r % OUT_W) * SW);
-        ty[j] = i32((n / PER_BAND) * band_rows + g * p.c4g * p.hp + IN_Y0 + (r / OUT_W) * SH);
-        let at = (FIRST_Y + STEP_Y * (r / OUT_W)) * DST_W + FIRST_X + STEP_X * (r % OUT_W);
-        yb[j] = (n * p.cout + oc0) * DST_PLANE + at;
+        let n = div_shape(qq, OUT_PLANE, p.out_plane, p.rcp_out_plane);
+        let r = qq - n * plane;
+        let band = div_shape(n, PER_BAND, p.per_band, p.rcp_per_band);
+        let oy = div_shape(r, OUT_W, p.out_w, p.rcp_out_w);
+        let ox = r - oy * out_w;
+        tx[j] = i32((n - band * per_band) * p.wp + shape(IN_X0, p.in_x0) + ox * shape(SW, p.sw));
+        ty[j] = i32(band * band_rows + g * p.c4g * p.hp + shape(IN_Y0, p.in_y0) + oy * shape(SH, p.sh));
+        let at = (shape(FIRST_Y, p.first_y) + shape(STEP_Y, p.step_y) * oy) * shape(DST_W, p.dst_w)
+            + shape(FIRST_X, p.first_x) + shape(STEP_X, p.step_x) * ox;
+        yb[j] = (n * p.cout + oc0) * shape(DST_PLANE, p.dst_plane) + at;
     }
 
     var acc: array<vec4f, 8>;   // pixels 0..3 of each row
@@ -140,7 +161,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
             continue;
         }
         for (var o = 0u; o < noc; o++) {
-            vals[o][j] = store_output(vals[o][j], oc0 + o, yb[j] + o * DST_PLANE);
+            vals[o][j] = store_output(vals[o][j], oc0 + o, yb[j] + o * shape(DST_PLANE, p.dst_plane));
         }
     }
 
@@ -158,6 +179,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 // The texel of output channel oc's tap 0, channel block 0 in the packed weights.
 fn weight_origin(oc: u32) -> vec2i {
     return vec2i(i32((oc % p.w_per_band) * KW), i32((oc / p.w_per_band) * p.c4g * KH));
+}
+
+// A geometry value: the override constant, or with SHAPE_IN_PARAMS the Params' (the select
+// folds away either way).
+fn shape(constant: u32, param: u32) -> u32 {
+    return select(constant, param, SHAPE_IN_PARAMS);
+}
+
+// x / d: by the constant (a multiply and shifts), or with SHAPE_IN_PARAMS from the Params'
+// divisor and its f32 reciprocal: for x < 2^22 the product is within 1/2 of x / d, so its
+// truncation is the quotient or one off, which one comparison mends; vector operations where
+// lavapipe divides by a uniform one lane at a time.
+fn div_shape(x: u32, constant: u32, d: u32, rcp: f32) -> u32 {
+    if (!SHAPE_IN_PARAMS) {
+        return x / constant;
+    }
+    let q = u32(f32(x) * rcp);
+    let back = q * d;
+    let over = back > x;
+    let under = !over && x - back >= d;
+    return q - u32(over) + u32(under);
 }
 
 // How many of the block's first `left` pixels invocation `l` holds (pixels l, l + WG, ...).

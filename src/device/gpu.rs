@@ -74,6 +74,7 @@ pub struct GpuBuilder {
     subgroup_reductions: Option<bool>,
     subgroup_operands: Option<bool>,
     trusted_modules: Option<bool>,
+    shape_in_params: Option<bool>,
     pipeline_cache: Option<super::PipelineCacheFile>,
 }
 
@@ -175,6 +176,14 @@ impl GpuBuilder {
         self
     }
 
+    /// Give the texture forward its conv's shape in its Params, one pipeline for many shapes
+    /// (true), or as override constants, a pipeline per shape (false); default: the policy's
+    /// choice (Params wherever the texture kernels run). Tests run both.
+    pub fn shape_in_params(mut self, on: bool) -> Self {
+        self.shape_in_params = Some(on);
+        self
+    }
+
     /// Open the device (blocking). Native only; on the web use `build_async`.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn build(self) -> Result<Gpu> {
@@ -235,6 +244,7 @@ impl GpuBuilder {
                 Some(on) => Some(on),
                 None => super::policy::trusted_from_env()?,
             },
+            shape_in_params: self.shape_in_params,
         };
         let policy = |info: &GpuInfo| super::KernelPolicy::choose(info, &overrides);
         let build_threads = build_threads_from_env()?;

@@ -154,6 +154,14 @@ pub struct KernelPolicy {
     /// batch-norm backward sums 10x faster at 8 lanes than at 256, and its optimizer update
     /// 2-3x faster (BENCHMARKS.md).
     pub run_lanes: u32,
+    /// The texture forward (conv2d_fwd_tex) reads its geometry and maps' sizes from its Params
+    /// (one pipeline for every conv with the same tile, epilogue and statistics) where they
+    /// would otherwise be override constants (a pipeline per shape): by default wherever the
+    /// texture kernels run, since lavapipe builds each distinct pipeline of that kernel for
+    /// 60-90 ms and a ResNet-18 training step's 29 of them were most of its compile; placing a
+    /// pixel then costs a reciprocal multiply and one correction where a constant divisor cost
+    /// a multiply and shifts (BENCHMARKS.md). `GpuBuilder::shape_in_params` decides otherwise.
+    pub shape_in_params: bool,
 }
 
 /// What the user or the environment asks of the policy over what the adapter suggests: the
@@ -176,6 +184,8 @@ pub struct Overrides {
     /// Audited kernels without naga's runtime checks (CONVOY_TRUSTED,
     /// `GpuBuilder::trusted_modules`); never in the browser.
     pub trusted_modules: Option<bool>,
+    /// The texture forward's shape in its Params (`GpuBuilder::shape_in_params`).
+    pub shape_in_params: Option<bool>,
 }
 
 impl Overrides {
@@ -210,6 +220,9 @@ impl KernelPolicy {
         if let Some(on) = overrides.trusted_modules {
             p.trusted_modules = on && !cfg!(target_arch = "wasm32");
         }
+        if let Some(on) = overrides.shape_in_params {
+            p.shape_in_params = on;
+        }
         p
     }
 
@@ -242,6 +255,7 @@ impl KernelPolicy {
                 KernelFamily::Cpu => info.simd_width.clamp(4, 64).next_power_of_two(),
                 KernelFamily::Gpu => 256,
             },
+            shape_in_params: texture_operands,
         }
     }
 

@@ -28,11 +28,13 @@ pub fn gpu() -> &'static Gpu {
 }
 
 /// The test GPU with every lane of the texture kernels making the fetches the lanes share
-/// (`KernelPolicy::subgroup_operands` off): the other form of `shaders::operand_variant`.
+/// (`KernelPolicy::subgroup_operands` off): the other form of `shaders::operand_variant`; and
+/// with the texture forward's shape in override constants (`shape_in_params` off), the other
+/// form of conv2d_fwd_tex, so that the tests running both devices run both forms.
 pub fn per_lane_gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    let g = GPU.get_or_init(|| open_gpu(Gpu::builder().subgroup_operands(false)));
-    assert!(!g.policy().subgroup_operands);
+    let g = GPU.get_or_init(|| open_gpu(Gpu::builder().subgroup_operands(false).shape_in_params(false)));
+    assert!(!g.policy().subgroup_operands && !g.policy().shape_in_params);
     let d = gpu();
     assert!(
         d.policy().subgroup_operands

@@ -2225,3 +2225,61 @@ fn conv2d_tuned_on_samples_of_wide_convs() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The texture forward with its shape in its Params builds one conv pipeline for convs with the
+/// same taps that differ in their maps' sizes, strides and padding, and stays exact; with the
+/// shape in override constants it builds one per conv. Fresh devices, so that other tests'
+/// pipelines do not count.
+#[test]
+fn texture_forward_shares_one_pipeline_across_shapes() {
+    use convoy::internals::kernels::conv::{self, ConvTile, TileKind};
+    use convoy::ops::Conv2dGeom;
+    let mut rng = Rng::new(41);
+    // (n, hw, stride, pad): one conv's channels and kernel, four maps and strides
+    let shapes = [(2, 9, 1, 1), (1, 14, 2, 1), (3, 5, 1, 0), (2, 23, 2, 2)];
+    let (cin, cout, k) = (7, 9, 3);
+    let mut built = Vec::new();
+    for in_params in [true, false] {
+        let dev = open_gpu(
+            convoy::Gpu::builder()
+                .kernels(convoy::KernelFamily::Cpu)
+                .shape_in_params(in_params),
+        );
+        assert_eq!(dev.policy().shape_in_params, in_params);
+        let tile = ConvTile {
+            ocb: 4,
+            wg: 16,
+            kind: TileKind::Texture { px: 4 },
+        };
+        let ws = [cout, cin, k, k];
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let wt = Tensor::from_slice(&dev, &w, ws).unwrap();
+        for (n, hw, stride, pad) in shapes {
+            let xs = [n, cin, hw, hw];
+            let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::new(stride, pad, 1, 1)).unwrap();
+            let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+            let xt = Tensor::from_slice(&dev, &x, xs).unwrap();
+            let y = Tensor::empty(&dev, geom.out_shape()).unwrap(); // NaN: every output written
+            let ds = conv::forward_tiled(
+                &dev,
+                &geom,
+                tile,
+                Default::default(),
+                DType::F32,
+                &conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer()),
+            )
+            .unwrap();
+            dev.run(&ds);
+            let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, stride, pad, 1, 1);
+            let what = format!("x{xs:?} s{stride} p{pad}, shape in params {in_params}");
+            assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
+        }
+        built.push(dev.pipeline_count());
+    }
+    // the packings build the same pipelines either way: one conv pipeline against four
+    assert_eq!(
+        built[1] - built[0],
+        3,
+        "pipelines with the shape in params, in constants: {built:?}"
+    );
+}

@@ -11,8 +11,12 @@ use crate::kernels::shaders::{operand_variant, variant, CONV2D_FWD_TEX};
 use crate::kernels::u32_of;
 use crate::shape::{Conv2dGeom, DType, Epilogue};
 
-use super::layout::{layout, weights_as_input};
+use super::layout::{layout, weights_as_input, PackedInput};
 use super::packing::{self, packed};
+
+/// Output positions (N x OH x OW) below which conv2d_fwd_tex may take its shape from the Params
+/// (SHAPE_IN_PARAMS): its reciprocal division is exact for dividends below 2^22.
+const SHAPE_IN_PARAMS_POSITIONS: usize = 1 << 22;
 
 /// The forward through conv2d_fwd_tex with a texture tile: the packing dispatch, then the conv.
 pub fn forward(
@@ -74,30 +78,35 @@ pub fn forward(
         }
         None => packed(gpu, "conv2d weights", 2, &wg, DType::F32, w, None)?,
     };
-    let mut constants = geometry_constants(g);
+    let (shape, in_params) = shape_words(gpu, g, &l, &place, [y0, x0]);
+    // the taps stay constants either way; the padding is in the packing
+    let mut constants: Vec<(&'static str, f64)> = geometry_constants(g)
+        .into_iter()
+        .filter(|(name, _)| !in_params || !matches!(*name, "SH" | "SW" | "PH" | "PW"))
+        .collect();
+    constants.extend(tap_window_constants(g));
     constants.extend(epilogue_constants(epi, bias, residual));
     constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
     constants.push(("PX", px as f64));
-    constants.push(("OUT_W", g.ow as f64));
-    constants.push(("OUT_PLANE", (g.oh * g.ow) as f64));
-    constants.push(("PER_BAND", l.per_band as f64));
-    constants.push(("DST_W", place.w as f64));
-    constants.push(("DST_PLANE", (place.h * place.w) as f64));
-    constants.push(("FIRST_Y", place.first[0] as f64));
-    constants.push(("FIRST_X", place.first[1] as f64));
-    constants.push(("STEP_Y", place.stride[0] as f64));
-    constants.push(("STEP_X", place.stride[1] as f64));
-    constants.push(("IN_Y0", y0 as f64));
-    constants.push(("IN_X0", x0 as f64));
-    constants.extend(tap_window_constants(g));
+    match in_params {
+        true => constants.push(("SHAPE_IN_PARAMS", 1.0)),
+        false => constants.extend(shape.iter().map(|&(name, v)| (name, v as f64))),
+    }
     let shader = operand_variant(gpu, variant(gpu, &CONV2D_FWD_TEX, storage)?, tile.wg);
     let pipeline = gpu.pipeline(shader, &constants)?;
     let grid = forward_grid(g, tile.wg * px, tile.ocb)?;
     let mut params = sizes(g)?.to_vec();
     params.extend(l.words()?);
     params.push(u32_of("conv2d packed weights per band", wl.per_band)?);
+    for (name, v) in shape {
+        params.push(u32_of(name, v)?);
+    }
+    // the reciprocals div_shape multiplies by
+    for d in [g.ow, g.oh * g.ow, l.per_band] {
+        params.push(((1.0 / d.max(1) as f64) as f32).to_bits());
+    }
     let d = gpu.dummy();
     let conv = Dispatch::with_resources(
         gpu,
@@ -117,4 +126,34 @@ pub fn forward(
     out.extend(wpack);
     out.push(conv);
     Ok(out)
+}
+
+/// The overrides SHAPE_IN_PARAMS moves into the Params, by name, in the Params' order; and
+/// whether this conv takes them there (the policy's choice, where the kernel's reciprocal
+/// division is exact: fewer than 2^22 output positions).
+fn shape_words(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    l: &PackedInput,
+    place: &Placement,
+    [y0, x0]: [usize; 2],
+) -> ([(&'static str, usize); 13], bool) {
+    let a = &g.args;
+    let shape = [
+        ("SH", a.stride[0]),
+        ("SW", a.stride[1]),
+        ("OUT_W", g.ow),
+        ("OUT_PLANE", g.oh * g.ow),
+        ("PER_BAND", l.per_band),
+        ("DST_W", place.w),
+        ("DST_PLANE", place.h * place.w),
+        ("FIRST_Y", place.first[0]),
+        ("FIRST_X", place.first[1]),
+        ("STEP_Y", place.stride[0]),
+        ("STEP_X", place.stride[1]),
+        ("IN_Y0", y0),
+        ("IN_X0", x0),
+    ];
+    let in_params = gpu.policy().shape_in_params && g.n * g.oh * g.ow < SHAPE_IN_PARAMS_POSITIONS;
+    (shape, in_params)
 }
