@@ -14,6 +14,11 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// Draws of `next_u64` one `uniform` or `range` value makes.
+    pub const UNIFORM_DRAWS: u64 = 1;
+    /// Draws of `next_u64` one `normal` value makes (Box-Muller's two uniforms).
+    pub const NORMAL_DRAWS: u64 = 2;
+
     pub fn new(seed: u64) -> Rng {
         Rng { state: seed ^ GAMMA }
     }
@@ -48,13 +53,22 @@ impl Rng {
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }
 
-    /// `n` values uniform in [lo, hi) as f32.
+    /// `n` values uniform in [lo, hi) as f32 (`fill_range`).
     pub fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n).map(|_| self.range(lo, hi) as f32).collect()
+        let mut v = vec![0.0; n];
+        self.fill_range(&mut v, lo, hi);
+        v
     }
 
-    /// Move on as if `draws` calls of `next_u64` had been made (`uniform` and `range` make one,
-    /// `normal` two), at no cost: a value that is not needed (a parameter loaded from a
+    /// `n` normals of standard deviation `std` as f32 (`fill_normal`).
+    pub fn normals(&mut self, n: usize, std: f64) -> Vec<f32> {
+        let mut v = vec![0.0; n];
+        self.fill_normal(&mut v, std);
+        v
+    }
+
+    /// Move on as if `draws` calls of `next_u64` had been made (`UNIFORM_DRAWS`,
+    /// `NORMAL_DRAWS` a value), at no cost: a value that is not needed (a parameter loaded from a
     /// checkpoint) is skipped without shifting the ones after it.
     pub fn skip(&mut self, draws: u64) {
         self.state = self.state.wrapping_add(draws.wrapping_mul(GAMMA));
@@ -64,12 +78,12 @@ impl Rng {
     /// that many `normal()` calls, computed on worker threads when there are many (a ResNet's
     /// weights are millions of logarithms and cosines, a large part of a fresh process's start).
     pub fn fill_normal(&mut self, out: &mut [f32], std: f64) {
-        self.fill(out, 2, |r| (r.normal() * std) as f32);
+        self.fill(out, Self::NORMAL_DRAWS, |r| (r.normal() * std) as f32);
     }
 
     /// `out.len()` values uniform in [lo, hi): the same as that many `range(lo, hi)` calls.
     pub fn fill_range(&mut self, out: &mut [f32], lo: f64, hi: f64) {
-        self.fill(out, 1, |r| r.range(lo, hi) as f32);
+        self.fill(out, Self::UNIFORM_DRAWS, |r| r.range(lo, hi) as f32);
     }
 
     /// Fill `out` with `value`, which makes `draws` draws a call, split into contiguous parts

@@ -41,7 +41,7 @@ fn process_cpu_ms() -> Option<f64> {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<Timing> {
     let mut first_ms = None;
-    let mut timed_run = |run: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+    let mut timed_run = || -> Result<f64> {
         let t = std::time::Instant::now();
         run()?;
         gpu.sync()?;
@@ -50,13 +50,13 @@ pub fn time_gpu(gpu: &Gpu, warmup: usize, iters: usize, mut run: impl FnMut() ->
         Ok(ms)
     };
     for _ in 0..warmup {
-        timed_run(&mut run)?;
+        timed_run()?;
     }
     let mut ms = Vec::with_capacity(iters);
     let mut cpu = Vec::with_capacity(iters);
     for _ in 0..iters.max(1) {
         let c = process_cpu_ms();
-        ms.push(timed_run(&mut run)?);
+        ms.push(timed_run()?);
         cpu.push(match (c, process_cpu_ms()) {
             (Some(a), Some(b)) => b - a,
             _ => f64::NAN,

@@ -470,8 +470,8 @@ impl Net {
             // draws per value; a parameter already in the store (a checkpoint's) skips its draws
             // so that the ones after it get the values they would have had
             let draws = match init {
-                Init::Uniform(_) => 1,
-                Init::Normal(_) => 2,
+                Init::Uniform(_) => Rng::UNIFORM_DRAWS,
+                Init::Normal(_) => Rng::NORMAL_DRAWS,
                 Init::Const(_) | Init::Data(_) => 0,
             };
             if store.get(name).is_some() {
@@ -479,16 +479,8 @@ impl Net {
                 continue;
             }
             let data: Vec<f32> = match init {
-                Init::Uniform(b) => {
-                    let mut v = vec![0.0; n];
-                    rng.fill_range(&mut v, -*b as f64, *b as f64);
-                    v
-                }
-                Init::Normal(std) => {
-                    let mut v = vec![0.0; n];
-                    rng.fill_normal(&mut v, *std as f64);
-                    v
-                }
+                Init::Uniform(b) => rng.vec(n, -*b as f64, *b as f64),
+                Init::Normal(std) => rng.normals(n, *std as f64),
                 Init::Const(c) => vec![*c; n],
                 Init::Data(d) => d.to_vec(),
             };
