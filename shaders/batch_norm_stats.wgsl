@@ -5,13 +5,16 @@
 
 override WG: u32 = 256u;
 
+// Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
+alias T = f32;
+
 struct Params {
     n: u32, c: u32, hw: u32, momentum: f32,
     update_running: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;              // (N, C, H, W)
+@group(0) @binding(1) var<storage, read> x: array<T>;                // (N, C, H, W)
 @group(0) @binding(2) var<storage, read_write> mean: array<f32>;     // (C) batch mean
 @group(0) @binding(3) var<storage, read_write> var_b: array<f32>;    // (C) biased batch variance
 @group(0) @binding(4) var<storage, read_write> run_mean: array<f32>; // (C)
@@ -25,13 +28,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, lanes: Lanes) {
     var s = 0.0;
     for (var i = lid; i < count; i += WG) {
         let ni = i / p.hw;
-        s += x[(ni * p.c + c) * p.hw + i % p.hw];
+        s += f32(x[(ni * p.c + c) * p.hw + i % p.hw]);
     }
     let m = workgroup_sum(s, lanes) / f32(count);
     var q = 0.0;
     for (var i = lid; i < count; i += WG) {
         let ni = i / p.hw;
-        let d = x[(ni * p.c + c) * p.hw + i % p.hw] - m;
+        let d = f32(x[(ni * p.c + c) * p.hw + i % p.hw]) - m;
         q += d * d;
     }
     let v = workgroup_sum(q, lanes) / f32(count);

@@ -595,6 +595,9 @@ pub struct ModelRun {
     pub fusion: bool,
     /// f16 activation storage (inference only).
     pub f16: bool,
+    /// The precision of the plan (`Precision::Mixed`: mixed-precision training, f16
+    /// activations for inference).
+    pub precision: crate::Precision,
     pub warmup: usize,
     pub iters: usize,
     /// Also time each dispatch alone, summed per kernel.
@@ -608,6 +611,7 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
     let ModelRun {
         fusion,
         f16,
+        precision,
         warmup,
         iters,
         profile,
@@ -629,6 +633,7 @@ pub fn run_model(gpu: &Gpu, b: &ModelBench, shape: [usize; 4], run: ModelRun) ->
     let opts = CompileOptions {
         fusion,
         f16,
+        precision,
         ..Default::default()
     };
     // host time of each run, warm-up runs included

@@ -46,8 +46,10 @@ mod web;
 
 pub use device::{Gpu, GpuBuilder, GpuInfo, KernelFamily, KernelPolicy, MemoryCounts, PipelineCacheFile, Timing};
 pub use error::{Error, Result};
-pub use exec::{CompileOptions, Inference, KernelProfile, ParamGroups, Plan, PlanStats, TrainStep};
+pub use exec::{CompileOptions, Inference, KernelProfile, LossScalerState, ParamGroups, Plan, PlanStats, TrainStep};
 pub use graph::Graph;
+pub use kernels::loss_scale::LossScale;
+pub use passes::precision::Precision;
 pub use rng::Rng;
 pub use shape::Shape;
 pub use store::ParamStore;

@@ -46,6 +46,36 @@ fn small_train(data: &str) -> Vec<&str> {
     ]
 }
 
+/// `convoy train --precision mixed`: trains where the adapter has shader-f16 (the loss
+/// scaler in the checkpoint, not in the weights-only file; metrics.json says the precision),
+/// and is refused naming the feature where it has not.
+#[test]
+fn train_in_mixed_precision_keeps_its_scaler_in_checkpoints() {
+    let root = common::images::make_folder("cli-mixed");
+    let data = format!("folder={}", s(&root));
+    let out = tmp("mixed");
+    let mut args = small_train(&data);
+    args.extend(["--epochs", "1", "--out", s(&out), "--precision", "mixed"]);
+    let o = convoy(&args);
+    if !common::gpu().info().has_f16() {
+        assert!(!o.status.success() && text(&o).contains("shader-f16"), "{}", text(&o));
+        return;
+    }
+    assert!(o.status.success(), "{}", text(&o));
+    let names = |f: &str| {
+        let bytes = std::fs::read(out.join(f)).unwrap();
+        convoy::io::safetensors::parse_safetensors(&bytes, f)
+            .unwrap()
+            .into_keys()
+            .collect::<Vec<String>>()
+    };
+    assert!(names("checkpoint.safetensors").contains(&"grad_scaler".to_string()));
+    assert!(!names("model.safetensors").contains(&"grad_scaler".to_string()));
+    let metrics = std::fs::read_to_string(out.join("metrics.json")).unwrap();
+    assert!(metrics.contains("\"precision\":\"mixed\""), "{metrics}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
 #[test]
 fn train_writes_its_outputs_resumes_and_evaluates() {
     let root = common::images::make_folder("cli-train");

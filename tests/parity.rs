@@ -545,3 +545,142 @@ fn squeezenet1_1_matches_pytorch() {
 fn vgg11_bn_matches_pytorch() {
     parity("vgg11_bn", "vgg11_bn");
 }
+
+// Mixed precision: one `train-step --precision mixed` of a committed case against PyTorch run
+// three ways by tools/amp_reference.py (float64, float32, and float32 with autocast's f16
+// roundings and GradScaler's scaling emulated: Debian's PyTorch has no f16 autocast on the CPU).
+
+/// The loss scale of the mixed parity step: GradScaler's 2^16 lets the emulation's f16
+/// gradients overflow where convoy's fused kernels hold a different set of values in f16, and
+/// then one skips its step where the other does not; 2^10 keeps both clear of f16's range.
+const AMP_SCALE: f64 = 1024.0;
+
+/// A tensor's mixed update may land this many times as far from float64 as the emulation's
+/// does, the same factor as float32's parity (`SPREAD_FACTOR`).
+const AMP_FACTOR: f64 = 4.0;
+
+/// The floor under a mixed tensor's bound, relative to its float64 update: where the emulation
+/// happens to land close (a tensor whose f16 roundings cancel), f16's own unit roundoff, 2^-11.
+const AMP_FLOOR: f64 = 1.0 / 2048.0;
+
+fn mixed_parity(case: &str) {
+    let (_d, meta) = fixtures(case);
+    let tmp = tempdir(&format!("{case}-mixed"));
+    let entries = manifest(&meta);
+    let before = generate_weights(&entries);
+    write_inputs(&meta, &before, &tmp);
+    let t = |f: &str| tmp.join(f).display().to_string();
+    let (after, losses) = (t("after_mixed.safetensors"), t("losses_mixed.npy"));
+    let scale = AMP_SCALE.to_string();
+    convoy_ok(&[
+        "train-step",
+        "--model",
+        case,
+        "--num-classes",
+        "10",
+        "--weights",
+        &t("weights.safetensors"),
+        "--input",
+        &t("x.npy"),
+        "--no-dropout",
+        "--labels",
+        &t("y.npy"),
+        "--lr",
+        "0.05",
+        "--momentum",
+        "0.9",
+        "--weight-decay",
+        "1e-4",
+        "--nesterov",
+        "--label-smoothing",
+        "0.1",
+        "--steps",
+        "1",
+        "--save",
+        &after,
+        "--loss-out",
+        &losses,
+        "--precision",
+        "mixed",
+        "--init-scale",
+        &scale,
+    ]);
+    let loss = f32s(Path::new(&losses))[0];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/amp_reference.py");
+    let out = std::process::Command::new(common::python())
+        .arg(&script)
+        .args([case, &after, "--init-scale", &scale, "--convoy-loss", &loss.to_string()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = Json::parse(&String::from_utf8_lossy(&out.stdout));
+    let l = r.at("loss");
+    let l64 = l.at("float64").f64();
+    let rel = |v: f64| ((v - l64) / l64).abs();
+    let (lc, le) = (rel(l.at("convoy").f64()), rel(l.at("emulation").f64()));
+    println!(
+        "{case} mixed: loss {lc:.2e} from float64 (emulation {le:.2e}, float32 {:.2e})",
+        rel(l.at("float32").f64())
+    );
+    assert!(
+        *r.at("emulation_skipped") == Json::Bool(false),
+        "{case}: the emulation overflowed at scale {AMP_SCALE}"
+    );
+    assert!(
+        lc <= (AMP_FACTOR * le).max(LOSS_FLOOR),
+        "{case} mixed loss: {lc:.2e} (emulation {le:.2e})"
+    );
+    let mut rows: Vec<(String, f64, f64, f64, f64)> = r
+        .at("tensors")
+        .array()
+        .iter()
+        .map(|t| {
+            let e = t.at("emulation").f64();
+            let bound = (AMP_FACTOR * e).max(AMP_FLOOR);
+            (
+                t.at("name").str().to_string(),
+                t.at("convoy").f64(),
+                e,
+                t.at("convoy_vs_emulation").f64(),
+                bound,
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| (b.1 / b.4).total_cmp(&(a.1 / a.4)));
+    println!(
+        "  {:<42} {:>9} {:>9} {:>9} {:>9}",
+        "tensor", "convoy", "emulation", "c vs emu", "bound"
+    );
+    for (name, c, e, ce, bound) in rows.iter().take(8) {
+        println!("  {name:<42} {c:>9.2e} {e:>9.2e} {ce:>9.2e} {bound:>9.2e}");
+    }
+    let over: Vec<String> = rows
+        .iter()
+        .filter(|r| r.1 > r.4)
+        .map(|(name, c, e, _, bound)| format!("{name}: {c:.2e} from float64 (bound {bound:.2e}, emulation {e:.2e})"))
+        .collect();
+    std::fs::remove_dir_all(tmp).ok();
+    assert!(
+        over.is_empty(),
+        "{case} mixed: {} update(s) out of bounds:\n{}",
+        over.len(),
+        over.join("\n")
+    );
+}
+
+#[test]
+#[ignore = "needs PyTorch (python3-torch, python3-torchvision): cargo test --release -- --include-ignored"]
+fn resnet18_mixed_precision_matches_emulated_autocast() {
+    mixed_parity("resnet18");
+}
+
+#[test]
+#[ignore = "needs PyTorch (python3-torch, python3-torchvision): cargo test --release -- --include-ignored"]
+fn mobilenet_v2_mixed_precision_matches_emulated_autocast() {
+    mixed_parity("mobilenet_v2");
+}

@@ -27,6 +27,9 @@ pub struct PlanStats {
     pub temp_bytes: u64,
     /// Bytes the temporaries would take with one buffer each (no reuse).
     pub temp_bytes_unplanned: u64,
+    /// The most bytes of temporaries alive at once (at any node): what a perfect planner would
+    /// need, the floor under `temp_bytes`.
+    pub live_peak_bytes: u64,
     /// Bytes of values derived from the parameters and kept by the plan (folded weights).
     pub derived_bytes: u64,
     pub pipelines: usize,
@@ -279,6 +282,7 @@ pub(super) fn plan_stats(
         temp_buffers: buffers.slots,
         temp_bytes: memory.total_bytes(),
         temp_bytes_unplanned: buffers.unplanned,
+        live_peak_bytes: memory.live_peak_bytes(graph),
         derived_bytes: graph
             .values
             .iter()

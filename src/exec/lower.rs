@@ -26,7 +26,7 @@ pub fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
         Op::CrossEntropy { .. } | Op::CrossEntropyBwd { .. } | Op::TopkAccuracy { .. } | Op::ActStats { .. } => {
             ops::loss::lower(ctx, n)?
         }
-        Op::Add | Op::Reshape | Op::Cast => ops::elementwise::lower(ctx, n)?,
+        Op::Add | Op::Reshape | Op::Cast | Op::RoundHalf => ops::elementwise::lower(ctx, n)?,
         Op::MulChannels | Op::MulChannelsBwdScale => ops::mul_channels::lower(ctx, n)?,
         Op::Dropout(_) => ops::dropout::lower(ctx, n)?,
         Op::Softmax | Op::SoftmaxBwd => ops::softmax::lower(ctx, n)?,
@@ -54,6 +54,9 @@ pub fn optimizer_steps(ctx: &LowerCtx, nodes: &[&Node]) -> Result<Vec<Dispatch>>
         .iter()
         .map(|n| (0..n.inputs.len()).map(|k| ctx.input(n, k)).collect())
         .collect();
+    // a mixed-precision step's loss scaler: every update's last input after its states
+    let scaled = first.inputs.len() > 2 + kind.states();
+    let scaler = scaled.then(|| ctx.input(first, first.inputs.len() - 1));
     let tensors: Vec<kernels::optim::UpdateTensor> = nodes
         .iter()
         .zip(&buffers)
@@ -67,11 +70,19 @@ pub fn optimizer_steps(ctx: &LowerCtx, nodes: &[&Node]) -> Result<Vec<Dispatch>>
                 group,
                 param: &b[0],
                 grad: &b[1],
-                state: b[2..].iter().collect(),
+                state: b[2..2 + kind.states()].iter().collect(),
             }
         })
         .collect();
-    kernels::optim::update(ctx.gpu, kind, hyper, &tensors)
+    let Some(scaler) = scaler else {
+        return kernels::optim::update(ctx.gpu, kind, hyper, None, &tensors);
+    };
+    // all of a step's gradients checked before any update reads the flag, the scale moved after
+    let grads: Vec<(usize, &wgpu::Buffer)> = tensors.iter().map(|t| (t.numel, t.grad)).collect();
+    let mut out = kernels::loss_scale::check_finite(ctx.gpu, &scaler, &grads)?;
+    out.extend(kernels::optim::update(ctx.gpu, kind, hyper, Some(&scaler), &tensors)?);
+    out.push(kernels::loss_scale::update_scale(ctx.gpu, &scaler)?);
+    Ok(out)
 }
 
 /// The update rule of an optimizer node, None for other nodes: consecutive nodes of one rule

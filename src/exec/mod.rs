@@ -14,4 +14,4 @@ pub use crate::passes::pipeline::ParamGroups;
 pub use crate::store::ParamStore;
 pub use compile::PlanStats;
 pub use plan::{KernelProfile, Plan};
-pub use session::{CompileOptions, Inference, TrainStep};
+pub use session::{CompileOptions, Inference, LossScalerState, TrainStep};

@@ -6,7 +6,7 @@ use super::compile::{all_reduce_points, allocate, bn_counters, lower_nodes, plan
 use super::host_sync::PlanDist;
 use crate::device::{debug_level, Dispatch, Gpu, Since};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, ValueId};
+use crate::graph::{Graph, ValueId, ValueKind};
 use crate::passes::memory::{self, MemoryPlan};
 use crate::store::ParamStore;
 use crate::tensor::{DType, Tensor};
@@ -225,6 +225,34 @@ impl Plan {
             ));
         }
         Ok(self.buffers[v.0].as_ref().expect("inputs have buffers"))
+    }
+
+    /// The buffer of the resident value (parameter or state) `name`, where the graph has one.
+    fn resident(&self, name: &str) -> Option<(&wgpu::Buffer, u64)> {
+        let i = self
+            .graph
+            .values
+            .iter()
+            .position(|v| v.name == name && matches!(v.kind, ValueKind::Param { .. } | ValueKind::State))?;
+        let v = &self.graph.values[i];
+        let bytes = (v.shape.numel() * v.dtype.size()) as u64;
+        self.buffers[i].as_ref().map(|b| (b, bytes))
+    }
+
+    /// Whether the graph has the resident value (parameter or state) `name`.
+    pub fn has_resident(&self, name: &str) -> bool {
+        self.resident(name).is_some()
+    }
+
+    /// The f32 values of the resident value `name` after the runs submitted so far (waits for
+    /// the GPU).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_resident(&self, name: &str) -> Result<Vec<f32>> {
+        let (b, bytes) = self
+            .resident(name)
+            .ok_or_else(|| Error::arg("plan", name, "no resident value of that name"))?;
+        let raw = pollster::block_on(crate::device::read_buffer(&self.gpu, b, bytes))?;
+        Ok(bytemuck::pod_collect_to_vec(&raw))
     }
 
     /// Whether the graph has an input `name`.

@@ -4,9 +4,11 @@ use super::plan::Plan;
 use crate::device::Gpu;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId, ValueKind};
+use crate::kernels::loss_scale::{self, LossScale};
 use crate::passes::fuse;
 use crate::passes::optimizer::Optimizer;
 use crate::passes::pipeline::{self, ParamGroups};
+use crate::passes::precision::{Precision, LOSS_SCALER};
 use crate::store::ParamStore;
 use crate::tensor::DType;
 
@@ -20,6 +22,13 @@ pub struct CompileOptions {
     /// Store activations in f16, weights and accumulation in f32 (inference only; needs the
     /// adapter's shader-f16). See `passes::precision`.
     pub f16: bool,
+    /// The precision the plan computes in (`Precision::Mixed`: mixed-precision training, or
+    /// f16 activations for inference, as `f16`). Needs the adapter's shader-f16.
+    pub precision: Precision,
+    /// Dynamic loss scaling's settings for a mixed-precision training step (PyTorch
+    /// GradScaler's by default). A parameter store that already holds the scaler's state (a
+    /// checkpoint's) keeps it, settings included, as GradScaler's `load_state_dict` does.
+    pub loss_scale: LossScale,
 }
 
 impl Default for CompileOptions {
@@ -28,6 +37,8 @@ impl Default for CompileOptions {
             fusion: fuse::enabled_by_env(),
             dist: None,
             f16: false,
+            precision: Precision::F32,
+            loss_scale: LossScale::default(),
         }
     }
 }
@@ -99,10 +110,14 @@ impl TrainStep {
             return Err(Error::arg(
                 "TrainStep",
                 "f16",
-                "f16 activation storage is for inference; training runs in f32",
+                "f16 activation storage alone is for inference; train with precision Mixed",
             ));
         }
-        let (graph, read) = pipeline::training(graph, loss, readable, opts.fusion, &groups)?;
+        if opts.precision == Precision::Mixed {
+            gpu.require_f16("mixed-precision training")?;
+            init_loss_scaler(gpu, store, &opts.loss_scale)?;
+        }
+        let (graph, read) = pipeline::training(graph, loss, readable, opts.fusion, &groups, opts.precision)?;
         let lr_mults = groups.lr_mults;
         let plan = Plan::compile_dist(gpu, graph, store, &read, lr_mults.len(), opts.dist.as_ref())?;
         Ok(TrainStep {
@@ -171,9 +186,23 @@ impl TrainStep {
         self.dropout_seed = (seed ^ (seed >> 32)) as u32;
     }
 
-    /// Updates applied so far.
+    /// Steps taken so far (a mixed-precision step skipped for a non-finite gradient counts).
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// A mixed-precision step's loss scaler, read back (waits for the GPU): None in f32.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn loss_scaler(&self) -> Result<Option<LossScalerState>> {
+        if !self.plan.has_resident(LOSS_SCALER) {
+            return Ok(None);
+        }
+        let s = self.plan.read_resident(LOSS_SCALER)?;
+        Ok(Some(LossScalerState {
+            scale: s[0],
+            growth_tracker: s[1] as u32,
+            applied: s[3] as u64,
+        }))
     }
 
     pub fn set_lr_mults(&mut self, mults: &[f32]) -> Result<()> {
@@ -187,6 +216,32 @@ impl TrainStep {
         self.lr_mults = mults.to_vec();
         Ok(())
     }
+}
+
+/// Where a mixed-precision step's loss scaling stands (`TrainStep::loss_scaler`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScalerState {
+    /// The scale the next step's loss gradient is multiplied by.
+    pub scale: f32,
+    /// Clean steps since the scale last moved.
+    pub growth_tracker: u32,
+    /// Updates applied (steps not skipped for a non-finite gradient).
+    pub applied: u64,
+}
+
+/// The loss scaler's state in `store`: kept where it is there (a checkpoint's, checked), else
+/// `settings`' initial state.
+fn init_loss_scaler(gpu: &Gpu, store: &mut ParamStore, settings: &LossScale) -> Result<()> {
+    settings.check()?;
+    if let Some(_t) = store.get(LOSS_SCALER) {
+        // the browser cannot wait for a read here; a checkpoint's state is checked natively
+        #[cfg(not(target_arch = "wasm32"))]
+        loss_scale::check_state(&_t.to_vec()?, LOSS_SCALER)?;
+        return Ok(());
+    }
+    let t = crate::tensor::Tensor::from_slice(gpu, &settings.initial_state(), [loss_scale::STATE_LEN])?;
+    store.insert(LOSS_SCALER, t);
+    Ok(())
 }
 
 /// A forward pass compiled once (eval mode, or train mode for statistics): write the input,
@@ -211,10 +266,11 @@ impl Inference {
         opts: CompileOptions,
     ) -> Result<Inference> {
         let (input, labels) = io_names(&graph)?;
-        if opts.f16 {
+        let f16 = opts.f16 || opts.precision == Precision::Mixed;
+        if f16 {
             gpu.require_f16("f16 activation storage")?;
         }
-        let (graph, outputs) = pipeline::inference(graph, outputs, opts.fusion, opts.f16)?;
+        let (graph, outputs) = pipeline::inference(graph, outputs, opts.fusion, f16)?;
         let plan = Plan::compile(gpu, graph, store, &outputs, 0)?;
         Ok(Inference { plan, input, labels })
     }

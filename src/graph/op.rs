@@ -65,6 +65,10 @@ pub enum Op {
     /// [x] -> [x converted to the output value's dtype]: f32 <-> f16 at the edges of a graph
     /// whose activations are stored as f16 (`passes::precision`).
     Cast,
+    /// [x f32] -> [x rounded to the nearest f16 value, stored f32]: the f16 copy of a weight a
+    /// mixed-precision conv or linear layer reads (`passes::precision::mixed_training`); its
+    /// gradient passes straight through.
+    RoundHalf,
     /// [logits (N,K), labels (N) i32] -> [mean loss (1)]
     CrossEntropy { smoothing: f32 },
     /// [logits, labels] -> [fraction right (1)]
@@ -108,13 +112,16 @@ pub enum Op {
     AdaptiveAvgPool2dBwd,
     /// [a, b] -> [op(a) op(b)]: the linear backward products
     Gemm { trans_a: bool, trans_b: bool },
-    /// [logits, labels] -> [dlogits]; the loss is the root (upstream gradient 1)
+    /// [logits, labels, loss scaler if mixed precision] -> [dlogits]; the loss is the root
+    /// (upstream gradient 1, or the loss scale: `kernels::loss_scale`)
     CrossEntropyBwd { smoothing: f32 },
 
     // ---- optimizer (in place, no outputs) ----
-    /// [param, grad, momentum_buffer]; hyperparameters from group `group`
+    /// [param, grad, momentum_buffer, loss scaler if mixed precision]; hyperparameters from
+    /// group `group`. With the scaler the gradient is unscaled and the update skipped on a
+    /// non-finite gradient (`kernels::loss_scale`).
     SgdStep { group: usize, nesterov: bool },
-    /// [param, grad, exp_avg, exp_avg_sq]
+    /// [param, grad, exp_avg, exp_avg_sq, loss scaler if mixed precision]
     AdamWStep { group: usize },
 }
 
@@ -144,6 +151,7 @@ impl Op {
             Op::Reshape => "reshape",
             Op::Linear => "linear",
             Op::Cast => "cast",
+            Op::RoundHalf => "round_half",
             Op::CrossEntropy { .. } => "cross_entropy",
             Op::TopkAccuracy { .. } => "topk_accuracy",
             Op::ActStats { .. } => "act_stats",

@@ -45,7 +45,8 @@ pub fn topk_accuracy(
     )
 }
 
-/// dlogits (N, K) of the mean smoothed cross-entropy (upstream gradient 1: the loss is the root).
+/// dlogits (N, K) of the mean smoothed cross-entropy (upstream gradient 1: the loss is the root),
+/// times the loss scale where `scaler` is given (mixed precision: `kernels::loss_scale`).
 pub fn cross_entropy_backward(
     gpu: &Gpu,
     [n, k]: [usize; 2],
@@ -53,16 +54,18 @@ pub fn cross_entropy_backward(
     logits: &wgpu::Buffer,
     labels: &wgpu::Buffer,
     dlogits: &wgpu::Buffer,
+    scaler: Option<&wgpu::Buffer>,
 ) -> Result<Dispatch> {
     const WG: usize = 64;
-    let pipeline = gpu.pipeline(&CROSS_ENTROPY_BWD, &[("WG", WG as f64)])?;
+    let scaled = f64::from(u8::from(scaler.is_some()));
+    let pipeline = gpu.pipeline(&CROSS_ENTROPY_BWD, &[("WG", WG as f64), ("SCALED", scaled)])?;
     u32_of("cross_entropy logits", n * k)?;
     let grid = grid_1d(groups_for("cross_entropy rows", n, WG)?);
     Dispatch::new(
         gpu,
         pipeline,
         &[n as u32, k as u32, f32_bits(smoothing)],
-        &[logits, labels, dlogits],
+        &[logits, labels, dlogits, scaler.unwrap_or(logits)],
         grid,
     )
 }

@@ -5,6 +5,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod loss;
+pub mod loss_scale;
 pub mod norm;
 pub mod optim;
 pub mod pool;

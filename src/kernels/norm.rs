@@ -1,6 +1,6 @@
 //! batch_norm kernels: per-channel batch statistics, and the normalisation itself.
 
-use super::shaders::reduction_variant;
+use super::shaders::{reduction_variant, variant};
 use super::shaders::{
     BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_FINISH, BATCH_NORM_BWD_REDUCE, BATCH_NORM_MERGE,
     BATCH_NORM_RUNNING, BATCH_NORM_STATS, CHANNEL_SUM, FOLD_BN,
@@ -41,10 +41,12 @@ pub fn stats(
     [n, c, hw]: [usize; 3],
     momentum: f32,
     update_running: bool,
+    storage: DType,
     b: &StatsBuffers<'_>,
 ) -> Result<Dispatch> {
     per_channel_grid(gpu, "batch_norm", c)?;
-    let pipeline = gpu.pipeline(reduction_variant(gpu, &BATCH_NORM_STATS), &[reduction_lanes(gpu)])?;
+    let shader = variant(gpu, reduction_variant(gpu, &BATCH_NORM_STATS), storage)?;
+    let pipeline = gpu.pipeline(shader, &[reduction_lanes(gpu)])?;
     u32_of("batch_norm elements", n * c * hw)?;
     let params = [
         n as u32,

@@ -19,7 +19,7 @@ use wgpu::util::DeviceExt;
 /// Values (f32 or vec4) one workgroup updates: a chunk of one tensor. Its lanes are the
 /// policy's `run_lanes` (256 on a GPU, one SIMD vector on a CPU driver), each updating
 /// `CHUNK / lanes` values a workgroup apart so that a workgroup's loads are contiguous.
-const CHUNK: usize = 1024;
+pub(super) const CHUNK: usize = 1024;
 /// The most tensors one dispatch binds (a GPU's binding limits allow thousands; the kernel's
 /// switch grows with the slots, and 128 takes ResNet-50's 161 tensors in two dispatches).
 const MAX_SLOTS: usize = 128;
@@ -69,24 +69,34 @@ pub struct UpdateTensor<'a> {
 /// within the device's storage buffers per stage and bindings per group (8 and 1000 at
 /// WebGPU's least: 2 SGD tensors, 1 AdamW tensor).
 pub fn tensors_per_dispatch(gpu: &Gpu, kind: UpdateKind) -> usize {
-    let l = gpu.limits();
-    let bindings = (l
-        .max_storage_buffers_per_shader_stage
-        .min(l.max_bindings_per_bind_group) as usize)
-        .saturating_sub(2);
+    // one binding more for the loss scaler of a mixed-precision step, kept out for both
+    let bindings = storage_bindings(gpu).saturating_sub(3);
     (bindings / (2 + kind.states())).clamp(1, MAX_SLOTS)
+}
+
+/// The storage buffers one dispatch can bind on `gpu`.
+pub(super) fn storage_bindings(gpu: &Gpu) -> usize {
+    let l = gpu.limits();
+    l.max_storage_buffers_per_shader_stage
+        .min(l.max_bindings_per_bind_group) as usize
 }
 
 /// The update of every tensor in `tensors` by `kind` with the hyperparameters in `hyper`
 /// (`HYPER_STRIDE` floats per group): one dispatch per `tensors_per_dispatch` tensors. Tensors
 /// whose sizes are multiples of 4 go through vec4 loads, the others in dispatches of their own.
+///
+/// With `scaler`, the loss scaler of a mixed-precision step (`kernels::loss_scale`): the
+/// gradients are unscaled (times 1 / scale), nothing is updated where the step found a
+/// non-finite gradient, and AdamW's bias corrections count the updates applied (kept in the
+/// scaler), not the host's steps, as PyTorch's skipped `optimizer.step()` does.
 pub fn update(
     gpu: &Gpu,
     kind: UpdateKind,
     hyper: &wgpu::Buffer,
+    scaler: Option<&wgpu::Buffer>,
     tensors: &[UpdateTensor<'_>],
 ) -> Result<Vec<Dispatch>> {
-    update_by(gpu, kind, hyper, tensors, tensors_per_dispatch(gpu, kind))
+    update_by(gpu, kind, hyper, scaler, tensors, tensors_per_dispatch(gpu, kind))
 }
 
 /// `update` with at most `per` tensors a dispatch (at least 1; the device's limit still caps
@@ -95,6 +105,7 @@ pub fn update_by(
     gpu: &Gpu,
     kind: UpdateKind,
     hyper: &wgpu::Buffer,
+    scaler: Option<&wgpu::Buffer>,
     tensors: &[UpdateTensor<'_>],
     per: usize,
 ) -> Result<Vec<Dispatch>> {
@@ -117,10 +128,43 @@ pub fn update_by(
             .filter(|t| (t.numel.is_multiple_of(4)) == (pack == 4))
             .collect();
         for batch in of.chunks(per) {
-            out.push(update_dispatch(gpu, kind, pack, hyper, batch)?);
+            out.push(update_dispatch(gpu, kind, pack, hyper, scaler, batch)?);
         }
     }
     Ok(out)
+}
+
+/// The chunk table of a multi-tensor dispatch over tensors of (values, group): the chunk
+/// count, (values, group) per slot, then (slot, first value) per chunk of `CHUNK` values; and
+/// the chunk count.
+pub(super) fn chunk_table(gpu: &Gpu, what: &str, tensors: &[(usize, usize)]) -> Result<(wgpu::Buffer, usize)> {
+    let mut table = vec![0u32; 1 + 2 * tensors.len()];
+    for (slot, &(values, group)) in tensors.iter().enumerate() {
+        table[1 + 2 * slot] = u32_of(&format!("{what}: values of a tensor"), values)?;
+        table[2 + 2 * slot] = u32_of(&format!("{what}: parameter group"), group)?;
+        for start in (0..values).step_by(CHUNK) {
+            table.extend([slot as u32, start as u32]);
+        }
+    }
+    let chunks = (table.len() - 1 - 2 * tensors.len()) / 2;
+    table[0] = u32_of(&format!("{what}: chunks"), chunks)?;
+    let table = gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("convoy multi-tensor table"),
+        contents: bytemuck::cast_slice(&table),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    Ok((table, chunks))
+}
+
+/// A multi-tensor kernel's override constants (WG, PER_LANE).
+pub(super) type ChunkConstants = [(&'static str, f64); 2];
+
+/// The override constants of a multi-tensor kernel whose workgroups take a chunk each, and
+/// its grid for `chunks` chunks.
+pub(super) fn chunk_launch(gpu: &Gpu, what: &str, chunks: usize) -> Result<(ChunkConstants, [u32; 3])> {
+    let lanes = gpu.policy().run_lanes as usize;
+    let constants = [("WG", lanes as f64), ("PER_LANE", CHUNK.div_ceil(lanes) as f64)];
+    Ok((constants, grid_1d(groups_for(what, chunks * CHUNK, CHUNK)?)))
 }
 
 /// One dispatch over `batch` (its tensors' sizes multiples of `pack`).
@@ -129,65 +173,51 @@ fn update_dispatch(
     kind: UpdateKind,
     pack: usize,
     hyper: &wgpu::Buffer,
+    scaler: Option<&wgpu::Buffer>,
     batch: &[&UpdateTensor<'_>],
 ) -> Result<Dispatch> {
     let what = format!("{} update", kind.name());
-    let lanes = gpu.policy().run_lanes as usize;
-    // the table: the chunk count, (values, group) per slot, then (slot, first value) per chunk
-    let mut table = vec![0u32; 1 + 2 * batch.len()];
-    let mut numel = 0usize;
-    for (slot, t) in batch.iter().enumerate() {
-        let values = t.numel / pack;
-        table[1 + 2 * slot] = u32_of(&format!("{what}: values of a tensor"), values)?;
-        table[2 + 2 * slot] = u32_of(&format!("{what}: parameter group"), t.group)?;
-        for start in (0..values).step_by(CHUNK) {
-            table.extend([slot as u32, start as u32]);
-        }
-        numel += t.numel;
-    }
-    let chunks = (table.len() - 1 - 2 * batch.len()) / 2;
-    table[0] = u32_of(&format!("{what}: chunks"), chunks)?;
-    let table = gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("convoy update table"),
-        contents: bytemuck::cast_slice(&table),
-        usage: wgpu::BufferUsages::STORAGE,
-    });
+    let sizes: Vec<(usize, usize)> = batch.iter().map(|t| (t.numel / pack, t.group)).collect();
+    let (table, chunks) = chunk_table(gpu, &what, &sizes)?;
+    let numel: usize = batch.iter().map(|t| t.numel).sum();
     let nesterov = matches!(kind, UpdateKind::Sgd { nesterov: true });
+    let ([wg, per_lane], grid) = chunk_launch(gpu, &what, chunks)?;
     let pipeline = gpu.pipeline(
-        update_shader(kind, batch.len(), pack),
-        &[
-            ("WG", lanes as f64),
-            ("PER_LANE", CHUNK.div_ceil(lanes) as f64),
-            ("NESTEROV", f64::from(u8::from(nesterov))),
-        ],
+        update_shader(kind, batch.len(), pack, scaler.is_some()),
+        &[wg, per_lane, ("NESTEROV", f64::from(u8::from(nesterov)))],
     )?;
     let mut buffers: Vec<&wgpu::Buffer> = vec![hyper, &table];
+    buffers.extend(scaler);
     for t in batch {
         buffers.extend([t.grad, t.param]);
         buffers.extend(t.state.iter().copied());
     }
-    let grid = grid_1d(groups_for(&what, chunks * CHUNK, CHUNK)?);
     // the gradient read; the parameter and each state read and written
     let moved = numel * 4 * (3 + 2 * kind.states());
     Ok(Dispatch::new(gpu, pipeline, &[], &buffers, grid)?.moving(moved))
 }
 
-/// The kernel of `kind` for `slots` tensors of `pack` floats a value, generated once and kept
-/// for the life of the process (a pipeline caches it like any kernel).
-pub fn update_shader(kind: UpdateKind, slots: usize, pack: usize) -> &'static Shader {
-    type Key = (&'static str, usize, usize);
+/// The kernel of `kind` for `slots` tensors of `pack` floats a value (`scaled`: with the loss
+/// scaler, see `update`), generated once and kept for the life of the process (a pipeline
+/// caches it like any kernel).
+pub fn update_shader(kind: UpdateKind, slots: usize, pack: usize, scaled: bool) -> &'static Shader {
+    type Key = (&'static str, usize, usize, bool);
     static BUILT: OnceLock<Mutex<HashMap<Key, &'static Shader>>> = OnceLock::new();
     let mut built = crate::device::lock(BUILT.get_or_init(Default::default));
-    built.entry((kind.name(), slots, pack)).or_insert_with(|| {
+    built.entry((kind.name(), slots, pack, scaled)).or_insert_with(|| {
         let vec4 = if pack == 4 { "_vec4" } else { "" };
+        let unscale = if scaled { "_unscale" } else { "" };
         let mut bindings = vec![Binding::Read, Binding::Read];
+        if scaled {
+            bindings.push(Binding::Read);
+        }
         for _ in 0..slots {
             bindings.extend([Binding::Read, Binding::ReadWrite]);
             bindings.extend(std::iter::repeat_n(Binding::ReadWrite, kind.states()));
         }
         Box::leak(Box::new(Shader {
-            name: Box::leak(format!("{}_update{slots}{vec4}", kind.name()).into_boxed_str()),
-            source: Box::leak(update_source(kind, slots, pack).into_boxed_str()),
+            name: Box::leak(format!("{}_update{slots}{vec4}{unscale}", kind.name()).into_boxed_str()),
+            source: Box::leak(update_source(kind, slots, pack, scaled).into_boxed_str()),
             bindings: Box::leak(bindings.into_boxed_slice()),
             trusted: false,
         }))
@@ -195,7 +225,7 @@ pub fn update_shader(kind: UpdateKind, slots: usize, pack: usize) -> &'static Sh
 }
 
 /// The WGSL of `update_shader`.
-fn update_source(kind: UpdateKind, slots: usize, pack: usize) -> String {
+fn update_source(kind: UpdateKind, slots: usize, pack: usize, scaled: bool) -> String {
     let states: &[&str] = match kind {
         UpdateKind::Sgd { .. } => &["buf"],
         UpdateKind::AdamW => &["m", "v"],
@@ -203,7 +233,7 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize) -> String {
     let mut decl = String::new();
     let mut cases = String::new();
     for s in 0..slots {
-        let b = 2 + s * (2 + states.len());
+        let b = 2 + usize::from(scaled) + s * (2 + states.len());
         decl += &format!("@group(0) @binding({b}) var<storage, read> grad{s}: array<FV>;\n");
         decl += &format!(
             "@group(0) @binding({}) var<storage, read_write> param{s}: array<FV>;\n",
@@ -217,11 +247,11 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize) -> String {
         }
         let (args, stores) = match kind {
             UpdateKind::Sgd { .. } => (
-                format!("grad{s}[i], param{s}[i], buf{s}[i]"),
+                format!("grad{s}[i] * inv_scale, param{s}[i], buf{s}[i]"),
                 format!("param{s}[i] = r.param; buf{s}[i] = r.buf;"),
             ),
             UpdateKind::AdamW => (
-                format!("grad{s}[i], param{s}[i], m{s}[i], v{s}[i]"),
+                format!("grad{s}[i] * inv_scale, param{s}[i], m{s}[i], v{s}[i]"),
                 format!("param{s}[i] = r.param; m{s}[i] = r.m; v{s}[i] = r.v;"),
             ),
         };
@@ -230,6 +260,10 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize) -> String {
         );
     }
     let fv = if pack == 4 { "vec4f" } else { "f32" };
+    let (scaler_decl, scaling) = match scaled {
+        true => (SCALER_DECL, SCALED),
+        false => ("", UNSCALED),
+    };
     let rule = match kind {
         UpdateKind::Sgd { .. } => SGD_RULE,
         UpdateKind::AdamW => ADAMW_RULE,
@@ -246,7 +280,7 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize) -> String {
          const CHUNK: u32 = {CHUNK}u;\n\
          @group(0) @binding(0) var<storage, read> hyper: array<f32>;\n\
          @group(0) @binding(1) var<storage, read> table: array<u32>;\n\
-         {decl}{HYPER}{rule}\n\
+         {scaler_decl}{decl}{HYPER}{rule}\n\
          @compute @workgroup_size(WG)\n\
          fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,\n\
          \x20       @builtin(local_invocation_index) lid: u32) {{\n\
@@ -260,8 +294,9 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize) -> String {
          \x20   // a chunk's end: WG x PER_LANE may pass CHUNK where WG does not divide it\n\
          \x20   let end = min(table[1u + 2u * slot], start + CHUNK);\n\
          \x20   let at = table[2u + 2u * slot] * 8u;\n\
-         \x20   let h = Hyper(hyper[at], hyper[at + 1u], hyper[at + 2u], hyper[at + 3u], hyper[at + 4u],\n\
+         \x20   var h = Hyper(hyper[at], hyper[at + 1u], hyper[at + 2u], hyper[at + 3u], hyper[at + 4u],\n\
          \x20       hyper[at + 5u], hyper[at + 6u], hyper[at + 7u]);\n\
+         {scaling}\
          \x20   switch slot {{\n\
          {cases}\
          \x20       default: {{}}\n\
@@ -271,6 +306,26 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize) -> String {
         per_lane = CHUNK / 256,
     )
 }
+
+/// The loss scaler's binding in a scaled update (its layout: `kernels::loss_scale`).
+const SCALER_DECL: &str = "@group(0) @binding(2) var<storage, read> scaler: array<f32>;\n";
+
+/// The start of a scaled update's main, after the hyperparameters: no update at all where the
+/// step found a non-finite gradient; the gradients unscaled; AdamW's bias corrections from the
+/// updates applied so far (the scaler counts them: a skipped step does not advance PyTorch's
+/// `step` either).
+const SCALED: &str = "    if (scaler[2] != 0.0) {
+        return;
+    }
+    let inv_scale = 1.0 / scaler[0];
+    let t = scaler[3] + 1.0;
+    h.bc1 = 1.0 - pow(h.b1, t);
+    h.bc2 = 1.0 - pow(h.b2, t);
+";
+
+/// The same place in an unscaled update.
+const UNSCALED: &str = "    let inv_scale = 1.0;
+";
 
 /// One group's block of the hyperparameter buffer (`HYPER_STRIDE` floats).
 const HYPER: &str = "

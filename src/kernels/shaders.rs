@@ -151,11 +151,12 @@ shaders! {
     // checked), B's column clamped to N/4 - 1, C (and bias, residual) only where inside
     GEMM_ROWS = trusted "gemm_rows" with prelude "activation" [Uniform, Read, Read, Read, Read, ReadWrite];
     CROSS_ENTROPY_FWD = "cross_entropy_fwd" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
-    CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite];
+    CROSS_ENTROPY_BWD = "cross_entropy_bwd" [Uniform, Read, Read, ReadWrite, Read];
     TOPK_ACCURACY = "topk_accuracy" with prelude "workgroup_sum" [Uniform, Read, Read, ReadWrite];
     ACT_STATS_PARTIAL = "act_stats_partial" with prelude "workgroup_sum" [Uniform, Read, ReadWrite];
     ACT_STATS_FINISH = "act_stats_finish" [Uniform, Read, ReadWrite];
     CAST = "cast" [Uniform, Read, ReadWrite];
+    ROUND_HALF = "round_half" [Uniform, Read, ReadWrite];
 }
 
 /// The conv forward on cooperative matrices (tensor cores): f16 activations, 16x16x16 f16

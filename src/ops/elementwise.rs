@@ -1,4 +1,4 @@
-//! add and flatten.
+//! add, flatten, and the f32 <-> f16 conversions of mixed precision (cast, round_half).
 
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
@@ -81,6 +81,12 @@ impl Graph {
         Ok(self.add_f32(Op::Add, vec![a, b], s))
     }
 
+    /// x rounded to the nearest f16 value, stored f32 (`Op::RoundHalf`).
+    pub(crate) fn round_half(&mut self, x: ValueId) -> ValueId {
+        let s = self.shape(x).clone();
+        self.add_f32(Op::RoundHalf, vec![x], s)
+    }
+
     /// (N, ...) -> (N, prod(...)): a view of x's buffer.
     pub fn flatten(&mut self, x: ValueId) -> Result<ValueId> {
         let d = self.shape(x).dims().to_vec();
@@ -101,6 +107,8 @@ impl Graph {
 pub(crate) fn backward(g: &mut Graph, n: &Node, dy: ValueId) -> Vec<Option<ValueId>> {
     match n.op {
         Op::Add => vec![Some(dy), Some(dy)],
+        // the rounding's gradient passes straight through (as autocast's cast back to f32)
+        Op::RoundHalf => vec![Some(dy)],
         Op::Reshape => {
             let shape = g.shape(n.inputs[0]).clone();
             vec![Some(g.reshape(dy, shape))]
@@ -136,6 +144,7 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
                 &o(0),
             )?]
         }
+        Op::RoundHalf => vec![kernels::elementwise::round_half(gpu, ishape(0).numel(), &i(0), &o(0))?],
         Op::Reshape => vec![],
         other => unreachable!("elementwise::lower called on {}", other.name()),
     })

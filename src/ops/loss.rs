@@ -108,7 +108,13 @@ impl Graph {
 }
 
 /// The loss is the root of the backward graph: its gradient w.r.t. the logits (labels get none).
-pub(crate) fn backward(g: &mut Graph, n: &Node, dy: Option<ValueId>) -> Result<Vec<Option<ValueId>>> {
+/// With `scaler` (mixed precision), the gradient is scaled by the loss scale it holds.
+pub(crate) fn backward(
+    g: &mut Graph,
+    n: &Node,
+    dy: Option<ValueId>,
+    scaler: Option<ValueId>,
+) -> Result<Vec<Option<ValueId>>> {
     let Op::CrossEntropy { smoothing } = n.op else {
         unreachable!("loss::backward called on {}", n.op.name())
     };
@@ -120,7 +126,9 @@ pub(crate) fn backward(g: &mut Graph, n: &Node, dy: Option<ValueId>) -> Result<V
         ));
     }
     let shape = g.shape(n.inputs[0]).clone();
-    let d = g.add_f32(Op::CrossEntropyBwd { smoothing }, vec![n.inputs[0], n.inputs[1]], shape);
+    let mut inputs = vec![n.inputs[0], n.inputs[1]];
+    inputs.extend(scaler);
+    let d = g.add_f32(Op::CrossEntropyBwd { smoothing }, inputs, shape);
     Ok(vec![Some(d), None])
 }
 
@@ -151,6 +159,7 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
                 &i(0),
                 &i(1),
                 &o(0),
+                (n.inputs.len() > 2).then(|| i(2)).as_ref(),
             )?]
         }
         other => unreachable!("loss::lower called on {}", other.name()),

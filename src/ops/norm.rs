@@ -45,10 +45,6 @@ pub fn batch_norm(
 ) -> Result<(Tensor, Tensor, Tensor)> {
     const OP: &str = "batch_norm";
     let storage = x.expect_activation(OP)?;
-    if args.training {
-        // batch statistics are computed from f32 activations
-        x.expect_dtype(OP, DType::F32)?;
-    }
     let [n, c, h, w] = x.shape().nchw(OP, "input")?;
     for (name, t) in [
         ("weight", state.weight),
@@ -83,7 +79,7 @@ pub fn batch_norm(
             running_mean: state.running_mean.buffer(),
             running_var: state.running_var.buffer(),
         };
-        let d = kernels::norm::stats(gpu, dims, args.momentum, true, &bufs)?;
+        let d = kernels::norm::stats(gpu, dims, args.momentum, true, storage, &bufs)?;
         dispatches.push(d);
         (mean, var)
     } else {
@@ -286,7 +282,7 @@ fn train_dispatches(ctx: &LowerCtx, n: &Node, update_running: bool) -> Result<[D
         };
         kernels::norm::merge_stats(gpu, dims, momentum, update_running, &bufs)?
     } else {
-        kernels::norm::stats(gpu, dims, momentum, update_running, &bufs)?
+        kernels::norm::stats(gpu, dims, momentum, update_running, ctx.storage(n), &bufs)?
     };
     let (gamma, beta, y) = (i(1), i(2), ctx.output(n, 0));
     // the value before an activation whose gradient needs it (the fused backward reads it)
@@ -301,7 +297,8 @@ fn train_dispatches(ctx: &LowerCtx, n: &Node, update_running: bool) -> Result<[D
         y: &y,
         pre: pre.as_ref(),
     };
-    let apply = kernels::norm::apply(gpu, dims, eps, epi, DType::F32, &bufs)?;
+    // x, y and the residual in the node's storage (f16 in mixed precision); the statistics f32
+    let apply = kernels::norm::apply(gpu, dims, eps, epi, ctx.storage(n), &bufs)?;
     Ok([stats, apply])
 }
 

@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId, ValueKind};
 use crate::ops;
+use crate::shape::DType;
 use std::collections::BTreeMap;
 
 /// Gradients of the loss with respect to each trainable parameter, by parameter value.
@@ -13,6 +14,14 @@ pub type Grads = BTreeMap<ValueId, ValueId>;
 
 /// Append the backward graph of `loss` (the output of a cross_entropy node) to `g`.
 pub fn backward(g: &mut Graph, loss: ValueId) -> Result<Grads> {
+    backward_scaled(g, loss, None)
+}
+
+/// `backward` for mixed precision: the loss's gradient is scaled by the loss scale `scaler`
+/// holds (`kernels::loss_scale`), where given; and the gradient of every value stored as f16
+/// is rounded to f16 before it flows on, as autocast holds it in f16 (the backward kernels
+/// themselves run in f32).
+pub fn backward_scaled(g: &mut Graph, loss: ValueId, scaler: Option<ValueId>) -> Result<Grads> {
     let root = g.value(loss).producer.map(|n| g.node(n).op.clone());
     if !matches!(root, Some(Op::CrossEntropy { .. })) {
         return Err(Error::arg("autodiff", "loss", "must be the output of cross_entropy"));
@@ -33,7 +42,11 @@ pub fn backward(g: &mut Graph, loss: ValueId) -> Result<Grads> {
         if !want.iter().any(|&w| w) {
             continue;
         }
-        let dxs = rule(g, &node, dy, &want)?;
+        let dy = match dy {
+            Some(d) if g.value(node.outputs[0]).dtype == DType::F16 => Some(g.round_half(d)),
+            d => d,
+        };
+        let dxs = rule(g, &node, dy, &want, scaler)?;
         for ((&v, dx), &w) in node.inputs.iter().zip(dxs).zip(&want) {
             if let (Some(dx), true) = (dx, w) {
                 grad[v.0] = Some(match grad[v.0] {
@@ -74,10 +87,16 @@ fn needs_grad(g: &Graph) -> Vec<bool> {
 /// The backward rule of each op, from its family in `ops/`: gradients of its inputs from the
 /// gradient `dy` of its first output (`None` only for the loss itself). Entries are `None`
 /// where no gradient is wanted.
-fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<Vec<Option<ValueId>>> {
+fn rule(
+    g: &mut Graph,
+    n: &Node,
+    dy: Option<ValueId>,
+    want: &[bool],
+    scaler: Option<ValueId>,
+) -> Result<Vec<Option<ValueId>>> {
     let unsupported = |why: &str| Error::arg("autodiff", n.op.name(), why.to_string());
     if let Op::CrossEntropy { .. } = n.op {
-        return ops::loss::backward(g, n, dy);
+        return ops::loss::backward(g, n, dy, scaler);
     }
     let Some(dy) = dy else {
         return Err(unsupported("has no upstream gradient"));
@@ -86,7 +105,7 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
         Op::Conv2d { .. } => ops::conv::backward(g, n, dy, want)?,
         Op::BatchNorm { .. } => ops::norm::backward(g, n, dy)?,
         Op::Activation(act) => vec![Some(ops::activation::backward(g, n, *act, dy))],
-        Op::Add | Op::Reshape => ops::elementwise::backward(g, n, dy),
+        Op::Add | Op::Reshape | Op::RoundHalf => ops::elementwise::backward(g, n, dy),
         Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d(_) => vec![Some(ops::pool::backward(g, n, dy))],
         Op::Linear => ops::linear::backward(g, n, dy, want),
         Op::MulChannels => ops::mul_channels::backward(g, n, dy, want),
@@ -97,9 +116,10 @@ fn rule(g: &mut Graph, n: &Node, dy: Option<ValueId>, want: &[bool]) -> Result<V
         Op::Dropout(args) => vec![Some(ops::dropout::backward(g, n, *args, dy)), None],
         // diagnostics: no gradient flows through them
         Op::TopkAccuracy { .. } | Op::ActStats { .. } => vec![None; n.inputs.len()],
+        // mixed precision's casts come after autodiff (`passes::precision::mixed_training`)
         Op::Cast => {
             return Err(unsupported(
-                "f16 activation storage is for inference; training runs in f32",
+                "f16 storage in training is mixed precision's (CompileOptions::precision), which places its own casts",
             ))
         }
         _ => return Err(unsupported("is a backward or optimizer op; it has no gradient")),

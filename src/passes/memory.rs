@@ -19,6 +19,30 @@ impl MemoryPlan {
     pub fn total_bytes(&self) -> u64 {
         self.slot_bytes.iter().sum()
     }
+
+    /// The most bytes of planned temporaries alive at once, over the nodes of `g` (the graph
+    /// planned): the floor under `total_bytes` that no assignment of slots can go below.
+    pub fn live_peak_bytes(&self, g: &Graph) -> u64 {
+        // +bytes where a value's life starts, -bytes after it ends, swept in node order
+        let mut delta = vec![0i64; g.nodes.len() + 2];
+        for (v, l) in self.live.iter().enumerate() {
+            if let (Some((s, e)), Some(_)) = (l, self.slot_of[v]) {
+                let b = bytes_of(g, ValueId(v)) as i64;
+                delta[*s] += b;
+                delta[e + 1] -= b;
+            }
+        }
+        let mut live = 0i64;
+        delta
+            .iter()
+            .map(|d| {
+                live += d;
+                live
+            })
+            .max()
+            .unwrap_or(0)
+            .max(0) as u64
+    }
 }
 
 fn bytes_of(g: &Graph, v: ValueId) -> u64 {

@@ -17,19 +17,28 @@ pub enum UpdateRule {
     AdamW,
 }
 
-/// Add one update node per parameter in `grads`. `group_of(name)` gives the parameter group
-/// (an index into the hyperparameter buffer), for discriminative learning rates.
 /// Suffixes of the optimizer-state values after their parameter's name.
 const MOMENTUM: &str = ".momentum_buffer";
 const EXP_AVG: &str = ".exp_avg";
 const EXP_AVG_SQ: &str = ".exp_avg_sq";
 
-/// Is `name` optimizer state (what a weights-only file leaves out)?
+/// Is `name` optimizer state (what a weights-only file leaves out)? The loss scaler of
+/// mixed-precision training counts as such.
 pub fn is_optimizer_state(name: &str) -> bool {
-    [MOMENTUM, EXP_AVG, EXP_AVG_SQ].iter().any(|s| name.ends_with(s))
+    [MOMENTUM, EXP_AVG, EXP_AVG_SQ].iter().any(|s| name.ends_with(s)) || name == super::precision::LOSS_SCALER
 }
 
-pub fn append_updates(g: &mut Graph, grads: &Grads, rule: UpdateRule, group_of: &dyn Fn(&str) -> usize) -> Result<()> {
+/// Add one update node per parameter in `grads`. `group_of(name)` gives the parameter group
+/// (an index into the hyperparameter buffer), for discriminative learning rates. `scaler`, the
+/// loss scaler of a mixed-precision step, is every update's last input: the gradients arrive
+/// scaled (`kernels::loss_scale`).
+pub fn append_updates(
+    g: &mut Graph,
+    grads: &Grads,
+    rule: UpdateRule,
+    group_of: &dyn Fn(&str) -> usize,
+    scaler: Option<ValueId>,
+) -> Result<()> {
     for (&param, &grad) in grads {
         let name = g.value(param).name.clone();
         let shape = g.shape(param).clone();
@@ -47,7 +56,9 @@ pub fn append_updates(g: &mut Graph, grads: &Grads, rule: UpdateRule, group_of: 
                 ],
             ),
         };
-        g.add_node(op, [vec![param, grad], state].concat(), vec![]);
+        let mut inputs = [vec![param, grad], state].concat();
+        inputs.extend(scaler);
+        g.add_node(op, inputs, vec![]);
     }
     g.verify()
 }

@@ -2,13 +2,16 @@
 //! order, for a training step and for inference. The graph is verified after each pass.
 //!
 //! - training: `fuse` (`Mode::Train`), `autodiff::backward`, `optimizer::append_updates`;
+//!   in mixed precision `precision::mixed_forward` before autodiff and `precision::mixed_casts`
+//!   after the updates;
 //! - inference: `fuse` (`Mode::Infer`), `precision::half_activations` (f16 storage).
 //!
 //! The plan then verifies once more and plans memory (`passes::memory`, in `Plan::compile`).
 
 use super::autodiff::{self, Grads};
+use super::fuse;
 use super::optimizer::{self, Optimizer};
-use super::{fuse, precision};
+use super::precision::{self, Precision};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ValueId};
 
@@ -55,27 +58,41 @@ impl ParamGroups<'_> {
 }
 
 /// The passes of a training step on `graph`, the forward graph in training mode ending in
-/// `loss`: fusion (when `fusion`), the backward graph, the optimizer's updates. Returns the
-/// graph and the values to read back in it: the loss first, then the other `readable` ones.
+/// `loss`: fusion (when `fusion`), the backward graph, the optimizer's updates, in `precision`
+/// (mixed: see `passes::precision`). Returns the graph and the values to read back in it: the
+/// loss first, then the other `readable` ones.
 pub fn training(
     graph: Graph,
     loss: ValueId,
     readable: &[ValueId],
     fusion: bool,
     groups: &ParamGroups,
+    precision: Precision,
 ) -> Result<(Graph, Vec<ValueId>)> {
     let mut keep = vec![loss];
     keep.extend(readable);
     let (mut graph, map) = fused(graph, fuse::Mode::Train, &keep, fusion)?;
     let at = |v: ValueId| map[v.0].expect("kept values survive fusion");
     let loss = at(loss);
-    let grads = autodiff::backward(&mut graph, loss)?;
+    let mixed = precision == Precision::Mixed;
+    if mixed {
+        graph = precision::mixed_forward(&graph);
+        graph.verify()?;
+    }
+    let forward = graph.nodes.len();
+    let scaler = mixed.then(|| precision::loss_scaler(&mut graph));
+    let grads = autodiff::backward_scaled(&mut graph, loss, scaler)?;
     graph.verify()?;
     groups.check(&graph, &grads)?;
-    optimizer::append_updates(&mut graph, &grads, groups.optimizer.rule(), groups.group_of)?;
+    optimizer::append_updates(&mut graph, &grads, groups.optimizer.rule(), groups.group_of, scaler)?;
     graph.verify()?;
     let mut read = vec![loss];
     read.extend(readable.iter().map(|&v| at(v)).filter(|&v| v != loss));
+    if mixed {
+        let (cast, read) = precision::mixed_casts(&graph, forward, &read);
+        cast.verify()?;
+        return Ok((cast, read));
+    }
     Ok((graph, read))
 }
 

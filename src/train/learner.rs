@@ -59,8 +59,14 @@ pub struct Learner {
     dist: Option<DistOptions>,
     /// Whether the ranks' parameters have been made equal (broadcast from rank 0).
     params_synced: bool,
-    /// Evaluate with f16 activation storage (training stays f32; needs shader-f16).
+    /// Evaluate with f16 activation storage (needs shader-f16).
     pub eval_f16: bool,
+    /// The precision training steps compute in (`Precision::Mixed`: mixed precision with
+    /// dynamic loss scaling, whose scaler checkpoints keep; evaluation then stores f16
+    /// activations too). Needs shader-f16.
+    pub precision: crate::Precision,
+    /// Dynamic loss scaling's settings for mixed precision (PyTorch GradScaler's by default).
+    pub loss_scale: crate::LossScale,
 }
 
 impl Learner {
@@ -92,6 +98,8 @@ impl Learner {
             dist: None,
             params_synced: false,
             eval_f16: false,
+            precision: crate::Precision::F32,
+            loss_scale: crate::LossScale::default(),
         }
     }
 
@@ -192,6 +200,8 @@ impl Learner {
             mults.push(1.0);
             let opts = crate::CompileOptions {
                 dist: self.dist.clone(),
+                precision: self.precision,
+                loss_scale: self.loss_scale,
                 ..Default::default()
             };
             let groups = ParamGroups {
@@ -518,7 +528,7 @@ impl Learner {
             if !self.evals.contains_key(&shape) {
                 let (net, outs) = self.build(shape, false)?;
                 let opts = crate::CompileOptions {
-                    f16: self.eval_f16,
+                    f16: self.eval_f16 || self.precision == crate::Precision::Mixed,
                     ..Default::default()
                 };
                 let inf = Inference::compile_with(&self.gpu, net.graph, &outs, &mut self.store, opts)?;

@@ -247,14 +247,25 @@ fn elementwise_norm_pool_and_linear_f16_match_reference() {
         eval.eps as f64,
     );
     check("batch_norm eval", &y, &want);
+    // training (mixed precision): batch statistics of the f16 input, summed in f32
     let train = BatchNormArgs {
         training: true,
         ..Default::default()
     };
-    assert!(
-        batch_norm(g, &at, &state, train).is_err(),
-        "training statistics need f32 input"
+    let (y, mean, var) = batch_norm(g, &at, &state, train).unwrap();
+    let (m64, v64) = reference::channel_stats(&a64, shape);
+    assert_close("batch_norm training mean", &mean.to_vec().unwrap(), &m64, 1e-5);
+    assert_close("batch_norm training var", &var.to_vec().unwrap(), &v64, 1e-5);
+    let want = reference::batch_norm_apply(
+        &a64,
+        shape,
+        &m64,
+        &v64,
+        &to_f64(&gamma),
+        &to_f64(&beta),
+        train.eps as f64,
     );
+    check("batch_norm training", &y, &want);
 
     let args = Pool2dArgs::new(3).stride(2).padding(1);
     check(

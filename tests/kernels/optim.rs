@@ -85,7 +85,7 @@ fn check_updates(kind: UpdateKind, per: usize) {
             state: state[i].iter().map(|t| t.buffer()).collect(),
         })
         .collect();
-    let dispatches = update_by(g, kind, hyper_buf.buffer(), &tensors, per).unwrap();
+    let dispatches = update_by(g, kind, hyper_buf.buffer(), None, &tensors, per).unwrap();
     // the vec4 tensors in ceil((2 per + 1) / per) = 3 dispatches, the odd sizes in one
     assert_eq!(
         dispatches.len(),

@@ -9,7 +9,7 @@ use convoy::bench::{
     CONV_SUITE, SUITE_BATCH,
 };
 use convoy::nn::MODEL_NAMES;
-use convoy::Gpu;
+use convoy::{Gpu, Precision};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Suite {
@@ -83,6 +83,11 @@ pub struct BenchArgs {
     /// conv forward on f16 (pass fwd_f16), and each inference model with f16 after its f32 runs.
     #[arg(long)]
     f16: bool,
+    /// Models: `mixed` compiles each model in mixed precision (training: f16 activations,
+    /// dynamic loss scaling; inference: f16 activations), `both` in f32 then mixed; the
+    /// storage column then reads `mixed`.
+    #[arg(long, default_value = "f32", value_parser = PossibleValuesParser::new(["f32", "mixed", "both"]))]
+    precision: String,
 }
 
 pub fn run(args: BenchArgs) -> convoy::Result<()> {
@@ -382,6 +387,36 @@ fn gemm(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
     Ok(())
 }
 
+/// How `bench models` compiles a model: fusion, precision, f16 storage.
+type ModelConfig = (bool, Precision, bool);
+
+/// What `bench models` compiles each model as: (fusion, precision, f16 storage) for each fusion
+/// mode in each precision of `--precision` (f32 first), then (inference, with --f16) in f16;
+/// and the first precision, whose rounds compare fusion.
+fn model_configs(a: &BenchArgs, modes: &[bool], train: bool) -> convoy::Result<(Vec<ModelConfig>, Precision)> {
+    let precisions = match a.precision.as_str() {
+        "both" => vec![Precision::F32, Precision::Mixed],
+        p => vec![crate::train::precision_arg(p)?],
+    };
+    let mut configs: Vec<ModelConfig> = precisions
+        .iter()
+        .flat_map(|&p| modes.iter().map(move |&m| (m, p, false)))
+        .collect();
+    if a.f16 && !train {
+        configs.extend(modes.iter().map(|&m| (m, Precision::F32, true)));
+    }
+    Ok((configs, precisions[0]))
+}
+
+/// The storage column of a `bench models` row.
+fn storage_label(precision: Precision, f16: bool) -> &'static str {
+    match (precision, f16) {
+        (Precision::Mixed, _) => "mixed",
+        (_, true) => "f16",
+        _ => "f32",
+    }
+}
+
 /// `bench models --profile`'s kernels as JSON: each one's summed time, dispatches and bytes.
 fn profile_json(profile: &[convoy::KernelProfile]) -> String {
     let kernels: Vec<String> = profile
@@ -430,13 +465,14 @@ fn print_fusion_rounds(name: &str, rounds: &[[f64; 2]], cpu_rounds: &[[f64; 2]])
 /// The column heads of `bench models`' table.
 fn print_models_header() {
     println!(
-        "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>12} {:>10} {:>10} {:>8} {:>9} {:>8} {:>10} {:>9}",
+        "{:<18} {:>6} {:>7} {:>10} {:>14} {:>12} {:>10} {:>12} {:>10} {:>10} {:>8} {:>9} {:>8} {:>10} {:>9}",
         "model",
         "fusion",
         "storage",
         "dispatches",
         "activations MB",
         "peak MB",
+        "live MB",
         "derived MB",
         "ms",
         "CPU ms",
@@ -475,18 +511,15 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
         .iter()
         .filter(|b| a.filter.as_deref().is_none_or(|f| b.name.contains(f)))
     {
-        // each fusion mode in f32, then (inference, with --f16) in f16
-        let mut configs: Vec<(bool, bool)> = modes.iter().map(|&m| (m, false)).collect();
-        if a.f16 && !b.train {
-            configs.extend(modes.iter().map(|&m| (m, true)));
-        }
-        // (unfused, fused) wall ms and CPU ms per round, f32
+        let (configs, first) = model_configs(a, modes, b.train)?;
+        // (unfused, fused) wall ms and CPU ms per round, in the first precision
         let mut rounds: Vec<[f64; 2]> = Vec::new();
         let mut cpu_rounds: Vec<[f64; 2]> = Vec::new();
-        for &(fusion, f16) in configs.iter().cycle().take(configs.len() * a.rounds.max(1)) {
+        for &(fusion, precision, f16) in configs.iter().cycle().take(configs.len() * a.rounds.max(1)) {
             let run = ModelRun {
                 fusion,
                 f16,
+                precision,
                 warmup: a.warmup,
                 iters: a.iters,
                 profile: a.profile,
@@ -501,7 +534,7 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
                 cost.runs - cost_before.runs,
                 cost.seconds - cost_before.seconds,
             );
-            if modes.len() == 2 && !f16 {
+            if modes.len() == 2 && !f16 && precision == first {
                 if fusion {
                     rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_ms;
                     cpu_rounds.last_mut().expect("unfused ran first")[1] = r.timing.median_cpu_ms;
@@ -512,11 +545,11 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             }
             let s = &r.stats;
             let mb = |x: u64| x as f64 / 1e6;
-            let storage = if f16 { "f16" } else { "f32" };
+            let storage = storage_label(precision, f16);
             if a.json {
                 items.push(format!(
-                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"host_ms\":{:.3},\"images_per_sec\":{:.3},\"init_ms\":{:.1},\"compile_ms\":{:.1},\"first_ms\":{:.1},\"tuned_shapes\":{tuned},\"tuned_candidates\":{timed},\"tuning_runs\":{runs},\"tuning_seconds\":{tune_s:.3}}}",
-                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.host_ms, r.images_per_sec, r.init_ms, r.compile_ms, r.timing.first_ms
+                    "{{\"name\":\"{}\",\"fusion\":{fusion},\"storage\":\"{storage}\",\"batch\":{},\"size\":{},\"dispatches\":{},\"activation_bytes\":{},\"peak_temp_bytes\":{},\"live_peak_bytes\":{},\"derived_bytes\":{},\"ms\":{:.3},\"cpu_ms\":{:.1},\"host_ms\":{:.3},\"images_per_sec\":{:.3},\"init_ms\":{:.1},\"compile_ms\":{:.1},\"first_ms\":{:.1},\"tuned_shapes\":{tuned},\"tuned_candidates\":{timed},\"tuning_runs\":{runs},\"tuning_seconds\":{tune_s:.3}}}",
+                    b.name, a.batch, a.size, s.dispatches, s.temp_bytes_unplanned, s.temp_bytes, s.live_peak_bytes, s.derived_bytes, r.timing.median_ms, r.timing.median_cpu_ms, r.host_ms, r.images_per_sec, r.init_ms, r.compile_ms, r.timing.first_ms
                 ));
                 if a.profile {
                     let last = items.last_mut().expect("just pushed");
@@ -526,13 +559,14 @@ fn models(gpu: &Gpu, a: &BenchArgs) -> convoy::Result<()> {
             } else {
                 let on = if fusion { "on" } else { "off" };
                 println!(
-                    "{:<18} {:>6} {:>7} {:>10} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>10.0} {:>8.2} {:>9.2} {:>8.0} {:>10.0} {:>9.0}",
+                    "{:<18} {:>6} {:>7} {:>10} {:>14.1} {:>12.1} {:>10.1} {:>12.1} {:>10.1} {:>10.0} {:>8.2} {:>9.2} {:>8.0} {:>10.0} {:>9.0}",
                     b.name,
                     on,
                     storage,
                     s.dispatches,
                     mb(s.temp_bytes_unplanned),
                     mb(s.temp_bytes),
+                    mb(s.live_peak_bytes),
                     mb(s.derived_bytes),
                     r.timing.median_ms,
                     r.timing.median_cpu_ms,

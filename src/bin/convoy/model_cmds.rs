@@ -115,6 +115,16 @@ pub struct TrainStepArgs {
     /// Seed of the dropout masks.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// `mixed`: mixed precision with dynamic loss scaling (as `convoy train --precision`);
+    /// --save then holds the loss scaler's state as `grad_scaler`.
+    #[arg(long, default_value = "f32", value_parser = PossibleValuesParser::new(["f32", "mixed"]))]
+    precision: String,
+    /// Mixed precision: the loss scale of the first step (GradScaler's init_scale).
+    #[arg(long, default_value_t = 65536.0)]
+    init_scale: f32,
+    /// Mixed precision: clean steps before the scale doubles (GradScaler's growth_interval).
+    #[arg(long, default_value_t = 2000)]
+    growth_interval: u32,
 }
 
 /// Images from .npy: float32 (N, C, H, W).
@@ -322,6 +332,12 @@ fn train_step_rank(
     };
     let opts = convoy::CompileOptions {
         dist: dist.clone(),
+        precision: crate::train::precision_arg(&a.precision)?,
+        loss_scale: convoy::LossScale {
+            init_scale: a.init_scale,
+            growth_interval: a.growth_interval,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let graph = std::mem::take(&mut net.graph);

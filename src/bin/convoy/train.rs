@@ -89,6 +89,11 @@ pub struct TrainArgs {
     /// bucket_cap_mb).
     #[arg(long, default_value_t = 25.0)]
     bucket_mb: f64,
+    /// `mixed`: mixed-precision training as PyTorch's autocast with GradScaler (f16
+    /// activations and weight copies for convs and linear layers, f32 master weights, dynamic
+    /// loss scaling kept in checkpoints); needs the adapter's shader-f16. `f32`: everything f32.
+    #[arg(long, default_value = "f32", value_parser = PossibleValuesParser::new(["f32", "mixed"]))]
+    precision: String,
 }
 
 impl Default for TrainArgs {
@@ -115,6 +120,7 @@ impl Default for TrainArgs {
             stats: false,
             sync_bn: false,
             bucket_mb: 25.0,
+            precision: "f32".into(),
         }
     }
 }
@@ -324,6 +330,9 @@ fn announce(ctx: &RunCtx, gpu: &Gpu, classes: usize, train_len: usize, valid_len
         if a.constant_lr { "constant" } else { "1cycle" },
         a.lr
     );
+    if a.precision == "mixed" {
+        println!("mixed precision: f16 activations and weight copies, f32 master weights, dynamic loss scaling");
+    }
 }
 
 /// The learner with its optimizer (SGD with momentum), loss, image sizes and, across ranks,
@@ -345,6 +354,7 @@ fn build_learner(
     learner.label_smoothing = a.label_smoothing;
     learner.model_name = ctx.model_name.clone();
     learner.sizes = sizes(a)?;
+    learner.precision = precision_arg(&a.precision)?;
     if let Some(d) = dist {
         learner.distribute(d);
     }
@@ -519,8 +529,8 @@ fn metrics_json(a: &TrainArgs, model: &str, ranks: usize, h: &[convoy::train::Ep
         })
         .collect();
     format!(
-        "{{\"model\":{:?},\"data\":{:?},\"epochs\":{},\"bs\":{},\"ranks\":{ranks},\"sync_bn\":{},\"lr\":{},\"label_smoothing\":{},\"weight_decay\":{},\"seed\":{},\"history\":[{}]}}\n",
-        model, a.data, a.epochs, a.bs, a.sync_bn && ranks > 1, a.lr, a.label_smoothing, a.weight_decay, a.seed, epochs.join(",")
+        "{{\"model\":{:?},\"data\":{:?},\"epochs\":{},\"bs\":{},\"ranks\":{ranks},\"sync_bn\":{},\"lr\":{},\"label_smoothing\":{},\"weight_decay\":{},\"seed\":{},\"precision\":{:?},\"history\":[{}]}}\n",
+        model, a.data, a.epochs, a.bs, a.sync_bn && ranks > 1, a.lr, a.label_smoothing, a.weight_decay, a.seed, a.precision, epochs.join(",")
     )
 }
 
@@ -634,4 +644,10 @@ impl TrainArgs {
     pub fn with_stats(self) -> TrainArgs {
         TrainArgs { stats: true, ..self }
     }
+}
+
+/// The `--precision` flag's value (clap checked the name).
+pub fn precision_arg(name: &str) -> convoy::Result<convoy::Precision> {
+    convoy::Precision::parse(name)
+        .ok_or_else(|| Error::arg("convoy", "--precision", format!("'{name}' is not f32 or mixed")))
 }
