@@ -29,7 +29,7 @@ struct Params { total: u32, eps: f32 }
 @group(0) @binding(5) var<storage, read> beta: array<f32>;     // (C)
 @group(0) @binding(6) var<storage, read> res: array<TV>;       // like x, unread without HAS_RESIDUAL
 @group(0) @binding(7) var<storage, read_write> y: array<TV>;   // (N, C, H, W)
-@group(0) @binding(8) var<storage, read_write> pre: array<FV>; // like y, unwritten without HAS_PRE
+@group(0) @binding(8) var<storage, read_write> pre: array<TV>; // like y, unwritten without HAS_PRE
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -55,7 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         v += FV(res[i]);
     }
     if (HAS_PRE) {
-        pre[i] = v;
+        pre[i] = TV(v);
     }
     y[i] = TV(act_v(v));
 }

@@ -7,6 +7,11 @@
 // A lane takes PACK consecutive elements of one channel (the elementwise_lanes prelude: 1, or 4
 // in its vec4 form), so the channel's parameters are loaded once per lane.
 
+// The saved activations' storage (x and y; dy and dx are f32): f32, or f16 in the variant
+// `kernels::shaders::variant` builds (mixed precision keeps them in f16).
+alias T = f32;
+alias TV = T;
+
 override WG: u32 = 256u;
 override HAS_RESIDUAL: bool = false;
 // the saved tensor is the output y (the derivative follows from it), else the value before
@@ -22,13 +27,13 @@ struct Params { total: u32, eps: f32, count: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<FV>;         // (N, C, HW)
-@group(0) @binding(2) var<storage, read> x: array<FV>;          // (N, C, HW)
+@group(0) @binding(2) var<storage, read> x: array<TV>;          // (N, C, HW)
 @group(0) @binding(3) var<storage, read> mean: array<f32>;      // (C)
 @group(0) @binding(4) var<storage, read> var_: array<f32>;      // (C)
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;     // (C)
 @group(0) @binding(6) var<storage, read> dgamma: array<f32>;    // (C)
 @group(0) @binding(7) var<storage, read> dbeta: array<f32>;     // (C)
-@group(0) @binding(8) var<storage, read> y: array<FV>;          // (N, C, HW), unread without ACT
+@group(0) @binding(8) var<storage, read> y: array<TV>;          // (N, C, HW), unread without ACT
 @group(0) @binding(9) var<storage, read_write> dx: array<FV>;   // (N, C, HW)
 @group(0) @binding(10) var<storage, read_write> dr: array<FV>;  // (N, C, HW), unwritten without HAS_RESIDUAL
 
@@ -55,10 +60,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         dga = select(dga, FV(dgamma[c2]), next);
         dbe = select(dbe, FV(dbeta[c2]), next);
     }
-    let xhat = (x[i] - m) * inv;
+    let xhat = (FV(x[i]) - m) * inv;
     var g = dy[i];
     if (ACT != 0u) {
-        let d = select(act_grad_v(y[i]), act_grad_from_output_v(y[i]), FROM_OUTPUT);
+        let d = select(act_grad_v(FV(y[i])), act_grad_from_output_v(FV(y[i])), FROM_OUTPUT);
         g = select(g * d, FV(0.0), d == FV(0.0));
     }
     dx[i] = ga * inv / p.count * (p.count * g - dbe - xhat * dga);

@@ -8,6 +8,11 @@
 // A lane takes PACK consecutive values of its channel at a time (the elementwise_lanes prelude:
 // 1, or 4 in its vec4 form; `chunk` is then a multiple of 4).
 
+// The saved activations' storage (x and y; dy and dx are f32): f32, or f16 in the variant
+// `kernels::shaders::variant` builds (mixed precision keeps them in f16).
+alias T = f32;
+alias TV = T;
+
 override WG: u32 = 256u;
 override SPLIT: bool = false;
 // the saved tensor is the output y (the derivative follows from it), else the value before
@@ -23,10 +28,10 @@ struct Params { n: u32, eps: f32, chunk: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<FV>;           // (N, C, HW)
-@group(0) @binding(2) var<storage, read> x: array<FV>;            // (N, C, HW)
+@group(0) @binding(2) var<storage, read> x: array<TV>;            // (N, C, HW)
 @group(0) @binding(3) var<storage, read> mean: array<f32>;         // (C)
 @group(0) @binding(4) var<storage, read> var_: array<f32>;         // (C) biased batch variance
-@group(0) @binding(5) var<storage, read> y: array<FV>;            // (N, C, HW) output, unread without ACT
+@group(0) @binding(5) var<storage, read> y: array<TV>;            // (N, C, HW) output, unread without ACT
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>; // (C)
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;  // (C)
 @group(0) @binding(8) var<storage, read_write> partials: array<f32>; // (C, splits, 2) with SPLIT
@@ -37,7 +42,7 @@ fn grad(j: u32) -> FV {
     if (ACT == 0u) {
         return dy[j];
     }
-    let d = select(act_grad_v(y[j]), act_grad_from_output_v(y[j]), FROM_OUTPUT);
+    let d = select(act_grad_v(FV(y[j])), act_grad_from_output_v(FV(y[j])), FROM_OUTPUT);
     return select(dy[j] * d, FV(0.0), d == FV(0.0));
 }
 @compute @workgroup_size(WG)
@@ -56,7 +61,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         let j = (((i / HW) * C + c) * HW + i % HW) / PACK;
         let g = grad(j);
         sa += lane_sum(g);
-        sb += lane_sum(g * (x[j] - m) * inv);
+        sb += lane_sum(g * (FV(x[j]) - m) * inv);
     }
     let total = workgroup_sum4(vec4f(sa, sb, 0.0, 0.0), lanes);
     if (lid == 0u) {

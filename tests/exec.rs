@@ -95,6 +95,20 @@ fn memory_plan_never_aliases_live_values() {
             }
         }
         assert!(plan.total_bytes() <= temps.iter().map(|&v| g.values[v].shape.numel() as u64 * 4).sum::<u64>());
+        // the live peak, node by node from the independent liveness: what the plan reports, and
+        // no more than it allocates
+        let peak = (0..=n)
+            .map(|i| {
+                temps
+                    .iter()
+                    .filter(|&&v| range[v].is_some_and(|(s, e)| s <= i && i <= e))
+                    .map(|&v| g.values[v].shape.numel() as u64 * 4)
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0);
+        assert_eq!(plan.live_peak_bytes(&g), peak);
+        assert!(plan.total_bytes() >= peak);
     }
 }
 

@@ -97,7 +97,7 @@ pub fn running_update(gpu: &Gpu, [c, hw]: [usize; 2], momentum: f32, b: &StatsBu
 
 /// The buffers of a batch-norm normalisation: x (N, C, HW), the statistics it normalises by
 /// (mean, var: C), gamma and beta (C), the optional residual (like x), y (like x), and the
-/// optional store of the value before the activation (f32, like x).
+/// optional store of the value before the activation (stored as x is).
 #[derive(Clone, Copy)]
 pub struct ApplyBuffers<'a> {
     pub x: &'a wgpu::Buffer,
@@ -111,7 +111,7 @@ pub struct ApplyBuffers<'a> {
 }
 
 /// y = act((x - mean) / sqrt(var + eps) * gamma + beta [+ residual]), per channel of x (N, C, HW);
-/// with `pre`, the value before the activation is stored there too (f32).
+/// with `pre`, the value before the activation is stored there too (as y is).
 pub fn apply(
     gpu: &Gpu,
     [n, c, hw]: [usize; 3],
@@ -147,8 +147,8 @@ pub fn apply(
     let params = [u32_of("batch_norm elements", total)?, f32_bits(eps)];
     let grid = grid_1d(groups_for("batch_norm", total / pack, WG)?);
     let r = residual.unwrap_or(gpu.dummy());
-    // x read, y written, the residual read and the value before the activation written (f32)
-    let moved = (2 + usize::from(residual.is_some())) * storage.size() * total + usize::from(pre.is_some()) * 4 * total;
+    // x read, y written, the residual read and the value before the activation written
+    let moved = (2 + usize::from(residual.is_some()) + usize::from(pre.is_some())) * storage.size() * total;
     let pre = pre.unwrap_or(gpu.dummy_rw());
     Ok(Dispatch::new(gpu, pipeline, &params, &[x, mean, var, gamma, beta, r, y, pre], grid)?.moving(moved))
 }
@@ -214,6 +214,8 @@ pub struct BnBackward<'a> {
     pub dgamma: &'a wgpu::Buffer,
     pub dbeta: &'a wgpu::Buffer,
     pub dr: Option<&'a wgpu::Buffer>,
+    /// How x and y are stored (f16 in mixed precision); dy, dx and dr are f32.
+    pub saved: DType,
 }
 
 /// The launches of a batch_norm backward: the reduction into dgamma and dbeta (one dispatch, or
@@ -264,7 +266,7 @@ pub fn backward(
     // the reduction walks one channel's planes: vec4 only where they hold whole vec4s
     let (reduce, pack, _) = lanes(&BATCH_NORM_BWD_REDUCE, [total, hw], false)?;
     let reduce = gpu.pipeline(
-        reduction_variant(gpu, reduce),
+        variant(gpu, reduction_variant(gpu, reduce), b.saved)?,
         &[act, alpha, from_output, split, shape[0], shape[1], reduction_lanes(gpu)],
     )?;
     // whole lanes' worth of values per split (count is a multiple of pack)
@@ -277,7 +279,7 @@ pub fn backward(
     };
     let p = partials.as_ref().unwrap_or(gpu.dummy_rw());
     // dy and x read, and the saved activation where there is one
-    let saved = usize::from(b.y.is_some());
+    let saved = (1 + usize::from(b.y.is_some())) * b.saved.size();
     let mut reduce = vec![Dispatch::new(
         gpu,
         reduce,
@@ -285,7 +287,7 @@ pub fn backward(
         &[b.dy, b.x, b.mean, b.var, y, b.dgamma, b.dbeta, p],
         grid,
     )?
-    .moving((2 + saved) * 4 * total)];
+    .moving((4 + saved) * total)];
     if let Some(partials) = &partials {
         reduce.push(Dispatch::new(
             gpu,
@@ -298,7 +300,7 @@ pub fn backward(
     let res = ("HAS_RESIDUAL", f64::from(u8::from(b.dr.is_some())));
     let (data, pack, straddle) = lanes(&BATCH_NORM_BWD_DATA, [total, hw], true)?;
     let data = gpu.pipeline(
-        data,
+        variant(gpu, data, b.saved)?,
         &[
             ("WG", WG as f64),
             act,
@@ -319,7 +321,7 @@ pub fn backward(
     let dr = b.dr.unwrap_or(gpu.dummy_rw());
     let bufs = [b.dy, b.x, b.mean, b.var, b.gamma, b.dgamma, b.dbeta, y, b.dx, dr];
     // dy, x and the saved activation read, dx and the residual's gradient written
-    let moved = (3 + saved + usize::from(b.dr.is_some())) * 4 * total;
+    let moved = (2 + usize::from(b.dr.is_some())) * 4 * total + saved * total;
     let data = Dispatch::new(gpu, data, &params, &bufs, grid)?.moving(moved);
     Ok(BnBackwardDispatches { reduce, data })
 }

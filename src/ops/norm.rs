@@ -323,6 +323,8 @@ fn backward_dispatches(ctx: &LowerCtx, n: &Node) -> Result<kernels::norm::BnBack
         dgamma: &o(1),
         dbeta: &o(2),
         dr: dr.as_ref(),
+        // the forward's values it reads, f16 in mixed precision (`passes::precision`)
+        saved: ctx.graph.value(n.inputs[1]).dtype,
     };
     kernels::norm::backward(
         ctx.gpu,

@@ -71,12 +71,30 @@ fn activation_inputs(op: &Op) -> Option<Vec<usize>> {
             }
             Some(v)
         }
-        // the statistics (outputs 1 and 2) and a training norm's pre-activation output stay f32
+        // the statistics (outputs 1 and 2) stay f32
         Op::BatchNorm { epi, .. } => Some(if epi.residual { vec![0, 5] } else { vec![0] }),
         Op::Activation(_) | Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::AdaptiveAvgPool2d(_) | Op::Linear => {
             Some(vec![0])
         }
         Op::Add => Some(vec![0, 1]),
+        _ => None,
+    }
+}
+
+/// The outputs of a node with f16 kernels that hold activations: the first, and a training
+/// batch norm's value before its activation (output 3, where the backward needs it).
+fn half_outputs(n: &crate::graph::Node) -> impl Iterator<Item = ValueId> + '_ {
+    let pre = matches!(n.op, Op::BatchNorm { training: true, .. }).then(|| n.outputs.get(3));
+    n.outputs.first().into_iter().chain(pre.flatten()).copied()
+}
+
+/// For a backward op whose kernels read the forward's values in f16 (`kernels::shaders::
+/// variant` on their saved-activation storage), those inputs' positions: all of them f16 or
+/// all f32, the rest of the inputs f32.
+fn saved_inputs(n: &crate::graph::Node) -> Option<Vec<usize>> {
+    match n.op {
+        // [dy, x, mean, var, gamma, y]
+        Op::BatchNormBwd { .. } => Some(if n.inputs.len() > 5 { vec![1, 5] } else { vec![1] }),
         _ => None,
     }
 }
@@ -96,7 +114,9 @@ pub fn half_activations(g: &Graph, outputs: &[ValueId]) -> (Graph, Vec<ValueId>)
                 for k in acts {
                     node.inputs[k] = convert(&mut h, &mut casts, n.inputs[k], DType::F16);
                 }
-                h.values[n.outputs[0].0].dtype = DType::F16;
+                for o in half_outputs(n) {
+                    h.values[o.0].dtype = DType::F16;
+                }
             }
             // a view has its input's storage
             None if n.op == Op::Reshape => h.values[n.outputs[0].0].dtype = h.value(n.inputs[0]).dtype,
@@ -148,7 +168,11 @@ pub fn mixed_forward(g: &Graph) -> Graph {
             node.inputs[1] = *rounded.entry(w).or_insert_with(|| h.round_half(w));
         }
         match activation_inputs(&n.op) {
-            Some(_) => h.values[n.outputs[0].0].dtype = DType::F16,
+            Some(_) => {
+                for o in half_outputs(n) {
+                    h.values[o.0].dtype = DType::F16;
+                }
+            }
             None if n.op == Op::Reshape => h.values[n.outputs[0].0].dtype = h.value(n.inputs[0]).dtype,
             None => {}
         }
@@ -191,10 +215,14 @@ pub fn mixed_casts(g: &Graph, forward: usize, readable: &[ValueId]) -> (Graph, V
             }
         }
         let half = n.outputs.first().is_some_and(|&o| g.value(o).dtype == DType::F16);
-        match activation_inputs(&n.op).filter(|_| half) {
+        // the positions read as f16: a forward op's activations, a backward op's saved values
+        // where all of them are f16
+        let saved = saved_inputs(n).filter(|s| s.iter().all(|&k| g.value(n.inputs[k]).dtype == DType::F16));
+        match activation_inputs(&n.op).filter(|_| half).or(saved) {
             Some(acts) => {
-                for k in acts {
-                    node.inputs[k] = convert(&mut h, casts, n.inputs[k], DType::F16);
+                for (k, v) in node.inputs.iter_mut().enumerate() {
+                    let to = if acts.contains(&k) { DType::F16 } else { DType::F32 };
+                    *v = convert(&mut h, casts, *v, to);
                 }
             }
             None if n.op == Op::Reshape => {}

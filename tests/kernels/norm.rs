@@ -3,6 +3,7 @@
 use crate::common::{assert_close, gpu, open_gpu, reduction_gpus, reference, subgroups_else_refused, to_f64, RTOL};
 use crate::sweep::Sweep;
 use convoy::ops::{batch_norm, BatchNormArgs, BatchNormState};
+use convoy::DType;
 use convoy::Rng;
 use convoy::Tensor;
 
@@ -387,6 +388,7 @@ fn batch_norm_backward_split_reduction_matches_reference() {
                     dgamma: dg.buffer(),
                     dbeta: db.buffer(),
                     dr: None,
+                    saved: DType::F32,
                 };
                 let d = backward(gpu, [n, c, h * w], eps, epi, &bufs).unwrap();
                 let splits = backward_splits(gpu, count);
@@ -403,6 +405,43 @@ fn batch_norm_backward_split_reduction_matches_reference() {
                 assert_close(&format!("dbeta {what}"), &db.to_vec().unwrap(), &want_db, RTOL);
                 assert_close(&format!("dgamma {what}"), &dg.to_vec().unwrap(), &want_dg, RTOL);
                 assert_close(&format!("dx {what}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
+
+                // mixed precision: x and y read from f16 give what the f32 kernel gives on the
+                // same (rounded) values
+                if !gpu.info().has_f16() {
+                    continue;
+                }
+                let round = |v: &[f32]| v.iter().map(|&a| half::f16::from_f32(a).to_f32()).collect::<Vec<_>>();
+                let (xr, yr) = (round(&x), round(&y));
+                let half = |v: &[f32]| Tensor::from_slice_f16(gpu, v, vec![n, c, h, w]).unwrap();
+                let mut outs = Vec::new();
+                for (xb, yb, saved) in [
+                    (t(&xr, vec![n, c, h, w]), t(&yr, vec![n, c, h, w]), DType::F32),
+                    (half(&xr), half(&yr), DType::F16),
+                ] {
+                    let (dx, dg, db) = (
+                        Tensor::empty(gpu, [n, c, h, w]).unwrap(),
+                        Tensor::empty(gpu, [c]).unwrap(),
+                        Tensor::empty(gpu, [c]).unwrap(),
+                    );
+                    let bufs = BnBackward {
+                        x: xb.buffer(),
+                        y: (act != Act::None).then(|| yb.buffer()),
+                        dx: dx.buffer(),
+                        dgamma: dg.buffer(),
+                        dbeta: db.buffer(),
+                        saved,
+                        ..bufs
+                    };
+                    let d = backward(gpu, [n, c, h * w], eps, epi, &bufs).unwrap();
+                    gpu.run(&d.reduce);
+                    gpu.run(&[d.data]);
+                    outs.push([dx.to_vec().unwrap(), dg.to_vec().unwrap(), db.to_vec().unwrap()]);
+                }
+                for (k, name) in ["dx", "dgamma", "dbeta"].iter().enumerate() {
+                    let want: Vec<f64> = outs[0][k].iter().map(|&v| f64::from(v)).collect();
+                    assert_close(&format!("{name} from f16 {what}"), &outs[1][k], &want, RTOL);
+                }
             }
         }
     }
