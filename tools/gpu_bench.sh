@@ -77,7 +77,7 @@ if [ $quick = 1 ]; then
   step convoy_conv_candidates_b2.json $convoy bench conv --json --candidates --gemm-size 512 --warmup 0 --iters 1 \
     --filter r18_l4 --batch 2
   step convoy_models.json $convoy bench models --json --fusion on --warmup 0 --iters 1 --model resnet18 --batch 2 \
-    --size 32 --classes 10
+    --size 32 --classes 10 --precision both
   : > "$out/convoy_models_large.json"
 else
   # on the first H200 run two of the conv suite's forward rows (r18_l1, r18_down) read 3.5-4x
@@ -96,7 +96,9 @@ else
   : > "$out/convoy_models_large.json"
   for batch in 32 64; do
     for model in resnet50 mobilenet_v2; do
-      step convoy_models_large.json $convoy bench models --json --fusion on --iters 10 --model $model --batch $batch
+      # f32, then mixed precision (its rows beside PyTorch AMP's)
+      step convoy_models_large.json $convoy bench models --json --fusion on --iters 10 --model $model --batch $batch \
+        --precision both
     done
   done
 fi

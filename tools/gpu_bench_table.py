@@ -112,18 +112,22 @@ def main():
             rows += doc if isinstance(doc, list) else doc.get("results", [doc])
     if rows:
         # PyTorch's rows pair with convoy's by model name and batch; the last column is convoy's
-        # speed over PyTorch's in plain f32 (TF32 off), the comparison the target names
+        # speed over PyTorch's in plain f32 (TF32 off), the comparison the fp32 issue's target
+        # names, or for convoy's mixed-precision rows over PyTorch AMP's (the mixed issue's)
         print("## Models (convoy with fusion on; images/s)\n")
-        head = "| model | batch | size | convoy ms | convoy |" + "".join(f" PyTorch {m} |" for m in model_modes)
-        print(head + " convoy / PyTorch fp32 |\n|---|---:|---:|---:|---:|" + "---:|" * len(model_modes) + "---:|")
+        head = "| model | batch | size | convoy precision | convoy ms | convoy |"
+        head += "".join(f" PyTorch {m} |" for m in model_modes)
+        rule = "|---|---:|---:|---|---:|---:|" + "---:|" * len(model_modes) + "---:|"
+        print(head + " convoy / PyTorch (fp32; AMP for mixed) |\n" + rule)
         for r in rows:
             key = (r.get("name"), r.get("batch"))
-            row = f"| {key[0]} | {key[1]} | {r.get('size')} | {r.get('ms', 0):.2f} | {r.get('images_per_sec', 0):.1f} |"
+            storage = r.get("storage", "f32")
+            row = f"| {key[0]} | {key[1]} | {r.get('size')} | {storage} | {r.get('ms', 0):.2f} | {r.get('images_per_sec', 0):.1f} |"
             for m in model_modes:
                 v = torch_models.get(key + (m,))
                 row += f" {v:.1f} |" if v is not None else " - |"
-            fp32 = torch_models.get(key + ("fp32",))
-            row += f" {r.get('images_per_sec', 0) / fp32:.2f}x |" if fp32 else " - |"
+            ref = torch_models.get(key + ("amp" if storage == "mixed" else "fp32",))
+            row += f" {r.get('images_per_sec', 0) / ref:.2f}x |" if ref else " - |"
             print(row)
     failed = os.path.join(out, "failed.txt")
     if os.path.exists(failed):
