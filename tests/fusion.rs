@@ -179,6 +179,7 @@ fn training_case_of(model: &str, net: &Net, loss: ValueId, shape: [usize; 4], se
     let mut results = Vec::new();
     let mut stats_from_convs = 0;
     let mut acts_fused = false;
+    let mut activation_bytes = 0u64;
     for (fusion, x) in [(false, &x), (false, &noisy), (true, &x)] {
         let mut s = store(net, seed);
         let opts = CompileOptions {
@@ -195,6 +196,13 @@ fn training_case_of(model: &str, net: &Net, loss: ValueId, shape: [usize; 4], se
             assert_eq!(stats_from_convs, bns, "{model}: batch norms with conv statistics");
             assert_eq!(count(g, |op| matches!(op, Op::Conv2d { stats: true, .. })), bns);
             acts_fused = count(g, |op| matches!(op, Op::Activation(_))) == 0;
+            activation_bytes = g
+                .values
+                .iter()
+                .filter(|v| v.shape.dims().len() == 4)
+                .map(|v| (v.shape.numel() * v.dtype.size()) as u64)
+                .max()
+                .unwrap_or(0);
         }
         let l1 = step.step_read(x, &y).unwrap()[0][0];
         let weights: Vec<(String, Vec<f32>)> = s
@@ -225,7 +233,11 @@ fn training_case_of(model: &str, net: &Net, loss: ValueId, shape: [usize; 4], se
     }
     assert!(stats_from_convs > 0);
     // fewer dispatches and fewer activation bytes written (no separate activation output, no
-    // masked-gradient tensor); the planned peak is set by the backward pass and stays level.
+    // masked-gradient tensor); the peak is set by the backward pass and stays level but for one
+    // activation: a fused batch norm with a residual writes the residual's gradient beside its
+    // input gradient (measured on "relu": 9 tensors of [2, 8, 14, 10] at the fused peak against
+    // 8 unfused, 81,152 bytes against 72,128, the 64 more the block statistics; the planner
+    // before the eighteenth session allocated enough slack to hide it).
     // Where the activations stay nodes of their own (they need their input for their gradient)
     // only the statistics are fused: it saves a pass over each conv output (the dispatch count
     // stays, as the conv's statistics take a condensing pass), and adds the block statistics
@@ -240,7 +252,11 @@ fn training_case_of(model: &str, net: &Net, loss: ValueId, shape: [usize; 4], se
         assert!(f.dispatches <= u.dispatches, "{model}: {f:?} vs {u:?}");
     }
     assert!(
-        f.temp_bytes as f64 <= u.temp_bytes as f64 * 1.01,
+        f.live_peak_bytes as f64 <= (u.live_peak_bytes + activation_bytes) as f64 * 1.01,
+        "{model}: live peak {f:?} vs {u:?}"
+    );
+    assert!(
+        f.temp_bytes as f64 <= (u.temp_bytes + activation_bytes) as f64 * 1.01,
         "{model}: peak {f:?} vs {u:?}"
     );
 }
