@@ -11,8 +11,9 @@
 //!   layers read f16 copies of their weights (`Op::RoundHalf`, once per step), the loss and
 //!   the statistics stay f32, and autodiff rounds the gradient of every f16 value to f16
 //!   (`autodiff::backward_scaled`) as autocast holds it, with the loss scaled against
-//!   underflow (`kernels::loss_scale`). The backward kernels run on f32 copies of the f16
-//!   values they read, made where the backward first reads them.
+//!   underflow (`kernels::loss_scale`). The batch-norm backward reads the forward's f16
+//!   values as they are (`saved_inputs`); the other backward kernels run on f32 copies, made
+//!   where the backward first reads them.
 
 use crate::graph::{Graph, NodeId, Op, ValueId};
 use crate::kernels::loss_scale::STATE_LEN;
@@ -151,8 +152,8 @@ fn convert(h: &mut Graph, casts: &mut HashMap<(ValueId, DType), ValueId>, v: Val
     })
 }
 
-/// The forward graph `g` (fused, in training mode) for a mixed-precision step: the first output
-/// of every op with f16 kernels stored as f16, and the weight of every conv and linear layer
+/// The forward graph `g` (fused, in training mode) for a mixed-precision step: the activation
+/// outputs of every op with f16 kernels (`half_outputs`) stored as f16, and the weight of every conv and linear layer
 /// read through its f16 rounding (one per parameter). No casts yet: `mixed_casts` places them
 /// after autodiff, which sees the f16 values and rounds their gradients.
 pub fn mixed_forward(g: &Graph) -> Graph {
