@@ -9,6 +9,8 @@ pub mod metrics;
 pub mod schedule;
 
 pub use crate::passes::optimizer::{is_optimizer_state, Optimizer};
+/// The loss scaler's state in checkpoints (mixed precision; `kernels::loss_scale`).
+pub use crate::passes::precision::LOSS_SCALER;
 #[cfg(not(target_arch = "wasm32"))]
 pub use checkpoint::{load_checkpoint, save_checkpoint};
 pub use checkpoint::{parse_checkpoint, CheckpointInfo};

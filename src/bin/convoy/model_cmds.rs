@@ -150,10 +150,12 @@ struct Loaded {
 }
 
 impl Loaded {
-    /// The model's parameters and buffers, in the layout of its source (ONNX initializers keep
-    /// the file's shapes).
-    fn save(&self, path: &std::path::Path) -> convoy::Result<()> {
-        save_weights(path, &self.store, &self.net.state_names(), self.onnx.as_ref())
+    /// The model's parameters and buffers and the store's tensors `extra`, in the layout of its
+    /// source (ONNX initializers keep the file's shapes).
+    fn save(&self, path: &std::path::Path, extra: &[&str]) -> convoy::Result<()> {
+        let mut names = self.net.state_names();
+        names.extend(extra.iter().map(|s| s.to_string()));
+        save_weights(path, &self.store, &names, self.onnx.as_ref())
     }
 }
 
@@ -330,9 +332,10 @@ fn train_step_rank(
         weight_decay: a.weight_decay,
         nesterov: a.nesterov,
     };
+    let precision = crate::train::precision_arg(&a.precision)?;
     let opts = convoy::CompileOptions {
         dist: dist.clone(),
-        precision: crate::train::precision_arg(&a.precision)?,
+        precision,
         loss_scale: convoy::LossScale {
             init_scale: a.init_scale,
             growth_interval: a.growth_interval,
@@ -358,7 +361,12 @@ fn train_step_rank(
     if rank != 0 {
         return Ok(());
     }
-    loaded.save(&a.save)?;
+    // the model's parameters and buffers, and a mixed-precision step's loss scaler
+    let scaler: &[&str] = match precision {
+        convoy::Precision::Mixed => &[convoy::train::LOSS_SCALER],
+        convoy::Precision::F32 => &[],
+    };
+    loaded.save(&a.save, scaler)?;
     if let Some(p) = &a.loss_out {
         write_npy(
             p,
