@@ -87,6 +87,16 @@ struct Case {
 }
 
 fn case(opt: Optimizer, precision: Precision, loss_scale: LossScale) -> convoy::Result<Case> {
+    case_from(opt, precision, loss_scale, None)
+}
+
+/// `case` from a store that already holds the loss scaler's state `scaler` (a checkpoint's).
+fn case_from(
+    opt: Optimizer,
+    precision: Precision,
+    loss_scale: LossScale,
+    scaler: Option<&[f32]>,
+) -> convoy::Result<Case> {
     let g = gpu();
     let shape = [8, 1, 28, 28];
     let m = by_name("resnet_mini", 10, 1)?;
@@ -97,6 +107,9 @@ fn case(opt: Optimizer, precision: Precision, loss_scale: LossScale) -> convoy::
     let loss = net.graph.cross_entropy(logits, labels, 0.1)?;
     let mut store = ParamStore::new();
     net.init_params(g, &mut store, 3)?;
+    if let Some(s) = scaler {
+        store.insert("grad_scaler", Tensor::from_slice(g, s, [s.len()])?);
+    }
     let opts = CompileOptions {
         precision,
         loss_scale,
@@ -166,28 +179,13 @@ fn bad_loss_scale_settings_are_refused() {
         assert!(err.to_string().contains("loss scale"), "{err}");
     }
     // a checkpoint's scaler that no step can run from: refused, naming it
-    let g = gpu();
     for state in [
         vec![65536.0; 3],
         vec![-1.0, 0., 0., 0., 2., 0.5, 2000., 0.],
         vec![f32::NAN, 0., 0., 0., 2., 0.5, 2000., 0.],
         vec![1024.0, 0.5, 0., 0., 2., 0.5, 2000., 0.],
     ] {
-        let m = by_name("simple_cnn", 10, 1).unwrap();
-        let mut net = Net::new(true);
-        let x = net.graph.input("x", [2, 1, 28, 28]);
-        let logits = m.forward(&mut net, x).unwrap();
-        let labels = net.graph.labels("labels", 2);
-        let loss = net.graph.cross_entropy(logits, labels, 0.0).unwrap();
-        let mut store = ParamStore::new();
-        net.init_params(g, &mut store, 3).unwrap();
-        store.insert("grad_scaler", Tensor::from_slice(g, &state, [state.len()]).unwrap());
-        let opts = CompileOptions {
-            precision: Precision::Mixed,
-            ..Default::default()
-        };
-        let r = TrainStep::compile_groups(g, net.graph, loss, &[], &mut store, ParamGroups::single(sgd()), opts);
-        let Err(err) = r else {
+        let Err(err) = case_from(sgd(), Precision::Mixed, LossScale::default(), Some(&state)) else {
             panic!("scaler state {state:?} must be refused");
         };
         assert!(err.to_string().contains("grad_scaler"), "{err}");

@@ -293,18 +293,8 @@ fn parity(case: &str, model: &str) {
     let before = generate_weights(&entries);
     write_inputs(&meta, &before, &tmp);
     let t = |f: &str| tmp.join(f).display().to_string();
-    let base = [
-        "--model",
-        model,
-        "--num-classes",
-        "10",
-        "--weights",
-        &t("weights.safetensors"),
-        "--input",
-        &t("x.npy"),
-        // the fixtures build their models with dropout=0.0: PyTorch's masks cannot be fed in
-        "--no-dropout",
-    ];
+    let base = model_args(model, &tmp);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
 
     convoy_ok(&[&["infer"][..], &base, &["--output", &t("eval.npy")]].concat());
     let e = rel_max(&f32s(&tmp.join("eval.npy")), &f32s(&d.join("logits_eval.npy")));
@@ -347,19 +337,8 @@ fn parity(case: &str, model: &str) {
         println!("{case}: f16 not compared: an activation reaches {peak:.3e}, past f16's range");
     }
 
-    let sgd = [
-        "--labels",
-        &t("y.npy"),
-        "--lr",
-        "0.05",
-        "--momentum",
-        "0.9",
-        "--weight-decay",
-        "1e-4",
-        "--nesterov",
-        "--label-smoothing",
-        "0.1",
-    ];
+    let sgd = sgd_args(&tmp);
+    let sgd: Vec<&str> = sgd.iter().map(String::as_str).collect();
     let mut failures = Vec::new();
     let mut chaotic = false;
     for steps in meta.at("steps").usizes() {
@@ -445,6 +424,46 @@ fn parity(case: &str, model: &str) {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The CLI arguments naming `model` and the weights and batch `write_inputs` wrote into `tmp`.
+fn model_args(model: &str, tmp: &Path) -> Vec<String> {
+    let t = |f: &str| tmp.join(f).display().to_string();
+    [
+        "--model",
+        model,
+        "--num-classes",
+        "10",
+        "--weights",
+        &t("weights.safetensors"),
+        "--input",
+        &t("x.npy"),
+        // the fixtures build their models with dropout=0.0: PyTorch's masks cannot be fed in
+        "--no-dropout",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The labels in `tmp` and the fixtures' SGD settings (tools/make_parity_fixtures.py's SGD and
+/// SMOOTHING), as `train-step` arguments.
+fn sgd_args(tmp: &Path) -> Vec<String> {
+    let y = tmp.join("y.npy").display().to_string();
+    [
+        "--labels",
+        &y,
+        "--lr",
+        "0.05",
+        "--momentum",
+        "0.9",
+        "--weight-decay",
+        "1e-4",
+        "--nesterov",
+        "--label-smoothing",
+        "0.1",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 fn tempdir(case: &str) -> PathBuf {
@@ -572,39 +591,25 @@ fn mixed_parity(case: &str) {
     let t = |f: &str| tmp.join(f).display().to_string();
     let (after, losses) = (t("after_mixed.safetensors"), t("losses_mixed.npy"));
     let scale = AMP_SCALE.to_string();
-    convoy_ok(&[
-        "train-step",
-        "--model",
-        case,
-        "--num-classes",
-        "10",
-        "--weights",
-        &t("weights.safetensors"),
-        "--input",
-        &t("x.npy"),
-        "--no-dropout",
-        "--labels",
-        &t("y.npy"),
-        "--lr",
-        "0.05",
-        "--momentum",
-        "0.9",
-        "--weight-decay",
-        "1e-4",
-        "--nesterov",
-        "--label-smoothing",
-        "0.1",
-        "--steps",
-        "1",
-        "--save",
-        &after,
-        "--loss-out",
-        &losses,
-        "--precision",
-        "mixed",
-        "--init-scale",
-        &scale,
-    ]);
+    let mut args = vec!["train-step".to_string()];
+    args.extend(model_args(case, &tmp));
+    args.extend(sgd_args(&tmp));
+    args.extend(
+        [
+            "--steps",
+            "1",
+            "--save",
+            &after,
+            "--loss-out",
+            &losses,
+            "--precision",
+            "mixed",
+            "--init-scale",
+            &scale,
+        ]
+        .map(String::from),
+    );
+    convoy_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let loss = f32s(Path::new(&losses))[0];
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/amp_reference.py");
     let out = std::process::Command::new(common::python())

@@ -19,7 +19,7 @@ use wgpu::util::DeviceExt;
 /// Values (f32 or vec4) one workgroup updates: a chunk of one tensor. Its lanes are the
 /// policy's `run_lanes` (256 on a GPU, one SIMD vector on a CPU driver), each updating
 /// `CHUNK / lanes` values a workgroup apart so that a workgroup's loads are contiguous.
-pub(super) const CHUNK: usize = 1024;
+const CHUNK: usize = 1024;
 /// The most tensors one dispatch binds (a GPU's binding limits allow thousands; the kernel's
 /// switch grows with the slots, and 128 takes ResNet-50's 161 tensors in two dispatches).
 const MAX_SLOTS: usize = 128;
@@ -167,6 +167,32 @@ pub(super) fn chunk_launch(gpu: &Gpu, what: &str, chunks: usize) -> Result<(Chun
     Ok((constants, grid_1d(groups_for(what, chunks * CHUNK, CHUNK)?)))
 }
 
+/// The WGSL side of `chunk_table` for a kernel of `slots` tensors, which both multi-tensor
+/// kernels (these updates, `kernels::loss_scale`'s finite check) start with: the lanes
+/// (WG, PER_LANE), the table at binding 1 and where chunk `c` lies (its slot, first value and
+/// end).
+pub(super) fn chunk_wgsl(slots: usize) -> String {
+    format!(
+        "override WG: u32 = 256u;
+override PER_LANE: u32 = {per_lane}u;
+const SLOTS: u32 = {slots}u;
+const CHUNK: u32 = {CHUNK}u;
+@group(0) @binding(1) var<storage, read> table: array<u32>;
+fn chunk_slot(c: u32) -> u32 {{
+    return table[1u + 2u * SLOTS + 2u * c];
+}}
+fn chunk_start(c: u32) -> u32 {{
+    return table[2u + 2u * SLOTS + 2u * c];
+}}
+// a chunk's end: WG x PER_LANE may pass CHUNK where WG does not divide it
+fn chunk_end(c: u32) -> u32 {{
+    return min(table[1u + 2u * chunk_slot(c)], chunk_start(c) + CHUNK);
+}}
+",
+        per_lane = CHUNK / 256,
+    )
+}
+
 /// One dispatch over `batch` (its tensors' sizes multiples of `pack`).
 fn update_dispatch(
     gpu: &Gpu,
@@ -273,13 +299,9 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize, scaled: bool) -> S
          // one workgroup per chunk of {CHUNK} values of one tensor (WG x PER_LANE); the table\n\
          // gives each workgroup its slot and first value, and each slot its values and group.\n\
          alias FV = {fv};\n\
-         override WG: u32 = 256u;\n\
          override NESTEROV: bool = false;\n\
-         override PER_LANE: u32 = {per_lane}u;\n\
-         const SLOTS: u32 = {slots}u;\n\
-         const CHUNK: u32 = {CHUNK}u;\n\
+         {chunks}\
          @group(0) @binding(0) var<storage, read> hyper: array<f32>;\n\
-         @group(0) @binding(1) var<storage, read> table: array<u32>;\n\
          {scaler_decl}{decl}{HYPER}{rule}\n\
          @compute @workgroup_size(WG)\n\
          fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,\n\
@@ -289,10 +311,9 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize, scaled: bool) -> S
          \x20       return;\n\
          \x20   }}\n\
          \x20   // one value for the whole workgroup: its lanes take one case of the switch\n\
-         \x20   let slot = table[1u + 2u * SLOTS + 2u * c];\n\
-         \x20   let start = table[2u + 2u * SLOTS + 2u * c];\n\
-         \x20   // a chunk's end: WG x PER_LANE may pass CHUNK where WG does not divide it\n\
-         \x20   let end = min(table[1u + 2u * slot], start + CHUNK);\n\
+         \x20   let slot = chunk_slot(c);\n\
+         \x20   let start = chunk_start(c);\n\
+         \x20   let end = chunk_end(c);\n\
          \x20   let at = table[2u + 2u * slot] * 8u;\n\
          \x20   var h = Hyper(hyper[at], hyper[at + 1u], hyper[at + 2u], hyper[at + 3u], hyper[at + 4u],\n\
          \x20       hyper[at + 5u], hyper[at + 6u], hyper[at + 7u]);\n\
@@ -303,7 +324,7 @@ fn update_source(kind: UpdateKind, slots: usize, pack: usize, scaled: bool) -> S
          \x20   }}\n\
          }}\n",
         name = kind.name(),
-        per_lane = CHUNK / 256,
+        chunks = chunk_wgsl(slots),
     )
 }
 

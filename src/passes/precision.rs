@@ -15,7 +15,7 @@
 //!   values as they are (`saved_inputs`); the other backward kernels run on f32 copies, made
 //!   where the backward first reads them.
 
-use crate::graph::{Graph, NodeId, Op, ValueId};
+use crate::graph::{Graph, Node, NodeId, Op, ValueId};
 use crate::kernels::loss_scale::STATE_LEN;
 use crate::tensor::DType;
 use std::collections::HashMap;
@@ -84,7 +84,7 @@ fn activation_inputs(op: &Op) -> Option<Vec<usize>> {
 
 /// The outputs of a node with f16 kernels that hold activations: the first, and a training
 /// batch norm's value before its activation (output 3, where the backward needs it).
-fn half_outputs(n: &crate::graph::Node) -> impl Iterator<Item = ValueId> + '_ {
+fn half_outputs(n: &Node) -> impl Iterator<Item = ValueId> + '_ {
     let pre = matches!(n.op, Op::BatchNorm { training: true, .. }).then(|| n.outputs.get(3));
     n.outputs.first().into_iter().chain(pre.flatten()).copied()
 }
@@ -92,7 +92,7 @@ fn half_outputs(n: &crate::graph::Node) -> impl Iterator<Item = ValueId> + '_ {
 /// For a backward op whose kernels read the forward's values in f16 (`kernels::shaders::
 /// variant` on their saved-activation storage), those inputs' positions: all of them f16 or
 /// all f32, the rest of the inputs f32.
-fn saved_inputs(n: &crate::graph::Node) -> Option<Vec<usize>> {
+fn saved_inputs(n: &Node) -> Option<Vec<usize>> {
     match n.op {
         // [dy, x, mean, var, gamma, y]
         Op::BatchNormBwd { .. } => Some(if n.inputs.len() > 5 { vec![1, 5] } else { vec![1] }),
@@ -103,40 +103,59 @@ fn saved_inputs(n: &crate::graph::Node) -> Option<Vec<usize>> {
 /// `g` with f16 activations. `outputs` are the values the caller reads; returns the new graph
 /// and, for each of them, the f32 value to read instead. Every other value keeps its id.
 pub fn half_activations(g: &Graph, outputs: &[ValueId]) -> (Graph, Vec<ValueId>) {
-    let mut h = Graph {
-        values: g.values.clone(),
-        nodes: Vec::with_capacity(g.nodes.len()),
-    };
+    let mut h = rebuilt(g);
     let mut casts: HashMap<(ValueId, DType), ValueId> = HashMap::new();
     for n in &g.nodes {
         let mut node = n.clone();
+        set_storage(&mut h, n);
         match activation_inputs(&n.op) {
             Some(acts) => {
                 for k in acts {
                     node.inputs[k] = convert(&mut h, &mut casts, n.inputs[k], DType::F16);
                 }
-                for o in half_outputs(n) {
-                    h.values[o.0].dtype = DType::F16;
-                }
             }
-            // a view has its input's storage
-            None if n.op == Op::Reshape => h.values[n.outputs[0].0].dtype = h.value(n.inputs[0]).dtype,
+            None if n.op == Op::Reshape => {}
             None => {
                 for v in &mut node.inputs {
                     *v = convert(&mut h, &mut casts, *v, DType::F32);
                 }
             }
         }
-        for &o in &node.outputs {
-            h.values[o.0].producer = Some(NodeId(h.nodes.len()));
-        }
-        h.nodes.push(node);
+        place(&mut h, node);
     }
     let outputs = outputs
         .iter()
         .map(|&v| convert(&mut h, &mut casts, v, DType::F32))
         .collect();
     (h, outputs)
+}
+
+/// An empty copy of `g` to rebuild node by node (`place`): its values, no nodes yet.
+fn rebuilt(g: &Graph) -> Graph {
+    Graph {
+        values: g.values.clone(),
+        nodes: Vec::with_capacity(g.nodes.len()),
+    }
+}
+
+/// Append `node` to `h`, its outputs produced there.
+fn place(h: &mut Graph, node: Node) {
+    for &o in &node.outputs {
+        h.values[o.0].producer = Some(NodeId(h.nodes.len()));
+    }
+    h.nodes.push(node);
+}
+
+/// In `h`, the storage of `n`'s outputs: f16 for the activation outputs of an op with f16
+/// kernels (`half_outputs`), a view's its input's; the rest as they are.
+fn set_storage(h: &mut Graph, n: &Node) {
+    if activation_inputs(&n.op).is_some() {
+        for o in half_outputs(n) {
+            h.values[o.0].dtype = DType::F16;
+        }
+    } else if n.op == Op::Reshape {
+        h.values[n.outputs[0].0].dtype = h.value(n.inputs[0]).dtype;
+    }
 }
 
 /// `v` as `to`: itself, or the output of a cast (one per value and type, placed before its
@@ -153,14 +172,12 @@ fn convert(h: &mut Graph, casts: &mut HashMap<(ValueId, DType), ValueId>, v: Val
 }
 
 /// The forward graph `g` (fused, in training mode) for a mixed-precision step: the activation
-/// outputs of every op with f16 kernels (`half_outputs`) stored as f16, and the weight of every conv and linear layer
-/// read through its f16 rounding (one per parameter). No casts yet: `mixed_casts` places them
-/// after autodiff, which sees the f16 values and rounds their gradients.
+/// outputs of every op with f16 kernels (`half_outputs`) stored as f16, and the weight of every
+/// conv and linear layer read through its f16 rounding (one per parameter). No casts yet:
+/// `mixed_casts` places them after autodiff, which sees the f16 values and rounds their
+/// gradients.
 pub fn mixed_forward(g: &Graph) -> Graph {
-    let mut h = Graph {
-        values: g.values.clone(),
-        nodes: Vec::with_capacity(g.nodes.len()),
-    };
+    let mut h = rebuilt(g);
     let mut rounded: HashMap<ValueId, ValueId> = HashMap::new();
     for n in &g.nodes {
         let mut node = n.clone();
@@ -168,35 +185,22 @@ pub fn mixed_forward(g: &Graph) -> Graph {
             let w = n.inputs[1];
             node.inputs[1] = *rounded.entry(w).or_insert_with(|| h.round_half(w));
         }
-        match activation_inputs(&n.op) {
-            Some(_) => {
-                for o in half_outputs(n) {
-                    h.values[o.0].dtype = DType::F16;
-                }
-            }
-            None if n.op == Op::Reshape => h.values[n.outputs[0].0].dtype = h.value(n.inputs[0]).dtype,
-            None => {}
-        }
-        for &o in &node.outputs {
-            h.values[o.0].producer = Some(NodeId(h.nodes.len()));
-        }
-        h.nodes.push(node);
+        set_storage(&mut h, n);
+        place(&mut h, node);
     }
     h
 }
 
 /// The casts of a mixed-precision training graph (`mixed_forward`, then autodiff and the
-/// optimizer): an op whose first output is f16 reads its activation inputs as f16, every other
-/// op reads f32. A cast serves the readers of one phase: the forward's (nodes below `forward`)
+/// optimizer): an op whose first output is f16 reads its activation inputs as f16, a backward
+/// op its saved values where all of them are f16 (`saved_inputs`), and every other input is
+/// read as f32. A cast serves the readers of one phase: the forward's (nodes below `forward`)
 /// or the backward's and optimizer's, so that no f32 copy of a forward activation lives from the
 /// forward to the backward (which would undo the memory saved); the backward rounds the weights
-/// it reads again for the same reason. Returns the graph and, for
-/// each of `readable`, its f32 value to read.
+/// it reads again for the same reason. Returns the graph and, for each of `readable`, its f32
+/// value to read.
 pub fn mixed_casts(g: &Graph, forward: usize, readable: &[ValueId]) -> (Graph, Vec<ValueId>) {
-    let mut h = Graph {
-        values: g.values.clone(),
-        nodes: Vec::with_capacity(g.nodes.len()),
-    };
+    let mut h = rebuilt(g);
     let mut phases: [HashMap<(ValueId, DType), ValueId>; 2] = Default::default();
     // the backward's own f16 roundings of the weights (param -> rounding), so that the forward's
     // die with their conv instead of living to the backward
@@ -215,28 +219,17 @@ pub fn mixed_casts(g: &Graph, forward: usize, readable: &[ValueId]) -> (Graph, V
                 }
             }
         }
-        let half = n.outputs.first().is_some_and(|&o| g.value(o).dtype == DType::F16);
-        // the positions read as f16: a forward op's activations, a backward op's saved values
-        // where all of them are f16
-        let saved = saved_inputs(n).filter(|s| s.iter().all(|&k| g.value(n.inputs[k]).dtype == DType::F16));
-        match activation_inputs(&n.op).filter(|_| half).or(saved) {
-            Some(acts) => {
-                for (k, v) in node.inputs.iter_mut().enumerate() {
-                    let to = if acts.contains(&k) { DType::F16 } else { DType::F32 };
-                    *v = convert(&mut h, casts, *v, to);
-                }
-            }
-            None if n.op == Op::Reshape => {}
-            None => {
-                for v in &mut node.inputs {
-                    *v = convert(&mut h, casts, *v, DType::F32);
-                }
+        // a view reads its input as it is stored
+        if n.op != Op::Reshape {
+            let half = n.outputs.first().is_some_and(|&o| g.value(o).dtype == DType::F16);
+            let saved = saved_inputs(n).filter(|s| s.iter().all(|&k| g.value(n.inputs[k]).dtype == DType::F16));
+            let f16 = activation_inputs(&n.op).filter(|_| half).or(saved).unwrap_or_default();
+            for (k, v) in node.inputs.iter_mut().enumerate() {
+                let to = if f16.contains(&k) { DType::F16 } else { DType::F32 };
+                *v = convert(&mut h, casts, *v, to);
             }
         }
-        for &o in &node.outputs {
-            h.values[o.0].producer = Some(NodeId(h.nodes.len()));
-        }
-        h.nodes.push(node);
+        place(&mut h, node);
     }
     let readable = readable
         .iter()
