@@ -8,7 +8,7 @@
 //
 // The compute role is conv2d_fwd_mm's, with the output pixels as the reduction: 8 subgroups of
 // 32 as 2 (channels) x 4 (columns), a lane holding 8 channels x 8 columns (4 x 8 for BM = 64) in
-// the accumulators of conv2d_mm_acc (the prelude before this file); per pixel of a chunk it
+// the accumulators of conv2d_mm_acc (a prelude); per pixel of a chunk it
 // reads one vec4 of dy per channel quad and one vec4 of im2col per column quad from workgroup
 // memory and does 64 multiply-adds; the 16 pixels of a chunk written out (`mac` with constant
 // rows).
@@ -19,15 +19,13 @@
 // that pixel. 16 consecutive lanes take 16 consecutive pixels: 64 contiguous bytes of dy, and of
 // x for a stride-1 row. Each lane decodes its 8 columns (channel plane, tap offsets) once, before
 // the loop, and steps its pixel's (image, row, column) counters by 16 per chunk with no division.
-// The stages are [pixel][vec4 of 4 channels or columns], a row's vec4 v stored at v ^ (pixel %
-// 8): the 8 lanes of one store phase (8 consecutive pixels, the same vec4) land in 8 different
-// bank groups, and a step's reads (one pixel row) stay one pass. 2 stages of 16 x (128 + 128)
-// floats: 32 KiB, the limit of lavapipe and Apple GPUs.
+// The stages, the multiply-adds and the loop over the chunks (`wgrad_k_loop`) are the compute
+// form's: conv2d_bwd_weight_mm_core (f32, the prelude before this file) or, in the
+// cooperative-matrix variant, conv2d_bwd_weight_mm_coop.
 
 override BM: u32 = 128u;            // output channels per workgroup: 128 or 64
 const BN: u32 = 128u;               // weight columns per workgroup
 const BK: u32 = 16u;                // output pixels per chunk
-override A_GROUPS: u32 = BM / 32u;  // groups of 32 channels in the dy stage
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -39,11 +37,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> dy: array<f32>;          // (N, Cout, OH, OW)
 @group(0) @binding(2) var<storage, read> x: array<f32>;           // (N, Cin, H, W)
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;  // (chunks, Cout, K)
-
-// dy: [channel group of 32][stage][pixel][channel quad ^ (pixel % 8)]
-var<workgroup> da: array<array<array<array<vec4f, 8>, 16>, 2>, A_GROUPS>;
-// im2col: [column group of 32][stage][pixel][column quad ^ (pixel % 8)]
-var<workgroup> xb: array<array<array<array<vec4f, 8>, 16>, 2>, 4>;
 
 // The next chunk in registers: dy at the lane's channels (ra: 0-3, rb: 4-7) and x under its
 // columns (xa: 0-3, xb_: 4-7).
@@ -144,37 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     // from the uniform p and the workgroup id, not a private: the loop holds barriers, and a
     // browser's uniformity analysis takes a module-scope private as possibly non-uniform
     let chunks = (min(q0 + p.chunk, p.n * p.oh * p.ow) - min(q0, p.n * p.oh * p.ow) + BK - 1u) / BK;
-    load_chunk();
-    store_stage(0u, r);
-    workgroupBarrier();
-    for (var c = 0u; c < chunks; c++) {
-        let s = c & 1u;
-        let more = c + 1u < chunks;
-        if (more) {
-            step_pixel();
-            load_chunk();
-        }
-        mac(s, 0u);
-        mac(s, 1u);
-        mac(s, 2u);
-        mac(s, 3u);
-        mac(s, 4u);
-        mac(s, 5u);
-        mac(s, 6u);
-        mac(s, 7u);
-        mac(s, 8u);
-        mac(s, 9u);
-        mac(s, 10u);
-        mac(s, 11u);
-        mac(s, 12u);
-        mac(s, 13u);
-        mac(s, 14u);
-        mac(s, 15u);
-        if (more) {
-            store_stage(1u - s, r);
-        }
-        workgroupBarrier();
-    }
+    wgrad_k_loop(chunks, r, lid);
 
     // epilogue: channels m0 .. m0+3 (and m0+32 .. m0+35 for BM = 128), columns col .. col+3 and
     // col+16 .. col+19
@@ -202,17 +165,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         store_row(c7l, m0 + 35u, at4 + 3u * kdim, nl);
         store_row(c7r, m0 + 35u, at4 + 3u * kdim + 16u, nr);
     }
-}
-
-// One pixel of the chunk, row j of stage s: the lane's dy quads (lo, and hi 32 channels on)
-// times its im2col quads (l, and r 16 columns on), into the accumulators.
-fn mac(s: u32, j: u32) {
-    let sw = j % 8u;
-    var ah = vec4f(0.0);
-    if (BM == 128u) {
-        ah = da[a_grp + 1u][s][j][a_quad ^ sw];
-    }
-    acc_step(da[a_grp][s][j][a_quad ^ sw], ah, xb[b_grp][s][j][b_quad ^ sw], xb[b_grp][s][j][(b_quad + 4u) ^ sw]);
 }
 
 // The lane's pixel BK further: columns first, a carry into the rows, rows into images.
@@ -262,24 +214,6 @@ fn load_columns(q_ok: bool, base: u32, iy0: i32, ix0: i32, off: vec4u, ty: vec4i
     let inside = vec4<bool>(q_ok) & ok & (vec4u(iy) < vec4u(p.h)) & (vec4u(ix) < vec4u(p.w));
     let at = select(vec4u(0u), vec4u(base) + off + vec4u(iy) * p.w + vec4u(ix), inside);
     return select(vec4f(0.0), vec4f(x[at.x], x[at.y], x[at.z], x[at.w]), inside);
-}
-
-// This lane's share of the chunk in registers into stage `s`, at pixel row r (swizzled by r).
-fn store_stage(s: u32, r: u32) {
-    let sw = r % 8u;
-    let cb = lcb;
-    // dy: channels lch .. lch + 7 (group lch / 32, quads (lch % 32) / 4 and one more)
-    if (BM == 128u) {
-        let v = (cb % 4u) * 2u;
-        da[cb / 4u][s][r][v ^ sw] = ra;
-        da[cb / 4u][s][r][(v + 1u) ^ sw] = rb;
-    } else {
-        da[cb / 8u][s][r][(cb % 8u) ^ sw] = ra;
-    }
-    // im2col: columns cb*8 .. cb*8 + 7
-    let v = (cb % 4u) * 2u;
-    xb[cb / 4u][s][r][v ^ sw] = xa;
-    xb[cb / 4u][s][r][(v + 1u) ^ sw] = xc;
 }
 
 // Channel m of the block at 4 consecutive columns of `part` from `at`, of which the first `n`

@@ -78,7 +78,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     ix0 = i32((r - oy * p.ow) * SW) - i32(PW);
     xbase = (img * p.cin + g * cin_g) * p.h * p.w;
 
-    mm_k_loop((cin_g * KH * KW + BK - 1u) / BK);
+    mm_k_loop((cin_g * KH * KW + BK - 1u) / BK, lid);
 
     // epilogue: channels m0 .. m0+3 (and m0+32 .. m0+35 for BM = 128), pixels col .. col+3 and
     // col+16 .. col+19
@@ -170,10 +170,11 @@ fn store_row(v: vec4f, m: u32, at: vec4u, n: u32) -> vec4f {
 }
 
 // The block statistics. Each lane takes the (mean, M2) of its 8 channels over its valid pixels
-// (nl of its left quad, nr of its right), 4 channels per vec4, and leaves them in the pixel
-// stage (free after the K loop's last barrier); then one lane per channel merges the 16 lanes
-// that hold it (4 lanes of each of 4 subgroups) with Chan's formula and writes the block's
-// (mean, M2). `left`: valid pixels of the block from its first.
+// (nl of its left quad, nr of its right), 4 channels per vec4; then, for its lo channels and
+// then its hi ones, it leaves them with the compute form (`stats_put`: workgroup memory free
+// after the K loop) and one lane per channel merges the 16 lanes that hold it (4 lanes of each
+// of 4 subgroups) with Chan's formula and writes the block's (mean, M2). `left`: valid pixels of
+// the block from its first.
 fn write_stats(lid: u32, left: u32, block: u32, nl: u32, nr: u32) {
     let ml = select(vec4f(0.0), vec4f(1.0), vec4u(nl) > vec4u(0u, 1u, 2u, 3u));
     let mr = select(vec4f(0.0), vec4f(1.0), vec4u(nr) > vec4u(0u, 1u, 2u, 3u));
@@ -182,51 +183,50 @@ fn write_stats(lid: u32, left: u32, block: u32, nl: u32, nr: u32) {
     let s1 = lane_stats(c1l, c1r, ml, mr, inv);
     let s2 = lane_stats(c2l, c2r, ml, mr, inv);
     let s3 = lane_stats(c3l, c3r, ml, mr, inv);
-    let s4 = lane_stats(c4l, c4r, ml, mr, inv);
-    let s5 = lane_stats(c5l, c5r, ml, mr, inv);
-    let s6 = lane_stats(c6l, c6r, ml, mr, inv);
-    let s7 = lane_stats(c7l, c7r, ml, mr, inv);
-    // lane lid's 4 vec4s: mean and M2 of its lo channels, then of its hi ones
-    let a = lid / 128u;
-    let b = (lid / 64u) % 2u;
-    let c = (lid / 8u) % 8u;
-    let d = lid % 8u;
-    xb[a][b][c][d][0] = vec4f(s0.x, s1.x, s2.x, s3.x);
-    xb[a][b][c][d][1] = vec4f(s0.y, s1.y, s2.y, s3.y);
-    xb[a][b][c][d][2] = vec4f(s4.x, s5.x, s6.x, s7.x);
-    xb[a][b][c][d][3] = vec4f(s4.y, s5.y, s6.y, s7.y);
-    workgroupBarrier();
-    if (lid >= nrows || left == 0u) {
-        return;
+    merge_stats(lid, left, block, 0u, vec4f(s0.x, s1.x, s2.x, s3.x), vec4f(s0.y, s1.y, s2.y, s3.y));
+    if (BM == 128u) {
+        // the lo channels' readers are done
+        workgroupBarrier();
+        let s4 = lane_stats(c4l, c4r, ml, mr, inv);
+        let s5 = lane_stats(c5l, c5r, ml, mr, inv);
+        let s6 = lane_stats(c6l, c6r, ml, mr, inv);
+        let s7 = lane_stats(c7l, c7r, ml, mr, inv);
+        merge_stats(lid, left, block, 1u, vec4f(s4.x, s5.x, s6.x, s7.x), vec4f(s4.y, s5.y, s6.y, s7.y));
     }
+}
+
+// One half of `write_stats`: the lanes' (mean, M2) of their lo (hi = 0) or hi (hi = 1)
+// channels, 4 per vec4, merged per channel. Called by the whole workgroup after a barrier (the
+// K loop's last, or the one after the lo half's readers).
+fn merge_stats(lid: u32, left: u32, block: u32, hi: u32, mean: vec4f, m2: vec4f) {
+    stats_put(lid, 0u, mean);
+    stats_put(lid, 1u, m2);
+    workgroupBarrier();
     // channel lid: channel half wm, then (hi, quad, component) as the compute role lays it out
     let wm = lid / (BM / 2u);
     let in_half = lid % (BM / 2u);
-    let hi = in_half / 32u;
-    let quad = (in_half % 32u) / 4u;
-    let comp = in_half % 4u;
-    var cn = 0.0;
-    var cm = 0.0;
-    var c2 = 0.0;
-    for (var k = 0u; k < 16u; k++) {
-        // lane (subgroup wm * 4 + k / 4, lane quad * 4 + k % 4): pixels 32 (k / 4) + 4 (k % 4)
-        // and 16 on
-        let src = (wm * 4u + k / 4u) * 32u + quad * 4u + k % 4u;
-        let first = (k / 4u) * 32u + (k % 4u) * 4u;
-        let na = held(left, first) + held(left, first + 16u);
-        let a = src / 128u;
-        let b = (src / 64u) % 2u;
-        let c = (src / 8u) % 8u;
-        let d = src % 8u;
-        let nn = max(cn + na, 1.0);
-        let dm = xb[a][b][c][d][hi * 2u][comp] - cm;
-        cm += dm * (na / nn);
-        c2 += xb[a][b][c][d][hi * 2u + 1u][comp] + dm * dm * (cn * na / nn);
-        cn += na;
+    if (lid < nrows && left > 0u && in_half / 32u == hi) {
+        let quad = (in_half % 32u) / 4u;
+        let comp = in_half % 4u;
+        var cn = 0.0;
+        var cm = 0.0;
+        var c2 = 0.0;
+        for (var k = 0u; k < 16u; k++) {
+            // lane (subgroup wm * 4 + k / 4, lane quad * 4 + k % 4): pixels 32 (k / 4) + 4 (k % 4)
+            // and 16 on
+            let src = (wm * 4u + k / 4u) * 32u + quad * 4u + k % 4u;
+            let first = (k / 4u) * 32u + (k % 4u) * 4u;
+            let na = held(left, first) + held(left, first + 16u);
+            let nn = max(cn + na, 1.0);
+            let dm = stats_get(src, 0u)[comp] - cm;
+            cm += dm * (na / nn);
+            c2 += stats_get(src, 1u)[comp] + dm * dm * (cn * na / nn);
+            cn += na;
+        }
+        let out = (block * p.cout + oc0 + lid) * 2u;
+        partials[out] = cm;
+        partials[out + 1u] = c2;
     }
-    let out = (block * p.cout + oc0 + lid) * 2u;
-    partials[out] = cm;
-    partials[out + 1u] = c2;
 }
 
 // (mean, M2) of one channel of a lane over the valid pixels (masks ml, mr) of its two quads.

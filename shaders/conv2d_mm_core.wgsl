@@ -1,9 +1,8 @@
-// The core of the gpu family's large-tile implicit GEMMs whose K runs over input channels x taps
-// (conv2d_fwd_mm, conv2d_bwd_data_mm); prepended to them by `kernels::shaders` (WGSL has no
-// include). A workgroup of 256 invocations computes a BM x 128 block C += A (BM x K) x B (K x 128):
-// A the weights (BM channels by K), B the im2col columns (K by 128 pixels). The kernel defines
-// `load_weight(k, j)` (A at K row k, channel wrow + 32j of the block) and `load_pixel(k)` (B at K
-// row k, pixel xcol of the block), sets the roles with `mm_roles(lid)` and runs `mm_k_loop`.
+// The f32 compute form of the gpu family's large-tile implicit GEMMs whose K runs over input
+// channels x taps (conv2d_fwd_mm, conv2d_bwd_data_mm), after their loaders (conv2d_mm_load, the
+// prelude before this one; WGSL has no include): the stages, the multiply-adds into the
+// accumulators of conv2d_mm_acc, and the K loop `mm_k_loop`. The cooperative-matrix variants
+// put conv2d_mm_coop in its place.
 //
 // Compute: 8 subgroups of 32 as 2 (channels) x 4 (pixels), each over a (BM / 2) x 32 part of
 // the block; a lane holds 8 channels x 8 pixels (BM = 128; 4 x 8 for BM = 64) in the
@@ -15,19 +14,14 @@
 // loop counter, nothing for a driver to unroll.
 //
 // K runs in chunks of BK = 16, double-buffered: while the lanes multiply chunk c out of one stage
-// of workgroup memory they hold chunk c+1 in registers (ra*, rb*: named, not an array), loaded
-// from global memory, and store it into the other stage before the one barrier per chunk. The
-// loaders: weights with 8 consecutive lanes along K, the im2col rows with consecutive lanes
-// along the output pixels. The weight stage is K-major, [k][channel], each row's vec4s swizzled
+// of workgroup memory they hold chunk c+1 in registers (conv2d_mm_load's), and store it into the
+// other stage before the one barrier per chunk. The weight stage is K-major, [k][channel], each row's vec4s swizzled
 // (vec4 v of row k at v ^ (k % 8)) so that the 8 K rows x 4 channels a subgroup stores land in
 // 32 different banks while a read of 8 consecutive vec4s stays one pass (padding the rows by 4
 // floats would do the same, but 2 stages of 128 x 16 weights and 16 x 128 pixels fill 32 KiB,
 // the limit of lavapipe and Apple GPUs); the pixel stage is [k][pixel]: a subgroup stores 32
 // consecutive pixels of one row.
 
-override BM: u32 = 128u;            // output channels per workgroup: 128 or 64
-const BN: u32 = 128u;               // output pixels per workgroup
-const BK: u32 = 16u;                // K per chunk
 override A_GROUPS: u32 = BM / 32u;  // groups of 32 channels in the weight stage
 
 // The stages, K row k = kh * 8 + ke, as nested arrays whose indices are either constants (the
@@ -39,45 +33,10 @@ var<workgroup> wa: array<array<array<array<array<vec4f, 8>, 8>, 2>, 2>, A_GROUPS
 // im2col: [stage][kh][ke][pixel / 16][pixel quad % 4][pixel % 4]
 var<workgroup> xb: array<array<array<array<array<vec4f, 4>, 8>, 8>, 2>, 2>;
 
-// The next chunk in registers: weights ra<h*4+j> (K row wk + 8h, channel wrow + 32j) and
-// im2col values rb<e> (K row xk * 8 + e of this lane's pixel).
-var<private> ra0: f32; var<private> ra1: f32; var<private> ra2: f32; var<private> ra3: f32;
-var<private> ra4: f32; var<private> ra5: f32; var<private> ra6: f32; var<private> ra7: f32;
-var<private> rb0: f32; var<private> rb1: f32; var<private> rb2: f32; var<private> rb3: f32;
-var<private> rb4: f32; var<private> rb5: f32; var<private> rb6: f32; var<private> rb7: f32;
-
-// The lanes' roles, set once by `mm_roles`.
-var<private> wrow: u32;      // weight loader: first channel (of 4, 32 apart)
-var<private> wk: u32;        // weight loader: K row in the chunk (and + 8)
-var<private> xcol: u32;      // im2col loader: pixel in the block
-var<private> xk: u32;        // im2col loader: which 8 K rows of the chunk (0: 0-7, 1: 8-15)
-var<private> a_grp: u32;     // compute: the channel group of 32 of the lane's lo quad
-var<private> a_quad: u32;    // compute: its channel quad in the group (before the swizzle)
-var<private> b_c16: u32;     // compute: the run of 16 pixels of the lane's left quad
-var<private> b_quad: u32;    // compute: its pixel quad in the run
-
-// The loaders' and the compute role's positions of invocation `lid`: the weight loader at
-// channels wrow + 32j (j < BM / 32), K rows wk and wk + 8; the im2col loader at pixel xcol, K
-// rows xk * 8 + e (e < 8); the compute role in subgroup lid / 32 at channel half lid / 128 and
-// pixel quarter (lid / 32) % 4, its lane (lid % 32) at channel quad (lid % 32) / 4 and pixel
-// quad lid % 4.
-fn mm_roles(lid: u32) {
-    wrow = lid / 8u;
-    wk = lid % 8u;
-    xcol = lid % BN;
-    xk = lid / BN;
-    let lane = lid % 32u;
-    let sub = lid / 32u;
-    a_grp = (sub / 4u) * (BM / 64u);
-    a_quad = lane / 4u;
-    b_c16 = (sub % 4u) * 2u;
-    b_quad = lane % 4u;
-}
-
 // The K loop over `chunks` chunks of BK, the accumulators from zero. Called by the whole
 // workgroup with a uniform count (from the uniform parameters: a browser's uniformity analysis
 // takes a module-scope private as possibly non-uniform).
-fn mm_k_loop(chunks: u32) {
+fn mm_k_loop(chunks: u32, lid: u32) {
     load_chunk(0u);
     store_stage(0u);
     workgroupBarrier();
@@ -120,31 +79,6 @@ fn mac(s: u32, kh: u32, ke: u32) {
     acc_step(wa[a_grp][s][kh][ke][a_quad ^ ke], ah, xb[s][kh][ke][b_c16][b_quad], xb[s][kh][ke][b_c16 + 1u][b_quad]);
 }
 
-// The chunk at K offset k0 into the registers ra*, rb*.
-fn load_chunk(k0: u32) {
-    let ka = k0 + wk;
-    let kb = ka + 8u;
-    ra0 = load_weight(ka, 0u);
-    ra1 = load_weight(ka, 1u);
-    ra4 = load_weight(kb, 0u);
-    ra5 = load_weight(kb, 1u);
-    if (BM == 128u) {
-        ra2 = load_weight(ka, 2u);
-        ra3 = load_weight(ka, 3u);
-        ra6 = load_weight(kb, 2u);
-        ra7 = load_weight(kb, 3u);
-    }
-    let k = k0 + xk * 8u;
-    rb0 = load_pixel(k);
-    rb1 = load_pixel(k + 1u);
-    rb2 = load_pixel(k + 2u);
-    rb3 = load_pixel(k + 3u);
-    rb4 = load_pixel(k + 4u);
-    rb5 = load_pixel(k + 5u);
-    rb6 = load_pixel(k + 6u);
-    rb7 = load_pixel(k + 7u);
-}
-
 // This lane's share of the chunk in registers into stage `s`.
 fn store_stage(s: u32) {
     // weights: K rows wk, wk + 8 x channels wrow + 32j (group j), swizzled by wk
@@ -176,12 +110,12 @@ fn store_stage(s: u32) {
     xb[s][xk][7][p16][pq][pc] = rb7;
 }
 
-// The block's first channel m0 of the lane's lo quad (hi: m0 + 32) and its first pixel `col`
-// (left quad; right: col + 16) from the block's first pixel p0, for the epilogue.
-fn mm_lane_channel() -> u32 {
-    return a_grp * 32u + a_quad * 4u;
+// The statistics' exchange of conv2d_fwd_mm through the pixel stage (free after the K loop's
+// last barrier): vec4 `j` (< 2) of lane `lid`.
+fn stats_put(lid: u32, j: u32, v: vec4f) {
+    xb[lid / 128u][(lid / 64u) % 2u][(lid / 8u) % 8u][lid % 8u][j] = v;
 }
 
-fn mm_lane_pixel(p0: u32) -> u32 {
-    return p0 + b_c16 * 16u + b_quad * 4u;
+fn stats_get(lid: u32, j: u32) -> vec4f {
+    return xb[lid / 128u][(lid / 64u) % 2u][(lid / 8u) % 8u][lid % 8u][j];
 }

@@ -414,14 +414,14 @@ impl ConvBench {
                 ..kernels::conv::ForwardBuffers::new(xb, wb, yb)
             },
         )?;
-        let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer(), None)?;
+        let mut backward = kernels::conv::backward_data(gpu, &geom, yb, wb, dx.buffer(), DType::F32, None)?;
         let backward_data_len = backward.len();
         let bufs = kernels::conv::WeightGradientBuffers {
             dy: yb,
             x: xb,
             dw: dw.buffer(),
         };
-        backward.extend(kernels::conv::backward_weight(gpu, &geom, &bufs, None)?);
+        backward.extend(kernels::conv::backward_weight(gpu, &geom, &bufs, DType::F32, None)?);
         let mut tensors = vec![];
         let forward_f16 = if f16 {
             let (xh, yh) = (
@@ -495,16 +495,16 @@ impl ConvBench {
                 None => kernels::conv::forward(gpu, g, Default::default(), DType::F32, &fb),
             });
         }
-        let choice = variants::input_gradient(dev, g);
+        let choice = variants::input_gradient(dev, g, DType::F32);
         let tiles = match &choice.kernel {
             InputGradient::Tiled(t) => t.candidates.iter().copied().map(Some).collect(),
             _ => vec![None],
         };
         push("bwd_data", choice.kernel.to_string(), tiles, &|t| match t {
             Some(t) => kernels::conv::backward_data_tiled(gpu, g, t, y, w, dx),
-            None => kernels::conv::backward_data(gpu, g, y, w, dx, None),
+            None => kernels::conv::backward_data(gpu, g, y, w, dx, DType::F32, None),
         });
-        let choice = variants::weight_gradient(dev, g);
+        let choice = variants::weight_gradient(dev, g, DType::F32);
         let (tiles, columns) = match &choice.kernel {
             WeightGradient::Tiled(t) => (t.candidates.iter().copied().map(Some).collect(), None),
             WeightGradient::Texture { tiles, columns } => {
@@ -520,7 +520,7 @@ impl ConvBench {
             &|t| match (t, columns) {
                 (Some(t), Some(c)) => kernels::conv::texture::backward_weight(gpu, g, t, c, None, &bufs, None),
                 (Some(t), None) => kernels::conv::backward_weight_tiled(gpu, g, t, None, &bufs),
-                (None, _) => kernels::conv::backward_weight(gpu, g, &bufs, None),
+                (None, _) => kernels::conv::backward_weight(gpu, g, &bufs, DType::F32, None),
             },
         );
         Ok(out)

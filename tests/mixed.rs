@@ -9,9 +9,9 @@ mod common;
 
 use common::{gpu, has_f16_else_refused};
 use convoy::internals::kernels::elementwise::round_half;
-use convoy::nn::{by_name, Net};
+use convoy::nn::{by_name, Model, Net};
 use convoy::train::{Learner, Optimizer};
-use convoy::{CompileOptions, LossScale, ParamGroups, ParamStore, Precision, Rng, Tensor, TrainStep};
+use convoy::{CompileOptions, Gpu, LossScale, ParamGroups, ParamStore, Precision, Rng, Tensor, TrainStep};
 use std::ops::ControlFlow;
 
 /// Every f32 bit pattern class the rounding must get right: normal values near every f16
@@ -88,6 +88,56 @@ struct Case {
 
 fn case(opt: Optimizer, precision: Precision, loss_scale: LossScale) -> convoy::Result<Case> {
     case_from(opt, precision, loss_scale, None)
+}
+
+/// The step of `model` (3-channel input `shape`) on `g`, its store and a batch.
+fn model_case(g: &Gpu, model: &dyn Model, shape: [usize; 4], precision: Precision) -> convoy::Result<Case> {
+    let mut net = Net::new(true);
+    let x = net.graph.input("x", shape);
+    let logits = model.forward(&mut net, x)?;
+    let labels = net.graph.labels("labels", shape[0]);
+    let loss = net.graph.cross_entropy(logits, labels, 0.1)?;
+    let mut store = ParamStore::new();
+    net.init_params(g, &mut store, 3)?;
+    let opts = CompileOptions {
+        precision,
+        ..Default::default()
+    };
+    let step = TrainStep::compile_groups(g, net.graph, loss, &[], &mut store, ParamGroups::single(sgd()), opts)?;
+    let mut rng = Rng::new(6);
+    let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+    let y = (0..shape[0]).map(|i| ((i * 3) % 10) as i32).collect();
+    Ok(Case { step, store, x, y })
+}
+
+/// How far the update of step `b` lands from step `a`'s (both from the same weights), relative
+/// to `a`'s norm: over all tensors together, and the farthest tensor (distance, name); the loss
+/// scaler and batch counters aside.
+fn update_distance(a: &mut Case, b: &mut Case) -> (f64, (f64, String)) {
+    let (a0, b0) = (snapshot(&a.store), snapshot(&b.store));
+    a.step.step(&a.x, &a.y).unwrap();
+    b.step.step(&b.x, &b.y).unwrap();
+    let (a1, b1) = (snapshot(&a.store), snapshot(&b.store));
+    let of = |name: &str, snap: &[(String, Vec<f32>)]| snap.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let (mut total, mut worst) = ((0.0f64, 0.0f64), (0.0f64, String::new()));
+    for ((name, x0), (_, x1)) in a0.iter().zip(&a1) {
+        let (Some(y0), Some(y1)) = (of(name, &b0), of(name, &b1)) else {
+            continue;
+        };
+        let du: Vec<f64> = x1.iter().zip(x0).map(|(p, q)| f64::from(*p) - f64::from(*q)).collect();
+        let dv: Vec<f64> = y1.iter().zip(&y0).map(|(p, q)| f64::from(*p) - f64::from(*q)).collect();
+        let norm = du.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm == 0.0 || name == "grad_scaler" || name.contains("num_batches") {
+            continue;
+        }
+        let dist = du.iter().zip(&dv).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+        total.0 += dist * dist;
+        total.1 += norm * norm;
+        if dist / norm > worst.0 {
+            worst = (dist / norm, name.clone());
+        }
+    }
+    ((total.0 / total.1).sqrt(), worst)
 }
 
 /// `case` from a store that already holds the loss scaler's state `scaler` (a checkpoint's).
@@ -306,6 +356,71 @@ fn mixed_step_updates_as_the_f32_step_within_f16_rounding() {
 /// the wrong batch-norm storage this test caught moved them by 1.0.
 const MIXED_UPDATE_ALL: f64 = 0.03;
 const MIXED_UPDATE_TENSOR: f64 = 0.2;
+
+/// A mixed step whose convs run on cooperative matrices (the gpu family's large tiles in their
+/// cooperative variants: emulated fragments on a device without matrix units,
+/// `GpuBuilder::emulate_cooperative_matrix`) lands as close to the f32 step's update as the same
+/// mixed step on the gpu family's FMA kernels does. Both take the same f16 operands and
+/// accumulate in f32; only the order of the sums differs, which moves a few f16 roundings of
+/// the activations (with the forward on FMA kernels and the backward passes on cooperative
+/// matrices, the updates were bit-identical). Measured (lavapipe, Zen 4): from the f32 update
+/// 1.10e-2 either way (to 3 digits), between the two 1.7e-4; the bounds: 1.25x the FMA kernels'
+/// distance from f32, and a tenth of it between the two.
+#[test]
+fn mixed_step_on_cooperative_matrices_is_as_close_to_f32_as_on_fma_kernels() {
+    use convoy::internals::device::KernelFamily;
+    use convoy::nn::SimpleCnn;
+    if !has_f16_else_refused(gpu()) {
+        return;
+    }
+    let coop = common::open_gpu(
+        Gpu::builder()
+            .kernels(KernelFamily::Gpu)
+            .emulate_cooperative_matrix(true),
+    );
+    let fma = common::open_gpu(Gpu::builder().kernels(KernelFamily::Gpu));
+    assert!(coop.info().cooperative_kernels() && !fma.info().cooperative_kernels());
+    // 64 and 128 channels: every conv but the classifier has large tiles, forward and backward;
+    // the batch norms see 32-512 values per channel
+    let model = SimpleCnn {
+        channels: vec![64, 128, 128],
+        in_channels: 3,
+        classes: 10,
+    };
+    let shape = [8, 3, 16, 16];
+    let case = |g: &Gpu, p| model_case(g, &model, shape, p).unwrap();
+    let mut on_coop = case(&coop, Precision::Mixed);
+    let names = on_coop.step.plan.kernel_names();
+    for kernel in [
+        "conv2d_fwd_mm_coop_emulated",
+        "conv2d_bwd_data_mm_coop_emulated",
+        "conv2d_bwd_weight_mm_coop_emulated",
+    ] {
+        let n = names.iter().filter(|&&k| k == kernel).count();
+        assert!(n >= 2, "{kernel}: {n} dispatches");
+    }
+    let mut on_fma = case(&fma, Precision::Mixed);
+    assert!(!on_fma.step.plan.kernel_names().iter().any(|k| k.contains("_coop")));
+    let (coop_f32, worst_coop) = update_distance(&mut case(&fma, Precision::F32), &mut on_coop);
+    let (fma_f32, worst_fma) = update_distance(&mut case(&fma, Precision::F32), &mut on_fma);
+    let (between, worst) = update_distance(&mut case(&fma, Precision::Mixed), &mut case(&coop, Precision::Mixed));
+    println!(
+        "from the f32 update: {coop_f32:.2e} on cooperative matrices (farthest {} {:.2e}), {fma_f32:.2e} on FMA kernels (farthest {} {:.2e}); between them {between:.2e} (farthest {} {:.2e})",
+        worst_coop.1, worst_coop.0, worst_fma.1, worst_fma.0, worst.1, worst.0
+    );
+    assert!(
+        coop_f32 < COOP_FROM_F32 * fma_f32,
+        "{coop_f32:.2e} against {fma_f32:.2e}"
+    );
+    assert!(
+        between < fma_f32 / 10.0,
+        "{between:.2e} between them, {fma_f32:.2e} from f32"
+    );
+}
+
+/// How much farther from the f32 update a mixed step on cooperative matrices may land than one
+/// on FMA kernels.
+const COOP_FROM_F32: f64 = 1.25;
 
 /// A mixed run stopped after its first epoch and resumed from the checkpoint equals the
 /// uninterrupted run bit for bit: the checkpoint keeps the loss scaler (scale, growth count,

@@ -1,6 +1,7 @@
 //! `Gpu`: picks an adapter, opens a device with the limits and features convoy uses, and owns the
 //! pipeline cache. Cheap to clone (a handle); tensors keep one to read themselves back.
 
+use super::cooperative::{coop_mode_from_env, cooperative_f16_fits, CoopMode};
 use super::env::{backends_from_env, build_threads_from_env, tune_from_env};
 use super::info::GpuInfo;
 use super::pipeline::PipelineCache;
@@ -64,6 +65,7 @@ pub struct GpuBuilder {
     backends: Option<wgpu::Backends>,
     adapter: Option<String>,
     want_f16: Option<bool>,
+    coop_emulated: Option<bool>,
     poison: bool,
     tune: Option<bool>,
     tune_cache: Option<std::path::PathBuf>,
@@ -107,6 +109,15 @@ impl GpuBuilder {
     /// Ask for shader-f16 (default: whenever the adapter has it).
     pub fn f16(mut self, on: bool) -> Self {
         self.want_f16 = Some(on);
+        self
+    }
+
+    /// Run the cooperative-matrix kernels with emulated fragments where the device has no
+    /// matrix units convoy can use (default: CONVOY_COOP_MATRIX=emulate): their staging,
+    /// hand-off and epilogues run for real, each fragment product in plain f32 arithmetic, so a
+    /// CPU driver tests them. Needs shader-f16; slow, and meant for tests.
+    pub fn emulate_cooperative_matrix(mut self, on: bool) -> Self {
+        self.coop_emulated = Some(on);
         self
     }
 
@@ -259,9 +270,14 @@ impl GpuBuilder {
                 super::PipelineCacheFile::Off => None,
             }
         });
+        let coop = match self.coop_emulated {
+            Some(true) => CoopMode::Emulate,
+            Some(false) => CoopMode::On,
+            None => coop_mode_from_env()?,
+        };
         open(
             adapter,
-            self.want_f16,
+            (self.want_f16, coop),
             self.poison,
             (tune, tune_cache),
             (build_threads, pipeline_cache),
@@ -381,44 +397,12 @@ async fn pick_adapter(
         })
 }
 
-/// Whether the f16 conv forward can run on the adapter's cooperative matrices: wgpu offers its
-/// experimental feature, with shader-f16 and subgroups, a 16x16x16 f16 x f16 -> f32
-/// configuration (conv2d_fwd_coop's fragments) and subgroups of exactly 32 (its 4 subgroups per
-/// workgroup of 128); unless CONVOY_COOP_MATRIX=0.
-fn cooperative_f16_fits(adapter: &wgpu::Adapter) -> Result<bool> {
-    let wanted = match std::env::var("CONVOY_COOP_MATRIX").as_deref() {
-        Err(_) | Ok("") | Ok("1") => true,
-        Ok("0") => false,
-        Ok(other) => {
-            return Err(Error::arg(
-                "Gpu",
-                "CONVOY_COOP_MATRIX",
-                format!("'{other}' is not 0 or 1"),
-            ))
-        }
-    };
-    let needed =
-        wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
-    let info = adapter.get_info();
-    let f16 = wgpu::CooperativeScalarType::F16;
-    let fragment = adapter.cooperative_matrix_properties().iter().any(|p| {
-        (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
-            && p.ab_type == f16
-            && p.cr_type == wgpu::CooperativeScalarType::F32
-    });
-    Ok(wanted
-        && adapter.features().contains(needed)
-        && fragment
-        && info.subgroup_min_size == 32
-        && info.subgroup_max_size == 32)
-}
-
 /// `tune`: tuning on or off (else the policy's default) and the cache file if any;
 /// `build_threads`: pipelines built at once on workers; `pipeline_cache`: the driver's pipeline
 /// cache file and its key, if kept; `policy`: the kernel policy for the device.
 async fn open(
     adapter: wgpu::Adapter,
-    want_f16: Option<bool>,
+    (want_f16, coop): (Option<bool>, CoopMode),
     poison: bool,
     (tune, tune_cache): (Option<bool>, Option<std::path::PathBuf>),
     (build_threads, pipeline_cache): (usize, Option<(std::path::PathBuf, String)>),
@@ -437,14 +421,14 @@ async fn open(
     if pipeline_cache.is_some() {
         wanted |= wgpu::Features::PIPELINE_CACHE;
     }
-    let cooperative_f16 = want_f16.unwrap_or(true) && cooperative_f16_fits(&adapter)?;
+    let cooperative_f16 = want_f16.unwrap_or(true) && cooperative_f16_fits(&adapter, coop)?;
     let mut experimental = wgpu::ExperimentalFeatures::disabled();
     if cooperative_f16 {
         wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
         // SAFETY: wgpu marks cooperative matrices experimental (its implementation may still
-        // have bugs); convoy uses them in one kernel, conv2d_fwd_coop, whose results the
-        // cooperative-matrix tests check against the f64 reference on such a GPU, and
-        // CONVOY_COOP_MATRIX=0 keeps the feature off.
+        // have bugs); convoy uses them in the cooperative variants of its large-tile conv
+        // kernels, whose results the cooperative-matrix tests check against the f64 reference
+        // on such a GPU, and CONVOY_COOP_MATRIX=0 keeps the feature off.
         experimental = unsafe { wgpu::ExperimentalFeatures::enabled() };
     }
     let features = have & wanted;
@@ -464,7 +448,8 @@ async fn open(
             adapter: ainfo.name.clone(),
             reason: e.to_string(),
         })?;
-    let info = GpuInfo::of(&adapter, &device, cooperative_f16);
+    let emulated = coop == CoopMode::Emulate && !cooperative_f16;
+    let info = GpuInfo::of(&adapter, &device, cooperative_f16, emulated);
     let dummy = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("convoy dummy"),
         size: 16,

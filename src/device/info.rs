@@ -23,15 +23,20 @@ pub struct GpuInfo {
     /// a cooperative-matrix kernel could use there.
     pub cooperative_matrix: Vec<String>,
     /// The device enabled wgpu's experimental cooperative matrices with a 16x16x16 f16 x f16 ->
-    /// f32 configuration and 32-wide subgroups: the f16 conv forward has a kernel on them among
-    /// its tuner candidates (`kernels::conv::cooperative`). CONVOY_COOP_MATRIX=0 leaves them off.
+    /// f32 configuration and 32-wide subgroups: the large-tile conv kernels of the gpu family
+    /// have cooperative variants (`kernels::conv::cooperative`). CONVOY_COOP_MATRIX=0 leaves
+    /// them off.
     pub cooperative_f16: bool,
+    /// The cooperative variants run with emulated fragments instead (a device without matrix
+    /// units, opened with CONVOY_COOP_MATRIX=emulate or `GpuBuilder::emulate_cooperative_matrix`:
+    /// for tests).
+    pub cooperative_emulated: bool,
 }
 
 impl GpuInfo {
     /// The description of `device`, opened on `adapter`; `cooperative_f16` where convoy asked
     /// for cooperative matrices.
-    pub(super) fn of(adapter: &wgpu::Adapter, device: &wgpu::Device, cooperative_f16: bool) -> GpuInfo {
+    pub(super) fn of(adapter: &wgpu::Adapter, device: &wgpu::Device, cooperative_f16: bool, emulated: bool) -> GpuInfo {
         let ainfo = adapter.get_info();
         GpuInfo {
             name: ainfo.name.clone(),
@@ -56,7 +61,13 @@ impl GpuInfo {
                 && device
                     .features()
                     .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+            cooperative_emulated: emulated && device.features().contains(wgpu::Features::SHADER_F16),
         }
+    }
+
+    /// Whether the cooperative-matrix kernels run here, on matrix units or emulated.
+    pub fn cooperative_kernels(&self) -> bool {
+        self.cooperative_f16 || self.cooperative_emulated
     }
 
     pub fn has_f16(&self) -> bool {
@@ -96,10 +107,13 @@ impl fmt::Display for GpuInfo {
         write!(f, "cooperative matrix: {coop}")?;
         if !self.cooperative_matrix.is_empty() {
             let used = match self.cooperative_f16 {
-                true => "on (16x16x16 f16 -> f32, a tuner candidate)",
+                true => "on (16x16x16 f16 -> f32, the large conv tiles' first candidates)",
                 false => "off (needs wgpu's cooperative-matrix feature, 16x16x16 f16 -> f32, 32-wide subgroups; CONVOY_COOP_MATRIX=0 turns it off)",
             };
-            write!(f, "; convoy's f16 conv forward on them: {used}")?;
+            write!(f, "; convoy's mixed-precision conv kernels on them: {used}")?;
+        }
+        if self.cooperative_emulated {
+            write!(f, "; emulated for tests (CONVOY_COOP_MATRIX=emulate)")?;
         }
         Ok(())
     }

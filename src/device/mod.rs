@@ -1,6 +1,7 @@
 //! The GPU: adapter choice, device limits and features, the pipeline cache, dispatch recording
 //! and readback. This is the only layer (with `kernels/` and `exec/`) that talks to wgpu.
 
+mod cooperative;
 mod disk_cache;
 mod dispatch;
 mod env;

@@ -337,6 +337,7 @@ mod tests {
             simd_min_width: 32,
             cooperative_matrix: Vec::new(),
             cooperative_f16: false,
+            cooperative_emulated: false,
         }
     }
 

@@ -73,9 +73,9 @@ pub fn conv_passes(
             training_stats: stats,
             // [dy, w] -> dx and [dy, x] -> dw
             input_gradient: reads(|o| matches!(o, Op::Conv2dBwdData { .. }), 1, w)
-                .then(|| variants::input_gradient(dev, &geom)),
+                .then(|| variants::input_gradient(dev, &geom, DType::F32)),
             weight_gradient: reads(|o| matches!(o, Op::Conv2dBwdWeight { .. }), 1, x)
-                .then(|| variants::weight_gradient(dev, &geom)),
+                .then(|| variants::weight_gradient(dev, &geom, DType::F32)),
         });
     }
     Ok(out)

@@ -419,6 +419,15 @@ impl Plan {
         }
     }
 
+    /// The kernels one run dispatches, in order (the prologue's first), by shader name.
+    pub fn kernel_names(&self) -> Vec<&'static str> {
+        self.prologue
+            .iter()
+            .chain(&self.dispatches)
+            .map(|d| d.pipeline.shader.name)
+            .collect()
+    }
+
     /// Time every dispatch of one run on its own (the best of `PROFILE_RUNS` runs of it, back
     /// to back in one submission: by the GPU's clock on a GPU with timestamps, else the wall
     /// time per run), summed per kernel (shader name and grid size aside), slowest first. For

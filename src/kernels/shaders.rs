@@ -51,7 +51,7 @@ shaders! {
     // all 4 pixels are inside, aligned: VEC4 needs OH*OW % 4 == 0; FULL_TILES drops the
     // loaders' row, K and pixel checks only where the launcher found all three whole tiles,
     // UNPADDED the image-bounds check only for convs without padding, whose taps stay inside)
-    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_mm_acc" "conv2d_mm_core" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
+    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_mm_acc" "conv2d_mm_load" "conv2d_mm_core" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
     // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
     // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound
     CONV2D_FWD_DEPTHWISE = trusted "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];
@@ -87,7 +87,7 @@ shaders! {
     // trusted: the core's stage indices as conv2d_fwd_mm's; the phase index below the phases
     // the launcher writes (at most 16: `MM_PHASES_MAX`); w, dy selected to 0 where outside,
     // dx stored only at positions inside the phase's map and the block's rows
-    CONV2D_BWD_DATA_MM = trusted "conv2d_bwd_data_mm" with prelude "conv2d_geometry" "conv2d_mm_acc" "conv2d_mm_core" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_DATA_MM = trusted "conv2d_bwd_data_mm" with prelude "conv2d_geometry" "conv2d_mm_acc" "conv2d_mm_load" "conv2d_mm_core" [Uniform, Read, Read, ReadWrite];
     // trusted: a phase's pixels iy = y_start + SH x t < H (ph = ceil((H - y_start) / SH); no
     // pixels returns), dy selected to 0 where outside (then image 0's planes), weight rows
     // ic0 + min(o, nic - 1) < Cin/g (grid z: groups x blocks of ICB <= 8) and oc < Cout/g, taps
@@ -101,7 +101,7 @@ shaders! {
     // <= 3 and cb / 8 <= 1 only where BM gives A_GROUPS = 4 or 2; quads ^ (pixel % 8) < 8; the
     // compute role's a_grp + 1 <= 3 only where BM = 128); dy and x are selected to 0 where
     // outside, the partial sums guarded by the block's rows and K
-    CONV2D_BWD_WEIGHT_MM = trusted "conv2d_bwd_weight_mm" with prelude "conv2d_geometry" "conv2d_mm_acc" [Uniform, Read, Read, ReadWrite];
+    CONV2D_BWD_WEIGHT_MM = trusted "conv2d_bwd_weight_mm" with prelude "conv2d_geometry" "conv2d_mm_acc" "conv2d_bwd_weight_mm_core" [Uniform, Read, Read, ReadWrite];
     // trusted: x and dy selected to 0 or clamped inside (the pixel's (n, oy, ox) carried with
     // q < q1 <= N x OH x OW; channels min(ic, Cin/g - 1), rows min(o, noc - 1)); acc's loops
     // to OCB <= 8 (`check_backward`) and KC = 4; part stored at live columns (ky < KY1, kx <
@@ -159,26 +159,84 @@ shaders! {
     ROUND_HALF = "round_half" [Uniform, Read, ReadWrite];
 }
 
-/// The conv forward on cooperative matrices (tensor cores): f16 activations, 16x16x16 f16
-/// fragments accumulated in f32. Its directives come first, before the preludes; the kernel
-/// compiles only where the device enabled wgpu's experimental cooperative matrices
-/// (`GpuInfo::cooperative_f16`), never in the browser.
-pub static CONV2D_FWD_COOP: Shader = Shader {
-    name: "conv2d_fwd_coop",
-    source: concat!(
-        "enable f16;\nenable wgpu_cooperative_matrix;\n",
-        include_str!("../../shaders/conv2d_geometry.wgsl"),
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/conv2d_epilogue.wgsl"),
-        include_str!("../../shaders/conv2d_fwd_coop.wgsl")
-    ),
-    bindings: &[Uniform, Read, Read, Read, Read, ReadWrite],
-    trusted: false,
-};
+/// The large-tile kernels with cooperative-matrix variants (`cooperative_variant`): kernels no
+/// test machine runs on matrix units, validated by naga and compiled to SPIR-V in the tests.
+pub static COOPERATIVE: &[&Shader] = &[&CONV2D_FWD_MM, &CONV2D_BWD_DATA_MM, &CONV2D_BWD_WEIGHT_MM];
 
-/// Kernels that need an experimental adapter feature: outside `ALL` (which every device, the
-/// browser's included, compiles), validated by naga beside it.
-pub static EXPERIMENTAL: &[&Shader] = &[&CONV2D_FWD_COOP];
+/// The f32 compute forms of the large-tile kernels, as they include them, and their
+/// cooperative-matrix forms (which follow conv2d_coop_tile and the fragments).
+const COOPERATIVE_FORMS: &[(&str, &str)] = &[
+    (
+        include_str!("../../shaders/conv2d_mm_core.wgsl"),
+        include_str!("../../shaders/conv2d_mm_coop.wgsl"),
+    ),
+    (
+        include_str!("../../shaders/conv2d_bwd_weight_mm_core.wgsl"),
+        include_str!("../../shaders/conv2d_bwd_weight_mm_coop.wgsl"),
+    ),
+];
+
+/// Whether `shader` has a cooperative-matrix variant (see `cooperative_variant`).
+pub fn has_cooperative_variant(shader: &Shader) -> bool {
+    COOPERATIVE_FORMS.iter().any(|(plain, _)| shader.source.contains(plain))
+}
+
+/// Whether `shader` is a cooperative-matrix variant already (one of `cooperative_variant`'s, or
+/// a test's copy of one).
+pub fn is_cooperative(shader: &Shader) -> bool {
+    shader.source.contains("fn coop_begin(")
+}
+
+/// The cooperative-matrix variant of a large-tile kernel (`COOPERATIVE`): its f32 compute form
+/// replaced by the fragments (coop_fragments, on the device's matrix units; or, `emulated`,
+/// coop_fragments_emulated), the tile (conv2d_coop_tile) and the cooperative form, the
+/// activations it stores in f16, the directives first. Its operands are staged as f16: a caller
+/// runs it on values f16 represents (mixed precision's), or accepts their rounding. A checked
+/// module (not `trusted`): its stage indices are not audited as the f32 forms' are. Built once
+/// per kernel and form and kept for the life of the process.
+pub fn cooperative_variant(shader: &'static Shader, emulated: bool) -> Result<&'static Shader> {
+    let Some((plain, coop)) = COOPERATIVE_FORMS
+        .iter()
+        .find(|(plain, _)| shader.source.contains(plain))
+    else {
+        return Err(Error::arg(
+            shader.name,
+            "kernel",
+            "this kernel has no cooperative-matrix variant",
+        ));
+    };
+    static NATIVE: Variants = OnceLock::new();
+    static EMULATED: Variants = OnceLock::new();
+    let (variants, suffix, directives, fragments) = match emulated {
+        false => (
+            &NATIVE,
+            "coop",
+            "enable f16;\nenable wgpu_cooperative_matrix;\n",
+            include_str!("../../shaders/coop_fragments.wgsl"),
+        ),
+        true => (
+            &EMULATED,
+            "coop_emulated",
+            "enable f16;\n",
+            include_str!("../../shaders/coop_fragments_emulated.wgsl"),
+        ),
+    };
+    let mut map = crate::device::lock(variants.get_or_init(Default::default));
+    Ok(map.entry(shader.name).or_insert_with(|| {
+        let tile = include_str!("../../shaders/conv2d_coop_tile.wgsl");
+        let form = format!("{fragments}{tile}{coop}");
+        let source = shader
+            .source
+            .replacen(plain, &form, 1)
+            .replacen(STORAGE_ALIAS, "alias T = f16;", 1);
+        Box::leak(Box::new(Shader {
+            name: Box::leak(format!("{}_{suffix}", shader.name).into_boxed_str()),
+            source: Box::leak(format!("{directives}{source}").into_boxed_str()),
+            bindings: shader.bindings,
+            trusted: false,
+        }))
+    }))
+}
 
 /// The line by which a kernel declares its activation storage type; kernels that have it can
 /// run on f16 activations.
@@ -265,6 +323,11 @@ const SUBGROUP_FORMS: &[(&str, &str)] = &[
 
 /// Prelude files that only variants use, in place of a kernel's own prelude.
 pub static VARIANT_PRELUDES: &[&str] = &[
+    "coop_fragments",
+    "coop_fragments_emulated",
+    "conv2d_coop_tile",
+    "conv2d_mm_coop",
+    "conv2d_bwd_weight_mm_coop",
     "workgroup_sum_subgroup",
     "operand_share_subgroup",
     "elementwise_lanes_vec4",

@@ -125,7 +125,7 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
         }
         Op::Conv2dBwdData { args } => {
             let geom = Conv2dGeom::new(oshape(0), ishape(1), *args)?;
-            kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0), kept)?
+            kernels::conv::backward_data(gpu, &geom, &i(0), &i(1), &o(0), ctx.operands(n), kept)?
         }
         Op::Conv2dBwdWeight { args } => {
             let geom = Conv2dGeom::new(ishape(1), oshape(0), *args)?;
@@ -135,7 +135,7 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
                 x: &x,
                 dw: &dw,
             };
-            kernels::conv::backward_weight(gpu, &geom, &bufs, kept)?
+            kernels::conv::backward_weight(gpu, &geom, &bufs, ctx.operands(n), kept)?
         }
         Op::ChannelSum => vec![kernels::norm::channel_sum(
             gpu,

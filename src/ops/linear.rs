@@ -42,7 +42,7 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
     gpu.run(&gemm(
         gpu,
         &g,
-        storage,
+        (storage, storage),
         x.buffer(),
         weight.buffer(),
         bias.map(|b| b.buffer()),
@@ -104,7 +104,9 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
                 trans_b: true,
             };
             let bias = (n.inputs.len() > 2).then(|| i(2));
-            gemm(gpu, &geom, storage, &i(0), &i(1), bias.as_ref(), &o(0))?
+            // f16 activations: the product may run on cooperative matrices, the weights rounded
+            // to f16 as the conv forward's are
+            gemm(gpu, &geom, (storage, storage), &i(0), &i(1), bias.as_ref(), &o(0))?
         }
         Op::Gemm { trans_a, trans_b } => {
             let [ar, ac] = ishape(0).matrix("gemm", "a")?;
@@ -118,19 +120,21 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
                 trans_a: *trans_a,
                 trans_b: *trans_b,
             };
-            gemm(gpu, &geom, DType::F32, &i(0), &i(1), None, &o(0))?
+            gemm(gpu, &geom, (DType::F32, ctx.operands(n)), &i(0), &i(1), None, &o(0))?
         }
         other => unreachable!("linear::lower called on {}", other.name()),
     })
 }
 
 /// C = op(A) op(B) [+ bias]; A and C are stored as `storage` (a linear layer's input and output
-/// activations), B and bias are f32. The product runs on the tile GEMM, or as a 1x1 conv where that
-/// kernel suits the shape or the policy better: the choice is the linear family's, made here.
+/// activations), B and bias are f32; `operands` F16 where A and B hold f16 values (mixed
+/// precision's). The product runs on the tile GEMM, or as a 1x1 conv where that kernel suits the
+/// shape or the policy better, or where f16 operands may take the conv's cooperative-matrix
+/// kernels: the choice is the linear family's, made here.
 pub fn gemm(
     gpu: &Gpu,
     g: &GemmGeom,
-    storage: DType,
+    (storage, operands): (DType, DType),
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
@@ -148,7 +152,9 @@ pub fn gemm(
     let pointwise =
         |x: [usize; 4], w: [usize; 4]| Conv2dGeom::new(&Shape::new(&x), &Shape::new(&w), Conv2dArgs::default());
     let texture = gpu.policy().texture_operands;
-    if (g.m < kernels::gemm::TILE || texture) && !g.trans_a && g.trans_b {
+    // mixed precision on cooperative matrices: the 1x1 conv's variant table offers them
+    let coop = operands == DType::F16 && gpu.info().cooperative_kernels();
+    if (g.m < kernels::gemm::TILE || texture || coop) && !g.trans_a && g.trans_b {
         let geom = pointwise([g.m, g.k, 1, 1], [g.n, g.k, 1, 1])?;
         let epi = Epilogue::default();
         return kernels::conv::forward(
@@ -170,16 +176,21 @@ pub fn gemm(
             },
         );
     }
-    if (g.m < kernels::gemm::TILE || texture) && !g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
+    if (g.m < kernels::gemm::TILE || texture || coop)
+        && !g.trans_a
+        && !g.trans_b
+        && bias.is_none()
+        && storage == DType::F32
+    {
         let geom = pointwise([g.m, g.n, 1, 1], [g.k, g.n, 1, 1])?;
-        return kernels::conv::backward_data(gpu, &geom, a, b, c, None);
+        return kernels::conv::backward_data(gpu, &geom, a, b, c, operands, None);
     }
     // C (M, N) = A^T B with A (K, M), B (K, N): the weight gradient dW = dY^T X of a linear layer
     // (M outputs, N inputs, K rows of the batch), i.e. the 1x1 conv's over K one-pixel images
-    if texture && g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
+    if (texture || coop) && g.trans_a && !g.trans_b && bias.is_none() && storage == DType::F32 {
         let geom = pointwise([g.k, g.n, 1, 1], [g.m, g.n, 1, 1])?;
         let bufs = kernels::conv::WeightGradientBuffers { dy: a, x: b, dw: c };
-        return kernels::conv::backward_weight(gpu, &geom, &bufs, None);
+        return kernels::conv::backward_weight(gpu, &geom, &bufs, operands, None);
     }
     let bufs = kernels::gemm::GemmBuffers {
         a,

@@ -4,7 +4,7 @@
 //! to each node's family in execution order.
 
 use crate::device::{Dispatch, Gpu};
-use crate::graph::{Graph, Node, ValueId};
+use crate::graph::{Graph, Node, Op, ValueId};
 use crate::kernels::conv::texture::KeptOperands;
 use crate::shape::{DType, Shape};
 use std::rc::Rc;
@@ -89,6 +89,16 @@ impl<'a> LowerCtx<'a> {
         n.outputs.first().map_or(DType::F32, |&v| self.graph.value(v).dtype)
     }
 
+    /// Whether `n`'s inputs all hold values f16 represents exactly (see `half_exact`): the
+    /// operands of mixed precision's conv backward passes, which their kernels may then stage
+    /// as f16 (`DType::F16`); else `DType::F32`.
+    pub fn operands(&self, n: &Node) -> DType {
+        match n.inputs.iter().all(|&v| half_exact(self.graph, v)) {
+            true => DType::F16,
+            false => DType::F32,
+        }
+    }
+
     /// Tell the hooks that `n` is about to be lowered.
     pub fn before(&self, n: &Node) {
         if self.hooks.is_empty() {
@@ -105,5 +115,24 @@ impl<'a> LowerCtx<'a> {
         for h in &self.hooks {
             h.after(dispatches);
         }
+    }
+}
+
+/// Whether value `v` of `g` holds values f16 represents exactly: stored as f16, an f16 rounding
+/// (`Op::RoundHalf`: mixed precision's weight copies and the gradients of its f16 activations),
+/// or an f32 cast or view of such a value.
+pub fn half_exact(g: &Graph, v: ValueId) -> bool {
+    let value = g.value(v);
+    if value.dtype == DType::F16 {
+        return true;
+    }
+    let Some(p) = value.producer else {
+        return false;
+    };
+    let n = g.node(p);
+    match n.op {
+        Op::RoundHalf => true,
+        Op::Cast | Op::Reshape => n.inputs.first().is_some_and(|&u| half_exact(g, u)),
+        _ => false,
     }
 }

@@ -1,170 +1,265 @@
-//! The f16 conv forward on cooperative matrices (tensor cores), conv2d_fwd_coop, against the
-//! float64 reference. It runs where the device enabled them (`GpuInfo::cooperative_f16`: an
-//! NVIDIA GPU through Vulkan, for one); lavapipe has none, so there the test checks the other
-//! half of the contract: the kernel is refused with an error that names the adapter, and the
-//! f16 forward keeps its other kernels. `shaders::experimental_kernels_compile_to_spirv`
-//! compiles the kernel on every machine.
+//! The cooperative-matrix (tensor core) variants of the large-tile conv kernels
+//! (`kernels::conv::cooperative`) against the float64 reference: the forward with its fused
+//! epilogue and the training statistics, the input gradient (every stride phase in one
+//! dispatch) and the weight gradient (split-K), in both tiles. Where the device has matrix
+//! units convoy can use (`GpuInfo::cooperative_f16`: an NVIDIA GPU through Vulkan, for one) they
+//! run there; elsewhere (lavapipe) on a device opened with emulated fragments
+//! (`GpuBuilder::emulate_cooperative_matrix`), which runs everything of the kernels but the
+//! fragment builtins themselves (staging, the fragments' places, the hand-off to the epilogues,
+//! the statistics); `shaders::cooperative_kernels_compile_to_spirv` compiles the native form on
+//! every machine. And without either, the tiles are refused with an error naming the adapter.
 //!
-//! Tolerance: the reference is fed the f16 values the GPU holds (x and, since the kernel rounds
-//! them, the weights); products of f16 values are exact in f32 and the fragments accumulate in
-//! f32, so the error is the output's f16 rounding (2^-11 = 4.9e-4 relative) plus the f32 sum's:
-//! the 1e-3 of the other f16 kernels (tests/kernels/half.rs), which still catches f16
-//! accumulation (~1e-2 over these sums of 72-1,152 terms) or a misplaced fragment.
+//! Tolerance: the operands are f16 values (x, dy, and the weights rounded to f16 as mixed
+//! precision's copies are), and the reference is fed the same values; products of f16 values
+//! are exact in f32 and the fragments accumulate in f32, so f32 results (the gradients, the
+//! statistics) meet the f32 kernels' RTOL, and the forward's f16 output its rounding, the 1e-3
+//! of the other f16 kernels (tests/kernels/half.rs), which still catches f16 accumulation (~1e-2
+//! over these sums) or a misplaced fragment.
 
-use crate::common::{assert_close, gpu, reference, rel_err, to_f64};
+use crate::common::{assert_close, gpu, open_gpu, reference, to_f64, RTOL};
+use crate::conv::{block_stats, forward_buffers};
 use crate::half::{round_f16, HALF_RTOL};
 use convoy::graph::{Act, Epilogue};
-use convoy::internals::kernels::conv::{
-    cooperative_takes, forward_cooperative, forward_tiled, ConvTile, ForwardBuffers,
-};
-use convoy::ops::{conv2d, Conv2dArgs, Conv2dGeom};
-use convoy::DType;
-use convoy::Rng;
-use convoy::Tensor;
+use convoy::internals::device::KernelFamily;
+use convoy::internals::kernels::conv::{self, ConvTile};
+use convoy::ops::{Conv2dArgs, Conv2dGeom};
+use convoy::{DType, Gpu, Rng, Tensor};
+use std::sync::OnceLock;
+
+/// The device the cooperative kernels run on in these tests: the test GPU where it has matrix
+/// units, else one with emulated fragments and the gpu family (whose kernels they are); None
+/// without shader-f16 (wgpu's GL backend).
+fn coop_gpu() -> Option<&'static Gpu> {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    if gpu().info().cooperative_f16 {
+        return Some(gpu());
+    }
+    let g = GPU.get_or_init(|| {
+        open_gpu(
+            Gpu::builder()
+                .kernels(KernelFamily::Gpu)
+                .emulate_cooperative_matrix(true),
+        )
+    });
+    match g.info().cooperative_emulated {
+        true => Some(g),
+        false => {
+            println!("{}: no shader-f16, so no cooperative kernels to test", g.info().name);
+            None
+        }
+    }
+}
+
+const TILES: [ConvTile; 2] = [ConvTile::COOP_128, ConvTile::COOP_64];
 
 #[test]
-fn cooperative_matrix_conv_forward_matches_reference() {
+fn cooperative_tiles_are_refused_without_matrix_units() {
     let g = gpu();
-    let mut rng = Rng::new(77);
-    // (x shape, cout, k, stride, pad, dilation, groups): block edges in every dimension (channels
-    // not a multiple of 64 or 16, K not a multiple of 32, pixels not a multiple of 64), batch 1,
-    // a 1x1 map, stride 2, dilation, a 7x7 stem on 3 channels (K = 147), 1x1 convs, groups of
-    // 16 and 48 output channels
-    let cases = [
-        ([2, 32, 9, 11], 64, 3, 1, 1, 1, 1),
-        ([1, 24, 15, 13], 80, 3, 2, 1, 1, 1),
-        ([3, 40, 8, 8], 17, 1, 1, 0, 1, 1),
-        ([4, 64, 1, 1], 96, 3, 1, 1, 1, 1),
-        ([1, 3, 33, 30], 64, 7, 2, 3, 1, 1),
-        ([2, 16, 12, 12], 32, 3, 1, 2, 2, 1),
-        ([2, 32, 10, 9], 32, 3, 1, 1, 1, 2),
-        ([1, 96, 7, 7], 144, 1, 1, 0, 1, 3),
-        ([2, 128, 14, 14], 128, 3, 1, 1, 1, 1),
-    ];
-    let geom_of = |xs: [usize; 4], ws: [usize; 4], args| Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
-    if !g.info().cooperative_f16 {
-        let (xs, ws) = ([1, 16, 8, 8], [32, 16, 3, 3]);
-        let geom = geom_of(xs, ws, Conv2dArgs::default().padding(1));
-        assert!(
-            !cooperative_takes(g, &geom, DType::F16, false),
-            "no cooperative matrices, yet chosen"
-        );
-        // without shader-f16 (wgpu's GL backend) there are no f16 tensors: f32 buffers stand
-        // in, since the refusal comes before anything is read
-        let act = if g.info().has_f16() { DType::F16 } else { DType::F32 };
-        let x = match act {
-            DType::F16 => Tensor::from_slice_f16(g, &rng.vec(16 * 64, -1.0, 1.0), xs.to_vec()).unwrap(),
-            _ => Tensor::from_slice(g, &rng.vec(16 * 64, -1.0, 1.0), xs.to_vec()).unwrap(),
-        };
-        let w = Tensor::from_slice(g, &rng.vec(32 * 144, -1.0, 1.0), ws).unwrap();
-        let y = Tensor::empty_of(g, geom.out_shape(), act).unwrap();
-        let err = forward_cooperative(
-            g,
-            &geom,
-            Epilogue::default(),
-            &ForwardBuffers::new(x.buffer(), w.buffer(), y.buffer()),
-        )
-        .err()
-        .expect("the cooperative-matrix kernel must be refused on a device without them")
-        .to_string();
-        assert!(err.contains(&g.info().name) && err.contains("cooperative"), "{err}");
-        // the tuner's route to the kernel refuses alike, and f32 activations are refused first
-        let bufs = ForwardBuffers::new(x.buffer(), w.buffer(), y.buffer());
-        let tiled = forward_tiled(g, &geom, ConvTile::COOPERATIVE, Epilogue::default(), DType::F16, &bufs);
-        assert!(
-            tiled.is_err(),
-            "the cooperative tile ran on a device without cooperative matrices"
-        );
-        let f32_err = forward_tiled(g, &geom, ConvTile::COOPERATIVE, Epilogue::default(), DType::F32, &bufs)
-            .err()
-            .expect("f32 activations on the cooperative tile must be refused")
-            .to_string();
-        assert!(f32_err.contains("f16"), "{f32_err}");
-        println!(
-            "{} has no cooperative matrices convoy can use: refused ({err})",
-            g.info().name
-        );
+    if g.info().cooperative_kernels() {
         return;
     }
-    for (xs, cout, k, s, p, d, groups) in cases {
+    let mut rng = Rng::new(77);
+    let (xs, ws) = ([1, 16, 8, 8], [64, 16, 3, 3]);
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::default().padding(1)).unwrap();
+    // without shader-f16 (wgpu's GL backend) there are no f16 tensors: f32 buffers stand in,
+    // since the refusal comes before anything is read
+    let act = if g.info().has_f16() { DType::F16 } else { DType::F32 };
+    let x = Tensor::from_slice(g, &rng.vec(16 * 64, -1.0, 1.0), xs).unwrap();
+    let w = Tensor::from_slice(g, &rng.vec(64 * 144, -1.0, 1.0), ws).unwrap();
+    let y = Tensor::empty_of(g, geom.out_shape(), act).unwrap();
+    let dy = Tensor::from_slice(g, &rng.vec(64 * 64, -1.0, 1.0), [1, 64, 8, 8]).unwrap();
+    let dw = Tensor::empty(g, ws).unwrap();
+    for tile in TILES {
+        let bufs = forward_buffers(&x, &w, None, None, &y);
+        let err = conv::forward_tiled(g, &geom, tile, Epilogue::default(), act, &bufs)
+            .err()
+            .expect("a cooperative tile ran on a device without matrix units")
+            .to_string();
+        assert!(err.contains(&g.info().name) && err.contains("cooperative"), "{err}");
+        let err = conv::backward_data_tiled(g, &geom, tile, dy.buffer(), w.buffer(), x.buffer())
+            .err()
+            .expect("a cooperative input gradient ran without matrix units")
+            .to_string();
+        assert!(err.contains(&g.info().name), "{err}");
+        let bufs = conv::WeightGradientBuffers {
+            dy: dy.buffer(),
+            x: x.buffer(),
+            dw: dw.buffer(),
+        };
+        let err = conv::backward_weight_tiled(g, &geom, tile, None, &bufs)
+            .err()
+            .expect("a cooperative weight gradient ran without matrix units")
+            .to_string();
+        assert!(err.contains(&g.info().name), "{err}");
+    }
+    println!("{}: cooperative tiles refused", g.info().name);
+}
+
+/// The forward on f16 activations: f16 y with bias, residual and an activation, and the batch
+/// statistics of the values stored (before their rounding). Channels and K off the tile's
+/// multiples (K = 19 x 9), pixels ending inside a 128-pixel block, a 1x1 map, stride 2,
+/// dilation, groups, 1x1 convs, a 7x7 stem on 3 channels; and f32 activations refused.
+#[test]
+fn cooperative_forward_matches_reference() {
+    let Some(g) = coop_gpu() else { return };
+    let mut rng = Rng::new(78);
+    // (x, cout, kernel, stride, padding, dilation, groups)
+    let cases = [
+        ([3, 19, 13, 11], 130, 3, 1, 1, 1, 1),
+        ([1, 64, 7, 9], 64, 1, 1, 0, 1, 1),
+        ([2, 128, 17, 16], 140, 3, 2, 1, 1, 2),
+        ([5, 8, 1, 1], 72, 3, 1, 1, 1, 1),
+        ([2, 32, 12, 12], 96, 3, 1, 2, 2, 1),
+        ([1, 3, 33, 30], 64, 7, 2, 3, 1, 1),
+        ([2, 256, 8, 8], 256, 1, 1, 0, 1, 1),
+    ];
+    for (xs, cout, k, stride, pad, dil, groups) in cases {
+        let args = Conv2dArgs::new(stride, pad, dil, groups);
         let ws = [cout, xs[1] / groups, k, k];
-        let args = Conv2dArgs::new(s, p, d, groups);
-        let geom = geom_of(xs, ws, args);
-        assert!(
-            cooperative_takes(g, &geom, DType::F16, false),
-            "x{xs:?} w{ws:?} g{groups}: not chosen"
-        );
-        let x = rng.vec(xs.iter().product(), -2.0, 2.0);
-        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
-        let b = rng.vec(cout, -1.0, 1.0);
-        let xt = Tensor::from_slice_f16(g, &x, xs.to_vec()).unwrap();
-        let wt = Tensor::from_slice(g, &w, ws).unwrap();
-        let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
-        let x64 = to_f64(&round_f16(&x));
-        let (want, _) = reference::conv2d(
-            &x64,
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let yd = geom.out_shape().dims().to_vec();
+        let x = round_f16(&rng.vec(xs.iter().product(), -1.0, 1.0));
+        let w = round_f16(&rng.vec(ws.iter().product(), -0.5, 0.5));
+        let b = rng.vec(cout, -0.5, 0.5);
+        let r = round_f16(&rng.vec(yd.iter().product(), -1.0, 1.0));
+        let (conv, _) = reference::conv2d(
+            &to_f64(&x),
             xs,
-            &to_f64(&round_f16(&w)),
+            &to_f64(&w),
             ws,
             Some(&to_f64(&b)),
-            s,
-            p,
-            d,
+            stride,
+            pad,
+            dil,
             groups,
         );
-        let what = format!("coop conv2d x{xs:?} w{ws:?} s{s} p{p} d{d} g{groups}");
-        // through the op: the tuner (on by default on a GPU) picks this kernel or the block
-        // kernel, which keeps the weights in f32, so the result is one of the two references
-        // (the weights' f16 rounding alone moved a 3x3x32 sum by 1.009e-3 on an H200, past
-        // the bound)
-        let y = conv2d(g, &xt, &wt, Some(&bt), args).unwrap().to_vec().unwrap();
-        let (want_f32_weights, _) = reference::conv2d(&x64, xs, &to_f64(&w), ws, Some(&to_f64(&b)), s, p, d, groups);
-        let err = rel_err(&y, &want).min(rel_err(&y, &want_f32_weights));
-        assert!(
-            err <= HALF_RTOL,
-            "{what} through the op: relative error {err:.3e} > {HALF_RTOL:.1e}"
-        );
-        // ... and the kernel itself with the fused epilogue: + residual (f16), ReLU
-        let r = round_f16(&rng.vec(want.len(), -1.0, 1.0));
-        let rt = Tensor::from_slice_f16(g, &r, geom.out_shape().dims().to_vec()).unwrap();
-        let want_epi: Vec<f64> = want.iter().zip(&r).map(|(a, b)| (a + *b as f64).max(0.0)).collect();
-        let y = Tensor::empty_of(g, geom.out_shape(), DType::F16).unwrap();
+        let want: Vec<f64> = conv
+            .iter()
+            .zip(&r)
+            .map(|(&v, &r)| reference::activation(Act::Silu, v + r as f64))
+            .collect();
+        let want_stats = block_stats(&want, [yd[0], yd[1], yd[2] * yd[3]]);
+        let xt = Tensor::from_slice_f16(g, &x, xs.to_vec()).unwrap();
+        let rt = Tensor::from_slice_f16(g, &r, yd.clone()).unwrap();
+        let wt = Tensor::from_slice(g, &w, ws).unwrap();
+        let bt = Tensor::from_slice(g, &b, [cout]).unwrap();
         let epi = Epilogue {
             residual: true,
-            act: Act::Relu,
+            act: Act::Silu,
         };
-        // (as the tuner builds its candidate: the tile routes to the kernel)
-        let ds = forward_tiled(
-            g,
-            &geom,
-            ConvTile::COOPERATIVE,
-            epi,
-            DType::F16,
-            &ForwardBuffers {
-                x: xt.buffer(),
-                w: wt.buffer(),
-                bias: Some(bt.buffer()),
-                residual: Some(rt.buffer()),
-                y: y.buffer(),
-                stats: None,
-                kept: None,
-                placement: None,
-                x_packed: None,
-                w_transposed: None,
-            },
-        )
-        .unwrap();
-        assert_eq!(ds[0].pipeline.shader.name, "conv2d_fwd_coop", "{what}");
-        g.run(&ds);
-        assert_close(
-            &format!("{what} + residual, relu"),
-            &y.to_vec().unwrap(),
-            &want_epi,
-            HALF_RTOL,
-        );
+        for tile in TILES {
+            let y = Tensor::empty_of(g, geom.out_shape(), DType::F16).unwrap();
+            let stats = Tensor::empty(g, [want_stats.len()]).unwrap();
+            let bufs = conv::ForwardBuffers {
+                stats: Some(stats.buffer()),
+                ..forward_buffers(&xt, &wt, Some(&bt), Some(&rt), &y)
+            };
+            let ds = conv::forward_tiled(g, &geom, tile, epi, DType::F16, &bufs).unwrap();
+            assert!(
+                ds[0].pipeline.shader.name.contains("_coop"),
+                "{}",
+                ds[0].pipeline.shader.name
+            );
+            g.run(&ds);
+            let what = format!("cooperative forward x{xs:?} w{ws:?} {args:?} {tile:?}");
+            let (y, stats) = (y.to_vec().unwrap(), stats.to_vec().unwrap());
+            assert_close(&what, &y, &want, HALF_RTOL);
+            // element by element too: a misplaced fragment of a large tensor could hide in the
+            // norm; the means apart from the (larger) sums of squares
+            let worst = y
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (f64::from(*a) - b).abs() / (b.abs() + 1e-2))
+                .fold(0.0f64, f64::max);
+            assert!(worst < 5e-3, "{what}: an element {worst:.2e} off");
+            assert_close(&format!("{what}: statistics"), &stats, &want_stats, RTOL);
+            let means: Vec<f32> = stats.iter().step_by(2).copied().collect();
+            let want_means: Vec<f64> = want_stats.iter().step_by(2).copied().collect();
+            assert_close(&format!("{what}: means"), &means, &want_means, RTOL);
+            // f32 activations are refused
+            let y32 = Tensor::empty(g, geom.out_shape()).unwrap();
+            let bufs = forward_buffers(&xt, &wt, None, None, &y32);
+            let err = conv::forward_tiled(g, &geom, tile, Epilogue::default(), DType::F32, &bufs)
+                .err()
+                .expect("f32 activations on a cooperative tile")
+                .to_string();
+            assert!(err.contains("f16"), "{err}");
+        }
     }
-    // f32 activations never take the f16 kernel, nor does a training forward
-    let geom = geom_of([1, 32, 8, 8], [32, 32, 3, 3], Conv2dArgs::default());
-    assert!(!cooperative_takes(g, &geom, DType::F32, false));
-    assert!(!cooperative_takes(g, &geom, DType::F16, true));
+}
+
+/// The gradients on operands that hold f16 values (mixed precision's): the weight gradient with
+/// its default split, one chunk and chunks ending inside a 16-pixel step; the input gradient
+/// with every stride phase in one dispatch (phases without taps get zeros). The shapes of the
+/// f32 large tiles' test (tests/kernels/conv.rs), a subset.
+#[test]
+fn cooperative_gradients_match_reference() {
+    let Some(g) = coop_gpu() else { return };
+    let mut rng = Rng::new(79);
+    // (x, cout, kernel, stride, padding, dilation, groups)
+    let cases = [
+        ([2, 37, 13, 11], 130, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([5, 32, 1, 1], 100, [3, 3], [1, 1], [1, 1], [1, 1], 1),
+        ([3, 130, 6, 5], 64, [1, 1], [1, 1], [0, 0], [1, 1], 1),
+        ([2, 24, 17, 15], 96, [3, 3], [2, 2], [1, 1], [1, 1], 1),
+        ([2, 18, 12, 12], 66, [3, 3], [1, 1], [2, 2], [2, 2], 1),
+        ([2, 128, 8, 9], 140, [3, 3], [1, 1], [1, 1], [1, 1], 2),
+        ([2, 70, 9, 10], 40, [1, 1], [2, 2], [0, 0], [1, 1], 1),
+        ([2, 128, 10, 13], 36, [3, 3], [2, 3], [1, 2], [1, 1], 2),
+    ];
+    for (xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
+        let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
+        let ws = [cout, xs[1] / groups, kh, kw];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let x = round_f16(&rng.vec(xs.iter().product(), -1.0, 1.0));
+        let w = round_f16(&rng.vec(ws.iter().product(), -0.5, 0.5));
+        let dy = round_f16(&rng.vec(ys.numel(), -1.0, 1.0));
+        let (want_dx, want_dw) = reference::conv2d_backward(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            &to_f64(&dy),
+            stride,
+            padding,
+            dilation,
+            groups,
+        );
+        let (xt, wt, dyt) = (
+            Tensor::from_slice(g, &x, xs).unwrap(),
+            Tensor::from_slice(g, &w, ws).unwrap(),
+            Tensor::from_slice(g, &dy, ys.clone()).unwrap(),
+        );
+        let pixels = ys.numel() / cout;
+        for tile in TILES {
+            for chunk in [None, Some(pixels), Some(13)] {
+                let dw = Tensor::empty(g, ws).unwrap(); // NaN: every weight written
+                let bufs = conv::WeightGradientBuffers {
+                    dy: dyt.buffer(),
+                    x: xt.buffer(),
+                    dw: dw.buffer(),
+                };
+                let ds = conv::backward_weight_tiled(g, &geom, tile, chunk, &bufs).unwrap();
+                assert!(
+                    ds[0].pipeline.shader.name.contains("_coop"),
+                    "{}",
+                    ds[0].pipeline.shader.name
+                );
+                g.run(&ds);
+                let what = format!("cooperative weight grad x{xs:?} w{ws:?} {args:?} {tile:?} chunk {chunk:?}");
+                assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
+            }
+            let dx = Tensor::empty(g, xs).unwrap(); // NaN: every input position written
+            let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
+            assert!(
+                ds[0].pipeline.shader.name.contains("_coop"),
+                "{}",
+                ds[0].pipeline.shader.name
+            );
+            g.run(&ds);
+            let what = format!("cooperative input grad x{xs:?} w{ws:?} {args:?} {tile:?}");
+            assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
+        }
+    }
 }

@@ -201,7 +201,7 @@ fn conv2d_depthwise_vec4_input_gradient_matches_reference() {
             let transposed = depthwise_transposed_vec4_fits(&geom);
             // all but stride 3 across and the 1x7 (its unit reads 10 dy values a row)
             assert_eq!(transposed, stride[1] != 3 && kw != 7, "{xs:?} k{kh}x{kw} s{stride:?}");
-            let choice = variants::input_gradient(g.into(), &geom);
+            let choice = variants::input_gradient(g.into(), &geom, DType::F32);
             let want = if flipped {
                 variants::InputGradient::DepthwiseVec4
             } else {
@@ -217,7 +217,7 @@ fn conv2d_depthwise_vec4_input_gradient_matches_reference() {
             let mut runs: Vec<(&str, Box<Launch>)> = vec![(
                 "backward_data",
                 Box::new(|dx: &Tensor| {
-                    conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), None).unwrap()
+                    conv::backward_data(g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), DType::F32, None).unwrap()
                 }),
             )];
             if flipped {
@@ -264,7 +264,7 @@ fn conv2d_depthwise_vec4_weight_gradient_matches_reference() {
         for case in CASES {
             let xs = case.0;
             let (geom, ws, what) = depthwise(g, case);
-            let choice = variants::weight_gradient(g.into(), &geom);
+            let choice = variants::weight_gradient(g.into(), &geom, DType::F32);
             assert_eq!(choice.kernel, variants::WeightGradient::DepthwiseVec4, "{what}");
             let ys = geom.out_shape();
             let Gradients { x, dy, dw: dw64, .. } = gradients(&mut rng, case, &geom);
@@ -281,7 +281,7 @@ fn conv2d_depthwise_vec4_weight_gradient_matches_reference() {
                     dw: dw.buffer(),
                 };
                 let d = match chunk {
-                    None => conv::backward_weight(g, &geom, &bufs, None),
+                    None => conv::backward_weight(g, &geom, &bufs, DType::F32, None),
                     Some(_) => conv::backward_weight_depthwise_vec4(g, &geom, chunk, &bufs),
                 };
                 g.run(&d.unwrap());

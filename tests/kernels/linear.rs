@@ -220,7 +220,16 @@ fn gemm_products_match_reference_under_both_families() {
                     trans_a,
                     trans_b,
                 };
-                let ds = gemm(g, &geom, DType::F32, at.buffer(), bt.buffer(), None, c.buffer()).unwrap();
+                let ds = gemm(
+                    g,
+                    &geom,
+                    (DType::F32, DType::F32),
+                    at.buffer(),
+                    bt.buffer(),
+                    None,
+                    c.buffer(),
+                )
+                .unwrap();
                 g.run(&ds);
                 let what = format!(
                     "{:?} family: gemm m{m} n{n} k{k} trans_a {trans_a} trans_b {trans_b}",

@@ -1,8 +1,8 @@
 //! Each kernel parses and validates with naga, the compiler wgpu itself uses.
 
 use convoy::internals::kernels::shaders::{
-    f16_variant, has_f16_variant, has_subgroup_variant, has_vec4_variant, subgroup_variant, vec4_variant, ALL,
-    EXPERIMENTAL, PRELUDES, VARIANT_PRELUDES,
+    cooperative_variant, f16_variant, has_cooperative_variant, has_f16_variant, has_subgroup_variant, has_vec4_variant,
+    subgroup_variant, vec4_variant, ALL, COOPERATIVE, PRELUDES, VARIANT_PRELUDES,
 };
 
 #[test]
@@ -36,10 +36,19 @@ fn every_shader_validates_with_naga() {
         .map(|s| subgroup_variant(s).unwrap())
         .collect();
     assert!(subgroups.len() >= 8, "subgroup variants: {}", subgroups.len());
+    // the cooperative-matrix variants of the large-tile kernels, on matrix units and emulated
+    let coops: Vec<_> = COOPERATIVE
+        .iter()
+        .flat_map(|s| [false, true].map(|emulated| cooperative_variant(s, emulated).unwrap()))
+        .collect();
+    assert_eq!(
+        ALL.iter().filter(|s| has_cooperative_variant(s)).count(),
+        COOPERATIVE.len()
+    );
     for s in ALL
         .iter()
-        .chain(EXPERIMENTAL)
         .copied()
+        .chain(coops)
         .chain(vec4s)
         .chain(halves)
         .chain(subgroups)
@@ -69,48 +78,64 @@ fn every_shader_file_is_registered() {
             .to_string_lossy()
             .replace(".wgsl", "");
         assert!(
-            ALL.iter().chain(EXPERIMENTAL).any(|s| s.name == name)
+            ALL.iter().any(|s| s.name == name)
                 || PRELUDES.contains(&name.as_str())
                 || VARIANT_PRELUDES.contains(&name.as_str()),
-            "shaders/{name}.wgsl is neither in kernels::shaders::ALL or EXPERIMENTAL nor a prelude of one"
+            "shaders/{name}.wgsl is neither in kernels::shaders::ALL nor a prelude of one"
         );
     }
 }
 
-/// The kernels no test machine can run (cooperative matrices: lavapipe has none) still compile
-/// to SPIR-V, overrides resolved, as wgpu's Vulkan backend does before the driver sees them;
-/// the kernel's results are checked on a GPU that has them (tests/kernels/coop.rs).
+/// The kernels no test machine runs as they are (cooperative matrices: lavapipe has none; the
+/// tests run their emulated form) still compile to SPIR-V, overrides resolved (both tile sizes,
+/// the statistics on), as wgpu's Vulkan backend does before the driver sees them, and their
+/// products are the matrix units' (OpCooperativeMatrixMulAddKHR) while the emulated form has
+/// none; their results are checked on a GPU that has them (tests/kernels/coop.rs).
 #[test]
-fn experimental_kernels_compile_to_spirv() {
-    for s in EXPERIMENTAL {
-        let module = naga::front::wgsl::parse_str(s.source).unwrap();
-        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
-            .validate(&module)
-            .unwrap();
-        let constants = naga::back::PipelineConstants::default();
-        let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
-            .unwrap_or_else(|e| panic!("{}: overrides: {e}", s.name));
-        let options = naga::back::spv::Options {
-            lang_version: (1, 3),
-            ..Default::default()
-        };
-        let pipeline = naga::back::spv::PipelineOptions {
-            shader_stage: naga::ShaderStage::Compute,
-            entry_point: "main".into(),
-        };
-        let words = naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
-            .unwrap_or_else(|e| panic!("{}: SPIR-V: {e}", s.name));
-        // OpCooperativeMatrixMulAddKHR (4459) is in the module: the products are tensor-core ops
-        let (mut at, mut muladd) = (5, 0); // past the header, instruction by instruction
+fn cooperative_kernels_compile_to_spirv() {
+    let muladds = |words: &[u32]| {
+        // OpCooperativeMatrixMulAddKHR (4459), instruction by instruction past the header
+        let (mut at, mut n) = (5, 0);
         while at < words.len() {
-            muladd += usize::from(words[at] & 0xffff == 4459);
+            n += usize::from(words[at] & 0xffff == 4459);
             at += (words[at] >> 16).max(1) as usize;
         }
-        assert!(
-            muladd >= 4,
-            "{}: {muladd} cooperative multiply-adds in the SPIR-V",
-            s.name
-        );
+        n
+    };
+    for kernel in COOPERATIVE {
+        for emulated in [false, true] {
+            let s = cooperative_variant(kernel, emulated).unwrap();
+            let module = naga::front::wgsl::parse_str(s.source).unwrap();
+            let info =
+                naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+                    .validate(&module)
+                    .unwrap();
+            for bm in [64.0, 128.0] {
+                let mut constants = naga::back::PipelineConstants::default();
+                constants.insert("BM".into(), bm);
+                if s.source.contains("override STATS") {
+                    constants.insert("STATS".into(), 1.0);
+                }
+                let (module, info) =
+                    naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+                        .unwrap_or_else(|e| panic!("{}: overrides: {e}", s.name));
+                let options = naga::back::spv::Options {
+                    lang_version: (1, 3),
+                    ..Default::default()
+                };
+                let pipeline = naga::back::spv::PipelineOptions {
+                    shader_stage: naga::ShaderStage::Compute,
+                    entry_point: "main".into(),
+                };
+                let words = naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+                    .unwrap_or_else(|e| panic!("{}: SPIR-V: {e}", s.name));
+                let n = muladds(&words);
+                match emulated {
+                    false => assert!(n >= 1, "{} BM {bm}: no cooperative multiply-add in the SPIR-V", s.name),
+                    true => assert_eq!(n, 0, "{} BM {bm}: the emulated form on matrix units", s.name),
+                }
+            }
+        }
     }
 }
 

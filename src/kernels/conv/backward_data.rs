@@ -28,16 +28,19 @@ use crate::shape::{Conv2dGeom, DType, Epilogue};
 /// S, one dispatch per stride phase (S*S of them). Where a forward kernel is the faster one,
 /// the input gradient is the forward of dy with transposed weights: the texture forward on the
 /// cpu family, per stride phase (`backward_data_texture`), the block forward on the gpu family
-/// (`backward_data_block` for stride 1, per stride phase for larger strides).
+/// (`backward_data_block` for stride 1, per stride phase for larger strides). `operands` is
+/// F16 where dy and w hold f16 values (mixed precision's): the gpu family's large tiles may then
+/// run on cooperative matrices.
 pub fn backward_data(
     gpu: &Gpu,
     g: &Conv2dGeom,
     dy: &wgpu::Buffer,
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
+    operands: DType,
     kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
-    match variants::input_gradient(gpu.into(), g).kernel {
+    match variants::input_gradient(gpu.into(), g, operands).kernel {
         InputGradient::ForwardPhases { phases, .. } => through_forward_phases(gpu, g, &phases, dy, w, dx, kept),
         InputGradient::PointwiseGemm => {
             // dX_n (Cin, H*W) = W^T (Cin, Cout) x dY_n (Cout, H*W)
@@ -378,7 +381,7 @@ pub fn backward_data_depthwise_transposed(
     Dispatch::new(gpu, pipeline, &sizes(g)?, &[dy, w, dx], grid_1d(workgroups))
 }
 
-/// `backward_data` with an explicit register tile.
+/// `backward_data` with an explicit tile (register, block or large).
 pub fn backward_data_tiled(
     gpu: &Gpu,
     g: &Conv2dGeom,
@@ -396,7 +399,9 @@ pub fn backward_data_tiled(
             return through_forward_phases(gpu, g, &phases, dy, w, dx, None);
         }
         TileKind::Block => return backward_data_block(gpu, &CONV2D_FWD_BLOCK, g, dy, w, dx),
-        TileKind::Mm => return Ok(vec![backward_data_mm(gpu, &CONV2D_BWD_DATA_MM, g, tile, dy, w, dx)?]),
+        TileKind::Mm | TileKind::CoopMm => {
+            return Ok(vec![backward_data_mm(gpu, &CONV2D_BWD_DATA_MM, g, tile, dy, w, dx)?])
+        }
         _ => {}
     }
     tile.check_backward()?;

@@ -19,7 +19,7 @@ use crate::kernels::shaders::{
     CONV2D_BWD_WEIGHT_NARROW,
 };
 use crate::kernels::u32_of;
-use crate::shape::Conv2dGeom;
+use crate::shape::{Conv2dGeom, DType};
 
 /// The gpu family's split-K target: thousands of workgroups, so that a GPU with 100+ compute
 /// units holds several per unit (512 would leave an H100's 132 SMs ~4 workgroups each, each
@@ -28,14 +28,17 @@ pub(super) const BLOCK_SPLIT_K_WORKGROUPS: usize = 4096;
 
 /// dw (Cout, Cin/g, KH, KW) from dy and x. Returns the dispatches to run in order: the split-K
 /// partial products and their reduction (one dispatch when one chunk covers every pixel).
-/// `kept` is the plan's record of inputs its forwards left packed (texture kernels).
+/// `operands` is F16 where dy and x hold f16 values (mixed precision's): the gpu family's large
+/// tiles may then run on cooperative matrices. `kept` is the plan's record of inputs its
+/// forwards left packed (texture kernels).
 pub fn backward_weight(
     gpu: &Gpu,
     g: &Conv2dGeom,
     b: &WeightGradientBuffers<'_>,
+    operands: DType,
     kept: Option<&texture::KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
-    match variants::weight_gradient(gpu.into(), g).kernel {
+    match variants::weight_gradient(gpu.into(), g, operands).kernel {
         WeightGradient::DepthwiseVec4 => backward_weight_depthwise_vec4(gpu, g, None, b),
         WeightGradient::Narrow => backward_weight_narrow(gpu, g, None, b),
         WeightGradient::Swapped(s) => {
@@ -46,7 +49,7 @@ pub fn backward_weight(
                 x: b.dy,
                 dw: &t,
             };
-            let mut out = backward_weight(gpu, &s, &swapped, None)?;
+            let mut out = backward_weight(gpu, &s, &swapped, operands, None)?;
             out.push(backward_data::transpose_weights(
                 gpu,
                 &s,
@@ -133,7 +136,7 @@ pub fn backward_weight_tiled(
 ) -> Result<Vec<Dispatch>> {
     match tile.kind {
         TileKind::Block => return backward_weight_block(gpu, &CONV2D_BWD_WEIGHT_BLOCK, g, chunk, b),
-        TileKind::Mm => return backward_weight_mm(gpu, &CONV2D_BWD_WEIGHT_MM, g, tile, chunk, b),
+        TileKind::Mm | TileKind::CoopMm => return backward_weight_mm(gpu, &CONV2D_BWD_WEIGHT_MM, g, tile, chunk, b),
         _ => {}
     }
     let kernel = SplitKKernel {

@@ -1,47 +1,78 @@
-//! The f16 conv forward on cooperative matrices (tensor cores): conv2d_fwd_coop, an implicit
-//! GEMM in 64 x 64 blocks whose products run on 16x16x16 f16 fragments accumulated in f32. A
-//! candidate of the gpu family's inference forward on f16 activations wherever the device
-//! enabled them (`GpuInfo::cooperative_f16`), after the block tile: the tuner takes it where it
-//! runs faster (on an H200, the 7x7 and 14x14 stages; BENCHMARKS.md). The weights are rounded
-//! to f16 inside the kernel, the one rounding beyond the f16 storage the caller chose.
+//! The cooperative-matrix (tensor core) variants of the gpu family's large-tile conv kernels
+//! (conv2d_fwd_mm, conv2d_bwd_data_mm, conv2d_bwd_weight_mm; `shaders::cooperative_variant`):
+//! the same tiles, loaders and epilogues, the operands staged as f16 and the products on
+//! 16x16x16 fragments accumulated in f32. They run mixed precision's convs, forward (on f16
+//! activations, with the training statistics) and backward (whose operands mixed precision
+//! holds to f16 values), where the device has such fragments in 32-wide subgroups
+//! (`GpuInfo::cooperative_f16`), or with emulated fragments for tests
+//! (`GpuInfo::cooperative_emulated`). The variant table offers them before the f32 large tiles
+//! wherever the operands are f16 (`cooperative_tiles`); the tuner times both.
 
-use super::buffers::{epilogue_only_dispatch, ForwardBuffers};
-use super::constants::{epilogue_constants, forward_grid, geometry_constants};
-use crate::device::{Dispatch, Gpu};
+use super::device::ConvDevice;
+use super::tile::{ConvTile, TileKind};
+use crate::device::{Gpu, Shader};
 use crate::error::{Error, Result};
-use crate::kernels::shaders::CONV2D_FWD_COOP;
-use crate::shape::{Conv2dGeom, Epilogue};
+use crate::kernels::shaders::{cooperative_variant, is_cooperative, variant};
+use crate::shape::DType;
 
-/// Output channels and pixels of one workgroup's block (the kernel's BM and BN).
-const COOP_BLOCK: usize = 64;
+/// The large tiles on cooperative matrices for `tiles` (the f32 large tiles a pass offers) where
+/// its operands are `operands`: one of each size where they are f16 and the device runs the
+/// cooperative kernels, else none.
+pub(super) fn cooperative_tiles(dev: ConvDevice<'_>, tiles: &[ConvTile], operands: DType) -> Vec<ConvTile> {
+    if operands != DType::F16 || !dev.info.cooperative_kernels() {
+        return Vec::new();
+    }
+    tiles.iter().map(|t| t.cooperative()).collect()
+}
 
-/// y = act(conv2d(x, w) [+ bias] [+ residual]) on f16 activations through conv2d_fwd_coop;
-/// an error naming the adapter where it has no cooperative matrices convoy can use.
-pub fn forward_cooperative(gpu: &Gpu, g: &Conv2dGeom, epi: Epilogue, b: &ForwardBuffers<'_>) -> Result<Vec<Dispatch>> {
-    if !gpu.info().cooperative_f16 {
-        return Err(Error::arg(
-            "conv2d",
-            "kernel",
-            format!(
-                "{} has no cooperative matrices convoy can use (16x16x16 f16 -> f32 in 32-wide subgroups through wgpu's experimental feature; it reports: {})",
-                gpu.info().name,
-                match gpu.info().cooperative_matrix.is_empty() {
-                    true => "none".to_string(),
-                    false => gpu.info().cooperative_matrix.join(", "),
-                }
-            ),
-        ));
+/// With emulated fragments (tests), the cooperative tiles among `candidates` moved first, so that
+/// the untuned default runs them wherever they are offered: the emulation exists to run them.
+pub(super) fn lead_when_emulated(dev: ConvDevice<'_>, candidates: &mut [ConvTile]) {
+    if dev.info.cooperative_emulated {
+        candidates.sort_by_key(|t| t.kind != TileKind::CoopMm);
     }
-    if b.stats.is_some() {
-        return Err(Error::arg(
-            "conv2d",
-            "kernel",
-            "the cooperative-matrix forward is for inference: it writes no batch statistics",
-        ));
+}
+
+/// The shader that runs large tile `tile` for `kernel` (a large-tile kernel, or a test's copy of
+/// one or of its cooperative variant) storing `storage` activations: the kernel's f32 or f16
+/// variant for an f32 large tile; its cooperative variant for a cooperative one, which takes
+/// f16 activations and a device that runs it (the error names the adapter and what it has).
+pub(super) fn large_tile_kernel(
+    gpu: &Gpu,
+    kernel: &'static Shader,
+    tile: ConvTile,
+    storage: DType,
+) -> Result<&'static Shader> {
+    match tile.kind {
+        TileKind::Mm if is_cooperative(kernel) => {
+            Err(tile.refuse(&format!("{} is a cooperative variant", kernel.name)))
+        }
+        TileKind::Mm => variant(gpu, kernel, storage),
+        TileKind::CoopMm => {
+            let info = gpu.info();
+            if !info.cooperative_kernels() {
+                return Err(Error::arg(
+                    "conv2d",
+                    "kernel",
+                    format!(
+                        "{} has no cooperative matrices convoy can use (16x16x16 f16 -> f32 in 32-wide subgroups through wgpu's experimental feature; it reports: {})",
+                        info.name,
+                        match info.cooperative_matrix.is_empty() {
+                            true => "none".to_string(),
+                            false => info.cooperative_matrix.join(", "),
+                        }
+                    ),
+                ));
+            }
+            if storage != DType::F16 {
+                return Err(tile.refuse("the cooperative-matrix forward takes f16 activations"));
+            }
+            gpu.require_f16("the cooperative-matrix conv kernels")?;
+            match is_cooperative(kernel) {
+                true => Ok(kernel),
+                false => cooperative_variant(kernel, !info.cooperative_f16),
+            }
+        }
+        _ => Err(tile.refuse("the large-tile kernels take the large tiles")),
     }
-    gpu.require_f16("the cooperative-matrix conv forward")?;
-    let mut constants = geometry_constants(g);
-    constants.extend(epilogue_constants(epi, b.bias, b.residual));
-    let pipeline = gpu.pipeline(&CONV2D_FWD_COOP, &constants)?;
-    epilogue_only_dispatch(gpu, pipeline, g, b, forward_grid(g, COOP_BLOCK, COOP_BLOCK)?)
 }

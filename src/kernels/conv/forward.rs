@@ -6,7 +6,6 @@ use super::constants::{
     epilogue_constants, forward_grid, forward_row_segment, geometry_constants, sizes, tap_window_constants, taps_outer,
     FWD_PIXELS, STATS_BLOCK,
 };
-use super::cooperative::forward_cooperative;
 use super::mm::forward_mm;
 use super::texture;
 use super::tile::{ConvTile, TileKind, BLOCK_CHANNELS, BLOCK_PIXELS};
@@ -107,14 +106,8 @@ pub fn forward_tiled(
     if tile.kind == TileKind::Block {
         return forward_block(gpu, &CONV2D_FWD_BLOCK, g, epi, storage, b);
     }
-    if tile.kind == TileKind::Mm {
+    if tile.is_large() {
         return forward_mm(gpu, &CONV2D_FWD_MM, g, tile, epi, storage, b);
-    }
-    if tile.kind == TileKind::Cooperative {
-        if storage != DType::F16 {
-            return Err(tile.refuse("cooperative matrices take f16 activations"));
-        }
-        return forward_cooperative(gpu, g, epi, b);
     }
     if stats.is_some() && !tile.writes_stats_blocks(g.n * g.oh * g.ow) {
         return Err(tile.refuse(&format!(

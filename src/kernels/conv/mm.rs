@@ -9,13 +9,13 @@
 
 use super::buffers::{condense_stats, epilogue_bindings, ForwardBuffers, WeightGradientBuffers};
 use super::constants::{epilogue_constants, forward_grid, geometry_constants, sizes};
+use super::cooperative::{cooperative_tiles, large_tile_kernel};
 use super::device::ConvDevice;
 use super::phases::{phase_axis, PhaseAxis};
 use super::split_k::{split_k_chunk, split_k_dispatches, SPLIT_K_SCRATCH_BYTES};
 use super::tile::{ConvTile, TileKind};
 use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily, Shader};
 use crate::error::Result;
-use crate::kernels::shaders::variant;
 use crate::kernels::{groups_for, u32_of};
 use crate::shape::{Conv2dGeom, DType, Epilogue};
 
@@ -36,11 +36,15 @@ pub(super) const MM_MIN_ROWS: usize = 64;
 /// both either way.
 pub(super) const GPU_UNITS: usize = 132;
 
-/// Bytes of workgroup memory conv2d_fwd_mm takes with `bm` output channels per workgroup:
-/// 2 stages of 16 K rows of `bm` weights and of `MM_PIXELS` pixels (32 KiB for 128 x 128, the
-/// limit of lavapipe and Apple GPUs).
-pub(super) fn mm_workgroup_bytes(bm: usize) -> usize {
-    2 * 16 * (bm + MM_PIXELS) * 4
+/// Bytes of workgroup memory the large tile `tile` takes: in f32, 2 stages of 16 K rows of
+/// `ocb` weights and of `MM_PIXELS` pixels (32 KiB for 128 x 128, the limit of lavapipe and
+/// Apple GPUs); on cooperative matrices (conv2d_coop_tile), 2 f16 stages of `ocb` rows of 24
+/// and of 16 rows of 136, and 8 result areas of 16 x 20 f32 (31,232 bytes for 128 x 128).
+pub(super) fn mm_workgroup_bytes(tile: &ConvTile) -> usize {
+    match tile.kind {
+        TileKind::CoopMm => 2 * tile.ocb * 24 * 2 + 2 * 16 * 136 * 2 + 8 * 16 * 20 * 4,
+        _ => 2 * 16 * (tile.ocb + MM_PIXELS) * 4,
+    }
 }
 
 /// The large tiles the gpu family's forward offers for `g` (the default first), and whether
@@ -69,18 +73,18 @@ fn mm_tile_set(dev: ConvDevice<'_>, rows: usize) -> Vec<ConvTile> {
     let memory = dev.info.limits.max_compute_workgroup_storage_size as usize;
     [ConvTile::MM_128, ConvTile::MM_64]
         .into_iter()
-        .filter(|t| (t.ocb == 64 || rows > 64) && mm_workgroup_bytes(t.ocb) <= memory)
+        .filter(|t| (t.ocb == 64 || rows > 64) && mm_workgroup_bytes(t) <= memory)
         .collect()
 }
 
-/// That `tile` is one of the large tiles, which `kernel` takes, and that the device's
-/// workgroup memory holds its stages.
+/// That `tile` is one of the large tiles (in f32 or on cooperative matrices), which `kernel`
+/// takes, and that the device's workgroup memory holds its stages.
 fn check_mm_tile(gpu: &Gpu, tile: ConvTile, kernel: &str) -> Result<()> {
     tile.check()?;
-    if tile.kind != TileKind::Mm {
+    if !tile.is_large() {
         return Err(tile.refuse(&format!("{kernel} takes the large tiles")));
     }
-    let bytes = mm_workgroup_bytes(tile.ocb);
+    let bytes = mm_workgroup_bytes(&tile);
     let memory = gpu.limits().max_compute_workgroup_storage_size as usize;
     if bytes > memory {
         return Err(tile.refuse(&format!(
@@ -90,18 +94,21 @@ fn check_mm_tile(gpu: &Gpu, tile: ConvTile, kernel: &str) -> Result<()> {
     Ok(())
 }
 
-/// `mm_tiles` of `g` among the forward's `candidates` (the block tile's first): first where
+/// `mm_tiles` of `g` among the forward's `candidates` (the block tile's first), their
+/// cooperative-matrix forms before them for `storage` f16 (`cooperative_tiles`): first where
 /// their grid fills the GPU (and `why` says so), else right after the block tile (and `why`
 /// says they are there for the tuner). Whether it offered any.
 pub(super) fn offer_mm_tiles(
     dev: ConvDevice<'_>,
     g: &Conv2dGeom,
+    storage: DType,
     candidates: &mut Vec<ConvTile>,
     why: &mut String,
 ) -> bool {
     let (tiles, first) = mm_tiles(dev, g);
     let at = usize::from(!first);
-    candidates.splice(at..at, tiles.iter().copied());
+    let coop = cooperative_tiles(dev, &tiles, storage);
+    candidates.splice(at..at, coop.iter().chain(&tiles).copied());
     match first {
         true => {
             let rows = g.cout / g.args.groups;
@@ -146,7 +153,7 @@ pub fn forward_mm(
         && (g.n * g.oh * g.ow).is_multiple_of(MM_PIXELS);
     constants.push(("FULL_TILES", f64::from(u8::from(full))));
     constants.push(("UNPADDED", f64::from(u8::from(g.args.padding == [0, 0]))));
-    let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
+    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, storage)?, &constants)?;
     let grid = forward_grid(g, MM_PIXELS, tile.ocb)?;
     let conv = Dispatch::new(
         gpu,
@@ -228,7 +235,7 @@ pub fn backward_weight_mm(
     let ([col_blocks, channel_blocks], chunk) = mm_weight_split(g, &tile, chunk);
     let mut constants = geometry_constants(g);
     constants.push(("BM", tile.ocb as f64));
-    let pipeline = gpu.pipeline(kernel, &constants)?;
+    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, operand_storage(tile))?, &constants)?;
     let grid = [
         u32_of("conv2d weight column blocks", col_blocks)?,
         u32_of("conv2d weight-gradient chunks", (g.n * g.oh * g.ow).div_ceil(chunk))?,
@@ -325,9 +332,18 @@ pub fn backward_data_mm(
         ("DIL_Y", sy.dil as f64),
         ("DIL_X", sx.dil as f64),
     ]);
-    let pipeline = gpu.pipeline(kernel, &constants)?;
+    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, operand_storage(tile))?, &constants)?;
     let mut grid = grid_1d(groups_for("conv2d input-gradient phase pixels", pixels, MM_PIXELS)?);
     let blocks = rows.len() * cols.len() * groups * (g.cin / groups).div_ceil(tile.ocb);
     grid[2] = u32_of("conv2d input-gradient phases x channel blocks", blocks)?;
     Dispatch::new(gpu, pipeline, &params, &[dy, w, dx], grid)
+}
+
+/// How a backward large-tile kernel stages its (f32) operands: as they are in f32, as f16 on
+/// cooperative matrices.
+fn operand_storage(tile: ConvTile) -> DType {
+    match tile.kind {
+        TileKind::CoopMm => DType::F16,
+        _ => DType::F32,
+    }
 }

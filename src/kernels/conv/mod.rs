@@ -3,8 +3,9 @@
 //! statistics wanted, unit-tested on described adapters); the launchers, one file per pass,
 //! run what it chose. Forward: an implicit GEMM with a register tile of up to 8 output channels
 //! x 4 pixels per invocation, the gpu family's 64 x 64 block tile staged through workgroup
-//! memory (on f16 activations, on cooperative matrices where the GPU has them) or its large
-//! 128 x 128 tile (`mm`, where the grid fills the GPU), the cpu family's
+//! memory (on f16 activations) or its large 128 x 128 tile (`mm`, where the grid fills the GPU;
+//! on cooperative matrices for mixed precision where the GPU has them: `cooperative`), the cpu
+//! family's
 //! texture tile, a GEMM per image for wide 1x1 maps, or the staged depthwise kernel. Input
 //! gradient: the forward of dy with transposed weights per stride phase (`phases`), the
 //! register kernel over the flipped kernel, or for groups with few output channels a direct
@@ -37,13 +38,11 @@ pub use backward_weight::{
 };
 pub use buffers::{ForwardBuffers, Placement, WeightGradientBuffers};
 pub use constants::{FWD_PIXELS, STATS_BLOCK};
-pub use cooperative::forward_cooperative;
 pub use forward::{forward, forward_block, forward_depthwise, forward_depthwise_vec4, forward_tiled};
 pub use mm::{backward_data_mm, backward_weight_mm, forward_mm};
 pub use phases::{transposes_to_forward, Phase, PhaseAxis};
 pub use tile::{ConvTile, TileKind};
 pub use tune::{key as tuner_key, recorded_tile};
 pub use variants::{
-    cooperative_takes, depthwise_staged_fits, depthwise_transposed_vec4_fits, depthwise_vec4_fits, is_pointwise_gemm,
-    ConvDevice,
+    depthwise_staged_fits, depthwise_transposed_vec4_fits, depthwise_vec4_fits, is_pointwise_gemm, ConvDevice,
 };

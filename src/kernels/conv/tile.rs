@@ -1,7 +1,8 @@
 //! Tile configurations of the conv kernels and the policy that picks them per shape and
 //! kernel family: register tiles (output channels x pixels per invocation), texture tiles (the
 //! CPU family) and the gpu family's 64 x 64 block tiles staged through workgroup memory, and
-//! its large 128 x 128 (or 64 x 128) tiles (conv2d_fwd_mm).
+//! its large 128 x 128 (or 64 x 128) tiles (conv2d_fwd_mm and the large-tile backward kernels),
+//! in f32 or on cooperative matrices.
 
 use super::constants::{FWD_PIXELS, STATS_BLOCK, WG};
 use super::device::ConvDevice;
@@ -40,8 +41,9 @@ pub(super) fn pixel_workgroup(pixels: usize, px: usize, simd: usize, widest: usi
 /// and invocations per workgroup; each invocation also covers `FWD_PIXELS` output pixels.
 /// Block tiles (the gpu family's forward, conv2d_fwd_block): 64 output channels x 64 pixels
 /// per workgroup of 256, staged through workgroup memory (`ConvTile::BLOCK`). Large tiles
-/// (conv2d_fwd_mm): 128 or 64 output channels (`ocb`) x 128 pixels per workgroup of 256
-/// (`ConvTile::MM_128`, `MM_64`).
+/// (conv2d_fwd_mm, conv2d_bwd_data_mm, conv2d_bwd_weight_mm): 128 or 64 output channels (`ocb`)
+/// x 128 pixels per workgroup of 256 (`ConvTile::MM_128`, `MM_64`), and the same on
+/// cooperative matrices (`ConvTile::COOP_128`, `COOP_64`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTile {
     pub ocb: usize,
@@ -60,12 +62,14 @@ pub enum TileKind {
     /// conv2d_fwd_tex (the CPU family): the input through an operand texture, `px` (4 or 8)
     /// pixels per invocation.
     Texture { px: usize },
-    /// conv2d_fwd_coop (the gpu family's f16 inference forward where the device has
-    /// cooperative matrices): 64 x 64 blocks of 128 invocations on 16x16x16 fragments.
-    Cooperative,
-    /// conv2d_fwd_mm (the gpu family's large-tile forward): `ocb` (128 or 64) output channels x
-    /// `MM_PIXELS` pixels per workgroup of 256, 8 x 8 (or 4 x 8) outputs per invocation.
+    /// conv2d_fwd_mm and the large-tile backward kernels (the gpu family): `ocb` (128 or 64)
+    /// output channels x `MM_PIXELS` pixels per workgroup of 256, 8 x 8 (or 4 x 8) outputs per
+    /// invocation.
     Mm,
+    /// The same tiles in the kernels' cooperative variants (the gpu family's mixed precision
+    /// where the device has cooperative matrices): f16 operands, the products on 16x16x16
+    /// fragments accumulated in f32.
+    CoopMm,
 }
 
 impl ConvTile {
@@ -74,13 +78,6 @@ impl ConvTile {
         ocb: BLOCK_CHANNELS,
         wg: 256,
         kind: TileKind::Block,
-    };
-
-    /// The block tile of conv2d_fwd_coop.
-    pub const COOPERATIVE: ConvTile = ConvTile {
-        ocb: BLOCK_CHANNELS,
-        wg: 128,
-        kind: TileKind::Cooperative,
     };
 
     /// The large tiles of conv2d_fwd_mm: 128 or 64 output channels x 128 pixels.
@@ -94,6 +91,29 @@ impl ConvTile {
         wg: 256,
         kind: TileKind::Mm,
     };
+
+    /// The large tiles on cooperative matrices.
+    pub const COOP_128: ConvTile = ConvTile {
+        kind: TileKind::CoopMm,
+        ..ConvTile::MM_128
+    };
+    pub const COOP_64: ConvTile = ConvTile {
+        kind: TileKind::CoopMm,
+        ..ConvTile::MM_64
+    };
+
+    /// The large tile of this one's size on cooperative matrices.
+    pub(super) fn cooperative(self) -> ConvTile {
+        ConvTile {
+            kind: TileKind::CoopMm,
+            ..self
+        }
+    }
+
+    /// Whether this is a large tile, in f32 or on cooperative matrices.
+    pub(super) fn is_large(&self) -> bool {
+        matches!(self.kind, TileKind::Mm | TileKind::CoopMm)
+    }
 
     /// The default on `gpu` for a tile whose rows are channels of a group with `rows` channels
     /// and whose columns tile `pixels` pixels: as many rows as there are, up to 8 (a depthwise
@@ -167,10 +187,8 @@ impl ConvTile {
     /// single workgroup covers them all (then the only block).
     pub fn writes_stats_blocks(&self, pixels: usize) -> bool {
         let covers = self.wg * self.pixels();
-        let staged = matches!(self.kind, TileKind::Block | TileKind::Mm);
-        staged
-            || (self.kind != TileKind::Cooperative && covers == STATS_BLOCK)
-            || (self.kind != TileKind::Cooperative && covers < STATS_BLOCK && pixels <= covers)
+        let staged = matches!(self.kind, TileKind::Block | TileKind::Mm | TileKind::CoopMm);
+        staged || covers == STATS_BLOCK || (covers < STATS_BLOCK && pixels <= covers)
     }
 
     /// Output pixels per invocation of a register or texture tile.
@@ -212,15 +230,15 @@ impl ConvTile {
     }
 
     /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] a block tile,
-    /// [ocb, wg, 2, px] through a texture, [ocb, wg, 3] on cooperative matrices, [ocb, wg, 4]
-    /// a large tile of conv2d_fwd_mm.
+    /// [ocb, wg, 2, px] through a texture, [ocb, wg, 4] a large tile, [ocb, wg, 5] a large tile
+    /// on cooperative matrices (3 was the old cooperative block tile: no longer read).
     pub(super) fn record(&self) -> Vec<usize> {
         match self.kind {
             TileKind::Register => vec![self.ocb, self.wg],
             TileKind::Block => vec![self.ocb, self.wg, 1],
             TileKind::Texture { px } => vec![self.ocb, self.wg, 2, px],
-            TileKind::Cooperative => vec![self.ocb, self.wg, 3],
             TileKind::Mm => vec![self.ocb, self.wg, 4],
+            TileKind::CoopMm => vec![self.ocb, self.wg, 5],
         }
     }
 
@@ -229,8 +247,8 @@ impl ConvTile {
             [ocb, wg] => (ocb, wg, TileKind::Register),
             [ocb, wg, 1] => (ocb, wg, TileKind::Block),
             [ocb, wg, 2, px] => (ocb, wg, TileKind::Texture { px }),
-            [ocb, wg, 3] => (ocb, wg, TileKind::Cooperative),
             [ocb, wg, 4] => (ocb, wg, TileKind::Mm),
+            [ocb, wg, 5] => (ocb, wg, TileKind::CoopMm),
             _ => return None,
         };
         Some(ConvTile { ocb, wg, kind })
@@ -253,14 +271,8 @@ impl ConvTile {
                 }
                 return Ok(());
             }
-            TileKind::Cooperative => {
-                if *self != ConvTile::COOPERATIVE {
-                    return Err(self.refuse("the cooperative-matrix tile is 64 channels x 64 pixels, 128 invocations"));
-                }
-                return Ok(());
-            }
-            TileKind::Mm => {
-                if *self != ConvTile::MM_128 && *self != ConvTile::MM_64 {
+            TileKind::Mm | TileKind::CoopMm => {
+                if self.ocb != 128 && self.ocb != 64 || self.wg != 256 {
                     return Err(self.refuse("the large tiles are 128 or 64 channels x 128 pixels, 256 invocations"));
                 }
                 return Ok(());
@@ -279,7 +291,7 @@ impl ConvTile {
     /// `check` for the register and texture backward kernels (the launchers route block tiles
     /// to the block kernels before they get here).
     pub(super) fn check_backward(&self) -> Result<()> {
-        if matches!(self.kind, TileKind::Block | TileKind::Cooperative | TileKind::Mm) {
+        if matches!(self.kind, TileKind::Block | TileKind::Mm | TileKind::CoopMm) {
             return Err(self.refuse("this backward kernel takes register or texture tiles, not a forward's block tile"));
         }
         self.check()

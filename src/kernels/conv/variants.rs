@@ -8,6 +8,7 @@
 use std::fmt;
 
 use super::constants::{tap_window, taps_outer, STATS_BLOCK, WG};
+use super::cooperative::{cooperative_tiles, lead_when_emulated};
 pub use super::device::ConvDevice;
 use super::mm::{mm_phases_fit, mm_tiles, mm_weight_tiles, offer_mm_tiles, GPU_UNITS};
 use super::phases::{stride_phases, transposed_geometry, transposes_to_forward, Phase};
@@ -56,8 +57,9 @@ pub enum Forward {
     PointwiseGemm,
     /// conv2d_fwd_tex (texture tiles), conv2d_fwd_block (the block tile first, then register
     /// tiles) or conv2d_fwd (register tiles), conv2d_fwd_mm's large tiles among the candidates
-    /// of the block tile for wide groups (first where their grid fills the GPU), and
-    /// conv2d_fwd_coop among the candidates where the device has cooperative matrices.
+    /// of the block tile for wide groups (first where their grid fills the GPU), their
+    /// cooperative-matrix variant before them on f16 activations where the device has
+    /// cooperative matrices (`cooperative`).
     Tiled { kernel: &'static str, tiles: Tiled },
 }
 
@@ -172,13 +174,9 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
             candidates.push(t);
         }
     }
-    // the large tiles beside the block tile: first where their grid fills the GPU
-    let mm = block && !texture && offer_mm_tiles(dev, g, &mut candidates, &mut why);
-    // f16 inference on cooperative matrices where the device has them, after the default: the
-    // tuner takes it where it is faster
-    if cooperative_takes(dev, g, storage, stats) {
-        candidates.insert(1, ConvTile::COOPERATIVE);
-    }
+    // the large tiles beside the block tile (on cooperative matrices first, for f16
+    // activations): first where their grid fills the GPU
+    let mm = block && !texture && offer_mm_tiles(dev, g, storage, &mut candidates, &mut why);
     let mut tuner = match storage {
         DType::F16 => f16_variant(shader)?.name.to_string(),
         _ => shader.name.to_string(),
@@ -186,14 +184,15 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
     if mm {
         tuner += " or conv2d_fwd_mm";
     }
-    if candidates.contains(&ConvTile::COOPERATIVE) {
-        tuner += " or conv2d_fwd_coop";
+    if candidates.iter().any(|t| t.kind == TileKind::CoopMm) {
+        tuner += " or conv2d_fwd_mm_coop";
     }
     if stats {
         tuner += " with statistics";
     }
+    lead_when_emulated(dev, &mut candidates);
     let kernel = match candidates[0].kind {
-        TileKind::Mm => CONV2D_FWD_MM.name,
+        TileKind::Mm | TileKind::CoopMm => CONV2D_FWD_MM.name,
         _ => shader.name,
     };
     let tiles = Tiled { tuner, candidates };
@@ -212,8 +211,9 @@ fn texture_refusal(dev: ConvDevice<'_>, g: &Conv2dGeom) -> String {
     }
 }
 
-/// The input gradient of `g` (dx from dy and w, f32).
-pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradient> {
+/// The input gradient of `g` (dx from dy and w, f32; `operands` F16 where they hold f16 values,
+/// as mixed precision's do: the cooperative-matrix tiles may then stage them as f16).
+pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> Choice<InputGradient> {
     let a = &g.args;
     let (cin_g, cout_g) = (g.cin / a.groups, g.cout / a.groups);
     if transposes_to_forward(g) && depthwise_vec4_fits(&transposed_geometry(g)) {
@@ -237,13 +237,17 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradie
         true => mm_tiles(dev, &transposed_geometry(g)),
         false => (Vec::new(), false),
     };
+    let coop = cooperative_tiles(dev, &mm, operands);
     let offer_mm = |candidates: &mut Vec<ConvTile>, why: &mut String, tuner: &mut String| {
         if mm.is_empty() {
             return;
         }
         let at = usize::from(!mm_first);
-        candidates.splice(at..at, mm.iter().copied());
+        candidates.splice(at..at, coop.iter().chain(&mm).copied());
         *tuner += " or conv2d_bwd_data_mm";
+        if !coop.is_empty() {
+            *tuner += " or conv2d_bwd_data_mm_coop";
+        }
         match mm_first {
             true => {
                 *why = format!("gpu family, {cin_g} input channels per group: large tiles, every stride phase in one dispatch, filling {GPU_UNITS} compute units twice")
@@ -259,6 +263,7 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradie
         // strided on the gpu family: the block forward per phase (the block tile) beside them
         let (mut candidates, mut tuner) = (vec![ConvTile::BLOCK], "conv2d_fwd_block per phase".to_string());
         offer_mm(&mut candidates, &mut why, &mut tuner);
+        lead_when_emulated(dev, &mut candidates);
         return Choice::new(InputGradient::Tiled(Tiled { tuner, candidates }), why);
     }
     let block = ConvTile::block_first(dev, cin_g) && transposes_to_forward(g);
@@ -286,6 +291,7 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<InputGradie
         candidates.insert(0, ConvTile::BLOCK);
         let mut why = format!("gpu family, stride 1, {cin_g} input channels per group: the block forward of dy");
         offer_mm(&mut candidates, &mut why, &mut tuner);
+        lead_when_emulated(dev, &mut candidates);
         why
     } else {
         "register tiles per stride phase".to_string()
@@ -323,8 +329,9 @@ pub(super) fn forward_phases(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Option<(Vec
     Some((phases, why))
 }
 
-/// The weight gradient of `g` (dw from dy and x, f32).
-pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<WeightGradient> {
+/// The weight gradient of `g` (dw from dy and x, f32; `operands` F16 where they hold f16 values,
+/// as mixed precision's do: the cooperative-matrix tiles may then stage them as f16).
+pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> Choice<WeightGradient> {
     if depthwise_vec4_fits(g) {
         return Choice::new(
             WeightGradient::DepthwiseVec4,
@@ -392,8 +399,12 @@ pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<WeightGrad
     };
     if !mm.is_empty() {
         let at = usize::from(!first);
-        candidates.splice(at..at, mm.iter().copied());
+        let coop = cooperative_tiles(dev, &mm, operands);
+        candidates.splice(at..at, coop.iter().chain(&mm).copied());
         tuner += " or conv2d_bwd_weight_mm";
+        if !coop.is_empty() {
+            tuner += " or conv2d_bwd_weight_mm_coop";
+        }
         match first {
             true => {
                 why = format!(
@@ -403,6 +414,7 @@ pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom) -> Choice<WeightGrad
             false => why += "; large tiles for the tuner",
         }
     }
+    lead_when_emulated(dev, &mut candidates);
     let tiles = Tiled { tuner, candidates };
     Choice::new(WeightGradient::Tiled(tiles), why)
 }
@@ -508,19 +520,6 @@ pub(super) fn weight_gradient_lanes(g: &Conv2dGeom) -> usize {
 pub(super) const NARROW_COLUMNS: usize = 32;
 /// Weight columns per invocation of conv2d_bwd_weight (its KC).
 pub(super) const BWD_WEIGHT_COLUMNS: usize = 4;
-/// Whether the f16 forward of `g` may run on cooperative matrices: the device has them for f16
-/// (`GpuInfo::cooperative_f16`), the gpu family is in use, no training statistics are asked
-/// for, and each group has 16+ output channels (one fragment's rows: narrower groups leave
-/// most of every product empty and go to the depthwise or register kernels).
-pub fn cooperative_takes<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom, storage: DType, with_stats: bool) -> bool {
-    let dev = dev.into();
-    dev.info.cooperative_f16
-        && dev.policy.family == KernelFamily::Gpu
-        && storage == DType::F16
-        && !with_stats
-        && g.cout / g.args.groups >= 16
-}
-
 /// Column lanes up to which conv2d_bwd_weight_tex runs them all in one workgroup of whole
 /// SIMD groups (8 lanes on lavapipe): a CPU driver runs a workgroup as a loop over its SIMD
 /// groups, so a power of two only idles lanes (resnet_mini's 16-channel 3x3: 18 lanes in 32;
@@ -545,8 +544,8 @@ pub fn tile_name(t: &ConvTile) -> String {
         TileKind::Register => format!("{} rows x {} lanes", t.ocb, t.wg),
         TileKind::Block => "block 64x64".into(),
         TileKind::Texture { px } => format!("{} rows x {} lanes x {px} pixels", t.ocb, t.wg),
-        TileKind::Cooperative => "cooperative 64x64".into(),
         TileKind::Mm => format!("mm {}x128", t.ocb),
+        TileKind::CoopMm => format!("mm {}x128 on cooperative matrices", t.ocb),
     }
 }
 
@@ -575,7 +574,7 @@ impl fmt::Display for InputGradient {
             InputGradient::Narrow => write!(f, "conv2d_bwd_data_narrow"),
             InputGradient::Tiled(t) => match t.candidates[0].kind {
                 TileKind::Block => write!(f, "conv2d_fwd_block of dy ({t}; tuner: {})", t.tuner),
-                TileKind::Mm => write!(
+                TileKind::Mm | TileKind::CoopMm => write!(
                     f,
                     "conv2d_bwd_data_mm, every stride phase in one dispatch ({t}; tuner: {})",
                     t.tuner
@@ -599,7 +598,7 @@ impl fmt::Display for WeightGradient {
             WeightGradient::Texture { tiles, .. } => write!(f, "conv2d_bwd_weight_tex ({tiles})"),
             WeightGradient::Tiled(t) => match t.candidates[0].kind {
                 TileKind::Block => write!(f, "conv2d_bwd_weight_block or conv2d_bwd_weight ({t})"),
-                TileKind::Mm => write!(f, "conv2d_bwd_weight_mm or conv2d_bwd_weight ({t})"),
+                TileKind::Mm | TileKind::CoopMm => write!(f, "conv2d_bwd_weight_mm or conv2d_bwd_weight ({t})"),
                 _ => write!(f, "conv2d_bwd_weight ({t})"),
             },
         }

@@ -20,6 +20,7 @@ fn info(device_type: wgpu::DeviceType, simd: u32) -> GpuInfo {
         simd_min_width: simd,
         cooperative_matrix: Vec::new(),
         cooperative_f16: false,
+        cooperative_emulated: false,
     }
 }
 
@@ -89,7 +90,10 @@ fn lavapipe_runs_the_texture_kernels_where_operands_fit() {
             Forward::DepthwiseVec4
         );
     }
-    assert_eq!(input_gradient(d.dev(), &dw4).kernel, InputGradient::DepthwiseVec4);
+    assert_eq!(
+        input_gradient(d.dev(), &dw4, DType::F32).kernel,
+        InputGradient::DepthwiseVec4
+    );
     // one whose rows are not (14 columns) has no texture layout either: register tiles
     let dw = geom(8, 32, 14, 32, 3, 1, 32);
     let f = forward(d.dev(), &dw, DType::F32, false).unwrap();
@@ -97,22 +101,23 @@ fn lavapipe_runs_the_texture_kernels_where_operands_fit() {
     assert!(f.why.contains("1 input channels per group"), "{}", f.why);
     // input gradients: the texture forward per stride phase (4 for stride 2)
     let down = geom(8, 64, 56, 128, 3, 2, 1);
-    let InputGradient::ForwardPhases { texture: true, phases } = input_gradient(d.dev(), &down).kernel else {
+    let InputGradient::ForwardPhases { texture: true, phases } = input_gradient(d.dev(), &down, DType::F32).kernel
+    else {
         panic!("texture phases")
     };
     assert_eq!(phases.len(), 4);
-    assert_eq!(input_gradient(d.dev(), &dw).kernel, InputGradient::Narrow);
+    assert_eq!(input_gradient(d.dev(), &dw, DType::F32).kernel, InputGradient::Narrow);
     // weight gradients through textures; depthwise through the narrow kernel
     assert!(matches!(
-        weight_gradient(d.dev(), &r3x3).kernel,
+        weight_gradient(d.dev(), &r3x3, DType::F32).kernel,
         WeightGradient::Texture { columns: 2, .. }
     ));
-    assert_eq!(weight_gradient(d.dev(), &dw).kernel, WeightGradient::Narrow);
+    assert_eq!(weight_gradient(d.dev(), &dw, DType::F32).kernel, WeightGradient::Narrow);
     // a 1x1 from 16 channels to 160: the weight gradient of the conv from 160 to 16 (4 texel
     // columns of 16 channels, 40 of 160), transposed
     let expand = geom(8, 16, 28, 160, 1, 1, 1);
     assert!(matches!(
-        weight_gradient(d.dev(), &expand).kernel,
+        weight_gradient(d.dev(), &expand, DType::F32).kernel,
         WeightGradient::Swapped(_)
     ));
 }
@@ -136,7 +141,10 @@ fn a_discrete_gpu_runs_block_depthwise_and_gemm_kernels() {
             Forward::DepthwiseVec4
         );
     }
-    assert_eq!(input_gradient(d.dev(), &dw4).kernel, InputGradient::DepthwiseVec4);
+    assert_eq!(
+        input_gradient(d.dev(), &dw4, DType::F32).kernel,
+        InputGradient::DepthwiseVec4
+    );
     // other depthwise convs (14 columns): the staged kernel for inference; with statistics,
     // register tiles
     let dw = geom(32, 96, 14, 96, 3, 1, 96);
@@ -147,7 +155,10 @@ fn a_discrete_gpu_runs_block_depthwise_and_gemm_kernels() {
     let f = forward(d.dev(), &dw, DType::F32, true).unwrap();
     assert_eq!(tiled_first(&f), ("conv2d_fwd", TileKind::Register));
     assert!(f.why.contains("writes no statistics"), "{}", f.why);
-    assert_eq!(input_gradient(d.dev(), &dw).kernel, InputGradient::Depthwise);
+    assert_eq!(
+        input_gradient(d.dev(), &dw, DType::F32).kernel,
+        InputGradient::Depthwise
+    );
     // a 1x1 from 16 to 8 channels (rows below the block's 32) over 56x56: a GEMM per image;
     // over 28x28 (196 lanes of 4 pixels, 256 in whole workgroups) the implicit GEMM
     let narrow = geom(32, 16, 56, 8, 1, 1, 1);
@@ -160,23 +171,27 @@ fn a_discrete_gpu_runs_block_depthwise_and_gemm_kernels() {
         forward(d.dev(), &narrow, DType::F32, false).unwrap().kernel,
         Forward::PointwiseGemm
     );
-    assert_eq!(input_gradient(d.dev(), &narrow).kernel, InputGradient::PointwiseGemm);
+    assert_eq!(
+        input_gradient(d.dev(), &narrow, DType::F32).kernel,
+        InputGradient::PointwiseGemm
+    );
     // stride 1: the block forward of dy first; stride 2: the block forward per phase
-    let InputGradient::Tiled(t) = input_gradient(d.dev(), &r3x3).kernel else {
+    let InputGradient::Tiled(t) = input_gradient(d.dev(), &r3x3, DType::F32).kernel else {
         panic!("tiled")
     };
     assert_eq!(t.candidates[0], ConvTile::BLOCK);
     let down = geom(32, 64, 56, 128, 3, 2, 1);
-    let InputGradient::ForwardPhases { texture: false, phases } = input_gradient(d.dev(), &down).kernel else {
+    let InputGradient::ForwardPhases { texture: false, phases } = input_gradient(d.dev(), &down, DType::F32).kernel
+    else {
         panic!("block phases")
     };
     assert_eq!(phases.len(), 4);
     // weight gradients: block tiles first where the rows reach 32
-    let WeightGradient::Tiled(t) = weight_gradient(d.dev(), &r3x3).kernel else {
+    let WeightGradient::Tiled(t) = weight_gradient(d.dev(), &r3x3, DType::F32).kernel else {
         panic!("tiled")
     };
     assert_eq!(t.candidates[0], ConvTile::BLOCK);
-    assert_eq!(weight_gradient(d.dev(), &dw).kernel, WeightGradient::Narrow);
+    assert_eq!(weight_gradient(d.dev(), &dw, DType::F32).kernel, WeightGradient::Narrow);
 }
 
 #[test]
@@ -208,7 +223,7 @@ fn large_tiles_lead_where_their_grid_fills_a_gpu() {
     // the input gradient: conv2d_bwd_data_mm where its grid fills the GPU (784 tiles of 64
     // input channels x 128 pixels at 56x56), else after the block tile; strided, the same
     // beside the block forward per stride phase
-    let input = |d: &Dev, g: Conv2dGeom| match input_gradient(d.dev(), &g).kernel {
+    let input = |d: &Dev, g: Conv2dGeom| match input_gradient(d.dev(), &g, DType::F32).kernel {
         InputGradient::Tiled(t) => t,
         other => panic!("not tiled: {other:?}"),
     };
@@ -220,7 +235,7 @@ fn large_tiles_lead_where_their_grid_fills_a_gpu() {
     let t = input(&d, geom(32, 64, 56, 128, 3, 2, 1));
     assert_eq!(t.candidates, [m64, block]);
     assert_eq!(t.tuner, "conv2d_fwd_block per phase or conv2d_bwd_data_mm");
-    let c = input_gradient(d.dev(), &geom(32, 256, 14, 512, 1, 2, 1));
+    let c = input_gradient(d.dev(), &geom(32, 256, 14, 512, 1, 2, 1), DType::F32);
     let InputGradient::Tiled(t) = &c.kernel else {
         panic!("tiled: {:?}", c.kernel)
     };
@@ -228,7 +243,7 @@ fn large_tiles_lead_where_their_grid_fills_a_gpu() {
     assert!(c.why.contains("large tiles for the tuner"), "{}", c.why);
     // strides past 4 x 4: the block forward per phase alone
     assert!(matches!(
-        input_gradient(d.dev(), &geom(32, 64, 60, 64, 1, 5, 1)).kernel,
+        input_gradient(d.dev(), &geom(32, 64, 60, 64, 1, 5, 1), DType::F32).kernel,
         InputGradient::ForwardPhases { texture: false, .. }
     ));
     assert!(input(&Dev::discrete(), geom(32, 64, 56, 64, 3, 1, 1))
@@ -238,7 +253,7 @@ fn large_tiles_lead_where_their_grid_fills_a_gpu() {
     // the weight gradient: split-K fills the GPU wherever the output pixels allow (ResNet-50's
     // 14x14 stage at batch 32: 6,272 pixels in 25 chunks of 256 for 36 blocks of 128 x 128);
     // ResNet-18's 7x7 stage at batch 2 (98 pixels, one chunk, 144 blocks): the block tile first
-    let weight = |d: &Dev, g: Conv2dGeom| match weight_gradient(d.dev(), &g).kernel {
+    let weight = |d: &Dev, g: Conv2dGeom| match weight_gradient(d.dev(), &g, DType::F32).kernel {
         WeightGradient::Tiled(t) => t,
         other => panic!("not tiled: {other:?}"),
     };
@@ -250,7 +265,7 @@ fn large_tiles_lead_where_their_grid_fills_a_gpu() {
     }
     let t = weight(&d, geom(2, 512, 7, 512, 3, 1, 1));
     assert_eq!(t.candidates[..3], [block, ConvTile::MM_128, m64]);
-    let c = weight_gradient(d.dev(), &geom(32, 64, 56, 64, 3, 1, 1));
+    let c = weight_gradient(d.dev(), &geom(32, 64, 56, 64, 3, 1, 1), DType::F32);
     assert!(c.why.contains("large tiles"), "{}", c.why);
     assert!(c.kernel.to_string().starts_with("conv2d_bwd_weight_mm"), "{}", c.kernel);
     assert!(weight(&d, geom(32, 64, 56, 64, 3, 1, 2))
@@ -260,22 +275,56 @@ fn large_tiles_lead_where_their_grid_fills_a_gpu() {
 }
 
 #[test]
-fn cooperative_matrices_join_the_f16_inference_candidates() {
+fn cooperative_matrices_lead_the_large_tiles_on_f16_operands() {
     let mut d = Dev::discrete();
+    d.info.limits.max_compute_workgroup_storage_size = 48 << 10;
     d.info.cooperative_f16 = true;
-    let r3x3 = geom(32, 64, 28, 64, 3, 1, 1);
-    let Forward::Tiled { tiles, .. } = forward(d.dev(), &r3x3, DType::F16, false).unwrap().kernel else {
-        panic!("tiled")
-    };
-    assert_eq!(tiles.candidates[..2], [ConvTile::BLOCK, ConvTile::COOPERATIVE]);
-    assert!(tiles.tuner.ends_with(" or conv2d_fwd_coop"), "{}", tiles.tuner);
-    // not for f32, nor with statistics
-    for (storage, stats) in [(DType::F32, false), (DType::F16, true)] {
-        let Forward::Tiled { tiles, .. } = forward(d.dev(), &r3x3, storage, stats).unwrap().kernel else {
+    // ResNet-50's 3x3 at batch 32: large tiles first; 64 channels: the 64 x 128 tiles only
+    let r3x3 = geom(32, 64, 56, 64, 3, 1, 1);
+    let wide = geom(32, 256, 28, 256, 3, 1, 1);
+    for stats in [false, true] {
+        let Forward::Tiled { tiles, .. } = forward(d.dev(), &r3x3, DType::F16, stats).unwrap().kernel else {
             panic!("tiled")
         };
-        assert!(!tiles.candidates.contains(&ConvTile::COOPERATIVE));
+        assert_eq!(tiles.candidates[..2], [ConvTile::COOP_64, ConvTile::MM_64]);
+        assert!(tiles.tuner.contains(" or conv2d_fwd_mm_coop"), "{}", tiles.tuner);
+        let Forward::Tiled { tiles, .. } = forward(d.dev(), &wide, DType::F16, stats).unwrap().kernel else {
+            panic!("tiled")
+        };
+        let want = [ConvTile::COOP_128, ConvTile::COOP_64, ConvTile::MM_128, ConvTile::MM_64];
+        assert_eq!(tiles.candidates[..4], want);
     }
+    let coop = |t: &[ConvTile]| t.iter().filter(|t| t.kind == TileKind::CoopMm).count();
+    let Forward::Tiled { tiles, .. } = forward(d.dev(), &wide, DType::F32, true).unwrap().kernel else {
+        panic!("tiled")
+    };
+    assert_eq!(coop(&tiles.candidates), 0, "f32 activations on cooperative matrices");
+    // the backward passes on operands that hold f16 values (mixed precision's), not on f32 ones
+    for (operands, want) in [(DType::F16, 2), (DType::F32, 0)] {
+        let InputGradient::Tiled(t) = input_gradient(d.dev(), &wide, operands).kernel else {
+            panic!("tiled input gradient")
+        };
+        assert_eq!(coop(&t.candidates), want, "input gradient on {operands:?}: {t:?}");
+        let WeightGradient::Tiled(t) = weight_gradient(d.dev(), &wide, operands).kernel else {
+            panic!("tiled weight gradient")
+        };
+        assert_eq!(coop(&t.candidates), want, "weight gradient on {operands:?}: {t:?}");
+        if want > 0 {
+            assert_eq!(t.candidates[0], ConvTile::COOP_128);
+            assert!(t.tuner.ends_with(" or conv2d_bwd_weight_mm_coop"), "{}", t.tuner);
+        }
+    }
+    // a device without them, and the emulated ones (tests) alike
+    d.info.cooperative_f16 = false;
+    let Forward::Tiled { tiles, .. } = forward(d.dev(), &wide, DType::F16, true).unwrap().kernel else {
+        panic!("tiled")
+    };
+    assert_eq!(coop(&tiles.candidates), 0);
+    d.info.cooperative_emulated = true;
+    let Forward::Tiled { tiles, .. } = forward(d.dev(), &wide, DType::F16, true).unwrap().kernel else {
+        panic!("tiled")
+    };
+    assert_eq!(tiles.candidates[0], ConvTile::COOP_128);
 }
 
 #[test]
