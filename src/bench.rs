@@ -454,7 +454,8 @@ impl ConvBench {
 }
 
 impl ConvBench {
-    /// Every tuner candidate of each pass (forward, fwd_stats, bwd_data, bwd_weight) on this
+    /// Every tuner candidate of each pass (forward, fwd_stats, bwd_data, bwd_weight; with f16,
+    /// also their mixed-precision forms forward_f16 .. bwd_weight_f16) on this
     /// shape, as the variant table lists them (the default first); a pass whose kernel has no
     /// tiles (a GEMM per image, the depthwise and narrow kernels, the input gradient's stride
     /// phases) is its one kernel, as the launcher runs it.
@@ -480,49 +481,72 @@ impl ConvBench {
                 });
             }
         };
-        for (pass, stats) in [("forward", None), ("fwd_stats", Some(partials))] {
-            let fb = ForwardBuffers {
-                stats,
-                ..ForwardBuffers::new(x, w, y)
+        // f32 first; with --f16, the passes mixed precision runs too: the forward on f16
+        // activations and the gradients on operands it holds to f16 values (the cooperative
+        // matrices' tiles among the candidates where the device has them)
+        let mut precisions = vec![("", DType::F32, x, y)];
+        if self.forward_f16.is_some() {
+            precisions.push(("_f16", DType::F16, b(6), b(7)));
+        }
+        for (suffix, storage, x, y) in precisions {
+            let name = |pass: &str| -> &'static str {
+                match (pass, suffix) {
+                    ("forward", "") => "forward",
+                    ("fwd_stats", "") => "fwd_stats",
+                    ("bwd_data", "") => "bwd_data",
+                    ("bwd_weight", "") => "bwd_weight",
+                    ("forward", _) => "forward_f16",
+                    ("fwd_stats", _) => "fwd_stats_f16",
+                    ("bwd_data", _) => "bwd_data_f16",
+                    _ => "bwd_weight_f16",
+                }
             };
-            let choice = variants::forward(dev, g, DType::F32, stats.is_some())?;
+            for (pass, stats) in [("forward", None), ("fwd_stats", Some(partials))] {
+                let fb = ForwardBuffers {
+                    stats,
+                    ..ForwardBuffers::new(x, w, y)
+                };
+                let choice = variants::forward(dev, g, storage, stats.is_some())?;
+                let tiles = match &choice.kernel {
+                    Forward::Tiled { tiles, .. } => tiles.candidates.iter().copied().map(Some).collect(),
+                    _ => vec![None],
+                };
+                push(name(pass), choice.kernel.to_string(), tiles, &|t| match t {
+                    Some(t) => kernels::conv::forward_tiled(gpu, g, t, Default::default(), storage, &fb),
+                    None => kernels::conv::forward(gpu, g, Default::default(), storage, &fb),
+                });
+            }
+            // the gradients read the f32 tensors either way (mixed precision's are f32 copies)
+            let (x, y) = (b(0), b(2));
+            let choice = variants::input_gradient(dev, g, storage);
             let tiles = match &choice.kernel {
-                Forward::Tiled { tiles, .. } => tiles.candidates.iter().copied().map(Some).collect(),
+                InputGradient::Tiled(t) => t.candidates.iter().copied().map(Some).collect(),
                 _ => vec![None],
             };
-            push(pass, choice.kernel.to_string(), tiles, &|t| match t {
-                Some(t) => kernels::conv::forward_tiled(gpu, g, t, Default::default(), DType::F32, &fb),
-                None => kernels::conv::forward(gpu, g, Default::default(), DType::F32, &fb),
+            push(name("bwd_data"), choice.kernel.to_string(), tiles, &|t| match t {
+                Some(t) => kernels::conv::backward_data_tiled(gpu, g, t, y, w, dx),
+                None => kernels::conv::backward_data(gpu, g, y, w, dx, storage, None),
             });
+            let choice = variants::weight_gradient(dev, g, storage);
+            let (tiles, columns) = match &choice.kernel {
+                WeightGradient::Tiled(t) => (t.candidates.iter().copied().map(Some).collect(), None),
+                WeightGradient::Texture { tiles, columns } => {
+                    (tiles.candidates.iter().copied().map(Some).collect(), Some(*columns))
+                }
+                _ => (vec![None], None),
+            };
+            let bufs = kernels::conv::WeightGradientBuffers { dy: y, x, dw };
+            push(
+                name("bwd_weight"),
+                choice.kernel.to_string(),
+                tiles,
+                &|t| match (t, columns) {
+                    (Some(t), Some(c)) => kernels::conv::texture::backward_weight(gpu, g, t, c, None, &bufs, None),
+                    (Some(t), None) => kernels::conv::backward_weight_tiled(gpu, g, t, None, &bufs),
+                    (None, _) => kernels::conv::backward_weight(gpu, g, &bufs, storage, None),
+                },
+            );
         }
-        let choice = variants::input_gradient(dev, g, DType::F32);
-        let tiles = match &choice.kernel {
-            InputGradient::Tiled(t) => t.candidates.iter().copied().map(Some).collect(),
-            _ => vec![None],
-        };
-        push("bwd_data", choice.kernel.to_string(), tiles, &|t| match t {
-            Some(t) => kernels::conv::backward_data_tiled(gpu, g, t, y, w, dx),
-            None => kernels::conv::backward_data(gpu, g, y, w, dx, DType::F32, None),
-        });
-        let choice = variants::weight_gradient(dev, g, DType::F32);
-        let (tiles, columns) = match &choice.kernel {
-            WeightGradient::Tiled(t) => (t.candidates.iter().copied().map(Some).collect(), None),
-            WeightGradient::Texture { tiles, columns } => {
-                (tiles.candidates.iter().copied().map(Some).collect(), Some(*columns))
-            }
-            _ => (vec![None], None),
-        };
-        let bufs = kernels::conv::WeightGradientBuffers { dy: y, x, dw };
-        push(
-            "bwd_weight",
-            choice.kernel.to_string(),
-            tiles,
-            &|t| match (t, columns) {
-                (Some(t), Some(c)) => kernels::conv::texture::backward_weight(gpu, g, t, c, None, &bufs, None),
-                (Some(t), None) => kernels::conv::backward_weight_tiled(gpu, g, t, None, &bufs),
-                (None, _) => kernels::conv::backward_weight(gpu, g, &bufs, DType::F32, None),
-            },
-        );
         Ok(out)
     }
 }

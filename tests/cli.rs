@@ -405,11 +405,13 @@ fn count_in(s: &str, what: &str) -> usize {
 /// `convoy bench conv --candidates --json`: every tuner candidate of each pass of a suite shape,
 /// the variant table's default marked once per pass, each timed (or refused, saying why), with
 /// the clock named and both the GPU's and the wall's time; and `bench gemm --json` carries the
-/// copy kernel's bandwidth.
+/// copy kernel's bandwidth. With --f16 (where the adapter has shader-f16), mixed precision's
+/// passes too.
 #[test]
 fn bench_conv_times_every_candidate() {
     use common::json::Json;
-    let o = convoy(&[
+    let f16 = common::gpu().info().has_f16();
+    let mut args = vec![
         "bench",
         "conv",
         "--candidates",
@@ -426,12 +428,20 @@ fn bench_conv_times_every_candidate() {
         "1",
         "--gemm-size",
         "128",
-    ]);
+    ];
+    if f16 {
+        args.push("--f16");
+    }
+    let o = convoy(&args);
     assert!(o.status.success(), "{}", text(&o));
     let doc = Json::parse(String::from_utf8_lossy(&o.stdout).trim());
     assert!(["wall", "timestamps"].contains(&doc.at("clock").str()));
     let rows = doc.at("results").array();
-    for pass in ["forward", "fwd_stats", "bwd_data", "bwd_weight"] {
+    let mut passes = vec!["forward", "fwd_stats", "bwd_data", "bwd_weight"];
+    if f16 {
+        passes.extend(["forward_f16", "fwd_stats_f16", "bwd_data_f16", "bwd_weight_f16"]);
+    }
+    for pass in passes {
         let of: Vec<&Json> = rows.iter().filter(|r| r.at("pass").str() == pass).collect();
         assert!(!of.is_empty(), "no {pass} candidates");
         let defaults = of.iter().filter(|r| r.at("default") == &Json::Bool(true)).count();

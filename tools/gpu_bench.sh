@@ -88,10 +88,11 @@ else
   timeout 30 $convoy bench gemm --iters 1500 --warmup 0 > /dev/null || true
   step convoy_gemm.json $convoy bench gemm --json --iters 20
   step convoy_conv.json $convoy bench conv --json --iters 20
-  # every tuner candidate of every pass, on the GPU's clock (one submission per candidate)
-  for batch in 8 32; do
-    step convoy_conv_candidates_b$batch.json $convoy bench conv --json --candidates --iters 10 --batch $batch
-  done
+  # every tuner candidate of every pass, on the GPU's clock (one submission per candidate); at
+  # batch 32 also mixed precision's passes (*_f16), whose candidates lead with the tensor-core
+  # tiles where the GPU has them
+  step convoy_conv_candidates_b8.json $convoy bench conv --json --candidates --iters 10 --batch 8
+  step convoy_conv_candidates_b32.json $convoy bench conv --json --candidates --f16 --iters 10 --batch 32
   step convoy_models.json $convoy bench models --json --fusion on --iters 20
   : > "$out/convoy_models_large.json"
   for batch in 32 64; do
@@ -101,6 +102,9 @@ else
         --precision both
     done
   done
+  # mixed precision with the tensor cores off: what the cooperative-matrix tiles give
+  CONVOY_COOP_MATRIX=0 step convoy_models_fma.json $convoy bench models --json --fusion on --iters 10 \
+    --model resnet50 --batch 32 --precision mixed
 fi
 
 # PyTorch on the same machine: CUDA (cuDNN) if it has a GPU, else the CPU

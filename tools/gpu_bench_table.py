@@ -107,9 +107,13 @@ def main():
             for r in doc["results"]:
                 torch_models[(r["name"], r.get("batch", 8), mode)] = r["images_per_sec"]
     rows = []
-    for name in ["convoy_models.json", "convoy_models_large.json"]:
+    for name in ["convoy_models.json", "convoy_models_large.json", "convoy_models_fma.json"]:
         for doc in load(os.path.join(out, name)):
-            rows += doc if isinstance(doc, list) else doc.get("results", [doc])
+            got = doc if isinstance(doc, list) else doc.get("results", [doc])
+            if name == "convoy_models_fma.json":
+                # mixed precision with CONVOY_COOP_MATRIX=0: the tensor cores off
+                got = [dict(r, storage=r.get("storage", "mixed") + ", no tensor cores") for r in got]
+            rows += got
     if rows:
         # PyTorch's rows pair with convoy's by model name and batch; the last column is convoy's
         # speed over PyTorch's in plain f32 (TF32 off), the comparison the fp32 issue's target
@@ -126,7 +130,7 @@ def main():
             for m in model_modes:
                 v = torch_models.get(key + (m,))
                 row += f" {v:.1f} |" if v is not None else " - |"
-            ref = torch_models.get(key + ("amp" if storage == "mixed" else "fp32",))
+            ref = torch_models.get(key + ("amp" if storage.startswith("mixed") else "fp32",))
             row += f" {r.get('images_per_sec', 0) / ref:.2f}x |" if ref else " - |"
             print(row)
     failed = os.path.join(out, "failed.txt")
