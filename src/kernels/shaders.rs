@@ -191,9 +191,15 @@ pub fn is_cooperative(shader: &Shader) -> bool {
 /// replaced by the fragments (coop_fragments, on the device's matrix units; or, `emulated`,
 /// coop_fragments_emulated), the tile (conv2d_coop_tile) and the cooperative form, the
 /// activations it stores in f16, the directives first. Its operands are staged as f16: a caller
-/// runs it on values f16 represents (mixed precision's), or accepts their rounding. A checked
-/// module (not `trusted`): its stage indices are not audited as the f32 forms' are. Built once
-/// per kernel and form and kept for the life of the process.
+/// runs it on values f16 represents (mixed precision's), or accepts their rounding. Trusted as
+/// the kernel is: its global reads and writes are the f32 form's, and its workgroup indices are
+/// bounded by construction (lanes below 256, BM 128 or 64, chunks of BK = 16, stage s <= 1):
+/// A's at most s * BM * LDA + (BM - 1) * LDA + 15 < 2 * BM * LDA (rows below BM: a lane's
+/// wrow + 32j, lch + 7, a fragment's 16 from (sub / 4) * BM / 2 + 16 (BM / 32 - 1); K columns
+/// below 16: wk + 8, pixel r, a fragment's 16), B's s * BK * LDB + 15 * LDB + 127 < 4,352
+/// (columns below 128: xcol, lcb * 8 + 7, a fragment's 16 from (sub % 4) * 32 + 16); the result
+/// areas' sub * AREA + 15 * LDC + 15 < 2,560; the statistics' (255 * 2 + 1) * 4 + 3 < 2,560.
+/// Built once per kernel and form and kept for the life of the process.
 pub fn cooperative_variant(shader: &'static Shader, emulated: bool) -> Result<&'static Shader> {
     let Some((plain, coop)) = COOPERATIVE_FORMS
         .iter()
@@ -233,7 +239,7 @@ pub fn cooperative_variant(shader: &'static Shader, emulated: bool) -> Result<&'
             name: Box::leak(format!("{}_{suffix}", shader.name).into_boxed_str()),
             source: Box::leak(format!("{directives}{source}").into_boxed_str()),
             bindings: shader.bindings,
-            trusted: false,
+            trusted: shader.trusted,
         }))
     }))
 }
