@@ -240,3 +240,65 @@ fn gemm_products_match_reference_under_both_families() {
         }
     }
 }
+
+/// Mixed precision's linear layers on cooperative matrices: where the device runs them (here
+/// with emulated fragments on the gpu family), `ops::linear::gemm` takes the three products of a
+/// layer with 64+ rows as 1x1 convs, whose variant table puts them on the tensor-core tiles: the
+/// forward on f16 activations, the gradients on operands that hold f16 values. Against the f64
+/// reference on the same f16 values: the f16 output within its rounding, the f32 gradients
+/// within f32's.
+#[test]
+fn gemm_products_on_cooperative_matrices_match_reference() {
+    use crate::half::{round_f16, HALF_RTOL};
+    use convoy::internals::kernels::gemm::GemmGeom;
+    use convoy::internals::ops::linear::gemm;
+    use convoy::{Gpu, KernelFamily};
+    if !gpu().info().has_f16() {
+        return;
+    }
+    let g = &open_gpu(
+        Gpu::builder()
+            .kernels(KernelFamily::Gpu)
+            .emulate_cooperative_matrix(true),
+    );
+    let mut rng = Rng::new(13);
+    for (m, n, k) in [(70, 130, 96), (130, 64, 80)] {
+        for (trans_a, trans_b) in [(false, true), (false, false), (true, false)] {
+            let a = round_f16(&rng.vec(m * k, -1.0, 1.0));
+            let b = round_f16(&rng.vec(k * n, -1.0, 1.0));
+            let at = |i: usize, j: usize| f64::from(if trans_a { a[j * m + i] } else { a[i * k + j] });
+            let bt = |i: usize, j: usize| f64::from(if trans_b { b[j * k + i] } else { b[i * n + j] });
+            let want: Vec<f64> = (0..m * n)
+                .map(|e| (0..k).map(|l| at(e / n, l) * bt(l, e % n)).sum())
+                .collect();
+            // the forward (A B^T) stores f16 activations; the gradients are f32 on f16 values
+            let storage = if trans_b { DType::F16 } else { DType::F32 };
+            let a_dims = if trans_a { [k, m] } else { [m, k] };
+            let b_dims = if trans_b { [n, k] } else { [k, n] };
+            let at = match storage {
+                DType::F16 => Tensor::from_slice_f16(g, &a, a_dims.to_vec()).unwrap(),
+                _ => Tensor::from_slice(g, &a, a_dims).unwrap(),
+            };
+            let bt = Tensor::from_slice(g, &b, b_dims).unwrap();
+            let c = Tensor::empty_of(g, [m, n], storage).unwrap();
+            let geom = GemmGeom {
+                m,
+                n,
+                k,
+                trans_a,
+                trans_b,
+            };
+            let operands = (storage, DType::F16);
+            let ds = gemm(g, &geom, operands, at.buffer(), bt.buffer(), None, c.buffer()).unwrap();
+            let what = format!("cooperative gemm m{m} n{n} k{k} trans_a {trans_a} trans_b {trans_b}");
+            assert!(
+                ds.iter().any(|d| d.pipeline.shader.name.contains("_coop")),
+                "{what}: {:?}",
+                ds.iter().map(|d| d.pipeline.shader.name).collect::<Vec<_>>()
+            );
+            g.run(&ds);
+            let tol = if storage == DType::F16 { HALF_RTOL } else { RTOL };
+            assert_close(&what, &c.to_vec().unwrap(), &want, tol);
+        }
+    }
+}
