@@ -453,6 +453,12 @@ impl ConvBench {
     }
 }
 
+/// The passes `ConvBench::candidates` times: f32, then mixed precision's.
+const PASSES: [[&str; 4]; 2] = [
+    ["forward", "fwd_stats", "bwd_data", "bwd_weight"],
+    ["forward_f16", "fwd_stats_f16", "bwd_data_f16", "bwd_weight_f16"],
+];
+
 impl ConvBench {
     /// Every tuner candidate of each pass (forward, fwd_stats, bwd_data, bwd_weight; with f16,
     /// also their mixed-precision forms forward_f16 .. bwd_weight_f16) on this
@@ -481,27 +487,14 @@ impl ConvBench {
                 });
             }
         };
-        // f32 first; with --f16, the passes mixed precision runs too: the forward on f16
-        // activations and the gradients on operands it holds to f16 values (the cooperative
-        // matrices' tiles among the candidates where the device has them)
-        let mut precisions = vec![("", DType::F32, x, y)];
+        // with --f16, mixed precision's passes too: the forward on f16 activations, the gradients
+        // on f16 values (the cooperative matrices' tiles first where the device has them)
+        let mut precisions = vec![(PASSES[0], DType::F32, x, y)];
         if self.forward_f16.is_some() {
-            precisions.push(("_f16", DType::F16, b(6), b(7)));
+            precisions.push((PASSES[1], DType::F16, b(6), b(7)));
         }
-        for (suffix, storage, x, y) in precisions {
-            let name = |pass: &str| -> &'static str {
-                match (pass, suffix) {
-                    ("forward", "") => "forward",
-                    ("fwd_stats", "") => "fwd_stats",
-                    ("bwd_data", "") => "bwd_data",
-                    ("bwd_weight", "") => "bwd_weight",
-                    ("forward", _) => "forward_f16",
-                    ("fwd_stats", _) => "fwd_stats_f16",
-                    ("bwd_data", _) => "bwd_data_f16",
-                    _ => "bwd_weight_f16",
-                }
-            };
-            for (pass, stats) in [("forward", None), ("fwd_stats", Some(partials))] {
+        for ([fwd, fwd_stats, bwd_data, bwd_weight], storage, x, y) in precisions {
+            for (pass, stats) in [(fwd, None), (fwd_stats, Some(partials))] {
                 let fb = ForwardBuffers {
                     stats,
                     ..ForwardBuffers::new(x, w, y)
@@ -511,7 +504,7 @@ impl ConvBench {
                     Forward::Tiled { tiles, .. } => tiles.candidates.iter().copied().map(Some).collect(),
                     _ => vec![None],
                 };
-                push(name(pass), choice.kernel.to_string(), tiles, &|t| match t {
+                push(pass, choice.kernel.to_string(), tiles, &|t| match t {
                     Some(t) => kernels::conv::forward_tiled(gpu, g, t, Default::default(), storage, &fb),
                     None => kernels::conv::forward(gpu, g, Default::default(), storage, &fb),
                 });
@@ -523,7 +516,7 @@ impl ConvBench {
                 InputGradient::Tiled(t) => t.candidates.iter().copied().map(Some).collect(),
                 _ => vec![None],
             };
-            push(name("bwd_data"), choice.kernel.to_string(), tiles, &|t| match t {
+            push(bwd_data, choice.kernel.to_string(), tiles, &|t| match t {
                 Some(t) => kernels::conv::backward_data_tiled(gpu, g, t, y, w, dx),
                 None => kernels::conv::backward_data(gpu, g, y, w, dx, storage, None),
             });
@@ -536,16 +529,11 @@ impl ConvBench {
                 _ => (vec![None], None),
             };
             let bufs = kernels::conv::WeightGradientBuffers { dy: y, x, dw };
-            push(
-                name("bwd_weight"),
-                choice.kernel.to_string(),
-                tiles,
-                &|t| match (t, columns) {
-                    (Some(t), Some(c)) => kernels::conv::texture::backward_weight(gpu, g, t, c, None, &bufs, None),
-                    (Some(t), None) => kernels::conv::backward_weight_tiled(gpu, g, t, None, &bufs),
-                    (None, _) => kernels::conv::backward_weight(gpu, g, &bufs, storage, None),
-                },
-            );
+            push(bwd_weight, choice.kernel.to_string(), tiles, &|t| match (t, columns) {
+                (Some(t), Some(c)) => kernels::conv::texture::backward_weight(gpu, g, t, c, None, &bufs, None),
+                (Some(t), None) => kernels::conv::backward_weight_tiled(gpu, g, t, None, &bufs),
+                (None, _) => kernels::conv::backward_weight(gpu, g, &bufs, storage, None),
+            });
         }
         Ok(out)
     }
