@@ -6,7 +6,7 @@
 //! holds to f16 values), where the device has such fragments in 32-wide subgroups
 //! (`GpuInfo::cooperative_f16`), or with emulated fragments for tests
 //! (`GpuInfo::cooperative_emulated`). The variant table offers them before the f32 large tiles
-//! wherever the operands are f16 (`cooperative_tiles`); the tuner times both.
+//! wherever the operands are f16 (`splice_large_tiles`); the tuner times both.
 
 use super::device::ConvDevice;
 use super::tile::{ConvTile, TileKind};
@@ -15,39 +15,43 @@ use crate::error::{Error, Result};
 use crate::kernels::shaders::{cooperative_variant, is_cooperative, variant};
 use crate::shape::DType;
 
-/// The large tiles on cooperative matrices for `tiles` (the f32 large tiles a pass offers) where
-/// its operands are `operands`: one of each size where they are f16 and the device runs the
-/// cooperative kernels, else none.
-pub(super) fn cooperative_tiles(dev: ConvDevice<'_>, tiles: &[ConvTile], operands: DType) -> Vec<ConvTile> {
+/// A pass's f32 large tiles `tiles` into its `candidates` at `at`, with their cooperative-matrix
+/// forms before them where the operands are `operands` f16 and the device runs the cooperative
+/// kernels; with emulated fragments (tests) those go first of all, so that the untuned default
+/// runs them wherever they are offered: the emulation exists to run them. Whether it offered
+/// cooperative tiles.
+pub(super) fn splice_large_tiles(
+    dev: ConvDevice<'_>,
+    candidates: &mut Vec<ConvTile>,
+    at: usize,
+    tiles: &[ConvTile],
+    operands: DType,
+) -> bool {
+    candidates.splice(at..at, tiles.iter().copied());
     if operands != DType::F16 || !dev.info.cooperative_kernels() {
-        return Vec::new();
+        return false;
     }
-    tiles.iter().map(|t| t.cooperative()).collect()
-}
-
-/// With emulated fragments (tests), the cooperative tiles among `candidates` moved first, so that
-/// the untuned default runs them wherever they are offered: the emulation exists to run them.
-pub(super) fn lead_when_emulated(dev: ConvDevice<'_>, candidates: &mut [ConvTile]) {
-    if dev.info.cooperative_emulated {
-        candidates.sort_by_key(|t| t.kind != TileKind::CoopMm);
-    }
+    let first = if dev.info.cooperative_emulated { 0 } else { at };
+    candidates.splice(first..first, tiles.iter().map(|t| t.cooperative()));
+    !tiles.is_empty()
 }
 
 /// The shader that runs large tile `tile` for `kernel` (a large-tile kernel, or a test's copy of
-/// one or of its cooperative variant) storing `storage` activations: the kernel's f32 or f16
-/// variant for an f32 large tile; its cooperative variant for a cooperative one, which takes
-/// f16 activations and a device that runs it (the error names the adapter and what it has).
+/// one or of its cooperative variant) storing `storage` activations (None for the gradients,
+/// which store none): the kernel, or its f16 variant, for an f32 large tile; its cooperative
+/// variant for a cooperative one, which takes f16 activations where it stores them and a device
+/// that runs it (the error names the adapter and what it has).
 pub(super) fn large_tile_kernel(
     gpu: &Gpu,
     kernel: &'static Shader,
     tile: ConvTile,
-    storage: DType,
+    storage: Option<DType>,
 ) -> Result<&'static Shader> {
     match tile.kind {
         TileKind::Mm if is_cooperative(kernel) => {
             Err(tile.refuse(&format!("{} is a cooperative variant", kernel.name)))
         }
-        TileKind::Mm => variant(gpu, kernel, storage),
+        TileKind::Mm => variant(gpu, kernel, storage.unwrap_or(DType::F32)),
         TileKind::CoopMm => {
             let info = gpu.info();
             if !info.cooperative_kernels() {
@@ -64,7 +68,7 @@ pub(super) fn large_tile_kernel(
                     ),
                 ));
             }
-            if storage != DType::F16 {
+            if storage.is_some_and(|s| s != DType::F16) {
                 return Err(tile.refuse("the cooperative-matrix forward takes f16 activations"));
             }
             gpu.require_f16("the cooperative-matrix conv kernels")?;

@@ -9,7 +9,7 @@
 
 use super::buffers::{condense_stats, epilogue_bindings, ForwardBuffers, WeightGradientBuffers};
 use super::constants::{epilogue_constants, forward_grid, geometry_constants, sizes};
-use super::cooperative::{cooperative_tiles, large_tile_kernel};
+use super::cooperative::{large_tile_kernel, splice_large_tiles};
 use super::device::ConvDevice;
 use super::phases::{phase_axis, PhaseAxis};
 use super::split_k::{split_k_chunk, split_k_dispatches, SPLIT_K_SCRATCH_BYTES};
@@ -95,7 +95,7 @@ fn check_mm_tile(gpu: &Gpu, tile: ConvTile, kernel: &str) -> Result<()> {
 }
 
 /// `mm_tiles` of `g` among the forward's `candidates` (the block tile's first), their
-/// cooperative-matrix forms before them for `storage` f16 (`cooperative_tiles`): first where
+/// cooperative-matrix forms before them for `storage` f16 (`splice_large_tiles`): first where
 /// their grid fills the GPU (and `why` says so), else right after the block tile (and `why`
 /// says they are there for the tuner). Whether it offered any.
 pub(super) fn offer_mm_tiles(
@@ -106,9 +106,7 @@ pub(super) fn offer_mm_tiles(
     why: &mut String,
 ) -> bool {
     let (tiles, first) = mm_tiles(dev, g);
-    let at = usize::from(!first);
-    let coop = cooperative_tiles(dev, &tiles, storage);
-    candidates.splice(at..at, coop.iter().chain(&tiles).copied());
+    splice_large_tiles(dev, candidates, usize::from(!first), &tiles, storage);
     match first {
         true => {
             let rows = g.cout / g.args.groups;
@@ -153,7 +151,7 @@ pub fn forward_mm(
         && (g.n * g.oh * g.ow).is_multiple_of(MM_PIXELS);
     constants.push(("FULL_TILES", f64::from(u8::from(full))));
     constants.push(("UNPADDED", f64::from(u8::from(g.args.padding == [0, 0]))));
-    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, storage)?, &constants)?;
+    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, Some(storage))?, &constants)?;
     let grid = forward_grid(g, MM_PIXELS, tile.ocb)?;
     let conv = Dispatch::new(
         gpu,
@@ -235,7 +233,7 @@ pub fn backward_weight_mm(
     let ([col_blocks, channel_blocks], chunk) = mm_weight_split(g, &tile, chunk);
     let mut constants = geometry_constants(g);
     constants.push(("BM", tile.ocb as f64));
-    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, operand_storage(tile))?, &constants)?;
+    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, None)?, &constants)?;
     let grid = [
         u32_of("conv2d weight column blocks", col_blocks)?,
         u32_of("conv2d weight-gradient chunks", (g.n * g.oh * g.ow).div_ceil(chunk))?,
@@ -332,18 +330,9 @@ pub fn backward_data_mm(
         ("DIL_Y", sy.dil as f64),
         ("DIL_X", sx.dil as f64),
     ]);
-    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, operand_storage(tile))?, &constants)?;
+    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, None)?, &constants)?;
     let mut grid = grid_1d(groups_for("conv2d input-gradient phase pixels", pixels, MM_PIXELS)?);
     let blocks = rows.len() * cols.len() * groups * (g.cin / groups).div_ceil(tile.ocb);
     grid[2] = u32_of("conv2d input-gradient phases x channel blocks", blocks)?;
     Dispatch::new(gpu, pipeline, &params, &[dy, w, dx], grid)
-}
-
-/// How a backward large-tile kernel stages its (f32) operands: as they are in f32, as f16 on
-/// cooperative matrices.
-fn operand_storage(tile: ConvTile) -> DType {
-    match tile.kind {
-        TileKind::CoopMm => DType::F16,
-        _ => DType::F32,
-    }
 }

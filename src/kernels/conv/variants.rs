@@ -8,7 +8,7 @@
 use std::fmt;
 
 use super::constants::{tap_window, taps_outer, STATS_BLOCK, WG};
-use super::cooperative::{cooperative_tiles, lead_when_emulated};
+use super::cooperative::splice_large_tiles;
 pub use super::device::ConvDevice;
 use super::mm::{mm_phases_fit, mm_tiles, mm_weight_tiles, offer_mm_tiles, GPU_UNITS};
 use super::phases::{stride_phases, transposed_geometry, transposes_to_forward, Phase};
@@ -190,7 +190,6 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
     if stats {
         tuner += " with statistics";
     }
-    lead_when_emulated(dev, &mut candidates);
     let kernel = match candidates[0].kind {
         TileKind::Mm | TileKind::CoopMm => CONV2D_FWD_MM.name,
         _ => shader.name,
@@ -237,15 +236,12 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> C
         true => mm_tiles(dev, &transposed_geometry(g)),
         false => (Vec::new(), false),
     };
-    let coop = cooperative_tiles(dev, &mm, operands);
     let offer_mm = |candidates: &mut Vec<ConvTile>, why: &mut String, tuner: &mut String| {
         if mm.is_empty() {
             return;
         }
-        let at = usize::from(!mm_first);
-        candidates.splice(at..at, coop.iter().chain(&mm).copied());
         *tuner += " or conv2d_bwd_data_mm";
-        if !coop.is_empty() {
+        if splice_large_tiles(dev, candidates, usize::from(!mm_first), &mm, operands) {
             *tuner += " or conv2d_bwd_data_mm_coop";
         }
         match mm_first {
@@ -263,7 +259,6 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> C
         // strided on the gpu family: the block forward per phase (the block tile) beside them
         let (mut candidates, mut tuner) = (vec![ConvTile::BLOCK], "conv2d_fwd_block per phase".to_string());
         offer_mm(&mut candidates, &mut why, &mut tuner);
-        lead_when_emulated(dev, &mut candidates);
         return Choice::new(InputGradient::Tiled(Tiled { tuner, candidates }), why);
     }
     let block = ConvTile::block_first(dev, cin_g) && transposes_to_forward(g);
@@ -291,7 +286,6 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> C
         candidates.insert(0, ConvTile::BLOCK);
         let mut why = format!("gpu family, stride 1, {cin_g} input channels per group: the block forward of dy");
         offer_mm(&mut candidates, &mut why, &mut tuner);
-        lead_when_emulated(dev, &mut candidates);
         why
     } else {
         "register tiles per stride phase".to_string()
@@ -398,11 +392,8 @@ pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> 
         false => (Vec::new(), false),
     };
     if !mm.is_empty() {
-        let at = usize::from(!first);
-        let coop = cooperative_tiles(dev, &mm, operands);
-        candidates.splice(at..at, coop.iter().chain(&mm).copied());
         tuner += " or conv2d_bwd_weight_mm";
-        if !coop.is_empty() {
+        if splice_large_tiles(dev, &mut candidates, usize::from(!first), &mm, operands) {
             tuner += " or conv2d_bwd_weight_mm_coop";
         }
         match first {
@@ -414,7 +405,6 @@ pub fn weight_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> 
             false => why += "; large tiles for the tuner",
         }
     }
-    lead_when_emulated(dev, &mut candidates);
     let tiles = Tiled { tuner, candidates };
     Choice::new(WeightGradient::Tiled(tiles), why)
 }
