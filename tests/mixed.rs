@@ -90,56 +90,6 @@ fn case(opt: Optimizer, precision: Precision, loss_scale: LossScale) -> convoy::
     case_from(opt, precision, loss_scale, None)
 }
 
-/// The step of `model` (3-channel input `shape`) on `g`, its store and a batch.
-fn model_case(g: &Gpu, model: &dyn Model, shape: [usize; 4], precision: Precision) -> convoy::Result<Case> {
-    let mut net = Net::new(true);
-    let x = net.graph.input("x", shape);
-    let logits = model.forward(&mut net, x)?;
-    let labels = net.graph.labels("labels", shape[0]);
-    let loss = net.graph.cross_entropy(logits, labels, 0.1)?;
-    let mut store = ParamStore::new();
-    net.init_params(g, &mut store, 3)?;
-    let opts = CompileOptions {
-        precision,
-        ..Default::default()
-    };
-    let step = TrainStep::compile_groups(g, net.graph, loss, &[], &mut store, ParamGroups::single(sgd()), opts)?;
-    let mut rng = Rng::new(6);
-    let x = rng.vec(shape.iter().product(), -1.0, 1.0);
-    let y = (0..shape[0]).map(|i| ((i * 3) % 10) as i32).collect();
-    Ok(Case { step, store, x, y })
-}
-
-/// How far the update of step `b` lands from step `a`'s (both from the same weights), relative
-/// to `a`'s norm: over all tensors together, and the farthest tensor (distance, name); the loss
-/// scaler and batch counters aside.
-fn update_distance(a: &mut Case, b: &mut Case) -> (f64, (f64, String)) {
-    let (a0, b0) = (snapshot(&a.store), snapshot(&b.store));
-    a.step.step(&a.x, &a.y).unwrap();
-    b.step.step(&b.x, &b.y).unwrap();
-    let (a1, b1) = (snapshot(&a.store), snapshot(&b.store));
-    let of = |name: &str, snap: &[(String, Vec<f32>)]| snap.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    let (mut total, mut worst) = ((0.0f64, 0.0f64), (0.0f64, String::new()));
-    for ((name, x0), (_, x1)) in a0.iter().zip(&a1) {
-        let (Some(y0), Some(y1)) = (of(name, &b0), of(name, &b1)) else {
-            continue;
-        };
-        let du: Vec<f64> = x1.iter().zip(x0).map(|(p, q)| f64::from(*p) - f64::from(*q)).collect();
-        let dv: Vec<f64> = y1.iter().zip(&y0).map(|(p, q)| f64::from(*p) - f64::from(*q)).collect();
-        let norm = du.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if norm == 0.0 || name == "grad_scaler" || name.contains("num_batches") {
-            continue;
-        }
-        let dist = du.iter().zip(&dv).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
-        total.0 += dist * dist;
-        total.1 += norm * norm;
-        if dist / norm > worst.0 {
-            worst = (dist / norm, name.clone());
-        }
-    }
-    ((total.0 / total.1).sqrt(), worst)
-}
-
 /// `case` from a store that already holds the loss scaler's state `scaler` (a checkpoint's).
 fn case_from(
     opt: Optimizer,
@@ -147,12 +97,28 @@ fn case_from(
     loss_scale: LossScale,
     scaler: Option<&[f32]>,
 ) -> convoy::Result<Case> {
-    let g = gpu();
-    let shape = [8, 1, 28, 28];
-    let m = by_name("resnet_mini", 10, 1)?;
+    let opts = CompileOptions {
+        precision,
+        loss_scale,
+        ..Default::default()
+    };
+    let model = by_name("resnet_mini", 10, 1)?;
+    compile_case(gpu(), model.as_ref(), [8, 1, 28, 28], opt, opts, scaler)
+}
+
+/// The training step of `model` on `g` for inputs of `shape`, with `opt` and `opts`; its store
+/// (holding the loss scaler's state `scaler` where given) and a batch.
+fn compile_case(
+    g: &Gpu,
+    model: &dyn Model,
+    shape: [usize; 4],
+    opt: Optimizer,
+    opts: CompileOptions,
+    scaler: Option<&[f32]>,
+) -> convoy::Result<Case> {
     let mut net = Net::new(true);
     let x = net.graph.input("x", shape);
-    let logits = m.forward(&mut net, x)?;
+    let logits = model.forward(&mut net, x)?;
     let labels = net.graph.labels("labels", shape[0]);
     let loss = net.graph.cross_entropy(logits, labels, 0.1)?;
     let mut store = ParamStore::new();
@@ -160,16 +126,49 @@ fn case_from(
     if let Some(s) = scaler {
         store.insert("grad_scaler", Tensor::from_slice(g, s, [s.len()])?);
     }
-    let opts = CompileOptions {
-        precision,
-        loss_scale,
-        ..Default::default()
-    };
     let step = TrainStep::compile_groups(g, net.graph, loss, &[], &mut store, ParamGroups::single(opt), opts)?;
     let mut rng = Rng::new(5);
     let x = rng.vec(shape.iter().product(), -1.0, 1.0);
     let y = (0..shape[0]).map(|i| ((i * 7) % 10) as i32).collect();
     Ok(Case { step, store, x, y })
+}
+
+/// One step of `a` and of `b` (the same model from the same weights; `b`'s store may add a loss
+/// scaler), and how far `b`'s update lands from `a`'s, relative to `a`'s norm: over all tensors
+/// together, the farthest tensor (distance, name), and how many tensors moved (batch counters
+/// aside).
+fn update_distance(a: &mut Case, b: &mut Case) -> (f64, (f64, String), usize) {
+    let (a0, b0) = (snapshot(&a.store), snapshot(&b.store));
+    a.step.step(&a.x, &a.y).unwrap();
+    b.step.step(&b.x, &b.y).unwrap();
+    let (a1, b1) = (snapshot(&a.store), snapshot(&b.store));
+    let tensors = |s0: Vec<(String, Vec<f32>)>, s1: Vec<(String, Vec<f32>)>| {
+        s0.into_iter().zip(s1).filter(|(t, _)| t.0 != "grad_scaler")
+    };
+    let mut worst = (0.0f64, String::new());
+    let mut compared = 0;
+    // the distance over all tensors together: (squared distance, squared norm)
+    let mut total = (0.0f64, 0.0f64);
+    for (((name, x0), (_, x1)), ((bname, y0), (_, y1))) in tensors(a0, a1).zip(tensors(b0, b1)) {
+        assert_eq!(name, bname);
+        if name.contains("num_batches") {
+            continue;
+        }
+        let du: Vec<f64> = x1.iter().zip(&x0).map(|(p, q)| f64::from(*p) - f64::from(*q)).collect();
+        let dv: Vec<f64> = y1.iter().zip(&y0).map(|(p, q)| f64::from(*p) - f64::from(*q)).collect();
+        let norm = du.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            continue;
+        }
+        let dist = du.iter().zip(&dv).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt() / norm;
+        compared += 1;
+        total.0 += (dist * norm).powi(2);
+        total.1 += norm * norm;
+        if dist > worst.0 {
+            worst = (dist, name);
+        }
+    }
+    ((total.0 / total.1).sqrt(), worst, compared)
 }
 
 fn sgd() -> Optimizer {
@@ -306,38 +305,7 @@ fn mixed_step_updates_as_the_f32_step_within_f16_rounding() {
     let mut f = case(sgd(), Precision::F32, LossScale::default()).unwrap();
     let mut m = case(sgd(), Precision::Mixed, LossScale::default()).unwrap();
     assert!(f.step.loss_scaler().unwrap().is_none());
-    let (f0, m0) = (snapshot(&f.store), snapshot(&m.store));
-    f.step.step(&f.x, &f.y).unwrap();
-    m.step.step(&m.x, &m.y).unwrap();
-    let (f1, m1) = (snapshot(&f.store), snapshot(&m.store));
-    let mut worst = (0.0f64, String::new());
-    let mut compared = 0;
-    // the distance over all tensors together: (squared distance, squared norm)
-    let mut total = (0.0f64, 0.0f64);
-    for (((name, a0), (_, a1)), ((mname, b0), (_, b1))) in f0
-        .iter()
-        .zip(&f1)
-        .zip(m0.iter().zip(&m1).filter(|(x, _)| x.0 != "grad_scaler"))
-    {
-        assert_eq!(name, mname);
-        if name.contains("num_batches") {
-            continue;
-        }
-        let du: Vec<f64> = a1.iter().zip(a0).map(|(x, y)| f64::from(*x) - f64::from(*y)).collect();
-        let dv: Vec<f64> = b1.iter().zip(b0).map(|(x, y)| f64::from(*x) - f64::from(*y)).collect();
-        let norm = du.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if norm == 0.0 {
-            continue;
-        }
-        let dist = du.iter().zip(&dv).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt() / norm;
-        compared += 1;
-        total.0 += (dist * norm).powi(2);
-        total.1 += norm * norm;
-        if dist > worst.0 {
-            worst = (dist, name.clone());
-        }
-    }
-    let all = (total.0 / total.1).sqrt();
+    let (all, worst, compared) = update_distance(&mut f, &mut m);
     println!(
         "mixed against f32: {compared} updates, {all:.2e} over all of them, the farthest {} at {:.2e}",
         worst.1, worst.0
@@ -364,7 +332,7 @@ const MIXED_UPDATE_TENSOR: f64 = 0.2;
 /// accumulate in f32; only the order of the sums differs, which moves a few f16 roundings of
 /// the activations (with the forward on FMA kernels and the backward passes on cooperative
 /// matrices, the updates were bit-identical). Measured (lavapipe, Zen 4): from the f32 update
-/// 1.10e-2 either way (to 3 digits), between the two 1.7e-4; the bounds: 1.25x the FMA kernels'
+/// 7.88e-3 either way (to 3 digits), between the two 9.6e-5; the bounds: 1.25x the FMA kernels'
 /// distance from f32, and a tenth of it between the two.
 #[test]
 fn mixed_step_on_cooperative_matrices_is_as_close_to_f32_as_on_fma_kernels() {
@@ -388,7 +356,13 @@ fn mixed_step_on_cooperative_matrices_is_as_close_to_f32_as_on_fma_kernels() {
         classes: 10,
     };
     let shape = [8, 3, 16, 16];
-    let case = |g: &Gpu, p| model_case(g, &model, shape, p).unwrap();
+    let case = |g: &Gpu, precision| {
+        let opts = CompileOptions {
+            precision,
+            ..Default::default()
+        };
+        compile_case(g, &model, shape, sgd(), opts, None).unwrap()
+    };
     let mut on_coop = case(&coop, Precision::Mixed);
     let names = on_coop.step.plan.kernel_names();
     for kernel in [
@@ -401,9 +375,9 @@ fn mixed_step_on_cooperative_matrices_is_as_close_to_f32_as_on_fma_kernels() {
     }
     let mut on_fma = case(&fma, Precision::Mixed);
     assert!(!on_fma.step.plan.kernel_names().iter().any(|k| k.contains("_coop")));
-    let (coop_f32, worst_coop) = update_distance(&mut case(&fma, Precision::F32), &mut on_coop);
-    let (fma_f32, worst_fma) = update_distance(&mut case(&fma, Precision::F32), &mut on_fma);
-    let (between, worst) = update_distance(&mut case(&fma, Precision::Mixed), &mut case(&coop, Precision::Mixed));
+    let (coop_f32, worst_coop, _) = update_distance(&mut case(&fma, Precision::F32), &mut on_coop);
+    let (fma_f32, worst_fma, _) = update_distance(&mut case(&fma, Precision::F32), &mut on_fma);
+    let (between, worst, _) = update_distance(&mut case(&fma, Precision::Mixed), &mut case(&coop, Precision::Mixed));
     println!(
         "from the f32 update: {coop_f32:.2e} on cooperative matrices (farthest {} {:.2e}), {fma_f32:.2e} on FMA kernels (farthest {} {:.2e}); between them {between:.2e} (farthest {} {:.2e})",
         worst_coop.1, worst_coop.0, worst_fma.1, worst_fma.0, worst.1, worst.0
