@@ -1215,9 +1215,7 @@ fn conv2d_mm_statistics_match_reference() {
 /// kernels, strides and padding.
 #[test]
 fn conv2d_mm_gradients_match_reference() {
-    use convoy::internals::kernels::conv::{self, ConvTile};
-    use convoy::ops::Conv2dGeom;
-    let g = gpu();
+    use convoy::internals::kernels::conv::ConvTile;
     let mut rng = Rng::new(44);
     // (x, cout, kernel, stride, padding, dilation, groups)
     let cases = [
@@ -1237,14 +1235,37 @@ fn conv2d_mm_gradients_match_reference() {
         ([2, 128, 10, 13], 36, [3, 3], [2, 3], [1, 2], [1, 1], 2),
         ([1, 64, 12, 12], 20, [4, 4], [4, 4], [1, 1], [1, 1], 1),
     ];
-    for (xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
+    let tiles = [ConvTile::MM_128, ConvTile::MM_64];
+    large_tile_gradients_match(gpu(), &mut rng, &cases, &tiles, &[13, 32], <[f32]>::to_vec, "_mm");
+}
+
+/// A large-tile gradient case: (x, cout, kernel, stride, padding, dilation, groups).
+pub type GradientCase = ([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2], usize);
+
+/// The large tiles' gradients of `cases` against the f64 reference, in each of `tiles`: the
+/// weight gradient (split-K) with its default split, one chunk and chunks of each of `chunks`
+/// pixels; the input gradient, every stride phase in one dispatch. The operands are drawn from
+/// `rng` and passed through `operands` (as they are; or rounded to f16, as the cooperative tiles
+/// stage them), each pass's kernel named with `kernel` in it.
+pub fn large_tile_gradients_match(
+    g: &convoy::Gpu,
+    rng: &mut Rng,
+    cases: &[GradientCase],
+    tiles: &[convoy::internals::kernels::conv::ConvTile],
+    chunks: &[usize],
+    operands: fn(&[f32]) -> Vec<f32>,
+    kernel: &str,
+) {
+    use convoy::internals::kernels::conv;
+    use convoy::ops::Conv2dGeom;
+    for &(xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
         let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
         let ws = [cout, xs[1] / groups, kh, kw];
         let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
         let ys = geom.out_shape();
-        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
-        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
-        let dy = rng.vec(ys.numel(), -1.0, 1.0);
+        let x = operands(&rng.vec(xs.iter().product(), -1.0, 1.0));
+        let w = operands(&rng.vec(ws.iter().product(), -0.5, 0.5));
+        let dy = operands(&rng.vec(ys.numel(), -1.0, 1.0));
         let (want_dx, want_dw) = reference::conv2d_backward(
             &to_f64(&x),
             xs,
@@ -1262,23 +1283,28 @@ fn conv2d_mm_gradients_match_reference() {
             Tensor::from_slice(g, &dy, ys.clone()).unwrap(),
         );
         let pixels = ys.numel() / cout;
-        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
-            for chunk in [None, Some(pixels), Some(13), Some(32)] {
+        for &tile in tiles {
+            for chunk in [None, Some(pixels)].into_iter().chain(chunks.iter().map(|&c| Some(c))) {
                 let dw = Tensor::empty(g, ws).unwrap(); // NaN: every weight written
                 let bufs = conv::WeightGradientBuffers {
                     dy: dyt.buffer(),
                     x: xt.buffer(),
                     dw: dw.buffer(),
                 };
-                g.run(&conv::backward_weight_tiled(g, &geom, tile, chunk, &bufs).unwrap());
-                let what = format!("mm weight grad x{xs:?} w{ws:?} {args:?} {tile:?} chunk {chunk:?}");
+                let ds = conv::backward_weight_tiled(g, &geom, tile, chunk, &bufs).unwrap();
+                let what = format!("large-tile weight grad x{xs:?} w{ws:?} {args:?} {tile:?} chunk {chunk:?}");
+                let name = ds[0].pipeline.shader.name;
+                assert!(name.contains(kernel), "{what}: {name}");
+                g.run(&ds);
                 assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
             }
             let dx = Tensor::empty(g, xs).unwrap(); // NaN: every input position written
             let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
-            assert_eq!(ds.len(), 1, "one dispatch for every stride phase");
+            let what = format!("large-tile input grad x{xs:?} w{ws:?} {args:?} {tile:?}");
+            assert_eq!(ds.len(), 1, "{what}: one dispatch for every stride phase");
+            let name = ds[0].pipeline.shader.name;
+            assert!(name.contains(kernel), "{what}: {name}");
             g.run(&ds);
-            let what = format!("mm input grad x{xs:?} w{ws:?} {args:?} {tile:?}");
             assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
         }
     }

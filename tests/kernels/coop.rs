@@ -17,7 +17,7 @@
 //! over these sums) or a misplaced fragment.
 
 use crate::common::{assert_close, gpu, open_gpu, reference, to_f64, RTOL};
-use crate::conv::{block_stats, forward_buffers};
+use crate::conv::{block_stats, forward_buffers, large_tile_gradients_match};
 use crate::half::{round_f16, HALF_RTOL};
 use convoy::graph::{Act, Epilogue};
 use convoy::internals::device::KernelFamily;
@@ -207,59 +207,5 @@ fn cooperative_gradients_match_reference() {
         ([2, 70, 9, 10], 40, [1, 1], [2, 2], [0, 0], [1, 1], 1),
         ([2, 128, 10, 13], 36, [3, 3], [2, 3], [1, 2], [1, 1], 2),
     ];
-    for (xs, cout, [kh, kw], stride, padding, dilation, groups) in cases {
-        let args = Conv2dArgs::new(1, 0, 1, groups).hw(stride, padding, dilation);
-        let ws = [cout, xs[1] / groups, kh, kw];
-        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
-        let ys = geom.out_shape();
-        let x = round_f16(&rng.vec(xs.iter().product(), -1.0, 1.0));
-        let w = round_f16(&rng.vec(ws.iter().product(), -0.5, 0.5));
-        let dy = round_f16(&rng.vec(ys.numel(), -1.0, 1.0));
-        let (want_dx, want_dw) = reference::conv2d_backward(
-            &to_f64(&x),
-            xs,
-            &to_f64(&w),
-            ws,
-            &to_f64(&dy),
-            stride,
-            padding,
-            dilation,
-            groups,
-        );
-        let (xt, wt, dyt) = (
-            Tensor::from_slice(g, &x, xs).unwrap(),
-            Tensor::from_slice(g, &w, ws).unwrap(),
-            Tensor::from_slice(g, &dy, ys.clone()).unwrap(),
-        );
-        let pixels = ys.numel() / cout;
-        for tile in TILES {
-            for chunk in [None, Some(pixels), Some(13)] {
-                let dw = Tensor::empty(g, ws).unwrap(); // NaN: every weight written
-                let bufs = conv::WeightGradientBuffers {
-                    dy: dyt.buffer(),
-                    x: xt.buffer(),
-                    dw: dw.buffer(),
-                };
-                let ds = conv::backward_weight_tiled(g, &geom, tile, chunk, &bufs).unwrap();
-                assert!(
-                    ds[0].pipeline.shader.name.contains("_coop"),
-                    "{}",
-                    ds[0].pipeline.shader.name
-                );
-                g.run(&ds);
-                let what = format!("cooperative weight grad x{xs:?} w{ws:?} {args:?} {tile:?} chunk {chunk:?}");
-                assert_close(&what, &dw.to_vec().unwrap(), &want_dw, RTOL);
-            }
-            let dx = Tensor::empty(g, xs).unwrap(); // NaN: every input position written
-            let ds = conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap();
-            assert!(
-                ds[0].pipeline.shader.name.contains("_coop"),
-                "{}",
-                ds[0].pipeline.shader.name
-            );
-            g.run(&ds);
-            let what = format!("cooperative input grad x{xs:?} w{ws:?} {args:?} {tile:?}");
-            assert_close(&what, &dx.to_vec().unwrap(), &want_dx, RTOL);
-        }
-    }
+    large_tile_gradients_match(g, &mut rng, &cases, &TILES, &[13], round_f16, "_coop");
 }
