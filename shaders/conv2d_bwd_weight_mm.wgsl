@@ -19,9 +19,9 @@
 // that pixel. 16 consecutive lanes take 16 consecutive pixels: 64 contiguous bytes of dy, and of
 // x for a stride-1 row. Each lane decodes its 8 columns (channel plane, tap offsets) once, before
 // the loop, and steps its pixel's (image, row, column) counters by 16 per chunk with no division.
-// The stages, the multiply-adds and the loop over the chunks (`wgrad_k_loop`) are the compute
-// form's: conv2d_bwd_weight_mm_core (f32, the prelude before this file) or, in the
-// cooperative-matrix variant, conv2d_bwd_weight_mm_coop.
+// The stages and the multiply-adds of each chunk (`tile_step`) are the compute form's:
+// conv2d_bwd_weight_mm_core (f32, the prelude before this file) or, in the cooperative-matrix
+// variant, conv2d_bwd_weight_mm_coop on conv2d_coop_tile.
 
 override BM: u32 = 128u;            // output channels per workgroup: 128 or 64
 const BN: u32 = 128u;               // weight columns per workgroup
@@ -165,6 +165,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         store_row(c7l, m0 + 35u, at4 + 3u * kdim, nl);
         store_row(c7r, m0 + 35u, at4 + 3u * kdim + 16u, nr);
     }
+}
+
+// The loop over `chunks` chunks of BK output pixels, the results in the accumulators of
+// conv2d_mm_acc: the next chunk loaded into registers (the loader's pixel row r of each chunk)
+// while the compute form (`tile_begin`, `tile_step`, `tile_end`) multiplies the current one out
+// of its stage, stored into the other stage before the one barrier per chunk. Called by the
+// whole workgroup with a uniform count.
+fn wgrad_k_loop(chunks: u32, r: u32, lid: u32) {
+    tile_begin(lid);
+    load_chunk();
+    store_stage(0u, r);
+    workgroupBarrier();
+    for (var c = 0u; c < chunks; c++) {
+        let s = c & 1u;
+        let more = c + 1u < chunks;
+        if (more) {
+            step_pixel();
+            load_chunk();
+        }
+        tile_step(s);
+        if (more) {
+            store_stage(1u - s, r);
+        }
+        workgroupBarrier();
+    }
+    tile_end();
 }
 
 // The lane's pixel BK further: columns first, a carry into the rows, rows into images.

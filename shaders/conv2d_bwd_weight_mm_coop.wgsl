@@ -1,31 +1,8 @@
 // The cooperative-matrix compute form of the large-tile weight gradient (conv2d_bwd_weight_mm):
 // in its cooperative variant it stands where conv2d_bwd_weight_mm_core (the f32 form) stands,
-// after conv2d_coop_tile; the loaders are the kernel's, unchanged. A = dy (BM channels by the
+// after conv2d_coop_tile; the loaders and the loop are the kernel's, unchanged. A = dy (BM channels by the
 // chunk's 16 output pixels), B = im2col(x)^T (16 pixels by 128 weight columns): each chunk's
 // registers go into the tile's stages as f16, the loader's pixel r as K row r.
-
-// The loop over `chunks` chunks of BK output pixels, the accumulators from zero; the results in
-// conv2d_mm_acc's accumulators. Called by the whole workgroup with a uniform count.
-fn wgrad_k_loop(chunks: u32, r: u32, lid: u32) {
-    coop_begin(lid);
-    load_chunk();
-    store_stage(0u, r);
-    workgroupBarrier();
-    for (var c = 0u; c < chunks; c++) {
-        let s = c & 1u;
-        let more = c + 1u < chunks;
-        if (more) {
-            step_pixel();
-            load_chunk();
-        }
-        coop_step(s);
-        if (more) {
-            store_stage(1u - s, r);
-        }
-        workgroupBarrier();
-    }
-    coop_handoff();
-}
 
 // This lane's share of the chunk in registers into stage `s` at K row (pixel) r: dy at channels
 // lch .. lch + 7 (lch .. lch + 3 for BM = 64), x under columns lcb * 8 .. + 7.

@@ -1,6 +1,6 @@
 // The f32 compute form of the gpu family's large-tile weight gradient (conv2d_bwd_weight_mm, the
 // kernel after this prelude; WGSL has no include): the stages, the multiply-adds into the
-// accumulators of conv2d_mm_acc and the loop over the chunks of output pixels, `wgrad_k_loop`.
+// accumulators of conv2d_mm_acc, run by the kernel's loop over the chunks of output pixels.
 // The cooperative-matrix variant puts conv2d_bwd_weight_mm_coop in its place. The kernel
 // defines the loaders (`load_chunk`, `step_pixel`, the registers ra, rb, xa, xc and the lane's
 // places lcb, lch) and the compute role (a_grp, a_quad, b_grp, b_quad).
@@ -17,43 +17,30 @@ var<workgroup> da: array<array<array<array<vec4f, 8>, 16>, 2>, A_GROUPS>;
 // im2col: [column group of 32][stage][pixel][column quad ^ (pixel % 8)]
 var<workgroup> xb: array<array<array<array<vec4f, 8>, 16>, 2>, 4>;
 
-// The loop over `chunks` chunks of BK output pixels, double-buffered with the next chunk in
-// registers; the loader's pixel row of each chunk is r. Called by the whole workgroup with a
-// uniform count.
-fn wgrad_k_loop(chunks: u32, r: u32, lid: u32) {
-    load_chunk();
-    store_stage(0u, r);
-    workgroupBarrier();
-    for (var c = 0u; c < chunks; c++) {
-        let s = c & 1u;
-        let more = c + 1u < chunks;
-        if (more) {
-            step_pixel();
-            load_chunk();
-        }
-        mac(s, 0u);
-        mac(s, 1u);
-        mac(s, 2u);
-        mac(s, 3u);
-        mac(s, 4u);
-        mac(s, 5u);
-        mac(s, 6u);
-        mac(s, 7u);
-        mac(s, 8u);
-        mac(s, 9u);
-        mac(s, 10u);
-        mac(s, 11u);
-        mac(s, 12u);
-        mac(s, 13u);
-        mac(s, 14u);
-        mac(s, 15u);
-        if (more) {
-            store_stage(1u - s, r);
-        }
-        workgroupBarrier();
-    }
+// The compute form's part of the kernel's loop over the chunks: nothing to set up or hand off
+// (the accumulators start at zero), and a chunk of stage s as its 16 pixels, written out.
+fn tile_begin(lid: u32) {}
 
+fn tile_step(s: u32) {
+    mac(s, 0u);
+    mac(s, 1u);
+    mac(s, 2u);
+    mac(s, 3u);
+    mac(s, 4u);
+    mac(s, 5u);
+    mac(s, 6u);
+    mac(s, 7u);
+    mac(s, 8u);
+    mac(s, 9u);
+    mac(s, 10u);
+    mac(s, 11u);
+    mac(s, 12u);
+    mac(s, 13u);
+    mac(s, 14u);
+    mac(s, 15u);
 }
+
+fn tile_end() {}
 
 // One pixel of the chunk, row j of stage s: the lane's dy quads (lo, and hi 32 channels on)
 // times its im2col quads (l, and r 16 columns on), into the accumulators.

@@ -6,7 +6,8 @@
 // emulated form). The kernel's compute form (conv2d_mm_coop, conv2d_bwd_weight_mm_coop) stages
 // each chunk of BK = 16 K rows as f16 into `sa` ([row][k], rows LDA apart) and `sb` ([k][column],
 // rows LDB apart), two stages of each (double-buffered, one barrier per chunk), calls
-// `coop_step` per chunk and `coop_handoff` after the last.
+// `tile_step` per chunk and `tile_end` after the last (`tile_begin` first): the steps the
+// kernels' K loops run, as they run the f32 forms'.
 //
 // Subgroup sub = lid / 32 (the policy runs these kernels where subgroups are 32 wide, and
 // invocations lid / 32 form one) owns the part of the block the f32 form's lanes of that
@@ -44,7 +45,7 @@ var<private> coop_sub: u32;    // the subgroup, lid / 32
 var<private> coop_lane: u32;   // the lane in it, lid % 32 (the emulated fragments' layout)
 
 // The accumulators from zero, the roles of invocation `lid`.
-fn coop_begin(lid: u32) {
+fn tile_begin(lid: u32) {
     coop_sub = lid / 32u;
     coop_lane = lid % 32u;
     f00 = acc_zero();
@@ -59,7 +60,7 @@ fn coop_begin(lid: u32) {
 
 // One chunk (BK = 16 K rows) of stage s: the subgroup's fragments += its A rows x its B columns.
 // Called by the whole workgroup (the products are subgroup operations).
-fn coop_step(s: u32) {
+fn tile_step(s: u32) {
     let a0 = s * A_STAGE + (coop_sub / 4u) * (BM / 2u) * LDA;
     let b0 = s * BK * LDB + (coop_sub % 4u) * 32u;
     let b_0 = frag_b(b0);
@@ -84,7 +85,7 @@ fn coop_step(s: u32) {
 // f32 form holds rows a_quad * 4 .. + 3 (lo) and 32 on (hi) of its subgroup's part, columns
 // b_quad * 4 .. + 3 (l) and 16 on (r). Called by the whole workgroup after the K loop's last
 // barrier.
-fn coop_handoff() {
+fn tile_end() {
     take(f00, 0u, 0u);
     take(f01, 0u, 1u);
     take(f10, 1u, 0u);

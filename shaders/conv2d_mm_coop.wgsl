@@ -1,31 +1,10 @@
 // The cooperative-matrix compute form of the large-tile implicit GEMMs whose K runs over input
 // channels x taps (conv2d_fwd_mm, conv2d_bwd_data_mm): in their cooperative variants it stands
 // where conv2d_mm_core (the f32 form) stands, after conv2d_coop_tile; the loaders are
-// conv2d_mm_load's, unchanged. Each chunk's registers (conv2d_mm_load's ra*, rb*) go into the
+// conv2d_mm_load's, and so is the K loop, which runs the tile's steps (`tile_begin`, `tile_step`,
+// `tile_end`). Each chunk's registers (conv2d_mm_load's ra*, rb*) go into the
 // tile's stages as f16: weights at [channel][k] (8 consecutive lanes along K), im2col values at
 // [k][pixel] (consecutive lanes along the pixels).
-
-// The K loop over `chunks` chunks of BK, the accumulators from zero; the results in
-// conv2d_mm_acc's accumulators. Called by the whole workgroup with a uniform count.
-fn mm_k_loop(chunks: u32, lid: u32) {
-    coop_begin(lid);
-    load_chunk(0u);
-    store_stage(0u);
-    workgroupBarrier();
-    for (var c = 0u; c < chunks; c++) {
-        let s = c & 1u;
-        let more = c + 1u < chunks;
-        if (more) {
-            load_chunk((c + 1u) * BK);
-        }
-        coop_step(s);
-        if (more) {
-            store_stage(1u - s);
-        }
-        workgroupBarrier();
-    }
-    coop_handoff();
-}
 
 // This lane's share of the chunk in registers into stage `s`: weights at channels wrow + 32j, K
 // rows wk and wk + 8; im2col values at K rows xk * 8 + e, pixel xcol.

@@ -1,8 +1,8 @@
 // The f32 compute form of the gpu family's large-tile implicit GEMMs whose K runs over input
 // channels x taps (conv2d_fwd_mm, conv2d_bwd_data_mm), after their loaders (conv2d_mm_load, the
-// prelude before this one; WGSL has no include): the stages, the multiply-adds into the
-// accumulators of conv2d_mm_acc, and the K loop `mm_k_loop`. The cooperative-matrix variants
-// put conv2d_mm_coop in its place.
+// prelude before this one; WGSL has no include): the stages and the multiply-adds into the
+// accumulators of conv2d_mm_acc that conv2d_mm_load's K loop `mm_k_loop` runs. The
+// cooperative-matrix variants put conv2d_mm_coop in its place.
 //
 // Compute: 8 subgroups of 32 as 2 (channels) x 4 (pixels), each over a (BM / 2) x 32 part of
 // the block; a lane holds 8 channels x 8 pixels (BM = 128; 4 x 8 for BM = 64) in the
@@ -33,41 +33,30 @@ var<workgroup> wa: array<array<array<array<array<vec4f, 8>, 8>, 2>, 2>, A_GROUPS
 // im2col: [stage][kh][ke][pixel / 16][pixel quad % 4][pixel % 4]
 var<workgroup> xb: array<array<array<array<array<vec4f, 4>, 8>, 8>, 2>, 2>;
 
-// The K loop over `chunks` chunks of BK, the accumulators from zero. Called by the whole
-// workgroup with a uniform count (from the uniform parameters: a browser's uniformity analysis
-// takes a module-scope private as possibly non-uniform).
-fn mm_k_loop(chunks: u32, lid: u32) {
-    load_chunk(0u);
-    store_stage(0u);
-    workgroupBarrier();
-    for (var c = 0u; c < chunks; c++) {
-        let s = c & 1u;
-        let more = c + 1u < chunks;
-        if (more) {
-            load_chunk((c + 1u) * BK);
-        }
-        mac(s, 0u, 0u);
-        mac(s, 0u, 1u);
-        mac(s, 0u, 2u);
-        mac(s, 0u, 3u);
-        mac(s, 0u, 4u);
-        mac(s, 0u, 5u);
-        mac(s, 0u, 6u);
-        mac(s, 0u, 7u);
-        mac(s, 1u, 0u);
-        mac(s, 1u, 1u);
-        mac(s, 1u, 2u);
-        mac(s, 1u, 3u);
-        mac(s, 1u, 4u);
-        mac(s, 1u, 5u);
-        mac(s, 1u, 6u);
-        mac(s, 1u, 7u);
-        if (more) {
-            store_stage(1u - s);
-        }
-        workgroupBarrier();
-    }
+// The compute form's part of conv2d_mm_load's K loop: nothing to set up or hand off (the
+// accumulators start at zero), and a chunk of stage s as its 16 steps, written out.
+fn tile_begin(lid: u32) {}
+
+fn tile_step(s: u32) {
+    mac(s, 0u, 0u);
+    mac(s, 0u, 1u);
+    mac(s, 0u, 2u);
+    mac(s, 0u, 3u);
+    mac(s, 0u, 4u);
+    mac(s, 0u, 5u);
+    mac(s, 0u, 6u);
+    mac(s, 0u, 7u);
+    mac(s, 1u, 0u);
+    mac(s, 1u, 1u);
+    mac(s, 1u, 2u);
+    mac(s, 1u, 3u);
+    mac(s, 1u, 4u);
+    mac(s, 1u, 5u);
+    mac(s, 1u, 6u);
+    mac(s, 1u, 7u);
 }
+
+fn tile_end() {}
 
 // One step of K, row kh * 8 + ke of stage s: the lane's weight quads (lo, and hi 32 channels
 // on) times its pixel quads (l, and r 16 pixels on), into the accumulators.

@@ -5,7 +5,7 @@
 // computes a BM x 128 block C += A (BM x K) x B (K x 128): A the weights (BM channels by K), B the
 // im2col columns (K by 128 pixels). The kernel defines `load_weight(k, j)` (A at K row k, channel
 // wrow + 32j of the block) and `load_pixel(k)` (B at K row k, pixel xcol of the block), sets the
-// roles with `mm_roles(lid)` and runs the compute form's `mm_k_loop`; the results are then in
+// roles with `mm_roles(lid)` and runs `mm_k_loop` (below, over the compute form's steps); the results are then in
 // the accumulators of conv2d_mm_acc, a lane's 8 channels x 8 pixels (4 x 8 for BM = 64) at
 // `mm_lane_channel()` and `mm_lane_pixel(p0)`.
 //
@@ -51,6 +51,32 @@ fn mm_roles(lid: u32) {
     a_quad = lane / 4u;
     b_c16 = (sub % 4u) * 2u;
     b_quad = lane % 4u;
+}
+
+// The K loop over `chunks` chunks of BK, the results in the accumulators of conv2d_mm_acc: the
+// next chunk loaded into registers while the compute form (`tile_begin`, `tile_step`,
+// `tile_end`) multiplies the current one out of its stage, stored into the other stage before
+// the one barrier per chunk. Called by the whole workgroup with a uniform count (from the
+// uniform parameters: a browser's uniformity analysis takes a module-scope private as possibly
+// non-uniform).
+fn mm_k_loop(chunks: u32, lid: u32) {
+    tile_begin(lid);
+    load_chunk(0u);
+    store_stage(0u);
+    workgroupBarrier();
+    for (var c = 0u; c < chunks; c++) {
+        let s = c & 1u;
+        let more = c + 1u < chunks;
+        if (more) {
+            load_chunk((c + 1u) * BK);
+        }
+        tile_step(s);
+        if (more) {
+            store_stage(1u - s);
+        }
+        workgroupBarrier();
+    }
+    tile_end();
 }
 
 // The chunk at K offset k0 into the registers ra*, rb*.

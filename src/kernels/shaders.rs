@@ -184,7 +184,7 @@ pub fn has_cooperative_variant(shader: &Shader) -> bool {
 /// Whether `shader` is a cooperative-matrix variant already (one of `cooperative_variant`'s, or
 /// a test's copy of one).
 pub fn is_cooperative(shader: &Shader) -> bool {
-    shader.source.contains("fn coop_begin(")
+    shader.source.contains("var<private> coop_sub")
 }
 
 /// The cooperative-matrix variant of a large-tile kernel (`COOPERATIVE`): its f32 compute form
