@@ -1,6 +1,6 @@
 //! batch_norm kernels: per-channel batch statistics, and the normalisation itself.
 
-use super::shaders::{reduction_variant, variant};
+use super::shaders::{reduction_variant, variant, vec4_variant};
 use super::shaders::{
     BATCH_NORM_APPLY, BATCH_NORM_BWD_DATA, BATCH_NORM_BWD_FINISH, BATCH_NORM_BWD_REDUCE, BATCH_NORM_MERGE,
     BATCH_NORM_RUNNING, BATCH_NORM_STATS, CHANNEL_SUM, FOLD_BN,
@@ -167,7 +167,7 @@ fn lanes(
     let vec4 = whole || (straddles && hw >= 4 && total.is_multiple_of(4));
     let straddle = ("STRADDLE", f64::from(u8::from(vec4 && !whole)));
     match vec4 {
-        true => Ok((super::shaders::vec4_variant(shader)?, 4, straddle)),
+        true => Ok((vec4_variant(shader)?, 4, straddle)),
         false => Ok((shader, 1, straddle)),
     }
 }
@@ -339,16 +339,27 @@ pub struct FoldBuffers<'a> {
     pub b_out: &'a wgpu::Buffer,
 }
 
-/// Fold an eval-mode batch norm into the conv weight (Cout, per_channel) before it.
+/// Lanes of a fold_bn workgroup: a 3x3 conv's row of 64 input channels is 144 vec4s, so wider
+/// workgroups would leave most of their lanes idle on the narrow layers.
+const FOLD_WG: usize = 64;
+
+/// Fold an eval-mode batch norm into the conv weight (Cout, per_channel) before it: workgroups
+/// over runs of each channel's row, in vec4s where a row is whole vec4s.
 pub fn fold(gpu: &Gpu, [cout, per]: [usize; 2], eps: f32, f: &FoldBuffers<'_>) -> Result<Dispatch> {
+    let (shader, pack) = match per.is_multiple_of(4) {
+        true => (vec4_variant(&FOLD_BN)?, 4),
+        false => (&FOLD_BN, 1),
+    };
     let pipeline = gpu.pipeline(
-        &FOLD_BN,
-        &[("WG", WG as f64), ("HAS_BIAS", f64::from(u8::from(f.b.is_some())))],
+        shader,
+        &[("WG", FOLD_WG as f64), ("HAS_BIAS", f64::from(u8::from(f.b.is_some())))],
     )?;
-    let grid = grid_1d(groups_for("fold_bn", cout * per, WG)?);
+    let runs = (per / pack).div_ceil(FOLD_WG).max(1);
+    let grid = grid_1d(u32_of("fold_bn workgroups", cout.saturating_mul(runs))?);
     let params = [
         u32_of("fold_bn channels", cout)?,
-        u32_of("fold_bn weights", per)?,
+        u32_of("fold_bn weights", per / pack)?,
+        u32_of("fold_bn runs", runs)?,
         f32_bits(eps),
     ];
     let bufs = [
@@ -361,5 +372,6 @@ pub fn fold(gpu: &Gpu, [cout, per]: [usize; 2], eps: f32, f: &FoldBuffers<'_>) -
         f.w_out,
         f.b_out,
     ];
-    Dispatch::new(gpu, pipeline, &params, &bufs, grid)
+    // the weights read and written
+    Ok(Dispatch::new(gpu, pipeline, &params, &bufs, grid)?.moving(2 * 4 * cout * per))
 }

@@ -125,7 +125,7 @@ shaders! {
     BATCH_NORM_BWD_REDUCE = "batch_norm_bwd_reduce" with prelude "activation" "elementwise_lanes" "channel_lanes" "workgroup_sum" [Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_FINISH = "batch_norm_bwd_finish" [Uniform, Read, ReadWrite, ReadWrite];
     BATCH_NORM_BWD_DATA = "batch_norm_bwd_data" with prelude "activation" "elementwise_lanes" "channel_lanes" [Uniform, Read, Read, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
-    FOLD_BN = "fold_bn" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
+    FOLD_BN = "fold_bn" with prelude "elementwise_lanes" [Uniform, Read, Read, Read, Read, Read, Read, ReadWrite, ReadWrite];
     ACTIVATION_FWD = "activation_fwd" with prelude "activation" [Uniform, Read, ReadWrite];
     ACTIVATION_BWD = "activation_bwd" with prelude "activation" [Uniform, Read, Read, ReadWrite];
     ADD = "add" with prelude "elementwise_lanes" [Uniform, Read, Read, ReadWrite];
