@@ -337,6 +337,48 @@ fn every_activation_fuses_into_conv_and_batch_norm() {
     }
 }
 
+/// An inference plan derives what it can from the parameters once, in its prologue (batch norms
+/// folded into the convs' weights; on the cpu family every conv's and the linear layer's weights
+/// packed into textures of their own), and again after they change: a run after a weight is
+/// rewritten and the store touched gives what a plan compiled on the new weights gives.
+#[test]
+fn inference_rederives_its_packed_and_folded_weights_after_the_parameters_change() {
+    let shape = [2, 3, 19, 17];
+    let (net, logits, _) = build("resnet18", shape, false);
+    let x = Rng::new(31).vec(shape.iter().product(), -1.0, 1.0);
+    for fusion in [false, true] {
+        let opts = CompileOptions {
+            fusion,
+            ..Default::default()
+        };
+        let mut s = store(&net, 31);
+        let inf = Inference::compile_with(gpu(), net.graph.clone(), &[logits], &mut s, opts.clone()).unwrap();
+        if gpu().policy().texture_operands {
+            // 20 convs and the classifier, whose weights no node writes
+            assert!(inf.plan.stats.prologue >= 21, "fusion {fusion}: {:?}", inf.plan.stats);
+        }
+        let before = inf.run(&x, None).unwrap().remove(0);
+        for name in ["layer2.0.conv1.weight", "fc.weight", "layer3.1.bn2.running_var"] {
+            let t = s.get(name).unwrap();
+            let n = t.numel();
+            let lo = if name.ends_with("running_var") { 0.5 } else { -0.1 };
+            t.write(&Rng::new(7).vec(n, lo, lo + 1.0)).unwrap();
+        }
+        s.touch();
+        let after = inf.run(&x, None).unwrap().remove(0);
+        let fresh = Inference::compile_with(gpu(), net.graph.clone(), &[logits], &mut s, opts)
+            .unwrap()
+            .run(&x, None)
+            .unwrap()
+            .remove(0);
+        assert_eq!(after, fresh, "fusion {fusion}: the run after the change");
+        assert!(
+            rel_err(&after, &to_f64(&before)) > 1e-2,
+            "fusion {fusion}: the change had no effect"
+        );
+    }
+}
+
 #[test]
 fn fusion_keeps_values_that_are_read_back() {
     // the conv output is read back, so the conv -> relu chain must not absorb it

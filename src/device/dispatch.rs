@@ -38,6 +38,9 @@ pub struct Dispatch {
     /// The bytes a memory-bound kernel reads and writes at the least (each tensor once), for
     /// its bandwidth in `Plan::profile`; 0 where not stated (the compute-bound kernels).
     pub bytes: u64,
+    /// Derives a value from the parameters alone (weights packed into a texture of their own):
+    /// a plan runs it in its prologue, again only when the parameters change.
+    pub derived: bool,
     /// The device, for freeing the bind group under its lock on GL (`device::serial`).
     gpu: Gpu,
 }
@@ -223,6 +226,7 @@ impl Dispatch {
             grid,
             fill: None,
             bytes: 0,
+            derived: false,
             gpu: gpu.clone(),
         })
     }
@@ -230,6 +234,12 @@ impl Dispatch {
     /// This dispatch, stated to move `bytes` (see `bytes`).
     pub fn moving(mut self, bytes: usize) -> Dispatch {
         self.bytes = bytes as u64;
+        self
+    }
+
+    /// This dispatch, stated to derive its output from the parameters alone (see `derived`).
+    pub fn deriving(mut self) -> Dispatch {
+        self.derived = true;
         self
     }
 

@@ -30,7 +30,11 @@ pub struct PlanStats {
     /// The most bytes of temporaries alive at once (at any node): what a perfect planner would
     /// need, the floor under `temp_bytes`.
     pub live_peak_bytes: u64,
-    /// Bytes of values derived from the parameters and kept by the plan (folded weights).
+    /// Dispatches of the prologue, which derives values from the parameters before the first
+    /// run and again only after they change (folding batch norms, packing constant weights).
+    pub prologue: usize,
+    /// Bytes of values derived from the parameters and kept by the plan (folded weights, and
+    /// on the cpu family the constant weights packed into textures).
     pub derived_bytes: u64,
     pub pipelines: usize,
 }
@@ -137,6 +141,8 @@ pub(super) struct Lowered {
     pub(super) prologue: Vec<Dispatch>,
     /// For each node, the number of dispatches up to its end: where its outputs exist.
     pub(super) node_end: Vec<usize>,
+    /// Bytes of the textures holding the plan's constant weights packed (the cpu family).
+    pub(super) packed_weight_bytes: u64,
 }
 
 /// Lower every node through its family (`lower`), the context's hooks around each. With
@@ -147,6 +153,7 @@ pub(super) fn lower_nodes(ctx: &LowerCtx, device: &wgpu::Device, mut dist: Optio
         dispatches: Vec::new(),
         prologue: Vec::new(),
         node_end: Vec::with_capacity(graph.nodes.len()),
+        packed_weight_bytes: 0,
     };
     let mut at = 0;
     while at < graph.nodes.len() {
@@ -189,11 +196,16 @@ pub(super) fn lower_nodes(ctx: &LowerCtx, device: &wgpu::Device, mut dist: Optio
                 out.prologue.extend(d)
             } else {
                 ctx.after(&d);
-                out.dispatches.extend(d)
+                // what the node derives from the parameters alone (a conv's weights packed
+                // into a texture of their own) runs in the prologue
+                let (derived, run): (Vec<Dispatch>, Vec<Dispatch>) = d.into_iter().partition(|d| d.derived);
+                out.prologue.extend(derived);
+                out.dispatches.extend(run)
             }
         }
         out.node_end.push(out.dispatches.len());
     }
+    out.packed_weight_bytes = ctx.kept.as_ref().map_or(0, |k| k.constant_bytes());
     Ok(out)
 }
 
@@ -265,11 +277,13 @@ pub(super) fn plan_stats(
     graph: &Graph,
     memory: &MemoryPlan,
     buffers: &Buffers,
-    dispatches: &[Dispatch],
+    lowered: &Lowered,
 ) -> PlanStats {
+    let dispatches = &lowered.dispatches;
     PlanStats {
         nodes: graph.nodes.len(),
         dispatches: dispatches.len(),
+        prologue: lowered.prologue.len(),
         packs: dispatches
             .iter()
             .filter(|d| {
@@ -288,7 +302,8 @@ pub(super) fn plan_stats(
             .iter()
             .filter(|v| v.kind == ValueKind::Derived)
             .map(|v| (v.shape.numel() * v.dtype.size()) as u64)
-            .sum(),
+            .sum::<u64>()
+            + lowered.packed_weight_bytes,
         pipelines: gpu.pipeline_count(),
     }
 }

@@ -153,7 +153,7 @@ impl Plan {
         gpu.finish_pipelines()?;
         let lowered_at = started.secs();
         let (readable, staging) = readback(&device, &graph, readable);
-        let stats = plan_stats(gpu, &graph, &memory, &buffers, &lowered.dispatches);
+        let stats = plan_stats(gpu, &graph, &memory, &buffers, &lowered);
         if debug_level() >= 1 {
             eprintln!("convoy: compiled plan: {stats:?}");
             let b = gpu.build_time() - built;

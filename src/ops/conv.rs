@@ -2,12 +2,13 @@
 
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Node, Op, ValueId};
+use crate::graph::{Graph, Node, Op, ValueId, ValueKind};
 use crate::kernels;
 use crate::kernels::conv::texture::KeptOperands;
 use crate::ops::lowering::{LowerCtx, LowerHook};
 pub use crate::shape::{Conv2dArgs, Conv2dGeom};
 use crate::tensor::{DType, Tensor};
+use std::collections::HashSet;
 use std::rc::Rc;
 
 /// y = conv2d(x, weight) + bias, as `torch.nn.functional.conv2d`.
@@ -152,10 +153,39 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
 pub(crate) fn install(ctx: &mut LowerCtx) -> Result<()> {
     let g = ctx.graph;
     let mut kept = KeptOperands::default();
+    // the parameters an optimizer update of the plan writes
+    let updated: HashSet<ValueId> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::SgdStep { .. } | Op::AdamWStep { .. }))
+        .map(|n| n.inputs[0])
+        .collect();
     for n in &g.nodes {
-        if let Op::Conv2dBwdWeight { args } = &n.op {
-            let geom = Conv2dGeom::new(g.shape(n.inputs[1]), g.shape(n.outputs[0]), *args)?;
-            kept.want(ctx.gpu, &geom, &ctx.input(n, 0), &ctx.input(n, 1));
+        match &n.op {
+            Op::Conv2dBwdWeight { args } => {
+                let geom = Conv2dGeom::new(g.shape(n.inputs[1]), g.shape(n.outputs[0]), *args)?;
+                kept.want(ctx.gpu, &geom, &ctx.input(n, 0), &ctx.input(n, 1));
+            }
+            // a conv's and a linear layer's (which runs as a 1x1 conv on the cpu family)
+            Op::Conv2d { .. } | Op::Linear => {
+                // the weights, or the tensor they view
+                let mut w = n.inputs[1];
+                while let Some(p) = g.value(w).producer.map(|p| &g.nodes[p.0]) {
+                    match p.op {
+                        Op::Reshape => w = p.inputs[0],
+                        _ => break,
+                    }
+                }
+                let constant = match g.value(w).kind {
+                    ValueKind::Param { .. } => !updated.contains(&w),
+                    ValueKind::Derived => true,
+                    _ => false,
+                };
+                if constant {
+                    kept.constant_weights(&ctx.input(n, 1));
+                }
+            }
+            _ => {}
         }
     }
     let kept = Rc::new(kept);

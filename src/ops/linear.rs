@@ -6,6 +6,7 @@
 use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId};
+use crate::kernels::conv::texture::KeptOperands;
 use crate::kernels::{self, gemm::GemmGeom};
 use crate::ops::lowering::LowerCtx;
 use crate::shape::{Conv2dArgs, Conv2dGeom, Epilogue, Shape};
@@ -39,15 +40,14 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
         trans_a: false,
         trans_b: true,
     };
-    gpu.run(&gemm(
-        gpu,
-        &g,
-        (storage, storage),
-        x.buffer(),
-        weight.buffer(),
-        bias.map(|b| b.buffer()),
-        y.buffer(),
-    )?);
+    let bufs = kernels::gemm::GemmBuffers {
+        a: x.buffer(),
+        b: weight.buffer(),
+        bias: bias.map(|b| b.buffer()),
+        residual: None,
+        c: y.buffer(),
+    };
+    gpu.run(&gemm(gpu, &g, (storage, storage), &bufs, None)?);
     Ok(y)
 }
 
@@ -106,7 +106,15 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
             let bias = (n.inputs.len() > 2).then(|| i(2));
             // f16 activations: the product may run on cooperative matrices, the weights rounded
             // to f16 as the conv forward's are
-            gemm(gpu, &geom, (storage, storage), &i(0), &i(1), bias.as_ref(), &o(0))?
+            let (a, b, c) = (i(0), i(1), o(0));
+            let bufs = kernels::gemm::GemmBuffers {
+                a: &a,
+                b: &b,
+                bias: bias.as_ref(),
+                residual: None,
+                c: &c,
+            };
+            gemm(gpu, &geom, (storage, storage), &bufs, ctx.kept.as_deref())?
         }
         Op::Gemm { trans_a, trans_b } => {
             let [ar, ac] = ishape(0).matrix("gemm", "a")?;
@@ -120,26 +128,34 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
                 trans_a: *trans_a,
                 trans_b: *trans_b,
             };
-            gemm(gpu, &geom, (DType::F32, ctx.operands(n)), &i(0), &i(1), None, &o(0))?
+            let (a, b, c) = (i(0), i(1), o(0));
+            let bufs = kernels::gemm::GemmBuffers {
+                a: &a,
+                b: &b,
+                bias: None,
+                residual: None,
+                c: &c,
+            };
+            gemm(gpu, &geom, (DType::F32, ctx.operands(n)), &bufs, None)?
         }
         other => unreachable!("linear::lower called on {}", other.name()),
     })
 }
 
-/// C = op(A) op(B) [+ bias]; A and C are stored as `storage` (a linear layer's input and output
-/// activations), B and bias are f32; `operands` F16 where A and B hold f16 values (mixed
-/// precision's). The product runs on the tile GEMM, or as a 1x1 conv where that kernel suits the
+/// C = op(A) op(B) [+ bias] (`bufs`, no residual); A and C are stored as `storage` (a linear
+/// layer's input and output activations), B and bias are f32; `operands` F16 where A and B hold
+/// f16 values (mixed precision's); `kept` the plan's record of packings, which keeps a linear
+/// layer's constant weights packed (the cpu family). The product runs on the tile GEMM, or as a 1x1 conv where that kernel suits the
 /// shape or the policy better, or where f16 operands may take the conv's cooperative-matrix
 /// kernels: the choice is the linear family's, made here.
 pub fn gemm(
     gpu: &Gpu,
     g: &GemmGeom,
     (storage, operands): (DType, DType),
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    bias: Option<&wgpu::Buffer>,
-    c: &wgpu::Buffer,
+    bufs: &kernels::gemm::GemmBuffers<'_>,
+    kept: Option<&KeptOperands>,
 ) -> Result<Vec<Dispatch>> {
+    let kernels::gemm::GemmBuffers { a, b, bias, c, .. } = *bufs;
     // Few rows (a linear layer at a small batch): a tile would keep M of its 64 rows busy and
     // walk all of K in one workgroup (a 2 x 2048 x 10 classifier took 0.48 s on lavapipe), so
     // the product runs as a 1x1 conv over an M-pixel map, whose small-map workgroups cover the
@@ -169,7 +185,7 @@ pub fn gemm(
                 residual: None,
                 y: c,
                 stats: None,
-                kept: None,
+                kept,
                 placement: None,
                 x_packed: None,
                 w_transposed: None,
@@ -192,12 +208,5 @@ pub fn gemm(
         let bufs = kernels::conv::WeightGradientBuffers { dy: a, x: b, dw: c };
         return kernels::conv::backward_weight(gpu, &geom, &bufs, operands, None);
     }
-    let bufs = kernels::gemm::GemmBuffers {
-        a,
-        b,
-        bias,
-        residual: None,
-        c,
-    };
-    kernels::gemm::gemm_tile(gpu, g, storage, &bufs)
+    kernels::gemm::gemm_tile(gpu, g, storage, bufs)
 }

@@ -1,6 +1,7 @@
 //! linear (the GEMM kernel) against the f64 reference.
 
 use crate::common::{assert_close, gpu, open_gpu, reference, to_f64, RTOL};
+use convoy::internals::kernels::gemm::GemmBuffers;
 use convoy::ops::{linear, Act};
 use convoy::Rng;
 use convoy::{DType, Tensor};
@@ -220,16 +221,7 @@ fn gemm_products_match_reference_under_both_families() {
                     trans_a,
                     trans_b,
                 };
-                let ds = gemm(
-                    g,
-                    &geom,
-                    (DType::F32, DType::F32),
-                    at.buffer(),
-                    bt.buffer(),
-                    None,
-                    c.buffer(),
-                )
-                .unwrap();
+                let ds = gemm(g, &geom, (DType::F32, DType::F32), &buffers(&at, &bt, &c), None).unwrap();
                 g.run(&ds);
                 let what = format!(
                     "{:?} family: gemm m{m} n{n} k{k} trans_a {trans_a} trans_b {trans_b}",
@@ -289,7 +281,7 @@ fn gemm_products_on_cooperative_matrices_match_reference() {
                 trans_b,
             };
             let operands = (storage, DType::F16);
-            let ds = gemm(g, &geom, operands, at.buffer(), bt.buffer(), None, c.buffer()).unwrap();
+            let ds = gemm(g, &geom, operands, &buffers(&at, &bt, &c), None).unwrap();
             let what = format!("cooperative gemm m{m} n{n} k{k} trans_a {trans_a} trans_b {trans_b}");
             assert!(
                 ds.iter().any(|d| d.pipeline.shader.name.contains("_coop")),
@@ -300,5 +292,16 @@ fn gemm_products_on_cooperative_matrices_match_reference() {
             let tol = if storage == DType::F16 { HALF_RTOL } else { RTOL };
             assert_close(&what, &c.to_vec().unwrap(), &want, tol);
         }
+    }
+}
+
+/// C = op(A) op(B), no bias or residual.
+fn buffers<'a>(a: &'a Tensor, b: &'a Tensor, c: &'a Tensor) -> GemmBuffers<'a> {
+    GemmBuffers {
+        a: a.buffer(),
+        b: b.buffer(),
+        bias: None,
+        residual: None,
+        c: c.buffer(),
     }
 }

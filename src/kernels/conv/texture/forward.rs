@@ -76,7 +76,8 @@ pub fn forward(
             let d = packing::pack(gpu, &wg, &wl, DType::F32, w, &wtex, Some(&t))?;
             (wl, wtex, d)
         }
-        None => packed(gpu, "conv2d weights", 2, &wg, DType::F32, w, None)?,
+        // the plan's constant weights packed once, in its prologue (`KeptOperands`)
+        None => packed(gpu, "conv2d weights", 2, &wg, DType::F32, w, kept)?,
     };
     let (shape, in_params) = shape_words(gpu, g, &l, &place, [y0, x0]);
     // the taps stay constants either way; the padding is in the packing

@@ -14,18 +14,26 @@ use std::sync::Arc;
 
 use super::layout::{dy_as_input, layout, weight_gradient_reads_packed_operands, PackedInput};
 
-/// A training plan's activations that stay packed from one texture conv to a later one: a
-/// conv's input x from its forward to its weight gradient, and (stride 1) its output gradient
-/// dy from its input gradient to its weight gradient. A conv that packs a wanted buffer packs it
-/// into a texture of its own instead of the pooled scratch, and the weight gradient reads that
-/// texture instead of packing again (BENCHMARKS.md, "Packing once for the forward and the
-/// weight gradient"). One per plan, built before its nodes are lowered, which tell it, in the
-/// order the plan runs, what their dispatches fill (`lowered`) and which buffers they write
-/// (`written`): a record holds from a packing to the next write of its buffer.
+/// A plan's operands that stay packed past the conv that packs them. A training plan's
+/// activations from one texture conv to a later one: a conv's input x from its forward to its
+/// weight gradient, and (stride 1) its output gradient dy from its input gradient to its weight
+/// gradient. A conv that packs a wanted buffer packs it into a texture of its own instead of the
+/// pooled scratch, and the weight gradient reads that texture instead of packing again
+/// (BENCHMARKS.md, "Packing once for the forward and the weight gradient"). And the weights the
+/// plan never writes (`constant`): a forward packs them into a texture of their own in the
+/// plan's prologue, which runs again only when the parameters change, instead of on every run.
+/// One per plan, built before its nodes are lowered, which tell it, in the order the plan runs,
+/// what their dispatches fill (`lowered`) and which buffers they write (`written`): a record
+/// holds from a packing to the next write of its buffer.
 #[derive(Default)]
 pub struct KeptOperands {
     /// Buffers some weight gradient of the plan reads as a packed texture.
     wanted: HashSet<wgpu::Buffer>,
+    /// Weights no node of the plan writes: parameters without an optimizer update in the plan,
+    /// and what the prologue derives from them (batch norms folded into a conv's weights).
+    constant: HashSet<wgpu::Buffer>,
+    /// Their textures by (buffer, layout).
+    constant_textures: RefCell<HashMap<(wgpu::Buffer, PackedInput), Arc<OperandTexture>>>,
     /// Their textures by (buffer, layout), once a conv packs into them.
     textures: RefCell<HashMap<(wgpu::Buffer, PackedInput), Arc<OperandTexture>>>,
     /// Those whose contents are current at this point of the plan.
@@ -40,6 +48,42 @@ impl KeptOperands {
             self.wanted.insert(x.clone());
             self.wanted.insert(dy.clone());
         }
+    }
+
+    /// Keep the weights `w` packed across runs: no node of the plan writes them.
+    pub fn constant_weights(&mut self, w: &wgpu::Buffer) {
+        self.constant.insert(w.clone());
+    }
+
+    /// The texture of its own to pack constant weights `w` into with layout `l` (in the
+    /// prologue), when `w` is constant.
+    fn constant_texture(
+        &self,
+        gpu: &Gpu,
+        what: &str,
+        w: &wgpu::Buffer,
+        l: &PackedInput,
+    ) -> Result<Option<Arc<OperandTexture>>> {
+        if !self.constant.contains(w) {
+            return Ok(None);
+        }
+        let key = (w.clone(), *l);
+        if let Some(t) = self.constant_textures.borrow().get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let t = gpu.kept_operand_texture(what, l.width as u32, l.height as u32)?;
+        self.constant_textures.borrow_mut().insert(key, t.clone());
+        Ok(Some(t))
+    }
+
+    /// Bytes of the textures that hold constant weights packed.
+    pub fn constant_bytes(&self) -> u64 {
+        let texels = |t: &OperandTexture| u64::from(t.texture.width()) * u64::from(t.texture.height());
+        self.constant_textures
+            .borrow()
+            .values()
+            .map(|t| texels(t) * u64::from(crate::device::TEXEL_BYTES))
+            .sum()
     }
 
     /// The kept texture to pack `x` into with layout `l`, when `x` is wanted.
@@ -155,8 +199,9 @@ pub(super) fn pack(
         .collect()
 }
 
-/// `x`, the input of `g` (`what`), packed into its kept texture where `kept` wants it, else
-/// into scratch operand texture `slot`: the layout, the texture and the packing dispatches.
+/// `x`, the input of `g` (`what`), packed into its kept texture where `kept` wants it or holds
+/// it constant (then by dispatches that derive it, for the prologue), else into scratch operand
+/// texture `slot`: the layout, the texture and the packing dispatches.
 pub(super) fn packed(
     gpu: &Gpu,
     what: &str,
@@ -167,6 +212,14 @@ pub(super) fn packed(
     kept: Option<&KeptOperands>,
 ) -> Result<(PackedInput, Arc<OperandTexture>, Vec<Dispatch>)> {
     let l = layout(gpu, what, g)?;
+    if let Some(tex) = kept
+        .map(|k| k.constant_texture(gpu, what, x, &l))
+        .transpose()?
+        .flatten()
+    {
+        let d = pack(gpu, g, &l, storage, x, &tex, None)?;
+        return Ok((l, tex, d.into_iter().map(Dispatch::deriving).collect()));
+    }
     let tex = match kept.map(|k| k.texture(gpu, what, x, &l)).transpose()?.flatten() {
         Some(t) => t,
         None => gpu.operand_texture(what, slot, l.width as u32, l.height as u32)?,
