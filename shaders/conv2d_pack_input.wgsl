@@ -32,14 +32,20 @@ override PW: u32 = 0u;
 // image n, channel c, tap (iy, ix) is element (n, c, iy, ix) of the weight_transpose prelude's
 // map, read in place of a transposed copy
 override TRANSPOSED: bool = false;
+// SCALED: x is a conv's weights w and the packing is of w * s[n] per output channel n, with
+// s = gamma / sqrt(running_var + eps) an inference batch norm's scale: the folded weights of a
+// conv whose batch norm fusion folds in, packed straight from w (no folded copy in between)
+override SCALED: bool = false;
 
-// the texture rows this dispatch packs (a band of the staging buffer's rows), and the texels
-// from one staging row to the next
-struct Params { width: u32, y0: u32, rows: u32, stride: u32 }
+// the texture rows this dispatch packs (a band of the staging buffer's rows), the texels from
+// one staging row to the next, and (SCALED) the batch norm's eps
+struct Params { width: u32, y0: u32, rows: u32, stride: u32, eps: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<T>;   // (N, Cin, H, W)
 @group(0) @binding(2) var<storage, read_write> packed: array<vec4f>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;      // (N), read with SCALED
+@group(0) @binding(4) var<storage, read> run_var: array<f32>;    // (N), read with SCALED
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u) {
@@ -68,6 +74,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
             }
             v[k] = f32(x[at]);
         }
+    }
+    if (SCALED && inside) {
+        v *= gamma[n] / sqrt(run_var[n] + p.eps);
     }
     if (tx < p.width) {
         packed[row * p.stride + tx] = v;

@@ -344,7 +344,8 @@ pub struct FoldBuffers<'a> {
 const FOLD_WG: usize = 64;
 
 /// Fold an eval-mode batch norm into the conv weight (Cout, per_channel) before it: workgroups
-/// over runs of each channel's row, in vec4s where a row is whole vec4s.
+/// over runs of each channel's row, in vec4s where a row is whole vec4s. With per_channel 0 the
+/// bias alone (the weights folded as they are packed: `texture::KeptOperands`).
 pub fn fold(gpu: &Gpu, [cout, per]: [usize; 2], eps: f32, f: &FoldBuffers<'_>) -> Result<Dispatch> {
     let (shader, pack) = match per.is_multiple_of(4) {
         true => (vec4_variant(&FOLD_BN)?, 4),

@@ -81,7 +81,7 @@ shaders! {
     // trusted: i < planes x ROWS x COLS (the phase's size); first + S x (count - 1) < H (W)
     // per axis (`phase_axis`: count = ceil((size - first) / S); the zero pass is all of dx)
     CONV2D_SCATTER_PHASE = trusted "conv2d_scatter_phase" [Uniform, Read, ReadWrite];
-    CONV2D_PACK_INPUT = "conv2d_pack_input" with prelude "weight_transpose" [Uniform, Read, ReadWrite];
+    CONV2D_PACK_INPUT = "conv2d_pack_input" with prelude "weight_transpose" [Uniform, Read, ReadWrite, Read, Read];
     CONV2D_FWD_TEX = "conv2d_fwd_tex" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_stats" "operand_share" [Uniform, Texture, Texture, Read, Read, ReadWrite, ReadWrite];
     CONV2D_BWD_WEIGHT_TEX = "conv2d_bwd_weight_tex" with prelude "conv2d_geometry" "conv2d_bwd_weight_store" "operand_share" [Uniform, Texture, Texture, ReadWrite];
     // trusted: the core's stage indices as conv2d_fwd_mm's; the phase index below the phases

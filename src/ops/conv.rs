@@ -4,7 +4,7 @@ use crate::device::{Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, ValueId, ValueKind};
 use crate::kernels;
-use crate::kernels::conv::texture::KeptOperands;
+use crate::kernels::conv::texture::{FoldedWeights, KeptOperands};
 use crate::ops::lowering::{LowerCtx, LowerHook};
 pub use crate::shape::{Conv2dArgs, Conv2dGeom};
 use crate::tensor::{DType, Tensor};
@@ -185,6 +185,11 @@ pub(crate) fn install(ctx: &mut LowerCtx) -> Result<()> {
                     kept.constant_weights(&ctx.input(n, 1));
                 }
             }
+            Op::FoldBn { eps, bias } => {
+                if let Some(f) = packing_fold(ctx, n, *eps, *bias)? {
+                    kept.fold_into_packing(&ctx.output(n, 0), f);
+                }
+            }
             _ => {}
         }
     }
@@ -192,6 +197,35 @@ pub(crate) fn install(ctx: &mut LowerCtx) -> Result<()> {
     ctx.add_hook(kept.clone());
     ctx.kept = Some(kept);
     Ok(())
+}
+
+/// Where every reader of fold_bn node `n`'s folded weights is a conv forward that packs them
+/// (the cpu family's texture forward), those packings fold the batch norm in themselves: the
+/// conv's weights and the batch norm's scale, which the packing takes from here.
+fn packing_fold(ctx: &LowerCtx, n: &Node, eps: f32, bias: bool) -> Result<Option<FoldedWeights>> {
+    let g = ctx.graph;
+    let folded = n.outputs[0];
+    let mut readers = g.nodes.iter().filter(|r| r.inputs.contains(&folded)).peekable();
+    if readers.peek().is_none() {
+        return Ok(None);
+    }
+    for r in readers {
+        let Op::Conv2d { args, stats, .. } = &r.op else {
+            return Ok(None);
+        };
+        let only_weights = r.inputs.iter().filter(|&&v| v == folded).count() == 1 && r.inputs[1] == folded;
+        let geom = Conv2dGeom::new(g.shape(r.inputs[0]), g.shape(folded), *args)?;
+        if !only_weights || !kernels::conv::forward_packs_weights(ctx.gpu.into(), &geom, ctx.storage(r), *stats)? {
+            return Ok(None);
+        }
+    }
+    let k = usize::from(bias);
+    Ok(Some(FoldedWeights {
+        w: ctx.input(n, 0),
+        gamma: ctx.input(n, 1 + k),
+        run_var: ctx.input(n, 4 + k),
+        eps,
+    }))
 }
 
 /// The packings of the buffers a node writes are stale after it; what its dispatches pack for a

@@ -237,12 +237,14 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
                 w_out: &o(0),
                 b_out: &o(1),
             };
-            vec![kernels::norm::fold(
-                gpu,
-                [wshape[0], wshape[1..].iter().product()],
-                *eps,
-                &folded,
-            )?]
+            // where the convs that read the folded weights pack them, the packings fold them
+            // (`ops::conv::install`) and this computes the bias alone
+            let packs = ctx.kept.as_ref().is_some_and(|k| k.folds_into_packing(&o(0)));
+            let per = match packs {
+                true => 0,
+                false => wshape[1..].iter().product(),
+            };
+            vec![kernels::norm::fold(gpu, [wshape[0], per], *eps, &folded)?]
         }
         other => unreachable!("norm::lower called on {}", other.name()),
     })

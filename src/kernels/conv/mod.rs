@@ -44,5 +44,6 @@ pub use phases::{transposes_to_forward, Phase, PhaseAxis};
 pub use tile::{ConvTile, TileKind};
 pub use tune::{key as tuner_key, recorded_tile};
 pub use variants::{
-    depthwise_staged_fits, depthwise_transposed_vec4_fits, depthwise_vec4_fits, is_pointwise_gemm, ConvDevice,
+    depthwise_staged_fits, depthwise_transposed_vec4_fits, depthwise_vec4_fits, forward_packs_weights,
+    is_pointwise_gemm, ConvDevice,
 };

@@ -198,6 +198,15 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
     Ok(Choice::new(Forward::Tiled { kernel, tiles }, why))
 }
 
+/// Whether the forward of `g` (storing `storage`, with statistics where `stats`) on `dev` packs
+/// its weights into a texture: the cpu family's texture forward, every tile of which packs them
+/// (`texture::KeptOperands` keeps constant weights packed, and folds a batch norm into them).
+pub fn forward_packs_weights(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool) -> Result<bool> {
+    Ok(
+        matches!(forward(dev, g, storage, stats)?.kernel, Forward::Tiled { kernel, .. } if kernel == CONV2D_FWD_TEX.name),
+    )
+}
+
 /// Why the texture kernels do not take `g` on the cpu family.
 fn texture_refusal(dev: ConvDevice<'_>, g: &Conv2dGeom) -> String {
     let cin_g = g.cin / g.args.groups;

@@ -12,7 +12,7 @@ use crate::kernels::u32_of;
 use crate::shape::{Conv2dGeom, DType, Epilogue};
 
 use super::layout::{layout, weights_as_input, PackedInput};
-use super::packing::{self, packed};
+use super::packing::{self, packed, PackMap};
 
 /// Output positions (N x OH x OW) below which conv2d_fwd_tex may take its shape from the Params
 /// (SHAPE_IN_PARAMS): its reciprocal division is exact for dividends below 2^22.
@@ -73,7 +73,7 @@ pub fn forward(
         Some(t) => {
             let wl = layout(gpu, "conv2d weights", &wg)?;
             let wtex = gpu.operand_texture("conv2d weights", 2, wl.width as u32, wl.height as u32)?;
-            let d = packing::pack(gpu, &wg, &wl, DType::F32, w, &wtex, Some(&t))?;
+            let d = packing::pack(gpu, &wg, &wl, DType::F32, w, &wtex, PackMap::Transposed(&t))?;
             (wl, wtex, d)
         }
         // the plan's constant weights packed once, in its prologue (`KeptOperands`)

@@ -17,5 +17,5 @@ pub use layout::{
     swapped_pointwise, uses_texture, weight_gradient_columns, weight_gradient_lanes, weight_gradient_uses_texture,
     PackedInput,
 };
-pub use packing::{pack_for_phases, KeptOperands, SharedPacking, TransposedWeights};
+pub use packing::{pack_for_phases, FoldedWeights, KeptOperands, SharedPacking, TransposedWeights};
 pub use weight_gradient::backward_weight;

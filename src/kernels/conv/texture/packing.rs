@@ -6,7 +6,7 @@ use crate::device::{Dispatch, Gpu, OperandTexture, Resource, TextureFill};
 use crate::error::{Error, Result};
 use crate::kernels::conv::constants::{sizes, transpose_constants};
 use crate::kernels::shaders::{variant, CONV2D_PACK_INPUT};
-use crate::kernels::u32_of;
+use crate::kernels::{f32_bits, u32_of};
 use crate::shape::{Conv2dGeom, DType};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -34,6 +34,9 @@ pub struct KeptOperands {
     constant: HashSet<wgpu::Buffer>,
     /// Their textures by (buffer, layout).
     constant_textures: RefCell<HashMap<(wgpu::Buffer, PackedInput), Arc<OperandTexture>>>,
+    /// Of those, folded weights that every reader packs (`fold_into_packing`): packed straight
+    /// from the conv's weights and the batch norm's scale, never computed on their own.
+    folded: HashMap<wgpu::Buffer, FoldedWeights>,
     /// Their textures by (buffer, layout), once a conv packs into them.
     textures: RefCell<HashMap<(wgpu::Buffer, PackedInput), Arc<OperandTexture>>>,
     /// Those whose contents are current at this point of the plan.
@@ -48,6 +51,19 @@ impl KeptOperands {
             self.wanted.insert(x.clone());
             self.wanted.insert(dy.clone());
         }
+    }
+
+    /// Pack `folded.w` scaled by the batch norm of `folded` wherever a conv packs `w_folded`
+    /// (a fold_bn node's output, all of whose readers pack it): the fold then computes only
+    /// the bias (`folds_into_packing`).
+    pub fn fold_into_packing(&mut self, w_folded: &wgpu::Buffer, folded: FoldedWeights) {
+        self.constant.insert(w_folded.clone());
+        self.folded.insert(w_folded.clone(), folded);
+    }
+
+    /// Whether the packings of `w_folded` fold its batch norm in (`fold_into_packing`).
+    pub fn folds_into_packing(&self, w_folded: &wgpu::Buffer) -> bool {
+        self.folded.contains_key(w_folded)
     }
 
     /// Keep the weights `w` packed across runs: no node of the plan writes them.
@@ -146,7 +162,7 @@ pub(super) fn pack(
     storage: DType,
     x: &wgpu::Buffer,
     tex: &OperandTexture,
-    transposed: Option<&TransposedWeights>,
+    map: PackMap<'_>,
 ) -> Result<Vec<Dispatch>> {
     const WG: usize = 64;
     // the shape and layout as pipeline constants (the shader says why); sizes() checks that
@@ -167,10 +183,22 @@ pub(super) fn pack(
         ("PH", l.ph as f64),
         ("PW", l.pw as f64),
     ];
-    if let Some(t) = transposed {
-        constants.extend(t.constants(g)?);
-    }
+    let (x, scale, eps) = match map {
+        PackMap::Plain => (x, None, 0.0),
+        PackMap::Transposed(t) => {
+            constants.extend(t.constants(g)?);
+            (x, None, 0.0)
+        }
+        PackMap::Folded(f) => {
+            if storage != DType::F32 {
+                return Err(Error::arg("conv2d packing", "storage", "folded weights are f32"));
+            }
+            constants.push(("SCALED", 1.0));
+            (&f.w, Some((&f.gamma, &f.run_var)), f.eps)
+        }
+    };
     let pipeline = gpu.pipeline(variant(gpu, &CONV2D_PACK_INPUT, storage)?, &constants)?;
+    let (gamma, run_var) = scale.unwrap_or((gpu.dummy(), gpu.dummy()));
     let width = u32_of("conv2d packed width", l.width)?;
     let height = u32_of("conv2d packed height", l.height)?;
     let band = tex.staging_rows;
@@ -178,15 +206,10 @@ pub(super) fn pack(
         .step_by(band as usize)
         .map(|y0| {
             let rows = band.min(height - y0);
-            let params = [width, y0, rows, tex.staging_stride];
+            let params = [width, y0, rows, tex.staging_stride, f32_bits(eps)];
             let grid = [u32_of("conv2d packing workgroups", l.width.div_ceil(WG))?, rows, 1];
-            let d = Dispatch::with_resources(
-                gpu,
-                pipeline.clone(),
-                &params,
-                &[Resource::Buffer(x), Resource::Buffer(&tex.staging)],
-                grid,
-            )?;
+            let resources = [x, &tex.staging, gamma, run_var].map(Resource::Buffer);
+            let d = Dispatch::with_resources(gpu, pipeline.clone(), &params, &resources, grid)?;
             Ok(d.then_fill(TextureFill {
                 staging: tex.staging.clone(),
                 bytes_per_row: tex.staging_stride * crate::device::TEXEL_BYTES,
@@ -212,20 +235,42 @@ pub(super) fn packed(
     kept: Option<&KeptOperands>,
 ) -> Result<(PackedInput, Arc<OperandTexture>, Vec<Dispatch>)> {
     let l = layout(gpu, what, g)?;
-    if let Some(tex) = kept
-        .map(|k| k.constant_texture(gpu, what, x, &l))
+    if let Some((tex, k)) = kept
+        .map(|k| k.constant_texture(gpu, what, x, &l).map(|t| t.map(|t| (t, k))))
         .transpose()?
         .flatten()
     {
-        let d = pack(gpu, g, &l, storage, x, &tex, None)?;
+        let folded = k.folded.get(x);
+        let map = folded.map_or(PackMap::Plain, PackMap::Folded);
+        let d = pack(gpu, g, &l, storage, x, &tex, map)?;
         return Ok((l, tex, d.into_iter().map(Dispatch::deriving).collect()));
     }
     let tex = match kept.map(|k| k.texture(gpu, what, x, &l)).transpose()?.flatten() {
         Some(t) => t,
         None => gpu.operand_texture(what, slot, l.width as u32, l.height as u32)?,
     };
-    let d = pack(gpu, g, &l, storage, x, &tex, None)?;
+    let d = pack(gpu, g, &l, storage, x, &tex, PackMap::Plain)?;
     Ok((l, tex, d))
+}
+
+/// How a packing maps its source to the operand: the tensor itself, a conv's weights transposed
+/// (the forward weights of its input gradient), or a conv's weights with an inference batch norm
+/// folded in.
+#[derive(Clone, Copy)]
+pub(super) enum PackMap<'a> {
+    Plain,
+    Transposed(&'a TransposedWeights),
+    Folded(&'a FoldedWeights),
+}
+
+/// A conv's weights w (Cout, ...) and the inference batch norm after it (gamma and running_var,
+/// (Cout) each, and eps): packed as w * gamma / sqrt(running_var + eps) per output channel.
+#[derive(Clone, Debug)]
+pub struct FoldedWeights {
+    pub w: wgpu::Buffer,
+    pub gamma: wgpu::Buffer,
+    pub run_var: wgpu::Buffer,
+    pub eps: f32,
 }
 
 /// Weights packed straight from a conv's w (Cout, Cin/g, KH, KW) as the forward weights of its
@@ -295,7 +340,7 @@ pub fn pack_for_phases(
         Some(t) => t,
         None => gpu.operand_texture(WHAT, 0, l.width as u32, l.height as u32)?,
     };
-    let d = pack(gpu, &dy_as_input(g), &l, DType::F32, dy, &tex, None)?;
+    let d = pack(gpu, &dy_as_input(g), &l, DType::F32, dy, &tex, PackMap::Plain)?;
     Ok(Some((
         SharedPacking {
             layout: l,
