@@ -410,3 +410,69 @@ fn a_linear_layer_past_one_binding_runs_in_row_chunks() {
     chunk_names.sort();
     assert_eq!(chunk_names, ["fc.bias#0", "fc.bias#1", "fc.weight#0", "fc.weight#1"]);
 }
+
+/// A fine-tuning step whose first conv is frozen: on the cpu family that conv's weights are
+/// packed once, in the prologue, and the plan's own steps (which never write them) leave the
+/// packing current; rewriting them and touching the store packs them again. Every step's
+/// updates equal those of a plan compiled afresh on the same weights.
+#[test]
+fn a_frozen_convs_packed_weights_outlive_the_steps() {
+    let mut g = Graph::new();
+    let x = g.input("x", [2, 3, 9, 9]);
+    let w0 = g.param("w0", [8, 3, 3, 3], false);
+    let a = g.conv2d(x, w0, None, Conv2dArgs::default().padding(1)).unwrap();
+    let r = g.relu(a);
+    let w1 = g.param("w1", [4, 8, 3, 3], true);
+    let b = g.conv2d(r, w1, None, Conv2dArgs::default()).unwrap();
+    let f = g.flatten(b).unwrap();
+    let fc = g.param("fc", [3, 4 * 49], true);
+    let logits = g.linear(f, fc, None).unwrap();
+    let y = g.labels("y", 2);
+    let loss = g.cross_entropy(logits, y, 0.0).unwrap();
+    let mut rng = Rng::new(5);
+    let xs = rng.vec(2 * 3 * 81, -1.0, 1.0);
+    let ys = [0, 2];
+    let shapes: [(&str, Vec<usize>); 3] = [("w0", vec![8, 3, 3, 3]), ("w1", vec![4, 8, 3, 3]), ("fc", vec![3, 196])];
+    let mut stores = [ParamStore::new(), ParamStore::new()];
+    for (name, shape) in &shapes {
+        let v = rng.vec(shape.iter().product(), -0.3, 0.3);
+        for s in &mut stores {
+            s.insert(*name, Tensor::from_slice(gpu(), &v, shape.clone()).unwrap());
+        }
+    }
+    let opt = Optimizer::Sgd {
+        lr: 0.1,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    let [kept, fresh] = &mut stores;
+    let mut step = TrainStep::compile(gpu(), g.clone(), loss, &[], kept, opt).unwrap();
+    let packs = gpu().policy().texture_operands;
+    let weights = |s: &ParamStore| -> Vec<Vec<f32>> {
+        shapes
+            .iter()
+            .map(|(n, _)| s.get(n).unwrap().to_vec().unwrap())
+            .collect()
+    };
+    for k in 0..4 {
+        if k == 3 {
+            // the frozen weights rewritten from outside, in both stores
+            let v = rng.vec(8 * 27, -0.3, 0.3);
+            for s in [&*kept, &*fresh] {
+                s.get("w0").unwrap().write(&v).unwrap();
+                s.touch();
+            }
+        }
+        step.step(&xs, &ys).unwrap();
+        TrainStep::compile(gpu(), g.clone(), loss, &[], fresh, opt)
+            .unwrap()
+            .step(&xs, &ys)
+            .unwrap();
+        assert_eq!(weights(kept), weights(fresh), "step {k}");
+        if packs {
+            let runs = step.plan.prologue_runs();
+            assert_eq!(runs, if k < 3 { 1 } else { 2 }, "prologue runs after step {k}");
+        }
+    }
+}

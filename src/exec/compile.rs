@@ -143,6 +143,9 @@ pub(super) struct Lowered {
     pub(super) node_end: Vec<usize>,
     /// Bytes of the textures holding the plan's constant weights packed (the cpu family).
     pub(super) packed_weight_bytes: u64,
+    /// The prologue reads no parameter the plan's optimizer updates: the weights packed there
+    /// are those no node writes, and no node deriving a value reads an updated one.
+    pub(super) prologue_outlives_steps: bool,
 }
 
 /// Lower every node through its family (`lower`), the context's hooks around each. With
@@ -154,7 +157,9 @@ pub(super) fn lower_nodes(ctx: &LowerCtx, device: &wgpu::Device, mut dist: Optio
         prologue: Vec::new(),
         node_end: Vec::with_capacity(graph.nodes.len()),
         packed_weight_bytes: 0,
+        prologue_outlives_steps: true,
     };
+    let updated = graph.updated_params();
     let mut at = 0;
     while at < graph.nodes.len() {
         let n = &graph.nodes[at];
@@ -193,6 +198,7 @@ pub(super) fn lower_nodes(ctx: &LowerCtx, device: &wgpu::Device, mut dist: Optio
         } else {
             let d = lower(ctx, n)?;
             if n.outputs.iter().any(|o| graph.value(*o).kind == ValueKind::Derived) {
+                out.prologue_outlives_steps &= !n.inputs.iter().any(|v| updated.contains(v));
                 out.prologue.extend(d)
             } else {
                 ctx.after(&d);

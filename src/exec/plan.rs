@@ -48,6 +48,11 @@ pub struct Plan {
     /// Dispatches that derive values from the parameters (folded batch norms), run before the
     /// first run and again only when the store's version has moved.
     prologue: Vec<Dispatch>,
+    /// The prologue reads no parameter this plan's own optimizer updates (a frozen backbone's
+    /// packed weights in a fine-tuning plan), so its own steps leave the prologue current.
+    prologue_outlives_steps: bool,
+    /// Runs that ran the prologue.
+    prologue_runs: AtomicU64,
     store_version: Arc<AtomicU64>,
     seen_version: AtomicU64,
     /// Buffer of every value (views share their base's buffer).
@@ -183,6 +188,8 @@ impl Plan {
             stats,
             dispatches: lowered.dispatches,
             prologue: lowered.prologue,
+            prologue_outlives_steps: lowered.prologue_outlives_steps,
+            prologue_runs: AtomicU64::new(0),
             store_version: store.version(),
             seen_version: AtomicU64::new(u64::MAX),
             buffers: buffers.values,
@@ -286,7 +293,18 @@ impl Plan {
     /// Whether this run must first re-derive values from the parameters (their version moved).
     fn prologue_stale(&self) -> bool {
         let now = self.store_version.load(Ordering::Relaxed);
-        !self.prologue.is_empty() && self.seen_version.swap(now, Ordering::Relaxed) != now
+        let stale = !self.prologue.is_empty() && self.seen_version.swap(now, Ordering::Relaxed) != now;
+        if stale {
+            self.prologue_runs.fetch_add(1, Ordering::Relaxed);
+        }
+        stale
+    }
+
+    /// How many runs so far ran the prologue (derived values from the parameters: folded
+    /// batch norms, constant weights packed): the first, and each after the parameters the
+    /// prologue reads may have changed.
+    pub fn prologue_runs(&self) -> u64 {
+        self.prologue_runs.load(Ordering::Relaxed)
     }
 
     /// Record dispatches `range` (after the prologue when `prologue`): compute passes, split only
@@ -324,7 +342,14 @@ impl Plan {
         let mut encoder = self.encoder();
         self.encode_pass(&mut encoder, from..self.dispatches.len(), prologue);
         if self.hyper.is_some() {
-            self.store_version.fetch_add(1, Ordering::Relaxed);
+            let was = self.store_version.fetch_add(1, Ordering::Relaxed);
+            // this step's updates leave the prologue's results current, unless something else
+            // changed the parameters since this run began
+            if self.prologue_outlives_steps {
+                let _ = self
+                    .seen_version
+                    .compare_exchange(was, was + 1, Ordering::Relaxed, Ordering::Relaxed);
+            }
         }
         if copy_out {
             self.encode_copy_out(&mut encoder);

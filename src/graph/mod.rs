@@ -177,6 +177,15 @@ impl Graph {
         s
     }
 
+    /// The parameters the graph's optimizer updates write (in place: their first input).
+    pub fn updated_params(&self) -> std::collections::HashSet<ValueId> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::SgdStep { .. } | Op::AdamWStep { .. }))
+            .map(|n| n.inputs[0])
+            .collect()
+    }
+
     /// For each value, the nodes that read it.
     pub fn consumers(&self) -> Vec<Vec<NodeId>> {
         let mut c = vec![Vec::new(); self.values.len()];

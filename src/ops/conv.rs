@@ -8,7 +8,6 @@ use crate::kernels::conv::texture::{FoldedWeights, KeptOperands};
 use crate::ops::lowering::{LowerCtx, LowerHook};
 pub use crate::shape::{Conv2dArgs, Conv2dGeom};
 use crate::tensor::{DType, Tensor};
-use std::collections::HashSet;
 use std::rc::Rc;
 
 /// y = conv2d(x, weight) + bias, as `torch.nn.functional.conv2d`.
@@ -153,13 +152,7 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
 pub(crate) fn install(ctx: &mut LowerCtx) -> Result<()> {
     let g = ctx.graph;
     let mut kept = KeptOperands::default();
-    // the parameters an optimizer update of the plan writes
-    let updated: HashSet<ValueId> = g
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, Op::SgdStep { .. } | Op::AdamWStep { .. }))
-        .map(|n| n.inputs[0])
-        .collect();
+    let updated = g.updated_params();
     for n in &g.nodes {
         match &n.op {
             Op::Conv2dBwdWeight { args } => {
