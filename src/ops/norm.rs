@@ -227,22 +227,24 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
             let wshape = ishape(0).dims();
             let b = bias.then(|| i(1));
             let (gamma, beta, rm, rv) = (i(1 + k), i(2 + k), i(3 + k), i(4 + k));
+            // where the convs that read the folded weights pack them, the packings fold them
+            // (`ops::conv::install`) and this computes the bias alone, binding neither weight
+            // buffer (the folded one is then never bound, so never cleared nor touched)
+            let (w, w_out) = (i(0), o(0));
+            let packs = ctx.kept.as_ref().is_some_and(|k| k.folds_into_packing(&w_out));
+            let (per, w, w_out) = match packs {
+                true => (0, gpu.dummy(), gpu.dummy_rw()),
+                false => (wshape[1..].iter().product(), &w, &w_out),
+            };
             let folded = kernels::norm::FoldBuffers {
-                w: &i(0),
+                w,
                 b: b.as_ref(),
                 gamma: &gamma,
                 beta: &beta,
                 rm: &rm,
                 rv: &rv,
-                w_out: &o(0),
+                w_out,
                 b_out: &o(1),
-            };
-            // where the convs that read the folded weights pack them, the packings fold them
-            // (`ops::conv::install`) and this computes the bias alone
-            let packs = ctx.kept.as_ref().is_some_and(|k| k.folds_into_packing(&o(0)));
-            let per = match packs {
-                true => 0,
-                false => wshape[1..].iter().product(),
             };
             vec![kernels::norm::fold(gpu, [wshape[0], per], *eps, &folded)?]
         }
