@@ -111,13 +111,7 @@ pub fn gemm_ceiling(gpu: &Gpu, size: usize, warmup: usize, iters: usize) -> Resu
         trans_a: false,
         trans_b: false,
     };
-    let bufs = kernels::gemm::GemmBuffers {
-        a: a.buffer(),
-        b: b.buffer(),
-        bias: None,
-        residual: None,
-        c: c.buffer(),
-    };
+    let bufs = kernels::gemm::GemmBuffers::new(a.buffer(), b.buffer(), c.buffer());
     let tiled = kernels::gemm::gemm_tile(gpu, &geom, DType::F32, &bufs)?;
     let rows_geom = kernels::gemm::RowsGeom {
         batch: 1,

@@ -177,6 +177,18 @@ impl Graph {
         s
     }
 
+    /// The value whose buffer `v` uses: itself, or the base of a chain of reshapes.
+    pub fn view_base(&self, mut v: ValueId) -> ValueId {
+        while let Some(p) = self.value(v).producer {
+            let n = self.node(p);
+            if n.op != Op::Reshape {
+                break;
+            }
+            v = n.inputs[0];
+        }
+        v
+    }
+
     /// The parameters the graph's optimizer updates write (in place: their first input).
     pub fn updated_params(&self) -> std::collections::HashSet<ValueId> {
         self.nodes

@@ -33,6 +33,19 @@ pub struct GemmBuffers<'a> {
     pub c: &'a wgpu::Buffer,
 }
 
+impl<'a> GemmBuffers<'a> {
+    /// C = op(A) op(B) with no bias or residual (set those with struct update).
+    pub fn new(a: &'a wgpu::Buffer, b: &'a wgpu::Buffer, c: &'a wgpu::Buffer) -> Self {
+        GemmBuffers {
+            a,
+            b,
+            bias: None,
+            residual: None,
+            c,
+        }
+    }
+}
+
 /// C = op(A) op(B) [+ bias] through the 64 x 64 tile GEMM (gemm.wgsl) whatever the shape and
 /// policy (`ops::linear::gemm` chooses; `bench gemm` times this kernel by name).
 pub fn gemm_tile(gpu: &Gpu, g: &GemmGeom, storage: DType, bufs: &GemmBuffers<'_>) -> Result<Vec<Dispatch>> {

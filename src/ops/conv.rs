@@ -162,13 +162,7 @@ pub(crate) fn install(ctx: &mut LowerCtx) -> Result<()> {
             // a conv's and a linear layer's (which runs as a 1x1 conv on the cpu family)
             Op::Conv2d { .. } | Op::Linear => {
                 // the weights, or the tensor they view
-                let mut w = n.inputs[1];
-                while let Some(p) = g.value(w).producer.map(|p| &g.nodes[p.0]) {
-                    match p.op {
-                        Op::Reshape => w = p.inputs[0],
-                        _ => break,
-                    }
-                }
+                let w = g.view_base(n.inputs[1]);
                 let constant = match g.value(w).kind {
                     ValueKind::Param { .. } => !updated.contains(&w),
                     ValueKind::Derived => true,

@@ -41,11 +41,8 @@ pub fn linear(gpu: &Gpu, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
         trans_b: true,
     };
     let bufs = kernels::gemm::GemmBuffers {
-        a: x.buffer(),
-        b: weight.buffer(),
         bias: bias.map(|b| b.buffer()),
-        residual: None,
-        c: y.buffer(),
+        ..kernels::gemm::GemmBuffers::new(x.buffer(), weight.buffer(), y.buffer())
     };
     gpu.run(&gemm(gpu, &g, (storage, storage), &bufs, None)?);
     Ok(y)
@@ -108,11 +105,8 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
             // to f16 as the conv forward's are
             let (a, b, c) = (i(0), i(1), o(0));
             let bufs = kernels::gemm::GemmBuffers {
-                a: &a,
-                b: &b,
                 bias: bias.as_ref(),
-                residual: None,
-                c: &c,
+                ..kernels::gemm::GemmBuffers::new(&a, &b, &c)
             };
             gemm(gpu, &geom, (storage, storage), &bufs, ctx.kept.as_deref())?
         }
@@ -129,13 +123,7 @@ pub(crate) fn lower(ctx: &LowerCtx, n: &Node) -> Result<Vec<Dispatch>> {
                 trans_b: *trans_b,
             };
             let (a, b, c) = (i(0), i(1), o(0));
-            let bufs = kernels::gemm::GemmBuffers {
-                a: &a,
-                b: &b,
-                bias: None,
-                residual: None,
-                c: &c,
-            };
+            let bufs = kernels::gemm::GemmBuffers::new(&a, &b, &c);
             gemm(gpu, &geom, (DType::F32, ctx.operands(n)), &bufs, None)?
         }
         other => unreachable!("linear::lower called on {}", other.name()),

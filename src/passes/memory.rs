@@ -3,7 +3,7 @@
 //! reshape is a view, so it extends the lifetime of the value it views. Slots are handed out
 //! largest value first, best fit; a node's outputs never share a slot with its inputs.
 
-use crate::graph::{Graph, Op, ValueId, ValueKind};
+use crate::graph::{Graph, ValueId, ValueKind};
 
 #[derive(Clone, Debug)]
 pub struct MemoryPlan {
@@ -50,16 +50,10 @@ fn bytes_of(g: &Graph, v: ValueId) -> u64 {
     ((val.shape.numel() * val.dtype.size()) as u64).div_ceil(4).max(1) * 4
 }
 
-/// The value whose buffer `v` uses: itself, or the base of a chain of reshapes.
-pub fn base_of(g: &Graph, mut v: ValueId) -> ValueId {
-    while let Some(p) = g.value(v).producer {
-        let n = g.node(p);
-        if n.op != Op::Reshape {
-            break;
-        }
-        v = n.inputs[0];
-    }
-    v
+/// The value whose buffer `v` uses: itself, or the base of a chain of reshapes
+/// (`Graph::view_base`).
+pub fn base_of(g: &Graph, v: ValueId) -> ValueId {
+    g.view_base(v)
 }
 
 /// Plan the temporaries of `g`; values in `keep` stay intact to the end (they are read back).

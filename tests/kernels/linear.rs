@@ -141,13 +141,7 @@ fn gemm_rows_batched_with_epilogues() {
         k: 2,
         trans_a: false,
     };
-    let bufs = GemmBuffers {
-        a: t.buffer(),
-        b: t.buffer(),
-        bias: None,
-        residual: None,
-        c: t.buffer(),
-    };
+    let bufs = GemmBuffers::new(t.buffer(), t.buffer(), t.buffer());
     let err = gemm_rows(g, &bad, Act::None, DType::F32, &bufs)
         .err()
         .expect("N = 6 must be refused");
@@ -221,7 +215,14 @@ fn gemm_products_match_reference_under_both_families() {
                     trans_a,
                     trans_b,
                 };
-                let ds = gemm(g, &geom, (DType::F32, DType::F32), &buffers(&at, &bt, &c), None).unwrap();
+                let ds = gemm(
+                    g,
+                    &geom,
+                    (DType::F32, DType::F32),
+                    &GemmBuffers::new(at.buffer(), bt.buffer(), c.buffer()),
+                    None,
+                )
+                .unwrap();
                 g.run(&ds);
                 let what = format!(
                     "{:?} family: gemm m{m} n{n} k{k} trans_a {trans_a} trans_b {trans_b}",
@@ -281,7 +282,14 @@ fn gemm_products_on_cooperative_matrices_match_reference() {
                 trans_b,
             };
             let operands = (storage, DType::F16);
-            let ds = gemm(g, &geom, operands, &buffers(&at, &bt, &c), None).unwrap();
+            let ds = gemm(
+                g,
+                &geom,
+                operands,
+                &GemmBuffers::new(at.buffer(), bt.buffer(), c.buffer()),
+                None,
+            )
+            .unwrap();
             let what = format!("cooperative gemm m{m} n{n} k{k} trans_a {trans_a} trans_b {trans_b}");
             assert!(
                 ds.iter().any(|d| d.pipeline.shader.name.contains("_coop")),
@@ -292,16 +300,5 @@ fn gemm_products_on_cooperative_matrices_match_reference() {
             let tol = if storage == DType::F16 { HALF_RTOL } else { RTOL };
             assert_close(&what, &c.to_vec().unwrap(), &want, tol);
         }
-    }
-}
-
-/// C = op(A) op(B), no bias or residual.
-fn buffers<'a>(a: &'a Tensor, b: &'a Tensor, c: &'a Tensor) -> GemmBuffers<'a> {
-    GemmBuffers {
-        a: a.buffer(),
-        b: b.buffer(),
-        bias: None,
-        residual: None,
-        c: c.buffer(),
     }
 }

@@ -51,13 +51,7 @@ pub fn backward_data(
                 k: g.cout,
                 trans_a: true,
             };
-            let bufs = crate::kernels::gemm::GemmBuffers {
-                a: w,
-                b: dy,
-                bias: None,
-                residual: None,
-                c: dx,
-            };
+            let bufs = crate::kernels::gemm::GemmBuffers::new(w, dy, dx);
             let act = crate::shape::Act::None;
             let gemm = crate::kernels::gemm::gemm_rows(gpu, &rows, act, DType::F32, &bufs)?;
             Ok(vec![gemm])

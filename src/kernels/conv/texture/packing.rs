@@ -83,13 +83,7 @@ impl KeptOperands {
         if !self.constant.contains(w) {
             return Ok(None);
         }
-        let key = (w.clone(), *l);
-        if let Some(t) = self.constant_textures.borrow().get(&key) {
-            return Ok(Some(t.clone()));
-        }
-        let t = gpu.kept_operand_texture(what, l.width as u32, l.height as u32)?;
-        self.constant_textures.borrow_mut().insert(key, t.clone());
-        Ok(Some(t))
+        texture_of_own(&self.constant_textures, gpu, what, w, l).map(Some)
     }
 
     /// Bytes of the textures that hold constant weights packed.
@@ -113,13 +107,7 @@ impl KeptOperands {
         if !self.wanted.contains(x) {
             return Ok(None);
         }
-        let key = (x.clone(), *l);
-        if let Some(t) = self.textures.borrow().get(&key) {
-            return Ok(Some(t.clone()));
-        }
-        let t = gpu.kept_operand_texture(what, l.width as u32, l.height as u32)?;
-        self.textures.borrow_mut().insert(key, t.clone());
-        Ok(Some(t))
+        texture_of_own(&self.textures, gpu, what, x, l).map(Some)
     }
 
     /// Record what a lowered node's dispatches fill. Called with the dispatches that run, not
@@ -151,6 +139,24 @@ impl KeptOperands {
         let t = self.textures.borrow().get(&(b.clone(), *l)).cloned()?;
         Some((*l, t))
     }
+}
+
+/// The texture of its own in `textures` that packs `x` (`what`) with layout `l`, made on first
+/// asking.
+fn texture_of_own(
+    textures: &RefCell<HashMap<(wgpu::Buffer, PackedInput), Arc<OperandTexture>>>,
+    gpu: &Gpu,
+    what: &str,
+    x: &wgpu::Buffer,
+    l: &PackedInput,
+) -> Result<Arc<OperandTexture>> {
+    let key = (x.clone(), *l);
+    if let Some(t) = textures.borrow().get(&key) {
+        return Ok(t.clone());
+    }
+    let t = gpu.kept_operand_texture(what, l.width as u32, l.height as u32)?;
+    textures.borrow_mut().insert(key, t.clone());
+    Ok(t)
 }
 
 /// The dispatches that pack x (N, Cin, H, W), stored as `storage`, into `tex`: one per band of
@@ -235,15 +241,12 @@ pub(super) fn packed(
     kept: Option<&KeptOperands>,
 ) -> Result<(PackedInput, Arc<OperandTexture>, Vec<Dispatch>)> {
     let l = layout(gpu, what, g)?;
-    if let Some((tex, k)) = kept
-        .map(|k| k.constant_texture(gpu, what, x, &l).map(|t| t.map(|t| (t, k))))
-        .transpose()?
-        .flatten()
-    {
-        let folded = k.folded.get(x);
-        let map = folded.map_or(PackMap::Plain, PackMap::Folded);
-        let d = pack(gpu, g, &l, storage, x, &tex, map)?;
-        return Ok((l, tex, d.into_iter().map(Dispatch::deriving).collect()));
+    if let Some(k) = kept {
+        if let Some(tex) = k.constant_texture(gpu, what, x, &l)? {
+            let map = k.folded.get(x).map_or(PackMap::Plain, PackMap::Folded);
+            let d = pack(gpu, g, &l, storage, x, &tex, map)?;
+            return Ok((l, tex, d.into_iter().map(Dispatch::deriving).collect()));
+        }
     }
     let tex = match kept.map(|k| k.texture(gpu, what, x, &l)).transpose()?.flatten() {
         Some(t) => t,
