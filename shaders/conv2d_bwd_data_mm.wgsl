@@ -90,7 +90,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     ox0 = i32(r - my * count_x) + ph.e.y;
     dbase = (img * p.cout + g * COUT_G) * p.oh * p.ow;
 
-    mm_k_loop((u32(ph.e.z) + BK - 1u) / BK, lid);
+    mm_k_loop(0u, (u32(ph.e.z) + BK - 1u) / BK, lid);
 
     // epilogue: input channels m0 .. m0+3 (and m0+32 .. m0+35 for BM = 128), pixels col ..
     // col+3 and col+16 .. col+19 of the phase's map

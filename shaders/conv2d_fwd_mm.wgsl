@@ -15,6 +15,11 @@
 // 128 pixels (a statistics sub-block; `kernels::conv` condenses each 2 into a STATS_BLOCK
 // block): each lane's over its 8 pixels per channel in vec4 math on the values it stored, then
 // the 16 lanes of a channel merged with Chan's formula through the pixel stage.
+//
+// Split-K (SPLIT_K, where the grid would leave a GPU's compute units idle): grid z holds the K
+// slices too (slice = z / channel blocks), each slice runs p.kc chunks of K from its first and
+// stores its raw sums, in vec4s where VEC4, into its slice of `split` (slices, N, Cout, OH, OW);
+// conv2d_split_k_epilogue adds the slices and applies the epilogue and the statistics.
 
 // Activation storage: f32, or f16 in the variant `kernels::shaders::variant` builds.
 alias T = f32;
@@ -23,14 +28,16 @@ override STATS: bool = false;
 // OH * OW % 4 == 0: a lane's 4 pixels (from a multiple of 4) lie in one plane, one vec4 of y
 override VEC4: bool = false;
 // The aligned variants, without the loaders' checks: FULL_TILES where the group's channels, K
-// and the pixels are whole multiples of the tile (BM, 16, 128), UNPADDED where the conv has no
-// padding (every tap of every output pixel then lies inside the image).
+// and the pixels are whole multiples of the tile (BM, 16, 128), UNPADDED where every tap of
+// every output pixel lies inside the image (no padding, and no output past the taps' reach).
 override FULL_TILES: bool = false;
 override UNPADDED: bool = false;
+override SPLIT_K: bool = false;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
     cout: u32, oh: u32, ow: u32, groups: u32,
+    kc: u32,  // chunks of BK per K slice (SPLIT_K; unread otherwise)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,6 +46,10 @@ struct Params {
 // bindings 3 .. 5 (bias, residual, y): conv2d_epilogue
 // (blocks of BN pixels, Cout, 2): each block's channel mean and M2; unwritten without STATS
 @group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+// SPLIT_K: the slices' raw sums (slices, N, Cout, OH, OW), as floats and as vec4s (naga takes
+// one type per binding); unwritten otherwise
+@group(0) @binding(9) var<storage, read_write> split: array<f32>;
+@group(0) @binding(10) var<storage, read_write> split4: array<vec4f>;
 
 // Per-lane constants of the loaders and the epilogue, set once in `main`.
 var<private> kdim: u32;      // K of a group
@@ -50,6 +61,7 @@ var<private> iy0: i32;       // im2col loader: the pixel's window origin
 var<private> ix0: i32;
 var<private> xbase: u32;     // im2col loader: x offset of the pixel's image and group
 var<private> plane: u32;     // OH * OW
+var<private> slice_at: u32;  // SPLIT_K: the offset of this workgroup's slice in `split`
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -57,12 +69,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let cout_g = p.cout / p.groups;
     let cin_g = p.cin / p.groups;
     let blocks_g = (cout_g + BM - 1u) / BM;
-    let g = wid.z / blocks_g;
-    oc0 = g * cout_g + (wid.z % blocks_g) * BM;
-    nrows = min(BM, (g + 1u) * cout_g - oc0);
     kdim = cin_g * KH * KW;
     plane = p.oh * p.ow;
     let total = p.n * plane;
+    // the K slice (SPLIT_K) and the channel block: uniform, from the workgroup and the Params
+    var chunks = (cin_g * KH * KW + BK - 1u) / BK;
+    var first = 0u;
+    var z = wid.z;
+    if (SPLIT_K) {
+        let slice = wid.z / (p.groups * blocks_g);
+        z = wid.z - slice * (p.groups * blocks_g);
+        first = slice * p.kc;
+        chunks = min(p.kc, chunks - min(chunks, first));
+        slice_at = slice * p.n * p.cout * plane;
+    }
+    let g = z / blocks_g;
+    oc0 = g * cout_g + (z % blocks_g) * BM;
+    nrows = min(BM, (g + 1u) * cout_g - oc0);
     let p0 = (wid.x + wid.y * nwg.x) * BN;
 
     mm_roles(lid);
@@ -78,7 +101,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     ix0 = i32((r - oy * p.ow) * SW) - i32(PW);
     xbase = (img * p.cin + g * cin_g) * p.h * p.w;
 
-    mm_k_loop((cin_g * KH * KW + BK - 1u) / BK, lid);
+    mm_k_loop(first * BK, chunks, lid);
 
     // epilogue: channels m0 .. m0+3 (and m0+32 .. m0+35 for BM = 128), pixels col .. col+3 and
     // col+16 .. col+19
@@ -108,7 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         c7l = store_row(c7l, m4 + 3u, atl, nl);
         c7r = store_row(c7r, m4 + 3u, atr, nr);
     }
-    if (STATS) {
+    if (STATS && !SPLIT_K) {
         write_stats(lid, max(total, p0) - p0, p0 / BN, nl, nr);
     }
 }
@@ -162,11 +185,36 @@ fn store_row(v: vec4f, m: u32, at: vec4u, n: u32) -> vec4f {
     }
     let oc = oc0 + m;
     let off = oc * plane;
+    if (SPLIT_K) {
+        store_split(v, at + vec4u(off + slice_at), n);
+        return v;
+    }
     if (VEC4 && n == 4u) {
         // 4 pixels from a multiple of 4 of a plane whose size is one: one aligned vec4 of y
         return store_output4(v, oc, at.x + off);
     }
     return store_output_quad(v, oc, at + vec4u(off), vec4u(0u, 1u, 2u, 3u) < vec4u(n));
+}
+
+// SPLIT_K: the raw sums `v` of the first `n` of 4 pixels at `at` in this slice, one vec4 where
+// they are 4 consecutive from a multiple of 4 (VEC4: OH*OW and so each slice a multiple of 4).
+fn store_split(v: vec4f, at: vec4u, n: u32) {
+    if (VEC4 && n == 4u) {
+        split4[at.x / 4u] = v;
+        return;
+    }
+    if (n > 0u) {
+        split[at.x] = v.x;
+    }
+    if (n > 1u) {
+        split[at.y] = v.y;
+    }
+    if (n > 2u) {
+        split[at.z] = v.z;
+    }
+    if (n > 3u) {
+        split[at.w] = v.w;
+    }
 }
 
 // The block statistics. Each lane takes the (mean, M2) of its 8 channels over its valid pixels

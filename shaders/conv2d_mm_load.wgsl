@@ -53,22 +53,22 @@ fn mm_roles(lid: u32) {
     b_quad = lane % 4u;
 }
 
-// The K loop over `chunks` chunks of BK, the results in the accumulators of conv2d_mm_acc: the
+// The K loop over `chunks` chunks of BK from K row `k_first`, the results in the accumulators of conv2d_mm_acc: the
 // next chunk loaded into registers while the compute form (`tile_begin`, `tile_step`,
 // `tile_end`) multiplies the current one out of its stage, stored into the other stage before
 // the one barrier per chunk. Called by the whole workgroup with a uniform count (from the
 // uniform parameters: a browser's uniformity analysis takes a module-scope private as possibly
 // non-uniform).
-fn mm_k_loop(chunks: u32, lid: u32) {
+fn mm_k_loop(k_first: u32, chunks: u32, lid: u32) {
     tile_begin(lid);
-    load_chunk(0u);
+    load_chunk(k_first);
     store_stage(0u);
     workgroupBarrier();
     for (var c = 0u; c < chunks; c++) {
         let s = c & 1u;
         let more = c + 1u < chunks;
         if (more) {
-            load_chunk((c + 1u) * BK);
+            load_chunk(k_first + (c + 1u) * BK);
         }
         tile_step(s);
         if (more) {

@@ -204,7 +204,41 @@ fn trusted_large_tile_forward_computes_what_checked_computes() {
             );
         }
     }
-    for kernel in ["conv2d_fwd_mm", "conv2d_bwd_weight_mm", "conv2d_bwd_data_mm"] {
+    // the forward split over K (conv2d_fwd_mm's SPLIT_K and conv2d_split_k_epilogue), planes in
+    // vec4s (10x10) and not (9x9), with the statistics
+    use convoy::internals::kernels::conv::TileKind;
+    for (hw, slices) in [(10, 3), (9, 4)] {
+        let (xs, ws) = ([2, 40, hw, hw], [136, 40, 3, 3]);
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::new(1, 1, 1, 1)).unwrap();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        for base in [ConvTile::MM_128, ConvTile::MM_64] {
+            let tile = ConvTile {
+                kind: TileKind::MmSplit { slices },
+                ..base
+            };
+            let run = |g: &Gpu| {
+                let xt = Tensor::from_slice(g, &x, xs).unwrap();
+                let wt = Tensor::from_slice(g, &w, ws).unwrap();
+                let y = Tensor::zeros(g, geom.out_shape()).unwrap();
+                let stats = Tensor::zeros(g, [(2 * hw * hw).div_ceil(256), 136, 2]).unwrap();
+                let b = ForwardBuffers {
+                    stats: Some(stats.buffer()),
+                    ..ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer())
+                };
+                g.run(&forward_tiled(g, &geom, tile, Default::default(), DType::F32, &b).unwrap());
+                let bits = |t: &Tensor| t.to_vec().unwrap().into_iter().map(f32::to_bits).collect::<Vec<u32>>();
+                (bits(&y), bits(&stats))
+            };
+            assert_eq!(run(&checked), run(&trusted), "{tile:?} on x{xs:?}");
+        }
+    }
+    for kernel in [
+        "conv2d_fwd_mm",
+        "conv2d_split_k_epilogue",
+        "conv2d_bwd_weight_mm",
+        "conv2d_bwd_data_mm",
+    ] {
         assert!(trusted.unchecked_modules().contains(&kernel), "{kernel}");
     }
 }

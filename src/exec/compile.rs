@@ -22,6 +22,9 @@ pub struct PlanStats {
     /// Of `dispatches`, those that pack a conv input into an operand texture (the CPU
     /// family's texture kernels: one before each such conv pass).
     pub packs: usize,
+    /// Of `dispatches`, the second passes of conv forwards split over K (the gpu family's
+    /// small grids: one conv2d_split_k_epilogue after each such forward).
+    pub split_passes: usize,
     /// Buffers for temporaries after memory planning, and their bytes.
     pub temp_buffers: usize,
     pub temp_bytes: u64,
@@ -297,6 +300,15 @@ pub(super) fn plan_stats(
                     .shader
                     .name
                     .starts_with(crate::kernels::shaders::CONV2D_PACK_INPUT.name)
+            })
+            .count(),
+        split_passes: dispatches
+            .iter()
+            .filter(|d| {
+                d.pipeline
+                    .shader
+                    .name
+                    .starts_with(crate::kernels::shaders::CONV2D_SPLIT_K_EPILOGUE.name)
             })
             .count(),
         temp_buffers: buffers.slots,

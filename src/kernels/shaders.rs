@@ -50,8 +50,15 @@ shaders! {
     // outputs are selected or guarded where outside their tensors (the vec4 stores only where
     // all 4 pixels are inside, aligned: VEC4 needs OH*OW % 4 == 0; FULL_TILES drops the
     // loaders' row, K and pixel checks only where the launcher found all three whole tiles,
-    // UNPADDED the image-bounds check only for convs without padding, whose taps stay inside)
-    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_mm_acc" "conv2d_mm_load" "conv2d_mm_core" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
+    // UNPADDED the image-bounds check only where every tap of every output lies inside;
+    // SPLIT_K's slice below the slices of the grid's z, its K rows below its chunks' or selected
+    // like any past K, its stores at a valid pixel's offset in its slice of the slices' buffer)
+    CONV2D_FWD_MM = trusted "conv2d_fwd_mm" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" "conv2d_mm_acc" "conv2d_mm_load" "conv2d_mm_core" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite];
+    // trusted: every position read or stored below N x OH x OW (a lane's past the block's last
+    // clamped to it) in a plane of channel c < Cout (the grid's spare workgroups return), each
+    // slice k below the slices the buffer holds; the statistics' slots below WG = 64, blocks
+    // below ceil(N x OH x OW / 256)
+    CONV2D_SPLIT_K_EPILOGUE = trusted "conv2d_split_k_epilogue" with prelude "activation" "conv2d_epilogue" "conv2d_stats" [Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read];
     // trusted: the window index is below rows x cols = HALO (the launcher sets it so), the tap
     // index below KH x KW <= TAPS_MAX (`depthwise_staged_fits`); every loop counts up to a bound
     CONV2D_FWD_DEPTHWISE = trusted "conv2d_fwd_depthwise" with prelude "conv2d_geometry" "activation" "conv2d_epilogue" [Uniform, Read, Read, Read, Read, ReadWrite];

@@ -933,9 +933,25 @@ pub fn forward_buffers<'a>(
     }
 }
 
+/// The large tiles of conv2d_fwd_mm, unsplit and split over K: 3 slices of 128 x 128 (fewer
+/// where K has fewer chunks of 16), 5 of 64 x 128.
+fn mm_forward_tiles() -> [convoy::internals::kernels::conv::ConvTile; 4] {
+    use convoy::internals::kernels::conv::{ConvTile, TileKind};
+    let split = |t: ConvTile, slices| ConvTile {
+        kind: TileKind::MmSplit { slices },
+        ..t
+    };
+    [
+        ConvTile::MM_128,
+        ConvTile::MM_64,
+        split(ConvTile::MM_128, 3),
+        split(ConvTile::MM_64, 5),
+    ]
+}
+
 /// The gpu family's large-tile forward (conv2d_fwd_mm: 128 or 64 output channels x 128 pixels
-/// per workgroup, K in double-buffered chunks of 16) in both its tiles against the f64
-/// reference: output channels and pixels below, at and above one tile and off its multiples,
+/// per workgroup, K in double-buffered chunks of 16) in its tiles, unsplit and split over K
+/// (`mm_forward_tiles`), against the f64 reference: output channels and pixels below, at and above one tile and off its multiples,
 /// K off the chunk (and exactly 4 chunks), batch 1, 1x1 maps whose taps are mostly padding,
 /// 1x1 convs, strides 2 and 3, dilation 2, 2 groups of 64 input and 70 output channels, per-axis
 /// (asymmetric) kernels, strides, padding and dilation, whole tiles in every dimension with and
@@ -944,7 +960,7 @@ pub fn forward_buffers<'a>(
 #[test]
 fn conv2d_mm_tiles_match_reference() {
     use convoy::graph::{Act, Epilogue};
-    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::internals::kernels::conv;
     use convoy::ops::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(38);
@@ -1002,7 +1018,7 @@ fn conv2d_mm_tiles_match_reference() {
             t(&r, ys.dims().to_vec()),
         );
         let epi = Epilogue { residual, act };
-        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+        for tile in mm_forward_tiles() {
             let y = Tensor::empty(g, ys.clone()).unwrap(); // NaN: every output written
             let bufs = forward_buffers(&xt, &wt, bias.then_some(&bt), residual.then_some(&rt), &y);
             g.run(&conv::forward_tiled(g, &geom, tile, epi, DType::F32, &bufs).unwrap());
@@ -1021,7 +1037,7 @@ fn conv2d_mm_tiles_match_reference() {
 fn conv2d_mm_tiles_on_f16_match_reference() {
     use crate::half::{round_f16, HALF_RTOL};
     use convoy::graph::{Act, Epilogue};
-    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::internals::kernels::conv;
     use convoy::ops::Conv2dGeom;
     let g = gpu();
     if !crate::common::has_f16_else_refused(g) {
@@ -1046,7 +1062,7 @@ fn conv2d_mm_tiles_on_f16_match_reference() {
             residual: true,
             act: Act::Relu,
         };
-        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+        for tile in mm_forward_tiles() {
             let y = Tensor::empty_of(g, ys.clone(), DType::F16).unwrap();
             let bufs = forward_buffers(&xt, &wt, None, Some(&rt), &y);
             g.run(&conv::forward_tiled(g, &geom, tile, epi, DType::F16, &bufs).unwrap());
@@ -1135,13 +1151,67 @@ fn conv2d_mm_kernel_fails_without_any_one_of_its_barriers() {
     }
 }
 
+/// The split-K forward's second pass (conv2d_split_k_epilogue) with its barrier deleted (between
+/// the lanes' statistics and their merge): the statistics go wrong on lavapipe, whose lanes run
+/// 8 or 16 at a time up to a barrier, while the pass as written matches the f64 reference, on
+/// planes in vec4s and not.
+#[test]
+fn conv2d_split_k_epilogue_fails_without_its_barrier() {
+    use convoy::internals::kernels::conv::{self, ConvTile, TileKind};
+    use convoy::internals::kernels::shaders::{CONV2D_FWD_MM, CONV2D_SPLIT_K_EPILOGUE};
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(45);
+    assert_eq!(CONV2D_SPLIT_K_EPILOGUE.source.matches("workgroupBarrier();").count(), 1);
+    let tile = ConvTile {
+        kind: TileKind::MmSplit { slices: 4 },
+        ..ConvTile::MM_64
+    };
+    for xs in [[3, 40, 10, 12], [2, 40, 9, 11]] {
+        let ws = [70, 40, 3, 3];
+        let args = Conv2dArgs::default().padding(1);
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let ys = geom.out_shape();
+        let yd = ys.dims().to_vec();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
+        let want_stats = block_stats(&want, [yd[0], yd[1], yd[2] * yd[3]]);
+        let (xt, wt) = (
+            Tensor::from_slice(g, &x, xs).unwrap(),
+            Tensor::from_slice(g, &w, ws).unwrap(),
+        );
+        let run = |epilogue: &'static convoy::internals::device::Shader| {
+            let y = Tensor::empty(g, ys.clone()).unwrap();
+            let stats = Tensor::empty(g, [want_stats.len()]).unwrap();
+            let bufs = conv::ForwardBuffers {
+                stats: Some(stats.buffer()),
+                ..forward_buffers(&xt, &wt, None, None, &y)
+            };
+            let kernels = [&CONV2D_FWD_MM, epilogue];
+            g.run(&conv::forward_mm_split(g, kernels, &geom, tile, Default::default(), DType::F32, &bufs).unwrap());
+            (y.to_vec().unwrap(), stats.to_vec().unwrap())
+        };
+        let (y, stats) = run(&CONV2D_SPLIT_K_EPILOGUE);
+        assert_close(&format!("split forward x{xs:?}"), &y, &want, RTOL);
+        assert_close(&format!("split statistics x{xs:?}"), &stats, &want_stats, RTOL);
+        let (y, stats) = run(without_barrier(&CONV2D_SPLIT_K_EPILOGUE, 0));
+        assert_close(&format!("split forward x{xs:?}, barrier deleted"), &y, &want, RTOL);
+        let e = rel_err(&stats, &want_stats);
+        assert!(
+            e > RTOL,
+            "barrier deleted and the split statistics x{xs:?} still match ({e:.2e})"
+        );
+    }
+}
+
 /// The large tiles' batch statistics against the f64 reference: blocks cut by the end of the
 /// pixels (a last 128-pixel sub-block partly or wholly empty), several channel blocks, groups,
 /// and statistics of the values stored (after bias and activation).
 #[test]
 fn conv2d_mm_statistics_match_reference() {
     use convoy::graph::{Act, Epilogue};
-    use convoy::internals::kernels::conv::{self, ConvTile};
+    use convoy::internals::kernels::conv;
     use convoy::ops::Conv2dGeom;
     let g = gpu();
     let mut rng = Rng::new(42);
@@ -1183,7 +1253,7 @@ fn conv2d_mm_statistics_match_reference() {
             residual: false,
             act: Act::Silu,
         };
-        for tile in [ConvTile::MM_128, ConvTile::MM_64] {
+        for tile in mm_forward_tiles() {
             let y = Tensor::empty(g, ys.clone()).unwrap();
             let stats = Tensor::empty(g, [want_stats.len()]).unwrap();
             let bufs = conv::ForwardBuffers {
@@ -1237,6 +1307,59 @@ fn conv2d_mm_gradients_match_reference() {
     ];
     let tiles = [ConvTile::MM_128, ConvTile::MM_64];
     large_tile_gradients_match(gpu(), &mut rng, &cases, &tiles, &[13, 32], <[f32]>::to_vec, "_mm");
+}
+
+/// The stride-1 input gradient as the large-tile forward of dy split over K (the weights flipped
+/// and transposed first) against the f64 reference, in both tiles split: input channels (the
+/// forward's rows) below, at and above a tile, K = Cout/g x taps off the chunk, dilation 2 with
+/// padding 2, 2 groups, an asymmetric kernel and padding, a 1x1 conv and 1x1 maps.
+#[test]
+fn conv2d_split_input_gradient_matches_reference() {
+    use convoy::internals::kernels::conv::{self, ConvTile, TileKind};
+    use convoy::ops::Conv2dGeom;
+    let g = gpu();
+    let mut rng = Rng::new(47);
+    // (x, cout, kernel, padding, dilation, groups)
+    let cases = [
+        ([2, 130, 9, 7], 37, [3, 3], [1, 1], [1, 1], 1),
+        ([1, 64, 7, 7], 100, [3, 3], [1, 1], [1, 1], 1),
+        ([2, 66, 12, 12], 18, [3, 3], [2, 2], [2, 2], 1),
+        ([2, 140, 8, 9], 128, [3, 3], [1, 1], [1, 1], 2),
+        ([2, 129, 11, 16], 9, [3, 2], [2, 0], [1, 1], 1),
+        ([3, 64, 6, 5], 130, [1, 1], [0, 0], [1, 1], 1),
+        ([5, 100, 1, 1], 32, [3, 3], [1, 1], [1, 1], 1),
+    ];
+    for (xs, cout, [kh, kw], padding, dilation, groups) in cases {
+        let args = Conv2dArgs::new(1, 0, 1, groups).hw([1, 1], padding, dilation);
+        let ws = [cout, xs[1] / groups, kh, kw];
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), args).unwrap();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let dy = rng.vec(geom.out_shape().numel(), -1.0, 1.0);
+        let (want, _) = reference::conv2d_backward(
+            &to_f64(&x),
+            xs,
+            &to_f64(&w),
+            ws,
+            &to_f64(&dy),
+            [1, 1],
+            padding,
+            dilation,
+            groups,
+        );
+        let wt = Tensor::from_slice(g, &w, ws).unwrap();
+        let dyt = Tensor::from_slice(g, &dy, geom.out_shape()).unwrap();
+        for (base, slices) in [(ConvTile::MM_128, 3), (ConvTile::MM_64, 2)] {
+            let tile = ConvTile {
+                kind: TileKind::MmSplit { slices },
+                ..base
+            };
+            let dx = Tensor::empty(g, xs).unwrap();
+            g.run(&conv::backward_data_tiled(g, &geom, tile, dyt.buffer(), wt.buffer(), dx.buffer()).unwrap());
+            let what = format!("split input grad x{xs:?} w{ws:?} {args:?} {tile:?}");
+            assert_close(&what, &dx.to_vec().unwrap(), &want, RTOL);
+        }
+    }
 }
 
 /// A large-tile gradient case: (x, cout, kernel, stride, padding, dilation, groups).
@@ -1408,8 +1531,9 @@ fn conv2d_mm_input_gradient_fails_without_either_barrier() {
 /// The variant table on a gpu-family device (lavapipe with the gpu family forced): a grid of
 /// large tiles that fills a GPU (2 workgroups per compute unit) runs conv2d_fwd_mm by default,
 /// with or without batch statistics, and matches the reference; a smaller grid keeps the block
-/// tile first. The same for the input gradient (conv2d_bwd_data_mm) and the weight gradient
-/// (conv2d_bwd_weight_mm, its split-K grid).
+/// tile first, unless K is long enough to split it over K (then the split tile, and
+/// conv2d_split_k_epilogue after it). The same for the input gradient (conv2d_bwd_data_mm) and
+/// the weight gradient (conv2d_bwd_weight_mm, its split-K grid).
 #[test]
 fn conv2d_gpu_family_runs_the_large_tiles_on_full_grids() {
     use convoy::internals::kernels::conv::{self, variants, ConvTile};
@@ -1491,6 +1615,35 @@ fn conv2d_gpu_family_runs_the_large_tiles_on_full_grids() {
         &want_dw,
         RTOL,
     );
+    // a 7x7 stage at batch 2 (2 workgroups of 128 x 128): the forward split over K (144 chunks
+    // in 18 slices of 8), with the statistics, by the table's choice
+    let (xs, ws) = ([2, 256, 7, 7], [256, 256, 3, 3]);
+    let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::default().padding(1)).unwrap();
+    let split = ConvTile {
+        kind: convoy::internals::kernels::conv::TileKind::MmSplit { slices: 18 },
+        ..ConvTile::MM_128
+    };
+    assert_eq!(first(&geom, true), split);
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, 1, 1, 1, 1);
+    let want_stats = block_stats(&want, [2, 256, 49]);
+    let (xt, wt) = (
+        Tensor::from_slice(&g, &x, xs).unwrap(),
+        Tensor::from_slice(&g, &w, ws).unwrap(),
+    );
+    let y = Tensor::empty(&g, geom.out_shape()).unwrap();
+    let stats = Tensor::empty(&g, [want_stats.len()]).unwrap();
+    let bufs = conv::ForwardBuffers {
+        stats: Some(stats.buffer()),
+        ..forward_buffers(&xt, &wt, None, None, &y)
+    };
+    let ds = conv::forward(&g, &geom, Default::default(), DType::F32, &bufs).unwrap();
+    let names: Vec<_> = ds.iter().map(|d| d.pipeline.shader.name).collect();
+    assert_eq!(names, ["conv2d_fwd_mm", "conv2d_split_k_epilogue"]);
+    g.run(&ds);
+    assert_close("split forward by the table's choice", &y.to_vec().unwrap(), &want, RTOL);
+    assert_close("its statistics", &stats.to_vec().unwrap(), &want_stats, RTOL);
 }
 
 /// With tuning on, the first forward of a shape times the candidates, records the winner in the
@@ -2315,4 +2468,49 @@ fn texture_forward_shares_one_pipeline_across_shapes() {
         3,
         "pipelines with the shape in params, in constants: {built:?}"
     );
+}
+
+/// The gpu family's input gradients through the variant table where it runs the large-tile
+/// forward of dy split over K (at stride 1, its own choice; per stride phase, the forward's): a stride phase run as a forward has no padding yet reads past dy's edge (its last
+/// outputs' taps fall outside), so the large tile's aligned variant without the image-bounds
+/// check (UNPADDED) must not take it. Then the weight gradients of the same shapes.
+#[test]
+fn conv2d_gpu_family_gradients_through_split_forwards() {
+    use convoy::internals::kernels::conv;
+    use convoy::ops::Conv2dGeom;
+    use convoy::{Gpu, KernelFamily};
+    let g = open_gpu(Gpu::builder().kernels(KernelFamily::Gpu));
+    let mut rng = Rng::new(46);
+    // (x, w, stride): a 7x7 stage (the forward of dy split, by the input gradient's table); a
+    // stride-2 conv onto 4x4 (4 phases of 2x2, 2x1, 1x2, 1x1 taps over 4x4 maps of dy, each
+    // through the forward's table: split)
+    for (xs, ws, s) in [
+        ([2, 256, 7, 7], [256, 256, 3, 3], 1),
+        ([2, 128, 8, 8], [256, 128, 3, 3], 2),
+    ] {
+        let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::new(s, 1, 1, 1)).unwrap();
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let dy = rng.vec(geom.out_shape().numel(), -1.0, 1.0);
+        let (want_dx, want_dw) = reference::conv2d_backward(&to_f64(&x), xs, &to_f64(&w), ws, &to_f64(&dy), s, 1, 1, 1);
+        let xt = Tensor::from_slice(&g, &x, xs).unwrap();
+        let wt = Tensor::from_slice(&g, &w, ws).unwrap();
+        let dyt = Tensor::from_slice(&g, &dy, geom.out_shape()).unwrap();
+        let dx = Tensor::empty(&g, xs).unwrap();
+        let ds = conv::backward_data(&g, &geom, dyt.buffer(), wt.buffer(), dx.buffer(), DType::F32, None).unwrap();
+        assert!(
+            ds.iter().any(|d| d.pipeline.shader.name == "conv2d_split_k_epilogue"),
+            "x{xs:?} s{s}: no split forward"
+        );
+        g.run(&ds);
+        assert_close(&format!("dx x{xs:?} s{s}"), &dx.to_vec().unwrap(), &want_dx, RTOL);
+        let dw = Tensor::empty(&g, ws).unwrap();
+        let bufs = conv::WeightGradientBuffers {
+            dy: dyt.buffer(),
+            x: xt.buffer(),
+            dw: dw.buffer(),
+        };
+        g.run(&conv::backward_weight(&g, &geom, &bufs, DType::F32, None).unwrap());
+        assert_close(&format!("dw x{xs:?} s{s}"), &dw.to_vec().unwrap(), &want_dw, RTOL);
+    }
 }

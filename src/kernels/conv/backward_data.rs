@@ -6,7 +6,7 @@ use super::constants::{
     SEGMENT_MAX, STATS_BLOCK, WG,
 };
 use super::forward::{depthwise_vec4, forward, forward_block, forward_depthwise};
-use super::mm::backward_data_mm;
+use super::mm::{backward_data_mm, forward_mm_split};
 use super::phases::{all_taps, stride_phases, transposed_geometry, transposes_to_forward, Phase};
 use super::texture;
 use super::tile::{ConvTile, TileKind};
@@ -18,7 +18,7 @@ use crate::device::{grid_1d, Dispatch, Gpu};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{
     CONV2D_BWD_DATA, CONV2D_BWD_DATA_DEPTHWISE_VEC4, CONV2D_BWD_DATA_MM, CONV2D_BWD_DATA_NARROW, CONV2D_FWD_BLOCK,
-    CONV2D_SCATTER_PHASE, CONV2D_TRANSPOSE_WEIGHTS,
+    CONV2D_FWD_MM, CONV2D_SCATTER_PHASE, CONV2D_SPLIT_K_EPILOGUE, CONV2D_TRANSPOSE_WEIGHTS,
 };
 use crate::kernels::{groups_for, u32_of};
 use crate::shape::{Conv2dGeom, DType, Epilogue};
@@ -91,6 +91,32 @@ pub fn backward_data_block(
     let b = InputGradientBuffers { dy, w, dx };
     through_forward(gpu, &weights, &transposed_geometry(g), false, &b, |t, b| {
         forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
+    })
+}
+
+/// The input gradient of a stride-1 conv as the large-tile forward of dy split over K in `tile`
+/// (`TileKind::MmSplit`; `variants::input_gradient` offers it where conv2d_bwd_data_mm's grid
+/// leaves a GPU idle): the weights flipped and transposed, then conv2d_fwd_mm's slices and
+/// conv2d_split_k_epilogue.
+pub fn backward_data_split(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    dy: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+) -> Result<Vec<Dispatch>> {
+    if !transposes_to_forward(g) {
+        return Err(tile.refuse("the split input gradient needs stride 1 and padding <= d*(K-1) on each axis"));
+    }
+    let weights = texture::TransposedWeights {
+        conv: *g,
+        taps: all_taps(g),
+    };
+    let b = InputGradientBuffers { dy, w, dx };
+    let kernels = [&CONV2D_FWD_MM, &CONV2D_SPLIT_K_EPILOGUE];
+    through_forward(gpu, &weights, &transposed_geometry(g), false, &b, |t, b| {
+        forward_mm_split(gpu, kernels, t, tile, Epilogue::default(), DType::F32, b)
     })
 }
 
@@ -393,6 +419,7 @@ pub fn backward_data_tiled(
             return through_forward_phases(gpu, g, &phases, dy, w, dx, None);
         }
         TileKind::Block => return backward_data_block(gpu, &CONV2D_FWD_BLOCK, g, dy, w, dx),
+        TileKind::MmSplit { .. } => return backward_data_split(gpu, g, tile, dy, w, dx),
         TileKind::Mm | TileKind::CoopMm => {
             return Ok(vec![backward_data_mm(gpu, &CONV2D_BWD_DATA_MM, g, tile, dy, w, dx)?])
         }

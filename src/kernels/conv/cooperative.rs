@@ -32,7 +32,9 @@ pub(super) fn splice_large_tiles(
         return false;
     }
     let first = if dev.info.cooperative_emulated { 0 } else { at };
-    candidates.splice(first..first, tiles.iter().map(|t| t.cooperative()));
+    // the split tiles have no cooperative form
+    let unsplit = tiles.iter().filter(|t| t.kind == TileKind::Mm);
+    candidates.splice(first..first, unsplit.map(|t| t.cooperative()));
     !tiles.is_empty()
 }
 
@@ -48,10 +50,10 @@ pub(super) fn large_tile_kernel(
     storage: Option<DType>,
 ) -> Result<&'static Shader> {
     match tile.kind {
-        TileKind::Mm if is_cooperative(kernel) => {
+        TileKind::Mm | TileKind::MmSplit { .. } if is_cooperative(kernel) => {
             Err(tile.refuse(&format!("{} is a cooperative variant", kernel.name)))
         }
-        TileKind::Mm => variant(gpu, kernel, storage.unwrap_or(DType::F32)),
+        TileKind::Mm | TileKind::MmSplit { .. } => variant(gpu, kernel, storage.unwrap_or(DType::F32)),
         TileKind::CoopMm => {
             let info = gpu.info();
             if !info.cooperative_kernels() {

@@ -5,17 +5,21 @@
 //! on the gpu family, elsewhere a tuner candidate after the 64 x 64 block tile
 //! (`variants::forward`, `mm_tiles`). With statistics it writes those of its 128-pixel blocks,
 //! which a second dispatch condenses into `STATS_BLOCK` blocks (as the block tile's 64-pixel
-//! ones).
+//! ones). Where even the large tile's grid leaves a GPU short of work (the 14x14 and 7x7 stages
+//! at small batches), the forward splits K (`TileKind::MmSplit`): each slice's raw sums go to
+//! scratch, and conv2d_split_k_epilogue adds them, applies the epilogue and writes the
+//! statistics in `STATS_BLOCK` blocks itself.
 
 use super::buffers::{condense_stats, epilogue_bindings, ForwardBuffers, WeightGradientBuffers};
-use super::constants::{epilogue_constants, forward_grid, geometry_constants, sizes};
+use super::constants::{epilogue_constants, forward_grid, geometry_constants, sizes, STATS_BLOCK};
 use super::cooperative::{large_tile_kernel, splice_large_tiles};
 use super::device::ConvDevice;
 use super::phases::{phase_axis, PhaseAxis};
 use super::split_k::{split_k_chunk, split_k_dispatches, SPLIT_K_SCRATCH_BYTES};
-use super::tile::{ConvTile, TileKind};
+use super::tile::{ConvTile, TileKind, MM_SPLIT_MAX};
 use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily, Shader};
 use crate::error::Result;
+use crate::kernels::shaders::{variant, CONV2D_SPLIT_K_EPILOGUE};
 use crate::kernels::{groups_for, u32_of};
 use crate::shape::{Conv2dGeom, DType, Epilogue};
 
@@ -54,11 +58,42 @@ pub(super) fn mm_workgroup_bytes(tile: &ConvTile) -> usize {
 /// the default where its grid has at least 2 workgroups per compute unit (`GPU_UNITS`), else
 /// the block tile stays first and these go to the tuner.
 pub(super) fn mm_tiles<'a>(dev: impl Into<ConvDevice<'a>>, g: &Conv2dGeom) -> (Vec<ConvTile>, bool) {
-    let rows = g.cout / g.args.groups;
-    let tiles = mm_tile_set(dev.into(), rows);
-    let workgroups = |t: &ConvTile| (g.n * g.oh * g.ow).div_ceil(MM_PIXELS) * g.args.groups * rows.div_ceil(t.ocb);
-    let first = tiles.first().is_some_and(|t| workgroups(t) >= 2 * GPU_UNITS);
+    let tiles = mm_tile_set(dev.into(), g.cout / g.args.groups);
+    let first = tiles.first().is_some_and(|t| mm_workgroups(g, t) >= 2 * GPU_UNITS);
     (tiles, first)
+}
+
+/// The workgroups of the large tile `tile`'s forward grid over `g`, unsplit.
+fn mm_workgroups(g: &Conv2dGeom, tile: &ConvTile) -> usize {
+    let rows = g.cout / g.args.groups;
+    (g.n * g.oh * g.ow).div_ceil(MM_PIXELS) * g.args.groups * rows.div_ceil(tile.ocb)
+}
+
+/// The fewest chunks of K (16 rows each) a slice of a split forward runs: a slice also loads
+/// its first chunk before any multiply-add and stores a raw sum per output (which the second
+/// pass reads back), so fewer would spend a large share of its time on those.
+pub(super) const MM_SPLIT_MIN_CHUNKS: usize = 8;
+
+/// The large tile `tile` split over K so that its forward grid over `g` gives every compute
+/// unit (`GPU_UNITS`) 2 workgroups: the fewest slices that do, at most `MM_SPLIT_MAX`, each of
+/// at least `MM_SPLIT_MIN_CHUNKS` chunks, their raw sums at most `SPLIT_K_SCRATCH_BYTES`; the
+/// count is the launcher's (K's chunks shared out evenly, no slice empty). None where the grid
+/// fills the GPU unsplit or fewer than 2 slices are possible.
+pub(super) fn mm_split_tile(g: &Conv2dGeom, tile: ConvTile) -> Option<ConvTile> {
+    let workgroups = mm_workgroups(g, &tile).max(1);
+    let chunks = split_chunks(g);
+    let outputs = (g.n * g.cout * g.oh * g.ow * 4).max(1);
+    let most = (chunks / MM_SPLIT_MIN_CHUNKS)
+        .min(MM_SPLIT_MAX)
+        .min(SPLIT_K_SCRATCH_BYTES / outputs);
+    let want = (2 * GPU_UNITS).div_ceil(workgroups).min(most);
+    let slices = chunks.div_ceil(chunks.div_ceil(want.max(1)));
+    (workgroups < 2 * GPU_UNITS && slices >= 2).then(|| tile.split(slices))
+}
+
+/// The chunks of 16 K rows of `g`'s forward (a group's input channels x taps).
+fn split_chunks(g: &Conv2dGeom) -> usize {
+    ((g.cin / g.args.groups) * g.kh * g.kw).div_ceil(16)
 }
 
 /// The large tiles for `rows` tile rows per group on `dev` (128 x 128 first): none without the
@@ -105,11 +140,26 @@ pub(super) fn offer_mm_tiles(
     candidates: &mut Vec<ConvTile>,
     why: &mut String,
 ) -> bool {
-    let (tiles, first) = mm_tiles(dev, g);
+    let (mut tiles, mut first) = mm_tiles(dev, g);
+    let rows = g.cout / g.args.groups;
+    let split = match (first, tiles.first()) {
+        (false, Some(&t)) => mm_split_tile(g, t),
+        _ => None,
+    };
+    if let Some(t) = split {
+        // the split tile first: it fills the GPU where the unsplit ones do not
+        tiles.insert(0, t);
+        first = true;
+    }
     splice_large_tiles(dev, candidates, usize::from(!first), &tiles, storage);
     match first {
+        true if split.is_some() => {
+            *why = format!(
+                "gpu family, {rows} channels per group, large tiles split over K ({}) filling {GPU_UNITS} compute units twice",
+                split.map_or(1, |t| t.slices())
+            )
+        }
         true => {
-            let rows = g.cout / g.args.groups;
             *why = format!("gpu family, {rows} channels per group, large tiles filling {GPU_UNITS} compute units twice")
         }
         false if !tiles.is_empty() => why.push_str("; large tiles for the tuner"),
@@ -119,9 +169,10 @@ pub(super) fn offer_mm_tiles(
 }
 
 /// y = act(conv2d(x, w) [+ bias] [+ residual]) through `kernel` (conv2d_fwd_mm; its tests pass
-/// copies with a barrier removed) in the large tile `tile` (`ConvTile::MM_128` or `MM_64`);
-/// with `b.stats`, the statistics of its 128-pixel blocks into a scratch buffer and a second
-/// dispatch that condenses them into `b.stats`.
+/// copies with a barrier removed) in the large tile `tile` (`ConvTile::MM_128` or `MM_64`, or
+/// either split over K); with `b.stats`, the statistics of its 128-pixel blocks into a scratch
+/// buffer and a second dispatch that condenses them into `b.stats`. Split, the raw sums of its
+/// slices into scratch and `split_k_epilogue` after it.
 pub fn forward_mm(
     gpu: &Gpu,
     kernel: &'static Shader,
@@ -132,6 +183,9 @@ pub fn forward_mm(
     b: &ForwardBuffers<'_>,
 ) -> Result<Vec<Dispatch>> {
     check_mm_tile(gpu, tile, "conv2d_fwd_mm")?;
+    if let TileKind::MmSplit { .. } = tile.kind {
+        return forward_mm_split(gpu, [kernel, &CONV2D_SPLIT_K_EPILOGUE], g, tile, epi, storage, b);
+    }
     let fine = match b.stats {
         Some(_) => {
             let bytes = (g.n * g.oh * g.ow).div_ceil(MM_PIXELS) * g.cout * 2 * 4;
@@ -139,31 +193,157 @@ pub fn forward_mm(
         }
         None => None,
     };
-    let mut constants = geometry_constants(g);
+    let mut constants = mm_constants(g, tile);
     constants.extend(epilogue_constants(epi, b.bias, b.residual));
-    constants.push(("BM", tile.ocb as f64));
     constants.push(("STATS", f64::from(u8::from(fine.is_some()))));
-    constants.push(("VEC4", f64::from(u8::from((g.oh * g.ow).is_multiple_of(4)))));
-    // the aligned variants: whole tiles in every dimension, no padding
-    let kdim = (g.cin / g.args.groups) * g.kh * g.kw;
-    let full = (g.cout / g.args.groups).is_multiple_of(tile.ocb)
-        && kdim.is_multiple_of(16)
-        && (g.n * g.oh * g.ow).is_multiple_of(MM_PIXELS);
-    constants.push(("FULL_TILES", f64::from(u8::from(full))));
-    constants.push(("UNPADDED", f64::from(u8::from(g.args.padding == [0, 0]))));
     let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, Some(storage))?, &constants)?;
     let grid = forward_grid(g, MM_PIXELS, tile.ocb)?;
+    let [x, w, bias, residual, y, partials, y4, res4] = epilogue_bindings(gpu, b, fine.as_ref());
+    let none = gpu.dummy_rw();
     let conv = Dispatch::new(
         gpu,
         pipeline,
-        &sizes(g)?,
-        &epilogue_bindings(gpu, b, fine.as_ref()),
+        &mm_params(g, split_chunks(g))?,
+        &[x, w, bias, residual, y, partials, y4, res4, none, none],
         grid,
     )?;
     match (fine, b.stats) {
         (Some(fine), Some(stats)) => Ok(vec![conv, condense_stats(gpu, g, MM_PIXELS, &fine, stats)?]),
         _ => Ok(vec![conv]),
     }
+}
+
+/// The override constants of conv2d_fwd_mm in `tile` over `g` but the epilogue's and STATS:
+/// the geometry, BM, VEC4, the aligned variants (FULL_TILES: whole tiles in every dimension;
+/// UNPADDED: every tap inside the image, `taps_inside`), SPLIT_K.
+fn mm_constants(g: &Conv2dGeom, tile: ConvTile) -> Vec<(&'static str, f64)> {
+    let mut constants = geometry_constants(g);
+    constants.push(("BM", tile.ocb as f64));
+    constants.push(("VEC4", f64::from(u8::from((g.oh * g.ow).is_multiple_of(4)))));
+    let kdim = (g.cin / g.args.groups) * g.kh * g.kw;
+    let full = (g.cout / g.args.groups).is_multiple_of(tile.ocb)
+        && kdim.is_multiple_of(16)
+        && (g.n * g.oh * g.ow).is_multiple_of(MM_PIXELS);
+    constants.push(("FULL_TILES", f64::from(u8::from(full))));
+    constants.push(("UNPADDED", f64::from(u8::from(taps_inside(g)))));
+    constants.push(("SPLIT_K", f64::from(u8::from(tile.slices() > 1))));
+    constants
+}
+
+/// Whether every tap of every output pixel of `g` lies inside its input: no padding, and the
+/// last output's window ends inside the image. Not implied by the padding alone: a stride
+/// phase of an input gradient run as a forward (`backward_data`'s phases) has no padding but
+/// more outputs than its taps reach inside dy (its last rows read past the edge as zeros).
+fn taps_inside(g: &Conv2dGeom) -> bool {
+    let a = &g.args;
+    let fits = |out: usize, k: usize, i: usize, size: usize| {
+        out == 0 || (out - 1) * a.stride[i] + (k.max(1) - 1) * a.dilation[i] < size
+    };
+    a.padding == [0, 0] && fits(g.oh, g.kh, 0, g.h) && fits(g.ow, g.kw, 1, g.w)
+}
+
+/// conv2d_fwd_mm's Params: the conv's sizes, then `kc`, the chunks of K per slice.
+fn mm_params(g: &Conv2dGeom, kc: usize) -> Result<Vec<u32>> {
+    let mut params = sizes(g)?.to_vec();
+    params.push(u32_of("conv2d K chunks per slice", kc)?);
+    Ok(params)
+}
+
+/// `forward_mm` in the split large tile `tile` (`TileKind::MmSplit`), K's chunks shared out
+/// evenly among at most its slices: `kernels[0]` (conv2d_fwd_mm) stores each slice's raw sums
+/// into scratch (its grid's z runs over the slices too), then `kernels[1]`
+/// (conv2d_split_k_epilogue; its tests pass a copy with its barrier removed) adds them, applies
+/// the epilogue and, with `b.stats`, writes the statistics.
+pub fn forward_mm_split(
+    gpu: &Gpu,
+    kernels: [&'static Shader; 2],
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+) -> Result<Vec<Dispatch>> {
+    check_mm_tile(gpu, tile, "conv2d_fwd_mm")?;
+    let [kernel, epilogue] = kernels;
+    let chunks = split_chunks(g);
+    let slices = tile.slices();
+    if tile.kind != (TileKind::MmSplit { slices }) {
+        return Err(tile.refuse("conv2d_fwd_mm's split launcher takes a split tile"));
+    }
+    let kc = chunks.div_ceil(slices).max(1);
+    let slices = chunks.div_ceil(kc).max(1);
+    let outputs = g.n * g.cout * g.oh * g.ow;
+    let part = gpu.shared_scratch("conv2d split-K partial sums", (slices * outputs * 4) as u64)?;
+    let mut constants = mm_constants(g, tile);
+    constants.extend(epilogue_constants(Epilogue::default(), None, None));
+    constants.push(("STATS", 0.0));
+    let pipeline = gpu.pipeline(large_tile_kernel(gpu, kernel, tile, Some(storage))?, &constants)?;
+    let mut grid = forward_grid(g, MM_PIXELS, tile.ocb)?;
+    grid[2] = u32_of("conv2d channel blocks x K slices", grid[2] as usize * slices)?;
+    let (d, none) = (gpu.dummy(), gpu.dummy_rw());
+    let conv = Dispatch::new(
+        gpu,
+        pipeline,
+        &mm_params(g, kc)?,
+        &[b.x, b.w, d, d, none, none, none, d, &part, &part],
+        grid,
+    )?;
+    Ok(vec![
+        conv,
+        split_k_epilogue(gpu, epilogue, g, slices, &part, epi, storage, b)?,
+    ])
+}
+
+/// The dispatch that adds the `slices` slices of raw sums in `part` ((slices, N, Cout, OH, OW)
+/// f32) into y = act(sum [+ bias] [+ residual]) and, with `b.stats`, writes y's statistics in
+/// `STATS_BLOCK` blocks (conv2d_split_k_epilogue: a workgroup per block of one channel).
+#[allow(clippy::too_many_arguments)]
+fn split_k_epilogue(
+    gpu: &Gpu,
+    kernel: &'static Shader,
+    g: &Conv2dGeom,
+    slices: usize,
+    part: &wgpu::Buffer,
+    epi: Epilogue,
+    storage: DType,
+    b: &ForwardBuffers<'_>,
+) -> Result<Dispatch> {
+    let plane = g.oh * g.ow;
+    let pixels = g.n * plane;
+    let mut constants = epilogue_constants(epi, b.bias, b.residual).to_vec();
+    constants.push(("STATS", f64::from(u8::from(b.stats.is_some()))));
+    constants.push(("VEC4", f64::from(u8::from(plane.is_multiple_of(4)))));
+    let pipeline = gpu.pipeline(variant(gpu, kernel, storage)?, &constants)?;
+    let d = gpu.dummy();
+    let residual = b.residual.unwrap_or(d);
+    let outputs = pixels * g.cout;
+    let moved = slices * outputs * 4 + outputs * storage.size() * (1 + usize::from(b.residual.is_some()));
+    Ok(Dispatch::new(
+        gpu,
+        pipeline,
+        &[
+            u32_of("conv2d batch", g.n)?,
+            u32_of("conv2d output channels", g.cout)?,
+            u32_of("conv2d output plane", plane)?,
+            slices as u32,
+        ],
+        &[
+            part,
+            part,
+            b.bias.unwrap_or(d),
+            residual,
+            b.y,
+            b.stats.unwrap_or(gpu.dummy_rw()),
+            b.y,
+            residual,
+        ],
+        grid_1d(groups_for(
+            "conv2d statistics blocks",
+            pixels.div_ceil(STATS_BLOCK) * g.cout,
+            1,
+        )?),
+    )?
+    .moving(moved))
 }
 
 /// Weight columns per workgroup of conv2d_bwd_weight_mm (its BN).

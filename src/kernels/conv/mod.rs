@@ -39,7 +39,7 @@ pub use backward_weight::{
 pub use buffers::{ForwardBuffers, Placement, WeightGradientBuffers};
 pub use constants::{FWD_PIXELS, STATS_BLOCK};
 pub use forward::{forward, forward_block, forward_depthwise, forward_depthwise_vec4, forward_tiled};
-pub use mm::{backward_data_mm, backward_weight_mm, forward_mm};
+pub use mm::{backward_data_mm, backward_weight_mm, forward_mm, forward_mm_split};
 pub use phases::{transposes_to_forward, Phase, PhaseAxis};
 pub use tile::{ConvTile, TileKind};
 pub use tune::{key as tuner_key, recorded_tile};

@@ -57,7 +57,7 @@ pub(super) fn split_k_dispatches(
     if chunks == 1 {
         return Ok(vec![Dispatch::with_resources(gpu, pipeline, &params, &bind(dw), grid)?]);
     }
-    let part = gpu.scratch_buffer("conv2d weight-gradient partial sums", (chunks * len * 4) as u64)?;
+    let part = gpu.shared_scratch("conv2d weight-gradient partial sums", (chunks * len * 4) as u64)?;
     let partial = Dispatch::with_resources(gpu, pipeline, &params, &bind(&part), grid)?;
     let reduce_pipeline = gpu.pipeline(&SPLIT_K_REDUCE, &[("WG", 256.0)])?;
     let reduce = Dispatch::new(

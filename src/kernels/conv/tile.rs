@@ -66,6 +66,11 @@ pub enum TileKind {
     /// output channels x `MM_PIXELS` pixels per workgroup of 256, 8 x 8 (or 4 x 8) outputs per
     /// invocation.
     Mm,
+    /// conv2d_fwd_mm's tiles with K split into `slices` slices (the forward only, in f32): a
+    /// workgroup per slice and block, each slice's raw sums into scratch, and a second dispatch
+    /// (conv2d_split_k_epilogue) that adds them, applies the epilogue and writes the statistics;
+    /// for grids too small to fill a GPU (`mm::mm_split_tile`).
+    MmSplit { slices: usize },
     /// The same tiles in the kernels' cooperative variants (the gpu family's mixed precision
     /// where the device has cooperative matrices): f16 operands, the products on 16x16x16
     /// fragments accumulated in f32.
@@ -110,9 +115,25 @@ impl ConvTile {
         }
     }
 
-    /// Whether this is a large tile, in f32 or on cooperative matrices.
+    /// Whether this is a large tile, in f32 (split over K or not) or on cooperative matrices.
     pub(super) fn is_large(&self) -> bool {
-        matches!(self.kind, TileKind::Mm | TileKind::CoopMm)
+        matches!(self.kind, TileKind::Mm | TileKind::MmSplit { .. } | TileKind::CoopMm)
+    }
+
+    /// This large tile with K split into `slices` slices.
+    pub(super) fn split(self, slices: usize) -> ConvTile {
+        ConvTile {
+            kind: TileKind::MmSplit { slices },
+            ..self
+        }
+    }
+
+    /// The K slices of a split tile; 1 for any other.
+    pub(super) fn slices(&self) -> usize {
+        match self.kind {
+            TileKind::MmSplit { slices } => slices,
+            _ => 1,
+        }
     }
 
     /// The default on `gpu` for a tile whose rows are channels of a group with `rows` channels
@@ -187,7 +208,7 @@ impl ConvTile {
     /// single workgroup covers them all (then the only block).
     pub fn writes_stats_blocks(&self, pixels: usize) -> bool {
         let covers = self.wg * self.pixels();
-        let staged = matches!(self.kind, TileKind::Block | TileKind::Mm | TileKind::CoopMm);
+        let staged = matches!(self.kind, TileKind::Block) || self.is_large();
         staged || covers == STATS_BLOCK || (covers < STATS_BLOCK && pixels <= covers)
     }
 
@@ -231,7 +252,8 @@ impl ConvTile {
 
     /// The tuner's record of the tile: [ocb, wg] for a register tile, [ocb, wg, 1] a block tile,
     /// [ocb, wg, 2, px] through a texture, [ocb, wg, 4] a large tile, [ocb, wg, 5] a large tile
-    /// on cooperative matrices (3 was the old cooperative block tile: no longer read).
+    /// on cooperative matrices (3 was the old cooperative block tile: no longer read), [ocb, wg,
+    /// 6, slices] a large tile split over K.
     pub(super) fn record(&self) -> Vec<usize> {
         match self.kind {
             TileKind::Register => vec![self.ocb, self.wg],
@@ -239,6 +261,7 @@ impl ConvTile {
             TileKind::Texture { px } => vec![self.ocb, self.wg, 2, px],
             TileKind::Mm => vec![self.ocb, self.wg, 4],
             TileKind::CoopMm => vec![self.ocb, self.wg, 5],
+            TileKind::MmSplit { slices } => vec![self.ocb, self.wg, 6, slices],
         }
     }
 
@@ -249,6 +272,7 @@ impl ConvTile {
             [ocb, wg, 2, px] => (ocb, wg, TileKind::Texture { px }),
             [ocb, wg, 4] => (ocb, wg, TileKind::Mm),
             [ocb, wg, 5] => (ocb, wg, TileKind::CoopMm),
+            [ocb, wg, 6, slices] => (ocb, wg, TileKind::MmSplit { slices }),
             _ => return None,
         };
         Some(ConvTile { ocb, wg, kind })
@@ -271,9 +295,12 @@ impl ConvTile {
                 }
                 return Ok(());
             }
-            TileKind::Mm | TileKind::CoopMm => {
+            TileKind::Mm | TileKind::CoopMm | TileKind::MmSplit { .. } => {
                 if self.ocb != 128 && self.ocb != 64 || self.wg != 256 {
                     return Err(self.refuse("the large tiles are 128 or 64 channels x 128 pixels, 256 invocations"));
+                }
+                if matches!(self.kind, TileKind::MmSplit { slices } if !(2..=MM_SPLIT_MAX).contains(&slices)) {
+                    return Err(self.refuse(&format!("a split tile takes 2 to {MM_SPLIT_MAX} K slices")));
                 }
                 return Ok(());
             }
@@ -291,7 +318,7 @@ impl ConvTile {
     /// `check` for the register and texture backward kernels (the launchers route block tiles
     /// to the block kernels before they get here).
     pub(super) fn check_backward(&self) -> Result<()> {
-        if matches!(self.kind, TileKind::Block | TileKind::Mm | TileKind::CoopMm) {
+        if matches!(self.kind, TileKind::Block) || self.is_large() {
             return Err(self.refuse("this backward kernel takes register or texture tiles, not a forward's block tile"));
         }
         self.check()
@@ -306,6 +333,9 @@ pub(super) const BLOCK_PIXELS: usize = 64;
 
 /// Output channels per workgroup of conv2d_fwd_block (its BM).
 pub(super) const BLOCK_CHANNELS: usize = 64;
+
+/// The most K slices a split large tile takes.
+pub(super) const MM_SPLIT_MAX: usize = 32;
 
 /// The fewest channels per group for which the gpu family's forward defaults to the block tile.
 pub(super) const BLOCK_MIN_ROWS: usize = 32;

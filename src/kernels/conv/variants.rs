@@ -10,7 +10,7 @@ use std::fmt;
 use super::constants::{tap_window, taps_outer, STATS_BLOCK, WG};
 use super::cooperative::splice_large_tiles;
 pub use super::device::ConvDevice;
-use super::mm::{mm_phases_fit, mm_tiles, mm_weight_tiles, offer_mm_tiles, GPU_UNITS};
+use super::mm::{mm_phases_fit, mm_split_tile, mm_tiles, mm_weight_tiles, offer_mm_tiles, GPU_UNITS};
 use super::phases::{stride_phases, transposed_geometry, transposes_to_forward, Phase};
 use super::texture;
 use super::tile::{ConvTile, TileKind};
@@ -190,9 +190,9 @@ pub fn forward(dev: ConvDevice<'_>, g: &Conv2dGeom, storage: DType, stats: bool)
     if stats {
         tuner += " with statistics";
     }
-    let kernel = match candidates[0].kind {
-        TileKind::Mm | TileKind::CoopMm => CONV2D_FWD_MM.name,
-        _ => shader.name,
+    let kernel = match candidates[0].is_large() {
+        true => CONV2D_FWD_MM.name,
+        false => shader.name,
     };
     let tiles = Tiled { tuner, candidates };
     Ok(Choice::new(Forward::Tiled { kernel, tiles }, why))
@@ -295,6 +295,19 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> C
         candidates.insert(0, ConvTile::BLOCK);
         let mut why = format!("gpu family, stride 1, {cin_g} input channels per group: the block forward of dy");
         offer_mm(&mut candidates, &mut why, &mut tuner);
+        // where conv2d_bwd_data_mm's grid falls short: the large-tile forward of dy split over K
+        let split = match (mm_first, mm.first()) {
+            (false, Some(&t)) => mm_split_tile(&transposed_geometry(g), t),
+            _ => None,
+        };
+        if let Some(t) = split {
+            candidates.insert(0, t);
+            tuner += " or the split conv2d_fwd_mm of dy";
+            why = format!(
+                "gpu family, stride 1, {cin_g} input channels per group: the large-tile forward of dy split over K ({}) filling {GPU_UNITS} compute units twice",
+                t.slices()
+            );
+        }
         why
     } else {
         "register tiles per stride phase".to_string()
@@ -545,6 +558,7 @@ pub fn tile_name(t: &ConvTile) -> String {
         TileKind::Texture { px } => format!("{} rows x {} lanes x {px} pixels", t.ocb, t.wg),
         TileKind::Mm => format!("mm {}x128", t.ocb),
         TileKind::CoopMm => format!("mm {}x128 on cooperative matrices", t.ocb),
+        TileKind::MmSplit { slices } => format!("mm {}x128 split over K in {slices}", t.ocb),
     }
 }
 
@@ -578,6 +592,7 @@ impl fmt::Display for InputGradient {
                     "conv2d_bwd_data_mm, every stride phase in one dispatch ({t}; tuner: {})",
                     t.tuner
                 ),
+                TileKind::MmSplit { .. } => write!(f, "conv2d_fwd_mm of dy split over K ({t}; tuner: {})", t.tuner),
                 _ => write!(f, "conv2d_bwd_data ({t})"),
             },
         }

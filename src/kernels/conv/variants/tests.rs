@@ -203,17 +203,33 @@ fn large_tiles_lead_where_their_grid_fills_a_gpu() {
         other => panic!("not tiled: {other:?}"),
     };
     // ResNet-50 at batch 32, with and without statistics: 784 tiles of 64 x 128 at 56x56
-    // (>= 2 x 132 compute units); 196 of 128 x 128 at 28x28, 98 at 14x14: the block tile
+    // (>= 2 x 132 compute units); 196 of 128 x 128 at 28x28, 98 at 14x14: split over K into
+    // the fewest slices that reach 264 workgroups, the block tile after the large tiles
     let (m64, block) = (ConvTile::MM_64, ConvTile::BLOCK);
-    for (c, hw, first) in [(64, 56, m64), (128, 28, block), (256, 14, block)] {
+    let split = |t: ConvTile, slices| t.split(slices);
+    let m128 = ConvTile::MM_128;
+    for (c, hw, first) in [(64, 56, m64), (128, 28, split(m128, 2)), (256, 14, split(m128, 3))] {
         for stats in [false, true] {
             let t = tiles(&d, geom(32, c, hw, c, 3, 1, 1), stats);
             assert_eq!(
                 (t[0], t.contains(&m64), t.contains(&ConvTile::MM_128)),
                 (first, true, c > 64)
             );
+            if c > 64 {
+                assert_eq!(t[1..4], [m128, m64, block]);
+            }
         }
     }
+    // ResNet-18's 7x7 stage at batch 8: 16 tiles of 128 x 128, 288 chunks of K in 17 slices of
+    // 17; at batch 2 the 2 MB of raw sums per slice allow 32 slices of 9 chunks
+    let t = tiles(&d, geom(8, 512, 7, 512, 3, 1, 1), true);
+    assert_eq!(t[..3], [split(m128, 17), m128, m64]);
+    let c = forward(d.dev(), &geom(8, 512, 7, 512, 3, 1, 1), DType::F32, false).unwrap();
+    assert!(c.why.contains("split over K (17)"), "{}", c.why);
+    assert_eq!(tiled_first(&c).0, "conv2d_fwd_mm");
+    assert_eq!(tiles(&d, geom(2, 512, 7, 512, 3, 1, 1), false)[0], split(m128, 32));
+    // K too short to split (a 1x1 of 64 channels: 4 chunks): the block tile first
+    assert_eq!(tiles(&d, geom(2, 64, 7, 128, 1, 1, 1), false)[0], block);
     let r50 = forward(d.dev(), &geom(32, 64, 56, 64, 3, 1, 1), DType::F32, false).unwrap();
     assert_eq!(tiled_first(&r50).0, "conv2d_fwd_mm");
     // WebGPU's 16 KiB of workgroup memory, or groups of 32 channels: no large tiles
@@ -230,8 +246,11 @@ fn large_tiles_lead_where_their_grid_fills_a_gpu() {
     let t = input(&d, geom(32, 64, 56, 64, 3, 1, 1));
     assert_eq!(t.candidates[0], m64);
     assert!(t.tuner.ends_with(" or conv2d_bwd_data_mm"), "{}", t.tuner);
+    // ResNet-50's 14x14 3x3 at batch 32 (98 tiles of 128 x 128): the forward of dy split over K
+    // in 3 first, the block forward and the large tiles for the tuner
     let t = input(&d, geom(32, 256, 14, 256, 3, 1, 1));
-    assert_eq!(t.candidates[..3], [block, ConvTile::MM_128, m64]);
+    assert_eq!(t.candidates[..4], [split(m128, 3), block, ConvTile::MM_128, m64]);
+    assert!(t.tuner.ends_with(" or the split conv2d_fwd_mm of dy"), "{}", t.tuner);
     let t = input(&d, geom(32, 64, 56, 128, 3, 2, 1));
     assert_eq!(t.candidates, [m64, block]);
     assert_eq!(t.tuner, "conv2d_fwd_block per phase or conv2d_bwd_data_mm");
