@@ -31,8 +31,8 @@ pub(crate) struct GpuInner {
     pub policy: super::KernelPolicy,
     /// Scratch operand textures by size (see `device::texture`).
     pub operand_textures: std::sync::Mutex<std::collections::HashMap<(u32, u32, u32), Arc<super::OperandTexture>>>,
-    /// The split-K partial sums' buffer every split kernel shares (`shared_scratch`).
-    pub shared_scratch: std::sync::Mutex<Option<wgpu::Buffer>>,
+    /// The scratch buffers kernel launchers share, one per kind (`shared_scratch`).
+    pub shared_scratch: std::sync::Mutex<std::collections::HashMap<super::Scratch, wgpu::Buffer>>,
     /// Their staging buffers by size, shared by every texture of that size, pooled or kept.
     pub operand_staging: std::sync::Mutex<std::collections::HashMap<(u32, u32), super::texture::Staging>>,
     /// The first error the device reported outside an error scope (out of memory, validation)
@@ -648,35 +648,6 @@ impl Gpu {
                 reason: reason.clone(),
             }),
         }
-    }
-
-    /// A storage buffer a kernel launcher keeps for itself (split-K partial sums, reduction
-    /// rows), checked against the binding limit; the bind groups that use it keep it alive.
-    pub(crate) fn scratch_buffer(&self, what: &'static str, bytes: u64) -> Result<wgpu::Buffer> {
-        self.check_binding(what, bytes)?;
-        Ok(self.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some(what),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        }))
-    }
-
-    /// A scratch buffer of at least `bytes` shared by every kernel launcher whose scratch lives
-    /// only from one dispatch to the next one (the split-K partial sums: a split kernel writes
-    /// them, and the reduction right after it reads them): the queue runs dispatches in order,
-    /// so one buffer as large as the largest serves a whole plan, and every plan, where a buffer
-    /// per conv would hold hundreds of megabytes (ResNet-50's split convs at batch 32). Grows by
-    /// replacing it; the bind groups built on a smaller one keep theirs alive.
-    pub(crate) fn shared_scratch(&self, what: &'static str, bytes: u64) -> Result<wgpu::Buffer> {
-        self.check_binding(what, bytes)?;
-        let mut held = super::lock(&self.inner.shared_scratch);
-        if let Some(b) = held.as_ref().filter(|b| b.size() >= bytes.max(4)) {
-            return Ok(b.clone());
-        }
-        let b = self.scratch_buffer("split-K partial sums (shared)", bytes.max(4))?;
-        *held = Some(b.clone());
-        Ok(b)
     }
 
     /// Check that a storage binding of `bytes` fits this device; names `what` if not.

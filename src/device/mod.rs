@@ -10,6 +10,7 @@ mod info;
 mod pipeline;
 mod policy;
 mod readback;
+mod scratch;
 mod serial;
 mod texture;
 mod timer;
@@ -24,6 +25,7 @@ pub use policy::{KernelFamily, KernelPolicy, Overrides};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::map_read_after;
 pub use readback::{map_read, read_buffer};
+pub use scratch::Scratch;
 pub use serial::{Held, SerialGuard};
 pub(crate) use texture::TEXEL_BYTES;
 pub use texture::{OperandTexture, OPERAND_FORMAT};

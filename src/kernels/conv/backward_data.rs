@@ -14,7 +14,7 @@ use super::tune::{choose, Rows};
 use super::variants::{
     self, depthwise_staged_fits, depthwise_transposed_vec4_fits, depthwise_vec4_fits, InputGradient,
 };
-use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::device::{grid_1d, Dispatch, Gpu, Scratch};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{
     CONV2D_BWD_DATA, CONV2D_BWD_DATA_DEPTHWISE_VEC4, CONV2D_BWD_DATA_MM, CONV2D_BWD_DATA_NARROW, CONV2D_FWD_BLOCK,
@@ -246,7 +246,7 @@ fn through_forward_phases(
             })?);
         } else {
             let bytes = (planes * py.count * px.count * 4) as u64;
-            let phase = gpu.scratch_buffer("conv2d input-gradient phase", bytes)?;
+            let phase = gpu.shared_scratch(Scratch::PhaseMap, "conv2d input-gradient phase", bytes)?;
             let into_phase = InputGradientBuffers { dx: &phase, ..into_dx };
             out.extend(through_forward(gpu, &weights, &geom, false, &into_phase, |t, b| {
                 forward(gpu, t, Epilogue::default(), DType::F32, b)
@@ -289,7 +289,11 @@ fn through_forward(
     }
     let (g, taps) = (&t.conv, t.taps);
     let (cout_g, [(_, _, th), (_, _, tw)]) = (g.cout / g.args.groups, taps);
-    let wt = gpu.scratch_buffer("conv2d transposed weights", (g.cin * cout_g * th * tw * 4) as u64)?;
+    let wt = gpu.shared_scratch(
+        Scratch::TransposedWeights,
+        "conv2d transposed weights",
+        (g.cin * cout_g * th * tw * 4) as u64,
+    )?;
     let transpose = transpose_weights(gpu, g, taps, w, &wt)?;
     let mut dispatches = vec![transpose];
     dispatches.extend(forward(geom, &ForwardBuffers::new(dy, &wt, dx))?);

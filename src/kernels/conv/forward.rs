@@ -13,7 +13,7 @@ use super::tune::{choose, Rows};
 use super::variants::{
     self, depthwise_staged_fits, depthwise_vec4_fits, depthwise_window, Forward, DEPTHWISE_HALO_MAX, DEPTHWISE_TILE,
 };
-use crate::device::{grid_1d, Dispatch, Gpu};
+use crate::device::{grid_1d, Dispatch, Gpu, Scratch};
 use crate::error::{Error, Result};
 use crate::kernels::shaders::{
     variant, CONV2D_FWD, CONV2D_FWD_BLOCK, CONV2D_FWD_DEPTHWISE, CONV2D_FWD_DEPTHWISE_VEC4, CONV2D_FWD_MM,
@@ -163,7 +163,7 @@ pub fn forward_block(
     let fine = match stats {
         Some(_) => {
             let bytes = pixels.div_ceil(BLOCK_PIXELS) * g.cout * 2 * 4;
-            Some(gpu.scratch_buffer("conv2d statistics of 64-pixel blocks", bytes as u64)?)
+            Some(gpu.shared_scratch(Scratch::FineStats, "conv2d statistics of 64-pixel blocks", bytes as u64)?)
         }
         None => None,
     };

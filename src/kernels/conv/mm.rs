@@ -17,7 +17,7 @@ use super::device::ConvDevice;
 use super::phases::{phase_axis, PhaseAxis};
 use super::split_k::{split_k_chunk, split_k_dispatches, SPLIT_K_SCRATCH_BYTES};
 use super::tile::{ConvTile, TileKind, MM_SPLIT_MAX};
-use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily, Shader};
+use crate::device::{grid_1d, Dispatch, Gpu, KernelFamily, Scratch, Shader};
 use crate::error::Result;
 use crate::kernels::shaders::{variant, CONV2D_SPLIT_K_EPILOGUE};
 use crate::kernels::{groups_for, u32_of};
@@ -189,7 +189,11 @@ pub fn forward_mm(
     let fine = match b.stats {
         Some(_) => {
             let bytes = (g.n * g.oh * g.ow).div_ceil(MM_PIXELS) * g.cout * 2 * 4;
-            Some(gpu.scratch_buffer("conv2d statistics of 128-pixel blocks", bytes as u64)?)
+            Some(gpu.shared_scratch(
+                Scratch::FineStats,
+                "conv2d statistics of 128-pixel blocks",
+                bytes as u64,
+            )?)
         }
         None => None,
     };
@@ -273,7 +277,11 @@ pub fn forward_mm_split(
     let kc = chunks.div_ceil(slices).max(1);
     let slices = chunks.div_ceil(kc).max(1);
     let outputs = g.n * g.cout * g.oh * g.ow;
-    let part = gpu.shared_scratch("conv2d split-K partial sums", (slices * outputs * 4) as u64)?;
+    let part = gpu.shared_scratch(
+        Scratch::SplitPartials,
+        "conv2d split-K partial sums",
+        (slices * outputs * 4) as u64,
+    )?;
     let mut constants = mm_constants(g, tile);
     constants.extend(epilogue_constants(Epilogue::default(), None, None));
     constants.push(("STATS", 0.0));

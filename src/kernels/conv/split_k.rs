@@ -4,7 +4,7 @@
 use super::buffers::WeightGradientBuffers;
 use super::constants::{geometry_constants, tap_window_constants};
 use super::tile::ConvTile;
-use crate::device::{grid_1d, Dispatch, Gpu, Resource};
+use crate::device::{grid_1d, Dispatch, Gpu, Resource, Scratch};
 use crate::error::Result;
 use crate::kernels::shaders::SPLIT_K_REDUCE;
 use crate::kernels::{groups_for, u32_of};
@@ -57,7 +57,11 @@ pub(super) fn split_k_dispatches(
     if chunks == 1 {
         return Ok(vec![Dispatch::with_resources(gpu, pipeline, &params, &bind(dw), grid)?]);
     }
-    let part = gpu.shared_scratch("conv2d weight-gradient partial sums", (chunks * len * 4) as u64)?;
+    let part = gpu.shared_scratch(
+        Scratch::SplitPartials,
+        "conv2d weight-gradient partial sums",
+        (chunks * len * 4) as u64,
+    )?;
     let partial = Dispatch::with_resources(gpu, pipeline, &params, &bind(&part), grid)?;
     let reduce_pipeline = gpu.pipeline(&SPLIT_K_REDUCE, &[("WG", 256.0)])?;
     let reduce = Dispatch::new(
