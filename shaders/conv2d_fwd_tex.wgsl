@@ -47,6 +47,12 @@ override IN_X0: u32 = 0u;
 // The taps (KH, KW, DH, DW, KY0 .. KX1) stay constants: as loop bounds from the Params they
 // cost a 1x1 conv's forward ~30% on lavapipe (BENCHMARKS.md).
 override SHAPE_IN_PARAMS: bool = false;
+// Whether the epilogue has a bias and a residual, read from the Params too (with
+// SHAPE_IN_PARAMS, by the same policy): a fused conv then shares its pipeline with every conv
+// of the same taps, tile and activation. The activation stays a constant: a switch on a
+// uniform code per output costs a CPU driver, which runs every case under a lane mask, up to
+// 2x on a 1x1 conv (BENCHMARKS.md).
+override EPILOGUE_IN_PARAMS: bool = false;
 
 struct Params {
     n: u32, cin: u32, h: u32, w: u32,
@@ -62,6 +68,8 @@ struct Params {
     in_x0: u32,
     // 1 / out_w, 1 / out_plane, 1 / per_band, rounded to f32 (`div_shape`)
     rcp_out_w: f32, rcp_out_plane: f32, rcp_per_band: f32,
+    // with EPILOGUE_IN_PARAMS, what HAS_BIAS and HAS_RESIDUAL hold
+    has_bias: u32, has_residual: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -161,7 +169,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
             continue;
         }
         for (var o = 0u; o < noc; o++) {
-            vals[o][j] = store_output(vals[o][j], oc0 + o, yb[j] + o * shape(DST_PLANE, p.dst_plane));
+            vals[o][j] = store_epilogue(vals[o][j], oc0 + o, yb[j] + o * shape(DST_PLANE, p.dst_plane));
         }
     }
 
@@ -174,6 +182,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         }
         write_block_stats(lid, left, noc, block, oc0, p.cout);
     }
+}
+
+// conv2d_epilogue's `store_output`, or with EPILOGUE_IN_PARAMS the same with whether it adds
+// the bias and the residual from the Params.
+fn store_epilogue(v: f32, oc: u32, at: u32) -> f32 {
+    if (!EPILOGUE_IN_PARAMS) {
+        return store_output(v, oc, at);
+    }
+    var o = v;
+    if (p.has_bias != 0u) {
+        o += bias[oc];
+    }
+    if (p.has_residual != 0u) {
+        o += f32(res[at]);
+    }
+    o = act(o);
+    y[at] = T(o);
+    return o;
 }
 
 // The texel of output channel oc's tap 0, channel block 0 in the packed weights.

@@ -2412,12 +2412,14 @@ fn conv2d_tuned_on_samples_of_wide_convs() {
     }
 }
 
-/// The texture forward with its shape in its Params builds one conv pipeline for convs with the
-/// same taps that differ in their maps' sizes, strides and padding, and stays exact; with the
-/// shape in override constants it builds one per conv. Fresh devices, so that other tests'
-/// pipelines do not count.
+/// The texture forward with its shape and its epilogue's bias and residual in its Params builds
+/// one conv pipeline for convs with the same taps and activation that differ in their maps'
+/// sizes, strides, padding, bias and residual, and stays exact; with them in override
+/// constants it builds one per conv.
+/// Fresh devices, so that other tests' pipelines do not count.
 #[test]
 fn texture_forward_shares_one_pipeline_across_shapes() {
+    use convoy::graph::{Act, Epilogue};
     use convoy::internals::kernels::conv::{self, ConvTile, TileKind};
     use convoy::ops::Conv2dGeom;
     let mut rng = Rng::new(41);
@@ -2440,24 +2442,35 @@ fn texture_forward_shares_one_pipeline_across_shapes() {
         let ws = [cout, cin, k, k];
         let w = rng.vec(ws.iter().product(), -0.5, 0.5);
         let wt = Tensor::from_slice(&dev, &w, ws).unwrap();
-        for (n, hw, stride, pad) in shapes {
+        let b = rng.vec(cout, -1.0, 1.0);
+        let bt = Tensor::from_slice(&dev, &b, [cout]).unwrap();
+        for (i, (n, hw, stride, pad)) in shapes.into_iter().enumerate() {
             let xs = [n, cin, hw, hw];
             let geom = Conv2dGeom::new(&xs.into(), &ws.into(), Conv2dArgs::new(stride, pad, 1, 1)).unwrap();
             let x = rng.vec(xs.iter().product(), -1.0, 1.0);
             let xt = Tensor::from_slice(&dev, &x, xs).unwrap();
+            let r = rng.vec(geom.out_shape().numel(), -1.0, 1.0);
+            let rt = Tensor::from_slice(&dev, &r, geom.out_shape()).unwrap();
+            // bias on every other shape, a residual on the others (in the Params with the
+            // shape: still one pipeline); the activation, a constant, the same for all
+            let (bias, act) = (i % 2 == 0, Act::Silu);
+            let epi = Epilogue { residual: !bias, act };
             let y = Tensor::empty(&dev, geom.out_shape()).unwrap(); // NaN: every output written
-            let ds = conv::forward_tiled(
-                &dev,
-                &geom,
-                tile,
-                Default::default(),
-                DType::F32,
-                &conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer()),
-            )
-            .unwrap();
-            dev.run(&ds);
-            let (want, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, None, stride, pad, 1, 1);
-            let what = format!("x{xs:?} s{stride} p{pad}, shape in params {in_params}");
+            let bufs = conv::ForwardBuffers {
+                bias: bias.then(|| bt.buffer()),
+                residual: (!bias).then(|| rt.buffer()),
+                ..conv::ForwardBuffers::new(xt.buffer(), wt.buffer(), y.buffer())
+            };
+            dev.run(&conv::forward_tiled(&dev, &geom, tile, epi, DType::F32, &bufs).unwrap());
+            let b64 = to_f64(&b);
+            let bias64 = bias.then_some(&b64[..]);
+            let (conv, _) = reference::conv2d(&to_f64(&x), xs, &to_f64(&w), ws, bias64, stride, pad, 1, 1);
+            let want: Vec<f64> = conv
+                .iter()
+                .zip(&r)
+                .map(|(&c, &r)| reference::activation(act, c + if bias { 0.0 } else { r as f64 }))
+                .collect();
+            let what = format!("x{xs:?} s{stride} p{pad} {}, shape in params {in_params}", act.name());
             assert_close(&what, &y.to_vec().unwrap(), &want, RTOL);
         }
         built.push(dev.pipeline_count());

@@ -86,7 +86,13 @@ pub fn forward(
         .filter(|(name, _)| !in_params || !matches!(*name, "SH" | "SW" | "PH" | "PW"))
         .collect();
     constants.extend(tap_window_constants(g));
-    constants.extend(epilogue_constants(epi, bias, residual));
+    // the bias and the residual in the Params with the shape (one pipeline for either), the
+    // activation a constant; else all constants
+    let epilogue = epilogue_constants(epi, bias, residual);
+    match in_params {
+        true => constants.extend([("EPILOGUE_IN_PARAMS", 1.0), epilogue[2], epilogue[3]]),
+        false => constants.extend(epilogue),
+    }
     constants.push(("STATS", f64::from(u8::from(stats.is_some()))));
     constants.push(("WG", tile.wg as f64));
     constants.push(("OCB", tile.ocb as f64));
@@ -98,16 +104,7 @@ pub fn forward(
     let shader = operand_variant(gpu, variant(gpu, &CONV2D_FWD_TEX, storage)?, tile.wg);
     let pipeline = gpu.pipeline(shader, &constants)?;
     let grid = forward_grid(g, tile.wg * px, tile.ocb)?;
-    let mut params = sizes(g)?.to_vec();
-    params.extend(l.words()?);
-    params.push(u32_of("conv2d packed weights per band", wl.per_band)?);
-    for (name, v) in shape {
-        params.push(u32_of(name, v)?);
-    }
-    // the reciprocals div_shape multiplies by
-    for d in [g.ow, g.oh * g.ow, l.per_band] {
-        params.push(((1.0 / d.max(1) as f64) as f32).to_bits());
-    }
+    let params = conv_params(g, &l, &wl, &shape, epilogue)?;
     let d = gpu.dummy();
     let conv = Dispatch::with_resources(
         gpu,
@@ -127,6 +124,30 @@ pub fn forward(
     out.extend(wpack);
     out.push(conv);
     Ok(out)
+}
+
+/// conv2d_fwd_tex's Params: the sizes, x's packed layout `l`, the weights' per band (of `wl`),
+/// the shape words, the reciprocals `div_shape` multiplies by, and whether the epilogue adds a
+/// bias and a residual (of its `epilogue` constants).
+fn conv_params(
+    g: &Conv2dGeom,
+    l: &PackedInput,
+    wl: &PackedInput,
+    shape: &[(&'static str, usize)],
+    epilogue: [(&'static str, f64); 4],
+) -> Result<Vec<u32>> {
+    let mut params = sizes(g)?.to_vec();
+    params.extend(l.words()?);
+    params.push(u32_of("conv2d packed weights per band", wl.per_band)?);
+    for &(name, v) in shape {
+        params.push(u32_of(name, v)?);
+    }
+    for d in [g.ow, g.oh * g.ow, l.per_band] {
+        params.push(((1.0 / d.max(1) as f64) as f32).to_bits());
+    }
+    // HAS_BIAS, HAS_RESIDUAL
+    params.extend([epilogue[0].1 as u32, epilogue[1].1 as u32]);
+    Ok(params)
 }
 
 /// The overrides SHAPE_IN_PARAMS moves into the Params, by name, in the Params' order; and
