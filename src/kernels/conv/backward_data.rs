@@ -79,19 +79,33 @@ pub fn backward_data_block(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
+    let b = InputGradientBuffers { dy, w, dx };
+    through_transposed_forward(gpu, g, ConvTile::BLOCK, "block", &b, |t, b| {
+        forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
+    })
+}
+
+/// The input gradient of the stride-1 conv `g` as `forward` (the `name` input gradient, in
+/// `tile`) of dy on the transposed geometry, every tap of the weights flipped and transposed
+/// first (`through_forward`); refused where `g` does not transpose to a forward.
+fn through_transposed_forward(
+    gpu: &Gpu,
+    g: &Conv2dGeom,
+    tile: ConvTile,
+    name: &str,
+    b: &InputGradientBuffers<'_>,
+    forward: impl FnOnce(&Conv2dGeom, &ForwardBuffers<'_>) -> Result<Vec<Dispatch>>,
+) -> Result<Vec<Dispatch>> {
     if !transposes_to_forward(g) {
-        return Err(
-            ConvTile::BLOCK.refuse("the block input gradient needs stride 1 and padding <= d*(K-1) on each axis")
-        );
+        return Err(tile.refuse(&format!(
+            "the {name} input gradient needs stride 1 and padding <= d*(K-1) on each axis"
+        )));
     }
     let weights = texture::TransposedWeights {
         conv: *g,
         taps: all_taps(g),
     };
-    let b = InputGradientBuffers { dy, w, dx };
-    through_forward(gpu, &weights, &transposed_geometry(g), false, &b, |t, b| {
-        forward_block(gpu, kernel, t, Epilogue::default(), DType::F32, b)
-    })
+    through_forward(gpu, &weights, &transposed_geometry(g), false, b, forward)
 }
 
 /// The input gradient of a stride-1 conv as the large-tile forward of dy split over K in `tile`
@@ -106,16 +120,9 @@ pub fn backward_data_split(
     w: &wgpu::Buffer,
     dx: &wgpu::Buffer,
 ) -> Result<Vec<Dispatch>> {
-    if !transposes_to_forward(g) {
-        return Err(tile.refuse("the split input gradient needs stride 1 and padding <= d*(K-1) on each axis"));
-    }
-    let weights = texture::TransposedWeights {
-        conv: *g,
-        taps: all_taps(g),
-    };
     let b = InputGradientBuffers { dy, w, dx };
     let kernels = [&CONV2D_FWD_MM, &CONV2D_SPLIT_K_EPILOGUE];
-    through_forward(gpu, &weights, &transposed_geometry(g), false, &b, |t, b| {
+    through_transposed_forward(gpu, g, tile, "split", &b, |t, b| {
         forward_mm_split(gpu, kernels, t, tile, Epilogue::default(), DType::F32, b)
     })
 }

@@ -140,30 +140,27 @@ pub(super) fn offer_mm_tiles(
     candidates: &mut Vec<ConvTile>,
     why: &mut String,
 ) -> bool {
-    let (mut tiles, mut first) = mm_tiles(dev, g);
+    let (mut tiles, fills) = mm_tiles(dev, g);
     let rows = g.cout / g.args.groups;
-    let split = match (first, tiles.first()) {
-        (false, Some(&t)) => mm_split_tile(g, t),
-        _ => None,
-    };
+    // where the first does not fill the GPU, it split over K first, if K allows
+    let split = tiles.first().and_then(|&t| mm_split_tile(g, t));
     if let Some(t) = split {
-        // the split tile first: it fills the GPU where the unsplit ones do not
         tiles.insert(0, t);
-        first = true;
     }
+    let first = fills || split.is_some();
     splice_large_tiles(dev, candidates, usize::from(!first), &tiles, storage);
-    match first {
-        true if split.is_some() => {
+    match split {
+        Some(t) => {
             *why = format!(
                 "gpu family, {rows} channels per group, large tiles split over K ({}) filling {GPU_UNITS} compute units twice",
-                split.map_or(1, |t| t.slices())
+                t.slices()
             )
         }
-        true => {
+        None if fills => {
             *why = format!("gpu family, {rows} channels per group, large tiles filling {GPU_UNITS} compute units twice")
         }
-        false if !tiles.is_empty() => why.push_str("; large tiles for the tuner"),
-        false => {}
+        None if !tiles.is_empty() => why.push_str("; large tiles for the tuner"),
+        None => {}
     }
     !tiles.is_empty()
 }
@@ -269,11 +266,10 @@ pub fn forward_mm_split(
 ) -> Result<Vec<Dispatch>> {
     check_mm_tile(gpu, tile, "conv2d_fwd_mm")?;
     let [kernel, epilogue] = kernels;
-    let chunks = split_chunks(g);
-    let slices = tile.slices();
-    if tile.kind != (TileKind::MmSplit { slices }) {
+    let TileKind::MmSplit { slices } = tile.kind else {
         return Err(tile.refuse("conv2d_fwd_mm's split launcher takes a split tile"));
-    }
+    };
+    let chunks = split_chunks(g);
     let kc = chunks.div_ceil(slices).max(1);
     let slices = chunks.div_ceil(kc).max(1);
     let outputs = g.n * g.cout * g.oh * g.ow;

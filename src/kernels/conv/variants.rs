@@ -296,10 +296,7 @@ pub fn input_gradient(dev: ConvDevice<'_>, g: &Conv2dGeom, operands: DType) -> C
         let mut why = format!("gpu family, stride 1, {cin_g} input channels per group: the block forward of dy");
         offer_mm(&mut candidates, &mut why, &mut tuner);
         // where conv2d_bwd_data_mm's grid falls short: the large-tile forward of dy split over K
-        let split = match (mm_first, mm.first()) {
-            (false, Some(&t)) => mm_split_tile(&transposed_geometry(g), t),
-            _ => None,
-        };
+        let split = mm.first().and_then(|&t| mm_split_tile(&transposed_geometry(g), t));
         if let Some(t) = split {
             candidates.insert(0, t);
             tuner += " or the split conv2d_fwd_mm of dy";
